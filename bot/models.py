@@ -1,0 +1,218 @@
+"""The persisted tables: reset requests, approvals and the hash-chained audit trail. Data only, no rules.
+
+Conventions kept here so that every query and every migration agrees:
+
+- every timestamp is UTC and timezone-aware in Python (``UTCDateTime``); SQLite has no timezone type, so the
+  column stores naive UTC and gives it back aware, and a naive value is refused at bind time rather than guessed;
+- enum-valued columns are plain strings (no native PostgreSQL ENUM), so adding a state is not a schema change;
+- constraint and index names follow ``NAMING_CONVENTION``, so Alembic (a later issue) can autogenerate, alter and
+  drop them by name on both databases;
+- no password, temporary password or TAP is ever stored in these tables; the audit detail is checked for keys
+  that look like one (``bot.services.audit.canonical_detail``).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from bot.services.lifecycle import RequestState
+
+#: Names for constraints and indexes, set before any table is declared (SQLAlchemy names them at declaration).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+#: The single row id of ``AuditHead``.
+AUDIT_HEAD_ID = 1
+
+#: Crockford's base-32 alphabet: digits and upper-case letters without I, L, O, U, so an id read over the phone
+#: or typed from a screenshot has no look-alikes. 32**6 ~ 10**9 ids; a collision is retried on insert.
+REQUEST_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REQUEST_ID_PREFIX = "R-"
+REQUEST_ID_LENGTH = 6
+_TYPO_FIXES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_REQUEST_ID_RE = re.compile(rf"R-[{REQUEST_ID_ALPHABET}]{{{REQUEST_ID_LENGTH}}}")
+
+
+def new_request_id() -> str:
+    """A fresh, unguessable request id such as ``R-7K3Q9M`` (``secrets``: ids appear in public channels)."""
+    return REQUEST_ID_PREFIX + "".join(secrets.choice(REQUEST_ID_ALPHABET) for _ in range(REQUEST_ID_LENGTH))
+
+
+def normalize_request_id(text: str) -> str | None:
+    """The canonical id for what a person typed (``r-7k3q9m``, ``7K3Q9M``, ``R-7K3Q9O``), or None if it is not one.
+
+    Case is ignored, the prefix is optional, and O/I/L are read as 0/1/1 as Crockford's scheme intends.
+    """
+    body = text.strip().upper().removeprefix(REQUEST_ID_PREFIX).replace("-", "").translate(_TYPO_FIXES)
+    candidate = REQUEST_ID_PREFIX + body
+    return candidate if _REQUEST_ID_RE.fullmatch(candidate) else None
+
+
+def utcnow() -> datetime:
+    """The current instant, UTC-aware; the one clock the store uses when the caller does not pass ``now``."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC-aware in Python, on SQLite (naive UTC text) and PostgreSQL (timestamptz).
+
+    Naive datetimes are refused: an instant without a zone is a bug waiting to become a wrong expiry.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        # SQLite stores text; keeping it naive-UTC keeps every stored value the same width, so that string
+        # comparison (expires_at <= :now) is time comparison.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _state_type() -> sa.Enum:
+    """A ``RequestState`` column stored as its value in a VARCHAR (no native ENUM, no CHECK to migrate)."""
+    return sa.Enum(
+        RequestState,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda enum: [member.value for member in enum],
+        validate_strings=True,
+    )
+
+
+class ResetRequest(SQLModel, table=True):
+    """One ``/reset`` request, from creation to its final state.
+
+    ``state`` only ever changes through ``bot.store.transition`` (a compare-and-set), which also bumps
+    ``version``, stamps ``updated_at`` and copies the old state into ``previous_state`` in the same UPDATE, so the
+    audit event can name the state the request really left.
+    """
+
+    __tablename__: ClassVar[Any] = "reset_request"
+    __table_args__: ClassVar[Any] = (
+        sa.Index(None, "state", "expires_at"),
+        sa.CheckConstraint("approvals_required BETWEEN 1 AND 2", name="approvals_required"),
+        sa.CheckConstraint("version >= 1", name="version"),
+    )
+
+    id: str = Field(default_factory=new_request_id, primary_key=True, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    #: Bumped by every transition and message attachment; lets a caller detect that its copy is stale.
+    version: int = Field(default=1)
+
+    #: Slack user id of the agent who asked, and how they were shown at the time.
+    requester: str = Field(index=True, max_length=32)
+    requester_display: str = Field(default="", max_length=255)
+
+    #: The target as resolved at request time. ``target_upn`` is stored lower-case (UPNs are case-insensitive),
+    #: so "all requests for this person" is an index lookup.
+    target_entra_id: str = Field(max_length=64)
+    target_upn: str = Field(index=True, max_length=320)
+    target_sam: str | None = Field(default=None, max_length=64)
+    target_dn: str | None = Field(default=None, max_length=1024)
+    target_display: str = Field(default="", max_length=255)
+
+    reason: str = Field(default="", sa_type=sa.Text)
+    #: Also clear an AD lockout (``--unlock``); issue a Temporary Access Pass instead of a password (``--tap``).
+    unlock: bool = Field(default=False)
+    tap: bool = Field(default=False)
+
+    state: RequestState = Field(default=RequestState.PENDING_APPROVAL, sa_type=_state_type(), nullable=False)
+    previous_state: RequestState | None = Field(default=None, sa_type=_state_type(), nullable=True)
+    #: 1, or 2 for a protected target (two distinct people).
+    approvals_required: int = Field(default=1)
+
+    #: Where the request message lives in Slack; the thread every later message goes to. Set once it is posted.
+    channel_id: str | None = Field(default=None, max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+
+    #: Computed once at creation (``bot.services.lifecycle.deadlines``); the scheduler compares them with now.
+    escalate_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: Set by ``bot.store.mark_escalated`` (a compare-and-set), so the escalation happens once across replicas.
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    #: When an approver (or expiry, or a cancel) decided the request's fate.
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+    #: Graph's long-running operation id for the reset, and the plain-words verdict kind it ended with.
+    graph_operation_id: str | None = Field(default=None, max_length=255)
+    verdict: str | None = Field(default=None, max_length=64)
+
+
+class Approval(SQLModel, table=True):
+    """One person's approval of one request. The primary key makes a second click by the same person a no-op,
+    which is how "the same person approving twice counts once" is enforced by the database itself."""
+
+    __tablename__: ClassVar[Any] = "approval"
+
+    request_id: str = Field(foreign_key="reset_request.id", primary_key=True, max_length=16)
+    approver: str = Field(primary_key=True, max_length=32)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One append-only audit record, chained to its predecessor by ``prev_hash``.
+
+    ``seq`` is assigned from ``AuditHead`` under its row lock rather than by a database sequence: sequences leave
+    gaps on rollback, and here a gap must mean "a row was deleted". ``hash`` is
+    ``bot.services.audit.event_hash`` over every other column. No foreign key to ``reset_request``: refused
+    actions may name a request that does not exist, and the trail must outlive any clean-up of requests.
+    """
+
+    __tablename__: ClassVar[Any] = "audit_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    request_id: str | None = Field(default=None, index=True, max_length=16)
+    #: Slack user id, or ``system`` / ``scheduler`` for the bot itself.
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str | None = Field(default=None, max_length=32)
+    correlation_id: str | None = Field(default=None, max_length=64)
+    graph_operation_id: str | None = Field(default=None, max_length=255)
+    verdict: str | None = Field(default=None, max_length=64)
+    #: Canonical JSON text of a flat-ish object (sorted keys, compact); never a secret.
+    detail: str = Field(default="{}", sa_type=sa.Text)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row holding the chain's tip (last ``seq`` and its ``hash``).
+
+    Every append UPDATEs it first, in the appending transaction: PostgreSQL then row-locks it until commit and
+    SQLite already holds the database write lock, so appends are serialised and the chain can never fork.
+    """
+
+    __tablename__: ClassVar[Any] = "audit_head"
+    __table_args__: ClassVar[Any] = (sa.CheckConstraint(f"id = {AUDIT_HEAD_ID}", name="single_row"),)
+
+    id: int = Field(default=AUDIT_HEAD_ID, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_seq: int = Field(default=0)
+    last_hash: str = Field(max_length=64)

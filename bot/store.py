@@ -1,0 +1,417 @@
+"""Queries over the request, approval and audit tables. Keyword-only, session passed in, no product rules.
+
+The caller owns the transaction (``with factory.begin() as session:``) and should end it right after the
+store call: a transition or an audit append holds row locks — and the audit head, which every appender needs —
+until commit. Nothing here commits.
+
+Concurrency contract:
+
+- ``transition`` is one conditional UPDATE (``WHERE id = :id AND state IN (:expected)``); whoever's UPDATE
+  matches wins, everyone else gets ``None``. Only the winner appends an audit event. A lost race is *not*
+  audited: it is a duplicate click, a Slack redelivery or a second replica doing the same job, and nothing was
+  refused — the action the person asked for happened, just not through this call. Auditing it would let one
+  click storm write fifty events and queue fifty writers on the audit head. Refusals the product decides (an
+  ineligible approver, self-approval, ...) are audited by the service with ``append_audit`` and action
+  ``refused``.
+- ``append_audit`` first UPDATEs the single ``audit_head`` row: PostgreSQL row-locks it until commit, SQLite
+  already holds the write lock (BEGIN IMMEDIATE), so appends are serialised and the chain cannot fork.
+- Lock order is request row, then audit head. Within one transaction, do any ``transition`` before an
+  unrelated ``append_audit``, never the reverse, or two transactions can deadlock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.errors import RequestNotFoundError
+from bot.models import (
+    AUDIT_HEAD_ID,
+    Approval,
+    AuditEvent,
+    AuditHead,
+    ResetRequest,
+    new_request_id,
+    utcnow,
+)
+from bot.services.audit import GENESIS_HASH, AuditDraft, canonical_detail, event_hash
+from bot.services.lifecycle import RequestState, can_transition
+
+#: Columns a transition may set besides ``state`` (which it sets) and the bookkeeping it does itself
+#: (``previous_state``, ``version``, ``updated_at``). Anything else is a programming error.
+TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict"})
+
+_ID_ATTEMPTS = 5
+
+
+# --- requests -------------------------------------------------------------------------------------------------
+
+
+def create_request(
+    session: Session,
+    *,
+    requester: str,
+    target_entra_id: str,
+    target_upn: str,
+    escalate_at: datetime,
+    expires_at: datetime,
+    audit: AuditDraft,
+    requester_display: str = "",
+    target_display: str = "",
+    target_sam: str | None = None,
+    target_dn: str | None = None,
+    reason: str = "",
+    unlock: bool = False,
+    tap: bool = False,
+    approvals_required: int = 1,
+    created_at: datetime | None = None,
+) -> ResetRequest:
+    """Insert a new request in ``pending_approval`` with a fresh id, and audit its creation (None → pending).
+
+    The id is random; on the (one in ~10**9) chance it already exists the insert is retried with another id
+    inside a savepoint, so the caller's transaction survives.
+    """
+    now = created_at or utcnow()
+    for _ in range(_ID_ATTEMPTS):
+        request = ResetRequest(
+            id=new_request_id(),
+            created_at=now,
+            updated_at=now,
+            requester=requester,
+            requester_display=requester_display,
+            target_entra_id=target_entra_id,
+            target_upn=target_upn.lower(),
+            target_sam=target_sam,
+            target_dn=target_dn,
+            target_display=target_display,
+            reason=reason,
+            unlock=unlock,
+            tap=tap,
+            approvals_required=approvals_required,
+            escalate_at=escalate_at,
+            expires_at=expires_at,
+        )
+        try:
+            with session.begin_nested():
+                session.add(request)
+        except IntegrityError:
+            if session.get(ResetRequest, request.id) is None:
+                raise  # not an id collision: a real constraint violation
+            continue
+        draft = dataclasses.replace(
+            audit, request_id=request.id, from_state=None, to_state=RequestState.PENDING_APPROVAL.value
+        )
+        append_audit(session, draft=draft, at=now)
+        return request
+    raise RuntimeError(f"no free request id after {_ID_ATTEMPTS} attempts")  # pragma: no cover
+
+
+def get_request(session: Session, *, request_id: str) -> ResetRequest | None:
+    """The request with exactly this id (see ``bot.models.normalize_request_id`` for what people type)."""
+    return session.get(ResetRequest, request_id)
+
+
+def find_requests(
+    session: Session,
+    *,
+    requester: str | None = None,
+    target_upn: str | None = None,
+    states: Collection[RequestState] | None = None,
+    limit: int = 20,
+) -> list[ResetRequest]:
+    """Requests matching every given filter (none given: all), most recent first, at most ``limit``."""
+    query = select(ResetRequest)
+    if requester is not None:
+        query = query.where(col(ResetRequest.requester) == requester)
+    if target_upn is not None:
+        query = query.where(col(ResetRequest.target_upn) == target_upn.lower())
+    if states is not None:
+        query = query.where(col(ResetRequest.state).in_(list(states)))
+    query = query.order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc()).limit(limit)
+    return list(session.exec(query).all())
+
+
+def attach_message(session: Session, *, request_id: str, channel_id: str, thread_ts: str) -> bool:
+    """Record where the request message was posted; only once (False if already set or no such request)."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.thread_ts).is_(None))
+        .values(channel_id=channel_id, thread_ts=thread_ts, version=col(ResetRequest.version) + 1, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return _rowcount(result) == 1
+
+
+def transition(
+    session: Session,
+    *,
+    request_id: str,
+    expected: Collection[RequestState],
+    to: RequestState,
+    audit: AuditDraft,
+    changes: Mapping[str, object] | None = None,
+    now: datetime | None = None,
+) -> ResetRequest | None:
+    """Compare-and-set the request's state from one of ``expected`` to ``to``, and audit it, atomically.
+
+    One ``UPDATE reset_request SET state = :to, previous_state = state, version = version + 1, ...
+    WHERE id = :id AND state IN (:expected) RETURNING previous_state``. If no row matched — someone else moved it
+    first, or there is no such request — returns ``None`` and appends nothing (see the module docstring for why a
+    lost race is not audited). Otherwise appends ``audit`` with ``request_id``, ``from_state`` (the state the row
+    really left) and ``to_state`` filled in (``graph_operation_id`` / ``verdict`` default to those in
+    ``changes``) and returns the refreshed request.
+
+    Raises ``ValueError`` if any expected→to move is not in the lifecycle table or ``changes`` names a column
+    outside ``TRANSITION_COLUMNS``: both are bugs, and refusing them keeps illegal histories out of the database.
+    """
+    sources = frozenset(expected)
+    if not sources:
+        raise ValueError("transition needs at least one expected state")
+    illegal = sorted(s.value for s in sources if not can_transition(s, to))
+    if illegal:
+        raise ValueError(f"illegal transition {', '.join(illegal)} -> {to.value}")
+    extra = dict(changes or {})
+    unknown = sorted(set(extra) - TRANSITION_COLUMNS)
+    if unknown:
+        raise ValueError(f"transition cannot set {', '.join(unknown)}")
+    now = now or utcnow()
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state).in_(sorted(sources)))
+        .values(
+            **extra,
+            state=to,
+            # In an UPDATE's SET list a column reference is the row's *old* value, on SQLite and PostgreSQL alike.
+            previous_state=col(ResetRequest.state),
+            version=col(ResetRequest.version) + 1,
+            updated_at=now,
+        )
+        .returning(col(ResetRequest.previous_state))
+        .execution_options(synchronize_session=False)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    left: RequestState = row[0]
+    draft = dataclasses.replace(
+        audit,
+        request_id=request_id,
+        from_state=left.value,
+        to_state=to.value,
+        graph_operation_id=audit.graph_operation_id or _opt_str(extra.get("graph_operation_id")),
+        verdict=audit.verdict or _opt_str(extra.get("verdict")),
+    )
+    append_audit(session, draft=draft, at=now)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
+def mark_escalated(
+    session: Session, *, request_id: str, at: datetime, audit: AuditDraft | None = None
+) -> ResetRequest | None:
+    """Set ``escalated_at`` once, only while the request is still pending (compare-and-set, like ``transition``).
+
+    Returns the request if this call did it, None if it was already escalated, decided, or does not exist; the
+    winner alone posts the escalation and (when ``audit`` is given) appends the event.
+    """
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(
+            col(ResetRequest.id) == request_id,
+            col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+            col(ResetRequest.escalated_at).is_(None),
+        )
+        .values(escalated_at=at, version=col(ResetRequest.version) + 1, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return None
+    if audit is not None:
+        append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
+def due_for_escalation(session: Session, *, now: datetime, limit: int = 100) -> list[ResetRequest]:
+    """Pending, not yet escalated, past their half-time and not yet expired: oldest deadline first."""
+    query = (
+        select(ResetRequest)
+        .where(
+            col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+            col(ResetRequest.escalated_at).is_(None),
+            col(ResetRequest.escalate_at) <= now,
+            col(ResetRequest.expires_at) > now,
+        )
+        .order_by(col(ResetRequest.escalate_at), col(ResetRequest.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def due_for_expiry(session: Session, *, now: datetime, limit: int = 100) -> list[ResetRequest]:
+    """Pending requests whose ``expires_at`` has passed (``<= now``): oldest first. Expire each with
+    ``transition(expected={PENDING_APPROVAL}, to=EXPIRED)`` — a concurrent approval then simply wins or loses."""
+    query = (
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == RequestState.PENDING_APPROVAL, col(ResetRequest.expires_at) <= now)
+        .order_by(col(ResetRequest.expires_at), col(ResetRequest.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+# --- approvals ------------------------------------------------------------------------------------------------
+
+
+def add_approval(
+    session: Session,
+    *,
+    request_id: str,
+    approver: str,
+    at: datetime | None = None,
+    audit: AuditDraft | None = None,
+) -> int:
+    """Record ``approver``'s approval (idempotent per person) and return how many distinct people have approved.
+
+    The request row is locked first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    serialises): without it, two different approvers clicking at the same moment on a two-approver request
+    could each count only themselves, and neither would move it to approved. An approval is only recorded while
+    the request is ``pending_approval`` (otherwise the current count is returned unchanged); ``audit``, when
+    given, is appended only if a new approval was recorded, so repeated clicks do not spam the trail.
+
+    Raises ``RequestNotFoundError`` if there is no such request.
+    """
+    state = session.execute(
+        sa.select(col(ResetRequest.state)).where(col(ResetRequest.id) == request_id).with_for_update()
+    ).scalar_one_or_none()
+    if state is None:
+        raise RequestNotFoundError(request_id)
+    exists = session.get(Approval, (request_id, approver)) is not None
+    if state == RequestState.PENDING_APPROVAL and not exists:
+        when = at or utcnow()
+        session.add(Approval(request_id=request_id, approver=approver, at=when))
+        session.flush()
+        if audit is not None:
+            append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=when)
+    return count_approvals(session, request_id=request_id)
+
+
+def count_approvals(session: Session, *, request_id: str) -> int:
+    """Distinct approvers of the request (the primary key makes rows distinct per person)."""
+    query = sa.select(sa.func.count()).select_from(Approval).where(col(Approval.request_id) == request_id)
+    return int(session.execute(query).scalar_one())
+
+
+def list_approvals(session: Session, *, request_id: str) -> list[Approval]:
+    """The request's approvals in the order they were given (for the thread and ``/reset-status``)."""
+    query = select(Approval).where(col(Approval.request_id) == request_id).order_by(col(Approval.at))
+    return list(session.exec(query).all())
+
+
+# --- audit ----------------------------------------------------------------------------------------------------
+
+
+def ensure_audit_head(session: Session) -> None:
+    """Insert the chain's head row (seq 0, genesis hash) unless it exists; safe when replicas race to do it."""
+    values: dict[str, Any] = {"id": AUDIT_HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(AuditHead).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(AuditHead).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    elif session.get(AuditHead, AUDIT_HEAD_ID) is None:  # pragma: no cover - only the two dialects are supported
+        session.add(AuditHead(id=AUDIT_HEAD_ID, last_seq=0, last_hash=GENESIS_HASH))
+        session.flush()
+
+
+def _claim_next_seq(session: Session) -> tuple[int, str]:
+    """Take the audit head's lock and the next seq; returns (seq, previous hash)."""
+    claim = (
+        sa.update(AuditHead)
+        .where(col(AuditHead.id) == AUDIT_HEAD_ID)
+        .values(last_seq=col(AuditHead.last_seq) + 1)
+        .returning(col(AuditHead.last_seq), col(AuditHead.last_hash))
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(claim).first()
+    if row is None:
+        ensure_audit_head(session)
+        row = session.execute(claim).one()
+    return int(row[0]), str(row[1])
+
+
+def append_audit(session: Session, *, draft: AuditDraft, at: datetime | None = None) -> AuditEvent:
+    """Append one event to the hash chain, in the caller's transaction, and return it.
+
+    Empty optional strings are stored as NULL, so that the CSV export (where both are an empty cell) reads back
+    exactly. Raises ``ValueError`` / ``TypeError`` if the detail is not a JSON object or has a key that looks
+    like a secret — before anything is written.
+    """
+    detail = canonical_detail(draft.detail)
+    seq, prev_hash = _claim_next_seq(session)
+    event = AuditEvent(
+        seq=seq,
+        at=at or utcnow(),
+        request_id=draft.request_id or None,
+        actor=draft.actor,
+        action=str(draft.action),
+        from_state=draft.from_state or None,
+        to_state=draft.to_state or None,
+        correlation_id=draft.correlation_id or None,
+        graph_operation_id=draft.graph_operation_id or None,
+        verdict=draft.verdict or None,
+        detail=detail,
+        prev_hash=prev_hash,
+        hash="",
+    )
+    event.hash = event_hash(event)
+    session.add(event)
+    session.flush()
+    session.execute(
+        sa.update(AuditHead)
+        .where(col(AuditHead.id) == AUDIT_HEAD_ID)
+        .values(last_hash=event.hash)
+        .execution_options(synchronize_session=False)
+    )
+    return event
+
+
+def get_audit_head(session: Session) -> tuple[int, str]:
+    """(last seq, last hash) of the chain — pass it to ``verify_chain(head=...)`` to detect a truncated tail."""
+    head = session.get(AuditHead, AUDIT_HEAD_ID, populate_existing=True)
+    return (0, GENESIS_HASH) if head is None else (head.last_seq, head.last_hash)
+
+
+def iter_audit(session: Session, *, after_seq: int = 0, batch_size: int = 500) -> Iterator[AuditEvent]:
+    """Every audit event with ``seq > after_seq``, in chain order, fetched in batches (keyset pagination)."""
+    last = after_seq
+    while True:
+        query = select(AuditEvent).where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq)).limit(batch_size)
+        batch = list(session.exec(query).all())
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last = batch[-1].seq
+
+
+def audit_for_request(session: Session, *, request_id: str) -> list[AuditEvent]:
+    """The request's timeline (its events in chain order). Not verifiable on its own: the chain spans requests."""
+    query = select(AuditEvent).where(col(AuditEvent.request_id) == request_id).order_by(col(AuditEvent.seq))
+    return list(session.exec(query).all())
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+
+def _rowcount(result: sa.Result[Any]) -> int:
+    """Rows an UPDATE matched (``session.execute`` types its answer as the general ``Result``)."""
+    return cast("sa.CursorResult[Any]", result).rowcount
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

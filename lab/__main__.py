@@ -1,0 +1,93 @@
+"""``resetbot-lab``: bring the lab up for people (the demo, manual testing, outside scripts).
+
+    resetbot-lab up [--state-dir DIR] [--once]
+
+Starts every stand-in on loopback, prints where everything is and who the seeded people are, writes the
+descriptor, and keeps running until Ctrl-C or SIGTERM (``--once`` tears down right after printing). The
+last line printed before it waits is ``descriptor: <path>``, which scripts read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from lab.errors import LabError
+from lab.stack import Lab
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def summary(descriptor: dict[str, Any]) -> str:
+    ad, slack = descriptor["ad"], descriptor["slack"]
+    endpoints = [
+        ("part", "endpoint", "notes"),
+        ("AD (Samba)", ad["ldaps_url"], f"base {ad['base_dn']}, CA {ad['ca_file']}"),
+        ("Slack Web API", slack["api_base"], f"team {slack['team_id']}, bot {slack['bot_user_id']}"),
+        ("Slack driver", slack["control"], "act as a person: /command /click /submit /messages ..."),
+    ]
+    if "entra" in descriptor:
+        entra = descriptor["entra"]
+        endpoints.append(("Entra ID", entra["authority"], f"Graph {entra['graph_base']}"))
+        endpoints.append(("Entra control", entra["control"], "faults, device sign-in, operations"))
+    people = [("key", "name", "upn", "groups", "entra roles", "flags", "manager")]
+    for p in descriptor["people"]:
+        people.append((
+            p["key"], p["display_name"], p["upn"], ",".join(p["groups"]) or "-",
+            ",".join(p["entra_roles"]) or "-", ",".join(p["flags"]) or "-", p["manager"] or "-",
+        ))
+    return f"{_table(endpoints)}\n\nSeeded people (passwords are in the descriptor):\n{_table(people)}"
+
+
+def up(state_dir: Path, *, once: bool) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    lab = Lab(state_dir)
+    print(f"Starting the lab in {lab.state_dir} ...", flush=True)
+    try:
+        descriptor = lab.start()
+    except LabError as e:
+        print(f"The lab did not start: {e}", file=sys.stderr)
+        return 1
+    try:
+        print(summary(descriptor))
+        if not once:
+            print("Running. Press Ctrl-C (or send SIGTERM) to stop.")
+        print(f"descriptor: {lab.descriptor_path}", flush=True)
+        while not once and not stop.wait(0.5):
+            pass
+    finally:
+        lab.stop()
+        print("Lab stopped.", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="resetbot-lab", description="The resetbot lab: local AD, Slack, Entra.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start the lab, print endpoints and people, run until Ctrl-C")
+    p_up.add_argument("--state-dir", type=Path, default=Path(".lab"), help="where state and lab.json go")
+    p_up.add_argument("--once", action="store_true", help="stop again right after printing")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args.state_dir, once=args.once)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The lab's Active Directory: a seeded Samba AD DC, started from a cached template.
+
+The template is keyed by the Samba version, the people fixture and the seeding code, so changing any of
+them rebuilds it and nothing stale is ever reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lab import people as fixture
+from lab.ad import samba, seed
+from lab.ad.ldap import connect
+from lab.errors import LabError
+from lab.people import ADMIN_PASSWORD, BASE_DN, NETBIOS, PEOPLE, READER, REALM, WRITEBACK
+from lab.pki import IssuedCert, LabCA
+
+ADMIN_BIND = f"{NETBIOS}\\Administrator"
+DC_DNS_NAME = f"{samba.HOST_NAME}.{REALM.lower()}"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "resetbot-lab"
+
+
+#: Machine-wide, whatever cache folder a lab uses: the loopback addresses are machine-wide too.
+ADDRESS_LOCKS = Path(tempfile.gettempdir()) / "resetbot-lab-addresses"
+
+
+def template_key() -> str:
+    h = hashlib.sha256(samba.samba_version().encode())
+    for module in (fixture, seed, samba):
+        h.update(inspect.getsource(module).encode())
+    return h.hexdigest()[:16]
+
+
+class LabAD:
+    """Start/stop one lab DC in ``state_dir``; ``descriptor()`` is the LAB.md ``ad`` section."""
+
+    def __init__(self, state_dir: Path, ca: LabCA, *, cache_dir: Path | None = None) -> None:
+        self.root = state_dir / "samba"
+        self.ca = ca
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._proc: samba.SambaProcess | None = None
+        self._address: samba.LoopbackAddress | None = None
+
+    @property
+    def host(self) -> str:
+        if self._address is None:
+            raise LabError("The lab AD has no address before start().")
+        return self._address.host
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://{self.host}:{samba.LDAPS_PORT}"
+
+    # -- template -------------------------------------------------------------------------------------
+    def ensure_template(self) -> Path:
+        """The seeded template folder, built (about 10 s) when there is none for this key."""
+        template = self.cache_dir / f"samba-template-{template_key()}"
+        with samba.locked(self.cache_dir / "template.lock"):
+            if (template / "READY").exists():
+                return template
+            partial = self.cache_dir / f"{template.name}.partial"
+            if partial.exists():
+                shutil.rmtree(partial)
+            samba.provision(partial)
+            conf = samba.write_smb_conf(partial, self._server_cert(), self.ca.ca_file, self.host)
+            proc = samba.SambaProcess(partial, conf, self.host)
+            proc.start()
+            try:
+                admin = self.admin_connection()
+                seed.seed(admin)
+                writeback_sid = seed.object_sid(admin, WRITEBACK.dn)
+                admin.unbind()
+            finally:
+                proc.stop()
+            _, tool = samba.require_samba()
+            seed.delegate_writeback(tool, conf, partial / "private" / "sam.ldb", writeback_sid)
+            for stale in template.parent.glob("samba-template-*"):
+                if stale != partial:
+                    shutil.rmtree(stale, ignore_errors=True)
+            (partial / "READY").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+            partial.rename(template)
+            return template
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._address is None:
+            self._address = samba.LoopbackAddress(ADDRESS_LOCKS)
+        template = self.ensure_template()
+        samba.copy_template(template, self.root)
+        self._start_process()
+        for p in PEOPLE:
+            if p.has("locked") and fixture.in_ad(p):
+                seed.lock_out(self.ldaps_url, self.ca.ca_file, p)
+
+    def _server_cert(self) -> IssuedCert:
+        return self.ca.issue_server_cert("ldaps", dns_names=(DC_DNS_NAME,), ips=(self.host,))
+
+    def _start_process(self) -> None:
+        conf = samba.write_smb_conf(self.root, self._server_cert(), self.ca.ca_file, self.host)
+        self._proc = samba.SambaProcess(self.root, conf, self.host)
+        self._proc.start()
+
+    def pause(self) -> None:
+        """Stop Samba but keep its data and address: ``resume()`` brings the same DC back (an outage)."""
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
+
+    def stop(self) -> None:
+        """Stop Samba and give its loopback address back."""
+        self.pause()
+        if self._address is not None:
+            self._address.release()
+            self._address = None
+
+    def resume(self) -> None:
+        if self._proc is not None and self._proc.running:
+            return
+        if self._address is None or not (self.root / "private" / "sam.ldb").exists():
+            raise LabError("The lab AD was not started (or was stopped for good); call start() first.")
+        self._start_process()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.running
+
+    # -- access ---------------------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def admin_connection(self) -> Any:
+        return connect(ADMIN_BIND, ADMIN_PASSWORD, ca_file=self.ca.ca_file, url=self.ldaps_url)
+
+    def descriptor(self) -> dict[str, Any]:
+        return {
+            "ldaps_url": self.ldaps_url,
+            "ca_file": str(self.ca.ca_file),
+            "base_dn": BASE_DN,
+            "realm": REALM,
+            "netbios": NETBIOS,
+            "admin": {"bind": ADMIN_BIND, "password": ADMIN_PASSWORD},
+            "writeback": {"bind": WRITEBACK.upn, "password": WRITEBACK.password},
+            "reader": {"bind": READER.upn, "password": READER.password},
+        }

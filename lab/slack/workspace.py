@@ -1,0 +1,783 @@
+"""The Slack workspace the lab pretends to be: people, the bot, channels, messages, views, triggers.
+
+Why this exists: the Web API, the Socket Mode hub and the control API all read and change one workspace,
+and tests assert on it ("what would a person see?"). Keeping it plain Python with Slack's own shapes
+(``to_slack()``) lets the HTTP layers stay thin. Every public method takes the lock, so a test may read it
+from its own thread while the server's event loop changes it.
+
+Ids are stable across runs so transcripts are readable: people are ``U`` + their key upper-cased and
+zero-padded (``alice`` → ``U00ALICE``), their DMs with the bot ``D`` + the same suffix, channels
+``C0HELPDESK``, ``C0SECURITY``, ``C000000OPS``, user groups ``S00HELPDESK`` / ``S0APPROVERS``; the bot is
+user ``U0RESETBOT``, bot ``B0RESETBOT``, app ``A0RESETBOT`` in team ``T0RESETLAB``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.people import PEOPLE, Person
+
+from .blocks import JSON
+
+TEAM_ID = "T0RESETLAB"
+TEAM_DOMAIN = "resetbot-lab"
+TEAM_NAME = "resetbot lab"
+ENTERPRISE_ID: str | None = None
+APP_ID = "A0RESETBOT"
+BOT_ID = "B0RESETBOT"
+BOT_USER_ID = "U0RESETBOT"
+BOT_NAME = "resetbot"
+#: The sender of Slack's own notices (e.g. "/reset failed with the error dispatch_failed").
+SLACKBOT_ID = "USLACKBOT"
+CHANNEL_NAMES: tuple[str, ...] = ("helpdesk", "security", "ops")
+USERGROUP_NAMES: tuple[str, ...] = ("helpdesk", "approvers")
+#: Slack keeps a trigger_id valid for 3 seconds.
+TRIGGER_TTL_S = 3.0
+#: Slack waits 3 seconds for a Socket Mode ack.
+ACK_TIMEOUT_S = 3.0
+#: A response_url works five times within 30 minutes.
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL_S = 30 * 60.0
+#: A modal stack holds at most three views.
+VIEW_STACK_LIMIT = 3
+MSG_TEXT_LIMIT = 40_000
+
+
+class SlackError(Exception):
+    """A Slack API error: ``error`` is the wire code; ``extra`` goes into the body next to it."""
+
+    def __init__(self, error: str, *, status: int = 200, extra: JSON | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+def invalid_arguments(*messages: str) -> SlackError:
+    """Slack's answer to a missing or malformed argument: ``invalid_arguments`` with ``[ERROR]`` messages."""
+    return SlackError("invalid_arguments",
+                      extra={"response_metadata": {"messages": [f"[ERROR] {m}" for m in messages]}})
+
+
+def _suffix(key: str, width: int) -> str:
+    clean = "".join(c for c in key.upper() if c in string.ascii_uppercase + string.digits)
+    return clean.rjust(width, "0")
+
+
+def user_id_for(key: str) -> str:
+    return "U" + _suffix(key, 7)
+
+
+def channel_id_for(name: str) -> str:
+    return "C" + _suffix(name, 9)
+
+
+def usergroup_id_for(name: str) -> str:
+    return "S" + _suffix(name, 10)
+
+
+def dm_id_for(user_id: str) -> str:
+    return "D" + user_id[1:]
+
+
+def _random_id(prefix: str, length: int = 10) -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    real_name: str
+    email: str | None
+    first_name: str = ""
+    last_name: str = ""
+    title: str = ""
+    is_bot: bool = False
+    bot_id: str | None = None
+    key: str | None = None
+
+    def to_slack(self) -> JSON:
+        profile: JSON = {
+            "title": self.title, "real_name": self.real_name, "real_name_normalized": self.real_name,
+            "display_name": self.real_name if not self.is_bot else "",
+            "display_name_normalized": self.real_name if not self.is_bot else "",
+            "first_name": self.first_name, "last_name": self.last_name, "team": TEAM_ID,
+            "status_text": "", "status_emoji": "",
+        }
+        if self.email is not None:
+            profile["email"] = self.email
+        if self.bot_id is not None:
+            profile.update({"bot_id": self.bot_id, "api_app_id": APP_ID, "always_active": True})
+        return {
+            "id": self.id, "team_id": TEAM_ID, "name": self.name, "deleted": False, "color": "9f69e7",
+            "real_name": self.real_name, "tz": "Europe/Berlin", "tz_label": "Central European Time",
+            "tz_offset": 3600, "profile": profile, "is_admin": False, "is_owner": False,
+            "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
+            "is_bot": self.is_bot, "is_app_user": False, "updated": 1764000000,
+            "is_email_confirmed": self.email is not None,
+        }
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    created: int
+    is_im: bool = False
+    user: str | None = None
+    members: set[str] = field(default_factory=set)
+
+    @property
+    def payload_name(self) -> str:
+        """The name interaction payloads carry (Slack says ``directmessage`` for a DM)."""
+        return "directmessage" if self.is_im else self.name
+
+    def to_slack(self) -> JSON:
+        if self.is_im:
+            return {"id": self.id, "created": self.created, "is_archived": False, "is_im": True,
+                    "is_org_shared": False, "context_team_id": TEAM_ID, "updated": self.created * 1000,
+                    "user": self.user, "is_user_deleted": False, "priority": 0}
+        return {
+            "id": self.id, "name": self.name, "is_channel": True, "is_group": False, "is_im": False,
+            "is_mpim": False, "is_private": False, "created": self.created, "is_archived": False,
+            "is_general": False, "unlinked": 0, "name_normalized": self.name, "is_shared": False,
+            "is_org_shared": False, "is_pending_ext_shared": False, "pending_shared": [],
+            "context_team_id": TEAM_ID, "updated": self.created * 1000, "creator": BOT_USER_ID,
+            "is_ext_shared": False, "shared_team_ids": [TEAM_ID], "is_member": BOT_USER_ID in self.members,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": f"The lab's #{self.name} channel", "creator": "", "last_set": 0},
+            "previous_names": [], "num_members": len(self.members),
+        }
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    user: str
+    text: str
+    blocks: list[JSON]
+    bot_id: str | None = None
+    thread_ts: str | None = None
+    edited: JSON | None = None
+    reply_broadcast: bool = False
+    metadata: JSON | None = None
+    attachments: list[JSON] | None = None
+    replies: list[str] = field(default_factory=list)
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def to_slack(self) -> JSON:
+        """The message as ``conversations.history`` / ``chat.postMessage`` return it."""
+        out: JSON = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts, "team": TEAM_ID}
+        if self.bot_id is not None:
+            out.update({"bot_id": self.bot_id, "app_id": APP_ID, "bot_profile": {
+                "id": self.bot_id, "app_id": APP_ID, "name": BOT_NAME, "icons": {}, "deleted": False,
+                "updated": 1764000000, "team_id": TEAM_ID}})
+        if self.blocks:
+            out["blocks"] = self.blocks
+        if self.attachments:
+            out["attachments"] = self.attachments
+        if self.metadata is not None:
+            out["metadata"] = self.metadata
+        if self.edited is not None:
+            out["edited"] = self.edited
+        if self.thread_ts is not None:
+            out["thread_ts"] = self.thread_ts
+        if self.is_reply:
+            out["parent_user_id"] = self.user
+            if self.reply_broadcast:
+                out["subtype"] = "thread_broadcast"
+        if self.replies:
+            out.update({"reply_count": len(self.replies), "reply_users_count": 1,
+                        "latest_reply": self.replies[-1], "reply_users": [self.user], "is_locked": False,
+                        "subscribed": False})
+        return out
+
+    def transcript(self) -> JSON:
+        """The control API's view of the message (LAB.md ``GET /messages``)."""
+        return {"ts": self.ts, "thread_ts": self.thread_ts, "user": self.user, "bot_id": self.bot_id,
+                "text": self.text, "blocks": self.blocks, "edited": self.edited, "channel": self.channel}
+
+
+@dataclass
+class Ephemeral:
+    ts: str
+    channel: str
+    user: str  # who sees it
+    sender: str
+    text: str
+    blocks: list[JSON]
+    thread_ts: str | None = None
+    source: str = "chat.postEphemeral"
+    bot_id: str | None = BOT_ID
+
+    def to_slack(self) -> JSON:
+        out: JSON = {"type": "message", "subtype": "bot_message", "text": self.text, "ts": self.ts,
+                     "user": self.sender, "blocks": self.blocks}
+        if self.bot_id is not None:
+            out["bot_id"] = self.bot_id
+        if self.thread_ts is not None:
+            out["thread_ts"] = self.thread_ts
+        return out
+
+    def transcript(self) -> JSON:
+        return {"ts": self.ts, "channel": self.channel, "user": self.user, "sender": self.sender,
+                "bot_id": self.bot_id, "text": self.text, "blocks": self.blocks, "thread_ts": self.thread_ts,
+                "source": self.source}
+
+
+@dataclass
+class View:
+    id: str
+    user: str
+    body: JSON  # the app's view definition, ids filled in
+    hash: str
+    state: JSON
+    root_view_id: str
+    previous_view_id: str | None = None
+    open: bool = True
+    errors: JSON | None = None
+    opened_by: str = "views.open"
+
+    @property
+    def type(self) -> str:
+        return str(self.body.get("type"))
+
+    def to_slack(self) -> JSON:
+        body = self.body
+        return {
+            "id": self.id, "team_id": TEAM_ID, "type": body.get("type"), "blocks": body.get("blocks", []),
+            "private_metadata": body.get("private_metadata", ""), "callback_id": body.get("callback_id", ""),
+            "state": {"values": self.state}, "hash": self.hash, "title": body.get("title"),
+            "clear_on_close": bool(body.get("clear_on_close", False)),
+            "notify_on_close": bool(body.get("notify_on_close", False)), "close": body.get("close"),
+            "submit": body.get("submit"), "previous_view_id": self.previous_view_id,
+            "root_view_id": self.root_view_id, "app_id": APP_ID, "external_id": body.get("external_id", ""),
+            "app_installed_team_id": TEAM_ID, "bot_id": BOT_ID,
+        }
+
+    def transcript(self) -> JSON:
+        return {**self.to_slack(), "open": self.open, "user": self.user, "errors": self.errors,
+                "opened_by": self.opened_by}
+
+
+@dataclass
+class Trigger:
+    id: str
+    user: str
+    issued: float
+    used: bool = False
+
+
+@dataclass
+class ResponseUrl:
+    id: str
+    kind: str  # "command" | "message" | "ephemeral"
+    user: str
+    channel: str
+    created: float
+    message_ts: str | None = None
+    thread_ts: str | None = None
+    uses: int = 0
+
+
+@dataclass
+class ApiCall:
+    method: str
+    args: JSON
+    time: float
+    status: int = 200
+    ok: bool = True
+    error: str | None = None
+
+    def to_json(self) -> JSON:
+        return {"method": self.method, "args": self.args, "time": self.time, "status": self.status,
+                "ok": self.ok, "error": self.error}
+
+
+@dataclass
+class FailRule:
+    method: str
+    status: int = 200
+    error: str = "internal_error"
+    count: int = 1
+
+
+@dataclass
+class Faults:
+    """Switches a test flips through ``POST /faults``; ``reset()`` puts them back."""
+
+    rate_limit: bool = False
+    fail_next: list[FailRule] = field(default_factory=list)
+    drop_acks: bool = False
+    ack_timeout_s: float = ACK_TIMEOUT_S
+    trigger_ttl_s: float = TRIGGER_TTL_S
+
+    def to_json(self) -> JSON:
+        return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
+                "trigger_ttl_s": self.trigger_ttl_s,
+                "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
+                              for r in self.fail_next]}
+
+    def take_failure(self, method: str) -> FailRule | None:
+        """Consume one planned failure of ``method``, if any is left."""
+        for rule in self.fail_next:
+            if rule.method == method and rule.count > 0:
+                rule.count -= 1
+                if rule.count == 0:
+                    self.fail_next.remove(rule)
+                return rule
+        return None
+
+
+class Workspace:
+    """All state of the lab's Slack workspace. Methods raise SlackError with Slack's error codes."""
+
+    def __init__(self, people: Iterable[Person] = PEOPLE, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.RLock()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._last_ts = 0
+        self.created = int(clock())
+        self.users: dict[str, User] = {}
+        self.keys: dict[str, str] = {}
+        for p in people:
+            if not p.slack:
+                continue
+            uid = user_id_for(p.key)
+            self.users[uid] = User(id=uid, name=p.key, real_name=p.display_name, email=p.mail,
+                                   first_name=p.given, last_name=p.surname, title=p.title, key=p.key)
+            self.keys[p.key] = uid
+        self.bot = User(id=BOT_USER_ID, name=BOT_NAME, real_name=BOT_NAME, email=None, is_bot=True,
+                        bot_id=BOT_ID)
+        self.users[BOT_USER_ID] = self.bot
+        humans = {uid for uid in self.users if uid != BOT_USER_ID}
+        self.channels: dict[str, Channel] = {}
+        for name in CHANNEL_NAMES:
+            cid = channel_id_for(name)
+            self.channels[cid] = Channel(id=cid, name=name, created=self.created, members=humans | {BOT_USER_ID})
+        self.usergroups: dict[str, JSON] = {}
+        self._group_members: dict[str, list[str]] = {}
+        for group in USERGROUP_NAMES:
+            gid = usergroup_id_for(group)
+            self._group_members[gid] = [user_id_for(p.key) for p in people if p.slack and group in p.groups]
+            self.usergroups[gid] = {"name": group, "handle": group}
+        self.messages: dict[str, list[Message]] = {}
+        self.ephemerals: list[Ephemeral] = []
+        self.views: dict[str, View] = {}
+        self.stacks: dict[str, list[str]] = {}
+        self.home_views: dict[str, str] = {}
+        self.triggers: dict[str, Trigger] = {}
+        self.response_urls: dict[str, ResponseUrl] = {}
+        self.calls: list[ApiCall] = []
+        self.faults = Faults()
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    # ------------------------------------------------------------------ time and ids
+
+    def new_ts(self) -> str:
+        """A message timestamp: wall-clock microseconds, strictly increasing and unique."""
+        with self._lock:
+            now = int(self._clock() * 1_000_000)
+            self._last_ts = max(now, self._last_ts + 1)
+            return f"{self._last_ts // 1_000_000}.{self._last_ts % 1_000_000:06d}"
+
+    def now(self) -> float:
+        return self._clock()
+
+    # ------------------------------------------------------------------ people
+
+    def user(self, ref: str) -> User | None:
+        """A user by Slack id, by fixture key (``alice``) or by ``@name``."""
+        with self._lock:
+            ref = ref.removeprefix("@")
+            if ref in self.users:
+                return self.users[ref]
+            uid = self.keys.get(ref)
+            return self.users.get(uid) if uid else None
+
+    def user_by_id(self, user_id: Any) -> User | None:
+        """A user by Slack id only (what the Web API accepts)."""
+        with self._lock:
+            return self.users.get(user_id) if isinstance(user_id, str) else None
+
+    def user_by_email(self, email: str) -> User | None:
+        with self._lock:
+            wanted = email.strip().lower()
+            for u in self.users.values():
+                if u.email is not None and u.email.lower() == wanted:
+                    return u
+            return None
+
+    def usergroup_json(self, gid: str, *, include_users: bool) -> JSON:
+        with self._lock:
+            meta = self.usergroups[gid]
+            members = self._group_members[gid]
+            out: JSON = {
+                "id": gid, "team_id": TEAM_ID, "is_usergroup": True, "is_subteam": True, "name": meta["name"],
+                "description": f"The lab's {meta['name']} group", "handle": meta["handle"],
+                "is_external": False, "date_create": self.created, "date_update": self.created, "date_delete": 0,
+                "auto_type": None, "auto_provision": False, "enterprise_subteam_id": "",
+                "created_by": BOT_USER_ID, "updated_by": BOT_USER_ID, "deleted_by": None,
+                "prefs": {"channels": [], "groups": []}, "user_count": len(members), "channel_count": 0,
+            }
+            if include_users:
+                out["users"] = list(members)
+            return out
+
+    def usergroup_members(self, gid: str) -> list[str]:
+        with self._lock:
+            if gid not in self._group_members:
+                raise SlackError("no_such_subteam")
+            return list(self._group_members[gid])
+
+    # ------------------------------------------------------------------ conversations
+
+    def dm(self, user_id: str) -> Channel:
+        """The bot's DM with ``user_id``, opened on first use (as Slack does when the app writes to a user)."""
+        with self._lock:
+            cid = dm_id_for(user_id)
+            if cid not in self.channels:
+                self.channels[cid] = Channel(id=cid, name=user_id, created=int(self._clock()), is_im=True,
+                                             user=user_id, members={user_id, BOT_USER_ID})
+            return self.channels[cid]
+
+    def channel(self, ref: str | None, *, allow_user: bool = True) -> Channel:
+        """A conversation by id, by ``#name`` / name, or (with ``allow_user``) a user id meaning their DM."""
+        with self._lock:
+            if not ref:
+                raise SlackError("channel_not_found")
+            if ref in self.channels:
+                return self.channels[ref]
+            if ref.startswith("D"):
+                uid = "U" + ref[1:]
+                if uid in self.users and uid != BOT_USER_ID:
+                    return self.dm(uid)
+            name = ref.removeprefix("#")
+            for ch in self.channels.values():
+                if not ch.is_im and ch.name == name:
+                    return ch
+            if allow_user:
+                user = self.user(ref)
+                if user is not None and not user.is_bot:
+                    return self.dm(user.id)
+            raise SlackError("channel_not_found")
+
+    def _channel_messages(self, channel_id: str) -> list[Message]:
+        return self.messages.setdefault(channel_id, [])
+
+    def find_message(self, channel_id: str, ts: str) -> Message | None:
+        with self._lock:
+            for m in self.messages.get(channel_id, []):
+                if m.ts == ts:
+                    return m
+            return None
+
+    def post_message(self, channel: Channel, *, text: str, blocks: list[JSON], user: str = BOT_USER_ID,
+                     bot_id: str | None = BOT_ID, thread_ts: str | None = None, reply_broadcast: bool = False,
+                     metadata: JSON | None = None, attachments: list[JSON] | None = None) -> Message:
+        with self._lock:
+            parent: Message | None = None
+            if thread_ts is not None:
+                parent = self.find_message(channel.id, thread_ts)
+                if parent is not None and parent.is_reply and parent.thread_ts is not None:
+                    # Slack files a reply to a reply under the thread's parent.
+                    thread_ts = parent.thread_ts
+                    parent = self.find_message(channel.id, thread_ts)
+            msg = Message(channel=channel.id, ts=self.new_ts(), user=user, text=text, blocks=blocks,
+                          bot_id=bot_id, thread_ts=thread_ts, reply_broadcast=reply_broadcast,
+                          metadata=metadata, attachments=attachments)
+            if parent is not None:
+                parent.thread_ts = parent.ts
+                parent.replies.append(msg.ts)
+            self._channel_messages(channel.id).append(msg)
+            return msg
+
+    def update_message(self, channel: Channel, ts: str, *, text: str | None, blocks: list[JSON] | None,
+                       attachments: list[JSON] | None = None, editor: str = BOT_USER_ID) -> Message:
+        with self._lock:
+            msg = self.find_message(channel.id, ts)
+            if msg is None:
+                raise SlackError("message_not_found")
+            if editor == BOT_USER_ID and msg.bot_id != BOT_ID:
+                raise SlackError("cant_update_message")
+            if text is not None:
+                msg.text = text
+            if blocks is not None:
+                msg.blocks = blocks
+            if attachments is not None:
+                msg.attachments = attachments
+            msg.edited = {"user": editor, "ts": self.new_ts()}
+            return msg
+
+    def delete_message(self, channel: Channel, ts: str) -> None:
+        with self._lock:
+            msgs = self.messages.get(channel.id, [])
+            msg = self.find_message(channel.id, ts)
+            if msg is None:
+                raise SlackError("message_not_found")
+            msgs.remove(msg)
+            if msg.is_reply and msg.thread_ts is not None:
+                parent = self.find_message(channel.id, msg.thread_ts)
+                if parent is not None and ts in parent.replies:
+                    parent.replies.remove(ts)
+
+    def channel_messages(self, channel_id: str, thread_ts: str | None = None) -> list[Message]:
+        """Messages oldest first: the whole channel, or one thread (parent first, then replies)."""
+        with self._lock:
+            msgs = list(self.messages.get(channel_id, []))
+            if thread_ts is not None:
+                msgs = [m for m in msgs if thread_ts in (m.ts, m.thread_ts)]
+            return sorted(msgs, key=lambda m: _ts_key(m.ts))
+
+    def post_ephemeral(self, channel: Channel, user: str, *, text: str, blocks: list[JSON],
+                       thread_ts: str | None = None, sender: str = BOT_USER_ID, bot_id: str | None = BOT_ID,
+                       source: str = "chat.postEphemeral") -> Ephemeral:
+        with self._lock:
+            eph = Ephemeral(ts=self.new_ts(), channel=channel.id, user=user, sender=sender, text=text,
+                            blocks=blocks, thread_ts=thread_ts, source=source, bot_id=bot_id)
+            self.ephemerals.append(eph)
+            return eph
+
+    def replace_ephemeral(self, user_id: str, ts: str, *, text: str | None = None,
+                          blocks: list[JSON] | None = None, delete: bool = False) -> None:
+        """What ``replace_original`` / ``delete_original`` do to an ephemeral message the person still sees."""
+        with self._lock:
+            eph = self.find_ephemeral(user_id, ts)
+            if eph is None:
+                raise SlackError("message_not_found", status=404)
+            if delete:
+                self.ephemerals.remove(eph)
+                return
+            eph.text = text if text is not None else eph.text
+            eph.blocks = blocks if blocks is not None else eph.blocks
+
+    def ephemerals_for(self, user_id: str) -> list[Ephemeral]:
+        with self._lock:
+            return [e for e in self.ephemerals if e.user == user_id]
+
+    def find_ephemeral(self, user_id: str, ts: str) -> Ephemeral | None:
+        with self._lock:
+            for e in self.ephemerals:
+                if e.user == user_id and e.ts == ts:
+                    return e
+            return None
+
+    # ------------------------------------------------------------------ triggers and response URLs
+
+    def issue_trigger(self, user_id: str) -> str:
+        with self._lock:
+            tid = f"{int(self._clock() * 1000)}{secrets.randbelow(1000):03d}.7365.{secrets.token_hex(16)}"
+            self.triggers[tid] = Trigger(id=tid, user=user_id, issued=self._monotonic())
+            return tid
+
+    def exchange_trigger(self, trigger_id: Any) -> Trigger:
+        """Use a trigger_id: single use, valid for ``faults.trigger_ttl_s`` (3 s, as Slack)."""
+        with self._lock:
+            if not isinstance(trigger_id, str) or not trigger_id:
+                raise invalid_arguments("missing required field: trigger_id")
+            trig = self.triggers.get(trigger_id)
+            if trig is None:
+                raise SlackError("invalid_arguments",
+                                 extra={"response_metadata": {"messages": ["invalid `trigger_id`"]}})
+            if trig.used:
+                raise SlackError("exchanged_trigger_id")
+            if self._monotonic() - trig.issued > self.faults.trigger_ttl_s:
+                raise SlackError("expired_trigger_id")
+            trig.used = True
+            return trig
+
+    def new_response_url(self, *, kind: str, user: str, channel: str, message_ts: str | None = None,
+                         thread_ts: str | None = None) -> ResponseUrl:
+        with self._lock:
+            rid = f"{secrets.randbelow(10**12):012d}/{secrets.token_urlsafe(18)}"
+            ru = ResponseUrl(id=rid, kind=kind, user=user, channel=channel, created=self._monotonic(),
+                             message_ts=message_ts, thread_ts=thread_ts)
+            self.response_urls[rid] = ru
+            return ru
+
+    def use_response_url(self, rid: str) -> ResponseUrl:
+        with self._lock:
+            ru = self.response_urls.get(rid)
+            if ru is None or self._monotonic() - ru.created > RESPONSE_URL_TTL_S:
+                raise SlackError("expired_url", status=404)
+            if ru.uses >= RESPONSE_URL_USES:
+                raise SlackError("used_url", status=404)
+            ru.uses += 1
+            return ru
+
+    # ------------------------------------------------------------------ views
+
+    def _new_view(self, user_id: str, body: JSON, state: JSON, *, root: str | None, previous: str | None,
+                  opened_by: str) -> View:
+        vid = _random_id("V")
+        view = View(id=vid, user=user_id, body=body, hash=self._new_hash(), state=state,
+                    root_view_id=root or vid, previous_view_id=previous, opened_by=opened_by)
+        self.views[vid] = view
+        return view
+
+    def _new_hash(self) -> str:
+        return f"{int(self._clock())}.{secrets.token_hex(4)}"
+
+    def _check_external_id(self, body: JSON, *, except_view: str | None = None) -> None:
+        ext = body.get("external_id")
+        if not ext:
+            return
+        for v in self.views.values():
+            if v.id != except_view and v.body.get("external_id") == ext and (v.open or v.type == "home"):
+                raise SlackError("duplicate_external_id")
+
+    def open_view(self, user_id: str, body: JSON, state: JSON) -> View:
+        """``views.open``: a new root modal; a modal already open for the person is replaced."""
+        with self._lock:
+            self._check_external_id(body)
+            for vid in self.stacks.get(user_id, []):
+                self.views[vid].open = False
+            view = self._new_view(user_id, body, state, root=None, previous=None, opened_by="views.open")
+            self.stacks[user_id] = [view.id]
+            return view
+
+    def push_view(self, user_id: str, body: JSON, state: JSON, *, opened_by: str = "views.push") -> View:
+        with self._lock:
+            stack = self.stacks.get(user_id, [])
+            if not stack:
+                return self.open_view(user_id, body, state)
+            if len(stack) >= VIEW_STACK_LIMIT:
+                raise SlackError("push_limit_reached")
+            self._check_external_id(body)
+            top = self.views[stack[-1]]
+            view = self._new_view(user_id, body, state, root=top.root_view_id, previous=top.id,
+                                  opened_by=opened_by)
+            stack.append(view.id)
+            return view
+
+    def find_view(self, *, view_id: str | None = None, external_id: str | None = None) -> View | None:
+        with self._lock:
+            if view_id:
+                return self.views.get(view_id)
+            if external_id:
+                for v in reversed(list(self.views.values())):
+                    if v.body.get("external_id") == external_id and (v.open or v.type == "home"):
+                        return v
+            return None
+
+    def update_view(self, view: View, body: JSON, new_state: JSON, *, hash_: str | None) -> View:
+        with self._lock:
+            if view.type == "modal" and not view.open:
+                raise SlackError("not_found")
+            if hash_ is not None and hash_ != view.hash:
+                raise SlackError("hash_conflict")
+            self._check_external_id(body, except_view=view.id)
+            view.body = body
+            view.state = new_state
+            view.hash = self._new_hash()
+            view.errors = None
+            return view
+
+    def publish_home(self, user_id: str, body: JSON, state: JSON, *, hash_: str | None) -> View:
+        with self._lock:
+            vid = self.home_views.get(user_id)
+            if vid is not None:
+                view = self.views[vid]
+                if hash_ is not None and hash_ != view.hash:
+                    raise SlackError("hash_conflict")
+                view.body, view.state, view.hash = body, state, self._new_hash()
+                return view
+            view = self._new_view(user_id, body, state, root=None, previous=None, opened_by="views.publish")
+            self.home_views[user_id] = view.id
+            return view
+
+    def home_view(self, user_id: str) -> View | None:
+        with self._lock:
+            vid = self.home_views.get(user_id)
+            return self.views[vid] if vid else None
+
+    def top_view(self, user_id: str) -> View | None:
+        with self._lock:
+            stack = self.stacks.get(user_id, [])
+            return self.views[stack[-1]] if stack else None
+
+    def close_view(self, view: View, *, clear: bool = False) -> list[View]:
+        """Close ``view`` (and everything above it); ``clear`` closes the person's whole stack."""
+        with self._lock:
+            stack = self.stacks.get(view.user, [])
+            if view.id not in stack:
+                view.open = False
+                return [view]
+            cut = 0 if clear else stack.index(view.id)
+            closed = [self.views[v] for v in stack[cut:]]
+            for v in closed:
+                v.open = False
+            del stack[cut:]
+            return closed
+
+    def modals_for(self, user_id: str) -> list[View]:
+        with self._lock:
+            return [v for v in self.views.values() if v.user == user_id and v.type == "modal"]
+
+    # ------------------------------------------------------------------ calls, faults, reset
+
+    def log_call(self, call: ApiCall) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def calls_of(self, method: str | None = None) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self.calls if method is None or c.method == method]
+
+    def reset(self) -> None:
+        """Forget messages, ephemerals, views, triggers, calls and faults; people and channels stay."""
+        with self._lock:
+            self.messages.clear()
+            self.ephemerals.clear()
+            self.views.clear()
+            self.stacks.clear()
+            self.home_views.clear()
+            self.triggers.clear()
+            self.response_urls.clear()
+            self.calls.clear()
+            self.faults = Faults()
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    sec, _, frac = ts.partition(".")
+    return int(sec), int(frac or 0)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Secrets of one stand-in run: fresh random values every start, shaped like Slack's."""
+
+    bot_token: str
+    app_token: str
+    signing_secret: str
+    verification_token: str
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        digits = "".join(secrets.choice(string.digits) for _ in range(13))
+        alnum = string.ascii_letters + string.digits
+        return cls(
+            bot_token=f"xoxb-{digits}-{secrets.randbelow(10**13):013d}-"
+                      + "".join(secrets.choice(alnum) for _ in range(24)),
+            app_token=f"xapp-1-{APP_ID}-{secrets.randbelow(10**13):013d}-{secrets.token_hex(32)}",
+            signing_secret=secrets.token_hex(16),
+            verification_token="".join(secrets.choice(alnum) for _ in range(24)),
+        )

@@ -1,0 +1,92 @@
+"""The whole lab as one object: bring every stand-in up, write the descriptor, take it all down.
+
+Tests start it in-process (one per test run); the ``resetbot-lab`` command wraps it for people.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lab.ad.dc import LabAD
+from lab.people import PEOPLE, Person
+from lab.pki import LabCA
+from lab.slack.server import SlackStandIn
+
+log = logging.getLogger(__name__)
+
+DESCRIPTOR_NAME = "lab.json"
+
+
+def person_entry(p: Person, *, slack_id: str | None) -> dict[str, Any]:
+    """One person as LAB.md describes it."""
+    return {
+        "key": p.key,
+        "display_name": p.display_name,
+        "upn": p.upn,
+        "mail": p.mail,
+        "sam": None if p.has("cloud_only") else p.sam,
+        "dn": p.dn,
+        "slack_id": slack_id,
+        "entra_id": p.entra_id,
+        "manager": p.manager,
+        "groups": list(p.groups),
+        "entra_roles": list(p.entra_roles),
+        "password": p.password,
+        "flags": list(p.flags),
+    }
+
+
+class Lab:
+    """AD (Samba) + Slack stand-in (+ Entra stand-in once it exists), sharing one CA and one state folder."""
+
+    def __init__(self, state_dir: Path, *, cache_dir: Path | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ca = LabCA(self.state_dir / "pki")
+        self.ad = LabAD(self.state_dir, self.ca, cache_dir=cache_dir)
+        self.slack = SlackStandIn()
+        self.descriptor: dict[str, Any] = {}
+
+    @property
+    def descriptor_path(self) -> Path:
+        return self.state_dir / DESCRIPTOR_NAME
+
+    def start(self) -> dict[str, Any]:
+        try:
+            self.ad.start()
+            self.slack.start()
+        except BaseException:
+            self.stop()
+            raise
+        slack_ids = self.slack.slack_ids()
+        self.descriptor = {
+            "ad": self.ad.descriptor(),
+            "slack": self.slack.descriptor(),
+            "people": [person_entry(p, slack_id=slack_ids.get(p.key)) for p in PEOPLE],
+        }
+        # The descriptor holds lab credentials: readable by the owner only.
+        fd = os.open(self.descriptor_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.descriptor, f, indent=2)
+        return self.descriptor
+
+    def stop(self) -> None:
+        for part, stop in (("Slack stand-in", self.slack.stop), ("Samba AD DC", self.ad.stop)):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping the lab's %s failed", part)
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,49 @@
+"""Settings fail fast, one sentence per missing or placeholder value, and never echo a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("RESETBOT_SLACK_BOT_TOKEN", "RESETBOT_SLACK_APP_TOKEN", "RESETBOT_SLACK_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env; each test's own working folder
+
+
+def test_missing_tokens_are_named_one_sentence_each() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "RESETBOT_SLACK_BOT_TOKEN is not set." in text
+    assert "RESETBOT_SLACK_APP_TOKEN is not set." in text
+
+
+def test_placeholders_and_wrong_token_kinds_are_refused_without_echoing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-your-token-here")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xoxb-secret-in-the-wrong-place")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "RESETBOT_SLACK_BOT_TOKEN must be the app's bot token" in text
+    assert "RESETBOT_SLACK_APP_TOKEN must be an app-level token" in text
+    assert "secret-in-the-wrong-place" not in text
+
+
+def test_good_settings_keep_tokens_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    settings = load_settings()
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-1-real"
+    assert "xoxb-1-real" not in repr(settings)
+
+
+def test_env_file_is_read() -> None:
+    Path(".env").write_text("RESETBOT_SLACK_BOT_TOKEN=xoxb-from-file\nRESETBOT_SLACK_APP_TOKEN=xapp-from-file\n")
+    assert load_settings().slack_app_token.get_secret_value() == "xapp-from-file"
