@@ -72,7 +72,7 @@ def up(state_dir: Path, *, once: bool) -> int:
             pass
     finally:
         lab.stop()
-        print("Lab stopped.", flush=True)
+        print("Lab stopped.", file=sys.stderr, flush=True)
     return 0
 
 

@@ -78,11 +78,13 @@ class LabAD:
                 admin = self.admin_connection()
                 seed.seed(admin)
                 writeback_sid = seed.object_sid(admin, WRITEBACK.dn)
+                reader_sid = seed.object_sid(admin, READER.dn)
                 admin.unbind()
             finally:
                 proc.stop()
             _, tool = samba.require_samba()
             seed.delegate_writeback(tool, conf, partial / "private" / "sam.ldb", writeback_sid)
+            seed.delegate_reader(tool, conf, partial / "private" / "sam.ldb", reader_sid)
             for stale in template.parent.glob("samba-template-*"):
                 if stale != partial:
                     shutil.rmtree(stale, ignore_errors=True)

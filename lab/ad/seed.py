@@ -193,6 +193,23 @@ def object_sid(conn: ldap3.Connection, dn: str) -> str:
     return str(format_sid(raw))
 
 
+def _dsacl(samba_tool: str, smb_conf: Path, sam_ldb: Path, object_dn: str, sddl: str) -> None:
+    done = subprocess.run(
+        [samba_tool, "dsacl", "set", f"--configfile={smb_conf}", "-H", str(sam_ldb), f"--objectdn={object_dn}",
+         f"--sddl={sddl}"],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise LabError(f"samba-tool dsacl set on {object_dn} failed: {done.stderr[-1000:]}")
+
+
+def delegate_reader(samba_tool: str, smb_conf: Path, sam_ldb: Path, reader_sid: str) -> None:
+    """Let the bot's read account read fine-grained password policies. AD lets only Domain Admins read
+    PSOs by default (seen on Samba too: the object comes back with no attributes), and the bot needs the
+    effective policy to generate a password that fits it; a real deployment grants the same."""
+    _dsacl(samba_tool, smb_conf, sam_ldb, PSO_CONTAINER, f"(A;CI;RPLCLORC;;;{reader_sid})")
+
+
 def delegate_writeback(samba_tool: str, smb_conf: Path, sam_ldb: Path, writeback_sid: str) -> None:
     """Give the writeback account exactly what Entra Connect's connector account gets: Reset Password
     and write access to pwdLastSet and lockoutTime on user objects below each user OU, nothing else."""
@@ -201,13 +218,7 @@ def delegate_writeback(samba_tool: str, smb_conf: Path, sam_ldb: Path, writeback
         for right, guid in (("CR", _RESET_PASSWORD_RIGHT), ("WP", _ATTR_PWD_LAST_SET), ("WP", _ATTR_LOCKOUT_TIME))
     )
     for ou in USER_OUS:
-        done = subprocess.run(
-            [samba_tool, "dsacl", "set", f"--configfile={smb_conf}", "-H", str(sam_ldb), f"--objectdn={ou}",
-             f"--sddl={aces}"],
-            capture_output=True, text=True, check=False,
-        )
-        if done.returncode != 0:
-            raise LabError(f"samba-tool dsacl set on {ou} failed: {done.stderr[-1000:]}")
+        _dsacl(samba_tool, smb_conf, sam_ldb, ou, aces)
 
 
 def lock_out(url: str, ca_file: Path, p: Person) -> None:

@@ -1,0 +1,254 @@
+"""Active Directory over LDAPS (ldap3): read accounts, their effective password policy, group membership.
+
+The bot only ever reads AD with its own low-privilege account: the password itself travels through Entra
+ID and writeback, never through this client. What this client learns (disabled, locked, protected, which
+policy applies, when the password was last set) feeds the pre-flight checks and the follow-ups.
+
+Wire facts relied on (seen on Samba 4.17 and documented for Windows): ``msDS-User-Account-Control-Computed``
+carries LOCKOUT (0x10) and PASSWORD_EXPIRED (0x800000); ``msDS-ResultantPSO`` names the fine-grained policy
+that applies, if any; ``pwdLastSet`` is a FILETIME where 0 means "must change at next logon"; the matching
+rule 1.2.840.113556.1.4.1941 (LDAP_MATCHING_RULE_IN_CHAIN) expands nested group membership on the server.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.protocol.formatters.formatters import format_uuid_le
+from ldap3.utils.conv import escape_filter_chars
+
+from bot.errors import DirectoryUnavailableError
+from bot.policy import PasswordPolicy, ad_interval
+
+UF_ACCOUNTDISABLE = 0x2
+UF_DONT_EXPIRE_PASSWD = 0x10000
+UF_LOCKOUT = 0x10
+UF_PASSWORD_EXPIRED = 0x800000
+_IN_CHAIN = "1.2.840.113556.1.4.1941"
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+_USER_ATTRS = (
+    "distinguishedName", "sAMAccountName", "userPrincipalName", "displayName", "mail", "objectGUID",
+    "userAccountControl", "msDS-User-Account-Control-Computed", "adminCount", "pwdLastSet", "lockoutTime",
+    "msDS-ResultantPSO",
+)
+
+
+def filetime_to_datetime(value: int) -> datetime | None:
+    """A FILETIME as an aware UTC datetime; None for 0 ("must change") and the "never" sentinels."""
+    if value <= 0 or value >= 0x7FFFFFFFFFFFFFFF:
+        return None
+    return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    dn: str
+    sam: str
+    upn: str | None
+    display_name: str
+    mail: str | None
+    object_guid: str
+    disabled: bool
+    password_never_expires: bool
+    locked_out: bool
+    admin_count: bool
+    pwd_last_set_raw: int
+    resultant_pso: str | None
+
+    @property
+    def must_change_password(self) -> bool:
+        return self.pwd_last_set_raw == 0
+
+    @property
+    def pwd_last_set(self) -> datetime | None:
+        return filetime_to_datetime(self.pwd_last_set_raw)
+
+
+class Directory(Protocol):
+    """What the services need from AD."""
+
+    def find_user(
+        self, *, sam: str | None = None, upn: str | None = None, dn: str | None = None
+    ) -> DirectoryUser | None: ...
+    def users_by_dn(self, dns: Sequence[str]) -> dict[str, DirectoryUser]: ...
+    def is_member_of_any(self, user_dn: str, group_dns: Sequence[str]) -> bool: ...
+    def effective_policy(self, user: DirectoryUser) -> PasswordPolicy: ...
+    def ping(self) -> None: ...
+
+
+_Attrs = dict[str, list[Any]]
+
+
+def _first(attrs: _Attrs, name: str) -> Any:
+    values = attrs.get(name) or []
+    return values[0] if values else None
+
+
+def _to_user(dn: str, attrs: _Attrs) -> DirectoryUser:
+    uac = int(_first(attrs, "userAccountControl") or 0)
+    computed = int(_first(attrs, "msDS-User-Account-Control-Computed") or 0)
+    pso = _first(attrs, "msDS-ResultantPSO")
+    guid = _first(attrs, "objectGUID")
+    return DirectoryUser(
+        dn=dn,
+        sam=str(_first(attrs, "sAMAccountName")),
+        upn=_opt(_first(attrs, "userPrincipalName")),
+        display_name=str(_first(attrs, "displayName") or ""),
+        mail=_opt(_first(attrs, "mail")),
+        object_guid=format_uuid_le(guid) if isinstance(guid, bytes) else str(guid or ""),
+        disabled=bool(uac & UF_ACCOUNTDISABLE),
+        password_never_expires=bool(uac & UF_DONT_EXPIRE_PASSWD),
+        locked_out=bool(computed & UF_LOCKOUT),
+        admin_count=int(_first(attrs, "adminCount") or 0) == 1,
+        pwd_last_set_raw=int(_first(attrs, "pwdLastSet") or 0),
+        resultant_pso=str(pso) if pso else None,
+    )
+
+
+def _opt(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+class LdapDirectory:
+    """A :class:`Directory` over LDAPS. A connection per call keeps it thread-safe and self-healing after
+    an outage; the calls are few (one request at a time, follow-ups batched)."""
+
+    def __init__(self, *, url: str, bind: str, password: str, base_dn: str, ca_file: str | None,
+                 timeout_s: float = 10.0) -> None:
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
+        self._server = ldap3.Server(url, use_ssl=url.lower().startswith("ldaps://"), tls=tls,
+                                    get_info=ldap3.NONE, connect_timeout=int(timeout_s))
+        self._bind = bind
+        self._password = password
+        self._timeout = int(timeout_s)  # ldap3 packs it into a socket option: it must be an int
+        self.base_dn = base_dn
+
+    @contextmanager
+    def _connection(self) -> Iterator[ldap3.Connection]:
+        try:
+            conn = ldap3.Connection(self._server, user=self._bind, password=self._password,
+                                    receive_timeout=self._timeout, raise_exceptions=False)
+            if not conn.bind():
+                raise DirectoryUnavailableError(
+                    f"Active Directory refused the bot's bind as {self._bind} ({conn.result.get('description')})."
+                )
+        except LDAPException as e:
+            raise DirectoryUnavailableError(f"Active Directory could not be reached: {type(e).__name__}.") from e
+        try:
+            yield conn
+        except LDAPException as e:
+            raise DirectoryUnavailableError(f"Active Directory stopped answering: {type(e).__name__}.") from e
+        finally:
+            conn.unbind()
+
+    def _search(self, conn: ldap3.Connection, base: str, flt: str, attrs: Sequence[str],
+                scope: str = ldap3.SUBTREE) -> list[tuple[str, _Attrs]]:
+        """(dn, attributes) of each entry. Without schema (get_info=NONE) ldap3 hands back every
+        attribute as a list of raw values, the same shape paged searches return."""
+        ok = conn.search(base, flt, search_scope=scope, attributes=list(attrs))
+        if not ok and conn.result["result"] not in (0, 32):  # 32 noSuchObject is "nothing there"
+            raise DirectoryUnavailableError(f"An AD search failed: {conn.result['description']}.")
+        return _entries(conn.response or [])
+
+    def find_user(self, *, sam: str | None = None, upn: str | None = None,
+                  dn: str | None = None) -> DirectoryUser | None:
+        """The one user matching exactly one of the keys, or None; values from people are escaped."""
+        with self._connection() as conn:
+            if dn is not None:
+                entries = self._search(conn, dn, "(&(objectCategory=person)(objectClass=user))", _USER_ATTRS,
+                                       ldap3.BASE)
+            else:
+                if sam is not None:
+                    flt = f"(sAMAccountName={escape_filter_chars(sam)})"
+                elif upn is not None:
+                    flt = f"(userPrincipalName={escape_filter_chars(upn)})"
+                else:
+                    raise ValueError("find_user needs sam, upn or dn")
+                entries = self._search(conn, self.base_dn, f"(&(objectCategory=person)(objectClass=user){flt})",
+                                       _USER_ATTRS)
+        return _to_user(*entries[0]) if len(entries) == 1 else None
+
+    def users_by_dn(self, dns: Sequence[str]) -> dict[str, DirectoryUser]:
+        """Many accounts in one paged search (an OR of escaped DNs), for batched follow-up checks."""
+        found: dict[str, DirectoryUser] = {}
+        if not dns:
+            return found
+        with self._connection() as conn:
+            for start in range(0, len(dns), 200):
+                chunk = dns[start:start + 200]
+                ors = "".join(f"(distinguishedName={escape_filter_chars(d)})" for d in chunk)
+                pages = conn.extend.standard.paged_search(
+                    self.base_dn, f"(&(objectClass=user)(|{ors}))", attributes=list(_USER_ATTRS),
+                    paged_size=200, generator=False,
+                )
+                for dn, attrs in _entries(pages):
+                    found[dn.lower()] = _to_user(dn, attrs)
+        return found
+
+    def is_member_of_any(self, user_dn: str, group_dns: Sequence[str]) -> bool:
+        """Transitive membership, resolved by the DC (nested groups count, as they do for AD's own checks)."""
+        if not group_dns:
+            return False
+        with self._connection() as conn:
+            ors = "".join(f"(memberOf:{_IN_CHAIN}:={escape_filter_chars(g)})" for g in group_dns)
+            return bool(self._search(conn, user_dn, f"(|{ors})", ["distinguishedName"], ldap3.BASE))
+
+    def effective_policy(self, user: DirectoryUser) -> PasswordPolicy:
+        """The fine-grained PSO when one applies, else the domain policy."""
+        with self._connection() as conn:
+            if user.resultant_pso:
+                attrs = ["msDS-MinimumPasswordLength", "msDS-PasswordHistoryLength", "msDS-PasswordComplexityEnabled",
+                         "msDS-MinimumPasswordAge", "msDS-MaximumPasswordAge"]
+                entries = self._search(conn, user.resultant_pso, "(objectClass=msDS-PasswordSettings)", attrs,
+                                       ldap3.BASE)
+                if not entries or not entries[0][1].get(attrs[0]):
+                    # AD lets only Domain Admins read PSOs unless delegated; guessing the domain policy
+                    # instead could generate a password the real policy refuses.
+                    raise DirectoryUnavailableError(
+                        f"The bot's AD account cannot read the password policy {user.resultant_pso}: grant it "
+                        "Read on CN=Password Settings Container,CN=System."
+                    )
+                _, e = entries[0]
+                return PasswordPolicy(
+                    source=user.resultant_pso,
+                    min_length=int(_first(e, attrs[0]) or 0),
+                    history_length=int(_first(e, attrs[1]) or 0),
+                    complexity=str(_first(e, attrs[2])).upper() == "TRUE",
+                    min_age=ad_interval(_first(e, attrs[3])),
+                    max_age=ad_interval(_first(e, attrs[4])),
+                )
+            attrs = ["minPwdLength", "pwdHistoryLength", "pwdProperties", "minPwdAge", "maxPwdAge"]
+            entries = self._search(conn, self.base_dn, "(objectClass=domain)", attrs, ldap3.BASE)
+            if not entries:
+                raise DirectoryUnavailableError("The domain's password policy could not be read.")
+            _, e = entries[0]
+            return PasswordPolicy(
+                source="domain",
+                min_length=int(_first(e, attrs[0]) or 0),
+                history_length=int(_first(e, attrs[1]) or 0),
+                complexity=bool(int(_first(e, attrs[2]) or 0) & 1),
+                min_age=ad_interval(_first(e, attrs[3])),
+                max_age=ad_interval(_first(e, attrs[4])),
+            )
+
+    def ping(self) -> None:
+        """Bind and read the rootDSE: the cheapest proof that AD answers the bot."""
+        with self._connection() as conn:
+            self._search(conn, "", "(objectClass=*)", ["defaultNamingContext"], ldap3.BASE)
+
+
+def _entries(response: Sequence[dict[str, Any]]) -> list[tuple[str, _Attrs]]:
+    out = []
+    for item in response:
+        if item.get("type") == "searchResEntry":
+            attrs = {k: v if isinstance(v, list) else [v] for k, v in item.get("attributes", {}).items()}
+            out.append((str(item["dn"]), attrs))
+    return out
