@@ -1,19 +1,50 @@
 """All configuration, from the environment or a ``.env`` file, validated at start.
 
 Secrets are ``SecretStr`` and unwrapped only where a client is built. A missing secret or one still
-holding a placeholder fails fast with one sentence per setting, before anything connects.
+holding a placeholder fails fast with one sentence per setting, before anything connects. Every setting is
+documented in the README's settings table (a test keeps the two in step).
 """
 
 from __future__ import annotations
 
-from typing import Self
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
 
-from pydantic import SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-_PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...")
+_PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
+
+#: AD's built-in protected groups (AdminSDHolder's list), by CN; each is matched below the domain's base DN.
+DEFAULT_PROTECTED_GROUP_CNS = (
+    "CN=Domain Admins,CN=Users",
+    "CN=Enterprise Admins,CN=Users",
+    "CN=Schema Admins,CN=Users",
+    "CN=Administrators,CN=Builtin",
+    "CN=Account Operators,CN=Builtin",
+    "CN=Backup Operators,CN=Builtin",
+    "CN=Server Operators,CN=Builtin",
+    "CN=Print Operators,CN=Builtin",
+)
+
+
+class ApproverSource(StrEnum):
+    """Who may approve: the target's directory manager, members of the approver group, or either."""
+
+    MANAGER = "manager"
+    GROUP = "group"
+    MANAGER_OR_GROUP = "manager_or_group"
+
+
+class TargetConfirmation(StrEnum):
+    """Whether the target is asked "Did you ask helpdesk for this?" by DM, and whether approval waits for it."""
+
+    OFF = "off"
+    ASK = "ask"
+    REQUIRED = "required"
 
 
 def _is_placeholder(value: str) -> bool:
@@ -21,32 +52,112 @@ def _is_placeholder(value: str) -> bool:
     return not low or any(low.startswith(p) for p in _PLACEHOLDERS)
 
 
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(";" if ";" in value else ",") if part.strip()]
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
 
+    # --- Slack -------------------------------------------------------------------------------------------
     #: Bot token (xoxb-…), from the app's OAuth page.
     slack_bot_token: SecretStr
     #: App-level token (xapp-…) with connections:write, for Socket Mode.
     slack_app_token: SecretStr
     #: Web API base URL; only the lab changes it.
     slack_api_base: str = "https://slack.com/api/"
+    #: Channel id where requests typed in a DM with the bot are posted (their thread lives there).
+    requests_channel: str | None = None
+    #: Channel id for security alerts (protected targets, "This wasn't me", a target's "No").
+    security_channel: str | None = None
+    #: Channel id for health pings.
+    ops_channel: str | None = None
+    #: Handle of the Slack user group whose members may request resets (e.g. ``helpdesk``).
+    agents_group: str = "helpdesk"
+    #: Handle of the Slack user group whose members may approve (e.g. ``approvers``); empty for none.
+    approvers_group: str = "approvers"
+
+    # --- Rules ---------------------------------------------------------------------------------------------
+    approver_source: ApproverSource = ApproverSource.MANAGER_OR_GROUP
+    #: Minutes a request waits for approval; at half-time the approvers are reminded.
+    approval_ttl_minutes: int = Field(default=30, ge=2, le=24 * 60)
+    target_confirmation: TargetConfirmation = TargetConfirmation.OFF
+    #: AD groups whose members (nested included) are protected; DNs, ``;``-separated. Empty: AD's built-in list.
+    protected_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Protected accounts a rule allows anyway (sAMAccountName or UPN); they need two approvers and alert security.
+    protected_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Seconds between sweeps for escalations and expiries.
+    sweep_seconds: float = Field(default=15.0, gt=0, le=600)
+
+    # --- Storage -------------------------------------------------------------------------------------------
+    #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
+    database_url: str = "sqlite:///resetbot.db"
+
+    # --- Entra ID / Graph ---------------------------------------------------------------------------------
+    #: ``https://login.microsoftonline.com/<tenant id>`` (the lab: its own authority).
+    entra_authority: str | None = None
+    graph_base: str = "https://graph.microsoft.com/v1.0"
+    entra_client_id: str | None = None
+    entra_client_secret: SecretStr | None = None
+    #: PEM files of the app's certificate credential (instead of a secret).
+    entra_certificate_file: Path | None = None
+    entra_private_key_file: Path | None = None
+    #: CA bundle for TLS to Entra and Graph (default: the system's).
+    entra_ca_file: Path | None = None
+
+    # --- Active Directory ------------------------------------------------------------------------------
+    ldap_url: str | None = None
+    ldap_bind: str | None = None
+    ldap_password: SecretStr | None = None
+    ldap_base_dn: str | None = None
+    #: CA bundle for LDAPS (default: the system's).
+    ldap_ca_file: Path | None = None
+
+    @field_validator("protected_groups", "protected_allowed", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _csv(value)
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Self:
         problems = []
-        if _is_placeholder(self.slack_bot_token.get_secret_value()) or not (
-            self.slack_bot_token.get_secret_value().startswith("xoxb-")
-        ):
+        bot, app = self.slack_bot_token.get_secret_value(), self.slack_app_token.get_secret_value()
+        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
             problems.append("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
-        if _is_placeholder(self.slack_app_token.get_secret_value()) or not (
-            self.slack_app_token.get_secret_value().startswith("xapp-")
-        ):
+        if _is_placeholder(app) or not app.startswith("xapp-"):
             problems.append("RESETBOT_SLACK_APP_TOKEN must be an app-level token (it starts with xapp-).")
         if not self.slack_api_base.endswith("/"):
             problems.append("RESETBOT_SLACK_API_BASE must end with '/'.")
+        if self.entra_client_secret is not None and _is_placeholder(self.entra_client_secret.get_secret_value()):
+            problems.append("RESETBOT_ENTRA_CLIENT_SECRET still holds a placeholder.")
+        if self.ldap_password is not None and _is_placeholder(self.ldap_password.get_secret_value()):
+            problems.append("RESETBOT_LDAP_PASSWORD still holds a placeholder.")
         if problems:
             raise ValueError(" ".join(problems))
         return self
+
+    def protected_group_dns(self) -> list[str]:
+        if self.protected_groups:
+            return list(self.protected_groups)
+        base = self.ldap_base_dn or ""
+        return [f"{cn},{base}" for cn in DEFAULT_PROTECTED_GROUP_CNS] if base else []
+
+    def require_directories(self) -> list[str]:
+        """Sentences for the Entra and AD settings that serving requests needs but that are missing."""
+        needed = {
+            "RESETBOT_ENTRA_AUTHORITY": self.entra_authority,
+            "RESETBOT_ENTRA_CLIENT_ID": self.entra_client_id,
+            "RESETBOT_LDAP_URL": self.ldap_url,
+            "RESETBOT_LDAP_BIND": self.ldap_bind,
+            "RESETBOT_LDAP_PASSWORD": self.ldap_password,
+            "RESETBOT_LDAP_BASE_DN": self.ldap_base_dn,
+        }
+        missing = [f"{name} is not set." for name, value in needed.items() if value is None]
+        if self.entra_client_secret is None and self.entra_certificate_file is None:
+            missing.append("Set RESETBOT_ENTRA_CLIENT_SECRET or RESETBOT_ENTRA_CERTIFICATE_FILE.")
+        return missing
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -56,9 +167,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         sentences = []
         for err in e.errors():
+            name = "RESETBOT_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
             if err["type"] == "missing":
-                name = "RESETBOT_" + str(err["loc"][0]).upper()
                 sentences.append(f"{name} is not set.")
-            else:
+            elif err["type"] == "value_error":
                 sentences.append(str(err["msg"]).removeprefix("Value error, "))
+            else:
+                sentences.append(f"{name}: {err['msg']}.")
         raise ConfigError(" ".join(sentences)) from None

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from lab.ad.dc import LabAD
+from lab.entra import EntraStandIn
 from lab.people import PEOPLE, Person
 from lab.pki import LabCA
 from lab.slack.server import SlackStandIn
@@ -42,7 +43,8 @@ def person_entry(p: Person, *, slack_id: str | None) -> dict[str, Any]:
 
 
 class Lab:
-    """AD (Samba) + Slack stand-in (+ Entra stand-in once it exists), sharing one CA and one state folder."""
+    """AD (Samba) + Entra ID/Graph stand-in (writing back into that AD) + Slack stand-in, sharing one CA and
+    one state folder."""
 
     def __init__(self, state_dir: Path, *, cache_dir: Path | None = None) -> None:
         self.state_dir = state_dir.resolve()
@@ -50,6 +52,7 @@ class Lab:
         self.ca = LabCA(self.state_dir / "pki")
         self.ad = LabAD(self.state_dir, self.ca, cache_dir=cache_dir)
         self.slack = SlackStandIn()
+        self.entra: EntraStandIn | None = None
         self.descriptor: dict[str, Any] = {}
 
     @property
@@ -59,6 +62,9 @@ class Lab:
     def start(self) -> dict[str, Any]:
         try:
             self.ad.start()
+            # Entra first syncs from AD (objectSid, objectGUID, pwdLastSet), so it comes up after it.
+            self.entra = EntraStandIn(self.ad.descriptor(), self.ca)
+            self.entra.start()
             self.slack.start()
         except BaseException:
             self.stop()
@@ -66,6 +72,7 @@ class Lab:
         slack_ids = self.slack.slack_ids()
         self.descriptor = {
             "ad": self.ad.descriptor(),
+            "entra": self.entra.descriptor(),
             "slack": self.slack.descriptor(),
             "people": [person_entry(p, slack_id=slack_ids.get(p.key)) for p in PEOPLE],
         }
@@ -76,7 +83,10 @@ class Lab:
         return self.descriptor
 
     def stop(self) -> None:
-        for part, stop in (("Slack stand-in", self.slack.stop), ("Samba AD DC", self.ad.stop)):
+        parts = [("Slack stand-in", self.slack.stop), ("Samba AD DC", self.ad.stop)]
+        if self.entra is not None:
+            parts.insert(1, ("Entra stand-in", self.entra.stop))
+        for part, stop in parts:
             try:
                 stop()
             except Exception:

@@ -1,0 +1,96 @@
+"""Who may do what. Pure functions over plain facts, so that every rule is testable exhaustively and the
+services only gather the facts (from Slack, Entra, AD, the database) and act on the answer.
+
+Rules that are never configurable away (product spec, section 1): requester, approver and target are three
+different people; a click by someone who may not approve changes nothing; protected accounts are refused
+unless a rule names them, and then need two distinct approvers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.settings import ApproverSource
+
+
+class Refusal(StrEnum):
+    """Why an action was refused; bot.messages has the sentence for each."""
+
+    NOT_AN_AGENT = "not_an_agent"
+    SELF_RESET = "self_reset"
+    REQUESTER_CANNOT_APPROVE = "requester_cannot_approve"
+    TARGET_CANNOT_APPROVE = "target_cannot_approve"
+    NOT_AN_APPROVER = "not_an_approver"
+    ALREADY_APPROVED = "already_approved"
+    ONLY_REQUESTER_CANCELS = "only_requester_cancels"
+    ONLY_TARGET_CONFIRMS = "only_target_confirms"
+    NOT_PENDING = "not_pending"
+
+
+@dataclass(frozen=True)
+class Approvers:
+    """The people who may approve one request, as far as they can be known when it is made."""
+
+    manager: str | None  # Slack id of the target's directory manager, when found in Slack
+    group_handle: str | None  # the approver group, when it counts for this request
+
+    def describe_ids(self) -> list[str]:
+        return [self.manager] if self.manager else []
+
+
+def approvers_for(*, source: ApproverSource, manager: str | None, group_handle: str | None,
+                  requester: str, target: str | None) -> Approvers:
+    """Who approves: the manager and/or the group, per the configured source. A manager who is also the
+    requester or the target cannot approve, so they are not named."""
+    use_manager = source in (ApproverSource.MANAGER, ApproverSource.MANAGER_OR_GROUP)
+    use_group = source in (ApproverSource.GROUP, ApproverSource.MANAGER_OR_GROUP)
+    named_manager = manager if use_manager and manager not in (requester, target) else None
+    return Approvers(manager=named_manager, group_handle=group_handle if use_group and group_handle else None)
+
+
+def approval_refusal(*, actor: str, requester: str, target: str | None, approvers: Approvers,
+                     actor_in_group: bool, already_approved: bool) -> Refusal | None:
+    """None when ``actor`` may approve (or deny) now; otherwise why not."""
+    if actor == requester:
+        return Refusal.REQUESTER_CANNOT_APPROVE
+    if target is not None and actor == target:
+        return Refusal.TARGET_CANNOT_APPROVE
+    eligible = (approvers.manager is not None and actor == approvers.manager) or (
+        approvers.group_handle is not None and actor_in_group
+    )
+    if not eligible:
+        return Refusal.NOT_AN_APPROVER
+    if already_approved:
+        return Refusal.ALREADY_APPROVED
+    return None
+
+
+def cancel_refusal(*, actor: str, requester: str) -> Refusal | None:
+    return None if actor == requester else Refusal.ONLY_REQUESTER_CANCELS
+
+
+class Protection(StrEnum):
+    ADMIN_COUNT = "admin_count"
+    PROTECTED_GROUP = "protected_group"
+    ENTRA_ROLE = "entra_role"
+
+
+def protection_reasons(*, admin_count: bool, in_protected_group: bool,
+                       entra_roles: Iterable[str]) -> list[Protection]:
+    """Why an account is protected (empty: it is not)."""
+    reasons = []
+    if admin_count:
+        reasons.append(Protection.ADMIN_COUNT)
+    if in_protected_group:
+        reasons.append(Protection.PROTECTED_GROUP)
+    if any(entra_roles):
+        reasons.append(Protection.ENTRA_ROLE)
+    return reasons
+
+
+def allowed_by_rule(*, sam: str | None, upn: str, allowed: Iterable[str]) -> bool:
+    """Whether a configured rule names this protected account (by sAMAccountName or UPN, any case)."""
+    names = {a.strip().lower() for a in allowed if a.strip()}
+    return upn.lower() in names or (sam is not None and sam.lower() in names)

@@ -1,0 +1,166 @@
+"""The control API (under ``entra.control``) and the request log it serves.
+
+Tests and the demo drive the stand-in through it: approve a device sign-in as a person, switch faults,
+read every resetPassword operation and every request. Nothing here ever holds a password: the request log
+keeps method, path, query, caller and status, never a body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from lab.entra.graphbase import Handler
+from lab.entra.state import DeviceFlow, DeviceStatus, FaultError, State
+from lab.entra.wire import LOG_APP, LOG_USER, utcnow
+
+CONTROL_PREFIX = "/control"
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class Control:
+    """The routes under ``/control`` (not logged in the request log, not subject to faults)."""
+
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def routes(self) -> list[web.RouteDef]:
+        c = CONTROL_PREFIX
+        return [
+            web.get(f"{c}/faults", self.get_faults),
+            web.post(f"{c}/faults", self.set_faults),
+            web.get(f"{c}/device", self.device_flows),
+            web.post(f"{c}/device/approve", self.approve),
+            web.post(f"{c}/device/decline", self.decline),
+            web.post(f"{c}/device/expire", self.expire),
+            web.get(f"{c}/operations", self.operations),
+            web.get(f"{c}/requests", self.requests),
+            web.post(f"{c}/reset", self.reset),
+        ]
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any] | None:
+        try:
+            body = json.loads(await request.text() or "{}")
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    # -- faults -----------------------------------------------------------------------------------------
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.s.faults.as_json())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if body is None:
+            return _error(400, "POST /faults needs a JSON object")
+        try:
+            self.s.faults.update(body)
+        except FaultError as err:
+            return _error(400, str(err))
+        self.s.set_writeback(self.s.faults.writeback)
+        return web.json_response(self.s.faults.as_json())
+
+    # -- device sign-ins --------------------------------------------------------------------------------
+    async def device_flows(self, request: web.Request) -> web.Response:
+        return web.json_response([f.as_control() for f in self.s.device_flows.values()])
+
+    def _flow_for(self, body: dict[str, Any]) -> DeviceFlow | None:
+        code = str(body.get("user_code", "")).strip().upper()
+        return next((f for f in self.s.device_flows.values() if f.user_code == code), None)
+
+    async def approve(self, request: web.Request) -> web.Response:
+        """Complete a pending device-code sign-in as the person with ``upn`` (as if they typed the code)."""
+        body = await self._body(request)
+        if body is None:
+            return _error(400, "POST /device/approve needs {\"user_code\", \"upn\"}")
+        flow = self._flow_for(body)
+        if flow is None:
+            return _error(404, "no device sign-in with that user_code")
+        user = self.s.user(str(body.get("upn", "")))
+        if user is None:
+            return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
+        if user.person.has("disabled"):
+            return _error(409, "AADSTS50057: The user account is disabled; the sign-in cannot complete.")
+        if flow.status == "pending" and utcnow() >= flow.expires_at:
+            flow.status = "expired"
+        if flow.status != "pending":
+            return _error(409, f"the device sign-in is {flow.status}, not pending")
+        flow.status = "approved"
+        flow.person_key = user.person.key
+        return web.json_response({"user_code": flow.user_code, "upn": user.person.upn, "status": flow.status})
+
+    async def _finish(self, request: web.Request, status: DeviceStatus) -> web.Response:
+        body = await self._body(request)
+        flow = self._flow_for(body or {})
+        if flow is None:
+            return _error(404, "no device sign-in with that user_code")
+        if flow.status != "pending":
+            return _error(409, f"the device sign-in is {flow.status}, not pending")
+        flow.status = status
+        return web.json_response({"user_code": flow.user_code, "status": flow.status})
+
+    async def decline(self, request: web.Request) -> web.Response:
+        """The person refuses the sign-in: the next poll gets authorization_declined."""
+        return await self._finish(request, "declined")
+
+    async def expire(self, request: web.Request) -> web.Response:
+        """Let the code run out now: the next poll gets expired_token."""
+        return await self._finish(request, "expired")
+
+    # -- logs -------------------------------------------------------------------------------------------
+    async def operations(self, request: web.Request) -> web.Response:
+        return web.json_response([op.as_control() for op in self.s.operations.values()])
+
+    async def requests(self, request: web.Request) -> web.Response:
+        return web.json_response(self.s.requests)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        """Faults off; operations, request log and device sign-ins cleared. ``{"history": true}`` also forgets
+        the emulated password history (back to the fixture passwords). Tokens stay valid."""
+        body = await self._body(request) or {}
+        self.s.reset(history=bool(body.get("history", False)))
+        return web.json_response({"reset": True, "faults": self.s.faults.as_json()})
+
+
+def _kind(path: str) -> str:
+    if path.startswith("/v1.0"):
+        return "graph"
+    if "/oauth2/" in path:
+        return "token"
+    return "discovery"
+
+
+def request_log_middleware(state: State) -> Any:
+    """Record every request except the control API's: method, path, query, caller app/user, status."""
+
+    @web.middleware
+    async def log(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            state.requests.append({
+                "time": utcnow().isoformat(),
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string,
+                "kind": _kind(request.path),
+                "app": request.get(LOG_APP),
+                "user": request.get(LOG_USER),
+                "status": status,
+            })
+
+    return log

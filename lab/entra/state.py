@@ -1,0 +1,193 @@
+"""Everything the stand-in's routes share: the tenant's URLs, directory, tokens, faults, logs, flows.
+
+The aiohttp routes run on one event loop thread and the control API is served by the same loop, so plain
+Python structures need no locks; only the blocking LDAP work leaves the loop (in a worker thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lab.entra import config
+from lab.entra.directory import EntraUser
+from lab.entra.operations import Operation
+from lab.entra.passwords import PasswordHistory
+from lab.entra.tokens import AppCredentials, TokenIssuer
+from lab.entra.wire import utcnow
+from lab.entra.writeback import WritebackAgent
+
+WritebackMode = Literal["ok", "disabled", "offline"]
+_WRITEBACK_MODES = ("ok", "disabled", "offline")
+
+
+class FaultError(ValueError):
+    """A POST /faults body the stand-in cannot apply; the message says which field and why."""
+
+
+@dataclass
+class Faults:
+    """The control API's switches (LAB.md names), plus ``offline_delay_ms``."""
+
+    writeback: WritebackMode = "ok"
+    latency_ms: int = 0
+    throttle_next: int = 0
+    retry_after: float = 1
+    fail_next_5xx: int = 0
+    token_endpoint_down: bool = False
+    offline_delay_ms: int = config.DEFAULT_OFFLINE_DELAY_MS
+
+    def update(self, body: dict[str, Any]) -> None:
+        """Apply the fields present in ``body``; validate all of them before changing any."""
+        unknown = set(body) - set(self.as_json())
+        if unknown:
+            raise FaultError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
+        changes: dict[str, Any] = {}
+        for name, value in body.items():
+            if name == "writeback":
+                if value not in _WRITEBACK_MODES:
+                    raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
+            elif name == "token_endpoint_down":
+                if not isinstance(value, bool):
+                    raise FaultError("token_endpoint_down must be true or false")
+            elif name == "retry_after":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
+                        or not math.isfinite(value):
+                    raise FaultError("retry_after must be a positive number of seconds")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise FaultError(f"{name} must be a non-negative integer")
+            changes[name] = value
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "writeback": self.writeback,
+            "latency_ms": self.latency_ms,
+            "throttle_next": self.throttle_next,
+            "retry_after": self.retry_after,
+            "fail_next_5xx": self.fail_next_5xx,
+            "token_endpoint_down": self.token_endpoint_down,
+            "offline_delay_ms": self.offline_delay_ms,
+        }
+
+    def retry_after_header(self) -> str:
+        value = self.retry_after
+        return str(int(value)) if float(value).is_integer() else str(value)
+
+
+DeviceStatus = Literal["pending", "approved", "declined", "expired", "redeemed"]
+
+
+@dataclass
+class DeviceFlow:
+    device_code: str
+    user_code: str
+    client_id: str
+    requested: tuple[str, ...]  # scopes as the client wrote them (echoed in the token answer)
+    granted: tuple[str, ...]  # Graph permission names that go into scp
+    created: dt.datetime
+    expires_at: dt.datetime
+    interval: int = config.DEVICE_CODE_INTERVAL_S
+    status: DeviceStatus = "pending"
+    person_key: str | None = None
+    last_poll: float | None = None
+
+    def as_control(self) -> dict[str, Any]:
+        return {"user_code": self.user_code, "client_id": self.client_id, "scopes": list(self.requested),
+                "status": self.status, "expires_at": self.expires_at.isoformat()}
+
+
+@dataclass
+class State:
+    base: str  # https://127.0.0.1:PORT
+    credentials: AppCredentials
+    issuer: TokenIssuer
+    users: dict[str, EntraUser]  # by Entra object id
+    history: PasswordHistory
+    agent: WritebackAgent
+    initial_passwords: dict[str, str]
+    app_roles: tuple[str, ...] = config.APP_ROLES
+    tenant_id: str = config.TENANT_ID
+    started: dt.datetime = field(default_factory=utcnow)
+    faults: Faults = field(default_factory=Faults)
+    operations: dict[str, Operation] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    device_flows: dict[str, DeviceFlow] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: One reset at a time on-prem, as the writeback agent works through its queue (keeps history exact).
+    writeback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sync_frozen_at: dt.datetime | None = None
+
+    # -- URLs -------------------------------------------------------------------------------------------
+    @property
+    def authority(self) -> str:
+        return f"{self.base}/{self.tenant_id}"
+
+    @property
+    def graph_base(self) -> str:
+        return f"{self.base}/v1.0"
+
+    @property
+    def control(self) -> str:
+        return f"{self.base}/control"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.authority}/oauth2/v2.0/token"
+
+    @property
+    def device_endpoint(self) -> str:
+        return f"{self.authority}/oauth2/v2.0/devicecode"
+
+    # -- directory --------------------------------------------------------------------------------------
+    def user(self, id_or_upn: str) -> EntraUser | None:
+        key = id_or_upn.strip().lower()
+        for u in self.users.values():
+            if u.id == key or u.person.upn.lower() == key:
+                return u
+        return None
+
+    def user_by_key(self, key: str) -> EntraUser | None:
+        return next((u for u in self.users.values() if u.person.key == key), None)
+
+    def _cycle(self, period_s: int) -> dt.datetime:
+        """The last time a sync cycle of ``period_s`` ran: cycles started 10 minutes before the lab did, and
+        stop while the writeback fault is "offline" (the Connect server is down, so nothing syncs)."""
+        epoch = self.started - dt.timedelta(minutes=10)
+        now = self.sync_frozen_at or utcnow()
+        cycles = int((now - epoch).total_seconds() // period_s)
+        return epoch + dt.timedelta(seconds=cycles * period_s)
+
+    def last_sync(self) -> dt.datetime:
+        return self._cycle(config.SYNC_CYCLE_S)
+
+    def last_password_sync(self) -> dt.datetime:
+        return self._cycle(config.PASSWORD_SYNC_CYCLE_S)
+
+    def set_writeback(self, mode: WritebackMode) -> None:
+        if mode == "offline" and self.sync_frozen_at is None:
+            self.sync_frozen_at = utcnow()
+        elif mode != "offline":
+            self.sync_frozen_at = None
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background, keeping a reference so it is not collected (and can be cancelled)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def reset(self, *, history: bool) -> None:
+        """POST /control/reset: faults off, logs and operations and device flows cleared."""
+        self.faults = Faults()
+        self.set_writeback("ok")
+        self.operations.clear()
+        self.requests.clear()
+        self.device_flows.clear()
+        if history:
+            self.history.forget()
+            for key, password in self.initial_passwords.items():
+                self.history.seed(key, password)
