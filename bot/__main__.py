@@ -12,20 +12,28 @@ from slack_sdk import WebClient
 from bot import __version__
 from bot.app import create_app
 from bot.errors import ConfigError
+from bot.jobs import start_scheduler
 from bot.settings import load_settings
+from bot.wiring import build_runtime
 
 
 def run() -> int:
-    """Connect over Socket Mode and serve until interrupted."""
+    """Connect over Socket Mode, sweep on schedule, and serve until interrupted."""
     try:
         settings = load_settings()
+        runtime = build_runtime(settings)
     except ConfigError as e:
         print(f"resetbot cannot start: {e}", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    app = create_app(settings, runtime.services)
+    scheduler = start_scheduler(runtime.services, sweep_seconds=settings.sweep_seconds)
     web = WebClient(base_url=settings.slack_api_base)
     handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
-    handler.start()  # type: ignore[no-untyped-call]
+    try:
+        handler.start()  # type: ignore[no-untyped-call]
+    finally:
+        scheduler.shutdown(wait=False)
+        runtime.close()
     return 0
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.services.registry import Services
 from bot.settings import Settings
 from handlers import register
 
 
-def create_app(settings: Settings) -> App:
+def web_client(settings: Settings) -> WebClient:
+    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_base)
+
+
+def create_app(settings: Settings, services: Services, *, client: WebClient | None = None) -> App:
     """A bolt App wired with every handler; built on demand, never at import time."""
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_base)
-    app = App(client=client, token_verification_enabled=True, process_before_response=False)
-    register(app)
+    app = App(client=client or web_client(settings), token_verification_enabled=True, process_before_response=False)
+    register(app, services)
     return app

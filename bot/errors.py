@@ -22,3 +22,90 @@ class RequestNotFoundError(ResetbotError):
 
 class DirectoryUnavailableError(ResetbotError):
     """Active Directory could not be reached or refused the bot's own bind (not a verdict about a user)."""
+
+
+class SlackUnavailableError(ResetbotError):
+    """Slack's Web API refused or failed a call the bot needed (not a person's mistake)."""
+
+
+# --- Entra ID and Microsoft Graph (bot/clients/entra_auth.py, bot/clients/graph.py) ---------------------------
+class MicrosoftError(ResetbotError):
+    """Entra ID or Microsoft Graph failed a call. The message is one sentence for the user or operator; the
+    fields carry what support needs to trace it: Microsoft's ``code`` (a Graph code or ``AADSTS…``), the
+    ``request_id`` Graph answered with (or the token endpoint's correlation id), the ``client_request_id``
+    the bot sent, the HTTP ``status`` and the ``retry_after`` Microsoft asked for, in seconds.
+    Never holds a password, token, secret or token cache."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+        self.status = status
+        self.retry_after = retry_after
+
+
+class EntraAuthError(MicrosoftError):
+    """Entra ID refused the bot's own credentials (client id, secret, certificate, tenant): a setting is
+    wrong, and the message names it."""
+
+
+class EntraUnavailableError(MicrosoftError):
+    """Entra ID's token endpoint could not be reached or answered 5xx; trying again later may work."""
+
+
+class EntraReauthRequiredError(MicrosoftError):
+    """An agent's linked sign-in can no longer be used silently (refresh token gone, revoked or expired, or
+    the stored cache unreadable): the agent must sign in again."""
+
+
+class DeviceFlowError(MicrosoftError):
+    """A device-code sign-in did not complete; ``reason`` says why (declined, expired, timeout, scope...)."""
+
+    def __init__(self, message: str, *, reason: str, code: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message, code=code, request_id=request_id)
+        self.reason = reason
+
+
+class DeviceFlowDeclinedError(DeviceFlowError):
+    """The person refused the sign-in on Microsoft's page."""
+
+
+class DeviceFlowExpiredError(DeviceFlowError):
+    """The sign-in code ran out (Microsoft's expiry, or the bot stopped waiting) before anyone used it."""
+
+
+class GraphError(MicrosoftError):
+    """A Microsoft Graph call failed in a way none of the subclasses describes (an unexpected answer)."""
+
+
+class GraphPermissionError(GraphError):
+    """Graph answered 403 (``Authorization_RequestDenied``): the app's permissions or the signed-in agent's
+    Entra role do not allow this call on this target."""
+
+
+class GraphNotFoundError(GraphError):
+    """Graph answered 404: the user (or operation) does not exist in Entra ID."""
+
+
+class GraphThrottledError(GraphError):
+    """Graph kept answering 429 after the bounded retries; ``retry_after`` is the last wait it asked for."""
+
+
+class GraphUnavailableError(GraphError):
+    """Graph could not be reached or kept answering 5xx after the bounded retries."""
+
+
+class GraphRejectedError(GraphError):
+    """Graph refused the request as such (400 and other 4xx), e.g. a password Entra Password Protection
+    blocks; ``code`` and the message carry Microsoft's reason."""

@@ -26,3 +26,28 @@ class ResetbotSubcommand(StrEnum):
     WHOAMI = "whoami"
     HEALTH = "health"
     HELP = "help"
+
+
+class Action(StrEnum):
+    """action_id of every button; the value carries the request id."""
+
+    APPROVE = "request_approve"
+    DENY = "request_deny"
+    CANCEL = "request_cancel"
+    CONFIRM_YES = "target_confirm_yes"
+    CONFIRM_NO = "target_confirm_no"
+
+
+class Callback(StrEnum):
+    """callback_id of every modal."""
+
+    DENY_REASON = "deny_reason"
+
+
+class Block(StrEnum):
+    """block_id (and input action_id) of modal inputs and of blocks that are looked up again."""
+
+    DENY_REASON = "deny_reason"
+    DENY_REASON_INPUT = "deny_reason_input"
+    REQUEST_ACTIONS = "request_actions"
+    CONFIRM_ACTIONS = "confirm_actions"

@@ -137,6 +137,17 @@ class ResetRequest(SQLModel, table=True):
     target_dn: str | None = Field(default=None, max_length=1024)
     target_display: str = Field(default="", max_length=255)
 
+    #: The target's Slack id (for the DM and to refuse their own approval), when they are in Slack.
+    target_slack_id: str | None = Field(default=None, max_length=32)
+    #: Who may approve, fixed when the request is made: the target's directory manager in Slack (if the rules
+    #: count managers) and the handle of the approver group (if they count groups; membership is checked live).
+    manager_slack_id: str | None = Field(default=None, max_length=32)
+    approver_group: str | None = Field(default=None, max_length=64)
+    #: Comma-separated ``bot.services.rules.Protection`` reasons; empty when the target is not protected.
+    protected: str = Field(default="", max_length=128)
+    #: Target confirmation by DM: ``off``, ``pending``, ``yes`` or ``no`` (``bot.services.rules.Confirmation``).
+    confirmation: str = Field(default="off", max_length=16)
+
     reason: str = Field(default="", sa_type=sa.Text)
     #: Also clear an AD lockout (``--unlock``); issue a Temporary Access Pass instead of a password (``--tap``).
     unlock: bool = Field(default=False)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,6 +71,11 @@ def create_request(
     unlock: bool = False,
     tap: bool = False,
     approvals_required: int = 1,
+    target_slack_id: str | None = None,
+    manager_slack_id: str | None = None,
+    approver_group: str | None = None,
+    protected: str = "",
+    confirmation: str = "off",
     created_at: datetime | None = None,
 ) -> ResetRequest:
     """Insert a new request in ``pending_approval`` with a fresh id, and audit its creation (None → pending).
@@ -95,6 +100,11 @@ def create_request(
             unlock=unlock,
             tap=tap,
             approvals_required=approvals_required,
+            target_slack_id=target_slack_id,
+            manager_slack_id=manager_slack_id,
+            approver_group=approver_group,
+            protected=protected,
+            confirmation=confirmation,
             escalate_at=escalate_at,
             expires_at=expires_at,
         )
@@ -237,6 +247,31 @@ def mark_escalated(
     return session.get(ResetRequest, request_id, populate_existing=True)
 
 
+def set_confirmation(
+    session: Session, *, request_id: str, expected: str, to: str, audit: AuditDraft, at: datetime | None = None
+) -> ResetRequest | None:
+    """Compare-and-set the target's confirmation (``pending`` → ``yes``/``no``) while the request is pending.
+
+    Like ``transition``: the one caller whose UPDATE matches gets the refreshed request and appends ``audit``;
+    a repeated click or a late answer gets None and writes nothing.
+    """
+    at = at or utcnow()
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(
+            col(ResetRequest.id) == request_id,
+            col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+            col(ResetRequest.confirmation) == expected,
+        )
+        .values(confirmation=to, version=col(ResetRequest.version) + 1, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return None
+    append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
 def due_for_escalation(session: Session, *, now: datetime, limit: int = 100) -> list[ResetRequest]:
     """Pending, not yet escalated, past their half-time and not yet expired: oldest deadline first."""
     query = (
@@ -268,6 +303,11 @@ def due_for_expiry(session: Session, *, now: datetime, limit: int = 100) -> list
 # --- approvals ------------------------------------------------------------------------------------------------
 
 
+class ApprovalTally(NamedTuple):
+    total: int
+    added: bool
+
+
 def add_approval(
     session: Session,
     *,
@@ -275,8 +315,9 @@ def add_approval(
     approver: str,
     at: datetime | None = None,
     audit: AuditDraft | None = None,
-) -> int:
-    """Record ``approver``'s approval (idempotent per person) and return how many distinct people have approved.
+) -> ApprovalTally:
+    """Record ``approver``'s approval (idempotent per person): how many distinct people have approved, and
+    whether this call added one (so only the click that counted announces it).
 
     The request row is locked first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE already
     serialises): without it, two different approvers clicking at the same moment on a two-approver request
@@ -292,13 +333,14 @@ def add_approval(
     if state is None:
         raise RequestNotFoundError(request_id)
     exists = session.get(Approval, (request_id, approver)) is not None
-    if state == RequestState.PENDING_APPROVAL and not exists:
+    added = state == RequestState.PENDING_APPROVAL and not exists
+    if added:
         when = at or utcnow()
         session.add(Approval(request_id=request_id, approver=approver, at=when))
         session.flush()
         if audit is not None:
             append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=when)
-    return count_approvals(session, request_id=request_id)
+    return ApprovalTally(count_approvals(session, request_id=request_id), added)
 
 
 def count_approvals(session: Session, *, request_id: str) -> int:

@@ -69,6 +69,9 @@ class AuditAction(StrEnum):
     SUCCEEDED = "succeeded"
     REJECTED = "rejected"
     FAILED = "failed"
+    #: The target answered the "Did you ask helpdesk for this?" DM.
+    TARGET_CONFIRMED = "target_confirmed"
+    TARGET_DISOWNED = "target_disowned"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

@@ -236,7 +236,7 @@ def option_for(element: JSON, value: Any) -> JSON:
     raise ValueError(f"element {element.get('action_id')!r} has no option with value {value!r}")
 
 
-def _selection(kind: str, element: JSON, raw: Any) -> JSON:  # noqa: PLR0911 - one branch per element family
+def _selection(kind: str, element: JSON, raw: Any) -> JSON:
     """The ``state.values`` entry (without ``type``) for element ``kind`` given a plain value."""
     multi = kind.startswith("multi_") or kind == "checkboxes"
     if kind in ("static_select", "external_select", "radio_buttons"):

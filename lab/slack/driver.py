@@ -85,11 +85,15 @@ class SlackDriver:
         return cast(Ack, self._call("POST", "/command", json={"user": user, "channel": channel,
                                                              "command": command, "text": text}))
 
-    def click(self, user: str, channel: str, ts: str, action_id: str, value: Any = None) -> Ack:
-        """``user`` clicks (or picks ``value`` in) the element ``action_id`` of message ``ts``."""
+    def click(self, user: str, channel: str, ts: str, action_id: str, value: Any = None, *,
+              stale_ok: bool = False) -> Ack:
+        """``user`` clicks (or picks ``value`` in) the element ``action_id`` of message ``ts``; with ``stale_ok``
+        the click may come from an earlier version of the message (a client that has not redrawn yet)."""
         body: dict[str, Any] = {"user": user, "channel": channel, "ts": ts, "action_id": action_id}
         if value is not None:
             body["value"] = value
+        if stale_ok:
+            body["stale_ok"] = True
         return cast(Ack, self._call("POST", "/click", json=body))
 
     def click_view(self, user: str, view_id: str, action_id: str, value: Any = None) -> Ack:

@@ -249,6 +249,14 @@ class ControlApi:
             _fail(404, f"no message {ts} in {channel.id} that {user.name} can see")
         blocks = msg.blocks if msg is not None else eph.blocks if eph is not None else []
         found = find_element(blocks, action_id, value)
+        if found is None and msg is not None and body.get("stale_ok"):
+            # A click from a client still showing an earlier version of the message (50 people clicking
+            # at once, say): Slack delivers it with the blocks that client shows.
+            for earlier in reversed(msg.earlier_blocks):
+                found = find_element(earlier, action_id, value)
+                if found is not None:
+                    blocks = earlier
+                    break
         if found is None:
             have = [e.get("action_id") for _b, e in iter_elements(blocks)]
             _fail(404, f"no element with action_id {action_id!r} in message {ts}", action_ids=have)

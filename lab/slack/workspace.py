@@ -174,6 +174,9 @@ class Message:
     metadata: JSON | None = None
     attachments: list[JSON] | None = None
     replies: list[str] = field(default_factory=list)
+    #: Blocks this message had before each edit, oldest first: a person whose client has not redrawn yet
+    #: still sees (and can click) an earlier version, as in Slack.
+    earlier_blocks: list[list[JSON]] = field(default_factory=list)
 
     @property
     def is_reply(self) -> bool:
@@ -521,6 +524,7 @@ class Workspace:
             if text is not None:
                 msg.text = text
             if blocks is not None:
+                msg.earlier_blocks.append(msg.blocks)
                 msg.blocks = blocks
             if attachments is not None:
                 msg.attachments = attachments

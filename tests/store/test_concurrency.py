@@ -76,7 +76,7 @@ def test_two_approvers_clicking_together_approve_exactly_once(factory: sessionma
         with factory.begin() as session:
             count = store.add_approval(
                 session, request_id=req.id, approver=people[i], at=T0, audit=draft(AuditAction.APPROVAL_ADDED)
-            )
+            ).total
             if count < req.approvals_required:
                 return False
             moved = store.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft())

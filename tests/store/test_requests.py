@@ -201,7 +201,7 @@ def test_two_distinct_approvers_are_needed_for_a_protected_target(factory: sessi
         with factory.begin() as session:
             count = store.add_approval(
                 session, request_id=req.id, approver=approver, at=T0, audit=draft(AuditAction.APPROVAL_ADDED, approver)
-            )
+            ).total
             if count >= req.approvals_required:
                 won = draft(actor=approver)
                 store.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=won)

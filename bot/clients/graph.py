@@ -1,0 +1,586 @@
+"""Microsoft Graph v1.0 over httpx: the users, managers, roles and tenant facts the services read, and the
+two calls that set a credential (resetPassword as the agent, Temporary Access Pass).
+
+Wire facts relied on (graph-and-entra.md): on-prem properties come only with ``$select``; ``$filter`` string
+literals are single-quoted and a quote inside is doubled (OData); errors are
+``{"error": {"code", "message", "innerError": {"request-id", ...}}}`` with ``request-id`` /
+``client-request-id`` headers; ``429`` carries ``Retry-After`` in seconds (fractional allowed);
+resetPassword answers ``202`` + an opaque ``Location`` (+ ``Retry-After``), and GET on that Location gives a
+longRunningOperation whose ``status`` ends ``succeeded`` or ``failed`` (``statusDetail`` texts are not
+documented: they are shown, never parsed).
+
+Every call sends a ``client-request-id`` (the caller's or a new GUID) and every error keeps Graph's
+``request-id``, so a user-facing sentence can quote both. A password or pass is sent sealed (its repr hides
+it) and is scrubbed from anything Graph answers before that reaches an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from bot.clients.entra_auth import TokenSource
+from bot.clients.http import DEFAULT_TIMEOUT_S, graph_http_client, new_correlation_id
+from bot.errors import (
+    EntraAuthError,
+    EntraReauthRequiredError,
+    GraphError,
+    GraphNotFoundError,
+    GraphPermissionError,
+    GraphRejectedError,
+    GraphThrottledError,
+    GraphUnavailableError,
+    MicrosoftError,
+)
+
+log = logging.getLogger(__name__)
+
+#: The fixed id of the password authentication method (Graph documents it).
+PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"  # noqa: S105 - an id, not a password
+
+USER_SELECT: tuple[str, ...] = (
+    "id", "userPrincipalName", "mail", "displayName", "accountEnabled", "onPremisesSyncEnabled",
+    "onPremisesSamAccountName", "onPremisesDistinguishedName", "onPremisesDomainName",
+    "onPremisesUserPrincipalName", "onPremisesLastSyncDateTime", "lastPasswordChangeDateTime",
+)
+_ORG_SELECT = "onPremisesSyncEnabled,onPremisesLastSyncDateTime,onPremisesLastPasswordSyncDateTime"
+_TERMINAL = frozenset({"succeeded", "failed"})
+_REDACTED = "[redacted]"
+#: Polling a reset without Retry-After: first wait, doubling up to the last.
+_FIRST_POLL_S = 0.25
+_MAX_POLL_S = 5.0
+
+
+# --- results --------------------------------------------------------------------------------------------------
+def parse_graph_time(value: Any) -> datetime | None:
+    """Graph's DateTimeOffset (``2024-05-01T12:34:56Z``, up to 7 fraction digits) as an aware datetime."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if when.year <= 1:  # Graph's "never": 0001-01-01T00:00:00Z
+        return None
+    return when
+
+
+@dataclass(frozen=True)
+class GraphUser:
+    id: str
+    user_principal_name: str
+    mail: str | None
+    display_name: str
+    account_enabled: bool | None
+    on_premises_sync_enabled: bool | None
+    on_premises_sam_account_name: str | None
+    on_premises_distinguished_name: str | None
+    on_premises_domain_name: str | None
+    on_premises_user_principal_name: str | None
+    on_premises_last_sync: datetime | None
+    last_password_change: datetime | None
+
+    @property
+    def synced(self) -> bool:
+        """Mastered on-prem and synced by Entra Connect (a reset must be written back)."""
+        return self.on_premises_sync_enabled is True
+
+    @classmethod
+    def from_graph(cls, body: Mapping[str, Any]) -> GraphUser:
+        def s(name: str) -> str | None:
+            v = body.get(name)
+            return str(v) if v not in (None, "") else None
+
+        enabled, synced = body.get("accountEnabled"), body.get("onPremisesSyncEnabled")
+        return cls(
+            id=str(body["id"]),
+            user_principal_name=str(body.get("userPrincipalName") or ""),
+            mail=s("mail"),
+            display_name=str(body.get("displayName") or ""),
+            account_enabled=enabled if isinstance(enabled, bool) else None,
+            on_premises_sync_enabled=synced if isinstance(synced, bool) else None,
+            on_premises_sam_account_name=s("onPremisesSamAccountName"),
+            on_premises_distinguished_name=s("onPremisesDistinguishedName"),
+            on_premises_domain_name=s("onPremisesDomainName"),
+            on_premises_user_principal_name=s("onPremisesUserPrincipalName"),
+            on_premises_last_sync=parse_graph_time(body.get("onPremisesLastSyncDateTime")),
+            last_password_change=parse_graph_time(body.get("lastPasswordChangeDateTime")),
+        )
+
+
+@dataclass(frozen=True)
+class OrgSync:
+    on_premises_sync_enabled: bool | None
+    last_sync: datetime | None
+    last_password_sync: datetime | None
+
+
+@dataclass(frozen=True)
+class ResetOperation:
+    """A resetPassword long-running operation as last seen. ``status`` is Graph's (notStarted, running,
+    succeeded, failed); when polling ran out of time it is still non-terminal and ``location`` can be polled
+    again later with :meth:`GraphClient.get_reset_operation`."""
+
+    id: str
+    status: str
+    status_detail: str | None
+    location: str
+    created: datetime | None
+    last_action: datetime | None
+    client_request_id: str
+    request_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in _TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class TapResult:
+    id: str
+    temporary_access_pass: SecretStr = field(repr=False)
+    lifetime_minutes: int
+    usable_once: bool
+    start: datetime | None
+    is_usable: bool | None
+    client_request_id: str
+    request_id: str | None = None
+
+
+class Graph(Protocol):
+    """What the services need from Microsoft Graph."""
+
+    def get_user(self, id_or_upn: str, *, client_request_id: str | None = None) -> GraphUser | None: ...
+    def find_users(self, email_or_upn: str, *, client_request_id: str | None = None) -> list[GraphUser]: ...
+    def search_users(self, name: str, limit: int = 10, *,
+                     client_request_id: str | None = None) -> list[GraphUser]: ...
+    def manager_of(self, user_id: str, *, client_request_id: str | None = None) -> GraphUser | None: ...
+    def directory_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]: ...
+    def organization_sync(self, *, client_request_id: str | None = None) -> OrgSync: ...
+    def ping(self, *, client_request_id: str | None = None) -> None: ...
+    def reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
+                       poll_timeout_s: float = 60.0, sleep: Callable[[float], None] | None = None,
+                       client_request_id: str | None = None) -> ResetOperation: ...
+    def get_reset_operation(self, *, access_token: str, location: str,
+                            client_request_id: str | None = None) -> ResetOperation: ...
+    def create_temporary_access_pass(self, *, user_id: str, lifetime_minutes: int = 60, usable_once: bool = True,
+                                     access_token: str | None = None,
+                                     client_request_id: str | None = None) -> TapResult: ...
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+class _Sealed:
+    """A JSON body holding a secret: serialized only at the moment it is sent; its repr hides it."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = body
+
+    def __repr__(self) -> str:
+        return "<sealed body>"
+
+    def content(self) -> bytes:
+        return json.dumps(self._body).encode()
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes, a quote inside doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _segment(id_or_upn: str) -> str:
+    """A user id or UPN as one path segment (``#EXT#`` guests, ``/`` and ``?`` included)."""
+    return quote(id_or_upn.strip(), safe="@")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:  # the HTTP-date form
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(when.tzinfo)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _graph_error_body(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
+    """(code, message, request-id) of a Graph error answer (headers when the body is not Graph's)."""
+    code = message = rid = None
+    try:
+        err = response.json().get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict):
+        code = str(err.get("code")) if err.get("code") else None
+        message = str(err.get("message")) if err.get("message") else None
+        inner = err.get("innerError") or err.get("innererror") or {}
+        if isinstance(inner, dict) and inner.get("request-id"):
+            rid = str(inner["request-id"])
+    return code, message, rid or response.headers.get("request-id")
+
+
+# --- the client -----------------------------------------------------------------------------------------------
+class GraphClient:
+    """A :class:`Graph` over one httpx client (TLS from ``ca_file`` or the system, ``trust_env=False``).
+
+    Reads use the app's token (``app_tokens``); resetPassword uses the agent's delegated token. 429 and 5xx
+    are retried at most ``max_retries`` times, honouring Retry-After (a wait longer than ``max_retry_wait_s``
+    is not slept: the caller gets GraphThrottledError at once); without Retry-After the waits grow
+    exponentially from ``backoff_s``. Thread-safe (httpx.Client is).
+    """
+
+    def __init__(self, base_url: str, app_tokens: TokenSource, *, ca_file: str | Path | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_S, max_retries: int = 3, max_retry_wait_s: float = 60.0,
+                 backoff_s: float = 0.5, proxy: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        base = urlsplit(self.base_url)
+        if base.scheme != "https" or not base.hostname:
+            raise ValueError("The Graph base URL must be https, like https://graph.microsoft.com/v1.0.")
+        self._origin = (base.scheme, base.hostname.lower(), base.port or 443)
+        self._tokens = app_tokens
+        self._http = graph_http_client(ca_file, proxy=proxy, timeout=timeout)
+        self.max_retries = max_retries
+        self.max_retry_wait_s = max_retry_wait_s
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"GraphClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the one request path ------------------------------------------------------------------------------
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith("https://"):
+            parts = urlsplit(path_or_url)
+            if (parts.scheme, (parts.hostname or "").lower(), parts.port or 443) != self._origin:
+                # A bearer token must never go to another host, whatever a Location or nextLink says.
+                raise GraphError(f"Microsoft Graph pointed the bot at {parts.scheme}://{parts.netloc}, which is not "
+                                 f"{self.base_url}; the call was not made.")
+            return path_or_url
+        return self.base_url + path_or_url
+
+    def _call(self, method: str, path: str, *, what: str, access_token: str | None = None,
+              params: Mapping[str, str] | None = None, body: Mapping[str, Any] | _Sealed | None = None,
+              client_request_id: str, ok: tuple[int, ...] = (200,), none_on_404: bool = False,
+              secret: str | None = None, sleep: Callable[[float], None] | None = None) -> httpx.Response | None:
+        """Send with retries; the answer when its status is in ``ok`` (None on 404 if ``none_on_404``), else
+        the bot.errors exception. ``secret`` (a password being set) is scrubbed from any error text."""
+        url = self._url(path)
+        delegated = access_token is not None
+        pause = sleep or self._sleep
+        retries = 0
+        while True:
+            token = access_token if access_token is not None else self._tokens.token()
+            headers = {"Authorization": f"Bearer {token}", "client-request-id": client_request_id,
+                       "return-client-request-id": "true", "Accept": "application/json"}
+            content = None
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+                content = body.content() if isinstance(body, _Sealed) else json.dumps(body).encode()
+            try:
+                response = self._http.request(method, url, params=params, headers=headers, content=content)
+            except httpx.TransportError as e:
+                # A POST whose request may have reached Graph is not repeated: it could act twice.
+                safe = method == "GET" or isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
+                if safe and retries < self.max_retries:
+                    wait = self.backoff_s * 2 ** retries
+                    log.info("Graph %s %s: %s; retry %d in %.2fs", method, path, type(e).__name__, retries + 1, wait)
+                    retries += 1
+                    pause(wait)
+                    continue
+                outcome = "" if safe else " (the outcome is unknown: check before repeating it)"
+                err = GraphUnavailableError(f"Microsoft Graph could not be reached to {what} "
+                                            f"({type(e).__name__}){outcome}.", client_request_id=client_request_id)
+                raise err from (None if secret else e)
+            status = response.status_code
+            log.debug("Graph %s %s -> %d (request-id %s, client-request-id %s)", method, path, status,
+                      response.headers.get("request-id"), client_request_id)
+            if status in ok:
+                return response
+            if status == 404 and none_on_404:
+                return None
+            # 429 and 503 say the request was not processed; another 5xx (500, 502, 504) may come after a POST
+            # took effect, and a repeated resetPassword would then be refused by password history.
+            if status in (429, 503) or (status >= 500 and method == "GET"):
+                after = _retry_after(response)
+                wait = after if after is not None else self.backoff_s * 2 ** retries
+                if retries < self.max_retries and wait <= self.max_retry_wait_s:
+                    log.info("Graph %s %s -> %d; retry %d in %.2fs", method, path, status, retries + 1, wait)
+                    retries += 1
+                    pause(wait)
+                    continue
+            raise self._error(response, what=what, delegated=delegated, client_request_id=client_request_id,
+                              secret=secret, retries=retries, method=method)
+
+    @staticmethod
+    def _error(response: httpx.Response, *, what: str, delegated: bool, client_request_id: str,
+               secret: str | None, retries: int, method: str = "GET") -> MicrosoftError:
+        code, message, rid = _graph_error_body(response)
+        if secret and message:
+            message = message.replace(secret, _REDACTED)
+        status = response.status_code
+        ms = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
+        fields: dict[str, Any] = {"code": code, "request_id": rid, "client_request_id": client_request_id,
+                                  "status": status}
+        if status == 401:
+            if delegated:
+                return EntraReauthRequiredError(f"Microsoft Graph refused the agent's sign-in to {what} ({ms}); the "
+                                                "agent must link their account again.", **fields)
+            return EntraAuthError(f"Microsoft Graph refused the bot's app token to {what} ({ms}); check the app "
+                                  "registration's credentials and tenant.", **fields)
+        if status == 403:
+            who = "the signed-in agent's Entra role" if delegated else "the app's Graph permissions"
+            return GraphPermissionError(f"Microsoft Graph refused to {what}: {who} does not allow it ({ms}).",
+                                        **fields)
+        if status == 404:
+            return GraphNotFoundError(f"Microsoft Graph could not {what}: it does not exist in Entra ID ({ms}).",
+                                      **fields)
+        if status == 429:
+            return GraphThrottledError(f"Microsoft Graph is throttling the bot and still refused to {what} after "
+                                       f"{retries} retries; try again later.",
+                                       retry_after=_retry_after(response), **fields)
+        if status >= 500:
+            unknown = "" if method == "GET" or status == 503 else \
+                " (the outcome is unknown: check before repeating it)"
+            return GraphUnavailableError(f"Microsoft Graph is unavailable and could not {what} after {retries} "
+                                         f"retries ({ms}){unknown}.", retry_after=_retry_after(response), **fields)
+        if 400 <= status < 500:
+            return GraphRejectedError(f"Microsoft Graph refused to {what}: {message or ms}"
+                                      f"{'' if (message or ms).endswith('.') else '.'}", **fields)
+        return GraphError(f"Microsoft Graph answered HTTP {status} when asked to {what}, which the bot does not "
+                          "expect.", **fields)
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str, client_request_id: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise GraphError(f"Microsoft Graph answered with something other than a JSON object when asked to "
+                             f"{what}.", request_id=response.headers.get("request-id"),
+                             client_request_id=client_request_id, status=response.status_code)
+        return body
+
+    def _collect(self, path: str, params: Mapping[str, str] | None, *, what: str, crid: str,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+        """Every ``value`` item across ``@odata.nextLink`` pages (at most ``limit``)."""
+        items: list[dict[str, Any]] = []
+        next_url: str | None = path
+        query = params
+        while next_url:
+            response = self._call("GET", next_url, params=query, what=what, client_request_id=crid)
+            assert response is not None
+            body = self._json(response, what, crid)
+            items += [v for v in body.get("value") or [] if isinstance(v, dict)]
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
+            link = body.get("@odata.nextLink")
+            next_url, query = (str(link), None) if link else (None, None)
+        return items
+
+    # -- reads (app token) ---------------------------------------------------------------------------------
+    def get_user(self, id_or_upn: str, *, client_request_id: str | None = None) -> GraphUser | None:
+        """The user by object id or UPN with the on-prem facts, or None when Entra has no such user."""
+        key = id_or_upn.strip()
+        if not key or set(key) <= {"."}:
+            return None
+        crid = client_request_id or new_correlation_id()
+        response = self._call("GET", f"/users/{_segment(key)}", params={"$select": ",".join(USER_SELECT)},
+                              what=f"read user {key}", client_request_id=crid, none_on_404=True)
+        return GraphUser.from_graph(self._json(response, "read a user", crid)) if response else None
+
+    def find_users(self, email_or_upn: str, *, client_request_id: str | None = None) -> list[GraphUser]:
+        """Users whose mail or UPN equals the value (case-insensitive, as Graph compares)."""
+        value = email_or_upn.strip()
+        if not value:
+            return []
+        crid = client_request_id or new_correlation_id()
+        literal = odata_string(value)
+        params = {"$filter": f"mail eq {literal} or userPrincipalName eq {literal}",
+                  "$select": ",".join(USER_SELECT)}
+        found = self._collect("/users", params, what=f"look up {value}", crid=crid)
+        return [GraphUser.from_graph(u) for u in found]
+
+    def search_users(self, name: str, limit: int = 10, *, client_request_id: str | None = None) -> list[GraphUser]:
+        """Users whose display name, given name or surname starts with ``name`` (at most ``limit``)."""
+        value = name.strip()
+        if not value or limit < 1:
+            return []
+        crid = client_request_id or new_correlation_id()
+        literal = odata_string(value)
+        flt = " or ".join(f"startswith({p},{literal})" for p in ("displayName", "givenName", "surname"))
+        params = {"$filter": flt, "$select": ",".join(USER_SELECT), "$top": str(min(limit, 999))}
+        found = self._collect("/users", params, what=f"search users named {value}", crid=crid, limit=limit)
+        return [GraphUser.from_graph(u) for u in found]
+
+    def manager_of(self, user_id: str, *, client_request_id: str | None = None) -> GraphUser | None:
+        """The user's manager in Entra, or None when there is none (or it is not a user, e.g. a contact)."""
+        crid = client_request_id or new_correlation_id()
+        response = self._call("GET", f"/users/{_segment(user_id)}/manager",
+                              params={"$select": ",".join(USER_SELECT)}, what=f"read the manager of {user_id}",
+                              client_request_id=crid, none_on_404=True)
+        if response is None:
+            return None
+        body = self._json(response, "read a manager", crid)
+        if body.get("@odata.type", "#microsoft.graph.user") != "#microsoft.graph.user":
+            return None
+        return GraphUser.from_graph(body)
+
+    def directory_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]:
+        """Display names of the Entra directory roles the user holds (directly or through groups)."""
+        crid = client_request_id or new_correlation_id()
+        objects = self._collect(f"/users/{_segment(user_id)}/transitiveMemberOf", {"$select": "id,displayName"},
+                                what=f"read the roles of {user_id}", crid=crid)
+        return [str(o.get("displayName") or "") for o in objects
+                if o.get("@odata.type") == "#microsoft.graph.directoryRole"]
+
+    def organization_sync(self, *, client_request_id: str | None = None) -> OrgSync:
+        """The tenant's Entra Connect sync facts (both timestamps stop moving while Connect is down)."""
+        crid = client_request_id or new_correlation_id()
+        orgs = self._collect("/organization", {"$select": _ORG_SELECT}, what="read the tenant's sync status",
+                             crid=crid)
+        if not orgs:
+            raise GraphError("Microsoft Graph returned no organization for the tenant.", client_request_id=crid)
+        org = orgs[0]
+        enabled = org.get("onPremisesSyncEnabled")
+        return OrgSync(
+            on_premises_sync_enabled=enabled if isinstance(enabled, bool) else None,
+            last_sync=parse_graph_time(org.get("onPremisesLastSyncDateTime")),
+            last_password_sync=parse_graph_time(org.get("onPremisesLastPasswordSyncDateTime")),
+        )
+
+    def ping(self, *, client_request_id: str | None = None) -> None:
+        """The cheapest proof that the app gets a token and Graph answers it: the tenant's id."""
+        crid = client_request_id or new_correlation_id()
+        self._call("GET", "/organization", params={"$select": "id"}, what="read the tenant",
+                   client_request_id=crid)
+
+    # -- resetPassword (the agent's delegated token) -------------------------------------------------------
+    def reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
+                       poll_timeout_s: float = 60.0, sleep: Callable[[float], None] | None = None,
+                       client_request_id: str | None = None) -> ResetOperation:
+        """Reset ``user_id``'s password as the agent whose token this is, and poll the operation until it
+        succeeds or fails (writeback's on-prem verdict), honouring Retry-After, for at most ``poll_timeout_s``
+        (then the operation is returned as last seen, still running). Graph's refusals raise."""
+        crid = client_request_id or new_correlation_id()
+        pause = sleep or self._sleep
+        path = f"/users/{_segment(user_id)}/authentication/methods/{PASSWORD_METHOD_ID}/resetPassword"
+        response = self._call("POST", path, access_token=access_token,
+                              body=_Sealed({"newPassword": new_password.get_secret_value()}),
+                              what=f"reset the password of {user_id}", client_request_id=crid, ok=(202,),
+                              secret=new_password.get_secret_value(), sleep=pause)
+        assert response is not None
+        raw_location = response.headers.get("Location")
+        if not raw_location:
+            raise GraphError(f"Microsoft Graph accepted the reset of {user_id} without saying where to follow it "
+                             "(no Location); check the user's sign-in logs before trying again.",
+                             request_id=response.headers.get("request-id"), client_request_id=crid, status=202)
+        location = urljoin(str(response.url), raw_location)
+        self._url(location)  # same origin, or GraphError before any token is sent there
+        started = time.monotonic()
+        waited = 0.0  # what was slept, so the bound also holds with an injected sleep
+
+        def elapsed() -> float:
+            return max(time.monotonic() - started, waited)
+
+        wait, backoff = _retry_after(response), _FIRST_POLL_S
+        while True:
+            if wait is None:  # no Retry-After: exponential backoff
+                wait, backoff = backoff, min(backoff * 2, _MAX_POLL_S)
+            wait = max(0.0, min(wait, poll_timeout_s - elapsed()))
+            if wait > 0:
+                pause(wait)
+                waited += wait
+            op, wait = self._poll(access_token, location, crid, sleep=pause)
+            if op.done or elapsed() >= poll_timeout_s:
+                if not op.done:
+                    log.warning("reset of %s still %s after %.1fs (client-request-id %s)", user_id, op.status,
+                                elapsed(), crid)
+                return op
+
+    def get_reset_operation(self, *, access_token: str, location: str,
+                            client_request_id: str | None = None) -> ResetOperation:
+        """The operation at ``location`` (from an earlier :meth:`reset_password`) as it is now."""
+        return self._poll(access_token, location, client_request_id or new_correlation_id())[0]
+
+    def _poll(self, access_token: str, location: str, crid: str, *,
+              sleep: Callable[[float], None] | None = None) -> tuple[ResetOperation, float | None]:
+        response = self._call("GET", location, access_token=access_token, what="follow the password reset",
+                              client_request_id=crid, sleep=sleep)
+        assert response is not None
+        body = self._json(response, "follow the password reset", crid)
+        detail = body.get("statusDetail")
+        op = ResetOperation(
+            id=str(body.get("id") or location.rsplit("/", 1)[-1]),
+            status=str(body.get("status") or "unknown"),
+            status_detail=str(detail) if detail else None,
+            location=location,
+            created=parse_graph_time(body.get("createdDateTime")),
+            last_action=parse_graph_time(body.get("lastActionDateTime")),
+            client_request_id=crid,
+            request_id=response.headers.get("request-id"),
+        )
+        return op, _retry_after(response)
+
+    # -- Temporary Access Pass -----------------------------------------------------------------------------
+    def create_temporary_access_pass(self, *, user_id: str, lifetime_minutes: int = 60, usable_once: bool = True,
+                                     access_token: str | None = None,
+                                     client_request_id: str | None = None) -> TapResult:
+        """A new Temporary Access Pass for the user (it replaces any other), as the agent (``access_token``)
+        or as the app. The pass is shown by Graph only now: it comes back as a SecretStr."""
+        if not 10 <= lifetime_minutes <= 43200:
+            raise ValueError("lifetime_minutes must be between 10 and 43200")
+        crid = client_request_id or new_correlation_id()
+        response = self._call("POST", f"/users/{_segment(user_id)}/authentication/temporaryAccessPassMethods",
+                              access_token=access_token,
+                              body={"lifetimeInMinutes": lifetime_minutes, "isUsableOnce": usable_once},
+                              what=f"create a Temporary Access Pass for {user_id}", client_request_id=crid,
+                              ok=(200, 201))
+        assert response is not None
+        body = self._json(response, "create a Temporary Access Pass", crid)
+        value = body.pop("temporaryAccessPass", None)
+        if not value:
+            raise GraphError("Microsoft Graph created a Temporary Access Pass but did not return it; create "
+                             "another.", request_id=response.headers.get("request-id"), client_request_id=crid)
+        usable = body.get("isUsable")
+        return TapResult(
+            id=str(body.get("id") or ""),
+            temporary_access_pass=SecretStr(str(value)),
+            lifetime_minutes=int(body.get("lifetimeInMinutes") or lifetime_minutes),
+            usable_once=bool(body.get("isUsableOnce", usable_once)),
+            start=parse_graph_time(body.get("startDateTime")),
+            is_usable=usable if isinstance(usable, bool) else None,
+            client_request_id=crid,
+            request_id=response.headers.get("request-id"),
+        )

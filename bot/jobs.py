@@ -1,0 +1,42 @@
+"""APScheduler wiring: which service function runs when.
+
+Requests keep their own deadlines in the database (``escalate_at``, ``expires_at``), so the scheduler only
+needs one short interval job that sweeps for what is due: nothing about a request lives in the scheduler,
+a restart loses nothing, and several replicas sweeping at once are safe because every change is a
+compare-and-set whose winner alone posts. Each job body is isolated: a failure is logged and the next
+run happens as planned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.services.registry import Services
+
+log = logging.getLogger(__name__)
+
+SWEEP_JOB_ID = "requests.sweep"
+
+
+def isolated(name: str, body: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            body()
+        except Exception:
+            log.exception("scheduled job %s failed; it runs again at its next time", name)
+
+    return run
+
+
+def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        isolated(SWEEP_JOB_ID, services.requests.sweep), "interval", seconds=sweep_seconds, id=SWEEP_JOB_ID,
+        coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,12 @@
+"""The services a running bot has, in one place for handlers to reach through bolt's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.services.requests import RequestService
+
+
+@dataclass(frozen=True)
+class Services:
+    requests: RequestService

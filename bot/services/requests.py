@@ -1,0 +1,437 @@
+"""Reset requests and approvals: the product's rules from ``/reset`` to ``approved`` (spec sections 1-3).
+
+Every method gathers facts (Slack, Entra, AD, the database), asks the pure rules in ``bot.services.rules``,
+and acts: one compare-and-set per state change (so double clicks, Slack redeliveries and replicas produce one
+transition), one audit event per transition and per refusal, and the thread and request message updated to
+match. Methods return the sentence to show privately to the person who acted, or None when there is none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot import messages, store
+from bot.clients.directory import Directory
+from bot.clients.slack_notify import Notifier
+from bot.errors import ResetbotError
+from bot.models import ResetRequest, normalize_request_id, utcnow
+from bot.services.audit import AuditAction, AuditDraft
+from bot.services.lifecycle import RequestState, deadlines, predecessors, required_approvals
+from bot.services.parse import ParseError, TargetKind, parse_reset, parse_target
+from bot.services.resolve import ResolveFailure, ResolveProblem, Target, TargetResolver
+from bot.services.rules import (
+    Refusal,
+    allowed_by_rule,
+    approval_refusal,
+    approvers_for,
+    cancel_refusal,
+    protection_reasons,
+)
+from bot.settings import ApproverSource, Settings, TargetConfirmation
+
+log = logging.getLogger(__name__)
+
+#: ``sessionmaker.begin``: a transaction that commits when the block ends (objects stay readable after it).
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """The part of the settings these rules read, so tests can build them without a whole Settings."""
+
+    agents_group: str
+    approvers_group: str | None
+    approver_source: ApproverSource
+    ttl: timedelta
+    target_confirmation: TargetConfirmation
+    protected_group_dns: Sequence[str]
+    protected_allowed: Sequence[str]
+    requests_channel: str | None
+    security_channel: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestRules:
+        return cls(
+            agents_group=settings.agents_group,
+            approvers_group=settings.approvers_group or None,
+            approver_source=settings.approver_source,
+            ttl=timedelta(minutes=settings.approval_ttl_minutes),
+            target_confirmation=settings.target_confirmation,
+            protected_group_dns=settings.protected_group_dns(),
+            protected_allowed=settings.protected_allowed,
+            requests_channel=settings.requests_channel,
+            security_channel=settings.security_channel,
+        )
+
+
+@dataclass
+class RequestService:
+    begin: SessionFactory
+    notifier: Notifier
+    resolver: TargetResolver
+    directory: Directory
+    rules: RequestRules
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    # --- /reset ----------------------------------------------------------------------------------------------
+
+    def create(self, *, requester: str, channel: str, text: str, correlation_id: str) -> str:
+        """Everything after the ack of ``/reset``: checks, the request, its thread, the approver's DM."""
+        def refuse(reason: str, sentence: str, **detail: object) -> str:
+            self._audit(AuditDraft(actor=requester, action=AuditAction.REFUSED, correlation_id=correlation_id,
+                                   detail={"stage": "request", "reason": reason, "input": text[:200], **detail}))
+            return sentence
+
+        if requester not in self.notifier.group_members(self.rules.agents_group):
+            return refuse(Refusal.NOT_AN_AGENT, messages.not_an_agent(self.rules.agents_group))
+        parsed = parse_reset(text)
+        if isinstance(parsed, ParseError):
+            return refuse(parsed.problem, messages.parse_problem(parsed))
+        if parsed.target.kind == TargetKind.SLACK_USER and parsed.target.value == requester:
+            return refuse(Refusal.SELF_RESET, messages.self_reset())
+        found = self.resolver.resolve(parsed.target)
+        if isinstance(found, ResolveProblem):
+            return refuse(found.failure, self._resolve_sentence(found))
+        target = found
+        requester_email = self.notifier.email_of(requester)
+        if target.slack_id == requester or (requester_email and requester_email in {
+                target.email, target.entra.user_principal_name.lower()}):
+            return refuse(Refusal.SELF_RESET, messages.self_reset(), target=target.entra.user_principal_name)
+        if not target.entra.on_premises_sync_enabled:
+            return refuse("not_synced", messages.not_synced(target.name), target=target.entra.user_principal_name)
+        if target.ad is None:
+            return refuse("not_in_ad", messages.not_in_ad(target.name), target=target.entra.user_principal_name)
+        if target.entra.account_enabled is False or target.ad.disabled:
+            return refuse("disabled", messages.account_disabled(target.name), target=target.entra.user_principal_name)
+        reasons = protection_reasons(
+            admin_count=target.ad.admin_count,
+            in_protected_group=self.directory.is_member_of_any(target.ad.dn, self.rules.protected_group_dns),
+            entra_roles=self.resolver.entra_roles(target.entra),
+        )
+        if reasons and not allowed_by_rule(sam=target.ad.sam, upn=target.entra.user_principal_name,
+                                           allowed=self.rules.protected_allowed):
+            return refuse("protected", messages.protected_refused(target.name, reasons),
+                          target=target.entra.user_principal_name, protection=",".join(reasons))
+        return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
+                                  unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
+                                  correlation_id=correlation_id)
+
+    def _resolve_sentence(self, problem: ResolveProblem) -> str:
+        match problem.failure:
+            case ResolveFailure.UNKNOWN:
+                return messages.unknown_user(problem.text)
+            case ResolveFailure.AMBIGUOUS:
+                return messages.ambiguous_user(problem.text, problem.candidates)
+            case ResolveFailure.SLACK_USER_WITHOUT_EMAIL:
+                return messages.not_in_directory_slack_user()
+
+    def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
+                      protection: str, correlation_id: str) -> str:
+        assert target.ad is not None
+        approvers = approvers_for(source=self.rules.approver_source, manager=self.resolver.manager_slack_id(
+            target.entra), group_handle=self.rules.approvers_group, requester=requester, target=target.slack_id)
+        confirm = self.rules.target_confirmation != TargetConfirmation.OFF and target.slack_id is not None
+        now = self.clock()
+        due = deadlines(now, self.rules.ttl)
+        with self.begin() as session:
+            req = store.create_request(
+                session, requester=requester, requester_display=self.notifier.name_of(requester),
+                target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
+                target_sam=target.ad.sam, target_dn=target.ad.dn, target_display=target.name,
+                reason=reason, unlock=unlock, tap=tap,
+                approvals_required=required_approvals(protected=bool(protection)),
+                target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
+                approver_group=approvers.group_handle, protected=protection,
+                confirmation="pending" if confirm else "off", escalate_at=due.escalate_at,
+                expires_at=due.expires_at, created_at=now,
+                audit=AuditDraft(actor=requester, action=AuditAction.REQUESTED, correlation_id=correlation_id,
+                                 detail={"reason": reason, "unlock": unlock, "tap": tap, "protected": protection,
+                                         "manager": approvers.manager, "approver_group": approvers.group_handle}),
+            )
+        posted_in = self._post_request(req, channel)
+        group_id = self._group_id(req)
+        self.notifier.post(posted_in, messages.approver_mention(req, group_id), thread_ts=req.thread_ts)
+        if req.manager_slack_id:
+            self.notifier.dm(req.manager_slack_id, messages.approver_dm(req, posted_in))
+        if req.protected and self.rules.security_channel:
+            self.notifier.post(self.rules.security_channel, messages.security_protected_request(req))
+        if confirm and req.target_slack_id:
+            self.notifier.dm(req.target_slack_id, messages.confirm_question_text(req),
+                             blocks=messages.confirm_question_blocks(req))
+        self._refresh_homes(req)
+        return messages.request_created(req.id, posted_in)
+
+    def _post_request(self, req: ResetRequest, channel: str) -> str:
+        """Post the request message where the agent typed, or in the requests channel when that was a DM (or the
+        bot is not in that channel); record where, so every later message joins its thread."""
+        candidates = [c for c in (channel, self.rules.requests_channel) if c and not c.startswith("D")]
+        last_error: ResetbotError | None = None
+        for where in dict.fromkeys(candidates):
+            try:
+                ts = self.notifier.post(where, messages.request_text(req),
+                                        blocks=messages.request_blocks(req, approvals=[], group_id=self._group_id(req)))
+            except ResetbotError as e:
+                last_error = e
+                continue
+            with self.begin() as session:
+                store.attach_message(session, request_id=req.id, channel_id=where, thread_ts=ts)
+            req.channel_id, req.thread_ts = where, ts
+            return where
+        raise last_error or ResetbotError("The request could not be posted: type /reset in a channel the bot is "
+                                          "in, or set RESETBOT_REQUESTS_CHANNEL.")
+
+    # --- approve / deny / cancel / confirm ----------------------------------------------------------------
+
+    def approve(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
+        req, approvals = self._load(request_id)
+        if req is None:
+            return messages.request_not_found(request_id)
+        if actor in approvals and req.state != RequestState.PENDING_APPROVAL:
+            return None  # a repeat of the click that already counted (double click, redelivery): nothing to say
+        refusal = self._decision_refusal(req, actor, approvals, approving=True)
+        if refusal:
+            return self._refuse(req, actor, refusal, correlation_id, "approve")
+        with self.begin() as session:
+            tally = store.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
+                actor=actor, action=AuditAction.APPROVAL_ADDED, correlation_id=correlation_id))
+            done = None
+            if tally.total >= req.approvals_required:
+                done = self._approve_if_ready(session, req, actor, correlation_id)
+            approvals = [a.approver for a in store.list_approvals(session, request_id=req.id)]
+        if done is not None:
+            self._announce(done, messages.approved(approvals), decided_by=None, approvals=approvals)
+        elif tally.added and tally.total < req.approvals_required:
+            self._redraw(req, approvals=approvals)
+            self._thread(req, messages.approval_added(actor, tally.total, req.approvals_required))
+        elif tally.added and self._waiting_for_target(req):
+            self._redraw(req, approvals=approvals)
+            self._thread(req, messages.waiting_for_target(req.target_slack_id, req.target_display))
+        return None
+
+    def _waiting_for_target(self, req: ResetRequest) -> bool:
+        return self.rules.target_confirmation == TargetConfirmation.REQUIRED and req.confirmation == "pending"
+
+    def _approve_if_ready(self, session: Session, req: ResetRequest, actor: str,
+                          correlation_id: str) -> ResetRequest | None:
+        """pending → approved, unless the target still has to confirm (required mode)."""
+        if self._waiting_for_target(req):
+            return None
+        return store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                to=RequestState.APPROVED, changes={"decided_at": self.clock()},
+                                audit=AuditDraft(actor=actor, action=AuditAction.APPROVED,
+                                                 correlation_id=correlation_id))
+
+    def can_decide(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
+        """None when ``actor`` may deny this request now (the modal may open); otherwise the refusal, audited."""
+        req, approvals = self._load(request_id)
+        if req is None:
+            return messages.request_not_found(request_id)
+        refusal = self._decision_refusal(req, actor, approvals, approving=False)
+        return self._refuse(req, actor, refusal, correlation_id, "deny") if refusal else None
+
+    def deny(self, *, request_id: str, actor: str, reason: str, correlation_id: str) -> str | None:
+        req, approvals = self._load(request_id)
+        if req is None:
+            return messages.request_not_found(request_id)
+        refusal = self._decision_refusal(req, actor, approvals, approving=False)
+        if refusal:
+            return self._refuse(req, actor, refusal, correlation_id, "deny")
+        with self.begin() as session:
+            done = store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                    to=RequestState.DENIED, changes={"decided_at": self.clock()},
+                                    audit=AuditDraft(actor=actor, action=AuditAction.DENIED,
+                                                     correlation_id=correlation_id, detail={"reason": reason}))
+        if done is not None:
+            self._announce(done, messages.denied(actor, reason), decided_by=actor, note=reason)
+        return None
+
+    def cancel(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
+        req, _ = self._load(request_id)
+        if req is None:
+            return messages.request_not_found(request_id)
+        refusal = cancel_refusal(actor=actor, requester=req.requester)
+        if refusal is None and req.state not in predecessors(RequestState.CANCELLED):
+            refusal = Refusal.NOT_PENDING
+        if refusal:
+            return self._refuse(req, actor, refusal, correlation_id, "cancel")
+        with self.begin() as session:
+            done = store.transition(session, request_id=req.id, expected=predecessors(RequestState.CANCELLED),
+                                    to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
+                                    audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
+                                                     correlation_id=correlation_id))
+        if done is not None:
+            self._announce(done, messages.cancelled(actor), decided_by=actor)
+        return None
+
+    def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:
+        """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security."""
+        req, approvals = self._load(request_id)
+        if req is None:
+            return messages.request_not_found(request_id)
+        if actor != req.target_slack_id:
+            return self._refuse(req, actor, Refusal.ONLY_TARGET_CONFIRMS, correlation_id, "confirm")
+        if req.state != RequestState.PENDING_APPROVAL or req.confirmation != "pending":
+            return self._refuse(req, actor, Refusal.NOT_PENDING, correlation_id, "confirm")
+        action = AuditAction.TARGET_CONFIRMED if yes else AuditAction.TARGET_DISOWNED
+        with self.begin() as session:
+            changed = store.set_confirmation(session, request_id=req.id, expected="pending", to="yes" if yes else "no",
+                                             audit=AuditDraft(actor=actor, action=action,
+                                                              correlation_id=correlation_id))
+            done = None
+            if changed is not None and not yes:
+                done = store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                        to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
+                                        audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
+                                                         correlation_id=correlation_id,
+                                                         detail={"by": "target", "answer": "no"}))
+            elif changed is not None and len(approvals) >= changed.approvals_required:
+                done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
+        if changed is None:
+            return None
+        if not yes:
+            if done is not None:
+                self._announce(done, messages.cancelled_by_target(actor), decided_by=actor)
+            if self.rules.security_channel:
+                self.notifier.post(self.rules.security_channel, messages.security_target_disowned(req))
+        else:
+            self._thread(req, messages.target_confirmed(actor))
+            if done is not None:
+                self._announce(done, messages.approved(approvals), decided_by=None, approvals=approvals)
+        return messages.confirm_answered(yes)
+
+    def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *,
+                          approving: bool) -> Refusal | None:
+        if req.state != RequestState.PENDING_APPROVAL:
+            return Refusal.NOT_PENDING
+        in_group = bool(req.approver_group) and actor in self.notifier.group_members(req.approver_group or "")
+        return approval_refusal(
+            actor=actor, requester=req.requester, target=req.target_slack_id,
+            approvers=approvers_for(source=ApproverSource.MANAGER_OR_GROUP, manager=req.manager_slack_id,
+                                    group_handle=req.approver_group, requester=req.requester,
+                                    target=req.target_slack_id),
+            actor_in_group=in_group, already_approved=approving and actor in approvals,
+        )
+
+    def _refuse(self, req: ResetRequest, actor: str, refusal: Refusal, correlation_id: str, attempted: str) -> str:
+        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                               correlation_id=correlation_id, detail={"attempted": attempted, "reason": refusal}))
+        return messages.refusal(refusal, req.id)
+
+    # --- the scheduler's sweep --------------------------------------------------------------------------------
+
+    def sweep(self, *, now: datetime | None = None) -> tuple[int, int]:
+        """Escalate requests past half-time and expire those past their deadline; (escalated, expired).
+
+        Safe to run on every replica at once: each change is a compare-and-set, and only its winner posts."""
+        now = now or self.clock()
+        escalated = expired = 0
+        with self.begin() as session:
+            due = [r.id for r in store.due_for_escalation(session, now=now)]
+        for request_id in due:
+            with self.begin() as session:
+                req = store.mark_escalated(session, request_id=request_id, at=now, audit=AuditDraft(
+                    actor="scheduler", action=AuditAction.ESCALATED))
+            if req is not None:
+                escalated += 1
+                self._thread(req, messages.escalation(req, self._group_id(req)))
+        with self.begin() as session:
+            due = [r.id for r in store.due_for_expiry(session, now=now)]
+        for request_id in due:
+            with self.begin() as session:
+                done = store.transition(session, request_id=request_id, expected={RequestState.PENDING_APPROVAL},
+                                        to=RequestState.EXPIRED, changes={"decided_at": now},
+                                        audit=AuditDraft(actor="scheduler", action=AuditAction.EXPIRED))
+            if done is not None:
+                expired += 1
+                self._announce(done, messages.expired(int(self.rules.ttl.total_seconds() // 60)), decided_by=None)
+        return escalated, expired
+
+    # --- /reset-status and App Home ---------------------------------------------------------------------------
+
+    def status(self, *, actor: str, text: str) -> str:
+        text = text.strip()
+        if not text:
+            with self.begin() as session:
+                mine = store.find_requests(session, requester=actor, limit=10)
+            return messages.request_list("Your recent requests", mine)
+        request_id = normalize_request_id(text)
+        if request_id:
+            with self.begin() as session:
+                req = store.get_request(session, request_id=request_id)
+                events = store.audit_for_request(session, request_id=request_id) if req else []
+            return messages.timeline(req, events) if req else messages.request_not_found(text)
+        ref = parse_target(text)
+        if ref is None:
+            return messages.status_usage()
+        found = self.resolver.resolve(ref)
+        if isinstance(found, ResolveProblem):
+            return self._resolve_sentence(found)
+        with self.begin() as session:
+            reqs = store.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
+        if not reqs:
+            return messages.no_requests_for(found.name)
+        return messages.request_list(f"Requests for {found.name}", reqs)
+
+    def home(self, *, user: str) -> None:
+        with self.begin() as session:
+            pending = store.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=50)
+            mine = store.find_requests(session, requester=user, limit=10)
+        mine_pending = [r for r in pending if self._may_approve(r, user)]
+        self.notifier.publish_home(user, messages.home_view(pending_for_me=mine_pending, mine=mine))
+
+    def _may_approve(self, req: ResetRequest, user: str) -> bool:
+        if user in (req.requester, req.target_slack_id):
+            return False
+        return user == req.manager_slack_id or (
+            bool(req.approver_group) and user in self.notifier.group_members(req.approver_group or ""))
+
+    # --- helpers -------------------------------------------------------------------------------------------------
+
+    def _load(self, request_id: str) -> tuple[ResetRequest | None, list[str]]:
+        canonical = normalize_request_id(request_id) or request_id
+        with self.begin() as session:
+            req = store.get_request(session, request_id=canonical)
+            if req is None:
+                return None, []
+            approvals = [a.approver for a in store.list_approvals(session, request_id=canonical)]
+        return req, approvals
+
+    def _audit(self, draft: AuditDraft) -> None:
+        with self.begin() as session:
+            store.append_audit(session, draft=draft)
+
+    def _group_id(self, req: ResetRequest) -> str | None:
+        return self.notifier.group_id(req.approver_group) if req.approver_group else None
+
+    def _thread(self, req: ResetRequest, text: str) -> None:
+        if req.channel_id and req.thread_ts:
+            self.notifier.post(req.channel_id, text, thread_ts=req.thread_ts)
+
+    def _redraw(self, req: ResetRequest, *, approvals: Sequence[str] = (), decided_by: str | None = None,
+                note: str | None = None) -> None:
+        if req.channel_id and req.thread_ts:
+            self.notifier.update(req.channel_id, req.thread_ts, messages.request_text(req),
+                                 blocks=messages.request_blocks(req, approvals=approvals, group_id=self._group_id(req),
+                                                                decided_by=decided_by, note=note))
+
+    def _announce(self, req: ResetRequest, text: str, *, decided_by: str | None, note: str | None = None,
+                  approvals: Sequence[str] = ()) -> None:
+        """After a state change: redraw the request message, say it in the thread, refresh App Homes."""
+        self._redraw(req, approvals=approvals, decided_by=decided_by, note=note)
+        self._thread(req, text)
+        self._refresh_homes(req)
+
+    def _refresh_homes(self, req: ResetRequest) -> None:
+        """Best effort: a stale App Home must never fail the action that changed it."""
+        for user in dict.fromkeys(u for u in (req.requester, req.manager_slack_id) if u):
+            try:
+                self.home(user=user)
+            except ResetbotError:
+                log.warning("could not refresh the App Home of %s", user, exc_info=True)

@@ -1,0 +1,74 @@
+"""The composition root for everything but Slack's listeners: settings in, clients and services out.
+
+``resetbot run`` and the tests build the same Runtime, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from bot.app import web_client
+from bot.clients.directory import LdapDirectory
+from bot.clients.entra_auth import AppTokens, CertificateCredential
+from bot.clients.graph import GraphClient
+from bot.clients.slack_notify import SlackNotifier
+from bot.db import create_schema, make_engine, make_session_factory
+from bot.errors import ConfigError
+from bot.services.registry import Services
+from bot.services.requests import RequestRules, RequestService
+from bot.services.resolve import TargetResolver
+from bot.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    graph: GraphClient
+    directory: LdapDirectory
+    notifier: SlackNotifier
+    services: Services
+
+    def close(self) -> None:
+        self.graph.close()
+        self.engine.dispose()
+
+
+def _app_tokens(settings: Settings) -> AppTokens:
+    assert settings.entra_authority and settings.entra_client_id
+    certificate = None
+    if settings.entra_certificate_file is not None:
+        certificate = CertificateCredential.from_files(settings.entra_certificate_file, settings.entra_private_key_file)
+    return AppTokens(
+        authority=settings.entra_authority, client_id=settings.entra_client_id,
+        client_secret=None if certificate else settings.entra_client_secret, certificate=certificate,
+        ca_file=settings.entra_ca_file,
+    )
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Every client and service from the settings; a ConfigError lists whatever is missing."""
+    missing = settings.require_directories()
+    if missing:
+        raise ConfigError(" ".join(missing))
+    assert settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    factory = make_session_factory(engine)
+    graph = GraphClient(settings.graph_base, _app_tokens(settings), ca_file=settings.entra_ca_file)
+    directory = LdapDirectory(
+        url=settings.ldap_url, bind=settings.ldap_bind, password=settings.ldap_password.get_secret_value(),
+        base_dn=settings.ldap_base_dn, ca_file=str(settings.ldap_ca_file) if settings.ldap_ca_file else None,
+    )
+    notifier = SlackNotifier(web_client(settings))
+    resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier)
+    requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
+                              rules=RequestRules.from_settings(settings))
+    return Runtime(settings=settings, engine=engine, session_factory=factory, graph=graph, directory=directory,
+                   notifier=notifier, services=Services(requests=requests))
+

@@ -1,0 +1,14 @@
+"""App Home: my pending approvals and my recent requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import BoltContext
+
+from handlers.context import services_of
+
+
+def handle_home_opened(event: dict[str, Any], context: BoltContext) -> None:
+    if event.get("tab", "home") == "home":
+        services_of(context).requests.home(user=event["user"])

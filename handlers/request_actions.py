@@ -1,0 +1,75 @@
+"""The buttons on a request message and the target's DM, and the deny-reason modal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, BoltContext, Respond
+from slack_sdk import WebClient
+
+from bot import messages
+from bot.ids import Block
+from handlers.context import correlation_of, services_of
+
+
+def _answer(respond: Respond, sentence: str | None) -> None:
+    if sentence:
+        respond(text=sentence, response_type="ephemeral", replace_original=False)
+
+
+def handle_approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                   respond: Respond) -> None:
+    ack()
+    _answer(respond, services_of(context).requests.approve(
+        request_id=action["value"], actor=body["user"]["id"], correlation_id=correlation_of(context)))
+
+
+def handle_cancel(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                  respond: Respond) -> None:
+    ack()
+    _answer(respond, services_of(context).requests.cancel(
+        request_id=action["value"], actor=body["user"]["id"], correlation_id=correlation_of(context)))
+
+
+def handle_deny_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                      respond: Respond, client: WebClient) -> None:
+    """Ask for a reason first; someone who may not deny gets the refusal instead of a modal."""
+    ack()
+    request_id = action["value"]
+    refusal = services_of(context).requests.can_decide(request_id=request_id, actor=body["user"]["id"],
+                                                       correlation_id=correlation_of(context))
+    if refusal:
+        _answer(respond, refusal)
+        return
+    channel = (body.get("container") or {}).get("channel_id") or ""
+    client.views_open(trigger_id=body["trigger_id"], view=messages.deny_modal(request_id, channel))
+
+
+def handle_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext,
+                       client: WebClient) -> None:
+    values = view["state"]["values"]
+    reason = (values.get(Block.DENY_REASON, {}).get(Block.DENY_REASON_INPUT, {}).get("value") or "").strip()
+    if len(reason) < 3:
+        ack(response_action="errors", errors={Block.DENY_REASON: messages.deny_reason_too_short()})
+        return
+    ack()
+    request_id, channel = messages.parse_deny_metadata(view.get("private_metadata") or "")
+    user = body["user"]["id"]
+    sentence = services_of(context).requests.deny(request_id=request_id, actor=user, reason=reason,
+                                                  correlation_id=correlation_of(context))
+    if sentence and channel:
+        client.chat_postEphemeral(channel=channel, user=user, text=sentence)
+
+
+def handle_confirm(yes: bool) -> Any:
+    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                 respond: Respond) -> None:
+        ack()
+        sentence = services_of(context).requests.confirm(
+            request_id=action["value"], actor=body["user"]["id"], yes=yes, correlation_id=correlation_of(context))
+        if sentence:
+            # Replace the question with the answer, so it cannot be clicked again.
+            respond(text=sentence, replace_original=True)
+
+    listener.__name__ = f"handle_confirm_{'yes' if yes else 'no'}"
+    return listener

@@ -1,0 +1,47 @@
+"""One bot per test module, connected to the session's lab; each test starts from a clean Slack transcript
+and the default rules (a test that needs other rules swaps them for its own duration)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.services.requests import RequestRules
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.scenarios.harness import RunningBot, lab_settings, running_bot
+
+
+@pytest.fixture(scope="module")
+def driver(lab: Lab) -> Iterator[SlackDriver]:
+    with SlackDriver(lab.descriptor["slack"]["control"]) as drv:
+        yield drv
+
+
+@pytest.fixture(scope="module")
+def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
+    with running_bot(lab_settings(lab, f"sqlite:///{db}"), driver) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh(request: pytest.FixtureRequest, driver: SlackDriver) -> Iterator[None]:
+    driver.reset()
+    if "bot" not in request.fixturenames:
+        yield
+        return
+    bot: RunningBot = request.getfixturevalue("bot")
+    rules = bot.services.requests.rules
+    yield
+    bot.services.requests.rules = rules
+
+
+def with_rules(bot: RunningBot, **changes: object) -> None:
+    bot.services.requests.rules = dataclasses.replace(bot.services.requests.rules, **changes)  # type: ignore[arg-type]
+
+
+__all__ = ["RequestRules", "with_rules"]

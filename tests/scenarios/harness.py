@@ -1,0 +1,124 @@
+"""Run the real bot against the lab: Settings from the descriptor, bolt over Socket Mode, a real database.
+
+Scenario tests act as people through the lab's Slack driver and assert what people see (threads, DMs,
+ephemeral messages, App Home) and what the audit trail says.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk import WebClient
+from sqlalchemy import make_url
+from sqlmodel import Session, select
+
+from bot.app import create_app
+from bot.models import AuditEvent, ResetRequest
+from bot.services.registry import Services
+from bot.settings import Settings
+from bot.wiring import Runtime, build_runtime
+from lab.slack.driver import Message, SlackDriver
+from lab.stack import Lab
+
+PG_URL = os.environ.get("RESETBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
+    d = lab.descriptor
+    slack, entra, ad = d["slack"], d["entra"], d["ad"]
+    values: dict[str, Any] = {
+        "slack_bot_token": slack["bot_token"], "slack_app_token": slack["app_token"],
+        "slack_api_base": slack["api_base"], "requests_channel": slack["channels"]["helpdesk"],
+        "security_channel": slack["channels"]["security"], "ops_channel": slack["channels"]["ops"],
+        "database_url": database_url,
+        "entra_authority": entra["authority"], "graph_base": entra["graph_base"],
+        "entra_client_id": entra["app"]["client_id"], "entra_client_secret": entra["app"]["client_secret"],
+        "entra_ca_file": entra["ca_file"],
+        "ldap_url": ad["ldaps_url"], "ldap_bind": ad["reader"]["bind"], "ldap_password": ad["reader"]["password"],
+        "ldap_base_dn": ad["base_dn"], "ldap_ca_file": ad["ca_file"],
+        "sweep_seconds": 600,  # tests call sweep() themselves with the time they want
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class RunningBot:
+    runtime: Runtime
+    handler: SocketModeHandler
+
+    @property
+    def services(self) -> Services:
+        return self.runtime.services
+
+    def requests(self) -> list[ResetRequest]:
+        with self.runtime.session_factory() as session:
+            return list(session.exec(select(ResetRequest)).all())
+
+    def audit(self, request_id: str | None = None) -> list[AuditEvent]:
+        with self.runtime.session_factory() as session:
+            query = select(AuditEvent).order_by(AuditEvent.seq)  # type: ignore[arg-type]
+            if request_id:
+                query = query.where(AuditEvent.request_id == request_id)
+            return list(session.exec(query).all())
+
+    def session(self) -> Session:
+        return self.runtime.session_factory()
+
+
+@contextmanager
+def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]:
+    runtime = build_runtime(settings)
+    web = WebClient(base_url=settings.slack_api_base)
+    handler = SocketModeHandler(create_app(settings, runtime.services), settings.slack_app_token.get_secret_value(),
+                                web_client=web)
+    before = len([c for c in driver.connections() if c.get("ready")])
+    handler.connect()  # type: ignore[no-untyped-call]
+    driver.wait_connected(before + 1)
+    try:
+        yield RunningBot(runtime, handler)
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]
+        runtime.close()
+
+
+@contextmanager
+def pg_schema_url(sqlite_url: str | None) -> Iterator[str]:
+    """``sqlite_url`` as is, or (None) a URL to a fresh private schema in the test PostgreSQL, dropped after."""
+    if sqlite_url is not None:
+        yield sqlite_url
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    conninfo = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def thread(driver: SlackDriver, channel: str, ts: str) -> list[Message]:
+    return [m for m in driver.messages(channel, thread_ts=ts) if m["ts"] != ts]
+
+
+def wait_until(probe: Callable[[], Any], *, timeout: float = 15.0, what: str = "a condition") -> Any:
+    """Poll an in-process condition (a database row, say) without a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

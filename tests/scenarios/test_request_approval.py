@@ -1,0 +1,108 @@
+"""Requests and approvals as people live them: in the helpdesk channel, its thread, DMs and App Home."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.services.lifecycle import RequestState
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.scenarios.harness import RunningBot, thread, wait_until
+
+
+def starts_with(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: str(e["text"]).startswith(prefix)
+
+
+def slack_id(lab: Lab, key: str) -> str:
+    return str(next(p["slack_id"] for p in lab.descriptor["people"] if p["key"] == key))
+
+
+def test_agent_requests_and_the_manager_approves(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    alice, mona, hank = slack_id(lab, "alice"), slack_id(lab, "mona"), slack_id(lab, "hank")
+    ack = driver.command("hank", "/reset", f"<@{alice}|alice> forgot her password after holiday", channel=helpdesk)
+    assert ack["acked"]
+
+    request = driver.wait_for_message(helpdesk, lambda m: "Password reset for Alice Archer" in str(m["blocks"]))
+    text = str(request["blocks"])
+    assert f"<@{hank}>" in text and "forgot her password after holiday" in text and f"<@{mona}>" in text
+    reply = driver.wait_for_ephemeral("hank", lambda e: "is posted in" in e["text"])
+    assert "R-" in reply["text"]
+    mention = driver.wait_for_message(helpdesk, lambda m: f"<@{mona}>" in m["text"], thread_ts=request["ts"])
+    assert "needs an approval" in mention["text"]
+    dm = driver.dm_channel("mona")
+    driver.wait_for_message(dm, lambda m: "Alice Archer" in m["text"] and "reports to you" in m["text"])
+
+    driver.click("mona", helpdesk, request["ts"], "request_approve")
+    approved = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"),
+                                       thread_ts=request["ts"])
+    assert approved["text"] == f"Approved by <@{mona}>. The reset is ready to go."
+    redrawn = driver.wait_for_message(helpdesk, lambda m: m["ts"] == request["ts"] and m["edited"] is not None
+                                      and "Approved" in str(m["blocks"]))
+    assert not any(b.get("type") == "actions" for b in redrawn["blocks"]), "no buttons once decided"
+
+    req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"]), None))
+    assert req.state == RequestState.APPROVED
+    actions = [e.action for e in bot.audit(req.id)]
+    assert actions == ["requested", "approval_added", "approved"]
+    assert [e.actor for e in bot.audit(req.id)] == [hank, mona, mona]
+    assert len(thread(driver, helpdesk, request["ts"])) == 2
+
+
+def request_for(lab: Lab, driver: SlackDriver, key: str, reason: str = "locked out", *,
+                by: str = "hank") -> dict[str, Any]:
+    """``by`` asks for a reset of ``key`` in #helpdesk; returns the request message."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    driver.command(by, "/reset", f"<@{slack_id(lab, key)}|{key}> {reason}", channel=helpdesk)
+    name = next(p["display_name"] for p in lab.descriptor["people"] if p["key"] == key)
+    return dict(driver.wait_for_message(helpdesk, lambda m: f"Password reset for {name}" in str(m["blocks"])
+                                        and reason in str(m["blocks"])))
+
+
+def test_a_denial_asks_for_a_reason_and_tells_the_thread(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "bob", "says he is locked out")
+    driver.click("mona", helpdesk, request["ts"], "request_deny")
+    modal = driver.wait_for_view("mona", lambda v: v.get("callback_id") == "deny_reason" and bool(v.get("open")))
+    too_short = driver.submit("mona", modal["id"], {"deny_reason_input": "no"})
+    assert too_short.get("view_open") and "few words" in str(too_short.get("errors"))
+    driver.submit("mona", modal["id"], {"deny_reason_input": "Bob is on leave; call him first"})
+    denied = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Denied by"), thread_ts=request["ts"])
+    assert denied["text"] == f"Denied by <@{slack_id(lab, 'mona')}>: Bob is on leave; call him first"
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.DENIED
+    assert bot.audit(req.id)[-1].action == "denied"
+
+
+def test_only_the_requester_cancels(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "alice", "duplicate ticket")
+    driver.click("mona", helpdesk, request["ts"], "request_cancel")
+    refused = driver.wait_for_ephemeral("mona", lambda e: "cancel" in e["text"])
+    assert refused["text"].startswith("Only the person who asked for this reset can cancel it.")
+    driver.click("hank", helpdesk, request["ts"], "request_cancel")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Cancelled by"), thread_ts=request["ts"])
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.CANCELLED
+    assert [e.action for e in bot.audit(req.id)] == ["requested", "refused", "cancelled"]
+
+
+def test_requester_target_and_bystander_cannot_approve(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "bob", "new phone")
+    for who, words in (("hank", "You asked for this reset"), ("bob", "This reset is for your own account"),
+                       ("alice", "You're not an approver")):
+        driver.click(who, helpdesk, request["ts"], "request_approve")
+        driver.wait_for_ephemeral(who, starts_with(words))
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.PENDING_APPROVAL
+    refused = [e for e in bot.audit(req.id) if e.action == "refused"]
+    assert [e.actor for e in refused] == [slack_id(lab, k) for k in ("hank", "bob", "alice")]
+    assert all('"attempted":"approve"' in e.detail for e in refused)
+    # gina is in the approver group and approves; the thread carries no trace of the refused clicks.
+    driver.click("gina", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
+    assert not any("approver" in m["text"].lower() and "not" in m["text"] for m in thread(driver, helpdesk,
+                                                                                            request["ts"]))

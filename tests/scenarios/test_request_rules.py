@@ -1,0 +1,138 @@
+"""Protected targets, the target's own answer, bad input, expiry, status and App Home."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from bot.services.audit import verify_chain
+from bot.services.lifecycle import RequestState
+from bot.settings import TargetConfirmation
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.scenarios.conftest import with_rules
+from tests.scenarios.harness import RunningBot
+from tests.scenarios.test_request_approval import request_for, slack_id, starts_with
+
+
+def channel(lab: Lab, name: str) -> str:
+    return str(lab.descriptor["slack"]["channels"][name])
+
+
+def test_protected_target_is_refused_without_a_rule(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    driver.command("hank", "/reset", f"<@{slack_id(lab, 'paula')}|paula> lost token", channel=channel(lab, "helpdesk"))
+    said = driver.wait_for_ephemeral("hank", lambda e: "protected" in e["text"])
+    assert said["text"].startswith("Paula Price's account is protected (AD adminCount=1")
+    assert "no rule allows" in said["text"]
+    assert not driver.messages(channel(lab, "helpdesk"))
+    assert bot.audit()[-1].action == "refused"
+
+
+def test_protected_target_allowed_by_rule_needs_two_approvers_and_alerts_security(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    with_rules(bot, protected_allowed=["paula"])
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "paula", "lost her token")
+    assert "needs two different approvers" in str(request["blocks"])
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: "protected account Paula Price" in m["text"])
+    assert f"<@{slack_id(lab, 'hank')}>" in alert["text"]
+    driver.click("ivan", helpdesk, request["ts"], "request_approve")  # her manager
+    driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
+    driver.click("ivan", helpdesk, request["ts"], "request_approve")  # the same person again
+    driver.wait_for_ephemeral("ivan", lambda e: e["text"].startswith("You've already approved"))
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.PENDING_APPROVAL
+    driver.click("gina", helpdesk, request["ts"], "request_approve")  # a second, different approver
+    done = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
+    assert done["text"] == f"Approved by <@{slack_id(lab, 'ivan')}> and <@{slack_id(lab, 'gina')}>. " \
+                           "The reset is ready to go."
+
+
+def test_the_target_says_no_and_security_is_alerted(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "alice", "called from a new number")
+    dm = driver.dm_channel("alice")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+    driver.click("alice", dm, question["ts"], "target_confirm_no")
+    driver.wait_for_message(helpdesk, lambda m: "said they did not ask" in m["text"], thread_ts=request["ts"])
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: "did NOT ask" in m["text"])
+    assert "Alice Archer" in alert["text"]
+    answered = driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "cancelled" in m["text"])
+    assert not any(b.get("type") == "actions" for b in answered["blocks"])
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.CANCELLED
+    assert [e.action for e in bot.audit(req.id)][-2:] == ["target_disowned", "cancelled"]
+
+
+def test_required_confirmation_waits_for_the_targets_yes(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    with_rules(bot, target_confirmation=TargetConfirmation.REQUIRED)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "cannot sign in")
+    driver.click("mona", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: "waiting for" in m["text"], thread_ts=request["ts"])
+    dm = driver.dm_channel("bob")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+    driver.click("bob", dm, question["ts"], "target_confirm_yes")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.APPROVED
+
+
+def test_bad_input_gets_one_sentence_each(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = channel(lab, "helpdesk")
+    cases = {
+        "": "Whose password should I reset?",
+        "alice --force": "I don't know the option `--force`",
+        "nobody-at-all": "I can't find anyone called `nobody-at-all`",
+        "h": "`h` matches 2 people: ",
+        "cora": "Cora Cloud is a cloud-only account",
+        "dave": "Dave Dormant's account is disabled",
+        f"<@{slack_id(lab, 'hank')}|hank>": "You can't reset your own password",
+    }
+    for typed, start in cases.items():
+        driver.command("hank", "/reset", typed, channel=helpdesk)
+        said = driver.wait_for_ephemeral("hank", starts_with(start))
+        if typed == "h":
+            assert "Hank Hughes (`hank@corp.example.test`)" in said["text"]
+            assert "Hedy Holt (`hedy@corp.example.test`)" in said["text"]
+    driver.command("alice", "/reset", "bob", channel=helpdesk)
+    driver.wait_for_ephemeral("alice", lambda e: e["text"].startswith("Only members of the @helpdesk user group"))
+    assert not driver.messages(helpdesk), "no request may be posted for bad input"
+    refused = [e for e in bot.audit() if e.action == "refused" and '"stage":"request"' in e.detail]
+    assert len(refused) >= len(cases) + 1
+
+
+def test_status_and_app_home(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "status check")
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    driver.command("hank", "/reset-status", req.id.lower(), channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith(f"*{req.id}*"))
+    assert "Waiting for approval" in said["text"] and "requested" in said["text"]
+    driver.command("hank", "/reset-status", "bob@corp.example.test", channel=helpdesk)
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("*Requests for Bob Baker*"))
+    driver.command("hank", "/reset-status", "R-ZZZZZZ", channel=helpdesk)
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("There is no reset request"))
+    driver.open_home("mona")
+    home = driver.wait_for_home_view("mona", lambda v: req.id in str(v))
+    assert "Waiting for my approval" in str(home)
+    driver.open_home("alice")
+    assert req.id not in str(driver.wait_for_home_view("alice", lambda v: "Waiting for my approval" in str(v)))
+
+
+def test_the_audit_trail_verifies_and_a_tampered_row_is_found(lab: Lab, bot: RunningBot) -> None:
+    events = bot.audit()
+    assert len(events) > 5
+    assert verify_chain(events).ok
+    victim = events[len(events) // 2]
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = :seq"), {"seq": victim.seq})
+    try:
+        result = verify_chain(bot.audit())
+        assert not result.ok
+        assert result.first_bad_seq == victim.seq
+    finally:
+        with bot.runtime.session_factory.begin() as session:
+            session.execute(text("UPDATE audit_event SET actor = :a WHERE seq = :seq"),
+                            {"a": victim.actor, "seq": victim.seq})
+    assert verify_chain(bot.audit()).ok

@@ -1,0 +1,54 @@
+"""The bot restarted with requests pending, and click storms on SQLite and PostgreSQL: one outcome each."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.scenarios.harness import lab_settings, pg_schema_url, running_bot, thread, wait_until
+from tests.scenarios.test_request_approval import request_for, slack_id
+
+
+def test_escalation_then_expiry_survive_a_restart(lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    db = f"sqlite:///{tmp_path / 'restart.db'}"
+    with running_bot(lab_settings(lab, db), driver) as first:
+        request = request_for(lab, driver, "alice", "expires test")
+        req = wait_until(lambda: next((r for r in first.requests() if r.thread_ts == request["ts"]), None))
+    with running_bot(lab_settings(lab, db), driver) as second:  # the bot restarted
+        assert second.services.requests.sweep(now=req.created_at + timedelta(minutes=16)) == (1, 0)
+        assert second.services.requests.sweep(now=req.created_at + timedelta(minutes=17)) == (0, 0)
+        esc = driver.wait_for_message(helpdesk, lambda m: "still waiting" in m["text"], thread_ts=request["ts"])
+        assert f"<@{slack_id(lab, 'mona')}>" in esc["text"] and "@approvers" in esc["text"]
+        assert second.services.requests.sweep(now=req.created_at + timedelta(minutes=31)) == (0, 1)
+        driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Expired"), thread_ts=request["ts"])
+        assert second.services.requests.sweep(now=req.created_at + timedelta(minutes=40)) == (0, 0)
+        assert [e.action for e in second.audit(req.id)] == ["requested", "escalated", "expired"]
+    final = next(m for m in driver.messages(helpdesk) if m["ts"] == request["ts"])
+    assert "Expired" in str(final["blocks"])
+    assert not any(b.get("type") == "actions" for b in final["blocks"]), "an expired request has no buttons"
+    assert len([m for m in thread(driver, helpdesk, request["ts"]) if m["text"].startswith("Expired")]) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_fifty_simultaneous_approve_clicks_make_one_transition(lab: Lab, driver: SlackDriver, tmp_path: Path,
+                                                               backend: str) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    with pg_schema_url(f"sqlite:///{tmp_path / 'storm.db'}" if backend == "sqlite" else None) as url, \
+            running_bot(lab_settings(lab, url), driver) as bot:
+        request = request_for(lab, driver, "alice", f"storm on {backend}")
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            acks = list(pool.map(lambda _: driver.click("mona", helpdesk, request["ts"], "request_approve",
+                                                            stale_ok=True),
+                                 range(50)))
+        assert all(a["acked"] for a in acks)
+        driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
+        req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"]), None))
+        assert [e.action for e in bot.audit(req.id)] == ["requested", "approval_added", "approved"]
+        approved = [m for m in thread(driver, helpdesk, request["ts"]) if m["text"].startswith("Approved by")]
+        assert len(approved) == 1
