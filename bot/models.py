@@ -137,6 +137,9 @@ class ResetRequest(SQLModel, table=True):
     target_dn: str | None = Field(default=None, max_length=1024)
     target_display: str = Field(default="", max_length=255)
 
+    #: What made this request, unique: the slash command's trigger_id. A redelivered command (Slack retries an
+    #: envelope whose ack it did not see) then finds the request it already made instead of making a second.
+    source_key: str | None = Field(default=None, max_length=255, unique=True)
     #: The target's Slack id (for the DM and to refuse their own approval), when they are in Slack.
     target_slack_id: str | None = Field(default=None, max_length=32)
     #: Who may approve, fixed when the request is made: the target's directory manager in Slack (if the rules

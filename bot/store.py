@@ -76,12 +76,14 @@ def create_request(
     approver_group: str | None = None,
     protected: str = "",
     confirmation: str = "off",
+    source_key: str | None = None,
     created_at: datetime | None = None,
-) -> ResetRequest:
+) -> ResetRequest | None:
     """Insert a new request in ``pending_approval`` with a fresh id, and audit its creation (None → pending).
 
     The id is random; on the (one in ~10**9) chance it already exists the insert is retried with another id
-    inside a savepoint, so the caller's transaction survives.
+    inside a savepoint, so the caller's transaction survives. Returns None (and audits nothing) when a request
+    with the same ``source_key`` exists already: the same command delivered twice makes one request.
     """
     now = created_at or utcnow()
     for _ in range(_ID_ATTEMPTS):
@@ -105,6 +107,7 @@ def create_request(
             approver_group=approver_group,
             protected=protected,
             confirmation=confirmation,
+            source_key=source_key,
             escalate_at=escalate_at,
             expires_at=expires_at,
         )
@@ -112,6 +115,8 @@ def create_request(
             with session.begin_nested():
                 session.add(request)
         except IntegrityError:
+            if source_key is not None and find_by_source(session, source_key=source_key) is not None:
+                return None
             if session.get(ResetRequest, request.id) is None:
                 raise  # not an id collision: a real constraint violation
             continue
@@ -121,6 +126,10 @@ def create_request(
         append_audit(session, draft=draft, at=now)
         return request
     raise RuntimeError(f"no free request id after {_ID_ATTEMPTS} attempts")  # pragma: no cover
+
+
+def find_by_source(session: Session, *, source_key: str) -> ResetRequest | None:
+    return session.exec(select(ResetRequest).where(col(ResetRequest.source_key) == source_key)).first()
 
 
 def get_request(session: Session, *, request_id: str) -> ResetRequest | None:

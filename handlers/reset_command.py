@@ -13,9 +13,10 @@ def handle_reset(ack: Ack, command: dict[str, Any], context: BoltContext, respon
     ack()
     sentence = services_of(context).requests.create(
         requester=command["user_id"], channel=command["channel_id"], text=command.get("text") or "",
-        correlation_id=correlation_of(context),
+        correlation_id=correlation_of(context), source_key=command.get("trigger_id"),
     )
-    respond(text=sentence, response_type="ephemeral")
+    if sentence:
+        respond(text=sentence, response_type="ephemeral")
 
 
 def handle_reset_status(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +47,9 @@ def test_good_settings_keep_tokens_secret(monkeypatch: pytest.MonkeyPatch) -> No
 def test_env_file_is_read() -> None:
     Path(".env").write_text("RESETBOT_SLACK_BOT_TOKEN=xoxb-from-file\nRESETBOT_SLACK_APP_TOKEN=xapp-from-file\n")
     assert load_settings().slack_app_token.get_secret_value() == "xapp-from-file"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    undocumented = [name for name in Settings.model_fields if f"`RESETBOT_{name.upper()}`" not in readme]
+    assert not undocumented, f"document these in the README's settings table: {undocumented}"

@@ -82,8 +82,15 @@ class RequestService:
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
-    def create(self, *, requester: str, channel: str, text: str, correlation_id: str) -> str:
-        """Everything after the ack of ``/reset``: checks, the request, its thread, the approver's DM."""
+    def create(self, *, requester: str, channel: str, text: str, correlation_id: str,
+               source_key: str | None = None) -> str | None:
+        """Everything after the ack of ``/reset``: checks, the request, its thread, the approver's DM.
+
+        ``source_key`` (the command's trigger_id) makes a redelivered command a no-op (None: nothing to say)."""
+        if source_key is not None:
+            with self.begin() as session:
+                if store.find_by_source(session, source_key=source_key) is not None:
+                    return None
         def refuse(reason: str, sentence: str, **detail: object) -> str:
             self._audit(AuditDraft(actor=requester, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                    detail={"stage": "request", "reason": reason, "input": text[:200], **detail}))
@@ -121,7 +128,7 @@ class RequestService:
                           target=target.entra.user_principal_name, protection=",".join(reasons))
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
                                   unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
-                                  correlation_id=correlation_id)
+                                  correlation_id=correlation_id, source_key=source_key)
 
     def _resolve_sentence(self, problem: ResolveProblem) -> str:
         match problem.failure:
@@ -133,7 +140,7 @@ class RequestService:
                 return messages.not_in_directory_slack_user()
 
     def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
-                      protection: str, correlation_id: str) -> str:
+                      protection: str, correlation_id: str, source_key: str | None) -> str | None:
         assert target.ad is not None
         approvers = approvers_for(source=self.rules.approver_source, manager=self.resolver.manager_slack_id(
             target.entra), group_handle=self.rules.approvers_group, requester=requester, target=target.slack_id)
@@ -149,12 +156,14 @@ class RequestService:
                 approvals_required=required_approvals(protected=bool(protection)),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
                 approver_group=approvers.group_handle, protected=protection,
-                confirmation="pending" if confirm else "off", escalate_at=due.escalate_at,
+                confirmation="pending" if confirm else "off", source_key=source_key, escalate_at=due.escalate_at,
                 expires_at=due.expires_at, created_at=now,
                 audit=AuditDraft(actor=requester, action=AuditAction.REQUESTED, correlation_id=correlation_id,
                                  detail={"reason": reason, "unlock": unlock, "tap": tap, "protected": protection,
                                          "manager": approvers.manager, "approver_group": approvers.group_handle}),
             )
+        if req is None:
+            return None  # the same command, delivered again while the first delivery was being served
         posted_in = self._post_request(req, channel)
         group_id = self._group_id(req)
         self.notifier.post(posted_in, messages.approver_mention(req, group_id), thread_ts=req.thread_ts)

@@ -41,7 +41,7 @@ def new_request(factory: sessionmaker[Session], *, created_at: datetime = T0, **
     }
     fields.update(kw)
     with factory.begin() as session:
-        return store.create_request(
+        created = store.create_request(
             session,
             escalate_at=due.escalate_at,
             expires_at=due.expires_at,
@@ -49,6 +49,8 @@ def new_request(factory: sessionmaker[Session], *, created_at: datetime = T0, **
             audit=draft(AuditAction.REQUESTED, actor=fields["requester"]),
             **fields,
         )
+        assert created is not None
+        return created
 
 
 def run_concurrently(n: int, work: Callable[[int], T]) -> list[T]:

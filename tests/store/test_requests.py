@@ -298,3 +298,17 @@ def test_the_request_message_is_attached_once(factory: sessionmaker[Session]) ->
 )
 def test_request_ids_are_forgiving_to_type(typed: str, canonical: str | None) -> None:
     assert normalize_request_id(typed) == canonical
+
+
+def test_the_same_command_delivered_twice_makes_one_request(factory: sessionmaker[Session]) -> None:
+    first = new_request(factory, source_key="trigger-1")
+    with factory.begin() as session:
+        again = store.create_request(
+            session, requester="U0AGENT", target_entra_id="x", target_upn="jane.doe@contoso.example",
+            escalate_at=first.escalate_at, expires_at=first.expires_at, source_key="trigger-1",
+            audit=draft(AuditAction.REQUESTED),
+        )
+    assert again is None
+    with factory.begin() as session:
+        assert len(store.find_requests(session, target_upn="jane.doe@contoso.example")) == 1
+        assert [e.action for e in store.iter_audit(session)] == ["requested"]
