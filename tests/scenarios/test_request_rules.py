@@ -118,6 +118,10 @@ def test_status_and_app_home(lab: Lab, bot: RunningBot, driver: SlackDriver) -> 
     assert "Waiting for my approval" in str(home)
     driver.open_home("alice")
     assert req.id not in str(driver.wait_for_home_view("alice", lambda v: "Waiting for my approval" in str(v)))
+    # Mona approves: her App Home is redrawn without her reopening it.
+    driver.click("mona", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_home_view("mona", lambda v: any(
+        (b.get("text") or {}).get("text") == "*Waiting for my approval*\nNone." for b in v["blocks"]))
 
 
 def test_the_audit_trail_verifies_and_a_tampered_row_is_found(lab: Lab, bot: RunningBot) -> None:
