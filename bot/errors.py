@@ -109,3 +109,14 @@ class GraphUnavailableError(GraphError):
 class GraphRejectedError(GraphError):
     """Graph refused the request as such (400 and other 4xx), e.g. a password Entra Password Protection
     blocks; ``code`` and the message carry Microsoft's reason."""
+
+
+# --- linked Entra accounts (bot/services/links.py) -------------------------------------------------------------
+class NotLinkedError(ResetbotError):
+    """The agent (or, in service mode, the service identity) has no linked Entra account; the message says who
+    must run ``/resetbot login``."""
+
+    def __init__(self, message: str, *, slack_user: str, service: bool = False) -> None:
+        super().__init__(message)
+        self.slack_user = slack_user
+        self.service = service

@@ -36,12 +36,15 @@ class Action(StrEnum):
     CANCEL = "request_cancel"
     CONFIRM_YES = "target_confirm_yes"
     CONFIRM_NO = "target_confirm_no"
+    REVEAL = "reset_reveal"
+    NOT_ME = "reset_not_me"
 
 
 class Callback(StrEnum):
     """callback_id of every modal."""
 
     DENY_REASON = "deny_reason"
+    REVEAL = "reveal_password"
 
 
 class Block(StrEnum):
@@ -51,3 +54,5 @@ class Block(StrEnum):
     DENY_REASON_INPUT = "deny_reason_input"
     REQUEST_ACTIONS = "request_actions"
     CONFIRM_ACTIONS = "confirm_actions"
+    REVEAL_ACTIONS = "reveal_actions"
+    NOT_ME_ACTIONS = "not_me_actions"

@@ -20,6 +20,7 @@ from bot.services.registry import Services
 log = logging.getLogger(__name__)
 
 SWEEP_JOB_ID = "requests.sweep"
+WIPE_JOB_ID = "reset.wipe_expired"
 
 
 def isolated(name: str, body: Callable[[], object]) -> Callable[[], None]:
@@ -36,6 +37,10 @@ def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundSc
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
         isolated(SWEEP_JOB_ID, services.requests.sweep), "interval", seconds=sweep_seconds, id=SWEEP_JOB_ID,
+        coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.add_job(
+        isolated(WIPE_JOB_ID, services.reset.wipe_expired), "interval", seconds=sweep_seconds, id=WIPE_JOB_ID,
         coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
     )
     scheduler.start()

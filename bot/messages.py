@@ -9,11 +9,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
+
 from bot.ids import Action, Block, Callback, Command, ResetbotSubcommand
 from bot.models import AuditEvent, ResetRequest
 from bot.services.lifecycle import RequestState
 from bot.services.parse import ParseError, ParseProblem
 from bot.services.rules import Protection, Refusal
+from bot.services.verdict import RejectionRule, Verdict, VerdictKind
 
 Blocks = list[dict[str, Any]]
 
@@ -123,6 +126,7 @@ _REFUSALS: dict[Refusal, str] = {
     Refusal.ALREADY_APPROVED: "You've already approved this request; it needs a second, different approver.",
     Refusal.ONLY_REQUESTER_CANCELS: "Only the person who asked for this reset can cancel it.",
     Refusal.ONLY_TARGET_CONFIRMS: "Only the person whose password this is can answer this question.",
+    Refusal.ONLY_REQUESTER_REVEALS: "Only the person who asked for this reset can see its temporary password.",
     Refusal.NOT_PENDING: "This request is no longer waiting for a decision; nothing was changed.",
 }
 
@@ -235,7 +239,7 @@ def approval_added(approver: str, have: int, need: int) -> str:
 
 def approved(approvers: Sequence[str]) -> str:
     who = " and ".join(f"<@{a}>" for a in approvers)
-    return f"Approved by {who}. The reset is ready to go."
+    return f"Approved by {who}."
 
 
 def denied(actor: str, reason: str) -> str:
@@ -380,3 +384,322 @@ def internal_error(correlation_id: str) -> str:
 
 def service_unavailable(what: str, correlation_id: str) -> str:
     return f"{what} Nothing was changed; try again in a minute (reference {correlation_id})."
+
+
+# --- the reset ------------------------------------------------------------------------------------------------
+
+def reset_started(name: str) -> str:
+    return f"Resetting {name}'s password in Entra ID; writeback carries it to Active Directory…"
+
+
+_NOT_CHANGED = "The password was not changed."
+
+_POLICY_RULE_WORDS = {
+    RejectionRule.LENGTH: "it is shorter than the on-prem policy requires",
+    RejectionRule.COMPLEXITY: "it does not meet the on-prem complexity rule",
+    RejectionRule.HISTORY: "it matches one of the account's recent passwords (password history)",
+    RejectionRule.MIN_AGE: "the password was changed too recently (minimum password age)",
+    RejectionRule.FILTER: "a password filter on the domain controllers refused it (it meets length and complexity)",
+    RejectionRule.FILTER_OR_HISTORY_OR_AGE: ("it meets length and complexity, so password history, the minimum "
+                                             "age or a password filter refused it"),
+    RejectionRule.BANNED: "it is on Entra ID's banned-password list",
+}
+
+
+_VERDICT_WORDS: dict[VerdictKind, str] = {
+    VerdictKind.SUCCEEDED: (
+        ":white_check_mark: Done: {name}'s new temporary password is set in Entra ID and written back to Active "
+        "Directory; they must change it at next sign-in. {requester}, press Reveal to read it to them (it can be "
+        "shown once, within 10 minutes)."),
+    VerdictKind.SUCCEEDED_NO_MUST_CHANGE: (
+        ":warning: Done, with a catch: the new temporary password is written back to Active Directory, but "
+        "{name}'s account has \"password never expires\" set on-prem, so \"must change at next sign-in\" does not "
+        "apply there. Ask them to change it themselves. {requester}, press Reveal to read it to them (once, within "
+        "10 minutes)."),
+    VerdictKind.POLICY_REJECTED: ":no_entry: Active Directory refused the new password: {rule}. {not_changed}",
+    VerdictKind.CLOUD_REJECTED: ":no_entry: Entra ID refused the new password before writeback: {rule}. {not_changed}",
+    VerdictKind.ROLE_TOO_WEAK: (
+        ":no_entry: {requester}'s Entra role may not reset {name}'s password (Entra answered "
+        "Authorization_RequestDenied); someone with a stronger admin role must do it. {not_changed}"),
+    VerdictKind.WRITEBACK_OFF: (
+        ":warning: Password writeback is not enabled for this tenant, so a synced account's password cannot be "
+        "reset from the cloud; ask the Entra admins to turn it on in Entra Connect. {not_changed}"),
+    VerdictKind.AGENT_OFFLINE: (
+        ":warning: The on-premises writeback agent could not reach Active Directory (Entra Connect or the domain "
+        "controller is down). {not_changed} Try again later and tell the AD team."),
+    VerdictKind.PROTECTED_ON_PREM: (
+        ":no_entry: Active Directory refused: the account is protected on-prem (adminCount=1) and the writeback "
+        "account may not reset it. {not_changed}"),
+    VerdictKind.DISABLED_ON_PREM: (
+        ":no_entry: Active Directory refused: {name}'s account is disabled on-prem. {not_changed}"),
+    VerdictKind.LOCKED_ON_PREM: (
+        ":no_entry: Active Directory refused: {name}'s account is locked out on-prem; ask again with `--unlock`. "
+        "{not_changed}"),
+    VerdictKind.THROTTLED: (
+        ":hourglass: Microsoft Graph is throttling requests right now. {not_changed} Try again in a few minutes."),
+    VerdictKind.UNKNOWN: (
+        ":grey_question: The reset did not complete and I can't tell why, so the password may or may not have "
+        "changed; check the account before trying again (reference {cid})."),
+}
+_UNKNOWN_REASON_WORDS: dict[str, str] = {
+    "reauth_required": (
+        ":key: {requester} has no working Entra sign-in linked to resetbot, and resets are made with the agent's "
+        "own Entra account: run `/resetbot login`, then ask again. {not_changed}"),
+    "graph_unavailable": (
+        ":warning: Microsoft Graph could not be reached, so the reset was not made as far as I can tell; check the "
+        "account before trying again (reference {cid})."),
+}
+
+
+def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation_id: str) -> str:
+    """The verdict in plain words, for the thread. Never receives the password."""
+    words = _VERDICT_WORDS[verdict.kind]
+    if verdict.kind == VerdictKind.UNKNOWN:
+        words = _UNKNOWN_REASON_WORDS.get(verdict.detail.get("reason", ""), words)
+    rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
+    return words.format(name=name, requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
+                        cid=correlation_id)
+
+
+def reveal_blocks(request_id: str) -> Blocks:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": "The temporary password is sealed until you reveal it."}},
+        {"type": "actions", "block_id": Block.REVEAL_ACTIONS, "elements": [
+            _button("Reveal temporary password", Action.REVEAL, request_id, style="primary")]},
+    ]
+
+
+def reveal_modal(*, name: str, password: SecretStr, spelled: str, must_change: bool) -> dict[str, Any]:
+    """The one place a temporary password is ever shown: a modal, to the requester, once."""
+    secret = password.get_secret_value()
+    after = "They must change it at next sign-in." if must_change else "Ask them to change it right away."
+    return {
+        "type": "modal",
+        "callback_id": Callback.REVEAL,
+        "title": {"type": "plain_text", "text": "Temporary password"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": (
+                f"Read this to {name} now: it is shown only this once. {after}")}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{secret}```"}},
+            {"type": "context", "elements": [{"type": "plain_text", "text": spelled}]},
+        ],
+    }
+
+
+def revealed(requester: str) -> str:
+    return f"<@{requester}> revealed the temporary password. It is no longer stored anywhere."
+
+
+def reveal_gone() -> str:
+    return ("This temporary password was already revealed, or its 10 minutes have passed: it is gone. Start a new "
+            "reset if it's still needed.")
+
+
+def secret_wiped() -> str:
+    return "The temporary password was never revealed and has been wiped (10 minutes passed). Nothing else changed."
+
+
+def target_reset_notice_text(req: ResetRequest) -> str:
+    return f"Your password was reset by the helpdesk ({req.id})."
+
+
+def target_reset_notice_blocks(req: ResetRequest) -> Blocks:
+    text = (f"Your password was reset by the helpdesk: <@{req.requester}> asked for it ({req.id}). You will be asked "
+            "to choose a new one at your next sign-in. If you did not ask for this, tell us:")
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "block_id": Block.NOT_ME_ACTIONS, "elements": [
+            _button("This wasn't me", Action.NOT_ME, req.id, style="danger")]},
+    ]
+
+
+def not_me_answered() -> str:
+    return "Thanks for telling us: security has been alerted and will contact you."
+
+
+def security_reset_disowned(req: ResetRequest) -> str:
+    return (f":rotating_light: {req.target_display} (`{req.target_upn}`) says the password reset {req.id}, "
+            f"requested by <@{req.requester}>, was not asked for by them. Their password WAS changed.")
+
+
+# --- linking an Entra account ----------------------------------------------------------------------------------
+# /resetbot login | logout | whoami, and what an agent is told before a reset about whose hands it is made by.
+# The sign-in code reaches these builders only to be put in the agent's DM; never a token.
+
+LOGIN = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN}`"
+LOGIN_SERVICE = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --service`"
+
+
+def _roles_phrase(roles: Sequence[str] | None) -> str:
+    if roles is None:
+        return "roles could not be read just now"
+    return ", ".join(roles) if roles else "no Entra admin role"
+
+
+def _listed(names: Sequence[str], last: str = "or") -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
+def link_usage(subcommand: str) -> str:
+    if subcommand == ResetbotSubcommand.WHOAMI:
+        return f"`{Command.RESETBOT} {subcommand}` takes nothing after it."
+    return (f"`{Command.RESETBOT} {subcommand}` takes nothing after it, or `--service` for the service identity "
+            f"(approvers only).")
+
+
+def link_not_an_agent(group: str) -> str:
+    return (f"Only members of the @{group} user group link an Entra account to resetbot, since only they request "
+            "resets.")
+
+
+def link_service_not_an_approver(group: str | None) -> str:
+    who = f"members of the @{group} user group" if group else "approvers (no approver group is configured)"
+    return f"Only {who} can link or unlink the service identity."
+
+
+def link_service_not_used() -> str:
+    return (f"Resets here are made with each agent's own Entra account, so there is no service identity to link; "
+            f"{LOGIN} links yours.")
+
+
+def link_not_needed(service_upn: str) -> str:
+    return (f"Resets here are made as the service identity `{service_upn}`, so you don't need to link your own "
+            f"account. An approver links the service identity with {LOGIN_SERVICE}.")
+
+
+def login_already_waiting(expires_at: datetime, *, service: bool) -> str:
+    whose = "A sign-in for the service identity" if service else "Your sign-in from before"
+    return (f"{whose} is still waiting: use the code in the DM I sent, before {slack_date(expires_at)}, or let it "
+            "run out and start again.")
+
+
+def login_code_sent(expires_at: datetime) -> str:
+    return (f"I've sent you a sign-in code in a DM; it works until {slack_date(expires_at)}. I'll tell you there "
+            "when the account is linked.")
+
+
+def login_code_dm(user_code: str, verification_uri: str, expires_at: datetime, *, sign_in_as: str | None,
+                  service: bool) -> str:
+    account = f"`{sign_in_as}`" if sign_in_as else "your own account"
+    what = (f"link the service identity {account} to resetbot: every reset will be made as that account"
+            if service else "link your Entra account to resetbot: resets you ask for will be made as you")
+    return (f"To {what}. Open {verification_uri} and enter the code *{user_code}*, then sign in as {account}. "
+            f"The code works until {slack_date(expires_at)}. Never pass it on to anyone: whoever signs in with it "
+            "would be linked to your request. If you didn't ask for this, ignore this message.")
+
+
+def linked(upn: str, roles: Sequence[str] | None, *, service: bool, can_reset_anyone: bool) -> str:
+    who = "The service identity is" if service else "Your Entra account is"
+    made = "every reset is made as this account" if service else "resets you ask for are made as this account"
+    sentence = f"{who} linked as {upn} (roles: {_roles_phrase(roles)}); {made}."
+    if roles is not None and not can_reset_anyone:
+        sentence += (" It holds no Entra role that may reset passwords, so Microsoft will refuse its resets until "
+                     "it gets one (Helpdesk Administrator or Password Administrator, for example).")
+    return sentence
+
+
+def link_declined(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"The Microsoft sign-in was declined, so nothing was linked. Run {again} to try again."
+
+
+def link_expired(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"The sign-in code ran out before anyone used it, so nothing was linked. Run {again} for a new one."
+
+
+def link_interrupted(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"resetbot restarted while your sign-in was waiting, so nothing was linked. Run {again} again."
+
+
+def link_failed(reason: str, correlation_id: str, *, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"The sign-in did not link anything: {reason} Run {again} to try again (reference {correlation_id})."
+
+
+def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool) -> str:
+    told = " and security has been told" if security_told else ""
+    if service:
+        return (f"That sign-in was completed as {signed_in}, not as the service identity {expected}, so nothing was "
+                f"linked{told}. Run {LOGIN_SERVICE} again and sign in as {expected}.")
+    return (f"That sign-in was completed as {signed_in}, which isn't your own account ({expected}), so nothing was "
+            f"linked{told}. Run {LOGIN} again and sign in as yourself; never pass a sign-in code on to anyone.")
+
+
+def link_no_email(signed_in: str) -> str:
+    return (f"Your Slack profile shows no email address, so I can't tell whether {signed_in} is your own account; "
+            "nothing was linked. Ask a Slack admin to show your email address, then try again.")
+
+
+def security_link_mismatch(slack_user: str, signed_in: str, expected: str, *, service: bool) -> str:
+    asked = f"<@{slack_user}> ran {LOGIN_SERVICE}" if service else f"<@{slack_user}> ran {LOGIN}"
+    return (f":rotating_light: {asked}, but the Microsoft sign-in was completed as `{signed_in}` instead of "
+            f"`{expected}`. Nothing was linked. A sign-in code completed by someone else can mean phishing: check "
+            f"with <@{slack_user}> and with `{signed_in}`.")
+
+
+def not_linked() -> str:
+    return f"You haven't linked your Entra account yet, and resets you ask for are made as you: run {LOGIN} first."
+
+
+def service_not_linked(service_upn: str) -> str:
+    return (f"Resets here are made as the service identity `{service_upn}`, which isn't linked yet: an approver has "
+            f"to run {LOGIN_SERVICE} first.")
+
+
+def link_reauth(upn: str, *, service: bool) -> str:
+    if service:
+        return (f"The service identity's sign-in ({upn}) can no longer be used (it expired or was revoked): an "
+                f"approver has to run {LOGIN_SERVICE} again.")
+    return f"Your Entra sign-in ({upn}) can no longer be used (it expired or was revoked): run {LOGIN} again."
+
+
+def role_too_weak(upn: str, caller_roles: Sequence[str], blocking: Sequence[str], needed: Sequence[str], *,
+                  service: bool) -> str:
+    who = f"The service identity {upn}" if service else f"Your Entra account {upn}"
+    holds = f"({', '.join(caller_roles)})" if caller_roles else "(no Entra role that may reset passwords)"
+    whom = f"someone who holds {_listed(blocking, 'and')}" if blocking else "anyone"
+    return f"{who} {holds} can't reset the password of {whom}: that takes {_listed(needed)}."
+
+
+def whoami_not_linked() -> str:
+    return f"You haven't linked an Entra account. {LOGIN} links your own, through a Microsoft sign-in code by DM."
+
+
+def whoami_linked(upn: str, display_name: str, linked_at: datetime, roles: Sequence[str] | None,
+                  token_state: str, *, service: bool) -> str:
+    who = "The service identity is" if service else "You're"
+    name = f" ({display_name})" if display_name and display_name != upn else ""
+    return (f"{who} linked as {upn}{name} since {slack_date(linked_at)}. Entra roles: {_roles_phrase(roles)}. "
+            f"{token_state}")
+
+
+def token_works() -> str:
+    return "A token comes silently right now."
+
+
+def token_needs_login(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"But the sign-in can no longer be used silently (expired or revoked): run {again} again."
+
+
+def token_unknown(reason: str) -> str:
+    return f"Whether a token comes silently can't be checked right now: {reason}"
+
+
+def whoami_service_mode(service_upn: str) -> str:
+    return (f"Resets here are made as the service identity `{service_upn}`, not as you; any link of your own is "
+            "not used.")
+
+
+def unlinked(upn: str, *, service: bool) -> str:
+    who = "The service identity" if service else "Your Entra account"
+    return (f"{who} {upn} is unlinked: resetbot has deleted its sign-in. To end the sign-in at Microsoft too, sign "
+            "out of your sessions at https://myaccount.microsoft.com.")
+
+
+def nothing_to_unlink(*, service: bool) -> str:
+    return "The service identity isn't linked." if service else "You have no linked Entra account."

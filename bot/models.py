@@ -230,3 +230,48 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=AUDIT_HEAD_ID, primary_key=True, sa_column_kwargs={"autoincrement": False})
     last_seq: int = Field(default=0)
     last_hash: str = Field(max_length=64)
+
+
+class SealedSecret(SQLModel, table=True):
+    """A temporary password (or TAP) waiting for its one reveal, encrypted with a key the database never holds.
+
+    Deleted by the reveal itself (a DELETE ... RETURNING: the first click gets it, every other finds nothing),
+    or by the sweep once ``expires_at`` passes (ten minutes), whichever comes first.
+    """
+
+    __tablename__: ClassVar[Any] = "sealed_secret"
+
+    request_id: str = Field(foreign_key="reset_request.id", primary_key=True, max_length=16)
+    kind: str = Field(default="password", max_length=16)
+    ciphertext: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+
+
+class AgentLink(SQLModel, table=True):
+    """An Entra account linked to a Slack user through the device-code sign-in (``/resetbot login``), or the
+    service identity (``slack_user`` = ``SERVICE_LINK_KEY``).
+
+    The msal token cache (refresh and access tokens) is held only as ``encrypted_cache``: Fernet ciphertext under
+    the token-cache key from the settings, which the database never holds. No token is ever stored in clear.
+    ``roles`` is the JSON list of Entra directory roles last read for the account (shown by ``/resetbot whoami``;
+    readiness reads them afresh).
+    """
+
+    __tablename__: ClassVar[Any] = "agent_link"
+
+    slack_user: str = Field(primary_key=True, max_length=64)
+    upn: str = Field(max_length=320)
+    oid: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=255)
+    home_account_id: str = Field(max_length=255)
+    encrypted_cache: str = Field(sa_type=sa.Text, repr=False)
+    linked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    #: When the stored cache last changed because msal refreshed it (the refresh token rotated).
+    refreshed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    roles: str | None = Field(default=None, sa_type=sa.Text)
+    roles_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+#: ``AgentLink.slack_user`` of the service identity (no Slack user id looks like it).
+SERVICE_LINK_KEY = "~service"

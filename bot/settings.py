@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -45,6 +46,30 @@ class TargetConfirmation(StrEnum):
     OFF = "off"
     ASK = "ask"
     REQUIRED = "required"
+
+
+class ResetIdentity(StrEnum):
+    """Whose delegated Entra token makes a reset: the requesting agent's own, or one linked service identity."""
+
+    AGENT = "agent"
+    SERVICE = "service"
+
+
+#: How to make a token-cache key, quoted by every sentence about a missing or bad one.
+FERNET_KEY_HOWTO = ('make one with: python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())"')
+
+
+def _fernet_key_problem(key: SecretStr) -> str | None:
+    """None for a usable Fernet key; otherwise why not (never the key itself)."""
+    value = key.get_secret_value()
+    if _is_placeholder(value):
+        return "still holds a placeholder"
+    try:
+        Fernet(value.encode())
+    except (ValueError, TypeError):
+        return "is not a Fernet key (32 url-safe base64-encoded bytes)"
+    return None
 
 
 def _is_placeholder(value: str) -> bool:
@@ -91,6 +116,10 @@ class Settings(BaseSettings):
     #: Seconds between sweeps for escalations and expiries.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
+    #: Fernet key sealing temporary passwords until their one reveal. Empty: a key made at start and kept in
+    #: memory only (a restart makes unrevealed passwords unrevealable); set one shared key for several replicas.
+    sealing_key: SecretStr | None = None
+
     # --- Storage -------------------------------------------------------------------------------------------
     #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
     database_url: str = "sqlite:///resetbot.db"
@@ -106,6 +135,16 @@ class Settings(BaseSettings):
     entra_private_key_file: Path | None = None
     #: CA bundle for TLS to Entra and Graph (default: the system's).
     entra_ca_file: Path | None = None
+    #: Client id of the public client app agents link their own account through (device-code sign-in).
+    entra_public_client_id: str | None = None
+    #: Fernet key encrypting linked sign-ins (msal token caches) in the database.
+    token_cache_key: SecretStr | None = None
+    #: Former token-cache keys, ``,``-separated: still read, while every cache is written back under the new key.
+    token_cache_old_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    #: ``agent``: each reset is made as the requesting agent's linked account; ``service``: as one service identity.
+    reset_identity: ResetIdentity = ResetIdentity.AGENT
+    #: UPN of the service identity (``reset_identity=service``); an approver links it with /resetbot login --service.
+    service_identity_upn: str | None = None
 
     # --- Active Directory ------------------------------------------------------------------------------
     ldap_url: str | None = None
@@ -157,6 +196,42 @@ class Settings(BaseSettings):
         missing = [f"{name} is not set." for name, value in needed.items() if value is None]
         if self.entra_client_secret is None and self.entra_certificate_file is None:
             missing.append("Set RESETBOT_ENTRA_CLIENT_SECRET or RESETBOT_ENTRA_CERTIFICATE_FILE.")
+        return missing
+
+    @field_validator("token_cache_old_keys", mode="before")
+    @classmethod
+    def _split_old_keys(cls, value: object) -> object:
+        return _csv(value)
+
+    @model_validator(mode="after")
+    def _linking(self) -> Self:
+        problems = []
+        keys = [("RESETBOT_TOKEN_CACHE_KEY", self.token_cache_key)] if self.token_cache_key is not None else []
+        keys += [("RESETBOT_TOKEN_CACHE_OLD_KEYS", k) for k in self.token_cache_old_keys]
+        named: set[str] = set()
+        for name, key in keys:
+            problem = _fernet_key_problem(key)
+            if problem and name not in named:  # one sentence per setting, however many old keys are bad
+                named.add(name)
+                problems.append(f"{name} {problem}; {FERNET_KEY_HOWTO}")
+        if self.entra_public_client_id is not None and _is_placeholder(self.entra_public_client_id):
+            problems.append("RESETBOT_ENTRA_PUBLIC_CLIENT_ID still holds a placeholder.")
+        if self.reset_identity == ResetIdentity.SERVICE:
+            upn = (self.service_identity_upn or "").strip()
+            if not upn or "@" not in upn or _is_placeholder(upn):
+                problems.append("RESETBOT_RESET_IDENTITY=service needs RESETBOT_SERVICE_IDENTITY_UPN: the UPN of the "
+                                "account every reset is made as (e.g. svc-reset@corp.example.com).")
+        if problems:
+            raise ValueError(" ".join(problems))
+        return self
+
+    def require_linking(self) -> list[str]:
+        """Sentences for what linking Entra accounts (and so every reset) needs but is missing."""
+        missing = []
+        if self.entra_public_client_id is None:
+            missing.append("RESETBOT_ENTRA_PUBLIC_CLIENT_ID is not set (the app agents sign in through).")
+        if self.token_cache_key is None:
+            missing.append(f"RESETBOT_TOKEN_CACHE_KEY is not set; {FERNET_KEY_HOWTO}")
         return missing
 
 

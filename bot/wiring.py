@@ -13,14 +13,17 @@ from sqlmodel import Session
 
 from bot.app import web_client
 from bot.clients.directory import LdapDirectory
-from bot.clients.entra_auth import AppTokens, CertificateCredential
+from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTokens
 from bot.clients.graph import GraphClient
 from bot.clients.slack_notify import SlackNotifier
 from bot.db import create_schema, make_engine, make_session_factory
 from bot.errors import ConfigError
+from bot.services.links import LinkRules, LinkService
 from bot.services.registry import Services
 from bot.services.requests import RequestRules, RequestService
+from bot.services.reset import ResetService
 from bot.services.resolve import TargetResolver
+from bot.services.sealing import Sealer
 from bot.settings import Settings
 
 
@@ -35,6 +38,7 @@ class Runtime:
     services: Services
 
     def close(self) -> None:
+        self.services.links.close()
         self.graph.close()
         self.engine.dispose()
 
@@ -51,9 +55,17 @@ def _app_tokens(settings: Settings) -> AppTokens:
     )
 
 
+def _delegated_tokens(settings: Settings) -> DelegatedTokens:
+    """Agents' linked sign-ins: the public client's device-code flow, caches encrypted with the settings' key."""
+    assert settings.entra_authority and settings.entra_public_client_id and settings.token_cache_key
+    return DelegatedTokens(authority=settings.entra_authority, client_id=settings.entra_public_client_id,
+                           key=settings.token_cache_key, old_keys=settings.token_cache_old_keys,
+                           ca_file=settings.entra_ca_file)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Every client and service from the settings; a ConfigError lists whatever is missing."""
-    missing = settings.require_directories()
+    missing = settings.require_directories() + settings.require_linking()
     if missing:
         raise ConfigError(" ".join(missing))
     assert settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn
@@ -67,8 +79,13 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     notifier = SlackNotifier(web_client(settings))
     resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier)
+    links = LinkService(begin=factory.begin, notifier=notifier, tokens=_delegated_tokens(settings), graph=graph,
+                        rules=LinkRules.from_settings(settings))
+    reset = ResetService(begin=factory.begin, notifier=notifier, graph=graph, directory=directory,
+                         sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
+                         security_channel=settings.security_channel)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
-                              rules=RequestRules.from_settings(settings))
+                              rules=RequestRules.from_settings(settings), after_approval=reset.perform,
+                              readiness=links.readiness)
     return Runtime(settings=settings, engine=engine, session_factory=factory, graph=graph, directory=directory,
-                   notifier=notifier, services=Services(requests=requests))
-
+                   notifier=notifier, services=Services(requests=requests, reset=reset, links=links))

@@ -22,6 +22,8 @@ from handlers.request_actions import (
     handle_confirm,
     handle_deny_click,
     handle_deny_submit,
+    handle_not_me,
+    handle_reveal,
 )
 from handlers.reset_command import handle_reset, handle_reset_status
 from handlers.resetbot_command import handle_resetbot
@@ -37,6 +39,8 @@ ACTION_ROUTES: dict[Action, Callable[..., Any]] = {
     Action.CANCEL: handle_cancel,
     Action.CONFIRM_YES: handle_confirm(yes=True),
     Action.CONFIRM_NO: handle_confirm(yes=False),
+    Action.REVEAL: handle_reveal,
+    Action.NOT_ME: handle_not_me,
 }
 VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
     Callback.DENY_REASON: handle_deny_submit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
@@ -73,3 +74,34 @@ def handle_confirm(yes: bool) -> Any:
 
     listener.__name__ = f"handle_confirm_{'yes' if yes else 'no'}"
     return listener
+
+
+def handle_reveal(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                  respond: Respond, client: WebClient) -> None:
+    """The requester's one look at the temporary password: a modal, never a message."""
+    ack()
+    modal, sentence = services_of(context).reset.reveal(request_id=action["value"], actor=body["user"]["id"],
+                                                        correlation_id=correlation_of(context))
+    if modal is not None:
+        _unlogged(client).views_open(trigger_id=body["trigger_id"], view=modal)
+    _answer(respond, sentence)
+
+
+#: slack-sdk logs every request and response body at DEBUG; the reveal modal's must never reach a log.
+_SILENT = logging.getLogger("resetbot.reveal.unlogged")
+_SILENT.setLevel(logging.ERROR)
+
+
+def _unlogged(client: WebClient) -> WebClient:
+    """The same Web API client, with a logger that never records request or response bodies."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout, ssl=client.ssl,
+                     proxy=client.proxy, headers=client.headers, retry_handlers=client.retry_handlers,
+                     logger=_SILENT)
+
+
+def handle_not_me(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                  respond: Respond) -> None:
+    ack()
+    sentence = services_of(context).reset.not_me(request_id=action["value"], actor=body["user"]["id"],
+                                                 correlation_id=correlation_of(context))
+    respond(text=sentence, replace_original=True)

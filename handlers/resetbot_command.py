@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack
+from slack_bolt import Ack, BoltContext, Respond
 
 from bot import messages
 from bot.ids import ResetbotSubcommand
+from handlers.link_commands import LINK_SUBCOMMANDS, handle_link_command
 
 
-def handle_resetbot(ack: Ack, command: dict[str, Any]) -> None:
-    """Answers in the ack itself: Slack shows it only to the person who typed the command."""
-    word = (command.get("text") or "").strip().split(maxsplit=1)
-    sub = word[0].lower() if word else ResetbotSubcommand.HELP.value
+def handle_resetbot(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    """Help and refusals are answered in the ack itself (Slack shows it only to the person who typed the
+    command); login, logout and whoami ack at once and answer privately after."""
+    words = (command.get("text") or "").strip().split()
+    sub = words[0].lower() if words else ResetbotSubcommand.HELP.value
     if sub == ResetbotSubcommand.HELP:
         ack(text=messages.help_text())
+        return
+    if sub in LINK_SUBCOMMANDS:
+        handle_link_command(ResetbotSubcommand(sub), words[1:], ack, command, context, respond)
         return
     if sub in set(ResetbotSubcommand):
         ack(text=messages.not_available_yet(sub))

@@ -1,6 +1,7 @@
 """``resetbot-lab``: bring the lab up for people (the demo, manual testing, outside scripts).
 
     resetbot-lab up [--state-dir DIR] [--once]
+    resetbot-lab demo [--state-dir DIR]
 
 Starts every stand-in on loopback, prints where everything is and who the seeded people are, writes the
 descriptor, and keeps running until Ctrl-C or SIGTERM (``--once`` tears down right after printing). The
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lab.demo import demo
 from lab.errors import LabError
 from lab.stack import Lab
 
@@ -82,9 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="start the lab, print endpoints and people, run until Ctrl-C")
     p_up.add_argument("--state-dir", type=Path, default=Path(".lab"), help="where state and lab.json go")
     p_up.add_argument("--once", action="store_true", help="stop again right after printing")
+    p_demo = sub.add_parser("demo", help="bring the lab up, run the bot on it, play a helpdesk morning, stop")
+    p_demo.add_argument("--state-dir", type=Path, default=Path(".lab"), help="where state and lab.json go")
     args = parser.parse_args(argv)
     if args.command == "up":
         return up(args.state_dir, once=args.once)
+    if args.command == "demo":
+        return demo(args.state_dir)
     parser.error(f"unknown command {args.command}")
     return 2
 

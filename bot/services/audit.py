@@ -69,6 +69,11 @@ class AuditAction(StrEnum):
     SUCCEEDED = "succeeded"
     REJECTED = "rejected"
     FAILED = "failed"
+    #: The temporary password was shown to the requester (once), or wiped unseen after its ten minutes.
+    REVEALED = "revealed"
+    UNREVEALED_WIPED = "unrevealed_wiped"
+    #: The target pressed "This wasn't me" on the DM telling them their password was reset.
+    RESET_DISOWNED = "reset_disowned"
     #: The target answered the "Did you ask helpdesk for this?" DM.
     TARGET_CONFIRMED = "target_confirmed"
     TARGET_DISOWNED = "target_disowned"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.services.links import LinkService
 from bot.services.requests import RequestService
+from bot.services.reset import ResetService
 
 
 @dataclass(frozen=True)
 class Services:
     requests: RequestService
+    reset: ResetService
+    links: LinkService

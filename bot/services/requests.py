@@ -79,6 +79,11 @@ class RequestService:
     directory: Directory
     rules: RequestRules
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: What happens once a request is approved (the reset service's ``perform``); None stops at approved.
+    after_approval: Callable[..., None] | None = None
+    #: Whether the requester's hands can make this reset (linked sign-in, strong enough Entra role for a target
+    #: with these roles): None, or the sentence saying why not. Asked before anyone is asked to approve.
+    readiness: Callable[[str, Sequence[str]], str | None] | None = None
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -117,15 +122,19 @@ class RequestService:
             return refuse("not_in_ad", messages.not_in_ad(target.name), target=target.entra.user_principal_name)
         if target.entra.account_enabled is False or target.ad.disabled:
             return refuse("disabled", messages.account_disabled(target.name), target=target.entra.user_principal_name)
+        target_roles = self.resolver.entra_roles(target.entra)
         reasons = protection_reasons(
             admin_count=target.ad.admin_count,
             in_protected_group=self.directory.is_member_of_any(target.ad.dn, self.rules.protected_group_dns),
-            entra_roles=self.resolver.entra_roles(target.entra),
+            entra_roles=target_roles,
         )
         if reasons and not allowed_by_rule(sam=target.ad.sam, upn=target.entra.user_principal_name,
                                            allowed=self.rules.protected_allowed):
             return refuse("protected", messages.protected_refused(target.name, reasons),
                           target=target.entra.user_principal_name, protection=",".join(reasons))
+        not_ready = self.readiness(requester, target_roles) if self.readiness else None
+        if not_ready:
+            return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
                                   unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
                                   correlation_id=correlation_id, source_key=source_key)
@@ -216,6 +225,7 @@ class RequestService:
             approvals = [a.approver for a in store.list_approvals(session, request_id=req.id)]
         if done is not None:
             self._announce(done, messages.approved(approvals), decided_by=None, approvals=approvals)
+            self._start_reset(done, correlation_id)
         elif tally.added and tally.total < req.approvals_required:
             self._redraw(req, approvals=approvals)
             self._thread(req, messages.approval_added(actor, tally.total, req.approvals_required))
@@ -223,6 +233,10 @@ class RequestService:
             self._redraw(req, approvals=approvals)
             self._thread(req, messages.waiting_for_target(req.target_slack_id, req.target_display))
         return None
+
+    def _start_reset(self, req: ResetRequest, correlation_id: str) -> None:
+        if self.after_approval is not None:
+            self.after_approval(req, correlation_id=correlation_id)
 
     def _waiting_for_target(self, req: ResetRequest) -> bool:
         return self.rules.target_confirmation == TargetConfirmation.REQUIRED and req.confirmation == "pending"
@@ -313,6 +327,7 @@ class RequestService:
             self._thread(req, messages.target_confirmed(actor))
             if done is not None:
                 self._announce(done, messages.approved(approvals), decided_by=None, approvals=approvals)
+                self._start_reset(done, correlation_id)
         return messages.confirm_answered(yes)
 
     def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *,

@@ -26,6 +26,7 @@ class Refusal(StrEnum):
     ALREADY_APPROVED = "already_approved"
     ONLY_REQUESTER_CANCELS = "only_requester_cancels"
     ONLY_TARGET_CONFIRMS = "only_target_confirms"
+    ONLY_REQUESTER_REVEALS = "only_requester_reveals"
     NOT_PENDING = "not_pending"
 
 

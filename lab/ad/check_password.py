@@ -9,7 +9,10 @@ password filter DLL adds to (never replaces) the domain's complexity rule. Samba
 with the same "does not meet the complexity criteria" text.
 
 It runs under the system Python that samba-tool itself needs, and reads its word list from the file
-named by its first argument so that the lab fixture stays the single source of the list.
+named by its first argument so that the lab fixture stays the single source of the list. Its second argument
+names a counter file: while it holds a number above zero, the next password is refused whatever it is and the
+number goes down by one (``LabAD.refuse_next_passwords``: a filter refusing a password that meets every
+other rule, as a real banned-word or breached-password filter does).
 """
 
 import sys
@@ -39,9 +42,22 @@ def complex_enough(pw: str) -> bool:
     return sum(1 for n in (digits, upper, lower, nonalpha, unicode) if n) >= 3
 
 
+def _refuse_forced(counter: Path) -> bool:
+    try:
+        left = int(counter.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    if left <= 0:
+        return False
+    counter.write_text(str(left - 1))
+    return True
+
+
 def main() -> int:
     pw = sys.stdin.read()
     words = Path(sys.argv[1]).read_text().split() if len(sys.argv) > 1 else []
+    if len(sys.argv) > 2 and _refuse_forced(Path(sys.argv[2])):
+        return 1
     if not complex_enough(pw):
         return 1
     low = pw.lower()

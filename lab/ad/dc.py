@@ -136,6 +136,11 @@ class LabAD:
         return self._proc is not None and self._proc.running
 
     # -- access ---------------------------------------------------------------------------------------
+    def refuse_next_passwords(self, count: int = 1) -> None:
+        """Make the DC's password filter refuse the next ``count`` passwords set, whatever they are: Samba's
+        own refusal of a password that meets length and complexity (how a banned-word filter looks)."""
+        samba.refuse_counter(self.root).write_text(str(count))
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None

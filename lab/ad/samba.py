@@ -79,7 +79,14 @@ def password_filter_script(root: Path) -> str:
     script.chmod(0o755)
     words = root / "banned-words.txt"
     words.write_text("\n".join(BANNED_WORDS) + "\n")
-    return f"{script} {words}"
+    counter = refuse_counter(root)
+    counter.write_text("0")
+    return f"{script} {words} {counter}"
+
+
+def refuse_counter(root: Path) -> Path:
+    """The password filter's "refuse the next N passwords" counter (see check_password.py)."""
+    return root / "filter-refuse-next"
 
 
 def write_smb_conf(root: Path, tls: IssuedCert, ca_file: Path, host: str) -> Path:

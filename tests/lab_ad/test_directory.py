@@ -183,3 +183,13 @@ def test_ldaps_certificate_is_verified_against_the_lab_ca(lab: Lab, tmp_path: Pa
     tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ad["ca_file"])
     server = ldap3.Server(ad["ldaps_url"], use_ssl=True, tls=tls, get_info=ldap3.NONE)
     assert ldap3.Connection(server, READER.upn, READER.password, auto_bind=True).bound
+
+
+def test_the_filter_can_be_told_to_refuse_the_next_password(lab: Lab) -> None:
+    bob = person("bob")
+    assert bob.dn
+    conn = writeback(lab)
+    lab.ad.refuse_next_passwords(1)
+    assert "complexity" in refusal(conn, bob.dn, "Harbour!Lights43")  # a fine password, refused by the filter
+    assert refusal(conn, bob.dn, "Harbour!Lights44") == ""  # only the next one
+    assert lab.ad.admin_connection().extend.microsoft.modify_password(bob.dn, bob.password)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.services.lifecycle import RequestState
 from bot.services.requests import RequestRules
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
-from tests.scenarios.harness import RunningBot, lab_settings, running_bot
+from tests.scenarios.harness import RunningBot, lab_settings, link_agent, running_bot, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,7 @@ def driver(lab: Lab) -> Iterator[SlackDriver]:
 def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
     db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
     with running_bot(lab_settings(lab, f"sqlite:///{db}"), driver) as running:
+        link_agent(lab, driver, "hank")  # the agent of every story, with his own Entra sign-in
         yield running
 
 
@@ -38,6 +40,9 @@ def _fresh(request: pytest.FixtureRequest, driver: SlackDriver) -> Iterator[None
     rules = bot.services.requests.rules
     yield
     bot.services.requests.rules = rules
+    # A reset started by this test finishes here, not in the next test's transcript.
+    wait_until(lambda: not any(r.state in (RequestState.APPROVED, RequestState.RESETTING) for r in bot.requests()),
+               what="the test's resets to finish")
 
 
 def with_rules(bot: RunningBot, **changes: object) -> None:

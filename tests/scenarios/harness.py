@@ -7,14 +7,18 @@ ephemeral messages, App Home) and what the audit trail says.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import psycopg
+from cryptography.fernet import Fernet
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from sqlalchemy import make_url
@@ -28,6 +32,8 @@ from bot.wiring import Runtime, build_runtime
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 
+#: One token-cache key per test run: a bot restarted on the same database still reads the links it stored.
+LAB_TOKEN_CACHE_KEY = Fernet.generate_key().decode()
 PG_URL = os.environ.get("RESETBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -42,6 +48,7 @@ def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
         "entra_authority": entra["authority"], "graph_base": entra["graph_base"],
         "entra_client_id": entra["app"]["client_id"], "entra_client_secret": entra["app"]["client_secret"],
         "entra_ca_file": entra["ca_file"],
+        "entra_public_client_id": entra["public_client_id"], "token_cache_key": LAB_TOKEN_CACHE_KEY,
         "ldap_url": ad["ldaps_url"], "ldap_bind": ad["reader"]["bind"], "ldap_password": ad["reader"]["password"],
         "ldap_base_dn": ad["base_dn"], "ldap_ca_file": ad["ca_file"],
         "sweep_seconds": 600,  # tests call sweep() themselves with the time they want
@@ -122,3 +129,23 @@ def wait_until(probe: Callable[[], Any], *, timeout: float = 15.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+_CODE = re.compile(r"code \*([A-Z0-9-]+)\*")
+
+
+def link_agent(lab: Lab, driver: SlackDriver, key: str) -> None:
+    """``key`` links their own Entra account the way an agent does: `/resetbot login`, the code by DM, and
+    the sign-in completed in the lab's Entra (as that person would in a browser)."""
+    before = {m["ts"] for m in driver.messages(driver.dm_channel(key))}
+    driver.command(key, "/resetbot", "login", channel=lab.descriptor["slack"]["channels"]["helpdesk"])
+    dm = driver.dm_channel(key)
+    code_dm = driver.wait_for_message(dm, lambda m: m["ts"] not in before and bool(_CODE.search(m["text"])))
+    code = _CODE.search(code_dm["text"])
+    assert code is not None
+    entra = lab.descriptor["entra"]
+    upn = next(p["upn"] for p in lab.descriptor["people"] if p["key"] == key)
+    with httpx.Client(verify=ssl.create_default_context(cafile=entra["ca_file"]), trust_env=False) as client:
+        answer = client.post(entra["control"] + "/device/approve", json={"user_code": code.group(1), "upn": upn})
+        assert answer.status_code == 200, answer.text
+    driver.wait_for_message(dm, lambda m: m["text"].startswith("Your Entra account is linked as"), timeout=30)

@@ -38,17 +38,16 @@ def test_agent_requests_and_the_manager_approves(lab: Lab, bot: RunningBot, driv
     driver.click("mona", helpdesk, request["ts"], "request_approve")
     approved = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"),
                                        thread_ts=request["ts"])
-    assert approved["text"] == f"Approved by <@{mona}>. The reset is ready to go."
+    assert approved["text"] == f"Approved by <@{mona}>."
     redrawn = driver.wait_for_message(helpdesk, lambda m: m["ts"] == request["ts"] and m["edited"] is not None
                                       and "Approved" in str(m["blocks"]))
     assert not any(b.get("type") == "actions" for b in redrawn["blocks"]), "no buttons once decided"
 
-    req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"]), None))
-    assert req.state == RequestState.APPROVED
-    actions = [e.action for e in bot.audit(req.id)]
-    assert actions == ["requested", "approval_added", "approved"]
-    assert [e.actor for e in bot.audit(req.id)] == [hank, mona, mona]
-    assert len(thread(driver, helpdesk, request["ts"])) == 2
+    req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"] and r.verdict), None))
+    events = bot.audit(req.id)
+    assert [e.action for e in events][:4] == ["requested", "approval_added", "approved", "reset_started"]
+    assert [e.actor for e in events][:3] == [hank, mona, mona]
+    assert events[2].from_state == RequestState.PENDING_APPROVAL and events[2].to_state == RequestState.APPROVED
 
 
 def request_for(lab: Lab, driver: SlackDriver, key: str, reason: str = "locked out", *,

@@ -7,10 +7,12 @@ from sqlalchemy import text
 from bot.services.audit import verify_chain
 from bot.services.lifecycle import RequestState
 from bot.settings import TargetConfirmation
+from lab.ad.seed import group_dn
+from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot
+from tests.scenarios.harness import RunningBot, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id, starts_with
 
 
@@ -29,22 +31,29 @@ def test_protected_target_is_refused_without_a_rule(lab: Lab, bot: RunningBot, d
 
 def test_protected_target_allowed_by_rule_needs_two_approvers_and_alerts_security(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
-    with_rules(bot, protected_allowed=["paula"])
+    """Ivan is protected here by membership of a protected group (Reset Approvers), and a rule names him."""
+    with_rules(bot, protected_group_dns=[group_dn("approvers")], protected_allowed=["ivan"])
     helpdesk = channel(lab, "helpdesk")
-    request = request_for(lab, driver, "paula", "lost her token")
-    assert "needs two different approvers" in str(request["blocks"])
-    alert = driver.wait_for_message(channel(lab, "security"), lambda m: "protected account Paula Price" in m["text"])
-    assert f"<@{slack_id(lab, 'hank')}>" in alert["text"]
-    driver.click("ivan", helpdesk, request["ts"], "request_approve")  # her manager
-    driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
-    driver.click("ivan", helpdesk, request["ts"], "request_approve")  # the same person again
-    driver.wait_for_ephemeral("ivan", lambda e: e["text"].startswith("You've already approved"))
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
-    assert req.state == RequestState.PENDING_APPROVAL
-    driver.click("gina", helpdesk, request["ts"], "request_approve")  # a second, different approver
-    done = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
-    assert done["text"] == f"Approved by <@{slack_id(lab, 'ivan')}> and <@{slack_id(lab, 'gina')}>. " \
-                           "The reset is ready to go."
+    try:
+        request = request_for(lab, driver, "ivan", "lost his token")
+        assert "needs two different approvers" in str(request["blocks"])
+        alert = driver.wait_for_message(channel(lab, "security"),
+                                        lambda m: "protected account Ivan Iverson" in m["text"])
+        assert f"<@{slack_id(lab, 'hank')}>" in alert["text"] and "a member of a protected AD group" in alert["text"]
+        driver.click("olga", helpdesk, request["ts"], "request_approve")  # his manager
+        driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
+        driver.click("olga", helpdesk, request["ts"], "request_approve")  # the same person again
+        driver.wait_for_ephemeral("olga", lambda e: e["text"].startswith("You've already approved"))
+        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        assert req.state == RequestState.PENDING_APPROVAL
+        driver.click("gina", helpdesk, request["ts"], "request_approve")  # a second, different approver
+        done = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"),
+                                       thread_ts=request["ts"])
+        assert done["text"] == f"Approved by <@{slack_id(lab, 'olga')}> and <@{slack_id(lab, 'gina')}>."
+        wait_until(lambda: next(r for r in bot.requests() if r.thread_ts == request["ts"]).verdict, timeout=30)
+    finally:
+        ivan = person("ivan")
+        assert lab.ad.admin_connection().extend.microsoft.modify_password(ivan.dn, ivan.password)
 
 
 def test_the_target_says_no_and_security_is_alerted(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
@@ -75,7 +84,7 @@ def test_required_confirmation_waits_for_the_targets_yes(lab: Lab, bot: RunningB
     driver.click("bob", dm, question["ts"], "target_confirm_yes")
     driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
     req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
-    assert req.state == RequestState.APPROVED
+    assert "approved" in [e.action for e in bot.audit(req.id)]
 
 
 def test_bad_input_gets_one_sentence_each(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
-from tests.scenarios.harness import lab_settings, pg_schema_url, running_bot, thread, wait_until
+from tests.scenarios.harness import lab_settings, link_agent, pg_schema_url, running_bot, thread, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id
 
 
@@ -18,6 +18,7 @@ def test_escalation_then_expiry_survive_a_restart(lab: Lab, driver: SlackDriver,
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     db = f"sqlite:///{tmp_path / 'restart.db'}"
     with running_bot(lab_settings(lab, db), driver) as first:
+        link_agent(lab, driver, "hank")
         request = request_for(lab, driver, "alice", "expires test")
         req = wait_until(lambda: next((r for r in first.requests() if r.thread_ts == request["ts"]), None))
     with running_bot(lab_settings(lab, db), driver) as second:  # the bot restarted
@@ -41,6 +42,7 @@ def test_fifty_simultaneous_approve_clicks_make_one_transition(lab: Lab, driver:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     with pg_schema_url(f"sqlite:///{tmp_path / 'storm.db'}" if backend == "sqlite" else None) as url, \
             running_bot(lab_settings(lab, url), driver) as bot:
+        link_agent(lab, driver, "hank")
         request = request_for(lab, driver, "alice", f"storm on {backend}")
         with ThreadPoolExecutor(max_workers=50) as pool:
             acks = list(pool.map(lambda _: driver.click("mona", helpdesk, request["ts"], "request_approve",
@@ -49,6 +51,9 @@ def test_fifty_simultaneous_approve_clicks_make_one_transition(lab: Lab, driver:
         assert all(a["acked"] for a in acks)
         driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
         req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"]), None))
-        assert [e.action for e in bot.audit(req.id)] == ["requested", "approval_added", "approved"]
+        actions = wait_until(lambda: [e.action for e in bot.audit(req.id)] if req and bot.requests() and any(
+            r.id == req.id and r.verdict for r in bot.requests()) else None, what="the reset's end")
+        assert actions[:3] == ["requested", "approval_added", "approved"]
+        assert actions.count("approved") == 1 and actions.count("reset_started") == 1, actions
         approved = [m for m in thread(driver, helpdesk, request["ts"]) if m["text"].startswith("Approved by")]
         assert len(approved) == 1

@@ -26,8 +26,9 @@ class _Requests:
 
 def test_a_failing_sweep_is_logged_and_the_next_one_runs() -> None:
     requests = _Requests()
-    scheduler = start_scheduler(cast(Services, cast(Any, type("S", (), {"requests": requests})())),
-                                sweep_seconds=0.05)
+    reset = type("R", (), {"wipe_expired": lambda self: 0})()
+    services = cast(Services, cast(Any, type("S", (), {"requests": requests, "reset": reset})()))
+    scheduler = start_scheduler(services, sweep_seconds=0.05)
     try:
         assert scheduler.get_job(SWEEP_JOB_ID) is not None
         assert requests.second.wait(timeout=10), "the sweep did not run again after a failure"

@@ -1,0 +1,438 @@
+"""Whose hands make a reset: agents link their own Entra account (product spec, section 4, "Whose hands").
+
+``/resetbot login`` starts Microsoft's device-code sign-in: the bot asks Entra for a code, DMs it to the agent
+(never a channel), and waits for the sign-in in a background thread of its own, so the Slack listener answers at
+once and no inbound port is needed. When the sign-in completes, the account must be the agent's own: its UPN (or
+mail) must equal the Slack user's email address. A sign-in completed as someone else is refused, audited and
+reported to security, because that is exactly what a phished sign-in code looks like (an attacker starts a
+sign-in and talks an administrator into entering the code). In service mode (``RESETBOT_RESET_IDENTITY=service``)
+one account, ``RESETBOT_SERVICE_IDENTITY_UPN``, makes every reset; an approver links it with
+``/resetbot login --service`` and it is stored under ``SERVICE_LINK_KEY``.
+
+The msal token cache is kept only encrypted (``DelegatedTokens`` encrypts it with the token-cache key) and
+refreshed silently; a refreshed cache is written back with a compare-and-set, so a refresh never overwrites a
+newer sign-in. ``readiness`` tells the requesting agent, before approval is asked for, that the reset could not
+be made: no link, a sign-in that no longer works, or an Entra role too weak for this target (``entra_roles``).
+
+Audit actions (``AuditDraft.action``): ``link_started``, ``linked``, ``link_failed``, ``link_refused`` (signed in as
+the wrong account), ``unlinked``, and ``refused`` (someone who may not link tried to).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+from sqlmodel import Session
+
+from bot import messages, store
+from bot.clients.entra_auth import DelegatedToken, DeviceFlow, LinkedAccount
+from bot.clients.slack_notify import Notifier
+from bot.errors import (
+    DeviceFlowDeclinedError,
+    DeviceFlowExpiredError,
+    EntraReauthRequiredError,
+    NotLinkedError,
+    ResetbotError,
+)
+from bot.models import SERVICE_LINK_KEY, AgentLink, utcnow
+from bot.services.audit import AuditAction, AuditDraft
+from bot.services.entra_roles import blocking_roles, can_reset, resetting_roles, roles_needed
+from bot.services.resolve import EntraUser
+from bot.settings import ResetIdentity, Settings
+
+log = logging.getLogger(__name__)
+
+#: ``sessionmaker.begin``: a transaction that commits when the block ends.
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+#: Seconds waited beyond the code's own expiry before giving up on a sign-in.
+_EXPIRY_MARGIN_S = 5.0
+
+
+class LinkAudit(StrEnum):
+    """Audit actions of linking (``AuditDraft.action`` is a plain string; these join the product's own)."""
+
+    LINK_STARTED = "link_started"
+    LINKED = "linked"
+    LINK_FAILED = "link_failed"
+    #: The sign-in was completed as an account that is not the one asked for: a security signal.
+    LINK_REFUSED = "link_refused"
+    UNLINKED = "unlinked"
+
+
+class LinkTokens(Protocol):
+    """What linking needs from ``bot.clients.entra_auth.DelegatedTokens``."""
+
+    def start_device_flow(self) -> DeviceFlow: ...
+    def wait_for_device_flow(self, flow: DeviceFlow, *, timeout: float) -> LinkedAccount: ...
+    def token_for(self, link: LinkedAccount | tuple[str, str]) -> DelegatedToken: ...
+
+
+class LinkDirectory(Protocol):
+    """What linking reads from Entra with the bot's own app token (``bot.clients.graph.GraphClient``)."""
+
+    def get_user(self, id_or_upn: str) -> EntraUser | None: ...
+    def directory_roles_of(self, user_id: str) -> Sequence[str]: ...
+
+
+class AgentToken(NamedTuple):
+    """A delegated access token and the account it acts as (for the audit trail: who made the reset)."""
+
+    access_token: str
+    upn: str
+    oid: str
+
+    def __repr__(self) -> str:
+        return f"AgentToken(access_token=<hidden>, upn={self.upn!r}, oid={self.oid!r})"
+
+
+@dataclass(frozen=True)
+class LinkRules:
+    """The part of the settings linking reads, so tests can swap it (like ``RequestRules``)."""
+
+    reset_identity: ResetIdentity
+    service_upn: str | None
+    agents_group: str
+    approvers_group: str | None
+    security_channel: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LinkRules:
+        return cls(
+            reset_identity=settings.reset_identity,
+            service_upn=(settings.service_identity_upn or "").strip() or None,
+            agents_group=settings.agents_group,
+            approvers_group=settings.approvers_group or None,
+            security_channel=settings.security_channel,
+        )
+
+    @property
+    def service_mode(self) -> bool:
+        return self.reset_identity == ResetIdentity.SERVICE
+
+
+def owns_account(slack_email: str | None, *, upn: str, mail: str | None) -> bool:
+    """Whether an Entra account (``upn``, ``mail``) is the Slack user's own: their Slack email address is the
+    account's UPN or mail, case-insensitively. No email address: not provably theirs."""
+    email = (slack_email or "").strip().lower()
+    if not email:
+        return False
+    return email in {a.strip().lower() for a in (upn, mail or "") if a.strip()}
+
+
+def _stop_polling(flow: DeviceFlow) -> None:
+    """Make a waiting ``wait_for_device_flow`` return within about a second: msal's documented way to end its
+    polling loop early is to set the flow's ``expires_at`` in the past (the waiter then reports it expired)."""
+    flow._msal_flow["expires_at"] = 0
+
+
+@dataclass
+class LinkService:
+    begin: SessionFactory
+    notifier: Notifier
+    tokens: LinkTokens
+    graph: LinkDirectory
+    rules: LinkRules
+    clock: Callable[[], datetime] = field(default=utcnow)
+    #: Sign-ins waited for at the same time (each holds a thread while the agent types the code).
+    max_waiting: int = 8
+    _executor: ThreadPoolExecutor = field(init=False, repr=False)
+    _waiting: dict[str, DeviceFlow | None] = field(init=False, repr=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _closing: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=self.max_waiting, thread_name_prefix="resetbot-link")
+
+    def close(self) -> None:
+        """Stop waiting for sign-ins (their agents are told to start again) and end the worker threads."""
+        self._closing.set()
+        with self._lock:
+            flows = [f for f in self._waiting.values() if f is not None]
+        for flow in flows:
+            _stop_polling(flow)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # --- /resetbot login ---------------------------------------------------------------------------------------
+
+    def login(self, *, slack_user: str, correlation_id: str, service: bool = False) -> str:
+        """Start linking ``slack_user``'s own Entra account (or, with ``service``, the service identity): the code
+        goes to their DM, the wait happens in the background. Returns the sentence to show them privately."""
+        refusal = self._may_link(slack_user, service=service, correlation_id=correlation_id, attempted="login")
+        if refusal:
+            return refusal
+        key = SERVICE_LINK_KEY if service else slack_user
+        with self._lock:
+            if self._closing.is_set():
+                return messages.link_interrupted(service=service)
+            if key in self._waiting:
+                pending = self._waiting[key]
+                return messages.login_already_waiting(pending.expires_at if pending else self.clock(),
+                                                      service=service)
+            self._waiting[key] = None  # reserved while the code is fetched, so a double command starts one
+        try:
+            flow = self.tokens.start_device_flow()
+            with self._lock:
+                self._waiting[key] = flow
+            sign_in_as = self.rules.service_upn if service else self.notifier.email_of(slack_user)
+            self.notifier.dm(slack_user, messages.login_code_dm(flow.user_code, flow.verification_uri,
+                                                                flow.expires_at, sign_in_as=sign_in_as,
+                                                                service=service))
+            self._audit(AuditDraft(actor=slack_user, action=LinkAudit.LINK_STARTED, correlation_id=correlation_id,
+                                   detail={"service": service, "expires_at": flow.expires_at.isoformat()}))
+            self._executor.submit(self._finish, key=key, slack_user=slack_user, flow=flow,
+                                  correlation_id=correlation_id, service=service)
+        except BaseException:
+            with self._lock:
+                self._waiting.pop(key, None)
+            raise
+        return messages.login_code_sent(flow.expires_at)
+
+    def _may_link(self, slack_user: str, *, service: bool, correlation_id: str, attempted: str) -> str | None:
+        """None when ``slack_user`` may (un)link this identity; otherwise the sentence (refusals audited)."""
+        if service:
+            if not self.rules.service_mode:
+                return messages.link_service_not_used()
+            group = self.rules.approvers_group
+            if not group or slack_user not in self.notifier.group_members(group):
+                self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
+                                       detail={"stage": "link", "reason": "not_an_approver", "service": True,
+                                               "attempted": attempted}))
+                return messages.link_service_not_an_approver(group)
+            return None
+        if attempted != "login":
+            return None  # anyone may see or remove their own link
+        if self.rules.service_mode:
+            assert self.rules.service_upn
+            return messages.link_not_needed(self.rules.service_upn)
+        if slack_user not in self.notifier.group_members(self.rules.agents_group):
+            self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
+                                   detail={"stage": "link", "reason": "not_an_agent", "attempted": attempted}))
+            return messages.link_not_an_agent(self.rules.agents_group)
+        return None
+
+    def _finish(self, *, key: str, slack_user: str, flow: DeviceFlow, correlation_id: str, service: bool) -> None:
+        """The background half of ``login``: wait for the sign-in, check whose it is, store it, tell the agent."""
+        try:
+            remaining = (flow.expires_at - self.clock()).total_seconds() + _EXPIRY_MARGIN_S
+            try:
+                account = self.tokens.wait_for_device_flow(flow, timeout=max(remaining, 1.0))
+            except DeviceFlowDeclinedError:
+                self._failed(slack_user, "declined", messages.link_declined(service=service), correlation_id, service)
+                return
+            except DeviceFlowExpiredError as e:
+                if self._closing.is_set():
+                    self._failed(slack_user, "interrupted", messages.link_interrupted(service=service),
+                                 correlation_id, service)
+                else:
+                    self._failed(slack_user, e.reason, messages.link_expired(service=service), correlation_id,
+                                 service)
+                return
+            except ResetbotError as e:
+                self._failed(slack_user, "error", messages.link_failed(str(e), correlation_id, service=service),
+                             correlation_id, service, error=type(e).__name__)
+                return
+            self._complete(key=key, slack_user=slack_user, account=account, correlation_id=correlation_id,
+                           service=service)
+        except Exception as e:  # a background thread: nobody else would ever hear of it
+            log.exception("linking for %s failed (%s)", slack_user, correlation_id)
+            try:
+                self._failed(slack_user, "error", messages.internal_error(correlation_id), correlation_id, service,
+                             error=type(e).__name__)
+            except Exception:
+                log.exception("could not tell %s that linking failed (%s)", slack_user, correlation_id)
+        finally:
+            with self._lock:
+                if self._waiting.get(key) is flow:
+                    del self._waiting[key]
+
+    def _failed(self, slack_user: str, reason: str, sentence: str, correlation_id: str, service: bool,
+                **detail: object) -> None:
+        self._audit(AuditDraft(actor=slack_user, action=LinkAudit.LINK_FAILED, correlation_id=correlation_id,
+                               detail={"service": service, "reason": reason, **detail}))
+        self.notifier.dm(slack_user, sentence)
+
+    def _complete(self, *, key: str, slack_user: str, account: LinkedAccount, correlation_id: str,
+                  service: bool) -> None:
+        expected = self.rules.service_upn if service else self.notifier.email_of(slack_user)
+        if service:
+            ok = account.upn.strip().lower() == (expected or "").strip().lower()
+        else:  # the UPN first; the account's mail only when the UPN is not the Slack address (one Graph read)
+            ok = owns_account(expected, upn=account.upn, mail=None) or (
+                expected is not None and owns_account(expected, upn=account.upn, mail=self._mail_of(account.oid)))
+        if not ok:
+            self._refuse_account(slack_user, account, expected, correlation_id, service)
+            return
+        roles = self._read_roles(account.oid)
+        with self.begin() as session:
+            store.save_link(session, slack_user=key, upn=account.upn, oid=account.oid,
+                            home_account_id=account.home_account_id, encrypted_cache=account.encrypted_cache,
+                            display_name=account.display_name, roles=roles, at=self.clock())
+            store.append_audit(session, draft=AuditDraft(
+                actor=slack_user, action=LinkAudit.LINKED, correlation_id=correlation_id,
+                detail={"service": service, "upn": account.upn, "oid": account.oid,
+                        "roles": None if roles is None else sorted(roles)}))
+        self.notifier.dm(slack_user, messages.linked(account.upn, roles, service=service,
+                                                     can_reset_anyone=bool(resetting_roles(roles or ()))))
+
+    def _refuse_account(self, slack_user: str, account: LinkedAccount, expected: str | None, correlation_id: str,
+                        service: bool) -> None:
+        """The sign-in was not the account asked for: store nothing (the cache is dropped), audit, tell."""
+        reason = "wrong_account" if expected else "no_email"
+        security = self.rules.security_channel if expected else None
+        self._audit(AuditDraft(actor=slack_user, action=LinkAudit.LINK_REFUSED, correlation_id=correlation_id,
+                               detail={"service": service, "reason": reason, "signed_in": account.upn,
+                                       "expected": expected}))
+        if expected is None:
+            self.notifier.dm(slack_user, messages.link_no_email(account.upn))
+            return
+        told = False
+        if security:
+            try:
+                self.notifier.post(security, messages.security_link_mismatch(slack_user, account.upn, expected,
+                                                                             service=service))
+                told = True
+            except ResetbotError:  # the agent must still hear why nothing was linked
+                log.exception("could not alert security about a mismatched sign-in (%s)", correlation_id)
+        self.notifier.dm(slack_user, messages.link_wrong_account(account.upn, expected, service=service,
+                                                                 security_told=told))
+
+    def _mail_of(self, oid: str) -> str | None:
+        user = self.graph.get_user(oid)
+        return user.mail if user is not None else None
+
+    def _read_roles(self, oid: str) -> list[str] | None:
+        try:
+            return list(self.graph.directory_roles_of(oid))
+        except ResetbotError as e:
+            log.warning("could not read the Entra roles of %s: %s", oid, type(e).__name__)
+            return None
+
+    # --- /resetbot whoami and logout ---------------------------------------------------------------------------
+
+    def whoami(self, *, slack_user: str) -> str:
+        """Who ``slack_user`` is linked as (and, in service mode, the service identity): when, Entra roles, and
+        whether a token comes silently right now."""
+        if not self.rules.service_mode:
+            return self._describe(slack_user, service=False)
+        assert self.rules.service_upn
+        return " ".join((messages.whoami_service_mode(self.rules.service_upn),
+                         self._describe(SERVICE_LINK_KEY, service=True)))
+
+    def _describe(self, key: str, *, service: bool) -> str:
+        with self.begin() as session:
+            link = store.get_link(session, slack_user=key)
+        if link is None:
+            return messages.service_not_linked(self.rules.service_upn or "") if service else \
+                messages.whoami_not_linked()
+        try:
+            self._token(key, service=service)
+            state = messages.token_works()
+        except EntraReauthRequiredError:
+            state = messages.token_needs_login(service=service)
+        except NotLinkedError:  # unlinked meanwhile
+            return messages.whoami_not_linked()
+        except ResetbotError as e:
+            state = messages.token_unknown(str(e))
+        roles = self._fresh_roles(link, fallback=True)
+        return messages.whoami_linked(link.upn, link.display_name, link.linked_at, roles, state, service=service)
+
+    def logout(self, *, slack_user: str, correlation_id: str, service: bool = False) -> str:
+        """Forget ``slack_user``'s link (or the service identity's) and its encrypted sign-in."""
+        refusal = self._may_link(slack_user, service=service, correlation_id=correlation_id, attempted="logout")
+        if refusal:
+            return refusal
+        key = SERVICE_LINK_KEY if service else slack_user
+        with self.begin() as session:
+            gone = store.delete_link(session, slack_user=key)
+            if gone is not None:
+                store.append_audit(session, draft=AuditDraft(
+                    actor=slack_user, action=LinkAudit.UNLINKED, correlation_id=correlation_id,
+                    detail={"service": service, "upn": gone.upn, "oid": gone.oid}))
+        if gone is None:
+            return messages.nothing_to_unlink(service=service)
+        return messages.unlinked(gone.upn, service=service)
+
+    # --- tokens and readiness, for the reset ---------------------------------------------------------------
+
+    def token_for(self, slack_user: str) -> AgentToken:
+        """A delegated access token of the account linked to ``slack_user`` (``SERVICE_LINK_KEY``: the service
+        identity), refreshed silently; a refreshed cache is stored again (encrypted).
+
+        Raises ``NotLinkedError`` (no link) or ``EntraReauthRequiredError`` (the sign-in no longer works), each
+        with the sentence to show the agent, or ``EntraUnavailableError`` (try again later)."""
+        link, token = self._token(slack_user, service=slack_user == SERVICE_LINK_KEY)
+        return AgentToken(token.access_token, link.upn, link.oid)
+
+    def acting_token(self, requester_slack_user: str) -> AgentToken:
+        """The token a reset asked for by ``requester_slack_user`` is made with: theirs, or in service mode the
+        service identity's. Raises as ``token_for``."""
+        return self.token_for(SERVICE_LINK_KEY if self.rules.service_mode else requester_slack_user)
+
+    def reset_token(self, requester_slack_user: str) -> str:
+        """``acting_token(...).access_token``: a drop-in for a ``token_for: Callable[[str], str]``."""
+        return self.acting_token(requester_slack_user).access_token
+
+    def readiness(self, requester_slack_user: str, target_roles: Sequence[str]) -> str | None:
+        """None when a reset asked for by ``requester_slack_user`` of a target holding the Entra directory roles
+        ``target_roles`` (display names) can be made: the acting identity (the requester, or the service identity
+        in service mode) is linked, its sign-in still works silently, and its Entra roles (read afresh) are strong
+        enough per Microsoft's table. Otherwise the one sentence to tell the requester. Entra or Graph being
+        unreachable raises (``EntraUnavailableError``, ``GraphError``): that is not a verdict on the agent."""
+        service = self.rules.service_mode
+        key = SERVICE_LINK_KEY if service else requester_slack_user
+        try:
+            link, _ = self._token(key, service=service)
+        except (NotLinkedError, EntraReauthRequiredError) as e:
+            return str(e)
+        roles = self._fresh_roles(link, fallback=False)
+        assert roles is not None
+        if can_reset(roles, target_roles):
+            return None
+        return messages.role_too_weak(link.upn, resetting_roles(roles), blocking_roles(roles, target_roles),
+                                      roles_needed(target_roles), service=service)
+
+    def _token(self, key: str, *, service: bool) -> tuple[AgentLink, DelegatedToken]:
+        with self.begin() as session:
+            link = store.get_link(session, slack_user=key)
+        if link is None:
+            sentence = messages.service_not_linked(self.rules.service_upn or "") if service else \
+                messages.not_linked()
+            raise NotLinkedError(sentence, slack_user=key, service=service)
+        account = LinkedAccount(upn=link.upn, oid=link.oid, home_account_id=link.home_account_id,
+                                encrypted_cache=link.encrypted_cache, display_name=link.display_name)
+        try:
+            token = self.tokens.token_for(account)
+        except EntraReauthRequiredError as e:
+            raise EntraReauthRequiredError(messages.link_reauth(link.upn, service=service), code=e.code,
+                                           request_id=e.request_id, status=e.status) from None
+        if token.encrypted_cache != link.encrypted_cache:
+            with self.begin() as session:
+                store.replace_link_cache(session, slack_user=key, expected=link.encrypted_cache,
+                                         encrypted_cache=token.encrypted_cache, at=self.clock())
+        return link, token
+
+    def _fresh_roles(self, link: AgentLink, *, fallback: bool) -> list[str] | None:
+        """The account's Entra roles read now (and recorded); with ``fallback``, the recorded ones when Graph
+        cannot be asked."""
+        try:
+            roles = list(self.graph.directory_roles_of(link.oid))
+        except ResetbotError:
+            if not fallback:
+                raise
+            return store.link_roles(link)
+        with self.begin() as session:
+            store.set_link_roles(session, slack_user=link.slack_user, oid=link.oid, roles=roles, at=self.clock())
+        return roles
+
+    def _audit(self, draft: AuditDraft) -> None:
+        with self.begin() as session:
+            store.append_audit(session, draft=draft)

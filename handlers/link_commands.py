@@ -1,0 +1,38 @@
+"""``/resetbot login | logout | whoami``: link, show or remove the agent's own Entra account.
+
+Each acks at once with nothing (Slack's 3 s are hard; asking Entra for a sign-in code or reading roles may take
+longer), then answers privately through the response URL. The sign-in code itself goes by DM, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_bolt import Ack, BoltContext, Respond
+
+from bot import messages
+from bot.ids import ResetbotSubcommand
+from handlers.context import correlation_of, services_of
+
+LINK_SUBCOMMANDS = frozenset({ResetbotSubcommand.LOGIN, ResetbotSubcommand.LOGOUT, ResetbotSubcommand.WHOAMI})
+SERVICE_FLAG = "--service"
+
+
+def handle_link_command(sub: ResetbotSubcommand, args: Sequence[str], ack: Ack, command: dict[str, Any],
+                        context: BoltContext, respond: Respond) -> None:
+    options = [a.lower() for a in args]
+    allowed = set() if sub == ResetbotSubcommand.WHOAMI else {SERVICE_FLAG}
+    if any(o not in allowed for o in options) or len(options) > 1:
+        ack(text=messages.link_usage(sub))
+        return
+    ack()
+    links = services_of(context).links
+    user, cid, service = command["user_id"], correlation_of(context), SERVICE_FLAG in options
+    if sub == ResetbotSubcommand.LOGIN:
+        sentence = links.login(slack_user=user, correlation_id=cid, service=service)
+    elif sub == ResetbotSubcommand.LOGOUT:
+        sentence = links.logout(slack_user=user, correlation_id=cid, service=service)
+    else:
+        sentence = links.whoami(slack_user=user)
+    respond(text=sentence, response_type="ephemeral")

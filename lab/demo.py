@@ -1,0 +1,161 @@
+"""A scripted helpdesk morning on the lab: the README's main command.
+
+Brings the lab up, starts the real bot (``resetbot run``, its own process, configured only through its
+environment as in production) against it, and plays four stories through the lab's Slack driver as the
+people would: a good reset, a reset the domain's password filter refuses, a denied request, and a protected
+account. Each thread is printed as people see it; then everything is taken down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+
+_CODE = re.compile(r"code \*([A-Z0-9-]+)\*")
+
+
+def bot_environment(descriptor: dict[str, Any], database_url: str) -> dict[str, str]:
+    """The bot's settings for this lab, as environment variables (what an operator would put in .env)."""
+    slack, entra, ad = descriptor["slack"], descriptor["entra"], descriptor["ad"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESETBOT_")}
+    env.update({
+        "RESETBOT_SLACK_BOT_TOKEN": slack["bot_token"], "RESETBOT_SLACK_APP_TOKEN": slack["app_token"],
+        "RESETBOT_SLACK_API_BASE": slack["api_base"], "RESETBOT_REQUESTS_CHANNEL": slack["channels"]["helpdesk"],
+        "RESETBOT_SECURITY_CHANNEL": slack["channels"]["security"], "RESETBOT_OPS_CHANNEL": slack["channels"]["ops"],
+        "RESETBOT_DATABASE_URL": database_url,
+        "RESETBOT_ENTRA_AUTHORITY": entra["authority"], "RESETBOT_GRAPH_BASE": entra["graph_base"],
+        "RESETBOT_ENTRA_CLIENT_ID": entra["app"]["client_id"],
+        "RESETBOT_ENTRA_CLIENT_SECRET": entra["app"]["client_secret"],
+        "RESETBOT_ENTRA_PUBLIC_CLIENT_ID": entra["public_client_id"], "RESETBOT_ENTRA_CA_FILE": entra["ca_file"],
+        "RESETBOT_TOKEN_CACHE_KEY": Fernet.generate_key().decode(),
+        "RESETBOT_LDAP_URL": ad["ldaps_url"], "RESETBOT_LDAP_BIND": ad["reader"]["bind"],
+        "RESETBOT_LDAP_PASSWORD": ad["reader"]["password"], "RESETBOT_LDAP_BASE_DN": ad["base_dn"],
+        "RESETBOT_LDAP_CA_FILE": ad["ca_file"],
+    })
+    return env
+
+
+class Morning:
+    def __init__(self, lab: Lab, driver: SlackDriver) -> None:
+        self.lab = lab
+        self.driver = driver
+        d = lab.descriptor
+        self.helpdesk = d["slack"]["channels"]["helpdesk"]
+        self.names = {p["slack_id"]: p["display_name"] for p in d["people"] if p["slack_id"]}
+        self.names[d["slack"]["bot_user_id"]] = "resetbot"
+        self.ids = {p["key"]: p["slack_id"] for p in d["people"]}
+
+    def say(self, who: str, text: str) -> None:
+        print(f"\n>>> {self.names[self.ids[who]]} types: {text}", flush=True)
+
+    def show(self, text: str) -> str:
+        return re.sub(r"<@(\w+)>", lambda m: "@" + str(self.names.get(m.group(1)) or m.group(1)), text)
+
+    def print_thread(self, title: str, ts: str) -> None:
+        print(f"\n--- #helpdesk thread: {title}")
+        for m in self.driver.messages(self.helpdesk, thread_ts=ts):
+            lines = [self.show(b["text"]["text"]) for b in m["blocks"] if b.get("type") == "section"] or \
+                [self.show(m["text"])]
+            who = self.names.get(m["user"], m["user"])
+            print(f"  [{who}] " + "\n      ".join("\n".join(lines).splitlines()))
+
+    def wait(self, probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+        return self.driver.wait_for(probe, timeout=timeout, what=what)
+
+    def link(self, who: str) -> None:
+        self.say(who, "/resetbot login")
+        self.driver.command(who, "/resetbot", "login", channel=self.helpdesk)
+        dm = self.driver.dm_channel(who)
+        code_dm = self.driver.wait_for_message(dm, lambda m: bool(_CODE.search(m["text"])), timeout=30)
+        code = _CODE.search(code_dm["text"])
+        assert code is not None
+        print(f"    (DM to {who}: {self.show(code_dm['text'])[:140]}...)")
+        upn = next(p["upn"] for p in self.lab.descriptor["people"] if p["key"] == who)
+        entra = self.lab.descriptor["entra"]
+        with httpx.Client(verify=ssl.create_default_context(cafile=entra["ca_file"]), trust_env=False) as client:
+            client.post(entra["control"] + "/device/approve", json={"user_code": code.group(1), "upn": upn})
+        linked = self.driver.wait_for_message(dm, lambda m: "linked" in m["text"].lower()
+                                              and m["ts"] != code_dm["ts"], timeout=60)
+        print(f"    (DM to {who}: {self.show(linked['text'])})")
+
+    def request(self, who: str, target: str, reason: str) -> dict[str, Any]:
+        text = f"<@{self.ids[target]}|{target}> {reason}"
+        self.say(who, f"/reset @{target} {reason}")
+        self.driver.command(who, "/reset", text, channel=self.helpdesk)
+        return dict(self.driver.wait_for_message(self.helpdesk, lambda m: reason in str(m["blocks"]), timeout=30))
+
+    def verdict(self, ts: str, words: tuple[str, ...]) -> None:
+        self.driver.wait_for_message(self.helpdesk, lambda m: any(w in m["text"] for w in words), thread_ts=ts,
+                                     timeout=60)
+
+    def play(self) -> None:
+        print("\n=== A helpdesk morning (every message below is what people see in Slack) ===")
+        self.link("hank")
+
+        request = self.request("hank", "alice", "forgot her password after the holidays")
+        print(">>> Mona Manning (her manager) clicks Approve")
+        self.driver.click("mona", self.helpdesk, request["ts"], "request_approve")
+        self.verdict(request["ts"], ("Done", "refused", "did not complete"))
+        reveal = self.driver.wait_for_message(self.helpdesk, lambda m: "sealed" in m["text"], thread_ts=request["ts"])
+        print(">>> Hank clicks Reveal (the password opens in a modal only he sees; it is not printed here)")
+        self.driver.click("hank", self.helpdesk, reveal["ts"], "reset_reveal")
+        self.driver.wait_for_message(self.helpdesk, lambda m: "revealed" in m["text"], thread_ts=request["ts"])
+        self.print_thread("a good reset", request["ts"])
+
+        self.lab.ad.refuse_next_passwords(1)
+        request = self.request("hank", "bob", "locked out of the VPN")
+        print(">>> Mona Manning clicks Approve (the domain's password filter is set to refuse the next password)")
+        self.driver.click("mona", self.helpdesk, request["ts"], "request_approve")
+        self.verdict(request["ts"], ("refused", "Done", "did not complete"))
+        self.print_thread("a policy refusal", request["ts"])
+
+        request = self.request("hank", "alice", "says she needs it again")
+        print(">>> Mona Manning clicks Deny and gives a reason")
+        self.driver.click("mona", self.helpdesk, request["ts"], "request_deny")
+        modal = self.driver.wait_for_view("mona", lambda v: v.get("callback_id") == "deny_reason" and
+                                          bool(v.get("open")))
+        self.driver.submit("mona", modal["id"], {"deny_reason_input": "Already reset this morning; call her first"})
+        self.verdict(request["ts"], ("Denied by",))
+        self.print_thread("a denied request", request["ts"])
+
+        self.say("hank", "/reset @paula lost her security key")
+        self.driver.command("hank", "/reset", f"<@{self.ids['paula']}|paula> lost her security key",
+                            channel=self.helpdesk)
+        refused = self.driver.wait_for_ephemeral("hank", lambda e: "protected" in e["text"], timeout=30)
+        print(f"\n--- only Hank sees: {self.show(refused['text'])}")
+
+
+def demo(state_dir: Path) -> int:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with Lab(state_dir) as lab:
+        env = bot_environment(lab.descriptor, f"sqlite:///{state_dir.resolve() / 'demo.db'}")
+        log = (state_dir / "bot.log").open("wb")
+        bot = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+        try:
+            with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
+                driver.wait_connected(timeout=60)
+                Morning(lab, driver).play()
+            print(f"\nDone. The bot's log is in {state_dir / 'bot.log'}.")
+            return 0
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            try:
+                bot.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+                bot.wait()
+            log.close()

@@ -1,0 +1,189 @@
+"""The reset itself: Graph resetPassword with the agent's own token, writeback into the lab AD, the verdict
+in the thread, the one reveal, the target's DM, and the password nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+
+import ldap3
+import pytest
+from ldap3.core.exceptions import LDAPBindError
+from sqlalchemy import text
+
+from bot.services.lifecycle import RequestState
+from lab.ad.ldap import connect
+from lab.people import person
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
+from tests.scenarios.conftest import with_rules
+from tests.scenarios.harness import RunningBot, wait_until
+from tests.scenarios.test_request_approval import request_for, slack_id
+
+
+@pytest.fixture(scope="module")
+def entra(lab: Lab) -> EntraControl:
+    return EntraControl(lab)
+
+
+@pytest.fixture(autouse=True)
+def _restore(lab: Lab, entra: EntraControl) -> Iterator[None]:
+    entra.reset(history=True)
+    yield
+    entra.reset(history=True)
+    admin = lab.ad.admin_connection()
+    for key in ("alice", "bob", "nora"):
+        p = person(key)
+        assert admin.extend.microsoft.modify_password(p.dn, p.password)
+
+
+def ad_attrs(lab: Lab, key: str) -> dict[str, object]:
+    conn = lab.ad.admin_connection()
+    conn.search(person(key).dn, "(objectClass=user)", search_scope=ldap3.BASE, attributes=["pwdLastSet"])
+    return {"pwdLastSet": int(conn.entries[0].pwdLastSet.raw_values[0])}
+
+
+def approved_request(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str, reason: str,
+                     approver: str = "mona") -> tuple[dict[str, object], str]:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, key, reason)
+    driver.click(approver, helpdesk, str(request["ts"]), "request_approve")
+    req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"] and r.verdict), None),
+                     timeout=30, what="the reset's verdict")
+    return request, req.id
+
+
+def everything_people_and_storage_hold(lab: Lab, driver: SlackDriver, bot: RunningBot) -> str:
+    """Every message in every channel and DM, every ephemeral, every App Home, every audit row, and every
+    column of every table: one text to scan for a password."""
+    chunks: list[str] = []
+    for channel in lab.descriptor["slack"]["channels"].values():
+        chunks.append(str(driver.messages(channel)))
+    for p in lab.descriptor["people"]:
+        if p["slack_id"]:
+            chunks += [str(driver.messages(driver.dm_channel(p["key"]))), str(driver.ephemeral(p["key"])),
+                       str(driver.home_view(p["key"]))]
+    with bot.runtime.engine.connect() as conn:
+        for table in ("reset_request", "approval", "audit_event", "sealed_secret"):
+            chunks.append(str(conn.execute(text(f"SELECT * FROM {table}")).all()))  # noqa: S608 (fixed names)
+    return "\n".join(chunks)
+
+
+def test_a_good_reset_lands_on_prem_and_is_revealed_once(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    caplog.set_level(logging.DEBUG)
+    request, request_id = approved_request(lab, driver, bot, "alice", "forgot password")
+    ts = str(request["ts"])
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts)
+    assert "must change it at next sign-in" in done["text"]
+    assert ad_attrs(lab, "alice")["pwdLastSet"] == 0, "writeback set must-change in AD"
+    req = next(r for r in bot.requests() if r.id == request_id)
+    assert req.state == RequestState.SUCCEEDED and req.graph_operation_id
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    notice = driver.wait_for_message(driver.dm_channel("alice"), lambda m: "reset by the helpdesk" in m["text"])
+
+    driver.click("mona", helpdesk, reveal["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("mona", lambda e: e["text"].startswith("Only the person who asked"))
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    password = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    assert len(password) >= 16
+    with pytest.raises(LDAPBindError) as refused:  # right password, but AD says it must be changed first
+        connect(person("alice").upn, password, ca_file=lab.ad.ca.ca_file, url=lab.ad.ldaps_url)
+    assert "773" in str(refused.value) or "invalidCredentials" in str(refused.value)
+    driver.wait_for_message(helpdesk, lambda m: "revealed the temporary password" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("hank", lambda e: "already revealed" in e["text"])
+
+    driver.click("alice", driver.dm_channel("alice"), notice["ts"], "reset_not_me")
+    driver.wait_for_message(lab.descriptor["slack"]["channels"]["security"], lambda m: "was not asked for" in m["text"])
+
+    everywhere = everything_people_and_storage_hold(lab, driver, bot)
+    everywhere += "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
+    assert password not in everywhere, "the temporary password leaked outside the reveal modal"
+    actions = [e.action for e in bot.audit(request_id)]
+    assert actions == ["requested", "approval_added", "approved", "reset_started", "succeeded", "refused",
+                       "revealed", "reset_disowned"]
+
+
+def test_never_expires_warns_that_must_change_does_not_apply(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request, _ = approved_request(lab, driver, bot, "nora", "kiosk password", approver="olga")
+    said = driver.wait_for_message(helpdesk, lambda m: "Done, with a catch" in m["text"], thread_ts=str(request["ts"]))
+    assert "password never expires" in said["text"]
+    assert ad_attrs(lab, "nora")["pwdLastSet"] != 0
+
+
+@pytest.mark.parametrize(("writeback", "words", "state"), [
+    ("disabled", "Password writeback is not enabled", RequestState.FAILED),
+    ("offline", "writeback agent could not reach Active Directory", RequestState.FAILED),
+])
+def test_writeback_faults_are_said_and_ad_is_untouched(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                       entra: EntraControl, writeback: str,
+                                                       words: str, state: RequestState) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    before = ad_attrs(lab, "bob")
+    entra.faults(writeback=writeback, offline_delay_ms=100)
+    request, request_id = approved_request(lab, driver, bot, "bob", f"writeback {writeback}")
+    said = driver.wait_for_message(helpdesk, lambda m: words in m["text"], thread_ts=str(request["ts"]))
+    assert "The password was not changed." in said["text"]
+    assert ad_attrs(lab, "bob") == before
+    req = next(r for r in bot.requests() if r.id == request_id)
+    assert req.state == state
+    assert not any("sealed" in m["text"] for m in driver.messages(helpdesk, thread_ts=str(request["ts"])))
+
+
+def test_an_agent_without_a_linked_sign_in_is_told_before_approval_is_asked(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    driver.command("hedy", "/reset", f"<@{slack_id(lab, 'bob')}|bob> not linked", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hedy", lambda e: "/resetbot login" in e["text"])
+    assert not driver.messages(helpdesk), "nobody is asked to approve a reset that could not be made"
+    assert [e for e in bot.audit() if e.action == "refused" and '"reason":"not_ready"' in e.detail]
+    assert said["text"]
+
+
+def test_a_role_too_weak_for_the_target_is_said_before_approval(lab: Lab, bot: RunningBot,
+                                                                driver: SlackDriver) -> None:
+    """hank is a Helpdesk Administrator: Entra would refuse his reset of a User Administrator (gina), so the
+    bot says so at once, even where a rule allows resetting that protected account."""
+    with_rules(bot, protected_allowed=["gina"])
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    driver.command("hank", "/reset", f"<@{slack_id(lab, 'gina')}|gina> role check", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: ("role" in e["text"].lower() and "gina" not in e["text"])
+                                     or "User Administrator" in e["text"] or "Helpdesk Administrator" in e["text"])
+    assert not driver.messages(helpdesk)
+    assert said["text"]
+
+
+def test_an_unrevealed_password_is_wiped_after_ten_minutes(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request, request_id = approved_request(lab, driver, bot, "bob", "wipe me")
+    ts = str(request["ts"])
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    req = next(r for r in bot.requests() if r.id == request_id)
+    assert bot.services.reset.wipe_expired(now=req.updated_at + timedelta(minutes=9)) == 0
+    assert bot.services.reset.wipe_expired(now=req.updated_at + timedelta(minutes=11)) >= 1  # earlier tests too
+    driver.wait_for_message(helpdesk, lambda m: "never revealed and has been wiped" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("hank", lambda e: "already revealed, or its 10 minutes have passed" in e["text"])
+    assert [e.action for e in bot.audit(request_id)][-1] == "unrevealed_wiped"
+
+
+def test_a_password_the_dc_filter_refuses_is_named_as_a_filter(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Samba's own refusal of a password that meets length and complexity: only a filter can say no to it."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    before = ad_attrs(lab, "bob")
+    lab.ad.refuse_next_passwords(1)
+    request, request_id = approved_request(lab, driver, bot, "bob", "filter says no")
+    said = driver.wait_for_message(helpdesk, lambda m: "Active Directory refused" in m["text"],
+                                   thread_ts=str(request["ts"]))
+    assert "a password filter on the domain controllers refused it" in said["text"]
+    assert "The password was not changed." in said["text"]
+    assert ad_attrs(lab, "bob") == before
+    req = next(r for r in bot.requests() if r.id == request_id)
+    assert req.state == RequestState.REJECTED and req.verdict == "policy_rejected"
+    assert bot.audit(request_id)[-1].action == "rejected"
