@@ -99,6 +99,24 @@ def account_disabled(name: str) -> str:
     return f"{name}'s account is disabled; enable it first (a reset won't let them sign in)."
 
 
+def unlock_unavailable() -> str:
+    return ("`--unlock` is not set up here (it needs an AD account allowed to clear lockouts: "
+            "RESETBOT_LDAP_UNLOCK_BIND); ask without it, or ask an AD admin to unlock the account.")
+
+
+def locked_out_needs_unlock(name: str) -> str:
+    return (f"{name} is locked out in Active Directory, and writeback cannot reset a locked-out account; "
+            f"ask again with `--unlock` to clear the lockout too. {RESET_USAGE}")
+
+
+def unlocked(name: str) -> str:
+    return f":unlock: Cleared {name}'s lockout in Active Directory."
+
+
+def unlock_failed(name: str, why: str) -> str:
+    return f":warning: Could not clear {name}'s lockout in Active Directory: {why}"
+
+
 def protected_refused(name: str, reasons: Sequence[Protection]) -> str:
     return (f"{name}'s account is protected ({_protection_words(reasons)}), and no rule allows resetting it "
             "through resetbot; a domain administrator has to do it.")

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     ldap_bind: str | None = None
     ldap_password: SecretStr | None = None
     ldap_base_dn: str | None = None
+    #: An account allowed to write lockoutTime on user objects, for ``--unlock`` (the bot's only AD write).
+    ldap_unlock_bind: str | None = None
+    ldap_unlock_password: SecretStr | None = None
     #: CA bundle for LDAPS (default: the system's).
     ldap_ca_file: Path | None = None
 

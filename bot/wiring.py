@@ -76,6 +76,8 @@ def build_runtime(settings: Settings) -> Runtime:
     directory = LdapDirectory(
         url=settings.ldap_url, bind=settings.ldap_bind, password=settings.ldap_password.get_secret_value(),
         base_dn=settings.ldap_base_dn, ca_file=str(settings.ldap_ca_file) if settings.ldap_ca_file else None,
+        unlock_bind=settings.ldap_unlock_bind,
+        unlock_password=settings.ldap_unlock_password.get_secret_value() if settings.ldap_unlock_password else None,
     )
     notifier = SlackNotifier(web_client(settings))
     resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier)

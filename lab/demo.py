@@ -44,6 +44,8 @@ def bot_environment(descriptor: dict[str, Any], database_url: str) -> dict[str, 
         "RESETBOT_LDAP_URL": ad["ldaps_url"], "RESETBOT_LDAP_BIND": ad["reader"]["bind"],
         "RESETBOT_LDAP_PASSWORD": ad["reader"]["password"], "RESETBOT_LDAP_BASE_DN": ad["base_dn"],
         "RESETBOT_LDAP_CA_FILE": ad["ca_file"],
+        "RESETBOT_LDAP_UNLOCK_BIND": ad["writeback"]["bind"],
+        "RESETBOT_LDAP_UNLOCK_PASSWORD": ad["writeback"]["password"],
     })
     return env
 

@@ -80,6 +80,9 @@ class Directory(Protocol):
     ) -> DirectoryUser | None: ...
     def users_by_dn(self, dns: Sequence[str]) -> dict[str, DirectoryUser]: ...
     def is_member_of_any(self, user_dn: str, group_dns: Sequence[str]) -> bool: ...
+    @property
+    def can_unlock(self) -> bool: ...
+    def unlock(self, dn: str) -> None: ...
     def effective_policy(self, user: DirectoryUser) -> PasswordPolicy: ...
     def ping(self) -> None: ...
 
@@ -122,7 +125,8 @@ class LdapDirectory:
     an outage; the calls are few (one request at a time, follow-ups batched)."""
 
     def __init__(self, *, url: str, bind: str, password: str, base_dn: str, ca_file: str | None,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, unlock_bind: str | None = None,
+                 unlock_password: str | None = None) -> None:
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
         self._server = ldap3.Server(url, use_ssl=url.lower().startswith("ldaps://"), tls=tls,
                                     get_info=ldap3.NONE, connect_timeout=int(timeout_s))
@@ -130,15 +134,17 @@ class LdapDirectory:
         self._password = password
         self._timeout = int(timeout_s)  # ldap3 packs it into a socket option: it must be an int
         self.base_dn = base_dn
+        self._unlock = (unlock_bind, unlock_password) if unlock_bind and unlock_password else None
 
     @contextmanager
-    def _connection(self) -> Iterator[ldap3.Connection]:
+    def _connection(self, credentials: tuple[str, str] | None = None) -> Iterator[ldap3.Connection]:
+        bind, password = credentials or (self._bind, self._password)
         try:
-            conn = ldap3.Connection(self._server, user=self._bind, password=self._password,
+            conn = ldap3.Connection(self._server, user=bind, password=password,
                                     receive_timeout=self._timeout, raise_exceptions=False)
             if not conn.bind():
                 raise DirectoryUnavailableError(
-                    f"Active Directory refused the bot's bind as {self._bind} ({conn.result.get('description')})."
+                    f"Active Directory refused the bot's bind as {bind} ({conn.result.get('description')})."
                 )
         except LDAPException as e:
             raise DirectoryUnavailableError(f"Active Directory could not be reached: {type(e).__name__}.") from e
@@ -238,6 +244,22 @@ class LdapDirectory:
                 min_age=ad_interval(_first(e, attrs[3])),
                 max_age=ad_interval(_first(e, attrs[4])),
             )
+
+    @property
+    def can_unlock(self) -> bool:
+        return self._unlock is not None
+
+    def unlock(self, dn: str) -> None:
+        """Clear an AD lockout (``lockoutTime`` = 0, which also clears badPwdCount) with the unlock account,
+        the one write the bot makes to AD; that account needs Write lockoutTime on user objects and nothing more."""
+        if self._unlock is None:
+            raise DirectoryUnavailableError(
+                "Unlocking needs RESETBOT_LDAP_UNLOCK_BIND and RESETBOT_LDAP_UNLOCK_PASSWORD.")
+        with self._connection(self._unlock) as conn:
+            if not conn.modify(dn, {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}):
+                raise DirectoryUnavailableError(
+                    f"Active Directory refused to clear the lockout ({conn.result['description']}): the unlock "
+                    "account needs Write lockoutTime on user objects.")
 
     def ping(self) -> None:
         """Bind and read the rootDSE: the cheapest proof that AD answers the bot."""

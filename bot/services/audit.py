@@ -66,6 +66,7 @@ class AuditAction(StrEnum):
     EXPIRED = "expired"
     ESCALATED = "escalated"
     RESET_STARTED = "reset_started"
+    UNLOCKED = "unlocked"
     SUCCEEDED = "succeeded"
     REJECTED = "rejected"
     FAILED = "failed"

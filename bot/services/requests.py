@@ -116,12 +116,10 @@ class RequestService:
         if target.slack_id == requester or (requester_email and requester_email in {
                 target.email, target.entra.user_principal_name.lower()}):
             return refuse(Refusal.SELF_RESET, messages.self_reset(), target=target.entra.user_principal_name)
-        if not target.entra.on_premises_sync_enabled:
-            return refuse("not_synced", messages.not_synced(target.name), target=target.entra.user_principal_name)
-        if target.ad is None:
-            return refuse("not_in_ad", messages.not_in_ad(target.name), target=target.entra.user_principal_name)
-        if target.entra.account_enabled is False or target.ad.disabled:
-            return refuse("disabled", messages.account_disabled(target.name), target=target.entra.user_principal_name)
+        problem = self._account_problem(target, unlock=parsed.unlock)
+        if problem:
+            return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
+        assert target.ad is not None  # _account_problem refused a target missing from AD
         target_roles = self.resolver.entra_roles(target.entra)
         reasons = protection_reasons(
             admin_count=target.ad.admin_count,
@@ -138,6 +136,21 @@ class RequestService:
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
                                   unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
                                   correlation_id=correlation_id, source_key=source_key)
+
+    def _account_problem(self, target: Target, *, unlock: bool) -> tuple[str, str] | None:
+        """(reason, sentence) when the account itself rules a reset out: not synced, not in AD, disabled, or
+        locked out without ``--unlock`` (writeback refuses a locked-out account: Entra Connect event 33006)."""
+        if not target.entra.on_premises_sync_enabled:
+            return "not_synced", messages.not_synced(target.name)
+        if target.ad is None:
+            return "not_in_ad", messages.not_in_ad(target.name)
+        if target.entra.account_enabled is False or target.ad.disabled:
+            return "disabled", messages.account_disabled(target.name)
+        if unlock and not self.directory.can_unlock:
+            return "unlock_unavailable", messages.unlock_unavailable()
+        if target.ad.locked_out and not unlock:
+            return "locked_out", messages.locked_out_needs_unlock(target.name)
+        return None
 
     def _resolve_sentence(self, problem: ResolveProblem) -> str:
         match problem.failure:

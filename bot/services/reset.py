@@ -97,6 +97,8 @@ class ResetService:
             if ad is None:
                 gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
                 return classify(gone), None, None
+            if req.unlock and ad.locked_out:
+                self._unlock(req, ad.dn, cid)
             policy = self.directory.effective_policy(ad)
             password = generate_temporary_password(policy, sam=ad.sam, display_name=ad.display_name)
             checks = precheck(password.get_secret_value(), policy, sam=ad.sam, display_name=ad.display_name)
@@ -110,6 +112,17 @@ class ResetService:
         verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
                                         never_expires=ad.password_never_expires))
         return verdict, op.id, password if verdict.final_state == RequestState.SUCCEEDED else None
+
+    def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
+        """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
+        the thread and the reset goes on: its verdict then says the account is locked."""
+        try:
+            self.directory.unlock(dn)
+        except ResetbotError as e:
+            self._thread(req, messages.unlock_failed(req.target_display, str(e)))
+            return
+        self._audit(AuditDraft(actor="system", action=AuditAction.UNLOCKED, request_id=req.id, correlation_id=cid))
+        self._thread(req, messages.unlocked(req.target_display))
 
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 

@@ -51,6 +51,8 @@ def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
         "entra_public_client_id": entra["public_client_id"], "token_cache_key": LAB_TOKEN_CACHE_KEY,
         "ldap_url": ad["ldaps_url"], "ldap_bind": ad["reader"]["bind"], "ldap_password": ad["reader"]["password"],
         "ldap_base_dn": ad["base_dn"], "ldap_ca_file": ad["ca_file"],
+        # The lab's writeback account has exactly Write lockoutTime besides Reset Password: enough to unlock.
+        "ldap_unlock_bind": ad["writeback"]["bind"], "ldap_unlock_password": ad["writeback"]["password"],
         "sweep_seconds": 600,  # tests call sweep() themselves with the time they want
     }
     values.update(overrides)

@@ -51,10 +51,10 @@ def test_agent_requests_and_the_manager_approves(lab: Lab, bot: RunningBot, driv
 
 
 def request_for(lab: Lab, driver: SlackDriver, key: str, reason: str = "locked out", *,
-                by: str = "hank") -> dict[str, Any]:
+                by: str = "hank", flags: str = "") -> dict[str, Any]:
     """``by`` asks for a reset of ``key`` in #helpdesk; returns the request message."""
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
-    driver.command(by, "/reset", f"<@{slack_id(lab, key)}|{key}> {reason}", channel=helpdesk)
+    driver.command(by, "/reset", f"<@{slack_id(lab, key)}|{key}> {reason} {flags}".strip(), channel=helpdesk)
     name = next(p["display_name"] for p in lab.descriptor["people"] if p["key"] == key)
     return dict(driver.wait_for_message(helpdesk, lambda m: f"Password reset for {name}" in str(m["blocks"])
                                         and reason in str(m["blocks"])))

@@ -10,10 +10,12 @@ from datetime import timedelta
 import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPBindError
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from bot.services.lifecycle import RequestState
 from lab.ad.ldap import connect
+from lab.ad.seed import lock_out
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
@@ -28,10 +30,50 @@ def entra(lab: Lab) -> EntraControl:
     return EntraControl(lab)
 
 
+class _Everything(logging.Handler):
+    """Every log record of the module, at every level, formatted: what an operator's log file would hold."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record) + " " + repr(record.args))
+
+
+@pytest.fixture(scope="module")
+def sealed_passwords(bot: RunningBot) -> Iterator[tuple[list[str], _Everything]]:
+    """Every temporary password this module's resets made (read where it is sealed), and every log line."""
+    made: list[str] = []
+    sealer = bot.services.reset.sealer
+    original = sealer.seal
+
+    def recording(secret: SecretStr) -> str:
+        made.append(secret.get_secret_value())
+        return original(secret)
+
+    sealer.seal = recording  # type: ignore[method-assign]
+    handler = _Everything()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield made, handler
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+    sealer.seal = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
-def _restore(lab: Lab, entra: EntraControl) -> Iterator[None]:
+def _restore(sealed_passwords: tuple[list[str], _Everything], lab: Lab, entra: EntraControl, bot: RunningBot,
+             driver: SlackDriver) -> Iterator[None]:
     entra.reset(history=True)
     yield
+    # Before the next test clears Slack's transcript: no password this module made may show anywhere yet.
+    wait_until(lambda: not any(r.state in (RequestState.APPROVED, RequestState.RESETTING) for r in bot.requests()),
+               what="the test's resets to finish")
+    everywhere = everything_people_and_storage_hold(lab, driver, bot)
+    assert [p for p in sealed_passwords[0] if p in everywhere] == []
     entra.reset(history=True)
     admin = lab.ad.admin_connection()
     for key in ("alice", "bob", "nora"):
@@ -46,9 +88,9 @@ def ad_attrs(lab: Lab, key: str) -> dict[str, object]:
 
 
 def approved_request(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str, reason: str,
-                     approver: str = "mona") -> tuple[dict[str, object], str]:
+                     approver: str = "mona", flags: str = "") -> tuple[dict[str, object], str]:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
-    request = request_for(lab, driver, key, reason)
+    request = request_for(lab, driver, key, reason, flags=flags)
     driver.click(approver, helpdesk, str(request["ts"]), "request_approve")
     req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"] and r.verdict), None),
                      timeout=30, what="the reset's verdict")
@@ -187,3 +229,63 @@ def test_a_password_the_dc_filter_refuses_is_named_as_a_filter(lab: Lab, bot: Ru
     req = next(r for r in bot.requests() if r.id == request_id)
     assert req.state == RequestState.REJECTED and req.verdict == "policy_rejected"
     assert bot.audit(request_id)[-1].action == "rejected"
+
+
+def locked_out(lab: Lab, key: str) -> bool:
+    conn = lab.ad.admin_connection()
+    conn.search(person(key).dn, "(objectClass=user)", search_scope=ldap3.BASE,
+                attributes=["msDS-User-Account-Control-Computed"])
+    return bool(int(conn.entries[0]["msDS-User-Account-Control-Computed"].value) & 0x10)
+
+
+def test_a_locked_out_account_needs_unlock_and_unlock_clears_it(lab: Lab, bot: RunningBot,
+                                                                driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    assert locked_out(lab, "larry")
+    driver.command("hank", "/reset", f"<@{slack_id(lab, 'larry')}|larry> back from leave", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "locked out" in e["text"])
+    assert "ask again with `--unlock`" in said["text"]
+    assert not driver.messages(helpdesk)
+    try:
+        request, request_id = approved_request(lab, driver, bot, "larry", "back from leave", approver="olga",
+                                               flags="--unlock")
+        ts = str(request["ts"])
+        driver.wait_for_message(helpdesk, lambda m: "Cleared Larry Locke's lockout" in m["text"], thread_ts=ts)
+        driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts)
+        assert not locked_out(lab, "larry")
+        assert ad_attrs(lab, "larry")["pwdLastSet"] == 0
+        assert "unlocked" in [e.action for e in bot.audit(request_id)]
+    finally:
+        larry = person("larry")
+        assert lab.ad.admin_connection().extend.microsoft.modify_password(larry.dn, larry.password)
+        lock_out(lab.ad.ldaps_url, lab.ad.ca.ca_file, larry)
+
+
+@pytest.mark.parametrize(("fault", "words"), [
+    ({"throttle_next": 20, "retry_after": 0.05}, "throttling requests right now"),
+    ({"fail_next_5xx": 20}, "could not be reached"),
+])
+def test_graph_trouble_during_the_reset_is_said_plainly(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                        entra: EntraControl, fault: dict[str, object],
+                                                        words: str) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    before = ad_attrs(lab, "bob")
+    request = request_for(lab, driver, "bob", f"graph trouble {sorted(fault)[0]}")
+    entra.faults(**fault)  # after the request is made: the reset's own Graph calls meet it
+    driver.click("mona", helpdesk, str(request["ts"]), "request_approve")
+    said = driver.wait_for_message(helpdesk, lambda m: words in m["text"], thread_ts=str(request["ts"]), timeout=60)
+    assert "reference" in said["text"] or "not changed" in said["text"]
+    entra.reset()
+    assert ad_attrs(lab, "bob") == before
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.FAILED
+
+
+def test_no_temporary_password_is_anywhere_after_all_these_stories(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, sealed_passwords: tuple[list[str], _Everything]) -> None:
+    """Runs last in this module: every password its resets made, against every message, DM, ephemeral, App Home,
+    audit row and stored column, and every log line written meanwhile (DEBUG included)."""
+    made, logs = sealed_passwords
+    assert len(made) >= 4, "the stories above should have made several passwords"
+    everywhere = everything_people_and_storage_hold(lab, driver, bot) + "\n".join(logs.lines)
+    assert [p for p in made if p in everywhere] == []
