@@ -479,6 +479,16 @@ def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation
                         cid=correlation_id)
 
 
+def tap_started(name: str) -> str:
+    return f"Issuing a Temporary Access Pass for {name} in Entra ID (no password change)…"
+
+
+def tap_issued(name: str, requester: str, minutes: int) -> str:
+    return (f":white_check_mark: Done: a Temporary Access Pass for {name} is ready, usable once within {minutes} "
+            f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
+            "once, within 10 minutes).")
+
+
 def reveal_blocks(request_id: str) -> Blocks:
     return [
         {"type": "section", "text": {"type": "mrkdwn",
@@ -488,14 +498,18 @@ def reveal_blocks(request_id: str) -> Blocks:
     ]
 
 
-def reveal_modal(*, name: str, password: SecretStr, spelled: str, must_change: bool) -> dict[str, Any]:
-    """The one place a temporary password is ever shown: a modal, to the requester, once."""
+def reveal_modal(*, name: str, password: SecretStr, spelled: str, must_change: bool,
+                 tap: bool = False) -> dict[str, Any]:
+    """The one place a temporary password (or Temporary Access Pass) is ever shown: a modal, to the requester,
+    once."""
     secret = password.get_secret_value()
     after = "They must change it at next sign-in." if must_change else "Ask them to change it right away."
+    if tap:
+        after = "It signs them in once; then they set up their sign-in methods."
     return {
         "type": "modal",
         "callback_id": Callback.REVEAL,
-        "title": {"type": "plain_text", "text": "Temporary password"},
+        "title": {"type": "plain_text", "text": "Temporary Access Pass" if tap else "Temporary password"},
         "close": {"type": "plain_text", "text": "Done"},
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": (
@@ -520,12 +534,18 @@ def secret_wiped() -> str:
 
 
 def target_reset_notice_text(req: ResetRequest) -> str:
+    if req.tap:
+        return f"The helpdesk issued a Temporary Access Pass for your account ({req.id})."
     return f"Your password was reset by the helpdesk ({req.id})."
 
 
 def target_reset_notice_blocks(req: ResetRequest) -> Blocks:
-    text = (f"Your password was reset by the helpdesk: <@{req.requester}> asked for it ({req.id}). You will be asked "
-            "to choose a new one at your next sign-in. If you did not ask for this, tell us:")
+    if req.tap:
+        text = (f"The helpdesk issued a Temporary Access Pass for your account: <@{req.requester}> asked for it "
+                f"({req.id}). It signs you in once. If you did not ask for this, tell us:")
+    else:
+        text = (f"Your password was reset by the helpdesk: <@{req.requester}> asked for it ({req.id}). You will be "
+                "asked to choose a new one at your next sign-in. If you did not ask for this, tell us:")
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         {"type": "actions", "block_id": Block.NOT_ME_ACTIONS, "elements": [

@@ -33,6 +33,8 @@ from bot.services.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, 
 log = logging.getLogger(__name__)
 
 REVEAL_TTL = timedelta(minutes=10)
+#: A Temporary Access Pass issued with ``--tap``: valid long enough to be read out and used, once.
+TAP_LIFETIME_MINUTES = 60
 _FINAL_ACTION = {
     RequestState.SUCCEEDED: AuditAction.SUCCEEDED,
     RequestState.REJECTED: AuditAction.REJECTED,
@@ -62,13 +64,15 @@ class ResetService:
                                                         correlation_id=correlation_id))
         if started is None:
             return
-        self._thread(started, messages.reset_started(started.target_display))
-        verdict, operation_id, password = self._reset(started, correlation_id)
+        self._thread(started, messages.tap_started(started.target_display) if started.tap
+                     else messages.reset_started(started.target_display))
+        verdict, operation_id, password = (self._issue_tap(started, correlation_id) if started.tap
+                                           else self._reset(started, correlation_id))
         final = verdict.final_state
         with self.begin() as session:
             if password is not None and final == RequestState.SUCCEEDED:
                 store.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
-                           expires_at=self.clock() + REVEAL_TTL)
+                           expires_at=self.clock() + REVEAL_TTL, kind="tap" if started.tap else "password")
             done = store.transition(
                 session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
                 changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id},
@@ -80,8 +84,11 @@ class ResetService:
         if done is None:
             return
         self._redraw(done)
-        self._thread(done, messages.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
-                                                     correlation_id=correlation_id))
+        if done.tap and final == RequestState.SUCCEEDED:
+            self._thread(done, messages.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES))
+        else:
+            self._thread(done, messages.verdict_sentence(verdict, name=done.target_display,
+                                                         requester=done.requester, correlation_id=correlation_id))
         if final == RequestState.SUCCEEDED:
             self._thread(done, messages.reveal_blocks(done.id)[0]["text"]["text"],
                          blocks=messages.reveal_blocks(done.id))
@@ -113,6 +120,19 @@ class ResetService:
                                         never_expires=ad.password_never_expires))
         return verdict, op.id, password if verdict.final_state == RequestState.SUCCEEDED else None
 
+    def _issue_tap(self, req: ResetRequest, cid: str) -> tuple[Verdict, str | None, SecretStr | None]:
+        """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made
+        with the app's own permission, as Microsoft allows for TAPs; never raises."""
+        try:
+            tap = self.graph.create_temporary_access_pass(user_id=req.target_entra_id,
+                                                          lifetime_minutes=TAP_LIFETIME_MINUTES, usable_once=True,
+                                                          client_request_id=cid)
+        except ResetbotError as e:
+            log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)
+            return classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                         error_message=str(e))), None, None
+        return Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass
+
     def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
         """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
         the thread and the reset goes on: its verdict then says the account is locked."""
@@ -143,11 +163,14 @@ class ResetService:
             if taken is not None:
                 store.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
                                                              request_id=req.id, correlation_id=correlation_id))
-        secret = self.sealer.unseal(taken[1]) if taken is not None else None
+        if taken is None:
+            return None, messages.reveal_gone()
+        kind, ciphertext = taken
+        secret = self.sealer.unseal(ciphertext)
         if secret is None:
             return None, messages.reveal_gone()
         modal = messages.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
-                                      must_change=req.verdict == VerdictKind.SUCCEEDED)
+                                      must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
         self._thread(req, messages.revealed(actor))
         return modal, None
 

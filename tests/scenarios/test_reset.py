@@ -289,3 +289,25 @@ def test_no_temporary_password_is_anywhere_after_all_these_stories(
     assert len(made) >= 4, "the stories above should have made several passwords"
     everywhere = everything_people_and_storage_hold(lab, driver, bot) + "\n".join(logs.lines)
     assert [p for p in made if p in everywhere] == []
+
+
+def test_tap_issues_a_temporary_access_pass_and_leaves_the_password_alone(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    before = ad_attrs(lab, "bob")
+    request, request_id = approved_request(lab, driver, bot, "bob", "new phone, no password", flags="--tap")
+    ts = str(request["ts"])
+    said = driver.wait_for_message(helpdesk, lambda m: "Temporary Access Pass for Bob Baker is ready" in m["text"],
+                                   thread_ts=ts)
+    assert "their password is unchanged" in said["text"]
+    assert ad_attrs(lab, "bob") == before, "a TAP changes nothing on-prem"
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    assert modal["title"]["text"] == "Temporary Access Pass"
+    tap = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    assert tap and tap not in everything_people_and_storage_hold(lab, driver, bot)
+    assert entra.operations() == [], "a TAP makes no resetPassword operation"
+    notice = driver.wait_for_message(driver.dm_channel("bob"), lambda m: "Temporary Access Pass" in m["text"])
+    assert "password" not in notice["text"].lower().replace("temporary access pass", "")
+    assert [e.action for e in bot.audit(request_id)][-2:] == ["succeeded", "revealed"]
