@@ -131,6 +131,10 @@ def _protection_words(reasons: Iterable[Protection]) -> str:
     return ", ".join(words[r] for r in reasons)
 
 
+def request_not_posted() -> str:
+    return "The request could not be posted: type /reset in a channel the bot is in, or set RESETBOT_REQUESTS_CHANNEL."
+
+
 def request_created(request_id: str, channel: str) -> str:
     return f"Request {request_id} is posted in <#{channel}>; its approver has been asked."
 

@@ -292,6 +292,11 @@ class DeviceFlow:
     _msal_flow: dict[str, Any] = field(repr=False, compare=False, hash=False)
     _app: Any = field(repr=False, compare=False, hash=False)
 
+    def cancel(self) -> None:
+        """Make a waiting ``wait_for_device_flow`` return within about a second: msal's documented way to end
+        its polling loop early is to set the flow's ``expires_at`` in the past (the waiter reports it expired)."""
+        self._msal_flow["expires_at"] = 0
+
 
 @dataclass(frozen=True)
 class LinkedAccount:

@@ -128,12 +128,6 @@ def owns_account(slack_email: str | None, *, upn: str, mail: str | None) -> bool
     return email in {a.strip().lower() for a in (upn, mail or "") if a.strip()}
 
 
-def _stop_polling(flow: DeviceFlow) -> None:
-    """Make a waiting ``wait_for_device_flow`` return within about a second: msal's documented way to end its
-    polling loop early is to set the flow's ``expires_at`` in the past (the waiter then reports it expired)."""
-    flow._msal_flow["expires_at"] = 0
-
-
 @dataclass
 class LinkService:
     begin: SessionFactory
@@ -158,7 +152,7 @@ class LinkService:
         with self._lock:
             flows = [f for f in self._waiting.values() if f is not None]
         for flow in flows:
-            _stop_polling(flow)
+            flow.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     # --- /resetbot login ---------------------------------------------------------------------------------------

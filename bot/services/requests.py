@@ -215,8 +215,7 @@ class RequestService:
                 store.attach_message(session, request_id=req.id, channel_id=where, thread_ts=ts)
             req.channel_id, req.thread_ts = where, ts
             return where
-        raise last_error or ResetbotError("The request could not be posted: type /reset in a channel the bot is "
-                                          "in, or set RESETBOT_REQUESTS_CHANNEL.")
+        raise last_error or ResetbotError(messages.request_not_posted())
 
     # --- approve / deny / cancel / confirm ----------------------------------------------------------------
 
