@@ -64,6 +64,7 @@ class Morning:
         print(f"\n>>> {self.names[self.ids[who]]} types: {text}", flush=True)
 
     def show(self, text: str) -> str:
+        text = re.sub(r"<!subteam\^\w+\|(@[\w.-]+)>", r"\1", text)
         return re.sub(r"<@(\w+)>", lambda m: "@" + str(self.names.get(m.group(1)) or m.group(1)), text)
 
     def print_thread(self, title: str, ts: str) -> None:
