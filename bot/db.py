@@ -22,6 +22,8 @@ a transition holds row locks (and the audit head) until then, so never wait on S
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
@@ -40,6 +42,11 @@ SQLITE_BEGIN_OPTION = "resetbot_sqlite_begin"
 _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+
+
+#: ``sessionmaker.begin``: a transaction that commits when the block ends (objects stay readable after it,
+#: see ``make_session_factory``). Services take this, never an engine.
+SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
 def _normalise_url(url: str | URL) -> URL:

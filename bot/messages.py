@@ -55,7 +55,7 @@ def parse_problem(error: ParseError) -> str:
             return f"Whose password should I reset? {RESET_USAGE}"
         case ParseProblem.UNKNOWN_FLAG:
             return f"I don't know the option `{error.detail}`; the options are `--unlock` and `--tap`. {RESET_USAGE}"
-        case ParseProblem.BOTH_FLAGS_TWICE:
+        case ParseProblem.DUPLICATE_FLAG:
             return f"`{error.detail}` is given twice; give each option once. {RESET_USAGE}"
         case ParseProblem.BAD_USER:
             return (f"`{error.detail}` is not a user I can look up; use an @mention, an email address, a UPN or a "

@@ -24,17 +24,15 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
-from sqlmodel import Session
-
 from bot import messages, store
 from bot.clients.entra_auth import DelegatedToken, DeviceFlow, LinkedAccount
 from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
 from bot.errors import (
     DeviceFlowDeclinedError,
     DeviceFlowExpiredError,
@@ -49,9 +47,6 @@ from bot.services.resolve import EntraUser
 from bot.settings import ResetIdentity, Settings
 
 log = logging.getLogger(__name__)
-
-#: ``sessionmaker.begin``: a transaction that commits when the block ends.
-SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 #: Seconds waited beyond the code's own expiry before giving up on a sign-in.
 _EXPIRY_MARGIN_S = 5.0

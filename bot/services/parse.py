@@ -44,7 +44,7 @@ class ParseProblem(StrEnum):
     NO_USER = "no_user"
     UNKNOWN_FLAG = "unknown_flag"
     BAD_USER = "bad_user"
-    BOTH_FLAGS_TWICE = "duplicate_flag"
+    DUPLICATE_FLAG = "duplicate_flag"
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def parse_reset(text: str) -> ResetArgs | ParseError:
             if flag not in FLAGS:
                 return ParseError(ParseProblem.UNKNOWN_FLAG, word)
             if flag in flags:
-                return ParseError(ParseProblem.BOTH_FLAGS_TWICE, word)
+                return ParseError(ParseProblem.DUPLICATE_FLAG, word)
             flags.add(flag)
         else:
             rest.append(word)

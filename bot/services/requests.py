@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,6 +18,7 @@ from sqlmodel import Session
 from bot import messages, store
 from bot.clients.directory import Directory
 from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
 from bot.errors import ResetbotError
 from bot.models import ResetRequest, normalize_request_id, utcnow
 from bot.services.audit import AuditAction, AuditDraft
@@ -37,8 +37,6 @@ from bot.settings import ApproverSource, Settings, TargetConfirmation
 
 log = logging.getLogger(__name__)
 
-#: ``sessionmaker.begin``: a transaction that commits when the block ends (objects stay readable after it).
-SessionFactory = Callable[[], AbstractContextManager[Session]]
 SYSTEM = "system"
 
 

@@ -20,12 +20,12 @@ from bot import messages, store
 from bot.clients.directory import Directory
 from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
 from bot.errors import ResetbotError
 from bot.models import ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
 from bot.services.audit import AuditAction, AuditDraft
 from bot.services.lifecycle import RequestState
-from bot.services.requests import SessionFactory
 from bot.services.rules import Refusal
 from bot.services.sealing import Sealer
 from bot.services.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind

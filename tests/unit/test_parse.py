@@ -40,7 +40,7 @@ def test_flags_anywhere_and_the_rest_is_the_reason() -> None:
         ("   ", ParseProblem.NO_USER),
         ("--unlock", ParseProblem.NO_USER),
         ("alice --force", ParseProblem.UNKNOWN_FLAG),
-        ("alice --unlock --UNLOCK", ParseProblem.BOTH_FLAGS_TWICE),
+        ("alice --unlock --UNLOCK", ParseProblem.DUPLICATE_FLAG),
         ("a*)( reason", ParseProblem.BAD_USER),
     ],
 )
