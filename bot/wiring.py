@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -26,6 +27,8 @@ from bot.services.resolve import TargetResolver
 from bot.services.sealing import Sealer
 from bot.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Runtime:
@@ -37,7 +40,10 @@ class Runtime:
     notifier: SlackNotifier
     services: Services
 
-    def close(self) -> None:
+    def close(self, *, drain_s: float = 60.0) -> None:
+        """Let resets already running post their verdicts (up to ``drain_s``), then close every client."""
+        if not self.services.reset.wait_idle(timeout=drain_s):
+            log.warning("closing with a reset still running after %.0f s", drain_s)
         self.services.links.close()
         self.graph.close()
         self.engine.dispose()

@@ -10,6 +10,7 @@ modal: never in a message, a log line, the audit trail or an exception.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,9 +55,27 @@ class ResetService:
     security_channel: str | None = None
     poll_timeout_s: float = 60.0
     clock: Callable[[], datetime] = field(default=utcnow)
+    _in_flight: int = field(default=0, init=False, repr=False)
+    _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no reset is running (every verdict posted), or ``timeout``; True when idle. What a graceful
+        shutdown waits for before it stops, and what tests wait for before the next story begins."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
     def perform(self, req: ResetRequest, *, correlation_id: str) -> None:
         """Run the reset of an approved request; only the caller whose compare-and-set wins does anything."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._perform(req, correlation_id)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _perform(self, req: ResetRequest, correlation_id: str) -> None:
         with self.begin() as session:
             started = store.transition(session, request_id=req.id, expected={RequestState.APPROVED},
                                        to=RequestState.RESETTING,

@@ -40,9 +40,10 @@ def _fresh(request: pytest.FixtureRequest, driver: SlackDriver) -> Iterator[None
     rules = bot.services.requests.rules
     yield
     bot.services.requests.rules = rules
-    # A reset started by this test finishes here, not in the next test's transcript.
+    # A reset started by this test finishes (every verdict posted) here, not in the next test's transcript.
     wait_until(lambda: not any(r.state in (RequestState.APPROVED, RequestState.RESETTING) for r in bot.requests()),
                what="the test's resets to finish")
+    assert bot.services.reset.wait_idle(timeout=30), "a reset was still posting its verdict"
 
 
 def with_rules(bot: RunningBot, **changes: object) -> None:

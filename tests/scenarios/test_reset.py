@@ -72,6 +72,7 @@ def _restore(sealed_passwords: tuple[list[str], _Everything], lab: Lab, entra: E
     # Before the next test clears Slack's transcript: no password this module made may show anywhere yet.
     wait_until(lambda: not any(r.state in (RequestState.APPROVED, RequestState.RESETTING) for r in bot.requests()),
                what="the test's resets to finish")
+    assert bot.services.reset.wait_idle(timeout=30)
     everywhere = everything_people_and_storage_hold(lab, driver, bot)
     assert [p for p in sealed_passwords[0] if p in everywhere] == []
     entra.reset(history=True)
