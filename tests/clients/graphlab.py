@@ -156,6 +156,14 @@ class EntraControl:
         self.reset(history=True)
 
 
+@pytest.fixture
+def clean_entra(entra_control: EntraControl) -> Iterator[None]:
+    """Faults off and logs cleared around each test (modules opt in with ``usefixtures``)."""
+    entra_control.reset()
+    yield
+    entra_control.reset()
+
+
 @pytest.fixture(scope="session")
 def entra_control(lab: Lab) -> EntraControl:
     return EntraControl(lab)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +39,7 @@ if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites i
 pytest_plugins = ("tests.clients.graphlab",)
 
 
-@pytest.fixture(autouse=True)
-def _clean(entra_control: EntraControl) -> Iterator[None]:
-    """Faults off and logs cleared around each test."""
-    entra_control.reset()
-    yield
-    entra_control.reset()
+pytestmark = pytest.mark.usefixtures("clean_entra")
 
 
 def claims(token: str) -> dict[str, object]:

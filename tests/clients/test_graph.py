@@ -32,12 +32,7 @@ if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites i
 pytest_plugins = ("tests.clients.graphlab",)
 
 
-@pytest.fixture(autouse=True)
-def _clean(entra_control: EntraControl) -> Iterator[None]:
-    """Faults off and logs cleared around each test."""
-    entra_control.reset()
-    yield
-    entra_control.reset()
+pytestmark = pytest.mark.usefixtures("clean_entra")
 
 
 @pytest.fixture
