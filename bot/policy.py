@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import SecretStr
@@ -46,6 +46,16 @@ def ad_interval(value: int | str | None) -> timedelta | None:
     if n == AD_NEVER:
         return None
     return timedelta(microseconds=abs(n) / 10)
+
+
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+def filetime_to_datetime(value: int) -> datetime | None:
+    """A FILETIME (``pwdLastSet``) as an aware UTC datetime; None for 0 ("must change") and the "never" sentinels."""
+    if value <= 0 or value >= 0x7FFFFFFFFFFFFFFF:
+        return None
+    return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
 
 
 @dataclass(frozen=True)

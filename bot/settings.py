@@ -7,12 +7,14 @@ documented in the README's settings table (a test keeps the two in step).
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -77,6 +79,22 @@ def _is_placeholder(value: str) -> bool:
     return not low or any(low.startswith(p) for p in _PLACEHOLDERS)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``90s``, ``15m``, ``4h``, ``1d`` or a number of seconds: how an operator writes a delay in a .env file."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 4h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()])
+
+
 def _csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(";" if ";" in value else ",") if part.strip()]
@@ -113,8 +131,17 @@ class Settings(BaseSettings):
     protected_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Protected accounts a rule allows anyway (sAMAccountName or UPN); they need two approvers and alert security.
     protected_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: Seconds between sweeps for escalations and expiries.
+    #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
+
+    # --- Follow-ups ----------------------------------------------------------------------------------------------
+    #: First look in AD for a reset after it is made; each later look waits twice as long.
+    followup_landed_first: timedelta = timedelta(seconds=15)
+    #: When the looks give up and the thread is warned that AD does not show the reset.
+    followup_landed_deadline: timedelta = timedelta(minutes=15)
+    #: When to check that the user replaced the temporary password (``,``-separated); the last is the final word.
+    followup_replaced_after: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [timedelta(hours=1), timedelta(hours=4), timedelta(hours=24)])
 
     #: Fernet key sealing temporary passwords until their one reveal. Empty: a key made at start and kept in
     #: memory only (a restart makes unrevealed passwords unrevealable); set one shared key for several replicas.
@@ -161,6 +188,21 @@ class Settings(BaseSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("followup_landed_first", "followup_landed_deadline", "followup_replaced_after", mode="before")
+    @classmethod
+    def _durations(cls, value: object, info: ValidationInfo) -> object:
+        name = f"RESETBOT_{str(info.field_name).upper()}"
+        items = _csv(value) if info.field_name == "followup_replaced_after" else [value]
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{name} needs at least one time, like 1h,4h,24h.")
+        try:
+            delays = [parse_duration(item) for item in items]
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}.") from None
+        if any(d <= timedelta(0) for d in delays):
+            raise ValueError(f"{name} must be longer than zero.")
+        return sorted(set(delays)) if info.field_name == "followup_replaced_after" else delays[0]
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Self:

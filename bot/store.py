@@ -39,6 +39,7 @@ from bot.models import (
     Approval,
     AuditEvent,
     AuditHead,
+    FollowUp,
     ResetRequest,
     SealedSecret,
     new_request_id,
@@ -500,6 +501,88 @@ def wipe_expired_secrets(session: Session, *, now: datetime) -> list[str]:
     ).all()
     return [str(r[0]) for r in rows]
 
+
+
+# --- follow-ups -------------------------------------------------------------------------------------------------
+
+_FOLLOWUP_PENDING, _FOLLOWUP_RUNNING, _FOLLOWUP_DONE, _FOLLOWUP_SKIPPED = "pending", "running", "done", "skipped"
+
+
+def add_followups(session: Session, *, rows: Collection[FollowUp]) -> None:
+    """Schedule checks; meant to run in the transaction that records the reset's success, so that a reset is
+    never recorded without its follow-ups (nor the reverse)."""
+    session.add_all(rows)
+    session.flush()
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(col(FollowUp.state) == _FOLLOWUP_PENDING, col(FollowUp.due_at) <= now),
+        sa.and_(col(FollowUp.state) == _FOLLOWUP_RUNNING, col(FollowUp.lease_until) <= now),
+    )
+
+
+def due_followups(session: Session, *, now: datetime, limit: int = 200) -> list[int]:
+    """Ids of checks due (or whose claimant's lease ran out), oldest first. Reading them claims nothing."""
+    rows = session.exec(select(FollowUp.id).where(_claimable(now)).order_by(col(FollowUp.due_at)).limit(limit))
+    return [int(r) for r in rows if r is not None]
+
+
+def claim_followup(session: Session, *, followup_id: int, claim: str, now: datetime,
+                   lease_until: datetime) -> FollowUp | None:
+    """Compare-and-set one due check to ``running`` under ``claim``; None when another replica got it first."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, _claimable(now))
+        .values(state=_FOLLOWUP_RUNNING, claim=claim, lease_until=lease_until, attempts=col(FollowUp.attempts) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return None
+    return session.get(FollowUp, followup_id, populate_existing=True)
+
+
+def finish_followup(session: Session, *, followup_id: int, claim: str, outcome: str, seen: int | None,
+                    now: datetime) -> bool:
+    """``running`` → ``done`` only for the holder of ``claim``: a replica whose lease was taken over loses."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.claim) == claim,
+               col(FollowUp.state) == _FOLLOWUP_RUNNING)
+        .values(state=_FOLLOWUP_DONE, outcome=outcome, seen_pwd_last_set=seen, done_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def retry_followup(session: Session, *, followup_id: int, claim: str, due_at: datetime,
+                   seen: int | None = None) -> bool:
+    """Give a claimed check back, due again at ``due_at`` (its attempts count stays)."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.claim) == claim,
+               col(FollowUp.state) == _FOLLOWUP_RUNNING)
+        .values(state=_FOLLOWUP_PENDING, due_at=due_at, claim=None, lease_until=None, seen_pwd_last_set=seen)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def skip_followups(session: Session, *, request_id: str, kind: str, now: datetime) -> int:
+    """Retire the still-pending checks of one kind (the user replaced the password: no more reminders)."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.request_id) == request_id, col(FollowUp.kind) == kind,
+               col(FollowUp.state) == _FOLLOWUP_PENDING)
+        .values(state=_FOLLOWUP_SKIPPED, done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+def followups_for(session: Session, *, request_id: str) -> list[FollowUp]:
+    return list(session.exec(select(FollowUp).where(col(FollowUp.request_id) == request_id)
+                             .order_by(col(FollowUp.kind), col(FollowUp.step))))
 
 
 # --- agent links ----------------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from pydantic import SecretStr
+from sqlmodel import Session
 
 from bot import messages, store
 from bot.clients.directory import Directory
@@ -43,6 +45,22 @@ _FINAL_ACTION = {
 }
 
 
+class FollowUpPlanner(Protocol):
+    """Schedules the follow-ups of a reset, inside the transaction that records its success."""
+
+    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    verdict: Verdict
+    operation_id: str | None = None
+    #: The new password (or TAP) when it was set; the only copy until it is sealed.
+    password: SecretStr | None = None
+    #: The account's ``pwdLastSet`` read just before the reset: the follow-ups' baseline.
+    baseline: int | None = None
+
+
 @dataclass
 class ResetService:
     begin: SessionFactory
@@ -53,6 +71,7 @@ class ResetService:
     #: The delegated Graph access token of the agent (Slack id) whose hands perform the reset.
     token_for: Callable[[str], str]
     security_channel: str | None = None
+    followups: FollowUpPlanner | None = None
     poll_timeout_s: float = 60.0
     clock: Callable[[], datetime] = field(default=utcnow)
     _in_flight: int = field(default=0, init=False, repr=False)
@@ -85,8 +104,8 @@ class ResetService:
             return
         self._thread(started, messages.tap_started(started.target_display) if started.tap
                      else messages.reset_started(started.target_display))
-        verdict, operation_id, password = (self._issue_tap(started, correlation_id) if started.tap
-                                           else self._reset(started, correlation_id))
+        attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
+        verdict, password = attempt.verdict, attempt.password
         final = verdict.final_state
         with self.begin() as session:
             if password is not None and final == RequestState.SUCCEEDED:
@@ -94,12 +113,15 @@ class ResetService:
                            expires_at=self.clock() + REVEAL_TTL, kind="tap" if started.tap else "password")
             done = store.transition(
                 session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
-                changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id},
+                changes={"verdict": verdict.kind.value, "graph_operation_id": attempt.operation_id},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=correlation_id,
                                  detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
                                          **dict(verdict.detail)}),
             )
-        password = None  # the only copy now is the sealed one
+            if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
+                # In the same transaction: a success is never recorded without the checks that prove it.
+                self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline)
+        del attempt, password  # the only copy now is the sealed one
         if done is None:
             return
         self._redraw(done)
@@ -115,14 +137,14 @@ class ResetService:
                 self.notifier.dm(done.target_slack_id, messages.target_reset_notice_text(done),
                                  blocks=messages.target_reset_notice_blocks(done))
 
-    def _reset(self, req: ResetRequest, cid: str) -> tuple[Verdict, str | None, SecretStr | None]:
-        """(verdict, Graph operation id, the password when it was set). Never raises: every failure is a
-        verdict, and a failure's text never holds the password (Graph's client scrubs it)."""
+    def _reset(self, req: ResetRequest, cid: str) -> _Attempt:
+        """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
+        client scrubs it)."""
         try:
             ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
             if ad is None:
                 gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
-                return classify(gone), None, None
+                return _Attempt(classify(gone))
             if req.unlock and ad.locked_out:
                 self._unlock(req, ad.dn, cid)
             policy = self.directory.effective_policy(ad)
@@ -133,13 +155,14 @@ class ResetService:
                                            poll_timeout_s=self.poll_timeout_s, client_request_id=cid)
         except ResetbotError as e:
             log.warning("reset %s failed before an outcome (%s): %s", req.id, cid, type(e).__name__)
-            return classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
-                                         error_message=str(e))), None, None
+            return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                                  error_message=str(e))))
         verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
                                         never_expires=ad.password_never_expires))
-        return verdict, op.id, password if verdict.final_state == RequestState.SUCCEEDED else None
+        ok = verdict.final_state == RequestState.SUCCEEDED
+        return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw)
 
-    def _issue_tap(self, req: ResetRequest, cid: str) -> tuple[Verdict, str | None, SecretStr | None]:
+    def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
         """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made
         with the app's own permission, as Microsoft allows for TAPs; never raises."""
         try:
@@ -148,9 +171,9 @@ class ResetService:
                                                           client_request_id=cid)
         except ResetbotError as e:
             log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)
-            return classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
-                                         error_message=str(e))), None, None
-        return Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass
+            return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                                  error_message=str(e))))
+        return _Attempt(Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass)
 
     def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
         """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
