@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SWEEP_JOB_ID = "requests.sweep"
 WIPE_JOB_ID = "reset.wipe_expired"
 FOLLOWUPS_JOB_ID = "followups.run_due"
+RECOVER_JOB_ID = "reset.recover_interrupted"
 
 
 def isolated(name: str, body: Callable[[], object]) -> Callable[[], None]:
@@ -47,6 +48,10 @@ def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundSc
     scheduler.add_job(
         isolated(FOLLOWUPS_JOB_ID, services.followups.run_due), "interval", seconds=sweep_seconds,
         id=FOLLOWUPS_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.add_job(
+        isolated(RECOVER_JOB_ID, services.reset.recover_interrupted), "interval", seconds=sweep_seconds,
+        id=RECOVER_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
     )
     scheduler.start()
     return scheduler

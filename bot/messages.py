@@ -470,6 +470,9 @@ _UNKNOWN_REASON_WORDS: dict[str, str] = {
     "graph_unavailable": (
         ":warning: Microsoft Graph could not be reached, so the reset was not made as far as I can tell; check the "
         "account before trying again (reference {cid})."),
+    "interrupted": (
+        ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, so "
+        "{name}'s password may or may not have changed; check the account before asking again (reference {cid})."),
 }
 
 
@@ -481,6 +484,12 @@ def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation
     rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
     return words.format(name=name, requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
                         cid=correlation_id)
+
+
+def reset_recovered_unrevealable(name: str) -> str:
+    return (f":white_check_mark: Entra reports that the reset of {name}'s password succeeded, but resetbot restarted "
+            "before it could seal the temporary password, so nobody can reveal it. Ask again for a new reset to get "
+            "a password you can read out.")
 
 
 def tap_started(name: str) -> str:

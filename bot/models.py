@@ -175,6 +175,9 @@ class ResetRequest(SQLModel, table=True):
 
     #: Graph's long-running operation id for the reset, and the plain-words verdict kind it ended with.
     graph_operation_id: str | None = Field(default=None, max_length=255)
+    #: The operation's URL, stored the moment Graph accepts the reset: a bot that dies while polling leaves the
+    #: request ``resetting``, and whoever recovers it asks Graph here how it ended.
+    operation_location: str | None = Field(default=None, max_length=2048)
     verdict: str | None = Field(default=None, max_length=64)
 
 

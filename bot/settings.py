@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
+    #: How long a reset waits for Graph's operation (writeback's verdict) before saying it cannot tell. A request
+    #: still ``resetting`` twice this long after it started was left by a stopped bot and is recovered.
+    reset_poll_timeout_seconds: float = Field(default=60.0, ge=1, le=600)
+
     # --- Follow-ups ----------------------------------------------------------------------------------------------
     #: First look in AD for a reset after it is made; each later look waits twice as long.
     followup_landed_first: timedelta = timedelta(seconds=15)

@@ -235,6 +235,27 @@ def transition(
     return session.get(ResetRequest, request_id, populate_existing=True)
 
 
+def note_operation(session: Session, *, request_id: str, location: str) -> bool:
+    """Remember where Graph's operation for a reset in progress can be followed (only while ``resetting``, and
+    without touching ``updated_at``: that is when the reset started, which recovery measures from)."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
+        .values(operation_location=location)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def stale_resetting(session: Session, *, started_before: datetime, limit: int = 50) -> list[ResetRequest]:
+    """Requests still ``resetting`` that started before ``started_before``: their bot stopped mid-reset."""
+    return list(session.exec(
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == RequestState.RESETTING, col(ResetRequest.updated_at) <= started_before)
+        .order_by(col(ResetRequest.updated_at)).limit(limit)
+    ))
+
+
 def mark_escalated(
     session: Session, *, request_id: str, at: datetime, audit: AuditDraft | None = None
 ) -> ResetRequest | None:

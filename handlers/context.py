@@ -6,20 +6,16 @@ audit events, and quoted in any error sentence the person sees, so support can f
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import BoltContext
 
+from bot.ids import new_correlation_id
 from bot.services.registry import Services
 
 SERVICES_KEY = "resetbot_services"
 CORRELATION_KEY = "correlation_id"
-
-
-def new_correlation_id() -> str:
-    return "c-" + secrets.token_hex(5)
 
 
 def middleware(services: Services) -> Callable[..., Any]:

@@ -253,3 +253,27 @@ def test_many_due_checks_are_answered_by_one_directory_search(lab: Lab, bot: Run
     latest = max(reset_at for _, _, reset_at in ids)
     assert followups.run_due(now=latest + timedelta(seconds=16)) == 2
     assert searches == [2], "both accounts were read in one search"
+
+
+def test_a_reset_interrupted_before_graph_accepted_it_is_said_to_be_unknown(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """What a bot killed between "resetting" and Graph's 202 leaves behind: a request resetting, no operation."""
+    request_id, ts, _ = _reset(lab, driver, bot, "alice")
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("DELETE FROM follow_up WHERE request_id = :id"), {"id": request_id})
+        session.execute(text("UPDATE reset_request SET state = 'resetting', verdict = NULL, operation_location = NULL,"
+                             " graph_operation_id = NULL WHERE id = :id"), {"id": request_id})
+    before = len(_said(lab, driver, ts))
+    reset = bot.services.reset
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    started = req.updated_at
+    assert reset.recover_interrupted(now=started + timedelta(seconds=30)) == 0, "a live reset may still be running"
+    assert reset.recover_interrupted(now=started + reset.stale_after + timedelta(seconds=1)) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":grey_question: resetbot stopped in the middle of this reset, before Entra said whether "
+                           "it was made, so Alice Archer's password may or may not have changed")
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    assert req.state == "failed" and req.verdict == "unknown"
+    assert bot.audit(request_id)[-1].action == "failed" and '"reason":"interrupted"' in bot.audit(request_id)[-1].detail
+    assert _checks(bot, request_id) == [], "nothing to follow up on a reset that may not have happened"
+    assert reset.recover_interrupted(now=started + 2 * reset.stale_after) == 0

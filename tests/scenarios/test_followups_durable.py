@@ -23,6 +23,7 @@ from lab.demo import bot_environment
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
 from tests.scenarios.harness import link_agent, pg_schema_url, thread
 from tests.scenarios.test_request_approval import request_for
 
@@ -149,3 +150,39 @@ def test_two_bots_on_one_postgresql_run_each_check_once(lab: Lab, driver: SlackD
         logs = (tmp_path / "bot-1.log").read_text() + (tmp_path / "bot-2.log").read_text()
         finished = [line for line in logs.splitlines() if "follow-up " in line and " of R-" in line]
         assert len(finished) == 3, finished
+
+
+def test_a_reset_whose_bot_was_killed_while_graph_worked_is_finished_after_restart(
+        lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    """Killed between Graph's 202 and the verdict: the restarted bot asks Graph how the stored operation ended.
+    The reset happened, but the temporary password died with the process: the thread says so, honestly."""
+    entra = EntraControl(lab)
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    env = _env(lab, url) | {"RESETBOT_RESET_POLL_TIMEOUT_SECONDS": "3"}
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    first = BotProcess(env, tmp_path / "bot.log")
+    try:
+        driver.wait_connected(1, timeout=60)
+        link_agent(lab, driver, "hank")
+        request = request_for(lab, driver, "alice", "killed mid-reset")
+        ts = str(request["ts"])
+        entra.faults(latency_ms=4000)  # every Graph call takes 4 s: the polls are still ahead when we kill
+        driver.click("mona", helpdesk, ts, "request_approve")
+        driver.wait_for(lambda: next((r for r in _rows(url)[0] if r.operation_location), None), timeout=60,
+                        what="Graph's operation to be stored")
+    finally:
+        first.kill()
+        entra.faults(latency_ms=0)
+    [req] = _rows(url)[0]
+    assert req.state == "resetting" and req.verdict is None
+    with bots(driver, env, tmp_path / "bot.log"):
+        said = driver.wait_for_message(helpdesk, lambda m: "resetbot restarted" in m["text"], thread_ts=ts, timeout=60)
+        assert said["text"] == (":white_check_mark: Entra reports that the reset of Alice Archer's password "
+                                "succeeded, but resetbot restarted before it could seal the temporary password, so "
+                                "nobody can reveal it. Ask again for a new reset to get a password you can read out.")
+        driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=30)
+    [req] = _rows(url)[0]
+    assert req.state == "succeeded" and req.graph_operation_id
+    [done] = [e for e in _rows(url)[2] if e.action == "succeeded"]
+    assert '"recovered":true' in done.detail
+    assert not [m for m in thread(driver, helpdesk, ts) if "sealed until you reveal" in m["text"]]
