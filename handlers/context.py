@@ -1,7 +1,9 @@
 """What every listener gets through bolt's context: the services and a correlation id for this request.
 
 The correlation id is made once per incoming Slack request, logged with every line about it, written into
-audit events, and quoted in any error sentence the person sees, so support can find the one story.
+audit events, and quoted in any error sentence the person sees, so support can find the one story. The
+middleware binds it for logging (bot.logs) around the rest of the request, listeners included: the app's
+listener executor carries it into the thread a listener runs in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
+from bot.logs import bind_correlation, unbind_correlation
 from bot.services.registry import Services
 
 SERVICES_KEY = "resetbot_services"
@@ -25,8 +28,12 @@ def new_correlation_id() -> str:
 def middleware(services: Services) -> Callable[..., Any]:
     def inject(context: BoltContext, next: Callable[[], Any]) -> Any:
         context[SERVICES_KEY] = services
-        context[CORRELATION_KEY] = new_correlation_id()
-        return next()
+        cid = context[CORRELATION_KEY] = new_correlation_id()
+        token = bind_correlation(cid)
+        try:
+            return next()
+        finally:
+            unbind_correlation(token)
 
     return inject
 

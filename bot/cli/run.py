@@ -12,6 +12,7 @@ from bot.app import create_app
 from bot.cli import Subparsers
 from bot.errors import ConfigError
 from bot.jobs import start_scheduler
+from bot.metrics import serve as serve_metrics
 from bot.settings import load_settings
 from bot.wiring import build_runtime
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings, runtime.services)
     scheduler = start_scheduler(runtime.services, sweep_seconds=settings.sweep_seconds)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if configured
     web = WebClient(base_url=settings.slack_api_base)
     handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
     try:

@@ -23,6 +23,7 @@ from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import ResetbotError
+from bot.logs import REVEALED_SECRET_TTL_S, forget_secret, remember_secret
 from bot.models import ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
 from bot.services.audit import AuditAction, AuditDraft
@@ -99,7 +100,8 @@ class ResetService:
                                  detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
                                          **dict(verdict.detail)}),
             )
-        password = None  # the only copy now is the sealed one
+        forget_secret(password)  # the only copy now is the sealed one
+        password = None
         if done is None:
             return
         self._redraw(done)
@@ -186,6 +188,7 @@ class ResetService:
             return None, messages.reveal_gone()
         kind, ciphertext = taken
         secret = self.sealer.unseal(ciphertext)
+        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         if secret is None:
             return None, messages.reveal_gone()
         modal = messages.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
