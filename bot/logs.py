@@ -236,12 +236,21 @@ class Redactor:
         self.registry = registry
 
     def redact(self, text: str) -> str:
+        """Registered secrets whole (before a shape could mask just part of one), credential shapes, then the
+        registered ones again until none is left: a replacement can, with what surrounds it, spell a secret again
+        (``[REDACTED]`` next to ``ab`` holds ``TED]ab``)."""
         known = self.registry.pattern()
         if known is not None:
             text = known.sub(REDACTED, text)
         for pattern, replacement in _SHAPES:
             text = pattern.sub(replacement, text)
-        return text
+        if known is None:
+            return text
+        for _ in range(4):
+            text, found = known.subn(REDACTED, text)
+            if not found:
+                return text
+        return REDACTED if known.search(text) else text
 
     def scrub(self, value: object, *, depth: int = 0) -> object:
         """A value for a log field: strings redacted, containers walked (a credential-named key's value

@@ -19,6 +19,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from bot.errors import ConfigError
 from bot.services.lifecycle import RequestState
 from bot.services.verdict import VerdictKind
 
@@ -115,10 +116,15 @@ class MetricsServer:
 
 def serve(*, port: int | None, address: str = "127.0.0.1",
           registry: CollectorRegistry = REGISTRY) -> MetricsServer | None:
-    """Serve ``/metrics`` on ``address:port``; nothing (None) when no port is set. ``port=0`` picks a free one."""
+    """Serve ``/metrics`` on ``address:port``; nothing (None) when no port is set. ``port=0`` picks a free one.
+    A port that cannot be had is a ConfigError: an operator who asked for metrics wants to know at start."""
     if port is None:
         return None
-    server, thread = start_http_server(port, addr=address, registry=registry)
+    try:
+        server, thread = start_http_server(port, addr=address, registry=registry)
+    except OSError as e:
+        raise ConfigError(f"RESETBOT_METRICS_PORT: cannot serve metrics on {address}:{port} "
+                          f"({e.strerror or type(e).__name__}).") from None
     running = MetricsServer(server, thread)
     log.info("metrics served at http://%s:%d/metrics", address, running.port)
     return running

@@ -27,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         runtime = build_runtime(settings)
+        serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if set
     except ConfigError as e:
         print(f"resetbot cannot start: {e}", file=sys.stderr)
         return 2
     app = create_app(settings, runtime.services)
     scheduler = start_scheduler(runtime.services, sweep_seconds=settings.sweep_seconds)
-    serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if configured
     web = WebClient(base_url=settings.slack_api_base)
     handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
     try:
