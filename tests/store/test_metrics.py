@@ -58,10 +58,15 @@ def test_a_reset_is_counted_with_its_latencies_once_committed(factory: sessionma
 def test_a_rolled_back_or_lost_transition_counts_nothing(factory: sessionmaker[Session]) -> None:
     denied = value("resetbot_requests_total", outcome="denied")
     req = new_request(factory)
-    with pytest.raises(RuntimeError), factory.begin() as session:
-        store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                         to=RequestState.DENIED, audit=draft(AuditAction.DENIED))
-        raise RuntimeError("the transaction fails after the move")
+
+    def deny_then_fail() -> None:
+        with factory.begin() as session:
+            store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                             to=RequestState.DENIED, audit=draft(AuditAction.DENIED))
+            raise RuntimeError("the transaction fails after the move")
+
+    with pytest.raises(RuntimeError):
+        deny_then_fail()
     assert value("resetbot_requests_total", outcome="denied") == denied
     with factory.begin() as session:
         store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
