@@ -118,7 +118,8 @@ def test_a_secret_lives_until_forgotten_or_its_lifetime_ends() -> None:
 
 
 def test_every_secret_setting_is_redacted_once_settings_are_read(json_log: io.StringIO) -> None:
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-settings-test-1", slack_app_token="xapp-settings-2",  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, slack_bot_token=SecretStr("xoxb-settings-test-1"),  # type: ignore[call-arg]
+                        slack_app_token=SecretStr("xapp-settings-2"),
                         ldap_password=SecretStr("Ldap:Reader;Pass"), entra_client_secret=SecretStr("Cl13nt~S3cret"),
                         token_cache_old_keys=[SecretStr("b2xkLWtleS1vbmUtMzItYnl0ZXMtbG9uZy1hYWFhYWE=")])
     logging.getLogger("somelib").debug("connecting with %s and %s / %s", settings.ldap_password.get_secret_value()
@@ -191,7 +192,11 @@ def test_work_handed_to_the_listener_pool_keeps_the_requests_correlation_id(json
     with ContextExecutor(max_workers=2) as pool:
         token = bind_correlation("c-1111111111")
         try:
-            seen = pool.submit(lambda: (logging.getLogger("w").info("in the pool"), current_correlation())[1])
+            def work() -> str | None:
+                logging.getLogger("w").info("in the pool")
+                return current_correlation()
+
+            seen = pool.submit(work)
             assert seen.result(timeout=5) == "c-1111111111"
         finally:
             unbind_correlation(token)
