@@ -9,6 +9,7 @@ from bot.logs import ContextExecutor
 from bot.services.registry import Services
 from bot.settings import Settings
 from handlers import register
+from handlers.context import CorrelatedApp
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -18,7 +19,8 @@ def web_client(settings: Settings) -> WebClient:
 def create_app(settings: Settings, services: Services, *, client: WebClient | None = None) -> App:
     """A bolt App wired with every handler; built on demand, never at import time."""
     # Listeners run in this pool, each in its request's context: their log lines carry its correlation id.
-    app = App(client=client or web_client(settings), token_verification_enabled=True, process_before_response=False,
-              listener_executor=ContextExecutor(max_workers=5, thread_name_prefix="resetbot-listener"))
+    app = CorrelatedApp(client=client or web_client(settings), token_verification_enabled=True,
+                        process_before_response=False,
+                        listener_executor=ContextExecutor(max_workers=5, thread_name_prefix="resetbot-listener"))
     register(app, services)
     return app
