@@ -34,6 +34,8 @@ from enum import StrEnum
 
 from pydantic import SecretStr
 
+from bot.logs import HELD_SECRET_TTL_S, remember_secret
+
 #: AD's "never" for an age or duration (the most negative 64-bit integer).
 AD_NEVER = -9223372036854775808
 
@@ -256,6 +258,7 @@ def generate_temporary_password(policy: PasswordPolicy, *, sam: str | None, disp
     for _ in range(_MAX_DRAWS):
         candidate = "".join(secrets.choice(ALPHABET) for _ in range(length))
         if _has_four_classes(candidate) and not precheck(candidate, policy, sam=sam, display_name=display_name):
+            remember_secret(candidate, ttl=HELD_SECRET_TTL_S)  # no log line may hold it, whoever logs it
             return SecretStr(candidate)
     raise ValueError("no password avoiding this account's names could be drawn")  # pragma: no cover
 

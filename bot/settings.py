@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.logs import SECRETS, LogFormat
 
 _PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
 
@@ -101,7 +102,37 @@ def _csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogSettings(BaseSettings):
+    """The settings logging needs, readable on their own: every command sets up logging first, before (and
+    whether or not) the rest of the settings are complete, so that a configuration error is logged the same way."""
+
+    model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
+
+    # --- Operations ----------------------------------------------------------------------------------------
+    #: Least severe log level written: DEBUG, INFO, WARNING or ERROR.
+    log_level: LogLevel = LogLevel.INFO
+    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line, for a log shipper).
+    log_format: LogFormat = LogFormat.TEXT
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class Settings(LogSettings):
     model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
 
     # --- Slack -------------------------------------------------------------------------------------------
@@ -188,6 +219,12 @@ class Settings(BaseSettings):
     #: CA bundle for LDAPS (default: the system's).
     ldap_ca_file: Path | None = None
 
+    # --- Operations (logging: see LogSettings) -------------------------------------------------------------
+    #: Port of the Prometheus ``/metrics`` endpoint; empty (the default) serves no metrics.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address the metrics endpoint listens on; ``0.0.0.0`` lets a Prometheus on another host scrape it.
+    metrics_address: str = "127.0.0.1"
+
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -207,6 +244,12 @@ class Settings(BaseSettings):
         if any(d <= timedelta(0) for d in delays):
             raise ValueError(f"{name} must be longer than zero.")
         return sorted(set(delays)) if info.field_name == "followup_replaced_after" else delays[0]
+
+    @model_validator(mode="after")
+    def _never_logged(self) -> Self:
+        """Every secret setting is redacted from every log line of this process, from the moment it is read."""
+        SECRETS.remember_fields(self)
+        return self
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Self:
@@ -284,18 +327,30 @@ class Settings(BaseSettings):
         return missing
 
 
+def load_log_settings() -> LogSettings:
+    """Just the logging settings from the environment and .env, or a ConfigError naming the bad one."""
+    try:
+        return LogSettings()
+    except ValidationError as e:
+        raise ConfigError(_sentences(e)) from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and .env, or a ConfigError naming every missing or bad value."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
-        sentences = []
-        for err in e.errors():
-            name = "RESETBOT_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
-            if err["type"] == "missing":
-                sentences.append(f"{name} is not set.")
-            elif err["type"] == "value_error":
-                sentences.append(str(err["msg"]).removeprefix("Value error, "))
-            else:
-                sentences.append(f"{name}: {err['msg']}.")
-        raise ConfigError(" ".join(sentences)) from None
+        raise ConfigError(_sentences(e)) from None
+
+
+def _sentences(e: ValidationError) -> str:
+    sentences = []
+    for err in e.errors():
+        name = "RESETBOT_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        if err["type"] == "missing":
+            sentences.append(f"{name} is not set.")
+        elif err["type"] == "value_error":
+            sentences.append(str(err["msg"]).removeprefix("Value error, "))
+        else:
+            sentences.append(f"{name}: {err['msg']}.")
+    return " ".join(sentences)

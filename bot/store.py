@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Iterator, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
+from sqlalchemy import event, orm
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot import metrics
 from bot.errors import RequestNotFoundError
 from bot.models import (
     AUDIT_HEAD_ID,
@@ -53,6 +56,30 @@ from bot.services.lifecycle import RequestState, can_transition
 TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict"})
 
 _ID_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
+
+_AFTER_COMMIT = "resetbot_after_commit"
+
+
+def _after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's transaction commits; never if it rolls back (so a metric counts only
+    what the database really holds)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(orm.Session, "after_commit")
+def _run_after_commit(session: orm.Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            action()
+        except Exception:  # a metric must never fail a committed change
+            log.exception("after-commit action failed")
+
+
+@event.listens_for(orm.Session, "after_soft_rollback")
+def _drop_after_commit(session: orm.Session, previous_transaction: orm.SessionTransaction) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 # --- requests -------------------------------------------------------------------------------------------------
@@ -232,7 +259,12 @@ def transition(
         verdict=audit.verdict or _opt_str(extra.get("verdict")),
     )
     append_audit(session, draft=draft, at=now)
-    return session.get(ResetRequest, request_id, populate_existing=True)
+    moved = session.get(ResetRequest, request_id, populate_existing=True)
+    if moved is not None:
+        created_at, decided_at, verdict = moved.created_at, moved.decided_at, moved.verdict
+        _after_commit(session, lambda: metrics.record_transition(to=to, created_at=created_at, decided_at=decided_at,
+                                                                 at=now, verdict=verdict))
+    return moved
 
 
 def note_operation(session: Session, *, request_id: str, location: str) -> bool:

@@ -44,6 +44,7 @@ from bot.errors import (
     GraphUnavailableError,
     MicrosoftError,
 )
+from bot.logs import HELD_SECRET_TTL_S, remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -580,6 +581,7 @@ class GraphClient:
         if not value:
             raise GraphError("Microsoft Graph created a Temporary Access Pass but did not return it; create "
                              "another.", request_id=response.headers.get("request-id"), client_request_id=crid)
+        remember_secret(str(value), ttl=HELD_SECRET_TTL_S)
         usable = body.get("isUsable")
         return TapResult(
             id=str(body.get("id") or ""),

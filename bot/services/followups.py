@@ -26,6 +26,7 @@ from bot.clients.directory import Directory, DirectoryUser
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import ResetbotError
+from bot.metrics import record_followup
 from bot.models import FollowUp, ResetRequest, utcnow
 from bot.policy import filetime_to_datetime
 from bot.services.audit import AuditAction, AuditDraft
@@ -207,6 +208,7 @@ class FollowUpService:
                 actor="scheduler", action=action, request_id=req.id,
                 detail={"check": f.kind, "step": f.step, "outcome": outcome, "attempts": f.attempts,
                         "pwd_last_set": "" if seen is None else str(seen)}))
+        record_followup(f.kind, outcome)
         log.info("follow-up %s #%d of %s: %s", f.kind, f.step, req.id, outcome)
         if said.thread and req.channel_id and req.thread_ts:
             self.notifier.post(req.channel_id, said.thread, thread_ts=req.thread_ts)

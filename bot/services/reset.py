@@ -26,6 +26,7 @@ from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
+from bot.logs import REVEALED_SECRET_TTL_S, forget_secret, remember_secret
 from bot.models import ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
 from bot.services.audit import AuditAction, AuditDraft
@@ -126,6 +127,7 @@ class ResetService:
             if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
                 # In the same transaction: a success is never recorded without the checks that prove it.
                 self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline)
+        forget_secret(password)
         del attempt, password  # the only copy now is the sealed one
         if done is None:
             return
@@ -281,6 +283,7 @@ class ResetService:
             return None, messages.reveal_gone()
         kind, ciphertext = taken
         secret = self.sealer.unseal(ciphertext)
+        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         if secret is None:
             return None, messages.reveal_gone()
         modal = messages.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
