@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     #: CA bundle for LDAPS (default: the system's).
     ldap_ca_file: Path | None = None
 
+    # --- resetbot doctor -----------------------------------------------------------------------------------
+    #: UPN of a synced user ``resetbot doctor`` reads in Entra ID and AD (and whose OU it checks writeback's
+    #: rights on). Empty: those checks are skipped with a note.
+    doctor_test_user: str | None = None
+    #: The writeback (Entra Connect AD DS connector) account, as sAMAccountName, UPN or DN, whose rights
+    #: ``resetbot doctor`` checks on the test user's OU. Empty: that check is skipped with a note.
+    writeback_account: str | None = None
+
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
