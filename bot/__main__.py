@@ -8,10 +8,12 @@ import sys
 
 from bot import __version__
 from bot.cli import CommandModule
+from bot.cli import audit as audit_command
 from bot.cli import doctor as doctor_command
+from bot.cli import migrate as migrate_command
 from bot.cli import run as run_command
 
-COMMANDS: tuple[CommandModule, ...] = (run_command, doctor_command)
+COMMANDS: tuple[CommandModule, ...] = (run_command, migrate_command, audit_command, doctor_command)
 
 
 def main(argv: list[str] | None = None) -> int:

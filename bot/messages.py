@@ -934,3 +934,62 @@ def doctor_db_pending(pending: list[str]) -> str:
 
 def doctor_unexpected(kind: str) -> str:
     return f"the check itself failed ({kind}); run with the same settings again, and report it if it stays"
+
+
+# --- operator commands (resetbot migrate, resetbot audit, resetbot run's start) -------------------------------
+
+
+def database_unavailable(where: str, reason: str) -> str:
+    return f"The database {where} cannot be used: {reason}."
+
+
+def database_missing(where: str) -> str:
+    return f"There is no database at {where} (check RESETBOT_DATABASE_URL)."
+
+
+def not_a_resetbot_database(where: str) -> str:
+    return f"The database {where} has no resetbot audit trail (check RESETBOT_DATABASE_URL, or run `resetbot migrate`)."
+
+
+def schema_ahead(unknown: Sequence[str], known_heads: Sequence[str]) -> str:
+    return (f"The database is at schema revision {', '.join(unknown)}, which this version of resetbot does not know "
+            f"(it expects {', '.join(known_heads)}): a newer version migrated it; run that version.")
+
+
+def schema_behind(missing: Sequence[str]) -> str:
+    return (f"The database schema is behind this version of resetbot (missing revision {', '.join(missing)}) and "
+            "RESETBOT_MIGRATE_ON_START is off: run `resetbot migrate` first.")
+
+
+def migrated(applied: Sequence[str], where: str) -> str:
+    return f"Applied schema revision {', '.join(applied)} to {where}; it is up to date."
+
+
+def already_migrated(at: Sequence[str], where: str) -> str:
+    return f"The database {where} is already up to date (schema revision {', '.join(at)}); nothing to apply."
+
+
+def bad_instant(text: str) -> str:
+    return (f"{text!r} is not an ISO 8601 date or date-time; write e.g. 2025-03-04, 2025-03-04T09:30 (UTC) or "
+            "2025-03-04T09:30+01:00.")
+
+
+def bad_interval(since: datetime, until: datetime) -> str:
+    return f"--until ({until.isoformat()}) must come after --since ({since.isoformat()})."
+
+
+def cannot_write(path: str, reason: str) -> str:
+    return f"Cannot write {path}: {reason}."
+
+
+def audit_exported(count: int, path: str) -> str:
+    return f"Exported {count} audit event{'' if count == 1 else 's'} to {path}."
+
+
+def chain_intact(count: int) -> str:
+    return f"{count} event{'' if count == 1 else 's'}, chain intact."
+
+
+def chain_broken(first_bad_seq: int | None, reason: str, checked: int) -> str:
+    at = f" at event {first_bad_seq}" if first_bad_seq is not None else ""
+    return f"The audit chain is broken{at}: {reason}. ({checked} events before it are intact.)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -60,6 +60,9 @@ FERNET_KEY_HOWTO = ('make one with: python -c "from cryptography.fernet import F
                     'print(Fernet.generate_key().decode())"')
 
 
+_S = TypeVar("_S", bound="StorageSettings")
+
+
 def _fernet_key_problem(key: SecretStr) -> str | None:
     """None for a usable Fernet key; otherwise why not (never the key itself)."""
     value = key.get_secret_value()
@@ -83,8 +86,22 @@ def _csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+class StorageSettings(BaseSettings):
+    """The settings a database-only command needs (``resetbot migrate``, ``resetbot audit``): just the database.
+
+    ``Settings`` extends it, so both read the same variables from the same places; a command that loads only this
+    works on a machine where the Slack, Entra and AD settings are not there (an auditor's laptop, a migration job).
+    """
+
     model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
+
+    # --- Storage -------------------------------------------------------------------------------------------
+    #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
+    database_url: str = "sqlite:///resetbot.db"
+
+
+class Settings(StorageSettings):
+    """Everything ``resetbot run`` needs."""
 
     # --- Slack -------------------------------------------------------------------------------------------
     #: Bot token (xoxb-…), from the app's OAuth page.
@@ -120,9 +137,10 @@ class Settings(BaseSettings):
     #: memory only (a restart makes unrevealed passwords unrevealable); set one shared key for several replicas.
     sealing_key: SecretStr | None = None
 
-    # --- Storage -------------------------------------------------------------------------------------------
-    #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
-    database_url: str = "sqlite:///resetbot.db"
+    # --- Storage (the database URL itself is in StorageSettings) -------------------------------------------
+    #: Apply pending schema migrations when ``resetbot run`` starts (under a lock, so replicas may start together).
+    #: Off: the schema is left alone, and ``run`` refuses to start while it is behind (run ``resetbot migrate``).
+    migrate_on_start: bool = True
 
     # --- Entra ID / Graph ---------------------------------------------------------------------------------
     #: ``https://login.microsoftonline.com/<tenant id>`` (the lab: its own authority).
@@ -248,8 +266,17 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and .env, or a ConfigError naming every missing or bad value."""
+    return _load(Settings, overrides)
+
+
+def load_storage_settings(**overrides: object) -> StorageSettings:
+    """Only the database settings (see ``StorageSettings``), or a ConfigError naming every bad value."""
+    return _load(StorageSettings, overrides)
+
+
+def _load(cls: type[_S], overrides: dict[str, object]) -> _S:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         sentences = []
         for err in e.errors():

@@ -18,9 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect, make_url
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import SQLModel
 
 from bot import messages
 from bot.clients.directory import LdapDirectory
@@ -30,7 +29,14 @@ from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine
-from bot.errors import ConfigError, DirectoryUnavailableError, MicrosoftError, SlackUnavailableError
+from bot.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    DirectoryUnavailableError,
+    MicrosoftError,
+    SchemaAheadError,
+    SlackUnavailableError,
+)
 from bot.ids import BOT_SCOPES
 
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
@@ -326,13 +332,9 @@ def _writeback(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
 
 # --- the database ------------------------------------------------------------------------------------------------
 def _pending(engine: Engine) -> list[str]:
-    """Migrations not yet applied (bot.schema, imported late: it brings alembic); before migrations existed,
-    the tables the models declare that the database lacks."""
-    try:
-        from bot import schema  # type: ignore[attr-defined, unused-ignore]  # noqa: PLC0415
-    except ImportError:
-        existing = set(inspect(engine).get_table_names())
-        return [f"create table {t}" for t in sorted(SQLModel.metadata.tables) if t not in existing]
+    """Migrations not yet applied (bot.schema is imported here: it brings alembic, which only this check needs)."""
+    from bot import schema  # noqa: PLC0415
+
     return list(schema.pending(engine))
 
 
@@ -352,6 +354,8 @@ def _database(url: str) -> CheckResult:
         if password:
             reason = reason.replace(str(password), "***")
         return _fail(S_DATABASE, messages.doctor_db_unreachable(backend, reason))
+    except (DatabaseUnavailableError, SchemaAheadError) as e:  # their messages hide the password
+        return _fail(S_DATABASE, str(e).rstrip("."))
     finally:
         engine.dispose()
     if pending:

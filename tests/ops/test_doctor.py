@@ -17,8 +17,9 @@ import ldap3
 import pytest
 from ldap3.protocol.microsoft import security_descriptor_control
 
+from bot import schema
 from bot.clients.ad_acl import dacl, sid_to_str
-from bot.db import create_schema, make_engine
+from bot.db import make_engine
 from lab.demo import bot_environment
 from lab.pki import LabCA
 from lab.slack.driver import SlackDriver
@@ -33,12 +34,7 @@ def migrated_sqlite(path: Path) -> str:
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     try:
-        try:
-            from bot import schema  # type: ignore[attr-defined, unused-ignore]  # noqa: PLC0415
-        except ImportError:
-            create_schema(engine)
-        else:
-            schema.upgrade(engine)
+        schema.upgrade(engine)
     finally:
         engine.dispose()
     return url
