@@ -7,12 +7,15 @@ import sys
 
 from bot import __version__
 from bot.cli import CommandModule
+from bot.cli import audit as audit_command
+from bot.cli import doctor as doctor_command
+from bot.cli import migrate as migrate_command
 from bot.cli import run as run_command
 from bot.errors import ConfigError
 from bot.logs import configure
 from bot.settings import load_log_settings
 
-COMMANDS: tuple[CommandModule, ...] = (run_command,)
+COMMANDS: tuple[CommandModule, ...] = (run_command, migrate_command, audit_command, doctor_command)
 
 
 def main(argv: list[str] | None = None) -> int:

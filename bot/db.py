@@ -31,10 +31,8 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
-# bot.store imports bot.models, whose tables register themselves on SQLModel.metadata.
-from bot import store
 from bot.errors import ConfigError
 
 #: Execution option read by the SQLite ``begin`` hook; ``make_session_factory(read_only=True)`` sets DEFERRED.
@@ -134,10 +132,8 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table that does not exist yet, and the audit chain's head row. Idempotent.
+    """Bring the database to the schema this code expects (``bot.schema.upgrade``: alembic, under a lock), with
+    the audit chain's head row. Idempotent; tests and ``resetbot run`` both take this one path."""
+    from bot import schema  # noqa: PLC0415 - bot.schema builds on this module (SQLITE_BEGIN_OPTION)
 
-    Until migrations exist (a later issue) this is how a database is set up; it never alters an existing table.
-    """
-    SQLModel.metadata.create_all(engine)
-    with make_session_factory(engine).begin() as session:
-        store.ensure_audit_head(session)
+    schema.upgrade(engine)

@@ -20,6 +20,16 @@ class RequestNotFoundError(ResetbotError):
         self.request_id = request_id
 
 
+class DatabaseUnavailableError(ResetbotError):
+    """The database could not be reached or read (down, wrong URL, refused login, not a resetbot database).
+    The message names the database with its password hidden, never the password."""
+
+
+class SchemaAheadError(ResetbotError):
+    """The database was migrated by a newer version of resetbot: this code does not know its revision, so it
+    must not use (or migrate) it."""
+
+
 class DirectoryUnavailableError(ResetbotError):
     """Active Directory could not be reached or refused the bot's own bind (not a verdict about a user)."""
 

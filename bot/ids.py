@@ -8,6 +8,11 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 
+#: The bot scopes the app needs, exactly what manifest.yml asks for (a test keeps the two equal); ``resetbot
+#: doctor`` compares them with what the installed token was granted.
+BOT_SCOPES: tuple[str, ...] = ("chat:write", "commands", "im:write", "users:read", "users:read.email",
+                               "usergroups:read")
+
 
 class Command(StrEnum):
     RESET = "/reset"

@@ -818,3 +818,251 @@ def duration_words(seconds: float) -> str:
             n = round(s / size)
             return f"{n} {unit}{'s' if n != 1 else ''}"
     return f"{s} second{'s' if s != 1 else ''}"
+
+
+# --- resetbot doctor ------------------------------------------------------------------------------------------
+# One line per check: what was found, or what is wrong and what to do about it. Never a secret's value.
+
+DOCTOR_OK, DOCTOR_FAIL, DOCTOR_SKIP = "ok", "FAIL", "skip"
+
+
+# The checks' names, in the order they run.
+CHECK_SETTINGS = "settings"
+CHECK_SLACK_BOT = "Slack bot token"
+CHECK_SLACK_SCOPES = "Slack bot scopes"
+CHECK_SLACK_APP = "Slack app token"
+CHECK_ENTRA_TLS = "TLS to Entra ID"
+CHECK_ENTRA_TOKEN = "Entra app token"  # noqa: S105 - a check's name
+CHECK_GRAPH_ROLES = "Graph permissions"
+CHECK_GRAPH_USER = "Graph test user"
+CHECK_LDAP_TLS = "TLS to AD"
+CHECK_LDAP_BIND = "LDAP bind"
+CHECK_AD_POLICY = "AD password policy"
+CHECK_WRITEBACK = "writeback rights"
+CHECK_DATABASE = "database"
+
+
+def doctor_line(outcome: str, check: str, detail: str) -> str:
+    return f"{outcome:<4}  {check}: {detail}"
+
+
+def doctor_summary(failed: int) -> str:
+    if not failed:
+        return "Every check passed."
+    return (f"{failed} check{'s' if failed != 1 else ''} failed: fix the lines marked FAIL and run resetbot doctor "
+            "again.")
+
+
+def doctor_settings_ok() -> str:
+    return "complete"
+
+
+def doctor_skipped_for(what: str) -> str:
+    return f"skipped: {what} failed above"
+
+
+def doctor_skipped_unset(setting: str, why: str) -> str:
+    return f"skipped: set {setting} to {why}"
+
+
+def doctor_slack_bot_ok(user: str, team: str) -> str:
+    return f"authenticates as {user} in {team}"
+
+
+def doctor_slack_refused(setting: str, error: str, kind: str) -> str:
+    return f"Slack refused {setting} ({error}): copy the {kind} from the app's settings page into {setting}"
+
+
+def doctor_slack_unreachable(reason: str, api_base: str) -> str:
+    return f"Slack could not be reached at {api_base} ({reason}): check the network path and RESETBOT_SLACK_API_BASE"
+
+
+def doctor_scopes_ok(count: int) -> str:
+    return f"the bot token has all {count} scopes manifest.yml asks for"
+
+
+def doctor_scopes_missing(missing: list[str]) -> str:
+    return (f"the bot token lacks {', '.join(missing)}: add {'them' if len(missing) > 1 else 'it'} under "
+            "OAuth & Permissions (as manifest.yml asks) and reinstall the app to the workspace")
+
+
+def doctor_scopes_unknown() -> str:
+    return "Slack did not say which scopes the bot token has (no x-oauth-scopes header)"
+
+
+def doctor_app_token_ok() -> str:
+    return "opens a Socket Mode connection (apps.connections.open)"
+
+
+def doctor_tls_ok(host: str, ca_setting: str, ca_file: object) -> str:
+    return f"{host} presents a certificate trusted by {ca_file if ca_file else 'the system store'} ({ca_setting})"
+
+
+def doctor_tls_untrusted(host: str, reason: str, ca_setting: str, ca_file: object) -> str:
+    bundle = f"the CA bundle {ca_file}" if ca_file else "the system's trust store"
+    return (f"the certificate of {host} does not verify against {bundle} ({reason}): put the CA that issued it "
+            f"in {ca_setting}")
+
+
+def doctor_tls_unreachable(host: str, reason: str) -> str:
+    return f"{host} did not answer TLS ({reason}): check that the server runs and the network path to it"
+
+
+def doctor_ca_bundle_unreadable(ca_setting: str, reason: str) -> str:
+    return f"{ca_setting} cannot be used as a CA bundle ({reason})"
+
+
+def doctor_entra_token_ok(client_id: str, credential: str) -> str:
+    return f"app {client_id} got a Graph token with its {credential}"
+
+
+def doctor_entra_failed(sentence: str) -> str:
+    return sentence.rstrip(".")
+
+
+def doctor_roles_ok(roles: list[str]) -> str:
+    return (f"the app's token carries {', '.join(roles)}; no directory role is needed (resets are made with "
+            "the agents' own tokens)")
+
+
+def doctor_roles_missing(missing: list[str], client_id: str) -> str:
+    return (f"the app's token lacks the application permission{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}: add {'them' if len(missing) > 1 else 'it'} to app {client_id} under API "
+            "permissions → Microsoft Graph → Application permissions, and grant admin consent")
+
+
+def doctor_roles_unreadable() -> str:
+    return "the app's token is not a readable JWT, so its permissions cannot be checked"
+
+
+def doctor_graph_user_ok(upn: str, sam: str | None) -> str:
+    return f"{upn} is readable and synced from AD (sAMAccountName {sam})"
+
+
+def doctor_graph_user_missing(upn: str) -> str:
+    return f"Graph does not know {upn}: set RESETBOT_DOCTOR_TEST_USER to the UPN of a synced user"
+
+
+def doctor_graph_user_not_synced(upn: str) -> str:
+    return (f"{upn} is not synced from AD (no on-premises fields): pick a synced user for "
+            "RESETBOT_DOCTOR_TEST_USER, or check Entra Connect's sync")
+
+
+def doctor_ldap_bind_ok(bind: str) -> str:
+    return f"bound as {bind} and read the rootDSE"
+
+
+def doctor_ldap_failed(sentence: str) -> str:
+    return (f"{sentence.rstrip('.')}: check RESETBOT_LDAP_URL, RESETBOT_LDAP_BIND and RESETBOT_LDAP_PASSWORD, "
+            "and that the domain controller answers")
+
+
+def doctor_policy_ok(min_length: int, psos: int) -> str:
+    pso = f"{psos} fine-grained polic{'ies' if psos != 1 else 'y'} readable" if psos else "no fine-grained policies"
+    return f"domain policy readable (minimum length {min_length}); {pso}"
+
+
+def doctor_pso_hidden(container: str, count: int) -> str:
+    return (f"{count} fine-grained password polic{'ies are' if count != 1 else 'y is'} not readable by the bot's "
+            f"account: grant it Read on {container} (the bot refuses to guess a policy)")
+
+
+def doctor_policy_failed(sentence: str) -> str:
+    return f"the password policy could not be read ({sentence.rstrip('.')})"
+
+
+def doctor_writeback_ok(account: str, ou: str) -> str:
+    return f"{account} may reset passwords and write pwdLastSet and lockoutTime on users in {ou}"
+
+
+def doctor_writeback_missing(account: str, ou: str, missing: list[str]) -> str:
+    return (f"{account} lacks {', '.join(missing)} on users in {ou}: delegate them to the AD DS connector account "
+            "(Entra Connect's ADSyncConfig Set-ADSyncPasswordWritebackPermissions does), or writeback will fail")
+
+
+def doctor_writeback_account_unknown(account: str) -> str:
+    return f"no single AD account matches {account}: set RESETBOT_WRITEBACK_ACCOUNT to the AD DS connector account"
+
+
+def doctor_writeback_user_unknown(upn: str) -> str:
+    return f"{upn} is not in AD under RESETBOT_LDAP_BASE_DN: set RESETBOT_DOCTOR_TEST_USER to a synced user"
+
+
+def doctor_writeback_failed(sentence: str) -> str:
+    return f"the rights could not be read ({sentence.rstrip('.')})"
+
+
+def doctor_db_ok(backend: str) -> str:
+    return f"{backend} reachable; the schema is up to date"
+
+
+def doctor_db_unreachable(backend: str, reason: str) -> str:
+    return f"the {backend} database could not be opened ({reason}): check RESETBOT_DATABASE_URL and the server"
+
+
+def doctor_db_pending(pending: list[str]) -> str:
+    shown = ", ".join(pending[:5]) + (", ..." if len(pending) > 5 else "")
+    return f"the database is not migrated ({len(pending)} pending: {shown}): run resetbot migrate"
+
+
+def doctor_unexpected(kind: str) -> str:
+    return f"the check itself failed ({kind}); run with the same settings again, and report it if it stays"
+
+
+# --- operator commands (resetbot migrate, resetbot audit, resetbot run's start) -------------------------------
+
+
+def database_unavailable(where: str, reason: str) -> str:
+    return f"The database {where} cannot be used: {reason}."
+
+
+def database_missing(where: str) -> str:
+    return f"There is no database at {where} (check RESETBOT_DATABASE_URL)."
+
+
+def not_a_resetbot_database(where: str) -> str:
+    return f"The database {where} has no resetbot audit trail (check RESETBOT_DATABASE_URL, or run `resetbot migrate`)."
+
+
+def schema_ahead(unknown: Sequence[str], known_heads: Sequence[str]) -> str:
+    return (f"The database is at schema revision {', '.join(unknown)}, which this version of resetbot does not know "
+            f"(it expects {', '.join(known_heads)}): a newer version migrated it; run that version.")
+
+
+def schema_behind(missing: Sequence[str]) -> str:
+    return (f"The database schema is behind this version of resetbot (missing revision {', '.join(missing)}) and "
+            "RESETBOT_MIGRATE_ON_START is off: run `resetbot migrate` first.")
+
+
+def migrated(applied: Sequence[str], where: str) -> str:
+    return f"Applied schema revision {', '.join(applied)} to {where}; it is up to date."
+
+
+def already_migrated(at: Sequence[str], where: str) -> str:
+    return f"The database {where} is already up to date (schema revision {', '.join(at)}); nothing to apply."
+
+
+def bad_instant(text: str) -> str:
+    return (f"{text!r} is not an ISO 8601 date or date-time; write e.g. 2025-03-04, 2025-03-04T09:30 (UTC) or "
+            "2025-03-04T09:30+01:00.")
+
+
+def bad_interval(since: datetime, until: datetime) -> str:
+    return f"--until ({until.isoformat()}) must come after --since ({since.isoformat()})."
+
+
+def cannot_write(path: str, reason: str) -> str:
+    return f"Cannot write {path}: {reason}."
+
+
+def audit_exported(count: int, path: str) -> str:
+    return f"Exported {count} audit event{'' if count == 1 else 's'} to {path}."
+
+
+def chain_intact(count: int) -> str:
+    return f"{count} event{'' if count == 1 else 's'}, chain intact."
+
+
+def chain_broken(first_bad_seq: int | None, reason: str, checked: int) -> str:
+    at = f" at event {first_bad_seq}" if first_bad_seq is not None else ""
+    return f"The audit chain is broken{at}: {reason}. ({checked} events before it are intact.)"

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -61,6 +61,9 @@ class ResetIdentity(StrEnum):
 #: How to make a token-cache key, quoted by every sentence about a missing or bad one.
 FERNET_KEY_HOWTO = ('make one with: python -c "from cryptography.fernet import Fernet; '
                     'print(Fernet.generate_key().decode())"')
+
+
+_S = TypeVar("_S", bound="StorageSettings")
 
 
 def _fernet_key_problem(key: SecretStr) -> str | None:
@@ -132,8 +135,22 @@ class LogSettings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
-class Settings(LogSettings):
+class StorageSettings(LogSettings):
+    """The settings a database-only command needs (``resetbot migrate``, ``resetbot audit``): just the database.
+
+    ``Settings`` extends it, so both read the same variables from the same places; a command that loads only this
+    works on a machine where the Slack, Entra and AD settings are not there (an auditor's laptop, a migration job).
+    """
+
     model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
+
+    # --- Storage -------------------------------------------------------------------------------------------
+    #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
+    database_url: str = "sqlite:///resetbot.db"
+
+
+class Settings(StorageSettings):
+    """Everything ``resetbot run`` needs."""
 
     # --- Slack -------------------------------------------------------------------------------------------
     #: Bot token (xoxb-…), from the app's OAuth page.
@@ -182,9 +199,10 @@ class Settings(LogSettings):
     #: memory only (a restart makes unrevealed passwords unrevealable); set one shared key for several replicas.
     sealing_key: SecretStr | None = None
 
-    # --- Storage -------------------------------------------------------------------------------------------
-    #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
-    database_url: str = "sqlite:///resetbot.db"
+    # --- Storage (the database URL itself is in StorageSettings) -------------------------------------------
+    #: Apply pending schema migrations when ``resetbot run`` starts (under a lock, so replicas may start together).
+    #: Off: the schema is left alone, and ``run`` refuses to start while it is behind (run ``resetbot migrate``).
+    migrate_on_start: bool = True
 
     # --- Entra ID / Graph ---------------------------------------------------------------------------------
     #: ``https://login.microsoftonline.com/<tenant id>`` (the lab: its own authority).
@@ -224,6 +242,14 @@ class Settings(LogSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the metrics endpoint listens on; ``0.0.0.0`` lets a Prometheus on another host scrape it.
     metrics_address: str = "127.0.0.1"
+
+    # --- resetbot doctor -----------------------------------------------------------------------------------
+    #: UPN of a synced user ``resetbot doctor`` reads in Entra ID and AD (and whose OU it checks writeback's
+    #: rights on). Empty: those checks are skipped with a note.
+    doctor_test_user: str | None = None
+    #: The writeback (Entra Connect AD DS connector) account, as sAMAccountName, UPN or DN, whose rights
+    #: ``resetbot doctor`` checks on the test user's OU. Empty: that check is skipped with a note.
+    writeback_account: str | None = None
 
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
@@ -337,8 +363,17 @@ def load_log_settings() -> LogSettings:
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and .env, or a ConfigError naming every missing or bad value."""
+    return _load(Settings, overrides)
+
+
+def load_storage_settings(**overrides: object) -> StorageSettings:
+    """Only the database settings (see ``StorageSettings``), or a ConfigError naming every bad value."""
+    return _load(StorageSettings, overrides)
+
+
+def _load(cls: type[_S], overrides: dict[str, object]) -> _S:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         raise ConfigError(_sentences(e)) from None
 

@@ -507,6 +507,23 @@ def iter_audit(session: Session, *, after_seq: int = 0, batch_size: int = 500) -
         last = batch[-1].seq
 
 
+def audit_between(
+    session: Session, *, since: datetime, until: datetime | None = None, batch_size: int = 500
+) -> Iterator[AuditEvent]:
+    """The events stamped at or after ``since`` and before ``until`` (open-ended without it), in chain order,
+    fetched in batches (keyset pagination on ``seq``): what an audit export of a period holds."""
+    last = 0
+    while True:
+        query = select(AuditEvent).where(col(AuditEvent.seq) > last, col(AuditEvent.at) >= since)
+        if until is not None:
+            query = query.where(col(AuditEvent.at) < until)
+        batch = list(session.exec(query.order_by(col(AuditEvent.seq)).limit(batch_size)).all())
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last = batch[-1].seq
+
+
 def audit_for_request(session: Session, *, request_id: str) -> list[AuditEvent]:
     """The request's timeline (its events in chain order). Not verifiable on its own: the chain spans requests."""
     query = select(AuditEvent).where(col(AuditEvent.request_id) == request_id).order_by(col(AuditEvent.seq))

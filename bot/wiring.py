@@ -12,13 +12,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from bot import messages, schema
 from bot.app import web_client
 from bot.clients.directory import LdapDirectory
 from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTokens
 from bot.clients.graph import GraphClient
 from bot.clients.slack_notify import SlackNotifier
-from bot.db import create_schema, make_engine, make_session_factory
-from bot.errors import ConfigError
+from bot.db import make_engine, make_session_factory
+from bot.errors import ConfigError, ResetbotError
 from bot.services.followups import FollowUpRules, FollowUpService
 from bot.services.links import LinkRules, LinkService
 from bot.services.registry import Services
@@ -70,6 +71,17 @@ def _delegated_tokens(settings: Settings) -> DelegatedTokens:
                            ca_file=settings.entra_ca_file)
 
 
+def prepare_schema(engine: Engine, *, migrate: bool) -> None:
+    """Apply pending migrations (under their lock), or, when the team migrates as a separate step, refuse to
+    serve on a schema this code does not match: a ConfigError telling the operator to run ``resetbot migrate``."""
+    if migrate:
+        schema.upgrade(engine)
+        return
+    behind = schema.pending(engine)
+    if behind:
+        raise ConfigError(messages.schema_behind(behind))
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Every client and service from the settings; a ConfigError lists whatever is missing."""
     missing = settings.require_directories() + settings.require_linking()
@@ -77,7 +89,11 @@ def build_runtime(settings: Settings) -> Runtime:
         raise ConfigError(" ".join(missing))
     assert settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    try:
+        prepare_schema(engine, migrate=settings.migrate_on_start)
+    except ResetbotError:
+        engine.dispose()
+        raise
     factory = make_session_factory(engine)
     graph = GraphClient(settings.graph_base, _app_tokens(settings), ca_file=settings.entra_ca_file)
     directory = LdapDirectory(

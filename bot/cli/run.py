@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.app import create_app
 from bot.cli import Subparsers
-from bot.errors import ConfigError
+from bot.errors import ResetbotError
 from bot.jobs import start_scheduler
 from bot.metrics import serve as serve_metrics
 from bot.settings import load_settings
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings()
         runtime = build_runtime(settings)
         serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if set
-    except ConfigError as e:
+    except ResetbotError as e:  # settings, or a database that cannot be reached or is not at this code's schema
         print(f"resetbot cannot start: {e}", file=sys.stderr)
         return 2
     app = create_app(settings, runtime.services)

@@ -150,10 +150,11 @@ class SlackDriver:
 
     def faults(self, *, rate_limit: bool | None = None, fail_next: dict[str, Any] | list[dict[str, Any]] | None = None,
                drop_acks: bool | None = None, ack_timeout_s: float | None = None,
-               trigger_ttl_s: float | None = None) -> dict[str, Any]:
+               trigger_ttl_s: float | None = None, revoked_scopes: list[str] | None = None) -> dict[str, Any]:
         """Change only the switches given; returns all of them."""
         body = {k: v for k, v in {"rate_limit": rate_limit, "fail_next": fail_next, "drop_acks": drop_acks,
-                                  "ack_timeout_s": ack_timeout_s, "trigger_ttl_s": trigger_ttl_s}.items()
+                                  "ack_timeout_s": ack_timeout_s, "trigger_ttl_s": trigger_ttl_s,
+                                  "revoked_scopes": revoked_scopes}.items()
                 if v is not None}
         return cast(dict[str, Any], self._call("POST", "/faults", json=body))
 

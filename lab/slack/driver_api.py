@@ -449,6 +449,11 @@ class ControlApi:
                 if value < low:
                     _fail(400, f"{key} must be at least {low}")
                 setattr(faults, key, value)
+        if "revoked_scopes" in body:
+            revoked = body["revoked_scopes"]
+            if not isinstance(revoked, list) or not all(isinstance(s, str) for s in revoked):
+                _fail(400, "revoked_scopes must be a list of scope names")
+            faults.revoked_scopes = list(revoked)
         if "fail_next" in body:
             rules = body["fail_next"]
             if rules is None:

@@ -165,7 +165,9 @@ class WebApi:
                 raise SlackError("unknown_method", status=404, extra={"req_method": method})
             args, token = await self._read(request)
             call.args = args
-            self._authorize(method, token)
+            if self._authorize(method, token) == "bot":
+                # Slack names the token's scopes on every answer to a call made with it.
+                headers["x-oauth-scopes"] = ",".join(self.ws.faults.granted_scopes())
             rule = self.ws.faults.take_failure(method)
             if rule is not None:
                 raise SlackError(rule.error, status=rule.status,
@@ -174,7 +176,7 @@ class WebApi:
             status = 200
         except SlackError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
-            status, headers = exc.status, exc.headers
+            status, headers = exc.status, {**headers, **(exc.headers or {})}
             call.ok, call.error = False, exc.error
         call.status = status
         self.ws.log_call(call)
@@ -208,7 +210,8 @@ class WebApi:
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         return args, token or (form_token if isinstance(form_token, str) else None)
 
-    def _authorize(self, method: str, token: str | None) -> None:
+    def _authorize(self, method: str, token: str | None) -> str:
+        """The kind of token (``bot`` or ``app``), or Slack's error for a missing, unknown or wrong one."""
         if not token:
             raise SlackError("not_authed")
         if token == self.creds.bot_token:
@@ -220,6 +223,7 @@ class WebApi:
         needed = "app" if method == "apps.connections.open" else "bot"
         if kind != needed:
             raise SlackError("not_allowed_token_type")
+        return kind
 
     def _rate_limit(self, channel_id: str) -> None:
         """Token bucket per channel for chat.postMessage, on only while the ``rate_limit`` fault is set."""

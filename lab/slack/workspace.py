@@ -19,7 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from lab.people import PEOPLE, Person
 
@@ -311,6 +315,17 @@ class ApiCall:
                 "ok": self.ok, "error": self.error}
 
 
+#: The app manifest at the repository root: the lab installs the app with exactly the scopes it asks for.
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+
+
+@cache
+def manifest_bot_scopes() -> tuple[str, ...]:
+    """The bot scopes manifest.yml asks for: what Slack grants the bot token when the app is installed."""
+    data = yaml.safe_load(MANIFEST.read_text())
+    return tuple(str(s) for s in data["oauth_config"]["scopes"]["bot"])
+
+
 @dataclass
 class FailRule:
     method: str
@@ -328,10 +343,17 @@ class Faults:
     drop_acks: bool = False
     ack_timeout_s: float = ACK_TIMEOUT_S
     trigger_ttl_s: float = TRIGGER_TTL_S
+    #: Bot scopes taken away from the installed app (as if an admin had re-installed it with fewer).
+    revoked_scopes: list[str] = field(default_factory=list)
+
+    def granted_scopes(self) -> list[str]:
+        """What the bot token carries: the manifest's bot scopes less the revoked ones."""
+        return [s for s in manifest_bot_scopes() if s not in self.revoked_scopes]
 
     def to_json(self) -> JSON:
         return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
-                "trigger_ttl_s": self.trigger_ttl_s,
+                "trigger_ttl_s": self.trigger_ttl_s, "revoked_scopes": list(self.revoked_scopes),
+                "granted_scopes": self.granted_scopes(),
                 "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
                               for r in self.fail_next]}
 

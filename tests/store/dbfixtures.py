@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,28 @@ def _admin() -> psycopg.Connection[Any]:
     )
 
 
-def _pg_engine() -> Iterator[Engine]:
+@contextmanager
+def _pg_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh, empty private schema (dropped afterwards)."""
     schema = f"t_{secrets.token_hex(6)}"
     with _admin() as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
-    engine = make_engine(make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}))
     try:
-        create_schema(engine)
-        yield engine
+        yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
     finally:
-        engine.dispose()
         with _admin() as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _pg_engine() -> Iterator[Engine]:
+    with _pg_schema_url() as url:
+        engine = make_engine(url)
+        try:
+            create_schema(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -72,6 +83,16 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def factory(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database (no tables at all): a SQLite file not yet made, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        with _pg_schema_url() as url:
+            yield url
 
 
 @pytest.fixture

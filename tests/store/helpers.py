@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import sessionmaker
@@ -63,3 +67,12 @@ def run_concurrently(n: int, work: Callable[[int], T]) -> list[T]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(start, range(n)))
+
+
+def run_resetbot(*args: str, database_url: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bot ARGS`` as an operator runs it: a real process whose only setting is the database URL
+    (every other RESETBOT_ variable removed, and a working folder with no .env), plus ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RESETBOT_")}
+    clean |= {"RESETBOT_DATABASE_URL": database_url, **env}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, capture_output=True, text=True,
+                          timeout=120, check=False)

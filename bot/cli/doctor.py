@@ -1,0 +1,86 @@
+"""``resetbot doctor``: check every dependency the bot needs and say exactly what is wrong.
+
+This is a composition root like ``resetbot run``: it builds the clients from the settings, with short timeouts
+(the doctor must answer in seconds even when a server hangs), and hands them to bot.services.doctor. A part that
+cannot be built (a certificate file that does not parse) is reported on its own line; the rest still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot import messages
+from bot.cli import Subparsers
+from bot.clients.directory import LdapDirectory
+from bot.clients.entra_auth import AppTokens, CertificateCredential
+from bot.clients.graph import GraphClient
+from bot.clients.slack_probe import SlackProbe
+from bot.errors import ConfigError
+from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, run_checks
+from bot.settings import Settings, load_settings
+
+#: Seconds any one exchange with a dependency may take during ``resetbot doctor``.
+DOCTOR_TIMEOUT_S = 5
+
+
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser("doctor", help="check Slack, Entra ID / Graph, AD and the database; exit 1 if any fails")
+    parser.set_defaults(handler=doctor)
+
+
+def build_plan(settings: Settings) -> DoctorPlan:
+    """Every client the checks need, built from ``settings``; what cannot be built says why."""
+    plan = DoctorPlan(settings_problems=settings.require_directories() + settings.require_linking(),
+                      database_url=settings.database_url, test_user=settings.doctor_test_user,
+                      writeback_account=settings.writeback_account, tls_timeout_s=DOCTOR_TIMEOUT_S)
+    plan.slack = SlackProbe(settings.slack_api_base, timeout_s=DOCTOR_TIMEOUT_S)
+    plan.slack_bot_token = settings.slack_bot_token.get_secret_value()
+    plan.slack_app_token = settings.slack_app_token.get_secret_value()
+    plan.slack_api_base = settings.slack_api_base
+    if settings.entra_authority and settings.entra_client_id and (
+            settings.entra_client_secret is not None or settings.entra_certificate_file is not None):
+        plan.entra_url, plan.entra_ca_file = settings.entra_authority, settings.entra_ca_file
+        plan.client_id = settings.entra_client_id
+        try:
+            certificate = None
+            if settings.entra_certificate_file is not None:
+                plan.credential_kind = "certificate"
+                certificate = CertificateCredential.from_files(settings.entra_certificate_file,
+                                                               settings.entra_private_key_file)
+            plan.tokens = AppTokens(authority=settings.entra_authority, client_id=settings.entra_client_id,
+                                    client_secret=None if certificate else settings.entra_client_secret,
+                                    certificate=certificate, ca_file=settings.entra_ca_file,
+                                    timeout=DOCTOR_TIMEOUT_S)
+            plan.graph = GraphClient(settings.graph_base, plan.tokens, ca_file=settings.entra_ca_file,
+                                     timeout=DOCTOR_TIMEOUT_S, max_retries=0)
+        except (ConfigError, ValueError) as e:
+            plan.tokens, plan.tokens_problem = None, str(e).rstrip(".")
+    if settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn:
+        plan.ldap_url, plan.ldap_ca_file, plan.ldap_bind = settings.ldap_url, settings.ldap_ca_file, settings.ldap_bind
+        plan.directory = LdapDirectory(
+            url=settings.ldap_url, bind=settings.ldap_bind, password=settings.ldap_password.get_secret_value(),
+            base_dn=settings.ldap_base_dn, ca_file=str(settings.ldap_ca_file) if settings.ldap_ca_file else None,
+            timeout_s=DOCTOR_TIMEOUT_S)
+    return plan
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """Print one line per check and a summary; exit 1 when any check failed."""
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        print(CheckResult(S_SETTINGS, Outcome.FAIL, str(e)).line())
+        print(messages.doctor_summary(1))
+        return 1
+    plan = build_plan(settings)
+    failed = 0
+    try:
+        for result in run_checks(plan):
+            print(result.line(), flush=True)
+            failed += result.outcome == Outcome.FAIL
+    finally:
+        if plan.graph is not None:
+            plan.graph.close()
+    print(messages.doctor_summary(failed), file=sys.stdout)
+    return 1 if failed else 0

@@ -1,0 +1,61 @@
+"""Slack as ``resetbot doctor`` sees it: does the bot token authenticate and carry the scopes, and does the
+app-level token open a Socket Mode connection. Nothing is posted and no socket is kept.
+
+Slack names a token's granted scopes in the ``x-oauth-scopes`` header of every answer to a call made with it,
+so ``auth.test`` tells both who the token is and what it may do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import SlackUnavailableError
+
+
+class SlackRefusedError(SlackUnavailableError):
+    """Slack answered the call with an error code (``invalid_auth``, ``not_allowed_token_type``...)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"Slack answered {error}.")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    team: str
+    user: str
+    #: None when Slack sent no x-oauth-scopes header.
+    scopes: frozenset[str] | None
+
+
+class SlackProbe:
+    def __init__(self, api_base: str, *, timeout_s: int = 10) -> None:
+        self._api_base = api_base
+        self._timeout = timeout_s
+
+    def _client(self, token: str) -> WebClient:
+        return WebClient(token=token, base_url=self._api_base, timeout=self._timeout)
+
+    def bot_identity(self, bot_token: str) -> BotIdentity:
+        try:
+            resp = self._client(bot_token).auth_test()
+        except SlackApiError as e:
+            raise SlackRefusedError(str(e.response.get("error"))) from None
+        except OSError as e:
+            raise SlackUnavailableError(f"Slack could not be reached ({type(e).__name__}).") from None
+        header = next((v for k, v in resp.headers.items() if k.lower() == "x-oauth-scopes"), None)
+        value = header[0] if isinstance(header, list) else header
+        scopes = frozenset(s.strip() for s in str(value).split(",") if s.strip()) if value is not None else None
+        return BotIdentity(team=str(resp.get("team") or ""), user=str(resp.get("user") or ""), scopes=scopes)
+
+    def open_socket_url(self, app_token: str) -> None:
+        """``apps.connections.open``: proof that the app-level token may open Socket Mode (the URL is dropped)."""
+        try:
+            self._client(app_token).apps_connections_open(app_token=app_token)
+        except SlackApiError as e:
+            raise SlackRefusedError(str(e.response.get("error"))) from None
+        except OSError as e:
+            raise SlackUnavailableError(f"Slack could not be reached ({type(e).__name__}).") from None

@@ -1,0 +1,363 @@
+"""``resetbot doctor``'s checks: each dependency in turn, one result per check, in an order where a check runs
+only when what it stands on passed (no Graph permissions without a token), and a failure elsewhere never
+stops a check that does not depend on it (AD down still checks the database).
+
+Each result carries a sentence from bot.messages saying what was found, or what is wrong and what to do.
+Unexpected exceptions become a FAIL line naming only their type: a doctor that crashes tells nothing, and an
+exception's text may hold what must not be printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import messages
+from bot.clients.directory import LdapDirectory
+from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
+from bot.clients.entra_auth import TokenSource
+from bot.clients.graph import GraphClient
+from bot.clients.slack_probe import SlackProbe, SlackRefusedError
+from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
+from bot.db import make_engine
+from bot.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    DirectoryUnavailableError,
+    MicrosoftError,
+    SchemaAheadError,
+    SlackUnavailableError,
+)
+from bot.ids import BOT_SCOPES
+
+#: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
+#: read memberships (directory roles included: role holders are protected), read the tenant's sync status.
+GRAPH_APP_ROLES: tuple[str, ...] = ("User.Read.All", "GroupMember.Read.All", "Organization.Read.All")
+
+
+class Outcome(StrEnum):
+    OK = messages.DOCTOR_OK
+    FAIL = messages.DOCTOR_FAIL
+    SKIP = messages.DOCTOR_SKIP
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    outcome: Outcome
+    detail: str
+
+    def line(self) -> str:
+        return messages.doctor_line(self.outcome, self.check, self.detail)
+
+
+@dataclass
+class DoctorPlan:
+    """What the composition root could build from the settings; a part left None is skipped with its reason."""
+
+    settings_problems: list[str]
+    slack: SlackProbe | None = None
+    slack_bot_token: str | None = None
+    slack_app_token: str | None = None
+    slack_api_base: str = ""
+    entra_url: str | None = None
+    entra_ca_file: Path | None = None
+    client_id: str | None = None
+    credential_kind: str = "client secret"
+    tokens: TokenSource | None = None
+    tokens_problem: str | None = None
+    graph: GraphClient | None = None
+    ldap_url: str | None = None
+    ldap_ca_file: Path | None = None
+    ldap_bind: str | None = None
+    directory: LdapDirectory | None = None
+    test_user: str | None = None
+    writeback_account: str | None = None
+    database_url: str | None = None
+    tls_timeout_s: float = 5.0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class _Run:
+    """Runs checks in order, remembering which failed so that those depending on them are skipped."""
+
+    def __init__(self) -> None:
+        self.failed: set[str] = set()
+
+    def check(self, name: str, fn: Callable[[], CheckResult], *, needs: tuple[str, ...] = ()) -> CheckResult:
+        for need in needs:
+            if need in self.failed:
+                self.failed.add(name)
+                return CheckResult(name, Outcome.SKIP, messages.doctor_skipped_for(need))
+        try:
+            result = fn()
+        except Exception as e:  # one check's surprise must not stop the others
+            result = CheckResult(name, Outcome.FAIL, messages.doctor_unexpected(type(e).__name__))
+        if result.outcome != Outcome.OK:
+            self.failed.add(name)
+        return result
+
+
+def _ok(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Outcome.OK, detail)
+
+
+def _fail(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Outcome.FAIL, detail)
+
+
+def _skip(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Outcome.SKIP, detail)
+
+
+S_SETTINGS = messages.CHECK_SETTINGS
+S_SLACK_BOT = messages.CHECK_SLACK_BOT
+S_SLACK_SCOPES = messages.CHECK_SLACK_SCOPES
+S_SLACK_APP = messages.CHECK_SLACK_APP
+S_ENTRA_TLS = messages.CHECK_ENTRA_TLS
+S_ENTRA_TOKEN = messages.CHECK_ENTRA_TOKEN
+S_GRAPH_ROLES = messages.CHECK_GRAPH_ROLES
+S_GRAPH_USER = messages.CHECK_GRAPH_USER
+S_LDAP_TLS = messages.CHECK_LDAP_TLS
+S_LDAP_BIND = messages.CHECK_LDAP_BIND
+S_AD_POLICY = messages.CHECK_AD_POLICY
+S_WRITEBACK = messages.CHECK_WRITEBACK
+S_DATABASE = messages.CHECK_DATABASE
+
+
+def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
+    """Every check, in order, as soon as each is done (so the operator sees progress)."""
+    run = _Run()
+    state: dict[str, Any] = {}
+    if plan.settings_problems:
+        yield run.check(S_SETTINGS, lambda: _fail(S_SETTINGS, " ".join(plan.settings_problems)))
+    else:
+        yield run.check(S_SETTINGS, lambda: _ok(S_SETTINGS, messages.doctor_settings_ok()))
+    yield from _slack_checks(plan, run, state)
+    yield from _entra_checks(plan, run, state)
+    yield from _ad_checks(plan, run)
+    if plan.database_url is None:
+        yield _skip(S_DATABASE, messages.doctor_skipped_for(S_SETTINGS))
+    else:
+        url = plan.database_url
+        yield run.check(S_DATABASE, lambda: _database(url))
+
+
+def _slack_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
+    if plan.slack is None:
+        for name in (S_SLACK_BOT, S_SLACK_SCOPES, S_SLACK_APP):
+            yield _skip(name, plan.skipped.get("slack", messages.doctor_skipped_for(S_SETTINGS)))
+        return
+    yield run.check(S_SLACK_BOT, lambda: _slack_bot(plan, state))
+    yield run.check(S_SLACK_SCOPES, lambda: _slack_scopes(state), needs=(S_SLACK_BOT,))
+    yield run.check(S_SLACK_APP, lambda: _slack_app(plan))
+
+
+def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
+    if plan.entra_url is None:
+        for name in (S_ENTRA_TLS, S_ENTRA_TOKEN, S_GRAPH_ROLES, S_GRAPH_USER):
+            yield _skip(name, plan.skipped.get("entra", messages.doctor_skipped_for(S_SETTINGS)))
+        return
+    entra_url = plan.entra_url
+    yield run.check(S_ENTRA_TLS, lambda: _tls(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
+                                             "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s))
+    yield run.check(S_ENTRA_TOKEN, lambda: _entra_token(plan, state), needs=(S_ENTRA_TLS,))
+    yield run.check(S_GRAPH_ROLES, lambda: _graph_roles(plan, state), needs=(S_ENTRA_TOKEN,))
+    yield run.check(S_GRAPH_USER, lambda: _graph_user(plan), needs=(S_ENTRA_TOKEN,))
+
+
+def _ad_checks(plan: DoctorPlan, run: _Run) -> Iterator[CheckResult]:
+    if plan.directory is None or plan.ldap_url is None:
+        for name in (S_LDAP_TLS, S_LDAP_BIND, S_AD_POLICY, S_WRITEBACK):
+            yield _skip(name, plan.skipped.get("ldap", messages.doctor_skipped_for(S_SETTINGS)))
+        return
+    directory, ldap_url = plan.directory, plan.ldap_url
+    if ldap_url.lower().startswith("ldaps://"):
+        yield run.check(S_LDAP_TLS, lambda: _tls(S_LDAP_TLS, ldap_url, plan.ldap_ca_file,
+                                                "RESETBOT_LDAP_CA_FILE", plan.tls_timeout_s))
+    yield run.check(S_LDAP_BIND, lambda: _ldap_bind(directory, plan.ldap_bind or ""), needs=(S_LDAP_TLS,))
+    yield run.check(S_AD_POLICY, lambda: _ad_policy(directory), needs=(S_LDAP_BIND,))
+    yield run.check(S_WRITEBACK, lambda: _writeback(plan, directory), needs=(S_LDAP_BIND,))
+
+
+# --- Slack -------------------------------------------------------------------------------------------------------
+def _slack_bot(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
+    assert plan.slack is not None and plan.slack_bot_token is not None
+    try:
+        identity = plan.slack.bot_identity(plan.slack_bot_token)
+    except SlackRefusedError as e:
+        return _fail(S_SLACK_BOT, messages.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
+                                                                "Bot User OAuth Token (xoxb-…)"))
+    except SlackUnavailableError as e:
+        return _fail(S_SLACK_BOT, messages.doctor_slack_unreachable(str(e).rstrip("."), plan.slack_api_base))
+    state["scopes"] = identity.scopes
+    return _ok(S_SLACK_BOT, messages.doctor_slack_bot_ok(identity.user, identity.team))
+
+
+def _slack_scopes(state: dict[str, Any]) -> CheckResult:
+    granted: frozenset[str] | None = state.get("scopes")
+    if granted is None:
+        return _fail(S_SLACK_SCOPES, messages.doctor_scopes_unknown())
+    missing = [s for s in BOT_SCOPES if s not in granted]
+    if missing:
+        return _fail(S_SLACK_SCOPES, messages.doctor_scopes_missing(missing))
+    return _ok(S_SLACK_SCOPES, messages.doctor_scopes_ok(len(BOT_SCOPES)))
+
+
+def _slack_app(plan: DoctorPlan) -> CheckResult:
+    assert plan.slack is not None and plan.slack_app_token is not None
+    try:
+        plan.slack.open_socket_url(plan.slack_app_token)
+    except SlackRefusedError as e:
+        return _fail(S_SLACK_APP, messages.doctor_slack_refused(
+            "RESETBOT_SLACK_APP_TOKEN", e.error, "app-level token with connections:write (xapp-…)"))
+    except SlackUnavailableError as e:
+        return _fail(S_SLACK_APP, messages.doctor_slack_unreachable(str(e).rstrip("."), plan.slack_api_base))
+    return _ok(S_SLACK_APP, messages.doctor_app_token_ok())
+
+
+# --- TLS ---------------------------------------------------------------------------------------------------------
+def _tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: float) -> CheckResult:
+    try:
+        check_tls(url, ca_file, timeout_s=timeout_s)
+    except CaBundleError as e:
+        return _fail(name, messages.doctor_ca_bundle_unreadable(ca_setting, e.reason))
+    except TlsUntrustedError as e:
+        return _fail(name, messages.doctor_tls_untrusted(f"{e.host}:{e.port}", e.reason, ca_setting, ca_file))
+    except TlsUnreachableError as e:
+        return _fail(name, messages.doctor_tls_unreachable(f"{e.host}:{e.port}", e.reason))
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    return _ok(name, messages.doctor_tls_ok(host, ca_setting, ca_file))
+
+
+# --- Entra ID and Graph ------------------------------------------------------------------------------------------
+def _entra_token(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
+    if plan.tokens is None:
+        return _fail(S_ENTRA_TOKEN, plan.tokens_problem or messages.doctor_skipped_for(S_SETTINGS))
+    try:
+        state["token"] = plan.tokens.token()
+    except MicrosoftError as e:
+        return _fail(S_ENTRA_TOKEN, messages.doctor_entra_failed(str(e)))
+    return _ok(S_ENTRA_TOKEN, messages.doctor_entra_token_ok(plan.client_id or "", plan.credential_kind))
+
+
+def token_roles(access_token: str) -> list[str] | None:
+    """The ``roles`` claim of an access token, read without verifying it (the bot is the token's holder, not its
+    audience: Graph verifies it); None when the token is not a JWT."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return [str(r) for r in roles] if isinstance(roles, list) else []
+
+
+def _graph_roles(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
+    roles = token_roles(str(state.get("token") or ""))
+    if roles is None:
+        return _fail(S_GRAPH_ROLES, messages.doctor_roles_unreadable())
+    missing = [r for r in GRAPH_APP_ROLES if r not in roles]
+    if missing:
+        return _fail(S_GRAPH_ROLES, messages.doctor_roles_missing(missing, plan.client_id or ""))
+    return _ok(S_GRAPH_ROLES, messages.doctor_roles_ok(list(GRAPH_APP_ROLES)))
+
+
+def _graph_user(plan: DoctorPlan) -> CheckResult:
+    if not plan.test_user:
+        return _skip(S_GRAPH_USER, messages.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER", "a synced user's UPN"))
+    assert plan.graph is not None
+    try:
+        user = plan.graph.get_user(plan.test_user)
+    except MicrosoftError as e:
+        return _fail(S_GRAPH_USER, messages.doctor_entra_failed(str(e)))
+    if user is None:
+        return _fail(S_GRAPH_USER, messages.doctor_graph_user_missing(plan.test_user))
+    if not user.synced or not user.on_premises_sam_account_name:
+        return _fail(S_GRAPH_USER, messages.doctor_graph_user_not_synced(plan.test_user))
+    return _ok(S_GRAPH_USER, messages.doctor_graph_user_ok(plan.test_user, user.on_premises_sam_account_name))
+
+
+# --- Active Directory --------------------------------------------------------------------------------------------
+def _ldap_bind(directory: LdapDirectory, bind: str) -> CheckResult:
+    try:
+        directory.ping()
+    except DirectoryUnavailableError as e:
+        return _fail(S_LDAP_BIND, messages.doctor_ldap_failed(str(e)))
+    return _ok(S_LDAP_BIND, messages.doctor_ldap_bind_ok(bind))
+
+
+def _ad_policy(directory: LdapDirectory) -> CheckResult:
+    try:
+        policy = DirectoryChecks(directory).password_policy()
+    except PsoUnreadableError as e:
+        return _fail(S_AD_POLICY, messages.doctor_pso_hidden(e.container, len(e.hidden)))
+    except DirectoryUnavailableError as e:
+        return _fail(S_AD_POLICY, messages.doctor_policy_failed(str(e)))
+    return _ok(S_AD_POLICY, messages.doctor_policy_ok(policy.domain_min_length, policy.psos))
+
+
+def _writeback(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
+    if not plan.writeback_account:
+        return _skip(S_WRITEBACK, messages.doctor_skipped_unset("RESETBOT_WRITEBACK_ACCOUNT",
+                                                                "the AD DS connector account"))
+    if not plan.test_user:
+        return _skip(S_WRITEBACK, messages.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER",
+                                                                "a synced user's UPN (its OU is checked)"))
+    try:
+        user = directory.find_user(upn=plan.test_user)
+        if user is None:
+            return _fail(S_WRITEBACK, messages.doctor_writeback_user_unknown(plan.test_user))
+        rights = DirectoryChecks(directory).writeback_rights(plan.writeback_account, user.dn)
+    except WritebackAccountNotFoundError:
+        return _fail(S_WRITEBACK, messages.doctor_writeback_account_unknown(plan.writeback_account))
+    except DirectoryUnavailableError as e:
+        return _fail(S_WRITEBACK, messages.doctor_writeback_failed(str(e)))
+    ou = rights.containers[0] if rights.containers else user.dn
+    if rights.missing:
+        return _fail(S_WRITEBACK, messages.doctor_writeback_missing(plan.writeback_account, ou, list(rights.missing)))
+    return _ok(S_WRITEBACK, messages.doctor_writeback_ok(plan.writeback_account, ou))
+
+
+# --- the database ------------------------------------------------------------------------------------------------
+def _pending(engine: Engine) -> list[str]:
+    """Migrations not yet applied (bot.schema is imported here: it brings alembic, which only this check needs)."""
+    from bot import schema  # noqa: PLC0415
+
+    return list(schema.pending(engine))
+
+
+def _database(url: str) -> CheckResult:
+    try:
+        engine = make_engine(url)
+    except ConfigError as e:
+        return _fail(S_DATABASE, str(e).rstrip("."))
+    backend = engine.dialect.name
+    try:
+        with engine.connect():
+            pass
+        pending = _pending(engine)
+    except SQLAlchemyError as e:
+        reason = str(getattr(e, "orig", None) or type(e).__name__).strip().splitlines()[0]
+        password = make_url(url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        return _fail(S_DATABASE, messages.doctor_db_unreachable(backend, reason))
+    except (DatabaseUnavailableError, SchemaAheadError) as e:  # their messages hide the password
+        return _fail(S_DATABASE, str(e).rstrip("."))
+    finally:
+        engine.dispose()
+    if pending:
+        return _fail(S_DATABASE, messages.doctor_db_pending(pending))
+    return _ok(S_DATABASE, messages.doctor_db_ok(backend))

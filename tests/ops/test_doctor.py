@@ -1,0 +1,380 @@
+"""``resetbot doctor`` through its real entry point (``python -m bot doctor``, settings only from the
+environment) against the lab: all green, then each dependency broken in turn. Each test asserts the line an
+operator reads and the exit code, and puts the shared lab back as it found it."""
+
+from __future__ import annotations
+
+import re
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ldap3
+import pytest
+from ldap3.protocol.microsoft import security_descriptor_control
+
+from bot import schema
+from bot.clients.ad_acl import dacl, sid_to_str
+from bot.db import make_engine
+from lab.demo import bot_environment
+from lab.pki import LabCA
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+
+
+def person(lab: Lab, key: str) -> dict[str, Any]:
+    return next(p for p in lab.descriptor["people"] if p["key"] == key)
+
+
+def migrated_sqlite(path: Path) -> str:
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    try:
+        schema.upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def env(lab: Lab, tmp_path: Path) -> dict[str, str]:
+    values = bot_environment(lab.descriptor, migrated_sqlite(tmp_path / "resetbot.db"))
+    values["RESETBOT_DOCTOR_TEST_USER"] = person(lab, "alice")["upn"]
+    values["RESETBOT_WRITEBACK_ACCOUNT"] = lab.descriptor["ad"]["writeback"]["bind"]
+    return values
+
+
+#: What the last run printed on stderr (its log), for the test that no secret reaches any output.
+LAST_STDERR: list[str] = []
+
+
+def doctor(env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
+    """Exit code and stdout lines of ``python -m bot doctor``."""
+    done = subprocess.run([sys.executable, "-m", "bot", "doctor"], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=90, check=False)
+    LAST_STDERR[:] = [done.stderr]
+    return done.returncode, done.stdout.splitlines()
+
+
+def line(lines: list[str], check: str) -> str:
+    found = [x for x in lines if re.sub(r"^(ok|FAIL|skip)\s+", "", x).startswith(check + ":")]
+    assert len(found) == 1, f"no single line for {check!r} in:\n" + "\n".join(lines)
+    return found[0]
+
+
+def assert_ok_except(lines: list[str], *failing: str) -> None:
+    """Every check line is ok or skipped with a note, except ``failing``, which are FAIL."""
+    for x in lines:
+        if x.startswith("FAIL"):
+            assert any(x.startswith(f"FAIL  {name}:") for name in failing), "\n".join(lines)
+    for name in failing:
+        assert line(lines, name).startswith("FAIL  "), "\n".join(lines)
+
+
+def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
+    code, lines = doctor(env, tmp_path)
+    assert code == 0, "\n".join(lines)
+    for check in ("settings", "Slack bot token", "Slack bot scopes", "Slack app token", "TLS to Entra ID",
+                  "Entra app token", "Graph permissions", "Graph test user", "TLS to AD", "LDAP bind",
+                  "AD password policy", "writeback rights", "database"):
+        assert line(lines, check).startswith("ok    "), "\n".join(lines)
+    assert "all 6 scopes" in line(lines, "Slack bot scopes")
+    assert "User.Read.All, GroupMember.Read.All, Organization.Read.All" in line(lines, "Graph permissions")
+    assert "synced from AD (sAMAccountName alice)" in line(lines, "Graph test user")
+    assert "1 fine-grained policy readable" in line(lines, "AD password policy")
+    assert "may reset passwords and write pwdLastSet and lockoutTime on users in OU=Staff" in \
+        line(lines, "writeback rights")
+    assert lines[-1] == "Every check passed."
+
+
+def test_no_secret_reaches_the_output(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_LDAP_PASSWORD"] = "Wr0ng-but-secret-Pa55"
+    env["RESETBOT_ENTRA_CLIENT_SECRET"] = "also-wrong-and-secret"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    text = "\n".join(lines) + LAST_STDERR[0]
+    for secret in ("Wr0ng-but-secret-Pa55", "also-wrong-and-secret", env["RESETBOT_SLACK_BOT_TOKEN"],
+                   env["RESETBOT_SLACK_APP_TOKEN"], env["RESETBOT_TOKEN_CACHE_KEY"]):
+        assert secret not in text
+
+
+def test_settings_missing_are_named_and_other_checks_still_run(env: dict[str, str], tmp_path: Path) -> None:
+    del env["RESETBOT_LDAP_URL"]
+    del env["RESETBOT_TOKEN_CACHE_KEY"]
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    settings = line(lines, "settings")
+    assert "RESETBOT_LDAP_URL is not set." in settings and "RESETBOT_TOKEN_CACHE_KEY is not set" in settings
+    assert line(lines, "LDAP bind").startswith("skip  ")
+    assert_ok_except(lines, "settings")
+
+
+def test_settings_that_stop_everything(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_SLACK_BOT_TOKEN"] = "xoxb-your-token"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert "RESETBOT_SLACK_BOT_TOKEN must be the app's bot token" in line(lines, "settings")
+
+
+def test_wrong_slack_bot_token(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_SLACK_BOT_TOKEN"] = "xoxb-1-not-the-bots"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Slack bot token") == (
+        "FAIL  Slack bot token: Slack refused RESETBOT_SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth "
+        "Token (xoxb-…) from the app's settings page into RESETBOT_SLACK_BOT_TOKEN")
+    assert line(lines, "Slack bot scopes") == "skip  Slack bot scopes: skipped: Slack bot token failed above"
+    assert_ok_except(lines, "Slack bot token")
+
+
+def test_missing_slack_scope(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
+        driver.faults(revoked_scopes=["users:read.email"])
+        try:
+            code, lines = doctor(env, tmp_path)
+        finally:
+            driver.faults(revoked_scopes=[])
+    assert code == 1
+    assert line(lines, "Slack bot scopes") == (
+        "FAIL  Slack bot scopes: the bot token lacks users:read.email: add it under OAuth & Permissions (as "
+        "manifest.yml asks) and reinstall the app to the workspace")
+    assert_ok_except(lines, "Slack bot scopes")
+
+
+def test_wrong_slack_app_token(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_SLACK_APP_TOKEN"] = "xapp-1-A0RESETBOT-not-it"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert "Slack refused RESETBOT_SLACK_APP_TOKEN (invalid_auth)" in line(lines, "Slack app token")
+    assert_ok_except(lines, "Slack app token")
+
+
+def test_bot_token_given_as_app_token(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_SLACK_APP_TOKEN"] = "xapp-" + env["RESETBOT_SLACK_BOT_TOKEN"]
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Slack app token").startswith("FAIL  Slack app token: Slack refused RESETBOT_SLACK_APP_TOKEN")
+
+
+def test_wrong_graph_client_secret(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_ENTRA_CLIENT_SECRET"] = "not-the-apps-secret"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    token = line(lines, "Entra app token")
+    assert token.startswith("FAIL  Entra app token: Entra ID refused the bot's client secret")
+    assert "RESETBOT_ENTRA_CLIENT_SECRET" in token
+    assert line(lines, "Graph permissions") == "skip  Graph permissions: skipped: Entra app token failed above"
+    assert_ok_except(lines, "Entra app token")
+
+
+@pytest.fixture
+def entra_control(lab: Lab) -> Iterator[httpx.Client]:
+    entra = lab.descriptor["entra"]
+    with httpx.Client(base_url=entra["control"], verify=ssl.create_default_context(cafile=entra["ca_file"]),
+                      trust_env=False) as client:
+        yield client
+
+
+def test_entra_token_endpoint_down(env: dict[str, str], tmp_path: Path, entra_control: httpx.Client) -> None:
+    entra_control.post("/faults", json={"token_endpoint_down": True}).raise_for_status()
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        entra_control.post("/faults", json={"token_endpoint_down": False}).raise_for_status()
+    assert code == 1
+    assert line(lines, "Entra app token").startswith(
+        "FAIL  Entra app token: Entra ID's token service is unavailable (")
+    assert_ok_except(lines, "Entra app token")
+
+
+def test_ldap_wrong_password(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_LDAP_PASSWORD"] = "Not-The-Readers-1"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    bind = line(lines, "LDAP bind")
+    assert bind.startswith("FAIL  LDAP bind: Active Directory refused the bot's bind as ")
+    assert "invalidCredentials" in bind and "RESETBOT_LDAP_PASSWORD" in bind
+    assert line(lines, "AD password policy") == "skip  AD password policy: skipped: LDAP bind failed above"
+    assert_ok_except(lines, "LDAP bind")
+
+
+def test_ldap_server_paused(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    lab.ad.pause()
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        lab.ad.resume()
+    assert code == 1
+    assert "did not answer TLS (" in line(lines, "TLS to AD")
+    assert line(lines, "LDAP bind") == "skip  LDAP bind: skipped: TLS to AD failed above"
+    assert line(lines, "database").startswith("ok    database:")  # AD down still checks the database
+    assert_ok_except(lines, "TLS to AD")
+
+
+def _without_trustee(descriptor: bytes, sid: str) -> bytes:
+    """The same DACL less every ACE naming ``sid``, as a DACL-only self-relative descriptor."""
+    import struct  # noqa: PLC0415
+
+    kept = [a.raw for a in dacl(descriptor) if a.sid != sid]
+    (control,) = struct.unpack_from("<H", descriptor, 2)
+    (offset,) = struct.unpack_from("<I", descriptor, 16)
+    revision = descriptor[offset]
+    body = b"".join(kept)
+    acl = struct.pack("<BBHHH", revision, 0, 8 + len(body), len(kept), 0) + body
+    return struct.pack("<BBHIIII", 1, 0, control, 0, 0, 0, 20) + acl
+
+
+def test_writeback_rights_removed(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    alice_dn = person(lab, "alice")["dn"]
+    ou = alice_dn.split(",", 1)[1]
+    admin = lab.ad.admin_connection()
+    sd_control = security_descriptor_control(sdflags=0x04)
+    try:
+        admin.search(lab.descriptor["ad"]["base_dn"], "(sAMAccountName=svc-writeback)", attributes=["objectSid"])
+        sid = sid_to_str(admin.entries[0].objectSid.raw_values[0])
+        admin.search(ou, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["nTSecurityDescriptor"],
+                     controls=sd_control)
+        original = bytes(admin.response[0]["raw_attributes"]["nTSecurityDescriptor"][0])
+        stripped = _without_trustee(original, sid)
+        assert admin.modify(ou, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [stripped])]},
+                            controls=sd_control), admin.result
+        try:
+            code, lines = doctor(env, tmp_path)
+        finally:
+            assert admin.modify(ou, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [original])]},
+                                controls=sd_control), admin.result
+    finally:
+        admin.unbind()
+    assert code == 1
+    assert line(lines, "writeback rights") == (
+        f"FAIL  writeback rights: {env['RESETBOT_WRITEBACK_ACCOUNT']} lacks Reset Password, Write pwdLastSet, "
+        f"Write lockoutTime on users in {ou}: delegate them to the AD DS connector account (Entra Connect's "
+        "ADSyncConfig Set-ADSyncPasswordWritebackPermissions does), or writeback will fail")
+    assert_ok_except(lines, "writeback rights")
+    code, lines = doctor(env, tmp_path)  # and back as it was
+    assert code == 0, "\n".join(lines)
+
+
+def test_writeback_account_unknown(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_WRITEBACK_ACCOUNT"] = "MSOL_nobody"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert "no single AD account matches MSOL_nobody" in line(lines, "writeback rights")
+
+
+def test_reader_account_has_no_writeback_rights(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_WRITEBACK_ACCOUNT"] = lab.descriptor["ad"]["reader"]["bind"]
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert "lacks Reset Password, Write pwdLastSet, Write lockoutTime" in line(lines, "writeback rights")
+
+
+def test_without_test_user_those_lines_are_skipped_with_a_note(env: dict[str, str], tmp_path: Path) -> None:
+    del env["RESETBOT_DOCTOR_TEST_USER"]
+    code, lines = doctor(env, tmp_path)
+    assert code == 0, "\n".join(lines)
+    assert line(lines, "Graph test user") == ("skip  Graph test user: skipped: set RESETBOT_DOCTOR_TEST_USER to "
+                                              "a synced user's UPN")
+
+
+def test_cloud_only_test_user(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_DOCTOR_TEST_USER"] = person(lab, "cora")["upn"]
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert "is not synced from AD" in line(lines, "Graph test user")
+
+
+def test_database_unreachable(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/test"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "database").startswith("FAIL  database: the postgresql database could not be opened (")
+    assert_ok_except(lines, "database")
+
+
+def test_database_not_migrated(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.db'}"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "database").startswith("FAIL  database: the database is not migrated (")
+    assert line(lines, "database").endswith("run resetbot migrate")
+    assert_ok_except(lines, "database")
+
+
+# --- certificate credentials and CA bundles ----------------------------------------------------------------------
+@pytest.fixture
+def certificate_env(lab: Lab, env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    app = lab.descriptor["entra"]["app"]
+    cert, key = tmp_path / "app-cert.pem", tmp_path / "app-key.pem"
+    cert.write_text(app["certificate_pem"])
+    key.write_text(app["private_key_pem"])
+    key.chmod(0o600)
+    del env["RESETBOT_ENTRA_CLIENT_SECRET"]
+    env["RESETBOT_ENTRA_CERTIFICATE_FILE"] = str(cert)
+    env["RESETBOT_ENTRA_PRIVATE_KEY_FILE"] = str(key)
+    return env
+
+
+def test_certificate_credential_passes(certificate_env: dict[str, str], tmp_path: Path) -> None:
+    code, lines = doctor(certificate_env, tmp_path)
+    assert code == 0, "\n".join(lines)
+    assert "got a Graph token with its certificate" in line(lines, "Entra app token")
+
+
+def test_certificate_that_is_not_the_apps(certificate_env: dict[str, str], tmp_path: Path) -> None:
+    other = LabCA(tmp_path / "other-pki")
+    issued = other.issue_server_cert("not-the-app")
+    Path(certificate_env["RESETBOT_ENTRA_CERTIFICATE_FILE"]).write_bytes(issued.cert_file.read_bytes())
+    Path(certificate_env["RESETBOT_ENTRA_PRIVATE_KEY_FILE"]).write_bytes(issued.key_file.read_bytes())
+    code, lines = doctor(certificate_env, tmp_path)
+    assert code == 1
+    token = line(lines, "Entra app token")
+    assert token.startswith("FAIL  Entra app token: Entra ID refused the bot's certificate credential")
+    assert "RESETBOT_ENTRA_CERTIFICATE_FILE" in token
+    assert_ok_except(lines, "Entra app token")
+
+
+def test_key_that_does_not_match_the_certificate(lab: Lab, certificate_env: dict[str, str], tmp_path: Path) -> None:
+    other = LabCA(tmp_path / "other-pki").issue_server_cert("stray")
+    Path(certificate_env["RESETBOT_ENTRA_PRIVATE_KEY_FILE"]).write_bytes(other.key_file.read_bytes())
+    code, lines = doctor(certificate_env, tmp_path)
+    assert code == 1
+    assert line(lines, "Entra app token") == (
+        "FAIL  Entra app token: RESETBOT_ENTRA_PRIVATE_KEY_FILE is not the key of the certificate in "
+        "RESETBOT_ENTRA_CERTIFICATE_FILE")
+
+
+def test_wrong_ca_bundle_for_graph(env: dict[str, str], tmp_path: Path) -> None:
+    stranger = LabCA(tmp_path / "stranger-pki")
+    env["RESETBOT_ENTRA_CA_FILE"] = str(stranger.ca_file)
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    tls = line(lines, "TLS to Entra ID")
+    assert tls.startswith("FAIL  TLS to Entra ID: the certificate of 127.0.0.1:")
+    assert f"does not verify against the CA bundle {stranger.ca_file}" in tls
+    assert tls.endswith("put the CA that issued it in RESETBOT_ENTRA_CA_FILE")
+    assert line(lines, "Entra app token") == "skip  Entra app token: skipped: TLS to Entra ID failed above"
+    assert_ok_except(lines, "TLS to Entra ID")
+
+
+def test_wrong_ca_bundle_for_ldaps(env: dict[str, str], tmp_path: Path) -> None:
+    stranger = LabCA(tmp_path / "stranger-pki")
+    env["RESETBOT_LDAP_CA_FILE"] = str(stranger.ca_file)
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    tls = line(lines, "TLS to AD")
+    assert "does not verify against the CA bundle" in tls and tls.endswith("in RESETBOT_LDAP_CA_FILE")
+    assert_ok_except(lines, "TLS to AD")
+
+
+def test_ca_bundle_that_is_not_one(env: dict[str, str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    env["RESETBOT_LDAP_CA_FILE"] = str(junk)
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "TLS to AD").startswith("FAIL  TLS to AD: RESETBOT_LDAP_CA_FILE cannot be used as a CA bundle")
