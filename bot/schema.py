@@ -69,6 +69,11 @@ def heads() -> list[str]:
     return list(_script().get_heads())
 
 
+def revisions() -> list[str]:
+    """Every revision shipped, oldest first: what an empty database gets."""
+    return [rev.revision for rev in reversed(list(_script().walk_revisions()))]
+
+
 def next_revision_id() -> str:
     """The id for a new revision: the next number, zero-padded (``0002``), so files sort in the order they apply."""
     return f"{sum(1 for _ in _script().walk_revisions()) + 1:04d}"

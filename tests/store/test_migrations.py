@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
@@ -41,7 +42,7 @@ def test_an_empty_database_upgraded_to_head_has_exactly_the_models_schema(empty_
     makes this fail (the models and the migrated schema differ)."""
     engine = make_engine(empty_url)
     try:
-        assert schema.upgrade(engine) == schema.heads()
+        assert schema.upgrade(engine) == schema.revisions()
         assert differences(engine) == []
         assert schema.pending(engine) == []
         assert schema.current(engine) == schema.heads()
@@ -56,17 +57,18 @@ def test_the_comparison_catches_a_model_change_without_a_revision(engine: Engine
     ahead = MetaData(naming_convention=SQLModel.metadata.naming_convention)
     for table in SQLModel.metadata.tables.values():
         table.to_metadata(ahead)
-    sa.Table("follow_up", ahead, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("forgotten_table", ahead, sa.Column("id", sa.Integer, primary_key=True))
     ahead.tables["reset_request"].append_column(sa.Column("note", sa.String(64), nullable=True))
     found = differences(engine, ahead)
-    assert ("add_table", "follow_up") in [(d[0], d[1].name) for d in found if d[0] == "add_table"]
+    assert ("add_table", "forgotten_table") in [(d[0], d[1].name) for d in found if d[0] == "add_table"]
     assert any(d[0] == "add_column" and d[2] == "reset_request" and d[3].name == "note" for d in found)
 
 
 def test_pending_on_an_empty_database_lists_every_revision_and_changes_nothing(empty_url: str) -> None:
     engine = make_engine(empty_url)
     try:
-        assert schema.pending(engine) == schema.heads() == ["0001"]
+        assert schema.pending(engine) == schema.revisions()
+        assert schema.revisions()[0] == "0001" and schema.revisions()[-1:] == schema.heads()
         assert schema.current(engine) == []
         assert tables(engine) == set()  # not even alembic's version table
     finally:
@@ -94,14 +96,18 @@ def test_the_version_table_lands_in_the_databases_own_schema(pg_engine: Engine) 
 def test_a_database_made_before_migrations_is_stamped_not_recreated(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     try:
-        SQLModel.metadata.create_all(engine)  # how databases were made before this release
-        request = new_request(make_session_factory(engine))
-        assert schema.pending(engine) == ["0001"]
-        assert schema.upgrade(engine) == []
-        assert schema.current(engine) == ["0001"] and schema.pending(engine) == []
+        # What create_all made before this release is what revision 0001 makes, without alembic's version table.
+        # (Rows written in plain SQL: the models may have moved on since 0001.)
+        with engine.begin() as conn:
+            command.upgrade(schema.alembic_config(conn), schema.PRE_MIGRATIONS_REVISION)
+            conn.execute(text("DROP TABLE alembic_version"))
+            conn.execute(text("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 7, :h)"), {"h": "a" * 64})
+        assert schema.pending(engine) == schema.revisions()
+        assert schema.upgrade(engine) == schema.revisions()[1:]  # 0001 stamped, the later ones applied
+        assert schema.current(engine) == schema.heads() and schema.pending(engine) == []
         assert differences(engine) == []
         with make_session_factory(engine).begin() as session:
-            assert store.get_request(session, request_id=request.id) is not None
+            assert store.get_audit_head(session) == (7, "a" * 64)  # kept, not recreated
     finally:
         engine.dispose()
 
@@ -110,7 +116,7 @@ def test_replicas_upgrading_at_once_apply_each_revision_once(empty_url: str) -> 
     engines = [make_engine(empty_url) for _ in range(4)]
     try:
         applied = run_concurrently(len(engines), lambda i: schema.upgrade(engines[i]))
-        assert sorted(applied) == [[], [], [], schema.heads()]
+        assert sorted(applied) == [[], [], [], schema.revisions()]
         assert differences(engines[0]) == []
         with make_session_factory(engines[0]).begin() as session:
             assert store.get_audit_head(session)[0] == 0
@@ -128,14 +134,15 @@ def test_two_migrate_processes_started_together_both_succeed(empty_url: str, tmp
     assert [p.returncode for p in procs] == [0, 0], outs
     said = sorted(out.strip().split(" ")[0] for out, _ in outs)
     assert said == ["Applied", "The"], outs  # one applied 0001; the other waited, then found it up to date
-    assert any("is already up to date (schema revision 0001); nothing to apply." in out for out, _ in outs)
+    head = ", ".join(schema.heads())
+    assert any(f"is already up to date (schema revision {head}); nothing to apply." in out for out, _ in outs)
 
 
 def test_a_database_from_a_newer_version_is_refused(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
     expected = ("The database is at schema revision 0999, which this version of resetbot does not know (it expects "
-                "0001): a newer version migrated it; run that version.")
+                f"{', '.join(schema.heads())}): a newer version migrated it; run that version.")
     with pytest.raises(SchemaAheadError) as err:
         schema.pending(engine)
     assert str(err.value) == expected
@@ -162,8 +169,9 @@ def test_run_with_migrate_on_start_off_refuses_a_schema_that_is_behind(empty_url
     try:
         with pytest.raises(ConfigError) as err:
             prepare_schema(engine, migrate=False)
-        assert str(err.value) == ("The database schema is behind this version of resetbot (missing revision 0001) "
-                                  "and RESETBOT_MIGRATE_ON_START is off: run `resetbot migrate` first.")
+        assert str(err.value) == (f"The database schema is behind this version of resetbot (missing revision "
+                                  f"{', '.join(schema.revisions())}) and RESETBOT_MIGRATE_ON_START is off: run "
+                                  "`resetbot migrate` first.")
         assert tables(engine) == set()
         schema.upgrade(engine)
         prepare_schema(engine, migrate=False)  # up to date: serves
@@ -178,11 +186,11 @@ def test_migrate_applies_then_finds_nothing_to_do(empty_url: str, tmp_path: Path
     first = run_resetbot("migrate", database_url=empty_url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     where = make_engine(empty_url).url.render_as_string(hide_password=True)
-    assert first.stdout == f"Applied schema revision 0001 to {where}; it is up to date.\n"
+    assert first.stdout == f"Applied schema revision {', '.join(schema.revisions())} to {where}; it is up to date.\n"
     again = run_resetbot("migrate", database_url=empty_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == (f"The database {where} is already up to date (schema revision 0001); "
-                            "nothing to apply.\n")
+    assert again.stdout == (f"The database {where} is already up to date (schema revision "
+                            f"{', '.join(schema.heads())}); nothing to apply.\n")
     engine = make_engine(empty_url)
     try:
         assert differences(engine) == []
@@ -225,4 +233,5 @@ def test_run_with_migrate_on_start_off_refuses_to_start_on_an_old_schema(tmp_pat
     done = run_resetbot("run", database_url=url, cwd=tmp_path, **directories)
     assert done.returncode == 2
     assert done.stderr == ("resetbot cannot start: The database schema is behind this version of resetbot (missing "
-                           "revision 0001) and RESETBOT_MIGRATE_ON_START is off: run `resetbot migrate` first.\n")
+                           f"revision {', '.join(schema.revisions())}) and RESETBOT_MIGRATE_ON_START is off: run "
+                           "`resetbot migrate` first.\n")
