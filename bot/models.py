@@ -275,3 +275,19 @@ class AgentLink(SQLModel, table=True):
 
 #: ``AgentLink.slack_user`` of the service identity (no Slack user id looks like it).
 SERVICE_LINK_KEY = "~service"
+
+
+class SeenSlackRequest(SQLModel, table=True):
+    """A signed HTTP request from Slack that was already served, remembered by its signature.
+
+    Bolt checks the signature and refuses timestamps more than five minutes off, but inside that window the
+    same signed request sent again (captured and replayed, or resent by a proxy) would be served again. The
+    primary key makes the second insert of a signature fail on whichever replica it reaches, so a replay is
+    refused everywhere, not just where the first copy landed. Rows older than the window are deleted.
+    """
+
+    __tablename__: ClassVar[Any] = "seen_slack_request"
+
+    #: ``X-Slack-Signature`` (``v0=`` and 64 hex digits): an HMAC over timestamp and body, unique per request.
+    signature: str = Field(primary_key=True, max_length=128)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

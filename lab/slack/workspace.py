@@ -328,10 +328,12 @@ class Faults:
     drop_acks: bool = False
     ack_timeout_s: float = ACK_TIMEOUT_S
     trigger_ttl_s: float = TRIGGER_TTL_S
+    #: HTTP delivery: ``ok`` signs as Slack does; ``unsigned``, ``wrong_secret`` and ``stale`` send forgeries.
+    http_signing: str = "ok"
 
     def to_json(self) -> JSON:
         return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
-                "trigger_ttl_s": self.trigger_ttl_s,
+                "trigger_ttl_s": self.trigger_ttl_s, "http_signing": self.http_signing,
                 "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
                               for r in self.fail_next]}
 
