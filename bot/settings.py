@@ -174,6 +174,15 @@ class Settings(BaseSettings):
     #: CA bundle for LDAPS (default: the system's).
     ldap_ca_file: Path | None = None
 
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        """A field check, like the app token's below, so that both tokens' sentences come together."""
+        bot = value.get_secret_value()
+        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
+            raise ValueError("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
+        return value
+
     @field_validator("slack_app_token")
     @classmethod
     def _app_token_for_socket_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
@@ -208,9 +217,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_placeholders(self) -> Self:
         problems = []
-        bot = self.slack_bot_token.get_secret_value()
-        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
-            problems.append("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
         if not self.slack_api_base.endswith("/"):
             problems.append("RESETBOT_SLACK_API_BASE must end with '/'.")
         if self.entra_client_secret is not None and _is_placeholder(self.entra_client_secret.get_secret_value()):

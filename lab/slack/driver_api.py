@@ -495,7 +495,8 @@ class ControlApi:
             _fail(400, "'url' must be an http(s) URL, or null for Socket Mode")
         answer = await self.http.set_url(url)
         if url is not None and not answer["verified"]:
-            _fail(409, "the Request URL did not answer url_verification with the challenge", **answer)
+            _fail(409, "the Request URL did not answer url_verification with the challenge",
+                  http_status=answer.get("status"))
         return _ok(answer)
 
     async def http_requests(self, request: web.Request) -> web.Response:
