@@ -77,6 +77,14 @@ def test_a_whole_reset_works_over_signed_http(lab: Lab, http_bot: HttpBot, drive
     assert http_bot.serving.runtime.services.reset.wait_idle(timeout=30)
 
 
+def test_app_home_opened_arrives_as_a_json_event(http_bot: HttpBot, driver: SlackDriver) -> None:
+    ack = driver.open_home("hank")
+    assert ack["acked"] and ack.get("http_status") == 200
+    driver.wait_for_home_view("hank")
+    event = driver.http_requests()[-1]
+    assert event["type"] == "events_api" and event["headers"]["Content-Type"] == "application/json"
+
+
 def test_healthz_answers_and_other_paths_do_not(http_bot: HttpBot) -> None:
     with httpx.Client(base_url=http_bot.base_url, trust_env=False) as client:
         health = client.get("/healthz")
