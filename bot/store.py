@@ -616,7 +616,8 @@ def remember_signature(session: Session, *, signature: str, at: datetime | None 
         session.add(SeenSlackRequest(**values))
         session.flush()
         return True
-    return _rowcount(session.execute(statement)) == 1
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT through the ORM session.
+    return session.execute(statement.returning(col(SeenSlackRequest.signature))).first() is not None
 
 
 def forget_signatures(session: Session, *, before: datetime) -> int:
