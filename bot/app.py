@@ -2,25 +2,63 @@
 
 from __future__ import annotations
 
-from slack_bolt import App
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.logs import ContextExecutor
 from bot.services.registry import Services
-from bot.settings import Settings
+from bot.services.replay import ReplayGuard
+from bot.settings import Settings, SlackMode
 from handlers import register
 from handlers.context import CorrelatedApp
+
+#: bolt logs the whole body and signature of a request it refuses at INFO: an operator's log must not keep them.
+_BOLT_VERIFICATION_LOGGER = "slack_bolt.RequestVerification"
 
 
 def web_client(settings: Settings) -> WebClient:
     return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_base)
 
 
-def create_app(settings: Settings, services: Services, *, client: WebClient | None = None) -> App:
-    """A bolt App wired with every handler; built on demand, never at import time."""
+def create_app(settings: Settings, services: Services, *, client: WebClient | None = None,
+               replay_guard: ReplayGuard | None = None, listener_executor: Executor | None = None) -> App:
+    """A bolt App wired with every handler; built on demand, never at import time.
+
+    In HTTP mode bolt verifies each request's signature and age with the signing secret, and ``replay_guard``
+    (required there) refuses a signed request served before. ``listener_executor`` runs the listeners, so that
+    whoever stops the bot can wait for the ones still running.
+    """
+    signing_secret = ""
+    if settings.slack_mode == SlackMode.HTTP:
+        if settings.slack_signing_secret is None or replay_guard is None:
+            raise ValueError("HTTP mode needs the signing secret and a replay guard")
+        signing_secret = settings.slack_signing_secret.get_secret_value()
+        logging.getLogger(_BOLT_VERIFICATION_LOGGER).setLevel(logging.WARNING)
     # Listeners run in this pool, each in its request's context: their log lines carry its correlation id.
-    app = CorrelatedApp(client=client or web_client(settings), token_verification_enabled=True,
-                        process_before_response=False,
-                        listener_executor=ContextExecutor(max_workers=5, thread_name_prefix="resetbot-listener"))
+    app = CorrelatedApp(client=client or web_client(settings), signing_secret=signing_secret,
+                        token_verification_enabled=True, process_before_response=False,
+                        listener_executor=listener_executor or ContextExecutor(
+                            max_workers=5, thread_name_prefix="resetbot-listener"))
+    if replay_guard is not None:
+        # Global middleware runs after bolt's own (signature check first): only verified requests are remembered.
+        app.use(refuse_replays(replay_guard))
     register(app, services)
     return app
+
+
+def refuse_replays(guard: ReplayGuard) -> Callable[..., BoltResponse]:
+    """A bolt middleware answering 401 to an HTTP request whose signature was already served."""
+
+    def middleware(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
+        if req.mode != "http":
+            return next()
+        signature = (req.headers.get("x-slack-signature") or [""])[0]
+        if not signature or not guard.first_sight(signature):
+            return BoltResponse(status=401, body={"error": "invalid request"})
+        return next()
+
+    return middleware

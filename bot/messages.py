@@ -861,6 +861,10 @@ def doctor_skipped_for(what: str) -> str:
     return f"skipped: {what} failed above"
 
 
+def doctor_app_token_not_used() -> str:
+    return "skipped: HTTP mode (RESETBOT_SLACK_MODE=http) uses no app-level token; Slack calls the bot's request URL"
+
+
 def doctor_skipped_unset(setting: str, why: str) -> str:
     return f"skipped: set {setting} to {why}"
 

@@ -318,3 +318,19 @@ class FollowUp(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=32)
     seen_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class SeenSlackRequest(SQLModel, table=True):
+    """A signed HTTP request from Slack that was already served, remembered by its signature.
+
+    Bolt checks the signature and refuses timestamps more than five minutes off, but inside that window the
+    same signed request sent again (captured and replayed, or resent by a proxy) would be served again. The
+    primary key makes the second insert of a signature fail on whichever replica it reaches, so a replay is
+    refused everywhere, not just where the first copy landed. Rows older than the window are deleted.
+    """
+
+    __tablename__: ClassVar[Any] = "seen_slack_request"
+
+    #: ``X-Slack-Signature`` (``v0=`` and 64 hex digits): an HMAC over timestamp and body, unique per request.
+    signature: str = Field(primary_key=True, max_length=128)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

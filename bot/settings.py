@@ -51,6 +51,13 @@ class TargetConfirmation(StrEnum):
     REQUIRED = "required"
 
 
+class SlackMode(StrEnum):
+    """How Slack reaches the bot: Socket Mode (the bot connects out) or signed HTTP requests to a public URL."""
+
+    SOCKET = "socket"
+    HTTP = "http"
+
+
 class ResetIdentity(StrEnum):
     """Whose delegated Entra token makes a reset: the requesting agent's own, or one linked service identity."""
 
@@ -155,8 +162,18 @@ class Settings(StorageSettings):
     # --- Slack -------------------------------------------------------------------------------------------
     #: Bot token (xoxb-…), from the app's OAuth page.
     slack_bot_token: SecretStr
-    #: App-level token (xapp-…) with connections:write, for Socket Mode.
-    slack_app_token: SecretStr
+    #: ``socket`` (the bot connects out; no inbound port) or ``http`` (Slack POSTs signed requests to the bot).
+    #: Declared before the two settings that depend on it, so their checks can read it.
+    slack_mode: SlackMode = SlackMode.SOCKET
+    #: App-level token (xapp-…) with connections:write; Socket Mode needs it, HTTP mode does not.
+    slack_app_token: SecretStr | None = Field(default=None, validate_default=True)
+    #: The app's signing secret (Basic Information); HTTP mode verifies every request with it.
+    slack_signing_secret: SecretStr | None = Field(default=None, validate_default=True)
+    #: Address and port the HTTP mode server listens on (``0`` picks a free port, logged at start).
+    http_host: str = "0.0.0.0"  # noqa: S104 - Slack must reach it; every request is signed
+    http_port: int = Field(default=3000, ge=0, le=65535)
+    #: Seconds a stopping bot (SIGTERM, Ctrl-C) waits for work in flight; keep it under the orchestrator's grace.
+    drain_seconds: float = Field(default=25.0, ge=0, le=600)
     #: Web API base URL; only the lab changes it.
     slack_api_base: str = "https://slack.com/api/"
     #: Channel id where requests typed in a DM with the bot are posted (their thread lives there).
@@ -251,6 +268,41 @@ class Settings(StorageSettings):
     #: ``resetbot doctor`` checks on the test user's OU. Empty: that check is skipped with a note.
     writeback_account: str | None = None
 
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        """A field check, like the app token's below, so that both tokens' sentences come together."""
+        bot = value.get_secret_value()
+        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
+            raise ValueError("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_for_socket_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Socket Mode connects with the app-level token; HTTP mode never uses it. A field check (not a model
+        check) so that its sentence comes together with the other fields' ones."""
+        if info.data.get("slack_mode", SlackMode.SOCKET) != SlackMode.SOCKET:
+            return value
+        if value is None:
+            raise ValueError("RESETBOT_SLACK_APP_TOKEN is not set.")
+        app = value.get_secret_value()
+        if _is_placeholder(app) or not app.startswith("xapp-"):
+            raise ValueError("RESETBOT_SLACK_APP_TOKEN must be an app-level token (it starts with xapp-).")
+        return value
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret_for_http_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """HTTP mode without a signing secret would serve anyone who can reach the port: refuse to start."""
+        if info.data.get("slack_mode") != SlackMode.HTTP:
+            return value
+        if value is None or _is_placeholder(value.get_secret_value()):
+            raise ValueError("RESETBOT_SLACK_MODE=http needs RESETBOT_SLACK_SIGNING_SECRET: the app's signing "
+                             "secret (Basic Information, App Credentials), which every request from Slack is "
+                             "verified with.")
+        return value
+
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -280,11 +332,6 @@ class Settings(StorageSettings):
     @model_validator(mode="after")
     def _no_placeholders(self) -> Self:
         problems = []
-        bot, app = self.slack_bot_token.get_secret_value(), self.slack_app_token.get_secret_value()
-        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
-            problems.append("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
-        if _is_placeholder(app) or not app.startswith("xapp-"):
-            problems.append("RESETBOT_SLACK_APP_TOKEN must be an app-level token (it starts with xapp-).")
         if not self.slack_api_base.endswith("/"):
             problems.append("RESETBOT_SLACK_API_BASE must end with '/'.")
         if self.entra_client_secret is not None and _is_placeholder(self.entra_client_secret.get_secret_value()):

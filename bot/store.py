@@ -45,6 +45,7 @@ from bot.models import (
     FollowUp,
     ResetRequest,
     SealedSecret,
+    SeenSlackRequest,
     new_request_id,
     utcnow,
 )
@@ -744,3 +745,37 @@ def link_roles(link: AgentLink) -> list[str] | None:
 
 def _roles_json(roles: Collection[str] | None) -> str | None:
     return None if roles is None else json.dumps(sorted(set(roles)))
+
+
+# --- signed HTTP requests (replay refusal) ---------------------------------------------------------------------
+
+
+def remember_signature(session: Session, *, signature: str, at: datetime | None = None) -> bool:
+    """Record a served request's signature: True the first time, False if it was already there (a replay).
+
+    One INSERT ... ON CONFLICT DO NOTHING, so two replicas handed the same request at once cannot both win.
+    """
+    values: dict[str, Any] = {"signature": signature, "seen_at": at or utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(SeenSlackRequest).values(values).on_conflict_do_nothing(
+            index_elements=["signature"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(SeenSlackRequest).values(values).on_conflict_do_nothing(
+            index_elements=["signature"])
+    else:  # pragma: no cover - only the two dialects are supported
+        if session.get(SeenSlackRequest, signature) is not None:
+            return False
+        session.add(SeenSlackRequest(**values))
+        session.flush()
+        return True
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT through the ORM session.
+    return session.execute(statement.returning(col(SeenSlackRequest.signature))).first() is not None
+
+
+def forget_signatures(session: Session, *, before: datetime) -> int:
+    """Delete signatures seen before ``before`` (older than Slack's window, so bolt refuses them anyway)."""
+    result = session.execute(
+        sa.delete(SeenSlackRequest).where(col(SeenSlackRequest.seen_at) < before)
+        .execution_options(synchronize_session=False))
+    return _rowcount(result)

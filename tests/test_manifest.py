@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from bot.ids import BOT_SCOPES, Command, Event
+from bot.serve import SLACK_EVENTS_PATH
 from handlers import COMMAND_ROUTES
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
@@ -56,3 +57,10 @@ def test_bot_user_home_tab_socket_mode_and_interactivity(manifest: dict[str, Any
 
 def test_exactly_the_scopes_the_product_needs(manifest: dict[str, Any]) -> None:
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == NEEDED_SCOPES
+
+
+def test_the_http_mode_notes_name_the_path_the_bot_serves() -> None:
+    notes = [line for line in MANIFEST.read_text().splitlines() if line.startswith("#")]
+    assert any(f"https://<your host>{SLACK_EVENTS_PATH}" in line for line in notes)
+    readme = (MANIFEST.parent / "README.md").read_text()
+    assert f"https://<your host>{SLACK_EVENTS_PATH}" in readme

@@ -12,7 +12,8 @@ from bot.settings import Settings, load_settings
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("RESETBOT_SLACK_BOT_TOKEN", "RESETBOT_SLACK_APP_TOKEN", "RESETBOT_SLACK_API_BASE"):
+    for name in ("RESETBOT_SLACK_BOT_TOKEN", "RESETBOT_SLACK_APP_TOKEN", "RESETBOT_SLACK_API_BASE",
+                 "RESETBOT_SLACK_MODE", "RESETBOT_SLACK_SIGNING_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env; each test's own working folder
 
@@ -46,7 +47,37 @@ def test_good_settings_keep_tokens_secret(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_env_file_is_read() -> None:
     Path(".env").write_text("RESETBOT_SLACK_BOT_TOKEN=xoxb-from-file\nRESETBOT_SLACK_APP_TOKEN=xapp-from-file\n")
-    assert load_settings().slack_app_token.get_secret_value() == "xapp-from-file"
+    token = load_settings().slack_app_token
+    assert token is not None and token.get_secret_value() == "xapp-from-file"
+
+
+def test_http_mode_needs_the_signing_secret_and_not_the_app_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_MODE", "http")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == (
+        "RESETBOT_SLACK_MODE=http needs RESETBOT_SLACK_SIGNING_SECRET: the app's signing secret (Basic Information, "
+        "App Credentials), which every request from Slack is verified with.")
+    monkeypatch.setenv("RESETBOT_SLACK_SIGNING_SECRET", "changeme")
+    with pytest.raises(ConfigError, match="needs RESETBOT_SLACK_SIGNING_SECRET") as placeholder:
+        load_settings()
+    assert "changeme" not in str(placeholder.value)
+    monkeypatch.setenv("RESETBOT_SLACK_SIGNING_SECRET", "8f742231b10e8888abcd99yyyzzz85a5")
+    settings = load_settings()
+    assert settings.slack_app_token is None
+    assert "8f742231b10e" not in repr(settings)
+
+
+def test_an_unknown_mode_and_a_bad_port_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_MODE", "webhook")
+    monkeypatch.setenv("RESETBOT_HTTP_PORT", "70000")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "RESETBOT_SLACK_MODE: Input should be 'socket' or 'http'." in str(err.value)
+    assert "RESETBOT_HTTP_PORT" in str(err.value)
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

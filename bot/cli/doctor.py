@@ -36,7 +36,7 @@ def build_plan(settings: Settings) -> DoctorPlan:
                       writeback_account=settings.writeback_account, tls_timeout_s=DOCTOR_TIMEOUT_S)
     plan.slack = SlackProbe(settings.slack_api_base, timeout_s=DOCTOR_TIMEOUT_S)
     plan.slack_bot_token = settings.slack_bot_token.get_secret_value()
-    plan.slack_app_token = settings.slack_app_token.get_secret_value()
+    plan.slack_app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     plan.slack_api_base = settings.slack_api_base
     if settings.entra_authority and settings.entra_client_id and (
             settings.entra_client_secret is not None or settings.entra_certificate_file is not None):

@@ -1,29 +1,25 @@
-"""``resetbot run``: connect to Slack and serve until stopped."""
+"""``resetbot run``: serve Slack (Socket Mode or HTTP, see ``bot.serve``) until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_sdk import WebClient
-
-from bot.app import create_app
 from bot.cli import Subparsers
 from bot.errors import ResetbotError
-from bot.jobs import start_scheduler
 from bot.metrics import serve as serve_metrics
+from bot.serve import Serving, serve_until_signalled
 from bot.settings import load_settings
 from bot.wiring import build_runtime
 
 
 def register(sub: Subparsers) -> None:
-    parser = sub.add_parser("run", help="connect to Slack (Socket Mode) and serve")
+    parser = sub.add_parser("run", help="serve Slack (Socket Mode or HTTP) until stopped")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Connect over Socket Mode, sweep on schedule, and serve until interrupted."""
+    """Serve until SIGTERM or SIGINT, then stop gracefully (work in flight finishes) and exit 0."""
     try:
         settings = load_settings()
         runtime = build_runtime(settings)
@@ -31,13 +27,12 @@ def run(args: argparse.Namespace) -> int:
     except ResetbotError as e:  # settings, or a database that cannot be reached or is not at this code's schema
         print(f"resetbot cannot start: {e}", file=sys.stderr)
         return 2
-    app = create_app(settings, runtime.services)
-    scheduler = start_scheduler(runtime.services, sweep_seconds=settings.sweep_seconds)
-    web = WebClient(base_url=settings.slack_api_base)
-    handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
+    serving = Serving(settings, runtime)
     try:
-        handler.start()  # type: ignore[no-untyped-call]
-    finally:
-        scheduler.shutdown(wait=False)
-        runtime.close()
+        serve_until_signalled(serving)
+    except OSError as e:
+        runtime.close(drain_s=0)
+        print(f"resetbot cannot start: cannot listen on {settings.http_host}:{settings.http_port} "
+              f"({e.strerror or e}).", file=sys.stderr)
+        return 2
     return 0

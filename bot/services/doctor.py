@@ -159,7 +159,10 @@ def _slack_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
         return
     yield run.check(S_SLACK_BOT, lambda: _slack_bot(plan, state))
     yield run.check(S_SLACK_SCOPES, lambda: _slack_scopes(state), needs=(S_SLACK_BOT,))
-    yield run.check(S_SLACK_APP, lambda: _slack_app(plan))
+    if plan.slack_app_token is None:  # HTTP mode: Slack calls the bot; no app-level token, no socket to open
+        yield _skip(S_SLACK_APP, messages.doctor_app_token_not_used())
+    else:
+        yield run.check(S_SLACK_APP, lambda: _slack_app(plan))
 
 
 def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:

@@ -29,6 +29,7 @@ class Ack(TypedDict, total=False):
     ack_ms: float | None
     ack_body: dict[str, Any] | None
     error: str
+    http_status: int
     trigger_id: str
     view_open: bool
     errors: dict[str, Any] | None
@@ -150,17 +151,30 @@ class SlackDriver:
 
     def faults(self, *, rate_limit: bool | None = None, fail_next: dict[str, Any] | list[dict[str, Any]] | None = None,
                drop_acks: bool | None = None, ack_timeout_s: float | None = None,
-               trigger_ttl_s: float | None = None, revoked_scopes: list[str] | None = None) -> dict[str, Any]:
+               trigger_ttl_s: float | None = None, revoked_scopes: list[str] | None = None,
+               http_signing: str | None = None) -> dict[str, Any]:
         """Change only the switches given; returns all of them."""
         body = {k: v for k, v in {"rate_limit": rate_limit, "fail_next": fail_next, "drop_acks": drop_acks,
                                   "ack_timeout_s": ack_timeout_s, "trigger_ttl_s": trigger_ttl_s,
-                                  "revoked_scopes": revoked_scopes}.items()
+                                  "revoked_scopes": revoked_scopes, "http_signing": http_signing}.items()
                 if v is not None}
         return cast(dict[str, Any], self._call("POST", "/faults", json=body))
 
     def disconnect(self, reason: str = "refresh_requested") -> int:
         """Ask every Socket Mode client to reconnect; returns how many were asked."""
         return cast(int, self._call("POST", "/disconnect", json={"reason": reason})["sent"])
+
+    def set_request_url(self, url: str | None) -> dict[str, Any]:
+        """Deliver over HTTP to ``url`` from now on (after Slack's url_verification), or (None) Socket Mode."""
+        return cast(dict[str, Any], self._call("POST", "/request_url", json={"url": url}))
+
+    def http_requests(self) -> list[dict[str, Any]]:
+        """Every HTTP request sent to the app: type, headers, body, status, answer."""
+        return cast(list[dict[str, Any]], self._call("GET", "/http_requests"))
+
+    def replay(self, index: int = -1) -> dict[str, Any]:
+        """Send recorded HTTP request ``index`` (default: the last) again, byte for byte; returns its record."""
+        return cast(dict[str, Any], self._call("POST", "/replay", json={"index": index}))
 
     def reset(self) -> None:
         """Forget messages, views, calls, envelopes and faults (people and channels stay)."""

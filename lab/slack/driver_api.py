@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -34,7 +35,8 @@ from .blocks import (
     normalize_blocks,
     unknown_value_keys,
 )
-from .socketmode import Delivery, SocketHub
+from .httpdelivery import SIGNING_MODES, HttpDelivery
+from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
 from .workspace import (
     SLACKBOT_ID,
@@ -71,9 +73,11 @@ def _ok(body: Any) -> web.Response:
 class ControlApi:
     """Acting as people, and looking at what they see."""
 
-    def __init__(self, ws: Workspace, hub: SocketHub, webapi: WebApi, creds: Credentials) -> None:
+    def __init__(self, ws: Workspace, hub: SocketHub, webapi: WebApi, creds: Credentials,
+                 http: HttpDelivery) -> None:
         self.ws = ws
         self.hub = hub
+        self.http = http
         self.webapi = webapi
         self.creds = creds
         self.base_url = ""  # http://127.0.0.1:PORT, set by the server once bound
@@ -98,6 +102,9 @@ class ControlApi:
             web.post(f"{c}/reset", self.reset),
             web.get(f"{c}/connections", self.connections),
             web.get(f"{c}/envelopes", self.envelopes),
+            web.post(f"{c}/request_url", self.request_url),
+            web.get(f"{c}/http_requests", self.http_requests),
+            web.post(f"{c}/replay", self.replay),
             web.post("/commands/{team}/{n}/{secret}", self.response_url),
             web.post("/actions/{team}/{n}/{secret}", self.response_url),
         ]
@@ -140,6 +147,15 @@ class ControlApi:
     def _response_url(self, kind: str, rid: str) -> str:
         path = "commands" if kind == "command" else "actions"
         return f"{self.base_url}/{path}/{TEAM_ID}/{rid}"
+
+    async def _deliver(self, type_: str, payload: JSON, *, accepts_response_payload: bool,
+                       on_ack: AckCallback | None = None, on_give_up: Callable[[str], None] | None = None,
+                       retry_without_connection: bool = False) -> Delivery:
+        """Over HTTP when the app has a Request URL, as Slack does; over Socket Mode otherwise."""
+        transport: SocketHub | HttpDelivery = self.http if self.http.url is not None else self.hub
+        return await transport.deliver(type_, payload, accepts_response_payload=accepts_response_payload,
+                                       on_ack=on_ack, on_give_up=on_give_up,
+                                       retry_without_connection=retry_without_connection)
 
     @staticmethod
     def _reply(delivery: Delivery, **extra: Any) -> web.Response:
@@ -226,7 +242,7 @@ class ControlApi:
         def on_give_up(reason: str) -> None:
             self._slack_notice(channel, user, f'{command} failed with the error "{reason}"')
 
-        delivery = await self.hub.deliver("slash_commands", payload, accepts_response_payload=True,
+        delivery = await self._deliver("slash_commands", payload, accepts_response_payload=True,
                                           on_ack=on_ack, on_give_up=on_give_up)
         return self._reply(delivery, trigger_id=trigger)
 
@@ -276,7 +292,7 @@ class ControlApi:
             message=msg.to_slack() if msg is not None else {}, message_ts=ts, thread_ts=thread_ts,
             is_ephemeral=msg is None, actions=[action], state=state,
             response_url=self._response_url(kind, ru.id), trigger_id=trigger)
-        delivery = await self.hub.deliver("interactive", payload, accepts_response_payload=False)
+        delivery = await self._deliver("interactive", payload, accepts_response_payload=False)
         return self._reply(delivery, trigger_id=trigger)
 
     def _visible_view(self, user: User, view_id: Any) -> View:
@@ -306,7 +322,7 @@ class ControlApi:
         trigger = self.ws.issue_trigger(user.id)
         payload = payloads.block_actions_view(verification_token=self.creds.verification_token, user=user,
                                               view=view, actions=[action], trigger_id=trigger)
-        delivery = await self.hub.deliver("interactive", payload, accepts_response_payload=False)
+        delivery = await self._deliver("interactive", payload, accepts_response_payload=False)
         return self._reply(delivery, trigger_id=trigger)
 
     async def submit(self, request: web.Request) -> web.Response:
@@ -341,7 +357,7 @@ class ControlApi:
         def on_ack(ack: JSON | None) -> None:
             self._after_submission(view, user, ack or {})
 
-        delivery = await self.hub.deliver("interactive", payload, accepts_response_payload=True, on_ack=on_ack)
+        delivery = await self._deliver("interactive", payload, accepts_response_payload=True, on_ack=on_ack)
         return self._reply(delivery, trigger_id=trigger, view_open=view.open, errors=view.errors)
 
     def _after_submission(self, view: View, user: User, ack: JSON) -> None:
@@ -380,7 +396,7 @@ class ControlApi:
         if view.body.get("notify_on_close"):
             payload = payloads.view_closed(verification_token=self.creds.verification_token, user=user,
                                            view=view, is_cleared=clear and len(closed) > 1)
-            delivery = await self.hub.deliver("interactive", payload, accepts_response_payload=False)
+            delivery = await self._deliver("interactive", payload, accepts_response_payload=False)
         return self._reply(delivery, closed=[v.id for v in closed])
 
     async def home(self, request: web.Request) -> web.Response:
@@ -390,7 +406,7 @@ class ControlApi:
         event = payloads.app_home_opened(user=user, dm=dm, home=self.ws.home_view(user.id), event_ts=self.ws.new_ts())
         payload = payloads.event_callback(verification_token=self.creds.verification_token, event=event,
                                           event_time=int(self.ws.now()))
-        delivery = await self.hub.deliver("events_api", payload, accepts_response_payload=False,
+        delivery = await self._deliver("events_api", payload, accepts_response_payload=False,
                                           retry_without_connection=True)
         return self._reply(delivery, event_id=payload["event_id"])
 
@@ -449,11 +465,7 @@ class ControlApi:
                 if value < low:
                     _fail(400, f"{key} must be at least {low}")
                 setattr(faults, key, value)
-        if "revoked_scopes" in body:
-            revoked = body["revoked_scopes"]
-            if not isinstance(revoked, list) or not all(isinstance(s, str) for s in revoked):
-                _fail(400, "revoked_scopes must be a list of scope names")
-            faults.revoked_scopes = list(revoked)
+        self._scopes_and_signing(body)
         if "fail_next" in body:
             rules = body["fail_next"]
             if rules is None:
@@ -468,13 +480,51 @@ class ControlApi:
                                                  count=int(rule.get("count", 1))))
         return _ok(faults.to_json())
 
+    def _scopes_and_signing(self, body: dict[str, Any]) -> None:
+        faults = self.ws.faults
+        if "revoked_scopes" in body:
+            revoked = body["revoked_scopes"]
+            if not isinstance(revoked, list) or not all(isinstance(s, str) for s in revoked):
+                _fail(400, "revoked_scopes must be a list of scope names")
+            faults.revoked_scopes = list(revoked)
+        if "http_signing" in body:
+            if body["http_signing"] not in SIGNING_MODES:
+                _fail(400, f"http_signing must be one of {list(SIGNING_MODES)}")
+            faults.http_signing = str(body["http_signing"])
+
     async def disconnect(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         sent = await self.hub.disconnect_all(str(body.get("reason") or "refresh_requested"))
         return _ok({"sent": sent})
 
+    async def request_url(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        url = body.get("url")
+        if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+            _fail(400, "'url' must be an http(s) URL, or null for Socket Mode")
+        answer = await self.http.set_url(url)
+        if url is not None and not answer["verified"]:
+            _fail(409, "the Request URL did not answer url_verification with the challenge",
+                  http_status=answer.get("status"))
+        return _ok(answer)
+
+    async def http_requests(self, request: web.Request) -> web.Response:
+        return _ok([r.to_json() for r in self.http.records])
+
+    async def replay(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            index = int(body.get("index", -1))
+        except (TypeError, ValueError):
+            _fail(400, "'index' must be an integer")
+        answer = await self.http.replay(index)
+        if "error" in answer and "status" not in answer:
+            _fail(404, str(answer["error"]))
+        return _ok(answer)
+
     async def reset(self, request: web.Request) -> web.Response:
         self.ws.reset()
         self.hub.reset()
+        self.http.reset()
         self.webapi.reset()
         return _ok({"ok": True})

@@ -24,6 +24,7 @@ from aiohttp import web
 from lab.people import PEOPLE, Person
 
 from .driver_api import ControlApi
+from .httpdelivery import HttpDelivery
 from .socketmode import SocketHub
 from .webapi import WebApi
 from .workspace import BOT_USER_ID, CHANNEL_NAMES, TEAM_ID, Credentials, Workspace, channel_id_for, user_id_for
@@ -42,6 +43,7 @@ class SlackStandIn:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._hub: SocketHub | None = None
+        self._http: HttpDelivery | None = None
         self._workspace: Workspace | None = None
         self._creds: Credentials | None = None
         self._port: int | None = None
@@ -104,7 +106,8 @@ class SlackStandIn:
         ws = self._workspace
         self._hub = hub = SocketHub(lambda: ws.faults)
         webapi = WebApi(ws, hub, self._creds)
-        control = ControlApi(ws, hub, webapi, self._creds)
+        self._http = http = HttpDelivery(lambda: ws.faults, self._creds.signing_secret)
+        control = ControlApi(ws, hub, webapi, self._creds, http)
         app = web.Application()
         app.add_routes([web.route("*", "/api/{method}", webapi.handle), web.get("/link/", hub.handle_link),
                         *control.routes()])
@@ -120,6 +123,8 @@ class SlackStandIn:
     async def _shutdown(self) -> None:
         if self._hub is not None:
             await self._hub.close()
+        if self._http is not None:
+            await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
         current = asyncio.current_task()

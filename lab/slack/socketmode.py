@@ -51,12 +51,16 @@ class Delivery:
     ack_ms: float | None
     ack_body: JSON | None
     error: str | None = None
+    #: HTTP delivery only: the status the app answered with (None when nothing answered).
+    http_status: int | None = None
 
     def to_json(self) -> JSON:
         out: JSON = {"envelope_id": self.envelope_id, "acked": self.acked, "ack_ms": self.ack_ms,
                      "ack_body": self.ack_body}
         if self.error is not None:
             out["error"] = self.error
+        if self.http_status is not None:
+            out["http_status"] = self.http_status
         return out
 
 

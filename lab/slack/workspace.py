@@ -345,6 +345,8 @@ class Faults:
     trigger_ttl_s: float = TRIGGER_TTL_S
     #: Bot scopes taken away from the installed app (as if an admin had re-installed it with fewer).
     revoked_scopes: list[str] = field(default_factory=list)
+    #: HTTP delivery: ``ok`` signs as Slack does; ``unsigned``, ``wrong_secret`` and ``stale`` send forgeries.
+    http_signing: str = "ok"
 
     def granted_scopes(self) -> list[str]:
         """What the bot token carries: the manifest's bot scopes less the revoked ones."""
@@ -353,7 +355,7 @@ class Faults:
     def to_json(self) -> JSON:
         return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
                 "trigger_ttl_s": self.trigger_ttl_s, "revoked_scopes": list(self.revoked_scopes),
-                "granted_scopes": self.granted_scopes(),
+                "granted_scopes": self.granted_scopes(), "http_signing": self.http_signing,
                 "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
                               for r in self.fail_next]}
 

@@ -87,6 +87,7 @@ class RunningBot:
 def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]:
     runtime = build_runtime(settings)
     web = WebClient(base_url=settings.slack_api_base)
+    assert settings.slack_app_token is not None
     handler = SocketModeHandler(create_app(settings, runtime.services), settings.slack_app_token.get_secret_value(),
                                 web_client=web)
     before = len([c for c in driver.connections() if c.get("ready")])

@@ -1,0 +1,222 @@
+"""Serving Slack until told to stop, over Socket Mode or signed HTTP, and stopping without dropping work.
+
+``resetbot run`` and the tests build the same ``Serving``, so what is tested is what runs. Stopping happens in
+an order that loses nothing a person is waiting for:
+
+1. stop taking work: close the Socket Mode connection (Slack sends the next request to another replica, or
+   retries it) or stop accepting HTTP connections (requests already received are answered first);
+2. stop the scheduler, letting a sweep that is running finish;
+3. let listeners still running finish (a /reset being checked, an approval being recorded);
+4. let resets in flight reach their verdict and post it (``Runtime.close``), then close every client.
+
+Steps 3 and 4 share one bound (``RESETBOT_DRAIN_SECONDS``): a process manager kills a process that takes
+longer than its grace period anyway, and the log then says what was still running.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, wait
+from types import FrameType
+from typing import Any, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from cheroot import wsgi
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+
+from bot.app import create_app
+from bot.jobs import start_scheduler
+from bot.logs import ContextExecutor
+from bot.services.replay import ReplayGuard
+from bot.settings import Settings, SlackMode
+from bot.wiring import Runtime
+
+log = logging.getLogger(__name__)
+
+#: Where Slack sends every HTTP request (commands, interactivity, events): bolt's default path.
+SLACK_EVENTS_PATH = "/slack/events"
+#: Liveness for load balancers and orchestrators: 200 while the process serves.
+HEALTH_PATH = "/healthz"
+#: Threads answering HTTP requests; each only waits for bolt's ack (listeners run in their own pool).
+HTTP_THREADS = 10
+#: Listeners running at once (bolt's default pool is 5).
+LISTENER_THREADS = 10
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class DrainingExecutor(ContextExecutor):
+    """bolt's listener pool, which can say when the listeners it is running have finished (with a bound); each
+    listener runs in its request's context (``ContextExecutor``), so its log lines carry the correlation id."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="resetbot-listener")
+        self._running: set[Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(future)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing submitted is still running; False if something still is after ``timeout``."""
+        with self._lock:
+            running = set(self._running)
+        _, not_done = wait(running, timeout=timeout)
+        return not not_done
+
+
+class Intake(Protocol):
+    """Where work comes in from Slack: started once, stopped once (after which nothing new is taken)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+class SocketModeIntake:
+    """Socket Mode: the bot connects out with the app-level token; closing the link stops deliveries to us."""
+
+    def __init__(self, app: App, settings: Settings) -> None:
+        assert settings.slack_app_token is not None
+        self._handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(),
+                                          web_client=WebClient(base_url=settings.slack_api_base))
+
+    def start(self) -> None:
+        self._handler.connect()  # type: ignore[no-untyped-call]
+
+    def stop(self) -> None:
+        self._handler.close()  # type: ignore[no-untyped-call]
+
+    def describe(self) -> str:
+        return "Socket Mode"
+
+
+def http_app(app: App) -> WsgiApp:
+    """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz``."""
+    slack = SlackRequestHandler(app, path=SLACK_EVENTS_PATH)
+
+    def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        return slack(environ, start_response)  # type: ignore[arg-type]
+
+    return serve
+
+
+class HttpIntake:
+    """HTTP mode: cheroot serves bolt's WSGI adapter; ``stop`` closes the port and answers what came in first."""
+
+    def __init__(self, app: App, settings: Settings) -> None:
+        self._server = wsgi.Server((settings.http_host, settings.http_port), http_app(app), numthreads=HTTP_THREADS,
+                                   shutdown_timeout=10)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._server.prepare()  # binds now, so a taken port fails the start rather than a thread
+        self._thread = threading.Thread(target=self._server.serve, name="http", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.bind_addr[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def describe(self) -> str:
+        host, port = self.address
+        return f"HTTP on http://{host}:{port}{SLACK_EVENTS_PATH}"
+
+
+class Serving:
+    """The app, its listener pool, the scheduler and the intake for one running bot."""
+
+    def __init__(self, settings: Settings, runtime: Runtime, *, scheduler: bool = True) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.listeners = DrainingExecutor(LISTENER_THREADS)
+        guard = ReplayGuard(runtime.session_factory.begin) if settings.slack_mode == SlackMode.HTTP else None
+        self.app = create_app(settings, runtime.services, replay_guard=guard, listener_executor=self.listeners)
+        self.intake: Intake = (HttpIntake(self.app, settings) if settings.slack_mode == SlackMode.HTTP
+                               else SocketModeIntake(self.app, settings))
+        self._with_scheduler = scheduler
+        self.scheduler: BackgroundScheduler | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        """Take work from Slack, then start the scheduler; raises OSError if the HTTP port cannot be bound."""
+        self.intake.start()
+        if self._with_scheduler:
+            self.scheduler = start_scheduler(self.runtime.services, sweep_seconds=self.settings.sweep_seconds)
+        log.info("serving Slack over %s", self.intake.describe())
+
+    def stop(self, reason: str = "asked to") -> bool:
+        """Stop as the module docstring says; True if everything in flight finished within the drain bound."""
+        if self._stopped:
+            return True
+        self._stopped = True
+        bound = self.settings.drain_seconds
+        log.info("stopping (%s): no new work is taken from Slack; waiting up to %.0f s for work in flight",
+                 reason, bound)
+        self.intake.stop()
+        deadline = time.monotonic() + bound
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        clean = self.listeners.wait_idle(timeout=max(0.0, deadline - time.monotonic()))
+        if not clean:
+            log.warning("a Slack listener was still running after %.0f s", bound)
+        self.listeners.shutdown(wait=False)
+        self.runtime.close(drain_s=max(0.0, deadline - time.monotonic()))  # waits for resets, then closes clients
+        clean = self.runtime.services.reset.wait_idle(timeout=0) and clean
+        if clean:
+            log.info("stopped: every reset in flight posted its verdict")
+        else:
+            log.warning("stopped with work still running after %.0f s (RESETBOT_DRAIN_SECONDS)", bound)
+        return clean
+
+
+def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+                          ) -> bool:
+    """Start, wait for SIGTERM or SIGINT (main thread only), then stop gracefully. Returns ``Serving.stop``'s."""
+    received: list[str] = []
+    wake = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if received:
+            log.warning("%s again: already stopping, waiting for work in flight", name)
+            return
+        received.append(name)
+        wake.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    try:
+        serving.start()
+        while not wake.wait(0.5):
+            pass
+        return serving.stop(received[0])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

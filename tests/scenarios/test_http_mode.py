@@ -1,0 +1,142 @@
+"""HTTP mode: the real bot (``bot.serve.Serving``, what ``resetbot run`` builds) behind cheroot, with the lab's
+Slack POSTing signed requests to it instead of using Socket Mode. A whole reset works; forged, stale and
+replayed requests are refused and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.models import AuditEvent, ResetRequest
+from bot.serve import HttpIntake, Serving
+from bot.settings import SlackMode
+from bot.wiring import build_runtime
+from lab.slack.driver import SlackDriver, SlackDriverError
+from lab.stack import Lab
+from tests.scenarios.harness import lab_settings, link_agent, wait_until
+from tests.scenarios.test_request_approval import request_for, slack_id
+
+
+@dataclass
+class HttpBot:
+    serving: Serving
+    base_url: str
+
+    def requests(self) -> list[ResetRequest]:
+        with self.serving.runtime.session_factory() as session:
+            return list(session.exec(select(ResetRequest)).all())
+
+    def audit(self) -> list[AuditEvent]:
+        with self.serving.runtime.session_factory() as session:
+            return list(session.exec(select(AuditEvent)).all())
+
+
+@pytest.fixture(scope="module")
+def http_bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpBot]:
+    db: Path = tmp_path_factory.mktemp("http") / "resetbot.db"
+    settings = lab_settings(lab, f"sqlite:///{db}", slack_mode=SlackMode.HTTP, slack_app_token=None,
+                            slack_signing_secret=lab.descriptor["slack"]["signing_secret"],
+                            http_host="127.0.0.1", http_port=0)
+    serving = Serving(settings, build_runtime(settings))
+    serving.start()
+    assert isinstance(serving.intake, HttpIntake)
+    host, port = serving.intake.address
+    base_url = f"http://{host}:{port}"
+    try:
+        answer = driver.set_request_url(f"{base_url}/slack/events")
+        assert answer["verified"], answer
+        link_agent(lab, driver, "hank")
+        yield HttpBot(serving, base_url)
+    finally:
+        driver.set_request_url(None)
+        assert serving.stop("end of module")
+
+
+@pytest.fixture(autouse=True)
+def _signed(driver: SlackDriver) -> Iterator[None]:
+    yield
+    driver.faults(http_signing="ok")
+
+
+def test_a_whole_reset_works_over_signed_http(lab: Lab, http_bot: HttpBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "alice", "over http")
+    driver.click("mona", helpdesk, str(request["ts"]), "request_approve")
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=str(request["ts"]), timeout=30)
+    assert "must change it at next sign-in" in done["text"]
+    sent = driver.http_requests()
+    assert {r["type"] for r in sent} >= {"slash_commands", "interactive"}
+    assert all(r["status"] == 200 and r["headers"]["X-Slack-Signature"].startswith("v0=") for r in sent)
+    assert not driver.envelopes(), "nothing went over Socket Mode"
+    wait_until(lambda: any(r.verdict for r in http_bot.requests()), what="the verdict stored")
+    assert http_bot.serving.runtime.services.reset.wait_idle(timeout=30)
+
+
+def test_app_home_opened_arrives_as_a_json_event(http_bot: HttpBot, driver: SlackDriver) -> None:
+    ack = driver.open_home("hank")
+    assert ack["acked"] and ack.get("http_status") == 200
+    driver.wait_for_home_view("hank")
+    event = driver.http_requests()[-1]
+    assert event["type"] == "events_api" and event["headers"]["Content-Type"] == "application/json"
+
+
+def test_healthz_answers_and_other_paths_do_not(http_bot: HttpBot) -> None:
+    with httpx.Client(base_url=http_bot.base_url, trust_env=False) as client:
+        health = client.get("/healthz")
+        assert (health.status_code, health.text) == (200, "ok\n")
+        assert client.get("/slack/events").status_code == 404
+        assert client.post("/elsewhere", content=b"x").status_code == 404
+
+
+def _nothing_changed(http_bot: HttpBot, driver: SlackDriver, *, requests: int, audit: int, ephemerals: int) -> None:
+    assert len(http_bot.requests()) == requests, "a request row was made"
+    assert len(http_bot.audit()) == audit, "an audit row was written"
+    from_bot = [e for e in driver.ephemeral("hank") if e["source"] != "slack"]
+    assert len(from_bot) == ephemerals, "the bot answered a request it should have refused"
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "wrong_secret", "stale"])
+def test_forged_and_stale_requests_are_refused_and_change_nothing(lab: Lab, http_bot: HttpBot, driver: SlackDriver,
+                                                                  forgery: str) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    requests, audit = len(http_bot.requests()), len(http_bot.audit())
+    driver.faults(http_signing=forgery)
+    ack = driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> forged {forgery}", channel=helpdesk)
+    assert ack.get("http_status") == 401 and not ack["acked"]
+    assert driver.messages(helpdesk) == []
+    _nothing_changed(http_bot, driver, requests=requests, audit=audit, ephemerals=0)
+    notice = driver.wait_for_ephemeral("hank", lambda e: e["source"] == "slack")
+    assert notice["text"] == '/reset failed with the error "dispatch_failed"'
+
+
+def test_a_replayed_request_is_refused_and_changes_nothing(lab: Lab, http_bot: HttpBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request_for(lab, driver, "bob", "asked once")
+    sent = driver.http_requests()
+    index = max(i for i, r in enumerate(sent) if r["type"] == "slash_commands" and "asked+once" in r["body"])
+    assert sent[index]["status"] == 200
+    assert http_bot.serving.listeners.wait_idle(timeout=15), "the genuine /reset finished answering"
+    requests, audit = len(http_bot.requests()), len(http_bot.audit())
+    messages = driver.messages(helpdesk)
+    ephemerals = len([e for e in driver.ephemeral("hank") if e["source"] != "slack"])
+    replayed = driver.replay(index)
+    assert replayed["status"] == 401
+    assert (replayed["body"], replayed["headers"]) == (sent[index]["body"], sent[index]["headers"])
+    _nothing_changed(http_bot, driver, requests=requests, audit=audit, ephemerals=ephemerals)
+    assert driver.messages(helpdesk) == messages
+
+
+def test_a_request_url_that_does_not_answer_the_challenge_is_not_used(http_bot: HttpBot, driver: SlackDriver) -> None:
+    with pytest.raises(SlackDriverError, match="409"):
+        driver.set_request_url(f"{http_bot.base_url}/healthz")
+    with pytest.raises(SlackDriverError, match="400"):
+        driver.set_request_url("ftp://example.test/")
+    # The good URL stays in use.
+    assert driver.http_requests()[-1]["url"].endswith("/healthz")
+    driver.command("hank", "/reset-status", "")
+    assert driver.http_requests()[-1]["url"].endswith("/slack/events")

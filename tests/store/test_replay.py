@@ -1,0 +1,51 @@
+"""Replay refusal's memory of signatures, on SQLite and PostgreSQL: first sight wins once, across replicas."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from bot.services.replay import REMEMBER_FOR, ReplayGuard
+
+pytest_plugins = ("tests.store.dbfixtures",)
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+SIG = "v0=" + "a" * 64
+
+
+def test_a_signature_is_served_once(factory: sessionmaker[Session]) -> None:
+    guard = ReplayGuard(factory.begin, clock=lambda: T0)
+    assert guard.first_sight(SIG)
+    assert not guard.first_sight(SIG)
+    assert guard.first_sight("v0=" + "b" * 64)
+
+
+def test_two_replicas_racing_with_the_same_request_serve_it_once(factory: sessionmaker[Session]) -> None:
+    replicas = [ReplayGuard(factory.begin, clock=lambda: T0) for _ in range(8)]
+    results: list[bool] = []
+    start = threading.Barrier(len(replicas))
+
+    def serve(guard: ReplayGuard) -> None:
+        start.wait()
+        results.append(guard.first_sight(SIG))
+
+    threads = [threading.Thread(target=serve, args=(g,)) for g in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_signatures_older_than_the_window_are_forgotten(factory: sessionmaker[Session]) -> None:
+    now = [T0]
+    guard = ReplayGuard(factory.begin, clock=lambda: now[0])
+    assert guard.first_sight(SIG)
+    now[0] = T0 + REMEMBER_FOR - timedelta(seconds=1)
+    assert not guard.first_sight(SIG), "still inside the window: a replay"
+    now[0] = T0 + REMEMBER_FOR + timedelta(minutes=2)
+    assert guard.first_sight("v0=" + "c" * 64)  # prunes what is older than the window
+    assert guard.first_sight(SIG), "forgotten (bolt refuses so old a timestamp anyway)"
