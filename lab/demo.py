@@ -116,6 +116,9 @@ class Morning:
         print(">>> Hank clicks Reveal (the password opens in a modal only he sees; it is not printed here)")
         self.driver.click("hank", self.helpdesk, reveal["ts"], "reset_reveal")
         self.driver.wait_for_message(self.helpdesk, lambda m: "revealed" in m["text"], thread_ts=request["ts"])
+        print(">>> (a few seconds later resetbot reads Alice's account in AD itself: did the reset land on-prem?)")
+        self.driver.wait_for_message(self.helpdesk, lambda m: "Confirmed on-premises" in m["text"],
+                                     thread_ts=request["ts"], timeout=60)
         self.print_thread("a good reset", request["ts"])
 
         self.lab.ad.refuse_next_passwords(1)
@@ -145,6 +148,8 @@ def demo(state_dir: Path) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     with Lab(state_dir) as lab:
         env = bot_environment(lab.descriptor, f"sqlite:///{state_dir.resolve() / 'demo.db'}")
+        # The follow-up that proves the reset landed in AD comes seconds after it, not the production 15 s.
+        env |= {"RESETBOT_SWEEP_SECONDS": "1", "RESETBOT_FOLLOWUP_LANDED_FIRST": "2s"}
         log = (state_dir / "bot.log").open("wb")
         bot = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL)

@@ -21,3 +21,4 @@ def test_the_demo_plays_four_threads(lab: Lab, tmp_path: Path) -> None:
     assert "--- #helpdesk thread: a denied request" in out and "Already reset this morning" in out
     assert "--- only Hank sees: Paula Price's account is protected" in out
     assert "revealed the temporary password" in out
+    assert "Confirmed on-premises: Active Directory shows the reset of Alice Archer's password" in out
