@@ -4,7 +4,8 @@ Requests keep their own deadlines in the database (``escalate_at``, ``expires_at
 needs one short interval job that sweeps for what is due: nothing about a request lives in the scheduler,
 a restart loses nothing, and several replicas sweeping at once are safe because every change is a
 compare-and-set whose winner alone posts. Each job body is isolated: a failure is logged and the next
-run happens as planned.
+run happens as planned. Health pings work the same way: a short tick on every replica, and a round per
+time slot claimed in the database (``bot.services.health``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_JOB_ID = "requests.sweep"
 WIPE_JOB_ID = "reset.wipe_expired"
+HEALTH_JOB_ID = "health.tick"
 
 
 def isolated(name: str, body: Callable[[], object]) -> Callable[[], None]:
@@ -41,6 +43,11 @@ def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundSc
     )
     scheduler.add_job(
         isolated(WIPE_JOB_ID, services.reset.wipe_expired), "interval", seconds=sweep_seconds, id=WIPE_JOB_ID,
+        coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    health = services.health
+    scheduler.add_job(
+        isolated(HEALTH_JOB_ID, health.tick), "interval", seconds=health.rules.tick_s, id=HEALTH_JOB_ID,
         coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
     )
     scheduler.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.services.health import HealthService
 from bot.services.links import LinkService
 from bot.services.requests import RequestService
 from bot.services.reset import ResetService
@@ -14,3 +15,4 @@ class Services:
     requests: RequestService
     reset: ResetService
     links: LinkService
+    health: HealthService
