@@ -89,7 +89,7 @@ class HealthRules:
 class TickOutcome:
     #: The round this tick ran (None: another replica has it, or it already ran).
     round_slot: int | None = None
-    #: The change this tick announced, if any.
+    #: The change this tick announced to ops, if any.
     change: Change | None = None
     summary: bool = False
 
@@ -156,7 +156,8 @@ class HealthService:
         return slot, self.run_round(slot)
 
     def run_round(self, slot: int) -> Change | None:
-        """Run every configured check, store the results, and announce a change of state (once)."""
+        """Run every configured check, store the results, and announce a change of state (once); returns the
+        change announced."""
         results = {check: self._run(check) for check in self.rules.checks()}
         with self.begin() as session:
             store.add_health_results(session, round_slot=slot, at=self.clock(),
@@ -200,6 +201,8 @@ class HealthService:
                 return None
         log.info("health changed: %s -> %s (failing: %s)", found.from_state.value, found.to_state.value,
                  ", ".join(c.value for c in found.failing) or "none")
+        if not found.news:
+            return None
         if self.rules.ops_channel:
             try:
                 self.notifier.post(self.rules.ops_channel, messages.health_transition(found))

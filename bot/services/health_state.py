@@ -80,6 +80,11 @@ class Change:
     newly_failing: tuple[tuple[Check, str], ...]
     recovered: tuple[Check, ...]
 
+    @property
+    def news(self) -> bool:
+        """Whether ops is told: every change but the very first round finding all well."""
+        return not (self.from_state == HealthState.UNKNOWN and self.to_state == HealthState.HEALTHY)
+
 
 def slot_of(when: datetime, interval_s: float) -> int:
     """The round a moment belongs to: every replica computes the same number from its own clock."""
@@ -100,15 +105,14 @@ def ordered(checks: Iterable[Check]) -> tuple[Check, ...]:
 
 def change(previous_failing: Iterable[Check], previous_state: HealthState,
            latest: Mapping[Check, CheckResult]) -> Change | None:
-    """The change to announce when the set of failing checks differs from the last announced one; None when
-    nothing changed (the same checks still failing, whatever their details say now, is not news)."""
+    """The change to record when the state or the set of failing checks differs from the last recorded one;
+    None when nothing changed (the same checks still failing, whatever their details say now, is not news).
+    The first round makes a change from ``UNKNOWN`` even when all is well, so history starts there."""
     before = set(previous_failing)
     now = {c for c, r in latest.items() if not r.ok}
     state = HealthState.DEGRADED if now else HealthState.HEALTHY
     if now == before and state == previous_state:
         return None
-    if not now and previous_state == HealthState.UNKNOWN:
-        return None  # the first round, healthy: nothing to tell
     return Change(
         from_state=previous_state, to_state=state, failing=ordered(now),
         newly_failing=tuple((c, latest[c].detail) for c in ordered(now - before)),

@@ -27,7 +27,8 @@ class _Requests:
 def test_a_failing_sweep_is_logged_and_the_next_one_runs() -> None:
     requests = _Requests()
     reset = type("R", (), {"wipe_expired": lambda self: 0})()
-    services = cast(Services, cast(Any, type("S", (), {"requests": requests, "reset": reset})()))
+    health = type("H", (), {"tick": lambda self: None, "rules": type("Rules", (), {"tick_s": 600})()})()
+    services = cast(Services, cast(Any, type("S", (), {"requests": requests, "reset": reset, "health": health})()))
     scheduler = start_scheduler(services, sweep_seconds=0.05)
     try:
         assert scheduler.get_job(SWEEP_JOB_ID) is not None
