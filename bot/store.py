@@ -604,8 +604,10 @@ def claim_health_slot(session: Session, *, kind: str, slot: int, runner: str, at
     values: dict[str, Any] = {"kind": kind, "slot": slot, "runner": runner, "claimed_at": at or utcnow()}
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(HealthSlot) if dialect == "postgresql" else sqlite.insert(HealthSlot)
-    result = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["kind", "slot"]))
-    return _rowcount(result) == 1
+    # RETURNING, not rowcount: an ORM-enabled INSERT's result does not report rows on every driver.
+    claimed = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["kind", "slot"])
+                              .returning(col(HealthSlot.slot))).first()
+    return claimed is not None
 
 
 def count_health_slots(session: Session, *, kind: str, since_slot: int = 0) -> int:
@@ -659,8 +661,9 @@ def add_health_transition(session: Session, *, transition: HealthTransition) -> 
     values = {c.name: getattr(transition, c.name) for c in HealthTransition.__table__.columns}  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(HealthTransition) if dialect == "postgresql" else sqlite.insert(HealthTransition)
-    result = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["seq"]))
-    return _rowcount(result) == 1
+    claimed = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["seq"])
+                              .returning(col(HealthTransition.seq))).first()
+    return claimed is not None
 
 
 def recent_health_transitions(session: Session, *, limit: int = 5, since: datetime | None = None

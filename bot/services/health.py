@@ -153,16 +153,17 @@ class HealthService:
         self._seen_slot = slot
         if not won:
             return None, None
-        return slot, self.run_round(slot)
+        return slot, self.run_round(slot, now=now)
 
-    def run_round(self, slot: int) -> Change | None:
+    def run_round(self, slot: int, *, now: datetime | None = None) -> Change | None:
         """Run every configured check, store the results, and announce a change of state (once); returns the
         change announced."""
         results = {check: self._run(check) for check in self.rules.checks()}
+        when = now or self.clock()
         with self.begin() as session:
-            store.add_health_results(session, round_slot=slot, at=self.clock(),
+            store.add_health_results(session, round_slot=slot, at=when,
                                      results={c.value: (r.ok, r.detail) for c, r in results.items()})
-        return self._record_change(slot)
+        return self._record_change(slot, when)
 
     def _run(self, check: Check) -> CheckResult:
         try:
@@ -176,7 +177,7 @@ class HealthService:
             log.warning("health check %s failed: %s", check.value, result.detail)
         return result
 
-    def _record_change(self, slot: int) -> Change | None:
+    def _record_change(self, slot: int, now: datetime) -> Change | None:
         """Compare the latest results with the last announced state; store and post a transition if it changed.
         The transition's ``seq`` is the last one's plus one: of two replicas racing, one INSERT gets in."""
         configured = set(self.rules.checks())
@@ -193,7 +194,7 @@ class HealthService:
             if found is None:
                 return None
             changed = {c.value: False for c, _ in found.newly_failing} | {c.value: True for c in found.recovered}
-            row = HealthTransition(seq=(last.seq if last else 0) + 1, round_slot=slot, at=self.clock(),
+            row = HealthTransition(seq=(last.seq if last else 0) + 1, round_slot=slot, at=now,
                                    from_state=found.from_state.value, to_state=found.to_state.value,
                                    failing=json.dumps([c.value for c in found.failing]),
                                    changed=json.dumps(changed, sort_keys=True))
