@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from bot import __version__
 from bot.cli import CommandModule
 from bot.cli import run as run_command
+from bot.errors import ConfigError
+from bot.logs import configure
+from bot.settings import load_log_settings
 
 COMMANDS: tuple[CommandModule, ...] = (run_command,)
 
@@ -20,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     for command in COMMANDS:
         command.register(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        logging_settings = load_log_settings()
+    except ConfigError as e:
+        print(f"resetbot cannot start: {e}", file=sys.stderr)
+        return 2
+    configure(level=logging_settings.log_level, fmt=logging_settings.log_format)
     code: int = args.handler(args)
     return code
 

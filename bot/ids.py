@@ -5,6 +5,7 @@ manifest.yml declares the same commands and events; a test keeps the two in step
 
 from __future__ import annotations
 
+import secrets
 from enum import StrEnum
 
 
@@ -56,3 +57,8 @@ class Block(StrEnum):
     CONFIRM_ACTIONS = "confirm_actions"
     REVEAL_ACTIONS = "reveal_actions"
     NOT_ME_ACTIONS = "not_me_actions"
+
+
+def new_correlation_id() -> str:
+    """The id of one story (a Slack request, a scheduled recovery): quoted to people, logged, audited."""
+    return "c-" + secrets.token_hex(5)

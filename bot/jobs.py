@@ -1,11 +1,11 @@
 """APScheduler wiring: which service function runs when.
 
-Requests keep their own deadlines in the database (``escalate_at``, ``expires_at``), so the scheduler only
-needs one short interval job that sweeps for what is due: nothing about a request lives in the scheduler,
-a restart loses nothing, and several replicas sweeping at once are safe because every change is a
-compare-and-set whose winner alone posts. Each job body is isolated: a failure is logged and the next
-run happens as planned. Health pings work the same way: a short tick on every replica, and a round per
-time slot claimed in the database (``bot.services.health``).
+Requests keep their own deadlines in the database (``escalate_at``, ``expires_at``), and follow-ups their
+``due_at`` (``bot.models.FollowUp``), so the scheduler only needs short interval jobs that sweep for what is
+due: nothing about a request lives in the scheduler, a restart loses nothing, and several replicas sweeping
+at once are safe because every change is a compare-and-set whose winner alone posts. Each job body is
+isolated: a failure is logged and the next run happens as planned. Health pings work the same way: a
+short tick on every replica, and a round per time slot claimed in the database (``bot.services.health``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_JOB_ID = "requests.sweep"
 WIPE_JOB_ID = "reset.wipe_expired"
+FOLLOWUPS_JOB_ID = "followups.run_due"
+RECOVER_JOB_ID = "reset.recover_interrupted"
 HEALTH_JOB_ID = "health.tick"
 
 
@@ -44,6 +46,14 @@ def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundSc
     scheduler.add_job(
         isolated(WIPE_JOB_ID, services.reset.wipe_expired), "interval", seconds=sweep_seconds, id=WIPE_JOB_ID,
         coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.add_job(
+        isolated(FOLLOWUPS_JOB_ID, services.followups.run_due), "interval", seconds=sweep_seconds,
+        id=FOLLOWUPS_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.add_job(
+        isolated(RECOVER_JOB_ID, services.reset.recover_interrupted), "interval", seconds=sweep_seconds,
+        id=RECOVER_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
     )
     health = services.health
     scheduler.add_job(

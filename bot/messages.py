@@ -474,6 +474,9 @@ _UNKNOWN_REASON_WORDS: dict[str, str] = {
     "graph_unavailable": (
         ":warning: Microsoft Graph could not be reached, so the reset was not made as far as I can tell; check the "
         "account before trying again (reference {cid})."),
+    "interrupted": (
+        ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, so "
+        "{name}'s password may or may not have changed; check the account before asking again (reference {cid})."),
 }
 
 
@@ -485,6 +488,12 @@ def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation
     rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
     return words.format(name=name, requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
                         cid=correlation_id)
+
+
+def reset_recovered_unrevealable(name: str) -> str:
+    return (f":white_check_mark: Entra reports that the reset of {name}'s password succeeded, but resetbot restarted "
+            "before it could seal the temporary password, so nobody can reveal it. Ask again for a new reset to get "
+            "a password you can read out.")
 
 
 def tap_started(name: str) -> str:
@@ -749,6 +758,70 @@ def unlinked(upn: str, *, service: bool) -> str:
 
 def nothing_to_unlink(*, service: bool) -> str:
     return "The service identity isn't linked." if service else "You have no linked Entra account."
+
+
+# --- follow-ups: did it land in AD, did the user move on -----------------------------------------------------
+
+
+def _ad_time(at: datetime | None) -> str:
+    return slack_date(at) if at is not None else "never"
+
+
+def writeback_confirmed(name: str, *, must_change: bool, seen_at: datetime | None) -> str:
+    if must_change:
+        return (f":white_check_mark: Confirmed on-premises: Active Directory shows the reset of {name}'s password, "
+                "with *must change at next sign-in* set.")
+    return (f":white_check_mark: Confirmed on-premises: Active Directory shows the reset of {name}'s password "
+            f"(password last set {_ad_time(seen_at)}).")
+
+
+def writeback_without_must_change(name: str, *, seen_at: datetime | None) -> str:
+    return (f":warning: The reset of {name}'s password reached Active Directory ({_ad_time(seen_at)}), but the "
+            "account's *password never expires* flag keeps *must change at next sign-in* from applying on-premises: "
+            f"the temporary password stays valid there until {name} changes it. Ask them to change it now, or clear "
+            "the flag in AD.")
+
+
+def writeback_not_seen(name: str, *, waited: str, seen_at: datetime | None, must_change: bool, reset_at: datetime,
+                       dn: str) -> str:
+    seen = "*must change at next sign-in* set since before the reset" if must_change else \
+        f"password last set {_ad_time(seen_at)}"
+    return (f":warning: {waited} after the reset ({slack_date(reset_at)}), Active Directory still does not show it: "
+            f"`{dn}` has {seen}. Entra said the reset succeeded, so writeback may not have reached the domain "
+            f"controller the bot reads, or the writeback agent went offline. Check Entra Connect's password writeback "
+            f"before {name} relies on the new password on-premises.")
+
+
+def writeback_account_gone(name: str, dn: str) -> str:
+    return (f":warning: The reset of {name}'s password could not be confirmed on-premises: the AD account `{dn}` is "
+            "no longer found.")
+
+
+def password_replaced(name: str, *, at: datetime | None) -> str:
+    return (f":lock: {name} has chosen their own password ({_ad_time(at)}): the temporary one no longer works. "
+            "Follow-up done.")
+
+
+def password_never_replaced(name: str, *, waited: str) -> str:
+    return (f":hourglass: {waited} after the reset, {name} has still not replaced the temporary password; it keeps "
+            "working until they do. No more reminders will be sent: call them, or reset again if the temporary "
+            "password may have been seen by someone else.")
+
+
+def replace_reminder(*, waited: str) -> str:
+    return (f"Reminder: helpdesk reset your password {waited} ago and you haven't chosen your own yet. Sign in with "
+            "the temporary password you were given and you'll be asked to choose a new one. If you didn't ask for "
+            "this reset, press *This wasn't me* on the earlier message.")
+
+
+def duration_words(seconds: float) -> str:
+    """``3 hours``, ``45 minutes``, ``20 seconds``: how long, in words a person reads at a glance."""
+    s = round(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size:
+            n = round(s / size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{s} second{'s' if s != 1 else ''}"
 
 
 # --- health pings -------------------------------------------------------------------------------------------------

@@ -175,6 +175,9 @@ class ResetRequest(SQLModel, table=True):
 
     #: Graph's long-running operation id for the reset, and the plain-words verdict kind it ended with.
     graph_operation_id: str | None = Field(default=None, max_length=255)
+    #: The operation's URL, stored the moment Graph accepts the reset: a bot that dies while polling leaves the
+    #: request ``resetting``, and whoever recovers it asks Graph here how it ended.
+    operation_location: str | None = Field(default=None, max_length=2048)
     verdict: str | None = Field(default=None, max_length=64)
 
 
@@ -275,6 +278,46 @@ class AgentLink(SQLModel, table=True):
 
 #: ``AgentLink.slack_user`` of the service identity (no Slack user id looks like it).
 SERVICE_LINK_KEY = "~service"
+
+
+class FollowUp(SQLModel, table=True):
+    """One scheduled check after a successful reset: "did it land in AD?" or "did the user replace it?".
+
+    The schedule lives here, not in the scheduler: a replica claims a due row with a compare-and-set
+    (``pending`` → ``running`` with a lease), does the check, and finishes it with a second compare-and-set on its
+    claim token, so each check runs once across replicas and restarts. A replica that dies mid-check leaves a
+    ``running`` row whose lease runs out; another replica takes it over then. ``pwdLastSet`` values are AD's raw
+    FILETIMEs (64-bit).
+    """
+
+    __tablename__: ClassVar[Any] = "follow_up"
+    __table_args__: ClassVar[Any] = (
+        sa.Index(None, "state", "due_at"),
+        sa.UniqueConstraint("request_id", "kind", "step"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(foreign_key="reset_request.id", index=True, max_length=16)
+    #: ``bot.services.followup_rules.FollowUpKind``; ``step`` orders the checks of one kind (0, 1, 2, ...).
+    kind: str = Field(max_length=16)
+    step: int = Field(default=0)
+    #: The last check of its kind: its "not yet" is the final word (a warning, or "never replaced").
+    final: bool = Field(default=False)
+    state: str = Field(default="pending", max_length=16)
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: "Landed" checks retry with backoff until this instant, then warn.
+    deadline_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    attempts: int = Field(default=0)
+    #: When the reset was made (the bot's clock) and the account's ``pwdLastSet`` just before it.
+    reset_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    baseline_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    #: The running claim: a random token and when it lapses.
+    claim: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    #: ``bot.services.followup_rules.Landed`` / ``Replaced`` value, and the ``pwdLastSet`` it was decided on.
+    outcome: str | None = Field(default=None, max_length=32)
+    seen_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 # --- health pings ------------------------------------------------------------------------------------------------

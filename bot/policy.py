@@ -29,10 +29,12 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import SecretStr
+
+from bot.logs import HELD_SECRET_TTL_S, remember_secret
 
 #: AD's "never" for an age or duration (the most negative 64-bit integer).
 AD_NEVER = -9223372036854775808
@@ -46,6 +48,16 @@ def ad_interval(value: int | str | None) -> timedelta | None:
     if n == AD_NEVER:
         return None
     return timedelta(microseconds=abs(n) / 10)
+
+
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+def filetime_to_datetime(value: int) -> datetime | None:
+    """A FILETIME (``pwdLastSet``) as an aware UTC datetime; None for 0 ("must change") and the "never" sentinels."""
+    if value <= 0 or value >= 0x7FFFFFFFFFFFFFFF:
+        return None
+    return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
 
 
 @dataclass(frozen=True)
@@ -246,6 +258,7 @@ def generate_temporary_password(policy: PasswordPolicy, *, sam: str | None, disp
     for _ in range(_MAX_DRAWS):
         candidate = "".join(secrets.choice(ALPHABET) for _ in range(length))
         if _has_four_classes(candidate) and not precheck(candidate, policy, sam=sam, display_name=display_name):
+            remember_secret(candidate, ttl=HELD_SECRET_TTL_S)  # no log line may hold it, whoever logs it
             return SecretStr(candidate)
     raise ValueError("no password avoiding this account's names could be drawn")  # pragma: no cover
 

@@ -7,15 +7,18 @@ documented in the README's settings table (a test keeps the two in step).
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.logs import SECRETS, LogFormat
 
 _PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
 
@@ -77,13 +80,59 @@ def _is_placeholder(value: str) -> bool:
     return not low or any(low.startswith(p) for p in _PLACEHOLDERS)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``90s``, ``15m``, ``4h``, ``1d`` or a number of seconds: how an operator writes a delay in a .env file."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 4h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()])
+
+
 def _csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(";" if ";" in value else ",") if part.strip()]
     return value
 
 
-class Settings(BaseSettings):
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogSettings(BaseSettings):
+    """The settings logging needs, readable on their own: every command sets up logging first, before (and
+    whether or not) the rest of the settings are complete, so that a configuration error is logged the same way."""
+
+    model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
+
+    # --- Operations ----------------------------------------------------------------------------------------
+    #: Least severe log level written: DEBUG, INFO, WARNING or ERROR.
+    log_level: LogLevel = LogLevel.INFO
+    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line, for a log shipper).
+    log_format: LogFormat = LogFormat.TEXT
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class Settings(LogSettings):
     model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
 
     # --- Slack -------------------------------------------------------------------------------------------
@@ -113,8 +162,21 @@ class Settings(BaseSettings):
     protected_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Protected accounts a rule allows anyway (sAMAccountName or UPN); they need two approvers and alert security.
     protected_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: Seconds between sweeps for escalations and expiries.
+    #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
+
+    #: How long a reset waits for Graph's operation (writeback's verdict) before saying it cannot tell. A request
+    #: still ``resetting`` twice this long after it started was left by a stopped bot and is recovered.
+    reset_poll_timeout_seconds: float = Field(default=60.0, ge=1, le=600)
+
+    # --- Follow-ups ----------------------------------------------------------------------------------------------
+    #: First look in AD for a reset after it is made; each later look waits twice as long.
+    followup_landed_first: timedelta = timedelta(seconds=15)
+    #: When the looks give up and the thread is warned that AD does not show the reset.
+    followup_landed_deadline: timedelta = timedelta(minutes=15)
+    #: When to check that the user replaced the temporary password (``,``-separated); the last is the final word.
+    followup_replaced_after: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [timedelta(hours=1), timedelta(hours=4), timedelta(hours=24)])
 
     # --- Health pings ------------------------------------------------------------------------------------------
     #: Seconds between rounds of health pings (token, Graph read, LDAP, sync freshness, canary); one round per
@@ -172,10 +234,37 @@ class Settings(BaseSettings):
     #: CA bundle for LDAPS (default: the system's).
     ldap_ca_file: Path | None = None
 
+    # --- Operations (logging: see LogSettings) -------------------------------------------------------------
+    #: Port of the Prometheus ``/metrics`` endpoint; empty (the default) serves no metrics.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address the metrics endpoint listens on; ``0.0.0.0`` lets a Prometheus on another host scrape it.
+    metrics_address: str = "127.0.0.1"
+
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("followup_landed_first", "followup_landed_deadline", "followup_replaced_after", mode="before")
+    @classmethod
+    def _durations(cls, value: object, info: ValidationInfo) -> object:
+        name = f"RESETBOT_{str(info.field_name).upper()}"
+        items = _csv(value) if info.field_name == "followup_replaced_after" else [value]
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{name} needs at least one time, like 1h,4h,24h.")
+        try:
+            delays = [parse_duration(item) for item in items]
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}.") from None
+        if any(d <= timedelta(0) for d in delays):
+            raise ValueError(f"{name} must be longer than zero.")
+        return sorted(set(delays)) if info.field_name == "followup_replaced_after" else delays[0]
+
+    @model_validator(mode="after")
+    def _never_logged(self) -> Self:
+        """Every secret setting is redacted from every log line of this process, from the moment it is read."""
+        SECRETS.remember_fields(self)
+        return self
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Self:
@@ -257,18 +346,30 @@ class Settings(BaseSettings):
         return missing
 
 
+def load_log_settings() -> LogSettings:
+    """Just the logging settings from the environment and .env, or a ConfigError naming the bad one."""
+    try:
+        return LogSettings()
+    except ValidationError as e:
+        raise ConfigError(_sentences(e)) from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and .env, or a ConfigError naming every missing or bad value."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
-        sentences = []
-        for err in e.errors():
-            name = "RESETBOT_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
-            if err["type"] == "missing":
-                sentences.append(f"{name} is not set.")
-            elif err["type"] == "value_error":
-                sentences.append(str(err["msg"]).removeprefix("Value error, "))
-            else:
-                sentences.append(f"{name}: {err['msg']}.")
-        raise ConfigError(" ".join(sentences)) from None
+        raise ConfigError(_sentences(e)) from None
+
+
+def _sentences(e: ValidationError) -> str:
+    sentences = []
+    for err in e.errors():
+        name = "RESETBOT_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        if err["type"] == "missing":
+            sentences.append(f"{name} is not set.")
+        elif err["type"] == "value_error":
+            sentences.append(str(err["msg"]).removeprefix("Value error, "))
+        else:
+            sentences.append(f"{name}: {err['msg']}.")
+    return " ".join(sentences)

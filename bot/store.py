@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Iterator, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
+from sqlalchemy import event, orm
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot import metrics
 from bot.errors import RequestNotFoundError
 from bot.models import (
     AUDIT_HEAD_ID,
@@ -39,6 +42,7 @@ from bot.models import (
     Approval,
     AuditEvent,
     AuditHead,
+    FollowUp,
     HealthResult,
     HealthSlot,
     HealthTransition,
@@ -55,6 +59,30 @@ from bot.services.lifecycle import RequestState, can_transition
 TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict"})
 
 _ID_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
+
+_AFTER_COMMIT = "resetbot_after_commit"
+
+
+def _after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's transaction commits; never if it rolls back (so a metric counts only
+    what the database really holds)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(orm.Session, "after_commit")
+def _run_after_commit(session: orm.Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            action()
+        except Exception:  # a metric must never fail a committed change
+            log.exception("after-commit action failed")
+
+
+@event.listens_for(orm.Session, "after_soft_rollback")
+def _drop_after_commit(session: orm.Session, previous_transaction: orm.SessionTransaction) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 # --- requests -------------------------------------------------------------------------------------------------
@@ -234,7 +262,33 @@ def transition(
         verdict=audit.verdict or _opt_str(extra.get("verdict")),
     )
     append_audit(session, draft=draft, at=now)
-    return session.get(ResetRequest, request_id, populate_existing=True)
+    moved = session.get(ResetRequest, request_id, populate_existing=True)
+    if moved is not None:
+        created_at, decided_at, verdict = moved.created_at, moved.decided_at, moved.verdict
+        _after_commit(session, lambda: metrics.record_transition(to=to, created_at=created_at, decided_at=decided_at,
+                                                                 at=now, verdict=verdict))
+    return moved
+
+
+def note_operation(session: Session, *, request_id: str, location: str) -> bool:
+    """Remember where Graph's operation for a reset in progress can be followed (only while ``resetting``, and
+    without touching ``updated_at``: that is when the reset started, which recovery measures from)."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
+        .values(operation_location=location)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def stale_resetting(session: Session, *, started_before: datetime, limit: int = 50) -> list[ResetRequest]:
+    """Requests still ``resetting`` that started before ``started_before``: their bot stopped mid-reset."""
+    return list(session.exec(
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == RequestState.RESETTING, col(ResetRequest.updated_at) <= started_before)
+        .order_by(col(ResetRequest.updated_at)).limit(limit)
+    ))
 
 
 def mark_escalated(
@@ -503,6 +557,88 @@ def wipe_expired_secrets(session: Session, *, now: datetime) -> list[str]:
     ).all()
     return [str(r[0]) for r in rows]
 
+
+
+# --- follow-ups -------------------------------------------------------------------------------------------------
+
+_FOLLOWUP_PENDING, _FOLLOWUP_RUNNING, _FOLLOWUP_DONE, _FOLLOWUP_SKIPPED = "pending", "running", "done", "skipped"
+
+
+def add_followups(session: Session, *, rows: Collection[FollowUp]) -> None:
+    """Schedule checks; meant to run in the transaction that records the reset's success, so that a reset is
+    never recorded without its follow-ups (nor the reverse)."""
+    session.add_all(rows)
+    session.flush()
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(col(FollowUp.state) == _FOLLOWUP_PENDING, col(FollowUp.due_at) <= now),
+        sa.and_(col(FollowUp.state) == _FOLLOWUP_RUNNING, col(FollowUp.lease_until) <= now),
+    )
+
+
+def due_followups(session: Session, *, now: datetime, limit: int = 200) -> list[int]:
+    """Ids of checks due (or whose claimant's lease ran out), oldest first. Reading them claims nothing."""
+    rows = session.exec(select(FollowUp.id).where(_claimable(now)).order_by(col(FollowUp.due_at)).limit(limit))
+    return [int(r) for r in rows if r is not None]
+
+
+def claim_followup(session: Session, *, followup_id: int, claim: str, now: datetime,
+                   lease_until: datetime) -> FollowUp | None:
+    """Compare-and-set one due check to ``running`` under ``claim``; None when another replica got it first."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, _claimable(now))
+        .values(state=_FOLLOWUP_RUNNING, claim=claim, lease_until=lease_until, attempts=col(FollowUp.attempts) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return None
+    return session.get(FollowUp, followup_id, populate_existing=True)
+
+
+def finish_followup(session: Session, *, followup_id: int, claim: str, outcome: str, seen: int | None,
+                    now: datetime) -> bool:
+    """``running`` → ``done`` only for the holder of ``claim``: a replica whose lease was taken over loses."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.claim) == claim,
+               col(FollowUp.state) == _FOLLOWUP_RUNNING)
+        .values(state=_FOLLOWUP_DONE, outcome=outcome, seen_pwd_last_set=seen, done_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def retry_followup(session: Session, *, followup_id: int, claim: str, due_at: datetime,
+                   seen: int | None = None) -> bool:
+    """Give a claimed check back, due again at ``due_at`` (its attempts count stays)."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.claim) == claim,
+               col(FollowUp.state) == _FOLLOWUP_RUNNING)
+        .values(state=_FOLLOWUP_PENDING, due_at=due_at, claim=None, lease_until=None, seen_pwd_last_set=seen)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def skip_followups(session: Session, *, request_id: str, kind: str, now: datetime) -> int:
+    """Retire the still-pending checks of one kind (the user replaced the password: no more reminders)."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.request_id) == request_id, col(FollowUp.kind) == kind,
+               col(FollowUp.state) == _FOLLOWUP_PENDING)
+        .values(state=_FOLLOWUP_SKIPPED, done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+def followups_for(session: Session, *, request_id: str) -> list[FollowUp]:
+    return list(session.exec(select(FollowUp).where(col(FollowUp.request_id) == request_id)
+                             .order_by(col(FollowUp.kind), col(FollowUp.step))))
 
 
 # --- agent links ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from bot.clients.slack_notify import SlackNotifier
 from bot.db import create_schema, make_engine, make_session_factory
 from bot.errors import ConfigError
 from bot.models import SERVICE_LINK_KEY
+from bot.services.followups import FollowUpRules, FollowUpService
 from bot.services.health import HealthRules, HealthService
 from bot.services.links import LinkRules, LinkService
 from bot.services.registry import Services
@@ -93,9 +94,12 @@ def build_runtime(settings: Settings) -> Runtime:
     resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier)
     links = LinkService(begin=factory.begin, notifier=notifier, tokens=_delegated_tokens(settings), graph=graph,
                         rules=LinkRules.from_settings(settings))
+    followups = FollowUpService(begin=factory.begin, notifier=notifier, directory=directory,
+                                rules=FollowUpRules.from_settings(settings))
     reset = ResetService(begin=factory.begin, notifier=notifier, graph=graph, directory=directory,
                          sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
-                         security_channel=settings.security_channel)
+                         security_channel=settings.security_channel, followups=followups,
+                         poll_timeout_s=settings.reset_poll_timeout_seconds)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness)
@@ -104,4 +108,5 @@ def build_runtime(settings: Settings) -> Runtime:
                            canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,
                            rules=HealthRules.from_settings(settings))
     return Runtime(settings=settings, engine=engine, session_factory=factory, graph=graph, directory=directory,
-                   notifier=notifier, services=Services(requests=requests, reset=reset, links=links, health=health))
+                   notifier=notifier, services=Services(requests=requests, reset=reset, links=links,
+                                                      followups=followups, health=health))

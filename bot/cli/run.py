@@ -12,6 +12,7 @@ from bot.app import create_app
 from bot.cli import Subparsers
 from bot.errors import ConfigError
 from bot.jobs import start_scheduler
+from bot.metrics import serve as serve_metrics
 from bot.settings import load_settings
 from bot.wiring import build_runtime
 
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         runtime = build_runtime(settings)
+        serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if set
     except ConfigError as e:
         print(f"resetbot cannot start: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import ldap3
@@ -25,27 +25,19 @@ from ldap3.protocol.formatters.formatters import format_uuid_le
 from ldap3.utils.conv import escape_filter_chars
 
 from bot.errors import DirectoryUnavailableError
-from bot.policy import PasswordPolicy, ad_interval
+from bot.policy import PasswordPolicy, ad_interval, filetime_to_datetime
 
 UF_ACCOUNTDISABLE = 0x2
 UF_DONT_EXPIRE_PASSWD = 0x10000
 UF_LOCKOUT = 0x10
 UF_PASSWORD_EXPIRED = 0x800000
 _IN_CHAIN = "1.2.840.113556.1.4.1941"
-_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 _USER_ATTRS = (
     "distinguishedName", "sAMAccountName", "userPrincipalName", "displayName", "mail", "objectGUID",
     "userAccountControl", "msDS-User-Account-Control-Computed", "adminCount", "pwdLastSet", "lockoutTime",
     "msDS-ResultantPSO",
 )
-
-
-def filetime_to_datetime(value: int) -> datetime | None:
-    """A FILETIME as an aware UTC datetime; None for 0 ("must change") and the "never" sentinels."""
-    if value <= 0 or value >= 0x7FFFFFFFFFFFFFFF:
-        return None
-    return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
 
 
 @dataclass(frozen=True)

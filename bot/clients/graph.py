@@ -44,6 +44,7 @@ from bot.errors import (
     GraphUnavailableError,
     MicrosoftError,
 )
+from bot.logs import HELD_SECRET_TTL_S, remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ class Graph(Protocol):
     def ping(self, *, client_request_id: str | None = None) -> None: ...
     def reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
                        poll_timeout_s: float = 60.0, sleep: Callable[[float], None] | None = None,
-                       client_request_id: str | None = None) -> ResetOperation: ...
+                       client_request_id: str | None = None,
+                       on_accepted: Callable[[str], None] | None = None) -> ResetOperation: ...
     def get_reset_operation(self, *, access_token: str, location: str,
                             client_request_id: str | None = None) -> ResetOperation: ...
     def create_temporary_access_pass(self, *, user_id: str, lifetime_minutes: int = 60, usable_once: bool = True,
@@ -489,10 +491,14 @@ class GraphClient:
     # -- resetPassword (the agent's delegated token) -------------------------------------------------------
     def reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
                        poll_timeout_s: float = 60.0, sleep: Callable[[float], None] | None = None,
-                       client_request_id: str | None = None) -> ResetOperation:
+                       client_request_id: str | None = None,
+                       on_accepted: Callable[[str], None] | None = None) -> ResetOperation:
         """Reset ``user_id``'s password as the agent whose token this is, and poll the operation until it
         succeeds or fails (writeback's on-prem verdict), honouring Retry-After, for at most ``poll_timeout_s``
-        (then the operation is returned as last seen, still running). Graph's refusals raise."""
+        (then the operation is returned as last seen, still running). Graph's refusals raise.
+
+        ``on_accepted`` gets the operation's absolute URL as soon as Graph accepts (202), before any polling: a
+        caller that stores it can still learn the outcome after a crash (:meth:`get_reset_operation`)."""
         crid = client_request_id or new_correlation_id()
         pause = sleep or self._sleep
         path = f"/users/{_segment(user_id)}/authentication/methods/{PASSWORD_METHOD_ID}/resetPassword"
@@ -508,6 +514,8 @@ class GraphClient:
                              request_id=response.headers.get("request-id"), client_request_id=crid, status=202)
         location = urljoin(str(response.url), raw_location)
         self._url(location)  # same origin, or GraphError before any token is sent there
+        if on_accepted is not None:
+            on_accepted(location)
         started = time.monotonic()
         waited = 0.0  # what was slept, so the bound also holds with an injected sleep
 
@@ -573,6 +581,7 @@ class GraphClient:
         if not value:
             raise GraphError("Microsoft Graph created a Temporary Access Pass but did not return it; create "
                              "another.", request_id=response.headers.get("request-id"), client_request_id=crid)
+        remember_secret(str(value), ttl=HELD_SECRET_TTL_S)
         usable = body.get("isUsable")
         return TapResult(
             id=str(body.get("id") or ""),

@@ -78,6 +78,12 @@ class AuditAction(StrEnum):
     #: The target answered the "Did you ask helpdesk for this?" DM.
     TARGET_CONFIRMED = "target_confirmed"
     TARGET_DISOWNED = "target_disowned"
+    #: Follow-ups (spec section 5): what AD showed after the reset, and whether the user replaced the password.
+    WRITEBACK_CONFIRMED = "writeback_confirmed"
+    WRITEBACK_NOT_SEEN = "writeback_not_seen"
+    USER_CHOSE_OWN = "user_chose_own"
+    REPLACE_REMINDED = "replace_reminded"
+    NEVER_REPLACED = "never_replaced"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.services.followups import FollowUpService
 from bot.services.health import HealthService
 from bot.services.links import LinkService
 from bot.services.requests import RequestService
@@ -15,4 +16,5 @@ class Services:
     requests: RequestService
     reset: ResetService
     links: LinkService
+    followups: FollowUpService
     health: HealthService

@@ -14,8 +14,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from pydantic import SecretStr
+from sqlmodel import Session
 
 from bot import messages, store
 from bot.clients.directory import Directory
@@ -23,6 +25,8 @@ from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import ResetbotError
+from bot.ids import new_correlation_id
+from bot.logs import REVEALED_SECRET_TTL_S, forget_secret, remember_secret
 from bot.models import ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
 from bot.services.audit import AuditAction, AuditDraft
@@ -34,6 +38,10 @@ from bot.services.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, 
 log = logging.getLogger(__name__)
 
 REVEAL_TTL = timedelta(minutes=10)
+#: Added to twice the poll bound before a ``resetting`` request counts as left behind by a stopped bot.
+RECOVERY_MARGIN = timedelta(seconds=10)
+#: How long recovery keeps asking Graph (unreachable, or the operation still running) before it says "unknown".
+RECOVERY_GIVE_UP = timedelta(minutes=30)
 #: A Temporary Access Pass issued with ``--tap``: valid long enough to be read out and used, once.
 TAP_LIFETIME_MINUTES = 60
 _FINAL_ACTION = {
@@ -41,6 +49,22 @@ _FINAL_ACTION = {
     RequestState.REJECTED: AuditAction.REJECTED,
     RequestState.FAILED: AuditAction.FAILED,
 }
+
+
+class FollowUpPlanner(Protocol):
+    """Schedules the follow-ups of a reset, inside the transaction that records its success."""
+
+    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    verdict: Verdict
+    operation_id: str | None = None
+    #: The new password (or TAP) when it was set; the only copy until it is sealed.
+    password: SecretStr | None = None
+    #: The account's ``pwdLastSet`` read just before the reset: the follow-ups' baseline.
+    baseline: int | None = None
 
 
 @dataclass
@@ -53,6 +77,7 @@ class ResetService:
     #: The delegated Graph access token of the agent (Slack id) whose hands perform the reset.
     token_for: Callable[[str], str]
     security_channel: str | None = None
+    followups: FollowUpPlanner | None = None
     poll_timeout_s: float = 60.0
     clock: Callable[[], datetime] = field(default=utcnow)
     _in_flight: int = field(default=0, init=False, repr=False)
@@ -85,21 +110,25 @@ class ResetService:
             return
         self._thread(started, messages.tap_started(started.target_display) if started.tap
                      else messages.reset_started(started.target_display))
-        verdict, operation_id, password = (self._issue_tap(started, correlation_id) if started.tap
-                                           else self._reset(started, correlation_id))
+        attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
+        verdict, password = attempt.verdict, attempt.password
         final = verdict.final_state
         with self.begin() as session:
-            if password is not None and final == RequestState.SUCCEEDED:
-                store.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
-                           expires_at=self.clock() + REVEAL_TTL, kind="tap" if started.tap else "password")
             done = store.transition(
                 session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
-                changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id},
+                changes={"verdict": verdict.kind.value, "graph_operation_id": attempt.operation_id},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=correlation_id,
                                  detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
                                          **dict(verdict.detail)}),
             )
-        password = None  # the only copy now is the sealed one
+            if done is not None and password is not None and final == RequestState.SUCCEEDED:
+                store.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
+                           expires_at=self.clock() + REVEAL_TTL, kind="tap" if started.tap else "password")
+            if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
+                # In the same transaction: a success is never recorded without the checks that prove it.
+                self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline)
+        forget_secret(password)
+        del attempt, password  # the only copy now is the sealed one
         if done is None:
             return
         self._redraw(done)
@@ -115,14 +144,14 @@ class ResetService:
                 self.notifier.dm(done.target_slack_id, messages.target_reset_notice_text(done),
                                  blocks=messages.target_reset_notice_blocks(done))
 
-    def _reset(self, req: ResetRequest, cid: str) -> tuple[Verdict, str | None, SecretStr | None]:
-        """(verdict, Graph operation id, the password when it was set). Never raises: every failure is a
-        verdict, and a failure's text never holds the password (Graph's client scrubs it)."""
+    def _reset(self, req: ResetRequest, cid: str) -> _Attempt:
+        """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
+        client scrubs it)."""
         try:
             ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
             if ad is None:
                 gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
-                return classify(gone), None, None
+                return _Attempt(classify(gone))
             if req.unlock and ad.locked_out:
                 self._unlock(req, ad.dn, cid)
             policy = self.directory.effective_policy(ad)
@@ -130,16 +159,18 @@ class ResetService:
             checks = precheck(password.get_secret_value(), policy, sam=ad.sam, display_name=ad.display_name)
             token = self.token_for(req.requester)
             op = self.graph.reset_password(access_token=token, user_id=req.target_entra_id, new_password=password,
-                                           poll_timeout_s=self.poll_timeout_s, client_request_id=cid)
+                                           poll_timeout_s=self.poll_timeout_s, client_request_id=cid,
+                                           on_accepted=lambda location: self._note_operation(req.id, location))
         except ResetbotError as e:
             log.warning("reset %s failed before an outcome (%s): %s", req.id, cid, type(e).__name__)
-            return classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
-                                         error_message=str(e))), None, None
+            return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                                  error_message=str(e))))
         verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
                                         never_expires=ad.password_never_expires))
-        return verdict, op.id, password if verdict.final_state == RequestState.SUCCEEDED else None
+        ok = verdict.final_state == RequestState.SUCCEEDED
+        return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw)
 
-    def _issue_tap(self, req: ResetRequest, cid: str) -> tuple[Verdict, str | None, SecretStr | None]:
+    def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
         """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made
         with the app's own permission, as Microsoft allows for TAPs; never raises."""
         try:
@@ -148,9 +179,75 @@ class ResetService:
                                                           client_request_id=cid)
         except ResetbotError as e:
             log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)
-            return classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
-                                         error_message=str(e))), None, None
-        return Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass
+            return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                                  error_message=str(e))))
+        return _Attempt(Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass)
+
+    def _note_operation(self, request_id: str, location: str) -> None:
+        with self.begin() as session:
+            store.note_operation(session, request_id=request_id, location=location)
+
+    # --- recovery of resets a stopped bot left half-way ------------------------------------------------------
+
+    @property
+    def stale_after(self) -> timedelta:
+        """How long after its start a ``resetting`` request must be a dead bot's: twice the poll bound (a live
+        reset is over by then, token and LDAP included), plus a margin."""
+        return timedelta(seconds=2 * self.poll_timeout_s) + RECOVERY_MARGIN
+
+    def recover_interrupted(self, *, now: datetime | None = None) -> int:
+        """Finish the requests a bot left ``resetting`` (killed while Graph was working): ask Graph how the
+        stored operation ended and record that verdict, or say the reset was interrupted when no operation was
+        stored (the bot died before Graph accepted it, so whether it happened is unknown). Returns how many
+        were finished here; a compare-and-set makes one replica do each."""
+        now = now or self.clock()
+        with self.begin() as session:
+            stale = store.stale_resetting(session, started_before=now - self.stale_after)
+        return sum(self._recover(req, now) for req in stale)
+
+    def _recover(self, req: ResetRequest, now: datetime) -> int:
+        cid = new_correlation_id()
+        verdict = Verdict(VerdictKind.UNKNOWN, None, {"marker": "recovery", "reason": "interrupted"})
+        operation_id = None
+        if req.operation_location:
+            try:
+                op = self.graph.get_reset_operation(access_token=self.token_for(req.requester),
+                                                    location=req.operation_location, client_request_id=cid)
+            except ResetbotError as e:
+                if now - req.updated_at < RECOVERY_GIVE_UP:
+                    log.warning("recovering %s: Graph could not say how its reset ended (%s); trying again later",
+                                req.id, type(e).__name__)
+                    return 0
+                op = None
+            if op is not None and not op.done and now - req.updated_at < RECOVERY_GIVE_UP:
+                return 0  # Graph is still working on it: look again at the next sweep
+            if op is not None and op.done:
+                verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail))
+                operation_id = op.id
+        final = verdict.final_state
+        with self.begin() as session:
+            done = store.transition(
+                session, request_id=req.id, expected={RequestState.RESETTING}, to=final,
+                changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id},
+                audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=cid,
+                                 detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
+                                         "recovered": True, **dict(verdict.detail)}),
+            )
+            if done is not None and final == RequestState.SUCCEEDED and self.followups:
+                self.followups.plan(session, done, reset_at=req.updated_at, baseline=None)
+        if done is None:
+            return 0
+        log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)
+        self._redraw(done)
+        if final == RequestState.SUCCEEDED:
+            self._thread(done, messages.reset_recovered_unrevealable(done.target_display))
+            if done.target_slack_id:
+                self.notifier.dm(done.target_slack_id, messages.target_reset_notice_text(done),
+                                 blocks=messages.target_reset_notice_blocks(done))
+        else:
+            self._thread(done, messages.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
+                                                         correlation_id=cid))
+        return 1
 
     def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
         """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
@@ -186,6 +283,7 @@ class ResetService:
             return None, messages.reveal_gone()
         kind, ciphertext = taken
         secret = self.sealer.unseal(ciphertext)
+        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         if secret is None:
             return None, messages.reveal_gone()
         modal = messages.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),

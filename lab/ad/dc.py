@@ -141,6 +141,19 @@ class LabAD:
         own refusal of a password that meets length and complexity (how a banned-word filter looks)."""
         samba.refuse_counter(self.root).write_text(str(count))
 
+    def change_own_password(self, dn: str, old: str, new: str) -> tuple[bool, str]:
+        """The user changes their own password, as Windows does at "you must change your password" after a sign-in
+        with a temporary one: a *change* (delete the old value, add the new), which AD checks against the old
+        password and the full policy (history, minimum age, filter), not an admin reset. A user whose must-change
+        flag is set cannot bind, so the change travels on another authenticated connection, as AD allows (Everyone
+        holds the Change Password right; the old password is the proof). Returns (done, AD's message)."""
+        conn = connect(READER.upn, READER.password, ca_file=self.ca.ca_file, url=self.ldaps_url)
+        try:
+            done = bool(conn.extend.microsoft.modify_password(dn, new, old_password=old))
+            return done, str(conn.result.get("message") or conn.result.get("description"))
+        finally:
+            conn.unbind()
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None

@@ -135,6 +135,8 @@ class Methods(GraphRoutes):
         elif faults.writeback == "offline":
             await asyncio.sleep(faults.offline_delay_ms / 1000)
             outcome = Outcome(False, DETAIL_AGENT_OFFLINE)
+        elif faults.writeback == "lost":
+            outcome = Outcome(True)  # the cloud says yes; AD never hears of it
         else:
             async with self.s.writeback_lock:
                 outcome = await asyncio.to_thread(self.s.agent.reset, target.person, password)

@@ -20,8 +20,11 @@ from lab.entra.tokens import AppCredentials, TokenIssuer
 from lab.entra.wire import utcnow
 from lab.entra.writeback import WritebackAgent
 
-WritebackMode = Literal["ok", "disabled", "offline"]
-_WRITEBACK_MODES = ("ok", "disabled", "offline")
+#: ``lost``: Entra reports the operation ``succeeded`` but nothing reaches AD, as when the relay took the request
+#: and the on-prem agent went away before writing it (or wrote to a DC the bot does not read). Only the bot's
+#: on-prem follow-up can notice; this mode exists to prove that it does.
+WritebackMode = Literal["ok", "disabled", "offline", "lost"]
+_WRITEBACK_MODES = ("ok", "disabled", "offline", "lost")
 
 
 class FaultError(ValueError):

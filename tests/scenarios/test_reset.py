@@ -109,7 +109,7 @@ def everything_people_and_storage_hold(lab: Lab, driver: SlackDriver, bot: Runni
             chunks += [str(driver.messages(driver.dm_channel(p["key"]))), str(driver.ephemeral(p["key"])),
                        str(driver.home_view(p["key"]))]
     with bot.runtime.engine.connect() as conn:
-        for table in ("reset_request", "approval", "audit_event", "sealed_secret"):
+        for table in ("reset_request", "approval", "audit_event", "sealed_secret", "follow_up"):
             chunks.append(str(conn.execute(text(f"SELECT * FROM {table}")).all()))  # noqa: S608 (fixed names)
     return "\n".join(chunks)
 

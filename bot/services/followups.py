@@ -1,0 +1,225 @@
+"""Follow-ups after a successful reset (spec section 5): prove it landed in AD, make sure the user moved on.
+
+A reset's success and its checks are written in one transaction (``plan``), so a recorded success always has
+its follow-ups. The scheduler on every replica calls ``run_due``: it claims due checks with a compare-and-set,
+answers all of them with one LDAP search (``Directory.users_by_dn``: a paged OR of escaped DNs), and finishes
+each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's outcome
+is recorded and posted once however many replicas tick. If AD cannot be reached the claimed checks are handed
+back, due again shortly: nothing is lost and nothing is decided on an outage.
+
+What is posted after a finish is posted once at most: a process that dies between the commit and the post
+loses that message (the outcome stays in the audit trail and ``/reset-status``), rather than risking a repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot import messages, store
+from bot.clients.directory import Directory, DirectoryUser
+from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
+from bot.errors import ResetbotError
+from bot.metrics import record_followup
+from bot.models import FollowUp, ResetRequest, utcnow
+from bot.policy import filetime_to_datetime
+from bot.services.audit import AuditAction, AuditDraft
+from bot.services.followup_rules import (
+    FollowUpKind,
+    Landed,
+    Replaced,
+    Seen,
+    landed,
+    landed_retry_at,
+    replaced,
+    replaced_schedule,
+)
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How long a claimed check may run before another replica may take it over (an LDAP search takes seconds).
+CLAIM_LEASE = timedelta(minutes=2)
+#: When AD cannot be reached, claimed checks are due again after this long.
+OUTAGE_RETRY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpRules:
+    """The follow-up schedule, from the settings."""
+
+    #: First "landed?" look after the reset; each later look waits twice as long, up to the deadline.
+    landed_first: timedelta = timedelta(seconds=15)
+    #: When the "landed?" looks give up and the thread is warned.
+    landed_deadline: timedelta = timedelta(minutes=15)
+    #: When to look whether the user replaced the temporary password; the last is the final word.
+    replaced_after: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FollowUpRules:
+        return cls(landed_first=settings.followup_landed_first, landed_deadline=settings.followup_landed_deadline,
+                   replaced_after=tuple(settings.followup_replaced_after))
+
+
+@dataclass(frozen=True, slots=True)
+class _Said:
+    """What to post once a finish has won: a thread line and/or a DM to the target."""
+
+    thread: str | None = None
+    dm: str | None = None
+
+
+@dataclass
+class FollowUpService:
+    begin: SessionFactory
+    notifier: Notifier
+    directory: Directory
+    rules: FollowUpRules = field(default_factory=FollowUpRules)
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    # --- scheduling -------------------------------------------------------------------------------------------
+
+    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None) -> None:
+        """Add the checks of a password reset that Entra reported done, in the caller's transaction."""
+        rows = [FollowUp(request_id=req.id, kind=FollowUpKind.LANDED.value, step=0, final=False,
+                         due_at=reset_at + self.rules.landed_first, deadline_at=reset_at + self.rules.landed_deadline,
+                         reset_at=reset_at, baseline_pwd_last_set=baseline)]
+        times = replaced_schedule(reset_at, self.rules.replaced_after)
+        rows += [FollowUp(request_id=req.id, kind=FollowUpKind.REPLACED.value, step=i, final=i == len(times) - 1,
+                          due_at=at, reset_at=reset_at, baseline_pwd_last_set=baseline)
+                 for i, at in enumerate(times)]
+        store.add_followups(session, rows=rows)
+
+    # --- the tick ---------------------------------------------------------------------------------------------
+
+    def run_due(self, *, now: datetime | None = None) -> int:
+        """Claim and answer every due check; returns how many this replica finished."""
+        now = now or self.clock()
+        claim = secrets.token_hex(8)
+        with self.begin() as session:
+            due = store.due_followups(session, now=now)
+            claimed = [f for f in (store.claim_followup(session, followup_id=i, claim=claim, now=now,
+                                                        lease_until=now + CLAIM_LEASE) for i in due) if f]
+            requests = {f.request_id: store.get_request(session, request_id=f.request_id) for f in claimed}
+        if not claimed:
+            return 0
+        dns = sorted({r.target_dn for r in requests.values() if r is not None and r.target_dn})
+        try:
+            accounts = self.directory.users_by_dn(dns)
+        except ResetbotError as e:
+            log.warning("follow-ups: AD could not be read (%s); %d check(s) due again in %s",
+                        type(e).__name__, len(claimed), OUTAGE_RETRY)
+            with self.begin() as session:
+                for f in claimed:
+                    assert f.id is not None
+                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY)
+            return 0
+        finished = 0
+        # "Landed" before "replaced": a replaced check reads what the landed check saw.
+        for f in sorted(claimed, key=lambda f: (f.kind != FollowUpKind.LANDED, f.due_at)):
+            req = requests.get(f.request_id)
+            if req is None:
+                continue
+            account = accounts.get(req.target_dn.lower()) if req.target_dn else None
+            try:
+                finished += self._answer(f, req, account, claim=claim, now=now)
+            except Exception:
+                # One bad check must not stop the others; its lease runs out and it is tried again.
+                log.exception("follow-up %s of %s failed; it is tried again after its lease", f.kind, f.request_id)
+        return finished
+
+    def _answer(self, f: FollowUp, req: ResetRequest, account: DirectoryUser | None, *, claim: str,
+                now: datetime) -> int:
+        seen = Seen(account.pwd_last_set_raw, account.password_never_expires) if account else None
+        if f.kind == FollowUpKind.LANDED:
+            return self._answer_landed(f, req, seen, claim=claim, now=now)
+        return self._answer_replaced(f, req, seen, claim=claim, now=now)
+
+    def _answer_landed(self, f: FollowUp, req: ResetRequest, seen: Seen | None, *, claim: str,
+                       now: datetime) -> int:
+        assert f.id is not None
+        verdict = landed(seen, baseline=f.baseline_pwd_last_set, reset_at=f.reset_at)
+        raw = seen.pwd_last_set if seen else None
+        name, dn = req.target_display, req.target_dn or ""
+        if verdict == Landed.NOT_YET:
+            deadline = f.deadline_at or f.reset_at + self.rules.landed_deadline
+            again = landed_retry_at(attempt=f.attempts, first_delay=self.rules.landed_first, now=now,
+                                    deadline=deadline)
+            if again is not None:
+                with self.begin() as session:
+                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=again, seen=raw)
+                return 0
+            said = _Said(thread=messages.writeback_not_seen(
+                name, waited=messages.duration_words((now - f.reset_at).total_seconds()),
+                seen_at=filetime_to_datetime(raw or 0), must_change=raw == 0, reset_at=f.reset_at, dn=dn))
+            return self._finish(f, req, claim=claim, now=now, outcome="not_landed", seen=raw,
+                                action=AuditAction.WRITEBACK_NOT_SEEN, said=said)
+        if verdict == Landed.ACCOUNT_GONE:
+            said = _Said(thread=messages.writeback_account_gone(name, dn))
+            return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
+                                action=AuditAction.WRITEBACK_NOT_SEEN, said=said)
+        at = filetime_to_datetime(raw or 0)
+        text = messages.writeback_without_must_change(name, seen_at=at) if verdict == Landed.YES_WITHOUT_MUST_CHANGE \
+            else messages.writeback_confirmed(name, must_change=raw == 0, seen_at=at)
+        return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
+                            action=AuditAction.WRITEBACK_CONFIRMED, said=_Said(thread=text))
+
+    def _answer_replaced(self, f: FollowUp, req: ResetRequest, seen: Seen | None, *, claim: str,
+                         now: datetime) -> int:
+        with self.begin() as session:
+            left = _left_by_reset(store.followups_for(session, request_id=req.id))
+        verdict = replaced(seen, reset_at=f.reset_at, left_by_reset=left)
+        raw = seen.pwd_last_set if seen else None
+        waited = messages.duration_words((f.due_at - f.reset_at).total_seconds())
+        if verdict == Replaced.YES:
+            return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
+                                action=AuditAction.USER_CHOSE_OWN, retire_rest=True,
+                                said=_Said(thread=messages.password_replaced(req.target_display,
+                                                                             at=filetime_to_datetime(raw or 0))))
+        if verdict == Replaced.ACCOUNT_GONE:
+            return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
+                                action=AuditAction.NEVER_REPLACED, retire_rest=True,
+                                said=_Said(thread=messages.writeback_account_gone(req.target_display,
+                                                                                  req.target_dn or "")))
+        if f.final:
+            return self._finish(f, req, claim=claim, now=now, outcome="never_replaced", seen=raw,
+                                action=AuditAction.NEVER_REPLACED,
+                                said=_Said(thread=messages.password_never_replaced(req.target_display,
+                                                                                   waited=waited)))
+        return self._finish(f, req, claim=claim, now=now, outcome="reminded", seen=raw,
+                            action=AuditAction.REPLACE_REMINDED,
+                            said=_Said(dm=messages.replace_reminder(waited=waited)))
+
+    def _finish(self, f: FollowUp, req: ResetRequest, *, claim: str, now: datetime, outcome: str, seen: int | None,
+                action: AuditAction, said: _Said, retire_rest: bool = False) -> int:
+        assert f.id is not None
+        with self.begin() as session:
+            if not store.finish_followup(session, followup_id=f.id, claim=claim, outcome=outcome, seen=seen, now=now):
+                return 0  # another replica took this check over after our lease ran out: it speaks, not us
+            if retire_rest:
+                store.skip_followups(session, request_id=req.id, kind=f.kind, now=now)
+            store.append_audit(session, draft=AuditDraft(
+                actor="scheduler", action=action, request_id=req.id,
+                detail={"check": f.kind, "step": f.step, "outcome": outcome, "attempts": f.attempts,
+                        "pwd_last_set": "" if seen is None else str(seen)}))
+        record_followup(f.kind, outcome)
+        log.info("follow-up %s #%d of %s: %s", f.kind, f.step, req.id, outcome)
+        if said.thread and req.channel_id and req.thread_ts:
+            self.notifier.post(req.channel_id, said.thread, thread_ts=req.thread_ts)
+        if said.dm and req.target_slack_id:
+            self.notifier.dm(req.target_slack_id, said.dm)
+        return 1
+
+
+def _left_by_reset(checks: Sequence[FollowUp]) -> int | None:
+    """The ``pwdLastSet`` the reset itself left, as the landed check saw it (None if it never saw it land)."""
+    for c in checks:
+        if c.kind == FollowUpKind.LANDED and c.outcome in (Landed.YES, Landed.YES_WITHOUT_MUST_CHANGE):
+            return c.seen_pwd_last_set
+    return None

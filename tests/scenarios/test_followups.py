@@ -1,0 +1,279 @@
+"""Follow-ups after a reset, against the lab: AD is read over LDAP to prove the reset landed, and again later to
+see whether the user chose their own password. Each test drives the follow-ups' clock itself (``run_due(now=…)``)
+so that an hour or a day passes without waiting for it; what is checked is what people see."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from bot.errors import ResetbotError
+from bot.models import FollowUp
+from bot.services.followups import CLAIM_LEASE
+from bot.store import claim_followup, followups_for
+from lab.people import person
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
+from tests.scenarios.harness import RunningBot, thread, wait_until
+from tests.scenarios.test_reset import approved_request
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def entra(lab: Lab) -> EntraControl:
+    return EntraControl(lab)
+
+
+@pytest.fixture(autouse=True)
+def _restore(lab: Lab, entra: EntraControl, bot: RunningBot) -> Iterator[None]:
+    entra.reset(history=True)
+    yield
+    entra.reset(history=True)
+    with bot.runtime.session_factory.begin() as session:  # this story's later checks are not the next story's
+        session.execute(text("UPDATE follow_up SET state = 'skipped' WHERE state IN ('pending', 'running')"))
+    admin = lab.ad.admin_connection()
+    for key in ("alice", "bob", "nora"):
+        p = person(key)
+        assert admin.extend.microsoft.modify_password(p.dn, p.password)
+
+
+_APPROVER = {"nora": "olga"}  # their manager; Mona manages the others
+
+
+def _reset(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str) -> tuple[str, str, datetime]:
+    """(request id, thread ts, when the reset was made) of a reset of ``key`` that Entra reported done."""
+    request, request_id = approved_request(lab, driver, bot, key, "follow-up story",
+                                           approver=_APPROVER.get(key, "mona"))
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    assert req.state == "succeeded", req.verdict
+    assert bot.services.reset.wait_idle(timeout=30), "the verdict was still being posted"
+    checks = _checks(bot, request_id)
+    assert [(c.kind, c.step, c.state) for c in checks] == [
+        ("landed", 0, "pending"), ("replaced", 0, "pending"), ("replaced", 1, "pending"), ("replaced", 2, "pending")]
+    return request_id, str(request["ts"]), checks[0].reset_at
+
+
+def _checks(bot: RunningBot, request_id: str) -> list[FollowUp]:
+    with bot.session() as session:
+        return followups_for(session, request_id=request_id)
+
+
+def _said(lab: Lab, driver: SlackDriver, ts: str, since: int = 0) -> list[str]:
+    return [m["text"] for m in thread(driver, lab.descriptor["slack"]["channels"]["helpdesk"], ts)][since:]
+
+
+def _answers(bot: RunningBot) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            bot.runtime.directory.ping()
+        except ResetbotError:
+            return False
+        return True
+
+    return probe
+
+
+def _actions(bot: RunningBot, request_id: str, first: str) -> list[str]:
+    actions = [e.action for e in bot.audit(request_id)]
+    return actions[actions.index(first):]
+
+
+def test_a_reset_that_landed_is_confirmed_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    before = len(_said(lab, driver, ts))
+    followups = bot.services.followups
+    assert followups.run_due(now=reset_at + timedelta(seconds=5)) == 0, "nothing is due before the first look"
+    assert followups.run_due(now=reset_at + timedelta(seconds=16)) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said == (":white_check_mark: Confirmed on-premises: Active Directory shows the reset of Alice Archer's "
+                    "password, with *must change at next sign-in* set.")
+    assert followups.run_due(now=reset_at + timedelta(seconds=30)) == 0
+    assert len(_said(lab, driver, ts, before)) == 1, "a confirmation is posted once"
+    [landed] = [e for e in bot.audit(request_id) if e.action == "writeback_confirmed"]
+    assert landed.actor == "scheduler" and '"pwd_last_set":"0"' in landed.detail
+
+
+def test_a_reset_ad_never_shows_is_warned_about_after_the_deadline(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """The writeback agent goes away after Entra accepted the reset: Graph says succeeded, AD never hears of it."""
+    entra.faults(writeback="lost")
+    request_id, ts, reset_at = _reset(lab, driver, bot, "bob")
+    before = len(_said(lab, driver, ts))
+    followups = bot.services.followups
+    # First look, and each retry (15 s, then 30 s, ... apart): nothing yet, nothing said.
+    at = reset_at + timedelta(seconds=16)
+    for _ in range(4):
+        assert followups.run_due(now=at) == 0
+        [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+        assert landed.state == "pending" and landed.due_at > at
+        at = landed.due_at
+    assert _said(lab, driver, ts, before) == []
+    assert followups.run_due(now=reset_at + timedelta(minutes=15)) == 1
+    [warning] = _said(lab, driver, ts, before)
+    assert "after the reset" in warning and "Active Directory still does not show it" in warning
+    assert f"`{person('bob').dn}` has password last set" in warning, "the warning names what AD showed"
+    assert "Check Entra Connect's password writeback" in warning
+    [event] = [e for e in bot.audit(request_id) if e.action == "writeback_not_seen"]
+    assert '"attempts":5' in event.detail
+    assert followups.run_due(now=reset_at + timedelta(minutes=20)) == 0
+    assert len(_said(lab, driver, ts, before)) == 1
+
+
+def test_the_thread_hears_when_the_user_chooses_their_own_password(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    followups = bot.services.followups
+    assert followups.run_due(now=reset_at + timedelta(seconds=16)) == 1
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    temporary = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    before = len(_said(lab, driver, ts))
+
+    changed, message = lab.ad.change_own_password(str(person("alice").dn), temporary, "Own-Choice-9-Meadow")
+    assert changed, message
+    assert followups.run_due(now=reset_at + HOUR) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":lock: Alice Archer has chosen their own password (")
+    assert said.endswith("): the temporary one no longer works. Follow-up done.")
+    assert [(c.step, c.state, c.outcome) for c in _checks(bot, request_id) if c.kind == "replaced"] == [
+        (0, "done", "replaced"), (1, "skipped", None), (2, "skipped", None)]
+    assert followups.run_due(now=reset_at + 25 * HOUR) == 0, "no reminders once the user moved on"
+    assert len(_said(lab, driver, ts, before)) == 1
+    assert not [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
+    assert _actions(bot, request_id, "writeback_confirmed")[-1] == "user_chose_own"
+
+
+def test_a_user_who_never_replaces_it_is_reminded_and_the_thread_told(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    followups = bot.services.followups
+    dm = driver.dm_channel("alice")
+    assert followups.run_due(now=reset_at + timedelta(seconds=16)) == 1
+    before = len(_said(lab, driver, ts))
+
+    assert followups.run_due(now=reset_at + HOUR) == 1
+    assert followups.run_due(now=reset_at + 4 * HOUR) == 1
+    reminders = [m["text"] for m in driver.messages(dm) if m["text"].startswith("Reminder")]
+    assert reminders == [
+        "Reminder: helpdesk reset your password 1 hour ago and you haven't chosen your own yet. Sign in with the "
+        "temporary password you were given and you'll be asked to choose a new one. If you didn't ask for this "
+        "reset, press *This wasn't me* on the earlier message.",
+        "Reminder: helpdesk reset your password 4 hours ago and you haven't chosen your own yet. Sign in with the "
+        "temporary password you were given and you'll be asked to choose a new one. If you didn't ask for this "
+        "reset, press *This wasn't me* on the earlier message."]
+    assert _said(lab, driver, ts, before) == [], "reminders go to the user, not the thread"
+
+    assert followups.run_due(now=reset_at + 24 * HOUR) == 1
+    [final] = _said(lab, driver, ts, before)
+    assert final.startswith(":hourglass: 1 day after the reset, Alice Archer has still not replaced the temporary "
+                            "password")
+    assert len([m for m in driver.messages(dm) if m["text"].startswith("Reminder")]) == 2, "no DM with the last word"
+    assert _actions(bot, request_id, "writeback_confirmed") == [
+        "writeback_confirmed", "replace_reminded", "replace_reminded", "never_replaced"]
+    assert followups.run_due(now=reset_at + 48 * HOUR) == 0
+
+
+def test_password_never_expires_keeps_must_change_off_and_the_thread_is_warned(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request_id, ts, reset_at = _reset(lab, driver, bot, "nora")
+    before = len(_said(lab, driver, ts))
+    assert bot.services.followups.run_due(now=reset_at + timedelta(seconds=16)) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":warning: The reset of Nora Nevers's password reached Active Directory (")
+    assert "*password never expires* flag keeps *must change at next sign-in* from applying on-premises" in said
+    # The reset's own pwdLastSet is not mistaken for the user's change.
+    assert bot.services.followups.run_due(now=reset_at + HOUR) == 1
+    assert next(c.outcome for c in _checks(bot, request_id) if c.kind == "replaced") == "reminded"
+
+
+def test_ad_down_loses_no_check_and_decides_nothing(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    before = len(_said(lab, driver, ts))
+    lab.ad.pause()
+    try:
+        assert bot.services.followups.run_due(now=reset_at + timedelta(seconds=16)) == 0
+    finally:
+        lab.ad.resume()
+    [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+    assert landed.state == "pending" and landed.outcome is None, "the check is handed back, not decided"
+    assert _said(lab, driver, ts, before) == []
+    wait_until(_answers(bot), what="AD to answer again")
+    assert bot.services.followups.run_due(now=landed.due_at) == 1
+    assert "Confirmed on-premises" in _said(lab, driver, ts, before)[0]
+
+
+def test_a_check_whose_replica_died_mid_way_is_taken_over_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Another replica claimed the check and died before finishing it: its lease runs out, this one takes over,
+    and the dead claim can no longer finish it."""
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    before = len(_said(lab, driver, ts))
+    [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+    assert landed.id is not None
+    now = reset_at + timedelta(seconds=16)
+    with bot.runtime.session_factory.begin() as session:
+        assert claim_followup(session, followup_id=landed.id, claim="deadreplica", now=now,
+                              lease_until=now + CLAIM_LEASE)
+    assert bot.services.followups.run_due(now=now) == 0, "a live claim is left alone"
+    assert bot.services.followups.run_due(now=now + CLAIM_LEASE) == 1
+    assert len(_said(lab, driver, ts, before)) == 1
+    [done] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+    assert done.state == "done" and done.claim != "deadreplica" and done.attempts == 2
+
+
+def test_a_tap_or_a_refused_reset_has_no_follow_ups(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    _, request_id = approved_request(lab, driver, bot, "bob", "tap story", flags="--tap")
+    assert _checks(bot, request_id) == []
+    lab.ad.refuse_next_passwords(1)
+    _, refused_id = approved_request(lab, driver, bot, "alice", "refused story")
+    [req] = [r for r in bot.requests() if r.id == refused_id]
+    assert req.state == "rejected"
+    assert _checks(bot, refused_id) == []
+
+
+def test_many_due_checks_are_answered_by_one_directory_search(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    ids = [_reset(lab, driver, bot, key) for key in ("alice", "bob")]
+    directory = bot.services.followups.directory
+    searches: list[int] = []
+    original = directory.users_by_dn
+
+    def counting(dns: list[str]) -> object:
+        searches.append(len(dns))
+        return original(dns)
+
+    followups = dataclasses.replace(bot.services.followups, directory=type(
+        "Counting", (), {"users_by_dn": staticmethod(counting)})())
+    latest = max(reset_at for _, _, reset_at in ids)
+    assert followups.run_due(now=latest + timedelta(seconds=16)) == 2
+    assert searches == [2], "both accounts were read in one search"
+
+
+def test_a_reset_interrupted_before_graph_accepted_it_is_said_to_be_unknown(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """What a bot killed between "resetting" and Graph's 202 leaves behind: a request resetting, no operation."""
+    request_id, ts, _ = _reset(lab, driver, bot, "alice")
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("DELETE FROM follow_up WHERE request_id = :id"), {"id": request_id})
+        session.execute(text("UPDATE reset_request SET state = 'resetting', verdict = NULL, operation_location = NULL,"
+                             " graph_operation_id = NULL WHERE id = :id"), {"id": request_id})
+    before = len(_said(lab, driver, ts))
+    reset = bot.services.reset
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    started = req.updated_at
+    assert reset.recover_interrupted(now=started + timedelta(seconds=30)) == 0, "a live reset may still be running"
+    assert reset.recover_interrupted(now=started + reset.stale_after + timedelta(seconds=1)) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":grey_question: resetbot stopped in the middle of this reset, before Entra said whether "
+                           "it was made, so Alice Archer's password may or may not have changed")
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    assert req.state == "failed" and req.verdict == "unknown"
+    assert bot.audit(request_id)[-1].action == "failed" and '"reason":"interrupted"' in bot.audit(request_id)[-1].detail
+    assert _checks(bot, request_id) == [], "nothing to follow up on a reset that may not have happened"
+    assert reset.recover_interrupted(now=started + 2 * reset.stale_after) == 0

@@ -1,0 +1,188 @@
+"""Follow-ups survive the bot being killed, and several replicas on one PostgreSQL run each check once.
+
+The bot runs here as production runs it: ``python -m bot run`` processes configured only through their
+environment, with short follow-up times. What is checked is what people see (the thread, the DM) and what the
+audit trail holds: each check's outcome exactly once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.db import make_engine
+from bot.models import AuditEvent, FollowUp, ResetRequest
+from lab.demo import bot_environment
+from lab.people import person
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
+from tests.scenarios.harness import link_agent, pg_schema_url, thread
+from tests.scenarios.test_request_approval import request_for
+
+#: Short follow-up times: the landed check 4 s after the reset, reminders at 6 s, the last word at 9 s.
+FOLLOWUP_ENV = {
+    "RESETBOT_SWEEP_SECONDS": "0.5",
+    "RESETBOT_FOLLOWUP_LANDED_FIRST": "4s",
+    "RESETBOT_FOLLOWUP_LANDED_DEADLINE": "60s",
+    "RESETBOT_FOLLOWUP_REPLACED_AFTER": "6s,9s",
+}
+CONFIRMED = "Confirmed on-premises: Active Directory shows the reset of Alice Archer's password"
+FINAL = "has still not replaced the temporary password"
+
+
+@pytest.fixture(autouse=True)
+def _alice_back(lab: Lab) -> Iterator[None]:
+    yield
+    p = person("alice")
+    assert lab.ad.admin_connection().extend.microsoft.modify_password(p.dn, p.password)
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, stdout=self._out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._out.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+
+@contextmanager
+def bots(driver: SlackDriver, env: dict[str, str], log: Path, count: int = 1) -> Iterator[list[BotProcess]]:
+    before = len([c for c in driver.connections() if c.get("ready")])
+    started = [BotProcess(env, log) for _ in range(count)]
+    try:
+        driver.wait_connected(before + count, timeout=60)
+        yield started
+    finally:
+        for b in started:
+            b.stop()
+
+
+def _env(lab: Lab, url: str) -> dict[str, str]:
+    env = bot_environment(lab.descriptor, url)
+    env.update(FOLLOWUP_ENV)
+    return env
+
+
+def _rows(url: str) -> tuple[list[ResetRequest], list[FollowUp], list[AuditEvent]]:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return (list(session.exec(select(ResetRequest))), list(session.exec(select(FollowUp))),
+                    list(session.exec(select(AuditEvent))))
+    finally:
+        engine.dispose()
+
+
+def _approve_alice(lab: Lab, driver: SlackDriver) -> str:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "alice", "durable follow-ups")
+    ts = str(request["ts"])
+    driver.click("mona", helpdesk, ts, "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts, timeout=60)
+    return ts
+
+
+def _story_told_once(lab: Lab, driver: SlackDriver, url: str, ts: str) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    driver.wait_for_message(helpdesk, lambda m: FINAL in m["text"], thread_ts=ts, timeout=60)
+    said = [m["text"] for m in thread(driver, helpdesk, ts)]
+    assert len([t for t in said if CONFIRMED in t]) == 1, said
+    assert len([t for t in said if FINAL in t]) == 1, said
+    reminders = [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
+    assert len(reminders) == 1, reminders
+    _, checks, events = _rows(url)
+    assert sorted((c.kind, c.step, c.state, c.outcome) for c in checks) == [
+        ("landed", 0, "done", "landed"), ("replaced", 0, "done", "reminded"), ("replaced", 1, "done", "never_replaced")]
+    actions = [e.action for e in events]
+    for action in ("writeback_confirmed", "replace_reminded", "never_replaced"):
+        assert actions.count(action) == 1, actions
+
+
+def test_checks_pending_when_the_bot_is_killed_run_once_after_restart(
+        lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    env = _env(lab, url)
+    first = BotProcess(env, tmp_path / "bot.log")
+    try:
+        driver.wait_connected(1, timeout=60)
+        link_agent(lab, driver, "hank")
+        ts = _approve_alice(lab, driver)
+    finally:
+        first.kill()  # no goodbye: SIGKILL, with every follow-up still ahead
+    _, checks, _ = _rows(url)
+    assert sorted((c.kind, c.state) for c in checks) == [("landed", "pending"), ("replaced", "pending"),
+                                                         ("replaced", "pending")]
+    with bots(driver, env, tmp_path / "bot.log"):
+        _story_told_once(lab, driver, url, ts)
+
+
+def test_two_bots_on_one_postgresql_run_each_check_once(lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    with pg_schema_url(None) as url:
+        env = _env(lab, url)
+        # The schema is made by the first process to start; start one, then its twin.
+        with bots(driver, env, tmp_path / "bot-1.log"), bots(driver, env, tmp_path / "bot-2.log"):
+            link_agent(lab, driver, "hank")
+            ts = _approve_alice(lab, driver)
+            _story_told_once(lab, driver, url, ts)
+        logs = (tmp_path / "bot-1.log").read_text() + (tmp_path / "bot-2.log").read_text()
+        finished = [line for line in logs.splitlines() if "follow-up " in line and " of R-" in line]
+        assert len(finished) == 3, finished
+
+
+def test_a_reset_whose_bot_was_killed_while_graph_worked_is_finished_after_restart(
+        lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    """Killed between Graph's 202 and the verdict: the restarted bot asks Graph how the stored operation ended.
+    The reset happened, but the temporary password died with the process: the thread says so, honestly."""
+    entra = EntraControl(lab)
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    env = _env(lab, url) | {"RESETBOT_RESET_POLL_TIMEOUT_SECONDS": "3"}
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    first = BotProcess(env, tmp_path / "bot.log")
+    try:
+        driver.wait_connected(1, timeout=60)
+        link_agent(lab, driver, "hank")
+        request = request_for(lab, driver, "alice", "killed mid-reset")
+        ts = str(request["ts"])
+        entra.faults(latency_ms=4000)  # every Graph call takes 4 s: the polls are still ahead when we kill
+        driver.click("mona", helpdesk, ts, "request_approve")
+        driver.wait_for(lambda: next((r for r in _rows(url)[0] if r.operation_location), None), timeout=60,
+                        what="Graph's operation to be stored")
+    finally:
+        first.kill()
+        entra.faults(latency_ms=0)
+    [req] = _rows(url)[0]
+    assert req.state == "resetting" and req.verdict is None
+    with bots(driver, env, tmp_path / "bot.log"):
+        said = driver.wait_for_message(helpdesk, lambda m: "resetbot restarted" in m["text"], thread_ts=ts, timeout=60)
+        assert said["text"] == (":white_check_mark: Entra reports that the reset of Alice Archer's password "
+                                "succeeded, but resetbot restarted before it could seal the temporary password, so "
+                                "nobody can reveal it. Ask again for a new reset to get a password you can read out.")
+        driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=30)
+    [req] = _rows(url)[0]
+    assert req.state == "succeeded" and req.graph_operation_id
+    [done] = [e for e in _rows(url)[2] if e.action == "succeeded"]
+    assert '"recovered":true' in done.detail
+    assert not [m for m in thread(driver, helpdesk, ts) if "sealed until you reveal" in m["text"]]

@@ -1,0 +1,98 @@
+"""The follow-ups' rules, on every shape of ``pwdLastSet`` AD can show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.services.followup_rules import (
+    CLOCK_SKEW,
+    Landed,
+    Replaced,
+    Seen,
+    landed,
+    landed_retry_at,
+    replaced,
+    replaced_schedule,
+)
+
+RESET_AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+def ft(at: datetime) -> int:
+    """An instant as AD's FILETIME."""
+    return int((at - _EPOCH) / timedelta(microseconds=1)) * 10
+
+
+BEFORE = ft(RESET_AT - timedelta(days=30))
+AFTER = ft(RESET_AT + timedelta(seconds=2))
+
+
+def test_must_change_set_by_the_reset_is_landed() -> None:
+    assert landed(Seen(0, never_expires=False), baseline=BEFORE, reset_at=RESET_AT) == Landed.YES
+
+
+def test_unchanged_pwd_last_set_is_not_landed_yet() -> None:
+    assert landed(Seen(BEFORE, never_expires=False), baseline=BEFORE, reset_at=RESET_AT) == Landed.NOT_YET
+
+
+def test_a_new_instant_without_must_change_names_the_never_expires_flag() -> None:
+    assert landed(Seen(AFTER, never_expires=True), baseline=BEFORE, reset_at=RESET_AT) == \
+        Landed.YES_WITHOUT_MUST_CHANGE
+    assert landed(Seen(AFTER, never_expires=False), baseline=BEFORE, reset_at=RESET_AT) == Landed.YES
+
+
+def test_an_older_change_than_the_reset_is_not_the_reset() -> None:
+    older = ft(RESET_AT - CLOCK_SKEW - timedelta(minutes=1))
+    assert landed(Seen(older, never_expires=False), baseline=BEFORE, reset_at=RESET_AT) == Landed.NOT_YET
+
+
+def test_a_dc_clock_slightly_behind_still_counts() -> None:
+    behind = ft(RESET_AT - timedelta(minutes=2))
+    assert landed(Seen(behind, never_expires=False), baseline=BEFORE, reset_at=RESET_AT) == Landed.YES
+
+
+def test_a_vanished_account_is_said_as_such() -> None:
+    assert landed(None, baseline=BEFORE, reset_at=RESET_AT) == Landed.ACCOUNT_GONE
+    assert replaced(None, reset_at=RESET_AT, left_by_reset=0) == Replaced.ACCOUNT_GONE
+
+
+def test_the_users_own_change_is_replaced_and_the_resets_own_value_is_not() -> None:
+    own = ft(RESET_AT + timedelta(hours=2))
+    assert replaced(Seen(own, False), reset_at=RESET_AT, left_by_reset=0) == Replaced.YES
+    assert replaced(Seen(0, False), reset_at=RESET_AT, left_by_reset=0) == Replaced.NOT_YET
+    assert replaced(Seen(AFTER, True), reset_at=RESET_AT, left_by_reset=AFTER) == Replaced.NOT_YET
+    assert replaced(Seen(own, True), reset_at=RESET_AT, left_by_reset=AFTER) == Replaced.YES
+    # Landing never seen, must-change never applied: the reset's own instant is not the user's change.
+    assert replaced(Seen(AFTER, True), reset_at=RESET_AT, left_by_reset=None) == Replaced.NOT_YET
+    assert replaced(Seen(own, True), reset_at=RESET_AT, left_by_reset=None) == Replaced.YES
+    assert replaced(Seen(BEFORE, False), reset_at=RESET_AT, left_by_reset=None) == Replaced.NOT_YET
+
+
+def test_retries_double_and_end_at_the_deadline() -> None:
+    first, deadline = timedelta(seconds=15), RESET_AT + timedelta(minutes=15)
+    now, seen = RESET_AT + first, []
+    for attempt in range(1, 20):
+        nxt = landed_retry_at(attempt=attempt, first_delay=first, now=now, deadline=deadline)
+        if nxt is None:
+            break
+        seen.append((nxt - now).total_seconds())
+        now = nxt
+    assert seen[:5] == [15, 30, 60, 120, 240]
+    assert now == deadline, "the last look is at the deadline itself"
+
+
+def test_replaced_checks_are_in_order_without_duplicates() -> None:
+    hours = [timedelta(hours=h) for h in (24, 1, 4, 1)]
+    assert replaced_schedule(RESET_AT, hours) == [RESET_AT + timedelta(hours=h) for h in (1, 4, 24)]
+
+
+@given(st.integers(min_value=1, max_value=2**62), st.integers(min_value=0, max_value=2**62), st.booleans())
+def test_an_unchanged_non_zero_value_is_never_landed(value: int, baseline_delta: int, never_expires: bool) -> None:
+    assert landed(Seen(value, never_expires), baseline=value, reset_at=RESET_AT) == Landed.NOT_YET
+    # And nothing before the reset (beyond the skew) is ever taken for the user's own change.
+    old = ft(RESET_AT - CLOCK_SKEW) - 1 - baseline_delta % ft(RESET_AT - CLOCK_SKEW)
+    assert replaced(Seen(max(old, 1), never_expires), reset_at=RESET_AT, left_by_reset=None) == Replaced.NOT_YET
