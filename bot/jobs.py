@@ -4,7 +4,8 @@ Requests keep their own deadlines in the database (``escalate_at``, ``expires_at
 ``due_at`` (``bot.models.FollowUp``), so the scheduler only needs short interval jobs that sweep for what is
 due: nothing about a request lives in the scheduler, a restart loses nothing, and several replicas sweeping
 at once are safe because every change is a compare-and-set whose winner alone posts. Each job body is
-isolated: a failure is logged and the next run happens as planned.
+isolated: a failure is logged and the next run happens as planned. Health pings work the same way: a
+short tick on every replica, and a round per time slot claimed in the database (``bot.services.health``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SWEEP_JOB_ID = "requests.sweep"
 WIPE_JOB_ID = "reset.wipe_expired"
 FOLLOWUPS_JOB_ID = "followups.run_due"
 RECOVER_JOB_ID = "reset.recover_interrupted"
+HEALTH_JOB_ID = "health.tick"
 
 
 def isolated(name: str, body: Callable[[], object]) -> Callable[[], None]:
@@ -52,6 +54,11 @@ def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundSc
     scheduler.add_job(
         isolated(RECOVER_JOB_ID, services.reset.recover_interrupted), "interval", seconds=sweep_seconds,
         id=RECOVER_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    health = services.health
+    scheduler.add_job(
+        isolated(HEALTH_JOB_ID, health.tick), "interval", seconds=health.rules.tick_s, id=HEALTH_JOB_ID,
+        coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
     )
     scheduler.start()
     return scheduler

@@ -334,3 +334,56 @@ class SeenSlackRequest(SQLModel, table=True):
     #: ``X-Slack-Signature`` (``v0=`` and 64 hex digits): an HMAC over timestamp and body, unique per request.
     signature: str = Field(primary_key=True, max_length=128)
     seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+
+
+# --- health pings ------------------------------------------------------------------------------------------------
+
+class HealthSlot(SQLModel, table=True):
+    """One claimed run of a scheduled health job: a round of pings (``kind`` ``round``, ``slot`` =
+    floor(epoch seconds / interval)) or a daily summary (``kind`` ``summary``, ``slot`` = the day's ordinal).
+
+    Every replica's scheduler ticks; the one whose INSERT of the slot's row succeeds runs it, the others skip.
+    So a round fires once per interval however many replicas run, and a restart loses nothing: the schedule is
+    the clock plus this table.
+    """
+
+    __tablename__: ClassVar[Any] = "health_slot"
+
+    kind: str = Field(primary_key=True, max_length=16)
+    slot: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    #: Which process ran it (host and pid), for an operator reading the table after an incident.
+    runner: str = Field(max_length=255)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class HealthResult(SQLModel, table=True):
+    """One check's result in one round. ``detail`` is a sentence for ops (never a secret)."""
+
+    __tablename__: ClassVar[Any] = "health_result"
+    __table_args__: ClassVar[Any] = (sa.Index(None, "check_name", "round_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_slot: int = Field(sa_type=sa.BigInteger, index=True)
+    check_name: str = Field(max_length=32)
+    ok: bool
+    detail: str = Field(default="", sa_type=sa.Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class HealthTransition(SQLModel, table=True):
+    """A change of health state, posted to ops once: ``seq`` is the previous transition's plus one, so of two
+    replicas seeing the same change only one INSERT succeeds, and only its author posts.
+
+    ``failing`` is the JSON list of failing checks after the change (empty: healthy); ``changed`` the JSON object
+    of what changed, ``{check: {"ok": bool, "detail": str}}``.
+    """
+
+    __tablename__: ClassVar[Any] = "health_transition"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    round_slot: int = Field(sa_type=sa.BigInteger)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    from_state: str = Field(max_length=16)
+    to_state: str = Field(max_length=16)
+    failing: str = Field(default="[]", sa_type=sa.Text)
+    changed: str = Field(default="{}", sa_type=sa.Text)

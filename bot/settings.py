@@ -212,6 +212,21 @@ class Settings(StorageSettings):
     followup_replaced_after: Annotated[list[timedelta], NoDecode] = Field(
         default_factory=lambda: [timedelta(hours=1), timedelta(hours=4), timedelta(hours=24)])
 
+    # --- Health pings ------------------------------------------------------------------------------------------
+    #: Seconds between rounds of health pings (token, Graph read, LDAP, sync freshness, canary); one round per
+    #: interval across all replicas.
+    health_interval_seconds: float = Field(default=300.0, ge=1, le=24 * 3600)
+    #: Minutes Entra Connect may go without a directory sync (``onPremisesLastSyncDateTime``) before health is
+    #: degraded; Connect syncs every 30 minutes by default.
+    health_sync_max_age_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
+    #: Hour of the day (UTC) from which the daily health summary is posted to the ops channel.
+    health_summary_hour: int = Field(default=8, ge=0, le=23)
+    #: UPN of a dedicated canary account that every round resets through Graph, as the linked service identity,
+    #: and checks on-premises; empty: no canary.
+    canary_upn: str | None = None
+    #: Seconds the canary waits for writeback's verdict before it counts as not landed.
+    canary_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+
     #: Fernet key sealing temporary passwords until their one reveal. Empty: a key made at start and kept in
     #: memory only (a restart makes unrevealed passwords unrevealable); set one shared key for several replicas.
     sealing_key: SecretStr | None = None
@@ -381,6 +396,10 @@ class Settings(StorageSettings):
                 problems.append(f"{name} {problem}; {FERNET_KEY_HOWTO}")
         if self.entra_public_client_id is not None and _is_placeholder(self.entra_public_client_id):
             problems.append("RESETBOT_ENTRA_PUBLIC_CLIENT_ID still holds a placeholder.")
+        canary = (self.canary_upn or "").strip()
+        if canary and not (self.service_identity_upn or "").strip():
+            problems.append("RESETBOT_CANARY_UPN needs RESETBOT_SERVICE_IDENTITY_UPN: the canary is reset as the "
+                            "service identity, which an approver links with /resetbot login --service.")
         if self.reset_identity == ResetIdentity.SERVICE:
             upn = (self.service_identity_upn or "").strip()
             if not upn or "@" not in upn or _is_placeholder(upn):

@@ -20,7 +20,9 @@ from bot.clients.graph import GraphClient
 from bot.clients.slack_notify import SlackNotifier
 from bot.db import make_engine, make_session_factory
 from bot.errors import ConfigError, ResetbotError
+from bot.models import SERVICE_LINK_KEY
 from bot.services.followups import FollowUpRules, FollowUpService
+from bot.services.health import HealthRules, HealthService
 from bot.services.links import LinkRules, LinkService
 from bot.services.registry import Services
 from bot.services.requests import RequestRules, RequestService
@@ -52,6 +54,8 @@ class Runtime:
 
 
 def _app_tokens(settings: Settings) -> AppTokens:
+    """The app's token source. Health builds a throwaway one per round, so its token check asks the token
+    endpoint itself rather than msal's in-memory cache, which would hide an outage for up to an hour."""
     assert settings.entra_authority and settings.entra_client_id
     certificate = None
     if settings.entra_certificate_file is not None:
@@ -115,6 +119,10 @@ def build_runtime(settings: Settings) -> Runtime:
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness)
+    health = HealthService(begin=factory.begin, notifier=notifier, graph=graph, directory=directory,
+                           fresh_app_token=lambda: _app_tokens(settings).token(),
+                           canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,
+                           rules=HealthRules.from_settings(settings))
     return Runtime(settings=settings, engine=engine, session_factory=factory, graph=graph, directory=directory,
                    notifier=notifier, services=Services(requests=requests, reset=reset, links=links,
-                                                      followups=followups))
+                                                      followups=followups, health=health))

@@ -1,4 +1,4 @@
-"""App Home: my pending approvals and my recent requests."""
+"""App Home: my pending approvals, my recent requests, and writeback health."""
 
 from __future__ import annotations
 
@@ -11,4 +11,5 @@ from handlers.context import services_of
 
 def handle_home_opened(event: dict[str, Any], context: BoltContext) -> None:
     if event.get("tab", "home") == "home":
-        services_of(context).requests.home(user=event["user"])
+        services = services_of(context)
+        services.requests.home(user=event["user"], health=services.health.report())

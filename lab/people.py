@@ -158,7 +158,7 @@ PEOPLE: tuple[Person, ...] = (
     Person("cora", "Cora", "Cloud", _STAFF, "Cl0ud!Only#Sky", title="Contractor",
            department="Marketing", manager="mona", flags=("cloud_only",)),
     Person("canary", "Writeback", "Canary", _STAFF, "Can4ry!Coal#Mine", title="Health probe",
-           department="IT", flags=("canary",), slack=False),
+           department="IT", flags=("canary", "never_expires"), slack=False),
 )
 
 #: AD accounts that are not people: the writeback service (as Entra Connect's AD DS connector account)

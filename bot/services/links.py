@@ -98,6 +98,8 @@ class LinkRules:
     agents_group: str
     approvers_group: str | None
     security_channel: str | None
+    #: A health canary is configured: it is reset as the service identity, so that may be linked in agent mode.
+    canary: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkRules:
@@ -107,6 +109,7 @@ class LinkRules:
             agents_group=settings.agents_group,
             approvers_group=settings.approvers_group or None,
             security_channel=settings.security_channel,
+            canary=bool((settings.canary_upn or "").strip()),
         )
 
     @property
@@ -188,7 +191,7 @@ class LinkService:
     def _may_link(self, slack_user: str, *, service: bool, correlation_id: str, attempted: str) -> str | None:
         """None when ``slack_user`` may (un)link this identity; otherwise the sentence (refusals audited)."""
         if service:
-            if not self.rules.service_mode:
+            if not (self.rules.service_mode or self.rules.canary):
                 return messages.link_service_not_used()
             group = self.rules.approvers_group
             if not group or slack_user not in self.notifier.group_members(group):

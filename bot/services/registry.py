@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.services.followups import FollowUpService
+from bot.services.health import HealthService
 from bot.services.links import LinkService
 from bot.services.requests import RequestService
 from bot.services.reset import ResetService
@@ -16,3 +17,4 @@ class Services:
     reset: ResetService
     links: LinkService
     followups: FollowUpService
+    health: HealthService

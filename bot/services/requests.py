@@ -22,6 +22,7 @@ from bot.db import SessionFactory
 from bot.errors import ResetbotError
 from bot.models import ResetRequest, normalize_request_id, utcnow
 from bot.services.audit import AuditAction, AuditDraft
+from bot.services.health_state import HealthReport
 from bot.services.lifecycle import RequestState, deadlines, predecessors, required_approvals
 from bot.services.parse import ParseError, TargetKind, parse_reset, parse_target
 from bot.services.resolve import ResolveFailure, ResolveProblem, Target, TargetResolver
@@ -413,12 +414,13 @@ class RequestService:
             return messages.no_requests_for(found.name)
         return messages.request_list(f"Requests for {found.name}", reqs)
 
-    def home(self, *, user: str) -> None:
+    def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:
             pending = store.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=50)
             mine = store.find_requests(session, requester=user, limit=10)
         mine_pending = [r for r in pending if self._may_approve(r, user)]
-        self.notifier.publish_home(user, messages.home_view(pending_for_me=mine_pending, mine=mine))
+        self.notifier.publish_home(user, messages.home_view(pending_for_me=mine_pending, mine=mine,
+                                                                health=health))
 
     def _may_approve(self, req: ResetRequest, user: str) -> bool:
         if user in (req.requester, req.target_slack_id):

@@ -1,0 +1,308 @@
+"""Health pings: is writeback working right now, and does ops hear when that changes (spec section 5).
+
+Every replica's scheduler calls ``tick`` often; a round belongs to a time slot (``slot_of``) and runs only on the
+replica whose INSERT of that slot's row wins, so it fires once per interval however many replicas run, and the
+schedule survives restarts because it is the clock plus a table. Each check's result is stored; the state is
+derived from the latest results; a change of state is a transition row whose ``seq`` follows the last one, so
+the INSERT that gets it in is the claim and only its author posts to ops. A daily summary is claimed the same
+way, per day. A check that raises is logged and recorded as failed; nothing a check does stops the next round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot import messages, store
+from bot.clients.directory import Directory
+from bot.clients.graph import Graph
+from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
+from bot.errors import NotLinkedError, ResetbotError
+from bot.models import HealthTransition, utcnow
+from bot.policy import generate_temporary_password
+from bot.services.health_state import (
+    ROUND_KIND,
+    SUMMARY_KIND,
+    Change,
+    Check,
+    CheckResult,
+    CheckView,
+    HealthReport,
+    HealthState,
+    TransitionView,
+    change,
+    ordered,
+    overall,
+    slot_of,
+)
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Results and slot claims older than this are pruned when the daily summary runs.
+RETENTION = timedelta(days=30)
+#: How many transitions ``/resetbot health`` shows.
+SHOWN_TRANSITIONS = 5
+_CHECK_NAMES = frozenset(c.value for c in Check)
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    """The part of the settings health reads, so tests can swap it."""
+
+    interval_s: float
+    sync_max_age_minutes: int
+    summary_hour: int
+    canary_upn: str | None
+    canary_timeout_s: float
+    service_upn: str | None
+    ops_channel: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HealthRules:
+        return cls(
+            interval_s=settings.health_interval_seconds,
+            sync_max_age_minutes=settings.health_sync_max_age_minutes,
+            summary_hour=settings.health_summary_hour,
+            canary_upn=(settings.canary_upn or "").strip() or None,
+            canary_timeout_s=settings.canary_timeout_seconds,
+            service_upn=(settings.service_identity_upn or "").strip() or None,
+            ops_channel=settings.ops_channel,
+        )
+
+    @property
+    def tick_s(self) -> float:
+        """How often the scheduler should tick: several times per slot, so no slot is missed."""
+        return max(0.2, min(self.interval_s / 4, 30.0))
+
+    def checks(self) -> tuple[Check, ...]:
+        return tuple(c for c in Check if c != Check.CANARY or self.canary_upn)
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    #: The round this tick ran (None: another replica has it, or it already ran).
+    round_slot: int | None = None
+    #: The change this tick announced to ops, if any.
+    change: Change | None = None
+    summary: bool = False
+
+
+def _runner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class HealthService:
+    begin: SessionFactory
+    notifier: Notifier
+    graph: Graph
+    directory: Directory
+    #: A Graph token straight from the token endpoint (never msal's cache): proves token acquisition works now.
+    fresh_app_token: Callable[[], object]
+    #: The linked service identity's delegated token, which the canary is reset with.
+    canary_token: Callable[[], str]
+    rules: HealthRules
+    clock: Callable[[], datetime] = field(default=utcnow)
+    runner: str = field(default_factory=_runner)
+    #: The check functions by name; tests may replace one to make it fail.
+    checks: dict[Check, Callable[[], CheckResult]] = field(init=False)
+    _seen_slot: int | None = field(default=None, init=False, repr=False)
+    _seen_day: int | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.checks = {
+            Check.GRAPH_TOKEN: self._check_token,
+            Check.GRAPH_READ: self._check_graph,
+            Check.LDAP: self._check_ldap,
+            Check.DIRECTORY_SYNC: self._check_sync,
+            Check.CANARY: self._check_canary,
+        }
+
+    # --- the schedule --------------------------------------------------------------------------------------------
+
+    def tick(self, *, now: datetime | None = None) -> TickOutcome:
+        """Run this slot's round if this replica claims it, then the day's summary if it is due and claimed.
+        Each half is isolated: a failure is logged and the other half (and the next tick) still runs."""
+        now = now or self.clock()
+        slot: int | None = None
+        announced: Change | None = None
+        summary = False
+        try:
+            slot, announced = self._maybe_round(now)
+        except Exception:
+            log.exception("a round of health pings failed; the next slot runs as planned")
+        try:
+            summary = self._maybe_summary(now)
+        except Exception:
+            log.exception("the daily health summary failed")
+        return TickOutcome(round_slot=slot, change=announced, summary=summary)
+
+    def _maybe_round(self, now: datetime) -> tuple[int | None, Change | None]:
+        slot = slot_of(now, self.rules.interval_s)
+        if slot == self._seen_slot:
+            return None, None  # this replica already tried this slot (a cache: the claim below decides)
+        with self.begin() as session:
+            won = store.claim_health_slot(session, kind=ROUND_KIND, slot=slot, runner=self.runner, at=now)
+        self._seen_slot = slot
+        if not won:
+            return None, None
+        return slot, self.run_round(slot, now=now)
+
+    def run_round(self, slot: int, *, now: datetime | None = None) -> Change | None:
+        """Run every configured check, store the results, and announce a change of state (once); returns the
+        change announced."""
+        results = {check: self._run(check) for check in self.rules.checks()}
+        when = now or self.clock()
+        with self.begin() as session:
+            store.add_health_results(session, round_slot=slot, at=when,
+                                     results={c.value: (r.ok, r.detail) for c, r in results.items()})
+        return self._record_change(slot, when)
+
+    def _run(self, check: Check) -> CheckResult:
+        try:
+            result = self.checks[check]()
+        except ResetbotError as e:  # our own errors carry a sentence fit for people, never a secret
+            result = CheckResult(ok=False, detail=str(e))
+        except Exception as e:
+            log.exception("health check %s raised", check.value)
+            result = CheckResult(ok=False, detail=messages.health_check_crashed(type(e).__name__))
+        if not result.ok:
+            log.warning("health check %s failed: %s", check.value, result.detail)
+        return result
+
+    def _record_change(self, slot: int, now: datetime) -> Change | None:
+        """Compare the latest results with the last announced state; store and post a transition if it changed.
+        The transition's ``seq`` is the last one's plus one: of two replicas racing, one INSERT gets in."""
+        configured = set(self.rules.checks())
+        with self.begin() as session:
+            last = store.last_health_transition(session)
+            if last is not None and last.round_slot > slot:
+                return None  # a later round already spoke; this one finished late
+            latest = {Check(name): CheckResult(ok=r.ok, detail=r.detail)
+                      for name, r in store.latest_health_results(session).items()
+                      if name in _CHECK_NAMES and Check(name) in configured}
+            previous_state = HealthState(last.to_state) if last else HealthState.UNKNOWN
+            previous_failing = [Check(c) for c in json.loads(last.failing)] if last else []
+            found = change(previous_failing, previous_state, latest)
+            if found is None:
+                return None
+            changed = {c.value: False for c, _ in found.newly_failing} | {c.value: True for c in found.recovered}
+            row = HealthTransition(seq=(last.seq if last else 0) + 1, round_slot=slot, at=now,
+                                   from_state=found.from_state.value, to_state=found.to_state.value,
+                                   failing=json.dumps([c.value for c in found.failing]),
+                                   changed=json.dumps(changed, sort_keys=True))
+            if not store.add_health_transition(session, transition=row):
+                return None
+        log.info("health changed: %s -> %s (failing: %s)", found.from_state.value, found.to_state.value,
+                 ", ".join(c.value for c in found.failing) or "none")
+        if not found.news:
+            return None
+        if self.rules.ops_channel:
+            try:
+                self.notifier.post(self.rules.ops_channel, messages.health_transition(found))
+            except ResetbotError:
+                log.exception("could not tell ops that health is %s; /resetbot health shows it",
+                              found.to_state.value)
+        return found
+
+    def _maybe_summary(self, now: datetime) -> bool:
+        if now.hour < self.rules.summary_hour:
+            return False
+        day = now.date().toordinal()
+        if day == self._seen_day:
+            return False
+        with self.begin() as session:
+            won = store.claim_health_slot(session, kind=SUMMARY_KIND, slot=day, runner=self.runner, at=now)
+        self._seen_day = day
+        if not won:
+            return False
+        since = now - timedelta(days=1)
+        with self.begin() as session:
+            counts = {Check(name): c for name, c in store.health_failures_since(session, since=since).items()
+                      if name in _CHECK_NAMES}
+            changes = len(store.recent_health_transitions(session, limit=10_000, since=since))
+            store.prune_health(session, before=now - RETENTION)
+        if self.rules.ops_channel:
+            self.notifier.post(self.rules.ops_channel, messages.health_summary(self.report(), counts, changes))
+        return True
+
+    # --- what people see -----------------------------------------------------------------------------------------
+
+    def report(self) -> HealthReport:
+        """The current state (from each configured check's latest result) and the last transitions."""
+        configured = self.rules.checks()
+        with self.begin() as session:
+            latest = store.latest_health_results(session)
+            transitions = store.recent_health_transitions(session, limit=SHOWN_TRANSITIONS)
+        views = tuple(CheckView(check=c, ok=latest[c.value].ok, detail=latest[c.value].detail,
+                                at=latest[c.value].at) for c in configured if c.value in latest)
+        shown = tuple(TransitionView(
+            at=t.at, from_state=HealthState(t.from_state), to_state=HealthState(t.to_state),
+            failing=ordered(Check(c) for c in json.loads(t.failing)),
+            changed={Check(c): bool(ok) for c, ok in json.loads(t.changed).items()},
+        ) for t in transitions)
+        return HealthReport(state=overall(views), checks=views, transitions=shown)
+
+    # --- the checks ----------------------------------------------------------------------------------------------
+
+    def _check_token(self) -> CheckResult:
+        self.fresh_app_token()
+        return CheckResult(ok=True, detail=messages.health_token_ok())
+
+    def _check_graph(self) -> CheckResult:
+        self.graph.ping()
+        return CheckResult(ok=True, detail=messages.health_graph_ok())
+
+    def _check_ldap(self) -> CheckResult:
+        self.directory.ping()
+        return CheckResult(ok=True, detail=messages.health_ldap_ok())
+
+    def _check_sync(self) -> CheckResult:
+        sync = self.graph.organization_sync()
+        if sync.on_premises_sync_enabled is False:
+            return CheckResult(ok=False, detail=messages.health_sync_off())
+        if sync.last_sync is None:
+            return CheckResult(ok=False, detail=messages.health_sync_never())
+        if self.clock() - sync.last_sync > timedelta(minutes=self.rules.sync_max_age_minutes):
+            return CheckResult(ok=False, detail=messages.health_sync_stale(sync.last_sync,
+                                                                           self.rules.sync_max_age_minutes))
+        return CheckResult(ok=True, detail=messages.health_sync_ok(sync.last_sync))
+
+    def _check_canary(self) -> CheckResult:
+        """Reset the canary through Graph as the service identity, then read AD: pwdLastSet must have moved.
+        The only end-to-end proof that writeback works. The password lives only in this call's memory."""
+        upn = self.rules.canary_upn
+        assert upn
+        before = self.directory.find_user(upn=upn)
+        if before is None:
+            return CheckResult(ok=False, detail=messages.canary_not_in_ad(upn))
+        user = self.graph.get_user(upn)
+        if user is None:
+            return CheckResult(ok=False, detail=messages.canary_not_in_entra(upn))
+        try:
+            token = self.canary_token()
+        except NotLinkedError:
+            return CheckResult(ok=False, detail=messages.canary_not_linked(self.rules.service_upn or ""))
+        policy = self.directory.effective_policy(before)
+        operation = self.graph.reset_password(
+            access_token=token, user_id=user.id, poll_timeout_s=self.rules.canary_timeout_s,
+            new_password=generate_temporary_password(policy, sam=before.sam, display_name=before.display_name))
+        if not operation.done:
+            return CheckResult(ok=False, detail=messages.canary_timed_out(upn, self.rules.canary_timeout_s))
+        if not operation.succeeded:
+            return CheckResult(ok=False, detail=messages.canary_refused(upn, operation.status_detail))
+        after = self.directory.find_user(dn=before.dn)
+        if after is None:
+            return CheckResult(ok=False, detail=messages.canary_not_in_ad(upn))
+        if after.must_change_password and before.must_change_password:
+            return CheckResult(ok=False, detail=messages.canary_ambiguous(upn))
+        if after.pwd_last_set_raw == before.pwd_last_set_raw:
+            return CheckResult(ok=False, detail=messages.canary_not_moved(upn))
+        return CheckResult(ok=True, detail=messages.canary_landed(upn, after.pwd_last_set))
