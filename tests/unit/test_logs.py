@@ -7,6 +7,7 @@ import json
 import logging
 import string
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given
@@ -39,16 +40,29 @@ def fresh() -> Redactor:
     return Redactor(SecretRegistry())
 
 
+@contextmanager
+def configured(level: str, fmt: LogFormat | str, stream: io.StringIO) -> Iterator[None]:
+    """``configure`` for one test, then the root logger as it was: its level, its handlers, and the filters
+    ``configure`` put on handlers that are not ours (pytest's capture handlers among them)."""
+    root = logging.getLogger()
+    level_before, filters_before = root.level, {h: list(h.filters) for h in root.handlers}
+    handler = configure(level=level, fmt=fmt, stream=stream)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level_before)
+        for other, filters in filters_before.items():
+            other.filters[:] = filters
+        logging.captureWarnings(False)
+
+
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """The root logger writing JSON lines, at DEBUG, into a buffer: what `RESETBOT_LOG_FORMAT=json` writes."""
-    root = logging.getLogger()
-    level = root.level
     buffer = io.StringIO()
-    handler = configure(level="DEBUG", fmt=LogFormat.JSON, stream=buffer)
-    yield buffer
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with configured("DEBUG", LogFormat.JSON, buffer):
+        yield buffer
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, object]]:
@@ -169,10 +183,7 @@ def test_tracebacks_extras_and_bad_format_strings_are_redacted(json_log: io.Stri
 
 def test_text_format_carries_the_correlation_id_and_redacts_tracebacks() -> None:
     buffer = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    handler = configure(level="INFO", fmt="text", stream=buffer)
-    try:
+    with configured("INFO", "text", buffer):
         token = bind_correlation("c-00000000aa")
         try:
             raise ValueError("refresh_token=abcdef123456")
@@ -180,9 +191,6 @@ def test_text_format_carries_the_correlation_id_and_redacts_tracebacks() -> None
             logging.getLogger("x").exception("failed")
         unbind_correlation(token)
         logging.getLogger("x").info("outside any request")
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
     out = buffer.getvalue()
     assert "[c-00000000aa] failed" in out and "abcdef123456" not in out and "ValueError" in out
     assert "[-] outside any request" in out
