@@ -24,6 +24,7 @@ from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import NotLinkedError, ResetbotError
+from bot.metrics import set_health
 from bot.models import HealthTransition, utcnow
 from bot.policy import generate_temporary_password
 from bot.services.health_state import (
@@ -163,6 +164,8 @@ class HealthService:
         with self.begin() as session:
             store.add_health_results(session, round_slot=slot, at=when,
                                      results={c.value: (r.ok, r.detail) for c, r in results.items()})
+        for check, result in results.items():
+            set_health(check.value, result.ok)  # this replica's gauge: the rounds it ran
         return self._record_change(slot, when)
 
     def _run(self, check: Check) -> CheckResult:
