@@ -782,14 +782,11 @@ def writeback_without_must_change(name: str, *, seen_at: datetime | None) -> str
             "the flag in AD.")
 
 
-def writeback_not_seen(name: str, *, waited: str, seen_at: datetime | None, must_change: bool, reset_at: datetime,
-                       dn: str) -> str:
-    seen = "*must change at next sign-in* set since before the reset" if must_change else \
-        f"password last set {_ad_time(seen_at)}"
+def writeback_not_seen(name: str, *, waited: str, seen_at: datetime | None, reset_at: datetime, dn: str) -> str:
     return (f":warning: {waited} after the reset ({slack_date(reset_at)}), Active Directory still does not show it: "
-            f"`{dn}` has {seen}. Entra said the reset succeeded, so writeback may not have reached the domain "
-            f"controller the bot reads, or the writeback agent went offline. Check Entra Connect's password writeback "
-            f"before {name} relies on the new password on-premises.")
+            f"`{dn}` has its password last set {_ad_time(seen_at)}. Entra said the reset succeeded, so writeback may "
+            "not have reached the domain controller the bot reads, or the writeback agent went offline. Check Entra "
+            f"Connect's password writeback before {name} relies on the new password on-premises.")
 
 
 def writeback_account_gone(name: str, dn: str) -> str:
@@ -815,13 +812,18 @@ def replace_reminder(*, waited: str) -> str:
 
 
 def duration_words(seconds: float) -> str:
-    """``3 hours``, ``45 minutes``, ``20 seconds``: how long, in words a person reads at a glance."""
-    s = round(seconds)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if s >= size:
-            n = round(s / size)
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{s} second{'s' if s != 1 else ''}"
+    """``1 hour 30 minutes``, ``2 days``, ``45 seconds``: how long, in at most two units a person reads at a glance
+    (the smaller one dropped when it is zero)."""
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    left, parts = max(round(seconds), 0), list[str]()
+    for unit, size in units:
+        n, left = divmod(left, size)
+        if n or parts:
+            if n:
+                parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+            if len(parts) == 2 or (parts and size == 1) or (parts and not n):
+                break
+    return " ".join(parts) or "0 seconds"
 
 
 # --- resetbot doctor ------------------------------------------------------------------------------------------

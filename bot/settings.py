@@ -384,6 +384,17 @@ class Settings(StorageSettings):
         return _csv(value)
 
     @model_validator(mode="after")
+    def _follow_up_order(self) -> Self:
+        """The reminders compare with what the landed check saw, so it must be over before the first reminder."""
+        if self.followup_landed_first > self.followup_landed_deadline:
+            raise ValueError("RESETBOT_FOLLOWUP_LANDED_FIRST must not be later than RESETBOT_FOLLOWUP_LANDED_DEADLINE.")
+        if self.followup_landed_deadline >= self.followup_replaced_after[0]:
+            raise ValueError("RESETBOT_FOLLOWUP_LANDED_DEADLINE must be earlier than the first of "
+                             "RESETBOT_FOLLOWUP_REPLACED_AFTER: whether the reset landed is settled before any "
+                             "reminder.")
+        return self
+
+    @model_validator(mode="after")
     def _linking(self) -> Self:
         problems = []
         keys = [("RESETBOT_TOKEN_CACHE_KEY", self.token_cache_key)] if self.token_cache_key is not None else []

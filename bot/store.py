@@ -598,7 +598,9 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
 
 def due_followups(session: Session, *, now: datetime, limit: int = 200) -> list[int]:
     """Ids of checks due (or whose claimant's lease ran out), oldest first. Reading them claims nothing."""
-    rows = session.exec(select(FollowUp.id).where(_claimable(now)).order_by(col(FollowUp.due_at)).limit(limit))
+    # Ordered by id too: two replicas claiming rows with the same due_at lock them in the same order (no deadlock).
+    rows = session.exec(select(FollowUp.id).where(_claimable(now)).order_by(col(FollowUp.due_at), col(FollowUp.id))
+                        .limit(limit))
     return [int(r) for r in rows if r is not None]
 
 
@@ -649,6 +651,18 @@ def skip_followups(session: Session, *, request_id: str, kind: str, now: datetim
         .where(col(FollowUp.request_id) == request_id, col(FollowUp.kind) == kind,
                col(FollowUp.state) == _FOLLOWUP_PENDING)
         .values(state=_FOLLOWUP_SKIPPED, done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+def drop_claimed_followups(session: Session, *, ids: Collection[int], claim: str, now: datetime) -> int:
+    """Retire checks this claim holds without answering them (superseded by a later one due at once)."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id).in_(sorted(ids)), col(FollowUp.claim) == claim,
+               col(FollowUp.state) == _FOLLOWUP_RUNNING)
+        .values(state=_FOLLOWUP_SKIPPED, done_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result)

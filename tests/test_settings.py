@@ -89,10 +89,10 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 def test_follow_up_times_are_read_as_an_operator_writes_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
     monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
-    monkeypatch.setenv("RESETBOT_FOLLOWUP_REPLACED_AFTER", "24h, 90m,1d, 45s")
+    monkeypatch.setenv("RESETBOT_FOLLOWUP_REPLACED_AFTER", "24h, 90m,1d, 1200")
     monkeypatch.setenv("RESETBOT_FOLLOWUP_LANDED_FIRST", "30")
     settings = load_settings()
-    assert [d.total_seconds() for d in settings.followup_replaced_after] == [45, 5400, 86400]
+    assert [d.total_seconds() for d in settings.followup_replaced_after] == [1200, 5400, 86400]
     assert settings.followup_landed_first.total_seconds() == 30
     assert settings.followup_landed_deadline.total_seconds() == 900
 
@@ -103,6 +103,8 @@ def test_follow_up_times_are_read_as_an_operator_writes_them(monkeypatch: pytest
     ("RESETBOT_FOLLOWUP_REPLACED_AFTER", " , ", "RESETBOT_FOLLOWUP_REPLACED_AFTER needs at least one time"),
     ("RESETBOT_FOLLOWUP_LANDED_DEADLINE", "0m", "RESETBOT_FOLLOWUP_LANDED_DEADLINE must be longer than zero."),
     ("RESETBOT_FOLLOWUP_LANDED_FIRST", "-5s", "RESETBOT_FOLLOWUP_LANDED_FIRST: '-5s' is not a duration"),
+    ("RESETBOT_FOLLOWUP_LANDED_FIRST", "20m", "RESETBOT_FOLLOWUP_LANDED_FIRST must not be later than"),
+    ("RESETBOT_FOLLOWUP_LANDED_DEADLINE", "2h", "RESETBOT_FOLLOWUP_LANDED_DEADLINE must be earlier than the first"),
 ])
 def test_bad_follow_up_times_are_one_sentence_each(monkeypatch: pytest.MonkeyPatch, name: str, value: str,
                                                    sentence: str) -> None:

@@ -187,6 +187,10 @@ class LdapDirectory:
                     self.base_dn, f"(&(objectClass=user)(|{ors}))", attributes=list(_USER_ATTRS),
                     paged_size=200, generator=False,
                 )
+                # ldap3's paged search raises nothing when the connection does not (raise_exceptions=False): a busy
+                # or refusing DC would read as "no such accounts". Its last result says which it was.
+                if conn.result and conn.result.get("result") not in (0, 32):
+                    raise DirectoryUnavailableError(f"An AD search failed: {conn.result.get('description')}.")
                 for dn, attrs in _entries(pages):
                     found[dn.lower()] = _to_user(dn, attrs)
         return found

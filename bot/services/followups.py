@@ -85,12 +85,14 @@ class FollowUpService:
 
     # --- scheduling -------------------------------------------------------------------------------------------
 
-    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None) -> None:
-        """Add the checks of a password reset that Entra reported done, in the caller's transaction."""
+    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None,
+             reminders: bool = True) -> None:
+        """Add the checks of a password reset that Entra reported done, in the caller's transaction. Without
+        ``reminders`` (nobody holds the temporary password: it was lost in a crash) only the landed check."""
         rows = [FollowUp(request_id=req.id, kind=FollowUpKind.LANDED.value, step=0, final=False,
                          due_at=reset_at + self.rules.landed_first, deadline_at=reset_at + self.rules.landed_deadline,
                          reset_at=reset_at, baseline_pwd_last_set=baseline)]
-        times = replaced_schedule(reset_at, self.rules.replaced_after)
+        times = replaced_schedule(reset_at, self.rules.replaced_after) if reminders else []
         rows += [FollowUp(request_id=req.id, kind=FollowUpKind.REPLACED.value, step=i, final=i == len(times) - 1,
                           due_at=at, reset_at=reset_at, baseline_pwd_last_set=baseline)
                  for i, at in enumerate(times)]
@@ -109,9 +111,9 @@ class FollowUpService:
             requests = {f.request_id: store.get_request(session, request_id=f.request_id) for f in claimed}
         if not claimed:
             return 0
-        dns = sorted({r.target_dn for r in requests.values() if r is not None and r.target_dn})
+        claimed = self._latest_only(claimed, claim=claim, now=now)
         try:
-            accounts = self.directory.users_by_dn(dns)
+            accounts = self._accounts([r for r in requests.values() if r is not None])
         except ResetbotError as e:
             log.warning("follow-ups: AD could not be read (%s); %d check(s) due again in %s",
                         type(e).__name__, len(claimed), OUTAGE_RETRY)
@@ -124,15 +126,48 @@ class FollowUpService:
         # "Landed" before "replaced": a replaced check reads what the landed check saw.
         for f in sorted(claimed, key=lambda f: (f.kind != FollowUpKind.LANDED, f.due_at)):
             req = requests.get(f.request_id)
-            if req is None:
-                continue
-            account = accounts.get(req.target_dn.lower()) if req.target_dn else None
             try:
-                finished += self._answer(f, req, account, claim=claim, now=now)
+                if req is None:  # never deleted by the product; a hand-cleaned database must not loop forever
+                    log.warning("follow-up %s of %s: the request is gone; the check is dropped", f.kind,
+                                f.request_id)
+                    self._drop([f], claim=claim, now=now)
+                    continue
+                finished += self._answer(f, req, accounts.get(req.id), claim=claim, now=now)
             except Exception:
                 # One bad check must not stop the others; its lease runs out and it is tried again.
                 log.exception("follow-up %s of %s failed; it is tried again after its lease", f.kind, f.request_id)
         return finished
+
+    def _latest_only(self, claimed: list[FollowUp], *, claim: str, now: datetime) -> list[FollowUp]:
+        """Of one request's "replaced" checks due together (the bot was down past several of them), answer only
+        the latest: one reminder or one final word, never a burst. The earlier ones are dropped unanswered."""
+        latest: dict[str, FollowUp] = {}
+        for f in claimed:
+            if f.kind == FollowUpKind.REPLACED and (f.request_id not in latest or f.step > latest[f.request_id].step):
+                latest[f.request_id] = f
+        stale = [f for f in claimed if f.kind == FollowUpKind.REPLACED and latest[f.request_id] is not f]
+        self._drop(stale, claim=claim, now=now)
+        return [f for f in claimed if f not in stale]
+
+    def _drop(self, checks: Sequence[FollowUp], *, claim: str, now: datetime) -> None:
+        if checks:
+            with self.begin() as session:
+                store.drop_claimed_followups(session, ids=[f.id for f in checks if f.id is not None], claim=claim,
+                                             now=now)
+
+    def _accounts(self, requests: Sequence[ResetRequest]) -> dict[str, DirectoryUser]:
+        """Each request's AD account, by request id: one paged search for all of them by DN, then a search by
+        sAMAccountName for any not found there (moved to another OU since the reset). Raises on an AD error,
+        so that an outage is never read as "the account is gone"."""
+        by_dn = self.directory.users_by_dn(sorted({r.target_dn for r in requests if r.target_dn}))
+        found: dict[str, DirectoryUser] = {}
+        for req in requests:
+            account = by_dn.get(req.target_dn.lower()) if req.target_dn else None
+            if account is None and req.target_sam:
+                account = self.directory.find_user(sam=req.target_sam)
+            if account is not None:
+                found[req.id] = account
+        return found
 
     def _answer(self, f: FollowUp, req: ResetRequest, account: DirectoryUser | None, *, claim: str,
                 now: datetime) -> int:
@@ -157,13 +192,14 @@ class FollowUpService:
                 return 0
             said = _Said(thread=messages.writeback_not_seen(
                 name, waited=messages.duration_words((now - f.reset_at).total_seconds()),
-                seen_at=filetime_to_datetime(raw or 0), must_change=raw == 0, reset_at=f.reset_at, dn=dn))
+                seen_at=filetime_to_datetime(raw or 0), reset_at=f.reset_at, dn=dn))
+            # The helpdesk has to act first: no reminders about a password AD may not have.
             return self._finish(f, req, claim=claim, now=now, outcome="not_landed", seen=raw,
-                                action=AuditAction.WRITEBACK_NOT_SEEN, said=said)
+                                action=AuditAction.WRITEBACK_NOT_SEEN, said=said, retire=FollowUpKind.REPLACED)
         if verdict == Landed.ACCOUNT_GONE:
             said = _Said(thread=messages.writeback_account_gone(name, dn))
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
-                                action=AuditAction.WRITEBACK_NOT_SEEN, said=said)
+                                action=AuditAction.WRITEBACK_NOT_SEEN, said=said, retire=FollowUpKind.REPLACED)
         at = filetime_to_datetime(raw or 0)
         text = messages.writeback_without_must_change(name, seen_at=at) if verdict == Landed.YES_WITHOUT_MUST_CHANGE \
             else messages.writeback_confirmed(name, must_change=raw == 0, seen_at=at)
@@ -176,15 +212,15 @@ class FollowUpService:
             left = _left_by_reset(store.followups_for(session, request_id=req.id))
         verdict = replaced(seen, reset_at=f.reset_at, left_by_reset=left)
         raw = seen.pwd_last_set if seen else None
-        waited = messages.duration_words((f.due_at - f.reset_at).total_seconds())
+        waited = messages.duration_words((now - f.reset_at).total_seconds())
         if verdict == Replaced.YES:
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
-                                action=AuditAction.USER_CHOSE_OWN, retire_rest=True,
+                                action=AuditAction.USER_CHOSE_OWN, retire=FollowUpKind.REPLACED,
                                 said=_Said(thread=messages.password_replaced(req.target_display,
                                                                              at=filetime_to_datetime(raw or 0))))
         if verdict == Replaced.ACCOUNT_GONE:
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
-                                action=AuditAction.NEVER_REPLACED, retire_rest=True,
+                                action=AuditAction.NEVER_REPLACED, retire=FollowUpKind.REPLACED,
                                 said=_Said(thread=messages.writeback_account_gone(req.target_display,
                                                                                   req.target_dn or "")))
         if f.final:
@@ -197,29 +233,39 @@ class FollowUpService:
                             said=_Said(dm=messages.replace_reminder(waited=waited)))
 
     def _finish(self, f: FollowUp, req: ResetRequest, *, claim: str, now: datetime, outcome: str, seen: int | None,
-                action: AuditAction, said: _Said, retire_rest: bool = False) -> int:
+                action: AuditAction, said: _Said, retire: FollowUpKind | None = None) -> int:
         assert f.id is not None
         with self.begin() as session:
             if not store.finish_followup(session, followup_id=f.id, claim=claim, outcome=outcome, seen=seen, now=now):
                 return 0  # another replica took this check over after our lease ran out: it speaks, not us
-            if retire_rest:
-                store.skip_followups(session, request_id=req.id, kind=f.kind, now=now)
+            if retire is not None:
+                store.skip_followups(session, request_id=req.id, kind=retire, now=now)
             store.append_audit(session, draft=AuditDraft(
                 actor="scheduler", action=action, request_id=req.id,
                 detail={"check": f.kind, "step": f.step, "outcome": outcome, "attempts": f.attempts,
                         "pwd_last_set": "" if seen is None else str(seen)}))
         record_followup(f.kind, outcome)
         log.info("follow-up %s #%d of %s: %s", f.kind, f.step, req.id, outcome)
-        if said.thread and req.channel_id and req.thread_ts:
-            self.notifier.post(req.channel_id, said.thread, thread_ts=req.thread_ts)
-        if said.dm and req.target_slack_id:
-            self.notifier.dm(req.target_slack_id, said.dm)
+        try:
+            if said.thread and req.channel_id and req.thread_ts:
+                self.notifier.post(req.channel_id, said.thread, thread_ts=req.thread_ts)
+            if said.dm and req.target_slack_id:
+                self.notifier.dm(req.target_slack_id, said.dm)
+        except ResetbotError as e:
+            # Recorded already (audit, /reset-status); a post is not retried, so that none is ever doubled.
+            log.warning("follow-up %s of %s: %s recorded but not posted (%s)", f.kind, req.id, outcome,
+                        type(e).__name__)
         return 1
 
 
 def _left_by_reset(checks: Sequence[FollowUp]) -> int | None:
-    """The ``pwdLastSet`` the reset itself left, as the landed check saw it (None if it never saw it land)."""
+    """The ``pwdLastSet`` the reset itself left, as the landed check saw it (None if it never saw it land).
+
+    Where must-change applies that is 0, whatever the landed check read: a later non-zero instant it read can
+    only be the user's own change, made before the bot looked (the bot was down, or AD was unreachable)."""
     for c in checks:
-        if c.kind == FollowUpKind.LANDED and c.outcome in (Landed.YES, Landed.YES_WITHOUT_MUST_CHANGE):
+        if c.kind == FollowUpKind.LANDED and c.outcome == Landed.YES:
+            return 0
+        if c.kind == FollowUpKind.LANDED and c.outcome == Landed.YES_WITHOUT_MUST_CHANGE:
             return c.seen_pwd_last_set
     return None

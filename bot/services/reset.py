@@ -30,6 +30,7 @@ from bot.logs import REVEALED_SECRET_TTL_S, forget_secret, remember_secret
 from bot.models import ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
 from bot.services.audit import AuditAction, AuditDraft
+from bot.services.followup_rules import FollowUpKind
 from bot.services.lifecycle import RequestState
 from bot.services.rules import Refusal
 from bot.services.sealing import Sealer
@@ -54,7 +55,8 @@ _FINAL_ACTION = {
 class FollowUpPlanner(Protocol):
     """Schedules the follow-ups of a reset, inside the transaction that records its success."""
 
-    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None) -> None: ...
+    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None,
+             reminders: bool = True) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +236,8 @@ class ResetService:
                                          "recovered": True, **dict(verdict.detail)}),
             )
             if done is not None and final == RequestState.SUCCEEDED and self.followups:
-                self.followups.plan(session, done, reset_at=req.updated_at, baseline=None)
+                # Nobody holds the temporary password (it died with the stopped bot): prove it landed, remind no one.
+                self.followups.plan(session, done, reset_at=req.updated_at, baseline=None, reminders=False)
         if done is None:
             return 0
         log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)
@@ -305,11 +308,14 @@ class ResetService:
 
     def wipe_expired(self, *, now: datetime | None = None) -> int:
         """Wipe sealed passwords nobody revealed within their time; the thread says so."""
+        now = now or self.clock()
         with self.begin() as session:
-            wiped = store.wipe_expired_secrets(session, now=now or self.clock())
+            wiped = store.wipe_expired_secrets(session, now=now)
             for request_id in wiped:
                 store.append_audit(session, draft=AuditDraft(actor="scheduler", action=AuditAction.UNREVEALED_WIPED,
                                                              request_id=request_id))
+                # Nobody was told the password: reminding the user to sign in with it would only confuse them.
+                store.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
             reqs = [store.get_request(session, request_id=r) for r in wiped]
         for req in reqs:
             if req is not None:

@@ -117,7 +117,7 @@ def test_a_reset_ad_never_shows_is_warned_about_after_the_deadline(
     assert followups.run_due(now=reset_at + timedelta(minutes=15)) == 1
     [warning] = _said(lab, driver, ts, before)
     assert "after the reset" in warning and "Active Directory still does not show it" in warning
-    assert f"`{person('bob').dn}` has password last set" in warning, "the warning names what AD showed"
+    assert f"`{person('bob').dn}` has its password last set" in warning, "the warning names what AD showed"
     assert "Check Entra Connect's password writeback" in warning
     [event] = [e for e in bot.audit(request_id) if e.action == "writeback_not_seen"]
     assert '"attempts":5' in event.detail
@@ -277,3 +277,46 @@ def test_a_reset_interrupted_before_graph_accepted_it_is_said_to_be_unknown(
     assert bot.audit(request_id)[-1].action == "failed" and '"reason":"interrupted"' in bot.audit(request_id)[-1].detail
     assert _checks(bot, request_id) == [], "nothing to follow up on a reset that may not have happened"
     assert reset.recover_interrupted(now=started + 2 * reset.stale_after) == 0
+
+
+def test_a_user_who_chose_their_own_password_before_the_first_look_is_not_reminded(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The bot was down (or AD unreachable) while the user signed in and changed it: AD already shows their own
+    password at the first look. That proves the reset landed, and it is their change, not the reset's."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    _, ts, reset_at = _reset(lab, driver, bot, "alice")
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    changed, message = lab.ad.change_own_password(str(person("alice").dn), str(modal["blocks"][1]["text"]["text"])
+                                                  .strip("`"), "Own-Choice-7-Harbor")
+    assert changed, message
+    before = len(_said(lab, driver, ts))
+    followups = bot.services.followups
+    assert followups.run_due(now=reset_at + 2 * HOUR) == 2, "the landed look and one reminder check, no burst"
+    said = _said(lab, driver, ts, before)
+    assert len(said) == 2 and "Confirmed on-premises" in said[0]
+    assert said[1].startswith(":lock: Alice Archer has chosen their own password")
+    assert not [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
+
+
+def test_checks_that_fell_due_together_give_one_answer_not_a_burst(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The bot was down for a day: the three reminder checks are due at once; only the last one speaks."""
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    before = len(_said(lab, driver, ts))
+    assert bot.services.followups.run_due(now=reset_at + 25 * HOUR) == 2
+    said = _said(lab, driver, ts, before)
+    assert len(said) == 2 and "Confirmed on-premises" in said[0]
+    assert said[1].startswith(":hourglass: 1 day 1 hour after the reset, Alice Archer has still not replaced")
+    assert not [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
+    assert [(c.step, c.state) for c in _checks(bot, request_id) if c.kind == "replaced"] == [
+        (0, "skipped"), (1, "skipped"), (2, "done")]
+
+
+def test_no_reminders_about_a_password_nobody_revealed(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request_id, _, reset_at = _reset(lab, driver, bot, "alice")
+    assert bot.services.reset.wipe_expired(now=reset_at + timedelta(minutes=11)) >= 1  # earlier stories' too
+    assert [(c.kind, c.state) for c in _checks(bot, request_id)] == [
+        ("landed", "pending"), ("replaced", "skipped"), ("replaced", "skipped"), ("replaced", "skipped")]
+    assert bot.services.followups.run_due(now=reset_at + 25 * HOUR) == 1, "only whether it landed"
