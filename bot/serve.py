@@ -9,8 +9,8 @@ an order that loses nothing a person is waiting for:
 3. let listeners still running finish (a /reset being checked, an approval being recorded);
 4. let resets in flight reach their verdict and post it (``Runtime.close``), then close every client.
 
-Steps 3 and 4 share one bound (``RESETBOT_DRAIN_SECONDS``): a process manager kills a process that takes
-longer than its grace period anyway, and the log then says what was still running.
+All four steps share one bound (``RESETBOT_DRAIN_SECONDS``), counted from the signal: a process manager kills
+a process that takes longer than its grace period anyway, and the log then says what was still running.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Intake(Protocol):
 
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, timeout: float) -> None: ...
 
     def describe(self) -> str: ...
 
@@ -102,7 +102,7 @@ class SocketModeIntake:
     def start(self) -> None:
         self._handler.connect()  # type: ignore[no-untyped-call]
 
-    def stop(self) -> None:
+    def stop(self, timeout: float) -> None:
         self._handler.close()  # type: ignore[no-untyped-call]
 
     def describe(self) -> str:
@@ -140,10 +140,12 @@ class HttpIntake:
         host, port = self._server.bind_addr[:2]
         return str(host), int(port)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float) -> None:
+        # cheroot waits this long for requests being answered before it drops them; never past the drain bound.
+        self._server.shutdown_timeout = max(0.1, min(self._server.shutdown_timeout, timeout))
         self._server.stop()
         if self._thread is not None:
-            self._thread.join(timeout=15)
+            self._thread.join(timeout=timeout)
 
     def describe(self) -> str:
         host, port = self.address
@@ -178,23 +180,38 @@ class Serving:
             return True
         self._stopped = True
         bound = self.settings.drain_seconds
+        deadline = time.monotonic() + bound
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         log.info("stopping (%s): no new work is taken from Slack; waiting up to %.0f s for work in flight",
                  reason, bound)
-        self.intake.stop()
-        deadline = time.monotonic() + bound
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
-        clean = self.listeners.wait_idle(timeout=max(0.0, deadline - time.monotonic()))
+        self.intake.stop(timeout=left())
+        scheduler = self.scheduler
+        if scheduler is not None and not _within(lambda: scheduler.shutdown(wait=True), left()):
+            log.warning("a scheduled job (a sweep, follow-up or health round) was still running when the bound ran "
+                        "out; whatever it had not finished is picked up again after the restart")
+        clean = self.listeners.wait_idle(timeout=left())
         if not clean:
             log.warning("a Slack listener was still running after %.0f s", bound)
         self.listeners.shutdown(wait=False)
-        self.runtime.close(drain_s=max(0.0, deadline - time.monotonic()))  # waits for resets, then closes clients
+        self.runtime.close(drain_s=left())  # waits for resets, then closes clients
         clean = self.runtime.services.reset.wait_idle(timeout=0) and clean
         if clean:
             log.info("stopped: every reset in flight posted its verdict")
         else:
             log.warning("stopped with work still running after %.0f s (RESETBOT_DRAIN_SECONDS)", bound)
         return clean
+
+
+def _within(step: Callable[[], object], timeout: float) -> bool:
+    """Run ``step`` in a helper thread and wait at most ``timeout``; True if it finished. A step that overruns is
+    left to finish on its own (the thread is a daemon: it dies with the process)."""
+    done = threading.Thread(target=step, name="stop-step", daemon=True)
+    done.start()
+    done.join(timeout)
+    return not done.is_alive()
 
 
 def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)

@@ -283,11 +283,13 @@ def note_operation(session: Session, *, request_id: str, location: str) -> bool:
     return _rowcount(result) == 1
 
 
-def stale_resetting(session: Session, *, started_before: datetime, limit: int = 50) -> list[ResetRequest]:
-    """Requests still ``resetting`` that started before ``started_before``: their bot stopped mid-reset."""
+def stuck_requests(session: Session, *, state: RequestState, since_before: datetime,
+                   limit: int = 50) -> list[ResetRequest]:
+    """Requests in ``state`` since before ``since_before``: left there by a bot that stopped (``approved`` before
+    its reset began, ``resetting`` while Graph worked)."""
     return list(session.exec(
         select(ResetRequest)
-        .where(col(ResetRequest.state) == RequestState.RESETTING, col(ResetRequest.updated_at) <= started_before)
+        .where(col(ResetRequest.state) == state, col(ResetRequest.updated_at) <= since_before)
         .order_by(col(ResetRequest.updated_at)).limit(limit)
     ))
 

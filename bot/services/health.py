@@ -143,7 +143,19 @@ class HealthService:
             summary = self._maybe_summary(now)
         except Exception:
             log.exception("the daily health summary failed")
+        try:
+            self._refresh_gauge()
+        except Exception:
+            log.exception("the health gauge could not be read from the database")
         return TickOutcome(round_slot=slot, change=announced, summary=summary)
+
+    def _refresh_gauge(self) -> None:
+        """Every replica's ``resetbot_health_ok`` says the latest stored round, whichever replica ran it, so a
+        scrape of any replica tells the truth (not only the one that happened to win the round)."""
+        with self.begin() as session:
+            latest = store.latest_health_results(session)
+        for check, result in latest.items():
+            set_health(check, result.ok)
 
     def _maybe_round(self, now: datetime) -> tuple[int | None, Change | None]:
         slot = slot_of(now, self.rules.interval_s)
@@ -164,8 +176,6 @@ class HealthService:
         with self.begin() as session:
             store.add_health_results(session, round_slot=slot, at=when,
                                      results={c.value: (r.ok, r.detail) for c, r in results.items()})
-        for check, result in results.items():
-            set_health(check.value, result.ok)  # this replica's gauge: the rounds it ran
         return self._record_change(slot, when)
 
     def _run(self, check: Check) -> CheckResult:

@@ -198,14 +198,20 @@ class ResetService:
         return timedelta(seconds=2 * self.poll_timeout_s) + RECOVERY_MARGIN
 
     def recover_interrupted(self, *, now: datetime | None = None) -> int:
-        """Finish the requests a bot left ``resetting`` (killed while Graph was working): ask Graph how the
-        stored operation ended and record that verdict, or say the reset was interrupted when no operation was
-        stored (the bot died before Graph accepted it, so whether it happened is unknown). Returns how many
-        were finished here; a compare-and-set makes one replica do each."""
+        """Finish what a stopped bot left half-way. A request ``resetting`` (killed while Graph was working): ask
+        Graph how the stored operation ended and record that verdict, or say the reset was interrupted when no
+        operation was stored (the bot died before Graph accepted it, so whether it happened is unknown). A request
+        ``approved`` whose reset never began: make it now, as its approver asked. Returns how many were taken on
+        here; the compare-and-sets make one replica do each."""
         now = now or self.clock()
         with self.begin() as session:
-            stale = store.stale_resetting(session, started_before=now - self.stale_after)
-        return sum(self._recover(req, now) for req in stale)
+            resetting = store.stuck_requests(session, state=RequestState.RESETTING, since_before=now - self.stale_after)
+            approved = store.stuck_requests(session, state=RequestState.APPROVED, since_before=now - self.stale_after)
+        done = sum(self._recover(req, now) for req in resetting)
+        for req in approved:
+            log.info("resuming the approved reset %s, left unstarted by a stopped bot", req.id)
+            self.perform(req, correlation_id=new_correlation_id())
+        return done + len(approved)
 
     def _recover(self, req: ResetRequest, now: datetime) -> int:
         cid = new_correlation_id()

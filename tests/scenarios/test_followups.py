@@ -320,3 +320,24 @@ def test_no_reminders_about_a_password_nobody_revealed(lab: Lab, bot: RunningBot
     assert [(c.kind, c.state) for c in _checks(bot, request_id)] == [
         ("landed", "pending"), ("replaced", "skipped"), ("replaced", "skipped"), ("replaced", "skipped")]
     assert bot.services.followups.run_due(now=reset_at + 25 * HOUR) == 1, "only whether it landed"
+
+
+def test_an_approved_reset_a_stopped_bot_never_began_is_made_after_restart(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """What a bot killed between the approval and the reset leaves: a request approved, nothing sent to Graph."""
+    request_id, ts, _ = _reset(lab, driver, bot, "alice")
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("DELETE FROM follow_up WHERE request_id = :id"), {"id": request_id})
+        session.execute(text("DELETE FROM sealed_secret WHERE request_id = :id"), {"id": request_id})
+        session.execute(text("UPDATE reset_request SET state = 'approved', verdict = NULL, operation_location = NULL,"
+                             " graph_operation_id = NULL WHERE id = :id"), {"id": request_id})
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    before = len(_said(lab, driver, ts))
+    reset = bot.services.reset
+    assert reset.recover_interrupted(now=req.updated_at + timedelta(seconds=30)) == 0
+    assert reset.recover_interrupted(now=req.updated_at + reset.stale_after + timedelta(seconds=1)) == 1
+    said = _said(lab, driver, ts, before)
+    assert any(t.startswith(":white_check_mark: Done: Alice Archer's new temporary password") for t in said), said
+    [req] = [r for r in bot.requests() if r.id == request_id]
+    assert req.state == "succeeded"
+    assert [c.kind for c in _checks(bot, request_id)] == ["landed", "replaced", "replaced", "replaced"]

@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from bot.db import create_schema, make_engine, make_session_factory
 from bot.jobs import start_scheduler
+from bot.metrics import METRICS, set_health
 from bot.models import SERVICE_LINK_KEY, AgentLink, HealthResult, HealthSlot, HealthTransition
 from bot.services.health import HealthService
 from bot.services.health_state import Check, CheckResult, slot_of
@@ -277,3 +278,16 @@ def test_resetbot_health_and_app_home_show_the_state(lab: Lab, bot: RunningBot, 
     home = wait_until(lambda: driver.home_view("hank"), what="hank's App Home")
     text = str(home)
     assert "Writeback health:* :large_green_circle: healthy" in text and "My recent requests" in text
+
+
+def test_every_replica_reports_the_latest_round_in_its_health_gauge(
+        health: HealthService, clean_entra: EntraControl) -> None:
+    """The replica that lost the round still scrapes as the round said: the gauge is read back from the database."""
+    clean_entra.faults(token_endpoint_down=True)
+    assert health.tick(now=at(0)).round_slot is not None
+    clean_entra.faults(token_endpoint_down=False)
+    other = dataclasses.replace(health, runner="the-other-replica")  # same database, its own slot cache
+    set_health("graph_token", True)  # whatever this process last saw
+    assert other.tick(now=at(0, 0.5)).round_slot is None, "the slot was claimed already"
+    gauge = {s.labels["check"]: s.value for metric in METRICS.health.collect() for s in metric.samples}
+    assert gauge["graph_token"] == 0 and gauge["ldap"] == 1 and gauge["graph_read"] == 1
