@@ -118,7 +118,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def bot_process(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     folder = tmp_path_factory.mktemp("observed")
     bot = start_bot(lab, driver, folder, RESETBOT_LOG_FORMAT="json", RESETBOT_LOG_LEVEL="DEBUG",
-                    RESETBOT_METRICS_PORT=str(free_port()), RESETBOT_METRICS_ADDRESS="127.0.0.1")
+                    RESETBOT_METRICS_PORT=str(free_port()), RESETBOT_METRICS_ADDRESS="127.0.0.1",
+                    # the follow-up proving a reset landed comes a second after it, to be counted here
+                    RESETBOT_SWEEP_SECONDS="1", RESETBOT_FOLLOWUP_LANDED_FIRST="1s")
     try:
         link_agent(lab, driver, "hank")
         yield bot
@@ -197,7 +199,8 @@ def test_json_logs_carry_each_requests_id_and_no_secret(lab: Lab, driver: SlackD
 def test_metrics_move_with_a_reset_and_a_denial(lab: Lab, driver: SlackDriver, bot_process: BotProcess) -> None:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     before = bot_process.scrape()
-    approve_and_wait(lab, driver, "alice", "counted reset", ("Done:",))
+    reset_ts = approve_and_wait(lab, driver, "alice", "counted reset", ("Done:",))
+    driver.wait_for_message(helpdesk, lambda m: "Confirmed on-premises" in m["text"], thread_ts=reset_ts, timeout=30)
     request = request_for(lab, driver, "bob", "counted denial")
     driver.click("mona", helpdesk, str(request["ts"]), "request_deny")
     modal = driver.wait_for_view("mona", lambda v: v.get("callback_id") == "deny_reason" and bool(v.get("open")))
@@ -224,7 +227,10 @@ def test_metrics_move_with_a_reset_and_a_denial(lab: Lab, driver: SlackDriver, b
     assert delta("resetbot_reset_latency_seconds_count") == 1
     assert delta("resetbot_reset_latency_seconds_sum") > 0
     assert delta("resetbot_reset_latency_seconds_bucket", le="+Inf") == 1
-    assert "resetbot_followups_total" not in after or all(v >= 0 for v in after["resetbot_followups_total"].values())
+    assert delta("resetbot_followups_total", check="landed", outcome="landed") == 1
+    # The health round at start was stored, and every check of it is on the gauge.
+    health = after["resetbot_health_ok"]
+    assert health[(("check", "ldap"),)] == 1 and health[(("check", "graph_token"),)] == 1
     assert bot_process.metrics_port in listening_ports(bot_process.process.pid)
 
 
