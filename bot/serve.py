@@ -117,7 +117,15 @@ def http_app(app: App) -> WsgiApp:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
-        return slack(environ, start_response)  # type: ignore[arg-type]
+
+        def answer(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            if status.startswith("401"):
+                # bolt logs its refusals at INFO with the body: silenced (app.py). One line, nothing of the request.
+                log.warning("refused a request to %s: unsigned, wrongly signed, stale or replayed (if every "
+                            "request is refused, check RESETBOT_SLACK_SIGNING_SECRET)", environ.get("PATH_INFO"))
+            return start_response(status, headers, *rest)
+
+        return slack(environ, answer)
 
     return serve
 

@@ -283,6 +283,11 @@ class Settings(StorageSettings):
     #: ``resetbot doctor`` checks on the test user's OU. Empty: that check is skipped with a note.
     writeback_account: str | None = None
 
+    @field_validator("slack_mode", mode="before")
+    @classmethod
+    def _mode_lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token(cls, value: SecretStr) -> SecretStr:
@@ -297,7 +302,7 @@ class Settings(StorageSettings):
     def _app_token_for_socket_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         """Socket Mode connects with the app-level token; HTTP mode never uses it. A field check (not a model
         check) so that its sentence comes together with the other fields' ones."""
-        if info.data.get("slack_mode", SlackMode.SOCKET) != SlackMode.SOCKET:
+        if info.data.get("slack_mode") != SlackMode.SOCKET:  # HTTP, or a mode already refused with its own sentence
             return value
         if value is None:
             raise ValueError("RESETBOT_SLACK_APP_TOKEN is not set.")

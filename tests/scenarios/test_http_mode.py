@@ -4,6 +4,7 @@ replayed requests are refused and change nothing."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +103,10 @@ def _nothing_changed(http_bot: HttpBot, driver: SlackDriver, *, requests: int, a
 
 @pytest.mark.parametrize("forgery", ["unsigned", "wrong_secret", "stale"])
 def test_forged_and_stale_requests_are_refused_and_change_nothing(lab: Lab, http_bot: HttpBot, driver: SlackDriver,
-                                                                  forgery: str) -> None:
+                                                                  forgery: str, caplog: pytest.LogCaptureFixture
+                                                                  ) -> None:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    caplog.set_level(logging.INFO)
     requests, audit = len(http_bot.requests()), len(http_bot.audit())
     driver.faults(http_signing=forgery)
     ack = driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> forged {forgery}", channel=helpdesk)
@@ -112,6 +115,10 @@ def test_forged_and_stale_requests_are_refused_and_change_nothing(lab: Lab, http
     _nothing_changed(http_bot, driver, requests=requests, audit=audit, ephemerals=0)
     notice = driver.wait_for_ephemeral("hank", lambda e: e["source"] == "slack")
     assert notice["text"] == '/reset failed with the error "dispatch_failed"'
+    # The operator sees one line per refusal, naming the likely cause; nothing of the request itself.
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused a request to")]
+    assert refusals and "RESETBOT_SLACK_SIGNING_SECRET" in refusals[0]
+    assert f"forged {forgery}" not in caplog.text and "v0=" not in caplog.text
 
 
 def test_a_replayed_request_is_refused_and_changes_nothing(lab: Lab, http_bot: HttpBot, driver: SlackDriver) -> None:
