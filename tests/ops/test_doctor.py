@@ -91,6 +91,17 @@ def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
     assert lines[-1] == "Every check passed."
 
 
+def test_in_http_mode_the_app_token_is_not_needed(env: dict[str, str], tmp_path: Path) -> None:
+    del env["RESETBOT_SLACK_APP_TOKEN"]
+    env["RESETBOT_SLACK_MODE"] = "http"
+    env["RESETBOT_SLACK_SIGNING_SECRET"] = "8f742231b10e8888abcd99yyyzzz85a5"
+    code, lines = doctor(env, tmp_path)
+    assert code == 0, "\n".join(lines)
+    assert line(lines, "Slack app token") == ("skip  Slack app token: skipped: HTTP mode (RESETBOT_SLACK_MODE=http) "
+                                              "uses no app-level token; Slack calls the bot's request URL")
+    assert env["RESETBOT_SLACK_SIGNING_SECRET"] not in "\n".join(lines) + LAST_STDERR[0]
+
+
 def test_no_secret_reaches_the_output(env: dict[str, str], tmp_path: Path) -> None:
     env["RESETBOT_LDAP_PASSWORD"] = "Wr0ng-but-secret-Pa55"
     env["RESETBOT_ENTRA_CLIENT_SECRET"] = "also-wrong-and-secret"
