@@ -620,39 +620,45 @@ def claim_followup(session: Session, *, followup_id: int, claim: str, now: datet
     return session.get(FollowUp, followup_id, populate_existing=True)
 
 
+def _set_claimed(session: Session, *, ids: Collection[int], claim: str, values: Mapping[str, object]) -> int:
+    """UPDATE the checks ``claim`` still holds (``running`` under it); a check taken over by another replica
+    after this one's lease ran out is not touched. Returns how many were."""
+    result = session.execute(
+        sa.update(FollowUp)
+        .where(col(FollowUp.id).in_(sorted(ids)), col(FollowUp.claim) == claim,
+               col(FollowUp.state) == _FOLLOWUP_RUNNING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
 def finish_followup(session: Session, *, followup_id: int, claim: str, outcome: str, seen: int | None,
                     now: datetime) -> bool:
     """``running`` → ``done`` only for the holder of ``claim``: a replica whose lease was taken over loses."""
-    result = session.execute(
-        sa.update(FollowUp)
-        .where(col(FollowUp.id) == followup_id, col(FollowUp.claim) == claim,
-               col(FollowUp.state) == _FOLLOWUP_RUNNING)
-        .values(state=_FOLLOWUP_DONE, outcome=outcome, seen_pwd_last_set=seen, done_at=now, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(result) == 1
+    return _set_claimed(session, ids=[followup_id], claim=claim, values={
+        "state": _FOLLOWUP_DONE, "outcome": outcome, "seen_pwd_last_set": seen, "done_at": now, "lease_until": None,
+    }) == 1
 
 
 def retry_followup(session: Session, *, followup_id: int, claim: str, due_at: datetime,
                    seen: int | None = None) -> bool:
     """Give a claimed check back, due again at ``due_at`` (its attempts count stays)."""
-    result = session.execute(
-        sa.update(FollowUp)
-        .where(col(FollowUp.id) == followup_id, col(FollowUp.claim) == claim,
-               col(FollowUp.state) == _FOLLOWUP_RUNNING)
-        .values(state=_FOLLOWUP_PENDING, due_at=due_at, claim=None, lease_until=None, seen_pwd_last_set=seen)
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(result) == 1
+    return _set_claimed(session, ids=[followup_id], claim=claim, values={
+        "state": _FOLLOWUP_PENDING, "due_at": due_at, "claim": None, "lease_until": None, "seen_pwd_last_set": seen,
+    }) == 1
 
 
-def skip_followups(session: Session, *, request_id: str, kind: str, now: datetime) -> int:
-    """Retire the still-pending checks of one kind (the user replaced the password: no more reminders)."""
+def skip_followups(session: Session, *, request_id: str, kind: str, now: datetime, claim: str | None = None) -> int:
+    """Retire the still-pending checks of one kind (the user replaced the password: no more reminders), and
+    those ``claim`` holds itself (claimed in the same run, not yet answered: they must not speak after this)."""
+    waiting = col(FollowUp.state) == _FOLLOWUP_PENDING
+    if claim is not None:
+        waiting = sa.or_(waiting, sa.and_(col(FollowUp.state) == _FOLLOWUP_RUNNING, col(FollowUp.claim) == claim))
     result = session.execute(
         sa.update(FollowUp)
-        .where(col(FollowUp.request_id) == request_id, col(FollowUp.kind) == kind,
-               col(FollowUp.state) == _FOLLOWUP_PENDING)
-        .values(state=_FOLLOWUP_SKIPPED, done_at=now)
+        .where(col(FollowUp.request_id) == request_id, col(FollowUp.kind) == kind, waiting)
+        .values(state=_FOLLOWUP_SKIPPED, done_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result)
@@ -660,14 +666,8 @@ def skip_followups(session: Session, *, request_id: str, kind: str, now: datetim
 
 def drop_claimed_followups(session: Session, *, ids: Collection[int], claim: str, now: datetime) -> int:
     """Retire checks this claim holds without answering them (superseded by a later one due at once)."""
-    result = session.execute(
-        sa.update(FollowUp)
-        .where(col(FollowUp.id).in_(sorted(ids)), col(FollowUp.claim) == claim,
-               col(FollowUp.state) == _FOLLOWUP_RUNNING)
-        .values(state=_FOLLOWUP_SKIPPED, done_at=now, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(result)
+    return _set_claimed(session, ids=ids, claim=claim,
+                        values={"state": _FOLLOWUP_SKIPPED, "done_at": now, "lease_until": None})
 
 
 def followups_for(session: Session, *, request_id: str) -> list[FollowUp]:

@@ -239,7 +239,7 @@ class FollowUpService:
             if not store.finish_followup(session, followup_id=f.id, claim=claim, outcome=outcome, seen=seen, now=now):
                 return 0  # another replica took this check over after our lease ran out: it speaks, not us
             if retire is not None:
-                store.skip_followups(session, request_id=req.id, kind=retire, now=now)
+                store.skip_followups(session, request_id=req.id, kind=retire, now=now, claim=claim)
             store.append_audit(session, draft=AuditDraft(
                 actor="scheduler", action=action, request_id=req.id,
                 detail={"check": f.kind, "step": f.step, "outcome": outcome, "attempts": f.attempts,

@@ -341,3 +341,21 @@ def test_an_approved_reset_a_stopped_bot_never_began_is_made_after_restart(
     [req] = [r for r in bot.requests() if r.id == request_id]
     assert req.state == "succeeded"
     assert [c.kind for c in _checks(bot, request_id)] == ["landed", "replaced", "replaced", "replaced"]
+
+
+def test_an_account_gone_from_ad_is_said_once_and_nobody_is_reminded(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The account was deleted after the reset (here: its DN and name no longer match anything) and the bot
+    was down past the first reminder: one sentence, not one per check."""
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("UPDATE reset_request SET target_dn = 'CN=Gone Away,OU=Staff,OU=Corp,DC=corp,DC=example,"
+                             "DC=test', target_sam = 'goneaway' WHERE id = :id"), {"id": request_id})
+    before = len(_said(lab, driver, ts))
+    assert bot.services.followups.run_due(now=reset_at + 2 * HOUR) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said == (":warning: The reset of Alice Archer's password could not be confirmed on-premises: the AD "
+                    "account `CN=Gone Away,OU=Staff,OU=Corp,DC=corp,DC=example,DC=test` is no longer found.")
+    assert [(c.kind, c.state) for c in _checks(bot, request_id)] == [
+        ("landed", "done"), ("replaced", "skipped"), ("replaced", "skipped"), ("replaced", "skipped")]
+    assert not [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
