@@ -15,16 +15,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlmodel import select
 
 from bot.db import create_schema, make_engine, make_session_factory
 from bot.jobs import start_scheduler
 from bot.metrics import METRICS, set_health
 from bot.models import SERVICE_LINK_KEY, AgentLink, HealthResult, HealthSlot, HealthTransition
+from bot.policy import generate_temporary_password
+from bot.services import health as health_module
 from bot.services.health import HealthService
 from bot.services.health_state import Check, CheckResult, slot_of
 from bot.wiring import build_runtime
@@ -175,7 +178,15 @@ def link_service_identity(lab: Lab, driver: SlackDriver, entra: EntraControl) ->
 
 def test_the_canary_proves_writeback_end_to_end_and_says_when_it_did_not_land(
         lab: Lab, driver: SlackDriver, health: HealthService, clean_entra: EntraControl,
-        service_identity: str, caplog: pytest.LogCaptureFixture) -> None:
+        service_identity: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []  # every canary password, to look for it everywhere afterwards
+
+    def recording(*args: Any, **kwargs: Any) -> SecretStr:
+        secret = generate_temporary_password(*args, **kwargs)
+        made.append(secret.get_secret_value())
+        return secret
+
+    monkeypatch.setattr(health_module, "generate_temporary_password", recording)
     canary = person("canary")
     health.rules = dataclasses.replace(health.rules, canary_upn=canary.upn, service_upn=service_identity)
     unlinked = health.tick(now=at(0))
@@ -204,10 +215,16 @@ def test_the_canary_proves_writeback_end_to_end_and_says_when_it_did_not_land(
     assert detail.startswith(f"The canary reset of {canary.upn} did not land on-premises: SSPR_0030")
     told = driver.wait_for_message(ops(lab), lambda m: "Canary failing" in m["text"] and "SSPR_0030" in m["text"])
     assert told["text"].startswith("*resetbot health: :red_circle: degraded*")
+    # Graph says done but AD never hears (the agent went away after the relay took it): only AD can tell.
+    clean_entra.faults(writeback="lost")
+    silent = health.tick(now=at(3))
+    assert results_of(health, silent.round_slot or 0)["canary"].detail == (
+        f"Graph reported the canary reset of {canary.upn} done, but its pwdLastSet in Active Directory did not move: "
+        "the password did not land on-premises.")
     # No temporary password of the canary's ever reaches a result, a log line or a message.
     texts = [r.getMessage() for r in caplog.records] + [m["text"] for m in driver.messages(ops(lab))]
-    texts += [r.detail for r in rows(health, HealthResult)]
-    assert not [t for t in texts if "newPassword" in t]
+    texts += [r.detail for r in rows(health, HealthResult)] + [caplog.text]
+    assert len(made) == 3 and not [t for t in texts if "newPassword" in t or any(p in t for p in made)]
 
 
 def test_a_check_that_raises_is_logged_recorded_as_failed_and_the_next_round_runs(
