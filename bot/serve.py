@@ -109,6 +109,10 @@ class SocketModeIntake:
         return "Socket Mode"
 
 
+def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    log.log(level, "HTTP server: %s", msg, exc_info=traceback)
+
+
 def http_app(app: App) -> WsgiApp:
     """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz``."""
     slack = SlackRequestHandler(app, path=SLACK_EVENTS_PATH)
@@ -136,6 +140,9 @@ class HttpIntake:
     def __init__(self, app: App, settings: Settings) -> None:
         self._server = wsgi.Server((settings.http_host, settings.http_port), http_app(app), numthreads=HTTP_THREADS,
                                    shutdown_timeout=10)
+        # cheroot writes its own errors straight to stderr: through logging instead, so they are JSON when the log
+        # is, and pass the redaction filter like every other line.
+        self._server.error_log = _cheroot_error_log  # type: ignore[method-assign]
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -149,8 +149,6 @@ class StorageSettings(LogSettings):
     works on a machine where the Slack, Entra and AD settings are not there (an auditor's laptop, a migration job).
     """
 
-    model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
-
     # --- Storage -------------------------------------------------------------------------------------------
     #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
     database_url: str = "sqlite:///resetbot.db"
