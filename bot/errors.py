@@ -3,6 +3,8 @@ each into a sentence for the user (from bot.messages) with a correlation id."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class ResetbotError(Exception):
     """Base class: something the user or operator can be told about in one sentence."""
@@ -30,8 +32,17 @@ class SchemaAheadError(ResetbotError):
     must not use (or migrate) it."""
 
 
+#: What went wrong with Active Directory, for code that must say it without repeating the message (health pings).
+DirectoryFault = Literal["unreachable", "bind_refused", "base_unreadable", "failed"]
+
+
 class DirectoryUnavailableError(ResetbotError):
-    """Active Directory could not be reached or refused the bot's own bind (not a verdict about a user)."""
+    """Active Directory could not be reached or refused the bot's own bind (not a verdict about a user).
+    ``fault`` names the kind of failure; the message, which may quote the DC, is for logs and the error handler."""
+
+    def __init__(self, message: str, *, fault: DirectoryFault = "failed") -> None:
+        super().__init__(message)
+        self.fault: DirectoryFault = fault
 
 
 class SlackUnavailableError(ResetbotError):

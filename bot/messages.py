@@ -1172,6 +1172,63 @@ def health_check_crashed(kind: str) -> str:
     return f"The check itself failed unexpectedly ({kind}); the bot's log has the details."
 
 
+def _ms_said(code: str | None, status: int | None) -> str:
+    """Microsoft's error code and the HTTP status, what support asks for, as " (AADSTS90033, HTTP 503)"."""
+    said = ", ".join(x for x in (code, f"HTTP {status}" if status else None) if x)
+    return f" ({said})" if said else ""
+
+
+def health_ad_unreachable() -> str:
+    return "Active Directory could not be reached or stopped answering the bot."
+
+
+def health_ad_bind_refused() -> str:
+    return ("Active Directory refused the bot's bind: check RESETBOT_LDAP_BIND and RESETBOT_LDAP_PASSWORD "
+            "(`resetbot doctor` says more).")
+
+
+def health_ad_base_unreadable() -> str:
+    return ("The bot bound to Active Directory but could not read its base DN: check RESETBOT_LDAP_BASE_DN and that "
+            "the bind account may read the domain.")
+
+
+def health_ad_failed() -> str:
+    return "Active Directory refused or failed one of the bot's reads; the bot's log has its answer."
+
+
+def health_entra_refused(code: str | None, status: int | None) -> str:
+    return (f"Entra ID refused the bot's app credentials{_ms_said(code, status)}: `resetbot doctor` names the "
+            "setting to fix.")
+
+
+def health_entra_unavailable(code: str | None, status: int | None) -> str:
+    return f"Entra ID's token endpoint could not be reached or is unavailable{_ms_said(code, status)}."
+
+
+def health_signin_expired() -> str:
+    return f"The service identity's Microsoft sign-in can no longer be used: an approver has to run {LOGIN_SERVICE}."
+
+
+def health_graph_denied(code: str | None, status: int | None) -> str:
+    return f"Microsoft Graph refused the bot's call{_ms_said(code, status)}: check the app's Graph permissions."
+
+
+def health_graph_throttled() -> str:
+    return "Microsoft Graph kept throttling the bot (HTTP 429) after its retries."
+
+
+def health_graph_unavailable() -> str:
+    return "Microsoft Graph could not be reached or kept failing (HTTP 5xx) after the bot's retries."
+
+
+def health_microsoft_failed(kind: str, code: str | None, status: int | None) -> str:
+    return f"Microsoft answered the check with an error, {kind}{_ms_said(code, status)}; the bot's log has it."
+
+
+def health_check_failed(kind: str) -> str:
+    return f"The check failed ({kind}); the bot's log has the details."
+
+
 def health_transition(change: Change) -> str:
     """The one message ops gets when health changes."""
     lines = [f"*resetbot health: {_STATE_WORDS[change.to_state]}*"
@@ -1201,10 +1258,15 @@ def health_report(report: HealthReport) -> str:
         return "*resetbot health: " + _STATE_WORDS[HealthState.UNKNOWN] + "*\nNo round of health pings has run yet."
     lines = [f"*resetbot health: {_STATE_WORDS[report.state]}*"]
     lines += [_check_line(v) for v in report.checks]
-    if report.transitions:
-        lines.append("*Last changes*")
-        lines += [_transition_line(t) for t in report.transitions]
+    lines += _last_changes(report)
     return "\n".join(lines)
+
+
+def _last_changes(report: HealthReport) -> list[str]:
+    """The "Last changes" lines, newest first; ``/resetbot health`` and App Home show the same ones."""
+    if not report.transitions:
+        return []
+    return ["*Last changes*", *(_transition_line(t) for t in report.transitions)]
 
 
 def health_home(report: HealthReport) -> str:
@@ -1212,7 +1274,8 @@ def health_home(report: HealthReport) -> str:
     text = f"*Writeback health:* {_STATE_WORDS[report.state]}"
     if failing:
         text += " (failing: " + ", ".join(failing) + ")"
-    return text + f"\n`{Command.RESETBOT} {ResetbotSubcommand.HEALTH}` shows each check."
+    return "\n".join([text, *_last_changes(report),
+                      f"`{Command.RESETBOT} {ResetbotSubcommand.HEALTH}` shows each check."])
 
 
 def health_summary(report: HealthReport, counts: dict[Check, tuple[int, int]], changes: int) -> str:

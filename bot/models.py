@@ -375,7 +375,8 @@ class HealthTransition(SQLModel, table=True):
     replicas seeing the same change only one INSERT succeeds, and only its author posts.
 
     ``failing`` is the JSON list of failing checks after the change (empty: healthy); ``changed`` the JSON object
-    of what changed, ``{check: {"ok": bool, "detail": str}}``.
+    of the checks whose result changed, ``{check: bool}`` (true: it recovered, false: it started failing). The
+    details of a failure stay in its ``HealthResult`` rows, so a transition row never repeats them.
     """
 
     __tablename__: ClassVar[Any] = "health_transition"

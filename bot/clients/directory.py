@@ -136,14 +136,17 @@ class LdapDirectory:
                                     receive_timeout=self._timeout, raise_exceptions=False)
             if not conn.bind():
                 raise DirectoryUnavailableError(
-                    f"Active Directory refused the bot's bind as {bind} ({conn.result.get('description')})."
+                    f"Active Directory refused the bot's bind as {bind} ({conn.result.get('description')}).",
+                    fault="bind_refused",
                 )
         except LDAPException as e:
-            raise DirectoryUnavailableError(f"Active Directory could not be reached: {type(e).__name__}.") from e
+            raise DirectoryUnavailableError(f"Active Directory could not be reached: {type(e).__name__}.",
+                                            fault="unreachable") from e
         try:
             yield conn
         except LDAPException as e:
-            raise DirectoryUnavailableError(f"Active Directory stopped answering: {type(e).__name__}.") from e
+            raise DirectoryUnavailableError(f"Active Directory stopped answering: {type(e).__name__}.",
+                                            fault="unreachable") from e
         finally:
             conn.unbind()
 
@@ -258,9 +261,20 @@ class LdapDirectory:
                     "account needs Write lockoutTime on user objects.")
 
     def ping(self) -> None:
-        """Bind and read the rootDSE: the cheapest proof that AD answers the bot."""
+        """Bind and read the base DN's own object: the cheapest proof that the bot's bind works for what it does.
+
+        The rootDSE would not do: a DC hands it to anyone, bound or not, so reading it proves only that the DC
+        answers. The base DN's object is shown only to an authenticated account with read rights on it (Samba and
+        Windows refuse anonymous reads of it), and every search the bot makes starts there, so a base DN with a
+        typo, a bind that fell back to anonymous, or an account stripped of its read rights all fail here, not
+        later as "no such user"."""
         with self._connection() as conn:
-            self._search(conn, "", "(objectClass=*)", ["defaultNamingContext"], ldap3.BASE)
+            conn.search(self.base_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["objectClass"])
+            if not _entries(conn.response or []):
+                raise DirectoryUnavailableError(
+                    f"Active Directory showed the bot nothing at its base DN {self.base_dn} "
+                    f"({conn.result.get('description')}): the DN is wrong or the bind account may not read it.",
+                    fault="base_unreadable")
 
 
 def _entries(response: Sequence[dict[str, Any]]) -> list[tuple[str, _Attrs]]:

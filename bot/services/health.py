@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,18 @@ from bot.clients.directory import Directory
 from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
-from bot.errors import NotLinkedError, ResetbotError
+from bot.errors import (
+    DirectoryUnavailableError,
+    EntraAuthError,
+    EntraReauthRequiredError,
+    EntraUnavailableError,
+    GraphPermissionError,
+    GraphThrottledError,
+    GraphUnavailableError,
+    MicrosoftError,
+    NotLinkedError,
+    ResetbotError,
+)
 from bot.metrics import set_health
 from bot.models import HealthTransition, utcnow
 from bot.policy import generate_temporary_password
@@ -84,6 +96,45 @@ class HealthRules:
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for c in Check if c != Check.CANARY or self.canary_upn)
+
+
+#: What a Microsoft error code may look like to be repeated to ops (``AADSTS7000215``, ``Authorization_RequestDenied``).
+_MS_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _code(e: MicrosoftError) -> str | None:
+    return e.code if e.code and _MS_CODE.fullmatch(e.code) else None
+
+
+def failure_detail(e: ResetbotError) -> str:
+    """The sentence a check's failure is stored and posted with, chosen by the error's kind from bot.messages.
+
+    Never ``str(e)``: a client's message may quote whatever the server said (an LDAP diagnostic, a Graph error
+    body, a DN or a URL), and a health detail is kept for 30 days and posted to a channel. The message itself goes
+    to the log, which is redacted; only Microsoft's error code (when it looks like one) and the HTTP status are
+    repeated here, because they are what support asks for."""
+    if isinstance(e, DirectoryUnavailableError):
+        return {
+            "unreachable": messages.health_ad_unreachable,
+            "bind_refused": messages.health_ad_bind_refused,
+            "base_unreadable": messages.health_ad_base_unreadable,
+            "failed": messages.health_ad_failed,
+        }[e.fault]()
+    if isinstance(e, EntraReauthRequiredError):
+        return messages.health_signin_expired()
+    if isinstance(e, EntraAuthError):
+        return messages.health_entra_refused(_code(e), e.status)
+    if isinstance(e, EntraUnavailableError):
+        return messages.health_entra_unavailable(_code(e), e.status)
+    if isinstance(e, GraphPermissionError):
+        return messages.health_graph_denied(_code(e), e.status)
+    if isinstance(e, GraphThrottledError):
+        return messages.health_graph_throttled()
+    if isinstance(e, GraphUnavailableError):
+        return messages.health_graph_unavailable()
+    if isinstance(e, MicrosoftError):
+        return messages.health_microsoft_failed(type(e).__name__, _code(e), e.status)
+    return messages.health_check_failed(type(e).__name__)
 
 
 @dataclass(frozen=True)
@@ -181,8 +232,9 @@ class HealthService:
     def _run(self, check: Check) -> CheckResult:
         try:
             result = self.checks[check]()
-        except ResetbotError as e:  # our own errors carry a sentence fit for people, never a secret
-            result = CheckResult(ok=False, detail=str(e))
+        except ResetbotError as e:
+            log.warning("health check %s failed (%s): %s", check.value, type(e).__name__, e)
+            result = CheckResult(ok=False, detail=failure_detail(e))
         except Exception as e:
             log.exception("health check %s raised", check.value)
             result = CheckResult(ok=False, detail=messages.health_check_crashed(type(e).__name__))

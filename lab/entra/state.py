@@ -42,6 +42,8 @@ class Faults:
     fail_next_5xx: int = 0
     token_endpoint_down: bool = False
     offline_delay_ms: int = config.DEFAULT_OFFLINE_DELAY_MS
+    #: Entra Connect stalled this many minutes ago: both sync cycles report times at least this old.
+    sync_lag_minutes: int = 0
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -75,6 +77,7 @@ class Faults:
             "fail_next_5xx": self.fail_next_5xx,
             "token_endpoint_down": self.token_endpoint_down,
             "offline_delay_ms": self.offline_delay_ms,
+            "sync_lag_minutes": self.sync_lag_minutes,
         }
 
     def retry_after_header(self) -> str:
@@ -159,9 +162,10 @@ class State:
 
     def _cycle(self, period_s: int) -> dt.datetime:
         """The last time a sync cycle of ``period_s`` ran: cycles started 10 minutes before the lab did, and
-        stop while the writeback fault is "offline" (the Connect server is down, so nothing syncs)."""
+        stop while the writeback fault is "offline" (the Connect server is down, so nothing syncs). With
+        ``sync_lag_minutes`` the clock they are read at is that far back (a Connect server that stalled then)."""
         epoch = self.started - dt.timedelta(minutes=10)
-        now = self.sync_frozen_at or utcnow()
+        now = (self.sync_frozen_at or utcnow()) - dt.timedelta(minutes=self.faults.sync_lag_minutes)
         cycles = int((now - epoch).total_seconds() // period_s)
         return epoch + dt.timedelta(seconds=cycles * period_s)
 

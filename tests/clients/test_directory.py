@@ -82,13 +82,30 @@ def test_wrong_password_and_an_outage_are_directory_unavailable(lab: Lab) -> Non
     ad = lab.descriptor["ad"]
     wrong = LdapDirectory(url=ad["ldaps_url"], bind=ad["reader"]["bind"], password="wrong",
                           base_dn=ad["base_dn"], ca_file=ad["ca_file"])
-    with pytest.raises(DirectoryUnavailableError, match="refused the bot's bind"):
+    with pytest.raises(DirectoryUnavailableError, match="refused the bot's bind") as refused:
         wrong.ping()
+    assert refused.value.fault == "bind_refused"
     down = LdapDirectory(url="ldaps://127.0.0.1:1", bind=ad["reader"]["bind"], password=ad["reader"]["password"],
                          base_dn=ad["base_dn"], ca_file=ad["ca_file"], timeout_s=2)
     with pytest.raises(DirectoryUnavailableError, match="could not be reached") as err:
         down.ping()
     assert ad["reader"]["password"] not in str(err.value)
+    assert err.value.fault == "unreachable"
+
+
+def test_ping_reads_the_base_dn_so_a_bind_that_proves_nothing_fails(lab: Lab, directory: LdapDirectory) -> None:
+    """The rootDSE answers anyone: an anonymous bind or a base DN with a typo would have pinged fine with it."""
+    ad = lab.descriptor["ad"]
+    directory.ping()
+    anonymous = LdapDirectory(url=ad["ldaps_url"], bind="", password="", base_dn=ad["base_dn"], ca_file=ad["ca_file"])
+    with pytest.raises(DirectoryUnavailableError, match="showed the bot nothing at its base DN") as err:
+        anonymous.ping()
+    assert err.value.fault == "base_unreadable"
+    typo = LdapDirectory(url=ad["ldaps_url"], bind=ad["reader"]["bind"], password=ad["reader"]["password"],
+                         base_dn="DC=corp,DC=exmaple,DC=test", ca_file=ad["ca_file"])
+    with pytest.raises(DirectoryUnavailableError, match="DC=corp,DC=exmaple,DC=test") as err:
+        typo.ping()
+    assert err.value.fault == "base_unreadable"
 
 
 def test_an_unreadable_pso_is_said_not_guessed(lab: Lab) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from msal.exceptions import MsalServiceError
@@ -90,6 +91,21 @@ def test_writeback_offline_fails_after_a_delay_with_a_connectivity_error(
     assert op["statusDetail"].startswith("SSPR_0030: ")
     org = entra.graph("GET", "/organization", token).json()["value"][0]
     assert org["onPremisesLastSyncDateTime"] == sync_before, "nothing syncs while the Connect server is down"
+
+
+def test_sync_lag_makes_the_last_sync_times_that_old(entra: EntraLab) -> None:
+    token = entra.app_token()
+    query = "?$select=onPremisesLastSyncDateTime,onPremisesLastPasswordSyncDateTime"
+    entra.control("POST", "/faults", {"sync_lag_minutes": 300})
+    try:
+        org = entra.graph("GET", "/organization" + query, token).json()["value"][0]
+        now = datetime.now(UTC)
+        for name in ("onPremisesLastSyncDateTime", "onPremisesLastPasswordSyncDateTime"):
+            assert now - datetime.fromisoformat(org[name]) >= timedelta(minutes=300), name
+    finally:
+        entra.control("POST", "/faults", {"sync_lag_minutes": 0})
+    org = entra.graph("GET", "/organization" + query, token).json()["value"][0]
+    assert datetime.now(UTC) - datetime.fromisoformat(org["onPremisesLastSyncDateTime"]) < timedelta(minutes=31)
 
 
 def test_a_stopped_domain_controller_fails_the_operation(entra: EntraLab, bob_untouched: Person) -> None:

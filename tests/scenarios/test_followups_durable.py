@@ -1,8 +1,13 @@
 """Follow-ups survive the bot being killed, and several replicas on one PostgreSQL run each check once.
 
 The bot runs here as production runs it: ``python -m bot run`` processes configured only through their
-environment, with short follow-up times. What is checked is what people see (the thread, the DM) and what the
-audit trail holds: each check's outcome exactly once.
+environment. What is checked is what people see (the thread, the DM) and what the audit trail holds: each check's
+outcome exactly once, and each check claimed once (``attempts``).
+
+No test races a clock: the follow-ups are scheduled hours ahead (nothing can come due while a bot is killed or
+started, however slow the machine), and the test then makes each check due in turn by writing its ``due_at``,
+waiting for what it says before making the next one due. (Two checks of one kind due in one sweep would be one
+check: the bot answers only the latest, by design.)
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from bot.db import make_engine
-from bot.models import AuditEvent, FollowUp, ResetRequest
+from bot.models import AuditEvent, FollowUp, ResetRequest, utcnow
 from lab.demo import bot_environment
 from lab.people import person
 from lab.slack.driver import SlackDriver
@@ -27,12 +34,18 @@ from tests.clients.graphlab import EntraControl
 from tests.scenarios.harness import link_agent, pg_schema_url, thread
 from tests.scenarios.test_request_approval import request_for
 
-#: Short follow-up times: the landed check 4 s after the reset, reminders at 6 s, the last word at 9 s.
+#: Short follow-up times (the landed check 4 s after the reset), for the test that is not about them.
 FOLLOWUP_ENV = {
     "RESETBOT_SWEEP_SECONDS": "0.5",
     "RESETBOT_FOLLOWUP_LANDED_FIRST": "4s",
     "RESETBOT_FOLLOWUP_LANDED_DEADLINE": "5s",
     "RESETBOT_FOLLOWUP_REPLACED_AFTER": "6s,9s",
+}
+#: Follow-ups hours ahead: none comes due by itself during a test; ``_make_due`` brings each one forward.
+FAR_FOLLOWUP_ENV = FOLLOWUP_ENV | {
+    "RESETBOT_FOLLOWUP_LANDED_FIRST": "1h",
+    "RESETBOT_FOLLOWUP_LANDED_DEADLINE": "2h",
+    "RESETBOT_FOLLOWUP_REPLACED_AFTER": "3h,4h",
 }
 CONFIRMED = "Confirmed on-premises: Active Directory shows the reset of Alice Archer's password"
 FINAL = "has still not replaced the temporary password"
@@ -80,9 +93,9 @@ def bots(driver: SlackDriver, env: dict[str, str], log: Path, count: int = 1) ->
             b.stop()
 
 
-def _env(lab: Lab, url: str) -> dict[str, str]:
+def _env(lab: Lab, url: str, followups: dict[str, str] = FOLLOWUP_ENV) -> dict[str, str]:
     env = bot_environment(lab.descriptor, url)
-    env.update(FOLLOWUP_ENV)
+    env.update(followups)
     return env
 
 
@@ -105,6 +118,30 @@ def _approve_alice(lab: Lab, driver: SlackDriver) -> str:
     return ts
 
 
+def _make_due(url: str, kind: str, step: int) -> None:
+    """Bring one scheduled check forward to now (the bots' next sweep takes it)."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            moved = session.execute(sa.update(FollowUp)
+                                    .where(col(FollowUp.kind) == kind, col(FollowUp.step) == step,
+                                           col(FollowUp.state) == "pending")
+                                    .values(due_at=utcnow()))
+            assert moved.rowcount == 1, f"the {kind} check {step} was not pending"  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def _run_each_check_in_turn(lab: Lab, driver: SlackDriver, url: str, ts: str) -> None:
+    """Make the landed check due, then the reminder, then the last word, each once the previous one spoke."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    _make_due(url, "landed", 0)
+    driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=60)
+    _make_due(url, "replaced", 0)
+    driver.wait_for_message(driver.dm_channel("alice"), lambda m: m["text"].startswith("Reminder"), timeout=60)
+    _make_due(url, "replaced", 1)
+
+
 def _story_told_once(lab: Lab, driver: SlackDriver, url: str, ts: str) -> None:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     driver.wait_for_message(helpdesk, lambda m: FINAL in m["text"], thread_ts=ts, timeout=60)
@@ -114,8 +151,9 @@ def _story_told_once(lab: Lab, driver: SlackDriver, url: str, ts: str) -> None:
     reminders = [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
     assert len(reminders) == 1, reminders
     _, checks, events = _rows(url)
-    assert sorted((c.kind, c.step, c.state, c.outcome) for c in checks) == [
-        ("landed", 0, "done", "landed"), ("replaced", 0, "done", "reminded"), ("replaced", 1, "done", "never_replaced")]
+    assert sorted((c.kind, c.step, c.state, c.outcome, c.attempts) for c in checks) == [
+        ("landed", 0, "done", "landed", 1), ("replaced", 0, "done", "reminded", 1),
+        ("replaced", 1, "done", "never_replaced", 1)], "each check claimed once and answered once"
     actions = [e.action for e in events]
     for action in ("writeback_confirmed", "replace_reminded", "never_replaced"):
         assert actions.count(action) == 1, actions
@@ -124,7 +162,7 @@ def _story_told_once(lab: Lab, driver: SlackDriver, url: str, ts: str) -> None:
 def test_checks_pending_when_the_bot_is_killed_run_once_after_restart(
         lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'resetbot.db'}"
-    env = _env(lab, url)
+    env = _env(lab, url, FAR_FOLLOWUP_ENV)
     first = BotProcess(env, tmp_path / "bot.log")
     try:
         driver.wait_connected(1, timeout=60)
@@ -133,19 +171,23 @@ def test_checks_pending_when_the_bot_is_killed_run_once_after_restart(
     finally:
         first.kill()  # no goodbye: SIGKILL, with every follow-up still ahead
     _, checks, _ = _rows(url)
-    assert sorted((c.kind, c.state) for c in checks) == [("landed", "pending"), ("replaced", "pending"),
-                                                         ("replaced", "pending")]
+    killed_at = utcnow()
+    assert sorted((c.kind, c.state, c.attempts) for c in checks) == [
+        ("landed", "pending", 0), ("replaced", "pending", 0), ("replaced", "pending", 0)]
+    assert all(c.due_at > killed_at + timedelta(minutes=30) for c in checks), "none could have come due yet"
     with bots(driver, env, tmp_path / "bot.log"):
+        _run_each_check_in_turn(lab, driver, url, ts)
         _story_told_once(lab, driver, url, ts)
 
 
 def test_two_bots_on_one_postgresql_run_each_check_once(lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
     with pg_schema_url(None) as url:
-        env = _env(lab, url)
+        env = _env(lab, url, FAR_FOLLOWUP_ENV)
         # The schema is made by the first process to start; start one, then its twin.
         with bots(driver, env, tmp_path / "bot-1.log"), bots(driver, env, tmp_path / "bot-2.log"):
             link_agent(lab, driver, "hank")
             ts = _approve_alice(lab, driver)
+            _run_each_check_in_turn(lab, driver, url, ts)
             _story_told_once(lab, driver, url, ts)
         logs = (tmp_path / "bot-1.log").read_text() + (tmp_path / "bot-2.log").read_text()
         finished = [line for line in logs.splitlines() if "follow-up " in line and " of R-" in line]

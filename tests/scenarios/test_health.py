@@ -22,7 +22,9 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlmodel import select
 
+from bot import messages
 from bot.db import create_schema, make_engine, make_session_factory
+from bot.errors import DirectoryUnavailableError
 from bot.jobs import start_scheduler
 from bot.metrics import METRICS, set_health
 from bot.models import SERVICE_LINK_KEY, AgentLink, HealthResult, HealthSlot, HealthTransition
@@ -138,8 +140,10 @@ def test_token_endpoint_down_degrades_health_naming_the_graph_token(
     assert outcome.change is not None and [c for c, _ in outcome.change.newly_failing] == [Check.GRAPH_TOKEN]
     failed = results_of(health, outcome.round_slot or 0)
     assert not failed["graph_token"].ok and failed["graph_read"].ok and failed["ldap"].ok
+    assert failed["graph_token"].detail == ("Entra ID's token endpoint could not be reached or is unavailable "
+                                            "(HTTP 503).")
     told = driver.wait_for_message(ops(lab), lambda m: "degraded" in m["text"])
-    assert "Graph token failing:" in told["text"]
+    assert f"Graph token failing: {failed['graph_token'].detail}" in told["text"]
     assert health.tick(now=at(2)).change is None, "still the same failure: not news"
     clean_entra.faults(token_endpoint_down=False)
     assert health.tick(now=at(3)).change is not None
@@ -295,6 +299,101 @@ def test_resetbot_health_and_app_home_show_the_state(lab: Lab, bot: RunningBot, 
     home = wait_until(lambda: driver.home_view("hank"), what="hank's App Home")
     text = str(home)
     assert "Writeback health:* :large_green_circle: healthy" in text and "My recent requests" in text
+
+
+def home_health(driver: SlackDriver, user: str, state: str) -> str:
+    """``user`` opens App Home; the text of its health section once it shows ``state``."""
+    driver.open_home(user)
+
+    def shown() -> str | None:
+        view = driver.home_view(user) or {}
+        texts = [b["text"]["text"] for b in view.get("blocks", []) if b.get("type") == "section"]
+        return next((t for t in texts if t.startswith(f"*Writeback health:* {state}")), None)
+
+    found: str = wait_until(shown, what=f"{user}'s App Home to show {state}")
+    return found
+
+
+def ad_answers(bot: RunningBot) -> bool:
+    """Whether the DC serves the bot again: after ``resume()`` its port opens a moment before binds work."""
+    try:
+        bot.runtime.directory.ping()
+    except DirectoryUnavailableError:
+        return False
+    return True
+
+
+def test_app_home_shows_the_state_and_the_last_changes_after_an_ldap_outage(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The bot's own health service (its database, its App Home); rounds in slots no real clock has reached,
+    so the bot's scheduler, ticking at today's time, cannot interleave a round of its own."""
+    health = bot.services.health
+    first = health.tick(now=T0 + timedelta(days=1))
+    assert first.round_slot is not None
+    lab.ad.pause()
+    try:
+        down = health.tick(now=T0 + timedelta(days=2))
+    finally:
+        lab.ad.resume()
+    assert down.change is not None and down.change.failing == (Check.LDAP,)
+    text = home_health(driver, "hank", ":red_circle: degraded")
+    lines = text.splitlines()
+    assert lines[0] == "*Writeback health:* :red_circle: degraded (failing: LDAP bind and read)"
+    assert lines[1] == "*Last changes*"
+    assert re.fullmatch(r"• <!date\^\d+\^[^|]+\|[^>]+>: healthy → degraded \(LDAP bind and read failing\)",
+                        lines[2]), lines
+    assert lines[-1] == "`/resetbot health` shows each check."
+    # The same lines as /resetbot health's, from the one builder.
+    report = messages.health_report(health.report())
+    assert "\n".join(lines[1:-1]) in report
+
+    wait_until(lambda: ad_answers(bot), timeout=60, what="Active Directory to answer the bot again")
+    back = health.tick(now=T0 + timedelta(days=3))
+    assert back.change is not None and back.change.recovered == (Check.LDAP,)
+    again = home_health(driver, "hank", ":large_green_circle: healthy").splitlines()
+    assert "degraded → healthy (LDAP bind and read recovered)" in again[2] and "healthy → degraded" in again[3]
+
+
+def test_the_daily_summary_tells_ops_the_state_each_checks_failures_and_the_changes(
+        lab: Lab, driver: SlackDriver, health: HealthService, clean_entra: EntraControl) -> None:
+    health.tick(now=at(0))
+    clean_entra.faults(token_endpoint_down=True)
+    health.tick(now=at(1))
+    clean_entra.faults(token_endpoint_down=False)
+    health.tick(now=at(2))
+    clean_entra.faults(token_endpoint_down=True)
+    evening = T0.replace(hour=health.rules.summary_hour, minute=0, second=1)
+    outcome = health.tick(now=evening)  # the day's fourth round, then the summary
+    assert outcome.round_slot is not None and outcome.summary
+    [summary] = said(driver, lab, "*resetbot daily health summary")
+    assert summary["text"] == "\n".join([
+        "*resetbot daily health summary: :red_circle: degraded*",
+        "• Graph token: failing now; 2 of 4 checks failed in the last 24 hours",
+        "• Graph read: ok now; 0 of 4 checks failed in the last 24 hours",
+        "• LDAP bind and read: ok now; 0 of 4 checks failed in the last 24 hours",
+        "• Directory sync: ok now; 0 of 4 checks failed in the last 24 hours",
+        "4 changes of state in the last 24 hours.",
+    ])
+    assert not health.tick(now=evening + timedelta(minutes=5)).summary, "one summary a day"
+
+
+def test_a_stale_directory_sync_degrades_health_and_a_fresh_one_restores_it(
+        lab: Lab, driver: SlackDriver, health: HealthService, clean_entra: EntraControl) -> None:
+    limit = health.rules.sync_max_age_minutes
+    assert health.tick(now=at(0)).change is None
+    clean_entra.faults(sync_lag_minutes=limit + 1)  # Entra Connect stalled just over the limit ago
+    stale = health.tick(now=at(1))
+    assert stale.change is not None and [c for c, _ in stale.change.newly_failing] == [Check.DIRECTORY_SYNC]
+    detail = results_of(health, stale.round_slot or 0)["directory_sync"].detail
+    assert re.fullmatch(rf"Entra Connect last synced <!date\^\d+\^[^>]+>, more than {limit} minutes ago: check the "
+                        "Entra Connect server and its service\\.", detail), detail
+    told = driver.wait_for_message(ops(lab), lambda m: "degraded" in m["text"])
+    assert f"Directory sync failing: {detail}" in told["text"]
+    clean_entra.faults(sync_lag_minutes=0)
+    fresh = health.tick(now=at(2))
+    assert fresh.change is not None and fresh.change.recovered == (Check.DIRECTORY_SYNC,)
+    assert results_of(health, fresh.round_slot or 0)["directory_sync"].detail.startswith("Entra Connect last synced")
+    driver.wait_for_message(ops(lab), lambda m: "Directory sync recovered" in m["text"])
 
 
 def test_every_replica_reports_the_latest_round_in_its_health_gauge(

@@ -1,4 +1,5 @@
-"""Fifty simultaneous clicks, two replicas: exactly one transition, on SQLite and on PostgreSQL.
+"""Fifty simultaneous clicks, two replicas: exactly one transition, on SQLite and on PostgreSQL. Replicas sweeping
+the same due follow-ups at once: each check claimed by exactly one of them, and again once its lease lapses.
 
 Every worker uses its own session (its own connection), as separate bot replicas or Slack deliveries would, and
 all are released by a barrier at the same instant.
@@ -7,11 +8,13 @@ all are released by a barrier at the same instant.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
+from bot.models import FollowUp
 from bot.services.audit import AuditAction, verify_chain
 from bot.services.lifecycle import RequestState
 from tests.store.helpers import T0, draft, new_request, run_concurrently
@@ -120,3 +123,49 @@ def test_replicas_escalate_once(factory: sessionmaker[Session]) -> None:
     assert run_concurrently(10, escalate).count(True) == 1
     _, actions = _state_and_timeline(factory, req.id)
     assert actions == ["requested", "escalated"]
+
+
+def _sweep(factory: sessionmaker[Session], claim: str, now: timedelta, seen: list[int] | None = None) -> list[int]:
+    """One replica's sweep, as the follow-up service makes it: read what is due, claim each, in one transaction.
+    With ``seen`` the read is the one every replica made before any claim (all saw the checks pending): only
+    the claim's compare-and-set can then keep a check from running twice."""
+    at = T0 + now
+    with factory.begin() as session:
+        due = store.due_followups(session, now=at) if seen is None else seen
+        return [i for i in due
+                if store.claim_followup(session, followup_id=i, claim=claim, now=at,
+                                        lease_until=at + timedelta(minutes=1)) is not None]
+
+
+def test_replicas_sweeping_together_claim_each_followup_once_and_a_lapsed_lease_once_more(
+        factory: sessionmaker[Session]) -> None:
+    req = new_request(factory)
+    with factory.begin() as session:
+        store.add_followups(session, rows=[
+            FollowUp(request_id=req.id, kind=kind, step=step, due_at=T0, reset_at=T0)
+            for kind, step in (("landed", 0), ("replaced", 0), ("replaced", 1))])
+        ids = sorted(f.id for f in store.followups_for(session, request_id=req.id) if f.id is not None)
+    replicas = 12
+
+    claimed = run_concurrently(replicas, lambda i: _sweep(factory, f"replica{i:02}", timedelta(seconds=1), ids))
+    assert sorted(i for got in claimed for i in got) == ids, "every due check claimed, none twice"
+    winner = {i: f"replica{n:02}" for n, got in enumerate(claimed) for i in got}
+    with factory.begin() as session:
+        rows = store.followups_for(session, request_id=req.id)
+    assert {(f.id, f.state, f.claim, f.attempts) for f in rows} == {(i, "running", winner[i], 1) for i in ids}
+    assert run_concurrently(replicas, lambda i: _sweep(factory, f"late{i:02}", timedelta(seconds=30))) == \
+        [[]] * replicas, "nothing is claimable while the leases hold"
+
+    # The winners died: their leases lapse, and the checks are taken over once each.
+    retaken = run_concurrently(replicas, lambda i: _sweep(factory, f"second{i:02}", timedelta(minutes=2),
+                                                          ids if i % 2 else None))
+    assert sorted(i for got in retaken for i in got) == ids
+    heir = {i: f"second{n:02}" for n, got in enumerate(retaken) for i in got}
+    with factory.begin() as session:
+        assert not store.finish_followup(session, followup_id=ids[0], claim=winner[ids[0]], outcome="landed",
+                                         seen=None, now=T0), "the first claimant lost the check with its lease"
+        assert store.finish_followup(session, followup_id=ids[0], claim=heir[ids[0]], outcome="landed", seen=None,
+                                     now=T0)
+        rows = store.followups_for(session, request_id=req.id)
+    assert {(f.id, f.claim, f.attempts) for f in rows} == {(i, heir[i], 2) for i in ids}
+    assert [f.state for f in rows if f.id == ids[0]] == ["done"]
