@@ -29,6 +29,8 @@ from bot.policy import filetime_to_datetime
 #: How far the DC's clock may lag the bot's without a landed reset looking older than the reset. Kerberos
 #: refuses more than 5 minutes of skew, so a working domain is within it.
 CLOCK_SKEW = timedelta(minutes=5)
+#: More doublings of the first delay than any deadline needs (2**62 first delays is far past any of them).
+_MAX_DOUBLINGS = 62
 
 
 class FollowUpKind(StrEnum):
@@ -101,11 +103,18 @@ def replaced(seen: Seen | None, *, reset_at: datetime, left_by_reset: int | None
 
 def landed_retry_at(*, attempt: int, first_delay: timedelta, now: datetime, deadline: datetime) -> datetime | None:
     """When to look again after ``attempt`` (1-based) found nothing: the delay doubles each time, the last look
-    is at the deadline itself, and None means the deadline has been reached (time to warn)."""
+    is at the deadline itself, and None means the deadline has been reached (time to warn).
+
+    ``attempt`` is not bounded (a check retried for days, a hand-edited row), and ``timedelta`` overflows near
+    2.7 million years: the doublings are capped, and a delay that would pass the deadline is compared as a
+    whole number of first delays before it is ever multiplied out, so no attempt count raises."""
     if now >= deadline:
         return None
-    delay = first_delay * (1 << max(attempt - 1, 0))
-    return min(now + delay, deadline)
+    step = max(first_delay, timedelta(0))
+    doublings = min(max(attempt - 1, 0), _MAX_DOUBLINGS)
+    if step and (deadline - now) // step < (1 << doublings):
+        return deadline
+    return min(now + step * (1 << doublings), deadline)
 
 
 def replaced_schedule(reset_at: datetime, offsets: Sequence[timedelta]) -> list[datetime]:

@@ -5,7 +5,7 @@ its follow-ups. The scheduler on every replica calls ``run_due``: it claims due 
 answers all of them with one LDAP search (``Directory.users_by_dn``: a paged OR of escaped DNs), and finishes
 each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's outcome
 is recorded and posted once however many replicas tick. If AD cannot be reached the claimed checks are handed
-back, due again shortly: nothing is lost and nothing is decided on an outage.
+back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an outage.
 
 What is posted after a finish is posted once at most: a process that dies between the commit and the post
 loses that message (the outcome stays in the audit trail and ``/reset-status``), rather than risking a repeat.
@@ -120,7 +120,8 @@ class FollowUpService:
             with self.begin() as session:
                 for f in claimed:
                     assert f.id is not None
-                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY)
+                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY,
+                                         seen=f.seen_pwd_last_set, counted=False)
             return 0
         finished = 0
         # "Landed" before "replaced": a replaced check reads what the landed check saw.

@@ -204,10 +204,13 @@ def test_ad_down_loses_no_check_and_decides_nothing(lab: Lab, bot: RunningBot, d
         lab.ad.resume()
     [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
     assert landed.state == "pending" and landed.outcome is None, "the check is handed back, not decided"
+    assert landed.attempts == 0, "a look AD did not answer is not an attempt"
     assert _said(lab, driver, ts, before) == []
     wait_until(_answers(bot), what="AD to answer again")
     assert bot.services.followups.run_due(now=landed.due_at) == 1
     assert "Confirmed on-premises" in _said(lab, driver, ts, before)[0]
+    [event] = [e for e in bot.audit(request_id) if e.action == "writeback_confirmed"]
+    assert '"attempts":1' in event.detail
 
 
 def test_a_check_whose_replica_died_mid_way_is_taken_over_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:

@@ -96,3 +96,30 @@ def test_an_unchanged_non_zero_value_is_never_landed(value: int, baseline_delta:
     # And nothing before the reset (beyond the skew) is ever taken for the user's own change.
     old = ft(RESET_AT - CLOCK_SKEW) - 1 - baseline_delta % ft(RESET_AT - CLOCK_SKEW)
     assert replaced(Seen(max(old, 1), never_expires), reset_at=RESET_AT, left_by_reset=None) == Replaced.NOT_YET
+
+
+def test_a_huge_attempt_count_waits_until_the_deadline_instead_of_overflowing() -> None:
+    deadline = RESET_AT + timedelta(minutes=15)
+    for attempt in (64, 1_000, 10**18):
+        assert landed_retry_at(attempt=attempt, first_delay=timedelta(seconds=15), now=RESET_AT,
+                               deadline=deadline) == deadline
+    assert landed_retry_at(attempt=10**18, first_delay=timedelta(days=10**6), now=RESET_AT,
+                           deadline=datetime.max.replace(tzinfo=UTC)) == datetime.max.replace(tzinfo=UTC)
+
+
+_INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@given(attempt=st.integers(min_value=-5, max_value=10**30), first=st.timedeltas(min_value=timedelta(0),
+       max_value=timedelta(days=10**5)), now=_INSTANTS, ahead=st.timedeltas(min_value=timedelta(seconds=-10**6),
+       max_value=timedelta(days=10**5)))
+def test_the_next_look_never_raises_and_never_passes_the_deadline(
+        attempt: int, first: timedelta, now: datetime, ahead: timedelta) -> None:
+    deadline = now + ahead
+    nxt = landed_retry_at(attempt=attempt, first_delay=first, now=now, deadline=deadline)
+    if now >= deadline:
+        assert nxt is None
+    else:
+        assert nxt is not None and now <= nxt <= deadline
+        if first:
+            assert nxt > now, "a positive first delay always moves the next look forward"
