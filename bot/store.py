@@ -271,13 +271,15 @@ def transition(
     return moved
 
 
-def note_operation(session: Session, *, request_id: str, location: str) -> bool:
-    """Remember where Graph's operation for a reset in progress can be followed (only while ``resetting``, and
-    without touching ``updated_at``: that is when the reset started, which recovery measures from)."""
+def note_operation(session: Session, *, request_id: str, location: str, baseline: int | None = None,
+                   baseline_version: int | None = None) -> bool:
+    """Remember where Graph's operation for a reset in progress can be followed, and the account's baseline
+    read before it (only while ``resetting``, and without touching ``updated_at``: that is when the reset
+    started, which recovery measures from)."""
     result = session.execute(
         sa.update(ResetRequest)
         .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
-        .values(operation_location=location)
+        .values(operation_location=location, baseline_pwd_last_set=baseline, baseline_key_version=baseline_version)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result) == 1

@@ -46,9 +46,11 @@ def _restore(lab: Lab, entra: EntraControl, bot: RunningBot) -> Iterator[None]:
 _APPROVER = {"nora": "olga"}  # their manager; Mona manages the others
 
 
-def _reset(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str) -> tuple[str, str, datetime]:
-    """(request id, thread ts, when the reset was made) of a reset of ``key`` that Entra reported done."""
-    request, request_id = approved_request(lab, driver, bot, key, "follow-up story",
+def _reset(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str,
+           reason: str = "follow-up story") -> tuple[str, str, datetime]:
+    """(request id, thread ts, when the reset was made) of a reset of ``key`` that Entra reported done; a second
+    reset of one person in a story needs its own ``reason``, which tells its request message apart."""
+    request, request_id = approved_request(lab, driver, bot, key, reason,
                                            approver=_APPROVER.get(key, "mona"))
     [req] = [r for r in bot.requests() if r.id == request_id]
     assert req.state == "succeeded", req.verdict
@@ -362,3 +364,35 @@ def test_an_account_gone_from_ad_is_said_once_and_nobody_is_reminded(
     assert [(c.kind, c.state) for c in _checks(bot, request_id)] == [
         ("landed", "done"), ("replaced", "skipped"), ("replaced", "skipped"), ("replaced", "skipped")]
     assert not [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
+
+
+def test_a_repeat_reset_writeback_lost_is_not_confirmed_by_the_earlier_must_change(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Alice never replaced her first temporary password, so AD already shows *must change* (pwdLastSet 0) when
+    she is reset again; this time writeback loses the reset. AD still shows 0, as it would had the reset landed:
+    only the password's version, read before and after, tells them apart."""
+    _, first_ts, first_at = _reset(lab, driver, bot, "alice")
+    assert bot.services.followups.run_due(now=first_at + timedelta(seconds=16)) == 1
+    assert "Confirmed on-premises" in _said(lab, driver, first_ts)[-1]
+    alice = bot.runtime.directory.find_user(dn=person("alice").dn)
+    assert alice is not None and alice.pwd_last_set_raw == 0 and alice.key_version is not None
+
+    entra.faults(writeback="lost")
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice", "follow-up story, again")
+    [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+    assert (landed.baseline_pwd_last_set, landed.baseline_key_version) == (0, alice.key_version)
+    before = len(_said(lab, driver, ts))
+    followups = bot.services.followups
+    at = reset_at + timedelta(seconds=16)
+    while at < reset_at + timedelta(minutes=15):
+        assert followups.run_due(now=at) == 0, "AD showing 0 again is no proof"
+        [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+        at = landed.due_at
+    assert followups.run_due(now=reset_at + timedelta(minutes=15)) == 1
+    said = _said(lab, driver, ts, before)
+    assert not any("Confirmed" in s for s in said), said
+    [warning] = said
+    assert "Active Directory still does not show it" in warning
+    assert [e.action for e in bot.audit(request_id) if e.action.startswith("writeback")] == ["writeback_not_seen"]
+    still = bot.runtime.directory.find_user(dn=person("alice").dn)
+    assert still is not None and still.key_version == alice.key_version, "the lost reset never reached AD"
