@@ -174,9 +174,12 @@ class FollowUpService:
 
     def _answer(self, f: FollowUp, req: ResetRequest, account: DirectoryUser | None, *, claim: str,
                 now: datetime) -> int:
+        # A kind this release does not know (a newer one wrote it, mid rolling upgrade) raises here: the check is
+        # left running, and after its lease a replica that knows it answers it; it is never taken for another kind.
+        kind = FollowUpKind(f.kind)
         seen = Seen(account.pwd_last_set_raw, account.password_never_expires, account.key_version) if account \
             else None
-        if f.kind == FollowUpKind.LANDED:
+        if kind == FollowUpKind.LANDED:
             return self._answer_landed(f, req, seen, claim=claim, now=now)
         return self._answer_replaced(f, req, seen, claim=claim, now=now)
 

@@ -5,6 +5,7 @@ so that an hour or a day passes without waiting for it; what is checked is what 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -396,3 +397,42 @@ def test_a_repeat_reset_writeback_lost_is_not_confirmed_by_the_earlier_must_chan
     assert [e.action for e in bot.audit(request_id) if e.action.startswith("writeback")] == ["writeback_not_seen"]
     still = bot.runtime.directory.find_user(dn=person("alice").dn)
     assert still is not None and still.key_version == alice.key_version, "the lost reset never reached AD"
+
+
+def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, caplog: pytest.LogCaptureFixture) -> None:
+    """Three landed checks due in one sweep: Alice's confirmation cannot be posted (Slack refuses it), Bob's
+    check cannot be answered by this release (a kind a newer one wrote), Nora's goes through. Each failure is
+    logged, neither stops the others, and Bob's check is answered after its lease once it can be."""
+    stories = {key: _reset(lab, driver, bot, key) for key in ("alice", "bob", "nora")}
+    bob_id, bob_ts, _ = stories["bob"]
+    [bob_landed] = [c for c in _checks(bot, bob_id) if c.kind == "landed"]
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("UPDATE follow_up SET kind = 'landed_v2' WHERE id = :id"), {"id": bob_landed.id})
+    before = {key: len(_said(lab, driver, ts)) for key, (_, ts, _) in stories.items()}
+    now = max(reset_at for _, _, reset_at in stories.values()) + timedelta(seconds=16)
+    driver.faults(fail_next={"method": "chat.postMessage", "error": "fatal_error", "count": 1})
+
+    with caplog.at_level(logging.INFO, logger="bot.services.followups"):
+        assert bot.services.followups.run_due(now=now) == 2, "Alice's and Nora's checks finish"
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("follow-up landed_v2 of") and "failed" in m for m in logged), logged
+    assert any("landed of" in m and "recorded but not posted" in m for m in logged), logged
+
+    alice_id, alice_ts, _ = stories["alice"]
+    assert _said(lab, driver, alice_ts, before["alice"]) == [], "Slack refused the post: it is not repeated"
+    assert [e.action for e in bot.audit(alice_id)][-1] == "writeback_confirmed", "but the outcome is recorded"
+    [nora_said] = _said(lab, driver, stories["nora"][1], before["nora"])
+    assert "reached Active Directory" in nora_said
+    assert _said(lab, driver, bob_ts, before["bob"]) == []
+    [held] = [c for c in _checks(bot, bob_id) if c.id == bob_landed.id]
+    assert held.state == "running" and held.outcome is None, "the failed check is neither lost nor decided"
+
+    with bot.runtime.session_factory.begin() as session:  # a replica that can answer it comes along
+        session.execute(text("UPDATE follow_up SET kind = 'landed' WHERE id = :id"), {"id": bob_landed.id})
+    assert bot.services.followups.run_due(now=now) == 0, "its lease still holds it"
+    assert bot.services.followups.run_due(now=now + CLAIM_LEASE) == 1
+    [bob_said] = _said(lab, driver, bob_ts, before["bob"])
+    assert "Confirmed on-premises" in bob_said
+    assert _said(lab, driver, alice_ts, before["alice"]) == [] and len(_said(lab, driver, stories["nora"][1])) == \
+        before["nora"] + 1, "nothing else was said twice"
