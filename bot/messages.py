@@ -782,6 +782,28 @@ def writeback_without_must_change(name: str, *, seen_at: datetime | None) -> str
             "the flag in AD.")
 
 
+def writeback_must_change_missing(name: str, *, seen_at: datetime | None, maybe_own: bool) -> str:
+    """The reset landed with a ``pwdLastSet`` instant on an account without "password never expires".
+    ``maybe_own``: AD's password version was not readable, so that instant may be the user's own change."""
+    if maybe_own:
+        return (f":warning: The reset of {name}'s password reached Active Directory ({_ad_time(seen_at)}), but AD "
+                f"does not show *must change at next sign-in*: either {name} has already chosen their own password, "
+                "or must-change did not apply on-premises and the temporary password stays valid there until they "
+                "change it. Ask them to change it if they have not.")
+    return (f":warning: The reset of {name}'s password reached Active Directory ({_ad_time(seen_at)}), but "
+            "*must change at next sign-in* did not apply on-premises: the temporary password stays valid there "
+            f"until {name} changes it. Ask them to change it now, or set the flag in AD.")
+
+
+def writeback_unproven(name: str, dn: str) -> str:
+    """AD shows must-change, as it did before the reset: nothing tells this reset from an earlier one."""
+    return (f":grey_question: Not confirmed on-premises: Active Directory shows *must change at next sign-in* on "
+            f"`{dn}`, but it may have shown that before this reset too (an earlier temporary password never "
+            "replaced), and the bot cannot tell this reset from that one: it needs to read the password's version "
+            "(`msDS-KeyVersionNumber`) before and after the reset. Writeback may or may not have reached AD; ask "
+            f"{name} to sign in with the new temporary password to be sure.")
+
+
 def writeback_not_seen(name: str, *, waited: str, seen_at: datetime | None, reset_at: datetime, dn: str) -> str:
     return (f":warning: {waited} after the reset ({slack_date(reset_at)}), Active Directory still does not show it: "
             f"`{dn}` has its password last set {_ad_time(seen_at)}. Entra said the reset succeeded, so writeback may "

@@ -178,6 +178,11 @@ class ResetRequest(SQLModel, table=True):
     #: The operation's URL, stored the moment Graph accepts the reset: a bot that dies while polling leaves the
     #: request ``resetting``, and whoever recovers it asks Graph here how it ended.
     operation_location: str | None = Field(default=None, max_length=2048)
+    #: The account's ``pwdLastSet`` and ``msDS-KeyVersionNumber`` read just before the reset, stored with the
+    #: operation: a recovered reset's landed check needs them as much as a live one's (without them a
+    #: ``pwdLastSet`` of 0 proves nothing).
+    baseline_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    baseline_key_version: int | None = Field(default=None, nullable=True)
     verdict: str | None = Field(default=None, max_length=64)
 
 
@@ -311,6 +316,8 @@ class FollowUp(SQLModel, table=True):
     #: When the reset was made (the bot's clock) and the account's ``pwdLastSet`` just before it.
     reset_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     baseline_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    #: The account's ``msDS-KeyVersionNumber`` just before the reset: "it moved" is the proof that it landed.
+    baseline_key_version: int | None = Field(default=None, nullable=True)
     #: The running claim: a random token and when it lapses.
     claim: str | None = Field(default=None, max_length=32)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

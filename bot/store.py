@@ -271,13 +271,15 @@ def transition(
     return moved
 
 
-def note_operation(session: Session, *, request_id: str, location: str) -> bool:
-    """Remember where Graph's operation for a reset in progress can be followed (only while ``resetting``, and
-    without touching ``updated_at``: that is when the reset started, which recovery measures from)."""
+def note_operation(session: Session, *, request_id: str, location: str, baseline: int | None = None,
+                   baseline_version: int | None = None) -> bool:
+    """Remember where Graph's operation for a reset in progress can be followed, and the account's baseline
+    read before it (only while ``resetting``, and without touching ``updated_at``: that is when the reset
+    started, which recovery measures from)."""
     result = session.execute(
         sa.update(ResetRequest)
         .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
-        .values(operation_location=location)
+        .values(operation_location=location, baseline_pwd_last_set=baseline, baseline_key_version=baseline_version)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result) == 1
@@ -642,11 +644,16 @@ def finish_followup(session: Session, *, followup_id: int, claim: str, outcome: 
 
 
 def retry_followup(session: Session, *, followup_id: int, claim: str, due_at: datetime,
-                   seen: int | None = None) -> bool:
-    """Give a claimed check back, due again at ``due_at`` (its attempts count stays)."""
-    return _set_claimed(session, ids=[followup_id], claim=claim, values={
+                   seen: int | None = None, counted: bool = True) -> bool:
+    """Give a claimed check back, due again at ``due_at``. The claim counted an attempt; ``counted=False`` takes
+    it back (AD could not be read: nothing was looked at, and the attempts count drives the backoff and the
+    audit trail)."""
+    values: dict[str, object] = {
         "state": _FOLLOWUP_PENDING, "due_at": due_at, "claim": None, "lease_until": None, "seen_pwd_last_set": seen,
-    }) == 1
+    }
+    if not counted:
+        values["attempts"] = col(FollowUp.attempts) - 1
+    return _set_claimed(session, ids=[followup_id], claim=claim, values=values) == 1
 
 
 def skip_followups(session: Session, *, request_id: str, kind: str, now: datetime, claim: str | None = None) -> int:

@@ -6,7 +6,9 @@ policy applies, when the password was last set) feeds the pre-flight checks and 
 
 Wire facts relied on (seen on Samba 4.17 and documented for Windows): ``msDS-User-Account-Control-Computed``
 carries LOCKOUT (0x10) and PASSWORD_EXPIRED (0x800000); ``msDS-ResultantPSO`` names the fine-grained policy
-that applies, if any; ``pwdLastSet`` is a FILETIME where 0 means "must change at next logon"; the matching
+that applies, if any; ``pwdLastSet`` is a FILETIME where 0 means "must change at next logon";
+``msDS-KeyVersionNumber`` (constructed from ``unicodePwd``'s replication metadata version) goes up by one at each
+password write and is readable by an ordinary account (absent, not an error, where it is not); the matching
 rule 1.2.840.113556.1.4.1941 (LDAP_MATCHING_RULE_IN_CHAIN) expands nested group membership on the server.
 """
 
@@ -36,7 +38,7 @@ _IN_CHAIN = "1.2.840.113556.1.4.1941"
 _USER_ATTRS = (
     "distinguishedName", "sAMAccountName", "userPrincipalName", "displayName", "mail", "objectGUID",
     "userAccountControl", "msDS-User-Account-Control-Computed", "adminCount", "pwdLastSet", "lockoutTime",
-    "msDS-ResultantPSO",
+    "msDS-ResultantPSO", "msDS-KeyVersionNumber",
 )
 
 
@@ -54,6 +56,9 @@ class DirectoryUser:
     admin_count: bool
     pwd_last_set_raw: int
     resultant_pso: str | None
+    #: ``msDS-KeyVersionNumber``: how many times the password was written (the follow-ups' proof that a reset
+    #: landed); None when the bot's account may not read it.
+    key_version: int | None = None
 
     @property
     def must_change_password(self) -> bool:
@@ -92,6 +97,7 @@ def _to_user(dn: str, attrs: _Attrs) -> DirectoryUser:
     computed = int(_first(attrs, "msDS-User-Account-Control-Computed") or 0)
     pso = _first(attrs, "msDS-ResultantPSO")
     guid = _first(attrs, "objectGUID")
+    kvno = _first(attrs, "msDS-KeyVersionNumber")
     return DirectoryUser(
         dn=dn,
         sam=str(_first(attrs, "sAMAccountName")),
@@ -105,6 +111,7 @@ def _to_user(dn: str, attrs: _Attrs) -> DirectoryUser:
         admin_count=int(_first(attrs, "adminCount") or 0) == 1,
         pwd_last_set_raw=int(_first(attrs, "pwdLastSet") or 0),
         resultant_pso=str(pso) if pso else None,
+        key_version=int(kvno) if kvno not in (None, b"", "") else None,
     )
 
 

@@ -81,6 +81,8 @@ class AuditAction(StrEnum):
     #: Follow-ups (spec section 5): what AD showed after the reset, and whether the user replaced the password.
     WRITEBACK_CONFIRMED = "writeback_confirmed"
     WRITEBACK_NOT_SEEN = "writeback_not_seen"
+    #: AD shows what a landed reset would show, but also what it showed before: neither confirmed nor warned.
+    WRITEBACK_UNPROVEN = "writeback_unproven"
     USER_CHOSE_OWN = "user_chose_own"
     REPLACE_REMINDED = "replace_reminded"
     NEVER_REPLACED = "never_replaced"

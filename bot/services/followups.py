@@ -5,7 +5,7 @@ its follow-ups. The scheduler on every replica calls ``run_due``: it claims due 
 answers all of them with one LDAP search (``Directory.users_by_dn``: a paged OR of escaped DNs), and finishes
 each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's outcome
 is recorded and posted once however many replicas tick. If AD cannot be reached the claimed checks are handed
-back, due again shortly: nothing is lost and nothing is decided on an outage.
+back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an outage.
 
 What is posted after a finish is posted once at most: a process that dies between the commit and the post
 loses that message (the outcome stays in the audit trail and ``/reset-status``), rather than risking a repeat.
@@ -37,6 +37,7 @@ from bot.services.followup_rules import (
     Seen,
     landed,
     landed_retry_at,
+    password_writes,
     replaced,
     replaced_schedule,
 )
@@ -86,12 +87,13 @@ class FollowUpService:
     # --- scheduling -------------------------------------------------------------------------------------------
 
     def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None,
-             reminders: bool = True) -> None:
+             baseline_version: int | None = None, reminders: bool = True) -> None:
         """Add the checks of a password reset that Entra reported done, in the caller's transaction. Without
-        ``reminders`` (nobody holds the temporary password: it was lost in a crash) only the landed check."""
+        ``reminders`` (nobody holds the temporary password: it was lost in a crash) only the landed check.
+        ``baseline`` / ``baseline_version``: the account's ``pwdLastSet`` / ``msDS-KeyVersionNumber`` just before."""
         rows = [FollowUp(request_id=req.id, kind=FollowUpKind.LANDED.value, step=0, final=False,
                          due_at=reset_at + self.rules.landed_first, deadline_at=reset_at + self.rules.landed_deadline,
-                         reset_at=reset_at, baseline_pwd_last_set=baseline)]
+                         reset_at=reset_at, baseline_pwd_last_set=baseline, baseline_key_version=baseline_version)]
         times = replaced_schedule(reset_at, self.rules.replaced_after) if reminders else []
         rows += [FollowUp(request_id=req.id, kind=FollowUpKind.REPLACED.value, step=i, final=i == len(times) - 1,
                           due_at=at, reset_at=reset_at, baseline_pwd_last_set=baseline)
@@ -120,7 +122,8 @@ class FollowUpService:
             with self.begin() as session:
                 for f in claimed:
                     assert f.id is not None
-                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY)
+                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY,
+                                         seen=f.seen_pwd_last_set, counted=False)
             return 0
         finished = 0
         # "Landed" before "replaced": a replaced check reads what the landed check saw.
@@ -171,15 +174,20 @@ class FollowUpService:
 
     def _answer(self, f: FollowUp, req: ResetRequest, account: DirectoryUser | None, *, claim: str,
                 now: datetime) -> int:
-        seen = Seen(account.pwd_last_set_raw, account.password_never_expires) if account else None
-        if f.kind == FollowUpKind.LANDED:
+        # A kind this release does not know (a newer one wrote it, mid rolling upgrade) raises here: the check is
+        # left running, and after its lease a replica that knows it answers it; it is never taken for another kind.
+        kind = FollowUpKind(f.kind)
+        seen = Seen(account.pwd_last_set_raw, account.password_never_expires, account.key_version) if account \
+            else None
+        if kind == FollowUpKind.LANDED:
             return self._answer_landed(f, req, seen, claim=claim, now=now)
         return self._answer_replaced(f, req, seen, claim=claim, now=now)
 
     def _answer_landed(self, f: FollowUp, req: ResetRequest, seen: Seen | None, *, claim: str,
                        now: datetime) -> int:
         assert f.id is not None
-        verdict = landed(seen, baseline=f.baseline_pwd_last_set, reset_at=f.reset_at)
+        verdict = landed(seen, baseline=f.baseline_pwd_last_set, reset_at=f.reset_at,
+                         baseline_version=f.baseline_key_version)
         raw = seen.pwd_last_set if seen else None
         name, dn = req.target_display, req.target_dn or ""
         if verdict == Landed.NOT_YET:
@@ -200,9 +208,20 @@ class FollowUpService:
             said = _Said(thread=messages.writeback_account_gone(name, dn))
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.WRITEBACK_NOT_SEEN, said=said, retire=FollowUpKind.REPLACED)
+        if verdict == Landed.UNPROVEN:
+            # Not a warning that it failed, not a confirmation: the reminders go on (it most likely landed).
+            return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
+                                action=AuditAction.WRITEBACK_UNPROVEN,
+                                said=_Said(thread=messages.writeback_unproven(name, dn)))
         at = filetime_to_datetime(raw or 0)
-        text = messages.writeback_without_must_change(name, seen_at=at) if verdict == Landed.YES_WITHOUT_MUST_CHANGE \
-            else messages.writeback_confirmed(name, must_change=raw == 0, seen_at=at)
+        if verdict == Landed.YES_WITHOUT_MUST_CHANGE:
+            text = messages.writeback_without_must_change(name, seen_at=at)
+        elif verdict == Landed.YES_MUST_CHANGE_MISSING:
+            assert seen is not None
+            text = messages.writeback_must_change_missing(
+                name, seen_at=at, maybe_own=password_writes(seen, f.baseline_key_version) is None)
+        else:
+            text = messages.writeback_confirmed(name, must_change=raw == 0, seen_at=at)
         return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                             action=AuditAction.WRITEBACK_CONFIRMED, said=_Said(thread=text))
 
@@ -261,11 +280,14 @@ class FollowUpService:
 def _left_by_reset(checks: Sequence[FollowUp]) -> int | None:
     """The ``pwdLastSet`` the reset itself left, as the landed check saw it (None if it never saw it land).
 
-    Where must-change applies that is 0, whatever the landed check read: a later non-zero instant it read can
-    only be the user's own change, made before the bot looked (the bot was down, or AD was unreachable)."""
+    Where must-change applied that is 0, whatever the landed check read: a later non-zero instant it read (when
+    it said "landed" of one) is the user's own change on top of the reset, made before the bot looked (the bot
+    was down, or AD was unreachable). Where must-change did not apply, the instant the landed check saw is the
+    reset's own, and it is never taken for the user's change later. "Unproven" saw 0, as after a landed reset."""
     for c in checks:
-        if c.kind == FollowUpKind.LANDED and c.outcome == Landed.YES:
+        if c.kind == FollowUpKind.LANDED and c.outcome in (Landed.YES, Landed.UNPROVEN):
             return 0
-        if c.kind == FollowUpKind.LANDED and c.outcome == Landed.YES_WITHOUT_MUST_CHANGE:
+        if c.kind == FollowUpKind.LANDED and c.outcome in (Landed.YES_WITHOUT_MUST_CHANGE,
+                                                          Landed.YES_MUST_CHANGE_MISSING):
             return c.seen_pwd_last_set
     return None

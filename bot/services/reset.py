@@ -56,7 +56,7 @@ class FollowUpPlanner(Protocol):
     """Schedules the follow-ups of a reset, inside the transaction that records its success."""
 
     def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None,
-             reminders: bool = True) -> None: ...
+             baseline_version: int | None = None, reminders: bool = True) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +65,10 @@ class _Attempt:
     operation_id: str | None = None
     #: The new password (or TAP) when it was set; the only copy until it is sealed.
     password: SecretStr | None = None
-    #: The account's ``pwdLastSet`` read just before the reset: the follow-ups' baseline.
+    #: The account's ``pwdLastSet`` and ``msDS-KeyVersionNumber`` read just before the reset: the follow-ups'
+    #: baseline.
     baseline: int | None = None
+    baseline_version: int | None = None
 
 
 @dataclass
@@ -128,7 +130,8 @@ class ResetService:
                            expires_at=self.clock() + REVEAL_TTL, kind="tap" if started.tap else "password")
             if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
                 # In the same transaction: a success is never recorded without the checks that prove it.
-                self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline)
+                self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline,
+                                    baseline_version=attempt.baseline_version)
         forget_secret(password)
         del attempt, password  # the only copy now is the sealed one
         if done is None:
@@ -162,7 +165,9 @@ class ResetService:
             token = self.token_for(req.requester)
             op = self.graph.reset_password(access_token=token, user_id=req.target_entra_id, new_password=password,
                                            poll_timeout_s=self.poll_timeout_s, client_request_id=cid,
-                                           on_accepted=lambda location: self._note_operation(req.id, location))
+                                           on_accepted=lambda location: self._note_operation(
+                                               req.id, location, baseline=ad.pwd_last_set_raw,
+                                               baseline_version=ad.key_version))
         except ResetbotError as e:
             log.warning("reset %s failed before an outcome (%s): %s", req.id, cid, type(e).__name__)
             return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
@@ -170,7 +175,8 @@ class ResetService:
         verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
                                         never_expires=ad.password_never_expires))
         ok = verdict.final_state == RequestState.SUCCEEDED
-        return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw)
+        return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw,
+                        baseline_version=ad.key_version)
 
     def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
         """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made
@@ -185,9 +191,11 @@ class ResetService:
                                                   error_message=str(e))))
         return _Attempt(Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass)
 
-    def _note_operation(self, request_id: str, location: str) -> None:
+    def _note_operation(self, request_id: str, location: str, *, baseline: int | None,
+                        baseline_version: int | None) -> None:
         with self.begin() as session:
-            store.note_operation(session, request_id=request_id, location=location)
+            store.note_operation(session, request_id=request_id, location=location, baseline=baseline,
+                                 baseline_version=baseline_version)
 
     # --- recovery of resets a stopped bot left half-way ------------------------------------------------------
 
@@ -243,7 +251,8 @@ class ResetService:
             )
             if done is not None and final == RequestState.SUCCEEDED and self.followups:
                 # Nobody holds the temporary password (it died with the stopped bot): prove it landed, remind no one.
-                self.followups.plan(session, done, reset_at=req.updated_at, baseline=None, reminders=False)
+                self.followups.plan(session, done, reset_at=req.updated_at, baseline=req.baseline_pwd_last_set,
+                                    baseline_version=req.baseline_key_version, reminders=False)
         if done is None:
             return 0
         log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)

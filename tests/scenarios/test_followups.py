@@ -5,6 +5,7 @@ so that an hour or a day passes without waiting for it; what is checked is what 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -46,9 +47,11 @@ def _restore(lab: Lab, entra: EntraControl, bot: RunningBot) -> Iterator[None]:
 _APPROVER = {"nora": "olga"}  # their manager; Mona manages the others
 
 
-def _reset(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str) -> tuple[str, str, datetime]:
-    """(request id, thread ts, when the reset was made) of a reset of ``key`` that Entra reported done."""
-    request, request_id = approved_request(lab, driver, bot, key, "follow-up story",
+def _reset(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str,
+           reason: str = "follow-up story") -> tuple[str, str, datetime]:
+    """(request id, thread ts, when the reset was made) of a reset of ``key`` that Entra reported done; a second
+    reset of one person in a story needs its own ``reason``, which tells its request message apart."""
+    request, request_id = approved_request(lab, driver, bot, key, reason,
                                            approver=_APPROVER.get(key, "mona"))
     [req] = [r for r in bot.requests() if r.id == request_id]
     assert req.state == "succeeded", req.verdict
@@ -204,10 +207,13 @@ def test_ad_down_loses_no_check_and_decides_nothing(lab: Lab, bot: RunningBot, d
         lab.ad.resume()
     [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
     assert landed.state == "pending" and landed.outcome is None, "the check is handed back, not decided"
+    assert landed.attempts == 0, "a look AD did not answer is not an attempt"
     assert _said(lab, driver, ts, before) == []
     wait_until(_answers(bot), what="AD to answer again")
     assert bot.services.followups.run_due(now=landed.due_at) == 1
     assert "Confirmed on-premises" in _said(lab, driver, ts, before)[0]
+    [event] = [e for e in bot.audit(request_id) if e.action == "writeback_confirmed"]
+    assert '"attempts":1' in event.detail
 
 
 def test_a_check_whose_replica_died_mid_way_is_taken_over_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
@@ -359,3 +365,74 @@ def test_an_account_gone_from_ad_is_said_once_and_nobody_is_reminded(
     assert [(c.kind, c.state) for c in _checks(bot, request_id)] == [
         ("landed", "done"), ("replaced", "skipped"), ("replaced", "skipped"), ("replaced", "skipped")]
     assert not [m for m in driver.messages(driver.dm_channel("alice")) if m["text"].startswith("Reminder")]
+
+
+def test_a_repeat_reset_writeback_lost_is_not_confirmed_by_the_earlier_must_change(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Alice never replaced her first temporary password, so AD already shows *must change* (pwdLastSet 0) when
+    she is reset again; this time writeback loses the reset. AD still shows 0, as it would had the reset landed:
+    only the password's version, read before and after, tells them apart."""
+    _, first_ts, first_at = _reset(lab, driver, bot, "alice")
+    assert bot.services.followups.run_due(now=first_at + timedelta(seconds=16)) == 1
+    assert "Confirmed on-premises" in _said(lab, driver, first_ts)[-1]
+    alice = bot.runtime.directory.find_user(dn=person("alice").dn)
+    assert alice is not None and alice.pwd_last_set_raw == 0 and alice.key_version is not None
+
+    entra.faults(writeback="lost")
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice", "follow-up story, again")
+    [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+    assert (landed.baseline_pwd_last_set, landed.baseline_key_version) == (0, alice.key_version)
+    before = len(_said(lab, driver, ts))
+    followups = bot.services.followups
+    at = reset_at + timedelta(seconds=16)
+    while at < reset_at + timedelta(minutes=15):
+        assert followups.run_due(now=at) == 0, "AD showing 0 again is no proof"
+        [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+        at = landed.due_at
+    assert followups.run_due(now=reset_at + timedelta(minutes=15)) == 1
+    said = _said(lab, driver, ts, before)
+    assert not any("Confirmed" in s for s in said), said
+    [warning] = said
+    assert "Active Directory still does not show it" in warning
+    assert [e.action for e in bot.audit(request_id) if e.action.startswith("writeback")] == ["writeback_not_seen"]
+    still = bot.runtime.directory.find_user(dn=person("alice").dn)
+    assert still is not None and still.key_version == alice.key_version, "the lost reset never reached AD"
+
+
+def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, caplog: pytest.LogCaptureFixture) -> None:
+    """Three landed checks due in one sweep: Alice's confirmation cannot be posted (Slack refuses it), Bob's
+    check cannot be answered by this release (a kind a newer one wrote), Nora's goes through. Each failure is
+    logged, neither stops the others, and Bob's check is answered after its lease once it can be."""
+    stories = {key: _reset(lab, driver, bot, key) for key in ("alice", "bob", "nora")}
+    bob_id, bob_ts, _ = stories["bob"]
+    [bob_landed] = [c for c in _checks(bot, bob_id) if c.kind == "landed"]
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(text("UPDATE follow_up SET kind = 'landed_v2' WHERE id = :id"), {"id": bob_landed.id})
+    before = {key: len(_said(lab, driver, ts)) for key, (_, ts, _) in stories.items()}
+    now = max(reset_at for _, _, reset_at in stories.values()) + timedelta(seconds=16)
+    driver.faults(fail_next={"method": "chat.postMessage", "error": "fatal_error", "count": 1})
+
+    with caplog.at_level(logging.INFO, logger="bot.services.followups"):
+        assert bot.services.followups.run_due(now=now) == 2, "Alice's and Nora's checks finish"
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("follow-up landed_v2 of") and "failed" in m for m in logged), logged
+    assert any("landed of" in m and "recorded but not posted" in m for m in logged), logged
+
+    alice_id, alice_ts, _ = stories["alice"]
+    assert _said(lab, driver, alice_ts, before["alice"]) == [], "Slack refused the post: it is not repeated"
+    assert [e.action for e in bot.audit(alice_id)][-1] == "writeback_confirmed", "but the outcome is recorded"
+    [nora_said] = _said(lab, driver, stories["nora"][1], before["nora"])
+    assert "reached Active Directory" in nora_said
+    assert _said(lab, driver, bob_ts, before["bob"]) == []
+    [held] = [c for c in _checks(bot, bob_id) if c.id == bob_landed.id]
+    assert held.state == "running" and held.outcome is None, "the failed check is neither lost nor decided"
+
+    with bot.runtime.session_factory.begin() as session:  # a replica that can answer it comes along
+        session.execute(text("UPDATE follow_up SET kind = 'landed' WHERE id = :id"), {"id": bob_landed.id})
+    assert bot.services.followups.run_due(now=now) == 0, "its lease still holds it"
+    assert bot.services.followups.run_due(now=now + CLAIM_LEASE) == 1
+    [bob_said] = _said(lab, driver, bob_ts, before["bob"])
+    assert "Confirmed on-premises" in bob_said
+    assert _said(lab, driver, alice_ts, before["alice"]) == [] and len(_said(lab, driver, stories["nora"][1])) == \
+        before["nora"] + 1, "nothing else was said twice"
