@@ -42,6 +42,8 @@ class Faults:
     fail_next_5xx: int = 0
     token_endpoint_down: bool = False
     offline_delay_ms: int = config.DEFAULT_OFFLINE_DELAY_MS
+    #: Application permissions left out of app tokens issued from now on (admin consent withdrawn for them).
+    revoked_app_roles: list[str] = field(default_factory=list)
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -56,6 +58,10 @@ class Faults:
             elif name == "token_endpoint_down":
                 if not isinstance(value, bool):
                     raise FaultError("token_endpoint_down must be true or false")
+            elif name == "revoked_app_roles":
+                if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
+                    raise FaultError("revoked_app_roles must be a list of application permission names")
+                value = list(dict.fromkeys(value))
             elif name == "retry_after":
                 if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
                         or not math.isfinite(value):
@@ -75,6 +81,7 @@ class Faults:
             "fail_next_5xx": self.fail_next_5xx,
             "token_endpoint_down": self.token_endpoint_down,
             "offline_delay_ms": self.offline_delay_ms,
+            "revoked_app_roles": list(self.revoked_app_roles),
         }
 
     def retry_after_header(self) -> str:
