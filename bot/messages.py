@@ -1082,6 +1082,33 @@ def doctor_unexpected(kind: str) -> str:
 # --- operator commands (resetbot migrate, resetbot audit, resetbot run's start) -------------------------------
 
 
+def cannot_start(reason: str) -> str:
+    """``resetbot run``'s one line on stderr when it cannot serve: the reason is one of the sentences below, a
+    settings or database sentence, or a doctor sentence (the same calls fail the same way)."""
+    return f"resetbot cannot start: {reason.rstrip('.')}."
+
+
+def bot_token_kind() -> str:
+    return "Bot User OAuth Token (xoxb-…)"
+
+
+def app_token_kind() -> str:
+    return "app-level token with connections:write (xapp-…)"
+
+
+def cannot_listen(host: str, port: int, reason: str) -> str:
+    return f"cannot listen on {host}:{port} ({reason})"
+
+
+def cannot_open_socket_mode(api_base: str, reason: str) -> str:
+    return f"cannot connect to Slack over Socket Mode at {api_base} ({reason})"
+
+
+def slack_start_refused(kind: str) -> str:
+    return f"Slack did not accept the bot while it started ({kind}): run resetbot doctor to see what is wrong"
+
+
+
 def database_unavailable(where: str, reason: str) -> str:
     return f"The database {where} cannot be used: {reason}."
 

@@ -26,7 +26,7 @@ from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
 from bot.clients.entra_auth import TokenSource
 from bot.clients.graph import GraphClient
-from bot.clients.slack_probe import SlackProbe, SlackRefusedError
+from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine, make_session_factory
 from bot.errors import (
@@ -37,7 +37,6 @@ from bot.errors import (
     GraphUnavailableError,
     MicrosoftError,
     SchemaAheadError,
-    SlackUnavailableError,
 )
 from bot.ids import BOT_SCOPES
 from bot.models import SERVICE_LINK_KEY
@@ -227,9 +226,9 @@ def _slack_bot(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
         identity = plan.slack.bot_identity(plan.slack_bot_token)
     except SlackRefusedError as e:
         return _fail(S_SLACK_BOT, messages.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
-                                                                "Bot User OAuth Token (xoxb-…)"))
-    except SlackUnavailableError as e:
-        return _fail(S_SLACK_BOT, messages.doctor_slack_unreachable(str(e).rstrip("."), plan.slack_api_base))
+                                                                messages.bot_token_kind()))
+    except SlackUnreachableError as e:
+        return _fail(S_SLACK_BOT, messages.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     state["scopes"] = identity.scopes
     return _ok(S_SLACK_BOT, messages.doctor_slack_bot_ok(identity.user, identity.team))
 
@@ -250,9 +249,9 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
         plan.slack.open_socket_url(plan.slack_app_token)
     except SlackRefusedError as e:
         return _fail(S_SLACK_APP, messages.doctor_slack_refused(
-            "RESETBOT_SLACK_APP_TOKEN", e.error, "app-level token with connections:write (xapp-…)"))
-    except SlackUnavailableError as e:
-        return _fail(S_SLACK_APP, messages.doctor_slack_unreachable(str(e).rstrip("."), plan.slack_api_base))
+            "RESETBOT_SLACK_APP_TOKEN", e.error, messages.app_token_kind()))
+    except SlackUnreachableError as e:
+        return _fail(S_SLACK_APP, messages.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     return _ok(S_SLACK_APP, messages.doctor_app_token_ok())
 
 

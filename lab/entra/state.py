@@ -61,14 +61,13 @@ class Faults:
             elif name == "revoked_app_roles":
                 if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
                     raise FaultError("revoked_app_roles must be a list of application permission names")
-                value = list(dict.fromkeys(value))
             elif name == "retry_after":
                 if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
                         or not math.isfinite(value):
                     raise FaultError("retry_after must be a positive number of seconds")
             elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise FaultError(f"{name} must be a non-negative integer")
-            changes[name] = value
+            changes[name] = list(value) if isinstance(value, list) else value
         for name, value in changes.items():
             setattr(self, name, value)
 

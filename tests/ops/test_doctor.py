@@ -176,6 +176,18 @@ def test_wrong_slack_bot_token(env: dict[str, str], tmp_path: Path) -> None:
     assert_ok_except(lines, "Slack bot token")
 
 
+def test_slack_out_of_reach(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as closed:  # bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        env["RESETBOT_SLACK_API_BASE"] = api_base = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+        code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Slack bot token") == (f"FAIL  Slack bot token: Slack could not be reached at {api_base} "
+                                              "(URLError): check the network path and RESETBOT_SLACK_API_BASE")
+    assert line(lines, "Slack app token").startswith(f"FAIL  Slack app token: Slack could not be reached at {api_base}")
+    assert_ok_except(lines, "Slack bot token", "Slack app token")
+
+
 def test_missing_slack_scope(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
     with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
         driver.faults(revoked_scopes=["users:read.email"])
