@@ -934,8 +934,8 @@ def doctor_entra_failed(sentence: str) -> str:
 
 
 def doctor_roles_ok(roles: list[str]) -> str:
-    return (f"the app's token carries {', '.join(roles)}; no directory role is needed (resets are made with "
-            "the agents' own tokens)")
+    return (f"the app's token carries {', '.join(roles)}; the app needs no directory role (resets are made "
+            "with delegated tokens: the agents' own, or the service identity's)")
 
 
 def doctor_roles_missing(missing: list[str], client_id: str) -> str:

@@ -71,8 +71,9 @@ def _service_identity(settings: Settings, plan: DoctorPlan) -> None:
     """The service identity is checked when something is done as it: every reset in service mode, or the canary
     in either mode (README "Health pings")."""
     plan.service_mode = settings.reset_identity == ResetIdentity.SERVICE
+    plan.service_wanted = plan.service_mode or bool((settings.canary_upn or "").strip())
     upn = (settings.service_identity_upn or "").strip()
-    if upn and (plan.service_mode or (settings.canary_upn or "").strip()):
+    if upn and plan.service_wanted:
         plan.service_upn = upn
     if settings.entra_authority and settings.entra_public_client_id and settings.token_cache_key is not None:
         try:

@@ -84,6 +84,8 @@ class DoctorPlan:
     #: The service identity's UPN when something is done as it: every reset (``service_mode``), or the canary.
     service_upn: str | None = None
     service_mode: bool = False
+    #: Something is to be done as the service identity (service mode, or a canary), UPN set or not.
+    service_wanted: bool = False
     #: Whether a stored token cache decrypts under the token-cache key(s); None when the key is not set.
     cache_opens: Callable[[str], bool] | None = field(default=None, repr=False)
     ldap_url: str | None = None
@@ -340,7 +342,7 @@ def _graph_user(plan: DoctorPlan) -> CheckResult:
 
 # --- the service identity ----------------------------------------------------------------------------------------
 def _service_skip(plan: DoctorPlan) -> str:
-    if plan.service_mode:  # service mode without a UPN: the settings line says so
+    if plan.service_wanted:  # service mode or a canary without a UPN: the settings line says so
         return messages.doctor_skipped_for(S_SETTINGS)
     return messages.doctor_service_not_used()
 

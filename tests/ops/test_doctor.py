@@ -592,3 +592,14 @@ def test_canary_in_agent_mode_checks_the_service_identity(env: dict[str, str], t
         "Password Administrator")
     assert "is not linked, yet the canary is reset as it" in line(lines, "service identity link")
     assert_ok_except(lines, "service identity link")
+
+
+def test_service_identity_without_a_token_cache_key(env: dict[str, str], tmp_path: Path) -> None:
+    del env["RESETBOT_TOKEN_CACHE_KEY"]
+    code, lines = doctor(service_env(env, "gina"), tmp_path)
+    assert code == 1
+    assert "RESETBOT_TOKEN_CACHE_KEY is not set" in line(lines, "settings")
+    assert line(lines, "Entra reset role").startswith("ok    ")  # reading the role needs no key
+    assert line(lines, "service identity link").startswith(
+        f"FAIL  service identity link: {lab_person('gina').upn} is not linked")
+    assert_ok_except(lines, "settings", "service identity link")
