@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bot import __version__
+from bot import __version__, messages
 from bot.cli import CommandModule
 from bot.cli import audit as audit_command
 from bot.cli import doctor as doctor_command
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logging_settings = load_log_settings()
     except ConfigError as e:
-        print(f"resetbot cannot start: {e}", file=sys.stderr)
+        print(messages.cannot_start(str(e)), file=sys.stderr)
         return 2
     configure(level=logging_settings.log_level, fmt=logging_settings.log_format)
     code: int = args.handler(args)

@@ -862,12 +862,15 @@ CHECK_SLACK_APP = "Slack app token"
 CHECK_ENTRA_TLS = "TLS to Entra ID"
 CHECK_ENTRA_TOKEN = "Entra app token"  # noqa: S105 - a check's name
 CHECK_GRAPH_ROLES = "Graph permissions"
+CHECK_GRAPH_REACHABLE = "Graph reachable"
 CHECK_GRAPH_USER = "Graph test user"
+CHECK_RESET_ROLE = "Entra reset role"
 CHECK_LDAP_TLS = "TLS to AD"
 CHECK_LDAP_BIND = "LDAP bind"
 CHECK_AD_POLICY = "AD password policy"
 CHECK_WRITEBACK = "writeback rights"
 CHECK_DATABASE = "database"
+CHECK_SERVICE_LINK = "service identity link"
 
 
 def doctor_line(outcome: str, check: str, detail: str) -> str:
@@ -953,8 +956,8 @@ def doctor_entra_failed(sentence: str) -> str:
 
 
 def doctor_roles_ok(roles: list[str]) -> str:
-    return (f"the app's token carries {', '.join(roles)}; no directory role is needed (resets are made with "
-            "the agents' own tokens)")
+    return (f"the app's token carries {', '.join(roles)}; the app needs no directory role (resets are made "
+            "with delegated tokens: the agents' own, or the service identity's)")
 
 
 def doctor_roles_missing(missing: list[str], client_id: str) -> str:
@@ -965,6 +968,63 @@ def doctor_roles_missing(missing: list[str], client_id: str) -> str:
 
 def doctor_roles_unreadable() -> str:
     return "the app's token is not a readable JWT, so its permissions cannot be checked"
+
+
+def doctor_graph_ok(host: str) -> str:
+    return f"{host} presents a trusted certificate and answers the app's token (it read the tenant)"
+
+
+def doctor_graph_refused(code: str, client_id: str) -> str:
+    return (f"Graph refused the app's token when reading the tenant ({code}): give app {client_id} the application "
+            "permission Organization.Read.All (API permissions → Microsoft Graph) and grant admin consent")
+
+
+def doctor_graph_unavailable(sentence: str, graph_base: str) -> str:
+    return (f"{sentence.rstrip('.')}: check RESETBOT_GRAPH_BASE ({graph_base}), the network path to it and "
+            "Microsoft 365's service health")
+
+
+def doctor_service_not_used() -> str:
+    return ("skipped: RESETBOT_RESET_IDENTITY=agent and no canary, so no service identity is used: each agent's own "
+            "Entra role is checked when they ask for a reset (/resetbot whoami shows it)")
+
+
+def doctor_reset_role_ok(upn: str, roles: list[str], use: str) -> str:
+    return f"the service identity {upn} ({use}) holds {', '.join(roles)}, which may reset an ordinary user's password"
+
+
+def doctor_reset_role_missing(upn: str, held: list[str], use: str) -> str:
+    holds = f"holds only {', '.join(held)}" if held else "holds no Entra directory role"
+    return (f"the service identity {upn} ({use}) {holds}, so Microsoft will refuse its resets: assign it Helpdesk "
+            "Administrator or User Administrator (Entra admin center → Roles and administrators)")
+
+
+def doctor_reset_role_no_user(upn: str) -> str:
+    return f"Entra ID has no user {upn}: set RESETBOT_SERVICE_IDENTITY_UPN to the service identity's UPN"
+
+
+def doctor_service_use(service_mode: bool) -> str:
+    return "every reset is made as it" if service_mode else "the canary is reset as it"
+
+
+def doctor_service_link_ok(upn: str, linked_at: datetime) -> str:
+    return (f"{upn} is linked (since {linked_at:%Y-%m-%d %H:%M} UTC) and its stored sign-in opens with "
+            "RESETBOT_TOKEN_CACHE_KEY; /resetbot whoami shows whether Entra still honours it")
+
+
+def doctor_service_link_missing(upn: str, use: str) -> str:
+    return (f"{upn} is not linked, yet {use}: an approver runs /resetbot login --service and signs in as {upn}")
+
+
+def doctor_service_link_other(linked: str, upn: str) -> str:
+    return (f"the linked service identity is {linked}, not RESETBOT_SERVICE_IDENTITY_UPN ({upn}): an approver runs "
+            f"/resetbot logout --service, then /resetbot login --service as {upn}")
+
+
+def doctor_service_link_unreadable(upn: str) -> str:
+    return (f"the stored sign-in of {upn} does not decrypt with RESETBOT_TOKEN_CACHE_KEY (nor any of "
+            "RESETBOT_TOKEN_CACHE_OLD_KEYS): put back the key it was stored under, or link it again with "
+            "/resetbot login --service")
 
 
 def doctor_graph_user_ok(upn: str, sam: str | None) -> str:
@@ -1042,6 +1102,33 @@ def doctor_unexpected(kind: str) -> str:
 
 
 # --- operator commands (resetbot migrate, resetbot audit, resetbot run's start) -------------------------------
+
+
+def cannot_start(reason: str) -> str:
+    """``resetbot run``'s one line on stderr when it cannot serve: the reason is one of the sentences below, a
+    settings or database sentence, or a doctor sentence (the same calls fail the same way)."""
+    return f"resetbot cannot start: {reason.rstrip('.')}."
+
+
+def bot_token_kind() -> str:
+    return "Bot User OAuth Token (xoxb-…)"
+
+
+def app_token_kind() -> str:
+    return "app-level token with connections:write (xapp-…)"
+
+
+def cannot_listen(host: str, port: int, reason: str) -> str:
+    return f"cannot listen on {host}:{port} ({reason})"
+
+
+def cannot_open_socket_mode(api_base: str, reason: str) -> str:
+    return f"cannot connect to Slack over Socket Mode at {api_base} ({reason})"
+
+
+def slack_start_refused(kind: str) -> str:
+    return f"Slack did not accept the bot while it started ({kind}): run resetbot doctor to see what is wrong"
+
 
 
 def database_unavailable(where: str, reason: str) -> str:

@@ -30,8 +30,10 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.app import create_app
+from bot.clients.slack_probe import SlackRefusedError
 from bot.jobs import start_scheduler
 from bot.logs import ContextExecutor
 from bot.services.replay import ReplayGuard
@@ -100,7 +102,11 @@ class SocketModeIntake:
                                           web_client=WebClient(base_url=settings.slack_api_base))
 
     def start(self) -> None:
-        self._handler.connect()  # type: ignore[no-untyped-call]
+        """Open the connection; a refused app-level token raises SlackRefusedError, Slack out of reach OSError."""
+        try:
+            self._handler.connect()  # type: ignore[no-untyped-call]
+        except SlackApiError as e:
+            raise SlackRefusedError(str(e.response.get("error"))) from None
 
     def stop(self, timeout: float) -> None:
         self._handler.close()  # type: ignore[no-untyped-call]

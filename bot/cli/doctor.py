@@ -13,12 +13,12 @@ import sys
 from bot import messages
 from bot.cli import Subparsers
 from bot.clients.directory import LdapDirectory
-from bot.clients.entra_auth import AppTokens, CertificateCredential
+from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTokens
 from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe
 from bot.errors import ConfigError
 from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, run_checks
-from bot.settings import Settings, load_settings
+from bot.settings import ResetIdentity, Settings, load_settings
 
 #: Seconds any one exchange with a dependency may take during ``resetbot doctor``.
 DOCTOR_TIMEOUT_S = 5
@@ -54,8 +54,10 @@ def build_plan(settings: Settings) -> DoctorPlan:
                                     timeout=DOCTOR_TIMEOUT_S)
             plan.graph = GraphClient(settings.graph_base, plan.tokens, ca_file=settings.entra_ca_file,
                                      timeout=DOCTOR_TIMEOUT_S, max_retries=0)
+            plan.graph_base = settings.graph_base
         except (ConfigError, ValueError) as e:
             plan.tokens, plan.tokens_problem = None, str(e).rstrip(".")
+    _service_identity(settings, plan)
     if settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn:
         plan.ldap_url, plan.ldap_ca_file, plan.ldap_bind = settings.ldap_url, settings.ldap_ca_file, settings.ldap_bind
         plan.directory = LdapDirectory(
@@ -63,6 +65,24 @@ def build_plan(settings: Settings) -> DoctorPlan:
             base_dn=settings.ldap_base_dn, ca_file=str(settings.ldap_ca_file) if settings.ldap_ca_file else None,
             timeout_s=DOCTOR_TIMEOUT_S)
     return plan
+
+
+def _service_identity(settings: Settings, plan: DoctorPlan) -> None:
+    """The service identity is checked when something is done as it: every reset in service mode, or the canary
+    in either mode (README "Health pings")."""
+    plan.service_mode = settings.reset_identity == ResetIdentity.SERVICE
+    plan.service_wanted = plan.service_mode or bool((settings.canary_upn or "").strip())
+    upn = (settings.service_identity_upn or "").strip()
+    if upn and plan.service_wanted:
+        plan.service_upn = upn
+    if settings.entra_authority and settings.entra_public_client_id and settings.token_cache_key is not None:
+        try:
+            plan.cache_opens = DelegatedTokens(
+                authority=settings.entra_authority, client_id=settings.entra_public_client_id,
+                key=settings.token_cache_key, old_keys=settings.token_cache_old_keys,
+                ca_file=settings.entra_ca_file, timeout=DOCTOR_TIMEOUT_S).opens
+        except ConfigError:  # the settings line names the key that is not one
+            plan.cache_opens = None
 
 
 def doctor(args: argparse.Namespace) -> int:

@@ -1,21 +1,62 @@
-"""``resetbot run``: serve Slack (Socket Mode or HTTP, see ``bot.serve``) until SIGTERM or Ctrl-C."""
+"""``resetbot run``: serve Slack (Socket Mode or HTTP, see ``bot.serve``) until SIGTERM or Ctrl-C.
+
+Whatever stops the start (settings, the database, a Slack token Slack refuses, Slack out of reach, a port already
+taken) is said in one sentence on stderr, ``resetbot cannot start: …``, with exit code 2: a process manager's log
+shows the reason, not a traceback. The Slack tokens are tried before anything is served with the same calls as
+``resetbot doctor`` (``auth.test``, ``apps.connections.open``), because bolt and the Socket Mode client would
+otherwise fail with their own exceptions (a BoltError, a SlackApiError, a URLError) and a log line each.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackClientError
+
+from bot import messages
 from bot.cli import Subparsers
+from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.errors import ResetbotError
 from bot.metrics import serve as serve_metrics
 from bot.serve import Serving, serve_until_signalled
-from bot.settings import SlackMode, load_settings
+from bot.settings import Settings, SlackMode, load_settings
 from bot.wiring import build_runtime
+
+#: Seconds each start-up call to Slack may take.
+SLACK_CHECK_TIMEOUT_S = 10
 
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("run", help="serve Slack (Socket Mode or HTTP) until stopped")
     parser.set_defaults(handler=run)
+
+
+def _cannot_start(reason: str) -> int:
+    print(messages.cannot_start(reason), file=sys.stderr)
+    return 2
+
+
+def slack_refusal(settings: Settings) -> str | None:
+    """Why Slack will not serve this bot (a token refused, Slack out of reach), or None. In Socket Mode the
+    app-level token opens a connection URL that is dropped: the real connection opens one of its own."""
+    probe = SlackProbe(settings.slack_api_base, timeout_s=SLACK_CHECK_TIMEOUT_S)
+    tokens = [("RESETBOT_SLACK_BOT_TOKEN", messages.bot_token_kind())]
+    if settings.slack_mode == SlackMode.SOCKET:
+        tokens.append(("RESETBOT_SLACK_APP_TOKEN", messages.app_token_kind()))
+    for setting, kind in tokens:
+        try:
+            if setting == "RESETBOT_SLACK_BOT_TOKEN":
+                probe.bot_identity(settings.slack_bot_token.get_secret_value())
+            else:
+                assert settings.slack_app_token is not None
+                probe.open_socket_url(settings.slack_app_token.get_secret_value())
+        except SlackRefusedError as e:
+            return messages.doctor_slack_refused(setting, e.error, kind)
+        except SlackUnreachableError as e:
+            return messages.doctor_slack_unreachable(e.reason, settings.slack_api_base)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,21 +65,30 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings()
         runtime = build_runtime(settings)
     except ResetbotError as e:  # settings, or a database that cannot be reached or is not at this code's schema
-        print(f"resetbot cannot start: {e}", file=sys.stderr)
-        return 2
+        return _cannot_start(str(e))
+    refused = slack_refusal(settings)
+    if refused is not None:
+        runtime.close(drain_s=0)
+        return _cannot_start(refused)
     try:
         serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if set
     except ResetbotError as e:
         runtime.close(drain_s=0)
-        print(f"resetbot cannot start: {e}", file=sys.stderr)
-        return 2
-    serving = Serving(settings, runtime)
+        return _cannot_start(str(e))
+    try:
+        serving = Serving(settings, runtime)  # bolt asks auth.test again here
+    except (BoltError, SlackClientError, OSError) as e:  # Slack changed its mind since slack_refusal
+        runtime.close(drain_s=0)
+        return _cannot_start(messages.slack_start_refused(type(e).__name__))
     try:
         serve_until_signalled(serving)
+    except SlackRefusedError as e:  # the app-level token, refused since slack_refusal (see SocketModeIntake)
+        runtime.close(drain_s=0)
+        return _cannot_start(messages.slack_start_refused(e.error))
     except OSError as e:  # raised by start(): the HTTP port cannot be bound, or Slack cannot be reached
         runtime.close(drain_s=0)
-        where = (f"cannot listen on {settings.http_host}:{settings.http_port}" if settings.slack_mode == SlackMode.HTTP
-                 else f"cannot connect to Slack over Socket Mode at {settings.slack_api_base}")
-        print(f"resetbot cannot start: {where} ({e.strerror or e}).", file=sys.stderr)
-        return 2
+        reason = str(e.strerror or e)
+        if settings.slack_mode == SlackMode.HTTP:
+            return _cannot_start(messages.cannot_listen(settings.http_host, settings.http_port, reason))
+        return _cannot_start(messages.cannot_open_socket_mode(settings.slack_api_base, reason))
     return 0

@@ -515,6 +515,15 @@ class DelegatedTokens:
     def _encrypt(self, serialized: str) -> str:
         return self._fernet.encrypt(serialized.encode()).decode("ascii")
 
+    def opens(self, encrypted_cache: str) -> bool:
+        """Whether a stored cache decrypts under the key (or an old one): no network call, so ``resetbot doctor`` can
+        tell a changed token-cache key from a sign-in Entra no longer honours."""
+        try:
+            self._decrypt(encrypted_cache)
+        except EntraReauthRequiredError:
+            return False
+        return True
+
     def _decrypt(self, encrypted: str) -> str:
         try:
             plain = self._fernet.decrypt(encrypted.encode("ascii")).decode()

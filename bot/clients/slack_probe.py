@@ -23,6 +23,14 @@ class SlackRefusedError(SlackUnavailableError):
         self.error = error
 
 
+class SlackUnreachableError(SlackUnavailableError):
+    """No answer from Slack at all (refused connection, DNS, TLS, timeout); ``reason`` is the exception's kind."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Slack could not be reached ({reason}).")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class BotIdentity:
     team: str
@@ -45,7 +53,7 @@ class SlackProbe:
         except SlackApiError as e:
             raise SlackRefusedError(str(e.response.get("error"))) from None
         except OSError as e:
-            raise SlackUnavailableError(f"Slack could not be reached ({type(e).__name__}).") from None
+            raise SlackUnreachableError(type(e).__name__) from None
         header = next((v for k, v in resp.headers.items() if k.lower() == "x-oauth-scopes"), None)
         value = header[0] if isinstance(header, list) else header
         scopes = frozenset(s.strip() for s in str(value).split(",") if s.strip()) if value is not None else None
@@ -58,4 +66,4 @@ class SlackProbe:
         except SlackApiError as e:
             raise SlackRefusedError(str(e.response.get("error"))) from None
         except OSError as e:
-            raise SlackUnavailableError(f"Slack could not be reached ({type(e).__name__}).") from None
+            raise SlackUnreachableError(type(e).__name__) from None

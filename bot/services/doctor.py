@@ -21,23 +21,26 @@ from typing import Any
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import messages
+from bot import messages, store
 from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
 from bot.clients.entra_auth import TokenSource
 from bot.clients.graph import GraphClient
-from bot.clients.slack_probe import SlackProbe, SlackRefusedError
+from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
-from bot.db import make_engine
+from bot.db import make_engine, make_session_factory
 from bot.errors import (
     ConfigError,
     DatabaseUnavailableError,
     DirectoryUnavailableError,
+    GraphPermissionError,
+    GraphUnavailableError,
     MicrosoftError,
     SchemaAheadError,
-    SlackUnavailableError,
 )
 from bot.ids import BOT_SCOPES
+from bot.models import SERVICE_LINK_KEY
+from bot.services.entra_roles import can_reset, resetting_roles
 
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
 #: read memberships (directory roles included: role holders are protected), read the tenant's sync status.
@@ -62,12 +65,13 @@ class CheckResult:
 
 @dataclass
 class DoctorPlan:
-    """What the composition root could build from the settings; a part left None is skipped with its reason."""
+    """What the composition root could build from the settings; a part left None is skipped with its reason.
+    Secrets (the Slack tokens, a database URL that may hold a password) stay out of its repr."""
 
     settings_problems: list[str]
     slack: SlackProbe | None = None
-    slack_bot_token: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
     slack_api_base: str = ""
     entra_url: str | None = None
     entra_ca_file: Path | None = None
@@ -76,34 +80,45 @@ class DoctorPlan:
     tokens: TokenSource | None = None
     tokens_problem: str | None = None
     graph: GraphClient | None = None
+    graph_base: str | None = None
+    #: The service identity's UPN when something is done as it: every reset (``service_mode``), or the canary.
+    service_upn: str | None = None
+    service_mode: bool = False
+    #: Something is to be done as the service identity (service mode, or a canary), UPN set or not.
+    service_wanted: bool = False
+    #: Whether a stored token cache decrypts under the token-cache key(s); None when the key is not set.
+    cache_opens: Callable[[str], bool] | None = field(default=None, repr=False)
     ldap_url: str | None = None
     ldap_ca_file: Path | None = None
     ldap_bind: str | None = None
     directory: LdapDirectory | None = None
     test_user: str | None = None
     writeback_account: str | None = None
-    database_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)
     tls_timeout_s: float = 5.0
     skipped: dict[str, str] = field(default_factory=dict)
 
 
 class _Run:
-    """Runs checks in order, remembering which failed so that those depending on them are skipped."""
+    """Runs checks in order, remembering which failed so that those depending on them are skipped. A skip names
+    the check that really failed, however far up the chain: the operator fixes that one line."""
 
     def __init__(self) -> None:
-        self.failed: set[str] = set()
+        #: check that did not pass -> the check whose failure it comes from (itself when it failed).
+        self.failed: dict[str, str] = {}
 
     def check(self, name: str, fn: Callable[[], CheckResult], *, needs: tuple[str, ...] = ()) -> CheckResult:
         for need in needs:
             if need in self.failed:
-                self.failed.add(name)
-                return CheckResult(name, Outcome.SKIP, messages.doctor_skipped_for(need))
+                root = self.failed[need]
+                self.failed[name] = root
+                return CheckResult(name, Outcome.SKIP, messages.doctor_skipped_for(root))
         try:
             result = fn()
         except Exception as e:  # one check's surprise must not stop the others
             result = CheckResult(name, Outcome.FAIL, messages.doctor_unexpected(type(e).__name__))
         if result.outcome != Outcome.OK:
-            self.failed.add(name)
+            self.failed[name] = name
         return result
 
 
@@ -126,12 +141,15 @@ S_SLACK_APP = messages.CHECK_SLACK_APP
 S_ENTRA_TLS = messages.CHECK_ENTRA_TLS
 S_ENTRA_TOKEN = messages.CHECK_ENTRA_TOKEN
 S_GRAPH_ROLES = messages.CHECK_GRAPH_ROLES
+S_GRAPH_REACHABLE = messages.CHECK_GRAPH_REACHABLE
 S_GRAPH_USER = messages.CHECK_GRAPH_USER
+S_RESET_ROLE = messages.CHECK_RESET_ROLE
 S_LDAP_TLS = messages.CHECK_LDAP_TLS
 S_LDAP_BIND = messages.CHECK_LDAP_BIND
 S_AD_POLICY = messages.CHECK_AD_POLICY
 S_WRITEBACK = messages.CHECK_WRITEBACK
 S_DATABASE = messages.CHECK_DATABASE
+S_SERVICE_LINK = messages.CHECK_SERVICE_LINK
 
 
 def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
@@ -147,9 +165,14 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     yield from _ad_checks(plan, run)
     if plan.database_url is None:
         yield _skip(S_DATABASE, messages.doctor_skipped_for(S_SETTINGS))
+        yield _skip(S_SERVICE_LINK, messages.doctor_skipped_for(S_SETTINGS))
+        return
+    url = plan.database_url
+    yield run.check(S_DATABASE, lambda: _database(url))
+    if plan.service_upn is None:
+        yield _skip(S_SERVICE_LINK, _service_skip(plan))
     else:
-        url = plan.database_url
-        yield run.check(S_DATABASE, lambda: _database(url))
+        yield run.check(S_SERVICE_LINK, lambda: _service_link(plan, url), needs=(S_DATABASE,))
 
 
 def _slack_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
@@ -167,7 +190,7 @@ def _slack_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
 
 def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
     if plan.entra_url is None:
-        for name in (S_ENTRA_TLS, S_ENTRA_TOKEN, S_GRAPH_ROLES, S_GRAPH_USER):
+        for name in (S_ENTRA_TLS, S_ENTRA_TOKEN, S_GRAPH_ROLES, S_GRAPH_REACHABLE, S_GRAPH_USER, S_RESET_ROLE):
             yield _skip(name, plan.skipped.get("entra", messages.doctor_skipped_for(S_SETTINGS)))
         return
     entra_url = plan.entra_url
@@ -175,7 +198,13 @@ def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
                                              "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s))
     yield run.check(S_ENTRA_TOKEN, lambda: _entra_token(plan, state), needs=(S_ENTRA_TLS,))
     yield run.check(S_GRAPH_ROLES, lambda: _graph_roles(plan, state), needs=(S_ENTRA_TOKEN,))
-    yield run.check(S_GRAPH_USER, lambda: _graph_user(plan), needs=(S_ENTRA_TOKEN,))
+    # Graph's first call: a Graph that is down or refuses the token is named here, not as a test-user problem.
+    yield run.check(S_GRAPH_REACHABLE, lambda: _graph_reachable(plan), needs=(S_ENTRA_TOKEN,))
+    yield run.check(S_GRAPH_USER, lambda: _graph_user(plan), needs=(S_GRAPH_REACHABLE,))
+    if plan.service_upn is None:
+        yield _skip(S_RESET_ROLE, _service_skip(plan))
+    else:
+        yield run.check(S_RESET_ROLE, lambda: _reset_role(plan), needs=(S_GRAPH_REACHABLE,))
 
 
 def _ad_checks(plan: DoctorPlan, run: _Run) -> Iterator[CheckResult]:
@@ -199,9 +228,9 @@ def _slack_bot(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
         identity = plan.slack.bot_identity(plan.slack_bot_token)
     except SlackRefusedError as e:
         return _fail(S_SLACK_BOT, messages.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
-                                                                "Bot User OAuth Token (xoxb-…)"))
-    except SlackUnavailableError as e:
-        return _fail(S_SLACK_BOT, messages.doctor_slack_unreachable(str(e).rstrip("."), plan.slack_api_base))
+                                                                messages.bot_token_kind()))
+    except SlackUnreachableError as e:
+        return _fail(S_SLACK_BOT, messages.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     state["scopes"] = identity.scopes
     return _ok(S_SLACK_BOT, messages.doctor_slack_bot_ok(identity.user, identity.team))
 
@@ -222,9 +251,9 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
         plan.slack.open_socket_url(plan.slack_app_token)
     except SlackRefusedError as e:
         return _fail(S_SLACK_APP, messages.doctor_slack_refused(
-            "RESETBOT_SLACK_APP_TOKEN", e.error, "app-level token with connections:write (xapp-…)"))
-    except SlackUnavailableError as e:
-        return _fail(S_SLACK_APP, messages.doctor_slack_unreachable(str(e).rstrip("."), plan.slack_api_base))
+            "RESETBOT_SLACK_APP_TOKEN", e.error, messages.app_token_kind()))
+    except SlackUnreachableError as e:
+        return _fail(S_SLACK_APP, messages.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     return _ok(S_SLACK_APP, messages.doctor_app_token_ok())
 
 
@@ -277,6 +306,25 @@ def _graph_roles(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     return _ok(S_GRAPH_ROLES, messages.doctor_roles_ok(list(GRAPH_APP_ROLES)))
 
 
+def _graph_reachable(plan: DoctorPlan) -> CheckResult:
+    """TLS to Graph's own host (``graph.microsoft.com`` is not the authority's ``login.microsoftonline.com``, so
+    a proxy or firewall may treat them differently), then the cheapest read with the app's token."""
+    assert plan.graph is not None and plan.graph_base is not None
+    tls = _tls(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s)
+    if tls.outcome != Outcome.OK:
+        return tls
+    try:
+        plan.graph.ping()
+    except GraphPermissionError as e:
+        return _fail(S_GRAPH_REACHABLE, messages.doctor_graph_refused(e.code or f"HTTP {e.status}",
+                                                                      plan.client_id or ""))
+    except GraphUnavailableError as e:
+        return _fail(S_GRAPH_REACHABLE, messages.doctor_graph_unavailable(str(e), plan.graph_base))
+    except MicrosoftError as e:
+        return _fail(S_GRAPH_REACHABLE, messages.doctor_entra_failed(str(e)))
+    return _ok(S_GRAPH_REACHABLE, messages.doctor_graph_ok(plan.graph_base.split("://", 1)[-1].split("/", 1)[0]))
+
+
 def _graph_user(plan: DoctorPlan) -> CheckResult:
     if not plan.test_user:
         return _skip(S_GRAPH_USER, messages.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER", "a synced user's UPN"))
@@ -290,6 +338,58 @@ def _graph_user(plan: DoctorPlan) -> CheckResult:
     if not user.synced or not user.on_premises_sam_account_name:
         return _fail(S_GRAPH_USER, messages.doctor_graph_user_not_synced(plan.test_user))
     return _ok(S_GRAPH_USER, messages.doctor_graph_user_ok(plan.test_user, user.on_premises_sam_account_name))
+
+
+# --- the service identity ----------------------------------------------------------------------------------------
+def _service_skip(plan: DoctorPlan) -> str:
+    if plan.service_wanted:  # service mode or a canary without a UPN: the settings line says so
+        return messages.doctor_skipped_for(S_SETTINGS)
+    return messages.doctor_service_not_used()
+
+
+def _reset_role(plan: DoctorPlan) -> CheckResult:
+    """The service identity's Entra directory roles, read as the bot reads a target's (transitive memberOf with
+    the app token), against Microsoft's table: can it reset a user who holds no admin role? Microsoft decides
+    at reset time; this is the bot's own prediction, made before anyone waits on a reset."""
+    assert plan.graph is not None and plan.service_upn is not None
+    upn = plan.service_upn
+    use = messages.doctor_service_use(plan.service_mode)
+    try:
+        user = plan.graph.get_user(upn)
+        if user is None:
+            return _fail(S_RESET_ROLE, messages.doctor_reset_role_no_user(upn))
+        held = plan.graph.directory_roles_of(user.id)
+    except MicrosoftError as e:
+        return _fail(S_RESET_ROLE, messages.doctor_entra_failed(str(e)))
+    if not can_reset(held, ()):
+        return _fail(S_RESET_ROLE, messages.doctor_reset_role_missing(upn, sorted(set(held)), use))
+    return _ok(S_RESET_ROLE, messages.doctor_reset_role_ok(upn, resetting_roles(held), use))
+
+
+def _service_link(plan: DoctorPlan, url: str) -> CheckResult:
+    """Is the service identity linked (a stored sign-in in the database), as that account, and does the stored
+    cache decrypt with the configured key? No call to Entra: whether it still honours the sign-in is what
+    ``/resetbot whoami`` shows, and a doctor must not refresh (and so rotate) a stored sign-in."""
+    assert plan.service_upn is not None
+    upn = plan.service_upn
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine, read_only=True).begin() as session:
+            link = store.get_link(session, slack_user=SERVICE_LINK_KEY)
+            found = None if link is None else (link.upn, link.linked_at, link.encrypted_cache)
+    finally:
+        engine.dispose()
+    if found is None:
+        return _fail(S_SERVICE_LINK, messages.doctor_service_link_missing(
+            upn, messages.doctor_service_use(plan.service_mode)))
+    linked_upn, linked_at, cache = found
+    if linked_upn.strip().lower() != upn.strip().lower():
+        return _fail(S_SERVICE_LINK, messages.doctor_service_link_other(linked_upn, upn))
+    if plan.cache_opens is None:  # no token-cache key: the settings line says so
+        return _skip(S_SERVICE_LINK, messages.doctor_skipped_for(S_SETTINGS))
+    if not plan.cache_opens(cache):
+        return _fail(S_SERVICE_LINK, messages.doctor_service_link_unreadable(upn))
+    return _ok(S_SERVICE_LINK, messages.doctor_service_link_ok(linked_upn, linked_at))
 
 
 # --- Active Directory --------------------------------------------------------------------------------------------

@@ -270,7 +270,10 @@ class Identity:
             raise _bad("invalid_scope", 1002012, f"The provided value for scope {scope} is not valid. Client "
                        "credential flows must have a scope value with /.default suffixed to the resource "
                        "identifier (application ID URI).")
-        token = self.s.issuer.app_token(client_id=client_id, app_name=config.APP_NAME, roles=self.s.app_roles)
+        # A revoked permission is missing from tokens issued after the revocation; earlier ones keep it until they
+        # expire, as Entra's do.
+        roles = tuple(r for r in self.s.app_roles if r not in self.s.faults.revoked_app_roles)
+        token = self.s.issuer.app_token(client_id=client_id, app_name=config.APP_NAME, roles=roles)
         return {"token_type": "Bearer", "expires_in": config.ACCESS_TOKEN_LIFETIME_S,
                 "ext_expires_in": config.ACCESS_TOKEN_LIFETIME_S, "access_token": token}
 

@@ -44,6 +44,8 @@ class Faults:
     offline_delay_ms: int = config.DEFAULT_OFFLINE_DELAY_MS
     #: Entra Connect stalled this many minutes ago: both sync cycles report times at least this old.
     sync_lag_minutes: int = 0
+    #: Application permissions left out of app tokens issued from now on (admin consent withdrawn for them).
+    revoked_app_roles: list[str] = field(default_factory=list)
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -58,13 +60,16 @@ class Faults:
             elif name == "token_endpoint_down":
                 if not isinstance(value, bool):
                     raise FaultError("token_endpoint_down must be true or false")
+            elif name == "revoked_app_roles":
+                if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
+                    raise FaultError("revoked_app_roles must be a list of application permission names")
             elif name == "retry_after":
                 if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
                         or not math.isfinite(value):
                     raise FaultError("retry_after must be a positive number of seconds")
             elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise FaultError(f"{name} must be a non-negative integer")
-            changes[name] = value
+            changes[name] = list(value) if isinstance(value, list) else value
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -78,6 +83,7 @@ class Faults:
             "token_endpoint_down": self.token_endpoint_down,
             "offline_delay_ms": self.offline_delay_ms,
             "sync_lag_minutes": self.sync_lag_minutes,
+            "revoked_app_roles": list(self.revoked_app_roles),
         }
 
     def retry_after_header(self) -> str:

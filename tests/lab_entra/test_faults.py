@@ -12,6 +12,7 @@ from msal.exceptions import MsalServiceError
 from lab.people import Person, person
 from tests.lab_entra.conftest import GRAPH_DEFAULT, EntraLab, fresh_password
 from tests.lab_entra.test_graph_reads import assert_graph_error
+from tests.lab_entra.test_identity import claims
 
 
 @pytest.fixture
@@ -106,6 +107,23 @@ def test_sync_lag_makes_the_last_sync_times_that_old(entra: EntraLab) -> None:
         entra.control("POST", "/faults", {"sync_lag_minutes": 0})
     org = entra.graph("GET", "/organization" + query, token).json()["value"][0]
     assert datetime.now(UTC) - datetime.fromisoformat(org["onPremisesLastSyncDateTime"]) < timedelta(minutes=31)
+
+
+def test_a_revoked_app_role_is_missing_from_new_tokens_and_graph_refuses_them(entra: EntraLab) -> None:
+    earlier = entra.app_token()
+    faults = entra.control("POST", "/faults", {"revoked_app_roles": ["Organization.Read.All"]}).json()
+    assert faults["revoked_app_roles"] == ["Organization.Read.All"]
+    result = entra.confidential().acquire_token_for_client(scopes=GRAPH_DEFAULT)  # a new app: not msal's cache
+    token = str(result["access_token"])
+    roles = claims(token)["roles"]
+    assert "Organization.Read.All" not in roles and "User.Read.All" in roles
+    refused = entra.graph("GET", "/organization", token)
+    assert refused.status_code == 403
+    assert_graph_error(refused.json(), "Authorization_RequestDenied")
+    assert entra.graph("GET", f"/users/{person('alice').upn}", token).status_code == 200
+    assert entra.graph("GET", "/organization", earlier).status_code == 200  # issued before: keeps it until expiry
+    assert entra.control("POST", "/faults", {"revoked_app_roles": "Organization.Read.All"}).status_code == 400
+    assert entra.control("POST", "/reset").json()["faults"]["revoked_app_roles"] == []
 
 
 def test_a_stopped_domain_controller_fails_the_operation(entra: EntraLab, bob_untouched: Person) -> None:

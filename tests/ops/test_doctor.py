@@ -5,6 +5,7 @@ operator reads and the exit code, and puts the shared lab back as it found it.""
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -15,15 +16,22 @@ from typing import Any
 import httpx
 import ldap3
 import pytest
+from cryptography.fernet import Fernet
 from ldap3.protocol.microsoft import security_descriptor_control
+from pydantic import SecretStr
 
-from bot import schema
+from bot import schema, store
+from bot.cli.doctor import build_plan
 from bot.clients.ad_acl import dacl, sid_to_str
-from bot.db import make_engine
+from bot.db import make_engine, make_session_factory
+from bot.models import SERVICE_LINK_KEY
+from bot.settings import load_settings
 from lab.demo import bot_environment
+from lab.people import person as lab_person
 from lab.pki import LabCA
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
 
 
 def person(lab: Lab, key: str) -> dict[str, Any]:
@@ -79,9 +87,16 @@ def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
     code, lines = doctor(env, tmp_path)
     assert code == 0, "\n".join(lines)
     for check in ("settings", "Slack bot token", "Slack bot scopes", "Slack app token", "TLS to Entra ID",
-                  "Entra app token", "Graph permissions", "Graph test user", "TLS to AD", "LDAP bind",
-                  "AD password policy", "writeback rights", "database"):
+                  "Entra app token", "Graph permissions", "Graph reachable", "Graph test user", "TLS to AD",
+                  "LDAP bind", "AD password policy", "writeback rights", "database"):
         assert line(lines, check).startswith("ok    "), "\n".join(lines)
+    assert line(lines, "Graph reachable").startswith("ok    Graph reachable: 127.0.0.1:")
+    assert line(lines, "Graph reachable").endswith("presents a trusted certificate and answers the app's token "
+                                                   "(it read the tenant)")
+    agents_mode = ("skipped: RESETBOT_RESET_IDENTITY=agent and no canary, so no service identity is used: each "
+                   "agent's own Entra role is checked when they ask for a reset (/resetbot whoami shows it)")
+    assert line(lines, "Entra reset role") == f"skip  Entra reset role: {agents_mode}"
+    assert line(lines, "service identity link") == f"skip  service identity link: {agents_mode}"
     assert "all 6 scopes" in line(lines, "Slack bot scopes")
     assert "User.Read.All, GroupMember.Read.All, Organization.Read.All" in line(lines, "Graph permissions")
     assert "synced from AD (sAMAccountName alice)" in line(lines, "Graph test user")
@@ -113,6 +128,25 @@ def test_no_secret_reaches_the_output(env: dict[str, str], tmp_path: Path) -> No
         assert secret not in text
 
 
+def test_the_plan_keeps_secrets_out_of_its_repr(env: dict[str, str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    env["RESETBOT_DATABASE_URL"] = "postgresql://resetbot:Db-Pa55-secret@127.0.0.1:1/resetbot"
+    for name, value in env.items():
+        if name.startswith("RESETBOT_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    plan = build_plan(load_settings())
+    try:
+        shown = repr(plan)
+    finally:
+        assert plan.graph is not None
+        plan.graph.close()
+    assert "DoctorPlan(" in shown and env["RESETBOT_ENTRA_CLIENT_ID"] in shown
+    for secret in (env["RESETBOT_SLACK_BOT_TOKEN"], env["RESETBOT_SLACK_APP_TOKEN"], "Db-Pa55-secret",
+                   env["RESETBOT_ENTRA_CLIENT_SECRET"], env["RESETBOT_LDAP_PASSWORD"], env["RESETBOT_TOKEN_CACHE_KEY"]):
+        assert secret not in shown
+
+
 def test_settings_missing_are_named_and_other_checks_still_run(env: dict[str, str], tmp_path: Path) -> None:
     del env["RESETBOT_LDAP_URL"]
     del env["RESETBOT_TOKEN_CACHE_KEY"]
@@ -140,6 +174,18 @@ def test_wrong_slack_bot_token(env: dict[str, str], tmp_path: Path) -> None:
         "Token (xoxb-…) from the app's settings page into RESETBOT_SLACK_BOT_TOKEN")
     assert line(lines, "Slack bot scopes") == "skip  Slack bot scopes: skipped: Slack bot token failed above"
     assert_ok_except(lines, "Slack bot token")
+
+
+def test_slack_out_of_reach(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as closed:  # bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        env["RESETBOT_SLACK_API_BASE"] = api_base = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+        code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Slack bot token") == (f"FAIL  Slack bot token: Slack could not be reached at {api_base} "
+                                              "(URLError): check the network path and RESETBOT_SLACK_API_BASE")
+    assert line(lines, "Slack app token").startswith(f"FAIL  Slack app token: Slack could not be reached at {api_base}")
+    assert_ok_except(lines, "Slack bot token", "Slack app token")
 
 
 def test_missing_slack_scope(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
@@ -179,6 +225,8 @@ def test_wrong_graph_client_secret(env: dict[str, str], tmp_path: Path) -> None:
     assert token.startswith("FAIL  Entra app token: Entra ID refused the bot's client secret")
     assert "RESETBOT_ENTRA_CLIENT_SECRET" in token
     assert line(lines, "Graph permissions") == "skip  Graph permissions: skipped: Entra app token failed above"
+    assert line(lines, "Graph reachable") == "skip  Graph reachable: skipped: Entra app token failed above"
+    assert line(lines, "Graph test user") == "skip  Graph test user: skipped: Entra app token failed above"
     assert_ok_except(lines, "Entra app token")
 
 
@@ -202,6 +250,66 @@ def test_entra_token_endpoint_down(env: dict[str, str], tmp_path: Path, entra_co
     assert_ok_except(lines, "Entra app token")
 
 
+def test_graph_down_is_named_apart_from_the_token(env: dict[str, str], tmp_path: Path,
+                                                  entra_control: httpx.Client) -> None:
+    entra_control.post("/faults", json={"fail_next_5xx": 1}).raise_for_status()  # the doctor does not retry
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        entra_control.post("/faults", json={"fail_next_5xx": 0}).raise_for_status()
+    assert code == 1
+    reachable = line(lines, "Graph reachable")
+    assert reachable.startswith("FAIL  Graph reachable: Microsoft Graph is unavailable and could not read the "
+                                "tenant after 0 retries (serviceNotAvailable: ")
+    assert reachable.endswith(f"check RESETBOT_GRAPH_BASE ({env['RESETBOT_GRAPH_BASE']}), the network path to it "
+                              "and Microsoft 365's service health")
+    assert line(lines, "Entra app token").startswith("ok    ")
+    assert line(lines, "Graph test user") == "skip  Graph test user: skipped: Graph reachable failed above"
+    assert_ok_except(lines, "Graph reachable")
+
+
+def test_graph_host_that_does_not_answer(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        env["RESETBOT_GRAPH_BASE"] = f"https://127.0.0.1:{closed.getsockname()[1]}/v1.0"
+        code, lines = doctor(env, tmp_path)
+    assert code == 1
+    reachable = line(lines, "Graph reachable")
+    assert reachable.startswith("FAIL  Graph reachable: 127.0.0.1:") and "did not answer TLS (" in reachable
+    assert line(lines, "TLS to Entra ID").startswith("ok    ")  # the authority is another matter
+    assert_ok_except(lines, "Graph reachable")
+
+
+def test_revoked_graph_permission(env: dict[str, str], tmp_path: Path, entra_control: httpx.Client) -> None:
+    entra_control.post("/faults", json={"revoked_app_roles": ["GroupMember.Read.All"]}).raise_for_status()
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        entra_control.post("/faults", json={"revoked_app_roles": []}).raise_for_status()
+    assert code == 1
+    assert line(lines, "Graph permissions") == (
+        f"FAIL  Graph permissions: the app's token lacks the application permission GroupMember.Read.All: add it "
+        f"to app {env['RESETBOT_ENTRA_CLIENT_ID']} under API permissions → Microsoft Graph → Application "
+        "permissions, and grant admin consent")
+    assert_ok_except(lines, "Graph permissions")
+
+
+def test_revoked_permission_that_graph_reachable_needs(env: dict[str, str], tmp_path: Path,
+                                                       entra_control: httpx.Client) -> None:
+    entra_control.post("/faults", json={"revoked_app_roles": ["Organization.Read.All"]}).raise_for_status()
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        entra_control.post("/faults", json={"revoked_app_roles": []}).raise_for_status()
+    assert code == 1
+    assert "lacks the application permission Organization.Read.All" in line(lines, "Graph permissions")
+    assert line(lines, "Graph reachable") == (
+        "FAIL  Graph reachable: Graph refused the app's token when reading the tenant (Authorization_RequestDenied): "
+        f"give app {env['RESETBOT_ENTRA_CLIENT_ID']} the application permission Organization.Read.All (API "
+        "permissions → Microsoft Graph) and grant admin consent")
+    assert_ok_except(lines, "Graph permissions", "Graph reachable")
+
+
 def test_ldap_wrong_password(env: dict[str, str], tmp_path: Path) -> None:
     env["RESETBOT_LDAP_PASSWORD"] = "Not-The-Readers-1"
     code, lines = doctor(env, tmp_path)
@@ -222,6 +330,7 @@ def test_ldap_server_paused(lab: Lab, env: dict[str, str], tmp_path: Path) -> No
     assert code == 1
     assert "did not answer TLS (" in line(lines, "TLS to AD")
     assert line(lines, "LDAP bind") == "skip  LDAP bind: skipped: TLS to AD failed above"
+    assert line(lines, "AD password policy") == "skip  AD password policy: skipped: TLS to AD failed above"
     assert line(lines, "database").startswith("ok    database:")  # AD down still checks the database
     assert_ok_except(lines, "TLS to AD")
 
@@ -389,3 +498,108 @@ def test_ca_bundle_that_is_not_one(env: dict[str, str], tmp_path: Path) -> None:
     code, lines = doctor(env, tmp_path)
     assert code == 1
     assert line(lines, "TLS to AD").startswith("FAIL  TLS to AD: RESETBOT_LDAP_CA_FILE cannot be used as a CA bundle")
+
+
+# --- the service identity (RESETBOT_RESET_IDENTITY=service, or a canary) -----------------------------------------
+def service_env(env: dict[str, str], key: str) -> dict[str, str]:
+    env["RESETBOT_RESET_IDENTITY"] = "service"
+    env["RESETBOT_SERVICE_IDENTITY_UPN"] = lab_person(key).upn
+    return env
+
+
+def link_service_identity(lab: Lab, env: dict[str, str], key: str) -> None:
+    """Link person ``key`` as the service identity in the doctor's database, as /resetbot login --service does:
+    a device-code sign-in approved through the stand-in, its cache encrypted with the bot's key."""
+    control = EntraControl(lab)
+    account = control.link(control.delegated(SecretStr(env["RESETBOT_TOKEN_CACHE_KEY"])), key)
+    engine = make_engine(env["RESETBOT_DATABASE_URL"])
+    try:
+        with make_session_factory(engine).begin() as session:
+            store.save_link(session, slack_user=SERVICE_LINK_KEY, upn=account.upn, oid=account.oid,
+                            home_account_id=account.home_account_id, encrypted_cache=account.encrypted_cache)
+    finally:
+        engine.dispose()
+
+
+def test_service_identity_with_a_resetting_role_but_not_linked(env: dict[str, str], tmp_path: Path) -> None:
+    gina = lab_person("gina").upn
+    code, lines = doctor(service_env(env, "gina"), tmp_path)
+    assert code == 1
+    assert line(lines, "Entra reset role") == (
+        f"ok    Entra reset role: the service identity {gina} (every reset is made as it) holds User "
+        "Administrator, which may reset an ordinary user's password")
+    assert line(lines, "service identity link") == (
+        f"FAIL  service identity link: {gina} is not linked, yet every reset is made as it: an approver runs "
+        f"/resetbot login --service and signs in as {gina}")
+    assert_ok_except(lines, "service identity link")
+
+
+def test_service_identity_linked_passes(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    link_service_identity(lab, service_env(env, "hank"), "hank")
+    code, lines = doctor(env, tmp_path)
+    assert code == 0, "\n".join(lines)
+    assert "holds Helpdesk Administrator, which may reset" in line(lines, "Entra reset role")
+    link = line(lines, "service identity link")
+    assert link.startswith(f"ok    service identity link: {lab_person('hank').upn} is linked (since ")
+    assert link.endswith("UTC) and its stored sign-in opens with RESETBOT_TOKEN_CACHE_KEY; /resetbot whoami shows "
+                         "whether Entra still honours it")
+
+
+def test_service_identity_stored_under_another_key(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    link_service_identity(lab, service_env(env, "hank"), "hank")
+    env["RESETBOT_TOKEN_CACHE_KEY"] = Fernet.generate_key().decode()  # rotated without keeping the old one
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "service identity link").startswith(
+        f"FAIL  service identity link: the stored sign-in of {lab_person('hank').upn} does not decrypt with "
+        "RESETBOT_TOKEN_CACHE_KEY")
+    assert_ok_except(lines, "service identity link")
+
+
+def test_service_identity_without_a_resetting_role(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    link_service_identity(lab, env, "hank")  # linked as someone else than the setting names
+    ivan = lab_person("ivan").upn
+    code, lines = doctor(service_env(env, "ivan"), tmp_path)
+    assert code == 1
+    assert line(lines, "Entra reset role") == (
+        f"FAIL  Entra reset role: the service identity {ivan} (every reset is made as it) holds no Entra directory "
+        "role, so Microsoft will refuse its resets: assign it Helpdesk Administrator or User Administrator (Entra "
+        "admin center → Roles and administrators)")
+    assert line(lines, "service identity link") == (
+        f"FAIL  service identity link: the linked service identity is {lab_person('hank').upn}, not "
+        f"RESETBOT_SERVICE_IDENTITY_UPN ({ivan}): an approver runs /resetbot logout --service, then /resetbot "
+        f"login --service as {ivan}")
+    assert_ok_except(lines, "Entra reset role", "service identity link")
+
+
+def test_service_identity_unknown_to_entra(env: dict[str, str], tmp_path: Path) -> None:
+    env = service_env(env, "gina")
+    env["RESETBOT_SERVICE_IDENTITY_UPN"] = "svc-nobody@" + lab_person("gina").upn.split("@", 1)[1]
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Entra reset role") == (
+        f"FAIL  Entra reset role: Entra ID has no user {env['RESETBOT_SERVICE_IDENTITY_UPN']}: set "
+        "RESETBOT_SERVICE_IDENTITY_UPN to the service identity's UPN")
+
+
+def test_canary_in_agent_mode_checks_the_service_identity(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_CANARY_UPN"] = lab_person("canary").upn
+    env["RESETBOT_SERVICE_IDENTITY_UPN"] = lab_person("hedy").upn
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Entra reset role").startswith(
+        f"ok    Entra reset role: the service identity {lab_person('hedy').upn} (the canary is reset as it) holds "
+        "Password Administrator")
+    assert "is not linked, yet the canary is reset as it" in line(lines, "service identity link")
+    assert_ok_except(lines, "service identity link")
+
+
+def test_service_identity_without_a_token_cache_key(env: dict[str, str], tmp_path: Path) -> None:
+    del env["RESETBOT_TOKEN_CACHE_KEY"]
+    code, lines = doctor(service_env(env, "gina"), tmp_path)
+    assert code == 1
+    assert "RESETBOT_TOKEN_CACHE_KEY is not set" in line(lines, "settings")
+    assert line(lines, "Entra reset role").startswith("ok    ")  # reading the role needs no key
+    assert line(lines, "service identity link").startswith(
+        f"FAIL  service identity link: {lab_person('gina').upn} is not linked")
+    assert_ok_except(lines, "settings", "service identity link")

@@ -1,0 +1,88 @@
+"""``resetbot run`` through its real entry point (``python -m bot run``) against the lab, with one piece broken
+in turn so that it cannot start: each says why in one sentence on stderr, ``resetbot cannot start: …``, exits 2,
+prints no traceback and no secret."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.demo import bot_environment
+from lab.stack import Lab
+
+
+@pytest.fixture
+def env(lab: Lab, tmp_path: Path) -> dict[str, str]:
+    return bot_environment(lab.descriptor, f"sqlite:///{tmp_path / 'resetbot.db'}")
+
+
+def http_mode(lab: Lab, env: dict[str, str], port: int = 0) -> dict[str, str]:
+    del env["RESETBOT_SLACK_APP_TOKEN"]
+    env.update({"RESETBOT_SLACK_MODE": "http", "RESETBOT_HTTP_HOST": "127.0.0.1", "RESETBOT_HTTP_PORT": str(port),
+                "RESETBOT_SLACK_SIGNING_SECRET": lab.descriptor["slack"]["signing_secret"]})
+    return env
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port nothing answers on while the test runs (bound, never listening)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+def cannot_start(lab: Lab, env: dict[str, str], cwd: Path) -> str:
+    """The one sentence a failed start wrote on stderr, after checking how it failed: exit 2, no traceback,
+    nothing on stdout, no secret anywhere."""
+    done = subprocess.run([sys.executable, "-m", "bot", "run"], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert done.stdout == ""
+    said = [x for x in done.stderr.splitlines() if x.startswith("resetbot cannot start: ")]
+    assert len(said) == 1, done.stderr
+    for name in ("RESETBOT_SLACK_BOT_TOKEN", "RESETBOT_SLACK_APP_TOKEN", "RESETBOT_SLACK_SIGNING_SECRET",
+                 "RESETBOT_ENTRA_CLIENT_SECRET", "RESETBOT_LDAP_PASSWORD", "RESETBOT_TOKEN_CACHE_KEY"):
+        if env.get(name):
+            assert env[name] not in output, name
+    return said[0]
+
+
+def test_a_bot_token_slack_refuses(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_SLACK_BOT_TOKEN"] = "xoxb-1-not-the-bots"
+    assert cannot_start(lab, env, tmp_path) == (
+        "resetbot cannot start: Slack refused RESETBOT_SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth "
+        "Token (xoxb-…) from the app's settings page into RESETBOT_SLACK_BOT_TOKEN.")
+
+
+def test_an_app_token_slack_refuses(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_SLACK_APP_TOKEN"] = "xapp-1-A0RESETBOT-not-it"
+    assert cannot_start(lab, env, tmp_path) == (
+        "resetbot cannot start: Slack refused RESETBOT_SLACK_APP_TOKEN (invalid_auth): copy the app-level token "
+        "with connections:write (xapp-…) from the app's settings page into RESETBOT_SLACK_APP_TOKEN.")
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+def test_slack_out_of_reach(lab: Lab, env: dict[str, str], tmp_path: Path, closed_port: int, mode: str) -> None:
+    if mode == "http":
+        http_mode(lab, env)
+    env["RESETBOT_SLACK_API_BASE"] = api_base = f"http://127.0.0.1:{closed_port}/api/"
+    assert cannot_start(lab, env, tmp_path) == (
+        f"resetbot cannot start: Slack could not be reached at {api_base} (URLError): check the network path and "
+        "RESETBOT_SLACK_API_BASE.")
+
+
+def test_an_http_port_already_taken(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        said = cannot_start(lab, http_mode(lab, env, port), tmp_path)
+    assert said.startswith(f"resetbot cannot start: cannot listen on 127.0.0.1:{port} (")
+    assert said.endswith(").")
