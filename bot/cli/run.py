@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackClientError
@@ -42,16 +43,16 @@ def slack_refusal(settings: Settings) -> str | None:
     """Why Slack will not serve this bot (a token refused, Slack out of reach), or None. In Socket Mode the
     app-level token opens a connection URL that is dropped: the real connection opens one of its own."""
     probe = SlackProbe(settings.slack_api_base, timeout_s=SLACK_CHECK_TIMEOUT_S)
-    tokens = [("RESETBOT_SLACK_BOT_TOKEN", messages.bot_token_kind())]
-    if settings.slack_mode == SlackMode.SOCKET:
-        tokens.append(("RESETBOT_SLACK_APP_TOKEN", messages.app_token_kind()))
-    for setting, kind in tokens:
+    bot_token, app_token = settings.slack_bot_token, settings.slack_app_token
+    calls: list[tuple[str, str, Callable[[], object]]] = [
+        ("RESETBOT_SLACK_BOT_TOKEN", messages.bot_token_kind(),
+         lambda: probe.bot_identity(bot_token.get_secret_value()))]
+    if settings.slack_mode == SlackMode.SOCKET and app_token is not None:
+        calls.append(("RESETBOT_SLACK_APP_TOKEN", messages.app_token_kind(),
+                      lambda: probe.open_socket_url(app_token.get_secret_value())))
+    for setting, kind, call in calls:
         try:
-            if setting == "RESETBOT_SLACK_BOT_TOKEN":
-                probe.bot_identity(settings.slack_bot_token.get_secret_value())
-            else:
-                assert settings.slack_app_token is not None
-                probe.open_socket_url(settings.slack_app_token.get_secret_value())
+            call()
         except SlackRefusedError as e:
             return messages.doctor_slack_refused(setting, e.error, kind)
         except SlackUnreachableError as e:
