@@ -280,12 +280,18 @@ def test_graph_host_that_does_not_answer(env: dict[str, str], tmp_path: Path) ->
     assert_ok_except(lines, "Graph reachable")
 
 
-def test_revoked_graph_permission(env: dict[str, str], tmp_path: Path, entra_control: httpx.Client) -> None:
-    entra_control.post("/faults", json={"revoked_app_roles": ["GroupMember.Read.All"]}).raise_for_status()
+def doctor_with_revoked(env: dict[str, str], cwd: Path, entra_control: httpx.Client,
+                        permission: str) -> tuple[int, list[str]]:
+    """The doctor run while Entra leaves ``permission`` out of new app tokens (admin consent withdrawn)."""
+    entra_control.post("/faults", json={"revoked_app_roles": [permission]}).raise_for_status()
     try:
-        code, lines = doctor(env, tmp_path)
+        return doctor(env, cwd)
     finally:
         entra_control.post("/faults", json={"revoked_app_roles": []}).raise_for_status()
+
+
+def test_revoked_graph_permission(env: dict[str, str], tmp_path: Path, entra_control: httpx.Client) -> None:
+    code, lines = doctor_with_revoked(env, tmp_path, entra_control, "GroupMember.Read.All")
     assert code == 1
     assert line(lines, "Graph permissions") == (
         f"FAIL  Graph permissions: the app's token lacks the application permission GroupMember.Read.All: add it "
@@ -296,11 +302,7 @@ def test_revoked_graph_permission(env: dict[str, str], tmp_path: Path, entra_con
 
 def test_revoked_permission_that_graph_reachable_needs(env: dict[str, str], tmp_path: Path,
                                                        entra_control: httpx.Client) -> None:
-    entra_control.post("/faults", json={"revoked_app_roles": ["Organization.Read.All"]}).raise_for_status()
-    try:
-        code, lines = doctor(env, tmp_path)
-    finally:
-        entra_control.post("/faults", json={"revoked_app_roles": []}).raise_for_status()
+    code, lines = doctor_with_revoked(env, tmp_path, entra_control, "Organization.Read.All")
     assert code == 1
     assert "lacks the application permission Organization.Read.All" in line(lines, "Graph permissions")
     assert line(lines, "Graph reachable") == (
