@@ -121,25 +121,35 @@ def _opt(value: Any) -> str | None:
 
 class LdapDirectory:
     """A :class:`Directory` over LDAPS. A connection per call keeps it thread-safe and self-healing after
-    an outage; the calls are few (one request at a time, follow-ups batched)."""
+    an outage; the calls are few (one request at a time, follow-ups batched).
+
+    Each connection gets its own ``ldap3.Server`` too: a shared one remembers an address that failed as
+    unavailable for ldap3's RESET_AVAILABILITY_TIMEOUT (5 s, in practice up to 6) and meanwhile fails every
+    connection at once with "invalid server address", without trying the DC. So after an outage the bot
+    would go on saying AD is unreachable for seconds after it answered again (seen: a health ping right after
+    the DC came back still failed)."""
 
     def __init__(self, *, url: str, bind: str, password: str, base_dn: str, ca_file: str | None,
                  timeout_s: float = 10.0, unlock_bind: str | None = None,
                  unlock_password: str | None = None) -> None:
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
-        self._server = ldap3.Server(url, use_ssl=url.lower().startswith("ldaps://"), tls=tls,
-                                    get_info=ldap3.NONE, connect_timeout=int(timeout_s))
+        self._url = url
+        self._tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
         self._bind = bind
         self._password = password
         self._timeout = int(timeout_s)  # ldap3 packs it into a socket option: it must be an int
+        self._new_server()  # a malformed URL fails here, at start-up, not at the first call
         self.base_dn = base_dn
         self._unlock = (unlock_bind, unlock_password) if unlock_bind and unlock_password else None
+
+    def _new_server(self) -> ldap3.Server:
+        return ldap3.Server(self._url, use_ssl=self._url.lower().startswith("ldaps://"), tls=self._tls,
+                            get_info=ldap3.NONE, connect_timeout=self._timeout)
 
     @contextmanager
     def _connection(self, credentials: tuple[str, str] | None = None) -> Iterator[ldap3.Connection]:
         bind, password = credentials or (self._bind, self._password)
         try:
-            conn = ldap3.Connection(self._server, user=bind, password=password,
+            conn = ldap3.Connection(self._new_server(), user=bind, password=password,
                                     receive_timeout=self._timeout, raise_exceptions=False)
             if not conn.bind():
                 raise DirectoryUnavailableError(

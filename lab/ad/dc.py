@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ldap3
+from ldap3.core.exceptions import LDAPException
+
 from lab import people as fixture
 from lab.ad import samba, seed
 from lab.ad.ldap import connect
@@ -23,6 +26,8 @@ from lab.pki import IssuedCert, LabCA
 
 ADMIN_BIND = f"{NETBIOS}\\Administrator"
 DC_DNS_NAME = f"{samba.HOST_NAME}.{REALM.lower()}"
+#: How long a started Samba may take from an open LDAPS port to serving an authenticated read.
+_SERVE_TIMEOUT_S = 60.0
 
 
 def default_cache_dir() -> Path:
@@ -110,6 +115,40 @@ class LabAD:
         conf = samba.write_smb_conf(self.root, self._server_cert(), self.ca.ca_file, self.host)
         self._proc = samba.SambaProcess(self.root, conf, self.host)
         self._proc.start()
+        self._await_reads()
+
+    def _await_reads(self) -> None:
+        """Return once the reader account binds and reads the base DN's object; a LabError after
+        ``_SERVE_TIMEOUT_S`` (or at once if Samba exits). An open LDAPS port is not enough: Samba listens before
+        it answers binds, and in that moment a bind fails as if the DC were down (socket errors, or a refused
+        bind). Bounded polling of the very thing callers need is the only signal Samba gives."""
+        deadline = time.monotonic() + _SERVE_TIMEOUT_S
+        last = "no attempt"
+        while True:
+            if not self.running:
+                raise LabError(f"Samba exited before it served LDAP reads; see {self.root}/log/")
+            last = self._read_base_dn()
+            if not last:
+                return
+            if time.monotonic() >= deadline:
+                self.pause()
+                raise LabError(f"Samba opened LDAPS but did not serve an authenticated read within "
+                               f"{_SERVE_TIMEOUT_S:.0f} s ({last}); see {self.root}/log/")
+            time.sleep(0.1)
+
+    def _read_base_dn(self) -> str:
+        """An empty string when the reader's bind and base-DN read work, else what went wrong."""
+        try:
+            conn = connect(READER.upn, READER.password, ca_file=self.ca.ca_file, url=self.ldaps_url)
+        except LDAPException as exc:
+            return f"bind: {type(exc).__name__}"
+        try:
+            conn.search(BASE_DN, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["objectClass"])
+            return "" if conn.entries else f"read: {conn.result.get('description')}"
+        except LDAPException as exc:
+            return f"read: {type(exc).__name__}"
+        finally:
+            conn.unbind()
 
     def pause(self) -> None:
         """Stop Samba but keep its data and address: ``resume()`` brings the same DC back (an outage)."""
@@ -125,6 +164,10 @@ class LabAD:
             self._address = None
 
     def resume(self) -> None:
+        """Start the paused DC again and return only once it serves an authenticated bind and read (the end of
+        the outage, as a client sees it). Samba opens its LDAPS port a moment before binds work, so a caller that
+        went on at the open port (a health ping, a follow-up check) could still see the outage and flake; the
+        wait is a bounded poll of that bind and read, not a sleep (see ``_await_reads``)."""
         if self._proc is not None and self._proc.running:
             return
         if self._address is None or not (self.root / "private" / "sam.ldb").exists():

@@ -64,6 +64,7 @@ class Control:
         except FaultError as err:
             return _error(400, str(err))
         self.s.set_writeback(self.s.faults.writeback)
+        self.s.set_hold(self.s.faults.hold_operations)
         return web.json_response(self.s.faults.as_json())
 
     # -- device sign-ins --------------------------------------------------------------------------------

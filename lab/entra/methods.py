@@ -124,8 +124,15 @@ class Methods(GraphRoutes):
         return graph_json(request, {"newPassword": password} if generated else {}, status=202, headers=headers)
 
     async def _run_reset(self, op: Operation, target: EntraUser, password: str) -> None:
-        """The operation's life. The password lives only in this coroutine and the agent call."""
+        """The operation's life. The password lives only in this coroutine and the agent call. A held operation
+        waits ``running`` before anything else, and then meets the faults as they are at its release."""
         op.move("running")
+        if self.s.faults.hold_operations:
+            op.held = True
+            kept = await self.s.hold()
+            op.held = False
+            if not kept:
+                return  # dropped by a lab reset: gone from the operations, AD never hears of it
         faults = self.s.faults
         if not target.synced:
             outcome = Outcome(True)

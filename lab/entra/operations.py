@@ -28,6 +28,8 @@ class Operation:
     last_action: dt.datetime = field(default_factory=utcnow)
     status: Status = "notStarted"
     status_detail: str | None = None
+    #: Waiting (``running``) for the ``hold_operations`` fault to be switched off; shown to the control API only.
+    held: bool = False
 
     def move(self, status: Status, detail: str | None = None) -> None:
         self.status = status
@@ -63,4 +65,5 @@ class Operation:
             "lastActionDateTime": graph_time(self.last_action),
             "status": self.status,
             "statusDetail": self.status_detail,
+            "held": self.held,
         }

@@ -46,6 +46,9 @@ class Faults:
     sync_lag_minutes: int = 0
     #: Application permissions left out of app tokens issued from now on (admin consent withdrawn for them).
     revoked_app_roles: list[str] = field(default_factory=list)
+    #: New resetPassword operations stay ``running`` (nothing reaches AD) until this is switched off: lets a test
+    #: act "while Graph works" (kill or stop the bot) at a moment of its choosing instead of racing a delay.
+    hold_operations: bool = False
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -57,9 +60,9 @@ class Faults:
             if name == "writeback":
                 if value not in _WRITEBACK_MODES:
                     raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
-            elif name == "token_endpoint_down":
+            elif name in ("token_endpoint_down", "hold_operations"):
                 if not isinstance(value, bool):
-                    raise FaultError("token_endpoint_down must be true or false")
+                    raise FaultError(f"{name} must be true or false")
             elif name == "revoked_app_roles":
                 if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
                     raise FaultError("revoked_app_roles must be a list of application permission names")
@@ -84,11 +87,18 @@ class Faults:
             "offline_delay_ms": self.offline_delay_ms,
             "sync_lag_minutes": self.sync_lag_minutes,
             "revoked_app_roles": list(self.revoked_app_roles),
+            "hold_operations": self.hold_operations,
         }
 
     def retry_after_header(self) -> str:
         value = self.retry_after
         return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _released() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
 
 
 DeviceStatus = Literal["pending", "approved", "declined", "expired", "redeemed"]
@@ -133,6 +143,10 @@ class State:
     #: One reset at a time on-prem, as the writeback agent works through its queue (keeps history exact).
     writeback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sync_frozen_at: dt.datetime | None = None
+    #: Set unless ``hold_operations`` is on; held operations wait for it (see ``hold``).
+    released: asyncio.Event = field(default_factory=_released)
+    #: Counts ``reset()`` calls, so an operation held across a reset knows it was dropped.
+    generation: int = 0
 
     # -- URLs -------------------------------------------------------------------------------------------
     @property
@@ -187,6 +201,21 @@ class State:
         elif mode != "offline":
             self.sync_frozen_at = None
 
+    def set_hold(self, hold: bool) -> None:
+        """Hold new resetPassword operations, or release every held one (switching the fault off)."""
+        if hold:
+            self.released.clear()
+        else:
+            self.released.set()
+
+    async def hold(self) -> bool:
+        """Wait while operations are held; False when the lab was reset meanwhile. A held operation dropped by a
+        reset must end without touching AD: otherwise a test's teardown reset would let a stale writeback land
+        in the middle of the next test."""
+        generation = self.generation
+        await self.released.wait()
+        return generation == self.generation
+
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference so it is not collected (and can be cancelled)."""
         task = asyncio.get_running_loop().create_task(coro)
@@ -194,9 +223,12 @@ class State:
         task.add_done_callback(self.tasks.discard)
 
     def reset(self, *, history: bool) -> None:
-        """POST /control/reset: faults off, logs and operations and device flows cleared."""
+        """POST /control/reset: faults off, logs and operations and device flows cleared; held operations are
+        dropped (they never reach AD)."""
         self.faults = Faults()
         self.set_writeback("ok")
+        self.generation += 1
+        self.set_hold(False)
         self.operations.clear()
         self.requests.clear()
         self.device_flows.clear()

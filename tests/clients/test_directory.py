@@ -93,6 +93,20 @@ def test_wrong_password_and_an_outage_are_directory_unavailable(lab: Lab) -> Non
     assert err.value.fault == "unreachable"
 
 
+def test_the_first_call_after_an_outage_reaches_the_dc(lab: Lab, directory: LdapDirectory) -> None:
+    """Once the DC serves again (``resume()`` returns only then), the bot's very next call works: the client
+    keeps no memory of the failed address (ldap3's shared Server would refuse it for about 5 s more)."""
+    lab.ad.pause()
+    try:
+        with pytest.raises(DirectoryUnavailableError) as err:
+            directory.ping()
+        assert err.value.fault == "unreachable"
+    finally:
+        lab.ad.resume()
+    directory.ping()
+    assert directory.find_user(sam="alice") is not None
+
+
 def test_ping_reads_the_base_dn_so_a_bind_that_proves_nothing_fails(lab: Lab, directory: LdapDirectory) -> None:
     """The rootDSE answers anyone: an anonymous bind or a base DN with a typo would have pinged fine with it."""
     ad = lab.descriptor["ad"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from msal.exceptions import MsalServiceError
@@ -134,6 +135,57 @@ def test_a_stopped_domain_controller_fails_the_operation(entra: EntraLab, bob_un
         entra.ad.resume()
     assert op["status"] == "failed"
     assert op["statusDetail"].startswith("SSPR_0029: ")
+
+
+def _held_operation(entra: EntraLab) -> dict[str, Any]:
+    """The one operation, once the stand-in holds it (an event, awaited with a bound)."""
+    deadline = time.monotonic() + 10
+    while True:
+        ops = entra.control("GET", "/operations").json()
+        if ops and ops[0]["held"]:
+            [op] = ops
+            return dict(op)
+        assert time.monotonic() < deadline, ops
+        time.sleep(0.02)
+
+
+def test_hold_operations_keeps_new_resets_running_until_released(entra: EntraLab) -> None:
+    bob = person("bob")
+    before = entra.pwd_last_set(bob)
+    assert entra.control("POST", "/faults", {"hold_operations": True}).json()["hold_operations"] is True
+    token = entra.agent_token("hedy")
+    answer = entra.reset("hedy", "bob", fresh_password())
+    assert answer.status_code == 202, answer.text
+    try:
+        held = _held_operation(entra)
+        assert held["status"] == "running" and held["statusDetail"] is None
+        polled = entra.graph("GET", answer.headers["Location"], token).json()
+        assert polled["status"] == "running" and "held" not in polled, "Graph's answer is Graph's shape"
+        assert entra.pwd_last_set(bob) == before, "nothing reaches AD while held"
+        released = entra.control("POST", "/faults", {"hold_operations": False}).json()
+        assert released["hold_operations"] is False
+        op = entra.wait(answer.headers["Location"], token)
+        assert op["status"] == "succeeded", op
+        assert entra.pwd_last_set(bob) == 0, "written back once released"
+        [logged] = entra.control("GET", "/operations").json()
+        assert logged["status"] == "succeeded" and not logged["held"]
+    finally:
+        entra.restore(bob)
+
+
+def test_a_lab_reset_drops_held_operations_before_they_reach_ad(entra: EntraLab, bob_untouched: Person) -> None:
+    entra.control("POST", "/faults", {"hold_operations": True})
+    assert entra.reset("hedy", "bob", fresh_password()).status_code == 202
+    _held_operation(entra)
+    cleared = entra.control("POST", "/reset").json()
+    assert cleared["faults"]["hold_operations"] is False
+    assert entra.control("GET", "/operations").json() == []
+    # Writebacks take turns: one finished after the reset proves the dropped one never went to AD first.
+    alice = person("alice")
+    try:
+        assert entra.reset_and_wait("hedy", "alice", fresh_password())["status"] == "succeeded"
+    finally:
+        entra.restore(alice)
 
 
 def test_bad_fault_bodies_are_refused_and_reset_clears_everything(entra: EntraLab) -> None:

@@ -79,8 +79,11 @@ def test_faults_validate_everything_before_changing_anything() -> None:
     with pytest.raises(FaultError):
         faults.update({"throttle_next": 0, "fail_next_5xx": "many"})
     assert faults.throttle_next == 3
+    faults.update({"hold_operations": True})
+    assert faults.as_json()["hold_operations"] is True
     for bad in ({"writeback": "off"}, {"latency_ms": -1}, {"token_endpoint_down": 1}, {"retry_after": 0},
-                {"fail_next_5xx": True}, {"surprise": 1}, {"sync_lag_minutes": -1}):
+                {"fail_next_5xx": True}, {"surprise": 1}, {"sync_lag_minutes": -1},
+                {"hold_operations": 1}, {"hold_operations": "yes"}):
         with pytest.raises(FaultError):
             Faults().update(bad)
 

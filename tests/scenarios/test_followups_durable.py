@@ -13,6 +13,7 @@ check: the bot answers only the latest, by design.)
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,19 +21,21 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import ldap3
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.db import make_engine
 from bot.models import AuditEvent, FollowUp, ResetRequest, utcnow
+from bot.services.reset import RECOVERY_GIVE_UP, RECOVERY_MARGIN
 from lab.demo import bot_environment
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.harness import link_agent, pg_schema_url, thread
-from tests.scenarios.test_request_approval import request_for
+from tests.scenarios.test_request_approval import request_for, slack_id
 
 #: Short follow-up times (the landed check 4 s after the reset), for the test that is not about them.
 FOLLOWUP_ENV = {
@@ -47,6 +50,8 @@ FAR_FOLLOWUP_ENV = FOLLOWUP_ENV | {
     "RESETBOT_FOLLOWUP_LANDED_DEADLINE": "2h",
     "RESETBOT_FOLLOWUP_REPLACED_AFTER": "3h,4h",
 }
+#: The killed bot's poll bound: far beyond the test, so it is still polling the held operation when killed.
+KILLED_POLL_TIMEOUT_S = 600
 CONFIRMED = "Confirmed on-premises: Active Directory shows the reset of Alice Archer's password"
 FINAL = "has still not replaced the temporary password"
 
@@ -194,38 +199,99 @@ def test_two_bots_on_one_postgresql_run_each_check_once(lab: Lab, driver: SlackD
         assert len(finished) == 3, finished
 
 
+def _left_resetting_long_ago(url: str) -> None:
+    """Age the killed bot's ``resetting`` request past the recovery threshold (twice the poll bound plus a margin:
+    a live bot's reset is over by then) but not past the give-up bound, as time passing would."""
+    stale = timedelta(seconds=2 * KILLED_POLL_TIMEOUT_S) + RECOVERY_MARGIN + timedelta(minutes=1)
+    assert stale < RECOVERY_GIVE_UP
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            moved = session.execute(sa.update(ResetRequest).where(col(ResetRequest.state) == "resetting")
+                                    .values(updated_at=utcnow() - stale))
+            assert moved.rowcount == 1  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def _bind_message(lab: Lab, upn: str, password: str) -> str:
+    """"" when ``password`` signs in; else AD's bind message (data 52e: wrong password; 773: must change)."""
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(lab.ca.ca_file))
+    server = ldap3.Server(lab.ad.ldaps_url, use_ssl=True, tls=tls, get_info=ldap3.NONE)
+    conn = ldap3.Connection(server, user=upn, password=password, raise_exceptions=False)
+    try:
+        return "" if conn.bind() else str(conn.result["message"])
+    finally:
+        conn.unbind()
+
+
 def test_a_reset_whose_bot_was_killed_while_graph_worked_is_finished_after_restart(
         lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
     """Killed between Graph's 202 and the verdict: the restarted bot asks Graph how the stored operation ended.
-    The reset happened, but the temporary password died with the process: the thread says so, honestly."""
+    The reset happened, but the temporary password died with the process: the thread says so, honestly.
+
+    No race: the Entra stand-in holds the operation ``running`` (and AD untouched) until the bot is dead, and
+    the bot would poll it far longer than the test takes."""
     entra = EntraControl(lab)
+    entra.reset()  # this test's operations and requests only
+    alice = person("alice")
     url = f"sqlite:///{tmp_path / 'resetbot.db'}"
-    env = _env(lab, url) | {"RESETBOT_RESET_POLL_TIMEOUT_SECONDS": "3"}
+    env = _env(lab, url) | {"RESETBOT_RESET_POLL_TIMEOUT_SECONDS": str(KILLED_POLL_TIMEOUT_S)}
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
-    first = BotProcess(env, tmp_path / "bot.log")
+    before = entra.pwd_last_set(alice)
+    assert before != 0
     try:
-        driver.wait_connected(1, timeout=60)
-        link_agent(lab, driver, "hank")
-        request = request_for(lab, driver, "alice", "killed mid-reset")
-        ts = str(request["ts"])
-        entra.faults(latency_ms=4000)  # every Graph call takes 4 s: the polls are still ahead when we kill
-        driver.click("mona", helpdesk, ts, "request_approve")
-        driver.wait_for(lambda: next((r for r in _rows(url)[0] if r.operation_location), None), timeout=60,
-                        what="Graph's operation to be stored")
+        first = BotProcess(env, tmp_path / "bot.log")
+        try:
+            driver.wait_connected(1, timeout=60)
+            link_agent(lab, driver, "hank")
+            request = request_for(lab, driver, "alice", "killed mid-reset")
+            ts = str(request["ts"])
+            entra.faults(hold_operations=True)
+            driver.click("mona", helpdesk, ts, "request_approve")
+            held = driver.wait_for(lambda: next((o for o in entra.operations() if o["held"]), None), timeout=60,
+                                   what="the stand-in to hold the reset")
+            driver.wait_for(lambda: next((r for r in _rows(url)[0] if r.operation_location), None), timeout=60,
+                            what="the bot to store Graph's operation")
+        finally:
+            first.kill()
+        [req] = _rows(url)[0]
+        assert req.state == "resetting" and req.verdict is None
+        assert req.operation_location is not None and req.operation_location.endswith(f"/operations/{held['id']}")
+        assert entra.pwd_last_set(alice) == before, "AD untouched while Graph holds the reset"
+        started = [m["text"] for m in thread(driver, helpdesk, ts)]
+        assert started[-1].startswith("Resetting Alice Archer's password"), started
+
+        entra.faults(hold_operations=False)
+        driver.wait_for(lambda: [o["status"] for o in entra.operations()] == ["succeeded"], timeout=60,
+                        what="the released operation to succeed")
     finally:
-        first.kill()
-        entra.faults(latency_ms=0)
-    [req] = _rows(url)[0]
-    assert req.state == "resetting" and req.verdict is None
+        entra.faults(hold_operations=False)
+    _left_resetting_long_ago(url)
+
     with bots(driver, env, tmp_path / "bot.log"):
         said = driver.wait_for_message(helpdesk, lambda m: "resetbot restarted" in m["text"], thread_ts=ts, timeout=60)
         assert said["text"] == (":white_check_mark: Entra reports that the reset of Alice Archer's password "
                                 "succeeded, but resetbot restarted before it could seal the temporary password, so "
                                 "nobody can reveal it. Ask again for a new reset to get a password you can read out.")
         driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=30)
-    [req], checks, _ = _rows(url)
-    assert req.state == "succeeded" and req.graph_operation_id
-    assert [c.kind for c in checks] == ["landed"], "nobody holds the password: no reminders about it"
-    [done] = [e for e in _rows(url)[2] if e.action == "succeeded"]
-    assert '"recovered":true' in done.detail
+    told = [m["text"] for m in thread(driver, helpdesk, ts)]
+    assert told[:len(started)] == started and len(told) == len(started) + 2, told  # one verdict, one follow-up
+    assert told[-2] == said["text"] and CONFIRMED in told[-1], told
     assert not [m for m in thread(driver, helpdesk, ts) if "sealed until you reveal" in m["text"]]
+
+    assert entra.pwd_last_set(alice) == 0, "AD has the reset: must change at next sign-in"
+    assert "data 52e" in _bind_message(lab, alice.upn, alice.password), "the old password no longer works"
+    resets = [r for r in entra.requests("graph") if r["method"] == "POST" and r["path"].endswith("/resetPassword")]
+    assert len(resets) == 1, "the restarted bot asked how it ended; it did not reset again"
+
+    [req], checks, events = _rows(url)
+    assert req.state == "succeeded" and req.graph_operation_id == held["id"]
+    assert [c.kind for c in checks] == ["landed"], "nobody holds the password: no reminders about it"
+    mine = [e for e in events if e.request_id == req.id]
+    hank, mona = (slack_id(lab, k) for k in ("hank", "mona"))
+    assert [(e.action, e.actor) for e in mine] == [
+        ("requested", hank), ("approval_added", mona), ("approved", mona), ("reset_started", "system"),
+        ("succeeded", "system"), ("writeback_confirmed", "scheduler")], "each step once, the verdict recovered"
+    [done] = [e for e in mine if e.action == "succeeded"]
+    assert done.actor == "system" and '"recovered":true' in done.detail

@@ -1,5 +1,8 @@
 """``resetbot run`` as a real process, stopped with SIGTERM in the middle of a reset, in both Slack modes: it takes
-no new work, the reset still posts its verdict, and the process exits 0 within its drain bound."""
+no new work, the reset still posts its verdict, and the process exits 0 within its drain bound.
+
+"In the middle" is made, not raced: the Entra stand-in holds the reset's operation ``running`` until the test has
+seen the bot stop taking work, then releases it."""
 
 from __future__ import annotations
 
@@ -98,9 +101,11 @@ def test_sigterm_mid_reset_lets_the_verdict_land_and_takes_no_new_work(
         link_agent(lab, driver, "hank")
         request = request_for(lab, driver, "alice", f"stopped mid-reset over {mode}")
         ts = str(request["ts"])
-        entra.faults(latency_ms=1500)  # every Graph call of the reset now takes a while
+        entra.faults(hold_operations=True)  # Graph keeps the reset running until the test releases it
         driver.click("mona", helpdesk, ts, "request_approve")
         driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Resetting"), thread_ts=ts, timeout=30)
+        driver.wait_for(lambda: any(o["held"] for o in entra.operations()), timeout=30,
+                        what="the stand-in to hold the reset")
 
         bot.proc.send_signal(signal.SIGTERM)
         bot.wait_for_line("stopping (SIGTERM)")
@@ -113,7 +118,9 @@ def test_sigterm_mid_reset_lets_the_verdict_land_and_takes_no_new_work(
 
         late = driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> after SIGTERM", channel=helpdesk)
         assert late.get("error") == "dispatch_failed" and not late["acked"]
+        assert bot.proc.poll() is None, "the stopping bot waits for the verdict of the reset in flight"
 
+        entra.faults(hold_operations=False)
         done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=DRAIN_SECONDS)
         assert "must change it at next sign-in" in done["text"]
         assert bot.proc.wait(timeout=DRAIN_SECONDS) == 0, "\n".join(bot.lines)
