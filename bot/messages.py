@@ -869,6 +869,7 @@ CHECK_LDAP_TLS = "TLS to AD"
 CHECK_LDAP_BIND = "LDAP bind"
 CHECK_AD_POLICY = "AD password policy"
 CHECK_WRITEBACK = "writeback rights"
+CHECK_KEY_VERSION = "AD password version"
 CHECK_DATABASE = "database"
 CHECK_SERVICE_LINK = "service identity link"
 
@@ -1082,6 +1083,17 @@ def doctor_writeback_user_unknown(upn: str) -> str:
 
 def doctor_writeback_failed(sentence: str) -> str:
     return f"the rights could not be read ({sentence.rstrip('.')})"
+
+
+def doctor_key_version_ok(upn: str, version: int) -> str:
+    return (f"the bot's account reads msDS-KeyVersionNumber on {upn} (now {version}): follow-ups can prove each "
+            "reset reached AD")
+
+
+def doctor_key_version_hidden(dn: str) -> str:
+    return (f"the bot's account cannot read msDS-KeyVersionNumber on {dn}: without it a reset of an account that "
+            "already had to change its password cannot be proven to have reached AD (the thread says \"not "
+            "confirmed\"); grant the bind account Read on that attribute (or Read all properties) for user objects")
 
 
 def doctor_db_ok(backend: str) -> str:

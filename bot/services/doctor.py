@@ -148,6 +148,7 @@ S_LDAP_TLS = messages.CHECK_LDAP_TLS
 S_LDAP_BIND = messages.CHECK_LDAP_BIND
 S_AD_POLICY = messages.CHECK_AD_POLICY
 S_WRITEBACK = messages.CHECK_WRITEBACK
+S_KEY_VERSION = messages.CHECK_KEY_VERSION
 S_DATABASE = messages.CHECK_DATABASE
 S_SERVICE_LINK = messages.CHECK_SERVICE_LINK
 
@@ -209,7 +210,7 @@ def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
 
 def _ad_checks(plan: DoctorPlan, run: _Run) -> Iterator[CheckResult]:
     if plan.directory is None or plan.ldap_url is None:
-        for name in (S_LDAP_TLS, S_LDAP_BIND, S_AD_POLICY, S_WRITEBACK):
+        for name in (S_LDAP_TLS, S_LDAP_BIND, S_AD_POLICY, S_WRITEBACK, S_KEY_VERSION):
             yield _skip(name, plan.skipped.get("ldap", messages.doctor_skipped_for(S_SETTINGS)))
         return
     directory, ldap_url = plan.directory, plan.ldap_url
@@ -219,6 +220,7 @@ def _ad_checks(plan: DoctorPlan, run: _Run) -> Iterator[CheckResult]:
     yield run.check(S_LDAP_BIND, lambda: _ldap_bind(directory, plan.ldap_bind or ""), needs=(S_LDAP_TLS,))
     yield run.check(S_AD_POLICY, lambda: _ad_policy(directory), needs=(S_LDAP_BIND,))
     yield run.check(S_WRITEBACK, lambda: _writeback(plan, directory), needs=(S_LDAP_BIND,))
+    yield run.check(S_KEY_VERSION, lambda: _key_version(plan, directory), needs=(S_LDAP_BIND,))
 
 
 # --- Slack -------------------------------------------------------------------------------------------------------
@@ -431,6 +433,22 @@ def _writeback(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
     if rights.missing:
         return _fail(S_WRITEBACK, messages.doctor_writeback_missing(plan.writeback_account, ou, list(rights.missing)))
     return _ok(S_WRITEBACK, messages.doctor_writeback_ok(plan.writeback_account, ou))
+
+
+def _key_version(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
+    """The follow-ups' proof that a reset landed is ``msDS-KeyVersionNumber`` moving (bot.services.followup_rules);
+    an account denied it falls back to ``pwdLastSet``, which cannot tell a repeat reset from the one before."""
+    if not plan.test_user:
+        return _skip(S_KEY_VERSION, messages.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER", "a synced user's UPN"))
+    try:
+        user = directory.find_user(upn=plan.test_user)
+    except DirectoryUnavailableError as e:
+        return _fail(S_KEY_VERSION, messages.doctor_ldap_failed(str(e)))
+    if user is None:
+        return _fail(S_KEY_VERSION, messages.doctor_writeback_user_unknown(plan.test_user))
+    if user.key_version is None:
+        return _fail(S_KEY_VERSION, messages.doctor_key_version_hidden(user.dn))
+    return _ok(S_KEY_VERSION, messages.doctor_key_version_ok(plan.test_user, user.key_version))
 
 
 # --- the database ------------------------------------------------------------------------------------------------

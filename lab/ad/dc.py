@@ -11,14 +11,19 @@ import inspect
 import shutil
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
+from ldap3.protocol.formatters.formatters import format_sid
+from ldap3.protocol.microsoft import security_descriptor_control
 
 from lab import people as fixture
-from lab.ad import samba, seed
+from lab.ad import acl, samba, seed
 from lab.ad.ldap import connect
 from lab.errors import LabError
 from lab.people import ADMIN_PASSWORD, BASE_DN, NETBIOS, PEOPLE, READER, REALM, WRITEBACK
@@ -196,6 +201,33 @@ class LabAD:
             return done, str(conn.result.get("message") or conn.result.get("description"))
         finally:
             conn.unbind()
+
+    @contextmanager
+    def read_denied(self, dn: str, *, attribute: str, to_account: str) -> Iterator[None]:
+        """While the block runs, ``to_account`` (a sAMAccountName) may not read ``attribute`` on ``dn``: an
+        explicit deny ACE, as an admin would add one; the object's own DACL is put back afterwards."""
+        dacl_only = security_descriptor_control(sdflags=0x04)
+        admin = self.admin_connection()
+        try:
+            admin.search(BASE_DN, f"(sAMAccountName={to_account})", attributes=["objectSid"])
+            sid = format_sid(admin.response[0]["raw_attributes"]["objectSid"][0])
+            admin.search(f"CN=Schema,CN=Configuration,{BASE_DN}", f"(lDAPDisplayName={attribute})",
+                         attributes=["schemaIDGUID"])
+            guid = uuid.UUID(bytes_le=bytes(admin.response[0]["raw_attributes"]["schemaIDGUID"][0]))
+            admin.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["nTSecurityDescriptor"],
+                         controls=dacl_only)
+            original = bytes(admin.response[0]["raw_attributes"]["nTSecurityDescriptor"][0])
+            denied = acl.with_read_denied(original, trustee_sid=sid, attribute_guid=guid)
+            if not admin.modify(dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [denied])]}, controls=dacl_only):
+                raise LabError(f"could not deny reading {attribute} on {dn}: {admin.result}")
+            try:
+                yield
+            finally:
+                if not admin.modify(dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [original])]},
+                                    controls=dacl_only):
+                    raise LabError(f"could not restore the DACL of {dn}: {admin.result}")
+        finally:
+            admin.unbind()
 
     @property
     def pid(self) -> int | None:

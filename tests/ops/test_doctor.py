@@ -88,7 +88,7 @@ def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
     assert code == 0, "\n".join(lines)
     for check in ("settings", "Slack bot token", "Slack bot scopes", "Slack app token", "TLS to Entra ID",
                   "Entra app token", "Graph permissions", "Graph reachable", "Graph test user", "TLS to AD",
-                  "LDAP bind", "AD password policy", "writeback rights", "database"):
+                  "LDAP bind", "AD password policy", "writeback rights", "AD password version", "database"):
         assert line(lines, check).startswith("ok    "), "\n".join(lines)
     assert line(lines, "Graph reachable").startswith("ok    Graph reachable: 127.0.0.1:")
     assert line(lines, "Graph reachable").endswith("presents a trusted certificate and answers the app's token "
@@ -348,6 +348,22 @@ def _without_trustee(descriptor: bytes, sid: str) -> bytes:
     body = b"".join(kept)
     acl = struct.pack("<BBHHH", revision, 0, 8 + len(body), len(kept), 0) + body
     return struct.pack("<BBHIIII", 1, 0, control, 0, 0, 0, 20) + acl
+
+
+def test_password_version_hidden_from_the_bot(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    alice_dn = person(lab, "alice")["dn"]
+    with lab.ad.read_denied(alice_dn, attribute="msDS-KeyVersionNumber", to_account="svc-resetbot"):
+        code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "AD password version") == (
+        f"FAIL  AD password version: the bot's account cannot read msDS-KeyVersionNumber on {alice_dn}: without it "
+        "a reset of an account that already had to change its password cannot be proven to have reached AD (the "
+        "thread says \"not confirmed\"); grant the bind account Read on that attribute (or Read all properties) "
+        "for user objects")
+    assert_ok_except(lines, "AD password version")
+    code, lines = doctor(env, tmp_path)  # the DACL is back as it was
+    assert line(lines, "AD password version").startswith(
+        f"ok    AD password version: the bot's account reads msDS-KeyVersionNumber on {person(lab, 'alice')['upn']}")
 
 
 def test_writeback_rights_removed(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:

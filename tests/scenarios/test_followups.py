@@ -386,6 +386,33 @@ def test_a_repeat_reset_writeback_lost_is_not_confirmed_by_the_earlier_must_chan
     assert still is not None and still.key_version == alice.key_version, "the lost reset never reached AD"
 
 
+def test_a_repeat_reset_is_said_to_be_unproven_when_the_bot_may_not_read_the_password_version(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """An AD where the bot's account is denied msDS-KeyVersionNumber (resetbot doctor fails "AD password version"
+    there): a first reset is still proven by pwdLastSet moving to 0; a repeat one, from 0 to 0, cannot be, and the
+    thread is told so instead of "Confirmed"."""
+    alice = person("alice")
+    assert alice.dn is not None
+    with lab.ad.read_denied(alice.dn, attribute="msDS-KeyVersionNumber", to_account="svc-resetbot"):
+        seen = bot.runtime.directory.find_user(dn=alice.dn)
+        assert seen is not None and seen.key_version is None
+        _, first_ts, first_at = _reset(lab, driver, bot, "alice")
+        assert bot.services.followups.run_due(now=first_at + timedelta(seconds=16)) == 1
+        assert "Confirmed on-premises" in _said(lab, driver, first_ts)[-1], "pwdLastSet moved to 0: proof enough"
+
+        request_id, ts, reset_at = _reset(lab, driver, bot, "alice", "follow-up story, unproven")
+        [landed] = [c for c in _checks(bot, request_id) if c.kind == "landed"]
+        assert (landed.baseline_pwd_last_set, landed.baseline_key_version) == (0, None)
+        before = len(_said(lab, driver, ts))
+        assert bot.services.followups.run_due(now=reset_at + timedelta(seconds=16)) == 1
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":grey_question: Not confirmed on-premises: Active Directory shows *must change at next "
+                           f"sign-in* on `{alice.dn}`, but it may have shown that before this reset too")
+    assert [e.action for e in bot.audit(request_id) if e.action.startswith("writeback")] == ["writeback_unproven"]
+    pending = [c for c in _checks(bot, request_id) if c.kind == "replaced"]
+    assert [c.state for c in pending] == ["pending"] * 3, "Alice is still reminded: it most likely landed"
+
+
 def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
         lab: Lab, bot: RunningBot, driver: SlackDriver, caplog: pytest.LogCaptureFixture) -> None:
     """Three landed checks due in one sweep: Alice's confirmation cannot be posted (Slack refuses it), Bob's
