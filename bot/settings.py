@@ -22,6 +22,10 @@ from bot.logs import SECRETS, LogFormat
 
 _PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
 
+#: How long a stopping bot waits for work in flight, by default: below Kubernetes' 30 s grace period, and below
+#: the stop timeout of the shipped systemd unit (deploy/resetbot.service; a test keeps the two in step).
+DEFAULT_DRAIN_SECONDS = 25.0
+
 #: AD's built-in protected groups (AdminSDHolder's list), by CN; each is matched below the domain's base DN.
 DEFAULT_PROTECTED_GROUP_CNS = (
     "CN=Domain Admins,CN=Users",
@@ -171,7 +175,7 @@ class Settings(StorageSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - Slack must reach it; every request is signed
     http_port: int = Field(default=3000, ge=0, le=65535)
     #: Seconds a stopping bot (SIGTERM, Ctrl-C) waits for work in flight; keep it under the orchestrator's grace.
-    drain_seconds: float = Field(default=25.0, ge=0, le=600)
+    drain_seconds: float = Field(default=DEFAULT_DRAIN_SECONDS, ge=0, le=600)
     #: Web API base URL; only the lab changes it.
     slack_api_base: str = "https://slack.com/api/"
     #: Channel id where requests typed in a DM with the bot are posted (their thread lives there).

@@ -179,6 +179,19 @@ class LabAD:
             raise LabError("The lab AD was not started (or was stopped for good); call start() first.")
         self._start_process()
 
+    def freeze(self) -> None:
+        """Hold every LDAP call in flight: Samba keeps running, its port open and its connections up, but answers
+        nothing until ``thaw()`` (SIGSTOP / SIGCONT). Unlike ``pause()``, which is an outage (connections refused at
+        once), this is a DC that hangs, the way a client's call is caught mid-way; the client's own timeouts are
+        all that bound it. ``stop()`` and ``pause()`` thaw first, so a frozen lab still shuts down cleanly."""
+        if self._proc is not None:
+            self._proc.freeze()
+
+    def thaw(self) -> None:
+        """Let a frozen DC answer again; calls held by ``freeze()`` go on where they were."""
+        if self._proc is not None:
+            self._proc.thaw()
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.running

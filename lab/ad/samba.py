@@ -191,10 +191,28 @@ class SambaProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def freeze(self) -> None:
+        """SIGSTOP every process of this Samba: connections stay open and the kernel still completes new TCP
+        handshakes into the listen backlog, but nothing is answered, so a client's LDAP call hangs in flight
+        (bounded only by its own timeouts) until ``thaw()``."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what ``freeze()`` stopped: calls in flight are answered as if the DC had been slow."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        # A frozen Samba holds SIGTERM pending until it runs again: without SIGCONT first, every stop of a frozen
+        # lab would wait out the timeout below and end in SIGKILL (no clean shutdown, a slow test teardown).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGCONT)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -1,8 +1,11 @@
 """``resetbot run`` as a real process, stopped with SIGTERM in the middle of a reset, in both Slack modes: it takes
-no new work, the reset still posts its verdict, and the process exits 0 within its drain bound.
+no new work, the reset still posts its verdict, and the process exits 0 within its drain bound. And stopped in the
+middle of a scheduled follow-up check: the check finishes (or is handed back when AD never answers), and after a
+restart nothing is lost or said twice.
 
 "In the middle" is made, not raced: the Entra stand-in holds the reset's operation ``running`` until the test has
-seen the bot stop taking work, then releases it."""
+seen the bot stop taking work, then releases it; a follow-up's LDAP search is held by freezing the lab's Samba
+(SIGSTOP), which answers nothing until it is thawed."""
 
 from __future__ import annotations
 
@@ -23,7 +26,15 @@ from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
-from tests.scenarios.harness import link_agent
+from tests.scenarios.harness import link_agent, thread
+from tests.scenarios.test_followups_durable import (
+    CONFIRMED,
+    FAR_FOLLOWUP_ENV,
+    _approve_alice,
+    _make_due,
+    _rows,
+    _story_told_once,
+)
 from tests.scenarios.test_request_approval import request_for, slack_id
 
 #: The bot's drain bound in these tests; the process must be gone well within it plus start-up slack.
@@ -75,9 +86,11 @@ def entra(lab: Lab) -> Iterator[EntraControl]:
     assert lab.ad.admin_connection().extend.microsoft.modify_password(alice.dn, alice.password)
 
 
-def _start(lab: Lab, tmp_path: Path, mode: str, driver: SlackDriver) -> BotProcess:
+def _start(lab: Lab, tmp_path: Path, mode: str, driver: SlackDriver, extra: dict[str, str] | None = None
+           ) -> BotProcess:
     env = bot_environment(lab.descriptor, f"sqlite:///{tmp_path / 'resetbot.db'}")
     env["RESETBOT_DRAIN_SECONDS"] = str(DRAIN_SECONDS)
+    env.update(extra or {})
     if mode == "http":
         env.update({"RESETBOT_SLACK_MODE": "http", "RESETBOT_HTTP_HOST": "127.0.0.1", "RESETBOT_HTTP_PORT": "0",
                     "RESETBOT_SLACK_SIGNING_SECRET": lab.descriptor["slack"]["signing_secret"]})
@@ -166,3 +179,89 @@ def test_a_taken_port_is_said_in_one_sentence(lab: Lab, driver: SlackDriver, tmp
     assert done.returncode == 2
     assert f"resetbot cannot start: cannot listen on 127.0.0.1:{port}" in done.stderr
     assert lab.descriptor["slack"]["signing_secret"] not in done.stderr + done.stdout
+
+
+def _stop_mid_followup(lab: Lab, driver: SlackDriver, tmp_path: Path) -> tuple[BotProcess, str, str]:
+    """A bot whose reset of Alice succeeded, stopped with SIGTERM while its landed check is claimed and its LDAP
+    search hangs on the frozen DC. Returns the stopping bot, the database URL and the request's thread."""
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    bot = _start(lab, tmp_path, "socket", driver, FAR_FOLLOWUP_ENV)
+    try:
+        link_agent(lab, driver, "hank")
+        ts = _approve_alice(lab, driver)
+        lab.ad.freeze()
+        _make_due(url, "landed", 0)
+        driver.wait_for(lambda: [c for c in _rows(url)[1] if c.kind == "landed" and c.state == "running"],
+                        timeout=30, what="the bot to claim the landed check")
+        bot.proc.send_signal(signal.SIGTERM)
+        bot.wait_for_line("stopping (SIGTERM)")
+        assert bot.proc.poll() is None, "the stopping bot waits for the scheduled check in flight"
+    except BaseException:
+        lab.ad.thaw()
+        bot.stop_hard()
+        raise
+    return bot, url, ts
+
+
+def _restart_and_tell_the_rest(lab: Lab, driver: SlackDriver, tmp_path: Path, url: str, ts: str, *,
+                               landed_too: bool = False) -> None:
+    """A restarted bot runs the checks still ahead, each once (made due in turn), and repeats nothing the stopped
+    one did: the whole story is then told once, in the thread, the DM and the audit trail."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    restarted = _start(lab, tmp_path, "socket", driver, FAR_FOLLOWUP_ENV)
+    try:
+        if landed_too:
+            _make_due(url, "landed", 0)  # handed back due 30 s later; brought forward rather than waited for
+            driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=60)
+        _make_due(url, "replaced", 0)
+        driver.wait_for_message(driver.dm_channel("alice"), lambda m: m["text"].startswith("Reminder"), timeout=60)
+        _make_due(url, "replaced", 1)
+        _story_told_once(lab, driver, url, ts)
+        restarted.proc.send_signal(signal.SIGTERM)
+        assert restarted.proc.wait(timeout=DRAIN_SECONDS) == 0, "\n".join(restarted.lines)
+    finally:
+        restarted.stop_hard()
+
+
+def test_sigterm_while_a_followup_search_hangs_lets_the_check_finish_once(
+        lab: Lab, driver: SlackDriver, entra: EntraControl, tmp_path: Path) -> None:
+    """The DC answers again while the bot is stopping: the check it was running finishes and speaks before the
+    process exits (the scheduler is stopped before Slack's client is closed). The window is the bot's LDAP timeout
+    (10 s) from the claim; the test thaws the DC as soon as it has seen the bot stopping, well inside it."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    bot, url, ts = _stop_mid_followup(lab, driver, tmp_path)
+    try:
+        assert not [m for m in thread(driver, helpdesk, ts) if CONFIRMED in m["text"]], "held by the frozen DC"
+        lab.ad.thaw()
+        driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=DRAIN_SECONDS)
+        assert bot.proc.wait(timeout=DRAIN_SECONDS) == 0, "\n".join(bot.lines)
+        bot.wait_for_line("stopped: every reset in flight posted its verdict")
+        assert not [line for line in bot.lines if "still running" in line], bot.lines
+        [landed] = [c for c in _rows(url)[1] if c.kind == "landed"]
+        assert (landed.state, landed.outcome, landed.attempts) == ("done", "landed", 1)
+    finally:
+        lab.ad.thaw()
+        bot.stop_hard()
+    _restart_and_tell_the_rest(lab, driver, tmp_path, url, ts)
+
+
+def test_sigterm_while_the_dc_never_answers_hands_the_check_back_for_the_restart(
+        lab: Lab, driver: SlackDriver, entra: EntraControl, tmp_path: Path) -> None:
+    """The DC stays frozen through the whole stop: the search gives up at the bot's LDAP timeout (inside the drain
+    bound), the check is handed back unanswered and uncounted, and the process still exits 0. The restarted bot
+    answers it once; nothing was decided on the outage, nothing is said twice."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    bot, url, ts = _stop_mid_followup(lab, driver, tmp_path)
+    try:
+        assert bot.proc.wait(timeout=DRAIN_SECONDS) == 0, "\n".join(bot.lines)
+        bot.wait_for_line("follow-ups: AD could not be read")
+        bot.wait_for_line("stopped: every reset in flight posted its verdict")
+    finally:
+        lab.ad.thaw()
+        bot.stop_hard()
+    assert not [m for m in thread(driver, helpdesk, ts) if CONFIRMED in m["text"]]
+    [landed] = [c for c in _rows(url)[1] if c.kind == "landed"]
+    assert (landed.state, landed.claim, landed.attempts) == ("pending", None, 0), "handed back, not counted"
+    assert "writeback_confirmed" not in [e.action for e in _rows(url)[2]]
+
+    _restart_and_tell_the_rest(lab, driver, tmp_path, url, ts, landed_too=True)
