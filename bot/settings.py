@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.clients.proxy import ProxyUrl, ProxyUrlError, secrets_in
 from bot.errors import ConfigError
 from bot.logs import SECRETS, LogFormat
 
@@ -272,6 +273,12 @@ class Settings(StorageSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the metrics endpoint listens on; ``0.0.0.0`` lets a Prometheus on another host scrape it.
     metrics_address: str = "127.0.0.1"
+    #: Outbound HTTP proxy for everything the bot reaches on the internet (Slack, Entra ID, Graph), as
+    #: ``http://[user:password@]host:port``; TLS is tunnelled through it with CONNECT. Empty: direct. The
+    #: ``HTTPS_PROXY``-style variables are never read: only this setting decides.
+    https_proxy: SecretStr | None = None
+    #: CA bundle for TLS to Slack (Web API and Socket Mode), e.g. a TLS-inspecting proxy's CA (default: the system's).
+    slack_ca_file: Path | None = None
 
     # --- resetbot doctor -----------------------------------------------------------------------------------
     #: UPN of a synced user ``resetbot doctor`` reads in Entra ID and AD (and whose OU it checks writeback's
@@ -285,6 +292,29 @@ class Settings(StorageSettings):
     @classmethod
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("https_proxy", mode="before")
+    @classmethod
+    def _proxy_empty(cls, value: object) -> object:
+        """``RESETBOT_HTTPS_PROXY=`` (empty) in a .env means no proxy, as leaving it out does."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
+
+    @field_validator("https_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """The URL may hold the proxy's password: it is redacted from every log line as soon as it is read (even
+        if another setting then fails), and a sentence about it never quotes it."""
+        if value is None:
+            return None
+        SECRETS.remember(value)
+        for secret in secrets_in(value.get_secret_value()):
+            SECRETS.remember(secret)
+        try:
+            ProxyUrl.parse(value.get_secret_value())
+        except ProxyUrlError as e:
+            raise ValueError(f"RESETBOT_HTTPS_PROXY {e}.") from None
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -359,6 +389,14 @@ class Settings(StorageSettings):
         if problems:
             raise ValueError(" ".join(problems))
         return self
+
+    def proxy(self) -> ProxyUrl | None:
+        """The outbound proxy, or None to connect directly (the URL was checked when the settings were read)."""
+        return ProxyUrl.parse(self.https_proxy.get_secret_value()) if self.https_proxy is not None else None
+
+    def proxy_url(self) -> str | None:
+        """The proxy URL as the HTTP client libraries take it (credentials included), or None."""
+        return self.https_proxy.get_secret_value().strip() if self.https_proxy is not None else None
 
     def protected_group_dns(self) -> list[str]:
         if self.protected_groups:
