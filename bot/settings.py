@@ -275,8 +275,10 @@ class Settings(StorageSettings):
     metrics_address: str = "127.0.0.1"
     #: Outbound HTTP proxy for everything the bot reaches on the internet (Slack, Entra ID, Graph), as
     #: ``http://[user:password@]host:port``; TLS is tunnelled through it with CONNECT. Empty: direct. The
-    #: ``HTTPS_PROXY``-style variables are never read: only this setting decides.
-    https_proxy: SecretStr | None = None
+    #: ``HTTPS_PROXY``-style variables are never read: only this setting decides. Not a ``SecretStr``: without
+    #: credentials it is an address that log lines may show; its password is registered for redaction on its own
+    #: (and the whole URL when it holds one), and it stays out of the settings' repr.
+    https_proxy: str | None = Field(default=None, repr=False)
     #: CA bundle for TLS to Slack (Web API and Socket Mode), e.g. a TLS-inspecting proxy's CA (default: the system's).
     slack_ca_file: Path | None = None
 
@@ -293,28 +295,20 @@ class Settings(StorageSettings):
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("https_proxy", mode="before")
-    @classmethod
-    def _proxy_empty(cls, value: object) -> object:
-        """``RESETBOT_HTTPS_PROXY=`` (empty) in a .env means no proxy, as leaving it out does."""
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        return None if isinstance(raw, str) and not raw.strip() else value
-
     @field_validator("https_proxy")
     @classmethod
-    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
-        """The URL may hold the proxy's password: it is redacted from every log line as soon as it is read (even
-        if another setting then fails), and a sentence about it never quotes it."""
-        if value is None:
+    def _proxy_url(cls, value: str | None) -> str | None:
+        """The URL may hold the proxy's password: that (and the URL holding it) is redacted from every log line as
+        soon as it is read, even if another setting then fails, and a sentence about the URL never quotes it."""
+        if value is None or not value.strip():  # ``RESETBOT_HTTPS_PROXY=`` in a .env: no proxy, as leaving it out
             return None
-        SECRETS.remember(value)
-        for secret in secrets_in(value.get_secret_value()):
+        for secret in secrets_in(value):
             SECRETS.remember(secret)
         try:
-            ProxyUrl.parse(value.get_secret_value())
+            ProxyUrl.parse(value)
         except ProxyUrlError as e:
             raise ValueError(f"RESETBOT_HTTPS_PROXY {e}.") from None
-        return value
+        return value.strip()
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -392,11 +386,11 @@ class Settings(StorageSettings):
 
     def proxy(self) -> ProxyUrl | None:
         """The outbound proxy, or None to connect directly (the URL was checked when the settings were read)."""
-        return ProxyUrl.parse(self.https_proxy.get_secret_value()) if self.https_proxy is not None else None
+        return ProxyUrl.parse(self.https_proxy) if self.https_proxy is not None else None
 
     def proxy_url(self) -> str | None:
         """The proxy URL as the HTTP client libraries take it (credentials included), or None."""
-        return self.https_proxy.get_secret_value().strip() if self.https_proxy is not None else None
+        return self.https_proxy
 
     def protected_group_dns(self) -> list[str]:
         if self.protected_groups:
