@@ -28,13 +28,14 @@ from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.ops.connect_proxy import ConnectProxy
 from tests.ops.test_doctor import assert_ok_except, doctor, line, migrated_sqlite
-from tests.ops.test_run_start import cannot_start
+from tests.ops.test_run_start import cannot_start, closed_port
 from tests.scenarios.harness import lab_settings, link_agent, running_bot, wait_until
 from tests.scenarios.test_request_approval import request_for
 
 #: The proxy's password: URL-special characters (percent-encoded in the URL), so each client's decoding counts.
 USER, PASSWORD = "resetbot", "Pr0xy:p@ss/w0rd"
 CREDENTIALS = (USER, PASSWORD)
+__all__ = ["closed_port"]  # the fixture: a port nothing answers on (a proxy that is down)
 
 
 def _netloc(url: str) -> str:
@@ -152,10 +153,9 @@ def test_a_proxy_refusing_the_password_is_one_fail_line(lab: Lab, proxy: Connect
     assert not any(t.authorized for t in proxy.tunnels())
 
 
-def test_a_proxy_that_is_down_is_one_fail_line(lab: Lab, tmp_path: Path) -> None:
-    with ConnectProxy() as gone:
-        address = gone.address
-        url = gone.url(CREDENTIALS)
+def test_a_proxy_that_is_down_is_one_fail_line(lab: Lab, tmp_path: Path, closed_port: int) -> None:
+    address = f"http://127.0.0.1:{closed_port}"
+    url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{closed_port}"
     code, lines = doctor(proxy_env(lab, tmp_path, url), tmp_path)
     assert code == 1
     assert line(lines, "outbound proxy") == (
@@ -166,12 +166,12 @@ def test_a_proxy_that_is_down_is_one_fail_line(lab: Lab, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("fault", ["password", "down"])
 def test_run_cannot_start_through_a_refusing_proxy(lab: Lab, proxy: ConnectProxy, tmp_path: Path,
-                                                   fault: str) -> None:
+                                                   closed_port: int, fault: str) -> None:
     if fault == "password":
         url, address = proxy.url((USER, "not-" + PASSWORD)), proxy.address
     else:
-        with ConnectProxy() as gone:
-            url, address = gone.url(CREDENTIALS), gone.address
+        address = f"http://127.0.0.1:{closed_port}"
+        url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{closed_port}"
     env = proxy_env(lab, tmp_path, url)
     said = cannot_start(lab, env, tmp_path)
     assert said.startswith(f"resetbot cannot start: the outbound proxy {address} ")
@@ -234,10 +234,9 @@ def test_the_password_is_redacted_from_every_log_line(monkeypatch: pytest.Monkey
     assert "tunnel through http://proxy.example.com:3128" in written
 
 
-def test_ldap_is_never_proxied(lab: Lab, tmp_path: Path) -> None:
+def test_ldap_is_never_proxied(lab: Lab, tmp_path: Path, closed_port: int) -> None:
     """With a proxy that is down, the directory still answers: LDAPS goes straight to the domain controller."""
-    with ConnectProxy() as gone:
-        url = gone.url()
+    url = f"http://127.0.0.1:{closed_port}"
     settings = lab_settings(lab, f"sqlite:///{tmp_path / 'resetbot.db'}", https_proxy=url, **behind_proxy(lab))
     runtime = build_runtime(settings)
     try:
