@@ -79,10 +79,6 @@ class ProxyUrl:
             return None
         return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
 
-    def secrets(self) -> list[str]:
-        """What must never reach a log (see ``secrets_in``)."""
-        return secrets_in(self.url)
-
     def __repr__(self) -> str:
         return f"ProxyUrl({self.shown!r})"
 
