@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
+from bot.clients.http import tls_context
 from bot.logs import ContextExecutor
 from bot.services.registry import Services
 from bot.services.replay import ReplayGuard
@@ -21,7 +22,19 @@ _BOLT_VERIFICATION_LOGGER = "slack_bolt.RequestVerification"
 
 
 def web_client(settings: Settings) -> WebClient:
-    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_base)
+    """The bot's Web API client (its bot token)."""
+    return slack_client(settings, settings.slack_bot_token.get_secret_value())
+
+
+def slack_client(settings: Settings, token: str | None) -> WebClient:
+    """A Web API client with ``token``, through the outbound proxy if one is set, trusting
+    ``RESETBOT_SLACK_CA_FILE`` (or the system's store). Socket Mode's client takes its TLS context from here too.
+
+    slack_sdk reads ``HTTPS_PROXY``-style variables itself when given no proxy (and urllib's default opener does
+    as well): unlike the Microsoft clients, the Slack ones cannot be kept from the environment entirely.
+    """
+    return WebClient(token=token, base_url=settings.slack_api_base, proxy=settings.proxy_url(),
+                     ssl=tls_context(settings.slack_ca_file))
 
 
 def create_app(settings: Settings, services: Services, *, client: WebClient | None = None,

@@ -856,6 +856,7 @@ DOCTOR_OK, DOCTOR_FAIL, DOCTOR_SKIP = "ok", "FAIL", "skip"
 
 # The checks' names, in the order they run.
 CHECK_SETTINGS = "settings"
+CHECK_PROXY = "outbound proxy"
 CHECK_SLACK_BOT = "Slack bot token"
 CHECK_SLACK_SCOPES = "Slack bot scopes"
 CHECK_SLACK_APP = "Slack app token"
@@ -930,8 +931,10 @@ def doctor_app_token_ok() -> str:
     return "opens a Socket Mode connection (apps.connections.open)"
 
 
-def doctor_tls_ok(host: str, ca_setting: str, ca_file: object) -> str:
-    return f"{host} presents a certificate trusted by {ca_file if ca_file else 'the system store'} ({ca_setting})"
+def doctor_tls_ok(host: str, ca_setting: str, ca_file: object, *, via: str | None = None) -> str:
+    path = f", through the proxy {via}" if via else ""
+    return (f"{host} presents a certificate trusted by {ca_file if ca_file else 'the system store'} "
+            f"({ca_setting}{path})")
 
 
 def doctor_tls_untrusted(host: str, reason: str, ca_setting: str, ca_file: object) -> str:
@@ -1132,6 +1135,29 @@ def app_token_kind() -> str:
 
 def cannot_listen(host: str, port: int, reason: str) -> str:
     return f"cannot listen on {host}:{port} ({reason})"
+
+
+def proxy_refused(proxy: str, target: str, status: int, reason: str) -> str:
+    """The proxy answered CONNECT with ``status``; ``proxy`` is shown without its credentials."""
+    said = f"{status} {reason}".strip()
+    if status == 407:
+        return (f"the outbound proxy {proxy} refused the tunnel to {target} ({said}): check the user and password "
+                "in RESETBOT_HTTPS_PROXY")
+    return (f"the outbound proxy {proxy} refused the tunnel to {target} ({said}): ask the proxy's owners to allow "
+            "CONNECT to that host, or check RESETBOT_HTTPS_PROXY")
+
+
+def proxy_unreachable(proxy: str, reason: str) -> str:
+    return (f"the outbound proxy {proxy} could not be reached ({reason}): check RESETBOT_HTTPS_PROXY and that the "
+            "proxy runs")
+
+
+def doctor_proxy_ok(proxy: str, targets: list[str]) -> str:
+    return f"{proxy} opens tunnels to {', '.join(targets)}"
+
+
+def doctor_proxy_unset() -> str:
+    return "skipped: RESETBOT_HTTPS_PROXY is not set, so Slack, Entra ID and Graph are reached directly"
 
 
 def cannot_open_socket_mode(api_base: str, reason: str) -> str:

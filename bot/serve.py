@@ -29,10 +29,9 @@ from cheroot import wsgi
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.app import create_app
+from bot.app import create_app, slack_client
 from bot.clients.slack_probe import SlackRefusedError
 from bot.jobs import start_scheduler
 from bot.logs import ContextExecutor
@@ -93,13 +92,20 @@ class Intake(Protocol):
     def describe(self) -> str: ...
 
 
+def socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
+    """bolt's Socket Mode handler for ``app``: ``apps.connections.open`` and the WebSocket itself go through the
+    outbound proxy if one is set (a CONNECT tunnel, then TLS with the Web API client's context)."""
+    assert settings.slack_app_token is not None
+    # The handler's own WebClient asks apps.connections.open with the app-level token, so it carries none itself.
+    return SocketModeHandler(app, settings.slack_app_token.get_secret_value(),
+                             web_client=slack_client(settings, None), proxy=settings.proxy_url())
+
+
 class SocketModeIntake:
     """Socket Mode: the bot connects out with the app-level token; closing the link stops deliveries to us."""
 
     def __init__(self, app: App, settings: Settings) -> None:
-        assert settings.slack_app_token is not None
-        self._handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(),
-                                          web_client=WebClient(base_url=settings.slack_api_base))
+        self._handler = socket_mode_handler(app, settings)
 
     def start(self) -> None:
         """Open the connection; a refused app-level token raises SlackRefusedError, Slack out of reach OSError."""

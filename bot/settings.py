@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.clients.proxy import ProxyUrl, ProxyUrlError, secrets_in
 from bot.errors import ConfigError
 from bot.logs import SECRETS, LogFormat
 
@@ -276,6 +277,14 @@ class Settings(StorageSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the metrics endpoint listens on; ``0.0.0.0`` lets a Prometheus on another host scrape it.
     metrics_address: str = "127.0.0.1"
+    #: Outbound HTTP proxy for everything the bot reaches on the internet (Slack, Entra ID, Graph), as
+    #: ``http://[user:password@]host:port``; TLS is tunnelled through it with CONNECT. Empty: direct. The
+    #: ``HTTPS_PROXY``-style variables are never read: only this setting decides. Not a ``SecretStr``: without
+    #: credentials it is an address that log lines may show; its password is registered for redaction on its own
+    #: (and the whole URL when it holds one), and it stays out of the settings' repr.
+    https_proxy: str | None = Field(default=None, repr=False)
+    #: CA bundle for TLS to Slack (Web API and Socket Mode), e.g. a TLS-inspecting proxy's CA (default: the system's).
+    slack_ca_file: Path | None = None
 
     # --- resetbot doctor -----------------------------------------------------------------------------------
     #: UPN of a synced user ``resetbot doctor`` reads in Entra ID and AD (and whose OU it checks writeback's
@@ -289,6 +298,21 @@ class Settings(StorageSettings):
     @classmethod
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("https_proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        """The URL may hold the proxy's password: that (and the URL holding it) is redacted from every log line as
+        soon as it is read, even if another setting then fails, and a sentence about the URL never quotes it."""
+        if value is None or not value.strip():  # ``RESETBOT_HTTPS_PROXY=`` in a .env: no proxy, as leaving it out
+            return None
+        for secret in secrets_in(value):
+            SECRETS.remember(secret)
+        try:
+            ProxyUrl.parse(value)
+        except ProxyUrlError as e:
+            raise ValueError(f"RESETBOT_HTTPS_PROXY {e}.") from None
+        return value.strip()
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -363,6 +387,14 @@ class Settings(StorageSettings):
         if problems:
             raise ValueError(" ".join(problems))
         return self
+
+    def proxy(self) -> ProxyUrl | None:
+        """The outbound proxy, or None to connect directly (the URL was checked when the settings were read)."""
+        return ProxyUrl.parse(self.https_proxy) if self.https_proxy is not None else None
+
+    def proxy_url(self) -> str | None:
+        """The proxy URL as the HTTP client libraries take it (credentials included), or None."""
+        return self.https_proxy
 
     def protected_group_dns(self) -> list[str]:
         if self.protected_groups:

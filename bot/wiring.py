@@ -63,7 +63,7 @@ def _app_tokens(settings: Settings) -> AppTokens:
     return AppTokens(
         authority=settings.entra_authority, client_id=settings.entra_client_id,
         client_secret=None if certificate else settings.entra_client_secret, certificate=certificate,
-        ca_file=settings.entra_ca_file,
+        ca_file=settings.entra_ca_file, proxy=settings.proxy_url(),
     )
 
 
@@ -72,7 +72,7 @@ def _delegated_tokens(settings: Settings) -> DelegatedTokens:
     assert settings.entra_authority and settings.entra_public_client_id and settings.token_cache_key
     return DelegatedTokens(authority=settings.entra_authority, client_id=settings.entra_public_client_id,
                            key=settings.token_cache_key, old_keys=settings.token_cache_old_keys,
-                           ca_file=settings.entra_ca_file)
+                           ca_file=settings.entra_ca_file, proxy=settings.proxy_url())
 
 
 def prepare_schema(engine: Engine, *, migrate: bool) -> None:
@@ -99,7 +99,8 @@ def build_runtime(settings: Settings) -> Runtime:
         engine.dispose()
         raise
     factory = make_session_factory(engine)
-    graph = GraphClient(settings.graph_base, _app_tokens(settings), ca_file=settings.entra_ca_file)
+    graph = GraphClient(settings.graph_base, _app_tokens(settings), ca_file=settings.entra_ca_file,
+                        proxy=settings.proxy_url())
     directory = LdapDirectory(
         url=settings.ldap_url, bind=settings.ldap_bind, password=settings.ldap_password.get_secret_value(),
         base_dn=settings.ldap_base_dn, ca_file=str(settings.ldap_ca_file) if settings.ldap_ca_file else None,

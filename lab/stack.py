@@ -51,7 +51,7 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.ca = LabCA(self.state_dir / "pki")
         self.ad = LabAD(self.state_dir, self.ca, cache_dir=cache_dir)
-        self.slack = SlackStandIn()
+        self.slack = SlackStandIn(ca=self.ca)
         self.entra: EntraStandIn | None = None
         self.descriptor: dict[str, Any] = {}
 

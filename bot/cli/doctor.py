@@ -17,7 +17,7 @@ from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTo
 from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe
 from bot.errors import ConfigError
-from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, run_checks
+from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, proxied_targets, run_checks
 from bot.settings import ResetIdentity, Settings, load_settings
 
 #: Seconds any one exchange with a dependency may take during ``resetbot doctor``.
@@ -34,7 +34,10 @@ def build_plan(settings: Settings) -> DoctorPlan:
     plan = DoctorPlan(settings_problems=settings.require_directories() + settings.require_linking(),
                       database_url=settings.database_url, test_user=settings.doctor_test_user,
                       writeback_account=settings.writeback_account, tls_timeout_s=DOCTOR_TIMEOUT_S)
-    plan.slack = SlackProbe(settings.slack_api_base, timeout_s=DOCTOR_TIMEOUT_S)
+    plan.proxy = settings.proxy()
+    plan.proxied_urls = outbound_urls(settings)
+    plan.slack = SlackProbe(settings.slack_api_base, timeout_s=DOCTOR_TIMEOUT_S, proxy=settings.proxy_url(),
+                            ca_file=settings.slack_ca_file)
     plan.slack_bot_token = settings.slack_bot_token.get_secret_value()
     plan.slack_app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     plan.slack_api_base = settings.slack_api_base
@@ -51,9 +54,9 @@ def build_plan(settings: Settings) -> DoctorPlan:
             plan.tokens = AppTokens(authority=settings.entra_authority, client_id=settings.entra_client_id,
                                     client_secret=None if certificate else settings.entra_client_secret,
                                     certificate=certificate, ca_file=settings.entra_ca_file,
-                                    timeout=DOCTOR_TIMEOUT_S)
+                                    timeout=DOCTOR_TIMEOUT_S, proxy=settings.proxy_url())
             plan.graph = GraphClient(settings.graph_base, plan.tokens, ca_file=settings.entra_ca_file,
-                                     timeout=DOCTOR_TIMEOUT_S, max_retries=0)
+                                     timeout=DOCTOR_TIMEOUT_S, max_retries=0, proxy=settings.proxy_url())
             plan.graph_base = settings.graph_base
         except (ConfigError, ValueError) as e:
             plan.tokens, plan.tokens_problem = None, str(e).rstrip(".")
@@ -65,6 +68,12 @@ def build_plan(settings: Settings) -> DoctorPlan:
             base_dn=settings.ldap_base_dn, ca_file=str(settings.ldap_ca_file) if settings.ldap_ca_file else None,
             timeout_s=DOCTOR_TIMEOUT_S)
     return plan
+
+
+def outbound_urls(settings: Settings) -> list[str]:
+    """The https URLs the bot reaches through the proxy, one per host (Slack's Web API, Entra ID, Graph)."""
+    urls = [settings.slack_api_base, settings.entra_authority or "", settings.graph_base]
+    return proxied_targets([u for u in urls if u])
 
 
 def _service_identity(settings: Settings, plan: DoctorPlan) -> None:
@@ -80,7 +89,7 @@ def _service_identity(settings: Settings, plan: DoctorPlan) -> None:
             plan.cache_opens = DelegatedTokens(
                 authority=settings.entra_authority, client_id=settings.entra_public_client_id,
                 key=settings.token_cache_key, old_keys=settings.token_cache_old_keys,
-                ca_file=settings.entra_ca_file, timeout=DOCTOR_TIMEOUT_S).opens
+                ca_file=settings.entra_ca_file, timeout=DOCTOR_TIMEOUT_S, proxy=settings.proxy_url()).opens
         except ConfigError:  # the settings line names the key that is not one
             plan.cache_opens = None
 

@@ -4,7 +4,9 @@ Whatever stops the start (settings, the database, a Slack token Slack refuses, S
 taken) is said in one sentence on stderr, ``resetbot cannot start: …``, with exit code 2: a process manager's log
 shows the reason, not a traceback. The Slack tokens are tried before anything is served with the same calls as
 ``resetbot doctor`` (``auth.test``, ``apps.connections.open``), because bolt and the Socket Mode client would
-otherwise fail with their own exceptions (a BoltError, a SlackApiError, a URLError) and a log line each.
+otherwise fail with their own exceptions (a BoltError, a SlackApiError, a URLError) and a log line each. With an
+outbound proxy (``RESETBOT_HTTPS_PROXY``), a tunnel to each of Slack, Entra ID and Graph is tried before that, so a
+proxy that refuses the bot's credentials or is down is named as such, never quoted with its password.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from slack_sdk.errors import SlackClientError
 
 from bot import messages
 from bot.cli import Subparsers
+from bot.cli.doctor import outbound_urls
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.errors import ResetbotError
 from bot.metrics import serve as serve_metrics
 from bot.serve import Serving, serve_until_signalled
+from bot.services.doctor import proxy_problem
 from bot.settings import Settings, SlackMode, load_settings
 from bot.wiring import build_runtime
 
@@ -42,7 +46,8 @@ def _cannot_start(reason: str) -> int:
 def slack_refusal(settings: Settings) -> str | None:
     """Why Slack will not serve this bot (a token refused, Slack out of reach), or None. In Socket Mode the
     app-level token opens a connection URL that is dropped: the real connection opens one of its own."""
-    probe = SlackProbe(settings.slack_api_base, timeout_s=SLACK_CHECK_TIMEOUT_S)
+    probe = SlackProbe(settings.slack_api_base, timeout_s=SLACK_CHECK_TIMEOUT_S, proxy=settings.proxy_url(),
+                       ca_file=settings.slack_ca_file)
     bot_token, app_token = settings.slack_bot_token, settings.slack_app_token
     calls: list[tuple[str, str, Callable[[], object]]] = [
         ("RESETBOT_SLACK_BOT_TOKEN", messages.bot_token_kind(),
@@ -67,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         runtime = build_runtime(settings)
     except ResetbotError as e:  # settings, or a database that cannot be reached or is not at this code's schema
         return _cannot_start(str(e))
-    refused = slack_refusal(settings)
+    proxy = settings.proxy()
+    refused = proxy_problem(proxy, outbound_urls(settings), SLACK_CHECK_TIMEOUT_S) if proxy is not None else None
+    refused = refused or slack_refusal(settings)
     if refused is not None:
         runtime.close(drain_s=0)
         return _cannot_start(refused)

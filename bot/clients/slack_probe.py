@@ -8,10 +8,12 @@ so ``auth.test`` tells both who the token is and what it may do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.clients.http import tls_context
 from bot.errors import SlackUnavailableError
 
 
@@ -40,12 +42,19 @@ class BotIdentity:
 
 
 class SlackProbe:
-    def __init__(self, api_base: str, *, timeout_s: int = 10) -> None:
+    """Short-lived Web API clients, through ``proxy`` (a URL, credentials included) and trusting ``ca_file``
+    (or the system's store), as the bot's own."""
+
+    def __init__(self, api_base: str, *, timeout_s: int = 10, proxy: str | None = None,
+                 ca_file: str | Path | None = None) -> None:
         self._api_base = api_base
         self._timeout = timeout_s
+        self._proxy = proxy
+        self._ca_file = ca_file
 
     def _client(self, token: str) -> WebClient:
-        return WebClient(token=token, base_url=self._api_base, timeout=self._timeout)
+        return WebClient(token=token, base_url=self._api_base, timeout=self._timeout, proxy=self._proxy,
+                         ssl=tls_context(self._ca_file))
 
     def bot_identity(self, bot_token: str) -> BotIdentity:
         try:

@@ -1,15 +1,19 @@
 """One TLS handshake with the configured trust, so that ``resetbot doctor`` can tell "the server's certificate
 is not trusted by the CA bundle" from "the server cannot be reached". The Microsoft and LDAP clients fold both
-into a generic connection failure; an operator fixing a CA bundle needs the first said plainly."""
+into a generic connection failure; an operator fixing a CA bundle needs the first said plainly.
+
+With a proxy the handshake goes through a CONNECT tunnel, as the bot's own HTTP clients go: "TLS to Entra ID"
+then tests the path the bot really uses (a TLS-inspecting proxy shows here as an untrusted certificate). A proxy
+that refuses the tunnel or cannot be reached raises ``ProxyRefusedError`` / ``ProxyUnreachableError``."""
 
 from __future__ import annotations
 
 import socket
 import ssl
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from bot.clients.http import tls_context
+from bot.clients.proxy import ProxyUrl, open_tunnel, target_of
 
 
 class TlsUntrustedError(Exception):
@@ -36,18 +40,18 @@ class CaBundleError(Exception):
         self.path, self.reason = path, reason
 
 
-def check_tls(url: str, ca_file: str | Path | None, *, timeout_s: float = 5.0) -> None:
-    """Handshake with the host of ``url`` (https or ldaps) and verify its certificate and name."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (636 if parts.scheme.lower() == "ldaps" else 443)
+def check_tls(url: str, ca_file: str | Path | None, *, timeout_s: float = 5.0, proxy: ProxyUrl | None = None) -> None:
+    """Handshake with the host of ``url`` (https or ldaps), through ``proxy`` if given, and verify its certificate
+    and name."""
+    host, port = target_of(url)
     try:
         context = tls_context(ca_file)
     except (OSError, ssl.SSLError) as e:
         raise CaBundleError(str(ca_file), getattr(e, "strerror", None) or str(e)) from None
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as raw, \
-                context.wrap_socket(raw, server_hostname=host):
+        raw = (socket.create_connection((host, port), timeout=timeout_s) if proxy is None
+               else open_tunnel(proxy, host, port, timeout_s=timeout_s))
+        with raw, context.wrap_socket(raw, server_hostname=host):
             return
     except ssl.SSLCertVerificationError as e:
         raise TlsUntrustedError(host, port, e.verify_message or "certificate verify failed") from None

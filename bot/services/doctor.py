@@ -26,6 +26,7 @@ from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
 from bot.clients.entra_auth import TokenSource
 from bot.clients.graph import GraphClient
+from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError, ProxyUrl, open_tunnel, target_of
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine, make_session_factory
@@ -69,6 +70,9 @@ class DoctorPlan:
     Secrets (the Slack tokens, a database URL that may hold a password) stay out of its repr."""
 
     settings_problems: list[str]
+    #: The outbound proxy (its repr hides the credentials), and the https URLs the bot reaches through it.
+    proxy: ProxyUrl | None = None
+    proxied_urls: list[str] = field(default_factory=list)
     slack: SlackProbe | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
@@ -135,6 +139,7 @@ def _skip(name: str, detail: str) -> CheckResult:
 
 
 S_SETTINGS = messages.CHECK_SETTINGS
+S_PROXY = messages.CHECK_PROXY
 S_SLACK_BOT = messages.CHECK_SLACK_BOT
 S_SLACK_SCOPES = messages.CHECK_SLACK_SCOPES
 S_SLACK_APP = messages.CHECK_SLACK_APP
@@ -161,6 +166,10 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
         yield run.check(S_SETTINGS, lambda: _fail(S_SETTINGS, " ".join(plan.settings_problems)))
     else:
         yield run.check(S_SETTINGS, lambda: _ok(S_SETTINGS, messages.doctor_settings_ok()))
+    if plan.proxy is None:
+        yield _skip(S_PROXY, messages.doctor_proxy_unset())
+    else:
+        yield run.check(S_PROXY, lambda: _proxy(plan))
     yield from _slack_checks(plan, run, state)
     yield from _entra_checks(plan, run, state)
     yield from _ad_checks(plan, run)
@@ -181,12 +190,12 @@ def _slack_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
         for name in (S_SLACK_BOT, S_SLACK_SCOPES, S_SLACK_APP):
             yield _skip(name, plan.skipped.get("slack", messages.doctor_skipped_for(S_SETTINGS)))
         return
-    yield run.check(S_SLACK_BOT, lambda: _slack_bot(plan, state))
+    yield run.check(S_SLACK_BOT, lambda: _slack_bot(plan, state), needs=(S_PROXY,))
     yield run.check(S_SLACK_SCOPES, lambda: _slack_scopes(state), needs=(S_SLACK_BOT,))
     if plan.slack_app_token is None:  # HTTP mode: Slack calls the bot; no app-level token, no socket to open
         yield _skip(S_SLACK_APP, messages.doctor_app_token_not_used())
     else:
-        yield run.check(S_SLACK_APP, lambda: _slack_app(plan))
+        yield run.check(S_SLACK_APP, lambda: _slack_app(plan), needs=(S_PROXY,))
 
 
 def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
@@ -196,7 +205,8 @@ def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
         return
     entra_url = plan.entra_url
     yield run.check(S_ENTRA_TLS, lambda: _tls(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
-                                             "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s))
+                                             "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s, proxy=plan.proxy),
+                    needs=(S_PROXY,))
     yield run.check(S_ENTRA_TOKEN, lambda: _entra_token(plan, state), needs=(S_ENTRA_TLS,))
     yield run.check(S_GRAPH_ROLES, lambda: _graph_roles(plan, state), needs=(S_ENTRA_TOKEN,))
     # Graph's first call: a Graph that is down or refuses the token is named here, not as a test-user problem.
@@ -259,10 +269,51 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
     return _ok(S_SLACK_APP, messages.doctor_app_token_ok())
 
 
+# --- the outbound proxy ------------------------------------------------------------------------------------------
+def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> str | None:
+    """Why the proxy does not let the bot through to each host of ``urls`` (one CONNECT each, closed at once),
+    or None. ``resetbot run`` asks this too before it starts: the client libraries would each fail in their own
+    words, and Socket Mode's would quote the proxy URL, password included."""
+    for url in urls:
+        host, port = target_of(url)
+        try:
+            open_tunnel(proxy, host, port, timeout_s=timeout_s).close()
+        except ProxyRefusedError as e:
+            return messages.proxy_refused(e.proxy, e.target, e.status, e.reason)
+        except ProxyUnreachableError as e:
+            return messages.proxy_unreachable(e.proxy, e.reason)
+    return None
+
+
+def proxied_targets(urls: list[str]) -> list[str]:
+    """The distinct https URLs' ``host:port``, in order: what the bot opens CONNECT tunnels to (an ``http://`` URL,
+    only the lab's, is sent to the proxy as a plain request instead)."""
+    seen: dict[str, str] = {}
+    for url in urls:
+        if url.lower().startswith(("https://", "wss://")):
+            host, port = target_of(url)
+            seen.setdefault(f"{host}:{port}", url)
+    return list(seen.values())
+
+
+def _proxy(plan: DoctorPlan) -> CheckResult:
+    assert plan.proxy is not None
+    problem = proxy_problem(plan.proxy, plan.proxied_urls, plan.tls_timeout_s)
+    if problem is not None:
+        return _fail(S_PROXY, problem)
+    targets = [f"{host}:{port}" for host, port in map(target_of, plan.proxied_urls)]
+    return _ok(S_PROXY, messages.doctor_proxy_ok(plan.proxy.shown, targets))
+
+
 # --- TLS ---------------------------------------------------------------------------------------------------------
-def _tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: float) -> CheckResult:
+def _tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: float, *,
+         proxy: ProxyUrl | None = None) -> CheckResult:
     try:
-        check_tls(url, ca_file, timeout_s=timeout_s)
+        check_tls(url, ca_file, timeout_s=timeout_s, proxy=proxy)
+    except ProxyRefusedError as e:
+        return _fail(name, messages.proxy_refused(e.proxy, e.target, e.status, e.reason))
+    except ProxyUnreachableError as e:
+        return _fail(name, messages.proxy_unreachable(e.proxy, e.reason))
     except CaBundleError as e:
         return _fail(name, messages.doctor_ca_bundle_unreadable(ca_setting, e.reason))
     except TlsUntrustedError as e:
@@ -270,7 +321,7 @@ def _tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: 
     except TlsUnreachableError as e:
         return _fail(name, messages.doctor_tls_unreachable(f"{e.host}:{e.port}", e.reason))
     host = url.split("://", 1)[-1].split("/", 1)[0]
-    return _ok(name, messages.doctor_tls_ok(host, ca_setting, ca_file))
+    return _ok(name, messages.doctor_tls_ok(host, ca_setting, ca_file, via=proxy.shown if proxy else None))
 
 
 # --- Entra ID and Graph ------------------------------------------------------------------------------------------
@@ -312,7 +363,8 @@ def _graph_reachable(plan: DoctorPlan) -> CheckResult:
     """TLS to Graph's own host (``graph.microsoft.com`` is not the authority's ``login.microsoftonline.com``, so
     a proxy or firewall may treat them differently), then the cheapest read with the app's token."""
     assert plan.graph is not None and plan.graph_base is not None
-    tls = _tls(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s)
+    tls = _tls(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s,
+               proxy=plan.proxy)
     if tls.outcome != Outcome.OK:
         return tls
     try:

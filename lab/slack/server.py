@@ -4,6 +4,10 @@ Why this exists: tests, the demo and the lab command all need a Slack that the r
 slack-bolt can use changed only in base URL, started in-process, on a port the OS picks (so runs can be
 parallel), and gone without a trace when stopped. One port serves the Web API (``/api/``), the Socket Mode
 links (``/link/``), response URLs (``/commands/``, ``/actions/``) and the control API (``/control``).
+
+Given the lab's CA, a second port serves the same over TLS (``tls_api_base``): a Web API call that arrives there
+gets a ``wss://`` Socket Mode link on that port. slack_sdk's Socket Mode client, given a proxy, always speaks TLS
+inside the tunnel (real Slack's links are ``wss://…:443``), so the bot behind a proxy needs this port.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -22,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from lab.people import PEOPLE, Person
+from lab.pki import LabCA
 
 from .driver_api import ControlApi
 from .httpdelivery import HttpDelivery
@@ -36,9 +43,11 @@ START_TIMEOUT_S = 15.0
 class SlackStandIn:
     """The lab's Slack. ``start()`` / ``stop()`` or use it as a context manager."""
 
-    def __init__(self, *, people: Iterable[Person] = PEOPLE, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, people: Iterable[Person] = PEOPLE, host: str = "127.0.0.1", ca: LabCA | None = None) -> None:
         self._people = tuple(people)
         self._host = host
+        self._ca = ca
+        self._tls_port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -76,6 +85,7 @@ class SlackStandIn:
         self._thread = None
         self._loop = None
         self._port = None
+        self._tls_port = None
 
     def __enter__(self) -> SlackStandIn:
         self.start()
@@ -118,6 +128,15 @@ class SlackStandIn:
         port = int(self._runner.addresses[0][1])
         hub.ws_base = f"ws://{self._host}:{port}"
         control.base_url = f"http://{self._host}:{port}"
+        if self._ca is not None:
+            issued = self._ca.issue_server_cert("slack", ips=(self._host,))
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(issued.cert_file, issued.key_file)
+            sock = socket.socket()
+            sock.bind((self._host, 0))
+            self._tls_port = int(sock.getsockname()[1])
+            await web.SockSite(self._runner, sock, ssl_context=tls).start()
+            hub.wss_base = f"wss://{self._host}:{self._tls_port}"
         bound.set_result(port)
 
     async def _shutdown(self) -> None:
@@ -168,6 +187,11 @@ class SlackStandIn:
         return f"{self.base_url}/api/"
 
     @property
+    def tls_api_base(self) -> str | None:
+        """The Web API over TLS (certificate from the lab's CA), or None without a CA."""
+        return None if self._tls_port is None else f"https://{self._host}:{self._tls_port}/api/"
+
+    @property
     def control_url(self) -> str:
         return f"{self.base_url}/control"
 
@@ -196,6 +220,7 @@ class SlackStandIn:
             "bot_user_id": BOT_USER_ID,
             "channels": {name: channel_id_for(name) for name in CHANNEL_NAMES},
             "control": self.control_url,
+            **({"tls_api_base": self.tls_api_base} if self.tls_api_base else {}),
         }
 
     def slack_ids(self) -> dict[str, str]:

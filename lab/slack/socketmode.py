@@ -120,14 +120,16 @@ class SocketHub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.envelopes: list[EnvelopeRecord] = []
         self.ws_base = ""  # ws://127.0.0.1:PORT, set by the server once it is bound
+        self.wss_base = ""  # wss://127.0.0.1:TLS_PORT, when the server also serves TLS
 
     # ------------------------------------------------------------------ connecting
 
-    def issue_url(self) -> str:
-        """A fresh one-time link URL, as ``apps.connections.open`` returns it."""
+    def issue_url(self, *, tls: bool = False) -> str:
+        """A fresh one-time link URL, as ``apps.connections.open`` returns it: ``wss://`` when asked over TLS."""
         ticket = str(uuid.uuid4())
         self._tickets[ticket] = time.monotonic()
-        return f"{self.ws_base}/link/?ticket={ticket}&app_id={APP_ID}"
+        base = self.wss_base if tls and self.wss_base else self.ws_base
+        return f"{base}/link/?ticket={ticket}&app_id={APP_ID}"
 
     def _take_ticket(self, ticket: str | None) -> bool:
         issued = self._tickets.pop(ticket or "", None)

@@ -172,7 +172,9 @@ class WebApi:
             if rule is not None:
                 raise SlackError(rule.error, status=rule.status,
                                  headers={"Retry-After": "1"} if rule.status == 429 else None)
-            body: JSON = {"ok": True, **handler(args)}
+            # A link asked for over TLS is a wss:// one, as real Slack's (see SlackStandIn).
+            answer = self.hub.issue_url(tls=request.secure) if method == "apps.connections.open" else None
+            body: JSON = {"ok": True, **({"url": answer} if answer else handler(args))}
             status = 200
         except SlackError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}

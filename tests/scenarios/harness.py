@@ -20,12 +20,12 @@ import httpx
 import psycopg
 from cryptography.fernet import Fernet
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_sdk import WebClient
 from sqlalchemy import make_url
 from sqlmodel import Session, select
 
 from bot.app import create_app
 from bot.models import AuditEvent, ResetRequest
+from bot.serve import socket_mode_handler
 from bot.services.registry import Services
 from bot.settings import Settings
 from bot.wiring import Runtime, build_runtime
@@ -86,10 +86,7 @@ class RunningBot:
 @contextmanager
 def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]:
     runtime = build_runtime(settings)
-    web = WebClient(base_url=settings.slack_api_base)
-    assert settings.slack_app_token is not None
-    handler = SocketModeHandler(create_app(settings, runtime.services), settings.slack_app_token.get_secret_value(),
-                                web_client=web)
+    handler = socket_mode_handler(create_app(settings, runtime.services), settings)
     before = len([c for c in driver.connections() if c.get("ready")])
     handler.connect()  # type: ignore[no-untyped-call]
     driver.wait_connected(before + 1)
