@@ -390,7 +390,8 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
         lab: Lab, bot: RunningBot, driver: SlackDriver, caplog: pytest.LogCaptureFixture) -> None:
     """Three landed checks due in one sweep: Alice's confirmation cannot be posted (Slack refuses it), Bob's
     check cannot be answered by this release (a kind a newer one wrote), Nora's goes through. Each failure is
-    logged, neither stops the others, and Bob's check is answered after its lease once it can be."""
+    logged, neither stops the others, Alice's confirmation is posted by the outbox's next run, and Bob's check is
+    answered after its lease once it can be."""
     stories = {key: _reset(lab, driver, bot, key) for key in ("alice", "bob", "nora")}
     bob_id, bob_ts, _ = stories["bob"]
     [bob_landed] = [c for c in _checks(bot, bob_id) if c.kind == "landed"]
@@ -404,11 +405,14 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
         assert bot.services.followups.run_due(now=now) == 2, "Alice's and Nora's checks finish"
     logged = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("follow-up landed_v2 of") and "failed" in m for m in logged), logged
-    assert any("landed of" in m and "recorded but not posted" in m for m in logged), logged
+    assert any("(followup.landed) not posted (Slack: fatal_error, attempt 1)" in m for m in logged), logged
 
     alice_id, alice_ts, _ = stories["alice"]
-    assert _said(lab, driver, alice_ts, before["alice"]) == [], "Slack refused the post: it is not repeated"
+    assert _said(lab, driver, alice_ts, before["alice"]) == [], "Slack refused the post"
     assert [e.action for e in bot.audit(alice_id)][-1] == "writeback_confirmed", "but the outcome is recorded"
+    assert bot.services.outbox.deliver(now=now + timedelta(minutes=1)) == 1
+    [alice_said] = _said(lab, driver, alice_ts, before["alice"])
+    assert "Confirmed on-premises" in alice_said, "the outbox's next run posted it"
     [nora_said] = _said(lab, driver, stories["nora"][1], before["nora"])
     assert "reached Active Directory" in nora_said
     assert _said(lab, driver, bob_ts, before["bob"]) == []
@@ -421,5 +425,5 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
     assert bot.services.followups.run_due(now=now + CLAIM_LEASE) == 1
     [bob_said] = _said(lab, driver, bob_ts, before["bob"])
     assert "Confirmed on-premises" in bob_said
-    assert _said(lab, driver, alice_ts, before["alice"]) == [] and len(_said(lab, driver, stories["nora"][1])) == \
+    assert len(_said(lab, driver, alice_ts, before["alice"])) == 1 and len(_said(lab, driver, stories["nora"][1])) == \
         before["nora"] + 1, "nothing else was said twice"

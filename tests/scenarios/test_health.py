@@ -31,6 +31,7 @@ from bot.policy import generate_temporary_password
 from bot.services import health as health_module
 from bot.services.health import HealthService
 from bot.services.health_state import Check, CheckResult, slot_of
+from bot.services.outbox import Outbox
 from bot.wiring import build_runtime
 from lab.people import person
 from lab.slack.driver import Message, SlackDriver
@@ -61,7 +62,8 @@ def health(bot: RunningBot, tmp_path: Path) -> Iterator[HealthService]:
     engine = make_engine(f"sqlite:///{tmp_path / 'health.db'}")
     create_schema(engine)
     base = bot.services.health
-    yield HealthService(begin=make_session_factory(engine).begin, notifier=bot.runtime.notifier,
+    begin = make_session_factory(engine).begin
+    yield HealthService(begin=begin, outbox=Outbox(begin=begin, notifier=bot.runtime.notifier),
                         graph=bot.runtime.graph, directory=bot.runtime.directory,
                         fresh_app_token=base.fresh_app_token, canary_token=base.canary_token,
                         rules=dataclasses.replace(base.rules, interval_s=2.0, summary_hour=23))
