@@ -41,6 +41,9 @@ from bot.services.outbox_rules import OutboxRules, retry_at
 
 log = logging.getLogger(__name__)
 
+#: A scheduled run reads what is due again after a pass that posted something, at most this many times.
+_MAX_PASSES = 10
+
 
 class Kind(StrEnum):
     #: A reply in ``thread_ts`` of ``channel``.
@@ -89,9 +92,21 @@ class Outbox:
         run). Returns how many this call posted. A message another replica holds, one not due yet, or one behind
         an undelivered earlier message to the same place is left for a later run."""
         now = now or self.clock()
-        if ids is None:
+        if ids is not None:
+            return self._deliver_all(ids, now=now)
+        sent = 0
+        for _ in range(_MAX_PASSES):
+            # Another pass while the last one posted something: a message held back behind one just posted is
+            # ready now, and a conversation's backlog goes out in one run, in order.
             with self.begin() as session:
-                ids = store.due_outbox(session, now=now)
+                due = store.due_outbox(session, now=now)
+            posted = self._deliver_all(due, now=now) if due else 0
+            sent += posted
+            if not posted:
+                break
+        return sent
+
+    def _deliver_all(self, ids: Collection[int], *, now: datetime) -> int:
         sent = 0
         for message_id in sorted(ids):  # the order they were written: a conversation's order
             try:

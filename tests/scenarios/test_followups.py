@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot.models import FollowUp
 from bot.services.followups import CLAIM_LEASE
-from bot.store import claim_followup, followups_for
+from bot.store import claim_followup, followups_for, outbox_messages
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
@@ -427,3 +427,43 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
     assert "Confirmed on-premises" in bob_said
     assert len(_said(lab, driver, alice_ts, before["alice"])) == 1 and len(_said(lab, driver, stories["nora"][1])) == \
         before["nora"] + 1, "nothing else was said twice"
+
+
+def test_a_follow_up_whose_post_fails_is_delivered_by_a_later_run_exactly_once(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Slack is down when the confirmation is decided: the outcome is recorded and the message waits in the
+    outbox; runs while Slack is still down try again on the backoff, and the first run after it is back posts it,
+    once. No outbox message ever holds the temporary password."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    temporary = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    before = len(_said(lab, driver, ts))
+    outbox = bot.services.outbox
+    now = reset_at + timedelta(seconds=16)
+
+    driver.faults(down=["chat.postMessage"])
+    try:
+        assert bot.services.followups.run_due(now=now) == 1, "the check is answered whatever Slack does"
+        assert [e.action for e in bot.audit(request_id)][-1] == "writeback_confirmed"
+        assert outbox.deliver(now=now + timedelta(seconds=5)) == 0, "not due again yet: nothing is tried"
+        assert outbox.deliver(now=now + timedelta(minutes=1)) == 0, "still down"
+    finally:
+        driver.faults(down=[])
+    assert _said(lab, driver, ts, before) == []
+    with bot.session() as session:
+        [owed] = outbox_messages(session, request_id=request_id)
+    assert (owed.state, owed.attempts, owed.last_error, owed.kind) == ("pending", 2, "service_unavailable", "thread")
+
+    assert outbox.deliver(now=now + timedelta(minutes=5)) == 1
+    assert outbox.deliver(now=now + timedelta(minutes=30)) == 0, "posted once: nothing left to post"
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":white_check_mark: Confirmed on-premises")
+    with bot.session() as session:
+        [sent] = outbox_messages(session, request_id=request_id)
+        everything = outbox_messages(session)
+    assert (sent.state, sent.attempts, sent.ts) == ("sent", 3, next(m["ts"] for m in thread(driver, helpdesk, ts)
+                                                                   if m["text"] == said))
+    assert not [m for m in everything if temporary in m.text or "password:" in m.text.lower()]
