@@ -4,8 +4,9 @@ A reset's success and its checks are written in one transaction (``plan``), so a
 its follow-ups. The scheduler on every replica calls ``run_due``: it claims due checks with a compare-and-set,
 answers all of them with one LDAP search (``Directory.users_by_dn``: a paged OR of escaped DNs), and finishes
 each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's outcome
-is recorded and posted once however many replicas tick. If AD cannot be reached the claimed checks are handed
-back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an outage.
+is recorded, and its message queued, once however many replicas tick. If AD cannot be reached the claimed checks
+are handed back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an
+outage.
 
 What a finish says (a thread line, a DM) is written to the outbox in the finish's own transaction and posted right
 after the commit (``bot.services.outbox``): a Slack failure or a process dying after the commit delays the message,
