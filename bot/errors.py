@@ -46,7 +46,13 @@ class DirectoryUnavailableError(ResetbotError):
 
 
 class SlackUnavailableError(ResetbotError):
-    """Slack's Web API refused or failed a call the bot needed (not a person's mistake)."""
+    """Slack's Web API refused or failed a call the bot needed (not a person's mistake). ``code`` is Slack's error
+    code (``ratelimited``, ``channel_not_found``, ...) or ``unreachable``: the outbox decides from it whether a
+    post is worth trying again."""
+
+    def __init__(self, message: str, *, code: str = "unreachable") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --- Entra ID and Microsoft Graph (bot/clients/entra_auth.py, bot/clients/graph.py) ---------------------------

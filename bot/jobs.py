@@ -6,6 +6,8 @@ due: nothing about a request lives in the scheduler, a restart loses nothing, an
 at once are safe because every change is a compare-and-set whose winner alone posts. Each job body is
 isolated: a failure is logged and the next run happens as planned. Health pings work the same way: a
 short tick on every replica, and a round per time slot claimed in the database (``bot.services.health``).
+The outbox's run (``bot.services.outbox``) posts what the follow-ups and health decided but Slack did not take at
+once (and what a process that died after its commit left behind): its rows are claimed the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ WIPE_JOB_ID = "reset.wipe_expired"
 FOLLOWUPS_JOB_ID = "followups.run_due"
 RECOVER_JOB_ID = "reset.recover_interrupted"
 HEALTH_JOB_ID = "health.tick"
+OUTBOX_JOB_ID = "outbox.deliver"
 
 
 def isolated(name: str, body: Callable[[], object]) -> Callable[[], None]:
@@ -54,6 +57,10 @@ def start_scheduler(services: Services, *, sweep_seconds: float) -> BackgroundSc
     scheduler.add_job(
         isolated(RECOVER_JOB_ID, services.reset.recover_interrupted), "interval", seconds=sweep_seconds,
         id=RECOVER_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.add_job(
+        isolated(OUTBOX_JOB_ID, services.outbox.deliver), "interval", seconds=sweep_seconds,
+        id=OUTBOX_JOB_ID, coalesce=True, max_instances=1, next_run_time=datetime.now(UTC), replace_existing=True,
     )
     health = services.health
     scheduler.add_job(

@@ -395,3 +395,46 @@ class HealthTransition(SQLModel, table=True):
     to_state: str = Field(max_length=16)
     failing: str = Field(default="[]", sa_type=sa.Text)
     changed: str = Field(default="{}", sa_type=sa.Text)
+
+
+# --- the outbox ----------------------------------------------------------------------------------------------------
+
+class OutboxMessage(SQLModel, table=True):
+    """A Slack message the bot owes someone, written in the same transaction as the decision it announces (a
+    follow-up's finish, a health transition, a day's summary claim), so a recorded outcome always has its message.
+
+    ``bot.services.outbox`` delivers it: a replica claims a due row with a compare-and-set (``pending`` →
+    ``sending`` with a lease, like ``FollowUp``), posts it, and marks it ``sent`` on its claim; a failed post is
+    ``pending`` again at ``next_at`` (capped backoff) until the give-up horizon, then ``given_up``. ``text`` is the
+    sentence as it was decided (never a password: the follow-up and health sentences hold none).
+    """
+
+    __tablename__: ClassVar[Any] = "outbox_message"
+    __table_args__: ClassVar[Any] = (
+        sa.Index(None, "state", "next_at"),
+        sa.Index(None, "channel", "thread_ts", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: ``thread`` (a reply in ``thread_ts`` of ``channel``), ``dm`` (``channel`` is the person's Slack user id) or
+    #: ``channel`` (a top-level message in ``channel``).
+    kind: str = Field(max_length=16)
+    channel: str = Field(max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    text: str = Field(sa_type=sa.Text)
+    #: What the message announces, for the log and the give-up audit (``followup.landed``, ``health.transition``).
+    origin: str = Field(default="", max_length=64)
+    #: The request it belongs to, if any (the give-up is audited on it).
+    request_id: str | None = Field(default=None, max_length=16)
+    state: str = Field(default="pending", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    next_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    attempts: int = Field(default=0)
+    claim: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    #: Slack's error code of the last failed post (``ratelimited``, ``internal_error``, ...), never its text.
+    last_error: str | None = Field(default=None, max_length=64)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    #: The posted message's ``ts``, once sent.
+    ts: str | None = Field(default=None, max_length=32)
+    given_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

@@ -24,6 +24,7 @@ from bot.models import SERVICE_LINK_KEY
 from bot.services.followups import FollowUpRules, FollowUpService
 from bot.services.health import HealthRules, HealthService
 from bot.services.links import LinkRules, LinkService
+from bot.services.outbox import Outbox
 from bot.services.registry import Services
 from bot.services.requests import RequestRules, RequestService
 from bot.services.reset import ResetService
@@ -111,7 +112,8 @@ def build_runtime(settings: Settings) -> Runtime:
     resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier)
     links = LinkService(begin=factory.begin, notifier=notifier, tokens=_delegated_tokens(settings), graph=graph,
                         rules=LinkRules.from_settings(settings))
-    followups = FollowUpService(begin=factory.begin, notifier=notifier, directory=directory,
+    outbox = Outbox(begin=factory.begin, notifier=notifier)
+    followups = FollowUpService(begin=factory.begin, outbox=outbox, directory=directory,
                                 rules=FollowUpRules.from_settings(settings))
     reset = ResetService(begin=factory.begin, notifier=notifier, graph=graph, directory=directory,
                          sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
@@ -120,10 +122,10 @@ def build_runtime(settings: Settings) -> Runtime:
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness)
-    health = HealthService(begin=factory.begin, notifier=notifier, graph=graph, directory=directory,
+    health = HealthService(begin=factory.begin, outbox=outbox, graph=graph, directory=directory,
                            fresh_app_token=lambda: _app_tokens(settings).token(),
                            canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,
                            rules=HealthRules.from_settings(settings))
     return Runtime(settings=settings, engine=engine, session_factory=factory, graph=graph, directory=directory,
                    notifier=notifier, services=Services(requests=requests, reset=reset, links=links,
-                                                      followups=followups, health=health))
+                                                      followups=followups, health=health, outbox=outbox))

@@ -50,7 +50,8 @@ class SlackNotifier:
         try:
             return fn()
         except SlackApiError as e:
-            raise SlackUnavailableError(f"Slack refused {what} ({e.response.get('error')}).") from e
+            code = str(e.response.get("error") or f"http_{e.response.status_code}")
+            raise SlackUnavailableError(f"Slack refused {what} ({code}).", code=code) from e
         except OSError as e:
             raise SlackUnavailableError(f"Slack could not be reached for {what}.") from e
 

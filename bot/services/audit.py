@@ -86,6 +86,9 @@ class AuditAction(StrEnum):
     USER_CHOSE_OWN = "user_chose_own"
     REPLACE_REMINDED = "replace_reminded"
     NEVER_REPLACED = "never_replaced"
+    #: A message the bot owed (a follow-up's outcome, a health change) that Slack never took before the outbox's
+    #: give-up horizon: the outcome stands, nobody was told.
+    MESSAGE_GIVEN_UP = "message_given_up"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

@@ -4,11 +4,14 @@ A reset's success and its checks are written in one transaction (``plan``), so a
 its follow-ups. The scheduler on every replica calls ``run_due``: it claims due checks with a compare-and-set,
 answers all of them with one LDAP search (``Directory.users_by_dn``: a paged OR of escaped DNs), and finishes
 each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's outcome
-is recorded and posted once however many replicas tick. If AD cannot be reached the claimed checks are handed
-back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an outage.
+is recorded, and its message queued, once however many replicas tick. If AD cannot be reached the claimed checks
+are handed back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an
+outage.
 
-What is posted after a finish is posted once at most: a process that dies between the commit and the post
-loses that message (the outcome stays in the audit trail and ``/reset-status``), rather than risking a repeat.
+What a finish says (a thread line, a DM) is written to the outbox in the finish's own transaction and posted right
+after the commit (``bot.services.outbox``): a Slack failure or a process dying after the commit delays the message,
+it no longer loses it. Delivery is at least once: only a process dying between Slack's answer and marking the
+message sent can post it twice (chat.postMessage has no idempotency key).
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ from sqlmodel import Session
 
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
-from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import ResetbotError
 from bot.metrics import record_followup
-from bot.models import FollowUp, ResetRequest, utcnow
+from bot.models import FollowUp, OutboxMessage, ResetRequest, utcnow
 from bot.policy import filetime_to_datetime
 from bot.services.audit import AuditAction, AuditDraft
 from bot.services.followup_rules import (
@@ -41,6 +43,7 @@ from bot.services.followup_rules import (
     replaced,
     replaced_schedule,
 )
+from bot.services.outbox import Outbox, dm_message, thread_message
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,8 +82,9 @@ class _Said:
 @dataclass
 class FollowUpService:
     begin: SessionFactory
-    notifier: Notifier
     directory: Directory
+    #: Where what a finish says is written, and delivered from (retried when Slack fails).
+    outbox: Outbox
     rules: FollowUpRules = field(default_factory=FollowUpRules)
     clock: Callable[[], datetime] = field(default=utcnow)
 
@@ -254,6 +258,12 @@ class FollowUpService:
     def _finish(self, f: FollowUp, req: ResetRequest, *, claim: str, now: datetime, outcome: str, seen: int | None,
                 action: AuditAction, said: _Said, retire: FollowUpKind | None = None) -> int:
         assert f.id is not None
+        origin = f"followup.{f.kind}"
+        owed: list[OutboxMessage] = []
+        if said.thread and req.channel_id and req.thread_ts:
+            owed.append(thread_message(req.channel_id, req.thread_ts, said.thread, origin=origin, request_id=req.id))
+        if said.dm and req.target_slack_id:
+            owed.append(dm_message(req.target_slack_id, said.dm, origin=origin, request_id=req.id))
         with self.begin() as session:
             if not store.finish_followup(session, followup_id=f.id, claim=claim, outcome=outcome, seen=seen, now=now):
                 return 0  # another replica took this check over after our lease ran out: it speaks, not us
@@ -263,17 +273,10 @@ class FollowUpService:
                 actor="scheduler", action=action, request_id=req.id,
                 detail={"check": f.kind, "step": f.step, "outcome": outcome, "attempts": f.attempts,
                         "pwd_last_set": "" if seen is None else str(seen)}))
+            ids = self.outbox.enqueue(session, owed, now=now)
         record_followup(f.kind, outcome)
         log.info("follow-up %s #%d of %s: %s", f.kind, f.step, req.id, outcome)
-        try:
-            if said.thread and req.channel_id and req.thread_ts:
-                self.notifier.post(req.channel_id, said.thread, thread_ts=req.thread_ts)
-            if said.dm and req.target_slack_id:
-                self.notifier.dm(req.target_slack_id, said.dm)
-        except ResetbotError as e:
-            # Recorded already (audit, /reset-status); a post is not retried, so that none is ever doubled.
-            log.warning("follow-up %s of %s: %s recorded but not posted (%s)", f.kind, req.id, outcome,
-                        type(e).__name__)
+        self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
         return 1
 
 

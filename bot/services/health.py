@@ -4,8 +4,12 @@ Every replica's scheduler calls ``tick`` often; a round belongs to a time slot (
 replica whose INSERT of that slot's row wins, so it fires once per interval however many replicas run, and the
 schedule survives restarts because it is the clock plus a table. Each check's result is stored; the state is
 derived from the latest results; a change of state is a transition row whose ``seq`` follows the last one, so
-the INSERT that gets it in is the claim and only its author posts to ops. A daily summary is claimed the same
+the INSERT that gets it in is the claim and only its author tells ops. A daily summary is claimed the same
 way, per day. A check that raises is logged and recorded as failed; nothing a check does stops the next round.
+
+What ops is told (a change of state, the summary) is written to the outbox in the transaction that inserts the
+transition or claims the day, and posted right after it commits (``bot.services.outbox``): a Slack failure delays
+an alert, it never loses it, and the outbox keeps "degraded" ahead of the "healthy" that follows it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlmodel import Session
+
 from bot import messages, store
 from bot.clients.directory import Directory
 from bot.clients.graph import Graph
-from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.errors import (
     DirectoryUnavailableError,
@@ -54,6 +59,7 @@ from bot.services.health_state import (
     overall,
     slot_of,
 )
+from bot.services.outbox import Outbox, channel_message
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +159,8 @@ def _runner() -> str:
 @dataclass
 class HealthService:
     begin: SessionFactory
-    notifier: Notifier
+    #: Where a change of state and the daily summary are written for ops, and delivered from (retried).
+    outbox: Outbox
     graph: Graph
     directory: Directory
     #: A Graph token straight from the token endpoint (never msal's cache): proves token acquisition works now.
@@ -243,8 +250,9 @@ class HealthService:
         return result
 
     def _record_change(self, slot: int, now: datetime) -> Change | None:
-        """Compare the latest results with the last announced state; store and post a transition if it changed.
-        The transition's ``seq`` is the last one's plus one: of two replicas racing, one INSERT gets in."""
+        """Compare the latest results with the last announced state; if it changed, store the transition and, in
+        the same transaction, the message telling ops. The transition's ``seq`` is the last one's plus one: of two
+        replicas racing, one INSERT gets in, and only its author's message is written."""
         configured = set(self.rules.checks())
         with self.begin() as session:
             last = store.last_health_transition(session)
@@ -265,17 +273,13 @@ class HealthService:
                                    changed=json.dumps(changed, sort_keys=True))
             if not store.add_health_transition(session, transition=row):
                 return None
+            told = [channel_message(self.rules.ops_channel, messages.health_transition(found),
+                                    origin="health.transition")] if found.news and self.rules.ops_channel else []
+            ids = self.outbox.enqueue(session, told, now=now)
         log.info("health changed: %s -> %s (failing: %s)", found.from_state.value, found.to_state.value,
                  ", ".join(c.value for c in found.failing) or "none")
-        if not found.news:
-            return None
-        if self.rules.ops_channel:
-            try:
-                self.notifier.post(self.rules.ops_channel, messages.health_transition(found))
-            except ResetbotError:
-                log.exception("could not tell ops that health is %s; /resetbot health shows it",
-                              found.to_state.value)
-        return found
+        self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+        return found if found.news else None
 
     def _maybe_summary(self, now: datetime) -> bool:
         if now.hour < self.rules.summary_hour:
@@ -283,29 +287,38 @@ class HealthService:
         day = now.date().toordinal()
         if day == self._seen_day:
             return False
+        since = now - timedelta(days=1)
+        # The claim, the summary and its message in one transaction: a summary claimed is a summary owed (a
+        # failure rolls the claim back, and the next tick tries again).
         with self.begin() as session:
             won = store.claim_health_slot(session, kind=SUMMARY_KIND, slot=day, runner=self.runner, at=now)
+            ids: list[int] = []
+            if won:
+                counts = {Check(name): c for name, c in store.health_failures_since(session, since=since).items()
+                          if name in _CHECK_NAMES}
+                changes = len(store.recent_health_transitions(session, limit=10_000, since=since))
+                store.prune_health(session, before=now - RETENTION)
+                if self.rules.ops_channel:
+                    text = messages.health_summary(self._report(session), counts, changes)
+                    ids = self.outbox.enqueue(session, [channel_message(self.rules.ops_channel, text,
+                                                                        origin="health.summary")], now=now)
         self._seen_day = day
         if not won:
             return False
-        since = now - timedelta(days=1)
-        with self.begin() as session:
-            counts = {Check(name): c for name, c in store.health_failures_since(session, since=since).items()
-                      if name in _CHECK_NAMES}
-            changes = len(store.recent_health_transitions(session, limit=10_000, since=since))
-            store.prune_health(session, before=now - RETENTION)
-        if self.rules.ops_channel:
-            self.notifier.post(self.rules.ops_channel, messages.health_summary(self.report(), counts, changes))
+        self.outbox.deliver(ids, now=now)
         return True
 
     # --- what people see -----------------------------------------------------------------------------------------
 
     def report(self) -> HealthReport:
         """The current state (from each configured check's latest result) and the last transitions."""
-        configured = self.rules.checks()
         with self.begin() as session:
-            latest = store.latest_health_results(session)
-            transitions = store.recent_health_transitions(session, limit=SHOWN_TRANSITIONS)
+            return self._report(session)
+
+    def _report(self, session: Session) -> HealthReport:
+        configured = self.rules.checks()
+        latest = store.latest_health_results(session)
+        transitions = store.recent_health_transitions(session, limit=SHOWN_TRANSITIONS)
         views = tuple(CheckView(check=c, ok=latest[c.value].ok, detail=latest[c.value].detail,
                                 at=latest[c.value].at) for c in configured if c.value in latest)
         shown = tuple(TransitionView(

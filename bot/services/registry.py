@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.services.followups import FollowUpService
 from bot.services.health import HealthService
 from bot.services.links import LinkService
+from bot.services.outbox import Outbox
 from bot.services.requests import RequestService
 from bot.services.reset import ResetService
 
@@ -18,3 +19,4 @@ class Services:
     links: LinkService
     followups: FollowUpService
     health: HealthService
+    outbox: Outbox

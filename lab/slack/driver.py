@@ -152,11 +152,13 @@ class SlackDriver:
     def faults(self, *, rate_limit: bool | None = None, fail_next: dict[str, Any] | list[dict[str, Any]] | None = None,
                drop_acks: bool | None = None, ack_timeout_s: float | None = None,
                trigger_ttl_s: float | None = None, revoked_scopes: list[str] | None = None,
-               http_signing: str | None = None) -> dict[str, Any]:
-        """Change only the switches given; returns all of them."""
+               http_signing: str | None = None, down: list[str] | None = None) -> dict[str, Any]:
+        """Change only the switches given; returns all of them. ``down=["chat.postMessage"]`` takes that method
+        down (HTTP 503) until ``down=[]``."""
         body = {k: v for k, v in {"rate_limit": rate_limit, "fail_next": fail_next, "drop_acks": drop_acks,
                                   "ack_timeout_s": ack_timeout_s, "trigger_ttl_s": trigger_ttl_s,
-                                  "revoked_scopes": revoked_scopes, "http_signing": http_signing}.items()
+                                  "revoked_scopes": revoked_scopes, "http_signing": http_signing,
+                                  "down": down}.items()
                 if v is not None}
         return cast(dict[str, Any], self._call("POST", "/faults", json=body))
 

@@ -491,6 +491,11 @@ class ControlApi:
             if body["http_signing"] not in SIGNING_MODES:
                 _fail(400, f"http_signing must be one of {list(SIGNING_MODES)}")
             faults.http_signing = str(body["http_signing"])
+        if "down" in body:
+            down = body["down"]
+            if not isinstance(down, list) or not all(isinstance(m, str) for m in down):
+                _fail(400, "down must be a list of Web API method names (or \"*\")")
+            faults.down = list(down)
 
     async def disconnect(self, request: web.Request) -> web.Response:
         body = await self._body(request)

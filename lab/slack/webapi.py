@@ -11,7 +11,7 @@ Choices where Slack documents nothing:
   and is checked before the token (slack.com does both); slack-sdk raises SlackApiError either way.
 - A JSON body's ``token`` field is ignored (Slack wants the header with JSON); form/query ``token`` works.
 - Failing calls planned with ``fail_next`` are consumed after authentication, so an unauthenticated call
-  does not use one up.
+  does not use one up. A method that is ``down`` answers 503 before any planned failure is consumed.
 """
 
 from __future__ import annotations
@@ -168,6 +168,8 @@ class WebApi:
             if self._authorize(method, token) == "bot":
                 # Slack names the token's scopes on every answer to a call made with it.
                 headers["x-oauth-scopes"] = ",".join(self.ws.faults.granted_scopes())
+            if self.ws.faults.is_down(method):
+                raise SlackError("service_unavailable", status=503)
             rule = self.ws.faults.take_failure(method)
             if rule is not None:
                 raise SlackError(rule.error, status=rule.status,

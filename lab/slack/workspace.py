@@ -347,6 +347,12 @@ class Faults:
     revoked_scopes: list[str] = field(default_factory=list)
     #: HTTP delivery: ``ok`` signs as Slack does; ``unsigned``, ``wrong_secret`` and ``stale`` send forgeries.
     http_signing: str = "ok"
+    #: Web API methods that answer HTTP 503 ``service_unavailable`` until taken off the list (``*``: every
+    #: method): Slack down for as long as a test needs, however often the app retries meanwhile.
+    down: list[str] = field(default_factory=list)
+
+    def is_down(self, method: str) -> bool:
+        return method in self.down or "*" in self.down
 
     def granted_scopes(self) -> list[str]:
         """What the bot token carries: the manifest's bot scopes less the revoked ones."""
@@ -355,7 +361,7 @@ class Faults:
     def to_json(self) -> JSON:
         return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
                 "trigger_ttl_s": self.trigger_ttl_s, "revoked_scopes": list(self.revoked_scopes),
-                "granted_scopes": self.granted_scopes(), "http_signing": self.http_signing,
+                "granted_scopes": self.granted_scopes(), "http_signing": self.http_signing, "down": list(self.down),
                 "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
                               for r in self.fail_next]}
 

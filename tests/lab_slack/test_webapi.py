@@ -248,6 +248,22 @@ def test_fail_next(client: WebClient, driver: SlackDriver) -> None:
     assert client.auth_test()["ok"]  # other methods were never affected
 
 
+def test_a_method_taken_down_answers_503_until_it_is_back(client: WebClient, driver: SlackDriver) -> None:
+    driver.faults(down=["chat.postMessage"])
+    for _ in range(3):
+        assert error_of(lambda: client.chat_postMessage(channel="C0HELPDESK", text="lost?")) == (
+            503, "service_unavailable")
+    assert client.users_info(user="U00ALICE")["ok"], "only the listed method is down"
+    assert not driver.messages("C0HELPDESK"), "nothing was posted while it was down"
+    assert driver.faults(down=[])["down"] == []
+    assert client.chat_postMessage(channel="C0HELPDESK", text="back")["ok"]
+    assert [c["status"] for c in driver.calls("chat.postMessage")] == [503, 503, 503, 200]
+    driver.faults(down=["*"])
+    assert error_of(client.auth_test) == (503, "service_unavailable")
+    driver.reset()
+    assert client.auth_test()["ok"], "a reset brings Slack back"
+
+
 def test_calls_are_logged_without_tokens(client: WebClient, driver: SlackDriver) -> None:
     client.users_info(user="U000IVAN")
     (call,) = driver.calls("users.info")

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot.models import FollowUp
 from bot.services.followups import CLAIM_LEASE
-from bot.store import claim_followup, followups_for
+from bot.store import claim_followup, followups_for, outbox_messages
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
@@ -417,7 +417,8 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
         lab: Lab, bot: RunningBot, driver: SlackDriver, caplog: pytest.LogCaptureFixture) -> None:
     """Three landed checks due in one sweep: Alice's confirmation cannot be posted (Slack refuses it), Bob's
     check cannot be answered by this release (a kind a newer one wrote), Nora's goes through. Each failure is
-    logged, neither stops the others, and Bob's check is answered after its lease once it can be."""
+    logged, neither stops the others, Alice's confirmation is posted by the outbox's next run, and Bob's check is
+    answered after its lease once it can be."""
     stories = {key: _reset(lab, driver, bot, key) for key in ("alice", "bob", "nora")}
     bob_id, bob_ts, _ = stories["bob"]
     [bob_landed] = [c for c in _checks(bot, bob_id) if c.kind == "landed"]
@@ -431,11 +432,14 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
         assert bot.services.followups.run_due(now=now) == 2, "Alice's and Nora's checks finish"
     logged = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("follow-up landed_v2 of") and "failed" in m for m in logged), logged
-    assert any("landed of" in m and "recorded but not posted" in m for m in logged), logged
+    assert any("(followup.landed) not posted (Slack: fatal_error, attempt 1)" in m for m in logged), logged
 
     alice_id, alice_ts, _ = stories["alice"]
-    assert _said(lab, driver, alice_ts, before["alice"]) == [], "Slack refused the post: it is not repeated"
+    assert _said(lab, driver, alice_ts, before["alice"]) == [], "Slack refused the post"
     assert [e.action for e in bot.audit(alice_id)][-1] == "writeback_confirmed", "but the outcome is recorded"
+    assert bot.services.outbox.deliver(now=now + timedelta(minutes=1)) == 1
+    [alice_said] = _said(lab, driver, alice_ts, before["alice"])
+    assert "Confirmed on-premises" in alice_said, "the outbox's next run posted it"
     [nora_said] = _said(lab, driver, stories["nora"][1], before["nora"])
     assert "reached Active Directory" in nora_said
     assert _said(lab, driver, bob_ts, before["bob"]) == []
@@ -448,5 +452,45 @@ def test_one_failing_check_is_logged_and_retried_while_the_others_finish(
     assert bot.services.followups.run_due(now=now + CLAIM_LEASE) == 1
     [bob_said] = _said(lab, driver, bob_ts, before["bob"])
     assert "Confirmed on-premises" in bob_said
-    assert _said(lab, driver, alice_ts, before["alice"]) == [] and len(_said(lab, driver, stories["nora"][1])) == \
+    assert len(_said(lab, driver, alice_ts, before["alice"])) == 1 and len(_said(lab, driver, stories["nora"][1])) == \
         before["nora"] + 1, "nothing else was said twice"
+
+
+def test_a_follow_up_whose_post_fails_is_delivered_by_a_later_run_exactly_once(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Slack is down when the confirmation is decided: the outcome is recorded and the message waits in the
+    outbox; runs while Slack is still down try again on the backoff, and the first run after it is back posts it,
+    once. No outbox message ever holds the temporary password."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request_id, ts, reset_at = _reset(lab, driver, bot, "alice")
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    temporary = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    before = len(_said(lab, driver, ts))
+    outbox = bot.services.outbox
+    now = reset_at + timedelta(seconds=16)
+
+    driver.faults(down=["chat.postMessage"])
+    try:
+        assert bot.services.followups.run_due(now=now) == 1, "the check is answered whatever Slack does"
+        assert [e.action for e in bot.audit(request_id)][-1] == "writeback_confirmed"
+        assert outbox.deliver(now=now + timedelta(seconds=5)) == 0, "not due again yet: nothing is tried"
+        assert outbox.deliver(now=now + timedelta(minutes=1)) == 0, "still down"
+    finally:
+        driver.faults(down=[])
+    assert _said(lab, driver, ts, before) == []
+    with bot.session() as session:
+        [owed] = outbox_messages(session, request_id=request_id)
+    assert (owed.state, owed.attempts, owed.last_error, owed.kind) == ("pending", 2, "service_unavailable", "thread")
+
+    assert outbox.deliver(now=now + timedelta(minutes=5)) == 1
+    assert outbox.deliver(now=now + timedelta(minutes=30)) == 0, "posted once: nothing left to post"
+    [said] = _said(lab, driver, ts, before)
+    assert said.startswith(":white_check_mark: Confirmed on-premises")
+    with bot.session() as session:
+        [sent] = outbox_messages(session, request_id=request_id)
+        everything = outbox_messages(session)
+    assert (sent.state, sent.attempts, sent.ts) == ("sent", 3, next(m["ts"] for m in thread(driver, helpdesk, ts)
+                                                                   if m["text"] == said))
+    assert not [m for m in everything if temporary in m.text or "password:" in m.text.lower()]

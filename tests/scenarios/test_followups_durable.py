@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.db import make_engine
-from bot.models import AuditEvent, FollowUp, ResetRequest, utcnow
+from bot.models import AuditEvent, FollowUp, OutboxMessage, ResetRequest, utcnow
 from bot.services.reset import RECOVERY_GIVE_UP, RECOVERY_MARGIN
 from lab.demo import bot_environment
 from lab.people import person
@@ -137,10 +137,54 @@ def _make_due(url: str, kind: str, step: int) -> None:
         engine.dispose()
 
 
-def _run_each_check_in_turn(lab: Lab, driver: SlackDriver, url: str, ts: str) -> None:
-    """Make the landed check due, then the reminder, then the last word, each once the previous one spoke."""
-    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+def _outbox(url: str, *, followups_only: bool = True) -> list[OutboxMessage]:
+    """The outbox, oldest first: the follow-ups' messages (not the health pings' the bots also send)."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            rows = list(session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
+            return [m for m in rows if m.origin.startswith("followup.") or not followups_only]
+    finally:
+        engine.dispose()
+
+
+def _make_outbox_due(url: str) -> None:
+    """Make every undelivered message due now, as if its retry time (or a dead sender's lease) had passed."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            session.execute(sa.update(OutboxMessage).where(col(OutboxMessage.state).in_(["pending", "sending"]))
+                            .values(state="pending", next_at=utcnow(), claim=None, lease_until=None))
+    finally:
+        engine.dispose()
+
+
+def _landed_while_slack_is_down(driver: SlackDriver, url: str) -> OutboxMessage:
+    """Take chat.postMessage down, make the landed check due, and wait until its confirmation failed to post."""
+    driver.faults(down=["chat.postMessage"])
     _make_due(url, "landed", 0)
+    failed: OutboxMessage = driver.wait_for(
+        lambda: next((m for m in _outbox(url) if m.attempts >= 1 and m.last_error == "service_unavailable"), None),
+        timeout=60, what="the confirmation's post to fail")
+    return failed
+
+
+def _posted(driver: SlackDriver, text: str) -> int:
+    return len([c for c in driver.calls("chat.postMessage") if c["ok"] and text in str(c["args"].get("text"))])
+
+
+def _run_each_check_in_turn(lab: Lab, driver: SlackDriver, url: str, ts: str, *, outage: bool = False) -> None:
+    """Make the landed check due, then the reminder, then the last word, each once the previous one spoke. With
+    ``outage``, Slack is down when the landed check is answered, and back once its post has failed."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    if outage:
+        try:
+            _landed_while_slack_is_down(driver, url)
+        finally:
+            driver.faults(down=[])
+        _make_outbox_due(url)
+    else:
+        _make_due(url, "landed", 0)
     driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=60)
     _make_due(url, "replaced", 0)
     driver.wait_for_message(driver.dm_channel("alice"), lambda m: m["text"].startswith("Reminder"), timeout=60)
@@ -186,17 +230,59 @@ def test_checks_pending_when_the_bot_is_killed_run_once_after_restart(
 
 
 def test_two_bots_on_one_postgresql_run_each_check_once(lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    """Slack is down when the landed check is answered: once it is back, both replicas' outbox runs race for the
+    confirmation, and it is posted once; every other message too."""
     with pg_schema_url(None) as url:
         env = _env(lab, url, FAR_FOLLOWUP_ENV)
         # The schema is made by the first process to start; start one, then its twin.
         with bots(driver, env, tmp_path / "bot-1.log"), bots(driver, env, tmp_path / "bot-2.log"):
             link_agent(lab, driver, "hank")
             ts = _approve_alice(lab, driver)
-            _run_each_check_in_turn(lab, driver, url, ts)
+            _run_each_check_in_turn(lab, driver, url, ts, outage=True)
             _story_told_once(lab, driver, url, ts)
+            driver.wait_for(lambda: all(m.state == "sent" for m in _outbox(url, followups_only=False)) or None,
+                            timeout=60, what="every message marked sent")
+        assert _posted(driver, CONFIRMED) == 1, "both replicas retried; Slack took the confirmation once"
+        assert [(m.origin, m.state) for m in _outbox(url)] == [
+            ("followup.landed", "sent"), ("followup.replaced", "sent"), ("followup.replaced", "sent")]
         logs = (tmp_path / "bot-1.log").read_text() + (tmp_path / "bot-2.log").read_text()
         finished = [line for line in logs.splitlines() if "follow-up " in line and " of R-" in line]
         assert len(finished) == 3, finished
+
+
+def test_messages_undelivered_when_the_bot_is_killed_are_posted_after_restart(
+        lab: Lab, driver: SlackDriver, tmp_path: Path) -> None:
+    """The landed check was answered while Slack was down, and the bot was killed before Slack came back: the
+    outcome is recorded, its message waits in the outbox, and the restarted bot posts it, once."""
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    env = _env(lab, url, FAR_FOLLOWUP_ENV)
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    first = BotProcess(env, tmp_path / "bot.log")
+    try:
+        driver.wait_connected(1, timeout=60)
+        link_agent(lab, driver, "hank")
+        ts = _approve_alice(lab, driver)
+        _landed_while_slack_is_down(driver, url)
+    finally:
+        first.kill()
+        driver.faults(down=[])
+    [owed] = _outbox(url)
+    assert (owed.kind, owed.state, owed.sent_at) == ("thread", "pending", None) and CONFIRMED in owed.text
+    assert not [m for m in thread(driver, helpdesk, ts) if CONFIRMED in m["text"]]
+    _, checks, events = _rows(url)
+    assert [(c.state, c.outcome) for c in checks if c.kind == "landed"] == [("done", "landed")]
+    assert [e.action for e in events].count("writeback_confirmed") == 1, "the outcome was recorded before the kill"
+    _make_outbox_due(url)
+
+    with bots(driver, env, tmp_path / "bot.log"):
+        driver.wait_for_message(helpdesk, lambda m: CONFIRMED in m["text"], thread_ts=ts, timeout=60)
+        driver.wait_for(lambda: all(m.state == "sent" for m in _outbox(url, followups_only=False)) or None,
+                        timeout=60, what="the confirmation marked sent")
+    assert len([m for m in thread(driver, helpdesk, ts) if CONFIRMED in m["text"]]) == 1
+    assert _posted(driver, CONFIRMED) == 1
+    _, checks, events = _rows(url)
+    assert [c.attempts for c in checks if c.kind == "landed"] == [1], "the check itself was not run again"
+    assert [e.action for e in events].count("writeback_confirmed") == 1
 
 
 def _left_resetting_long_ago(url: str) -> None:

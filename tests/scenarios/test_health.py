@@ -31,6 +31,8 @@ from bot.policy import generate_temporary_password
 from bot.services import health as health_module
 from bot.services.health import HealthService
 from bot.services.health_state import Check, CheckResult, slot_of
+from bot.services.outbox import Outbox
+from bot.store import outbox_messages
 from bot.wiring import build_runtime
 from lab.people import person
 from lab.slack.driver import Message, SlackDriver
@@ -61,7 +63,8 @@ def health(bot: RunningBot, tmp_path: Path) -> Iterator[HealthService]:
     engine = make_engine(f"sqlite:///{tmp_path / 'health.db'}")
     create_schema(engine)
     base = bot.services.health
-    yield HealthService(begin=make_session_factory(engine).begin, notifier=bot.runtime.notifier,
+    begin = make_session_factory(engine).begin
+    yield HealthService(begin=begin, outbox=Outbox(begin=begin, notifier=bot.runtime.notifier),
                         graph=bot.runtime.graph, directory=bot.runtime.directory,
                         fresh_app_token=base.fresh_app_token, canary_token=base.canary_token,
                         rules=dataclasses.replace(base.rules, interval_s=2.0, summary_hour=23))
@@ -396,3 +399,27 @@ def test_every_replica_reports_the_latest_round_in_its_health_gauge(
     assert other.tick(now=at(0, 0.5)).round_slot is None, "the slot was claimed already"
     gauge = {s.labels["check"]: s.value for metric in METRICS.health.collect() for s in metric.samples}
     assert gauge["graph_token"] == 0 and gauge["ldap"] == 1 and gauge["graph_read"] == 1
+
+
+def test_a_health_change_slack_did_not_take_is_retried_and_ops_hears_the_changes_in_order(
+        lab: Lab, driver: SlackDriver, health: HealthService, clean_entra: EntraControl) -> None:
+    """Slack is down when health degrades, and still down when it recovers: both changes wait in the outbox, and
+    once Slack is back ops hears "degraded" then "healthy", each once, never the recovery first."""
+    assert health.tick(now=at(0)).change is None
+    driver.faults(down=["chat.postMessage"])
+    try:
+        clean_entra.faults(token_endpoint_down=True)
+        assert health.tick(now=at(1)).change is not None
+        clean_entra.faults(token_endpoint_down=False)
+        assert health.tick(now=at(2)).change is not None
+        assert health.outbox.deliver(now=at(2, 1)) == 0, "the recovery waits behind the undelivered alert"
+    finally:
+        driver.faults(down=[])
+    assert said(driver, lab, "*resetbot health:") == []
+    with health.begin() as session:
+        assert [(m.state, m.attempts) for m in outbox_messages(session)] == [("pending", 1), ("pending", 0)]
+    assert health.outbox.deliver(now=at(2) + timedelta(minutes=1)) == 2
+    assert health.outbox.deliver(now=at(2) + timedelta(minutes=30)) == 0
+    told = [m["text"] for m in said(driver, lab, "*resetbot health:")]
+    assert len(told) == 2 and "degraded" in told[0] and "Graph token failing" in told[0], told
+    assert "Graph token recovered" in told[1], told

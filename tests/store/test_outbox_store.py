@@ -1,0 +1,92 @@
+"""The outbox's claim on both databases: replicas sweeping at once claim each message once, a lapsed lease is
+taken over once, the first claimant can no longer mark it sent; and a conversation's messages are claimable
+only in the order they were written."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from bot import store
+from bot.models import OutboxMessage
+from tests.store.helpers import T0, run_concurrently
+
+pytest_plugins = ("tests.store.dbfixtures",)
+
+LEASE = timedelta(minutes=2)
+
+
+def _queue(factory: sessionmaker[Session], *messages: tuple[str, str | None]) -> list[int]:
+    with factory.begin() as session:
+        return store.add_outbox(session, messages=[
+            OutboxMessage(kind="thread" if ts else "channel", channel=channel, thread_ts=ts, text=f"message {i}",
+                          origin="test", created_at=T0, next_at=T0)
+            for i, (channel, ts) in enumerate(messages)])
+
+
+def _sweep(factory: sessionmaker[Session], claim: str, at: timedelta, seen: list[int] | None = None) -> list[int]:
+    """One replica's run: read what is ready (or, with ``seen``, what every replica read before any claim), then
+    claim each, one transaction per message as the deliverer does."""
+    now = T0 + at
+    if seen is None:
+        with factory.begin() as session:
+            seen = store.due_outbox(session, now=now)
+    won = []
+    for i in seen:
+        with factory.begin() as session:
+            if store.claim_outbox(session, message_id=i, claim=claim, now=now, lease_until=now + LEASE) is not None:
+                won.append(i)
+    return won
+
+
+def test_replicas_claim_each_message_once_and_a_lapsed_lease_once_more(factory: sessionmaker[Session]) -> None:
+    ids = _queue(factory, *[(f"C{i:09}", None) for i in range(6)])  # six conversations: all ready at once
+    replicas = 10
+    claimed = run_concurrently(replicas, lambda n: _sweep(factory, f"first{n:02}", timedelta(seconds=1),
+                                                          ids if n % 2 else None))
+    assert sorted(i for got in claimed for i in got) == ids, "every message claimed, none twice"
+    winner = {i: f"first{n:02}" for n, got in enumerate(claimed) for i in got}
+    assert run_concurrently(replicas, lambda n: _sweep(factory, f"late{n:02}", timedelta(seconds=30))) == \
+        [[]] * replicas, "nothing is claimable while the leases hold"
+
+    retaken = run_concurrently(replicas, lambda n: _sweep(factory, f"second{n:02}", LEASE + timedelta(seconds=2),
+                                                          ids if n % 2 else None))
+    assert sorted(i for got in retaken for i in got) == ids, "each lapsed lease taken over once"
+    heir = {i: f"second{n:02}" for n, got in enumerate(retaken) for i in got}
+    with factory.begin() as session:
+        assert not store.mark_outbox_sent(session, message_id=ids[0], claim=winner[ids[0]], now=T0, ts="1.1"), \
+            "the first claimant lost the message with its lease"
+        assert store.mark_outbox_sent(session, message_id=ids[0], claim=heir[ids[0]], now=T0, ts="1.2")
+        rows = store.outbox_messages(session)
+    assert {(m.id, m.attempts) for m in rows} == {(i, 2) for i in ids}
+    assert [(m.state, m.ts) for m in rows if m.id == ids[0]] == [("sent", "1.2")]
+    assert _sweep(factory, "third", LEASE * 3, [ids[0]]) == [], "a sent message is never claimed again"
+
+
+def test_a_conversation_hears_its_messages_in_the_order_they_were_written(factory: sessionmaker[Session]) -> None:
+    first, second, elsewhere, other_thread = _queue(
+        factory, ("C0OPS", None), ("C0OPS", None), ("C0HELPDESK", "1.1"), ("C0OPS", "1.1"))
+    now = T0 + timedelta(seconds=1)
+    with factory.begin() as session:
+        assert store.due_outbox(session, now=now) == [first, elsewhere, other_thread], \
+            "the second ops message waits behind the first; other threads and channels do not"
+        claimed = store.claim_outbox(session, message_id=first, claim="a", now=now, lease_until=now + LEASE)
+        assert claimed is not None
+    with factory.begin() as session:
+        assert store.claim_outbox(session, message_id=second, claim="b", now=now, lease_until=now + LEASE) is None
+        # The first post failed: it waits out a retry, and the second still waits behind it.
+        assert store.retry_outbox(session, message_id=first, claim="a", next_at=now + timedelta(minutes=5),
+                                  error="internal_error")
+    with factory.begin() as session:
+        assert second not in store.due_outbox(session, now=now + timedelta(minutes=1))
+        assert store.due_outbox(session, now=now + timedelta(minutes=5))[0] == first
+    later = now + timedelta(minutes=5)
+    with factory.begin() as session:
+        assert store.claim_outbox(session, message_id=first, claim="c", now=later, lease_until=later + LEASE)
+        assert store.give_up_outbox(session, message_id=first, claim="c", now=later, error="internal_error")
+    with factory.begin() as session:
+        assert second in store.due_outbox(session, now=later), "a message given up holds nothing back"
+        [given_up] = store.outbox_messages(session, states={"given_up"})
+    assert (given_up.id, given_up.attempts, given_up.last_error) == (first, 2, "internal_error")
