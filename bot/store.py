@@ -927,6 +927,15 @@ def _outbox_claimable(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+def prune_outbox(session: Session, *, before: datetime) -> int:
+    """Forget messages written before ``before`` that are done with (sent or given up); one still owed is kept,
+    however old (it is given up, and audited, first)."""
+    return _rowcount(session.execute(
+        sa.delete(OutboxMessage)
+        .where(col(OutboxMessage.state).in_((_OUTBOX_SENT, _OUTBOX_GIVEN_UP)), col(OutboxMessage.created_at) < before)
+        .execution_options(synchronize_session=False)))
+
+
 def due_outbox(session: Session, *, now: datetime, limit: int = 200) -> list[int]:
     """Ids of messages ready to send, in the order they were written. Reading them claims nothing."""
     rows = session.exec(select(OutboxMessage.id).where(_outbox_claimable(now)).order_by(col(OutboxMessage.id))

@@ -79,6 +79,8 @@ class Outbox:
     notifier: Notifier
     rules: OutboxRules = field(default_factory=OutboxRules)
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: The UTC day this process last pruned delivered messages (once a day per replica: the DELETE is idempotent).
+    _pruned_day: int | None = field(default=None, init=False, repr=False)
 
     def enqueue(self, session: Session, messages: Sequence[OutboxMessage], *, now: datetime) -> list[int]:
         """Queue ``messages`` in the caller's transaction (the one recording the decision they announce); their
@@ -104,7 +106,18 @@ class Outbox:
             sent += posted
             if not posted:
                 break
+        self._prune(now)
         return sent
+
+    def _prune(self, now: datetime) -> None:
+        day = now.date().toordinal()
+        if day == self._pruned_day:
+            return
+        with self.begin() as session:
+            gone = store.prune_outbox(session, before=now - self.rules.keep_for)
+        self._pruned_day = day
+        if gone:
+            log.info("outbox: pruned %d delivered message(s) older than %s", gone, self.rules.keep_for)
 
     def _deliver_all(self, ids: Collection[int], *, now: datetime) -> int:
         sent = 0

@@ -27,6 +27,9 @@ class OutboxRules:
     #: How long a claimed message may take to post before another replica may take it over. Longer than one post
     #: can take (slack-sdk's 30 s timeout, plus its rate-limit retries), or a slow post is doubled.
     lease: timedelta = timedelta(minutes=2)
+    #: How long a sent or given-up message is kept (an operator asking "was it posted, and when?"), then pruned,
+    #: like health results: the outcome it announced stays in the audit trail for good.
+    keep_for: timedelta = timedelta(days=30)
 
 
 def retry_at(rules: OutboxRules, *, attempts: int, created_at: datetime, now: datetime,

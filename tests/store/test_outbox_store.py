@@ -5,12 +5,15 @@ only in the order they were written."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot import store
+from bot.clients.slack_notify import Notifier
 from bot.models import OutboxMessage
+from bot.services.outbox import Outbox
 from tests.store.helpers import T0, run_concurrently
 
 pytest_plugins = ("tests.store.dbfixtures",)
@@ -90,3 +93,45 @@ def test_a_conversation_hears_its_messages_in_the_order_they_were_written(factor
         assert second in store.due_outbox(session, now=later), "a message given up holds nothing back"
         [given_up] = store.outbox_messages(session, states={"given_up"})
     assert (given_up.id, given_up.attempts, given_up.last_error) == (first, 2, "internal_error")
+
+
+def test_pruning_forgets_only_old_messages_that_are_done_with(factory: sessionmaker[Session]) -> None:
+    sent_old, owed_old, given_up_old, sent_new = _queue(factory, *[(f"C{i:09}", None) for i in range(4)])
+    with factory.begin() as session:
+        for i in (sent_old, given_up_old):
+            assert store.claim_outbox(session, message_id=i, claim="c", now=T0, lease_until=T0 + LEASE) is not None
+        assert store.mark_outbox_sent(session, message_id=sent_old, claim="c", now=T0, ts="1.1")
+        assert store.give_up_outbox(session, message_id=given_up_old, claim="c", now=T0, error="is_archived")
+        message = session.get(OutboxMessage, sent_new)
+        assert message is not None
+        message.created_at = T0 + timedelta(days=40)
+        message.state = "sent"
+    with factory.begin() as session:
+        assert store.prune_outbox(session, before=T0 + timedelta(days=30)) == 2
+    with factory.begin() as session:
+        left = {m.id: m.state for m in session.exec(select(OutboxMessage))}
+    assert left == {owed_old: "pending", sent_new: "sent"}, "a message still owed is kept, however old"
+
+
+def test_the_scheduled_run_prunes_once_a_day(factory: sessionmaker[Session]) -> None:
+    def sent_at_t0() -> int:
+        [i] = _queue(factory, ("C000000001", None))
+        with factory.begin() as session:
+            assert store.claim_outbox(session, message_id=i, claim="c", now=T0, lease_until=T0 + LEASE) is not None
+            assert store.mark_outbox_sent(session, message_id=i, claim="c", now=T0, ts="1.1")
+        return i
+
+    def ids() -> set[int | None]:
+        with factory.begin() as session:
+            return {m.id for m in session.exec(select(OutboxMessage))}
+
+    outbox = Outbox(begin=factory.begin, notifier=cast(Notifier, object()))  # nothing is due: nothing is posted
+    first = sent_at_t0()
+    day31 = T0 + timedelta(days=31)
+    assert outbox.deliver(now=day31) == 0
+    assert first not in ids()
+    second = sent_at_t0()
+    outbox.deliver(now=day31 + timedelta(hours=1))
+    assert second in ids(), "pruned once a day, not at every run"
+    outbox.deliver(now=day31 + timedelta(days=1))
+    assert second not in ids()
