@@ -4,14 +4,17 @@ only in the order they were written."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import cast
 
+import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
 from bot import store
 from bot.clients.slack_notify import Notifier
+from bot.errors import SlackUnavailableError
 from bot.models import OutboxMessage
 from bot.services.outbox import Outbox
 from tests.store.helpers import T0, run_concurrently
@@ -135,3 +138,39 @@ def test_the_scheduled_run_prunes_once_a_day(factory: sessionmaker[Session]) -> 
     assert second in ids(), "pruned once a day, not at every run"
     outbox.deliver(now=day31 + timedelta(days=1))
     assert second not in ids()
+
+
+class _RefusingSlack:
+    """Slack answering every post with ``code`` (a stand-in for the Notifier: this test is about the outbox)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.posts = 0
+
+    def post(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
+        self.posts += 1
+        raise SlackUnavailableError("Slack refused the post.", code=self.code)
+
+
+@pytest.mark.parametrize(("code", "at"), [
+    ("is_archived", timedelta(seconds=1)),  # never postable: given up at once
+    ("ratelimited", timedelta(hours=24)),  # retryable, but the next try would fall past the horizon
+])
+def test_a_message_given_up_is_audited_and_logged_without_its_text(
+        factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture, code: str, at: timedelta) -> None:
+    [i] = _queue(factory, ("C000000001", None))
+    slack = _RefusingSlack(code)
+    outbox = Outbox(begin=factory.begin, notifier=cast(Notifier, slack))
+    with caplog.at_level(logging.ERROR, logger="bot.services.outbox"):
+        assert outbox.deliver(now=T0 + at) == 0
+    assert slack.posts == 1
+    with factory.begin() as session:
+        message = session.get(OutboxMessage, i)
+        assert message is not None
+        assert (message.state, message.attempts, message.last_error) == ("given_up", 1, code)
+        [event] = [e for e in store.audit_between(session, since=T0) if e.action == "message_given_up"]
+    assert event.actor == "scheduler"
+    assert f'"error":"{code}"' in event.detail and '"origin":"test"' in event.detail
+    assert "message 0" not in event.detail, "the audit row names the message, it does not repeat it"
+    assert f"outbox message {i} (test) given up after 1 attempt(s) (Slack: {code})" in caplog.text
+    assert outbox.deliver(now=T0 + at + timedelta(days=1)) == 0 and slack.posts == 1, "a given-up message rests"
