@@ -148,4 +148,6 @@ def link_agent(lab: Lab, driver: SlackDriver, key: str) -> None:
     with httpx.Client(verify=ssl.create_default_context(cafile=entra["ca_file"]), trust_env=False) as client:
         answer = client.post(entra["control"] + "/device/approve", json={"user_code": code.group(1), "upn": upn})
         assert answer.status_code == 200, answer.text
-    driver.wait_for_message(dm, lambda m: m["text"].startswith("Your Entra account is linked as"), timeout=30)
+    # A "linked" DM from an earlier bot's sign-in (another module's) must not count: only this one's.
+    driver.wait_for_message(dm, lambda m: m["ts"] not in before and m["text"].startswith(
+        "Your Entra account is linked as"), timeout=30)
