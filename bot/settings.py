@@ -279,7 +279,8 @@ class Settings(StorageSettings):
     metrics_address: str = "127.0.0.1"
     #: Outbound HTTP proxy for everything the bot reaches on the internet (Slack, Entra ID, Graph), as
     #: ``http://[user:password@]host:port``; TLS is tunnelled through it with CONNECT. Empty: direct. The
-    #: ``HTTPS_PROXY``-style variables are never read: only this setting decides. Not a ``SecretStr``: without
+    #: Microsoft clients never read ``HTTPS_PROXY``-style variables; slack_sdk does when this is empty (see
+    #: ``bot.app.slack_client``), so set this rather than those. Not a ``SecretStr``: without
     #: credentials it is an address that log lines may show; its password is registered for redaction on its own
     #: (and the whole URL when it holds one), and it stays out of the settings' repr.
     https_proxy: str | None = Field(default=None, repr=False)
