@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import COMMANDS
+from bot.cli.run import EXIT_MUST_FIX
 from bot.errors import ConfigError
 from bot.settings import DEFAULT_DRAIN_SECONDS, Settings, load_settings
 
@@ -74,6 +75,11 @@ def test_the_stop_timeout_outlasts_the_graceful_drain() -> None:
     for bound in (DEFAULT_DRAIN_SECONDS, drain):
         assert _seconds(stop_timeout) >= bound + CLOSE_MARGIN_S, (
             f"TimeoutStopSec={stop_timeout} would SIGKILL a bot still draining for up to {bound:.0f} s")
+
+
+def test_a_start_that_needs_a_fix_is_not_restarted_and_one_out_of_reach_is() -> None:
+    assert _unit_values("Restart") == ["on-failure"]
+    assert _unit_values("RestartPreventExitStatus") == [str(EXIT_MUST_FIX)]
 
 
 def test_the_state_folder_is_the_only_writable_place_and_holds_the_sqlite_file() -> None:

@@ -1,8 +1,14 @@
 """``resetbot run``: serve Slack (Socket Mode or HTTP, see ``bot.serve``) until SIGTERM or Ctrl-C.
 
 Whatever stops the start (settings, the database, a Slack token Slack refuses, Slack out of reach, a port already
-taken) is said in one sentence on stderr, ``resetbot cannot start: …``, with exit code 2: a process manager's log
-shows the reason, not a traceback. The Slack tokens are tried before anything is served with the same calls as
+taken) is said in one sentence on stderr, ``resetbot cannot start: …``: a process manager's log shows the reason,
+not a traceback. The exit code says whether starting again can help: ``EXIT_MUST_FIX`` (2) when something must be
+changed first (a setting, a refused token or proxy credential, the schema), ``EXIT_TRY_AGAIN`` (75, EX_TEMPFAIL in
+sysexits.h) when something the bot needs was out of reach (Slack, the proxy, the database, a port still held by
+the instance before it), which a later start gets past. Any database error counts as out of reach: a refused
+login looks like a server still starting. The shipped systemd unit never restarts the first kind.
+
+The Slack tokens are tried before anything is served with the same calls as
 ``resetbot doctor`` (``auth.test``, ``apps.connections.open``), because bolt and the Socket Mode client would
 otherwise fail with their own exceptions (a BoltError, a SlackApiError, a URLError) and a log line each. With an
 outbound proxy (``RESETBOT_HTTPS_PROXY``), a tunnel to each of Slack, Entra ID and Graph is tried before that, so a
@@ -22,10 +28,10 @@ from bot import messages
 from bot.cli import Subparsers
 from bot.cli.doctor import outbound_urls
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
-from bot.errors import ResetbotError
+from bot.errors import DatabaseUnavailableError, ResetbotError
 from bot.metrics import serve as serve_metrics
 from bot.serve import Serving, serve_until_signalled
-from bot.services.doctor import proxy_problem
+from bot.services.doctor import Blocked, proxy_problem
 from bot.settings import Settings, SlackMode, load_settings
 from bot.wiring import build_runtime
 
@@ -38,12 +44,18 @@ def register(sub: Subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def _cannot_start(reason: str) -> int:
+#: A start that cannot work until someone changes something.
+EXIT_MUST_FIX = 2
+#: A start that failed on something out of reach right now (EX_TEMPFAIL): starting again later may work.
+EXIT_TRY_AGAIN = 75
+
+
+def _cannot_start(reason: str, *, transient: bool = False) -> int:
     print(messages.cannot_start(reason), file=sys.stderr)
-    return 2
+    return EXIT_TRY_AGAIN if transient else EXIT_MUST_FIX
 
 
-def slack_refusal(settings: Settings) -> str | None:
+def slack_refusal(settings: Settings) -> Blocked | None:
     """Why Slack will not serve this bot (a token refused, Slack out of reach), or None. In Socket Mode the
     app-level token opens a connection URL that is dropped: the real connection opens one of its own."""
     probe = SlackProbe(settings.slack_api_base, timeout_s=SLACK_CHECK_TIMEOUT_S, proxy=settings.proxy_url(),
@@ -59,9 +71,9 @@ def slack_refusal(settings: Settings) -> str | None:
         try:
             call()
         except SlackRefusedError as e:
-            return messages.doctor_slack_refused(setting, e.error, kind)
+            return Blocked(messages.doctor_slack_refused(setting, e.error, kind), transient=False)
         except SlackUnreachableError as e:
-            return messages.doctor_slack_unreachable(e.reason, settings.slack_api_base)
+            return Blocked(messages.doctor_slack_unreachable(e.reason, settings.slack_api_base), transient=True)
     return None
 
 
@@ -71,23 +83,23 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings()
         runtime = build_runtime(settings)
     except ResetbotError as e:  # settings, or a database that cannot be reached or is not at this code's schema
-        return _cannot_start(str(e))
+        return _cannot_start(str(e), transient=isinstance(e, DatabaseUnavailableError))
     proxy = settings.proxy()
-    refused = proxy_problem(proxy, outbound_urls(settings), SLACK_CHECK_TIMEOUT_S) if proxy is not None else None
-    refused = refused or slack_refusal(settings)
-    if refused is not None:
+    blocked = proxy_problem(proxy, outbound_urls(settings), SLACK_CHECK_TIMEOUT_S) if proxy is not None else None
+    blocked = blocked or slack_refusal(settings)
+    if blocked is not None:
         runtime.close(drain_s=0)
-        return _cannot_start(refused)
+        return _cannot_start(blocked.sentence, transient=blocked.transient)
     try:
         serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if set
-    except ResetbotError as e:
+    except ResetbotError as e:  # its port is taken (by the instance before this one, still stopping?)
         runtime.close(drain_s=0)
-        return _cannot_start(str(e))
+        return _cannot_start(str(e), transient=True)
     try:
         serving = Serving(settings, runtime)  # bolt asks auth.test again here
     except (BoltError, SlackClientError, OSError) as e:  # Slack changed its mind since slack_refusal
         runtime.close(drain_s=0)
-        return _cannot_start(messages.slack_start_refused(type(e).__name__))
+        return _cannot_start(messages.slack_start_refused(type(e).__name__), transient=isinstance(e, OSError))
     try:
         serve_until_signalled(serving)
     except SlackRefusedError as e:  # the app-level token, refused since slack_refusal (see SocketModeIntake)
@@ -97,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         runtime.close(drain_s=0)
         reason = str(e.strerror or e)
         if settings.slack_mode == SlackMode.HTTP:
-            return _cannot_start(messages.cannot_listen(settings.http_host, settings.http_port, reason))
-        return _cannot_start(messages.cannot_open_socket_mode(settings.slack_api_base, reason))
+            return _cannot_start(messages.cannot_listen(settings.http_host, settings.http_port, reason),
+                                 transient=True)
+        return _cannot_start(messages.cannot_open_socket_mode(settings.slack_api_base, reason), transient=True)
     return 0

@@ -270,7 +270,16 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
 
 
 # --- the outbound proxy ------------------------------------------------------------------------------------------
-def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> str | None:
+@dataclass(frozen=True)
+class Blocked:
+    """Why the bot cannot get through: the sentence, and whether it may pass by itself (a server out of reach,
+    ``transient``) or needs someone to change something (a refused credential)."""
+
+    sentence: str
+    transient: bool
+
+
+def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> Blocked | None:
     """Why the proxy does not let the bot through to each host of ``urls`` (one CONNECT each, closed at once),
     or None. ``resetbot run`` asks this too before it starts: the client libraries would each fail in their own
     words, and Socket Mode's would quote the proxy URL, password included."""
@@ -279,9 +288,9 @@ def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> str | N
         try:
             open_tunnel(proxy, host, port, timeout_s=timeout_s).close()
         except ProxyRefusedError as e:
-            return messages.proxy_refused(e.proxy, e.target, e.status, e.reason)
+            return Blocked(messages.proxy_refused(e.proxy, e.target, e.status, e.reason), transient=False)
         except ProxyUnreachableError as e:
-            return messages.proxy_unreachable(e.proxy, e.reason)
+            return Blocked(messages.proxy_unreachable(e.proxy, e.reason), transient=True)
     return None
 
 
@@ -300,7 +309,7 @@ def _proxy(plan: DoctorPlan) -> CheckResult:
     assert plan.proxy is not None
     problem = proxy_problem(plan.proxy, plan.proxied_urls, plan.tls_timeout_s)
     if problem is not None:
-        return _fail(S_PROXY, problem)
+        return _fail(S_PROXY, problem.sentence)
     targets = [f"{host}:{port}" for host, port in map(target_of, plan.proxied_urls)]
     return _ok(S_PROXY, messages.doctor_proxy_ok(plan.proxy.shown, targets))
 

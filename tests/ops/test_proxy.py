@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from bot.cli.run import EXIT_MUST_FIX, EXIT_TRY_AGAIN
 from bot.errors import ConfigError
 from bot.logs import configure
 from bot.settings import load_settings
@@ -173,7 +174,7 @@ def test_run_cannot_start_through_a_refusing_proxy(lab: Lab, proxy: ConnectProxy
         address = f"http://127.0.0.1:{closed_port}"
         url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{closed_port}"
     env = proxy_env(lab, tmp_path, url)
-    said = cannot_start(lab, env, tmp_path)
+    said = cannot_start(lab, env, tmp_path, code=EXIT_TRY_AGAIN if fault == "down" else EXIT_MUST_FIX)
     assert said.startswith(f"resetbot cannot start: the outbound proxy {address} ")
     assert said.endswith(("check the user and password in RESETBOT_HTTPS_PROXY.",
                           "check RESETBOT_HTTPS_PROXY and that the proxy runs."))

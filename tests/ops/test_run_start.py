@@ -1,6 +1,7 @@
 """``resetbot run`` through its real entry point (``python -m bot run``) against the lab, with one piece broken
-in turn so that it cannot start: each says why in one sentence on stderr, ``resetbot cannot start: …``, exits 2,
-prints no traceback and no secret."""
+in turn so that it cannot start: each says why in one sentence on stderr, ``resetbot cannot start: …``, exits 2
+when something must be changed first or 75 when something was out of reach (so that a service manager restarts
+only those), prints no traceback and no secret."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.run import EXIT_MUST_FIX, EXIT_TRY_AGAIN
 from lab.demo import bot_environment
 from lab.stack import Lab
 
@@ -36,13 +38,13 @@ def closed_port() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
-def cannot_start(lab: Lab, env: dict[str, str], cwd: Path) -> str:
-    """The one sentence a failed start wrote on stderr, after checking how it failed: exit 2, no traceback,
-    nothing on stdout, no secret anywhere."""
+def cannot_start(lab: Lab, env: dict[str, str], cwd: Path, *, code: int = EXIT_MUST_FIX) -> str:
+    """The one sentence a failed start wrote on stderr, after checking how it failed: exit ``code``, no
+    traceback, nothing on stdout, no secret anywhere."""
     done = subprocess.run([sys.executable, "-m", "bot", "run"], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=60, stdin=subprocess.DEVNULL, check=False)
     output = done.stdout + done.stderr
-    assert done.returncode == 2, output
+    assert done.returncode == code, output
     assert "Traceback" not in output, output
     assert done.stdout == ""
     said = [x for x in done.stderr.splitlines() if x.startswith("resetbot cannot start: ")]
@@ -73,7 +75,7 @@ def test_slack_out_of_reach(lab: Lab, env: dict[str, str], tmp_path: Path, close
     if mode == "http":
         http_mode(lab, env)
     env["RESETBOT_SLACK_API_BASE"] = api_base = f"http://127.0.0.1:{closed_port}/api/"
-    assert cannot_start(lab, env, tmp_path) == (
+    assert cannot_start(lab, env, tmp_path, code=EXIT_TRY_AGAIN) == (
         f"resetbot cannot start: Slack could not be reached at {api_base} (URLError): check the network path and "
         "RESETBOT_SLACK_API_BASE.")
 
@@ -83,6 +85,15 @@ def test_an_http_port_already_taken(lab: Lab, env: dict[str, str], tmp_path: Pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = int(taken.getsockname()[1])
-        said = cannot_start(lab, http_mode(lab, env, port), tmp_path)
+        said = cannot_start(lab, http_mode(lab, env, port), tmp_path, code=EXIT_TRY_AGAIN)
     assert said.startswith(f"resetbot cannot start: cannot listen on 127.0.0.1:{port} (")
     assert said.endswith(").")
+
+
+def test_a_database_out_of_reach_is_worth_another_start(lab: Lab, env: dict[str, str], tmp_path: Path,
+                                                        closed_port: int) -> None:
+    env["RESETBOT_DATABASE_URL"] = f"postgresql://resetbot:db-s3cret@127.0.0.1:{closed_port}/resetbot"
+    said = cannot_start(lab, env, tmp_path, code=EXIT_TRY_AGAIN)
+    assert said.startswith(f"resetbot cannot start: The database postgresql+psycopg://resetbot:***@127.0.0.1:"
+                           f"{closed_port}/resetbot cannot be used: "), said
+    assert "db-s3cret" not in said
