@@ -406,7 +406,9 @@ class OutboxMessage(SQLModel, table=True):
     ``bot.services.outbox`` delivers it: a replica claims a due row with a compare-and-set (``pending`` →
     ``sending`` with a lease, like ``FollowUp``), posts it, and marks it ``sent`` on its claim; a failed post is
     ``pending`` again at ``next_at`` (capped backoff) until the give-up horizon, then ``given_up``. ``text`` is the
-    sentence as it was decided (never a password: the follow-up and health sentences hold none).
+    sentence as it was decided, and ``blocks`` its Block Kit JSON when it has buttons (a reset's Reveal button, the
+    target's "This wasn't me"). Neither ever holds a password: the reset's sentences name the person and the request,
+    and its buttons carry only the request id; the password stays sealed until its one reveal, in a modal.
     """
 
     __tablename__: ClassVar[Any] = "outbox_message"
@@ -422,7 +424,10 @@ class OutboxMessage(SQLModel, table=True):
     channel: str = Field(max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
     text: str = Field(sa_type=sa.Text)
-    #: What the message announces, for the log and the give-up audit (``followup.landed``, ``health.transition``).
+    #: Compact JSON of the message's Block Kit blocks, or None for plain text (``text`` is then all it says, and
+    #: with blocks it is Slack's fallback for notifications).
+    blocks: str | None = Field(default=None, sa_type=sa.Text)
+    #: What the message announces, for the log and the give-up audit (``followup.landed``, ``reset.verdict``).
     origin: str = Field(default="", max_length=64)
     #: The request it belongs to, if any (the give-up is audited on it).
     request_id: str | None = Field(default=None, max_length=16)

@@ -115,7 +115,7 @@ def build_runtime(settings: Settings) -> Runtime:
     outbox = Outbox(begin=factory.begin, notifier=notifier)
     followups = FollowUpService(begin=factory.begin, outbox=outbox, directory=directory,
                                 rules=FollowUpRules.from_settings(settings))
-    reset = ResetService(begin=factory.begin, notifier=notifier, graph=graph, directory=directory,
+    reset = ResetService(begin=factory.begin, notifier=notifier, outbox=outbox, graph=graph, directory=directory,
                          sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
                          security_channel=settings.security_channel, followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds)

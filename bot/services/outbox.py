@@ -1,11 +1,13 @@
 """The outbox: Slack messages the bot owes, written in the transaction that decides them, delivered after it.
 
-Why: a follow-up's final word or a "degraded" alert used to be posted once, after its commit; a Slack 5xx, a rate
-limit or a network blip lost it for good, and the thread never heard. Now the service that decides (a follow-up's
-finish, a health transition, the day's summary claim) writes an ``OutboxMessage`` row in the same transaction as
-the decision, then kicks ``deliver`` with the new ids right after the commit, so the normal path is as immediate as
-before. The scheduler runs ``deliver`` on every replica too (``bot.jobs``): it takes what the kick could not post,
-what a process that died left behind, and retries.
+Why: a follow-up's final word, a "degraded" alert or a reset's verdict used to be posted once, after its commit; a
+Slack 5xx, a rate limit or a network blip lost it for good, and the thread never heard (a reset's requester never
+got the Reveal button). Now the service that decides (a reset's start and final transition, its reveal, "This wasn't
+me" and the wipe of an unrevealed password; a follow-up's finish, a health transition, the day's summary claim)
+writes an ``OutboxMessage`` row, with its Block Kit buttons if it has any, in the same transaction as the decision,
+then kicks ``deliver`` with the new ids right after the commit, so the normal path is as immediate as before. The
+scheduler runs ``deliver`` on every replica too (``bot.jobs``): it takes what the kick could not post, what a
+process that died left behind, and retries.
 
 Delivery: claim a row with a compare-and-set (``pending`` → ``sending`` with a lease, one row at a time so a slow
 post never outlives the lease of the rows behind it), post it through the ``Notifier``, mark it ``sent`` on the
@@ -17,11 +19,13 @@ The trade: delivery is at least once, not exactly once. chat.postMessage has no 
 tell "Slack took it but the answer was lost" or "posted, then the process died before marking it sent" from "never
 posted"; the row is posted again when its lease runs out. That window (a post's round trip plus one small commit)
 is the only way a message is doubled; the alternative, marking before posting, would lose it instead, which for
-"your temporary password was never replaced" or "writeback is degraded" is the worse failure.
+"your temporary password was never replaced", "writeback is degraded" or a Reveal button is the worse failure. (A
+doubled Reveal button is harmless: the sealed password is handed out once, whichever button is clicked.)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable, Collection, Sequence
@@ -32,7 +36,7 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from bot import store
-from bot.clients.slack_notify import Notifier
+from bot.clients.slack_notify import Blocks, Notifier
 from bot.db import SessionFactory
 from bot.errors import SlackUnavailableError
 from bot.models import OutboxMessage, utcnow
@@ -54,18 +58,24 @@ class Kind(StrEnum):
     CHANNEL = "channel"
 
 
-def thread_message(channel: str, thread_ts: str, text: str, *, origin: str,
-                   request_id: str | None = None) -> OutboxMessage:
-    return OutboxMessage(kind=Kind.THREAD.value, channel=channel, thread_ts=thread_ts, text=text, origin=origin,
+def _blocks_json(blocks: Blocks | None) -> str | None:
+    return json.dumps(blocks, separators=(",", ":")) if blocks is not None else None
+
+
+def thread_message(channel: str, thread_ts: str, text: str, *, origin: str, request_id: str | None = None,
+                   blocks: Blocks | None = None) -> OutboxMessage:
+    return OutboxMessage(kind=Kind.THREAD.value, channel=channel, thread_ts=thread_ts, text=text,
+                         blocks=_blocks_json(blocks), origin=origin, request_id=request_id)
+
+
+def dm_message(user: str, text: str, *, origin: str, request_id: str | None = None,
+               blocks: Blocks | None = None) -> OutboxMessage:
+    return OutboxMessage(kind=Kind.DM.value, channel=user, text=text, blocks=_blocks_json(blocks), origin=origin,
                          request_id=request_id)
 
 
-def dm_message(user: str, text: str, *, origin: str, request_id: str | None = None) -> OutboxMessage:
-    return OutboxMessage(kind=Kind.DM.value, channel=user, text=text, origin=origin, request_id=request_id)
-
-
-def channel_message(channel: str, text: str, *, origin: str) -> OutboxMessage:
-    return OutboxMessage(kind=Kind.CHANNEL.value, channel=channel, text=text, origin=origin)
+def channel_message(channel: str, text: str, *, origin: str, request_id: str | None = None) -> OutboxMessage:
+    return OutboxMessage(kind=Kind.CHANNEL.value, channel=channel, text=text, origin=origin, request_id=request_id)
 
 
 def _error_code(e: Exception) -> str:
@@ -151,9 +161,10 @@ class Outbox:
 
     def _post(self, message: OutboxMessage) -> str:
         kind = Kind(message.kind)
+        blocks: Blocks | None = json.loads(message.blocks) if message.blocks else None
         if kind == Kind.DM:
-            return self.notifier.dm(message.channel, message.text)[1]
-        return self.notifier.post(message.channel, message.text,
+            return self.notifier.dm(message.channel, message.text, blocks=blocks)[1]
+        return self.notifier.post(message.channel, message.text, blocks=blocks,
                                   thread_ts=message.thread_ts if kind == Kind.THREAD else None)
 
     def _failed(self, message: OutboxMessage, *, claim: str, now: datetime, error: str) -> None:

@@ -4,7 +4,14 @@ The password is generated for the target's effective policy, set in Entra ID wit
 (the agent's own delegated token, so Entra's role rules apply), and writeback carries it to AD, whose answer
 comes back in the operation. The verdict goes to the thread in plain words. The password itself only ever
 exists in this process's memory, in the sealed (encrypted) row until its one reveal, and in the reveal
-modal: never in a message, a log line, the audit trail or an exception.
+modal: never in a message, a log line, the audit trail, an outbox row or an exception.
+
+What the reset says (the "resetting" line, the verdict or TAP line, the Reveal button, the target's DM with its
+"This wasn't me" button, "revealed", the security alert, "wiped") is written to the outbox in the transaction that
+decides it and delivered right after the commit (``bot.services.outbox``): a Slack failure at the verdict delays
+those messages, in order, until Slack is back; it no longer loses them (the thread never hearing the verdict, the
+requester never getting the Reveal button while the password sat sealed). Only the redraw of the request message
+(chat.update) stays direct: it is idempotent, so a failed one is logged and the next redraw fixes it.
 """
 
 from __future__ import annotations
@@ -24,14 +31,15 @@ from bot.clients.directory import Directory
 from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
-from bot.errors import ResetbotError
+from bot.errors import ResetbotError, SlackUnavailableError
 from bot.ids import new_correlation_id
 from bot.logs import REVEALED_SECRET_TTL_S, forget_secret, remember_secret
-from bot.models import ResetRequest, utcnow
+from bot.models import OutboxMessage, ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
 from bot.services.audit import AuditAction, AuditDraft
 from bot.services.followup_rules import FollowUpKind
 from bot.services.lifecycle import RequestState
+from bot.services.outbox import Outbox, channel_message, dm_message, thread_message
 from bot.services.rules import Refusal
 from bot.services.sealing import Sealer
 from bot.services.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
@@ -74,7 +82,11 @@ class _Attempt:
 @dataclass
 class ResetService:
     begin: SessionFactory
+    #: Only for the request message's redraw (chat.update) and its approver group's id: everything the reset posts
+    #: goes through ``outbox``.
     notifier: Notifier
+    #: Where the reset's messages are written with the decision they announce, and delivered from (retried).
+    outbox: Outbox
     graph: Graph
     directory: Directory
     sealer: Sealer
@@ -88,7 +100,8 @@ class ResetService:
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until no reset is running (every verdict posted), or ``timeout``; True when idle. What a graceful
+        """Block until no reset is running (every verdict written, and posted unless Slack failed: then the outbox
+        owes it), or ``timeout``; True when idle. What a graceful
         shutdown waits for before it stops, and what tests wait for before the next story begins."""
         with self._idle:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
@@ -105,18 +118,22 @@ class ResetService:
                 self._idle.notify_all()
 
     def _perform(self, req: ResetRequest, correlation_id: str) -> None:
+        now = self.clock()
         with self.begin() as session:
             started = store.transition(session, request_id=req.id, expected={RequestState.APPROVED},
                                        to=RequestState.RESETTING,
                                        audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
                                                         correlation_id=correlation_id))
+            ids = [] if started is None else self.outbox.enqueue(session, _in_thread(
+                started, messages.tap_started(started.target_display) if started.tap
+                else messages.reset_started(started.target_display), origin="reset.started"), now=now)
         if started is None:
             return
-        self._thread(started, messages.tap_started(started.target_display) if started.tap
-                     else messages.reset_started(started.target_display))
+        self.outbox.deliver(ids, now=now)
         attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
         verdict, password = attempt.verdict, attempt.password
         final = verdict.final_state
+        now = self.clock()
         with self.begin() as session:
             done = store.transition(
                 session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
@@ -127,27 +144,46 @@ class ResetService:
             )
             if done is not None and password is not None and final == RequestState.SUCCEEDED:
                 store.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
-                           expires_at=self.clock() + REVEAL_TTL, kind="tap" if started.tap else "password")
+                           expires_at=now + REVEAL_TTL, kind="tap" if started.tap else "password")
             if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
                 # In the same transaction: a success is never recorded without the checks that prove it.
                 self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline,
                                     baseline_version=attempt.baseline_version)
+            # In the same transaction too: a recorded verdict always has its messages, the Reveal button included,
+            # however Slack answers right after the commit.
+            ids = self.outbox.enqueue(session, [] if done is None else self._verdict_messages(done, verdict,
+                                                                                               correlation_id), now=now)
         forget_secret(password)
         del attempt, password  # the only copy now is the sealed one
         if done is None:
             return
         self._redraw(done)
-        if done.tap and final == RequestState.SUCCEEDED:
-            self._thread(done, messages.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES))
+        self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+
+    def _verdict_messages(self, done: ResetRequest, verdict: Verdict, cid: str) -> list[OutboxMessage]:
+        """The thread's verdict (or TAP line), then on success the Reveal button (it carries only the request id)
+        and the target's DM with its "This wasn't me" button; in that order, which the outbox keeps."""
+        succeeded = verdict.final_state == RequestState.SUCCEEDED
+        if done.tap and succeeded:
+            owed = _in_thread(done, messages.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES),
+                              origin="reset.tap")
         else:
-            self._thread(done, messages.verdict_sentence(verdict, name=done.target_display,
-                                                         requester=done.requester, correlation_id=correlation_id))
-        if final == RequestState.SUCCEEDED:
-            self._thread(done, messages.reveal_blocks(done.id)[0]["text"]["text"],
-                         blocks=messages.reveal_blocks(done.id))
-            if done.target_slack_id:
-                self.notifier.dm(done.target_slack_id, messages.target_reset_notice_text(done),
-                                 blocks=messages.target_reset_notice_blocks(done))
+            owed = _in_thread(done, messages.verdict_sentence(verdict, name=done.target_display,
+                                                              requester=done.requester, correlation_id=cid),
+                              origin="reset.verdict")
+        if succeeded:
+            reveal = messages.reveal_blocks(done.id)
+            owed += _in_thread(done, reveal[0]["text"]["text"], blocks=reveal, origin="reset.reveal")
+            owed += self._target_notice(done)
+        return owed
+
+    @staticmethod
+    def _target_notice(done: ResetRequest) -> list[OutboxMessage]:
+        if not done.target_slack_id:
+            return []
+        return [dm_message(done.target_slack_id, messages.target_reset_notice_text(done),
+                           blocks=messages.target_reset_notice_blocks(done), origin="reset.target_dm",
+                           request_id=done.id)]
 
     def _reset(self, req: ResetRequest, cid: str) -> _Attempt:
         """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
@@ -241,6 +277,7 @@ class ResetService:
                 verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail))
                 operation_id = op.id
         final = verdict.final_state
+        ids: list[int] = []
         with self.begin() as session:
             done = store.transition(
                 session, request_id=req.id, expected={RequestState.RESETTING}, to=final,
@@ -253,30 +290,38 @@ class ResetService:
                 # Nobody holds the temporary password (it died with the stopped bot): prove it landed, remind no one.
                 self.followups.plan(session, done, reset_at=req.updated_at, baseline=req.baseline_pwd_last_set,
                                     baseline_version=req.baseline_key_version, reminders=False)
+            if done is not None and final == RequestState.SUCCEEDED:
+                ids = self.outbox.enqueue(session, _in_thread(
+                    done, messages.reset_recovered_unrevealable(done.target_display), origin="reset.recovered")
+                    + self._target_notice(done), now=now)
+            elif done is not None:
+                ids = self.outbox.enqueue(session, _in_thread(
+                    done, messages.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
+                                                    correlation_id=cid), origin="reset.recovered"), now=now)
         if done is None:
             return 0
         log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)
         self._redraw(done)
-        if final == RequestState.SUCCEEDED:
-            self._thread(done, messages.reset_recovered_unrevealable(done.target_display))
-            if done.target_slack_id:
-                self.notifier.dm(done.target_slack_id, messages.target_reset_notice_text(done),
-                                 blocks=messages.target_reset_notice_blocks(done))
-        else:
-            self._thread(done, messages.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
-                                                         correlation_id=cid))
+        self.outbox.deliver(ids, now=now)
         return 1
 
     def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
         """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
         the thread and the reset goes on: its verdict then says the account is locked."""
+        now = self.clock()
         try:
             self.directory.unlock(dn)
         except ResetbotError as e:
-            self._thread(req, messages.unlock_failed(req.target_display, str(e)))
-            return
-        self._audit(AuditDraft(actor="system", action=AuditAction.UNLOCKED, request_id=req.id, correlation_id=cid))
-        self._thread(req, messages.unlocked(req.target_display))
+            with self.begin() as session:
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.unlock_failed(req.target_display, str(e)),
+                                                              origin="reset.unlock"), now=now)
+        else:
+            with self.begin() as session:
+                store.append_audit(session, draft=AuditDraft(actor="system", action=AuditAction.UNLOCKED,
+                                                             request_id=req.id, correlation_id=cid))
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.unlocked(req.target_display),
+                                                              origin="reset.unlock"), now=now)
+        self.outbox.deliver(ids, now=now)
 
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 
@@ -292,11 +337,16 @@ class ResetService:
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
             return None, messages.refusal(Refusal.ONLY_REQUESTER_REVEALS)
+        now = self.clock()
         with self.begin() as session:
-            taken = store.unseal_once(session, request_id=req.id, now=self.clock())
+            taken = store.unseal_once(session, request_id=req.id, now=now)
             if taken is not None:
                 store.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
                                                              request_id=req.id, correlation_id=correlation_id))
+                # Written with the unseal: a Slack failure here must not raise before the modal is returned, or
+                # the one reveal would be spent and the password never shown.
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.revealed(actor), origin="reset.revealed"),
+                                          now=now)
         if taken is None:
             return None, messages.reveal_gone()
         kind, ciphertext = taken
@@ -306,19 +356,25 @@ class ResetService:
             return None, messages.reveal_gone()
         modal = messages.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
                                       must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
-        self._thread(req, messages.revealed(actor))
+        self.outbox.deliver(ids, now=now)
         return modal, None
 
     def not_me(self, *, request_id: str, actor: str, correlation_id: str) -> str:
+        """The target disowns the reset: audited, and said to the security channel and the thread in the same
+        transaction (an alert that a password was changed behind someone's back must not be lost to a Slack
+        blip)."""
+        now = self.clock()
         with self.begin() as session:
             req = store.get_request(session, request_id=request_id)
             if req is None or actor != req.target_slack_id:
                 return messages.refusal(Refusal.ONLY_TARGET_CONFIRMS)
             store.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.RESET_DISOWNED,
                                                          request_id=req.id, correlation_id=correlation_id))
-        if self.security_channel:
-            self.notifier.post(self.security_channel, messages.security_reset_disowned(req))
-        self._thread(req, messages.security_reset_disowned(req))
+            alert = messages.security_reset_disowned(req)
+            owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
+                if self.security_channel else []
+            ids = self.outbox.enqueue(session, owed + _in_thread(req, alert, origin="reset.disowned"), now=now)
+        self.outbox.deliver(ids, now=now)
         return messages.not_me_answered()
 
     def wipe_expired(self, *, now: datetime | None = None) -> int:
@@ -326,15 +382,17 @@ class ResetService:
         now = now or self.clock()
         with self.begin() as session:
             wiped = store.wipe_expired_secrets(session, now=now)
+            owed: list[OutboxMessage] = []
             for request_id in wiped:
                 store.append_audit(session, draft=AuditDraft(actor="scheduler", action=AuditAction.UNREVEALED_WIPED,
                                                              request_id=request_id))
                 # Nobody was told the password: reminding the user to sign in with it would only confuse them.
                 store.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
-            reqs = [store.get_request(session, request_id=r) for r in wiped]
-        for req in reqs:
-            if req is not None:
-                self._thread(req, messages.secret_wiped())
+                req = store.get_request(session, request_id=request_id)
+                if req is not None:
+                    owed += _in_thread(req, messages.secret_wiped(), origin="reset.wiped")
+            ids = self.outbox.enqueue(session, owed, now=now)
+        self.outbox.deliver(ids, now=now)
         return len(wiped)
 
     # --- helpers -------------------------------------------------------------------------------------------------
@@ -343,12 +401,23 @@ class ResetService:
         with self.begin() as session:
             store.append_audit(session, draft=draft)
 
-    def _thread(self, req: ResetRequest, text: str, *, blocks: messages.Blocks | None = None) -> None:
-        if req.channel_id and req.thread_ts:
-            self.notifier.post(req.channel_id, text, blocks=blocks, thread_ts=req.thread_ts)
-
     def _redraw(self, req: ResetRequest) -> None:
-        if req.channel_id and req.thread_ts:
+        """Redraw the request message with its new state. Never raises: it used to, on a Slack failure, and the
+        verdict behind it was then never said; a failed redraw is only a stale message until the next one."""
+        if not (req.channel_id and req.thread_ts):
+            return
+        try:
             group_id = self.notifier.group_id(req.approver_group) if req.approver_group else None
             self.notifier.update(req.channel_id, req.thread_ts, messages.request_text(req),
                                  blocks=messages.request_blocks(req, approvals=[], group_id=group_id))
+        except SlackUnavailableError as e:
+            log.warning("request %s: its message could not be redrawn (Slack: %s); the thread still hears the "
+                        "outcome", req.id, e.code)
+
+
+def _in_thread(req: ResetRequest, text: str, *, origin: str,
+               blocks: messages.Blocks | None = None) -> list[OutboxMessage]:
+    """A reply in the request's thread, as an outbox message (none for a request without a thread)."""
+    if not (req.channel_id and req.thread_ts):
+        return []
+    return [thread_message(req.channel_id, req.thread_ts, text, blocks=blocks, origin=origin, request_id=req.id)]

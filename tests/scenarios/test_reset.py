@@ -13,7 +13,9 @@ from ldap3.core.exceptions import LDAPBindError
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from bot.models import utcnow
 from bot.services.lifecycle import RequestState
+from bot.store import outbox_messages
 from lab.ad.ldap import connect
 from lab.ad.seed import lock_out
 from lab.people import person
@@ -21,7 +23,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, link_agent, wait_until
+from tests.scenarios.harness import RunningBot, link_agent, thread, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id
 
 
@@ -109,7 +111,7 @@ def everything_people_and_storage_hold(lab: Lab, driver: SlackDriver, bot: Runni
             chunks += [str(driver.messages(driver.dm_channel(p["key"]))), str(driver.ephemeral(p["key"])),
                        str(driver.home_view(p["key"]))]
     with bot.runtime.engine.connect() as conn:
-        for table in ("reset_request", "approval", "audit_event", "sealed_secret", "follow_up"):
+        for table in ("reset_request", "approval", "audit_event", "sealed_secret", "follow_up", "outbox_message"):
             chunks.append(str(conn.execute(text(f"SELECT * FROM {table}")).all()))  # noqa: S608 (fixed names)
     return "\n".join(chunks)
 
@@ -150,6 +152,69 @@ def test_a_good_reset_lands_on_prem_and_is_revealed_once(lab: Lab, bot: RunningB
     actions = [e.action for e in bot.audit(request_id)]
     assert actions == ["requested", "approval_added", "approved", "reset_started", "succeeded", "refused",
                        "revealed", "reset_disowned"]
+
+
+def test_a_verdict_decided_while_slack_is_down_is_delivered_in_order_once_it_is_back(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """chat.postMessage and chat.update go down while Graph works on the reset (the stand-in holds the operation):
+    the reset still lands in AD and is recorded, the failed redraw of the request message is logged (it used to
+    raise, and the verdict behind it was never said), nothing is posted while Slack is down, and the verdict, the
+    Reveal button and the target's DM wait in the outbox. The first outbox run after Slack is back posts the
+    verdict, then the Reveal button, once each, and the DM once; the requester's Reveal then shows the password,
+    once. Neither the text nor the blocks of any outbox row hold the password."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    caplog.set_level(logging.WARNING, logger="bot.services.reset")
+    alice_dm = driver.dm_channel("alice")
+    request = request_for(lab, driver, "alice", "slack down at the verdict")
+    ts = str(request["ts"])
+    entra.faults(hold_operations=True)
+    try:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        wait_until(lambda: next((o for o in entra.operations() if o["held"]), None), timeout=30,
+                   what="the stand-in to hold the reset")
+        driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Resetting"), thread_ts=ts)
+        before = [m["text"] for m in thread(driver, helpdesk, ts)]
+        driver.faults(down=["chat.postMessage", "chat.update"])
+        entra.faults(hold_operations=False)
+        req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == ts and r.verdict), None),
+                         timeout=30, what="the reset's verdict")
+        assert bot.services.reset.wait_idle(timeout=30)
+        assert req.state == RequestState.SUCCEEDED
+        assert f"request {req.id}: its message could not be redrawn (Slack: service_unavailable)" in caplog.text
+        assert ad_attrs(lab, "alice")["pwdLastSet"] == 0, "the reset landed in AD whatever Slack did"
+        assert [m["text"] for m in thread(driver, helpdesk, ts)] == before, "nothing is posted while Slack is down"
+        assert not [m for m in driver.messages(alice_dm) if "reset by the helpdesk" in m["text"]]
+        with bot.session() as session:
+            owed = outbox_messages(session, request_id=req.id)
+        assert [(m.origin, m.state) for m in owed] == [
+            ("reset.started", "sent"), ("reset.verdict", "pending"), ("reset.reveal", "pending"),
+            ("reset.target_dm", "pending")]
+    finally:
+        driver.faults(down=[])
+        entra.faults(hold_operations=False)
+
+    later = utcnow() + timedelta(minutes=1)  # past the first retry's backoff
+    assert bot.services.outbox.deliver(now=later) == 3
+    assert bot.services.outbox.deliver(now=later + timedelta(minutes=30)) == 0, "each posted once"
+    told = thread(driver, helpdesk, ts)[len(before):]
+    assert len(told) == 2, [m["text"] for m in told]
+    assert "Done:" in told[0]["text"], "the verdict first"
+    assert told[1]["text"] == "The temporary password is sealed until you reveal it." and \
+        "reset_reveal" in str(told[1]["blocks"]), "then the Reveal button"
+    notices = [m for m in driver.messages(alice_dm) if "reset by the helpdesk" in m["text"]]
+    assert len(notices) == 1 and "reset_not_me" in str(notices[0]["blocks"]), "the target's DM, once, with its button"
+
+    driver.click("hank", helpdesk, told[1]["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    password = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    assert len(password) >= 16
+    driver.click("hank", helpdesk, told[1]["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("hank", lambda e: "already revealed" in e["text"])
+    with bot.session() as session:
+        rows = outbox_messages(session)
+    assert [m for m in rows if password in m.text or password in (m.blocks or "")] == []
+    assert [(m.origin, m.state) for m in rows if m.request_id == req.id][-1] == ("reset.revealed", "sent")
 
 
 def test_never_expires_warns_that_must_change_does_not_apply(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:

@@ -13,10 +13,10 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
 from bot import store
-from bot.clients.slack_notify import Notifier
+from bot.clients.slack_notify import Blocks, Notifier
 from bot.errors import SlackUnavailableError
 from bot.models import OutboxMessage
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, dm_message, thread_message
 from tests.store.helpers import T0, run_concurrently
 
 pytest_plugins = ("tests.store.dbfixtures",)
@@ -147,7 +147,7 @@ class _RefusingSlack:
         self.code = code
         self.posts = 0
 
-    def post(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
+    def post(self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
         self.posts += 1
         raise SlackUnavailableError("Slack refused the post.", code=self.code)
 
@@ -174,3 +174,37 @@ def test_a_message_given_up_is_audited_and_logged_without_its_text(
     assert "message 0" not in event.detail, "the audit row names the message, it does not repeat it"
     assert f"outbox message {i} (test) given up after 1 attempt(s) (Slack: {code})" in caplog.text
     assert outbox.deliver(now=T0 + at + timedelta(days=1)) == 0 and slack.posts == 1, "a given-up message rests"
+
+
+class _RecordingSlack:
+    """Slack taking every post, remembering what it was given (a stand-in for the Notifier)."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str, str, Blocks | None, str | None]] = []
+
+    def post(self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
+        self.said.append(("post", channel, text, blocks, thread_ts))
+        return f"1.{len(self.said)}"
+
+    def dm(self, user: str, text: str, *, blocks: Blocks | None = None) -> tuple[str, str]:
+        self.said.append(("dm", user, text, blocks, None))
+        return "D0USER", f"1.{len(self.said)}"
+
+
+def test_a_message_with_buttons_is_posted_with_its_blocks_and_a_plain_one_without(
+        factory: sessionmaker[Session]) -> None:
+    """A reset's Reveal button and the target's "This wasn't me" DM wait in the outbox with their Block Kit: the
+    post and the DM hand Slack the same blocks the decision wrote; a plain message still posts no blocks."""
+    button: Blocks = [{"type": "actions", "elements": [{"type": "button", "action_id": "reset_reveal",
+                                                        "value": "R-1", "text": {"type": "plain_text",
+                                                                                  "text": "Reveal"}}]}]
+    slack = _RecordingSlack()
+    outbox = Outbox(begin=factory.begin, notifier=cast(Notifier, slack))
+    with factory.begin() as session:
+        ids = outbox.enqueue(session, [
+            thread_message("C0HELPDESK", "1.1", "sealed", blocks=button, origin="reset.reveal", request_id="R-1"),
+            dm_message("U0ALICE", "reset", blocks=button, origin="reset.target_dm", request_id="R-1"),
+            thread_message("C0HELPDESK", "1.1", "plain", origin="test")], now=T0)
+    assert outbox.deliver(ids, now=T0) == 3
+    assert slack.said == [("post", "C0HELPDESK", "sealed", button, "1.1"), ("dm", "U0ALICE", "reset", button, None),
+                          ("post", "C0HELPDESK", "plain", None, "1.1")]
