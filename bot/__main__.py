@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logging_settings = load_log_settings()
     except ConfigError as e:
-        print(messages.cannot_start(str(e)), file=sys.stderr)
+        print(messages.cli.cannot_start(str(e)), file=sys.stderr)
         return 2
     configure(level=logging_settings.log_level, fmt=logging_settings.log_format)
     code: int = args.handler(args)

@@ -130,10 +130,3 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
         bind = engine.execution_options(**options)
     return sessionmaker(bind=bind, class_=Session, expire_on_commit=False)
 
-
-def create_schema(engine: Engine) -> None:
-    """Bring the database to the schema this code expects (``bot.schema.upgrade``: alembic, under a lock), with
-    the audit chain's head row. Idempotent; tests and ``resetbot run`` both take this one path."""
-    from bot import schema  # noqa: PLC0415 - bot.schema builds on this module (SQLITE_BEGIN_OPTION)
-
-    schema.upgrade(engine)

@@ -19,9 +19,9 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from bot.domain.lifecycle import RequestState
+from bot.domain.verdict import VerdictKind
 from bot.errors import ConfigError
-from bot.services.lifecycle import RequestState
-from bot.services.verdict import VerdictKind
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Conventions kept here so that every query and every migration agrees:
 - constraint and index names follow ``NAMING_CONVENTION``, so Alembic (a later issue) can autogenerate, alter and
   drop them by name on both databases;
 - no password, temporary password or TAP is ever stored in these tables; the audit detail is checked for keys
-  that look like one (``bot.services.audit.canonical_detail``).
+  that look like one (``bot.domain.audit.canonical_detail``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from bot.services.lifecycle import RequestState
+from bot.domain.lifecycle import RequestState
 
 #: Names for constraints and indexes, set before any table is declared (SQLAlchemy names them at declaration).
 NAMING_CONVENTION: dict[str, str] = {
@@ -146,9 +146,9 @@ class ResetRequest(SQLModel, table=True):
     #: count managers) and the handle of the approver group (if they count groups; membership is checked live).
     manager_slack_id: str | None = Field(default=None, max_length=32)
     approver_group: str | None = Field(default=None, max_length=64)
-    #: Comma-separated ``bot.services.rules.Protection`` reasons; empty when the target is not protected.
+    #: Comma-separated ``bot.domain.rules.Protection`` reasons; empty when the target is not protected.
     protected: str = Field(default="", max_length=128)
-    #: Target confirmation by DM: ``off``, ``pending``, ``yes`` or ``no`` (``bot.services.rules.Confirmation``).
+    #: Target confirmation by DM: ``off``, ``pending``, ``yes`` or ``no`` (``bot.domain.rules.Confirmation``).
     confirmation: str = Field(default="off", max_length=16)
 
     reason: str = Field(default="", sa_type=sa.Text)
@@ -165,7 +165,7 @@ class ResetRequest(SQLModel, table=True):
     channel_id: str | None = Field(default=None, max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
 
-    #: Computed once at creation (``bot.services.lifecycle.deadlines``); the scheduler compares them with now.
+    #: Computed once at creation (``bot.domain.lifecycle.deadlines``); the scheduler compares them with now.
     escalate_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     #: Set by ``bot.store.mark_escalated`` (a compare-and-set), so the escalation happens once across replicas.
@@ -202,7 +202,7 @@ class AuditEvent(SQLModel, table=True):
 
     ``seq`` is assigned from ``AuditHead`` under its row lock rather than by a database sequence: sequences leave
     gaps on rollback, and here a gap must mean "a row was deleted". ``hash`` is
-    ``bot.services.audit.event_hash`` over every other column. No foreign key to ``reset_request``: refused
+    ``bot.domain.audit.event_hash`` over every other column. No foreign key to ``reset_request``: refused
     actions may name a request that does not exist, and the trail must outlive any clean-up of requests.
     """
 
@@ -303,7 +303,7 @@ class FollowUp(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(foreign_key="reset_request.id", index=True, max_length=16)
-    #: ``bot.services.followup_rules.FollowUpKind``; ``step`` orders the checks of one kind (0, 1, 2, ...).
+    #: ``bot.domain.followup_rules.FollowUpKind``; ``step`` orders the checks of one kind (0, 1, 2, ...).
     kind: str = Field(max_length=16)
     step: int = Field(default=0)
     #: The last check of its kind: its "not yet" is the final word (a warning, or "never replaced").
@@ -321,7 +321,7 @@ class FollowUp(SQLModel, table=True):
     #: The running claim: a random token and when it lapses.
     claim: str | None = Field(default=None, max_length=32)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
-    #: ``bot.services.followup_rules.Landed`` / ``Replaced`` value, and the ``pwdLastSet`` it was decided on.
+    #: ``bot.domain.followup_rules.Landed`` / ``Replaced`` value, and the ``pwdLastSet`` it was decided on.
     outcome: str | None = Field(default=None, max_length=32)
     seen_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

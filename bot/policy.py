@@ -5,7 +5,7 @@ caller ever handles that encoding.
 
 The pre-check (``precheck``) applies AD's length and complexity rules locally, conservatively: a password it
 passes is accepted by both Windows and Samba as far as length and complexity go, so an on-prem refusal of such
-a password points at history, age or a password filter (``bot.services.verdict`` relies on that). Where the two
+a password points at history, age or a password filter (``bot.domain.verdict`` relies on that). Where the two
 DCs count differently, the stricter reading wins:
 
 - minimum length counts code points (Windows and Samba count UTF-16 units, never fewer); the 256 maximum

@@ -1,8 +1,7 @@
 """The database schema's version: bring a database up to the revision this code expects, or say what it lacks.
 
 Alembic's environment ships inside the package (``bot/migrations``) and is configured here, in code, so nothing
-needs an alembic.ini at run time, and tests and production take the same path (``bot.db.create_schema`` is
-``upgrade``).
+needs an alembic.ini at run time, and tests and production take the same path (``upgrade``).
 
 Several replicas may start at once against one PostgreSQL database. The whole upgrade is one transaction that
 first takes a transaction-scoped advisory lock keyed on the current schema: the second replica waits for the
@@ -132,7 +131,7 @@ def _pending(conn: Connection) -> list[str]:
     script = _script()
     unknown = [rev for rev in at if _lookup(script, rev) is None]
     if unknown:
-        raise SchemaAheadError(messages.schema_ahead(unknown, heads()))
+        raise SchemaAheadError(messages.cli.schema_ahead(unknown, heads()))
     revisions = script.iterate_revisions("heads", at or "base")
     return [rev.revision for rev in reversed(list(revisions)) if rev.revision not in at]
 
@@ -154,7 +153,7 @@ def _connection(engine: Engine, *, write: bool) -> Iterator[Connection]:
     try:
         conn = bind.connect()
     except DBAPIError as e:  # refused, unknown host, bad login, "file is not a database", ...
-        raise DatabaseUnavailableError(messages.database_unavailable(describe(engine), reason(e))) from None
+        raise DatabaseUnavailableError(messages.cli.database_unavailable(describe(engine), reason(e))) from None
     with conn:
         if write:
             with conn.begin():

@@ -35,6 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import metrics
+from bot.domain.audit import GENESIS_HASH, AuditDraft, canonical_detail, event_hash
+from bot.domain.lifecycle import RequestState, can_transition
 from bot.errors import RequestNotFoundError
 from bot.models import (
     AUDIT_HEAD_ID,
@@ -53,8 +55,6 @@ from bot.models import (
     new_request_id,
     utcnow,
 )
-from bot.services.audit import GENESIS_HASH, AuditDraft, canonical_detail, event_hash
-from bot.services.lifecycle import RequestState, can_transition
 
 #: Columns a transition may set besides ``state`` (which it sets) and the bookkeeping it does itself
 #: (``previous_state``, ``version``, ``updated_at``). Anything else is a programming error.

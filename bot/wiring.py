@@ -84,7 +84,7 @@ def prepare_schema(engine: Engine, *, migrate: bool) -> None:
         return
     behind = schema.pending(engine)
     if behind:
-        raise ConfigError(messages.schema_behind(behind))
+        raise ConfigError(messages.cli.schema_behind(behind))
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -25,9 +25,9 @@ def handle_error(error: Exception, body: dict[str, Any], context: BoltContext, c
     cid = correlation_of(context)
     log.error("unhandled error (%s): %s", cid, type(error).__name__, exc_info=error)
     if isinstance(error, ResetbotError):
-        sentence = messages.service_unavailable(str(error), cid)
+        sentence = messages.errors.service_unavailable(str(error), cid)
     else:
-        sentence = messages.internal_error(cid)
+        sentence = messages.errors.internal_error(cid)
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     try:

@@ -24,7 +24,7 @@ def handle_link_command(sub: ResetbotSubcommand, args: Sequence[str], ack: Ack, 
     options = [a.lower() for a in args]
     allowed = set() if sub == ResetbotSubcommand.WHOAMI else {SERVICE_FLAG}
     if any(o not in allowed for o in options) or len(options) > 1:
-        ack(text=messages.link_usage(sub))
+        ack(text=messages.links.link_usage(sub))
         return
     ack()
     links = services_of(context).links

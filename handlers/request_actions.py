@@ -43,7 +43,7 @@ def handle_deny_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], co
         _answer(respond, refusal)
         return
     channel = (body.get("container") or {}).get("channel_id") or ""
-    client.views_open(trigger_id=body["trigger_id"], view=messages.deny_modal(request_id, channel))
+    client.views_open(trigger_id=body["trigger_id"], view=messages.requests.deny_modal(request_id, channel))
 
 
 def handle_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext,
@@ -51,10 +51,10 @@ def handle_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], con
     values = view["state"]["values"]
     reason = (values.get(Block.DENY_REASON, {}).get(Block.DENY_REASON_INPUT, {}).get("value") or "").strip()
     if len(reason) < 3:
-        ack(response_action="errors", errors={Block.DENY_REASON: messages.deny_reason_too_short()})
+        ack(response_action="errors", errors={Block.DENY_REASON: messages.requests.deny_reason_too_short()})
         return
     ack()
-    request_id, channel = messages.parse_deny_metadata(view.get("private_metadata") or "")
+    request_id, channel = messages.requests.parse_deny_metadata(view.get("private_metadata") or "")
     user = body["user"]["id"]
     sentence = services_of(context).requests.deny(request_id=request_id, actor=user, reason=reason,
                                                   correlation_id=correlation_of(context))

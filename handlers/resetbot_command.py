@@ -19,15 +19,15 @@ def handle_resetbot(ack: Ack, command: dict[str, Any], context: BoltContext, res
     words = (command.get("text") or "").strip().split()
     sub = words[0].lower() if words else ResetbotSubcommand.HELP.value
     if sub == ResetbotSubcommand.HELP:
-        ack(text=messages.help_text())
+        ack(text=messages.commands.help_text())
         return
     if sub == ResetbotSubcommand.HEALTH:
-        ack(text=messages.health_report(services_of(context).health.report()))
+        ack(text=messages.health.health_report(services_of(context).health.report()))
         return
     if sub in LINK_SUBCOMMANDS:
         handle_link_command(ResetbotSubcommand(sub), words[1:], ack, command, context, respond)
         return
     if sub in set(ResetbotSubcommand):
-        ack(text=messages.not_available_yet(sub))
+        ack(text=messages.commands.not_available_yet(sub))
         return
-    ack(text=messages.unknown_subcommand(sub))
+    ack(text=messages.commands.unknown_subcommand(sub))

@@ -21,8 +21,8 @@ from bot import messages, store
 from bot.cli import Subparsers
 from bot.cli.database import open_database, require_table
 from bot.db import make_session_factory
+from bot.domain.audit import to_csv, to_json, verify_chain
 from bot.errors import ResetbotError
-from bot.services.audit import to_csv, to_json, verify_chain
 
 FORMATS = {"csv": to_csv, "json": to_json}
 
@@ -46,7 +46,7 @@ def parse_instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(messages.bad_instant(text)) from None
+        raise argparse.ArgumentTypeError(messages.audit.bad_instant(text)) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -54,7 +54,7 @@ def export_command(args: argparse.Namespace) -> int:
     since: datetime = args.since
     until: datetime | None = args.until
     if until is not None and until <= since:
-        print(f"resetbot audit export: {messages.bad_interval(since, until)}", file=sys.stderr)
+        print(f"resetbot audit export: {messages.audit.bad_interval(since, until)}", file=sys.stderr)
         return 2
     try:
         with _snapshot() as session:
@@ -69,10 +69,10 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     except OSError as e:
-        print(f"resetbot audit export: {messages.cannot_write(args.output, e.strerror or type(e).__name__)}",
+        print(f"resetbot audit export: {messages.audit.cannot_write(args.output, e.strerror or type(e).__name__)}",
               file=sys.stderr)
         return 2
-    print(messages.audit_exported(len(events), args.output), file=sys.stderr)
+    print(messages.audit.audit_exported(len(events), args.output), file=sys.stderr)
     return 0
 
 
@@ -85,9 +85,9 @@ def verify_command(args: argparse.Namespace) -> int:
         print(f"resetbot audit verify: {e}", file=sys.stderr)
         return 2
     if result.ok:
-        print(messages.chain_intact(result.checked))
+        print(messages.audit.chain_intact(result.checked))
         return 0
-    print(messages.chain_broken(result.first_bad_seq, result.reason, result.checked))
+    print(messages.audit.chain_broken(result.first_bad_seq, result.reason, result.checked))
     return 1
 
 

@@ -24,7 +24,7 @@ def open_database(*, must_exist: bool) -> Engine:
     database = engine.url.database
     if must_exist and engine.dialect.name == "sqlite" and database and not Path(database).is_file():
         engine.dispose()
-        raise DatabaseUnavailableError(messages.database_missing(schema.describe(engine)))
+        raise DatabaseUnavailableError(messages.cli.database_missing(schema.describe(engine)))
     return engine
 
 
@@ -34,6 +34,6 @@ def require_table(engine: Engine, table: str) -> None:
         present = inspect(engine).has_table(table)
     except DBAPIError as e:
         raise DatabaseUnavailableError(
-            messages.database_unavailable(schema.describe(engine), schema.reason(e))) from None
+            messages.cli.database_unavailable(schema.describe(engine), schema.reason(e))) from None
     if not present:
-        raise DatabaseUnavailableError(messages.not_a_resetbot_database(schema.describe(engine)))
+        raise DatabaseUnavailableError(messages.cli.not_a_resetbot_database(schema.describe(engine)))

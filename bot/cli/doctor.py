@@ -100,7 +100,7 @@ def doctor(args: argparse.Namespace) -> int:
         settings = load_settings()
     except ConfigError as e:
         print(CheckResult(S_SETTINGS, Outcome.FAIL, str(e)).line())
-        print(messages.doctor_summary(1))
+        print(messages.doctor.doctor_summary(1))
         return 1
     plan = build_plan(settings)
     failed = 0
@@ -111,5 +111,5 @@ def doctor(args: argparse.Namespace) -> int:
     finally:
         if plan.graph is not None:
             plan.graph.close()
-    print(messages.doctor_summary(failed), file=sys.stdout)
+    print(messages.doctor.doctor_summary(failed), file=sys.stdout)
     return 1 if failed else 0

@@ -29,9 +29,9 @@ def migrate(args: argparse.Namespace) -> int:
         where = schema.describe(engine)
         applied = schema.upgrade(engine)
         if applied:
-            print(messages.migrated(applied, where))
+            print(messages.cli.migrated(applied, where))
         else:
-            print(messages.already_migrated(schema.current(engine), where))
+            print(messages.cli.already_migrated(schema.current(engine), where))
     except ResetbotError as e:
         print(f"resetbot migrate: {e}", file=sys.stderr)
         return 2

@@ -51,7 +51,7 @@ EXIT_TRY_AGAIN = 75
 
 
 def _cannot_start(reason: str, *, transient: bool = False) -> int:
-    print(messages.cannot_start(reason), file=sys.stderr)
+    print(messages.cli.cannot_start(reason), file=sys.stderr)
     return EXIT_TRY_AGAIN if transient else EXIT_MUST_FIX
 
 
@@ -62,18 +62,18 @@ def slack_refusal(settings: Settings) -> Blocked | None:
                        ca_file=settings.slack_ca_file)
     bot_token, app_token = settings.slack_bot_token, settings.slack_app_token
     calls: list[tuple[str, str, Callable[[], object]]] = [
-        ("RESETBOT_SLACK_BOT_TOKEN", messages.bot_token_kind(),
+        ("RESETBOT_SLACK_BOT_TOKEN", messages.cli.bot_token_kind(),
          lambda: probe.bot_identity(bot_token.get_secret_value()))]
     if settings.slack_mode == SlackMode.SOCKET and app_token is not None:
-        calls.append(("RESETBOT_SLACK_APP_TOKEN", messages.app_token_kind(),
+        calls.append(("RESETBOT_SLACK_APP_TOKEN", messages.cli.app_token_kind(),
                       lambda: probe.open_socket_url(app_token.get_secret_value())))
     for setting, kind, call in calls:
         try:
             call()
         except SlackRefusedError as e:
-            return Blocked(messages.doctor_slack_refused(setting, e.error, kind), transient=False)
+            return Blocked(messages.doctor.doctor_slack_refused(setting, e.error, kind), transient=False)
         except SlackUnreachableError as e:
-            return Blocked(messages.doctor_slack_unreachable(e.reason, settings.slack_api_base), transient=True)
+            return Blocked(messages.doctor.doctor_slack_unreachable(e.reason, settings.slack_api_base), transient=True)
     return None
 
 
@@ -99,17 +99,17 @@ def run(args: argparse.Namespace) -> int:
         serving = Serving(settings, runtime)  # bolt asks auth.test again here
     except (BoltError, SlackClientError, OSError) as e:  # Slack changed its mind since slack_refusal
         runtime.close(drain_s=0)
-        return _cannot_start(messages.slack_start_refused(type(e).__name__), transient=isinstance(e, OSError))
+        return _cannot_start(messages.cli.slack_start_refused(type(e).__name__), transient=isinstance(e, OSError))
     try:
         serve_until_signalled(serving)
     except SlackRefusedError as e:  # the app-level token, refused since slack_refusal (see SocketModeIntake)
         runtime.close(drain_s=0)
-        return _cannot_start(messages.slack_start_refused(e.error))
+        return _cannot_start(messages.cli.slack_start_refused(e.error))
     except OSError as e:  # raised by start(): the HTTP port cannot be bound, or Slack cannot be reached
         runtime.close(drain_s=0)
         reason = str(e.strerror or e)
         if settings.slack_mode == SlackMode.HTTP:
-            return _cannot_start(messages.cannot_listen(settings.http_host, settings.http_port, reason),
+            return _cannot_start(messages.cli.cannot_listen(settings.http_host, settings.http_port, reason),
                                  transient=True)
-        return _cannot_start(messages.cannot_open_socket_mode(settings.slack_api_base, reason), transient=True)
+        return _cannot_start(messages.cli.cannot_open_socket_mode(settings.slack_api_base, reason), transient=True)
     return 0

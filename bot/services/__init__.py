@@ -1,6 +1,6 @@
-"""The product's rules: requests and approvals, resets, follow-ups, health.
+"""The product's services: requests and approvals, resets, follow-ups, health, links, the outbox, the doctor.
 
-Modules here are plain Python and never import ``slack_*``. Keep this package ``__init__`` free of imports:
-``bot.store`` imports the pure leaf modules ``bot.services.lifecycle`` and ``bot.services.audit`` (so there is one
-definition of the state table and of the audit hash), and an import here would turn that into a cycle.
+Each gathers facts from the clients and the store, asks the pure rules in ``bot.domain`` what they mean, acts, and
+renders with ``bot.messages``. Modules here never import ``slack_*``, ``ldap3`` or ``msal`` (they talk to the outside
+world through the Protocols in ``bot.clients``); the import contracts in pyproject.toml hold this.
 """

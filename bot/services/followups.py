@@ -27,12 +27,8 @@ from sqlmodel import Session
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
 from bot.db import SessionFactory
-from bot.errors import ResetbotError
-from bot.metrics import record_followup
-from bot.models import FollowUp, OutboxMessage, ResetRequest, utcnow
-from bot.policy import filetime_to_datetime
-from bot.services.audit import AuditAction, AuditDraft
-from bot.services.followup_rules import (
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.followup_rules import (
     FollowUpKind,
     Landed,
     Replaced,
@@ -43,6 +39,10 @@ from bot.services.followup_rules import (
     replaced,
     replaced_schedule,
 )
+from bot.errors import ResetbotError
+from bot.metrics import record_followup
+from bot.models import FollowUp, OutboxMessage, ResetRequest, utcnow
+from bot.policy import filetime_to_datetime
 from bot.services.outbox import Outbox, dm_message, thread_message
 from bot.settings import Settings
 
@@ -202,30 +202,30 @@ class FollowUpService:
                 with self.begin() as session:
                     store.retry_followup(session, followup_id=f.id, claim=claim, due_at=again, seen=raw)
                 return 0
-            said = _Said(thread=messages.writeback_not_seen(
-                name, waited=messages.duration_words((now - f.reset_at).total_seconds()),
+            said = _Said(thread=messages.followups.writeback_not_seen(
+                name, waited=messages.format.duration_words((now - f.reset_at).total_seconds()),
                 seen_at=filetime_to_datetime(raw or 0), reset_at=f.reset_at, dn=dn))
             # The helpdesk has to act first: no reminders about a password AD may not have.
             return self._finish(f, req, claim=claim, now=now, outcome="not_landed", seen=raw,
                                 action=AuditAction.WRITEBACK_NOT_SEEN, said=said, retire=FollowUpKind.REPLACED)
         if verdict == Landed.ACCOUNT_GONE:
-            said = _Said(thread=messages.writeback_account_gone(name, dn))
+            said = _Said(thread=messages.followups.writeback_account_gone(name, dn))
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.WRITEBACK_NOT_SEEN, said=said, retire=FollowUpKind.REPLACED)
         if verdict == Landed.UNPROVEN:
             # Not a warning that it failed, not a confirmation: the reminders go on (it most likely landed).
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.WRITEBACK_UNPROVEN,
-                                said=_Said(thread=messages.writeback_unproven(name, dn)))
+                                said=_Said(thread=messages.followups.writeback_unproven(name, dn)))
         at = filetime_to_datetime(raw or 0)
         if verdict == Landed.YES_WITHOUT_MUST_CHANGE:
-            text = messages.writeback_without_must_change(name, seen_at=at)
+            text = messages.followups.writeback_without_must_change(name, seen_at=at)
         elif verdict == Landed.YES_MUST_CHANGE_MISSING:
             assert seen is not None
-            text = messages.writeback_must_change_missing(
+            text = messages.followups.writeback_must_change_missing(
                 name, seen_at=at, maybe_own=password_writes(seen, f.baseline_key_version) is None)
         else:
-            text = messages.writeback_confirmed(name, must_change=raw == 0, seen_at=at)
+            text = messages.followups.writeback_confirmed(name, must_change=raw == 0, seen_at=at)
         return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                             action=AuditAction.WRITEBACK_CONFIRMED, said=_Said(thread=text))
 
@@ -235,25 +235,25 @@ class FollowUpService:
             left = _left_by_reset(store.followups_for(session, request_id=req.id))
         verdict = replaced(seen, reset_at=f.reset_at, left_by_reset=left)
         raw = seen.pwd_last_set if seen else None
-        waited = messages.duration_words((now - f.reset_at).total_seconds())
+        waited = messages.format.duration_words((now - f.reset_at).total_seconds())
         if verdict == Replaced.YES:
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.USER_CHOSE_OWN, retire=FollowUpKind.REPLACED,
-                                said=_Said(thread=messages.password_replaced(req.target_display,
+                                said=_Said(thread=messages.followups.password_replaced(req.target_display,
                                                                              at=filetime_to_datetime(raw or 0))))
         if verdict == Replaced.ACCOUNT_GONE:
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.NEVER_REPLACED, retire=FollowUpKind.REPLACED,
-                                said=_Said(thread=messages.writeback_account_gone(req.target_display,
+                                said=_Said(thread=messages.followups.writeback_account_gone(req.target_display,
                                                                                   req.target_dn or "")))
         if f.final:
             return self._finish(f, req, claim=claim, now=now, outcome="never_replaced", seen=raw,
                                 action=AuditAction.NEVER_REPLACED,
-                                said=_Said(thread=messages.password_never_replaced(req.target_display,
+                                said=_Said(thread=messages.followups.password_never_replaced(req.target_display,
                                                                                    waited=waited)))
         return self._finish(f, req, claim=claim, now=now, outcome="reminded", seen=raw,
                             action=AuditAction.REPLACE_REMINDED,
-                            said=_Said(dm=messages.replace_reminder(waited=waited)))
+                            said=_Said(dm=messages.followups.replace_reminder(waited=waited)))
 
     def _finish(self, f: FollowUp, req: ResetRequest, *, claim: str, now: datetime, outcome: str, seen: int | None,
                 action: AuditAction, said: _Said, retire: FollowUpKind | None = None) -> int:

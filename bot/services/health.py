@@ -29,6 +29,21 @@ from bot import messages, store
 from bot.clients.directory import Directory
 from bot.clients.graph import Graph
 from bot.db import SessionFactory
+from bot.domain.health_state import (
+    ROUND_KIND,
+    SUMMARY_KIND,
+    Change,
+    Check,
+    CheckResult,
+    CheckView,
+    HealthReport,
+    HealthState,
+    TransitionView,
+    change,
+    ordered,
+    overall,
+    slot_of,
+)
 from bot.errors import (
     DirectoryUnavailableError,
     EntraAuthError,
@@ -44,21 +59,6 @@ from bot.errors import (
 from bot.metrics import set_health
 from bot.models import HealthTransition, utcnow
 from bot.policy import generate_temporary_password
-from bot.services.health_state import (
-    ROUND_KIND,
-    SUMMARY_KIND,
-    Change,
-    Check,
-    CheckResult,
-    CheckView,
-    HealthReport,
-    HealthState,
-    TransitionView,
-    change,
-    ordered,
-    overall,
-    slot_of,
-)
 from bot.services.outbox import Outbox, channel_message
 from bot.settings import Settings
 
@@ -121,26 +121,26 @@ def failure_detail(e: ResetbotError) -> str:
     repeated here, because they are what support asks for."""
     if isinstance(e, DirectoryUnavailableError):
         return {
-            "unreachable": messages.health_ad_unreachable,
-            "bind_refused": messages.health_ad_bind_refused,
-            "base_unreadable": messages.health_ad_base_unreadable,
-            "failed": messages.health_ad_failed,
+            "unreachable": messages.health.health_ad_unreachable,
+            "bind_refused": messages.health.health_ad_bind_refused,
+            "base_unreadable": messages.health.health_ad_base_unreadable,
+            "failed": messages.health.health_ad_failed,
         }[e.fault]()
     if isinstance(e, EntraReauthRequiredError):
-        return messages.health_signin_expired()
+        return messages.health.health_signin_expired()
     if isinstance(e, EntraAuthError):
-        return messages.health_entra_refused(_code(e), e.status)
+        return messages.health.health_entra_refused(_code(e), e.status)
     if isinstance(e, EntraUnavailableError):
-        return messages.health_entra_unavailable(_code(e), e.status)
+        return messages.health.health_entra_unavailable(_code(e), e.status)
     if isinstance(e, GraphPermissionError):
-        return messages.health_graph_denied(_code(e), e.status)
+        return messages.health.health_graph_denied(_code(e), e.status)
     if isinstance(e, GraphThrottledError):
-        return messages.health_graph_throttled()
+        return messages.health.health_graph_throttled()
     if isinstance(e, GraphUnavailableError):
-        return messages.health_graph_unavailable()
+        return messages.health.health_graph_unavailable()
     if isinstance(e, MicrosoftError):
-        return messages.health_microsoft_failed(type(e).__name__, _code(e), e.status)
-    return messages.health_check_failed(type(e).__name__)
+        return messages.health.health_microsoft_failed(type(e).__name__, _code(e), e.status)
+    return messages.health.health_check_failed(type(e).__name__)
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ class HealthService:
             result = CheckResult(ok=False, detail=failure_detail(e))
         except Exception as e:
             log.exception("health check %s raised", check.value)
-            result = CheckResult(ok=False, detail=messages.health_check_crashed(type(e).__name__))
+            result = CheckResult(ok=False, detail=messages.health.health_check_crashed(type(e).__name__))
         if not result.ok:
             log.warning("health check %s failed: %s", check.value, result.detail)
         return result
@@ -273,7 +273,7 @@ class HealthService:
                                    changed=json.dumps(changed, sort_keys=True))
             if not store.add_health_transition(session, transition=row):
                 return None
-            told = [channel_message(self.rules.ops_channel, messages.health_transition(found),
+            told = [channel_message(self.rules.ops_channel, messages.health.health_transition(found),
                                     origin="health.transition")] if found.news and self.rules.ops_channel else []
             ids = self.outbox.enqueue(session, told, now=now)
         log.info("health changed: %s -> %s (failing: %s)", found.from_state.value, found.to_state.value,
@@ -299,7 +299,7 @@ class HealthService:
                 changes = len(store.recent_health_transitions(session, limit=10_000, since=since))
                 store.prune_health(session, before=now - RETENTION)
                 if self.rules.ops_channel:
-                    text = messages.health_summary(self._report(session), counts, changes)
+                    text = messages.health.health_summary(self._report(session), counts, changes)
                     ids = self.outbox.enqueue(session, [channel_message(self.rules.ops_channel, text,
                                                                         origin="health.summary")], now=now)
         self._seen_day = day
@@ -332,26 +332,26 @@ class HealthService:
 
     def _check_token(self) -> CheckResult:
         self.fresh_app_token()
-        return CheckResult(ok=True, detail=messages.health_token_ok())
+        return CheckResult(ok=True, detail=messages.health.health_token_ok())
 
     def _check_graph(self) -> CheckResult:
         self.graph.ping()
-        return CheckResult(ok=True, detail=messages.health_graph_ok())
+        return CheckResult(ok=True, detail=messages.health.health_graph_ok())
 
     def _check_ldap(self) -> CheckResult:
         self.directory.ping()
-        return CheckResult(ok=True, detail=messages.health_ldap_ok())
+        return CheckResult(ok=True, detail=messages.health.health_ldap_ok())
 
     def _check_sync(self) -> CheckResult:
         sync = self.graph.organization_sync()
         if sync.on_premises_sync_enabled is False:
-            return CheckResult(ok=False, detail=messages.health_sync_off())
+            return CheckResult(ok=False, detail=messages.health.health_sync_off())
         if sync.last_sync is None:
-            return CheckResult(ok=False, detail=messages.health_sync_never())
+            return CheckResult(ok=False, detail=messages.health.health_sync_never())
         if self.clock() - sync.last_sync > timedelta(minutes=self.rules.sync_max_age_minutes):
-            return CheckResult(ok=False, detail=messages.health_sync_stale(sync.last_sync,
+            return CheckResult(ok=False, detail=messages.health.health_sync_stale(sync.last_sync,
                                                                            self.rules.sync_max_age_minutes))
-        return CheckResult(ok=True, detail=messages.health_sync_ok(sync.last_sync))
+        return CheckResult(ok=True, detail=messages.health.health_sync_ok(sync.last_sync))
 
     def _check_canary(self) -> CheckResult:
         """Reset the canary through Graph as the service identity, then read AD: pwdLastSet must have moved.
@@ -360,27 +360,27 @@ class HealthService:
         assert upn
         before = self.directory.find_user(upn=upn)
         if before is None:
-            return CheckResult(ok=False, detail=messages.canary_not_in_ad(upn))
+            return CheckResult(ok=False, detail=messages.health.canary_not_in_ad(upn))
         user = self.graph.get_user(upn)
         if user is None:
-            return CheckResult(ok=False, detail=messages.canary_not_in_entra(upn))
+            return CheckResult(ok=False, detail=messages.health.canary_not_in_entra(upn))
         try:
             token = self.canary_token()
         except NotLinkedError:
-            return CheckResult(ok=False, detail=messages.canary_not_linked(self.rules.service_upn or ""))
+            return CheckResult(ok=False, detail=messages.health.canary_not_linked(self.rules.service_upn or ""))
         policy = self.directory.effective_policy(before)
         operation = self.graph.reset_password(
             access_token=token, user_id=user.id, poll_timeout_s=self.rules.canary_timeout_s,
             new_password=generate_temporary_password(policy, sam=before.sam, display_name=before.display_name))
         if not operation.done:
-            return CheckResult(ok=False, detail=messages.canary_timed_out(upn, self.rules.canary_timeout_s))
+            return CheckResult(ok=False, detail=messages.health.canary_timed_out(upn, self.rules.canary_timeout_s))
         if not operation.succeeded:
-            return CheckResult(ok=False, detail=messages.canary_refused(upn, operation.status_detail))
+            return CheckResult(ok=False, detail=messages.health.canary_refused(upn, operation.status_detail))
         after = self.directory.find_user(dn=before.dn)
         if after is None:
-            return CheckResult(ok=False, detail=messages.canary_not_in_ad(upn))
+            return CheckResult(ok=False, detail=messages.health.canary_not_in_ad(upn))
         if after.must_change_password and before.must_change_password:
-            return CheckResult(ok=False, detail=messages.canary_ambiguous(upn))
+            return CheckResult(ok=False, detail=messages.health.canary_ambiguous(upn))
         if after.pwd_last_set_raw == before.pwd_last_set_raw:
-            return CheckResult(ok=False, detail=messages.canary_not_moved(upn))
-        return CheckResult(ok=True, detail=messages.canary_landed(upn, after.pwd_last_set))
+            return CheckResult(ok=False, detail=messages.health.canary_not_moved(upn))
+        return CheckResult(ok=True, detail=messages.health.canary_landed(upn, after.pwd_last_set))

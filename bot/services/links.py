@@ -33,6 +33,8 @@ from bot import messages, store
 from bot.clients.entra_auth import DelegatedToken, DeviceFlow, LinkedAccount
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.entra_roles import blocking_roles, can_reset, resetting_roles, roles_needed
 from bot.errors import (
     DeviceFlowDeclinedError,
     DeviceFlowExpiredError,
@@ -41,8 +43,6 @@ from bot.errors import (
     ResetbotError,
 )
 from bot.models import SERVICE_LINK_KEY, AgentLink, utcnow
-from bot.services.audit import AuditAction, AuditDraft
-from bot.services.entra_roles import blocking_roles, can_reset, resetting_roles, roles_needed
 from bot.services.resolve import EntraUser
 from bot.settings import ResetIdentity, Settings
 
@@ -164,10 +164,10 @@ class LinkService:
         key = SERVICE_LINK_KEY if service else slack_user
         with self._lock:
             if self._closing.is_set():
-                return messages.link_interrupted(service=service)
+                return messages.links.link_interrupted(service=service)
             if key in self._waiting:
                 pending = self._waiting[key]
-                return messages.login_already_waiting(pending.expires_at if pending else self.clock(),
+                return messages.links.login_already_waiting(pending.expires_at if pending else self.clock(),
                                                       service=service)
             self._waiting[key] = None  # reserved while the code is fetched, so a double command starts one
         try:
@@ -175,7 +175,7 @@ class LinkService:
             with self._lock:
                 self._waiting[key] = flow
             sign_in_as = self.rules.service_upn if service else self.notifier.email_of(slack_user)
-            self.notifier.dm(slack_user, messages.login_code_dm(flow.user_code, flow.verification_uri,
+            self.notifier.dm(slack_user, messages.links.login_code_dm(flow.user_code, flow.verification_uri,
                                                                 flow.expires_at, sign_in_as=sign_in_as,
                                                                 service=service))
             self._audit(AuditDraft(actor=slack_user, action=LinkAudit.LINK_STARTED, correlation_id=correlation_id,
@@ -186,29 +186,29 @@ class LinkService:
             with self._lock:
                 self._waiting.pop(key, None)
             raise
-        return messages.login_code_sent(flow.expires_at)
+        return messages.links.login_code_sent(flow.expires_at)
 
     def _may_link(self, slack_user: str, *, service: bool, correlation_id: str, attempted: str) -> str | None:
         """None when ``slack_user`` may (un)link this identity; otherwise the sentence (refusals audited)."""
         if service:
             if not (self.rules.service_mode or self.rules.canary):
-                return messages.link_service_not_used()
+                return messages.links.link_service_not_used()
             group = self.rules.approvers_group
             if not group or slack_user not in self.notifier.group_members(group):
                 self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                        detail={"stage": "link", "reason": "not_an_approver", "service": True,
                                                "attempted": attempted}))
-                return messages.link_service_not_an_approver(group)
+                return messages.links.link_service_not_an_approver(group)
             return None
         if attempted != "login":
             return None  # anyone may see or remove their own link
         if self.rules.service_mode:
             assert self.rules.service_upn
-            return messages.link_not_needed(self.rules.service_upn)
+            return messages.links.link_not_needed(self.rules.service_upn)
         if slack_user not in self.notifier.group_members(self.rules.agents_group):
             self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                    detail={"stage": "link", "reason": "not_an_agent", "attempted": attempted}))
-            return messages.link_not_an_agent(self.rules.agents_group)
+            return messages.links.link_not_an_agent(self.rules.agents_group)
         return None
 
     def _finish(self, *, key: str, slack_user: str, flow: DeviceFlow, correlation_id: str, service: bool) -> None:
@@ -218,18 +218,19 @@ class LinkService:
             try:
                 account = self.tokens.wait_for_device_flow(flow, timeout=max(remaining, 1.0))
             except DeviceFlowDeclinedError:
-                self._failed(slack_user, "declined", messages.link_declined(service=service), correlation_id, service)
+                self._failed(slack_user, "declined", messages.links.link_declined(service=service), correlation_id,
+                             service)
                 return
             except DeviceFlowExpiredError as e:
                 if self._closing.is_set():
-                    self._failed(slack_user, "interrupted", messages.link_interrupted(service=service),
+                    self._failed(slack_user, "interrupted", messages.links.link_interrupted(service=service),
                                  correlation_id, service)
                 else:
-                    self._failed(slack_user, e.reason, messages.link_expired(service=service), correlation_id,
+                    self._failed(slack_user, e.reason, messages.links.link_expired(service=service), correlation_id,
                                  service)
                 return
             except ResetbotError as e:
-                self._failed(slack_user, "error", messages.link_failed(str(e), correlation_id, service=service),
+                self._failed(slack_user, "error", messages.links.link_failed(str(e), correlation_id, service=service),
                              correlation_id, service, error=type(e).__name__)
                 return
             self._complete(key=key, slack_user=slack_user, account=account, correlation_id=correlation_id,
@@ -237,8 +238,8 @@ class LinkService:
         except Exception as e:  # a background thread: nobody else would ever hear of it
             log.exception("linking for %s failed (%s)", slack_user, correlation_id)
             try:
-                self._failed(slack_user, "error", messages.internal_error(correlation_id), correlation_id, service,
-                             error=type(e).__name__)
+                self._failed(slack_user, "error", messages.errors.internal_error(correlation_id), correlation_id,
+                             service, error=type(e).__name__)
             except Exception:
                 log.exception("could not tell %s that linking failed (%s)", slack_user, correlation_id)
         finally:
@@ -272,7 +273,7 @@ class LinkService:
                 actor=slack_user, action=LinkAudit.LINKED, correlation_id=correlation_id,
                 detail={"service": service, "upn": account.upn, "oid": account.oid,
                         "roles": None if roles is None else sorted(roles)}))
-        self.notifier.dm(slack_user, messages.linked(account.upn, roles, service=service,
+        self.notifier.dm(slack_user, messages.links.linked(account.upn, roles, service=service,
                                                      can_reset_anyone=bool(resetting_roles(roles or ()))))
 
     def _refuse_account(self, slack_user: str, account: LinkedAccount, expected: str | None, correlation_id: str,
@@ -284,17 +285,17 @@ class LinkService:
                                detail={"service": service, "reason": reason, "signed_in": account.upn,
                                        "expected": expected}))
         if expected is None:
-            self.notifier.dm(slack_user, messages.link_no_email(account.upn))
+            self.notifier.dm(slack_user, messages.links.link_no_email(account.upn))
             return
         told = False
         if security:
             try:
-                self.notifier.post(security, messages.security_link_mismatch(slack_user, account.upn, expected,
+                self.notifier.post(security, messages.links.security_link_mismatch(slack_user, account.upn, expected,
                                                                              service=service))
                 told = True
             except ResetbotError:  # the agent must still hear why nothing was linked
                 log.exception("could not alert security about a mismatched sign-in (%s)", correlation_id)
-        self.notifier.dm(slack_user, messages.link_wrong_account(account.upn, expected, service=service,
+        self.notifier.dm(slack_user, messages.links.link_wrong_account(account.upn, expected, service=service,
                                                                  security_told=told))
 
     def _mail_of(self, oid: str) -> str | None:
@@ -316,26 +317,26 @@ class LinkService:
         if not self.rules.service_mode:
             return self._describe(slack_user, service=False)
         assert self.rules.service_upn
-        return " ".join((messages.whoami_service_mode(self.rules.service_upn),
+        return " ".join((messages.links.whoami_service_mode(self.rules.service_upn),
                          self._describe(SERVICE_LINK_KEY, service=True)))
 
     def _describe(self, key: str, *, service: bool) -> str:
         with self.begin() as session:
             link = store.get_link(session, slack_user=key)
         if link is None:
-            return messages.service_not_linked(self.rules.service_upn or "") if service else \
-                messages.whoami_not_linked()
+            return messages.links.service_not_linked(self.rules.service_upn or "") if service else \
+                messages.links.whoami_not_linked()
         try:
             self._token(key, service=service)
-            state = messages.token_works()
+            state = messages.links.token_works()
         except EntraReauthRequiredError:
-            state = messages.token_needs_login(service=service)
+            state = messages.links.token_needs_login(service=service)
         except NotLinkedError:  # unlinked meanwhile
-            return messages.whoami_not_linked()
+            return messages.links.whoami_not_linked()
         except ResetbotError as e:
-            state = messages.token_unknown(str(e))
+            state = messages.links.token_unknown(str(e))
         roles = self._fresh_roles(link, fallback=True)
-        return messages.whoami_linked(link.upn, link.display_name, link.linked_at, roles, state, service=service)
+        return messages.links.whoami_linked(link.upn, link.display_name, link.linked_at, roles, state, service=service)
 
     def logout(self, *, slack_user: str, correlation_id: str, service: bool = False) -> str:
         """Forget ``slack_user``'s link (or the service identity's) and its encrypted sign-in."""
@@ -350,8 +351,8 @@ class LinkService:
                     actor=slack_user, action=LinkAudit.UNLINKED, correlation_id=correlation_id,
                     detail={"service": service, "upn": gone.upn, "oid": gone.oid}))
         if gone is None:
-            return messages.nothing_to_unlink(service=service)
-        return messages.unlinked(gone.upn, service=service)
+            return messages.links.nothing_to_unlink(service=service)
+        return messages.links.unlinked(gone.upn, service=service)
 
     # --- tokens and readiness, for the reset ---------------------------------------------------------------
 
@@ -389,22 +390,22 @@ class LinkService:
         assert roles is not None
         if can_reset(roles, target_roles):
             return None
-        return messages.role_too_weak(link.upn, resetting_roles(roles), blocking_roles(roles, target_roles),
+        return messages.links.role_too_weak(link.upn, resetting_roles(roles), blocking_roles(roles, target_roles),
                                       roles_needed(target_roles), service=service)
 
     def _token(self, key: str, *, service: bool) -> tuple[AgentLink, DelegatedToken]:
         with self.begin() as session:
             link = store.get_link(session, slack_user=key)
         if link is None:
-            sentence = messages.service_not_linked(self.rules.service_upn or "") if service else \
-                messages.not_linked()
+            sentence = messages.links.service_not_linked(self.rules.service_upn or "") if service else \
+                messages.links.not_linked()
             raise NotLinkedError(sentence, slack_user=key, service=service)
         account = LinkedAccount(upn=link.upn, oid=link.oid, home_account_id=link.home_account_id,
                                 encrypted_cache=link.encrypted_cache, display_name=link.display_name)
         try:
             token = self.tokens.token_for(account)
         except EntraReauthRequiredError as e:
-            raise EntraReauthRequiredError(messages.link_reauth(link.upn, service=service), code=e.code,
+            raise EntraReauthRequiredError(messages.links.link_reauth(link.upn, service=service), code=e.code,
                                            request_id=e.request_id, status=e.status) from None
         if token.encrypted_cache != link.encrypted_cache:
             with self.begin() as session:

@@ -11,7 +11,7 @@ process that died left behind, and retries.
 
 Delivery: claim a row with a compare-and-set (``pending`` → ``sending`` with a lease, one row at a time so a slow
 post never outlives the lease of the rows behind it), post it through the ``Notifier``, mark it ``sent`` on the
-claim. A failed post is due again after a capped, doubling backoff (``bot.services.outbox_rules``), until the
+claim. A failed post is due again after a capped, doubling backoff (``bot.domain.outbox_rules``), until the
 give-up horizon; then it is given up, audited (``message_given_up``) and logged. A conversation hears its messages
 in the order they were decided: a message waits while an earlier one to the same place is undelivered.
 
@@ -38,10 +38,10 @@ from sqlmodel import Session
 from bot import store
 from bot.clients.slack_notify import Blocks, Notifier
 from bot.db import SessionFactory
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.outbox_rules import OutboxRules, retry_at
 from bot.errors import SlackUnavailableError
 from bot.models import OutboxMessage, utcnow
-from bot.services.audit import AuditAction, AuditDraft
-from bot.services.outbox_rules import OutboxRules, retry_at
 
 log = logging.getLogger(__name__)
 

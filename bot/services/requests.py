@@ -1,6 +1,6 @@
 """Reset requests and approvals: the product's rules from ``/reset`` to ``approved`` (spec sections 1-3).
 
-Every method gathers facts (Slack, Entra, AD, the database), asks the pure rules in ``bot.services.rules``,
+Every method gathers facts (Slack, Entra, AD, the database), asks the pure rules in ``bot.domain.rules``,
 and acts: one compare-and-set per state change (so double clicks, Slack redeliveries and replicas produce one
 transition), one audit event per transition and per refusal, and the thread and request message updated to
 match. Methods return the sentence to show privately to the person who acted, or None when there is none.
@@ -19,14 +19,11 @@ from bot import messages, store
 from bot.clients.directory import Directory
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
-from bot.errors import ResetbotError
-from bot.models import ResetRequest, normalize_request_id, utcnow
-from bot.services.audit import AuditAction, AuditDraft
-from bot.services.health_state import HealthReport
-from bot.services.lifecycle import RequestState, deadlines, predecessors, required_approvals
-from bot.services.parse import ParseError, TargetKind, parse_reset, parse_target
-from bot.services.resolve import ResolveFailure, ResolveProblem, Target, TargetResolver
-from bot.services.rules import (
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.health_state import HealthReport
+from bot.domain.lifecycle import RequestState, deadlines, predecessors, required_approvals
+from bot.domain.parse import ParseError, TargetKind, parse_reset, parse_target
+from bot.domain.rules import (
     Refusal,
     allowed_by_rule,
     approval_refusal,
@@ -34,6 +31,9 @@ from bot.services.rules import (
     cancel_refusal,
     protection_reasons,
 )
+from bot.errors import ResetbotError
+from bot.models import ResetRequest, normalize_request_id, utcnow
+from bot.services.resolve import ResolveFailure, ResolveProblem, Target, TargetResolver
 from bot.settings import ApproverSource, Settings, TargetConfirmation
 
 log = logging.getLogger(__name__)
@@ -101,12 +101,12 @@ class RequestService:
             return sentence
 
         if requester not in self.notifier.group_members(self.rules.agents_group):
-            return refuse(Refusal.NOT_AN_AGENT, messages.not_an_agent(self.rules.agents_group))
+            return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(self.rules.agents_group))
         parsed = parse_reset(text)
         if isinstance(parsed, ParseError):
-            return refuse(parsed.problem, messages.parse_problem(parsed))
+            return refuse(parsed.problem, messages.requests.parse_problem(parsed))
         if parsed.target.kind == TargetKind.SLACK_USER and parsed.target.value == requester:
-            return refuse(Refusal.SELF_RESET, messages.self_reset())
+            return refuse(Refusal.SELF_RESET, messages.requests.self_reset())
         found = self.resolver.resolve(parsed.target)
         if isinstance(found, ResolveProblem):
             return refuse(found.failure, self._resolve_sentence(found))
@@ -114,7 +114,7 @@ class RequestService:
         requester_email = self.notifier.email_of(requester)
         if target.slack_id == requester or (requester_email and requester_email in {
                 target.email, target.entra.user_principal_name.lower()}):
-            return refuse(Refusal.SELF_RESET, messages.self_reset(), target=target.entra.user_principal_name)
+            return refuse(Refusal.SELF_RESET, messages.requests.self_reset(), target=target.entra.user_principal_name)
         problem = self._account_problem(target, unlock=parsed.unlock)
         if problem:
             return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
@@ -127,7 +127,7 @@ class RequestService:
         )
         if reasons and not allowed_by_rule(sam=target.ad.sam, upn=target.entra.user_principal_name,
                                            allowed=self.rules.protected_allowed):
-            return refuse("protected", messages.protected_refused(target.name, reasons),
+            return refuse("protected", messages.requests.protected_refused(target.name, reasons),
                           target=target.entra.user_principal_name, protection=",".join(reasons))
         not_ready = self.readiness(requester, target_roles) if self.readiness else None
         if not_ready:
@@ -140,25 +140,25 @@ class RequestService:
         """(reason, sentence) when the account itself rules a reset out: not synced, not in AD, disabled, or
         locked out without ``--unlock`` (writeback refuses a locked-out account: Entra Connect event 33006)."""
         if not target.entra.on_premises_sync_enabled:
-            return "not_synced", messages.not_synced(target.name)
+            return "not_synced", messages.requests.not_synced(target.name)
         if target.ad is None:
-            return "not_in_ad", messages.not_in_ad(target.name)
+            return "not_in_ad", messages.requests.not_in_ad(target.name)
         if target.entra.account_enabled is False or target.ad.disabled:
-            return "disabled", messages.account_disabled(target.name)
+            return "disabled", messages.requests.account_disabled(target.name)
         if unlock and not self.directory.can_unlock:
-            return "unlock_unavailable", messages.unlock_unavailable()
+            return "unlock_unavailable", messages.requests.unlock_unavailable()
         if target.ad.locked_out and not unlock:
-            return "locked_out", messages.locked_out_needs_unlock(target.name)
+            return "locked_out", messages.requests.locked_out_needs_unlock(target.name)
         return None
 
     def _resolve_sentence(self, problem: ResolveProblem) -> str:
         match problem.failure:
             case ResolveFailure.UNKNOWN:
-                return messages.unknown_user(problem.text)
+                return messages.requests.unknown_user(problem.text)
             case ResolveFailure.AMBIGUOUS:
-                return messages.ambiguous_user(problem.text, problem.candidates)
+                return messages.requests.ambiguous_user(problem.text, problem.candidates)
             case ResolveFailure.SLACK_USER_WITHOUT_EMAIL:
-                return messages.not_in_directory_slack_user()
+                return messages.requests.not_in_directory_slack_user()
 
     def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
                       protection: str, correlation_id: str, source_key: str | None) -> str | None:
@@ -187,16 +187,16 @@ class RequestService:
             return None  # the same command, delivered again while the first delivery was being served
         posted_in = self._post_request(req, channel)
         group_id = self._group_id(req)
-        self.notifier.post(posted_in, messages.approver_mention(req, group_id), thread_ts=req.thread_ts)
+        self.notifier.post(posted_in, messages.requests.approver_mention(req, group_id), thread_ts=req.thread_ts)
         if req.manager_slack_id:
-            self.notifier.dm(req.manager_slack_id, messages.approver_dm(req, posted_in))
+            self.notifier.dm(req.manager_slack_id, messages.requests.approver_dm(req, posted_in))
         if req.protected and self.rules.security_channel:
-            self.notifier.post(self.rules.security_channel, messages.security_protected_request(req))
+            self.notifier.post(self.rules.security_channel, messages.requests.security_protected_request(req))
         if confirm and req.target_slack_id:
-            self.notifier.dm(req.target_slack_id, messages.confirm_question_text(req),
-                             blocks=messages.confirm_question_blocks(req))
+            self.notifier.dm(req.target_slack_id, messages.requests.confirm_question_text(req),
+                             blocks=messages.requests.confirm_question_blocks(req))
         self._refresh_homes(req)
-        return messages.request_created(req.id, posted_in)
+        return messages.requests.request_created(req.id, posted_in)
 
     def _post_request(self, req: ResetRequest, channel: str) -> str:
         """Post the request message where the agent typed, or in the requests channel when that was a DM (or the
@@ -205,8 +205,9 @@ class RequestService:
         last_error: ResetbotError | None = None
         for where in dict.fromkeys(candidates):
             try:
-                ts = self.notifier.post(where, messages.request_text(req),
-                                        blocks=messages.request_blocks(req, approvals=[], group_id=self._group_id(req)))
+                ts = self.notifier.post(where, messages.requests.request_text(req),
+                                        blocks=messages.requests.request_blocks(req, approvals=[],
+                                                                                group_id=self._group_id(req)))
             except ResetbotError as e:
                 last_error = e
                 continue
@@ -214,14 +215,14 @@ class RequestService:
                 store.attach_message(session, request_id=req.id, channel_id=where, thread_ts=ts)
             req.channel_id, req.thread_ts = where, ts
             return where
-        raise last_error or ResetbotError(messages.request_not_posted())
+        raise last_error or ResetbotError(messages.requests.request_not_posted())
 
     # --- approve / deny / cancel / confirm ----------------------------------------------------------------
 
     def approve(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
         req, approvals = self._load(request_id)
         if req is None:
-            return messages.request_not_found(request_id)
+            return messages.requests.request_not_found(request_id)
         if actor in approvals and req.state != RequestState.PENDING_APPROVAL:
             return None  # a repeat of the click that already counted (double click, redelivery): nothing to say
         refusal = self._decision_refusal(req, actor, approvals, approving=True)
@@ -235,14 +236,14 @@ class RequestService:
                 done = self._approve_if_ready(session, req, actor, correlation_id)
             approvals = [a.approver for a in store.list_approvals(session, request_id=req.id)]
         if done is not None:
-            self._announce(done, messages.approved(approvals), decided_by=None, approvals=approvals)
+            self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
             self._start_reset(done, correlation_id)
         elif tally.added and tally.total < req.approvals_required:
             self._redraw(req, approvals=approvals)
-            self._thread(req, messages.approval_added(actor, tally.total, req.approvals_required))
+            self._thread(req, messages.requests.approval_added(actor, tally.total, req.approvals_required))
         elif tally.added and self._waiting_for_target(req):
             self._redraw(req, approvals=approvals)
-            self._thread(req, messages.waiting_for_target(req.target_slack_id, req.target_display))
+            self._thread(req, messages.requests.waiting_for_target(req.target_slack_id, req.target_display))
         return None
 
     def _start_reset(self, req: ResetRequest, correlation_id: str) -> None:
@@ -266,14 +267,14 @@ class RequestService:
         """None when ``actor`` may deny this request now (the modal may open); otherwise the refusal, audited."""
         req, approvals = self._load(request_id)
         if req is None:
-            return messages.request_not_found(request_id)
+            return messages.requests.request_not_found(request_id)
         refusal = self._decision_refusal(req, actor, approvals, approving=False)
         return self._refuse(req, actor, refusal, correlation_id, "deny") if refusal else None
 
     def deny(self, *, request_id: str, actor: str, reason: str, correlation_id: str) -> str | None:
         req, approvals = self._load(request_id)
         if req is None:
-            return messages.request_not_found(request_id)
+            return messages.requests.request_not_found(request_id)
         refusal = self._decision_refusal(req, actor, approvals, approving=False)
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "deny")
@@ -283,13 +284,13 @@ class RequestService:
                                     audit=AuditDraft(actor=actor, action=AuditAction.DENIED,
                                                      correlation_id=correlation_id, detail={"reason": reason}))
         if done is not None:
-            self._announce(done, messages.denied(actor, reason), decided_by=actor, note=reason)
+            self._announce(done, messages.requests.denied(actor, reason), decided_by=actor, note=reason)
         return None
 
     def cancel(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
         req, _ = self._load(request_id)
         if req is None:
-            return messages.request_not_found(request_id)
+            return messages.requests.request_not_found(request_id)
         refusal = cancel_refusal(actor=actor, requester=req.requester)
         if refusal is None and req.state not in predecessors(RequestState.CANCELLED):
             refusal = Refusal.NOT_PENDING
@@ -301,14 +302,14 @@ class RequestService:
                                     audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
                                                      correlation_id=correlation_id))
         if done is not None:
-            self._announce(done, messages.cancelled(actor), decided_by=actor)
+            self._announce(done, messages.requests.cancelled(actor), decided_by=actor)
         return None
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:
         """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security."""
         req, approvals = self._load(request_id)
         if req is None:
-            return messages.request_not_found(request_id)
+            return messages.requests.request_not_found(request_id)
         if actor != req.target_slack_id:
             return self._refuse(req, actor, Refusal.ONLY_TARGET_CONFIRMS, correlation_id, "confirm")
         if req.state != RequestState.PENDING_APPROVAL or req.confirmation != "pending":
@@ -331,15 +332,15 @@ class RequestService:
             return None
         if not yes:
             if done is not None:
-                self._announce(done, messages.cancelled_by_target(actor), decided_by=actor)
+                self._announce(done, messages.requests.cancelled_by_target(actor), decided_by=actor)
             if self.rules.security_channel:
-                self.notifier.post(self.rules.security_channel, messages.security_target_disowned(req))
+                self.notifier.post(self.rules.security_channel, messages.requests.security_target_disowned(req))
         else:
-            self._thread(req, messages.target_confirmed(actor))
+            self._thread(req, messages.requests.target_confirmed(actor))
             if done is not None:
-                self._announce(done, messages.approved(approvals), decided_by=None, approvals=approvals)
+                self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
                 self._start_reset(done, correlation_id)
-        return messages.confirm_answered(yes)
+        return messages.requests.confirm_answered(yes)
 
     def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *,
                           approving: bool) -> Refusal | None:
@@ -357,7 +358,7 @@ class RequestService:
     def _refuse(self, req: ResetRequest, actor: str, refusal: Refusal, correlation_id: str, attempted: str) -> str:
         self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                correlation_id=correlation_id, detail={"attempted": attempted, "reason": refusal}))
-        return messages.refusal(refusal, req.id)
+        return messages.requests.refusal(refusal, req.id)
 
     # --- the scheduler's sweep --------------------------------------------------------------------------------
 
@@ -375,7 +376,7 @@ class RequestService:
                     actor="scheduler", action=AuditAction.ESCALATED))
             if req is not None:
                 escalated += 1
-                self._thread(req, messages.escalation(req, self._group_id(req)))
+                self._thread(req, messages.requests.escalation(req, self._group_id(req)))
         with self.begin() as session:
             due = [r.id for r in store.due_for_expiry(session, now=now)]
         for request_id in due:
@@ -385,7 +386,8 @@ class RequestService:
                                         audit=AuditDraft(actor="scheduler", action=AuditAction.EXPIRED))
             if done is not None:
                 expired += 1
-                self._announce(done, messages.expired(int(self.rules.ttl.total_seconds() // 60)), decided_by=None)
+                minutes = int(self.rules.ttl.total_seconds() // 60)
+                self._announce(done, messages.requests.expired(minutes), decided_by=None)
         return escalated, expired
 
     # --- /reset-status and App Home ---------------------------------------------------------------------------
@@ -395,31 +397,31 @@ class RequestService:
         if not text:
             with self.begin() as session:
                 mine = store.find_requests(session, requester=actor, limit=10)
-            return messages.request_list("Your recent requests", mine)
+            return messages.status.request_list("Your recent requests", mine)
         request_id = normalize_request_id(text)
         if request_id:
             with self.begin() as session:
                 req = store.get_request(session, request_id=request_id)
                 events = store.audit_for_request(session, request_id=request_id) if req else []
-            return messages.timeline(req, events) if req else messages.request_not_found(text)
+            return messages.status.timeline(req, events) if req else messages.requests.request_not_found(text)
         ref = parse_target(text)
         if ref is None:
-            return messages.status_usage()
+            return messages.status.status_usage()
         found = self.resolver.resolve(ref)
         if isinstance(found, ResolveProblem):
             return self._resolve_sentence(found)
         with self.begin() as session:
             reqs = store.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
         if not reqs:
-            return messages.no_requests_for(found.name)
-        return messages.request_list(f"Requests for {found.name}", reqs)
+            return messages.status.no_requests_for(found.name)
+        return messages.status.request_list(f"Requests for {found.name}", reqs)
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:
             pending = store.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=50)
             mine = store.find_requests(session, requester=user, limit=10)
         mine_pending = [r for r in pending if self._may_approve(r, user)]
-        self.notifier.publish_home(user, messages.home_view(pending_for_me=mine_pending, mine=mine,
+        self.notifier.publish_home(user, messages.home.home_view(pending_for_me=mine_pending, mine=mine,
                                                                 health=health))
 
     def _may_approve(self, req: ResetRequest, user: str) -> bool:
@@ -453,9 +455,10 @@ class RequestService:
     def _redraw(self, req: ResetRequest, *, approvals: Sequence[str] = (), decided_by: str | None = None,
                 note: str | None = None) -> None:
         if req.channel_id and req.thread_ts:
-            self.notifier.update(req.channel_id, req.thread_ts, messages.request_text(req),
-                                 blocks=messages.request_blocks(req, approvals=approvals, group_id=self._group_id(req),
-                                                                decided_by=decided_by, note=note))
+            self.notifier.update(req.channel_id, req.thread_ts, messages.requests.request_text(req),
+                                 blocks=messages.requests.request_blocks(req, approvals=approvals,
+                                                                          group_id=self._group_id(req),
+                                                                          decided_by=decided_by, note=note))
 
     def _announce(self, req: ResetRequest, text: str, *, decided_by: str | None, note: str | None = None,
                   approvals: Sequence[str] = ()) -> None:

@@ -31,18 +31,18 @@ from bot.clients.directory import Directory
 from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.followup_rules import FollowUpKind
+from bot.domain.lifecycle import RequestState
+from bot.domain.rules import Refusal
+from bot.domain.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
 from bot.errors import ResetbotError, SlackUnavailableError
 from bot.ids import new_correlation_id
 from bot.logs import REVEALED_SECRET_TTL_S, forget_secret, remember_secret
 from bot.models import OutboxMessage, ResetRequest, utcnow
 from bot.policy import generate_temporary_password, phonetic, precheck
-from bot.services.audit import AuditAction, AuditDraft
-from bot.services.followup_rules import FollowUpKind
-from bot.services.lifecycle import RequestState
 from bot.services.outbox import Outbox, channel_message, dm_message, thread_message
-from bot.services.rules import Refusal
 from bot.services.sealing import Sealer
-from bot.services.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ class ResetService:
                                        audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
                                                         correlation_id=correlation_id))
             ids = [] if started is None else self.outbox.enqueue(session, _in_thread(
-                started, messages.tap_started(started.target_display) if started.tap
-                else messages.reset_started(started.target_display), origin="reset.started"), now=now)
+                started, messages.reset.tap_started(started.target_display) if started.tap
+                else messages.reset.reset_started(started.target_display), origin="reset.started"), now=now)
         if started is None:
             return
         self.outbox.deliver(ids, now=now)
@@ -165,14 +165,14 @@ class ResetService:
         and the target's DM with its "This wasn't me" button; in that order, which the outbox keeps."""
         succeeded = verdict.final_state == RequestState.SUCCEEDED
         if done.tap and succeeded:
-            owed = _in_thread(done, messages.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES),
-                              origin="reset.tap")
+            issued = messages.reset.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES)
+            owed = _in_thread(done, issued, origin="reset.tap")
         else:
-            owed = _in_thread(done, messages.verdict_sentence(verdict, name=done.target_display,
+            owed = _in_thread(done, messages.reset.verdict_sentence(verdict, name=done.target_display,
                                                               requester=done.requester, correlation_id=cid),
                               origin="reset.verdict")
         if succeeded:
-            reveal = messages.reveal_blocks(done.id)
+            reveal = messages.reset.reveal_blocks(done.id)
             owed += _in_thread(done, reveal[0]["text"]["text"], blocks=reveal, origin="reset.reveal")
             owed += self._target_notice(done)
         return owed
@@ -181,8 +181,8 @@ class ResetService:
     def _target_notice(done: ResetRequest) -> list[OutboxMessage]:
         if not done.target_slack_id:
             return []
-        return [dm_message(done.target_slack_id, messages.target_reset_notice_text(done),
-                           blocks=messages.target_reset_notice_blocks(done), origin="reset.target_dm",
+        return [dm_message(done.target_slack_id, messages.reset.target_reset_notice_text(done),
+                           blocks=messages.reset.target_reset_notice_blocks(done), origin="reset.target_dm",
                            request_id=done.id)]
 
     def _reset(self, req: ResetRequest, cid: str) -> _Attempt:
@@ -292,11 +292,11 @@ class ResetService:
                                     baseline_version=req.baseline_key_version, reminders=False)
             if done is not None and final == RequestState.SUCCEEDED:
                 ids = self.outbox.enqueue(session, _in_thread(
-                    done, messages.reset_recovered_unrevealable(done.target_display), origin="reset.recovered")
+                    done, messages.reset.reset_recovered_unrevealable(done.target_display), origin="reset.recovered")
                     + self._target_notice(done), now=now)
             elif done is not None:
                 ids = self.outbox.enqueue(session, _in_thread(
-                    done, messages.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
+                    done, messages.reset.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
                                                     correlation_id=cid), origin="reset.recovered"), now=now)
         if done is None:
             return 0
@@ -313,13 +313,13 @@ class ResetService:
             self.directory.unlock(dn)
         except ResetbotError as e:
             with self.begin() as session:
-                ids = self.outbox.enqueue(session, _in_thread(req, messages.unlock_failed(req.target_display, str(e)),
-                                                              origin="reset.unlock"), now=now)
+                failed = messages.requests.unlock_failed(req.target_display, str(e))
+                ids = self.outbox.enqueue(session, _in_thread(req, failed, origin="reset.unlock"), now=now)
         else:
             with self.begin() as session:
                 store.append_audit(session, draft=AuditDraft(actor="system", action=AuditAction.UNLOCKED,
                                                              request_id=req.id, correlation_id=cid))
-                ids = self.outbox.enqueue(session, _in_thread(req, messages.unlocked(req.target_display),
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.requests.unlocked(req.target_display),
                                                               origin="reset.unlock"), now=now)
         self.outbox.deliver(ids, now=now)
 
@@ -331,12 +331,12 @@ class ResetService:
         with self.begin() as session:
             req = store.get_request(session, request_id=request_id)
         if req is None:
-            return None, messages.request_not_found(request_id)
+            return None, messages.requests.request_not_found(request_id)
         if actor != req.requester:
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
-            return None, messages.refusal(Refusal.ONLY_REQUESTER_REVEALS)
+            return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
         now = self.clock()
         with self.begin() as session:
             taken = store.unseal_once(session, request_id=req.id, now=now)
@@ -345,16 +345,16 @@ class ResetService:
                                                              request_id=req.id, correlation_id=correlation_id))
                 # Written with the unseal: a Slack failure here must not raise before the modal is returned, or
                 # the one reveal would be spent and the password never shown.
-                ids = self.outbox.enqueue(session, _in_thread(req, messages.revealed(actor), origin="reset.revealed"),
-                                          now=now)
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.revealed(actor),
+                                                              origin="reset.revealed"), now=now)
         if taken is None:
-            return None, messages.reveal_gone()
+            return None, messages.reset.reveal_gone()
         kind, ciphertext = taken
         secret = self.sealer.unseal(ciphertext)
         remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         if secret is None:
-            return None, messages.reveal_gone()
-        modal = messages.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
+            return None, messages.reset.reveal_gone()
+        modal = messages.reset.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
                                       must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
         self.outbox.deliver(ids, now=now)
         return modal, None
@@ -367,15 +367,15 @@ class ResetService:
         with self.begin() as session:
             req = store.get_request(session, request_id=request_id)
             if req is None or actor != req.target_slack_id:
-                return messages.refusal(Refusal.ONLY_TARGET_CONFIRMS)
+                return messages.requests.refusal(Refusal.ONLY_TARGET_CONFIRMS)
             store.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.RESET_DISOWNED,
                                                          request_id=req.id, correlation_id=correlation_id))
-            alert = messages.security_reset_disowned(req)
+            alert = messages.reset.security_reset_disowned(req)
             owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
                 if self.security_channel else []
             ids = self.outbox.enqueue(session, owed + _in_thread(req, alert, origin="reset.disowned"), now=now)
         self.outbox.deliver(ids, now=now)
-        return messages.not_me_answered()
+        return messages.reset.not_me_answered()
 
     def wipe_expired(self, *, now: datetime | None = None) -> int:
         """Wipe sealed passwords nobody revealed within their time; the thread says so."""
@@ -390,7 +390,7 @@ class ResetService:
                 store.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
                 req = store.get_request(session, request_id=request_id)
                 if req is not None:
-                    owed += _in_thread(req, messages.secret_wiped(), origin="reset.wiped")
+                    owed += _in_thread(req, messages.reset.secret_wiped(), origin="reset.wiped")
             ids = self.outbox.enqueue(session, owed, now=now)
         self.outbox.deliver(ids, now=now)
         return len(wiped)
@@ -408,15 +408,15 @@ class ResetService:
             return
         try:
             group_id = self.notifier.group_id(req.approver_group) if req.approver_group else None
-            self.notifier.update(req.channel_id, req.thread_ts, messages.request_text(req),
-                                 blocks=messages.request_blocks(req, approvals=[], group_id=group_id))
+            self.notifier.update(req.channel_id, req.thread_ts, messages.requests.request_text(req),
+                                 blocks=messages.requests.request_blocks(req, approvals=[], group_id=group_id))
         except SlackUnavailableError as e:
             log.warning("request %s: its message could not be redrawn (Slack: %s); the thread still hears the "
                         "outcome", req.id, e.code)
 
 
 def _in_thread(req: ResetRequest, text: str, *, origin: str,
-               blocks: messages.Blocks | None = None) -> list[OutboxMessage]:
+               blocks: messages.format.Blocks | None = None) -> list[OutboxMessage]:
     """A reply in the request's thread, as an outbox message (none for a request without a thread)."""
     if not (req.channel_id and req.thread_ts):
         return []

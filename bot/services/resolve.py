@@ -13,7 +13,7 @@ from typing import Protocol
 
 from bot.clients.directory import Directory, DirectoryUser
 from bot.clients.slack_notify import Notifier
-from bot.services.parse import TargetKind, TargetRef
+from bot.domain.parse import TargetKind, TargetRef
 
 MAX_CANDIDATES = 5
 

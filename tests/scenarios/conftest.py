@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.lifecycle import RequestState
+from bot.domain.lifecycle import RequestState
 from bot.services.requests import RequestRules
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.services.lifecycle import RequestState
+from bot.domain.lifecycle import RequestState
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.scenarios.harness import RunningBot, wait_until

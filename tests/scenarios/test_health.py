@@ -23,14 +23,15 @@ from pydantic import SecretStr
 from sqlmodel import select
 
 from bot import messages
-from bot.db import create_schema, make_engine, make_session_factory
+from bot.db import make_engine, make_session_factory
+from bot.domain.health_state import Check, CheckResult, slot_of
 from bot.jobs import start_scheduler
 from bot.metrics import METRICS, set_health
 from bot.models import SERVICE_LINK_KEY, AgentLink, HealthResult, HealthSlot, HealthTransition
 from bot.policy import generate_temporary_password
+from bot.schema import upgrade
 from bot.services import health as health_module
 from bot.services.health import HealthService
-from bot.services.health_state import Check, CheckResult, slot_of
 from bot.services.outbox import Outbox
 from bot.store import outbox_messages
 from bot.wiring import build_runtime
@@ -61,7 +62,7 @@ def clean_entra(entra: EntraControl) -> Iterator[EntraControl]:
 def health(bot: RunningBot, tmp_path: Path) -> Iterator[HealthService]:
     """A health service on the bot's clients with a database of its own (no history), 2-second rounds."""
     engine = make_engine(f"sqlite:///{tmp_path / 'health.db'}")
-    create_schema(engine)
+    upgrade(engine)
     base = bot.services.health
     begin = make_session_factory(engine).begin
     yield HealthService(begin=begin, outbox=Outbox(begin=begin, notifier=bot.runtime.notifier),
@@ -337,7 +338,7 @@ def test_app_home_shows_the_state_and_the_last_changes_after_an_ldap_outage(
                         lines[2]), lines
     assert lines[-1] == "`/resetbot health` shows each check."
     # The same lines as /resetbot health's, from the one builder.
-    report = messages.health_report(health.report())
+    report = messages.health.health_report(health.report())
     assert "\n".join(lines[1:-1]) in report
 
     back = health.tick(now=T0 + timedelta(days=3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.services.lifecycle import RequestState
+from bot.domain.lifecycle import RequestState
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.scenarios.harness import RunningBot, thread, wait_until

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from bot.services.audit import verify_chain
-from bot.services.lifecycle import RequestState
+from bot.domain.audit import verify_chain
+from bot.domain.lifecycle import RequestState
 from bot.settings import TargetConfirmation
 from lab.ad.seed import group_dn
 from lab.people import person

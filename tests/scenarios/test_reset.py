@@ -13,8 +13,8 @@ from ldap3.core.exceptions import LDAPBindError
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from bot.domain.lifecycle import RequestState
 from bot.models import utcnow
-from bot.services.lifecycle import RequestState
 from bot.store import outbox_messages
 from lab.ad.ldap import connect
 from lab.ad.seed import lock_out

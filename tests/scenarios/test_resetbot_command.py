@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import help_text
+from bot.messages.commands import help_text
 from lab.slack.driver import SlackDriver
 from tests.scenarios.harness import RunningBot
 

@@ -21,7 +21,8 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from bot.db import create_schema, make_engine, make_session_factory
+from bot.db import make_engine, make_session_factory
+from bot.schema import upgrade
 
 PG_URL = os.environ.get("RESETBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
@@ -62,7 +63,7 @@ def _pg_engine() -> Iterator[Engine]:
     with _pg_schema_url() as url:
         engine = make_engine(url)
         try:
-            create_schema(engine)
+            upgrade(engine)
             yield engine
         finally:
             engine.dispose()
@@ -73,7 +74,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A fresh, empty database with the schema created: a SQLite file, or a private PostgreSQL schema."""
     if request.param == "sqlite":
         sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'resetbot.db'}")
-        create_schema(sqlite_engine)
+        upgrade(sqlite_engine)
         yield sqlite_engine
         sqlite_engine.dispose()
     else:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.lifecycle import deadlines
 from bot.models import ResetRequest
-from bot.services.audit import AuditAction, AuditDraft
-from bot.services.lifecycle import deadlines
 
 #: A fixed "now" for tests that reason about deadlines; no test sleeps.
 T0 = datetime(2025, 3, 4, 9, 0, 0, 123456, tzinfo=UTC)

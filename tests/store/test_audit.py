@@ -13,8 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
-from bot.models import AuditEvent
-from bot.services.audit import (
+from bot.domain.audit import (
     FIELDS,
     GENESIS_HASH,
     AuditAction,
@@ -28,6 +27,7 @@ from bot.services.audit import (
     to_json,
     verify_chain,
 )
+from bot.models import AuditEvent
 from tests.store.helpers import T0, draft, run_concurrently
 
 pytest_plugins = ("tests.store.dbfixtures",)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
-from bot.services.audit import AuditAction, from_csv, from_json, verify_chain
+from bot.domain.audit import AuditAction, from_csv, from_json, verify_chain
 from tests.store.helpers import T0, draft, new_request, run_resetbot
 
 pytest_plugins = ("tests.store.dbfixtures",)

@@ -14,9 +14,9 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
+from bot.domain.audit import AuditAction, verify_chain
+from bot.domain.lifecycle import RequestState
 from bot.models import FollowUp
-from bot.services.audit import AuditAction, verify_chain
-from bot.services.lifecycle import RequestState
 from tests.store.helpers import T0, draft, new_request, run_concurrently
 
 pytest_plugins = ("tests.store.dbfixtures",)

@@ -11,9 +11,10 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
-from bot.db import create_schema, make_engine, make_session_factory
+from bot.db import make_engine, make_session_factory
+from bot.domain.audit import GENESIS_HASH
 from bot.errors import ConfigError
-from bot.services.audit import GENESIS_HASH
+from bot.schema import upgrade
 from tests.store.helpers import draft
 
 pytest_plugins = ("tests.store.dbfixtures",)
@@ -53,7 +54,7 @@ def test_sqlite_connections_are_configured_for_concurrency(tmp_path: Path) -> No
 def test_sqlite_write_transactions_take_the_lock_at_begin(tmp_path: Path) -> None:
     """BEGIN IMMEDIATE really is emitted: a second writer waits at BEGIN (here: times out), a reader does not."""
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}", busy_timeout_s=0.2)
-    create_schema(engine)
+    upgrade(engine)
     writer, reader = make_session_factory(engine), make_session_factory(engine, read_only=True)
     with writer.begin() as holding:
         holding.execute(text("SELECT 1"))  # nothing written yet, but the write lock is already held
@@ -74,7 +75,7 @@ def test_read_only_sessions_cannot_write_on_postgresql(pg_engine: Engine) -> Non
 def test_create_schema_is_idempotent_and_names_constraints(engine: Engine, factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
         store.append_audit(session, draft=draft())
-    create_schema(engine)
+    upgrade(engine)
     with factory.begin() as session:
         assert store.get_audit_head(session)[0] == 1  # the head was not reset
         store.ensure_audit_head(session)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.services.lifecycle import (
+from bot.domain.lifecycle import (
     DEFAULT_TTL,
     OPEN_STATES,
     TERMINAL_STATES,

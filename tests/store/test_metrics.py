@@ -14,10 +14,10 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import metrics, store
+from bot.domain.audit import AuditAction
+from bot.domain.lifecycle import RequestState
 from bot.errors import ConfigError
 from bot.metrics import REGISTRY, Metrics, record_followup, serve, set_health
-from bot.services.audit import AuditAction
-from bot.services.lifecycle import RequestState
 from tests.store.helpers import T0, draft, new_request
 
 pytest_plugins = ("tests.store.dbfixtures",)

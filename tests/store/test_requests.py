@@ -11,10 +11,10 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
+from bot.domain.audit import AuditAction, verify_chain
+from bot.domain.lifecycle import RequestState, predecessors
 from bot.errors import RequestNotFoundError
 from bot.models import REQUEST_ID_ALPHABET, ResetRequest, normalize_request_id
-from bot.services.audit import AuditAction, verify_chain
-from bot.services.lifecycle import RequestState, predecessors
 from tests.store.helpers import T0, draft, new_request
 
 pytest_plugins = ("tests.store.dbfixtures",)

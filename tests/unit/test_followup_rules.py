@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.services.followup_rules import (
+from bot.domain.followup_rules import (
     CLOCK_SKEW,
     Landed,
     Replaced,

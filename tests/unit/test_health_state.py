@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import messages
-from bot.services.health_state import (
+from bot.domain.health_state import (
     Check,
     CheckResult,
     CheckView,
@@ -60,7 +60,7 @@ def test_a_change_is_announced_exactly_when_the_failing_checks_differ(before: se
         assert set(found.failing) == now
         assert {c for c, _ in found.newly_failing} == now - before and set(found.recovered) == before - now
         assert found.to_state == (HealthState.DEGRADED if now else HealthState.HEALTHY)
-        assert messages.health_transition(found).startswith("*resetbot health: ")
+        assert messages.health.health_transition(found).startswith("*resetbot health: ")
 
 
 def test_overall_state_and_what_people_read() -> None:
@@ -68,8 +68,8 @@ def test_overall_state_and_what_people_read() -> None:
     views = [CheckView(check=c, ok=c != Check.LDAP, detail="d", at=T0) for c in Check]
     assert overall(views) == HealthState.DEGRADED and overall(views[:2]) == HealthState.HEALTHY
     report = HealthReport(state=HealthState.DEGRADED, checks=tuple(views), transitions=())
-    assert "failing: LDAP bind and read" in messages.health_home(report)
-    text = messages.health_report(report)
-    assert all(messages.check_label(c).split(" (")[0] in text for c in Check)
+    assert "failing: LDAP bind and read" in messages.health.health_home(report)
+    text = messages.health.health_report(report)
+    assert all(messages.health.check_label(c).split(" (")[0] in text for c in Check)
     empty = HealthReport(state=HealthState.UNKNOWN, checks=(), transitions=())
-    assert "No round of health pings has run yet." in messages.health_report(empty)
+    assert "No round of health pings has run yet." in messages.health.health_report(empty)

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.services.entra_roles import (
+from bot.domain.entra_roles import (
     RESETTING_ROLES,
     blocking_roles,
     can_reset,

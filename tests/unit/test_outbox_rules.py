@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.services.outbox_rules import OutboxRules, retry_at
+from bot.domain.outbox_rules import OutboxRules, retry_at
 
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
 RULES = OutboxRules(first_retry=timedelta(seconds=15), retry_cap=timedelta(minutes=15),

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.services.parse import ParseError, ParseProblem, ResetArgs, TargetKind, TargetRef, parse_reset, parse_target
+from bot.domain.parse import ParseError, ParseProblem, ResetArgs, TargetKind, TargetRef, parse_reset, parse_target
 
 
 @pytest.mark.parametrize(

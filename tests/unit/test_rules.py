@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.services.rules import (
+from bot.domain.rules import (
     Approvers,
     Protection,
     Refusal,

@@ -12,6 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.domain.lifecycle import RequestState, can_transition
+from bot.domain.verdict import (
+    FINAL_STATE,
+    ErrorKind,
+    RejectionRule,
+    ResetOutcome,
+    Verdict,
+    VerdictKind,
+    classify,
+    error_kind,
+)
 from bot.errors import (
     EntraReauthRequiredError,
     EntraUnavailableError,
@@ -23,17 +34,6 @@ from bot.errors import (
     GraphUnavailableError,
 )
 from bot.policy import PasswordPolicy, PasswordRule, RuleBroken, precheck
-from bot.services.lifecycle import RequestState, can_transition
-from bot.services.verdict import (
-    FINAL_STATE,
-    ErrorKind,
-    RejectionRule,
-    ResetOutcome,
-    Verdict,
-    VerdictKind,
-    classify,
-    error_kind,
-)
 
 K, RR = VerdictKind, RejectionRule
 README = Path(__file__).resolve().parents[2] / "lab" / "entra" / "README.md"

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from bot.domain.lifecycle import RequestState
 from bot.errors import (
     EntraReauthRequiredError,
     EntraUnavailableError,
@@ -56,7 +57,6 @@ from bot.errors import (
     GraphUnavailableError,
 )
 from bot.policy import PasswordRule, RuleBroken
-from bot.services.lifecycle import RequestState
 
 
 class VerdictKind(StrEnum):

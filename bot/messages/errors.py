@@ -1,0 +1,12 @@
+"""The error handler's sentences: one helpful sentence with a correlation id, whatever went wrong."""
+
+from __future__ import annotations
+
+
+def internal_error(correlation_id: str) -> str:
+    return (f"Something went wrong on my side and nothing was changed. If it happens again, give the helpdesk's "
+            f"admins this reference: {correlation_id}.")
+
+
+def service_unavailable(what: str, correlation_id: str) -> str:
+    return f"{what} Nothing was changed; try again in a minute (reference {correlation_id})."

@@ -1,0 +1,184 @@
+"""Linking an Entra account: ``/resetbot login | logout | whoami``, and what an agent is told before a reset
+about whose hands it is made by. The sign-in code reaches these builders only to be put in the agent's DM;
+never a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.ids import Command, ResetbotSubcommand
+from bot.messages.format import listed, slack_date
+
+LOGIN = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN}`"
+LOGIN_SERVICE = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --service`"
+
+
+def _roles_phrase(roles: Sequence[str] | None) -> str:
+    if roles is None:
+        return "roles could not be read just now"
+    return ", ".join(roles) if roles else "no Entra admin role"
+
+
+def link_usage(subcommand: str) -> str:
+    if subcommand == ResetbotSubcommand.WHOAMI:
+        return f"`{Command.RESETBOT} {subcommand}` takes nothing after it."
+    return (f"`{Command.RESETBOT} {subcommand}` takes nothing after it, or `--service` for the service identity "
+            f"(approvers only).")
+
+
+def link_not_an_agent(group: str) -> str:
+    return (f"Only members of the @{group} user group link an Entra account to resetbot, since only they request "
+            "resets.")
+
+
+def link_service_not_an_approver(group: str | None) -> str:
+    who = f"members of the @{group} user group" if group else "approvers (no approver group is configured)"
+    return f"Only {who} can link or unlink the service identity."
+
+
+def link_service_not_used() -> str:
+    return (f"Resets here are made with each agent's own Entra account, so there is no service identity to link; "
+            f"{LOGIN} links yours.")
+
+
+def link_not_needed(service_upn: str) -> str:
+    return (f"Resets here are made as the service identity `{service_upn}`, so you don't need to link your own "
+            f"account. An approver links the service identity with {LOGIN_SERVICE}.")
+
+
+def login_already_waiting(expires_at: datetime, *, service: bool) -> str:
+    whose = "A sign-in for the service identity" if service else "Your sign-in from before"
+    return (f"{whose} is still waiting: use the code in the DM I sent, before {slack_date(expires_at)}, or let it "
+            "run out and start again.")
+
+
+def login_code_sent(expires_at: datetime) -> str:
+    return (f"I've sent you a sign-in code in a DM; it works until {slack_date(expires_at)}. I'll tell you there "
+            "when the account is linked.")
+
+
+def login_code_dm(user_code: str, verification_uri: str, expires_at: datetime, *, sign_in_as: str | None,
+                  service: bool) -> str:
+    account = f"`{sign_in_as}`" if sign_in_as else "your own account"
+    what = (f"link the service identity {account} to resetbot: every reset will be made as that account"
+            if service else "link your Entra account to resetbot: resets you ask for will be made as you")
+    return (f"To {what}. Open {verification_uri} and enter the code *{user_code}*, then sign in as {account}. "
+            f"The code works until {slack_date(expires_at)}. Never pass it on to anyone: whoever signs in with it "
+            "would be linked to your request. If you didn't ask for this, ignore this message.")
+
+
+def linked(upn: str, roles: Sequence[str] | None, *, service: bool, can_reset_anyone: bool) -> str:
+    who = "The service identity is" if service else "Your Entra account is"
+    made = "every reset is made as this account" if service else "resets you ask for are made as this account"
+    sentence = f"{who} linked as {upn} (roles: {_roles_phrase(roles)}); {made}."
+    if roles is not None and not can_reset_anyone:
+        sentence += (" It holds no Entra role that may reset passwords, so Microsoft will refuse its resets until "
+                     "it gets one (Helpdesk Administrator or Password Administrator, for example).")
+    return sentence
+
+
+def link_declined(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"The Microsoft sign-in was declined, so nothing was linked. Run {again} to try again."
+
+
+def link_expired(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"The sign-in code ran out before anyone used it, so nothing was linked. Run {again} for a new one."
+
+
+def link_interrupted(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"resetbot restarted while your sign-in was waiting, so nothing was linked. Run {again} again."
+
+
+def link_failed(reason: str, correlation_id: str, *, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"The sign-in did not link anything: {reason} Run {again} to try again (reference {correlation_id})."
+
+
+def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool) -> str:
+    told = " and security has been told" if security_told else ""
+    if service:
+        return (f"That sign-in was completed as {signed_in}, not as the service identity {expected}, so nothing was "
+                f"linked{told}. Run {LOGIN_SERVICE} again and sign in as {expected}.")
+    return (f"That sign-in was completed as {signed_in}, which isn't your own account ({expected}), so nothing was "
+            f"linked{told}. Run {LOGIN} again and sign in as yourself; never pass a sign-in code on to anyone.")
+
+
+def link_no_email(signed_in: str) -> str:
+    return (f"Your Slack profile shows no email address, so I can't tell whether {signed_in} is your own account; "
+            "nothing was linked. Ask a Slack admin to show your email address, then try again.")
+
+
+def security_link_mismatch(slack_user: str, signed_in: str, expected: str, *, service: bool) -> str:
+    asked = f"<@{slack_user}> ran {LOGIN_SERVICE}" if service else f"<@{slack_user}> ran {LOGIN}"
+    return (f":rotating_light: {asked}, but the Microsoft sign-in was completed as `{signed_in}` instead of "
+            f"`{expected}`. Nothing was linked. A sign-in code completed by someone else can mean phishing: check "
+            f"with <@{slack_user}> and with `{signed_in}`.")
+
+
+def not_linked() -> str:
+    return f"You haven't linked your Entra account yet, and resets you ask for are made as you: run {LOGIN} first."
+
+
+def service_not_linked(service_upn: str) -> str:
+    return (f"Resets here are made as the service identity `{service_upn}`, which isn't linked yet: an approver has "
+            f"to run {LOGIN_SERVICE} first.")
+
+
+def link_reauth(upn: str, *, service: bool) -> str:
+    if service:
+        return (f"The service identity's sign-in ({upn}) can no longer be used (it expired or was revoked): an "
+                f"approver has to run {LOGIN_SERVICE} again.")
+    return f"Your Entra sign-in ({upn}) can no longer be used (it expired or was revoked): run {LOGIN} again."
+
+
+def role_too_weak(upn: str, caller_roles: Sequence[str], blocking: Sequence[str], needed: Sequence[str], *,
+                  service: bool) -> str:
+    who = f"The service identity {upn}" if service else f"Your Entra account {upn}"
+    holds = f"({', '.join(caller_roles)})" if caller_roles else "(no Entra role that may reset passwords)"
+    whom = f"someone who holds {listed(blocking, 'and')}" if blocking else "anyone"
+    return f"{who} {holds} can't reset the password of {whom}: that takes {listed(needed)}."
+
+
+def whoami_not_linked() -> str:
+    return f"You haven't linked an Entra account. {LOGIN} links your own, through a Microsoft sign-in code by DM."
+
+
+def whoami_linked(upn: str, display_name: str, linked_at: datetime, roles: Sequence[str] | None,
+                  token_state: str, *, service: bool) -> str:
+    who = "The service identity is" if service else "You're"
+    name = f" ({display_name})" if display_name and display_name != upn else ""
+    return (f"{who} linked as {upn}{name} since {slack_date(linked_at)}. Entra roles: {_roles_phrase(roles)}. "
+            f"{token_state}")
+
+
+def token_works() -> str:
+    return "A token comes silently right now."
+
+
+def token_needs_login(*, service: bool) -> str:
+    again = LOGIN_SERVICE if service else LOGIN
+    return f"But the sign-in can no longer be used silently (expired or revoked): run {again} again."
+
+
+def token_unknown(reason: str) -> str:
+    return f"Whether a token comes silently can't be checked right now: {reason}"
+
+
+def whoami_service_mode(service_upn: str) -> str:
+    return (f"Resets here are made as the service identity `{service_upn}`, not as you; any link of your own is "
+            "not used.")
+
+
+def unlinked(upn: str, *, service: bool) -> str:
+    who = "The service identity" if service else "Your Entra account"
+    return (f"{who} {upn} is unlinked: resetbot has deleted its sign-in. To end the sign-in at Microsoft too, sign "
+            "out of your sessions at https://myaccount.microsoft.com.")
+
+
+def nothing_to_unlink(*, service: bool) -> str:
+    return "The service identity isn't linked." if service else "You have no linked Entra account."

@@ -1,0 +1,312 @@
+"""A reset request's sentences and its thread message: what ``/reset`` answers (parse problems, unknown
+or ambiguous people, refusals, protected accounts), the request message with its buttons, approvals, denials,
+expiry and escalation, the target's confirmation and the deny modal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.domain.lifecycle import RequestState
+from bot.domain.parse import ParseError, ParseProblem
+from bot.domain.rules import Protection, Refusal
+from bot.ids import Action, Block, Callback
+from bot.messages.commands import RESET_USAGE
+from bot.messages.format import Blocks, button, slack_date
+from bot.models import ResetRequest
+
+
+def parse_problem(error: ParseError) -> str:
+    match error.problem:
+        case ParseProblem.NO_USER:
+            return f"Whose password should I reset? {RESET_USAGE}"
+        case ParseProblem.UNKNOWN_FLAG:
+            return f"I don't know the option `{error.detail}`; the options are `--unlock` and `--tap`. {RESET_USAGE}"
+        case ParseProblem.DUPLICATE_FLAG:
+            return f"`{error.detail}` is given twice; give each option once. {RESET_USAGE}"
+        case ParseProblem.BAD_USER:
+            return (f"`{error.detail}` is not a user I can look up; use an @mention, an email address, a UPN or a "
+                    f"sAMAccountName. {RESET_USAGE}")
+
+
+def unknown_user(text: str) -> str:
+    return (f"I can't find anyone called `{text}` in Entra ID or Active Directory; check the spelling, or use their "
+            "email address.")
+
+
+def ambiguous_user(text: str, candidates: Sequence[tuple[str, str]]) -> str:
+    listed = "; ".join(f"{name} (`{upn}`)" for name, upn in candidates)
+    return f"`{text}` matches {len(candidates)} people: {listed}. Use the one's email address or UPN."
+
+
+def not_in_directory_slack_user() -> str:
+    return "That Slack user has no email address I can match to Entra ID; use their email address or UPN instead."
+
+
+def not_an_agent(group: str) -> str:
+    return f"Only members of the @{group} user group can request password resets."
+
+
+def self_reset() -> str:
+    return ("You can't reset your own password through resetbot; use self-service password reset "
+            "(https://aka.ms/sspr) or ask a colleague in the helpdesk.")
+
+
+def not_synced(name: str) -> str:
+    return (f"{name} is a cloud-only account (not synced from on-premises AD), so there is nothing to write back; "
+            "reset it in the Entra admin center instead.")
+
+
+def not_in_ad(name: str) -> str:
+    return (f"{name} is synced from on-premises, but I can't find the account in Active Directory; check that the "
+            "bot's AD search base covers it.")
+
+
+def account_disabled(name: str) -> str:
+    return f"{name}'s account is disabled; enable it first (a reset won't let them sign in)."
+
+
+def unlock_unavailable() -> str:
+    return ("`--unlock` is not set up here (it needs an AD account allowed to clear lockouts: "
+            "RESETBOT_LDAP_UNLOCK_BIND); ask without it, or ask an AD admin to unlock the account.")
+
+
+def locked_out_needs_unlock(name: str) -> str:
+    return (f"{name} is locked out in Active Directory, and writeback cannot reset a locked-out account; "
+            f"ask again with `--unlock` to clear the lockout too. {RESET_USAGE}")
+
+
+def unlocked(name: str) -> str:
+    return f":unlock: Cleared {name}'s lockout in Active Directory."
+
+
+def unlock_failed(name: str, why: str) -> str:
+    return f":warning: Could not clear {name}'s lockout in Active Directory: {why}"
+
+
+def protected_refused(name: str, reasons: Sequence[Protection]) -> str:
+    return (f"{name}'s account is protected ({_protection_words(reasons)}), and no rule allows resetting it "
+            "through resetbot; a domain administrator has to do it.")
+
+
+def _protection_words(reasons: Iterable[Protection]) -> str:
+    words = {
+        Protection.ADMIN_COUNT: "AD adminCount=1",
+        Protection.PROTECTED_GROUP: "a member of a protected AD group",
+        Protection.ENTRA_ROLE: "holds an Entra admin role",
+    }
+    return ", ".join(words[r] for r in reasons)
+
+
+def request_not_posted() -> str:
+    return "The request could not be posted: type /reset in a channel the bot is in, or set RESETBOT_REQUESTS_CHANNEL."
+
+
+def request_created(request_id: str, channel: str) -> str:
+    return f"Request {request_id} is posted in <#{channel}>; its approver has been asked."
+
+
+# --- refusals ----------------------------------------------------------------------------------------------------
+
+_REFUSALS: dict[Refusal, str] = {
+    Refusal.REQUESTER_CANNOT_APPROVE: "You asked for this reset, so you can't approve or deny it; its approver will.",
+    Refusal.TARGET_CANNOT_APPROVE: "This reset is for your own account, so you can't approve or deny it.",
+    Refusal.NOT_AN_APPROVER: "You're not an approver for this request; only the people it names can approve or deny.",
+    Refusal.ALREADY_APPROVED: "You've already approved this request; it needs a second, different approver.",
+    Refusal.ONLY_REQUESTER_CANCELS: "Only the person who asked for this reset can cancel it.",
+    Refusal.ONLY_TARGET_CONFIRMS: "Only the person whose password this is can answer this question.",
+    Refusal.ONLY_REQUESTER_REVEALS: "Only the person who asked for this reset can see its temporary password.",
+    Refusal.NOT_PENDING: "This request is no longer waiting for a decision; nothing was changed.",
+}
+
+
+def refusal(reason: Refusal, request_id: str | None = None) -> str:
+    text = _REFUSALS[reason]
+    return f"{text} ({request_id})" if request_id else text
+
+
+def request_not_found(text: str) -> str:
+    return f"There is no reset request `{text}`. Request ids look like `R-7K3Q9M`."
+
+
+# --- the request message -------------------------------------------------------------------------------------
+
+STATE_LINE = {
+    RequestState.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
+    RequestState.APPROVED: ":white_check_mark: Approved",
+    RequestState.RESETTING: ":arrows_counterclockwise: Resetting",
+    RequestState.SUCCEEDED: ":white_check_mark: Reset done",
+    RequestState.REJECTED: ":no_entry: Refused on-premises",
+    RequestState.FAILED: ":warning: Failed",
+    RequestState.DENIED: ":no_entry_sign: Denied",
+    RequestState.CANCELLED: ":heavy_multiplication_x: Cancelled",
+    RequestState.EXPIRED: ":hourglass: Expired without a decision",
+}
+
+
+def approvers_phrase(manager: str | None, group_id: str | None, group_handle: str | None) -> str:
+    parts = []
+    if manager:
+        parts.append(f"<@{manager}>")
+    if group_handle:
+        parts.append(f"<!subteam^{group_id}|@{group_handle}>" if group_id else f"@{group_handle}")
+    return " or ".join(parts) if parts else "nobody (no approver could be found)"
+
+
+def request_text(req: ResetRequest) -> str:
+    """The notification text (and screen-reader text) of the request message."""
+    return f"Password reset {req.id} for {req.target_display}: {STATE_LINE[req.state].split(': ', 1)[-1]}"
+
+
+def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str | None,
+                   decided_by: str | None = None, note: str | None = None) -> Blocks:
+    """The request message, redrawn in place at every change of state."""
+    options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
+    lines = [
+        f"*Password reset for {req.target_display}* (`{req.target_upn}`)",
+        f"Requested by <@{req.requester}>" + (f" · Reason: {req.reason}" if req.reason else " · No reason given"),
+    ]
+    if options:
+        lines.append("Options: " + ", ".join(options))
+    if req.protected:
+        reasons = [Protection(r) for r in req.protected.split(",")]
+        lines.append(f":lock: Protected account ({_protection_words(reasons)}): needs two different approvers.")
+    status = STATE_LINE[req.state]
+    if req.state == RequestState.PENDING_APPROVAL:
+        status += f" ({len(approvals)} of {req.approvals_required})"
+        if approvals:
+            status += " · approved by " + ", ".join(f"<@{a}>" for a in approvals)
+    elif decided_by:
+        status += f" by <@{decided_by}>"
+    if note:
+        status += f": {note}"
+    blocks: Blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": status}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"{req.id} · Approver: {approvers_phrase(req.manager_slack_id, group_id, req.approver_group)}"
+            + (f" · Expires {slack_date(req.expires_at)}" if req.state == RequestState.PENDING_APPROVAL else "")
+        )}]},
+    ]
+    if req.state == RequestState.PENDING_APPROVAL:
+        blocks.append({"type": "actions", "block_id": Block.REQUEST_ACTIONS, "elements": [
+            button("Approve", Action.APPROVE, req.id, style="primary"),
+            button("Deny", Action.DENY, req.id, style="danger"),
+            button("Cancel", Action.CANCEL, req.id),
+        ]})
+    return blocks
+
+
+def approver_mention(req: ResetRequest, group_id: str | None) -> str:
+    who = approvers_phrase(req.manager_slack_id, group_id, req.approver_group)
+    needs = "two different approvals" if req.approvals_required == 2 else "an approval"
+    return f"{who}: this reset needs {needs}. Approve or deny it with the buttons above."
+
+
+def approver_dm(req: ResetRequest, channel: str) -> str:
+    return (f"<@{req.requester}> asks to reset the password of {req.target_display} (`{req.target_upn}`), who reports "
+            f"to you. Approve or deny it in the thread: <#{channel}> ({req.id}).")
+
+
+def approval_added(approver: str, have: int, need: int) -> str:
+    return f"<@{approver}> approved ({have} of {need}); one more different approver is needed."
+
+
+def approved(approvers: Sequence[str]) -> str:
+    who = " and ".join(f"<@{a}>" for a in approvers)
+    return f"Approved by {who}."
+
+
+def denied(actor: str, reason: str) -> str:
+    return f"Denied by <@{actor}>: {reason}"
+
+
+def cancelled(actor: str) -> str:
+    return f"Cancelled by <@{actor}>. Nothing was changed."
+
+
+def cancelled_by_target(target: str) -> str:
+    return (f"Cancelled: <@{target}> said they did not ask for this reset. Nothing was changed, and security has "
+            "been told.")
+
+
+def expired(minutes: int) -> str:
+    return f"Expired: nobody approved it within {minutes} minutes. Nothing was changed; ask again if it's still needed."
+
+
+def escalation(req: ResetRequest, group_id: str | None) -> str:
+    who = approvers_phrase(req.manager_slack_id, group_id, req.approver_group)
+    return f"{who}: this request is still waiting and expires {slack_date(req.expires_at)}."
+
+
+def security_protected_request(req: ResetRequest) -> str:
+    reasons = [Protection(r) for r in req.protected.split(",") if r]
+    return (f":lock: <@{req.requester}> asked to reset the protected account {req.target_display} (`{req.target_upn}`; "
+            f"{_protection_words(reasons)}), allowed by a rule with two approvers. Request {req.id}.")
+
+
+def security_target_disowned(req: ResetRequest) -> str:
+    return (f":rotating_light: {req.target_display} (`{req.target_upn}`) says they did NOT ask for the password reset "
+            f"{req.id} that <@{req.requester}> requested. The request was cancelled.")
+
+
+# --- the target's confirmation ---------------------------------------------------------------------------------
+
+def confirm_question_text(req: ResetRequest) -> str:
+    return f"Did you ask the helpdesk to reset your password? ({req.id})"
+
+
+def confirm_question_blocks(req: ResetRequest) -> Blocks:
+    text = (f"<@{req.requester}> from the helpdesk asked to reset your password ({req.id})"
+            + (f", saying: _{req.reason}_" if req.reason else "") + ".\n*Did you ask the helpdesk for this?*")
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "block_id": Block.CONFIRM_ACTIONS, "elements": [
+            button("Yes, I asked", Action.CONFIRM_YES, req.id, style="primary"),
+            button("No, I didn't", Action.CONFIRM_NO, req.id, style="danger"),
+        ]},
+    ]
+
+
+def confirm_answered(yes: bool) -> str:
+    return ("Thanks: the helpdesk can go ahead." if yes else
+            "Thanks for telling us: the request was cancelled and security has been told.")
+
+
+def target_confirmed(target: str) -> str:
+    return f"<@{target}> confirmed they asked for this reset."
+
+
+def waiting_for_target(target: str | None, name: str) -> str:
+    who = f"<@{target}>" if target else name
+    return f"Approved, and now waiting for {who} to confirm by DM that they asked for this reset."
+
+
+# --- the deny modal ------------------------------------------------------------------------------------------
+
+def deny_modal(request_id: str, channel: str) -> dict[str, Any]:
+    """The reason modal; its metadata carries the request and the channel to answer in after submission."""
+    return {
+        "type": "modal",
+        "callback_id": Callback.DENY_REASON,
+        "private_metadata": f"{request_id}|{channel}",
+        "title": {"type": "plain_text", "text": "Deny reset"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Back"},
+        "blocks": [{
+            "type": "input", "block_id": Block.DENY_REASON,
+            "label": {"type": "plain_text", "text": f"Why deny {request_id}?"},
+            "element": {"type": "plain_text_input", "action_id": Block.DENY_REASON_INPUT, "multiline": True,
+                        "min_length": 3, "max_length": 500},
+        }],
+    }
+
+
+def parse_deny_metadata(metadata: str) -> tuple[str, str]:
+    request_id, _, channel = metadata.partition("|")
+    return request_id, channel
+
+
+def deny_reason_too_short() -> str:
+    return "Please say in a few words why you deny it; the requester will see this."

@@ -1,0 +1,181 @@
+"""The reset itself: the verdict in the thread, the TAP, the one-time reveal and the target's notice.
+
+The reveal modal is the only builder that receives a password, as a ``SecretStr``, to put it in a modal that only
+the requester sees; nothing else here ever does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.domain.verdict import RejectionRule, Verdict, VerdictKind
+from bot.ids import Action, Block, Callback
+from bot.messages.format import Blocks, button
+from bot.models import ResetRequest
+
+
+def reset_started(name: str) -> str:
+    return f"Resetting {name}'s password in Entra ID; writeback carries it to Active Directory…"
+
+
+_NOT_CHANGED = "The password was not changed."
+
+_POLICY_RULE_WORDS = {
+    RejectionRule.LENGTH: "it is shorter than the on-prem policy requires",
+    RejectionRule.COMPLEXITY: "it does not meet the on-prem complexity rule",
+    RejectionRule.HISTORY: "it matches one of the account's recent passwords (password history)",
+    RejectionRule.MIN_AGE: "the password was changed too recently (minimum password age)",
+    RejectionRule.FILTER: "a password filter on the domain controllers refused it (it meets length and complexity)",
+    RejectionRule.FILTER_OR_HISTORY_OR_AGE: ("it meets length and complexity, so password history, the minimum "
+                                             "age or a password filter refused it"),
+    RejectionRule.BANNED: "it is on Entra ID's banned-password list",
+}
+
+
+_VERDICT_WORDS: dict[VerdictKind, str] = {
+    VerdictKind.SUCCEEDED: (
+        ":white_check_mark: Done: {name}'s new temporary password is set in Entra ID and written back to Active "
+        "Directory; they must change it at next sign-in. {requester}, press Reveal to read it to them (it can be "
+        "shown once, within 10 minutes)."),
+    VerdictKind.SUCCEEDED_NO_MUST_CHANGE: (
+        ":warning: Done, with a catch: the new temporary password is written back to Active Directory, but "
+        "{name}'s account has \"password never expires\" set on-prem, so \"must change at next sign-in\" does not "
+        "apply there. Ask them to change it themselves. {requester}, press Reveal to read it to them (once, within "
+        "10 minutes)."),
+    VerdictKind.POLICY_REJECTED: ":no_entry: Active Directory refused the new password: {rule}. {not_changed}",
+    VerdictKind.CLOUD_REJECTED: ":no_entry: Entra ID refused the new password before writeback: {rule}. {not_changed}",
+    VerdictKind.ROLE_TOO_WEAK: (
+        ":no_entry: {requester}'s Entra role may not reset {name}'s password (Entra answered "
+        "Authorization_RequestDenied); someone with a stronger admin role must do it. {not_changed}"),
+    VerdictKind.WRITEBACK_OFF: (
+        ":warning: Password writeback is not enabled for this tenant, so a synced account's password cannot be "
+        "reset from the cloud; ask the Entra admins to turn it on in Entra Connect. {not_changed}"),
+    VerdictKind.AGENT_OFFLINE: (
+        ":warning: The on-premises writeback agent could not reach Active Directory (Entra Connect or the domain "
+        "controller is down). {not_changed} Try again later and tell the AD team."),
+    VerdictKind.PROTECTED_ON_PREM: (
+        ":no_entry: Active Directory refused: the account is protected on-prem (adminCount=1) and the writeback "
+        "account may not reset it. {not_changed}"),
+    VerdictKind.DISABLED_ON_PREM: (
+        ":no_entry: Active Directory refused: {name}'s account is disabled on-prem. {not_changed}"),
+    VerdictKind.LOCKED_ON_PREM: (
+        ":no_entry: Active Directory refused: {name}'s account is locked out on-prem; ask again with `--unlock`. "
+        "{not_changed}"),
+    VerdictKind.THROTTLED: (
+        ":hourglass: Microsoft Graph is throttling requests right now. {not_changed} Try again in a few minutes."),
+    VerdictKind.UNKNOWN: (
+        ":grey_question: The reset did not complete and I can't tell why, so the password may or may not have "
+        "changed; check the account before trying again (reference {cid})."),
+}
+_UNKNOWN_REASON_WORDS: dict[str, str] = {
+    "reauth_required": (
+        ":key: {requester} has no working Entra sign-in linked to resetbot, and resets are made with the agent's "
+        "own Entra account: run `/resetbot login`, then ask again. {not_changed}"),
+    "graph_unavailable": (
+        ":warning: Microsoft Graph could not be reached, so the reset was not made as far as I can tell; check the "
+        "account before trying again (reference {cid})."),
+    "interrupted": (
+        ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, so "
+        "{name}'s password may or may not have changed; check the account before asking again (reference {cid})."),
+}
+
+
+def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation_id: str) -> str:
+    """The verdict in plain words, for the thread. Never receives the password."""
+    words = _VERDICT_WORDS[verdict.kind]
+    if verdict.kind == VerdictKind.UNKNOWN:
+        words = _UNKNOWN_REASON_WORDS.get(verdict.detail.get("reason", ""), words)
+    rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
+    return words.format(name=name, requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
+                        cid=correlation_id)
+
+
+def reset_recovered_unrevealable(name: str) -> str:
+    return (f":white_check_mark: Entra reports that the reset of {name}'s password succeeded, but resetbot restarted "
+            "before it could seal the temporary password, so nobody can reveal it. Ask again for a new reset to get "
+            "a password you can read out.")
+
+
+def tap_started(name: str) -> str:
+    return f"Issuing a Temporary Access Pass for {name} in Entra ID (no password change)…"
+
+
+def tap_issued(name: str, requester: str, minutes: int) -> str:
+    return (f":white_check_mark: Done: a Temporary Access Pass for {name} is ready, usable once within {minutes} "
+            f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
+            "once, within 10 minutes).")
+
+
+def reveal_blocks(request_id: str) -> Blocks:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": "The temporary password is sealed until you reveal it."}},
+        {"type": "actions", "block_id": Block.REVEAL_ACTIONS, "elements": [
+            button("Reveal temporary password", Action.REVEAL, request_id, style="primary")]},
+    ]
+
+
+def reveal_modal(*, name: str, password: SecretStr, spelled: str, must_change: bool,
+                 tap: bool = False) -> dict[str, Any]:
+    """The one place a temporary password (or Temporary Access Pass) is ever shown: a modal, to the requester,
+    once."""
+    secret = password.get_secret_value()
+    after = "They must change it at next sign-in." if must_change else "Ask them to change it right away."
+    if tap:
+        after = "It signs them in once; then they set up their sign-in methods."
+    return {
+        "type": "modal",
+        "callback_id": Callback.REVEAL,
+        "title": {"type": "plain_text", "text": "Temporary Access Pass" if tap else "Temporary password"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": (
+                f"Read this to {name} now: it is shown only this once. {after}")}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{secret}```"}},
+            {"type": "context", "elements": [{"type": "plain_text", "text": spelled}]},
+        ],
+    }
+
+
+def revealed(requester: str) -> str:
+    return f"<@{requester}> revealed the temporary password. It is no longer stored anywhere."
+
+
+def reveal_gone() -> str:
+    return ("This temporary password was already revealed, or its 10 minutes have passed: it is gone. Start a new "
+            "reset if it's still needed.")
+
+
+def secret_wiped() -> str:
+    return "The temporary password was never revealed and has been wiped (10 minutes passed). Nothing else changed."
+
+
+def target_reset_notice_text(req: ResetRequest) -> str:
+    if req.tap:
+        return f"The helpdesk issued a Temporary Access Pass for your account ({req.id})."
+    return f"Your password was reset by the helpdesk ({req.id})."
+
+
+def target_reset_notice_blocks(req: ResetRequest) -> Blocks:
+    if req.tap:
+        text = (f"The helpdesk issued a Temporary Access Pass for your account: <@{req.requester}> asked for it "
+                f"({req.id}). It signs you in once. If you did not ask for this, tell us:")
+    else:
+        text = (f"Your password was reset by the helpdesk: <@{req.requester}> asked for it ({req.id}). You will be "
+                "asked to choose a new one at your next sign-in. If you did not ask for this, tell us:")
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "block_id": Block.NOT_ME_ACTIONS, "elements": [
+            button("This wasn't me", Action.NOT_ME, req.id, style="danger")]},
+    ]
+
+
+def not_me_answered() -> str:
+    return "Thanks for telling us: security has been alerted and will contact you."
+
+
+def security_reset_disowned(req: ResetRequest) -> str:
+    return (f":rotating_light: {req.target_display} (`{req.target_upn}`) says the password reset {req.id}, "
+            f"requested by <@{req.requester}>, was not asked for by them. Their password WAS changed.")

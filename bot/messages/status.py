@@ -1,0 +1,36 @@
+"""``/reset-status``: a request's timeline and lists of requests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.ids import Command
+from bot.messages.format import slack_date
+from bot.messages.requests import STATE_LINE
+from bot.models import AuditEvent, ResetRequest
+
+
+def status_usage() -> str:
+    return f"Type `{Command.RESET_STATUS} R-XXXXXX` for one request, or `{Command.RESET_STATUS} @user` for someone's."
+
+
+def no_requests_for(who: str) -> str:
+    return f"There are no reset requests for {who}."
+
+
+def timeline(req: ResetRequest, events: Sequence[AuditEvent]) -> str:
+    lines = [f"*{req.id}* · {req.target_display} (`{req.target_upn}`) · {STATE_LINE[req.state]}"]
+    for e in events:
+        who = "resetbot" if e.actor in ("system", "scheduler") else f"<@{e.actor}>"
+        step = e.action.replace("_", " ")
+        if e.to_state and e.from_state:
+            step += f" ({e.from_state.replace('_', ' ')} → {e.to_state.replace('_', ' ')})"
+        lines.append(f"• {slack_date(e.at)} {who}: {step}")
+    return "\n".join(lines)
+
+
+def request_list(title: str, requests: Sequence[ResetRequest]) -> str:
+    if not requests:
+        return f"*{title}*\nNone."
+    return f"*{title}*\n" + "\n".join(
+        f"• {r.id} · {r.target_display} · {STATE_LINE[r.state]} · {slack_date(r.created_at)}" for r in requests)
