@@ -1,6 +1,6 @@
 """Prometheus metrics: every definition in one place, small typed functions to record them, and the endpoint.
 
-The request and verdict metrics are recorded where every state change already passes, ``bot.store.transition``,
+The request and verdict metrics are recorded where every state change already passes, ``bot.store.requests.transition``,
 once its transaction has committed (a rolled-back move counts nothing), with the latencies read from the request
 row's own timestamps; so no service has to remember to count. The registry is this process's own (not
 prometheus_client's global one): several replicas are several scrape targets, and Prometheus adds them up.

@@ -107,7 +107,7 @@ def _state_type() -> sa.Enum:
 class ResetRequest(SQLModel, table=True):
     """One ``/reset`` request, from creation to its final state.
 
-    ``state`` only ever changes through ``bot.store.transition`` (a compare-and-set), which also bumps
+    ``state`` only ever changes through ``bot.store.requests.transition`` (a compare-and-set), which also bumps
     ``version``, stamps ``updated_at`` and copies the old state into ``previous_state`` in the same UPDATE, so the
     audit event can name the state the request really left.
     """
@@ -168,7 +168,7 @@ class ResetRequest(SQLModel, table=True):
     #: Computed once at creation (``bot.domain.lifecycle.deadlines``); the scheduler compares them with now.
     escalate_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    #: Set by ``bot.store.mark_escalated`` (a compare-and-set), so the escalation happens once across replicas.
+    #: Set by ``bot.store.requests.mark_escalated`` (a compare-and-set), so the escalation happens once across replicas.
     escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     #: When an approver (or expiry, or a cancel) decided the request's fate.
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

@@ -100,7 +100,7 @@ def upgrade(engine: Engine) -> list[str]:
             log.info("applied schema revisions %s to %s", ", ".join(todo), describe(engine))
         # Data, not schema: the chain's head row. Idempotent, so it is simply ensured on every upgrade.
         with Session(bind=conn) as session:
-            store.ensure_audit_head(session)
+            store.audit.ensure_audit_head(session)
             session.flush()
         return todo
 

@@ -58,7 +58,7 @@ def export_command(args: argparse.Namespace) -> int:
         return 2
     try:
         with _snapshot() as session:
-            events = list(store.audit_between(session, since=since, until=until))
+            events = list(store.audit.audit_between(session, since=since, until=until))
     except ResetbotError as e:
         print(f"resetbot audit export: {e}", file=sys.stderr)
         return 2
@@ -79,8 +79,8 @@ def export_command(args: argparse.Namespace) -> int:
 def verify_command(args: argparse.Namespace) -> int:
     try:
         with _snapshot() as session:
-            head = store.get_audit_head(session)
-            result = verify_chain(store.iter_audit(session), head=head)
+            head = store.audit.get_audit_head(session)
+            result = verify_chain(store.audit.iter_audit(session), head=head)
     except ResetbotError as e:
         print(f"resetbot audit verify: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ reordering a stored row therefore breaks the chain at that row, and ``verify_cha
 rewrite the whole table *and* recompute every hash is not caught by the chain alone: publishing the head hash
 elsewhere (e.g. in the daily ops summary) anchors it.
 
-``bot.store.append_audit`` uses ``event_hash`` so that writing and verifying share one definition. This module
+``bot.store.audit.append_audit`` uses ``event_hash`` so that writing and verifying share one definition. This module
 imports nothing from the store or any client (it is a leaf), which is what makes that safe.
 
 The exports carry every column, hashes included, so that an exported file can be verified offline with
@@ -97,8 +97,8 @@ class AuditAction(StrEnum):
 class AuditDraft:
     """What a caller knows about an event before it is appended; the store adds seq, time and hashes.
 
-    ``bot.store.transition`` fills ``request_id``, ``from_state`` and ``to_state`` itself (from the row it really
-    changed), so a transition's draft only needs who, what and why.
+    ``bot.store.requests.transition`` fills ``request_id``, ``from_state`` and ``to_state`` itself (from the row it
+    really changed), so a transition's draft only needs who, what and why.
     """
 
     actor: str
@@ -190,7 +190,7 @@ def verify_chain(
     """Check that ``events`` (in the order given) form one unbroken chain.
 
     ``after`` is the (seq, hash) the first event follows: the genesis by default, or a checkpoint already
-    verified, so a long trail can be checked incrementally. ``head`` is ``bot.store.get_audit_head``'s answer;
+    verified, so a long trail can be checked incrementally. ``head`` is ``bot.store.audit.get_audit_head``'s answer;
     with it, deleting the *newest* events (which leaves a shorter but valid chain) is caught too.
 
     Detected, with the first seq concerned: a changed field (hash mismatch), a deleted row (seq gap), an

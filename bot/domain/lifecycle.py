@@ -1,6 +1,6 @@
 """The reset request's state machine, as data and pure functions.
 
-The table below is the single definition of which moves are legal. ``bot.store.transition`` refuses to write a
+The table below is the single definition of which moves are legal. ``bot.store.requests.transition`` refuses to write a
 move that is not in it (a programming error), and the services ask ``can_transition`` before they try one, so
 the database can never hold a history the product does not allow. Nothing here touches I/O, which is what lets
 the tests walk the whole table and throw random sequences at it.

@@ -240,7 +240,7 @@ def _slack_bot(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
         identity = plan.slack.bot_identity(plan.slack_bot_token)
     except SlackRefusedError as e:
         return _fail(S_SLACK_BOT, messages.doctor.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
-                                                                messages.cli.bot_token_kind()))
+                                                                       messages.cli.bot_token_kind()))
     except SlackUnreachableError as e:
         return _fail(S_SLACK_BOT, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     state["scopes"] = identity.scopes
@@ -380,7 +380,7 @@ def _graph_reachable(plan: DoctorPlan) -> CheckResult:
         plan.graph.ping()
     except GraphPermissionError as e:
         return _fail(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_refused(e.code or f"HTTP {e.status}",
-                                                                      plan.client_id or ""))
+                                                                             plan.client_id or ""))
     except GraphUnavailableError as e:
         return _fail(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_unavailable(str(e), plan.graph_base))
     except MicrosoftError as e:
@@ -442,7 +442,7 @@ def _service_link(plan: DoctorPlan, url: str) -> CheckResult:
     engine = make_engine(url)
     try:
         with make_session_factory(engine, read_only=True).begin() as session:
-            link = store.get_link(session, slack_user=SERVICE_LINK_KEY)
+            link = store.links.get_link(session, slack_user=SERVICE_LINK_KEY)
             found = None if link is None else (link.upn, link.linked_at, link.encrypted_cache)
     finally:
         engine.dispose()
@@ -481,10 +481,10 @@ def _ad_policy(directory: LdapDirectory) -> CheckResult:
 def _writeback(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
     if not plan.writeback_account:
         return _skip(S_WRITEBACK, messages.doctor.doctor_skipped_unset("RESETBOT_WRITEBACK_ACCOUNT",
-                                                                "the AD DS connector account"))
+                                                                       "the AD DS connector account"))
     if not plan.test_user:
         return _skip(S_WRITEBACK, messages.doctor.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER",
-                                                                "a synced user's UPN (its OU is checked)"))
+                                                                       "a synced user's UPN (its OU is checked)"))
     try:
         user = directory.find_user(upn=plan.test_user)
         if user is None:

@@ -102,7 +102,7 @@ class FollowUpService:
         rows += [FollowUp(request_id=req.id, kind=FollowUpKind.REPLACED.value, step=i, final=i == len(times) - 1,
                           due_at=at, reset_at=reset_at, baseline_pwd_last_set=baseline)
                  for i, at in enumerate(times)]
-        store.add_followups(session, rows=rows)
+        store.followups.add_followups(session, rows=rows)
 
     # --- the tick ---------------------------------------------------------------------------------------------
 
@@ -111,10 +111,10 @@ class FollowUpService:
         now = now or self.clock()
         claim = secrets.token_hex(8)
         with self.begin() as session:
-            due = store.due_followups(session, now=now)
-            claimed = [f for f in (store.claim_followup(session, followup_id=i, claim=claim, now=now,
-                                                        lease_until=now + CLAIM_LEASE) for i in due) if f]
-            requests = {f.request_id: store.get_request(session, request_id=f.request_id) for f in claimed}
+            due = store.followups.due_followups(session, now=now)
+            claimed = [f for f in (store.followups.claim_followup(session, followup_id=i, claim=claim, now=now,
+                                                                  lease_until=now + CLAIM_LEASE) for i in due) if f]
+            requests = {f.request_id: store.requests.get_request(session, request_id=f.request_id) for f in claimed}
         if not claimed:
             return 0
         claimed = self._latest_only(claimed, claim=claim, now=now)
@@ -126,8 +126,8 @@ class FollowUpService:
             with self.begin() as session:
                 for f in claimed:
                     assert f.id is not None
-                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY,
-                                         seen=f.seen_pwd_last_set, counted=False)
+                    store.followups.retry_followup(session, followup_id=f.id, claim=claim, due_at=now + OUTAGE_RETRY,
+                                                   seen=f.seen_pwd_last_set, counted=False)
             return 0
         finished = 0
         # "Landed" before "replaced": a replaced check reads what the landed check saw.
@@ -159,8 +159,9 @@ class FollowUpService:
     def _drop(self, checks: Sequence[FollowUp], *, claim: str, now: datetime) -> None:
         if checks:
             with self.begin() as session:
-                store.drop_claimed_followups(session, ids=[f.id for f in checks if f.id is not None], claim=claim,
-                                             now=now)
+                store.followups.drop_claimed_followups(session, ids=[f.id for f in checks if f.id is not None],
+                                                       claim=claim,
+                                                       now=now)
 
     def _accounts(self, requests: Sequence[ResetRequest]) -> dict[str, DirectoryUser]:
         """Each request's AD account, by request id: one paged search for all of them by DN, then a search by
@@ -200,7 +201,7 @@ class FollowUpService:
                                     deadline=deadline)
             if again is not None:
                 with self.begin() as session:
-                    store.retry_followup(session, followup_id=f.id, claim=claim, due_at=again, seen=raw)
+                    store.followups.retry_followup(session, followup_id=f.id, claim=claim, due_at=again, seen=raw)
                 return 0
             said = _Said(thread=messages.followups.writeback_not_seen(
                 name, waited=messages.format.duration_words((now - f.reset_at).total_seconds()),
@@ -232,25 +233,25 @@ class FollowUpService:
     def _answer_replaced(self, f: FollowUp, req: ResetRequest, seen: Seen | None, *, claim: str,
                          now: datetime) -> int:
         with self.begin() as session:
-            left = _left_by_reset(store.followups_for(session, request_id=req.id))
+            left = _left_by_reset(store.followups.followups_for(session, request_id=req.id))
         verdict = replaced(seen, reset_at=f.reset_at, left_by_reset=left)
         raw = seen.pwd_last_set if seen else None
         waited = messages.format.duration_words((now - f.reset_at).total_seconds())
         if verdict == Replaced.YES:
+            sentence = messages.followups.password_replaced(req.target_display, at=filetime_to_datetime(raw or 0))
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.USER_CHOSE_OWN, retire=FollowUpKind.REPLACED,
-                                said=_Said(thread=messages.followups.password_replaced(req.target_display,
-                                                                             at=filetime_to_datetime(raw or 0))))
+                                said=_Said(thread=sentence))
         if verdict == Replaced.ACCOUNT_GONE:
             return self._finish(f, req, claim=claim, now=now, outcome=verdict.value, seen=raw,
                                 action=AuditAction.NEVER_REPLACED, retire=FollowUpKind.REPLACED,
                                 said=_Said(thread=messages.followups.writeback_account_gone(req.target_display,
-                                                                                  req.target_dn or "")))
+                                                                                            req.target_dn or "")))
         if f.final:
             return self._finish(f, req, claim=claim, now=now, outcome="never_replaced", seen=raw,
                                 action=AuditAction.NEVER_REPLACED,
                                 said=_Said(thread=messages.followups.password_never_replaced(req.target_display,
-                                                                                   waited=waited)))
+                                                                                             waited=waited)))
         return self._finish(f, req, claim=claim, now=now, outcome="reminded", seen=raw,
                             action=AuditAction.REPLACE_REMINDED,
                             said=_Said(dm=messages.followups.replace_reminder(waited=waited)))
@@ -265,11 +266,12 @@ class FollowUpService:
         if said.dm and req.target_slack_id:
             owed.append(dm_message(req.target_slack_id, said.dm, origin=origin, request_id=req.id))
         with self.begin() as session:
-            if not store.finish_followup(session, followup_id=f.id, claim=claim, outcome=outcome, seen=seen, now=now):
+            if not store.followups.finish_followup(session, followup_id=f.id, claim=claim, outcome=outcome, seen=seen,
+                                                   now=now):
                 return 0  # another replica took this check over after our lease ran out: it speaks, not us
             if retire is not None:
-                store.skip_followups(session, request_id=req.id, kind=retire, now=now, claim=claim)
-            store.append_audit(session, draft=AuditDraft(
+                store.followups.skip_followups(session, request_id=req.id, kind=retire, now=now, claim=claim)
+            store.audit.append_audit(session, draft=AuditDraft(
                 actor="scheduler", action=action, request_id=req.id,
                 detail={"check": f.kind, "step": f.step, "outcome": outcome, "attempts": f.attempts,
                         "pwd_last_set": "" if seen is None else str(seen)}))

@@ -211,7 +211,7 @@ class HealthService:
         """Every replica's ``resetbot_health_ok`` says the latest stored round, whichever replica ran it, so a
         scrape of any replica tells the truth (not only the one that happened to win the round)."""
         with self.begin() as session:
-            latest = store.latest_health_results(session)
+            latest = store.health.latest_health_results(session)
         for check, result in latest.items():
             set_health(check, result.ok)
 
@@ -220,7 +220,7 @@ class HealthService:
         if slot == self._seen_slot:
             return None, None  # this replica already tried this slot (a cache: the claim below decides)
         with self.begin() as session:
-            won = store.claim_health_slot(session, kind=ROUND_KIND, slot=slot, runner=self.runner, at=now)
+            won = store.health.claim_health_slot(session, kind=ROUND_KIND, slot=slot, runner=self.runner, at=now)
         self._seen_slot = slot
         if not won:
             return None, None
@@ -232,8 +232,8 @@ class HealthService:
         results = {check: self._run(check) for check in self.rules.checks()}
         when = now or self.clock()
         with self.begin() as session:
-            store.add_health_results(session, round_slot=slot, at=when,
-                                     results={c.value: (r.ok, r.detail) for c, r in results.items()})
+            store.health.add_health_results(session, round_slot=slot, at=when,
+                                            results={c.value: (r.ok, r.detail) for c, r in results.items()})
         return self._record_change(slot, when)
 
     def _run(self, check: Check) -> CheckResult:
@@ -255,11 +255,11 @@ class HealthService:
         replicas racing, one INSERT gets in, and only its author's message is written."""
         configured = set(self.rules.checks())
         with self.begin() as session:
-            last = store.last_health_transition(session)
+            last = store.health.last_health_transition(session)
             if last is not None and last.round_slot > slot:
                 return None  # a later round already spoke; this one finished late
             latest = {Check(name): CheckResult(ok=r.ok, detail=r.detail)
-                      for name, r in store.latest_health_results(session).items()
+                      for name, r in store.health.latest_health_results(session).items()
                       if name in _CHECK_NAMES and Check(name) in configured}
             previous_state = HealthState(last.to_state) if last else HealthState.UNKNOWN
             previous_failing = [Check(c) for c in json.loads(last.failing)] if last else []
@@ -271,7 +271,7 @@ class HealthService:
                                    from_state=found.from_state.value, to_state=found.to_state.value,
                                    failing=json.dumps([c.value for c in found.failing]),
                                    changed=json.dumps(changed, sort_keys=True))
-            if not store.add_health_transition(session, transition=row):
+            if not store.health.add_health_transition(session, transition=row):
                 return None
             told = [channel_message(self.rules.ops_channel, messages.health.health_transition(found),
                                     origin="health.transition")] if found.news and self.rules.ops_channel else []
@@ -291,13 +291,13 @@ class HealthService:
         # The claim, the summary and its message in one transaction: a summary claimed is a summary owed (a
         # failure rolls the claim back, and the next tick tries again).
         with self.begin() as session:
-            won = store.claim_health_slot(session, kind=SUMMARY_KIND, slot=day, runner=self.runner, at=now)
+            won = store.health.claim_health_slot(session, kind=SUMMARY_KIND, slot=day, runner=self.runner, at=now)
             ids: list[int] = []
             if won:
-                counts = {Check(name): c for name, c in store.health_failures_since(session, since=since).items()
+                counts = {Check(name): c for name, c in store.health.health_failures_since(session, since=since).items()
                           if name in _CHECK_NAMES}
-                changes = len(store.recent_health_transitions(session, limit=10_000, since=since))
-                store.prune_health(session, before=now - RETENTION)
+                changes = len(store.health.recent_health_transitions(session, limit=10_000, since=since))
+                store.health.prune_health(session, before=now - RETENTION)
                 if self.rules.ops_channel:
                     text = messages.health.health_summary(self._report(session), counts, changes)
                     ids = self.outbox.enqueue(session, [channel_message(self.rules.ops_channel, text,
@@ -317,8 +317,8 @@ class HealthService:
 
     def _report(self, session: Session) -> HealthReport:
         configured = self.rules.checks()
-        latest = store.latest_health_results(session)
-        transitions = store.recent_health_transitions(session, limit=SHOWN_TRANSITIONS)
+        latest = store.health.latest_health_results(session)
+        transitions = store.health.recent_health_transitions(session, limit=SHOWN_TRANSITIONS)
         views = tuple(CheckView(check=c, ok=latest[c.value].ok, detail=latest[c.value].detail,
                                 at=latest[c.value].at) for c in configured if c.value in latest)
         shown = tuple(TransitionView(
@@ -350,7 +350,7 @@ class HealthService:
             return CheckResult(ok=False, detail=messages.health.health_sync_never())
         if self.clock() - sync.last_sync > timedelta(minutes=self.rules.sync_max_age_minutes):
             return CheckResult(ok=False, detail=messages.health.health_sync_stale(sync.last_sync,
-                                                                           self.rules.sync_max_age_minutes))
+                                                                                  self.rules.sync_max_age_minutes))
         return CheckResult(ok=True, detail=messages.health.health_sync_ok(sync.last_sync))
 
     def _check_canary(self) -> CheckResult:

@@ -168,7 +168,7 @@ class LinkService:
             if key in self._waiting:
                 pending = self._waiting[key]
                 return messages.links.login_already_waiting(pending.expires_at if pending else self.clock(),
-                                                      service=service)
+                                                            service=service)
             self._waiting[key] = None  # reserved while the code is fetched, so a double command starts one
         try:
             flow = self.tokens.start_device_flow()
@@ -176,8 +176,8 @@ class LinkService:
                 self._waiting[key] = flow
             sign_in_as = self.rules.service_upn if service else self.notifier.email_of(slack_user)
             self.notifier.dm(slack_user, messages.links.login_code_dm(flow.user_code, flow.verification_uri,
-                                                                flow.expires_at, sign_in_as=sign_in_as,
-                                                                service=service))
+                                                                      flow.expires_at, sign_in_as=sign_in_as,
+                                                                      service=service))
             self._audit(AuditDraft(actor=slack_user, action=LinkAudit.LINK_STARTED, correlation_id=correlation_id,
                                    detail={"service": service, "expires_at": flow.expires_at.isoformat()}))
             self._executor.submit(self._finish, key=key, slack_user=slack_user, flow=flow,
@@ -266,15 +266,15 @@ class LinkService:
             return
         roles = self._read_roles(account.oid)
         with self.begin() as session:
-            store.save_link(session, slack_user=key, upn=account.upn, oid=account.oid,
-                            home_account_id=account.home_account_id, encrypted_cache=account.encrypted_cache,
-                            display_name=account.display_name, roles=roles, at=self.clock())
-            store.append_audit(session, draft=AuditDraft(
+            store.links.save_link(session, slack_user=key, upn=account.upn, oid=account.oid,
+                                  home_account_id=account.home_account_id, encrypted_cache=account.encrypted_cache,
+                                  display_name=account.display_name, roles=roles, at=self.clock())
+            store.audit.append_audit(session, draft=AuditDraft(
                 actor=slack_user, action=LinkAudit.LINKED, correlation_id=correlation_id,
                 detail={"service": service, "upn": account.upn, "oid": account.oid,
                         "roles": None if roles is None else sorted(roles)}))
         self.notifier.dm(slack_user, messages.links.linked(account.upn, roles, service=service,
-                                                     can_reset_anyone=bool(resetting_roles(roles or ()))))
+                                                           can_reset_anyone=bool(resetting_roles(roles or ()))))
 
     def _refuse_account(self, slack_user: str, account: LinkedAccount, expected: str | None, correlation_id: str,
                         service: bool) -> None:
@@ -291,12 +291,12 @@ class LinkService:
         if security:
             try:
                 self.notifier.post(security, messages.links.security_link_mismatch(slack_user, account.upn, expected,
-                                                                             service=service))
+                                                                                   service=service))
                 told = True
             except ResetbotError:  # the agent must still hear why nothing was linked
                 log.exception("could not alert security about a mismatched sign-in (%s)", correlation_id)
         self.notifier.dm(slack_user, messages.links.link_wrong_account(account.upn, expected, service=service,
-                                                                 security_told=told))
+                                                                       security_told=told))
 
     def _mail_of(self, oid: str) -> str | None:
         user = self.graph.get_user(oid)
@@ -322,7 +322,7 @@ class LinkService:
 
     def _describe(self, key: str, *, service: bool) -> str:
         with self.begin() as session:
-            link = store.get_link(session, slack_user=key)
+            link = store.links.get_link(session, slack_user=key)
         if link is None:
             return messages.links.service_not_linked(self.rules.service_upn or "") if service else \
                 messages.links.whoami_not_linked()
@@ -345,9 +345,9 @@ class LinkService:
             return refusal
         key = SERVICE_LINK_KEY if service else slack_user
         with self.begin() as session:
-            gone = store.delete_link(session, slack_user=key)
+            gone = store.links.delete_link(session, slack_user=key)
             if gone is not None:
-                store.append_audit(session, draft=AuditDraft(
+                store.audit.append_audit(session, draft=AuditDraft(
                     actor=slack_user, action=LinkAudit.UNLINKED, correlation_id=correlation_id,
                     detail={"service": service, "upn": gone.upn, "oid": gone.oid}))
         if gone is None:
@@ -391,11 +391,11 @@ class LinkService:
         if can_reset(roles, target_roles):
             return None
         return messages.links.role_too_weak(link.upn, resetting_roles(roles), blocking_roles(roles, target_roles),
-                                      roles_needed(target_roles), service=service)
+                                            roles_needed(target_roles), service=service)
 
     def _token(self, key: str, *, service: bool) -> tuple[AgentLink, DelegatedToken]:
         with self.begin() as session:
-            link = store.get_link(session, slack_user=key)
+            link = store.links.get_link(session, slack_user=key)
         if link is None:
             sentence = messages.links.service_not_linked(self.rules.service_upn or "") if service else \
                 messages.links.not_linked()
@@ -409,8 +409,8 @@ class LinkService:
                                            request_id=e.request_id, status=e.status) from None
         if token.encrypted_cache != link.encrypted_cache:
             with self.begin() as session:
-                store.replace_link_cache(session, slack_user=key, expected=link.encrypted_cache,
-                                         encrypted_cache=token.encrypted_cache, at=self.clock())
+                store.links.replace_link_cache(session, slack_user=key, expected=link.encrypted_cache,
+                                               encrypted_cache=token.encrypted_cache, at=self.clock())
         return link, token
 
     def _fresh_roles(self, link: AgentLink, *, fallback: bool) -> list[str] | None:
@@ -421,11 +421,11 @@ class LinkService:
         except ResetbotError:
             if not fallback:
                 raise
-            return store.link_roles(link)
+            return store.links.link_roles(link)
         with self.begin() as session:
-            store.set_link_roles(session, slack_user=link.slack_user, oid=link.oid, roles=roles, at=self.clock())
+            store.links.set_link_roles(session, slack_user=link.slack_user, oid=link.oid, roles=roles, at=self.clock())
         return roles
 
     def _audit(self, draft: AuditDraft) -> None:
         with self.begin() as session:
-            store.append_audit(session, draft=draft)
+            store.audit.append_audit(session, draft=draft)

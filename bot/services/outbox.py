@@ -97,7 +97,7 @@ class Outbox:
         ids, to pass to ``deliver`` once that transaction has committed."""
         for m in messages:
             m.created_at = m.next_at = now
-        return store.add_outbox(session, messages=messages)
+        return store.outbox.add_outbox(session, messages=messages)
 
     def deliver(self, ids: Collection[int] | None = None, *, now: datetime | None = None) -> int:
         """Post what is due: only ``ids`` (the kick right after a commit) or every ready message (the scheduled
@@ -111,7 +111,7 @@ class Outbox:
             # Another pass while the last one posted something: a message held back behind one just posted is
             # ready now, and a conversation's backlog goes out in one run, in order.
             with self.begin() as session:
-                due = store.due_outbox(session, now=now)
+                due = store.outbox.due_outbox(session, now=now)
             posted = self._deliver_all(due, now=now) if due else 0
             sent += posted
             if not posted:
@@ -124,7 +124,7 @@ class Outbox:
         if day == self._pruned_day:
             return
         with self.begin() as session:
-            gone = store.prune_outbox(session, before=now - self.rules.keep_for)
+            gone = store.outbox.prune_outbox(session, before=now - self.rules.keep_for)
         self._pruned_day = day
         if gone:
             log.info("outbox: pruned %d delivered message(s) older than %s", gone, self.rules.keep_for)
@@ -143,8 +143,8 @@ class Outbox:
     def _deliver_one(self, message_id: int, *, now: datetime) -> int:
         claim = secrets.token_hex(8)
         with self.begin() as session:
-            message = store.claim_outbox(session, message_id=message_id, claim=claim, now=now,
-                                         lease_until=now + self.rules.lease)
+            message = store.outbox.claim_outbox(session, message_id=message_id, claim=claim, now=now,
+                                                lease_until=now + self.rules.lease)
         if message is None:
             return 0
         try:
@@ -153,7 +153,7 @@ class Outbox:
             self._failed(message, claim=claim, now=now, error=_error_code(e))
             return 0
         with self.begin() as session:
-            marked = store.mark_outbox_sent(session, message_id=message_id, claim=claim, now=now, ts=ts)
+            marked = store.outbox.mark_outbox_sent(session, message_id=message_id, claim=claim, now=now, ts=ts)
         if not marked:
             log.warning("outbox message %d (%s) was posted after its lease ran out; another replica may post it "
                         "again", message_id, message.origin)
@@ -172,9 +172,9 @@ class Outbox:
         again = retry_at(self.rules, attempts=message.attempts, created_at=message.created_at, now=now, error=error)
         with self.begin() as session:
             if again is not None:
-                store.retry_outbox(session, message_id=message.id, claim=claim, next_at=again, error=error)
-            elif store.give_up_outbox(session, message_id=message.id, claim=claim, now=now, error=error):
-                store.append_audit(session, draft=AuditDraft(
+                store.outbox.retry_outbox(session, message_id=message.id, claim=claim, next_at=again, error=error)
+            elif store.outbox.give_up_outbox(session, message_id=message.id, claim=claim, now=now, error=error):
+                store.audit.append_audit(session, draft=AuditDraft(
                     actor="scheduler", action=AuditAction.MESSAGE_GIVEN_UP, request_id=message.request_id,
                     detail={"origin": message.origin, "kind": message.kind, "channel": message.channel,
                             "attempts": message.attempts, "error": error}), at=now)

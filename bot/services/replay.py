@@ -40,7 +40,7 @@ class ReplayGuard:
     def first_sight(self, signature: str) -> bool:
         now = self._clock()
         with self._begin() as session:
-            fresh = store.remember_signature(session, signature=signature, at=now)
+            fresh = store.replay.remember_signature(session, signature=signature, at=now)
         if not fresh:
             log.warning("refused a replayed Slack request (its signature was already served)")
         self._prune(now)
@@ -52,6 +52,6 @@ class ReplayGuard:
                 return
             self._pruned_at = now
         with self._begin() as session:
-            gone = store.forget_signatures(session, before=now - REMEMBER_FOR)
+            gone = store.replay.forget_signatures(session, before=now - REMEMBER_FOR)
         if gone:
             log.debug("forgot %d Slack request signatures older than %s", gone, REMEMBER_FOR)

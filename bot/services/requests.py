@@ -93,7 +93,7 @@ class RequestService:
         ``source_key`` (the command's trigger_id) makes a redelivered command a no-op (None: nothing to say)."""
         if source_key is not None:
             with self.begin() as session:
-                if store.find_by_source(session, source_key=source_key) is not None:
+                if store.requests.find_by_source(session, source_key=source_key) is not None:
                     return None
         def refuse(reason: str, sentence: str, **detail: object) -> str:
             self._audit(AuditDraft(actor=requester, action=AuditAction.REFUSED, correlation_id=correlation_id,
@@ -169,7 +169,7 @@ class RequestService:
         now = self.clock()
         due = deadlines(now, self.rules.ttl)
         with self.begin() as session:
-            req = store.create_request(
+            req = store.requests.create_request(
                 session, requester=requester, requester_display=self.notifier.name_of(requester),
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_display=target.name,
@@ -212,7 +212,7 @@ class RequestService:
                 last_error = e
                 continue
             with self.begin() as session:
-                store.attach_message(session, request_id=req.id, channel_id=where, thread_ts=ts)
+                store.requests.attach_message(session, request_id=req.id, channel_id=where, thread_ts=ts)
             req.channel_id, req.thread_ts = where, ts
             return where
         raise last_error or ResetbotError(messages.requests.request_not_posted())
@@ -229,12 +229,12 @@ class RequestService:
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "approve")
         with self.begin() as session:
-            tally = store.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
+            tally = store.requests.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
                 actor=actor, action=AuditAction.APPROVAL_ADDED, correlation_id=correlation_id))
             done = None
             if tally.total >= req.approvals_required:
                 done = self._approve_if_ready(session, req, actor, correlation_id)
-            approvals = [a.approver for a in store.list_approvals(session, request_id=req.id)]
+            approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
         if done is not None:
             self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
             self._start_reset(done, correlation_id)
@@ -258,10 +258,10 @@ class RequestService:
         """pending → approved, unless the target still has to confirm (required mode)."""
         if self._waiting_for_target(req):
             return None
-        return store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                                to=RequestState.APPROVED, changes={"decided_at": self.clock()},
-                                audit=AuditDraft(actor=actor, action=AuditAction.APPROVED,
-                                                 correlation_id=correlation_id))
+        return store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                         to=RequestState.APPROVED, changes={"decided_at": self.clock()},
+                                         audit=AuditDraft(actor=actor, action=AuditAction.APPROVED,
+                                                          correlation_id=correlation_id))
 
     def can_decide(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
         """None when ``actor`` may deny this request now (the modal may open); otherwise the refusal, audited."""
@@ -279,10 +279,10 @@ class RequestService:
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "deny")
         with self.begin() as session:
-            done = store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                                    to=RequestState.DENIED, changes={"decided_at": self.clock()},
-                                    audit=AuditDraft(actor=actor, action=AuditAction.DENIED,
-                                                     correlation_id=correlation_id, detail={"reason": reason}))
+            done = store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                             to=RequestState.DENIED, changes={"decided_at": self.clock()},
+                                             audit=AuditDraft(actor=actor, action=AuditAction.DENIED,
+                                                              correlation_id=correlation_id, detail={"reason": reason}))
         if done is not None:
             self._announce(done, messages.requests.denied(actor, reason), decided_by=actor, note=reason)
         return None
@@ -297,10 +297,10 @@ class RequestService:
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "cancel")
         with self.begin() as session:
-            done = store.transition(session, request_id=req.id, expected=predecessors(RequestState.CANCELLED),
-                                    to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
-                                    audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
-                                                     correlation_id=correlation_id))
+            done = store.requests.transition(session, request_id=req.id, expected=predecessors(RequestState.CANCELLED),
+                                             to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
+                                             audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
+                                                              correlation_id=correlation_id))
         if done is not None:
             self._announce(done, messages.requests.cancelled(actor), decided_by=actor)
         return None
@@ -316,16 +316,17 @@ class RequestService:
             return self._refuse(req, actor, Refusal.NOT_PENDING, correlation_id, "confirm")
         action = AuditAction.TARGET_CONFIRMED if yes else AuditAction.TARGET_DISOWNED
         with self.begin() as session:
-            changed = store.set_confirmation(session, request_id=req.id, expected="pending", to="yes" if yes else "no",
-                                             audit=AuditDraft(actor=actor, action=action,
-                                                              correlation_id=correlation_id))
+            changed = store.requests.set_confirmation(session, request_id=req.id, expected="pending",
+                                                      to="yes" if yes else "no",
+                                                      audit=AuditDraft(actor=actor, action=action,
+                                                                       correlation_id=correlation_id))
             done = None
             if changed is not None and not yes:
-                done = store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                                        to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
-                                        audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
-                                                         correlation_id=correlation_id,
-                                                         detail={"by": "target", "answer": "no"}))
+                done = store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                                 to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
+                                                 audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
+                                                                  correlation_id=correlation_id,
+                                                                  detail={"by": "target", "answer": "no"}))
             elif changed is not None and len(approvals) >= changed.approvals_required:
                 done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
         if changed is None:
@@ -369,21 +370,22 @@ class RequestService:
         now = now or self.clock()
         escalated = expired = 0
         with self.begin() as session:
-            due = [r.id for r in store.due_for_escalation(session, now=now)]
+            due = [r.id for r in store.requests.due_for_escalation(session, now=now)]
         for request_id in due:
             with self.begin() as session:
-                req = store.mark_escalated(session, request_id=request_id, at=now, audit=AuditDraft(
+                req = store.requests.mark_escalated(session, request_id=request_id, at=now, audit=AuditDraft(
                     actor="scheduler", action=AuditAction.ESCALATED))
             if req is not None:
                 escalated += 1
                 self._thread(req, messages.requests.escalation(req, self._group_id(req)))
         with self.begin() as session:
-            due = [r.id for r in store.due_for_expiry(session, now=now)]
+            due = [r.id for r in store.requests.due_for_expiry(session, now=now)]
         for request_id in due:
             with self.begin() as session:
-                done = store.transition(session, request_id=request_id, expected={RequestState.PENDING_APPROVAL},
-                                        to=RequestState.EXPIRED, changes={"decided_at": now},
-                                        audit=AuditDraft(actor="scheduler", action=AuditAction.EXPIRED))
+                done = store.requests.transition(session, request_id=request_id,
+                                                 expected={RequestState.PENDING_APPROVAL},
+                                                 to=RequestState.EXPIRED, changes={"decided_at": now},
+                                                 audit=AuditDraft(actor="scheduler", action=AuditAction.EXPIRED))
             if done is not None:
                 expired += 1
                 minutes = int(self.rules.ttl.total_seconds() // 60)
@@ -396,13 +398,13 @@ class RequestService:
         text = text.strip()
         if not text:
             with self.begin() as session:
-                mine = store.find_requests(session, requester=actor, limit=10)
+                mine = store.requests.find_requests(session, requester=actor, limit=10)
             return messages.status.request_list("Your recent requests", mine)
         request_id = normalize_request_id(text)
         if request_id:
             with self.begin() as session:
-                req = store.get_request(session, request_id=request_id)
-                events = store.audit_for_request(session, request_id=request_id) if req else []
+                req = store.requests.get_request(session, request_id=request_id)
+                events = store.audit.audit_for_request(session, request_id=request_id) if req else []
             return messages.status.timeline(req, events) if req else messages.requests.request_not_found(text)
         ref = parse_target(text)
         if ref is None:
@@ -411,15 +413,15 @@ class RequestService:
         if isinstance(found, ResolveProblem):
             return self._resolve_sentence(found)
         with self.begin() as session:
-            reqs = store.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
+            reqs = store.requests.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
         if not reqs:
             return messages.status.no_requests_for(found.name)
         return messages.status.request_list(f"Requests for {found.name}", reqs)
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:
-            pending = store.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=50)
-            mine = store.find_requests(session, requester=user, limit=10)
+            pending = store.requests.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=50)
+            mine = store.requests.find_requests(session, requester=user, limit=10)
         mine_pending = [r for r in pending if self._may_approve(r, user)]
         self.notifier.publish_home(user, messages.home.home_view(pending_for_me=mine_pending, mine=mine,
                                                                 health=health))
@@ -435,15 +437,15 @@ class RequestService:
     def _load(self, request_id: str) -> tuple[ResetRequest | None, list[str]]:
         canonical = normalize_request_id(request_id) or request_id
         with self.begin() as session:
-            req = store.get_request(session, request_id=canonical)
+            req = store.requests.get_request(session, request_id=canonical)
             if req is None:
                 return None, []
-            approvals = [a.approver for a in store.list_approvals(session, request_id=canonical)]
+            approvals = [a.approver for a in store.requests.list_approvals(session, request_id=canonical)]
         return req, approvals
 
     def _audit(self, draft: AuditDraft) -> None:
         with self.begin() as session:
-            store.append_audit(session, draft=draft)
+            store.audit.append_audit(session, draft=draft)
 
     def _group_id(self, req: ResetRequest) -> str | None:
         return self.notifier.group_id(req.approver_group) if req.approver_group else None

@@ -120,10 +120,10 @@ class ResetService:
     def _perform(self, req: ResetRequest, correlation_id: str) -> None:
         now = self.clock()
         with self.begin() as session:
-            started = store.transition(session, request_id=req.id, expected={RequestState.APPROVED},
-                                       to=RequestState.RESETTING,
-                                       audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
-                                                        correlation_id=correlation_id))
+            started = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
+                                                to=RequestState.RESETTING,
+                                                audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
+                                                                 correlation_id=correlation_id))
             ids = [] if started is None else self.outbox.enqueue(session, _in_thread(
                 started, messages.reset.tap_started(started.target_display) if started.tap
                 else messages.reset.reset_started(started.target_display), origin="reset.started"), now=now)
@@ -135,7 +135,7 @@ class ResetService:
         final = verdict.final_state
         now = self.clock()
         with self.begin() as session:
-            done = store.transition(
+            done = store.requests.transition(
                 session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
                 changes={"verdict": verdict.kind.value, "graph_operation_id": attempt.operation_id},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=correlation_id,
@@ -143,8 +143,8 @@ class ResetService:
                                          **dict(verdict.detail)}),
             )
             if done is not None and password is not None and final == RequestState.SUCCEEDED:
-                store.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
-                           expires_at=now + REVEAL_TTL, kind="tap" if started.tap else "password")
+                store.sealed.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
+                                  expires_at=now + REVEAL_TTL, kind="tap" if started.tap else "password")
             if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
                 # In the same transaction: a success is never recorded without the checks that prove it.
                 self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline,
@@ -169,7 +169,7 @@ class ResetService:
             owed = _in_thread(done, issued, origin="reset.tap")
         else:
             owed = _in_thread(done, messages.reset.verdict_sentence(verdict, name=done.target_display,
-                                                              requester=done.requester, correlation_id=cid),
+                                                                    requester=done.requester, correlation_id=cid),
                               origin="reset.verdict")
         if succeeded:
             reveal = messages.reset.reveal_blocks(done.id)
@@ -230,8 +230,8 @@ class ResetService:
     def _note_operation(self, request_id: str, location: str, *, baseline: int | None,
                         baseline_version: int | None) -> None:
         with self.begin() as session:
-            store.note_operation(session, request_id=request_id, location=location, baseline=baseline,
-                                 baseline_version=baseline_version)
+            store.requests.note_operation(session, request_id=request_id, location=location, baseline=baseline,
+                                          baseline_version=baseline_version)
 
     # --- recovery of resets a stopped bot left half-way ------------------------------------------------------
 
@@ -249,8 +249,10 @@ class ResetService:
         here; the compare-and-sets make one replica do each."""
         now = now or self.clock()
         with self.begin() as session:
-            resetting = store.stuck_requests(session, state=RequestState.RESETTING, since_before=now - self.stale_after)
-            approved = store.stuck_requests(session, state=RequestState.APPROVED, since_before=now - self.stale_after)
+            resetting = store.requests.stuck_requests(session, state=RequestState.RESETTING,
+                                                      since_before=now - self.stale_after)
+            approved = store.requests.stuck_requests(session, state=RequestState.APPROVED,
+                                                     since_before=now - self.stale_after)
         done = sum(self._recover(req, now) for req in resetting)
         for req in approved:
             log.info("resuming the approved reset %s, left unstarted by a stopped bot", req.id)
@@ -279,7 +281,7 @@ class ResetService:
         final = verdict.final_state
         ids: list[int] = []
         with self.begin() as session:
-            done = store.transition(
+            done = store.requests.transition(
                 session, request_id=req.id, expected={RequestState.RESETTING}, to=final,
                 changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=cid,
@@ -297,7 +299,7 @@ class ResetService:
             elif done is not None:
                 ids = self.outbox.enqueue(session, _in_thread(
                     done, messages.reset.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
-                                                    correlation_id=cid), origin="reset.recovered"), now=now)
+                                                          correlation_id=cid), origin="reset.recovered"), now=now)
         if done is None:
             return 0
         log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)
@@ -317,8 +319,8 @@ class ResetService:
                 ids = self.outbox.enqueue(session, _in_thread(req, failed, origin="reset.unlock"), now=now)
         else:
             with self.begin() as session:
-                store.append_audit(session, draft=AuditDraft(actor="system", action=AuditAction.UNLOCKED,
-                                                             request_id=req.id, correlation_id=cid))
+                store.audit.append_audit(session, draft=AuditDraft(actor="system", action=AuditAction.UNLOCKED,
+                                                                   request_id=req.id, correlation_id=cid))
                 ids = self.outbox.enqueue(session, _in_thread(req, messages.requests.unlocked(req.target_display),
                                                               origin="reset.unlock"), now=now)
         self.outbox.deliver(ids, now=now)
@@ -329,7 +331,7 @@ class ResetService:
                correlation_id: str) -> tuple[dict[str, object] | None, str | None]:
         """(modal, None) for the requester's one reveal; (None, sentence) for anyone or anything else."""
         with self.begin() as session:
-            req = store.get_request(session, request_id=request_id)
+            req = store.requests.get_request(session, request_id=request_id)
         if req is None:
             return None, messages.requests.request_not_found(request_id)
         if actor != req.requester:
@@ -339,10 +341,10 @@ class ResetService:
             return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
         now = self.clock()
         with self.begin() as session:
-            taken = store.unseal_once(session, request_id=req.id, now=now)
+            taken = store.sealed.unseal_once(session, request_id=req.id, now=now)
             if taken is not None:
-                store.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
-                                                             request_id=req.id, correlation_id=correlation_id))
+                store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
+                                                                   request_id=req.id, correlation_id=correlation_id))
                 # Written with the unseal: a Slack failure here must not raise before the modal is returned, or
                 # the one reveal would be spent and the password never shown.
                 ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.revealed(actor),
@@ -355,7 +357,7 @@ class ResetService:
         if secret is None:
             return None, messages.reset.reveal_gone()
         modal = messages.reset.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
-                                      must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
+                                            must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
         self.outbox.deliver(ids, now=now)
         return modal, None
 
@@ -365,11 +367,11 @@ class ResetService:
         blip)."""
         now = self.clock()
         with self.begin() as session:
-            req = store.get_request(session, request_id=request_id)
+            req = store.requests.get_request(session, request_id=request_id)
             if req is None or actor != req.target_slack_id:
                 return messages.requests.refusal(Refusal.ONLY_TARGET_CONFIRMS)
-            store.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.RESET_DISOWNED,
-                                                         request_id=req.id, correlation_id=correlation_id))
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.RESET_DISOWNED,
+                                                               request_id=req.id, correlation_id=correlation_id))
             alert = messages.reset.security_reset_disowned(req)
             owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
                 if self.security_channel else []
@@ -381,14 +383,15 @@ class ResetService:
         """Wipe sealed passwords nobody revealed within their time; the thread says so."""
         now = now or self.clock()
         with self.begin() as session:
-            wiped = store.wipe_expired_secrets(session, now=now)
+            wiped = store.sealed.wipe_expired_secrets(session, now=now)
             owed: list[OutboxMessage] = []
             for request_id in wiped:
-                store.append_audit(session, draft=AuditDraft(actor="scheduler", action=AuditAction.UNREVEALED_WIPED,
-                                                             request_id=request_id))
+                store.audit.append_audit(session, draft=AuditDraft(actor="scheduler",
+                                                                   action=AuditAction.UNREVEALED_WIPED,
+                                                                   request_id=request_id))
                 # Nobody was told the password: reminding the user to sign in with it would only confuse them.
-                store.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
-                req = store.get_request(session, request_id=request_id)
+                store.followups.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
+                req = store.requests.get_request(session, request_id=request_id)
                 if req is not None:
                     owed += _in_thread(req, messages.reset.secret_wiped(), origin="reset.wiped")
             ids = self.outbox.enqueue(session, owed, now=now)
@@ -399,7 +402,7 @@ class ResetService:
 
     def _audit(self, draft: AuditDraft) -> None:
         with self.begin() as session:
-            store.append_audit(session, draft=draft)
+            store.audit.append_audit(session, draft=draft)
 
     def _redraw(self, req: ResetRequest) -> None:
         """Redraw the request message with its new state. Never raises: it used to, on a Slack failure, and the

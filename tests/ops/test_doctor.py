@@ -533,8 +533,8 @@ def link_service_identity(lab: Lab, env: dict[str, str], key: str) -> None:
     engine = make_engine(env["RESETBOT_DATABASE_URL"])
     try:
         with make_session_factory(engine).begin() as session:
-            store.save_link(session, slack_user=SERVICE_LINK_KEY, upn=account.upn, oid=account.oid,
-                            home_account_id=account.home_account_id, encrypted_cache=account.encrypted_cache)
+            store.links.save_link(session, slack_user=SERVICE_LINK_KEY, upn=account.upn, oid=account.oid,
+                                  home_account_id=account.home_account_id, encrypted_cache=account.encrypted_cache)
     finally:
         engine.dispose()
 

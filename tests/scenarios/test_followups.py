@@ -15,7 +15,8 @@ from sqlmodel import Session
 
 from bot.models import FollowUp, OutboxMessage
 from bot.services.followups import CLAIM_LEASE
-from bot.store import claim_followup, followups_for, outbox_messages
+from bot.store.followups import claim_followup, followups_for
+from bot.store.outbox import outbox_messages
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab

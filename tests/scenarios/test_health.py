@@ -33,7 +33,7 @@ from bot.schema import upgrade
 from bot.services import health as health_module
 from bot.services.health import HealthService
 from bot.services.outbox import Outbox
-from bot.store import outbox_messages
+from bot.store.outbox import outbox_messages
 from bot.wiring import build_runtime
 from lab.people import person
 from lab.slack.driver import Message, SlackDriver

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from bot.domain.lifecycle import RequestState
 from bot.models import utcnow
-from bot.store import outbox_messages
+from bot.store.outbox import outbox_messages
 from lab.ad.ldap import connect
 from lab.ad.seed import lock_out
 from lab.people import person

@@ -45,7 +45,7 @@ def new_request(factory: sessionmaker[Session], *, created_at: datetime = T0, **
     }
     fields.update(kw)
     with factory.begin() as session:
-        created = store.create_request(
+        created = store.requests.create_request(
             session,
             escalate_at=due.escalate_at,
             expires_at=due.expires_at,

@@ -201,12 +201,12 @@ def test_unparseable_detail_is_reported_not_raised() -> None:
 def _append(factory: sessionmaker[Session], n: int) -> None:
     for i in range(n):
         with factory.begin() as session:
-            store.append_audit(session, draft=draft(AuditAction.REFUSED, actor=f"U{i}", detail={"i": i}), at=T0)
+            store.audit.append_audit(session, draft=draft(AuditAction.REFUSED, actor=f"U{i}", detail={"i": i}), at=T0)
 
 
 def _verify(factory: sessionmaker[Session]) -> tuple[bool, int | None, int]:
     with factory.begin() as session:
-        result = verify_chain(store.iter_audit(session, batch_size=3), head=store.get_audit_head(session))
+        result = verify_chain(store.audit.iter_audit(session, batch_size=3), head=store.audit.get_audit_head(session))
     return result.ok, result.first_bad_seq, result.checked
 
 
@@ -215,11 +215,11 @@ def test_db_chain_verifies_and_head_follows(factory: sessionmaker[Session]) -> N
     _append(factory, 7)
     assert _verify(factory) == (True, None, 7)
     with factory.begin() as session:
-        events = list(store.iter_audit(session))
+        events = list(store.audit.iter_audit(session))
         assert [e.seq for e in events] == list(range(1, 8))
         assert events[0].prev_hash == GENESIS_HASH
-        assert store.get_audit_head(session) == (7, events[-1].hash)
-        assert [e.seq for e in store.iter_audit(session, after_seq=5)] == [6, 7]
+        assert store.audit.get_audit_head(session) == (7, events[-1].hash)
+        assert [e.seq for e in store.audit.iter_audit(session, after_seq=5)] == [6, 7]
 
 
 def test_db_tampered_field_is_detected_with_its_seq(engine: Engine, factory: sessionmaker[Session]) -> None:
@@ -246,7 +246,7 @@ def test_db_deleted_last_row_is_detected_through_the_head(engine: Engine, factor
 def test_db_a_failed_transaction_leaves_no_gap(factory: sessionmaker[Session]) -> None:
     _append(factory, 2)
     session = factory()
-    store.append_audit(session, draft=draft())
+    store.audit.append_audit(session, draft=draft())
     session.rollback()  # the caller's work failed after the append
     session.close()
     _append(factory, 1)
@@ -255,7 +255,7 @@ def test_db_a_failed_transaction_leaves_no_gap(factory: sessionmaker[Session]) -
 
 def test_db_secret_detail_is_refused_before_anything_is_written(factory: sessionmaker[Session]) -> None:
     with pytest.raises(ValueError, match="secret"), factory.begin() as session:
-        store.append_audit(session, draft=draft(detail={"password": "Winter2025!"}))
+        store.audit.append_audit(session, draft=draft(detail={"password": "Winter2025!"}))
     assert _verify(factory) == (True, None, 0)
 
 
@@ -264,21 +264,21 @@ def test_db_twenty_concurrent_appends_keep_one_chain(factory: sessionmaker[Sessi
 
     def work(i: int) -> int:
         with factory.begin() as session:
-            return store.append_audit(session, draft=draft(AuditAction.REFUSED, actor=f"U{i}")).seq
+            return store.audit.append_audit(session, draft=draft(AuditAction.REFUSED, actor=f"U{i}")).seq
 
     seqs = run_concurrently(20, work)
     assert sorted(seqs) == list(range(2, 22))
     assert _verify(factory) == (True, None, 21)
     with factory.begin() as session:
-        prevs = [e.prev_hash for e in store.iter_audit(session)]
+        prevs = [e.prev_hash for e in store.audit.iter_audit(session)]
     assert len(set(prevs)) == 21  # no fork: no two events follow the same predecessor
 
 
 def test_db_export_round_trips_every_field(factory: sessionmaker[Session]) -> None:
     tricky = 'comma, "quote", newline\nand ünïcödé ✓'
     with factory.begin() as session:
-        store.append_audit(session, draft=draft(AuditAction.REQUESTED, actor="U0AGENT", detail={}), at=T0)
-        store.append_audit(
+        store.audit.append_audit(session, draft=draft(AuditAction.REQUESTED, actor="U0AGENT", detail={}), at=T0)
+        store.audit.append_audit(
             session,
             draft=AuditDraft(
                 actor="U0APPROVER",
@@ -294,8 +294,8 @@ def test_db_export_round_trips_every_field(factory: sessionmaker[Session]) -> No
             at=T0 + timedelta(seconds=1),
         )
     with factory.begin() as session:
-        events = list(store.iter_audit(session))
-        head = store.get_audit_head(session)
+        events = list(store.audit.iter_audit(session))
+        head = store.audit.get_audit_head(session)
     originals = [e.model_dump() for e in events]
     assert originals[1]["detail"] == canonical_detail(
         {"reason": tricky, "rules": ["length", "history"], "n": 3, "ok": True, "none": None}
@@ -314,7 +314,7 @@ def test_db_export_round_trips_every_field(factory: sessionmaker[Session]) -> No
 def test_db_exported_tampering_is_detected(factory: sessionmaker[Session]) -> None:
     _append(factory, 3)
     with factory.begin() as session:
-        exported = to_json(store.iter_audit(session))
+        exported = to_json(store.audit.iter_audit(session))
     rows = json.loads(exported)
     rows[1]["verdict"] = "succeeded"
     result = verify_chain(from_json(json.dumps(rows)))

@@ -31,7 +31,8 @@ def trail(engine: Engine, factory: sessionmaker[Session]) -> str:
     with factory.begin() as session:
         for hours, action in enumerate((AuditAction.APPROVED, AuditAction.DENIED, AuditAction.CANCELLED,
                                         AuditAction.EXPIRED), start=1):
-            store.append_audit(session, draft=draft(action, request_id=request.id), at=T0 + timedelta(hours=hours))
+            store.audit.append_audit(session, draft=draft(action, request_id=request.id),
+                                     at=T0 + timedelta(hours=hours))
     return url_of(engine)
 
 

@@ -27,10 +27,10 @@ PENDING = frozenset({S.PENDING_APPROVAL})
 
 def _state_and_timeline(factory: sessionmaker[Session], request_id: str) -> tuple[RequestState, list[str]]:
     with factory.begin() as session:
-        request = store.get_request(session, request_id=request_id)
+        request = store.requests.get_request(session, request_id=request_id)
         assert request is not None
-        events = store.audit_for_request(session, request_id=request_id)
-        assert verify_chain(store.iter_audit(session), head=store.get_audit_head(session)).ok
+        events = store.audit.audit_for_request(session, request_id=request_id)
+        assert verify_chain(store.audit.iter_audit(session), head=store.audit.get_audit_head(session)).ok
         return request.state, [e.action for e in events]
 
 
@@ -39,7 +39,7 @@ def test_fifty_identical_approve_clicks_make_one_transition(factory: sessionmake
 
     def click(i: int) -> bool:
         with factory.begin() as session:
-            moved = store.transition(
+            moved = store.requests.transition(
                 session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft(actor=f"U{i:03}")
             )
             return moved is not None
@@ -58,7 +58,7 @@ def test_approve_and_cancel_racing_make_one_transition(factory: sessionmaker[Ses
     def click(i: int) -> RequestState | None:
         action = AuditAction.APPROVED if targets[i] is S.APPROVED else AuditAction.CANCELLED
         with factory.begin() as session:
-            moved = store.transition(
+            moved = store.requests.transition(
                 session, request_id=req.id, expected=PENDING, to=targets[i], audit=draft(action, f"U{i:03}")
             )
             return None if moved is None else moved.state
@@ -77,12 +77,13 @@ def test_two_approvers_clicking_together_approve_exactly_once(factory: sessionma
 
     def click(i: int) -> bool:
         with factory.begin() as session:
-            count = store.add_approval(
+            count = store.requests.add_approval(
                 session, request_id=req.id, approver=people[i], at=T0, audit=draft(AuditAction.APPROVAL_ADDED)
             ).total
             if count < req.approvals_required:
                 return False
-            moved = store.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft())
+            moved = store.requests.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED,
+                                              audit=draft())
             return moved is not None
 
     assert run_concurrently(len(people), click).count(True) == 1
@@ -90,7 +91,7 @@ def test_two_approvers_clicking_together_approve_exactly_once(factory: sessionma
     assert state is S.APPROVED
     assert Counter(actions) == {"requested": 1, "approval_added": 2, "approved": 1}
     with factory.begin() as session:
-        assert store.count_approvals(session, request_id=req.id) == 2
+        assert store.requests.count_approvals(session, request_id=req.id) == 2
 
 
 def test_expiry_racing_approval_has_one_outcome(factory: sessionmaker[Session]) -> None:
@@ -99,7 +100,8 @@ def test_expiry_racing_approval_has_one_outcome(factory: sessionmaker[Session]) 
 
     def act(i: int) -> bool:
         with factory.begin() as session:
-            moved = store.transition(session, request_id=req.id, expected=PENDING, to=targets[i], audit=draft())
+            moved = store.requests.transition(session, request_id=req.id, expected=PENDING, to=targets[i],
+                                              audit=draft())
             return moved is not None
 
     assert run_concurrently(len(targets), act).count(True) == 1
@@ -113,9 +115,10 @@ def test_replicas_escalate_once(factory: sessionmaker[Session]) -> None:
 
     def escalate(_: int) -> bool:
         with factory.begin() as session:
-            due = store.due_for_escalation(session, now=req.escalate_at)
+            due = store.requests.due_for_escalation(session, now=req.escalate_at)
             return any(
-                store.mark_escalated(session, request_id=r.id, at=req.escalate_at, audit=draft(AuditAction.ESCALATED))
+                store.requests.mark_escalated(session, request_id=r.id, at=req.escalate_at,
+                                              audit=draft(AuditAction.ESCALATED))
                 is not None
                 for r in due
             )
@@ -131,27 +134,27 @@ def _sweep(factory: sessionmaker[Session], claim: str, now: timedelta, seen: lis
     the claim's compare-and-set can then keep a check from running twice."""
     at = T0 + now
     with factory.begin() as session:
-        due = store.due_followups(session, now=at) if seen is None else seen
+        due = store.followups.due_followups(session, now=at) if seen is None else seen
         return [i for i in due
-                if store.claim_followup(session, followup_id=i, claim=claim, now=at,
-                                        lease_until=at + timedelta(minutes=1)) is not None]
+                if store.followups.claim_followup(session, followup_id=i, claim=claim, now=at,
+                                                  lease_until=at + timedelta(minutes=1)) is not None]
 
 
 def test_replicas_sweeping_together_claim_each_followup_once_and_a_lapsed_lease_once_more(
         factory: sessionmaker[Session]) -> None:
     req = new_request(factory)
     with factory.begin() as session:
-        store.add_followups(session, rows=[
+        store.followups.add_followups(session, rows=[
             FollowUp(request_id=req.id, kind=kind, step=step, due_at=T0, reset_at=T0)
             for kind, step in (("landed", 0), ("replaced", 0), ("replaced", 1))])
-        ids = sorted(f.id for f in store.followups_for(session, request_id=req.id) if f.id is not None)
+        ids = sorted(f.id for f in store.followups.followups_for(session, request_id=req.id) if f.id is not None)
     replicas = 12
 
     claimed = run_concurrently(replicas, lambda i: _sweep(factory, f"replica{i:02}", timedelta(seconds=1), ids))
     assert sorted(i for got in claimed for i in got) == ids, "every due check claimed, none twice"
     winner = {i: f"replica{n:02}" for n, got in enumerate(claimed) for i in got}
     with factory.begin() as session:
-        rows = store.followups_for(session, request_id=req.id)
+        rows = store.followups.followups_for(session, request_id=req.id)
     assert {(f.id, f.state, f.claim, f.attempts) for f in rows} == {(i, "running", winner[i], 1) for i in ids}
     assert run_concurrently(replicas, lambda i: _sweep(factory, f"late{i:02}", timedelta(seconds=30))) == \
         [[]] * replicas, "nothing is claimable while the leases hold"
@@ -162,10 +165,12 @@ def test_replicas_sweeping_together_claim_each_followup_once_and_a_lapsed_lease_
     assert sorted(i for got in retaken for i in got) == ids
     heir = {i: f"second{n:02}" for n, got in enumerate(retaken) for i in got}
     with factory.begin() as session:
-        assert not store.finish_followup(session, followup_id=ids[0], claim=winner[ids[0]], outcome="landed",
-                                         seen=None, now=T0), "the first claimant lost the check with its lease"
-        assert store.finish_followup(session, followup_id=ids[0], claim=heir[ids[0]], outcome="landed", seen=None,
-                                     now=T0)
-        rows = store.followups_for(session, request_id=req.id)
+        assert not store.followups.finish_followup(session, followup_id=ids[0], claim=winner[ids[0]], outcome="landed",
+                                                   seen=None,
+                                                   now=T0), "the first claimant lost the check with its lease"
+        assert store.followups.finish_followup(session, followup_id=ids[0], claim=heir[ids[0]], outcome="landed",
+                                               seen=None,
+                                               now=T0)
+        rows = store.followups.followups_for(session, request_id=req.id)
     assert {(f.id, f.claim, f.attempts) for f in rows} == {(i, heir[i], 2) for i in ids}
     assert [f.state for f in rows if f.id == ids[0]] == ["done"]

@@ -61,7 +61,7 @@ def test_sqlite_write_transactions_take_the_lock_at_begin(tmp_path: Path) -> Non
         with pytest.raises(OperationalError, match="database is locked"), writer.begin() as second:
             second.execute(text("SELECT 1"))
         with reader.begin() as read:
-            assert store.get_audit_head(read) == (0, GENESIS_HASH)
+            assert store.audit.get_audit_head(read) == (0, GENESIS_HASH)
     engine.dispose()
 
 
@@ -69,17 +69,17 @@ def test_read_only_sessions_cannot_write_on_postgresql(pg_engine: Engine) -> Non
     # (SQLite has no read-only transactions; there read-only means DEFERRED, tested above.)
     read_only = make_session_factory(pg_engine, read_only=True)
     with pytest.raises(InternalError, match="read-only transaction"), read_only.begin() as session:
-        store.append_audit(session, draft=draft())
+        store.audit.append_audit(session, draft=draft())
 
 
 def test_create_schema_is_idempotent_and_names_constraints(engine: Engine, factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
-        store.append_audit(session, draft=draft())
+        store.audit.append_audit(session, draft=draft())
     upgrade(engine)
     with factory.begin() as session:
-        assert store.get_audit_head(session)[0] == 1  # the head was not reset
-        store.ensure_audit_head(session)
-        assert store.get_audit_head(session)[0] == 1
+        assert store.audit.get_audit_head(session)[0] == 1  # the head was not reset
+        store.audit.ensure_audit_head(session)
+        assert store.audit.get_audit_head(session)[0] == 1
     schema = inspect(engine)
     assert {"reset_request", "approval", "audit_event", "audit_head"} <= set(schema.get_table_names())
     assert schema.get_pk_constraint("reset_request")["name"] == "pk_reset_request"
@@ -99,5 +99,5 @@ def test_a_missing_audit_head_is_recreated_on_first_append(engine: Engine, facto
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_head"))
     with factory.begin() as session:
-        assert store.append_audit(session, draft=draft()).seq == 1
-        assert store.get_audit_head(session)[0] == 1
+        assert store.audit.append_audit(session, draft=draft()).seq == 1
+        assert store.audit.get_audit_head(session)[0] == 1

@@ -34,19 +34,21 @@ def test_a_reset_is_counted_with_its_latencies_once_committed(factory: sessionma
     verdict = value("resetbot_verdicts_total", verdict="policy_rejected")
     req = new_request(factory)
     with factory.begin() as session:
-        store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                         to=RequestState.APPROVED, changes={"decided_at": T0 + timedelta(seconds=90)},
-                         audit=draft(AuditAction.APPROVED), now=T0 + timedelta(seconds=90))
-        store.transition(session, request_id=req.id, expected={RequestState.APPROVED}, to=RequestState.RESETTING,
-                         audit=draft(AuditAction.RESET_STARTED), now=T0 + timedelta(seconds=91))
+        store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                  to=RequestState.APPROVED, changes={"decided_at": T0 + timedelta(seconds=90)},
+                                  audit=draft(AuditAction.APPROVED), now=T0 + timedelta(seconds=90))
+        store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
+                                  to=RequestState.RESETTING,
+                                  audit=draft(AuditAction.RESET_STARTED), now=T0 + timedelta(seconds=91))
         assert value("resetbot_approval_latency_seconds_count") == before["resetbot_approval_latency_seconds_count"]
     assert value("resetbot_approval_latency_seconds_count") == before["resetbot_approval_latency_seconds_count"] + 1
     assert value("resetbot_approval_latency_seconds_sum") == pytest.approx(
         before["resetbot_approval_latency_seconds_sum"] + 90)
     with factory.begin() as session:
-        store.transition(session, request_id=req.id, expected={RequestState.RESETTING}, to=RequestState.REJECTED,
-                         changes={"verdict": "policy_rejected"}, audit=draft(AuditAction.REJECTED),
-                         now=T0 + timedelta(seconds=93))
+        store.requests.transition(session, request_id=req.id, expected={RequestState.RESETTING},
+                                  to=RequestState.REJECTED,
+                                  changes={"verdict": "policy_rejected"}, audit=draft(AuditAction.REJECTED),
+                                  now=T0 + timedelta(seconds=93))
     assert value("resetbot_requests_total", outcome="rejected") >= 1
     assert value("resetbot_verdicts_total", verdict="policy_rejected") == verdict + 1
     assert value("resetbot_reset_latency_seconds_count") == before["resetbot_reset_latency_seconds_count"] + 1
@@ -61,19 +63,19 @@ def test_a_rolled_back_or_lost_transition_counts_nothing(factory: sessionmaker[S
 
     def deny_then_fail() -> None:
         with factory.begin() as session:
-            store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                             to=RequestState.DENIED, audit=draft(AuditAction.DENIED))
+            store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                      to=RequestState.DENIED, audit=draft(AuditAction.DENIED))
             raise RuntimeError("the transaction fails after the move")
 
     with pytest.raises(RuntimeError):
         deny_then_fail()
     assert value("resetbot_requests_total", outcome="denied") == denied
     with factory.begin() as session:
-        store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                         to=RequestState.DENIED, audit=draft(AuditAction.DENIED))
+        store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                  to=RequestState.DENIED, audit=draft(AuditAction.DENIED))
     with factory.begin() as session:  # a second click loses the race: nothing moved, nothing counted
-        assert store.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
-                                to=RequestState.DENIED, audit=draft(AuditAction.DENIED)) is None
+        assert store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                         to=RequestState.DENIED, audit=draft(AuditAction.DENIED)) is None
     assert value("resetbot_requests_total", outcome="denied") == denied + 1
 
 

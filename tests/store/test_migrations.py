@@ -48,7 +48,7 @@ def test_an_empty_database_upgraded_to_head_has_exactly_the_models_schema(empty_
         assert schema.current(engine) == schema.heads()
         assert set(SQLModel.metadata.tables) | {"alembic_version"} == tables(engine)
         with make_session_factory(engine).begin() as session:
-            assert store.append_audit(session, draft=draft()).seq == 1  # the chain's head row is there
+            assert store.audit.append_audit(session, draft=draft()).seq == 1  # the chain's head row is there
     finally:
         engine.dispose()
 
@@ -79,8 +79,8 @@ def test_upgrading_again_applies_nothing_and_keeps_the_data(engine: Engine) -> N
     request = new_request(make_session_factory(engine))
     assert schema.upgrade(engine) == []
     with make_session_factory(engine).begin() as session:
-        assert store.get_request(session, request_id=request.id) is not None
-        assert store.get_audit_head(session)[0] == 1
+        assert store.requests.get_request(session, request_id=request.id) is not None
+        assert store.audit.get_audit_head(session)[0] == 1
 
 
 def test_the_version_table_lands_in_the_databases_own_schema(pg_engine: Engine) -> None:
@@ -107,7 +107,7 @@ def test_a_database_made_before_migrations_is_stamped_not_recreated(tmp_path: Pa
         assert schema.current(engine) == schema.heads() and schema.pending(engine) == []
         assert differences(engine) == []
         with make_session_factory(engine).begin() as session:
-            assert store.get_audit_head(session) == (7, "a" * 64)  # kept, not recreated
+            assert store.audit.get_audit_head(session) == (7, "a" * 64)  # kept, not recreated
     finally:
         engine.dispose()
 
@@ -119,7 +119,7 @@ def test_replicas_upgrading_at_once_apply_each_revision_once(empty_url: str) -> 
         assert sorted(applied) == [[], [], [], schema.revisions()]
         assert differences(engines[0]) == []
         with make_session_factory(engines[0]).begin() as session:
-            assert store.get_audit_head(session)[0] == 0
+            assert store.audit.get_audit_head(session)[0] == 0
     finally:
         for e in engines:
             e.dispose()

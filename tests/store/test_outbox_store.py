@@ -26,7 +26,7 @@ LEASE = timedelta(minutes=2)
 
 def _queue(factory: sessionmaker[Session], *messages: tuple[str, str | None]) -> list[int]:
     with factory.begin() as session:
-        return store.add_outbox(session, messages=[
+        return store.outbox.add_outbox(session, messages=[
             OutboxMessage(kind="thread" if ts else "channel", channel=channel, thread_ts=ts, text=f"message {i}",
                           origin="test", created_at=T0, next_at=T0)
             for i, (channel, ts) in enumerate(messages)])
@@ -38,11 +38,12 @@ def _sweep(factory: sessionmaker[Session], claim: str, at: timedelta, seen: list
     now = T0 + at
     if seen is None:
         with factory.begin() as session:
-            seen = store.due_outbox(session, now=now)
+            seen = store.outbox.due_outbox(session, now=now)
     won = []
     for i in seen:
         with factory.begin() as session:
-            if store.claim_outbox(session, message_id=i, claim=claim, now=now, lease_until=now + LEASE) is not None:
+            if store.outbox.claim_outbox(session, message_id=i, claim=claim, now=now,
+                                         lease_until=now + LEASE) is not None:
                 won.append(i)
     return won
 
@@ -62,10 +63,10 @@ def test_replicas_claim_each_message_once_and_a_lapsed_lease_once_more(factory: 
     assert sorted(i for got in retaken for i in got) == ids, "each lapsed lease taken over once"
     heir = {i: f"second{n:02}" for n, got in enumerate(retaken) for i in got}
     with factory.begin() as session:
-        assert not store.mark_outbox_sent(session, message_id=ids[0], claim=winner[ids[0]], now=T0, ts="1.1"), \
+        assert not store.outbox.mark_outbox_sent(session, message_id=ids[0], claim=winner[ids[0]], now=T0, ts="1.1"), \
             "the first claimant lost the message with its lease"
-        assert store.mark_outbox_sent(session, message_id=ids[0], claim=heir[ids[0]], now=T0, ts="1.2")
-        rows = store.outbox_messages(session)
+        assert store.outbox.mark_outbox_sent(session, message_id=ids[0], claim=heir[ids[0]], now=T0, ts="1.2")
+        rows = store.outbox.outbox_messages(session)
     assert {(m.id, m.attempts) for m in rows} == {(i, 2) for i in ids}
     assert [(m.state, m.ts) for m in rows if m.id == ids[0]] == [("sent", "1.2")]
     assert _sweep(factory, "third", LEASE * 3, [ids[0]]) == [], "a sent message is never claimed again"
@@ -76,25 +77,26 @@ def test_a_conversation_hears_its_messages_in_the_order_they_were_written(factor
         factory, ("C0OPS", None), ("C0OPS", None), ("C0HELPDESK", "1.1"), ("C0OPS", "1.1"))
     now = T0 + timedelta(seconds=1)
     with factory.begin() as session:
-        assert store.due_outbox(session, now=now) == [first, elsewhere, other_thread], \
+        assert store.outbox.due_outbox(session, now=now) == [first, elsewhere, other_thread], \
             "the second ops message waits behind the first; other threads and channels do not"
-        claimed = store.claim_outbox(session, message_id=first, claim="a", now=now, lease_until=now + LEASE)
+        claimed = store.outbox.claim_outbox(session, message_id=first, claim="a", now=now, lease_until=now + LEASE)
         assert claimed is not None
     with factory.begin() as session:
-        assert store.claim_outbox(session, message_id=second, claim="b", now=now, lease_until=now + LEASE) is None
+        assert store.outbox.claim_outbox(session, message_id=second, claim="b", now=now,
+                                         lease_until=now + LEASE) is None
         # The first post failed: it waits out a retry, and the second still waits behind it.
-        assert store.retry_outbox(session, message_id=first, claim="a", next_at=now + timedelta(minutes=5),
-                                  error="internal_error")
+        assert store.outbox.retry_outbox(session, message_id=first, claim="a", next_at=now + timedelta(minutes=5),
+                                         error="internal_error")
     with factory.begin() as session:
-        assert second not in store.due_outbox(session, now=now + timedelta(minutes=1))
-        assert store.due_outbox(session, now=now + timedelta(minutes=5))[0] == first
+        assert second not in store.outbox.due_outbox(session, now=now + timedelta(minutes=1))
+        assert store.outbox.due_outbox(session, now=now + timedelta(minutes=5))[0] == first
     later = now + timedelta(minutes=5)
     with factory.begin() as session:
-        assert store.claim_outbox(session, message_id=first, claim="c", now=later, lease_until=later + LEASE)
-        assert store.give_up_outbox(session, message_id=first, claim="c", now=later, error="internal_error")
+        assert store.outbox.claim_outbox(session, message_id=first, claim="c", now=later, lease_until=later + LEASE)
+        assert store.outbox.give_up_outbox(session, message_id=first, claim="c", now=later, error="internal_error")
     with factory.begin() as session:
-        assert second in store.due_outbox(session, now=later), "a message given up holds nothing back"
-        [given_up] = store.outbox_messages(session, states={"given_up"})
+        assert second in store.outbox.due_outbox(session, now=later), "a message given up holds nothing back"
+        [given_up] = store.outbox.outbox_messages(session, states={"given_up"})
     assert (given_up.id, given_up.attempts, given_up.last_error) == (first, 2, "internal_error")
 
 
@@ -102,15 +104,16 @@ def test_pruning_forgets_only_old_messages_that_are_done_with(factory: sessionma
     sent_old, owed_old, given_up_old, sent_new = _queue(factory, *[(f"C{i:09}", None) for i in range(4)])
     with factory.begin() as session:
         for i in (sent_old, given_up_old):
-            assert store.claim_outbox(session, message_id=i, claim="c", now=T0, lease_until=T0 + LEASE) is not None
-        assert store.mark_outbox_sent(session, message_id=sent_old, claim="c", now=T0, ts="1.1")
-        assert store.give_up_outbox(session, message_id=given_up_old, claim="c", now=T0, error="is_archived")
+            assert store.outbox.claim_outbox(session, message_id=i, claim="c", now=T0,
+                                             lease_until=T0 + LEASE) is not None
+        assert store.outbox.mark_outbox_sent(session, message_id=sent_old, claim="c", now=T0, ts="1.1")
+        assert store.outbox.give_up_outbox(session, message_id=given_up_old, claim="c", now=T0, error="is_archived")
         message = session.get(OutboxMessage, sent_new)
         assert message is not None
         message.created_at = T0 + timedelta(days=40)
         message.state = "sent"
     with factory.begin() as session:
-        assert store.prune_outbox(session, before=T0 + timedelta(days=30)) == 2
+        assert store.outbox.prune_outbox(session, before=T0 + timedelta(days=30)) == 2
     with factory.begin() as session:
         left = {m.id: m.state for m in session.exec(select(OutboxMessage))}
     assert left == {owed_old: "pending", sent_new: "sent"}, "a message still owed is kept, however old"
@@ -120,8 +123,9 @@ def test_the_scheduled_run_prunes_once_a_day(factory: sessionmaker[Session]) -> 
     def sent_at_t0() -> int:
         [i] = _queue(factory, ("C000000001", None))
         with factory.begin() as session:
-            assert store.claim_outbox(session, message_id=i, claim="c", now=T0, lease_until=T0 + LEASE) is not None
-            assert store.mark_outbox_sent(session, message_id=i, claim="c", now=T0, ts="1.1")
+            assert store.outbox.claim_outbox(session, message_id=i, claim="c", now=T0,
+                                             lease_until=T0 + LEASE) is not None
+            assert store.outbox.mark_outbox_sent(session, message_id=i, claim="c", now=T0, ts="1.1")
         return i
 
     def ids() -> set[int | None]:
@@ -168,7 +172,7 @@ def test_a_message_given_up_is_audited_and_logged_without_its_text(
         message = session.get(OutboxMessage, i)
         assert message is not None
         assert (message.state, message.attempts, message.last_error) == ("given_up", 1, code)
-        [event] = [e for e in store.audit_between(session, since=T0) if e.action == "message_given_up"]
+        [event] = [e for e in store.audit.audit_between(session, since=T0) if e.action == "message_given_up"]
     assert event.actor == "scheduler"
     assert f'"error":"{code}"' in event.detail and '"origin":"test"' in event.detail
     assert "message 0" not in event.detail, "the audit row names the message, it does not repeat it"

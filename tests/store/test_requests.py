@@ -25,12 +25,13 @@ PENDING = {S.PENDING_APPROVAL}
 
 def _timeline(factory: sessionmaker[Session], request_id: str) -> list[tuple[str, str | None, str | None]]:
     with factory.begin() as session:
-        return [(e.action, e.from_state, e.to_state) for e in store.audit_for_request(session, request_id=request_id)]
+        return [(e.action, e.from_state, e.to_state) for e in store.audit.audit_for_request(session,
+                                                                                            request_id=request_id)]
 
 
 def _chain_ok(factory: sessionmaker[Session]) -> bool:
     with factory.begin() as session:
-        return verify_chain(store.iter_audit(session), head=store.get_audit_head(session)).ok
+        return verify_chain(store.audit.iter_audit(session), head=store.audit.get_audit_head(session)).ok
 
 
 def test_create_and_read_back(factory: sessionmaker[Session]) -> None:
@@ -38,7 +39,7 @@ def test_create_and_read_back(factory: sessionmaker[Session]) -> None:
     assert re.fullmatch(rf"R-[{REQUEST_ID_ALPHABET}]{{6}}", created.id)
     assert normalize_request_id(created.id.lower()) == created.id
     with factory.begin() as session:
-        got = store.get_request(session, request_id=created.id)
+        got = store.requests.get_request(session, request_id=created.id)
         assert got is not None
         assert got.state is S.PENDING_APPROVAL
         assert got.previous_state is None
@@ -51,7 +52,7 @@ def test_create_and_read_back(factory: sessionmaker[Session]) -> None:
         assert got.target_upn == "jane.doe@contoso.example"  # UPNs are case-insensitive: stored lower-case
         assert (got.unlock, got.tap, got.approvals_required) == (True, False, 2)
         assert (got.target_sam, got.reason) == ("jdoe", "locked out after holiday")
-        assert store.get_request(session, request_id="R-000000") is None
+        assert store.requests.get_request(session, request_id="R-000000") is None
     assert _timeline(factory, created.id) == [("requested", None, "pending_approval")]
     assert _chain_ok(factory)
 
@@ -60,13 +61,13 @@ def test_other_zones_are_stored_as_the_same_instant_and_naive_times_refused(fact
     paris = T0.astimezone(timezone(timedelta(hours=1)))
     created = new_request(factory, created_at=paris)
     with factory.begin() as session:
-        got = store.get_request(session, request_id=created.id)
+        got = store.requests.get_request(session, request_id=created.id)
         assert got is not None
         assert got.created_at == T0
         assert got.created_at.utcoffset() == timedelta(0)
     naive = datetime(2025, 1, 1)
     with pytest.raises(StatementError, match="naive datetime"), factory.begin() as session:
-        store.create_request(
+        store.requests.create_request(
             session,
             requester="U0AGENT",
             target_entra_id="x",
@@ -86,15 +87,16 @@ def test_find_requests_filters_and_orders_recent_first(factory: sessionmaker[Ses
     b = new_request(factory, created_at=T0 + timedelta(minutes=1), requester="U0OTHER")
     c = new_request(factory, created_at=T0 + timedelta(minutes=2), target_upn="bob@contoso.example")
     with factory.begin() as session:
-        store.transition(session, request_id=a.id, expected=PENDING, to=S.DENIED, audit=draft(AuditAction.DENIED))
+        store.requests.transition(session, request_id=a.id, expected=PENDING, to=S.DENIED,
+                                  audit=draft(AuditAction.DENIED))
     with factory.begin() as session:
-        assert ids(store.find_requests(session)) == [c.id, b.id, a.id]
-        assert ids(store.find_requests(session, limit=2)) == [c.id, b.id]
-        assert ids(store.find_requests(session, requester="U0AGENT")) == [c.id, a.id]
-        assert ids(store.find_requests(session, target_upn="JANE.DOE@contoso.example")) == [b.id, a.id]
-        assert ids(store.find_requests(session, states=[S.PENDING_APPROVAL])) == [c.id, b.id]
-        assert ids(store.find_requests(session, states=[S.DENIED], requester="U0AGENT")) == [a.id]
-        assert store.find_requests(session, states=[]) == []
+        assert ids(store.requests.find_requests(session)) == [c.id, b.id, a.id]
+        assert ids(store.requests.find_requests(session, limit=2)) == [c.id, b.id]
+        assert ids(store.requests.find_requests(session, requester="U0AGENT")) == [c.id, a.id]
+        assert ids(store.requests.find_requests(session, target_upn="JANE.DOE@contoso.example")) == [b.id, a.id]
+        assert ids(store.requests.find_requests(session, states=[S.PENDING_APPROVAL])) == [c.id, b.id]
+        assert ids(store.requests.find_requests(session, states=[S.DENIED], requester="U0AGENT")) == [a.id]
+        assert store.requests.find_requests(session, states=[]) == []
 
 
 def test_the_happy_path_through_the_lifecycle(factory: sessionmaker[Session]) -> None:
@@ -107,7 +109,7 @@ def test_the_happy_path_through_the_lifecycle(factory: sessionmaker[Session]) ->
     moved: ResetRequest | None = None
     for i, (to, action, changes) in enumerate(steps, start=2):
         with factory.begin() as session:
-            moved = store.transition(
+            moved = store.requests.transition(
                 session,
                 request_id=req.id,
                 expected=predecessors(to),
@@ -129,7 +131,7 @@ def test_the_happy_path_through_the_lifecycle(factory: sessionmaker[Session]) ->
         ("succeeded", "resetting", "succeeded"),
     ]
     with factory.begin() as session:
-        last = store.audit_for_request(session, request_id=req.id)[-1]
+        last = store.audit.audit_for_request(session, request_id=req.id)[-1]
     # The Graph operation id and verdict reach the audit event without being repeated in the draft.
     assert (last.graph_operation_id, last.verdict, last.correlation_id) == ("op-42", "written_back", "c-1")
     assert _chain_ok(factory)
@@ -138,9 +140,9 @@ def test_the_happy_path_through_the_lifecycle(factory: sessionmaker[Session]) ->
 def test_cancel_reports_the_state_it_really_left(factory: sessionmaker[Session]) -> None:
     req = new_request(factory)
     with factory.begin() as session:
-        store.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft())
+        store.requests.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft())
     with factory.begin() as session:
-        cancelled = store.transition(
+        cancelled = store.requests.transition(
             session,
             request_id=req.id,
             expected=predecessors(S.CANCELLED),
@@ -155,13 +157,15 @@ def test_cancel_reports_the_state_it_really_left(factory: sessionmaker[Session])
 def test_a_lost_compare_and_set_changes_and_audits_nothing(factory: sessionmaker[Session]) -> None:
     req = new_request(factory)
     with factory.begin() as session:
-        assert store.transition(session, request_id=req.id, expected=PENDING, to=S.DENIED, audit=draft()) is not None
+        assert store.requests.transition(session, request_id=req.id, expected=PENDING, to=S.DENIED,
+                                         audit=draft()) is not None
     with factory.begin() as session:
-        again = store.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft())
-        missing = store.transition(session, request_id="R-000000", expected=PENDING, to=S.APPROVED, audit=draft())
+        again = store.requests.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=draft())
+        missing = store.requests.transition(session, request_id="R-000000", expected=PENDING, to=S.APPROVED,
+                                            audit=draft())
         assert again is None
         assert missing is None
-        got = store.get_request(session, request_id=req.id)
+        got = store.requests.get_request(session, request_id=req.id)
         assert got is not None
         assert (got.state, got.version) == (S.DENIED, 2)
     assert len(_timeline(factory, req.id)) == 2
@@ -187,9 +191,9 @@ def test_illegal_transitions_are_refused_before_touching_the_database(
 ) -> None:
     req = new_request(factory)
     with factory.begin() as session, pytest.raises(ValueError, match=message):
-        store.transition(session, request_id=req.id, expected=expected, to=to, changes=changes, audit=draft())
+        store.requests.transition(session, request_id=req.id, expected=expected, to=to, changes=changes, audit=draft())
     with factory.begin() as session:
-        got = store.get_request(session, request_id=req.id)
+        got = store.requests.get_request(session, request_id=req.id)
         assert got is not None
         assert got.state is S.PENDING_APPROVAL
 
@@ -199,13 +203,13 @@ def test_two_distinct_approvers_are_needed_for_a_protected_target(factory: sessi
 
     def approve(approver: str) -> RequestState:
         with factory.begin() as session:
-            count = store.add_approval(
+            count = store.requests.add_approval(
                 session, request_id=req.id, approver=approver, at=T0, audit=draft(AuditAction.APPROVAL_ADDED, approver)
             ).total
             if count >= req.approvals_required:
                 won = draft(actor=approver)
-                store.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=won)
-            got = store.get_request(session, request_id=req.id)
+                store.requests.transition(session, request_id=req.id, expected=PENDING, to=S.APPROVED, audit=won)
+            got = store.requests.get_request(session, request_id=req.id)
             assert got is not None
             return got.state
 
@@ -214,8 +218,8 @@ def test_two_distinct_approvers_are_needed_for_a_protected_target(factory: sessi
     assert approve("U0BOB") is S.APPROVED
     assert approve("U0CAROL") is S.APPROVED  # too late: not recorded, no second transition
     with factory.begin() as session:
-        assert [a.approver for a in store.list_approvals(session, request_id=req.id)] == ["U0ALICE", "U0BOB"]
-        assert store.count_approvals(session, request_id=req.id) == 2
+        assert [a.approver for a in store.requests.list_approvals(session, request_id=req.id)] == ["U0ALICE", "U0BOB"]
+        assert store.requests.count_approvals(session, request_id=req.id) == 2
     assert _timeline(factory, req.id) == [
         ("requested", None, "pending_approval"),
         ("approval_added", None, None),
@@ -226,7 +230,7 @@ def test_two_distinct_approvers_are_needed_for_a_protected_target(factory: sessi
 
 def test_approving_an_unknown_request_is_an_error(factory: sessionmaker[Session]) -> None:
     with factory.begin() as session, pytest.raises(RequestNotFoundError, match="R-000000"):
-        store.add_approval(session, request_id="R-000000", approver="U0ALICE")
+        store.requests.add_approval(session, request_id="R-000000", approver="U0ALICE")
 
 
 def test_escalation_and_expiry_are_due_at_the_right_times(factory: sessionmaker[Session]) -> None:
@@ -235,14 +239,14 @@ def test_escalation_and_expiry_are_due_at_the_right_times(factory: sessionmaker[
     short = new_request(factory, created_at=T0, ttl=timedelta(minutes=4))  # escalate T0+2, expire T0+4
     decided = new_request(factory, created_at=T0)
     with factory.begin() as session:
-        store.transition(session, request_id=decided.id, expected=PENDING, to=S.APPROVED, audit=draft())
+        store.requests.transition(session, request_id=decided.id, expected=PENDING, to=S.APPROVED, audit=draft())
 
     def due(minutes: float) -> tuple[list[str], list[str]]:
         now = T0 + timedelta(minutes=minutes)
         with factory.begin() as session:
             return (
-                [r.id for r in store.due_for_escalation(session, now=now)],
-                [r.id for r in store.due_for_expiry(session, now=now)],
+                [r.id for r in store.requests.due_for_escalation(session, now=now)],
+                [r.id for r in store.requests.due_for_expiry(session, now=now)],
             )
 
     assert due(0) == ([], [])
@@ -255,19 +259,20 @@ def test_escalation_and_expiry_are_due_at_the_right_times(factory: sessionmaker[
     assert due(40) == ([], [short.id, early.id, late.id])
 
     with factory.begin() as session:
-        first = store.mark_escalated(
+        first = store.requests.mark_escalated(
             session, request_id=early.id, at=T0 + timedelta(minutes=15), audit=draft(AuditAction.ESCALATED, "system")
         )
         assert first is not None
         assert first.escalated_at == T0 + timedelta(minutes=15)
-        assert store.mark_escalated(session, request_id=early.id, at=T0 + timedelta(minutes=16)) is None
-        assert store.mark_escalated(session, request_id=decided.id, at=T0 + timedelta(minutes=16)) is None
+        assert store.requests.mark_escalated(session, request_id=early.id, at=T0 + timedelta(minutes=16)) is None
+        assert store.requests.mark_escalated(session, request_id=decided.id, at=T0 + timedelta(minutes=16)) is None
     assert due(25) == ([late.id], [short.id])
     assert _timeline(factory, early.id)[-1] == ("escalated", None, None)
 
     with factory.begin() as session:
-        for r in store.due_for_expiry(session, now=T0 + timedelta(minutes=30)):
-            store.transition(session, request_id=r.id, expected=PENDING, to=S.EXPIRED, audit=draft(actor="system"))
+        for r in store.requests.due_for_expiry(session, now=T0 + timedelta(minutes=30)):
+            store.requests.transition(session, request_id=r.id, expected=PENDING, to=S.EXPIRED,
+                                      audit=draft(actor="system"))
     assert due(40) == ([], [late.id])
     assert _chain_ok(factory)
 
@@ -275,9 +280,11 @@ def test_escalation_and_expiry_are_due_at_the_right_times(factory: sessionmaker[
 def test_the_request_message_is_attached_once(factory: sessionmaker[Session]) -> None:
     req = new_request(factory)
     with factory.begin() as session:
-        assert store.attach_message(session, request_id=req.id, channel_id="C0HELP", thread_ts="1700000000.000100")
-        assert not store.attach_message(session, request_id=req.id, channel_id="C0HELP", thread_ts="1700000001.0")
-        got = store.get_request(session, request_id=req.id)
+        assert store.requests.attach_message(session, request_id=req.id, channel_id="C0HELP",
+                                             thread_ts="1700000000.000100")
+        assert not store.requests.attach_message(session, request_id=req.id, channel_id="C0HELP",
+                                                 thread_ts="1700000001.0")
+        got = store.requests.get_request(session, request_id=req.id)
         assert got is not None
         assert (got.channel_id, got.thread_ts, got.version) == ("C0HELP", "1700000000.000100", 2)
 
@@ -303,12 +310,12 @@ def test_request_ids_are_forgiving_to_type(typed: str, canonical: str | None) ->
 def test_the_same_command_delivered_twice_makes_one_request(factory: sessionmaker[Session]) -> None:
     first = new_request(factory, source_key="trigger-1")
     with factory.begin() as session:
-        again = store.create_request(
+        again = store.requests.create_request(
             session, requester="U0AGENT", target_entra_id="x", target_upn="jane.doe@contoso.example",
             escalate_at=first.escalate_at, expires_at=first.expires_at, source_key="trigger-1",
             audit=draft(AuditAction.REQUESTED),
         )
     assert again is None
     with factory.begin() as session:
-        assert len(store.find_requests(session, target_upn="jane.doe@contoso.example")) == 1
-        assert [e.action for e in store.iter_audit(session)] == ["requested"]
+        assert len(store.requests.find_requests(session, target_upn="jane.doe@contoso.example")) == 1
+        assert [e.action for e in store.audit.iter_audit(session)] == ["requested"]

@@ -92,13 +92,13 @@ def test_an_agent_token_never_shows_the_token() -> None:
 
 def test_a_role_too_weak_names_what_blocks_and_what_would_do() -> None:
     sentence = messages.links.role_too_weak("hank@corp.example.com", ["Helpdesk Administrator"],
-                                      ["Global Administrator", "Authentication Administrator"],
-                                      ["Privileged Authentication Administrator", "Global Administrator"],
-                                      service=False)
+                                            ["Global Administrator", "Authentication Administrator"],
+                                            ["Privileged Authentication Administrator", "Global Administrator"],
+                                            service=False)
     assert sentence == ("Your Entra account hank@corp.example.com (Helpdesk Administrator) can't reset the password "
                         "of someone who holds Global Administrator and Authentication Administrator: that takes "
                         "Privileged Authentication Administrator or Global Administrator.")
     nothing = messages.links.role_too_weak("svc@x.com", [], [], ["Password Administrator", "Global Administrator"],
-                                     service=True)
+                                           service=True)
     assert nothing.startswith("The service identity svc@x.com (no Entra role that may reset passwords) can't reset "
                               "the password of anyone")

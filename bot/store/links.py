@@ -1,0 +1,106 @@
+"""Agents' linked Entra accounts: the encrypted token cache, the roles last read, unlinking."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from bot.models import (
+    AgentLink,
+    utcnow,
+)
+from bot.store.shared import rowcount
+
+
+def get_link(session: Session, *, slack_user: str) -> AgentLink | None:
+    """The Entra account linked to ``slack_user`` (or to the service identity's reserved key), if any."""
+    return session.get(AgentLink, slack_user, populate_existing=True)
+
+
+def save_link(
+    session: Session,
+    *,
+    slack_user: str,
+    upn: str,
+    oid: str,
+    home_account_id: str,
+    encrypted_cache: str,
+    display_name: str = "",
+    roles: Collection[str] | None = None,
+    at: datetime | None = None,
+) -> AgentLink:
+    """Link ``slack_user`` to an Entra account, replacing any earlier link (one INSERT ... ON CONFLICT DO UPDATE,
+    so two replicas finishing a sign-in at once leave one row). ``encrypted_cache`` must already be encrypted."""
+    when = at or utcnow()
+    values: dict[str, Any] = {
+        "slack_user": slack_user, "upn": upn, "oid": oid, "display_name": display_name,
+        "home_account_id": home_account_id, "encrypted_cache": encrypted_cache, "linked_at": when,
+        "refreshed_at": None, "roles": _roles_json(roles), "roles_checked_at": when if roles is not None else None,
+    }
+    changes = {k: v for k, v in values.items() if k != "slack_user"}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(AgentLink).values(values).on_conflict_do_update(
+            index_elements=["slack_user"], set_=changes))
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(AgentLink).values(values).on_conflict_do_update(
+            index_elements=["slack_user"], set_=changes))
+    else:  # pragma: no cover - only the two dialects are supported
+        session.merge(AgentLink(**values))
+        session.flush()
+    link = get_link(session, slack_user=slack_user)
+    assert link is not None
+    return link
+
+
+def replace_link_cache(session: Session, *, slack_user: str, expected: str, encrypted_cache: str,
+                       at: datetime | None = None) -> bool:
+    """Store a refreshed cache, only if the row still holds ``expected`` (compare-and-set): a link replaced or
+    removed meanwhile (a new sign-in, a logout) is never overwritten by a refresh of the old one."""
+    result = session.execute(
+        sa.update(AgentLink)
+        .where(col(AgentLink.slack_user) == slack_user, col(AgentLink.encrypted_cache) == expected)
+        .values(encrypted_cache=encrypted_cache, refreshed_at=at or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def set_link_roles(session: Session, *, slack_user: str, oid: str, roles: Collection[str],
+                   at: datetime | None = None) -> bool:
+    """Record the Entra roles just read for the account ``oid`` linked to ``slack_user`` (not if it changed)."""
+    result = session.execute(
+        sa.update(AgentLink)
+        .where(col(AgentLink.slack_user) == slack_user, col(AgentLink.oid) == oid)
+        .values(roles=_roles_json(roles), roles_checked_at=at or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def delete_link(session: Session, *, slack_user: str) -> AgentLink | None:
+    """Remove the link and its encrypted cache; the removed row (detached), or None if there was none."""
+    link = session.get(AgentLink, slack_user, with_for_update=True)
+    if link is None:
+        return None
+    session.delete(link)
+    session.flush()
+    return link
+
+
+def link_roles(link: AgentLink) -> list[str] | None:
+    """The roles recorded on a link, or None when they were never read."""
+    if link.roles is None:
+        return None
+    value = json.loads(link.roles)
+    return [str(r) for r in value] if isinstance(value, list) else None
+
+
+def _roles_json(roles: Collection[str] | None) -> str | None:
+    return None if roles is None else json.dumps(sorted(set(roles)))

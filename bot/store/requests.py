@@ -1,0 +1,377 @@
+"""Reset requests and their approvals: creating a request, the compare-and-set ``transition`` (see the
+package's concurrency contract), the operation and baseline a reset stores, escalation and expiry, and the
+approvals' tally.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot import metrics
+from bot.domain.audit import AuditDraft
+from bot.domain.lifecycle import RequestState, can_transition
+from bot.errors import RequestNotFoundError
+from bot.models import (
+    Approval,
+    ResetRequest,
+    new_request_id,
+    utcnow,
+)
+from bot.store.audit import append_audit
+from bot.store.shared import after_commit, opt_str, rowcount
+
+#: Columns a transition may set besides ``state`` (which it sets) and the bookkeeping it does itself
+#: (``previous_state``, ``version``, ``updated_at``). Anything else is a programming error.
+TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict"})
+
+_ID_ATTEMPTS = 5
+
+
+# --- requests -------------------------------------------------------------------------------------------------
+
+
+def create_request(
+    session: Session,
+    *,
+    requester: str,
+    target_entra_id: str,
+    target_upn: str,
+    escalate_at: datetime,
+    expires_at: datetime,
+    audit: AuditDraft,
+    requester_display: str = "",
+    target_display: str = "",
+    target_sam: str | None = None,
+    target_dn: str | None = None,
+    reason: str = "",
+    unlock: bool = False,
+    tap: bool = False,
+    approvals_required: int = 1,
+    target_slack_id: str | None = None,
+    manager_slack_id: str | None = None,
+    approver_group: str | None = None,
+    protected: str = "",
+    confirmation: str = "off",
+    source_key: str | None = None,
+    created_at: datetime | None = None,
+) -> ResetRequest | None:
+    """Insert a new request in ``pending_approval`` with a fresh id, and audit its creation (None → pending).
+
+    The id is random; on the (one in ~10**9) chance it already exists the insert is retried with another id
+    inside a savepoint, so the caller's transaction survives. Returns None (and audits nothing) when a request
+    with the same ``source_key`` exists already: the same command delivered twice makes one request.
+    """
+    now = created_at or utcnow()
+    for _ in range(_ID_ATTEMPTS):
+        request = ResetRequest(
+            id=new_request_id(),
+            created_at=now,
+            updated_at=now,
+            requester=requester,
+            requester_display=requester_display,
+            target_entra_id=target_entra_id,
+            target_upn=target_upn.lower(),
+            target_sam=target_sam,
+            target_dn=target_dn,
+            target_display=target_display,
+            reason=reason,
+            unlock=unlock,
+            tap=tap,
+            approvals_required=approvals_required,
+            target_slack_id=target_slack_id,
+            manager_slack_id=manager_slack_id,
+            approver_group=approver_group,
+            protected=protected,
+            confirmation=confirmation,
+            source_key=source_key,
+            escalate_at=escalate_at,
+            expires_at=expires_at,
+        )
+        try:
+            with session.begin_nested():
+                session.add(request)
+        except IntegrityError:
+            if source_key is not None and find_by_source(session, source_key=source_key) is not None:
+                return None
+            if session.get(ResetRequest, request.id) is None:
+                raise  # not an id collision: a real constraint violation
+            continue
+        draft = dataclasses.replace(
+            audit, request_id=request.id, from_state=None, to_state=RequestState.PENDING_APPROVAL.value
+        )
+        append_audit(session, draft=draft, at=now)
+        return request
+    raise RuntimeError(f"no free request id after {_ID_ATTEMPTS} attempts")  # pragma: no cover
+
+
+def find_by_source(session: Session, *, source_key: str) -> ResetRequest | None:
+    return session.exec(select(ResetRequest).where(col(ResetRequest.source_key) == source_key)).first()
+
+
+def get_request(session: Session, *, request_id: str) -> ResetRequest | None:
+    """The request with exactly this id (see ``bot.models.normalize_request_id`` for what people type)."""
+    return session.get(ResetRequest, request_id)
+
+
+def find_requests(
+    session: Session,
+    *,
+    requester: str | None = None,
+    target_upn: str | None = None,
+    states: Collection[RequestState] | None = None,
+    limit: int = 20,
+) -> list[ResetRequest]:
+    """Requests matching every given filter (none given: all), most recent first, at most ``limit``."""
+    query = select(ResetRequest)
+    if requester is not None:
+        query = query.where(col(ResetRequest.requester) == requester)
+    if target_upn is not None:
+        query = query.where(col(ResetRequest.target_upn) == target_upn.lower())
+    if states is not None:
+        query = query.where(col(ResetRequest.state).in_(list(states)))
+    query = query.order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc()).limit(limit)
+    return list(session.exec(query).all())
+
+
+def attach_message(session: Session, *, request_id: str, channel_id: str, thread_ts: str) -> bool:
+    """Record where the request message was posted; only once (False if already set or no such request)."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.thread_ts).is_(None))
+        .values(channel_id=channel_id, thread_ts=thread_ts, version=col(ResetRequest.version) + 1, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return rowcount(result) == 1
+
+
+def transition(
+    session: Session,
+    *,
+    request_id: str,
+    expected: Collection[RequestState],
+    to: RequestState,
+    audit: AuditDraft,
+    changes: Mapping[str, object] | None = None,
+    now: datetime | None = None,
+) -> ResetRequest | None:
+    """Compare-and-set the request's state from one of ``expected`` to ``to``, and audit it, atomically.
+
+    One ``UPDATE reset_request SET state = :to, previous_state = state, version = version + 1, ...
+    WHERE id = :id AND state IN (:expected) RETURNING previous_state``. If no row matched — someone else moved it
+    first, or there is no such request — returns ``None`` and appends nothing (see the module docstring for why a
+    lost race is not audited). Otherwise appends ``audit`` with ``request_id``, ``from_state`` (the state the row
+    really left) and ``to_state`` filled in (``graph_operation_id`` / ``verdict`` default to those in
+    ``changes``) and returns the refreshed request.
+
+    Raises ``ValueError`` if any expected→to move is not in the lifecycle table or ``changes`` names a column
+    outside ``TRANSITION_COLUMNS``: both are bugs, and refusing them keeps illegal histories out of the database.
+    """
+    sources = frozenset(expected)
+    if not sources:
+        raise ValueError("transition needs at least one expected state")
+    illegal = sorted(s.value for s in sources if not can_transition(s, to))
+    if illegal:
+        raise ValueError(f"illegal transition {', '.join(illegal)} -> {to.value}")
+    extra = dict(changes or {})
+    unknown = sorted(set(extra) - TRANSITION_COLUMNS)
+    if unknown:
+        raise ValueError(f"transition cannot set {', '.join(unknown)}")
+    now = now or utcnow()
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state).in_(sorted(sources)))
+        .values(
+            **extra,
+            state=to,
+            # In an UPDATE's SET list a column reference is the row's *old* value, on SQLite and PostgreSQL alike.
+            previous_state=col(ResetRequest.state),
+            version=col(ResetRequest.version) + 1,
+            updated_at=now,
+        )
+        .returning(col(ResetRequest.previous_state))
+        .execution_options(synchronize_session=False)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    left: RequestState = row[0]
+    draft = dataclasses.replace(
+        audit,
+        request_id=request_id,
+        from_state=left.value,
+        to_state=to.value,
+        graph_operation_id=audit.graph_operation_id or opt_str(extra.get("graph_operation_id")),
+        verdict=audit.verdict or opt_str(extra.get("verdict")),
+    )
+    append_audit(session, draft=draft, at=now)
+    moved = session.get(ResetRequest, request_id, populate_existing=True)
+    if moved is not None:
+        created_at, decided_at, verdict = moved.created_at, moved.decided_at, moved.verdict
+        after_commit(session, lambda: metrics.record_transition(to=to, created_at=created_at, decided_at=decided_at,
+                                                                 at=now, verdict=verdict))
+    return moved
+
+
+def note_operation(session: Session, *, request_id: str, location: str, baseline: int | None = None,
+                   baseline_version: int | None = None) -> bool:
+    """Remember where Graph's operation for a reset in progress can be followed, and the account's baseline
+    read before it (only while ``resetting``, and without touching ``updated_at``: that is when the reset
+    started, which recovery measures from)."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
+        .values(operation_location=location, baseline_pwd_last_set=baseline, baseline_key_version=baseline_version)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def stuck_requests(session: Session, *, state: RequestState, since_before: datetime,
+                   limit: int = 50) -> list[ResetRequest]:
+    """Requests in ``state`` since before ``since_before``: left there by a bot that stopped (``approved`` before
+    its reset began, ``resetting`` while Graph worked)."""
+    return list(session.exec(
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == state, col(ResetRequest.updated_at) <= since_before)
+        .order_by(col(ResetRequest.updated_at)).limit(limit)
+    ))
+
+
+def mark_escalated(
+    session: Session, *, request_id: str, at: datetime, audit: AuditDraft | None = None
+) -> ResetRequest | None:
+    """Set ``escalated_at`` once, only while the request is still pending (compare-and-set, like ``transition``).
+
+    Returns the request if this call did it, None if it was already escalated, decided, or does not exist; the
+    winner alone posts the escalation and (when ``audit`` is given) appends the event.
+    """
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(
+            col(ResetRequest.id) == request_id,
+            col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+            col(ResetRequest.escalated_at).is_(None),
+        )
+        .values(escalated_at=at, version=col(ResetRequest.version) + 1, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return None
+    if audit is not None:
+        append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
+def set_confirmation(
+    session: Session, *, request_id: str, expected: str, to: str, audit: AuditDraft, at: datetime | None = None
+) -> ResetRequest | None:
+    """Compare-and-set the target's confirmation (``pending`` → ``yes``/``no``) while the request is pending.
+
+    Like ``transition``: the one caller whose UPDATE matches gets the refreshed request and appends ``audit``;
+    a repeated click or a late answer gets None and writes nothing.
+    """
+    at = at or utcnow()
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(
+            col(ResetRequest.id) == request_id,
+            col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+            col(ResetRequest.confirmation) == expected,
+        )
+        .values(confirmation=to, version=col(ResetRequest.version) + 1, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return None
+    append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
+def due_for_escalation(session: Session, *, now: datetime, limit: int = 100) -> list[ResetRequest]:
+    """Pending, not yet escalated, past their half-time and not yet expired: oldest deadline first."""
+    query = (
+        select(ResetRequest)
+        .where(
+            col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+            col(ResetRequest.escalated_at).is_(None),
+            col(ResetRequest.escalate_at) <= now,
+            col(ResetRequest.expires_at) > now,
+        )
+        .order_by(col(ResetRequest.escalate_at), col(ResetRequest.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def due_for_expiry(session: Session, *, now: datetime, limit: int = 100) -> list[ResetRequest]:
+    """Pending requests whose ``expires_at`` has passed (``<= now``): oldest first. Expire each with
+    ``transition(expected={PENDING_APPROVAL}, to=EXPIRED)`` — a concurrent approval then simply wins or loses."""
+    query = (
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == RequestState.PENDING_APPROVAL, col(ResetRequest.expires_at) <= now)
+        .order_by(col(ResetRequest.expires_at), col(ResetRequest.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+# --- approvals ------------------------------------------------------------------------------------------------
+
+
+class ApprovalTally(NamedTuple):
+    total: int
+    added: bool
+
+
+def add_approval(
+    session: Session,
+    *,
+    request_id: str,
+    approver: str,
+    at: datetime | None = None,
+    audit: AuditDraft | None = None,
+) -> ApprovalTally:
+    """Record ``approver``'s approval (idempotent per person): how many distinct people have approved, and
+    whether this call added one (so only the click that counted announces it).
+
+    The request row is locked first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    serialises): without it, two different approvers clicking at the same moment on a two-approver request
+    could each count only themselves, and neither would move it to approved. An approval is only recorded while
+    the request is ``pending_approval`` (otherwise the current count is returned unchanged); ``audit``, when
+    given, is appended only if a new approval was recorded, so repeated clicks do not spam the trail.
+
+    Raises ``RequestNotFoundError`` if there is no such request.
+    """
+    state = session.execute(
+        sa.select(col(ResetRequest.state)).where(col(ResetRequest.id) == request_id).with_for_update()
+    ).scalar_one_or_none()
+    if state is None:
+        raise RequestNotFoundError(request_id)
+    exists = session.get(Approval, (request_id, approver)) is not None
+    added = state == RequestState.PENDING_APPROVAL and not exists
+    if added:
+        when = at or utcnow()
+        session.add(Approval(request_id=request_id, approver=approver, at=when))
+        session.flush()
+        if audit is not None:
+            append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=when)
+    return ApprovalTally(count_approvals(session, request_id=request_id), added)
+
+
+def count_approvals(session: Session, *, request_id: str) -> int:
+    """Distinct approvers of the request (the primary key makes rows distinct per person)."""
+    query = sa.select(sa.func.count()).select_from(Approval).where(col(Approval.request_id) == request_id)
+    return int(session.execute(query).scalar_one())
+
+
+def list_approvals(session: Session, *, request_id: str) -> list[Approval]:
+    """The request's approvals in the order they were given (for the thread and ``/reset-status``)."""
+    query = select(Approval).where(col(Approval.request_id) == request_id).order_by(col(Approval.at))
+    return list(session.exec(query).all())
