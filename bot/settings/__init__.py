@@ -17,9 +17,9 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.clients.proxy import ProxyUrl, ProxyUrlError, secrets_in
 from bot.errors import ConfigError
 from bot.logs import SECRETS, LogFormat
+from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
 
 _PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
 
