@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self, TypeVar
 
@@ -19,7 +18,29 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.logs import SECRETS, LogFormat
+from bot.settings.enums import ApproverSource, LogLevel, ResetIdentity, SlackMode, TargetConfirmation
 from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
+
+__all__ = [
+    "DEFAULT_DRAIN_SECONDS",
+    "DEFAULT_PROTECTED_GROUP_CNS",
+    "FERNET_KEY_HOWTO",
+    "ApproverSource",
+    "LogLevel",
+    "LogSettings",
+    "ProxyUrl",
+    "ProxyUrlError",
+    "ResetIdentity",
+    "Settings",
+    "SlackMode",
+    "StorageSettings",
+    "TargetConfirmation",
+    "load_log_settings",
+    "load_settings",
+    "load_storage_settings",
+    "parse_duration",
+    "secrets_in",
+]
 
 _PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
 
@@ -38,36 +59,6 @@ DEFAULT_PROTECTED_GROUP_CNS = (
     "CN=Server Operators,CN=Builtin",
     "CN=Print Operators,CN=Builtin",
 )
-
-
-class ApproverSource(StrEnum):
-    """Who may approve: the target's directory manager, members of the approver group, or either."""
-
-    MANAGER = "manager"
-    GROUP = "group"
-    MANAGER_OR_GROUP = "manager_or_group"
-
-
-class TargetConfirmation(StrEnum):
-    """Whether the target is asked "Did you ask helpdesk for this?" by DM, and whether approval waits for it."""
-
-    OFF = "off"
-    ASK = "ask"
-    REQUIRED = "required"
-
-
-class SlackMode(StrEnum):
-    """How Slack reaches the bot: Socket Mode (the bot connects out) or signed HTTP requests to a public URL."""
-
-    SOCKET = "socket"
-    HTTP = "http"
-
-
-class ResetIdentity(StrEnum):
-    """Whose delegated Entra token makes a reset: the requesting agent's own, or one linked service identity."""
-
-    AGENT = "agent"
-    SERVICE = "service"
 
 
 #: How to make a token-cache key, quoted by every sentence about a missing or bad one.
@@ -115,13 +106,6 @@ def _csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(";" if ";" in value else ",") if part.strip()]
     return value
-
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
 
 
 class LogSettings(BaseSettings):
