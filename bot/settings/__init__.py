@@ -7,12 +7,10 @@ documented in the README's settings table (a test keeps the two in step).
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self, TypeVar
 
-from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -20,6 +18,7 @@ from bot.errors import ConfigError
 from bot.logs import SECRETS, LogFormat
 from bot.settings.enums import ApproverSource, LogLevel, ResetIdentity, SlackMode, TargetConfirmation
 from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
+from bot.settings.values import FERNET_KEY_HOWTO, fernet_key_problem, is_placeholder, parse_duration, split_list
 
 __all__ = [
     "DEFAULT_DRAIN_SECONDS",
@@ -42,8 +41,6 @@ __all__ = [
     "secrets_in",
 ]
 
-_PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
-
 #: How long a stopping bot waits for work in flight, by default: below Kubernetes' 30 s grace period, and below
 #: the stop timeout of the shipped systemd unit (deploy/resetbot.service; a test keeps the two in step).
 DEFAULT_DRAIN_SECONDS = 25.0
@@ -61,51 +58,7 @@ DEFAULT_PROTECTED_GROUP_CNS = (
 )
 
 
-#: How to make a token-cache key, quoted by every sentence about a missing or bad one.
-FERNET_KEY_HOWTO = ('make one with: python -c "from cryptography.fernet import Fernet; '
-                    'print(Fernet.generate_key().decode())"')
-
-
 _S = TypeVar("_S", bound="StorageSettings")
-
-
-def _fernet_key_problem(key: SecretStr) -> str | None:
-    """None for a usable Fernet key; otherwise why not (never the key itself)."""
-    value = key.get_secret_value()
-    if _is_placeholder(value):
-        return "still holds a placeholder"
-    try:
-        Fernet(value.encode())
-    except (ValueError, TypeError):
-        return "is not a Fernet key (32 url-safe base64-encoded bytes)"
-    return None
-
-
-def _is_placeholder(value: str) -> bool:
-    low = value.strip().lower()
-    return not low or any(low.startswith(p) for p in _PLACEHOLDERS)
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``90s``, ``15m``, ``4h``, ``1d`` or a number of seconds: how an operator writes a delay in a .env file."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 4h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()])
-
-
-def _csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(";" if ";" in value else ",") if part.strip()]
-    return value
 
 
 class LogSettings(BaseSettings):
@@ -304,7 +257,7 @@ class Settings(StorageSettings):
     def _bot_token(cls, value: SecretStr) -> SecretStr:
         """A field check, like the app token's below, so that both tokens' sentences come together."""
         bot = value.get_secret_value()
-        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
+        if is_placeholder(bot) or not bot.startswith("xoxb-"):
             raise ValueError("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
         return value
 
@@ -318,7 +271,7 @@ class Settings(StorageSettings):
         if value is None:
             raise ValueError("RESETBOT_SLACK_APP_TOKEN is not set.")
         app = value.get_secret_value()
-        if _is_placeholder(app) or not app.startswith("xapp-"):
+        if is_placeholder(app) or not app.startswith("xapp-"):
             raise ValueError("RESETBOT_SLACK_APP_TOKEN must be an app-level token (it starts with xapp-).")
         return value
 
@@ -328,7 +281,7 @@ class Settings(StorageSettings):
         """HTTP mode without a signing secret would serve anyone who can reach the port: refuse to start."""
         if info.data.get("slack_mode") != SlackMode.HTTP:
             return value
-        if value is None or _is_placeholder(value.get_secret_value()):
+        if value is None or is_placeholder(value.get_secret_value()):
             raise ValueError("RESETBOT_SLACK_MODE=http needs RESETBOT_SLACK_SIGNING_SECRET: the app's signing "
                              "secret (Basic Information, App Credentials), which every request from Slack is "
                              "verified with.")
@@ -337,13 +290,13 @@ class Settings(StorageSettings):
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _csv(value)
+        return split_list(value)
 
     @field_validator("followup_landed_first", "followup_landed_deadline", "followup_replaced_after", mode="before")
     @classmethod
     def _durations(cls, value: object, info: ValidationInfo) -> object:
         name = f"RESETBOT_{str(info.field_name).upper()}"
-        items = _csv(value) if info.field_name == "followup_replaced_after" else [value]
+        items = split_list(value) if info.field_name == "followup_replaced_after" else [value]
         if not isinstance(items, list) or not items:
             raise ValueError(f"{name} needs at least one time, like 1h,4h,24h.")
         try:
@@ -365,9 +318,9 @@ class Settings(StorageSettings):
         problems = []
         if not self.slack_api_base.endswith("/"):
             problems.append("RESETBOT_SLACK_API_BASE must end with '/'.")
-        if self.entra_client_secret is not None and _is_placeholder(self.entra_client_secret.get_secret_value()):
+        if self.entra_client_secret is not None and is_placeholder(self.entra_client_secret.get_secret_value()):
             problems.append("RESETBOT_ENTRA_CLIENT_SECRET still holds a placeholder.")
-        if self.ldap_password is not None and _is_placeholder(self.ldap_password.get_secret_value()):
+        if self.ldap_password is not None and is_placeholder(self.ldap_password.get_secret_value()):
             problems.append("RESETBOT_LDAP_PASSWORD still holds a placeholder.")
         if problems:
             raise ValueError(" ".join(problems))
@@ -405,7 +358,7 @@ class Settings(StorageSettings):
     @field_validator("token_cache_old_keys", mode="before")
     @classmethod
     def _split_old_keys(cls, value: object) -> object:
-        return _csv(value)
+        return split_list(value)
 
     @model_validator(mode="after")
     def _follow_up_order(self) -> Self:
@@ -425,11 +378,11 @@ class Settings(StorageSettings):
         keys += [("RESETBOT_TOKEN_CACHE_OLD_KEYS", k) for k in self.token_cache_old_keys]
         named: set[str] = set()
         for name, key in keys:
-            problem = _fernet_key_problem(key)
+            problem = fernet_key_problem(key)
             if problem and name not in named:  # one sentence per setting, however many old keys are bad
                 named.add(name)
                 problems.append(f"{name} {problem}; {FERNET_KEY_HOWTO}")
-        if self.entra_public_client_id is not None and _is_placeholder(self.entra_public_client_id):
+        if self.entra_public_client_id is not None and is_placeholder(self.entra_public_client_id):
             problems.append("RESETBOT_ENTRA_PUBLIC_CLIENT_ID still holds a placeholder.")
         canary = (self.canary_upn or "").strip()
         if canary and not (self.service_identity_upn or "").strip():
@@ -437,7 +390,7 @@ class Settings(StorageSettings):
                             "service identity, which an approver links with /resetbot login --service.")
         if self.reset_identity == ResetIdentity.SERVICE:
             upn = (self.service_identity_upn or "").strip()
-            if not upn or "@" not in upn or _is_placeholder(upn):
+            if not upn or "@" not in upn or is_placeholder(upn):
                 problems.append("RESETBOT_RESET_IDENTITY=service needs RESETBOT_SERVICE_IDENTITY_UPN: the UPN of the "
                                 "account every reset is made as (e.g. svc-reset@corp.example.com).")
         if problems:
