@@ -13,7 +13,8 @@ import ssl
 from pathlib import Path
 
 from bot.clients.http import tls_context
-from bot.clients.proxy import ProxyUrl, open_tunnel, target_of
+from bot.clients.proxy import open_tunnel, target_of
+from bot.settings.proxy_url import ProxyUrl
 
 
 class TlsUntrustedError(Exception):

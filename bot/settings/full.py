@@ -1,27 +1,21 @@
-"""All configuration, from the environment or a ``.env`` file, validated at start.
-
-Secrets are ``SecretStr`` and unwrapped only where a client is built. A missing secret or one still
-holding a placeholder fails fast with one sentence per setting, before anything connects. Every setting is
-documented in the README's settings table (a test keeps the two in step).
-"""
+"""``Settings``: everything ``resetbot run`` needs, on top of the logging and database settings it extends
+(bot.settings.base). Its checks run as the settings are read, each bad or missing value said in a sentence that
+names the setting."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self, TypeVar
+from typing import Annotated, Self
 
-from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import NoDecode
 
-from bot.clients.proxy import ProxyUrl, ProxyUrlError, secrets_in
-from bot.errors import ConfigError
-from bot.logs import SECRETS, LogFormat
-
-_PLACEHOLDERS = ("changeme", "change-me", "xoxb-your", "xapp-your", "todo", "replace-me", "...", "<")
+from bot.logs import SECRETS
+from bot.settings.base import StorageSettings
+from bot.settings.enums import ApproverSource, ResetIdentity, SlackMode, TargetConfirmation
+from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
+from bot.settings.values import FERNET_KEY_HOWTO, fernet_key_problem, is_placeholder, parse_duration, split_list
 
 #: How long a stopping bot waits for work in flight, by default: below Kubernetes' 30 s grace period, and below
 #: the stop timeout of the shipped systemd unit (deploy/resetbot.service; a test keeps the two in step).
@@ -38,125 +32,6 @@ DEFAULT_PROTECTED_GROUP_CNS = (
     "CN=Server Operators,CN=Builtin",
     "CN=Print Operators,CN=Builtin",
 )
-
-
-class ApproverSource(StrEnum):
-    """Who may approve: the target's directory manager, members of the approver group, or either."""
-
-    MANAGER = "manager"
-    GROUP = "group"
-    MANAGER_OR_GROUP = "manager_or_group"
-
-
-class TargetConfirmation(StrEnum):
-    """Whether the target is asked "Did you ask helpdesk for this?" by DM, and whether approval waits for it."""
-
-    OFF = "off"
-    ASK = "ask"
-    REQUIRED = "required"
-
-
-class SlackMode(StrEnum):
-    """How Slack reaches the bot: Socket Mode (the bot connects out) or signed HTTP requests to a public URL."""
-
-    SOCKET = "socket"
-    HTTP = "http"
-
-
-class ResetIdentity(StrEnum):
-    """Whose delegated Entra token makes a reset: the requesting agent's own, or one linked service identity."""
-
-    AGENT = "agent"
-    SERVICE = "service"
-
-
-#: How to make a token-cache key, quoted by every sentence about a missing or bad one.
-FERNET_KEY_HOWTO = ('make one with: python -c "from cryptography.fernet import Fernet; '
-                    'print(Fernet.generate_key().decode())"')
-
-
-_S = TypeVar("_S", bound="StorageSettings")
-
-
-def _fernet_key_problem(key: SecretStr) -> str | None:
-    """None for a usable Fernet key; otherwise why not (never the key itself)."""
-    value = key.get_secret_value()
-    if _is_placeholder(value):
-        return "still holds a placeholder"
-    try:
-        Fernet(value.encode())
-    except (ValueError, TypeError):
-        return "is not a Fernet key (32 url-safe base64-encoded bytes)"
-    return None
-
-
-def _is_placeholder(value: str) -> bool:
-    low = value.strip().lower()
-    return not low or any(low.startswith(p) for p in _PLACEHOLDERS)
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``90s``, ``15m``, ``4h``, ``1d`` or a number of seconds: how an operator writes a delay in a .env file."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 4h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()])
-
-
-def _csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(";" if ";" in value else ",") if part.strip()]
-    return value
-
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-
-
-class LogSettings(BaseSettings):
-    """The settings logging needs, readable on their own: every command sets up logging first, before (and
-    whether or not) the rest of the settings are complete, so that a configuration error is logged the same way."""
-
-    model_config = SettingsConfigDict(env_prefix="RESETBOT_", env_file=".env", extra="ignore")
-
-    # --- Operations ----------------------------------------------------------------------------------------
-    #: Least severe log level written: DEBUG, INFO, WARNING or ERROR.
-    log_level: LogLevel = LogLevel.INFO
-    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line, for a log shipper).
-    log_format: LogFormat = LogFormat.TEXT
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
-
-class StorageSettings(LogSettings):
-    """The settings a database-only command needs (``resetbot migrate``, ``resetbot audit``): just the database.
-
-    ``Settings`` extends it, so both read the same variables from the same places; a command that loads only this
-    works on a machine where the Slack, Entra and AD settings are not there (an auditor's laptop, a migration job).
-    """
-
-    # --- Storage -------------------------------------------------------------------------------------------
-    #: SQLAlchemy URL: a SQLite file by default, ``postgresql://…`` for several replicas.
-    database_url: str = "sqlite:///resetbot.db"
 
 
 class Settings(StorageSettings):
@@ -320,7 +195,7 @@ class Settings(StorageSettings):
     def _bot_token(cls, value: SecretStr) -> SecretStr:
         """A field check, like the app token's below, so that both tokens' sentences come together."""
         bot = value.get_secret_value()
-        if _is_placeholder(bot) or not bot.startswith("xoxb-"):
+        if is_placeholder(bot) or not bot.startswith("xoxb-"):
             raise ValueError("RESETBOT_SLACK_BOT_TOKEN must be the app's bot token (it starts with xoxb-).")
         return value
 
@@ -334,7 +209,7 @@ class Settings(StorageSettings):
         if value is None:
             raise ValueError("RESETBOT_SLACK_APP_TOKEN is not set.")
         app = value.get_secret_value()
-        if _is_placeholder(app) or not app.startswith("xapp-"):
+        if is_placeholder(app) or not app.startswith("xapp-"):
             raise ValueError("RESETBOT_SLACK_APP_TOKEN must be an app-level token (it starts with xapp-).")
         return value
 
@@ -344,7 +219,7 @@ class Settings(StorageSettings):
         """HTTP mode without a signing secret would serve anyone who can reach the port: refuse to start."""
         if info.data.get("slack_mode") != SlackMode.HTTP:
             return value
-        if value is None or _is_placeholder(value.get_secret_value()):
+        if value is None or is_placeholder(value.get_secret_value()):
             raise ValueError("RESETBOT_SLACK_MODE=http needs RESETBOT_SLACK_SIGNING_SECRET: the app's signing "
                              "secret (Basic Information, App Credentials), which every request from Slack is "
                              "verified with.")
@@ -353,13 +228,13 @@ class Settings(StorageSettings):
     @field_validator("protected_groups", "protected_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _csv(value)
+        return split_list(value)
 
     @field_validator("followup_landed_first", "followup_landed_deadline", "followup_replaced_after", mode="before")
     @classmethod
     def _durations(cls, value: object, info: ValidationInfo) -> object:
         name = f"RESETBOT_{str(info.field_name).upper()}"
-        items = _csv(value) if info.field_name == "followup_replaced_after" else [value]
+        items = split_list(value) if info.field_name == "followup_replaced_after" else [value]
         if not isinstance(items, list) or not items:
             raise ValueError(f"{name} needs at least one time, like 1h,4h,24h.")
         try:
@@ -381,9 +256,9 @@ class Settings(StorageSettings):
         problems = []
         if not self.slack_api_base.endswith("/"):
             problems.append("RESETBOT_SLACK_API_BASE must end with '/'.")
-        if self.entra_client_secret is not None and _is_placeholder(self.entra_client_secret.get_secret_value()):
+        if self.entra_client_secret is not None and is_placeholder(self.entra_client_secret.get_secret_value()):
             problems.append("RESETBOT_ENTRA_CLIENT_SECRET still holds a placeholder.")
-        if self.ldap_password is not None and _is_placeholder(self.ldap_password.get_secret_value()):
+        if self.ldap_password is not None and is_placeholder(self.ldap_password.get_secret_value()):
             problems.append("RESETBOT_LDAP_PASSWORD still holds a placeholder.")
         if problems:
             raise ValueError(" ".join(problems))
@@ -421,7 +296,7 @@ class Settings(StorageSettings):
     @field_validator("token_cache_old_keys", mode="before")
     @classmethod
     def _split_old_keys(cls, value: object) -> object:
-        return _csv(value)
+        return split_list(value)
 
     @model_validator(mode="after")
     def _follow_up_order(self) -> Self:
@@ -441,11 +316,11 @@ class Settings(StorageSettings):
         keys += [("RESETBOT_TOKEN_CACHE_OLD_KEYS", k) for k in self.token_cache_old_keys]
         named: set[str] = set()
         for name, key in keys:
-            problem = _fernet_key_problem(key)
+            problem = fernet_key_problem(key)
             if problem and name not in named:  # one sentence per setting, however many old keys are bad
                 named.add(name)
                 problems.append(f"{name} {problem}; {FERNET_KEY_HOWTO}")
-        if self.entra_public_client_id is not None and _is_placeholder(self.entra_public_client_id):
+        if self.entra_public_client_id is not None and is_placeholder(self.entra_public_client_id):
             problems.append("RESETBOT_ENTRA_PUBLIC_CLIENT_ID still holds a placeholder.")
         canary = (self.canary_upn or "").strip()
         if canary and not (self.service_identity_upn or "").strip():
@@ -453,7 +328,7 @@ class Settings(StorageSettings):
                             "service identity, which an approver links with /resetbot login --service.")
         if self.reset_identity == ResetIdentity.SERVICE:
             upn = (self.service_identity_upn or "").strip()
-            if not upn or "@" not in upn or _is_placeholder(upn):
+            if not upn or "@" not in upn or is_placeholder(upn):
                 problems.append("RESETBOT_RESET_IDENTITY=service needs RESETBOT_SERVICE_IDENTITY_UPN: the UPN of the "
                                 "account every reset is made as (e.g. svc-reset@corp.example.com).")
         if problems:
@@ -468,41 +343,3 @@ class Settings(StorageSettings):
         if self.token_cache_key is None:
             missing.append(f"RESETBOT_TOKEN_CACHE_KEY is not set; {FERNET_KEY_HOWTO}")
         return missing
-
-
-def load_log_settings() -> LogSettings:
-    """Just the logging settings from the environment and .env, or a ConfigError naming the bad one."""
-    try:
-        return LogSettings()
-    except ValidationError as e:
-        raise ConfigError(_sentences(e)) from None
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and .env, or a ConfigError naming every missing or bad value."""
-    return _load(Settings, overrides)
-
-
-def load_storage_settings(**overrides: object) -> StorageSettings:
-    """Only the database settings (see ``StorageSettings``), or a ConfigError naming every bad value."""
-    return _load(StorageSettings, overrides)
-
-
-def _load(cls: type[_S], overrides: dict[str, object]) -> _S:
-    try:
-        return cls(**overrides)  # type: ignore[arg-type]
-    except ValidationError as e:
-        raise ConfigError(_sentences(e)) from None
-
-
-def _sentences(e: ValidationError) -> str:
-    sentences = []
-    for err in e.errors():
-        name = "RESETBOT_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
-        if err["type"] == "missing":
-            sentences.append(f"{name} is not set.")
-        elif err["type"] == "value_error":
-            sentences.append(str(err["msg"]).removeprefix("Value error, "))
-        else:
-            sentences.append(f"{name}: {err['msg']}.")
-    return " ".join(sentences)

@@ -1,0 +1,42 @@
+"""The settings' closed choices, each a ``StrEnum`` of the values an operator may write for it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ApproverSource(StrEnum):
+    """Who may approve: the target's directory manager, members of the approver group, or either."""
+
+    MANAGER = "manager"
+    GROUP = "group"
+    MANAGER_OR_GROUP = "manager_or_group"
+
+
+class TargetConfirmation(StrEnum):
+    """Whether the target is asked "Did you ask helpdesk for this?" by DM, and whether approval waits for it."""
+
+    OFF = "off"
+    ASK = "ask"
+    REQUIRED = "required"
+
+
+class SlackMode(StrEnum):
+    """How Slack reaches the bot: Socket Mode (the bot connects out) or signed HTTP requests to a public URL."""
+
+    SOCKET = "socket"
+    HTTP = "http"
+
+
+class ResetIdentity(StrEnum):
+    """Whose delegated Entra token makes a reset: the requesting agent's own, or one linked service identity."""
+
+    AGENT = "agent"
+    SERVICE = "service"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
