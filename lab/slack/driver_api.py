@@ -36,11 +36,10 @@ from .blocks import (
     unknown_value_keys,
 )
 from .httpdelivery import SIGNING_MODES, HttpDelivery
+from .ids import SLACKBOT_ID, TEAM_ID
 from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
 from .workspace import (
-    SLACKBOT_ID,
-    TEAM_ID,
     Channel,
     Credentials,
     FailRule,

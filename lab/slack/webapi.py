@@ -26,15 +26,10 @@ from typing import Any
 from aiohttp import web
 
 from .blocks import JSON, MESSAGE_BLOCK_LIMIT, VIEW_BLOCK_LIMIT, BlockError, build_state, normalize_blocks, text_errors
+from .ids import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
 from .socketmode import SocketHub
 from .workspace import (
-    BOT_ID,
-    BOT_NAME,
-    BOT_USER_ID,
     MSG_TEXT_LIMIT,
-    TEAM_DOMAIN,
-    TEAM_ID,
-    TEAM_NAME,
     ApiCall,
     Credentials,
     SlackError,

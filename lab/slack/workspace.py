@@ -4,11 +4,6 @@ Why this exists: the Web API, the Socket Mode hub and the control API all read a
 and tests assert on it ("what would a person see?"). Keeping it plain Python with Slack's own shapes
 (``to_slack()``) lets the HTTP layers stay thin. Every public method takes the lock, so a test may read it
 from its own thread while the server's event loop changes it.
-
-Ids are stable across runs so transcripts are readable: people are ``U`` + their key upper-cased and
-zero-padded (``alice`` → ``U00ALICE``), their DMs with the bot ``D`` + the same suffix, channels
-``C0HELPDESK``, ``C0SECURITY``, ``C000000OPS``, user groups ``S00HELPDESK`` / ``S0APPROVERS``; the bot is
-user ``U0RESETBOT``, bot ``B0RESETBOT``, app ``A0RESETBOT`` in team ``T0RESETLAB``.
 """
 
 from __future__ import annotations
@@ -28,19 +23,21 @@ import yaml
 from lab.people import PEOPLE, Person
 
 from .blocks import JSON
+from .ids import (
+    APP_ID,
+    BOT_ID,
+    BOT_NAME,
+    BOT_USER_ID,
+    CHANNEL_NAMES,
+    TEAM_ID,
+    USERGROUP_NAMES,
+    channel_id_for,
+    dm_id_for,
+    random_id,
+    user_id_for,
+    usergroup_id_for,
+)
 
-TEAM_ID = "T0RESETLAB"
-TEAM_DOMAIN = "resetbot-lab"
-TEAM_NAME = "resetbot lab"
-ENTERPRISE_ID: str | None = None
-APP_ID = "A0RESETBOT"
-BOT_ID = "B0RESETBOT"
-BOT_USER_ID = "U0RESETBOT"
-BOT_NAME = "resetbot"
-#: The sender of Slack's own notices (e.g. "/reset failed with the error dispatch_failed").
-SLACKBOT_ID = "USLACKBOT"
-CHANNEL_NAMES: tuple[str, ...] = ("helpdesk", "security", "ops")
-USERGROUP_NAMES: tuple[str, ...] = ("helpdesk", "approvers")
 #: Slack keeps a trigger_id valid for 3 seconds.
 TRIGGER_TTL_S = 3.0
 #: Slack waits 3 seconds for a Socket Mode ack.
@@ -69,32 +66,6 @@ def invalid_arguments(*messages: str) -> SlackError:
     """Slack's answer to a missing or malformed argument: ``invalid_arguments`` with ``[ERROR]`` messages."""
     return SlackError("invalid_arguments",
                       extra={"response_metadata": {"messages": [f"[ERROR] {m}" for m in messages]}})
-
-
-def _suffix(key: str, width: int) -> str:
-    clean = "".join(c for c in key.upper() if c in string.ascii_uppercase + string.digits)
-    return clean.rjust(width, "0")
-
-
-def user_id_for(key: str) -> str:
-    return "U" + _suffix(key, 7)
-
-
-def channel_id_for(name: str) -> str:
-    return "C" + _suffix(name, 9)
-
-
-def usergroup_id_for(name: str) -> str:
-    return "S" + _suffix(name, 10)
-
-
-def dm_id_for(user_id: str) -> str:
-    return "D" + user_id[1:]
-
-
-def _random_id(prefix: str, length: int = 10) -> str:
-    alphabet = string.ascii_uppercase + string.digits
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 @dataclass
@@ -661,7 +632,7 @@ class Workspace:
 
     def _new_view(self, user_id: str, body: JSON, state: JSON, *, root: str | None, previous: str | None,
                   opened_by: str) -> View:
-        vid = _random_id("V")
+        vid = random_id("V")
         view = View(id=vid, user=user_id, body=body, hash=self._new_hash(), state=state,
                     root_view_id=root or vid, previous_view_id=previous, opened_by=opened_by)
         self.views[vid] = view
