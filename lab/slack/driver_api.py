@@ -35,6 +35,7 @@ from .blocks import (
     normalize_blocks,
     unknown_value_keys,
 )
+from .errors import SlackError
 from .httpdelivery import SIGNING_MODES, HttpDelivery
 from .ids import SLACKBOT_ID, TEAM_ID
 from .socketmode import AckCallback, Delivery, SocketHub
@@ -43,7 +44,6 @@ from .workspace import (
     Channel,
     Credentials,
     FailRule,
-    SlackError,
     User,
     View,
     Workspace,

@@ -26,16 +26,15 @@ from typing import Any
 from aiohttp import web
 
 from .blocks import JSON, MESSAGE_BLOCK_LIMIT, VIEW_BLOCK_LIMIT, BlockError, build_state, normalize_blocks, text_errors
+from .errors import SlackError, invalid_arguments
 from .ids import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
 from .socketmode import SocketHub
 from .workspace import (
     MSG_TEXT_LIMIT,
     ApiCall,
     Credentials,
-    SlackError,
     View,
     Workspace,
-    invalid_arguments,
 )
 
 Handler = Callable[[JSON], JSON]

@@ -23,6 +23,7 @@ import yaml
 from lab.people import PEOPLE, Person
 
 from .blocks import JSON
+from .errors import SlackError, invalid_arguments
 from .ids import (
     APP_ID,
     BOT_ID,
@@ -48,24 +49,6 @@ RESPONSE_URL_TTL_S = 30 * 60.0
 #: A modal stack holds at most three views.
 VIEW_STACK_LIMIT = 3
 MSG_TEXT_LIMIT = 40_000
-
-
-class SlackError(Exception):
-    """A Slack API error: ``error`` is the wire code; ``extra`` goes into the body next to it."""
-
-    def __init__(self, error: str, *, status: int = 200, extra: JSON | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.error = error
-        self.status = status
-        self.extra = extra or {}
-        self.headers = headers or {}
-
-
-def invalid_arguments(*messages: str) -> SlackError:
-    """Slack's answer to a missing or malformed argument: ``invalid_arguments`` with ``[ERROR]`` messages."""
-    return SlackError("invalid_arguments",
-                      extra={"response_metadata": {"messages": [f"[ERROR] {m}" for m in messages]}})
 
 
 @dataclass
