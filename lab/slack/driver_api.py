@@ -38,16 +38,10 @@ from .blocks import (
 from .errors import SlackError
 from .httpdelivery import SIGNING_MODES, HttpDelivery
 from .ids import SLACKBOT_ID, TEAM_ID
+from .records import Channel, User, View
 from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
-from .workspace import (
-    Channel,
-    Credentials,
-    FailRule,
-    User,
-    View,
-    Workspace,
-)
+from .workspace import Credentials, FailRule, Workspace
 
 log = logging.getLogger(__name__)
 

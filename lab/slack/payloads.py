@@ -14,7 +14,7 @@ import string
 
 from .blocks import JSON
 from .ids import APP_ID, BOT_USER_ID, ENTERPRISE_ID, TEAM_DOMAIN, TEAM_ID
-from .workspace import Channel, User, View
+from .records import Channel, User, View
 
 
 def _user(user: User) -> JSON:
