@@ -36,12 +36,13 @@ from .blocks import (
     unknown_value_keys,
 )
 from .errors import SlackError
+from .faults import FailRule
 from .httpdelivery import SIGNING_MODES, HttpDelivery
 from .ids import SLACKBOT_ID, TEAM_ID
 from .records import Channel, User, View
 from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
-from .workspace import Credentials, FailRule, Workspace
+from .workspace import Credentials, Workspace
 
 log = logging.getLogger(__name__)
 

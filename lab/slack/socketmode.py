@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .blocks import JSON
+from .faults import Faults
 from .ids import APP_ID
-from .workspace import Faults
 
 log = logging.getLogger(__name__)
 
