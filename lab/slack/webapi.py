@@ -26,11 +26,12 @@ from typing import Any
 from aiohttp import web
 
 from .blocks import JSON, MESSAGE_BLOCK_LIMIT, VIEW_BLOCK_LIMIT, BlockError, build_state, normalize_blocks, text_errors
+from .credentials import Credentials
 from .errors import SlackError, invalid_arguments
 from .ids import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
 from .records import ApiCall, View
 from .socketmode import SocketHub
-from .workspace import MSG_TEXT_LIMIT, Credentials, Workspace
+from .workspace import MSG_TEXT_LIMIT, Workspace
 
 Handler = Callable[[JSON], JSON]
 

@@ -9,11 +9,9 @@ from its own thread while the server's event loop changes it.
 from __future__ import annotations
 
 import secrets
-import string
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from lab.people import PEOPLE, Person
@@ -22,7 +20,6 @@ from .blocks import JSON
 from .errors import SlackError, invalid_arguments
 from .faults import Faults
 from .ids import (
-    APP_ID,
     BOT_ID,
     BOT_NAME,
     BOT_USER_ID,
@@ -462,25 +459,3 @@ class Workspace:
 def _ts_key(ts: str) -> tuple[int, int]:
     sec, _, frac = ts.partition(".")
     return int(sec), int(frac or 0)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Secrets of one stand-in run: fresh random values every start, shaped like Slack's."""
-
-    bot_token: str
-    app_token: str
-    signing_secret: str
-    verification_token: str
-
-    @classmethod
-    def generate(cls) -> Credentials:
-        digits = "".join(secrets.choice(string.digits) for _ in range(13))
-        alnum = string.ascii_letters + string.digits
-        return cls(
-            bot_token=f"xoxb-{digits}-{secrets.randbelow(10**13):013d}-"
-                      + "".join(secrets.choice(alnum) for _ in range(24)),
-            app_token=f"xapp-1-{APP_ID}-{secrets.randbelow(10**13):013d}-{secrets.token_hex(32)}",
-            signing_secret=secrets.token_hex(16),
-            verification_token="".join(secrets.choice(alnum) for _ in range(24)),
-        )
