@@ -31,7 +31,7 @@ from .errors import SlackError, invalid_arguments
 from .ids import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
 from .records import ApiCall, View
 from .socketmode import SocketHub
-from .workspace import MSG_TEXT_LIMIT, Workspace
+from .workspace import Workspace
 
 Handler = Callable[[JSON], JSON]
 
@@ -40,6 +40,8 @@ RATE_BURST = 3
 RATE_PER_S = 1.0
 #: Slack refuses views larger than 250 kB.
 VIEW_SIZE_LIMIT = 250_000
+#: Message text longer than this is ``msg_too_long``.
+MSG_TEXT_LIMIT = 40_000
 
 
 def _bool(value: Any) -> bool:

@@ -39,7 +39,6 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL_S = 30 * 60.0
 #: A modal stack holds at most three views.
 VIEW_STACK_LIMIT = 3
-MSG_TEXT_LIMIT = 40_000
 
 
 class Workspace:
