@@ -35,20 +35,15 @@ from .blocks import (
     normalize_blocks,
     unknown_value_keys,
 )
+from .credentials import Credentials
+from .errors import SlackError
+from .faults import FailRule
 from .httpdelivery import SIGNING_MODES, HttpDelivery
+from .ids import SLACKBOT_ID, TEAM_ID
+from .records import Channel, User, View
 from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
-from .workspace import (
-    SLACKBOT_ID,
-    TEAM_ID,
-    Channel,
-    Credentials,
-    FailRule,
-    SlackError,
-    User,
-    View,
-    Workspace,
-)
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from urllib.parse import urlencode
 import aiohttp
 
 from .blocks import JSON
+from .faults import Faults
 from .socketmode import MAX_RETRIES, AckCallback, Delivery
-from .workspace import Faults
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import secrets
 import string
 
 from .blocks import JSON
-from .workspace import APP_ID, BOT_USER_ID, ENTERPRISE_ID, TEAM_DOMAIN, TEAM_ID, Channel, User, View
+from .ids import APP_ID, BOT_USER_ID, ENTERPRISE_ID, TEAM_DOMAIN, TEAM_ID
+from .records import Channel, User, View
 
 
 def _user(user: User) -> JSON:

@@ -30,11 +30,13 @@ from aiohttp import web
 from lab.people import PEOPLE, Person
 from lab.pki import LabCA
 
+from .credentials import Credentials
 from .driver_api import ControlApi
 from .httpdelivery import HttpDelivery
+from .ids import BOT_USER_ID, CHANNEL_NAMES, TEAM_ID, channel_id_for, user_id_for
 from .socketmode import SocketHub
 from .webapi import WebApi
-from .workspace import BOT_USER_ID, CHANNEL_NAMES, TEAM_ID, Credentials, Workspace, channel_id_for, user_id_for
+from .workspace import Workspace
 
 #: How long start() waits for the server to bind and answer.
 START_TIMEOUT_S = 15.0

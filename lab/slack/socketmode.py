@@ -26,7 +26,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .blocks import JSON
-from .workspace import APP_ID, Faults
+from .faults import Faults
+from .ids import APP_ID
 
 log = logging.getLogger(__name__)
 

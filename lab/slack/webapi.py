@@ -26,22 +26,12 @@ from typing import Any
 from aiohttp import web
 
 from .blocks import JSON, MESSAGE_BLOCK_LIMIT, VIEW_BLOCK_LIMIT, BlockError, build_state, normalize_blocks, text_errors
+from .credentials import Credentials
+from .errors import SlackError, invalid_arguments
+from .ids import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
+from .records import ApiCall, View
 from .socketmode import SocketHub
-from .workspace import (
-    BOT_ID,
-    BOT_NAME,
-    BOT_USER_ID,
-    MSG_TEXT_LIMIT,
-    TEAM_DOMAIN,
-    TEAM_ID,
-    TEAM_NAME,
-    ApiCall,
-    Credentials,
-    SlackError,
-    View,
-    Workspace,
-    invalid_arguments,
-)
+from .workspace import Workspace
 
 Handler = Callable[[JSON], JSON]
 
@@ -50,6 +40,8 @@ RATE_BURST = 3
 RATE_PER_S = 1.0
 #: Slack refuses views larger than 250 kB.
 VIEW_SIZE_LIMIT = 250_000
+#: Message text longer than this is ``msg_too_long``.
+MSG_TEXT_LIMIT = 40_000
 
 
 def _bool(value: Any) -> bool:

@@ -4,380 +4,46 @@ Why this exists: the Web API, the Socket Mode hub and the control API all read a
 and tests assert on it ("what would a person see?"). Keeping it plain Python with Slack's own shapes
 (``to_slack()``) lets the HTTP layers stay thin. Every public method takes the lock, so a test may read it
 from its own thread while the server's event loop changes it.
-
-Ids are stable across runs so transcripts are readable: people are ``U`` + their key upper-cased and
-zero-padded (``alice`` → ``U00ALICE``), their DMs with the bot ``D`` + the same suffix, channels
-``C0HELPDESK``, ``C0SECURITY``, ``C000000OPS``, user groups ``S00HELPDESK`` / ``S0APPROVERS``; the bot is
-user ``U0RESETBOT``, bot ``B0RESETBOT``, app ``A0RESETBOT`` in team ``T0RESETLAB``.
 """
 
 from __future__ import annotations
 
 import secrets
-import string
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from lab.people import PEOPLE, Person
 
 from .blocks import JSON
+from .errors import SlackError, invalid_arguments
+from .faults import Faults
+from .ids import (
+    BOT_ID,
+    BOT_NAME,
+    BOT_USER_ID,
+    CHANNEL_NAMES,
+    TEAM_ID,
+    USERGROUP_NAMES,
+    channel_id_for,
+    dm_id_for,
+    user_id_for,
+    usergroup_id_for,
+)
+from .records import ApiCall, Channel, Ephemeral, Message, ResponseUrl, Trigger, User, View
+from .views import ViewsMixin
 
-TEAM_ID = "T0RESETLAB"
-TEAM_DOMAIN = "resetbot-lab"
-TEAM_NAME = "resetbot lab"
-ENTERPRISE_ID: str | None = None
-APP_ID = "A0RESETBOT"
-BOT_ID = "B0RESETBOT"
-BOT_USER_ID = "U0RESETBOT"
-BOT_NAME = "resetbot"
-#: The sender of Slack's own notices (e.g. "/reset failed with the error dispatch_failed").
-SLACKBOT_ID = "USLACKBOT"
-CHANNEL_NAMES: tuple[str, ...] = ("helpdesk", "security", "ops")
-USERGROUP_NAMES: tuple[str, ...] = ("helpdesk", "approvers")
-#: Slack keeps a trigger_id valid for 3 seconds.
-TRIGGER_TTL_S = 3.0
-#: Slack waits 3 seconds for a Socket Mode ack.
-ACK_TIMEOUT_S = 3.0
 #: A response_url works five times within 30 minutes.
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL_S = 30 * 60.0
-#: A modal stack holds at most three views.
-VIEW_STACK_LIMIT = 3
-MSG_TEXT_LIMIT = 40_000
 
 
-class SlackError(Exception):
-    """A Slack API error: ``error`` is the wire code; ``extra`` goes into the body next to it."""
+class Workspace(ViewsMixin):
+    """All state of the lab's Slack workspace. Methods raise SlackError with Slack's error codes.
 
-    def __init__(self, error: str, *, status: int = 200, extra: JSON | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.error = error
-        self.status = status
-        self.extra = extra or {}
-        self.headers = headers or {}
-
-
-def invalid_arguments(*messages: str) -> SlackError:
-    """Slack's answer to a missing or malformed argument: ``invalid_arguments`` with ``[ERROR]`` messages."""
-    return SlackError("invalid_arguments",
-                      extra={"response_metadata": {"messages": [f"[ERROR] {m}" for m in messages]}})
-
-
-def _suffix(key: str, width: int) -> str:
-    clean = "".join(c for c in key.upper() if c in string.ascii_uppercase + string.digits)
-    return clean.rjust(width, "0")
-
-
-def user_id_for(key: str) -> str:
-    return "U" + _suffix(key, 7)
-
-
-def channel_id_for(name: str) -> str:
-    return "C" + _suffix(name, 9)
-
-
-def usergroup_id_for(name: str) -> str:
-    return "S" + _suffix(name, 10)
-
-
-def dm_id_for(user_id: str) -> str:
-    return "D" + user_id[1:]
-
-
-def _random_id(prefix: str, length: int = 10) -> str:
-    alphabet = string.ascii_uppercase + string.digits
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-@dataclass
-class User:
-    id: str
-    name: str
-    real_name: str
-    email: str | None
-    first_name: str = ""
-    last_name: str = ""
-    title: str = ""
-    is_bot: bool = False
-    bot_id: str | None = None
-    key: str | None = None
-
-    def to_slack(self) -> JSON:
-        profile: JSON = {
-            "title": self.title, "real_name": self.real_name, "real_name_normalized": self.real_name,
-            "display_name": self.real_name if not self.is_bot else "",
-            "display_name_normalized": self.real_name if not self.is_bot else "",
-            "first_name": self.first_name, "last_name": self.last_name, "team": TEAM_ID,
-            "status_text": "", "status_emoji": "",
-        }
-        if self.email is not None:
-            profile["email"] = self.email
-        if self.bot_id is not None:
-            profile.update({"bot_id": self.bot_id, "api_app_id": APP_ID, "always_active": True})
-        return {
-            "id": self.id, "team_id": TEAM_ID, "name": self.name, "deleted": False, "color": "9f69e7",
-            "real_name": self.real_name, "tz": "Europe/Berlin", "tz_label": "Central European Time",
-            "tz_offset": 3600, "profile": profile, "is_admin": False, "is_owner": False,
-            "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
-            "is_bot": self.is_bot, "is_app_user": False, "updated": 1764000000,
-            "is_email_confirmed": self.email is not None,
-        }
-
-
-@dataclass
-class Channel:
-    id: str
-    name: str
-    created: int
-    is_im: bool = False
-    user: str | None = None
-    members: set[str] = field(default_factory=set)
-
-    @property
-    def payload_name(self) -> str:
-        """The name interaction payloads carry (Slack says ``directmessage`` for a DM)."""
-        return "directmessage" if self.is_im else self.name
-
-    def to_slack(self) -> JSON:
-        if self.is_im:
-            return {"id": self.id, "created": self.created, "is_archived": False, "is_im": True,
-                    "is_org_shared": False, "context_team_id": TEAM_ID, "updated": self.created * 1000,
-                    "user": self.user, "is_user_deleted": False, "priority": 0}
-        return {
-            "id": self.id, "name": self.name, "is_channel": True, "is_group": False, "is_im": False,
-            "is_mpim": False, "is_private": False, "created": self.created, "is_archived": False,
-            "is_general": False, "unlinked": 0, "name_normalized": self.name, "is_shared": False,
-            "is_org_shared": False, "is_pending_ext_shared": False, "pending_shared": [],
-            "context_team_id": TEAM_ID, "updated": self.created * 1000, "creator": BOT_USER_ID,
-            "is_ext_shared": False, "shared_team_ids": [TEAM_ID], "is_member": BOT_USER_ID in self.members,
-            "topic": {"value": "", "creator": "", "last_set": 0},
-            "purpose": {"value": f"The lab's #{self.name} channel", "creator": "", "last_set": 0},
-            "previous_names": [], "num_members": len(self.members),
-        }
-
-
-@dataclass
-class Message:
-    channel: str
-    ts: str
-    user: str
-    text: str
-    blocks: list[JSON]
-    bot_id: str | None = None
-    thread_ts: str | None = None
-    edited: JSON | None = None
-    reply_broadcast: bool = False
-    metadata: JSON | None = None
-    attachments: list[JSON] | None = None
-    replies: list[str] = field(default_factory=list)
-    #: Blocks this message had before each edit, oldest first: a person whose client has not redrawn yet
-    #: still sees (and can click) an earlier version, as in Slack.
-    earlier_blocks: list[list[JSON]] = field(default_factory=list)
-
-    @property
-    def is_reply(self) -> bool:
-        return self.thread_ts is not None and self.thread_ts != self.ts
-
-    def to_slack(self) -> JSON:
-        """The message as ``conversations.history`` / ``chat.postMessage`` return it."""
-        out: JSON = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts, "team": TEAM_ID}
-        if self.bot_id is not None:
-            out.update({"bot_id": self.bot_id, "app_id": APP_ID, "bot_profile": {
-                "id": self.bot_id, "app_id": APP_ID, "name": BOT_NAME, "icons": {}, "deleted": False,
-                "updated": 1764000000, "team_id": TEAM_ID}})
-        if self.blocks:
-            out["blocks"] = self.blocks
-        if self.attachments:
-            out["attachments"] = self.attachments
-        if self.metadata is not None:
-            out["metadata"] = self.metadata
-        if self.edited is not None:
-            out["edited"] = self.edited
-        if self.thread_ts is not None:
-            out["thread_ts"] = self.thread_ts
-        if self.is_reply:
-            out["parent_user_id"] = self.user
-            if self.reply_broadcast:
-                out["subtype"] = "thread_broadcast"
-        if self.replies:
-            out.update({"reply_count": len(self.replies), "reply_users_count": 1,
-                        "latest_reply": self.replies[-1], "reply_users": [self.user], "is_locked": False,
-                        "subscribed": False})
-        return out
-
-    def transcript(self) -> JSON:
-        """The control API's view of the message (LAB.md ``GET /messages``)."""
-        return {"ts": self.ts, "thread_ts": self.thread_ts, "user": self.user, "bot_id": self.bot_id,
-                "text": self.text, "blocks": self.blocks, "edited": self.edited, "channel": self.channel}
-
-
-@dataclass
-class Ephemeral:
-    ts: str
-    channel: str
-    user: str  # who sees it
-    sender: str
-    text: str
-    blocks: list[JSON]
-    thread_ts: str | None = None
-    source: str = "chat.postEphemeral"
-    bot_id: str | None = BOT_ID
-
-    def to_slack(self) -> JSON:
-        out: JSON = {"type": "message", "subtype": "bot_message", "text": self.text, "ts": self.ts,
-                     "user": self.sender, "blocks": self.blocks}
-        if self.bot_id is not None:
-            out["bot_id"] = self.bot_id
-        if self.thread_ts is not None:
-            out["thread_ts"] = self.thread_ts
-        return out
-
-    def transcript(self) -> JSON:
-        return {"ts": self.ts, "channel": self.channel, "user": self.user, "sender": self.sender,
-                "bot_id": self.bot_id, "text": self.text, "blocks": self.blocks, "thread_ts": self.thread_ts,
-                "source": self.source}
-
-
-@dataclass
-class View:
-    id: str
-    user: str
-    body: JSON  # the app's view definition, ids filled in
-    hash: str
-    state: JSON
-    root_view_id: str
-    previous_view_id: str | None = None
-    open: bool = True
-    errors: JSON | None = None
-    opened_by: str = "views.open"
-
-    @property
-    def type(self) -> str:
-        return str(self.body.get("type"))
-
-    def to_slack(self) -> JSON:
-        body = self.body
-        return {
-            "id": self.id, "team_id": TEAM_ID, "type": body.get("type"), "blocks": body.get("blocks", []),
-            "private_metadata": body.get("private_metadata", ""), "callback_id": body.get("callback_id", ""),
-            "state": {"values": self.state}, "hash": self.hash, "title": body.get("title"),
-            "clear_on_close": bool(body.get("clear_on_close", False)),
-            "notify_on_close": bool(body.get("notify_on_close", False)), "close": body.get("close"),
-            "submit": body.get("submit"), "previous_view_id": self.previous_view_id,
-            "root_view_id": self.root_view_id, "app_id": APP_ID, "external_id": body.get("external_id", ""),
-            "app_installed_team_id": TEAM_ID, "bot_id": BOT_ID,
-        }
-
-    def transcript(self) -> JSON:
-        return {**self.to_slack(), "open": self.open, "user": self.user, "errors": self.errors,
-                "opened_by": self.opened_by}
-
-
-@dataclass
-class Trigger:
-    id: str
-    user: str
-    issued: float
-    used: bool = False
-
-
-@dataclass
-class ResponseUrl:
-    id: str
-    kind: str  # "command" | "message" | "ephemeral"
-    user: str
-    channel: str
-    created: float
-    message_ts: str | None = None
-    thread_ts: str | None = None
-    uses: int = 0
-
-
-@dataclass
-class ApiCall:
-    method: str
-    args: JSON
-    time: float
-    status: int = 200
-    ok: bool = True
-    error: str | None = None
-
-    def to_json(self) -> JSON:
-        return {"method": self.method, "args": self.args, "time": self.time, "status": self.status,
-                "ok": self.ok, "error": self.error}
-
-
-#: The app manifest at the repository root: the lab installs the app with exactly the scopes it asks for.
-MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
-
-
-@cache
-def manifest_bot_scopes() -> tuple[str, ...]:
-    """The bot scopes manifest.yml asks for: what Slack grants the bot token when the app is installed."""
-    data = yaml.safe_load(MANIFEST.read_text())
-    return tuple(str(s) for s in data["oauth_config"]["scopes"]["bot"])
-
-
-@dataclass
-class FailRule:
-    method: str
-    status: int = 200
-    error: str = "internal_error"
-    count: int = 1
-
-
-@dataclass
-class Faults:
-    """Switches a test flips through ``POST /faults``; ``reset()`` puts them back."""
-
-    rate_limit: bool = False
-    fail_next: list[FailRule] = field(default_factory=list)
-    drop_acks: bool = False
-    ack_timeout_s: float = ACK_TIMEOUT_S
-    trigger_ttl_s: float = TRIGGER_TTL_S
-    #: Bot scopes taken away from the installed app (as if an admin had re-installed it with fewer).
-    revoked_scopes: list[str] = field(default_factory=list)
-    #: HTTP delivery: ``ok`` signs as Slack does; ``unsigned``, ``wrong_secret`` and ``stale`` send forgeries.
-    http_signing: str = "ok"
-    #: Web API methods that answer HTTP 503 ``service_unavailable`` until taken off the list (``*``: every
-    #: method): Slack down for as long as a test needs, however often the app retries meanwhile.
-    down: list[str] = field(default_factory=list)
-
-    def is_down(self, method: str) -> bool:
-        return method in self.down or "*" in self.down
-
-    def granted_scopes(self) -> list[str]:
-        """What the bot token carries: the manifest's bot scopes less the revoked ones."""
-        return [s for s in manifest_bot_scopes() if s not in self.revoked_scopes]
-
-    def to_json(self) -> JSON:
-        return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
-                "trigger_ttl_s": self.trigger_ttl_s, "revoked_scopes": list(self.revoked_scopes),
-                "granted_scopes": self.granted_scopes(), "http_signing": self.http_signing, "down": list(self.down),
-                "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
-                              for r in self.fail_next]}
-
-    def take_failure(self, method: str) -> FailRule | None:
-        """Consume one planned failure of ``method``, if any is left."""
-        for rule in self.fail_next:
-            if rule.method == method and rule.count > 0:
-                rule.count -= 1
-                if rule.count == 0:
-                    self.fail_next.remove(rule)
-                return rule
-        return None
-
-
-class Workspace:
-    """All state of the lab's Slack workspace. Methods raise SlackError with Slack's error codes."""
+    The ``views.*`` methods (modal stacks, home tabs) are in ViewsMixin (views.py); their state is here.
+    """
 
     def __init__(self, people: Iterable[Person] = PEOPLE, *, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -657,115 +323,6 @@ class Workspace:
             ru.uses += 1
             return ru
 
-    # ------------------------------------------------------------------ views
-
-    def _new_view(self, user_id: str, body: JSON, state: JSON, *, root: str | None, previous: str | None,
-                  opened_by: str) -> View:
-        vid = _random_id("V")
-        view = View(id=vid, user=user_id, body=body, hash=self._new_hash(), state=state,
-                    root_view_id=root or vid, previous_view_id=previous, opened_by=opened_by)
-        self.views[vid] = view
-        return view
-
-    def _new_hash(self) -> str:
-        return f"{int(self._clock())}.{secrets.token_hex(4)}"
-
-    def _check_external_id(self, body: JSON, *, except_view: str | None = None) -> None:
-        ext = body.get("external_id")
-        if not ext:
-            return
-        for v in self.views.values():
-            if v.id != except_view and v.body.get("external_id") == ext and (v.open or v.type == "home"):
-                raise SlackError("duplicate_external_id")
-
-    def open_view(self, user_id: str, body: JSON, state: JSON) -> View:
-        """``views.open``: a new root modal; a modal already open for the person is replaced."""
-        with self._lock:
-            self._check_external_id(body)
-            for vid in self.stacks.get(user_id, []):
-                self.views[vid].open = False
-            view = self._new_view(user_id, body, state, root=None, previous=None, opened_by="views.open")
-            self.stacks[user_id] = [view.id]
-            return view
-
-    def push_view(self, user_id: str, body: JSON, state: JSON, *, opened_by: str = "views.push") -> View:
-        with self._lock:
-            stack = self.stacks.get(user_id, [])
-            if not stack:
-                return self.open_view(user_id, body, state)
-            if len(stack) >= VIEW_STACK_LIMIT:
-                raise SlackError("push_limit_reached")
-            self._check_external_id(body)
-            top = self.views[stack[-1]]
-            view = self._new_view(user_id, body, state, root=top.root_view_id, previous=top.id,
-                                  opened_by=opened_by)
-            stack.append(view.id)
-            return view
-
-    def find_view(self, *, view_id: str | None = None, external_id: str | None = None) -> View | None:
-        with self._lock:
-            if view_id:
-                return self.views.get(view_id)
-            if external_id:
-                for v in reversed(list(self.views.values())):
-                    if v.body.get("external_id") == external_id and (v.open or v.type == "home"):
-                        return v
-            return None
-
-    def update_view(self, view: View, body: JSON, new_state: JSON, *, hash_: str | None) -> View:
-        with self._lock:
-            if view.type == "modal" and not view.open:
-                raise SlackError("not_found")
-            if hash_ is not None and hash_ != view.hash:
-                raise SlackError("hash_conflict")
-            self._check_external_id(body, except_view=view.id)
-            view.body = body
-            view.state = new_state
-            view.hash = self._new_hash()
-            view.errors = None
-            return view
-
-    def publish_home(self, user_id: str, body: JSON, state: JSON, *, hash_: str | None) -> View:
-        with self._lock:
-            vid = self.home_views.get(user_id)
-            if vid is not None:
-                view = self.views[vid]
-                if hash_ is not None and hash_ != view.hash:
-                    raise SlackError("hash_conflict")
-                view.body, view.state, view.hash = body, state, self._new_hash()
-                return view
-            view = self._new_view(user_id, body, state, root=None, previous=None, opened_by="views.publish")
-            self.home_views[user_id] = view.id
-            return view
-
-    def home_view(self, user_id: str) -> View | None:
-        with self._lock:
-            vid = self.home_views.get(user_id)
-            return self.views[vid] if vid else None
-
-    def top_view(self, user_id: str) -> View | None:
-        with self._lock:
-            stack = self.stacks.get(user_id, [])
-            return self.views[stack[-1]] if stack else None
-
-    def close_view(self, view: View, *, clear: bool = False) -> list[View]:
-        """Close ``view`` (and everything above it); ``clear`` closes the person's whole stack."""
-        with self._lock:
-            stack = self.stacks.get(view.user, [])
-            if view.id not in stack:
-                view.open = False
-                return [view]
-            cut = 0 if clear else stack.index(view.id)
-            closed = [self.views[v] for v in stack[cut:]]
-            for v in closed:
-                v.open = False
-            del stack[cut:]
-            return closed
-
-    def modals_for(self, user_id: str) -> list[View]:
-        with self._lock:
-            return [v for v in self.views.values() if v.user == user_id and v.type == "modal"]
-
     # ------------------------------------------------------------------ calls, faults, reset
 
     def log_call(self, call: ApiCall) -> None:
@@ -793,25 +350,3 @@ class Workspace:
 def _ts_key(ts: str) -> tuple[int, int]:
     sec, _, frac = ts.partition(".")
     return int(sec), int(frac or 0)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Secrets of one stand-in run: fresh random values every start, shaped like Slack's."""
-
-    bot_token: str
-    app_token: str
-    signing_secret: str
-    verification_token: str
-
-    @classmethod
-    def generate(cls) -> Credentials:
-        digits = "".join(secrets.choice(string.digits) for _ in range(13))
-        alnum = string.ascii_letters + string.digits
-        return cls(
-            bot_token=f"xoxb-{digits}-{secrets.randbelow(10**13):013d}-"
-                      + "".join(secrets.choice(alnum) for _ in range(24)),
-            app_token=f"xapp-1-{APP_ID}-{secrets.randbelow(10**13):013d}-{secrets.token_hex(32)}",
-            signing_secret=secrets.token_hex(16),
-            verification_token="".join(secrets.choice(alnum) for _ in range(24)),
-        )
