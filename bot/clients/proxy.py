@@ -24,10 +24,6 @@ from urllib.parse import urlsplit
 
 from bot.settings.proxy_url import ProxyUrl
 
-#: ``ProxyUrl`` was defined here: re-exported for the importers that still take it from here (the doctor); it is
-#: a settings value now, so new code imports it from ``bot.settings``.
-__all__ = ["ProxyRefusedError", "ProxyUnreachableError", "ProxyUrl", "open_tunnel", "target_of"]
-
 #: The longest answer to CONNECT read before giving up on it: a status line and a few headers.
 _MAX_ANSWER = 16 * 1024
 

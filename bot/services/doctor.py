@@ -26,7 +26,7 @@ from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
 from bot.clients.entra_auth import TokenSource
 from bot.clients.graph import GraphClient
-from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError, ProxyUrl, open_tunnel, target_of
+from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError, open_tunnel, target_of
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine, make_session_factory
@@ -42,6 +42,7 @@ from bot.errors import (
 )
 from bot.ids import BOT_SCOPES
 from bot.models import SERVICE_LINK_KEY
+from bot.settings import ProxyUrl
 
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
 #: read memberships (directory roles included: role holders are protected), read the tenant's sync status.
