@@ -18,7 +18,13 @@ from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
 from bot.clients.entra_auth.authority import _S_AUTHORITY, _check_authority, instance_discovery_for
-from bot.clients.entra_auth.msal_errors import _UNAVAILABLE_ERRORS, _aadsts, _fields, _unavailable_from
+from bot.clients.entra_auth.msal_errors import (
+    _UNAVAILABLE_ERRORS,
+    _aadsts,
+    _fields,
+    _unavailable_from,
+    _unreadable_authority,
+)
 from bot.clients.http import DEFAULT_TIMEOUT_S, msal_http_client
 from bot.errors import ConfigError, EntraAuthError, EntraUnavailableError
 
@@ -182,8 +188,7 @@ class AppTokens:
                     raise _unavailable_from(e, "reading the authority's metadata") from None
                 except ValueError:
                     # msal's text here is about the authority's metadata; a bad key was refused earlier.
-                    raise EntraAuthError(f"Entra ID did not accept the authority {self.authority} (its OpenID "
-                                         f"configuration could not be read): check {_S_AUTHORITY}.") from None
+                    raise _unreadable_authority(self.authority) from None
             return self._app
 
     def token(self) -> str:

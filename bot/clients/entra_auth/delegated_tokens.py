@@ -20,8 +20,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
-from bot.clients.entra_auth.authority import _S_AUTHORITY, _check_authority, instance_discovery_for
-from bot.clients.entra_auth.msal_errors import _UNAVAILABLE_ERRORS, _fields, _unavailable_from
+from bot.clients.entra_auth.authority import _check_authority, instance_discovery_for
+from bot.clients.entra_auth.msal_errors import _UNAVAILABLE_ERRORS, _fields, _unavailable_from, _unreadable_authority
 from bot.clients.http import DEFAULT_TIMEOUT_S, msal_http_client
 from bot.errors import (
     ConfigError,
@@ -133,8 +133,7 @@ class DelegatedTokens:
         except (MsalServiceError, requests.RequestException) as e:
             raise _unavailable_from(e, "reading the authority's metadata") from None
         except ValueError:
-            raise EntraAuthError(f"Entra ID did not accept the authority {self.authority} (its OpenID "
-                                 f"configuration could not be read): check {_S_AUTHORITY}.") from None
+            raise _unreadable_authority(self.authority) from None
 
     # -- device-code sign-in -------------------------------------------------------------------------------
     def start_device_flow(self) -> DeviceFlow:

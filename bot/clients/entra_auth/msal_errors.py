@@ -1,6 +1,6 @@
 """msal's answers and exceptions as bot.errors, where both flows read them alike: an error dict's AADSTS code and
-correlation id, a raised 5xx or network failure. Each flow maps its own refusals
-(:mod:`~bot.clients.entra_auth.app_tokens`, :mod:`~bot.clients.entra_auth.delegated_tokens`).
+correlation id, a raised 5xx or network failure, an authority whose metadata cannot be read. Each flow maps
+its own refusals (:mod:`~bot.clients.entra_auth.app_tokens`, :mod:`~bot.clients.entra_auth.delegated_tokens`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 
 from msal.exceptions import MsalServiceError
 
-from bot.errors import EntraUnavailableError
+from bot.clients.entra_auth.authority import _S_AUTHORITY
+from bot.errors import EntraAuthError, EntraUnavailableError
 
 _UNAVAILABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
@@ -37,3 +38,8 @@ def _unavailable_from(exc: BaseException, what: str) -> EntraUnavailableError:
     return EntraUnavailableError(f"Entra ID could not be reached ({type(exc).__name__}) while {what}; check the "
                                  "network path to the authority and try again.")
 
+
+def _unreadable_authority(authority: str) -> EntraAuthError:
+    """msal's ValueError while it builds an application: the authority's OpenID configuration was unreadable."""
+    return EntraAuthError(f"Entra ID did not accept the authority {authority} (its OpenID configuration could not "
+                          f"be read): check {_S_AUTHORITY}.")
