@@ -55,7 +55,7 @@ class SlackUnavailableError(ResetbotError):
         self.code = code
 
 
-# --- Entra ID and Microsoft Graph (bot/clients/entra_auth.py, bot/clients/graph.py) ---------------------------
+# --- Entra ID and Microsoft Graph (bot/clients/entra_auth/, bot/clients/graph/) -------------------------------
 class MicrosoftError(ResetbotError):
     """Entra ID or Microsoft Graph failed a call. The message is one sentence for the user or operator; the
     fields carry what support needs to trace it: Microsoft's ``code`` (a Graph code or ``AADSTS…``), the

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.clients.graph import GraphClient, GraphUser, _retry_after, odata_string, parse_graph_time
+from bot.clients.graph import GraphClient, GraphUser, odata_string, parse_graph_time
+from bot.clients.graph.wire import _graph_error, _retry_after
 from bot.errors import (
     GraphError,
     GraphPermissionError,
@@ -420,8 +421,7 @@ def test_reset_errors_never_hold_the_password_even_if_graph_echoes_it(entra_cont
     password = entra_control.fresh_password()
     response = httpx.Response(400, json={"error": {"code": "Request_BadRequest", "message": f"bad: {password}"}},
                               request=httpx.Request("POST", "https://graph.example/v1.0/x"))
-    err = GraphClient._error(response, what="reset", delegated=True, client_request_id="c", secret=password,
-                             retries=0)
+    err = _graph_error(response, what="reset", delegated=True, client_request_id="c", secret=password, retries=0)
     assert isinstance(err, GraphRejectedError)
     assert password not in str(err) and "[redacted]" in str(err)
     assert not entra_control.leaks(password, [], err)

@@ -1,52 +1,30 @@
-"""Microsoft Graph v1.0 over httpx: the users, managers, roles and tenant facts the services read, and the
-two calls that set a credential (resetPassword as the agent, Temporary Access Pass).
-
-Wire facts relied on (graph-and-entra.md): on-prem properties come only with ``$select``; ``$filter`` string
-literals are single-quoted and a quote inside is doubled (OData); errors are
-``{"error": {"code", "message", "innerError": {"request-id", ...}}}`` with ``request-id`` /
-``client-request-id`` headers; ``429`` carries ``Retry-After`` in seconds (fractional allowed);
-resetPassword answers ``202`` + an opaque ``Location`` (+ ``Retry-After``), and GET on that Location gives a
-longRunningOperation whose ``status`` ends ``succeeded`` or ``failed`` (``statusDetail`` texts are not
-documented: they are shown, never parsed).
-
-Every call sends a ``client-request-id`` (the caller's or a new GUID) and every error keeps Graph's
-``request-id``, so a user-facing sentence can quote both. A password or pass is sent sealed (its repr hides
-it) and is scrubbed from anything Graph answers before that reaches an exception.
+"""The :class:`GraphClient`: Microsoft Graph v1.0 over one httpx client, with the one request path (the bearer
+token, ``client-request-id``, retries and Retry-After, same-origin follow-ups), the reads, resetPassword and its
+long-running operation, and Temporary Access Pass creation.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote, urljoin, urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import SecretStr
 
 from bot.clients.entra_auth import TokenSource
+from bot.clients.graph.interface import GraphUser, OrgSync, ResetOperation, TapResult, parse_graph_time
+from bot.clients.graph.wire import _graph_error, _retry_after, _Sealed, _segment, odata_string
 from bot.clients.http import DEFAULT_TIMEOUT_S, graph_http_client, new_correlation_id
-from bot.errors import (
-    EntraAuthError,
-    EntraReauthRequiredError,
-    GraphError,
-    GraphNotFoundError,
-    GraphPermissionError,
-    GraphRejectedError,
-    GraphThrottledError,
-    GraphUnavailableError,
-    MicrosoftError,
-)
+from bot.errors import GraphError, GraphUnavailableError
 from bot.logs import HELD_SECRET_TTL_S, remember_secret
 
-log = logging.getLogger(__name__)
+# Named after the package, as before the split: every log line shows its logger's name.
+log = logging.getLogger("bot.clients.graph")
 
 #: The fixed id of the password authentication method (Graph documents it).
 PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"  # noqa: S105 - an id, not a password
@@ -57,192 +35,11 @@ USER_SELECT: tuple[str, ...] = (
     "onPremisesUserPrincipalName", "onPremisesLastSyncDateTime", "lastPasswordChangeDateTime",
 )
 _ORG_SELECT = "onPremisesSyncEnabled,onPremisesLastSyncDateTime,onPremisesLastPasswordSyncDateTime"
-_TERMINAL = frozenset({"succeeded", "failed"})
-_REDACTED = "[redacted]"
 #: Polling a reset without Retry-After: first wait, doubling up to the last.
 _FIRST_POLL_S = 0.25
 _MAX_POLL_S = 5.0
 
 
-# --- results --------------------------------------------------------------------------------------------------
-def parse_graph_time(value: Any) -> datetime | None:
-    """Graph's DateTimeOffset (``2024-05-01T12:34:56Z``, up to 7 fraction digits) as an aware datetime."""
-    if not value or not isinstance(value, str):
-        return None
-    text = value.strip()
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    if when.year <= 1:  # Graph's "never": 0001-01-01T00:00:00Z
-        return None
-    return when
-
-
-@dataclass(frozen=True)
-class GraphUser:
-    id: str
-    user_principal_name: str
-    mail: str | None
-    display_name: str
-    account_enabled: bool | None
-    on_premises_sync_enabled: bool | None
-    on_premises_sam_account_name: str | None
-    on_premises_distinguished_name: str | None
-    on_premises_domain_name: str | None
-    on_premises_user_principal_name: str | None
-    on_premises_last_sync: datetime | None
-    last_password_change: datetime | None
-
-    @property
-    def synced(self) -> bool:
-        """Mastered on-prem and synced by Entra Connect (a reset must be written back)."""
-        return self.on_premises_sync_enabled is True
-
-    @classmethod
-    def from_graph(cls, body: Mapping[str, Any]) -> GraphUser:
-        def s(name: str) -> str | None:
-            v = body.get(name)
-            return str(v) if v not in (None, "") else None
-
-        enabled, synced = body.get("accountEnabled"), body.get("onPremisesSyncEnabled")
-        return cls(
-            id=str(body["id"]),
-            user_principal_name=str(body.get("userPrincipalName") or ""),
-            mail=s("mail"),
-            display_name=str(body.get("displayName") or ""),
-            account_enabled=enabled if isinstance(enabled, bool) else None,
-            on_premises_sync_enabled=synced if isinstance(synced, bool) else None,
-            on_premises_sam_account_name=s("onPremisesSamAccountName"),
-            on_premises_distinguished_name=s("onPremisesDistinguishedName"),
-            on_premises_domain_name=s("onPremisesDomainName"),
-            on_premises_user_principal_name=s("onPremisesUserPrincipalName"),
-            on_premises_last_sync=parse_graph_time(body.get("onPremisesLastSyncDateTime")),
-            last_password_change=parse_graph_time(body.get("lastPasswordChangeDateTime")),
-        )
-
-
-@dataclass(frozen=True)
-class OrgSync:
-    on_premises_sync_enabled: bool | None
-    last_sync: datetime | None
-    last_password_sync: datetime | None
-
-
-@dataclass(frozen=True)
-class ResetOperation:
-    """A resetPassword long-running operation as last seen. ``status`` is Graph's (notStarted, running,
-    succeeded, failed); when polling ran out of time it is still non-terminal and ``location`` can be polled
-    again later with :meth:`GraphClient.get_reset_operation`."""
-
-    id: str
-    status: str
-    status_detail: str | None
-    location: str
-    created: datetime | None
-    last_action: datetime | None
-    client_request_id: str
-    request_id: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in _TERMINAL
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "succeeded"
-
-
-@dataclass(frozen=True)
-class TapResult:
-    id: str
-    temporary_access_pass: SecretStr = field(repr=False)
-    lifetime_minutes: int
-    usable_once: bool
-    start: datetime | None
-    is_usable: bool | None
-    client_request_id: str
-    request_id: str | None = None
-
-
-class Graph(Protocol):
-    """What the services need from Microsoft Graph."""
-
-    def get_user(self, id_or_upn: str, *, client_request_id: str | None = None) -> GraphUser | None: ...
-    def find_users(self, email_or_upn: str, *, client_request_id: str | None = None) -> list[GraphUser]: ...
-    def search_users(self, name: str, limit: int = 10, *,
-                     client_request_id: str | None = None) -> list[GraphUser]: ...
-    def manager_of(self, user_id: str, *, client_request_id: str | None = None) -> GraphUser | None: ...
-    def directory_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]: ...
-    def organization_sync(self, *, client_request_id: str | None = None) -> OrgSync: ...
-    def ping(self, *, client_request_id: str | None = None) -> None: ...
-    def reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
-                       poll_timeout_s: float = 60.0, sleep: Callable[[float], None] | None = None,
-                       client_request_id: str | None = None,
-                       on_accepted: Callable[[str], None] | None = None) -> ResetOperation: ...
-    def get_reset_operation(self, *, access_token: str, location: str,
-                            client_request_id: str | None = None) -> ResetOperation: ...
-    def create_temporary_access_pass(self, *, user_id: str, lifetime_minutes: int = 60, usable_once: bool = True,
-                                     access_token: str | None = None,
-                                     client_request_id: str | None = None) -> TapResult: ...
-
-
-# --- helpers --------------------------------------------------------------------------------------------------
-class _Sealed:
-    """A JSON body holding a secret: serialized only at the moment it is sent; its repr hides it."""
-
-    def __init__(self, body: Mapping[str, Any]) -> None:
-        self._body = body
-
-    def __repr__(self) -> str:
-        return "<sealed body>"
-
-    def content(self) -> bytes:
-        return json.dumps(self._body).encode()
-
-
-def odata_string(value: str) -> str:
-    """An OData string literal: single quotes, a quote inside doubled."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _segment(id_or_upn: str) -> str:
-    """A user id or UPN as one path segment (``#EXT#`` guests, ``/`` and ``?`` included)."""
-    return quote(id_or_upn.strip(), safe="@")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:  # the HTTP-date form
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - datetime.now(when.tzinfo)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _graph_error_body(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
-    """(code, message, request-id) of a Graph error answer (headers when the body is not Graph's)."""
-    code = message = rid = None
-    try:
-        err = response.json().get("error")
-    except (ValueError, AttributeError):
-        err = None
-    if isinstance(err, dict):
-        code = str(err.get("code")) if err.get("code") else None
-        message = str(err.get("message")) if err.get("message") else None
-        inner = err.get("innerError") or err.get("innererror") or {}
-        if isinstance(inner, dict) and inner.get("request-id"):
-            rid = str(inner["request-id"])
-    return code, message, rid or response.headers.get("request-id")
-
-
-# --- the client -----------------------------------------------------------------------------------------------
 class GraphClient:
     """A :class:`Graph` over one httpx client (TLS from ``ca_file`` or the system, ``trust_env=False``).
 
@@ -341,46 +138,8 @@ class GraphClient:
                     retries += 1
                     pause(wait)
                     continue
-            raise self._error(response, what=what, delegated=delegated, client_request_id=client_request_id,
-                              secret=secret, retries=retries, method=method)
-
-    @staticmethod
-    def _error(response: httpx.Response, *, what: str, delegated: bool, client_request_id: str,
-               secret: str | None, retries: int, method: str = "GET") -> MicrosoftError:
-        code, message, rid = _graph_error_body(response)
-        if secret and message:
-            message = message.replace(secret, _REDACTED)
-        status = response.status_code
-        ms = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
-        fields: dict[str, Any] = {"code": code, "request_id": rid, "client_request_id": client_request_id,
-                                  "status": status}
-        if status == 401:
-            if delegated:
-                return EntraReauthRequiredError(f"Microsoft Graph refused the agent's sign-in to {what} ({ms}); the "
-                                                "agent must link their account again.", **fields)
-            return EntraAuthError(f"Microsoft Graph refused the bot's app token to {what} ({ms}); check the app "
-                                  "registration's credentials and tenant.", **fields)
-        if status == 403:
-            who = "the signed-in agent's Entra role" if delegated else "the app's Graph permissions"
-            return GraphPermissionError(f"Microsoft Graph refused to {what}: {who} does not allow it ({ms}).",
-                                        **fields)
-        if status == 404:
-            return GraphNotFoundError(f"Microsoft Graph could not {what}: it does not exist in Entra ID ({ms}).",
-                                      **fields)
-        if status == 429:
-            return GraphThrottledError(f"Microsoft Graph is throttling the bot and still refused to {what} after "
-                                       f"{retries} retries; try again later.",
-                                       retry_after=_retry_after(response), **fields)
-        if status >= 500:
-            unknown = "" if method == "GET" or status == 503 else \
-                " (the outcome is unknown: check before repeating it)"
-            return GraphUnavailableError(f"Microsoft Graph is unavailable and could not {what} after {retries} "
-                                         f"retries ({ms}){unknown}.", retry_after=_retry_after(response), **fields)
-        if 400 <= status < 500:
-            return GraphRejectedError(f"Microsoft Graph refused to {what}: {message or ms}"
-                                      f"{'' if (message or ms).endswith('.') else '.'}", **fields)
-        return GraphError(f"Microsoft Graph answered HTTP {status} when asked to {what}, which the bot does not "
-                          "expect.", **fields)
+            raise _graph_error(response, what=what, delegated=delegated, client_request_id=client_request_id,
+                               secret=secret, retries=retries, method=method)
 
     @staticmethod
     def _json(response: httpx.Response, what: str, client_request_id: str) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""msal's answers and exceptions as bot.errors, where both flows read them alike: an error dict's AADSTS code and
+correlation id, a raised 5xx or network failure, an authority whose metadata cannot be read. Each flow maps
+its own refusals (:mod:`~bot.clients.entra_auth.app_tokens`, :mod:`~bot.clients.entra_auth.delegated_tokens`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msal.exceptions import MsalServiceError
+
+from bot.clients.entra_auth.authority import _S_AUTHORITY
+from bot.errors import EntraAuthError, EntraUnavailableError
+
+_UNAVAILABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+def _aadsts(result: dict[str, Any]) -> int | None:
+    codes = result.get("error_codes") or []
+    return int(codes[0]) if codes and str(codes[0]).isdigit() else None
+
+
+def _fields(result: dict[str, Any]) -> dict[str, Any]:
+    n = _aadsts(result)
+    return {"code": f"AADSTS{n}" if n is not None else str(result.get("error") or "") or None,
+            "request_id": result.get("correlation_id") or result.get("trace_id")}
+
+
+def _unavailable_from(exc: BaseException, what: str) -> EntraUnavailableError:
+    """A raised msal/requests failure as EntraUnavailableError (the exception's text may name a URL, never a
+    secret; it is not repeated anyway)."""
+    if isinstance(exc, MsalServiceError):
+        status = str(exc).removeprefix("HTTP Error: ").strip()
+        detail = f"HTTP {status}" if status.isdigit() else type(exc).__name__
+        return EntraUnavailableError(f"Entra ID's token service is unavailable ({detail}) while {what}; "
+                                     "the bot will try again later.",
+                                     status=int(status) if status.isdigit() else None)
+    return EntraUnavailableError(f"Entra ID could not be reached ({type(exc).__name__}) while {what}; check the "
+                                 "network path to the authority and try again.")
+
+
+def _unreadable_authority(authority: str) -> EntraAuthError:
+    """msal's ValueError while it builds an application: the authority's OpenID configuration was unreadable."""
+    return EntraAuthError(f"Entra ID did not accept the authority {authority} (its OpenID configuration could not "
+                          f"be read): check {_S_AUTHORITY}.")
