@@ -17,6 +17,7 @@ from bot.domain.audit import AuditAction, from_csv, from_json, verify_chain
 from tests.store.helpers import T0, draft, new_request, run_resetbot
 
 pytest_plugins = ("tests.store.dbfixtures",)
+pytestmark = pytest.mark.process  # each test runs `resetbot` as its own process
 
 
 def url_of(engine: Engine) -> str:

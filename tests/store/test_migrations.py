@@ -25,6 +25,7 @@ from bot.wiring import prepare_schema
 from tests.store.helpers import draft, new_request, run_concurrently, run_resetbot
 
 pytest_plugins = ("tests.store.dbfixtures",)
+pytestmark = pytest.mark.process  # each test runs `resetbot` as its own process
 
 
 def differences(engine: Engine, metadata: MetaData = SQLModel.metadata) -> list[Any]:
