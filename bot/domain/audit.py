@@ -157,9 +157,9 @@ def format_at(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical_bytes(event: AuditEvent) -> bytes:
-    """The exact bytes ``event_hash`` digests: a JSON object of every field but ``hash``, keys sorted."""
-    body = {
+def _scalar_fields(event: AuditEvent) -> dict[str, object]:
+    """The fields the hash and the export write alike (``at`` as its canonical text), in the export's order."""
+    return {
         "seq": event.seq,
         "at": format_at(event.at),
         "request_id": event.request_id,
@@ -170,9 +170,12 @@ def canonical_bytes(event: AuditEvent) -> bytes:
         "correlation_id": event.correlation_id,
         "graph_operation_id": event.graph_operation_id,
         "verdict": event.verdict,
-        "detail": canonical_detail(event.detail),
-        "prev_hash": event.prev_hash,
     }
+
+
+def canonical_bytes(event: AuditEvent) -> bytes:
+    """The exact bytes ``event_hash`` digests: a JSON object of every field but ``hash``, keys sorted."""
+    body = {**_scalar_fields(event), "detail": canonical_detail(event.detail), "prev_hash": event.prev_hash}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -235,21 +238,8 @@ def _check_event(event: AuditEvent, *, expected_seq: int, prev_hash: str) -> tup
 
 
 def _row(event: AuditEvent) -> dict[str, object]:
-    return {
-        "seq": event.seq,
-        "at": format_at(event.at),
-        "request_id": event.request_id,
-        "actor": event.actor,
-        "action": event.action,
-        "from_state": event.from_state,
-        "to_state": event.to_state,
-        "correlation_id": event.correlation_id,
-        "graph_operation_id": event.graph_operation_id,
-        "verdict": event.verdict,
-        "detail": json.loads(event.detail),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+    return {**_scalar_fields(event), "detail": json.loads(event.detail), "prev_hash": event.prev_hash,
+            "hash": event.hash}
 
 
 def to_json(events: Iterable[AuditEvent]) -> str:
