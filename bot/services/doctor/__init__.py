@@ -12,9 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import messages, store
 from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
-from bot.clients.entra_auth import TokenSource
-from bot.clients.graph import GraphClient
 from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError, open_tunnel, target_of
-from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
+from bot.clients.slack_probe import SlackRefusedError, SlackUnreachableError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine, make_session_factory
 from bot.domain.entra_roles import can_reset, resetting_roles
@@ -42,167 +39,98 @@ from bot.errors import (
 )
 from bot.ids import BOT_SCOPES
 from bot.models import SERVICE_LINK_KEY
+from bot.services.doctor.plan import (
+    S_AD_POLICY,
+    S_DATABASE,
+    S_ENTRA_TLS,
+    S_ENTRA_TOKEN,
+    S_GRAPH_REACHABLE,
+    S_GRAPH_ROLES,
+    S_GRAPH_USER,
+    S_KEY_VERSION,
+    S_LDAP_BIND,
+    S_LDAP_TLS,
+    S_PROXY,
+    S_RESET_ROLE,
+    S_SERVICE_LINK,
+    S_SETTINGS,
+    S_SLACK_APP,
+    S_SLACK_BOT,
+    S_SLACK_SCOPES,
+    S_WRITEBACK,
+    CheckResult,
+    DoctorPlan,
+    Outcome,
+    Run,
+    fail,
+    ok,
+    skip,
+    test_user_unset,
+)
 from bot.settings import ProxyUrl
+
+__all__ = [
+    "S_SETTINGS",
+    "Blocked",
+    "CheckResult",
+    "DoctorPlan",
+    "Outcome",
+    "proxied_targets",
+    "proxy_problem",
+    "run_checks",
+    "token_roles",
+]
+
 
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
 #: read memberships (directory roles included: role holders are protected), read the tenant's sync status.
 GRAPH_APP_ROLES: tuple[str, ...] = ("User.Read.All", "GroupMember.Read.All", "Organization.Read.All")
 
 
-class Outcome(StrEnum):
-    OK = messages.doctor.DOCTOR_OK
-    FAIL = messages.doctor.DOCTOR_FAIL
-    SKIP = messages.doctor.DOCTOR_SKIP
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    outcome: Outcome
-    detail: str
-
-    def line(self) -> str:
-        return messages.doctor.doctor_line(self.outcome, self.check, self.detail)
-
-
-@dataclass
-class DoctorPlan:
-    """What the composition root could build from the settings; a part left None is skipped with its reason.
-    Secrets (the Slack tokens, a database URL that may hold a password) stay out of its repr."""
-
-    settings_problems: list[str]
-    #: The outbound proxy (its repr hides the credentials), and the https URLs the bot reaches through it.
-    proxy: ProxyUrl | None = None
-    proxied_urls: list[str] = field(default_factory=list)
-    slack: SlackProbe | None = None
-    slack_bot_token: str | None = field(default=None, repr=False)
-    slack_app_token: str | None = field(default=None, repr=False)
-    slack_api_base: str = ""
-    entra_url: str | None = None
-    entra_ca_file: Path | None = None
-    client_id: str | None = None
-    credential_kind: str = "client secret"
-    tokens: TokenSource | None = None
-    tokens_problem: str | None = None
-    graph: GraphClient | None = None
-    graph_base: str | None = None
-    #: The service identity's UPN when something is done as it: every reset (``service_mode``), or the canary.
-    service_upn: str | None = None
-    service_mode: bool = False
-    #: Something is to be done as the service identity (service mode, or a canary), UPN set or not.
-    service_wanted: bool = False
-    #: Whether a stored token cache decrypts under the token-cache key(s); None when the key is not set.
-    cache_opens: Callable[[str], bool] | None = field(default=None, repr=False)
-    ldap_url: str | None = None
-    ldap_ca_file: Path | None = None
-    ldap_bind: str | None = None
-    directory: LdapDirectory | None = None
-    test_user: str | None = None
-    writeback_account: str | None = None
-    database_url: str | None = field(default=None, repr=False)
-    tls_timeout_s: float = 5.0
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-class _Run:
-    """Runs checks in order, remembering which failed so that those depending on them are skipped. A skip names
-    the check that really failed, however far up the chain: the operator fixes that one line."""
-
-    def __init__(self) -> None:
-        #: check that did not pass -> the check whose failure it comes from (itself when it failed).
-        self.failed: dict[str, str] = {}
-
-    def check(self, name: str, fn: Callable[[], CheckResult], *, needs: tuple[str, ...] = ()) -> CheckResult:
-        for need in needs:
-            if need in self.failed:
-                root = self.failed[need]
-                self.failed[name] = root
-                return CheckResult(name, Outcome.SKIP, messages.doctor.doctor_skipped_for(root))
-        try:
-            result = fn()
-        except Exception as e:  # one check's surprise must not stop the others
-            result = CheckResult(name, Outcome.FAIL, messages.doctor.doctor_unexpected(type(e).__name__))
-        if result.outcome != Outcome.OK:
-            self.failed[name] = name
-        return result
-
-
-def _ok(name: str, detail: str) -> CheckResult:
-    return CheckResult(name, Outcome.OK, detail)
-
-
-def _fail(name: str, detail: str) -> CheckResult:
-    return CheckResult(name, Outcome.FAIL, detail)
-
-
-def _skip(name: str, detail: str) -> CheckResult:
-    return CheckResult(name, Outcome.SKIP, detail)
-
-
-S_SETTINGS = messages.doctor.CHECK_SETTINGS
-S_PROXY = messages.doctor.CHECK_PROXY
-S_SLACK_BOT = messages.doctor.CHECK_SLACK_BOT
-S_SLACK_SCOPES = messages.doctor.CHECK_SLACK_SCOPES
-S_SLACK_APP = messages.doctor.CHECK_SLACK_APP
-S_ENTRA_TLS = messages.doctor.CHECK_ENTRA_TLS
-S_ENTRA_TOKEN = messages.doctor.CHECK_ENTRA_TOKEN
-S_GRAPH_ROLES = messages.doctor.CHECK_GRAPH_ROLES
-S_GRAPH_REACHABLE = messages.doctor.CHECK_GRAPH_REACHABLE
-S_GRAPH_USER = messages.doctor.CHECK_GRAPH_USER
-S_RESET_ROLE = messages.doctor.CHECK_RESET_ROLE
-S_LDAP_TLS = messages.doctor.CHECK_LDAP_TLS
-S_LDAP_BIND = messages.doctor.CHECK_LDAP_BIND
-S_AD_POLICY = messages.doctor.CHECK_AD_POLICY
-S_WRITEBACK = messages.doctor.CHECK_WRITEBACK
-S_KEY_VERSION = messages.doctor.CHECK_KEY_VERSION
-S_DATABASE = messages.doctor.CHECK_DATABASE
-S_SERVICE_LINK = messages.doctor.CHECK_SERVICE_LINK
-
-
 def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     """Every check, in order, as soon as each is done (so the operator sees progress)."""
-    run = _Run()
+    run = Run()
     state: dict[str, Any] = {}
     if plan.settings_problems:
-        yield run.check(S_SETTINGS, lambda: _fail(S_SETTINGS, " ".join(plan.settings_problems)))
+        yield run.check(S_SETTINGS, lambda: fail(S_SETTINGS, " ".join(plan.settings_problems)))
     else:
-        yield run.check(S_SETTINGS, lambda: _ok(S_SETTINGS, messages.doctor.doctor_settings_ok()))
+        yield run.check(S_SETTINGS, lambda: ok(S_SETTINGS, messages.doctor.doctor_settings_ok()))
     if plan.proxy is None:
-        yield _skip(S_PROXY, messages.doctor.doctor_proxy_unset())
+        yield skip(S_PROXY, messages.doctor.doctor_proxy_unset())
     else:
         yield run.check(S_PROXY, lambda: _proxy(plan))
     yield from _slack_checks(plan, run, state)
     yield from _entra_checks(plan, run, state)
     yield from _ad_checks(plan, run)
     if plan.database_url is None:
-        yield _skip(S_DATABASE, messages.doctor.doctor_skipped_for(S_SETTINGS))
-        yield _skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
+        yield skip(S_DATABASE, messages.doctor.doctor_skipped_for(S_SETTINGS))
+        yield skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
         return
     url = plan.database_url
     yield run.check(S_DATABASE, lambda: _database(url))
     if plan.service_upn is None:
-        yield _skip(S_SERVICE_LINK, _service_skip(plan))
+        yield skip(S_SERVICE_LINK, _service_skip(plan))
     else:
         yield run.check(S_SERVICE_LINK, lambda: _service_link(plan, url), needs=(S_DATABASE,))
 
 
-def _slack_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
+def _slack_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
     if plan.slack is None:
         for name in (S_SLACK_BOT, S_SLACK_SCOPES, S_SLACK_APP):
-            yield _skip(name, plan.skipped.get("slack", messages.doctor.doctor_skipped_for(S_SETTINGS)))
+            yield skip(name, plan.skipped.get("slack", messages.doctor.doctor_skipped_for(S_SETTINGS)))
         return
     yield run.check(S_SLACK_BOT, lambda: _slack_bot(plan, state), needs=(S_PROXY,))
     yield run.check(S_SLACK_SCOPES, lambda: _slack_scopes(state), needs=(S_SLACK_BOT,))
     if plan.slack_app_token is None:  # HTTP mode: Slack calls the bot; no app-level token, no socket to open
-        yield _skip(S_SLACK_APP, messages.doctor.doctor_app_token_not_used())
+        yield skip(S_SLACK_APP, messages.doctor.doctor_app_token_not_used())
     else:
         yield run.check(S_SLACK_APP, lambda: _slack_app(plan), needs=(S_PROXY,))
 
 
-def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterator[CheckResult]:
+def _entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
     if plan.entra_url is None:
         for name in (S_ENTRA_TLS, S_ENTRA_TOKEN, S_GRAPH_ROLES, S_GRAPH_REACHABLE, S_GRAPH_USER, S_RESET_ROLE):
-            yield _skip(name, plan.skipped.get("entra", messages.doctor.doctor_skipped_for(S_SETTINGS)))
+            yield skip(name, plan.skipped.get("entra", messages.doctor.doctor_skipped_for(S_SETTINGS)))
         return
     entra_url = plan.entra_url
     yield run.check(S_ENTRA_TLS, lambda: _tls(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
@@ -214,15 +142,15 @@ def _entra_checks(plan: DoctorPlan, run: _Run, state: dict[str, Any]) -> Iterato
     yield run.check(S_GRAPH_REACHABLE, lambda: _graph_reachable(plan), needs=(S_ENTRA_TOKEN,))
     yield run.check(S_GRAPH_USER, lambda: _graph_user(plan), needs=(S_GRAPH_REACHABLE,))
     if plan.service_upn is None:
-        yield _skip(S_RESET_ROLE, _service_skip(plan))
+        yield skip(S_RESET_ROLE, _service_skip(plan))
     else:
         yield run.check(S_RESET_ROLE, lambda: _reset_role(plan), needs=(S_GRAPH_REACHABLE,))
 
 
-def _ad_checks(plan: DoctorPlan, run: _Run) -> Iterator[CheckResult]:
+def _ad_checks(plan: DoctorPlan, run: Run) -> Iterator[CheckResult]:
     if plan.directory is None or plan.ldap_url is None:
         for name in (S_LDAP_TLS, S_LDAP_BIND, S_AD_POLICY, S_WRITEBACK, S_KEY_VERSION):
-            yield _skip(name, plan.skipped.get("ldap", messages.doctor.doctor_skipped_for(S_SETTINGS)))
+            yield skip(name, plan.skipped.get("ldap", messages.doctor.doctor_skipped_for(S_SETTINGS)))
         return
     directory, ldap_url = plan.directory, plan.ldap_url
     if ldap_url.lower().startswith("ldaps://"):
@@ -240,22 +168,22 @@ def _slack_bot(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     try:
         identity = plan.slack.bot_identity(plan.slack_bot_token)
     except SlackRefusedError as e:
-        return _fail(S_SLACK_BOT, messages.doctor.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
-                                                                       messages.cli.bot_token_kind()))
+        return fail(S_SLACK_BOT, messages.doctor.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
+                                                                      messages.cli.bot_token_kind()))
     except SlackUnreachableError as e:
-        return _fail(S_SLACK_BOT, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
+        return fail(S_SLACK_BOT, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     state["scopes"] = identity.scopes
-    return _ok(S_SLACK_BOT, messages.doctor.doctor_slack_bot_ok(identity.user, identity.team))
+    return ok(S_SLACK_BOT, messages.doctor.doctor_slack_bot_ok(identity.user, identity.team))
 
 
 def _slack_scopes(state: dict[str, Any]) -> CheckResult:
     granted: frozenset[str] | None = state.get("scopes")
     if granted is None:
-        return _fail(S_SLACK_SCOPES, messages.doctor.doctor_scopes_unknown())
+        return fail(S_SLACK_SCOPES, messages.doctor.doctor_scopes_unknown())
     missing = [s for s in BOT_SCOPES if s not in granted]
     if missing:
-        return _fail(S_SLACK_SCOPES, messages.doctor.doctor_scopes_missing(missing))
-    return _ok(S_SLACK_SCOPES, messages.doctor.doctor_scopes_ok(len(BOT_SCOPES)))
+        return fail(S_SLACK_SCOPES, messages.doctor.doctor_scopes_missing(missing))
+    return ok(S_SLACK_SCOPES, messages.doctor.doctor_scopes_ok(len(BOT_SCOPES)))
 
 
 def _slack_app(plan: DoctorPlan) -> CheckResult:
@@ -263,11 +191,11 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
     try:
         plan.slack.open_socket_url(plan.slack_app_token)
     except SlackRefusedError as e:
-        return _fail(S_SLACK_APP, messages.doctor.doctor_slack_refused(
+        return fail(S_SLACK_APP, messages.doctor.doctor_slack_refused(
             "RESETBOT_SLACK_APP_TOKEN", e.error, messages.cli.app_token_kind()))
     except SlackUnreachableError as e:
-        return _fail(S_SLACK_APP, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
-    return _ok(S_SLACK_APP, messages.doctor.doctor_app_token_ok())
+        return fail(S_SLACK_APP, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
+    return ok(S_SLACK_APP, messages.doctor.doctor_app_token_ok())
 
 
 # --- the outbound proxy ------------------------------------------------------------------------------------------
@@ -310,9 +238,9 @@ def _proxy(plan: DoctorPlan) -> CheckResult:
     assert plan.proxy is not None
     problem = proxy_problem(plan.proxy, plan.proxied_urls, plan.tls_timeout_s)
     if problem is not None:
-        return _fail(S_PROXY, problem.sentence)
+        return fail(S_PROXY, problem.sentence)
     targets = [f"{host}:{port}" for host, port in map(target_of, plan.proxied_urls)]
-    return _ok(S_PROXY, messages.doctor.doctor_proxy_ok(plan.proxy.shown, targets))
+    return ok(S_PROXY, messages.doctor.doctor_proxy_ok(plan.proxy.shown, targets))
 
 
 # --- TLS ---------------------------------------------------------------------------------------------------------
@@ -321,28 +249,28 @@ def _tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: 
     try:
         check_tls(url, ca_file, timeout_s=timeout_s, proxy=proxy)
     except ProxyRefusedError as e:
-        return _fail(name, messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason))
+        return fail(name, messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason))
     except ProxyUnreachableError as e:
-        return _fail(name, messages.cli.proxy_unreachable(e.proxy, e.reason))
+        return fail(name, messages.cli.proxy_unreachable(e.proxy, e.reason))
     except CaBundleError as e:
-        return _fail(name, messages.doctor.doctor_ca_bundle_unreadable(ca_setting, e.reason))
+        return fail(name, messages.doctor.doctor_ca_bundle_unreadable(ca_setting, e.reason))
     except TlsUntrustedError as e:
-        return _fail(name, messages.doctor.doctor_tls_untrusted(f"{e.host}:{e.port}", e.reason, ca_setting, ca_file))
+        return fail(name, messages.doctor.doctor_tls_untrusted(f"{e.host}:{e.port}", e.reason, ca_setting, ca_file))
     except TlsUnreachableError as e:
-        return _fail(name, messages.doctor.doctor_tls_unreachable(f"{e.host}:{e.port}", e.reason))
+        return fail(name, messages.doctor.doctor_tls_unreachable(f"{e.host}:{e.port}", e.reason))
     host = url.split("://", 1)[-1].split("/", 1)[0]
-    return _ok(name, messages.doctor.doctor_tls_ok(host, ca_setting, ca_file, via=proxy.shown if proxy else None))
+    return ok(name, messages.doctor.doctor_tls_ok(host, ca_setting, ca_file, via=proxy.shown if proxy else None))
 
 
 # --- Entra ID and Graph ------------------------------------------------------------------------------------------
 def _entra_token(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     if plan.tokens is None:
-        return _fail(S_ENTRA_TOKEN, plan.tokens_problem or messages.doctor.doctor_skipped_for(S_SETTINGS))
+        return fail(S_ENTRA_TOKEN, plan.tokens_problem or messages.doctor.doctor_skipped_for(S_SETTINGS))
     try:
         state["token"] = plan.tokens.token()
     except MicrosoftError as e:
-        return _fail(S_ENTRA_TOKEN, messages.doctor.doctor_entra_failed(str(e)))
-    return _ok(S_ENTRA_TOKEN, messages.doctor.doctor_entra_token_ok(plan.client_id or "", plan.credential_kind))
+        return fail(S_ENTRA_TOKEN, messages.doctor.doctor_entra_failed(str(e)))
+    return ok(S_ENTRA_TOKEN, messages.doctor.doctor_entra_token_ok(plan.client_id or "", plan.credential_kind))
 
 
 def token_roles(access_token: str) -> list[str] | None:
@@ -362,11 +290,11 @@ def token_roles(access_token: str) -> list[str] | None:
 def _graph_roles(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     roles = token_roles(str(state.get("token") or ""))
     if roles is None:
-        return _fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_unreadable())
+        return fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_unreadable())
     missing = [r for r in GRAPH_APP_ROLES if r not in roles]
     if missing:
-        return _fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_missing(missing, plan.client_id or ""))
-    return _ok(S_GRAPH_ROLES, messages.doctor.doctor_roles_ok(list(GRAPH_APP_ROLES)))
+        return fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_missing(missing, plan.client_id or ""))
+    return ok(S_GRAPH_ROLES, messages.doctor.doctor_roles_ok(list(GRAPH_APP_ROLES)))
 
 
 def _graph_reachable(plan: DoctorPlan) -> CheckResult:
@@ -380,32 +308,29 @@ def _graph_reachable(plan: DoctorPlan) -> CheckResult:
     try:
         plan.graph.ping()
     except GraphPermissionError as e:
-        return _fail(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_refused(e.code or f"HTTP {e.status}",
-                                                                             plan.client_id or ""))
+        return fail(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_refused(e.code or f"HTTP {e.status}",
+                                                                            plan.client_id or ""))
     except GraphUnavailableError as e:
-        return _fail(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_unavailable(str(e), plan.graph_base))
+        return fail(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_unavailable(str(e), plan.graph_base))
     except MicrosoftError as e:
-        return _fail(S_GRAPH_REACHABLE, messages.doctor.doctor_entra_failed(str(e)))
-    return _ok(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_ok(plan.graph_base.split("://", 1)[-1].split("/", 1)[0]))
+        return fail(S_GRAPH_REACHABLE, messages.doctor.doctor_entra_failed(str(e)))
+    return ok(S_GRAPH_REACHABLE, messages.doctor.doctor_graph_ok(plan.graph_base.split("://", 1)[-1].split("/", 1)[0]))
 
-
-def _test_user_unset() -> str:
-    return messages.doctor.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER", "a synced user's UPN")
 
 
 def _graph_user(plan: DoctorPlan) -> CheckResult:
     if not plan.test_user:
-        return _skip(S_GRAPH_USER, _test_user_unset())
+        return skip(S_GRAPH_USER, test_user_unset())
     assert plan.graph is not None
     try:
         user = plan.graph.get_user(plan.test_user)
     except MicrosoftError as e:
-        return _fail(S_GRAPH_USER, messages.doctor.doctor_entra_failed(str(e)))
+        return fail(S_GRAPH_USER, messages.doctor.doctor_entra_failed(str(e)))
     if user is None:
-        return _fail(S_GRAPH_USER, messages.doctor.doctor_graph_user_missing(plan.test_user))
+        return fail(S_GRAPH_USER, messages.doctor.doctor_graph_user_missing(plan.test_user))
     if not user.synced or not user.on_premises_sam_account_name:
-        return _fail(S_GRAPH_USER, messages.doctor.doctor_graph_user_not_synced(plan.test_user))
-    return _ok(S_GRAPH_USER, messages.doctor.doctor_graph_user_ok(plan.test_user, user.on_premises_sam_account_name))
+        return fail(S_GRAPH_USER, messages.doctor.doctor_graph_user_not_synced(plan.test_user))
+    return ok(S_GRAPH_USER, messages.doctor.doctor_graph_user_ok(plan.test_user, user.on_premises_sam_account_name))
 
 
 # --- the service identity ----------------------------------------------------------------------------------------
@@ -425,13 +350,13 @@ def _reset_role(plan: DoctorPlan) -> CheckResult:
     try:
         user = plan.graph.get_user(upn)
         if user is None:
-            return _fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_no_user(upn))
+            return fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_no_user(upn))
         held = plan.graph.directory_roles_of(user.id)
     except MicrosoftError as e:
-        return _fail(S_RESET_ROLE, messages.doctor.doctor_entra_failed(str(e)))
+        return fail(S_RESET_ROLE, messages.doctor.doctor_entra_failed(str(e)))
     if not can_reset(held, ()):
-        return _fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_missing(upn, sorted(set(held)), use))
-    return _ok(S_RESET_ROLE, messages.doctor.doctor_reset_role_ok(upn, resetting_roles(held), use))
+        return fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_missing(upn, sorted(set(held)), use))
+    return ok(S_RESET_ROLE, messages.doctor.doctor_reset_role_ok(upn, resetting_roles(held), use))
 
 
 def _service_link(plan: DoctorPlan, url: str) -> CheckResult:
@@ -448,16 +373,16 @@ def _service_link(plan: DoctorPlan, url: str) -> CheckResult:
     finally:
         engine.dispose()
     if found is None:
-        return _fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_missing(
+        return fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_missing(
             upn, messages.doctor.doctor_service_use(plan.service_mode)))
     linked_upn, linked_at, cache = found
     if linked_upn.strip().lower() != upn.strip().lower():
-        return _fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_other(linked_upn, upn))
+        return fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_other(linked_upn, upn))
     if plan.cache_opens is None:  # no token-cache key: the settings line says so
-        return _skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
+        return skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
     if not plan.cache_opens(cache):
-        return _fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_unreadable(upn))
-    return _ok(S_SERVICE_LINK, messages.doctor.doctor_service_link_ok(linked_upn, linked_at))
+        return fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_unreadable(upn))
+    return ok(S_SERVICE_LINK, messages.doctor.doctor_service_link_ok(linked_upn, linked_at))
 
 
 # --- Active Directory --------------------------------------------------------------------------------------------
@@ -465,57 +390,57 @@ def _ldap_bind(directory: LdapDirectory, bind: str) -> CheckResult:
     try:
         directory.ping()
     except DirectoryUnavailableError as e:
-        return _fail(S_LDAP_BIND, messages.doctor.doctor_ldap_failed(str(e)))
-    return _ok(S_LDAP_BIND, messages.doctor.doctor_ldap_bind_ok(bind))
+        return fail(S_LDAP_BIND, messages.doctor.doctor_ldap_failed(str(e)))
+    return ok(S_LDAP_BIND, messages.doctor.doctor_ldap_bind_ok(bind))
 
 
 def _ad_policy(directory: LdapDirectory) -> CheckResult:
     try:
         policy = DirectoryChecks(directory).password_policy()
     except PsoUnreadableError as e:
-        return _fail(S_AD_POLICY, messages.doctor.doctor_pso_hidden(e.container, len(e.hidden)))
+        return fail(S_AD_POLICY, messages.doctor.doctor_pso_hidden(e.container, len(e.hidden)))
     except DirectoryUnavailableError as e:
-        return _fail(S_AD_POLICY, messages.doctor.doctor_policy_failed(str(e)))
-    return _ok(S_AD_POLICY, messages.doctor.doctor_policy_ok(policy.domain_min_length, policy.psos))
+        return fail(S_AD_POLICY, messages.doctor.doctor_policy_failed(str(e)))
+    return ok(S_AD_POLICY, messages.doctor.doctor_policy_ok(policy.domain_min_length, policy.psos))
 
 
 def _writeback(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
     if not plan.writeback_account:
-        return _skip(S_WRITEBACK, messages.doctor.doctor_skipped_unset("RESETBOT_WRITEBACK_ACCOUNT",
-                                                                       "the AD DS connector account"))
+        return skip(S_WRITEBACK, messages.doctor.doctor_skipped_unset("RESETBOT_WRITEBACK_ACCOUNT",
+                                                                      "the AD DS connector account"))
     if not plan.test_user:
-        return _skip(S_WRITEBACK, messages.doctor.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER",
-                                                                       "a synced user's UPN (its OU is checked)"))
+        return skip(S_WRITEBACK, messages.doctor.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER",
+                                                                      "a synced user's UPN (its OU is checked)"))
     try:
         user = directory.find_user(upn=plan.test_user)
         if user is None:
-            return _fail(S_WRITEBACK, messages.doctor.doctor_writeback_user_unknown(plan.test_user))
+            return fail(S_WRITEBACK, messages.doctor.doctor_writeback_user_unknown(plan.test_user))
         rights = DirectoryChecks(directory).writeback_rights(plan.writeback_account, user.dn)
     except WritebackAccountNotFoundError:
-        return _fail(S_WRITEBACK, messages.doctor.doctor_writeback_account_unknown(plan.writeback_account))
+        return fail(S_WRITEBACK, messages.doctor.doctor_writeback_account_unknown(plan.writeback_account))
     except DirectoryUnavailableError as e:
-        return _fail(S_WRITEBACK, messages.doctor.doctor_writeback_failed(str(e)))
+        return fail(S_WRITEBACK, messages.doctor.doctor_writeback_failed(str(e)))
     ou = rights.containers[0] if rights.containers else user.dn
     if rights.missing:
-        return _fail(S_WRITEBACK,
-                     messages.doctor.doctor_writeback_missing(plan.writeback_account, ou, list(rights.missing)))
-    return _ok(S_WRITEBACK, messages.doctor.doctor_writeback_ok(plan.writeback_account, ou))
+        return fail(S_WRITEBACK,
+                    messages.doctor.doctor_writeback_missing(plan.writeback_account, ou, list(rights.missing)))
+    return ok(S_WRITEBACK, messages.doctor.doctor_writeback_ok(plan.writeback_account, ou))
 
 
 def _key_version(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
     """The follow-ups' proof that a reset landed is ``msDS-KeyVersionNumber`` moving (bot.domain.followup_rules);
     an account denied it falls back to ``pwdLastSet``, which cannot tell a repeat reset from the one before."""
     if not plan.test_user:
-        return _skip(S_KEY_VERSION, _test_user_unset())
+        return skip(S_KEY_VERSION, test_user_unset())
     try:
         user = directory.find_user(upn=plan.test_user)
     except DirectoryUnavailableError as e:
-        return _fail(S_KEY_VERSION, messages.doctor.doctor_ldap_failed(str(e)))
+        return fail(S_KEY_VERSION, messages.doctor.doctor_ldap_failed(str(e)))
     if user is None:
-        return _fail(S_KEY_VERSION, messages.doctor.doctor_writeback_user_unknown(plan.test_user))
+        return fail(S_KEY_VERSION, messages.doctor.doctor_writeback_user_unknown(plan.test_user))
     if user.key_version is None:
-        return _fail(S_KEY_VERSION, messages.doctor.doctor_key_version_hidden(user.dn))
-    return _ok(S_KEY_VERSION, messages.doctor.doctor_key_version_ok(plan.test_user, user.key_version))
+        return fail(S_KEY_VERSION, messages.doctor.doctor_key_version_hidden(user.dn))
+    return ok(S_KEY_VERSION, messages.doctor.doctor_key_version_ok(plan.test_user, user.key_version))
 
 
 # --- the database ------------------------------------------------------------------------------------------------
@@ -530,7 +455,7 @@ def _database(url: str) -> CheckResult:
     try:
         engine = make_engine(url)
     except ConfigError as e:
-        return _fail(S_DATABASE, str(e).rstrip("."))
+        return fail(S_DATABASE, str(e).rstrip("."))
     backend = engine.dialect.name
     try:
         with engine.connect():
@@ -541,11 +466,11 @@ def _database(url: str) -> CheckResult:
         password = make_url(url).password
         if password:
             reason = reason.replace(str(password), "***")
-        return _fail(S_DATABASE, messages.doctor.doctor_db_unreachable(backend, reason))
+        return fail(S_DATABASE, messages.doctor.doctor_db_unreachable(backend, reason))
     except (DatabaseUnavailableError, SchemaAheadError) as e:  # their messages hide the password
-        return _fail(S_DATABASE, str(e).rstrip("."))
+        return fail(S_DATABASE, str(e).rstrip("."))
     finally:
         engine.dispose()
     if pending:
-        return _fail(S_DATABASE, messages.doctor.doctor_db_pending(pending))
-    return _ok(S_DATABASE, messages.doctor.doctor_db_ok(backend))
+        return fail(S_DATABASE, messages.doctor.doctor_db_pending(pending))
+    return ok(S_DATABASE, messages.doctor.doctor_db_ok(backend))
