@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import messages, store
 from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
-from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError, open_tunnel, target_of
+from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError
 from bot.clients.slack_probe import SlackRefusedError, SlackUnreachableError
 from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine, make_session_factory
@@ -67,6 +66,7 @@ from bot.services.doctor.plan import (
     skip,
     test_user_unset,
 )
+from bot.services.doctor.proxy import Blocked, proxied_targets, proxy, proxy_problem
 from bot.settings import ProxyUrl
 
 __all__ = [
@@ -98,7 +98,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     if plan.proxy is None:
         yield skip(S_PROXY, messages.doctor.doctor_proxy_unset())
     else:
-        yield run.check(S_PROXY, lambda: _proxy(plan))
+        yield run.check(S_PROXY, lambda: proxy(plan))
     yield from _slack_checks(plan, run, state)
     yield from _entra_checks(plan, run, state)
     yield from _ad_checks(plan, run)
@@ -196,51 +196,6 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
     except SlackUnreachableError as e:
         return fail(S_SLACK_APP, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
     return ok(S_SLACK_APP, messages.doctor.doctor_app_token_ok())
-
-
-# --- the outbound proxy ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Blocked:
-    """Why the bot cannot get through: the sentence, and whether it may pass by itself (a server out of reach,
-    ``transient``) or needs someone to change something (a refused credential)."""
-
-    sentence: str
-    transient: bool
-
-
-def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> Blocked | None:
-    """Why the proxy does not let the bot through to each host of ``urls`` (one CONNECT each, closed at once),
-    or None. ``resetbot run`` asks this too before it starts: the client libraries would each fail in their own
-    words, and Socket Mode's would quote the proxy URL, password included."""
-    for url in urls:
-        host, port = target_of(url)
-        try:
-            open_tunnel(proxy, host, port, timeout_s=timeout_s).close()
-        except ProxyRefusedError as e:
-            return Blocked(messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason), transient=False)
-        except ProxyUnreachableError as e:
-            return Blocked(messages.cli.proxy_unreachable(e.proxy, e.reason), transient=True)
-    return None
-
-
-def proxied_targets(urls: list[str]) -> list[str]:
-    """The distinct https URLs' ``host:port``, in order: what the bot opens CONNECT tunnels to (an ``http://`` URL,
-    only the lab's, is sent to the proxy as a plain request instead)."""
-    seen: dict[str, str] = {}
-    for url in urls:
-        if url.lower().startswith(("https://", "wss://")):
-            host, port = target_of(url)
-            seen.setdefault(f"{host}:{port}", url)
-    return list(seen.values())
-
-
-def _proxy(plan: DoctorPlan) -> CheckResult:
-    assert plan.proxy is not None
-    problem = proxy_problem(plan.proxy, plan.proxied_urls, plan.tls_timeout_s)
-    if problem is not None:
-        return fail(S_PROXY, problem.sentence)
-    targets = [f"{host}:{port}" for host, port in map(target_of, plan.proxied_urls)]
-    return ok(S_PROXY, messages.doctor.doctor_proxy_ok(plan.proxy.shown, targets))
 
 
 # --- TLS ---------------------------------------------------------------------------------------------------------
