@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, make_url
@@ -22,9 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import messages, store
 from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
-from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError
 from bot.clients.slack_probe import SlackRefusedError, SlackUnreachableError
-from bot.clients.tls_probe import CaBundleError, TlsUnreachableError, TlsUntrustedError, check_tls
 from bot.db import make_engine, make_session_factory
 from bot.domain.entra_roles import can_reset, resetting_roles
 from bot.errors import (
@@ -67,7 +64,7 @@ from bot.services.doctor.plan import (
     test_user_unset,
 )
 from bot.services.doctor.proxy import Blocked, proxied_targets, proxy, proxy_problem
-from bot.settings import ProxyUrl
+from bot.services.doctor.tls import tls
 
 __all__ = [
     "S_SETTINGS",
@@ -133,8 +130,8 @@ def _entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator
             yield skip(name, plan.skipped.get("entra", messages.doctor.doctor_skipped_for(S_SETTINGS)))
         return
     entra_url = plan.entra_url
-    yield run.check(S_ENTRA_TLS, lambda: _tls(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
-                                             "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s, proxy=plan.proxy),
+    yield run.check(S_ENTRA_TLS, lambda: tls(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
+                                            "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s, proxy=plan.proxy),
                     needs=(S_PROXY,))
     yield run.check(S_ENTRA_TOKEN, lambda: _entra_token(plan, state), needs=(S_ENTRA_TLS,))
     yield run.check(S_GRAPH_ROLES, lambda: _graph_roles(plan, state), needs=(S_ENTRA_TOKEN,))
@@ -154,8 +151,8 @@ def _ad_checks(plan: DoctorPlan, run: Run) -> Iterator[CheckResult]:
         return
     directory, ldap_url = plan.directory, plan.ldap_url
     if ldap_url.lower().startswith("ldaps://"):
-        yield run.check(S_LDAP_TLS, lambda: _tls(S_LDAP_TLS, ldap_url, plan.ldap_ca_file,
-                                                "RESETBOT_LDAP_CA_FILE", plan.tls_timeout_s))
+        yield run.check(S_LDAP_TLS, lambda: tls(S_LDAP_TLS, ldap_url, plan.ldap_ca_file,
+                                               "RESETBOT_LDAP_CA_FILE", plan.tls_timeout_s))
     yield run.check(S_LDAP_BIND, lambda: _ldap_bind(directory, plan.ldap_bind or ""), needs=(S_LDAP_TLS,))
     yield run.check(S_AD_POLICY, lambda: _ad_policy(directory), needs=(S_LDAP_BIND,))
     yield run.check(S_WRITEBACK, lambda: _writeback(plan, directory), needs=(S_LDAP_BIND,))
@@ -198,25 +195,6 @@ def _slack_app(plan: DoctorPlan) -> CheckResult:
     return ok(S_SLACK_APP, messages.doctor.doctor_app_token_ok())
 
 
-# --- TLS ---------------------------------------------------------------------------------------------------------
-def _tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: float, *,
-         proxy: ProxyUrl | None = None) -> CheckResult:
-    try:
-        check_tls(url, ca_file, timeout_s=timeout_s, proxy=proxy)
-    except ProxyRefusedError as e:
-        return fail(name, messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason))
-    except ProxyUnreachableError as e:
-        return fail(name, messages.cli.proxy_unreachable(e.proxy, e.reason))
-    except CaBundleError as e:
-        return fail(name, messages.doctor.doctor_ca_bundle_unreadable(ca_setting, e.reason))
-    except TlsUntrustedError as e:
-        return fail(name, messages.doctor.doctor_tls_untrusted(f"{e.host}:{e.port}", e.reason, ca_setting, ca_file))
-    except TlsUnreachableError as e:
-        return fail(name, messages.doctor.doctor_tls_unreachable(f"{e.host}:{e.port}", e.reason))
-    host = url.split("://", 1)[-1].split("/", 1)[0]
-    return ok(name, messages.doctor.doctor_tls_ok(host, ca_setting, ca_file, via=proxy.shown if proxy else None))
-
-
 # --- Entra ID and Graph ------------------------------------------------------------------------------------------
 def _entra_token(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     if plan.tokens is None:
@@ -256,10 +234,10 @@ def _graph_reachable(plan: DoctorPlan) -> CheckResult:
     """TLS to Graph's own host (``graph.microsoft.com`` is not the authority's ``login.microsoftonline.com``, so
     a proxy or firewall may treat them differently), then the cheapest read with the app's token."""
     assert plan.graph is not None and plan.graph_base is not None
-    tls = _tls(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s,
-               proxy=plan.proxy)
-    if tls.outcome != Outcome.OK:
-        return tls
+    result = tls(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s,
+                 proxy=plan.proxy)
+    if result.outcome != Outcome.OK:
+        return result
     try:
         plan.graph.ping()
     except GraphPermissionError as e:
