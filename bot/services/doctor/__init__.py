@@ -21,7 +21,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import messages, store
 from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
-from bot.clients.slack_probe import SlackRefusedError, SlackUnreachableError
 from bot.db import make_engine, make_session_factory
 from bot.domain.entra_roles import can_reset, resetting_roles
 from bot.errors import (
@@ -33,7 +32,6 @@ from bot.errors import (
     MicrosoftError,
     SchemaAheadError,
 )
-from bot.ids import BOT_SCOPES
 from bot.models import SERVICE_LINK_KEY
 from bot.services.doctor.plan import (
     S_AD_POLICY,
@@ -50,9 +48,6 @@ from bot.services.doctor.plan import (
     S_RESET_ROLE,
     S_SERVICE_LINK,
     S_SETTINGS,
-    S_SLACK_APP,
-    S_SLACK_BOT,
-    S_SLACK_SCOPES,
     S_WRITEBACK,
     CheckResult,
     DoctorPlan,
@@ -64,6 +59,7 @@ from bot.services.doctor.plan import (
     test_user_unset,
 )
 from bot.services.doctor.proxy import Blocked, proxied_targets, proxy, proxy_problem
+from bot.services.doctor.slack import slack_checks
 from bot.services.doctor.tls import tls
 
 __all__ = [
@@ -96,7 +92,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
         yield skip(S_PROXY, messages.doctor.doctor_proxy_unset())
     else:
         yield run.check(S_PROXY, lambda: proxy(plan))
-    yield from _slack_checks(plan, run, state)
+    yield from slack_checks(plan, run, state)
     yield from _entra_checks(plan, run, state)
     yield from _ad_checks(plan, run)
     if plan.database_url is None:
@@ -109,19 +105,6 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
         yield skip(S_SERVICE_LINK, _service_skip(plan))
     else:
         yield run.check(S_SERVICE_LINK, lambda: _service_link(plan, url), needs=(S_DATABASE,))
-
-
-def _slack_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
-    if plan.slack is None:
-        for name in (S_SLACK_BOT, S_SLACK_SCOPES, S_SLACK_APP):
-            yield skip(name, plan.skipped.get("slack", messages.doctor.doctor_skipped_for(S_SETTINGS)))
-        return
-    yield run.check(S_SLACK_BOT, lambda: _slack_bot(plan, state), needs=(S_PROXY,))
-    yield run.check(S_SLACK_SCOPES, lambda: _slack_scopes(state), needs=(S_SLACK_BOT,))
-    if plan.slack_app_token is None:  # HTTP mode: Slack calls the bot; no app-level token, no socket to open
-        yield skip(S_SLACK_APP, messages.doctor.doctor_app_token_not_used())
-    else:
-        yield run.check(S_SLACK_APP, lambda: _slack_app(plan), needs=(S_PROXY,))
 
 
 def _entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
@@ -157,42 +140,6 @@ def _ad_checks(plan: DoctorPlan, run: Run) -> Iterator[CheckResult]:
     yield run.check(S_AD_POLICY, lambda: _ad_policy(directory), needs=(S_LDAP_BIND,))
     yield run.check(S_WRITEBACK, lambda: _writeback(plan, directory), needs=(S_LDAP_BIND,))
     yield run.check(S_KEY_VERSION, lambda: _key_version(plan, directory), needs=(S_LDAP_BIND,))
-
-
-# --- Slack -------------------------------------------------------------------------------------------------------
-def _slack_bot(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
-    assert plan.slack is not None and plan.slack_bot_token is not None
-    try:
-        identity = plan.slack.bot_identity(plan.slack_bot_token)
-    except SlackRefusedError as e:
-        return fail(S_SLACK_BOT, messages.doctor.doctor_slack_refused("RESETBOT_SLACK_BOT_TOKEN", e.error,
-                                                                      messages.cli.bot_token_kind()))
-    except SlackUnreachableError as e:
-        return fail(S_SLACK_BOT, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
-    state["scopes"] = identity.scopes
-    return ok(S_SLACK_BOT, messages.doctor.doctor_slack_bot_ok(identity.user, identity.team))
-
-
-def _slack_scopes(state: dict[str, Any]) -> CheckResult:
-    granted: frozenset[str] | None = state.get("scopes")
-    if granted is None:
-        return fail(S_SLACK_SCOPES, messages.doctor.doctor_scopes_unknown())
-    missing = [s for s in BOT_SCOPES if s not in granted]
-    if missing:
-        return fail(S_SLACK_SCOPES, messages.doctor.doctor_scopes_missing(missing))
-    return ok(S_SLACK_SCOPES, messages.doctor.doctor_scopes_ok(len(BOT_SCOPES)))
-
-
-def _slack_app(plan: DoctorPlan) -> CheckResult:
-    assert plan.slack is not None and plan.slack_app_token is not None
-    try:
-        plan.slack.open_socket_url(plan.slack_app_token)
-    except SlackRefusedError as e:
-        return fail(S_SLACK_APP, messages.doctor.doctor_slack_refused(
-            "RESETBOT_SLACK_APP_TOKEN", e.error, messages.cli.app_token_kind()))
-    except SlackUnreachableError as e:
-        return fail(S_SLACK_APP, messages.doctor.doctor_slack_unreachable(e.reason, plan.slack_api_base))
-    return ok(S_SLACK_APP, messages.doctor.doctor_app_token_ok())
 
 
 # --- Entra ID and Graph ------------------------------------------------------------------------------------------
