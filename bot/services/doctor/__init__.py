@@ -18,11 +18,10 @@ from typing import Any
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import messages, store
+from bot import messages
 from bot.clients.directory import LdapDirectory
 from bot.clients.directory_checks import DirectoryChecks, PsoUnreadableError, WritebackAccountNotFoundError
-from bot.db import make_engine, make_session_factory
-from bot.domain.entra_roles import can_reset, resetting_roles
+from bot.db import make_engine
 from bot.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -32,7 +31,6 @@ from bot.errors import (
     MicrosoftError,
     SchemaAheadError,
 )
-from bot.models import SERVICE_LINK_KEY
 from bot.services.doctor.plan import (
     S_AD_POLICY,
     S_DATABASE,
@@ -59,6 +57,7 @@ from bot.services.doctor.plan import (
     test_user_unset,
 )
 from bot.services.doctor.proxy import Blocked, proxied_targets, proxy, proxy_problem
+from bot.services.doctor.service_identity import reset_role, service_link, service_skip
 from bot.services.doctor.slack import slack_checks
 from bot.services.doctor.tls import tls
 
@@ -102,9 +101,9 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     url = plan.database_url
     yield run.check(S_DATABASE, lambda: _database(url))
     if plan.service_upn is None:
-        yield skip(S_SERVICE_LINK, _service_skip(plan))
+        yield skip(S_SERVICE_LINK, service_skip(plan))
     else:
-        yield run.check(S_SERVICE_LINK, lambda: _service_link(plan, url), needs=(S_DATABASE,))
+        yield run.check(S_SERVICE_LINK, lambda: service_link(plan, url), needs=(S_DATABASE,))
 
 
 def _entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
@@ -122,9 +121,9 @@ def _entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator
     yield run.check(S_GRAPH_REACHABLE, lambda: _graph_reachable(plan), needs=(S_ENTRA_TOKEN,))
     yield run.check(S_GRAPH_USER, lambda: _graph_user(plan), needs=(S_GRAPH_REACHABLE,))
     if plan.service_upn is None:
-        yield skip(S_RESET_ROLE, _service_skip(plan))
+        yield skip(S_RESET_ROLE, service_skip(plan))
     else:
-        yield run.check(S_RESET_ROLE, lambda: _reset_role(plan), needs=(S_GRAPH_REACHABLE,))
+        yield run.check(S_RESET_ROLE, lambda: reset_role(plan), needs=(S_GRAPH_REACHABLE,))
 
 
 def _ad_checks(plan: DoctorPlan, run: Run) -> Iterator[CheckResult]:
@@ -211,58 +210,6 @@ def _graph_user(plan: DoctorPlan) -> CheckResult:
     if not user.synced or not user.on_premises_sam_account_name:
         return fail(S_GRAPH_USER, messages.doctor.doctor_graph_user_not_synced(plan.test_user))
     return ok(S_GRAPH_USER, messages.doctor.doctor_graph_user_ok(plan.test_user, user.on_premises_sam_account_name))
-
-
-# --- the service identity ----------------------------------------------------------------------------------------
-def _service_skip(plan: DoctorPlan) -> str:
-    if plan.service_wanted:  # service mode or a canary without a UPN: the settings line says so
-        return messages.doctor.doctor_skipped_for(S_SETTINGS)
-    return messages.doctor.doctor_service_not_used()
-
-
-def _reset_role(plan: DoctorPlan) -> CheckResult:
-    """The service identity's Entra directory roles, read as the bot reads a target's (transitive memberOf with
-    the app token), against Microsoft's table: can it reset a user who holds no admin role? Microsoft decides
-    at reset time; this is the bot's own prediction, made before anyone waits on a reset."""
-    assert plan.graph is not None and plan.service_upn is not None
-    upn = plan.service_upn
-    use = messages.doctor.doctor_service_use(plan.service_mode)
-    try:
-        user = plan.graph.get_user(upn)
-        if user is None:
-            return fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_no_user(upn))
-        held = plan.graph.directory_roles_of(user.id)
-    except MicrosoftError as e:
-        return fail(S_RESET_ROLE, messages.doctor.doctor_entra_failed(str(e)))
-    if not can_reset(held, ()):
-        return fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_missing(upn, sorted(set(held)), use))
-    return ok(S_RESET_ROLE, messages.doctor.doctor_reset_role_ok(upn, resetting_roles(held), use))
-
-
-def _service_link(plan: DoctorPlan, url: str) -> CheckResult:
-    """Is the service identity linked (a stored sign-in in the database), as that account, and does the stored
-    cache decrypt with the configured key? No call to Entra: whether it still honours the sign-in is what
-    ``/resetbot whoami`` shows, and a doctor must not refresh (and so rotate) a stored sign-in."""
-    assert plan.service_upn is not None
-    upn = plan.service_upn
-    engine = make_engine(url)
-    try:
-        with make_session_factory(engine, read_only=True).begin() as session:
-            link = store.links.get_link(session, slack_user=SERVICE_LINK_KEY)
-            found = None if link is None else (link.upn, link.linked_at, link.encrypted_cache)
-    finally:
-        engine.dispose()
-    if found is None:
-        return fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_missing(
-            upn, messages.doctor.doctor_service_use(plan.service_mode)))
-    linked_upn, linked_at, cache = found
-    if linked_upn.strip().lower() != upn.strip().lower():
-        return fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_other(linked_upn, upn))
-    if plan.cache_opens is None:  # no token-cache key: the settings line says so
-        return skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
-    if not plan.cache_opens(cache):
-        return fail(S_SERVICE_LINK, messages.doctor.doctor_service_link_unreadable(upn))
-    return ok(S_SERVICE_LINK, messages.doctor.doctor_service_link_ok(linked_upn, linked_at))
 
 
 # --- Active Directory --------------------------------------------------------------------------------------------
