@@ -12,12 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot import messages
-from bot.db import make_engine
-from bot.errors import ConfigError, DatabaseUnavailableError, SchemaAheadError
+from bot.services.doctor.database import database
 from bot.services.doctor.directory import ad_checks
 from bot.services.doctor.entra import entra_checks, token_roles
 from bot.services.doctor.plan import (
@@ -70,41 +66,8 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
         yield skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
         return
     url = plan.database_url
-    yield run.check(S_DATABASE, lambda: _database(url))
+    yield run.check(S_DATABASE, lambda: database(url))
     if plan.service_upn is None:
         yield skip(S_SERVICE_LINK, service_skip(plan))
     else:
         yield run.check(S_SERVICE_LINK, lambda: service_link(plan, url), needs=(S_DATABASE,))
-
-
-# --- the database ------------------------------------------------------------------------------------------------
-def _pending(engine: Engine) -> list[str]:
-    """Migrations not yet applied (bot.schema is imported here: it brings alembic, which only this check needs)."""
-    from bot import schema  # noqa: PLC0415
-
-    return list(schema.pending(engine))
-
-
-def _database(url: str) -> CheckResult:
-    try:
-        engine = make_engine(url)
-    except ConfigError as e:
-        return fail(S_DATABASE, str(e).rstrip("."))
-    backend = engine.dialect.name
-    try:
-        with engine.connect():
-            pass
-        pending = _pending(engine)
-    except SQLAlchemyError as e:
-        reason = str(getattr(e, "orig", None) or type(e).__name__).strip().splitlines()[0]
-        password = make_url(url).password
-        if password:
-            reason = reason.replace(str(password), "***")
-        return fail(S_DATABASE, messages.doctor.doctor_db_unreachable(backend, reason))
-    except (DatabaseUnavailableError, SchemaAheadError) as e:  # their messages hide the password
-        return fail(S_DATABASE, str(e).rstrip("."))
-    finally:
-        engine.dispose()
-    if pending:
-        return fail(S_DATABASE, messages.doctor.doctor_db_pending(pending))
-    return ok(S_DATABASE, messages.doctor.doctor_db_ok(backend))
