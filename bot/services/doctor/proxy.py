@@ -1,0 +1,55 @@
+"""The outbound proxy: does it let the bot through to each host it needs? ``resetbot run`` asks
+``proxy_problem`` too, before it starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import messages
+from bot.clients.proxy import ProxyRefusedError, ProxyUnreachableError, open_tunnel, target_of
+from bot.services.doctor.plan import S_PROXY, CheckResult, DoctorPlan, fail, ok
+from bot.settings import ProxyUrl
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why the bot cannot get through: the sentence, and whether it may pass by itself (a server out of reach,
+    ``transient``) or needs someone to change something (a refused credential)."""
+
+    sentence: str
+    transient: bool
+
+
+def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> Blocked | None:
+    """Why the proxy does not let the bot through to each host of ``urls`` (one CONNECT each, closed at once),
+    or None. ``resetbot run`` asks this too before it starts: the client libraries would each fail in their own
+    words, and Socket Mode's would quote the proxy URL, password included."""
+    for url in urls:
+        host, port = target_of(url)
+        try:
+            open_tunnel(proxy, host, port, timeout_s=timeout_s).close()
+        except ProxyRefusedError as e:
+            return Blocked(messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason), transient=False)
+        except ProxyUnreachableError as e:
+            return Blocked(messages.cli.proxy_unreachable(e.proxy, e.reason), transient=True)
+    return None
+
+
+def proxied_targets(urls: list[str]) -> list[str]:
+    """The distinct https URLs' ``host:port``, in order: what the bot opens CONNECT tunnels to (an ``http://`` URL,
+    only the lab's, is sent to the proxy as a plain request instead)."""
+    seen: dict[str, str] = {}
+    for url in urls:
+        if url.lower().startswith(("https://", "wss://")):
+            host, port = target_of(url)
+            seen.setdefault(f"{host}:{port}", url)
+    return list(seen.values())
+
+
+def proxy(plan: DoctorPlan) -> CheckResult:
+    assert plan.proxy is not None
+    problem = proxy_problem(plan.proxy, plan.proxied_urls, plan.tls_timeout_s)
+    if problem is not None:
+        return fail(S_PROXY, problem.sentence)
+    targets = [f"{host}:{port}" for host, port in map(target_of, plan.proxied_urls)]
+    return ok(S_PROXY, messages.doctor.doctor_proxy_ok(plan.proxy.shown, targets))
