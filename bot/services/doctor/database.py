@@ -18,7 +18,7 @@ def _pending(engine: Engine) -> list[str]:
     return list(schema.pending(engine))
 
 
-def database(url: str) -> CheckResult:
+def check_database(url: str) -> CheckResult:
     try:
         engine = make_engine(url)
     except ConfigError as e:

@@ -20,11 +20,11 @@ from bot.services.doctor.plan import (
     DoctorPlan,
     Run,
     fail,
+    no_test_user,
     ok,
     skip,
-    test_user_unset,
 )
-from bot.services.doctor.tls import tls
+from bot.services.doctor.tls import check_tls_to
 
 
 def ad_checks(plan: DoctorPlan, run: Run) -> Iterator[CheckResult]:
@@ -34,8 +34,8 @@ def ad_checks(plan: DoctorPlan, run: Run) -> Iterator[CheckResult]:
         return
     directory, ldap_url = plan.directory, plan.ldap_url
     if ldap_url.lower().startswith("ldaps://"):
-        yield run.check(S_LDAP_TLS, lambda: tls(S_LDAP_TLS, ldap_url, plan.ldap_ca_file,
-                                               "RESETBOT_LDAP_CA_FILE", plan.tls_timeout_s))
+        yield run.check(S_LDAP_TLS, lambda: check_tls_to(S_LDAP_TLS, ldap_url, plan.ldap_ca_file,
+                                                         "RESETBOT_LDAP_CA_FILE", plan.tls_timeout_s))
     yield run.check(S_LDAP_BIND, lambda: _ldap_bind(directory, plan.ldap_bind or ""), needs=(S_LDAP_TLS,))
     yield run.check(S_AD_POLICY, lambda: _ad_policy(directory), needs=(S_LDAP_BIND,))
     yield run.check(S_WRITEBACK, lambda: _writeback(plan, directory), needs=(S_LDAP_BIND,))
@@ -87,7 +87,7 @@ def _key_version(plan: DoctorPlan, directory: LdapDirectory) -> CheckResult:
     """The follow-ups' proof that a reset landed is ``msDS-KeyVersionNumber`` moving (bot.domain.followup_rules);
     an account denied it falls back to ``pwdLastSet``, which cannot tell a repeat reset from the one before."""
     if not plan.test_user:
-        return skip(S_KEY_VERSION, test_user_unset())
+        return skip(S_KEY_VERSION, no_test_user())
     try:
         user = directory.find_user(upn=plan.test_user)
     except DirectoryUnavailableError as e:

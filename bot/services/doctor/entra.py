@@ -25,12 +25,12 @@ from bot.services.doctor.plan import (
     Outcome,
     Run,
     fail,
+    no_test_user,
     ok,
     skip,
-    test_user_unset,
 )
 from bot.services.doctor.service_identity import reset_role, service_skip
-from bot.services.doctor.tls import tls
+from bot.services.doctor.tls import check_tls_to
 
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
 #: read memberships (directory roles included: role holders are protected), read the tenant's sync status.
@@ -43,8 +43,8 @@ def entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[
             yield skip(name, plan.skipped.get("entra", messages.doctor.doctor_skipped_for(S_SETTINGS)))
         return
     entra_url = plan.entra_url
-    yield run.check(S_ENTRA_TLS, lambda: tls(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
-                                            "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s, proxy=plan.proxy),
+    yield run.check(S_ENTRA_TLS, lambda: check_tls_to(S_ENTRA_TLS, entra_url, plan.entra_ca_file,
+                                                      "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s, proxy=plan.proxy),
                     needs=(S_PROXY,))
     yield run.check(S_ENTRA_TOKEN, lambda: _entra_token(plan, state), needs=(S_ENTRA_TLS,))
     yield run.check(S_GRAPH_ROLES, lambda: _graph_roles(plan, state), needs=(S_ENTRA_TOKEN,))
@@ -95,8 +95,9 @@ def _graph_reachable(plan: DoctorPlan) -> CheckResult:
     """TLS to Graph's own host (``graph.microsoft.com`` is not the authority's ``login.microsoftonline.com``, so
     a proxy or firewall may treat them differently), then the cheapest read with the app's token."""
     assert plan.graph is not None and plan.graph_base is not None
-    result = tls(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE", plan.tls_timeout_s,
-                 proxy=plan.proxy)
+    result = check_tls_to(S_GRAPH_REACHABLE, plan.graph_base, plan.entra_ca_file, "RESETBOT_ENTRA_CA_FILE",
+                          plan.tls_timeout_s,
+                          proxy=plan.proxy)
     if result.outcome != Outcome.OK:
         return result
     try:
@@ -113,7 +114,7 @@ def _graph_reachable(plan: DoctorPlan) -> CheckResult:
 
 def _graph_user(plan: DoctorPlan) -> CheckResult:
     if not plan.test_user:
-        return skip(S_GRAPH_USER, test_user_unset())
+        return skip(S_GRAPH_USER, no_test_user())
     assert plan.graph is not None
     try:
         user = plan.graph.get_user(plan.test_user)

@@ -127,5 +127,5 @@ S_DATABASE = messages.doctor.CHECK_DATABASE
 S_SERVICE_LINK = messages.doctor.CHECK_SERVICE_LINK
 
 
-def test_user_unset() -> str:
+def no_test_user() -> str:
     return messages.doctor.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER", "a synced user's UPN")

@@ -46,7 +46,7 @@ def proxied_targets(urls: list[str]) -> list[str]:
     return list(seen.values())
 
 
-def proxy(plan: DoctorPlan) -> CheckResult:
+def check_proxy(plan: DoctorPlan) -> CheckResult:
     assert plan.proxy is not None
     problem = proxy_problem(plan.proxy, plan.proxied_urls, plan.tls_timeout_s)
     if problem is not None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot import messages
-from bot.services.doctor.database import database
+from bot.services.doctor.database import check_database
 from bot.services.doctor.directory import ad_checks
 from bot.services.doctor.entra import entra_checks
 from bot.services.doctor.plan import (
@@ -21,7 +21,7 @@ from bot.services.doctor.plan import (
     ok,
     skip,
 )
-from bot.services.doctor.proxy import proxy
+from bot.services.doctor.proxy import check_proxy
 from bot.services.doctor.service_identity import service_link, service_skip
 from bot.services.doctor.slack import slack_checks
 
@@ -37,7 +37,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     if plan.proxy is None:
         yield skip(S_PROXY, messages.doctor.doctor_proxy_unset())
     else:
-        yield run.check(S_PROXY, lambda: proxy(plan))
+        yield run.check(S_PROXY, lambda: check_proxy(plan))
     yield from slack_checks(plan, run, state)
     yield from entra_checks(plan, run, state)
     yield from ad_checks(plan, run)
@@ -46,7 +46,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
         yield skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
         return
     url = plan.database_url
-    yield run.check(S_DATABASE, lambda: database(url))
+    yield run.check(S_DATABASE, lambda: check_database(url))
     if plan.service_upn is None:
         yield skip(S_SERVICE_LINK, service_skip(plan))
     else:

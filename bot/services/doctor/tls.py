@@ -12,8 +12,8 @@ from bot.services.doctor.plan import CheckResult, fail, ok
 from bot.settings import ProxyUrl
 
 
-def tls(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: float, *,
-        proxy: ProxyUrl | None = None) -> CheckResult:
+def check_tls_to(name: str, url: str, ca_file: Path | None, ca_setting: str, timeout_s: float, *,
+                 proxy: ProxyUrl | None = None) -> CheckResult:
     try:
         check_tls(url, ca_file, timeout_s=timeout_s, proxy=proxy)
     except ProxyRefusedError as e:
