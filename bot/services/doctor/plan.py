@@ -129,3 +129,10 @@ S_SERVICE_LINK = messages.doctor.CHECK_SERVICE_LINK
 
 def no_test_user() -> str:
     return messages.doctor.doctor_skipped_unset("RESETBOT_DOCTOR_TEST_USER", "a synced user's UPN")
+
+
+def check_settings(plan: DoctorPlan) -> CheckResult:
+    """The first line: the settings' own problems, each one sentence (the checks after it need sound settings)."""
+    if plan.settings_problems:
+        return fail(S_SETTINGS, " ".join(plan.settings_problems))
+    return ok(S_SETTINGS, messages.doctor.doctor_settings_ok())

@@ -17,8 +17,7 @@ from bot.services.doctor.plan import (
     CheckResult,
     DoctorPlan,
     Run,
-    fail,
-    ok,
+    check_settings,
     skip,
 )
 from bot.services.doctor.proxy import check_proxy
@@ -30,10 +29,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     """Every check, in order, as soon as each is done (so the operator sees progress)."""
     run = Run()
     state: dict[str, Any] = {}
-    if plan.settings_problems:
-        yield run.check(S_SETTINGS, lambda: fail(S_SETTINGS, " ".join(plan.settings_problems)))
-    else:
-        yield run.check(S_SETTINGS, lambda: ok(S_SETTINGS, messages.doctor.doctor_settings_ok()))
+    yield run.check(S_SETTINGS, lambda: check_settings(plan))
     if plan.proxy is None:
         yield skip(S_PROXY, messages.doctor.doctor_proxy_unset())
     else:
