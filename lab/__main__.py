@@ -1,16 +1,23 @@
 """``resetbot-lab``: bring the lab up for people (the demo, manual testing, outside scripts).
 
-    resetbot-lab up [--state-dir DIR] [--once]
+    resetbot-lab up [--state-dir DIR] [--once] [--bot]
     resetbot-lab demo [--state-dir DIR]
 
 Starts every stand-in on loopback, prints where everything is and who the seeded people are, writes the
 descriptor, and keeps running until Ctrl-C or SIGTERM (``--once`` tears down right after printing). The
 last line printed before it waits is ``descriptor: <path>``, which scripts read.
+
+``--bot`` also runs the real bot (``resetbot run``, its own process) on the lab with the demo's settings, any
+``RESETBOT_*`` variable in the environment overriding them, so benchmarks, evaluators and people trying the bot by
+hand drive it through the control APIs without a launcher of their own. It is connected before the descriptor line
+is printed, and stopped with the lab.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -19,8 +26,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lab.demo import demo
+from lab.demo import BotExitedError, BotProcess, demo
 from lab.errors import LabError
+from lab.slack.driver import WaitTimeout
 from lab.stack import Lab
 
 
@@ -50,7 +58,7 @@ def summary(descriptor: dict[str, Any]) -> str:
     return f"{_table(endpoints)}\n\nSeeded people (passwords are in the descriptor):\n{_table(people)}"
 
 
-def up(state_dir: Path, *, once: bool) -> int:
+def up(state_dir: Path, *, once: bool, bot: bool = False) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -65,16 +73,27 @@ def up(state_dir: Path, *, once: bool) -> int:
     except LabError as e:
         print(f"The lab did not start: {e}", file=sys.stderr)
         return 1
-    try:
+    with contextlib.ExitStack() as running:
+        running.callback(lambda: print("Lab stopped.", file=sys.stderr, flush=True))
+        running.callback(lab.stop)
         print(summary(descriptor))
+        process = None
+        if bot:
+            overrides = {k: v for k, v in os.environ.items() if k.startswith("RESETBOT_")}
+            process = BotProcess(lab, lab.state_dir, overrides=overrides)
+            try:
+                running.enter_context(process)
+            except (BotExitedError, WaitTimeout) as e:
+                print(f"The bot did not start: {e}", file=sys.stderr)
+                return 1
+            print(f"bot: resetbot run is connected; its log: {process.log_path}")
         if not once:
             print("Running. Press Ctrl-C (or send SIGTERM) to stop.")
         print(f"descriptor: {lab.descriptor_path}", flush=True)
         while not once and not stop.wait(0.5):
-            pass
-    finally:
-        lab.stop()
-        print("Lab stopped.", file=sys.stderr, flush=True)
+            if process is not None and (status := process.exited()) is not None:
+                print(f"The bot stopped by itself (exit {status}); its log: {process.log_path}", file=sys.stderr)
+                return 1
     return 0
 
 
@@ -84,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="start the lab, print endpoints and people, run until Ctrl-C")
     p_up.add_argument("--state-dir", type=Path, default=Path(".lab"), help="where state and lab.json go")
     p_up.add_argument("--once", action="store_true", help="stop again right after printing")
+    p_up.add_argument("--bot", action="store_true",
+                      help="also run the bot on the lab (demo settings; RESETBOT_* variables override them)")
     p_demo = sub.add_parser("demo", help="bring the lab up, run the bot on it, play a helpdesk morning, stop")
     p_demo.add_argument("--state-dir", type=Path, default=Path(".lab"), help="where state and lab.json go")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.state_dir, once=args.once)
+        return up(args.state_dir, once=args.once, bot=args.bot)
     if args.command == "demo":
         return demo(args.state_dir)
     parser.error(f"unknown command {args.command}")

@@ -144,26 +144,67 @@ class Morning:
         print(f"\n--- only Hank sees: {self.show(refused['text'])}")
 
 
+class BotExitedError(RuntimeError):
+    """The bot stopped by itself while starting (its log says why)."""
+
+
+class BotProcess:
+    """The real bot (``resetbot run``, its own process) on a running lab, configured only through its environment
+    as in production: the demo's settings, then ``overrides``. Its output goes to ``log_path``. Leaving the ``with``
+    block stops it as systemd would (SIGTERM, then SIGKILL after the drain), so no process is left behind."""
+
+    def __init__(self, lab: Lab, state_dir: Path, *, overrides: dict[str, str] | None = None) -> None:
+        self.env = bot_environment(lab.descriptor, f"sqlite:///{state_dir.resolve() / 'bot.db'}")
+        # The follow-up that proves the reset landed in AD comes seconds after it, not the production 15 s.
+        self.env |= {"RESETBOT_SWEEP_SECONDS": "1", "RESETBOT_FOLLOWUP_LANDED_FIRST": "2s"}
+        self.env |= overrides or {}
+        self.control = lab.descriptor["slack"]["control"]
+        self.log_path = state_dir.resolve() / "bot.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> BotProcess:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            with SlackDriver(self.control) as driver:
+                driver.wait_for(self._connected_or_exited(driver), timeout=60, what="the bot's Socket Mode connection")
+        except BaseException:
+            self.stop()
+            raise
+        if (status := self.exited()) is not None:
+            raise BotExitedError(f"resetbot run exited with status {status} before it connected; see {self.log_path}")
+        return self
+
+    def _connected_or_exited(self, driver: SlackDriver) -> Callable[[], bool | None]:
+        """A probe that answers as soon as the bot is connected or has given up (a refused setting exits at once:
+        no point waiting a minute for it)."""
+        def probe() -> bool | None:
+            return True if self.exited() is not None or any(c.get("ready") for c in driver.connections()) else None
+        return probe
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def exited(self) -> int | None:
+        """The bot's exit status once it has stopped by itself (a refused setting, a crash), else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def demo(state_dir: Path) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
-    with Lab(state_dir) as lab:
-        env = bot_environment(lab.descriptor, f"sqlite:///{state_dir.resolve() / 'demo.db'}")
-        # The follow-up that proves the reset landed in AD comes seconds after it, not the production 15 s.
-        env |= {"RESETBOT_SWEEP_SECONDS": "1", "RESETBOT_FOLLOWUP_LANDED_FIRST": "2s"}
-        log = (state_dir / "bot.log").open("wb")
-        bot = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
-        try:
-            with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
-                driver.wait_connected(timeout=60)
-                Morning(lab, driver).play()
-            print(f"\nDone. The bot's log is in {state_dir / 'bot.log'}.")
-            return 0
-        finally:
-            bot.send_signal(signal.SIGTERM)
-            try:
-                bot.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                bot.kill()
-                bot.wait()
-            log.close()
+    with Lab(state_dir) as lab, BotProcess(lab, state_dir) as bot:
+        with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
+            Morning(lab, driver).play()
+        print(f"\nDone. The bot's log is in {bot.log_path}.")
+        return 0

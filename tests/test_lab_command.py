@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lab.ad.ldap import connect
 from lab.people import PEOPLE
+from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 
 
@@ -75,3 +76,83 @@ def test_lab_up_prints_where_everything_is_and_stops_on_sigterm(lab: Lab, tmp_pa
             proc.wait()
     assert not _alive(samba_pid), "the lab left its samba process behind"
     assert not _port_open(host, 636)
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (Linux lists them per thread)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _lab_up(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+            ) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "up", "--state-dir", str(tmp_path), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put("")  # end of output
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+def test_lab_up_with_the_bot_answers_a_person_and_stops_the_bot_with_the_lab(lab: Lab, tmp_path: Path) -> None:
+    """`resetbot-lab up --bot`: the bot is connected before the descriptor line, answers through the lab's Slack
+    like any person would see it, and leaves no process behind on SIGTERM."""
+    proc, lines = _lab_up(tmp_path, "--bot")
+    seen: list[str] = []
+    try:
+        while not (seen and seen[-1].startswith("descriptor: ")):
+            seen.append(lines.get(timeout=180))
+            assert seen[-1], "".join(seen)
+        assert any(line.startswith("bot: resetbot run is connected") for line in seen), "".join(seen)
+        assert str(tmp_path.resolve() / "bot.log") in "".join(seen)
+        descriptor = json.loads(Path(seen[-1].removeprefix("descriptor: ").strip()).read_text())
+        [bot_pid] = [c for c in _children(proc.pid)
+                     if b"bot\x00run" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        with SlackDriver(descriptor["slack"]["control"]) as driver:
+            helpdesk = descriptor["slack"]["channels"]["helpdesk"]
+            driver.command("hank", "/resetbot", "help", channel=helpdesk)
+            said = driver.wait_for_ephemeral("hank", lambda e: "resets passwords in Entra ID" in e["text"],
+                                             timeout=30)
+        assert "/reset" in said["text"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not _alive(bot_pid), "the lab left the bot running"
+
+
+def test_lab_up_with_a_bot_that_cannot_start_says_so_and_stops_the_lab(lab: Lab, tmp_path: Path) -> None:
+    """A RESETBOT_* override the bot refuses (here a token Slack does not know) is told in one line with the log's
+    path, and the lab goes down with exit status 1 instead of serving without a bot."""
+    proc, lines = _lab_up(tmp_path, "--bot", env={"RESETBOT_SLACK_BOT_TOKEN": "xoxb-not-a-token-slack-knows"})
+    try:
+        assert proc.wait(timeout=180) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = []
+    while (line := lines.get(timeout=10)) != "":
+        output.append(line)
+    text = "".join(output)
+    assert "The bot did not start: resetbot run exited with status 2" in text, text
+    assert "descriptor: " not in text
+    assert "Lab stopped." in text
+    assert "cannot start" in (tmp_path / "bot.log").read_text()
+    samba_pid = int((tmp_path / "samba" / "run" / "samba.pid").read_text()) \
+        if (tmp_path / "samba" / "run" / "samba.pid").exists() else None
+    assert samba_pid is None or not _alive(samba_pid)
