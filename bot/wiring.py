@@ -51,6 +51,7 @@ class Runtime:
             log.warning("closing with a reset still running after %.0f s", drain_s)
         self.services.links.close()
         self.graph.close()
+        self.directory.close()
         self.engine.dispose()
 
 

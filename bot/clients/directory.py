@@ -15,17 +15,17 @@ rule 1.2.840.113556.1.4.1941 (LDAP_MATCHING_RULE_IN_CHAIN) expands nested group 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
 from ldap3.protocol.formatters.formatters import format_uuid_le
 from ldap3.utils.conv import escape_filter_chars
 
+from bot.clients.ldap_pool import ConnectionPool
 from bot.errors import DirectoryUnavailableError
 from bot.policy import PasswordPolicy, ad_interval, filetime_to_datetime
 
@@ -120,52 +120,41 @@ def _opt(value: Any) -> str | None:
 
 
 class LdapDirectory:
-    """A :class:`Directory` over LDAPS. A connection per call keeps it thread-safe and self-healing after
-    an outage; the calls are few (one request at a time, follow-ups batched).
-
-    Each connection gets its own ``ldap3.Server`` too: a shared one remembers an address that failed as
-    unavailable for ldap3's RESET_AVAILABILITY_TIMEOUT (5 s, in practice up to 6) and meanwhile fails every
-    connection at once with "invalid server address", without trying the DC. So after an outage the bot
-    would go on saying AD is unreachable for seconds after it answered again (seen: a health ping right after
-    the DC came back still failed)."""
+    """A :class:`Directory` over LDAPS, thread-safe: each call borrows a bound connection from a small pool per
+    bind account (``bot.clients.ldap_pool``: why, and how a connection is checked before use and the pool rebuilt
+    after an outage)."""
 
     def __init__(self, *, url: str, bind: str, password: str, base_dn: str, ca_file: str | None,
                  timeout_s: float = 10.0, unlock_bind: str | None = None,
                  unlock_password: str | None = None) -> None:
         self._url = url
         self._tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
-        self._bind = bind
-        self._password = password
         self._timeout = int(timeout_s)  # ldap3 packs it into a socket option: it must be an int
         self._new_server()  # a malformed URL fails here, at start-up, not at the first call
         self.base_dn = base_dn
-        self._unlock = (unlock_bind, unlock_password) if unlock_bind and unlock_password else None
+        self._reader = self._pool(bind, password)
+        self._unlocker = self._pool(unlock_bind, unlock_password) if unlock_bind and unlock_password else None
 
     def _new_server(self) -> ldap3.Server:
         return ldap3.Server(self._url, use_ssl=self._url.lower().startswith("ldaps://"), tls=self._tls,
                             get_info=ldap3.NONE, connect_timeout=self._timeout)
 
-    @contextmanager
-    def _connection(self, credentials: tuple[str, str] | None = None) -> Iterator[ldap3.Connection]:
-        bind, password = credentials or (self._bind, self._password)
-        try:
-            conn = ldap3.Connection(self._new_server(), user=bind, password=password,
-                                    receive_timeout=self._timeout, raise_exceptions=False)
-            if not conn.bind():
-                raise DirectoryUnavailableError(
-                    f"Active Directory refused the bot's bind as {bind} ({conn.result.get('description')}).",
-                    fault="bind_refused",
-                )
-        except LDAPException as e:
-            raise DirectoryUnavailableError(f"Active Directory could not be reached: {type(e).__name__}.",
-                                            fault="unreachable") from e
-        try:
-            yield conn
-        except LDAPException as e:
-            raise DirectoryUnavailableError(f"Active Directory stopped answering: {type(e).__name__}.",
-                                            fault="unreachable") from e
-        finally:
-            conn.unbind()
+    def _pool(self, bind: str, password: str) -> ConnectionPool:
+        return ConnectionPool(new_server=self._new_server, bind=bind, password=password, timeout_s=self._timeout)
+
+    @property
+    def connections_opened(self) -> int:
+        """How many connections the reader's pool opened so far (reuse keeps it flat; tests and benchmarks)."""
+        return self._reader.opened
+
+    def close(self) -> None:
+        """Unbind the idle connections (when the bot stops)."""
+        for pool in (self._reader, self._unlocker):
+            if pool is not None:
+                pool.clear()
+
+    def _connection(self, pool: ConnectionPool | None = None) -> AbstractContextManager[ldap3.Connection]:
+        return (pool or self._reader).connection()
 
     def _search(self, conn: ldap3.Connection, base: str, flt: str, attrs: Sequence[str],
                 scope: str = ldap3.SUBTREE) -> list[tuple[str, _Attrs]]:
@@ -263,15 +252,15 @@ class LdapDirectory:
 
     @property
     def can_unlock(self) -> bool:
-        return self._unlock is not None
+        return self._unlocker is not None
 
     def unlock(self, dn: str) -> None:
         """Clear an AD lockout (``lockoutTime`` = 0, which also clears badPwdCount) with the unlock account,
         the one write the bot makes to AD; that account needs Write lockoutTime on user objects and nothing more."""
-        if self._unlock is None:
+        if self._unlocker is None:
             raise DirectoryUnavailableError(
                 "Unlocking needs RESETBOT_LDAP_UNLOCK_BIND and RESETBOT_LDAP_UNLOCK_PASSWORD.")
-        with self._connection(self._unlock) as conn:
+        with self._connection(self._unlocker) as conn:
             if not conn.modify(dn, {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}):
                 raise DirectoryUnavailableError(
                     f"Active Directory refused to clear the lockout ({conn.result['description']}): the unlock "
