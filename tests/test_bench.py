@@ -19,5 +19,6 @@ def test_followup_lookup_benchmark_prints_both_ways_and_the_ratio() -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "follow-up AD reads of 5 accounts (median of 1), lab Samba DC over LDAPS:"
     assert lines[1].startswith("  one search per account (baseline):")
-    assert lines[2].startswith("  one paged OR-search (the bot):")
+    assert lines[2].startswith("  paged OR-searches (the bot):")
     assert lines[3].startswith("  batching speed-up:") and lines[3].endswith("x")
+    assert lines[4] == "  LDAPS connections opened for all of it: 1"

@@ -15,7 +15,7 @@ rule 1.2.840.113556.1.4.1941 (LDAP_MATCHING_RULE_IN_CHAIN) expands nested group 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +34,9 @@ UF_DONT_EXPIRE_PASSWD = 0x10000
 UF_LOCKOUT = 0x10
 UF_PASSWORD_EXPIRED = 0x800000
 _IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: Values in one OR filter, and entries in one page, of the batched reads (``LdapDirectory._users_by``).
+_OR_CHUNK = 200
+_PAGE_SIZE = 1000
 
 _USER_ATTRS = (
     "distinguishedName", "sAMAccountName", "userPrincipalName", "displayName", "mail", "objectGUID",
@@ -76,6 +79,7 @@ class Directory(Protocol):
         self, *, sam: str | None = None, upn: str | None = None, dn: str | None = None
     ) -> DirectoryUser | None: ...
     def users_by_dn(self, dns: Sequence[str]) -> dict[str, DirectoryUser]: ...
+    def users_by_sam(self, sams: Sequence[str]) -> dict[str, DirectoryUser]: ...
     def is_member_of_any(self, user_dn: str, group_dns: Sequence[str]) -> bool: ...
     @property
     def can_unlock(self) -> bool: ...
@@ -184,25 +188,36 @@ class LdapDirectory:
         return _to_user(*entries[0]) if len(entries) == 1 else None
 
     def users_by_dn(self, dns: Sequence[str]) -> dict[str, DirectoryUser]:
-        """Many accounts in one paged search (an OR of escaped DNs), for batched follow-up checks."""
-        found: dict[str, DirectoryUser] = {}
-        if not dns:
-            return found
+        """Many accounts by DN, keyed by lower-cased DN. Costly on Samba (see ``_users_by``): the follow-ups ask
+        ``users_by_sam`` first and this only for accounts it did not find."""
+        return {dn.lower(): u for dn, u in self._users_by("distinguishedName", dns)}
+
+    def users_by_sam(self, sams: Sequence[str]) -> dict[str, DirectoryUser]:
+        """Many accounts by sAMAccountName, keyed by lower-cased sAMAccountName (AD compares it without case)."""
+        return {u.sam.lower(): u for _, u in self._users_by("sAMAccountName", sams)}
+
+    def _users_by(self, attribute: str, values: Sequence[str]) -> Iterator[tuple[str, DirectoryUser]]:
+        """Paged searches for an OR of equalities, ``_OR_CHUNK`` values at a time, on one connection.
+
+        Measured on Samba 4.17 with 10,000 accounts: an OR of ``sAMAccountName`` equalities is answered from its
+        index, about twice as fast per account as an OR of ``distinguishedName`` equalities, which costs as much as
+        one search per account (no batching gain at all); a chunk of 1,000 DNs is slower still than 200. Windows
+        AD answers both from indexes. Pages of ``_PAGE_SIZE`` stay within AD's default MaxPageSize (1,000)."""
+        if not values:
+            return
         with self._connection() as conn:
-            for start in range(0, len(dns), 200):
-                chunk = dns[start:start + 200]
-                ors = "".join(f"(distinguishedName={escape_filter_chars(d)})" for d in chunk)
+            for start in range(0, len(values), _OR_CHUNK):
+                ors = "".join(f"({attribute}={escape_filter_chars(v)})" for v in values[start:start + _OR_CHUNK])
                 pages = conn.extend.standard.paged_search(
                     self.base_dn, f"(&(objectClass=user)(|{ors}))", attributes=list(_USER_ATTRS),
-                    paged_size=200, generator=False,
+                    paged_size=_PAGE_SIZE, generator=False,
                 )
                 # ldap3's paged search raises nothing when the connection does not (raise_exceptions=False): a busy
                 # or refusing DC would read as "no such accounts". Its last result says which it was.
                 if conn.result and conn.result.get("result") not in (0, 32):
                     raise DirectoryUnavailableError(f"An AD search failed: {conn.result.get('description')}.")
                 for dn, attrs in _entries(pages):
-                    found[dn.lower()] = _to_user(dn, attrs)
-        return found
+                    yield dn, _to_user(dn, attrs)
 
     def is_member_of_any(self, user_dn: str, group_dns: Sequence[str]) -> bool:
         """Transitive membership, resolved by the DC (nested groups count, as they do for AD's own checks)."""

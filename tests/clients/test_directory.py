@@ -78,6 +78,13 @@ def test_many_users_in_one_search(directory: LdapDirectory) -> None:
     assert set(found) == {d.lower() for d in dns}
 
 
+def test_many_users_by_logon_name_in_one_search_whatever_their_case(directory: LdapDirectory) -> None:
+    people = [p for p in PEOPLE if in_ad(p)]
+    found = directory.users_by_sam([*(p.sam.upper() for p in people), "ghost", "*", "alice)(sAMAccountName=*"])
+    assert set(found) == {p.sam.lower() for p in people}, "the wildcard and the injection found nobody more"
+    assert {u.dn for u in found.values()} == {p.dn for p in people}
+
+
 def test_wrong_password_and_an_outage_are_directory_unavailable(lab: Lab) -> None:
     ad = lab.descriptor["ad"]
     wrong = LdapDirectory(url=ad["ldaps_url"], bind=ad["reader"]["bind"], password="wrong",

@@ -236,18 +236,19 @@ def test_a_tap_or_a_refused_reset_has_no_follow_ups(lab: Lab, bot: RunningBot, d
 def test_many_due_checks_are_answered_by_one_directory_search(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     ids = [_reset(lab, driver, bot, key) for key in ("alice", "bob")]
     directory = bot.services.followups.directory
-    searches: list[int] = []
-    original = directory.users_by_dn
+    searches: list[tuple[str, int]] = []
 
-    def counting(dns: list[str]) -> object:
-        searches.append(len(dns))
-        return original(dns)
+    def counting(name: str) -> object:
+        def search(keys: list[str]) -> object:
+            searches.append((name, len(keys)))
+            return getattr(directory, name)(keys)
+        return staticmethod(search)
 
     followups = dataclasses.replace(bot.services.followups, directory=type(
-        "Counting", (), {"users_by_dn": staticmethod(counting)})())
+        "Counting", (), {name: counting(name) for name in ("users_by_sam", "users_by_dn")})())
     latest = max(reset_at for _, _, reset_at in ids)
     assert followups.run_due(now=latest + timedelta(seconds=16)) == 2
-    assert searches == [2], "both accounts were read in one search"
+    assert [s for s in searches if s[1]] == [("users_by_sam", 2)], "both accounts were read in one search"
 
 
 def test_a_reset_interrupted_before_graph_accepted_it_is_said_to_be_unknown(
