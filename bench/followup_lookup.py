@@ -73,7 +73,7 @@ def main() -> None:
             directory = LdapDirectory(url=ad.ldaps_url, bind=reader["bind"], password=reader["password"],
                                       base_dn=BASE_DN, ca_file=str(ad.ca.ca_file))
             sams = [_sam(i) for i in range(len(dns))]
-            batched = _median_s(lambda: len(directory.users_by_sam(sams)), args.rounds, len(dns))
+            batched = _median_s(lambda: len(directory.password_states_by_sam(sams)), args.rounds, len(dns))
             one_by_one = _median_s(lambda: sum(directory.find_user(dn=dn) is not None for dn in dns), args.rounds,
                                    len(dns))
             opened = directory.connections_opened

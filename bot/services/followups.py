@@ -2,10 +2,11 @@
 
 A reset's success and its checks are written in one transaction (``plan``), so a recorded success always has its
 follow-ups. The scheduler on every replica calls ``run_due``: it claims due checks with a compare-and-set, answers
-all of them with batched LDAP searches (``Directory.users_by_sam``: paged ORs of escaped logon names), and finishes
-each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's outcome is
-recorded, and its message queued, once however many replicas tick. If AD cannot be reached the claimed checks are
-handed back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an outage.
+all of them with batched LDAP searches (``Directory.password_states_by_sam``: paged ORs of escaped logon names), and
+finishes each with a second compare-and-set on its claim. Only a winning finish audits and speaks, so a check's
+outcome is recorded, and its message queued, once however many replicas tick. If AD cannot be reached the claimed
+checks are handed back, due again shortly and not counted as attempts: nothing is lost and nothing is decided on an
+outage.
 
 What a finish says (a thread line, a DM) is written to the outbox in the finish's own transaction and posted right
 after the commit (``bot.services.outbox``): a Slack failure or a process dying after the commit delays the message,
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from bot import messages, store
-from bot.clients.directory import Directory, DirectoryUser
+from bot.clients.directory import Directory, PasswordState
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.followup_rules import (
@@ -162,25 +163,25 @@ class FollowUpService:
                                                        claim=claim,
                                                        now=now)
 
-    def _accounts(self, requests: Sequence[ResetRequest]) -> dict[str, DirectoryUser]:
+    def _accounts(self, requests: Sequence[ResetRequest]) -> dict[str, PasswordState]:
         """Each request's AD account, by request id: paged searches for all of them by sAMAccountName (indexed;
         it also finds an account moved to another OU since the reset), then by DN for any not found that way (a
         renamed logon name). Raises on an AD error, so that an outage is never read as "the account is gone"."""
-        by_sam = self.directory.users_by_sam(sorted({r.target_sam for r in requests if r.target_sam}))
-        found: dict[str, DirectoryUser] = {}
+        by_sam = self.directory.password_states_by_sam(sorted({r.target_sam for r in requests if r.target_sam}))
+        found: dict[str, PasswordState] = {}
         for req in requests:
             account = by_sam.get(req.target_sam.lower()) if req.target_sam else None
             if account is not None:
                 found[req.id] = account
         missing = [r for r in requests if r.id not in found and r.target_dn]
-        by_dn = self.directory.users_by_dn(sorted({r.target_dn for r in missing if r.target_dn}))
+        by_dn = self.directory.password_states_by_dn(sorted({r.target_dn for r in missing if r.target_dn}))
         for req in missing:
             account = by_dn.get(req.target_dn.lower()) if req.target_dn else None
             if account is not None:
                 found[req.id] = account
         return found
 
-    def _answer(self, f: FollowUp, req: ResetRequest, account: DirectoryUser | None, *, claim: str,
+    def _answer(self, f: FollowUp, req: ResetRequest, account: PasswordState | None, *, claim: str,
                 now: datetime) -> int:
         # A kind this release does not know (a newer one wrote it, mid rolling upgrade) raises here: the check is
         # left running, and after its lease a replica that knows it answers it; it is never taken for another kind.

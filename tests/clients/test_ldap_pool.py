@@ -26,7 +26,7 @@ def test_calls_one_after_another_share_one_connection(lab: Lab) -> None:
         for _ in range(20):
             assert directory.find_user(sam="alice") is not None
         dns = [dn for dn in (person("alice").dn, person("bob").dn) if dn is not None]
-        assert directory.users_by_dn(dns).keys() == {dn.lower() for dn in dns} and len(dns) == 2
+        assert directory.password_states_by_dn(dns).keys() == {dn.lower() for dn in dns} and len(dns) == 2
         directory.ping()
         assert directory.connections_opened == 1
     finally:

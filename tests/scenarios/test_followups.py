@@ -245,10 +245,10 @@ def test_many_due_checks_are_answered_by_one_directory_search(lab: Lab, bot: Run
         return staticmethod(search)
 
     followups = dataclasses.replace(bot.services.followups, directory=type(
-        "Counting", (), {name: counting(name) for name in ("users_by_sam", "users_by_dn")})())
+        "Counting", (), {name: counting(name) for name in ("password_states_by_sam", "password_states_by_dn")})())
     latest = max(reset_at for _, _, reset_at in ids)
     assert followups.run_due(now=latest + timedelta(seconds=16)) == 2
-    assert [s for s in searches if s[1]] == [("users_by_sam", 2)], "both accounts were read in one search"
+    assert [s for s in searches if s[1]] == [("password_states_by_sam", 2)], "both accounts were read in one search"
 
 
 def test_a_reset_interrupted_before_graph_accepted_it_is_said_to_be_unknown(
