@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.clients.http import tls_context
-from bot.logs import ContextExecutor
 from bot.services.registry import Services
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SlackMode
 from handlers import register
 from handlers.context import CorrelatedApp
+from handlers.work import WorkPool
 
 #: bolt logs the whole body and signature of a request it refuses at INFO: an operator's log must not keep them.
 _BOLT_VERIFICATION_LOGGER = "slack_bolt.RequestVerification"
@@ -38,12 +37,17 @@ def slack_client(settings: Settings, token: str | None) -> WebClient:
 
 
 def create_app(settings: Settings, services: Services, *, client: WebClient | None = None,
-               replay_guard: ReplayGuard | None = None, listener_executor: Executor | None = None) -> App:
+               replay_guard: ReplayGuard | None = None, work_pool: WorkPool | None = None) -> App:
     """A bolt App wired with every handler; built on demand, never at import time.
 
     In HTTP mode bolt verifies each request's signature and age with the signing secret, and ``replay_guard``
-    (required there) refuses a signed request served before. ``listener_executor`` runs the listeners, so that
-    whoever stops the bot can wait for the ones still running.
+    (required there) refuses a signed request served before. ``work_pool`` runs the listeners' work after their
+    ack (handlers/work.py), so that whoever stops the bot can wait for the work still running.
+
+    ``process_before_response=True``: bolt runs each listener on the thread that received the request and sends
+    its ack as soon as the listener returns. Our listeners only ack and hand their work to ``work_pool``, so the
+    ack never waits for a free thread of a pool busy with Graph or AD (with ``False``, bolt would queue even the
+    ack behind the listener pool and poll for it every 10 ms).
     """
     signing_secret = ""
     if settings.slack_mode == SlackMode.HTTP:
@@ -51,15 +55,13 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
             raise ValueError("HTTP mode needs the signing secret and a replay guard")
         signing_secret = settings.slack_signing_secret.get_secret_value()
         logging.getLogger(_BOLT_VERIFICATION_LOGGER).setLevel(logging.WARNING)
-    # Listeners run in this pool, each in its request's context: their log lines carry its correlation id.
     app = CorrelatedApp(client=client or web_client(settings), signing_secret=signing_secret,
-                        token_verification_enabled=True, process_before_response=False,
-                        listener_executor=listener_executor or ContextExecutor(
-                            max_workers=5, thread_name_prefix="resetbot-listener"))
+                        token_verification_enabled=True, process_before_response=True)
     if replay_guard is not None:
         # Global middleware runs after bolt's own (signature check first): only verified requests are remembered.
         app.use(refuse_replays(replay_guard))
-    register(app, services)
+    # The work runs in this pool, each task in its request's context: its log lines carry the correlation id.
+    register(app, services, work_pool or WorkPool())
     return app
 
 

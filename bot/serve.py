@@ -6,7 +6,7 @@ an order that loses nothing a person is waiting for:
 1. stop taking work: close the Socket Mode connection (Slack sends the next request to another replica, or
    retries it) or stop accepting HTTP connections (requests already received are answered first);
 2. stop the scheduler, letting a sweep that is running finish;
-3. let listeners still running finish (a /reset being checked, an approval being recorded);
+3. let the work pool finish what it admitted (a /reset being checked, an approval being recorded; handlers/work.py);
 4. let resets in flight reach their verdict and post it (``Runtime.close``), then close every client.
 
 All four steps share one bound (``RESETBOT_DRAIN_SECONDS``), counted from the signal: a process manager kills
@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, wait
 from types import FrameType
 from typing import Any, Protocol
 
@@ -34,10 +33,10 @@ from slack_sdk.errors import SlackApiError
 from bot.app import create_app, slack_client
 from bot.clients.slack_probe import SlackRefusedError
 from bot.jobs import start_scheduler
-from bot.logs import ContextExecutor
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SlackMode
 from bot.wiring import Runtime
+from handlers.work import WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -45,41 +44,11 @@ log = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 #: Liveness for load balancers and orchestrators: 200 while the process serves.
 HEALTH_PATH = "/healthz"
-#: Threads answering HTTP requests; each only waits for bolt's ack (listeners run in their own pool).
+#: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
-#: Listeners running at once (bolt's default pool is 5).
-LISTENER_THREADS = 10
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-class DrainingExecutor(ContextExecutor):
-    """bolt's listener pool, which can say when the listeners it is running have finished (with a bound); each
-    listener runs in its request's context (``ContextExecutor``), so its log lines carry the correlation id."""
-
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(max_workers=max_workers, thread_name_prefix="resetbot-listener")
-        self._running: set[Future[Any]] = set()
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = super().submit(fn, *args, **kwargs)
-        with self._lock:
-            self._running.add(future)
-        future.add_done_callback(self._done)
-        return future
-
-    def _done(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._running.discard(future)
-
-    def wait_idle(self, timeout: float) -> bool:
-        """True once nothing submitted is still running; False if something still is after ``timeout``."""
-        with self._lock:
-            running = set(self._running)
-        _, not_done = wait(running, timeout=timeout)
-        return not not_done
 
 
 class Intake(Protocol):
@@ -180,14 +149,14 @@ class HttpIntake:
 
 
 class Serving:
-    """The app, its listener pool, the scheduler and the intake for one running bot."""
+    """The app, its work pool, the scheduler and the intake for one running bot."""
 
     def __init__(self, settings: Settings, runtime: Runtime, *, scheduler: bool = True) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.listeners = DrainingExecutor(LISTENER_THREADS)
+        self.work = WorkPool()
         guard = ReplayGuard(runtime.session_factory.begin) if settings.slack_mode == SlackMode.HTTP else None
-        self.app = create_app(settings, runtime.services, replay_guard=guard, listener_executor=self.listeners)
+        self.app = create_app(settings, runtime.services, replay_guard=guard, work_pool=self.work)
         self.intake: Intake = (HttpIntake(self.app, settings) if settings.slack_mode == SlackMode.HTTP
                                else SocketModeIntake(self.app, settings))
         self._with_scheduler = scheduler
@@ -219,10 +188,10 @@ class Serving:
         if scheduler is not None and not _within(lambda: scheduler.shutdown(wait=True), left()):
             log.warning("a scheduled job (a sweep, follow-up or health round) was still running when the bound ran "
                         "out; whatever it had not finished is picked up again after the restart")
-        clean = self.listeners.wait_idle(timeout=left())
+        clean = self.work.wait_idle(timeout=left())
         if not clean:
-            log.warning("a Slack listener was still running after %.0f s", bound)
-        self.listeners.shutdown(wait=False)
+            log.warning("a Slack listener's work was still running after %.0f s", bound)
+        self.work.shutdown(wait=False)
         self.runtime.close(drain_s=left())  # waits for resets, then closes clients
         clean = self.runtime.services.reset.wait_idle(timeout=0) and clean
         if clean:

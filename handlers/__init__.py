@@ -2,6 +2,9 @@
 
 The route tables below are the one list of what the app listens to; ``register`` wires them, and a test
 compares them with manifest.yml so that Slack and the code never disagree about a command or an event.
+``register`` puts every listener behind the ack path of handlers/work.py: acked at once, its work in a bounded
+pool, in the lane ``LANES`` names (``Lane.WORK`` when it names none), with the answers ``ACK_ANSWERS`` can give in
+the ack itself.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from handlers.context import middleware
 from handlers.errors import handle_error
 from handlers.home import handle_home_opened
 from handlers.request_actions import (
+    deny_reason_answer,
     handle_approve,
     handle_cancel,
     handle_confirm,
@@ -26,7 +30,8 @@ from handlers.request_actions import (
     handle_reveal,
 )
 from handlers.reset_command import handle_reset, handle_reset_status
-from handlers.resetbot_command import handle_resetbot
+from handlers.resetbot_command import handle_resetbot, resetbot_answer
+from handlers.work import AckAnswer, Lane, WorkPool, on_ack_path
 
 COMMAND_ROUTES: dict[Command, Callable[..., Any]] = {
     Command.RESET: handle_reset,
@@ -48,16 +53,32 @@ VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
 EVENT_ROUTES: dict[Event, Callable[..., Any]] = {
     Event.APP_HOME_OPENED: handle_home_opened,
 }
+#: Work that is not ``Lane.WORK``: modals (their trigger_id lasts 3 s) and decisions that may start a reset.
+LANES: dict[Command | Action | Callback | Event, Lane] = {
+    Action.DENY: Lane.MODAL,
+    Action.REVEAL: Lane.MODAL,
+    Action.APPROVE: Lane.DECISION,
+    Action.CONFIRM_YES: Lane.DECISION,
+}
+#: Answers given in the ack itself, from the request's text alone (no I/O): no work is queued for them.
+ACK_ANSWERS: dict[Command | Action | Callback | Event, AckAnswer] = {
+    Command.RESETBOT: resetbot_answer,
+    Callback.DENY_REASON: deny_reason_answer,
+}
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App, services: Services, pool: WorkPool) -> None:
     app.use(middleware(services))
     app.error(handle_error)
+
+    def acked(route: Command | Action | Callback | Event, listener: Callable[..., Any]) -> Callable[..., None]:
+        return on_ack_path(listener, LANES.get(route, Lane.WORK), pool, answer=ACK_ANSWERS.get(route))
+
     for command, listener in COMMAND_ROUTES.items():
-        app.command(str(command))(listener)
+        app.command(str(command))(acked(command, listener))
     for action, listener in ACTION_ROUTES.items():
-        app.action(str(action))(listener)
+        app.action(str(action))(acked(action, listener))
     for callback, listener in VIEW_ROUTES.items():
-        app.view(str(callback))(listener)
+        app.view(str(callback))(acked(callback, listener))
     for event, listener in EVENT_ROUTES.items():
-        app.event(str(event))(listener)
+        app.event(str(event))(acked(event, listener))

@@ -5,9 +5,9 @@ audit events, and quoted in any error sentence the person sees, so support can f
 
 ``CorrelatedApp`` makes it when bolt dispatches the request and binds it for logging (bot.logs) for the whole
 dispatch. Not in a middleware: bolt runs the listener *after* the middleware chain has returned (``next()`` only
-marks the chain as continued), so a binding a middleware undid would be gone by then. The listener is handed to
-the app's listener executor during the dispatch, which runs it in a copy of this context: its log lines, the
-error handler's and the reset's after an approval carry the same id.
+marks the chain as continued), so a binding a middleware undid would be gone by then. The listener acks during
+the dispatch and hands its work to the work pool (handlers/work.py), which runs it in a copy of this context: its
+log lines, the error handler's and the reset's after an approval carry the same id.
 """
 
 from __future__ import annotations

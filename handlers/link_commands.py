@@ -19,14 +19,23 @@ LINK_SUBCOMMANDS = frozenset({ResetbotSubcommand.LOGIN, ResetbotSubcommand.LOGOU
 SERVICE_FLAG = "--service"
 
 
-def handle_link_command(sub: ResetbotSubcommand, args: Sequence[str], ack: Ack, command: dict[str, Any],
-                        context: BoltContext, respond: Respond) -> None:
+def link_usage(sub: ResetbotSubcommand, args: Sequence[str]) -> str | None:
+    """The usage line for options ``sub`` does not take (answered in the ack); None when they are fine."""
     options = [a.lower() for a in args]
     allowed = set() if sub == ResetbotSubcommand.WHOAMI else {SERVICE_FLAG}
     if any(o not in allowed for o in options) or len(options) > 1:
-        ack(text=messages.links.link_usage(sub))
+        return messages.links.link_usage(sub)
+    return None
+
+
+def handle_link_command(sub: ResetbotSubcommand, args: Sequence[str], ack: Ack, command: dict[str, Any],
+                        context: BoltContext, respond: Respond) -> None:
+    usage = link_usage(sub, args)
+    if usage is not None:
+        ack(text=usage)
         return
     ack()
+    options = [a.lower() for a in args]
     links = services_of(context).links
     user, cid, service = command["user_id"], correlation_of(context), SERVICE_FLAG in options
     if sub == ResetbotSubcommand.LOGIN:

@@ -46,13 +46,22 @@ def handle_deny_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], co
     client.views_open(trigger_id=body["trigger_id"], view=messages.requests.deny_modal(request_id, channel))
 
 
+def _deny_reason(view: dict[str, Any]) -> str:
+    values = view["state"]["values"]
+    return str(values.get(Block.DENY_REASON, {}).get(Block.DENY_REASON_INPUT, {}).get("value") or "").strip()
+
+
+def deny_reason_answer(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The deny modal's form error, answered in the ack (the modal stays open); None for a reason long enough."""
+    if len(_deny_reason(body["view"])) < 3:
+        return {"response_action": "errors", "errors": {Block.DENY_REASON: messages.requests.deny_reason_too_short()}}
+    return None
+
+
 def handle_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext,
                        client: WebClient) -> None:
-    values = view["state"]["values"]
-    reason = (values.get(Block.DENY_REASON, {}).get(Block.DENY_REASON_INPUT, {}).get("value") or "").strip()
-    if len(reason) < 3:
-        ack(response_action="errors", errors={Block.DENY_REASON: messages.requests.deny_reason_too_short()})
-        return
+    """Record the denial; a reason too short was answered in the ack already (``deny_reason_answer``)."""
+    reason = _deny_reason(view)
     ack()
     request_id, channel = messages.requests.parse_deny_metadata(view.get("private_metadata") or "")
     user = body["user"]["id"]

@@ -22,3 +22,19 @@ def test_followup_lookup_benchmark_prints_both_ways_and_the_ratio() -> None:
     assert lines[2].startswith("  paged OR-searches (the bot):")
     assert lines[3].startswith("  batching speed-up:") and lines[3].endswith("x")
     assert lines[4] == "  LDAPS connections opened for all of it: 1"
+
+
+@pytest.mark.lab
+def test_ack_burst_benchmark_prints_both_apps_every_load_and_the_ratios() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.ack_burst", "--commands", "4", "--agents", "2", "--burst", "4",
+                           "--approvals", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ack burst: resetbot against a bare bolt app")
+    assert "unacked" in lines[1] and "dupes" in lines[1]
+    rows = [line.split() for line in lines[2:] if line.split()[-1:] and line.split()[0] in ("closed", "open")]
+    assert [r[r.index("bare") if "bare" in r else r.index("bot")] for r in rows] == ["bare", "bot", "bare", "bot"]
+    bot_rows = [r for r in rows if "bot" in r]
+    assert all(r[-3:] == ["4", "0", r[-1]] for r in bot_rows), "every request posted once, none twice"
+    assert sum("bot/bare ack p99:" in line for line in lines) == 2
+    assert "2 approvals held by Graph, one unrelated /reset: ack" in lines[-1]

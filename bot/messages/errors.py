@@ -10,3 +10,9 @@ def internal_error(correlation_id: str) -> str:
 
 def service_unavailable(what: str, correlation_id: str) -> str:
     return f"{what} Nothing was changed; try again in a minute (reference {correlation_id})."
+
+
+def busy(correlation_id: str) -> str:
+    """What someone hears when the bot's work pool is full: nothing was started, so trying again is safe."""
+    return (f"I'm too busy to take this on right now and have not started it: please try again in a minute "
+            f"(reference {correlation_id}).")

@@ -420,11 +420,13 @@ class RequestService:
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:
-            pending = store.requests.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=50)
-            mine = store.requests.find_requests(session, requester=user, limit=10)
+            # Every pending request (up to a bound no helpdesk reaches), so App Home's count of the rest is right.
+            pending = store.requests.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=1000)
+            mine = store.requests.find_requests(session, requester=user, limit=messages.home.HOME_LIST_SHOWN)
+            mine_total = store.requests.count_requests(session, requester=user)
         mine_pending = [r for r in pending if self._may_approve(r, user)]
         self.notifier.publish_home(user, messages.home.home_view(pending_for_me=mine_pending, mine=mine,
-                                                                health=health))
+                                                                health=health, mine_total=mine_total))
 
     def _may_approve(self, req: ResetRequest, user: str) -> bool:
         if user in (req.requester, req.target_slack_id):
@@ -474,5 +476,5 @@ class RequestService:
         for user in dict.fromkeys(u for u in (req.requester, req.manager_slack_id) if u):
             try:
                 self.home(user=user)
-            except ResetbotError:
-                log.warning("could not refresh the App Home of %s", user, exc_info=True)
+            except ResetbotError as e:  # one line, not a traceback per request of a burst
+                log.warning("could not refresh the App Home of %s: %s", user, e)

@@ -140,6 +140,12 @@ def find_requests(
     return list(session.exec(query).all())
 
 
+def count_requests(session: Session, *, requester: str) -> int:
+    """How many requests ``requester`` ever made (App Home says how many its list leaves out)."""
+    query = sa.select(sa.func.count()).select_from(ResetRequest).where(col(ResetRequest.requester) == requester)
+    return int(session.execute(query).scalar_one())
+
+
 def attach_message(session: Session, *, request_id: str, channel_id: str, thread_ts: str) -> bool:
     """Record where the request message was posted; only once (False if already set or no such request)."""
     result = session.execute(

@@ -221,6 +221,26 @@ def test_views_publish(client: WebClient, driver: SlackDriver) -> None:
     assert error_of(lambda: client.views_publish(user_id="U000NORA", view=MODAL))[1] == "invalid_arguments"
 
 
+def test_views_publish_holds_slacks_limits_exactly(client: WebClient, driver: SlackDriver) -> None:
+    """A Home tab takes 100 blocks and a section 3,000 characters (docs.slack.dev: Home tab views, section block);
+    one more of either and Slack refuses the whole view with ``invalid_arguments``, naming where."""
+    def section(text: str) -> dict[str, Any]:
+        return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+    client.views_publish(user_id="U000NORA", view={"type": "home", "blocks": [section("x" * 3000)]})
+    client.views_publish(user_id="U000NORA", view={"type": "home", "blocks": [section("y")] * 100})
+    assert len((driver.home_view("nora") or {})["blocks"]) == 100
+    with pytest.raises(SlackApiError) as too_long:
+        client.views_publish(user_id="U000NORA", view={"type": "home", "blocks": [section("z" * 3001)]})
+    assert too_long.value.response["error"] == "invalid_arguments"
+    assert "json-pointer:/view/blocks/0/text/text" in str(too_long.value.response["response_metadata"])
+    with pytest.raises(SlackApiError) as too_many:
+        client.views_publish(user_id="U000NORA", view={"type": "home", "blocks": [section("z")] * 101})
+    assert too_many.value.response["error"] == "invalid_arguments"
+    assert "json-pointer:/view/blocks" in str(too_many.value.response["response_metadata"])
+    assert (driver.home_view("nora") or {})["blocks"][0]["text"]["text"] == "y", "a refused view changes nothing"
+
+
 def test_rate_limit_fault_and_sdk_retry(desc: dict[str, Any], driver: SlackDriver) -> None:
     driver.faults(rate_limit=True)
     channel = desc["channels"]["security"]

@@ -127,7 +127,7 @@ def test_a_replayed_request_is_refused_and_changes_nothing(lab: Lab, http_bot: H
     sent = driver.http_requests()
     index = max(i for i, r in enumerate(sent) if r["type"] == "slash_commands" and "asked+once" in r["body"])
     assert sent[index]["status"] == 200
-    assert http_bot.serving.listeners.wait_idle(timeout=15), "the genuine /reset finished answering"
+    assert http_bot.serving.work.wait_idle(timeout=15), "the genuine /reset finished answering"
     requests, audit = len(http_bot.requests()), len(http_bot.audit())
     messages = driver.messages(helpdesk)
     ephemerals = len([e for e in driver.ephemeral("hank") if e["source"] != "slack"])

@@ -1,0 +1,87 @@
+"""The ack path under load, as people see it (issue 13): while Graph holds ten approved resets, a new ``/reset``
+is acked and answered, and each held reset ends with one verdict once Graph lets go; an approver with thirty-odd
+requests waiting still gets a working App Home.
+
+"Held" is made, not raced: the lab's Graph keeps every resetPassword operation running (``hold_operations``) until
+the test releases it. Nothing here is timed: only outcomes are asserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.domain.lifecycle import RequestState
+from bot.messages.home import HOME_LIST_SHOWN, more_pending
+from lab.people import person
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
+from tests.scenarios.harness import RunningBot, thread, wait_until
+from tests.scenarios.test_request_approval import request_for, slack_id
+
+HELD = 10
+TARGETS = ("alice", "bob")
+
+
+@pytest.fixture
+def entra(lab: Lab) -> Iterator[EntraControl]:
+    control = EntraControl(lab)
+    control.reset()
+    yield control
+    control.reset(history=True)
+    for key in TARGETS:  # back to the fixture passwords, as the other reset stories leave them
+        p = person(key)
+        assert lab.ad.admin_connection().extend.microsoft.modify_password(p.dn, p.password)
+
+
+def test_a_new_reset_is_answered_while_graph_holds_ten_approved_resets(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    requests = [request_for(lab, driver, TARGETS[i % 2], f"held reset {i}") for i in range(HELD)]
+    entra.faults(hold_operations=True)
+    for request in requests:
+        assert driver.click("mona", helpdesk, request["ts"], "request_approve")["acked"]
+    driver.wait_for(lambda: len([o for o in entra.operations() if o["held"]]) == HELD or None, timeout=60,
+                    what="Graph to hold all ten resets")
+
+    unrelated = driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> unrelated, while ten are held",
+                               channel=helpdesk)
+    assert unrelated["acked"], "the ack never waits for the work of others"
+    driver.wait_for_message(helpdesk, lambda m: "unrelated, while ten are held" in str(m["blocks"]), timeout=60)
+    assert not any("Done:" in m["text"] for r in requests for m in thread(driver, helpdesk, r["ts"])), (
+        "Graph still holds every reset")
+
+    entra.faults(hold_operations=False)
+    ours = {r["ts"] for r in requests}
+    wait_until(lambda: all(r.state == RequestState.SUCCEEDED for r in bot.requests() if r.thread_ts in ours),
+               timeout=120, what="the ten held resets to finish")
+    for request in requests:
+        verdicts = [m for m in thread(driver, helpdesk, request["ts"]) if "Done:" in m["text"]]
+        assert len(verdicts) == 1, f"one verdict in {request['ts']}'s thread, not {len(verdicts)}"
+    assert len([o for o in entra.operations() if o["status"] == "succeeded"]) == HELD
+    assert not [e for e in driver.ephemeral("hank") if e["text"].startswith("I'm too busy")]
+
+
+def test_an_approver_with_thirty_odd_requests_waiting_gets_a_working_app_home(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Every request of the burst refreshes Mona's App Home; none may fail, and the last shows the newest ten
+    and a count of the rest."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    before = len([r for r in bot.requests() if r.state == RequestState.PENDING_APPROVAL])
+    burst = 32
+    for i in range(burst):
+        assert driver.command("hank", "/reset", f"<@{slack_id(lab, TARGETS[i % 2])}> home burst {i}",
+                              channel=helpdesk)["acked"]
+    driver.wait_for(lambda: len([m for m in driver.messages(helpdesk) if "home burst" in str(m["blocks"])])
+                    == burst or None, timeout=120, what="every request of the burst to be posted")
+    pending = before + burst
+    driver.open_home("mona")
+    home = driver.wait_for_home_view("mona", lambda v: more_pending(pending - HOME_LIST_SHOWN) in str(v),
+                                     timeout=30)
+    listed = home["blocks"][1]["text"]["text"]
+    assert listed.startswith("*Waiting for my approval*")
+    assert len([line for line in listed.splitlines() if line.startswith("• ")]) == HOME_LIST_SHOWN
+    publishes = driver.calls("views.publish")
+    assert publishes and all(c["ok"] for c in publishes), [c["error"] for c in publishes if not c["ok"]]
