@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlmodel import Session
 
@@ -39,6 +40,13 @@ from bot.settings import ApproverSource, Settings, TargetConfirmation
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+
+
+class Readiness(Protocol):
+    """``LinkService.readiness``: None when the acting identity may make this reset (``tap``: this Temporary Access
+    Pass) of a target holding ``target_roles``, else the sentence saying why not."""
+
+    def __call__(self, requester: str, target_roles: Sequence[str], /, *, tap: bool = False) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,9 @@ class RequestService:
     #: What happens once a request is approved (the reset service's ``perform``); None stops at approved.
     after_approval: Callable[..., None] | None = None
     #: Whether the requester's hands can make this reset (linked sign-in, strong enough Entra role for a target
-    #: with these roles): None, or the sentence saying why not. Asked before anyone is asked to approve.
-    readiness: Callable[[str, Sequence[str]], str | None] | None = None
+    #: with these roles, for a password or a TAP): None, or the sentence saying why not. Asked before anyone is
+    #: asked to approve.
+    readiness: Readiness | None = None
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -129,7 +138,7 @@ class RequestService:
                                            allowed=self.rules.protected_allowed):
             return refuse("protected", messages.requests.protected_refused(target.name, reasons),
                           target=target.entra.user_principal_name, protection=",".join(reasons))
-        not_ready = self.readiness(requester, target_roles) if self.readiness else None
+        not_ready = self.readiness(requester, target_roles, tap=parsed.tap) if self.readiness else None
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,

@@ -215,11 +215,13 @@ class ResetService:
                         baseline_version=ad.key_version)
 
     def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
-        """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made
-        with the app's own permission, as Microsoft allows for TAPs; never raises."""
+        """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made with
+        the agent's (or service identity's) delegated token, like the password: an app permission would be checked
+        against no role and mint a pass, which satisfies MFA, for anyone. Never raises."""
         try:
             tap = self.graph.create_temporary_access_pass(user_id=req.target_entra_id,
                                                           lifetime_minutes=TAP_LIFETIME_MINUTES, usable_once=True,
+                                                          access_token=self.token_for(req.requester),
                                                           client_request_id=cid)
         except ResetbotError as e:
             log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)

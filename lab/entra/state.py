@@ -16,6 +16,7 @@ from lab.entra import config
 from lab.entra.directory import EntraUser
 from lab.entra.operations import Operation
 from lab.entra.passwords import PasswordHistory
+from lab.entra.rbac import fixture_assignments
 from lab.entra.tokens import AppCredentials, TokenIssuer
 from lab.entra.wire import utcnow
 from lab.entra.writeback import WritebackAgent
@@ -147,6 +148,12 @@ class State:
     released: asyncio.Event = field(default_factory=_released)
     #: Counts ``reset()`` calls, so an operation held across a reset knows it was dropped.
     generation: int = 0
+    #: The application permissions the stand-in started with (``POST /control/consent`` changes ``app_roles``;
+    #: ``reset()`` puts these back).
+    initial_app_roles: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.initial_app_roles = self.app_roles
 
     # -- URLs -------------------------------------------------------------------------------------------
     @property
@@ -223,8 +230,9 @@ class State:
         task.add_done_callback(self.tasks.discard)
 
     def reset(self, *, history: bool) -> None:
-        """POST /control/reset: faults off, logs and operations and device flows cleared; held operations are
-        dropped (they never reach AD)."""
+        """POST /control/reset: faults off, logs and operations and device flows cleared, the app's consented
+        permissions and everyone's role assignments back to the start; held operations are dropped (they never
+        reach AD)."""
         self.faults = Faults()
         self.set_writeback("ok")
         self.generation += 1
@@ -232,6 +240,9 @@ class State:
         self.operations.clear()
         self.requests.clear()
         self.device_flows.clear()
+        self.app_roles = self.initial_app_roles
+        for user in self.users.values():
+            user.assignments = fixture_assignments(user.person)
         if history:
             self.history.forget()
             for key, password in self.initial_passwords.items():

@@ -321,11 +321,12 @@ class GraphClient:
         return op, _retry_after(response)
 
     # -- Temporary Access Pass -----------------------------------------------------------------------------
-    def create_temporary_access_pass(self, *, user_id: str, lifetime_minutes: int = 60, usable_once: bool = True,
-                                     access_token: str | None = None,
-                                     client_request_id: str | None = None) -> TapResult:
-        """A new Temporary Access Pass for the user (it replaces any other), as the agent (``access_token``)
-        or as the app. The pass is shown by Graph only now: it comes back as a SecretStr."""
+    def create_temporary_access_pass(self, *, user_id: str, access_token: str, lifetime_minutes: int = 60,
+                                     usable_once: bool = True, client_request_id: str | None = None) -> TapResult:
+        """A new Temporary Access Pass for the user (it replaces any other), as the agent whose delegated
+        ``access_token`` this is. Never as the app: Graph checks an app permission against no directory role, so
+        an app-made pass (which satisfies MFA) would bypass the agent's Entra role. The pass is shown by Graph only
+        now: it comes back as a SecretStr."""
         if not 10 <= lifetime_minutes <= 43200:
             raise ValueError("lifetime_minutes must be between 10 and 43200")
         crid = client_request_id or new_correlation_id()
