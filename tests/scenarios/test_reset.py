@@ -91,9 +91,9 @@ def ad_attrs(lab: Lab, key: str) -> dict[str, object]:
 
 
 def approved_request(lab: Lab, driver: SlackDriver, bot: RunningBot, key: str, reason: str,
-                     approver: str = "mona", flags: str = "") -> tuple[dict[str, object], str]:
+                     approver: str = "mona", flags: str = "", by: str = "hank") -> tuple[dict[str, object], str]:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
-    request = request_for(lab, driver, key, reason, flags=flags)
+    request = request_for(lab, driver, key, reason, flags=flags, by=by)
     driver.click(approver, helpdesk, str(request["ts"]), "request_approve")
     req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == request["ts"] and r.verdict), None),
                      timeout=30, what="the reset's verdict")
