@@ -40,6 +40,7 @@ APP_ROLES: Final[tuple[str, ...]] = (
     "User.Read.All",
     "GroupMember.Read.All",
     "Organization.Read.All",
+    "RoleManagement.Read.Directory",
 )
 #: Delegated permissions admin-consented for the public client (what an agent's token may carry in scp).
 DELEGATED_SCOPES: Final[tuple[str, ...]] = (

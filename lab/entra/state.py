@@ -50,6 +50,9 @@ class Faults:
     #: New resetPassword operations stay ``running`` (nothing reaches AD) until this is switched off: lets a test
     #: act "while Graph works" (kill or stop the bot) at a moment of its choosing instead of racing a delay.
     hold_operations: bool = False
+    #: The tenant has no Entra ID P2 (or Governance) licence, so no PIM: roleEligibilityScheduleInstances answers
+    #: 400 AadPremiumLicenseRequired, as Graph does there.
+    pim_unlicensed: bool = False
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -61,7 +64,7 @@ class Faults:
             if name == "writeback":
                 if value not in _WRITEBACK_MODES:
                     raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
-            elif name in ("token_endpoint_down", "hold_operations"):
+            elif name in ("token_endpoint_down", "hold_operations", "pim_unlicensed"):
                 if not isinstance(value, bool):
                     raise FaultError(f"{name} must be true or false")
             elif name == "revoked_app_roles":
@@ -89,6 +92,7 @@ class Faults:
             "sync_lag_minutes": self.sync_lag_minutes,
             "revoked_app_roles": list(self.revoked_app_roles),
             "hold_operations": self.hold_operations,
+            "pim_unlicensed": self.pim_unlicensed,
         }
 
     def retry_after_header(self) -> str:

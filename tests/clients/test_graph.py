@@ -144,6 +144,31 @@ def test_directory_roles(graph: GraphClient) -> None:
     assert graph.directory_roles_of(person("alice").entra_id) == [], "groups are not roles"
 
 
+def test_role_assignments_and_eligibilities_show_what_directory_roles_miss(graph: GraphClient,
+                                                                             entra_control: EntraControl) -> None:
+    """Custom and administrative-unit-scoped roles are no directoryRole memberships, and a PIM-eligible role is not
+    held until activated: only roleManagement shows them."""
+    bob = person("bob").entra_id
+    entra_control.assign("bob", "Contoso Password Reviewer", custom=True)
+    entra_control.assign("bob", "Helpdesk Administrator", administrative_unit="Sales")
+    entra_control.assign("bob", "Global Administrator", eligible=True)
+    assert graph.directory_roles_of(bob) == []
+    assert sorted(graph.role_assignments_of(bob)) == ["Contoso Password Reviewer", "Helpdesk Administrator"]
+    assert graph.eligible_roles_of(bob) == ["Global Administrator"]
+    assert graph.role_assignments_of(person("paula").entra_id) == ["Global Administrator"]
+    assert graph.eligible_roles_of(person("alice").entra_id) == []
+
+
+def test_a_tenant_without_pim_has_nobody_eligible(graph: GraphClient, entra_control: EntraControl) -> None:
+    """Without Entra ID P2 (or Governance) Graph answers 400 AadPremiumLicenseRequired: there is no PIM, so no role
+    can be eligible; any other refusal still raises."""
+    entra_control.faults(pim_unlicensed=True)
+    assert graph.eligible_roles_of(person("bob").entra_id) == []
+    entra_control.faults(pim_unlicensed=False, fail_next_5xx=20)
+    with pytest.raises(GraphUnavailableError):
+        graph.eligible_roles_of(person("bob").entra_id)
+
+
 def test_organization_sync_and_ping(graph: GraphClient) -> None:
     org = graph.organization_sync()
     assert org.on_premises_sync_enabled is True
