@@ -123,6 +123,7 @@ def build_runtime(settings: Settings) -> Runtime:
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness)
+    reset.recheck = requests.recheck  # the request rules again, right before any credential is set
     health = HealthService(begin=factory.begin, outbox=outbox, graph=graph, directory=directory,
                            fresh_app_token=lambda: _app_tokens(settings).token(),
                            canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,

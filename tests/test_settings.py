@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
@@ -114,3 +115,16 @@ def test_bad_follow_up_times_are_one_sentence_each(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert sentence in str(err.value)
+
+
+def test_protected_groups_default_to_every_group_adminsdholder_guards_and_the_dc_groups() -> None:
+    """Key Admins and Enterprise Key Admins may write any account's Windows Hello keys, Replicator and the domain
+    controllers' groups replicate secrets: their members are protected whatever else they hold."""
+    settings = Settings(_env_file=None, slack_bot_token=SecretStr("xoxb-1-real"),  # type: ignore[call-arg]
+                        slack_app_token=SecretStr("xapp-1-real"), ldap_base_dn="DC=corp,DC=example,DC=test")
+    base = ",DC=corp,DC=example,DC=test"
+    assert {f"CN=Key Admins,CN=Users{base}", f"CN=Enterprise Key Admins,CN=Users{base}",
+            f"CN=Replicator,CN=Builtin{base}", f"CN=Domain Controllers,CN=Users{base}",
+            f"CN=Read-only Domain Controllers,CN=Users{base}",
+            f"CN=Enterprise Read-only Domain Controllers,CN=Users{base}",
+            f"CN=Domain Admins,CN=Users{base}"} <= set(settings.protected_group_dns())

@@ -17,6 +17,12 @@ A target holding several roles needs every one of them covered; a caller holding
 them for each (as the lab's Entra does). Role names are compared case-insensitively, and the names Graph used
 before Microsoft renamed them (``Company Administrator``, ``User Account Administrator``) count as today's.
 The bot checks this only to tell an agent early; Microsoft decides at reset time.
+
+A Temporary Access Pass (``--tap``) is an authentication method, and it satisfies MFA: Microsoft lets only the
+Authentication, Privileged Authentication and Global Administrators manage another user's methods, each over the
+targets its column of the same table covers ("For a list of the roles that an Authentication Administrator can read
+or update authentication methods, see Who can reset passwords"). So every function here takes ``tap=True`` to use
+those three columns only: a Helpdesk Administrator may reset Bob's password but not make Bob a TAP.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ GUEST_INVITER = "Guest Inviter"
 #: The roles that may reset passwords at all (the table's columns), weakest first: the order sentences use.
 RESETTING_ROLES: tuple[str, ...] = (PASSWORD_ADMIN, HELPDESK_ADMIN, AUTH_ADMIN, USER_ADMIN, PRIVILEGED_AUTH_ADMIN,
                                     GLOBAL_ADMIN)
+
+#: The roles that may create a Temporary Access Pass (manage authentication methods), weakest first.
+TAP_ROLES: tuple[str, ...] = (AUTH_ADMIN, PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN)
 
 _ANYONE = frozenset(RESETTING_ROLES)
 _PRIVILEGED = frozenset({PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN})
@@ -70,32 +79,38 @@ def allowed_callers(target_role: str) -> frozenset[str]:
     return TABLE.get(canonical_role(target_role), _PRIVILEGED)
 
 
-def resetting_roles(caller_roles: Iterable[str]) -> list[str]:
-    """Those of ``caller_roles`` that may reset passwords at all, weakest first."""
+def _columns(tap: bool) -> tuple[str, ...]:
+    return TAP_ROLES if tap else RESETTING_ROLES
+
+
+def resetting_roles(caller_roles: Iterable[str], *, tap: bool = False) -> list[str]:
+    """Those of ``caller_roles`` that may reset passwords (``tap``: create TAPs) at all, weakest first."""
     held = {canonical_role(r) for r in caller_roles}
-    return [r for r in RESETTING_ROLES if r in held]
+    return [r for r in _columns(tap) if r in held]
 
 
-def can_reset(caller_roles: Iterable[str], target_roles: Iterable[str]) -> bool:
-    """Whether a caller holding ``caller_roles`` may reset the password of a target holding ``target_roles``."""
-    caller = frozenset(resetting_roles(caller_roles))
+def can_reset(caller_roles: Iterable[str], target_roles: Iterable[str], *, tap: bool = False) -> bool:
+    """Whether a caller holding ``caller_roles`` may reset the password of (``tap``: create a Temporary Access Pass
+    for) a target holding ``target_roles``."""
+    caller = frozenset(resetting_roles(caller_roles, tap=tap))
     if not caller:
         return False
     return all(caller & allowed_callers(role) for role in target_roles)
 
 
-def roles_needed(target_roles: Iterable[str]) -> list[str]:
-    """The single roles each of which may reset a holder of every one of ``target_roles``, weakest first
-    (what to tell an agent whose role is too weak). Never empty: the privileged two may reset anyone."""
-    allowed = frozenset(_ANYONE)
+def roles_needed(target_roles: Iterable[str], *, tap: bool = False) -> list[str]:
+    """The single roles each of which may reset a holder of every one of ``target_roles`` (``tap``: create them a
+    TAP), weakest first (what to tell an agent whose role is too weak). Never empty: the privileged two may act on
+    anyone."""
+    allowed = frozenset(_columns(tap))
     for role in target_roles:
         allowed &= allowed_callers(role)
-    return [r for r in RESETTING_ROLES if r in allowed]
+    return [r for r in _columns(tap) if r in allowed]
 
 
-def blocking_roles(caller_roles: Iterable[str], target_roles: Iterable[str]) -> list[str]:
+def blocking_roles(caller_roles: Iterable[str], target_roles: Iterable[str], *, tap: bool = False) -> list[str]:
     """The target's roles (table spelling, in the order given, once each) that none of the caller's roles covers."""
-    caller = frozenset(resetting_roles(caller_roles))
+    caller = frozenset(resetting_roles(caller_roles, tap=tap))
     out: list[str] = []
     for role in target_roles:
         name = canonical_role(role)

@@ -73,13 +73,22 @@ def cancel_refusal(*, actor: str, requester: str) -> Refusal | None:
 
 
 class Protection(StrEnum):
+    """Why an account is protected. The values are stored (comma-joined) on the request: never rename one."""
+
     ADMIN_COUNT = "admin_count"
     PROTECTED_GROUP = "protected_group"
+    #: Holds an Entra role now: a directory role, or a custom or administrative-unit-scoped assignment.
     ENTRA_ROLE = "entra_role"
+    #: May activate an Entra role through PIM: one activation (which the new password and an MFA, or a TAP, would
+    #: satisfy) from holding it, and Entra's own reset check ignores eligible roles.
+    ENTRA_ELIGIBLE_ROLE = "entra_eligible_role"
+    #: One of resetbot's own agents or approvers: resetting them hands over their Slack identity (where Slack signs
+    #: in through Entra), and with it the power to ask for or approve resets.
+    OPERATOR = "operator"
 
 
-def protection_reasons(*, admin_count: bool, in_protected_group: bool,
-                       entra_roles: Iterable[str]) -> list[Protection]:
+def protection_reasons(*, admin_count: bool, in_protected_group: bool, entra_roles: Iterable[str],
+                       eligible_roles: Iterable[str] = (), operator: bool = False) -> list[Protection]:
     """Why an account is protected (empty: it is not)."""
     reasons = []
     if admin_count:
@@ -88,6 +97,10 @@ def protection_reasons(*, admin_count: bool, in_protected_group: bool,
         reasons.append(Protection.PROTECTED_GROUP)
     if any(entra_roles):
         reasons.append(Protection.ENTRA_ROLE)
+    if any(eligible_roles):
+        reasons.append(Protection.ENTRA_ELIGIBLE_ROLE)
+    if operator:
+        reasons.append(Protection.OPERATOR)
     return reasons
 
 

@@ -125,6 +125,13 @@ def doctor_roles_missing(missing: list[str], client_id: str) -> str:
             "permissions → Microsoft Graph → Application permissions, and grant admin consent")
 
 
+def doctor_roles_set_credentials(excess: list[str], client_id: str) -> str:
+    return (f"the app's token also carries {', '.join(excess)}, which resetbot never uses: with "
+            f"{'them' if len(excess) > 1 else 'it'}, whoever holds the app's credential can set passwords or "
+            f"Temporary Access Passes for anyone, no Entra role asked; remove {'them' if len(excess) > 1 else 'it'} "
+            f"from app {client_id} under API permissions → Microsoft Graph → Application permissions")
+
+
 def doctor_roles_unreadable() -> str:
     return "the app's token is not a readable JWT, so its permissions cannot be checked"
 

@@ -137,11 +137,14 @@ def link_reauth(upn: str, *, service: bool) -> str:
 
 
 def role_too_weak(upn: str, caller_roles: Sequence[str], blocking: Sequence[str], needed: Sequence[str], *,
-                  service: bool) -> str:
+                  service: bool, tap: bool = False) -> str:
+    """Why Entra would refuse this reset (``tap``: this Temporary Access Pass) to the acting account's roles."""
     who = f"The service identity {upn}" if service else f"Your Entra account {upn}"
-    holds = f"({', '.join(caller_roles)})" if caller_roles else "(no Entra role that may reset passwords)"
+    what = "create Temporary Access Passes" if tap else "reset passwords"
+    holds = f"({', '.join(caller_roles)})" if caller_roles else f"(no Entra role that may {what})"
     whom = f"someone who holds {listed(blocking, 'and')}" if blocking else "anyone"
-    return f"{who} {holds} can't reset the password of {whom}: that takes {listed(needed)}."
+    act = f"create a Temporary Access Pass for {whom}" if tap else f"reset the password of {whom}"
+    return f"{who} {holds} can't {act}: that takes {listed(needed)}."
 
 
 def whoami_not_linked() -> str:

@@ -90,11 +90,34 @@ def protected_refused(name: str, reasons: Sequence[Protection]) -> str:
             "through resetbot; a domain administrator has to do it.")
 
 
+def protected_now(name: str, reasons: Sequence[Protection], *, was_protected: bool) -> str:
+    """Said in the thread when the check made again right before the reset finds the account protected."""
+    if was_protected:
+        return (f":no_entry: Not reset: {name}'s account is protected ({_protection_words(reasons)}) and no rule "
+                "allows resetting it through resetbot any more; nothing was changed.")
+    return (f":no_entry: Not reset: {name}'s account is protected now ({_protection_words(reasons)}), which it was "
+            "not when this request was made; nothing was changed. A protected account needs a rule that names it "
+            "and two approvers: ask again.")
+
+
+def not_ready_now(requester: str, why: str) -> str:
+    """Said in the thread when the acting identity can no longer make this reset (``why`` is addressed to them)."""
+    return f":no_entry: Not reset (nothing was changed), <@{requester}>: {why}"
+
+
+def recheck_failed(name: str, why: str) -> str:
+    """Said in the thread when that check could not be made (Graph or AD failing): the reset fails closed."""
+    return (f":warning: Not reset: I couldn't check {name}'s account again just before the reset ({why.rstrip('.')}),"
+            " so nothing was changed; ask again once Entra ID and Active Directory answer.")
+
+
 def _protection_words(reasons: Iterable[Protection]) -> str:
     words = {
         Protection.ADMIN_COUNT: "AD adminCount=1",
         Protection.PROTECTED_GROUP: "a member of a protected AD group",
         Protection.ENTRA_ROLE: "holds an Entra admin role",
+        Protection.ENTRA_ELIGIBLE_ROLE: "eligible for an Entra admin role through PIM",
+        Protection.OPERATOR: "one of resetbot's agents or approvers",
     }
     return ", ".join(words[r] for r in reasons)
 

@@ -374,11 +374,12 @@ class LinkService:
         """``acting_token(...).access_token``: a drop-in for a ``token_for: Callable[[str], str]``."""
         return self.acting_token(requester_slack_user).access_token
 
-    def readiness(self, requester_slack_user: str, target_roles: Sequence[str]) -> str | None:
+    def readiness(self, requester_slack_user: str, target_roles: Sequence[str], *, tap: bool = False) -> str | None:
         """None when a reset asked for by ``requester_slack_user`` of a target holding the Entra directory roles
         ``target_roles`` (display names) can be made: the acting identity (the requester, or the service identity
         in service mode) is linked, its sign-in still works silently, and its Entra roles (read afresh) are strong
-        enough per Microsoft's table. Otherwise the one sentence to tell the requester. Entra or Graph being
+        enough per Microsoft's table (``tap``: to create a Temporary Access Pass, which takes an authentication
+        administrator's role). Otherwise the one sentence to tell the requester. Entra or Graph being
         unreachable raises (``EntraUnavailableError``, ``GraphError``): that is not a verdict on the agent."""
         service = self.rules.service_mode
         key = SERVICE_LINK_KEY if service else requester_slack_user
@@ -388,10 +389,11 @@ class LinkService:
             return str(e)
         roles = self._fresh_roles(link, fallback=False)
         assert roles is not None
-        if can_reset(roles, target_roles):
+        if can_reset(roles, target_roles, tap=tap):
             return None
-        return messages.links.role_too_weak(link.upn, resetting_roles(roles), blocking_roles(roles, target_roles),
-                                            roles_needed(target_roles), service=service)
+        return messages.links.role_too_weak(link.upn, resetting_roles(roles, tap=tap),
+                                            blocking_roles(roles, target_roles, tap=tap),
+                                            roles_needed(target_roles, tap=tap), service=service, tap=tap)
 
     def _token(self, key: str, *, service: bool) -> tuple[AgentLink, DelegatedToken]:
         with self.begin() as session:

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlmodel import Session
 
 from bot import messages, store
-from bot.clients.directory import Directory
+from bot.clients.directory import Directory, DirectoryUser
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
@@ -24,6 +25,7 @@ from bot.domain.health_state import HealthReport
 from bot.domain.lifecycle import RequestState, deadlines, predecessors, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset, parse_target
 from bot.domain.rules import (
+    Protection,
     Refusal,
     allowed_by_rule,
     approval_refusal,
@@ -39,6 +41,13 @@ from bot.settings import ApproverSource, Settings, TargetConfirmation
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+
+
+class Readiness(Protocol):
+    """``LinkService.readiness``: None when the acting identity may make this reset (``tap``: this Temporary Access
+    Pass) of a target holding ``target_roles``, else the sentence saying why not."""
+
+    def __call__(self, requester: str, target_roles: Sequence[str], /, *, tap: bool = False) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,9 @@ class RequestService:
     #: What happens once a request is approved (the reset service's ``perform``); None stops at approved.
     after_approval: Callable[..., None] | None = None
     #: Whether the requester's hands can make this reset (linked sign-in, strong enough Entra role for a target
-    #: with these roles): None, or the sentence saying why not. Asked before anyone is asked to approve.
-    readiness: Callable[[str, Sequence[str]], str | None] | None = None
+    #: with these roles, for a password or a TAP): None, or the sentence saying why not. Asked before anyone is
+    #: asked to approve.
+    readiness: Readiness | None = None
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -119,22 +129,56 @@ class RequestService:
         if problem:
             return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
         assert target.ad is not None  # _account_problem refused a target missing from AD
-        target_roles = self.resolver.entra_roles(target.entra)
-        reasons = protection_reasons(
-            admin_count=target.ad.admin_count,
-            in_protected_group=self.directory.is_member_of_any(target.ad.dn, self.rules.protected_group_dns),
-            entra_roles=target_roles,
-        )
+        reasons, target_roles = self._protection(target.ad, target.entra.id, target.slack_id)
         if reasons and not allowed_by_rule(sam=target.ad.sam, upn=target.entra.user_principal_name,
                                            allowed=self.rules.protected_allowed):
             return refuse("protected", messages.requests.protected_refused(target.name, reasons),
                           target=target.entra.user_principal_name, protection=",".join(reasons))
-        not_ready = self.readiness(requester, target_roles) if self.readiness else None
+        not_ready = self.readiness(requester, target_roles, tap=parsed.tap) if self.readiness else None
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
                                   unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
                                   correlation_id=correlation_id, source_key=source_key)
+
+    def _protection(self, ad: DirectoryUser, entra_id: str,
+                    slack_id: str | None) -> tuple[list[Protection], tuple[str, ...]]:
+        """(why the account is protected, the Entra roles it holds now): AD's adminCount and protected groups, every
+        Entra role held or PIM-eligible, and whether it is one of the bot's own agents or approvers (by Slack id)."""
+        roles = self.resolver.admin_roles(entra_id)
+        operators = set(self.notifier.group_members(self.rules.agents_group))
+        if self.rules.approvers_group:
+            operators |= set(self.notifier.group_members(self.rules.approvers_group))
+        reasons = protection_reasons(
+            admin_count=ad.admin_count,
+            in_protected_group=self.directory.is_member_of_any(ad.dn, self.rules.protected_group_dns),
+            entra_roles=roles.active, eligible_roles=roles.eligible, operator=slack_id in operators,
+        )
+        return reasons, roles.active
+
+    def recheck(self, req: ResetRequest) -> tuple[str, str] | None:
+        """Right before the credential is set (a request may wait up to the approval TTL for its approver): the
+        target's protection and the acting identity's role, read again. None to go on; otherwise (reason, the
+        thread's sentence), and nothing may be set. Protection that appeared since the request was made refuses even
+        where a rule names the account: such a request never had its two approvers nor told security. What cannot
+        be read now refuses too (fail closed)."""
+        try:
+            ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
+            if ad is None:
+                return "recheck_failed", messages.requests.recheck_failed(
+                    req.target_display, "the account is no longer where it was in Active Directory")
+            reasons, roles = self._protection(ad, req.target_entra_id, req.target_slack_id)
+            allowed = allowed_by_rule(sam=ad.sam, upn=req.target_upn, allowed=self.rules.protected_allowed)
+            if reasons and not (allowed and req.protected):
+                return "protected", messages.requests.protected_now(req.target_display, reasons,
+                                                                    was_protected=bool(req.protected))
+            not_ready = self.readiness(req.requester, roles, tap=req.tap) if self.readiness else None
+        except ResetbotError as e:
+            log.warning("request %s: the check before the reset could not be made: %s", req.id, type(e).__name__)
+            return "recheck_failed", messages.requests.recheck_failed(req.target_display, str(e))
+        if not_ready:
+            return "not_ready", messages.requests.not_ready_now(req.requester, not_ready)
+        return None
 
     def _account_problem(self, target: Target, *, unlock: bool) -> tuple[str, str] | None:
         """(reason, sentence) when the account itself rules a reset out: not synced, not in AD, disabled, or

@@ -94,6 +94,9 @@ class ResetService:
     token_for: Callable[[str], str]
     security_channel: str | None = None
     followups: FollowUpPlanner | None = None
+    #: The request rules' check made again right before the credential is set (``RequestService.recheck``): None
+    #: to go on, or (reason, the thread's sentence) and nothing is set.
+    recheck: Callable[[ResetRequest], tuple[str, str] | None] | None = None
     poll_timeout_s: float = 60.0
     clock: Callable[[], datetime] = field(default=utcnow)
     _in_flight: int = field(default=0, init=False, repr=False)
@@ -118,6 +121,10 @@ class ResetService:
                 self._idle.notify_all()
 
     def _perform(self, req: ResetRequest, correlation_id: str) -> None:
+        refused = self.recheck(req) if self.recheck is not None else None
+        if refused is not None:
+            self._refuse_before_reset(req, *refused, correlation_id=correlation_id)
+            return
         now = self.clock()
         with self.begin() as session:
             started = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
@@ -159,6 +166,24 @@ class ResetService:
             return
         self._redraw(done)
         self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+
+    def _refuse_before_reset(self, req: ResetRequest, reason: str, sentence: str, *, correlation_id: str) -> None:
+        """The check made again before the reset says no: approved → cancelled (no reset started, nothing set),
+        audited as a refusal, and said in the thread in the same transaction."""
+        now = self.clock()
+        with self.begin() as session:
+            done = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
+                                             to=RequestState.CANCELLED, changes={"decided_at": now},
+                                             audit=AuditDraft(actor="system", action=AuditAction.REFUSED,
+                                                              correlation_id=correlation_id,
+                                                              detail={"stage": "reset", "reason": reason}))
+            ids = [] if done is None else self.outbox.enqueue(session, _in_thread(done, sentence,
+                                                                                  origin="reset.refused"), now=now)
+        if done is None:
+            return  # another replica, or a cancel, moved it first
+        log.info("request %s not reset: %s (%s)", req.id, reason, correlation_id)
+        self._redraw(done)
+        self.outbox.deliver(ids, now=now)
 
     def _verdict_messages(self, done: ResetRequest, verdict: Verdict, cid: str) -> list[OutboxMessage]:
         """The thread's verdict (or TAP line), then on success the Reveal button (it carries only the request id)
@@ -215,11 +240,13 @@ class ResetService:
                         baseline_version=ad.key_version)
 
     def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
-        """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made
-        with the app's own permission, as Microsoft allows for TAPs; never raises."""
+        """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made with
+        the agent's (or service identity's) delegated token, like the password: an app permission would be checked
+        against no role and mint a pass, which satisfies MFA, for anyone. Never raises."""
         try:
             tap = self.graph.create_temporary_access_pass(user_id=req.target_entra_id,
                                                           lifetime_minutes=TAP_LIFETIME_MINUTES, usable_once=True,
+                                                          access_token=self.token_for(req.requester),
                                                           client_request_id=cid)
         except ResetbotError as e:
             log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)

@@ -45,6 +45,17 @@ class EntraDirectory(Protocol):
     def search_users(self, name: str, limit: int = 10) -> Sequence[EntraUser]: ...
     def manager_of(self, user_id: str) -> EntraUser | None: ...
     def directory_roles_of(self, user_id: str) -> Sequence[str]: ...
+    def role_assignments_of(self, user_id: str) -> Sequence[str]: ...
+    def eligible_roles_of(self, user_id: str) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class AdminRoles:
+    """The Entra admin roles a person holds now (``active``: directory roles, and custom or administrative-unit-scoped
+    assignments) and those they may activate through PIM (``eligible``)."""
+
+    active: tuple[str, ...]
+    eligible: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -135,5 +146,10 @@ class TargetResolver:
         manager = self._graph.manager_of(entra.id)
         return self._slack_id(manager) if manager is not None else None
 
-    def entra_roles(self, entra: EntraUser) -> Sequence[str]:
-        return self._graph.directory_roles_of(entra.id)
+    def admin_roles(self, entra_id: str) -> AdminRoles:
+        """Every way the person holds or may claim an Entra role: ``transitiveMemberOf`` alone shows only active,
+        tenant-wide, built-in ones (through groups too), so the role assignments and PIM eligibilities are read as
+        well. A Graph failure raises: whoever asks must fail closed."""
+        active = [*self._graph.directory_roles_of(entra_id), *self._graph.role_assignments_of(entra_id)]
+        return AdminRoles(active=tuple(dict.fromkeys(active)),
+                          eligible=tuple(dict.fromkeys(self._graph.eligible_roles_of(entra_id))))

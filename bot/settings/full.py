@@ -21,16 +21,26 @@ from bot.settings.values import FERNET_KEY_HOWTO, fernet_key_problem, is_placeho
 #: the stop timeout of the shipped systemd unit (deploy/resetbot.service; a test keeps the two in step).
 DEFAULT_DRAIN_SECONDS = 25.0
 
-#: AD's built-in protected groups (AdminSDHolder's list), by CN; each is matched below the domain's base DN.
+#: AD's built-in protected groups (AdminSDHolder's list, Windows Server 2016 and later), by CN, and the domain
+#: controllers' groups; each is matched below the domain's base DN (one that does not exist, such as Enterprise Key
+#: Admins outside the forest root, matches nobody). Key Admins and Enterprise Key Admins may write any account's
+#: msDS-KeyCredentialLink (Windows Hello keys: "shadow credentials"); Replicator and the domain controllers replicate
+#: the domain's secrets.
 DEFAULT_PROTECTED_GROUP_CNS = (
     "CN=Domain Admins,CN=Users",
     "CN=Enterprise Admins,CN=Users",
     "CN=Schema Admins,CN=Users",
+    "CN=Key Admins,CN=Users",
+    "CN=Enterprise Key Admins,CN=Users",
+    "CN=Domain Controllers,CN=Users",
+    "CN=Read-only Domain Controllers,CN=Users",
+    "CN=Enterprise Read-only Domain Controllers,CN=Users",
     "CN=Administrators,CN=Builtin",
     "CN=Account Operators,CN=Builtin",
     "CN=Backup Operators,CN=Builtin",
     "CN=Server Operators,CN=Builtin",
     "CN=Print Operators,CN=Builtin",
+    "CN=Replicator,CN=Builtin",
 )
 
 

@@ -49,6 +49,18 @@ _ATTR_LOCKOUT_TIME = "28630ebf-41d5-11d1-a9c1-0000f80367c1"
 _CLASS_USER = "bf967aba-0de6-11d0-a285-00aa003049e2"
 
 
+#: Groups every Windows Server 2016 (or later) domain has and Samba at the 2008 R2 functional level lacks, with their
+#: groupType (global, universal security): members may write ``msDS-KeyCredentialLink`` (Windows Hello keys, "shadow
+#: credentials") on any account, so AdminSDHolder protects them. The seed adds them where Windows keeps them, so the
+#: lab domain has what a current one has (a protected-group check that names them must find them).
+WINDOWS_2016_GROUPS: dict[str, int] = {"Key Admins": -2147483646, "Enterprise Key Admins": -2147483640}
+
+
+def builtin_group_dn(cn: str) -> str:
+    """A built-in group kept in the domain's Users container (Domain Admins, Key Admins, Domain Controllers...)."""
+    return f"CN={cn},CN=Users,{BASE_DN}"
+
+
 def group_dn(group: Group) -> str:
     if group == "privileged":
         return f"CN=Domain Admins,CN=Users,{BASE_DN}"
@@ -154,6 +166,10 @@ def _seed_service_accounts(conn: ldap3.Connection) -> None:
 
 
 def _seed_groups(conn: ldap3.Connection) -> None:
+    for cn, group_type in WINDOWS_2016_GROUPS.items():
+        conn.add(builtin_group_dn(cn), ["top", "group"], {"sAMAccountName": cn, "groupType": group_type})
+        if conn.result["result"] != 68:  # entryAlreadyExists: a Samba that provisions them already
+            _check(conn, f"group {cn}")
     for group, name in AD_GROUPS.items():
         if group != "privileged":
             conn.add(group_dn(group), ["top", "group"], {"sAMAccountName": name.replace(" ", ""), "description":

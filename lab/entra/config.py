@@ -32,14 +32,15 @@ GRAPH_APP_ID: Final = "00000003-0000-0000-c000-000000000000"
 #: The fixed id of the password authentication method (Graph documents it).
 PASSWORD_METHOD_ID: Final = "28c10230-6103-485e-b985-444c60001490"
 
-#: Application permissions (app roles) admin-consented for the confidential app. resetPassword ignores them
-#: (application tokens are not supported there); TAP creation and passwordProfile use them.
+#: Application permissions (app roles) admin-consented for the confidential app: exactly what README asks for
+#: (tests/test_app_permissions.py keeps the two in step), none that sets a credential. So an app-only TAP or
+#: passwordProfile change is refused (403) as Graph refuses it to such an app; resetPassword refuses any app token.
+#: ``POST /control/consent`` changes the set for a test; ``POST /control/reset`` puts this back.
 APP_ROLES: Final[tuple[str, ...]] = (
     "User.Read.All",
     "GroupMember.Read.All",
     "Organization.Read.All",
-    "UserAuthenticationMethod.ReadWrite.All",
-    "User-PasswordProfile.ReadWrite.All",
+    "RoleManagement.Read.Directory",
 )
 #: Delegated permissions admin-consented for the public client (what an agent's token may carry in scp).
 DELEGATED_SCOPES: Final[tuple[str, ...]] = (

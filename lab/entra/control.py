@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.entra import rbac
 from lab.entra.graphbase import Handler
 from lab.entra.state import DeviceFlow, DeviceStatus, FaultError, State
 from lab.entra.wire import LOG_APP, LOG_USER, utcnow
@@ -41,6 +42,10 @@ class Control:
             web.get(f"{c}/operations", self.operations),
             web.get(f"{c}/requests", self.requests),
             web.post(f"{c}/reset", self.reset),
+            web.get(f"{c}/consent", self.get_consent),
+            web.post(f"{c}/consent", self.set_consent),
+            web.get(f"{c}/roles", self.get_roles),
+            web.post(f"{c}/roles", self.set_role),
         ]
 
     @staticmethod
@@ -114,6 +119,51 @@ class Control:
         """Let the code run out now: the next poll gets expired_token."""
         return await self._finish(request, "expired")
 
+    # -- the app's admin consent, and role assignments ---------------------------------------------------
+    async def get_consent(self, request: web.Request) -> web.Response:
+        return web.json_response({"app_roles": list(self.s.app_roles)})
+
+    async def set_consent(self, request: web.Request) -> web.Response:
+        """Replace the application permissions admin-consented for the bot's app (``{"app_roles": [...]}``), as an
+        administrator would in the portal; app tokens issued from now on carry them (msal caches the old token)."""
+        body = await self._body(request)
+        roles = (body or {}).get("app_roles")
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+            return _error(400, "POST /consent needs {\"app_roles\": [application permission names]}")
+        self.s.app_roles = tuple(dict.fromkeys(roles))
+        return web.json_response({"app_roles": list(self.s.app_roles)})
+
+    async def get_roles(self, request: web.Request) -> web.Response:
+        user = self.s.user(request.query.get("upn", ""))
+        if user is None:
+            return _error(404, f"no user {request.query.get('upn')!r} in the lab tenant")
+        return web.json_response({"upn": user.person.upn, "assignments": [a.as_control() for a in user.assignments]})
+
+    async def set_role(self, request: web.Request) -> web.Response:
+        """Assign (or with ``"remove": true`` take away) a role: ``{"upn", "role", "eligible"?: bool,
+        "administrative_unit"?: name, "custom"?: bool}``. A role that is not one of Entra's built-in roles the
+        stand-in knows must say ``"custom": true`` (so a typo never makes a custom role)."""
+        body = await self._body(request)
+        if body is None:
+            return _error(400, "POST /roles needs a JSON object")
+        user = self.s.user(str(body.get("upn", "")))
+        if user is None:
+            return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
+        role, unit = body.get("role"), body.get("administrative_unit")
+        flags = {k: body.get(k, False) for k in ("eligible", "custom", "remove")}
+        if not isinstance(role, str) or not role.strip() or not all(isinstance(v, bool) for v in flags.values()):
+            return _error(400, "role must be a name; eligible, custom and remove must be true or false")
+        if unit is not None and (not isinstance(unit, str) or not unit.strip()):
+            return _error(400, "administrative_unit must be the unit's name")
+        if rbac.is_built_in(role) == flags["custom"]:
+            return _error(400, f"{role!r} is {'a built-in role' if flags['custom'] else 'no built-in role'}: "
+                               "say \"custom\": true for a custom role, and only then")
+        scope = f"/administrativeUnits/{rbac.administrative_unit_id(unit)}" if unit else rbac.TENANT_SCOPE
+        assignment = rbac.RoleAssignment(user.id, role, eligible=flags["eligible"], scope=scope)
+        kept = [a for a in user.assignments if a != assignment]
+        user.assignments = kept if flags["remove"] else [*kept, assignment]
+        return web.json_response({"upn": user.person.upn, "assignments": [a.as_control() for a in user.assignments]})
+
     # -- logs -------------------------------------------------------------------------------------------
     async def operations(self, request: web.Request) -> web.Response:
         return web.json_response([op.as_control() for op in self.s.operations.values()])
@@ -122,8 +172,9 @@ class Control:
         return web.json_response(self.s.requests)
 
     async def reset(self, request: web.Request) -> web.Response:
-        """Faults off; operations, request log and device sign-ins cleared. ``{"history": true}`` also forgets
-        the emulated password history (back to the fixture passwords). Tokens stay valid."""
+        """Faults off; operations, request log and device sign-ins cleared; the app's consent and role assignments
+        back to the start. ``{"history": true}`` also forgets the emulated password history (back to the fixture
+        passwords). Tokens stay valid."""
         body = await self._body(request) or {}
         self.s.reset(history=bool(body.get("history", False)))
         return web.json_response({"reset": True, "faults": self.s.faults.as_json()})

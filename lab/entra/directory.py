@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.entra import config
+from lab.entra.rbac import RoleAssignment, fixture_assignments, is_built_in
 from lab.entra.wire import graph_time
 from lab.people import AD_GROUPS, Group, Person
 
@@ -72,6 +73,12 @@ class EntraUser:
     last_password_change: dt.datetime
     force_change_next_sign_in: bool = False
     taps: list[TemporaryAccessPass] = field(default_factory=list)
+    #: Active and eligible Entra role assignments (lab.entra.rbac); the fixture's ``entra_roles`` unless changed.
+    assignments: list[RoleAssignment] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.assignments:
+            self.assignments = fixture_assignments(self.person)
 
     @property
     def id(self) -> str:
@@ -83,7 +90,18 @@ class EntraUser:
 
     @property
     def roles(self) -> tuple[str, ...]:
-        return self.person.entra_roles
+        """The roles this user acts with as a caller: active, tenant-wide (lab.entra.rbac says why)."""
+        return tuple(dict.fromkeys(a.role for a in self.assignments if not a.eligible and a.tenant_wide))
+
+    @property
+    def held_roles(self) -> tuple[str, ...]:
+        """The roles Entra's reset and authentication-method checks count on a target: active, any scope."""
+        return tuple(dict.fromkeys(a.role for a in self.assignments if not a.eligible))
+
+    @property
+    def directory_roles(self) -> tuple[str, ...]:
+        """What ``transitiveMemberOf`` shows as directoryRole objects: active, tenant-wide, built-in."""
+        return tuple(r for r in self.roles if is_built_in(r))
 
     def properties(self, last_sync: dt.datetime) -> dict[str, Any]:
         """Every property the stand-in serves, by Graph's (camelCase) name."""

@@ -206,7 +206,7 @@ class Graph(GraphRoutes):
     def _memberships(self, target: EntraUser, *, groups_only: bool) -> list[dict[str, Any]]:
         out = [group_json(g) for g in SYNCED_GROUPS if g in target.person.groups]
         if not groups_only:
-            out += [role_json(r) for r in target.roles]
+            out += [role_json(r) for r in target.directory_roles]
         return out
 
     async def _member_of(self, request: web.Request, *, groups_only: bool) -> web.Response:

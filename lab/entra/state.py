@@ -16,6 +16,7 @@ from lab.entra import config
 from lab.entra.directory import EntraUser
 from lab.entra.operations import Operation
 from lab.entra.passwords import PasswordHistory
+from lab.entra.rbac import fixture_assignments
 from lab.entra.tokens import AppCredentials, TokenIssuer
 from lab.entra.wire import utcnow
 from lab.entra.writeback import WritebackAgent
@@ -49,6 +50,9 @@ class Faults:
     #: New resetPassword operations stay ``running`` (nothing reaches AD) until this is switched off: lets a test
     #: act "while Graph works" (kill or stop the bot) at a moment of its choosing instead of racing a delay.
     hold_operations: bool = False
+    #: The tenant has no Entra ID P2 (or Governance) licence, so no PIM: roleEligibilityScheduleInstances answers
+    #: 400 AadPremiumLicenseRequired, as Graph does there.
+    pim_unlicensed: bool = False
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -60,7 +64,7 @@ class Faults:
             if name == "writeback":
                 if value not in _WRITEBACK_MODES:
                     raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
-            elif name in ("token_endpoint_down", "hold_operations"):
+            elif name in ("token_endpoint_down", "hold_operations", "pim_unlicensed"):
                 if not isinstance(value, bool):
                     raise FaultError(f"{name} must be true or false")
             elif name == "revoked_app_roles":
@@ -88,6 +92,7 @@ class Faults:
             "sync_lag_minutes": self.sync_lag_minutes,
             "revoked_app_roles": list(self.revoked_app_roles),
             "hold_operations": self.hold_operations,
+            "pim_unlicensed": self.pim_unlicensed,
         }
 
     def retry_after_header(self) -> str:
@@ -147,6 +152,12 @@ class State:
     released: asyncio.Event = field(default_factory=_released)
     #: Counts ``reset()`` calls, so an operation held across a reset knows it was dropped.
     generation: int = 0
+    #: The application permissions the stand-in started with (``POST /control/consent`` changes ``app_roles``;
+    #: ``reset()`` puts these back).
+    initial_app_roles: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.initial_app_roles = self.app_roles
 
     # -- URLs -------------------------------------------------------------------------------------------
     @property
@@ -223,8 +234,9 @@ class State:
         task.add_done_callback(self.tasks.discard)
 
     def reset(self, *, history: bool) -> None:
-        """POST /control/reset: faults off, logs and operations and device flows cleared; held operations are
-        dropped (they never reach AD)."""
+        """POST /control/reset: faults off, logs and operations and device flows cleared, the app's consented
+        permissions and everyone's role assignments back to the start; held operations are dropped (they never
+        reach AD)."""
         self.faults = Faults()
         self.set_writeback("ok")
         self.generation += 1
@@ -232,6 +244,9 @@ class State:
         self.operations.clear()
         self.requests.clear()
         self.device_flows.clear()
+        self.app_roles = self.initial_app_roles
+        for user in self.users.values():
+            user.assignments = fixture_assignments(user.person)
         if history:
             self.history.forget()
             for key, password in self.initial_passwords.items():

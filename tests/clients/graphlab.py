@@ -63,6 +63,15 @@ class EntraControl:
         ops: list[dict[str, Any]] = self.call("GET", "/operations")
         return ops
 
+    def assign(self, key: str, role: str, **how: Any) -> None:
+        """Give ``key`` an Entra role (``eligible``, ``administrative_unit``, ``custom``, ``remove``: see
+        lab/entra/README.md); ``reset()`` puts the fixture's roles back."""
+        self.call("POST", "/roles", {"upn": person(key).upn, "role": role, **how})
+
+    def consent(self, *app_roles: str) -> None:
+        """Admin-consent exactly these application permissions for the bot's app; ``reset()`` undoes it."""
+        self.call("POST", "/consent", {"app_roles": list(app_roles)})
+
     def approve(self, user_code: str, key: str) -> None:
         self.call("POST", "/device/approve", {"user_code": user_code, "upn": person(key).upn})
 

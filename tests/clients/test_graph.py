@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from bot.clients.entra_auth import DelegatedTokens
 from bot.clients.graph import GraphClient, GraphUser, odata_string, parse_graph_time
 from bot.clients.graph.wire import _graph_error, _retry_after
 from bot.errors import (
@@ -141,6 +142,31 @@ def test_directory_roles(graph: GraphClient) -> None:
     assert "Global Administrator" in graph.directory_roles_of(person("paula").entra_id)
     assert graph.directory_roles_of(person("hank").entra_id) == ["Helpdesk Administrator"]
     assert graph.directory_roles_of(person("alice").entra_id) == [], "groups are not roles"
+
+
+def test_role_assignments_and_eligibilities_show_what_directory_roles_miss(graph: GraphClient,
+                                                                             entra_control: EntraControl) -> None:
+    """Custom and administrative-unit-scoped roles are no directoryRole memberships, and a PIM-eligible role is not
+    held until activated: only roleManagement shows them."""
+    bob = person("bob").entra_id
+    entra_control.assign("bob", "Contoso Password Reviewer", custom=True)
+    entra_control.assign("bob", "Helpdesk Administrator", administrative_unit="Sales")
+    entra_control.assign("bob", "Global Administrator", eligible=True)
+    assert graph.directory_roles_of(bob) == []
+    assert sorted(graph.role_assignments_of(bob)) == ["Contoso Password Reviewer", "Helpdesk Administrator"]
+    assert graph.eligible_roles_of(bob) == ["Global Administrator"]
+    assert graph.role_assignments_of(person("paula").entra_id) == ["Global Administrator"]
+    assert graph.eligible_roles_of(person("alice").entra_id) == []
+
+
+def test_a_tenant_without_pim_has_nobody_eligible(graph: GraphClient, entra_control: EntraControl) -> None:
+    """Without Entra ID P2 (or Governance) Graph answers 400 AadPremiumLicenseRequired: there is no PIM, so no role
+    can be eligible; any other refusal still raises."""
+    entra_control.faults(pim_unlicensed=True)
+    assert graph.eligible_roles_of(person("bob").entra_id) == []
+    entra_control.faults(pim_unlicensed=False, fail_next_5xx=20)
+    with pytest.raises(GraphUnavailableError):
+        graph.eligible_roles_of(person("bob").entra_id)
 
 
 def test_organization_sync_and_ping(graph: GraphClient) -> None:
@@ -390,17 +416,25 @@ def test_polling_is_bounded_and_the_operation_can_be_followed_later(
 
 
 # --- Temporary Access Pass ----------------------------------------------------------------------------------
-def test_the_app_creates_a_temporary_access_pass(graph: GraphClient, caplog: pytest.LogCaptureFixture,
-                                                 entra_control: EntraControl) -> None:
+def test_an_authentication_administrator_creates_a_temporary_access_pass(
+        graph: GraphClient, caplog: pytest.LogCaptureFixture, entra_control: EntraControl,
+        agent_tokens: DelegatedTokens) -> None:
+    """A TAP is made with the agent's delegated token only (the client has no app-only way to make one), so
+    Entra's role table decides: here an Authentication Administrator's, for a user with no admin role."""
     caplog.set_level(logging.DEBUG)
-    tap = graph.create_temporary_access_pass(user_id=person("alice").upn, lifetime_minutes=60, usable_once=True)
+    entra_control.assign("hedy", "Authentication Administrator")
+    token = agent_tokens.token_for(entra_control.link(agent_tokens, "hedy")).access_token
+    tap = graph.create_temporary_access_pass(user_id=person("alice").upn, lifetime_minutes=60, usable_once=True,
+                                             access_token=token)
     value = tap.temporary_access_pass.get_secret_value()
     assert len(value) >= 8
     assert (tap.lifetime_minutes, tap.usable_once, tap.is_usable) == (60, True, True)
     assert tap.id and tap.start is not None
     assert not entra_control.leaks(value, caplog.records, tap)
+    made = [r for r in entra_control.requests("graph") if r["path"].endswith("/temporaryAccessPassMethods")]
+    assert [(r["user"], r["status"]) for r in made] == [(person("hedy").upn, 201)], "made as hedy, not as the app"
     with pytest.raises(ValueError, match="between 10 and 43200"):
-        graph.create_temporary_access_pass(user_id=person("alice").upn, lifetime_minutes=5)
+        graph.create_temporary_access_pass(user_id=person("alice").upn, lifetime_minutes=5, access_token=token)
 
 
 def test_a_helpdesk_admin_may_not_create_a_temporary_access_pass(graph: GraphClient, hank_token: str) -> None:

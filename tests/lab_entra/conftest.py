@@ -86,8 +86,9 @@ class EntraLab:
         return msal.PublicClientApplication(d["public_client_id"], authority=d["authority"],
                                             instance_discovery=False, http_client=msal_http(self.ca_file))
 
-    def app_token(self) -> str:
-        if self._app is None:
+    def app_token(self, *, fresh: bool = False) -> str:
+        """The app's token (``fresh``: from a new msal app, e.g. after the app's consent changed)."""
+        if self._app is None or fresh:
             self._app = self.confidential()
         result = self._app.acquire_token_for_client(scopes=GRAPH_DEFAULT)
         assert "access_token" in result, result
@@ -105,6 +106,18 @@ class EntraLab:
             assert "access_token" in result, result
             self._agents[key] = str(result["access_token"])
         return self._agents[key]
+
+    # -- the tenant's configuration --------------------------------------------------------------------
+    def consent(self, *app_roles: str) -> None:
+        """Admin-consent exactly these application permissions for the bot's app (``POST /reset`` undoes it)."""
+        answer = self.control("POST", "/consent", {"app_roles": list(app_roles)})
+        assert answer.status_code == 200, answer.text
+
+    def assign(self, key: str, role: str, **how: Any) -> None:
+        """Give ``key`` an Entra role (``eligible``, ``administrative_unit``, ``custom``, ``remove``: see the
+        stand-in's README); ``POST /reset`` puts the fixture's roles back."""
+        answer = self.control("POST", "/roles", {"upn": person(key).upn, "role": role, **how})
+        assert answer.status_code == 200, answer.text
 
     # -- resets -----------------------------------------------------------------------------------------
     def reset(self, caller: str, target: str, password: str | None) -> httpx.Response:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from lab.entra import config
 from lab.people import person
 from tests.lab_entra.conftest import EntraLab, fresh_password
 from tests.lab_entra.test_graph_reads import assert_graph_error
 
 
 def test_patch_password_profile_is_app_only_and_for_cloud_only_users(entra: EntraLab) -> None:
-    token = entra.app_token()
+    """The lab's app has only the documented read permissions: it may not touch a password profile until an
+    administrator consents User-PasswordProfile.ReadWrite.All (which resetbot never asks for)."""
     profile = {"passwordProfile": {"password": fresh_password(), "forceChangePasswordNextSignIn": True}}
+    refused = entra.graph("PATCH", f"/users/{person('cora').upn}", entra.app_token(fresh=True), profile)
+    assert refused.status_code == 403
+    assert_graph_error(refused.json(), "Authorization_RequestDenied")
+    entra.consent(*config.APP_ROLES, "User-PasswordProfile.ReadWrite.All")
+    token = entra.app_token(fresh=True)
     cora = entra.graph("PATCH", f"/users/{person('cora').upn}", token, profile)
     assert cora.status_code == 204, cora.text
     synced = entra.graph("PATCH", f"/users/{person('alice').upn}", token, profile)
@@ -26,8 +33,28 @@ def test_patch_password_profile_is_app_only_and_for_cloud_only_users(entra: Entr
     assert "JSON" in not_json.json()["error"]["message"]
 
 
+def test_an_app_only_temporary_access_pass_is_refused_with_the_documented_permissions(entra: EntraLab) -> None:
+    """Graph lets an app holding UserAuthenticationMethod.ReadWrite.All mint a TAP for anyone, checking no role;
+    resetbot's app registration holds only read permissions, so the lab's app is refused, as Graph refuses it."""
+    token = entra.app_token(fresh=True)
+    path = f"/users/{person('alice').upn}/authentication/temporaryAccessPassMethods"
+    app = entra.graph("POST", path, token, {"lifetimeInMinutes": 60, "isUsableOnce": True})
+    assert app.status_code == 403, app.text
+    assert_graph_error(app.json(), "Authorization_RequestDenied")
+    assert "temporaryAccessPass" not in app.text
+    reset = f"/users/{person('alice').upn}/authentication/methods/28c10230-6103-485e-b985-444c60001490/resetPassword"
+    assert entra.graph("POST", reset, token, {"newPassword": fresh_password()}).status_code == 403
+    entra.assign("hedy", "Authentication Administrator")
+    listed = entra.graph("GET", path, entra.agent_token("hedy")).json()["value"]
+    assert listed == [], "nothing was created"
+    # With the permission consented (as resetbot never asks), Graph would have made it: the app's consent decides.
+    entra.consent(*config.APP_ROLES, "UserAuthenticationMethod.ReadWrite.All")
+    assert entra.graph("POST", path, entra.app_token(fresh=True), {}).status_code == 201
+
+
 def test_temporary_access_pass_one_usable_per_user(entra: EntraLab) -> None:
-    token = entra.app_token()
+    entra.assign("hedy", "Authentication Administrator")
+    token = entra.agent_token("hedy")
     path = f"/users/{person('alice').upn}/authentication/temporaryAccessPassMethods"
     first = entra.graph("POST", path, token, {"lifetimeInMinutes": 60, "isUsableOnce": True})
     assert first.status_code == 201, first.text
@@ -43,5 +70,25 @@ def test_temporary_access_pass_one_usable_per_user(entra: EntraLab) -> None:
     assert listed[0]["temporaryAccessPass"] is None, "the pass is shown only at creation"
     too_long = entra.graph("POST", path, token, {"lifetimeInMinutes": 50000})
     assert too_long.status_code == 400
-    # Delegated: Helpdesk Administrators cannot manage authentication methods.
-    assert entra.graph("POST", path, entra.agent_token("hank"), {}).status_code == 403
+
+
+def test_delegated_temporary_access_passes_follow_microsofts_role_table(entra: EntraLab) -> None:
+    """Authentication Administrators for non-admins (and the few roles the reset table lets them act on),
+    Privileged Authentication and Global Administrators for anyone; Helpdesk and Password Administrators never."""
+    def create(caller: str, target: str) -> int:
+        path = f"/users/{person(target).upn}/authentication/temporaryAccessPassMethods"
+        return entra.graph("POST", path, entra.agent_token(caller), {}).status_code
+
+    assert create("hank", "alice") == 403, "a Helpdesk Administrator may reset a password, not create a TAP"
+    assert create("hedy", "alice") == 403, "nor may a Password Administrator"
+    entra.assign("hedy", "Authentication Administrator")
+    assert create("hedy", "alice") == 201
+    assert create("hedy", "hank") == 403, "a Helpdesk Administrator target needs more than Authentication Admin"
+    assert create("hedy", "paula") == 403
+    assert create("hedy", "hedy") == 403, "not on one's own account"
+    entra.assign("bob", "Helpdesk Administrator", administrative_unit="Sales")
+    assert create("hedy", "bob") == 403, "a role held in an administrative unit counts on the target"
+    entra.assign("bob", "Global Administrator", eligible=True)
+    entra.assign("bob", "Helpdesk Administrator", administrative_unit="Sales", remove=True)
+    assert create("hedy", "bob") == 201, "Entra ignores an eligible (inactive) role: Microsoft's table does too"
+    assert create("paula", "hank") == 201, "a Global Administrator may create one for anyone"

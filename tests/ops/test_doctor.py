@@ -312,6 +312,26 @@ def test_revoked_permission_that_graph_reachable_needs(env: dict[str, str], tmp_
     assert_ok_except(lines, "Graph permissions", "Graph reachable")
 
 
+def test_an_app_that_may_set_credentials_fails_the_permissions_check(env: dict[str, str], tmp_path: Path,
+                                                                     entra_control: httpx.Client) -> None:
+    """An app holding an authentication-method permission mints TAPs and passwords for anyone without any role check:
+    resetbot never uses one, so its presence is a hole the doctor names (whoever holds the app's secret holds it)."""
+    consented = entra_control.get("/consent").json()["app_roles"]
+    entra_control.post("/consent", json={"app_roles": [*consented, "UserAuthenticationMethod.ReadWrite.All"]}
+                       ).raise_for_status()
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        entra_control.post("/consent", json={"app_roles": consented}).raise_for_status()
+    assert code == 1
+    assert line(lines, "Graph permissions") == (
+        "FAIL  Graph permissions: the app's token also carries UserAuthenticationMethod.ReadWrite.All, which "
+        "resetbot never uses: with it, whoever holds the app's credential can set passwords or Temporary Access "
+        "Passes for anyone, no Entra role asked; remove it from app "
+        f"{env['RESETBOT_ENTRA_CLIENT_ID']} under API permissions → Microsoft Graph → Application permissions")
+    assert_ok_except(lines, "Graph permissions")
+
+
 def test_ldap_wrong_password(env: dict[str, str], tmp_path: Path) -> None:
     env["RESETBOT_LDAP_PASSWORD"] = "Not-The-Readers-1"
     code, lines = doctor(env, tmp_path)

@@ -21,7 +21,7 @@ from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
-from tests.scenarios.harness import RunningBot, thread
+from tests.scenarios.harness import RunningBot, link_agent, thread
 from tests.scenarios.test_reset import approved_request
 
 HOUR = timedelta(hours=1)
@@ -223,8 +223,11 @@ def test_a_check_whose_replica_died_mid_way_is_taken_over_once(lab: Lab, bot: Ru
     assert done.state == "done" and done.claim != "deadreplica" and done.attempts == 2
 
 
-def test_a_tap_or_a_refused_reset_has_no_follow_ups(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
-    _, request_id = approved_request(lab, driver, bot, "bob", "tap story", flags="--tap")
+def test_a_tap_or_a_refused_reset_has_no_follow_ups(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                    entra: EntraControl) -> None:
+    entra.assign("hedy", "Authentication Administrator")  # a TAP takes an authentication administrator's role
+    link_agent(lab, driver, "hedy")
+    _, request_id = approved_request(lab, driver, bot, "bob", "tap story", flags="--tap", by="hedy")
     assert _checks(bot, request_id) == []
     lab.ad.refuse_next_passwords(1)
     _, refused_id = approved_request(lab, driver, bot, "alice", "refused story")

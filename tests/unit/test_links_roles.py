@@ -95,3 +95,26 @@ def test_names_are_matched_whatever_their_case_and_old_names_count() -> None:
     assert canonical_role(" password administrator ") == PA
     assert canonical_role("Some Custom Role") == "Some Custom Role"
     assert blocking_roles([HA], ["global administrator", GA, AA]) == [GA, AA]
+
+
+# --- Temporary Access Passes: the same table, the authentication-method columns only -------------------------
+TAP_COLUMNS = (AA, PAA, GA)
+
+
+@pytest.mark.parametrize("caller", COLUMNS)
+@pytest.mark.parametrize("target", list(ROWS))
+def test_a_tap_takes_an_authentication_admin_column_of_the_table(caller: str, target: str | None) -> None:
+    """Password and Helpdesk Administrators may reset a password but never create a TAP (it satisfies MFA); the
+    three authentication-method roles may, over exactly the targets their reset column covers."""
+    expected = caller in TAP_COLUMNS and cell(target, caller)
+    assert can_reset([caller], targets(target), tap=True) is expected
+    assert (caller in roles_needed(targets(target), tap=True)) is expected
+
+
+def test_tap_sentences_name_only_the_roles_that_may_create_one() -> None:
+    assert resetting_roles([HA, PA], tap=True) == []
+    assert resetting_roles([GA, HA, AA], tap=True) == [AA, GA]
+    assert roles_needed([], tap=True) == [AA, PAA, GA]
+    assert roles_needed([HA], tap=True) == [PAA, GA]
+    assert blocking_roles([HA], [], tap=True) == []
+    assert blocking_roles([AA], [HA, PA], tap=True) == [HA]

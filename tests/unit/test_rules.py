@@ -72,6 +72,10 @@ def test_protection_reasons_and_rules() -> None:
     assert protection_reasons(admin_count=False, in_protected_group=False, entra_roles=[]) == []
     assert protection_reasons(admin_count=True, in_protected_group=True, entra_roles=["Global Administrator"]) == [
         Protection.ADMIN_COUNT, Protection.PROTECTED_GROUP, Protection.ENTRA_ROLE]
+    assert protection_reasons(admin_count=False, in_protected_group=False, entra_roles=[],
+                              eligible_roles=["Global Administrator"]) == [Protection.ENTRA_ELIGIBLE_ROLE]
+    assert protection_reasons(admin_count=False, in_protected_group=False, entra_roles=[], operator=True) == [
+        Protection.OPERATOR]
     assert allowed_by_rule(sam="Paula", upn="paula@corp.example.test", allowed=["paula"])
     assert allowed_by_rule(sam=None, upn="Paula@Corp.Example.Test", allowed=[" paula@corp.example.test "])
     assert not allowed_by_rule(sam="paula", upn="paula@corp.example.test", allowed=["", "alice"])

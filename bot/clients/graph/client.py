@@ -226,6 +226,40 @@ class GraphClient:
         return [str(o.get("displayName") or "") for o in objects
                 if o.get("@odata.type") == "#microsoft.graph.directoryRole"]
 
+    def role_assignments_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]:
+        """Display names of every Entra role the user holds *actively* by direct assignment: built-in or custom,
+        tenant-wide or scoped to an administrative unit. ``transitiveMemberOf`` shows none of the custom or scoped
+        ones (a custom role is never a directoryRole object; a scoped one is a scoped role membership), so a
+        protection check that read only that would miss them. A role whose definition Graph does not expand is named
+        by its definition id (which no table knows: it counts as the most privileged)."""
+        return self._role_names("/roleManagement/directory/roleAssignments", user_id, client_request_id,
+                                what=f"read the role assignments of {user_id}")
+
+    def eligible_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]:
+        """Display names of the Entra roles the user may activate through PIM (eligible, not yet held): one
+        activation away from holding them, so as protected as the holders. A tenant without Entra ID P2 (or
+        Governance) has no PIM, and Graph answers 400 ``AadPremiumLicenseRequired``: nobody can be eligible there, so
+        that answer is an empty list; any other refusal raises (the caller fails closed)."""
+        try:
+            return self._role_names("/roleManagement/directory/roleEligibilityScheduleInstances", user_id,
+                                    client_request_id, what=f"read the eligible roles of {user_id}")
+        except GraphError as e:
+            if e.code == "AadPremiumLicenseRequired":
+                log.info("no PIM in this tenant (%s): nobody is eligible for a role", e.code)
+                return []
+            raise
+
+    def _role_names(self, path: str, user_id: str, client_request_id: str | None, *, what: str) -> list[str]:
+        crid = client_request_id or new_correlation_id()
+        params = {"$filter": f"principalId eq {odata_string(user_id)}", "$expand": "roleDefinition"}
+        items = self._collect(path, params, what=what, crid=crid)
+        names: list[str] = []
+        for item in items:
+            definition = item.get("roleDefinition")
+            name = definition.get("displayName") if isinstance(definition, dict) else None
+            names.append(str(name or item.get("roleDefinitionId") or "unknown role"))
+        return list(dict.fromkeys(names))
+
     def organization_sync(self, *, client_request_id: str | None = None) -> OrgSync:
         """The tenant's Entra Connect sync facts (both timestamps stop moving while Connect is down)."""
         crid = client_request_id or new_correlation_id()
@@ -321,11 +355,12 @@ class GraphClient:
         return op, _retry_after(response)
 
     # -- Temporary Access Pass -----------------------------------------------------------------------------
-    def create_temporary_access_pass(self, *, user_id: str, lifetime_minutes: int = 60, usable_once: bool = True,
-                                     access_token: str | None = None,
-                                     client_request_id: str | None = None) -> TapResult:
-        """A new Temporary Access Pass for the user (it replaces any other), as the agent (``access_token``)
-        or as the app. The pass is shown by Graph only now: it comes back as a SecretStr."""
+    def create_temporary_access_pass(self, *, user_id: str, access_token: str, lifetime_minutes: int = 60,
+                                     usable_once: bool = True, client_request_id: str | None = None) -> TapResult:
+        """A new Temporary Access Pass for the user (it replaces any other), as the agent whose delegated
+        ``access_token`` this is. Never as the app: Graph checks an app permission against no directory role, so
+        an app-made pass (which satisfies MFA) would bypass the agent's Entra role. The pass is shown by Graph only
+        now: it comes back as a SecretStr."""
         if not 10 <= lifetime_minutes <= 43200:
             raise ValueError("lifetime_minutes must be between 10 and 43200")
         crid = client_request_id or new_correlation_id()

@@ -33,8 +33,19 @@ from bot.services.doctor.service_identity import reset_role, service_skip
 from bot.services.doctor.tls import check_tls_to
 
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
-#: read memberships (directory roles included: role holders are protected), read the tenant's sync status.
-GRAPH_APP_ROLES: tuple[str, ...] = ("User.Read.All", "GroupMember.Read.All", "Organization.Read.All")
+#: read memberships (directory roles included: role holders are protected), read the tenant's sync status, and read
+#: role assignments and PIM eligibilities (custom, administrative-unit-scoped and eligible roles protect too: Graph's
+#: roleAssignments and roleEligibilityScheduleInstances both accept RoleManagement.Read.Directory).
+GRAPH_APP_ROLES: tuple[str, ...] = ("User.Read.All", "GroupMember.Read.All", "Organization.Read.All",
+                                    "RoleManagement.Read.Directory")
+#: Application permissions that set a password or an authentication method (a Temporary Access Pass among them).
+#: resetbot uses none: every credential is set with a delegated token, so Entra checks the agent's role. An app
+#: holding one is checked against no role at all, so whoever holds the app's secret could mint a password or a TAP
+#: (which satisfies MFA) for anyone: the doctor fails while the token carries one.
+CREDENTIAL_APP_ROLES: tuple[str, ...] = (
+    "UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-TAP.ReadWrite.All",
+    "UserAuthMethod-Password.ReadWrite.All", "User-PasswordProfile.ReadWrite.All",
+)
 
 
 def entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
@@ -88,6 +99,9 @@ def _graph_roles(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     missing = [r for r in GRAPH_APP_ROLES if r not in roles]
     if missing:
         return fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_missing(missing, plan.client_id or ""))
+    excess = [r for r in CREDENTIAL_APP_ROLES if r in roles]
+    if excess:
+        return fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_set_credentials(excess, plan.client_id or ""))
     return ok(S_GRAPH_ROLES, messages.doctor.doctor_roles_ok(list(GRAPH_APP_ROLES)))
 
 
