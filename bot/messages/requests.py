@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.domain.lifecycle import RequestState
-from bot.domain.parse import ParseError, ParseProblem
+from bot.domain.parse import MAX_REASON_CHARS, ParseError, ParseProblem
 from bot.domain.rules import Protection, Refusal
 from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
@@ -28,6 +28,9 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.BAD_USER:
             return (f"`{error.detail}` is not a user I can look up; use an @mention, an email address, a UPN or a "
                     f"sAMAccountName. {RESET_USAGE}")
+        case ParseProblem.REASON_TOO_LONG:
+            return (f"The reason is {error.detail} characters long; keep it to {MAX_REASON_CHARS} (a sentence or two "
+                    "for the approver) and ask again. Nothing was requested.")
 
 
 def unknown_user(text: str) -> str:

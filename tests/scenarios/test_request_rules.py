@@ -111,6 +111,24 @@ def test_bad_input_gets_one_sentence_each(lab: Lab, bot: RunningBot, driver: Sla
     assert len(refused) >= len(cases) + 1
 
 
+def test_a_reason_too_long_is_refused_before_anything_is_written(lab: Lab, bot: RunningBot,
+                                                                 driver: SlackDriver) -> None:
+    """A reason longer than a section of Slack's request message can hold used to be stored first: the post
+    then failed and the request sat pending with no thread until it expired. Now it is one sentence, one audit
+    row, and no request."""
+    helpdesk = channel(lab, "helpdesk")
+    before = {r.id for r in bot.requests()}
+    reason = ("please " * 440).strip()  # 3,079 characters
+    driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> {reason}", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "characters long" in e["text"])
+    assert said["text"] == ("The reason is 3079 characters long; keep it to 500 (a sentence or two for the approver) "
+                            "and ask again. Nothing was requested.")
+    assert {r.id for r in bot.requests()} == before, "no request is stored"
+    assert not driver.messages(helpdesk)
+    last = bot.audit()[-1]
+    assert last.action == "refused" and last.request_id is None and '"reason":"reason_too_long"' in last.detail
+
+
 def test_status_and_app_home(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     helpdesk = channel(lab, "helpdesk")
     request = request_for(lab, driver, "bob", "status check")
