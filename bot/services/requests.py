@@ -231,6 +231,8 @@ class RequestService:
         with self.begin() as session:
             tally = store.requests.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
                 actor=actor, action=AuditAction.APPROVAL_ADDED, correlation_id=correlation_id))
+            # The target's Yes may have landed since _load: decide on the row as it is now, locked.
+            req = store.requests.lock_request(session, request_id=req.id) or req
             done = None
             if tally.total >= req.approvals_required:
                 done = self._approve_if_ready(session, req, actor, correlation_id)
@@ -327,8 +329,11 @@ class RequestService:
                                                  audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
                                                                   correlation_id=correlation_id,
                                                                   detail={"by": "target", "answer": "no"}))
-            elif changed is not None and len(approvals) >= changed.approvals_required:
-                done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
+            elif changed is not None:
+                # Counted after the confirmation's UPDATE locked the row: an approval committed since _load counts.
+                approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
+                if len(approvals) >= changed.approvals_required:
+                    done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
         if changed is None:
             return None
         if not yes:

@@ -120,6 +120,17 @@ def get_request(session: Session, *, request_id: str) -> ResetRequest | None:
     return session.get(ResetRequest, request_id)
 
 
+def lock_request(session: Session, *, request_id: str) -> ResetRequest | None:
+    """The request as committed now, its row locked until the transaction ends (``SELECT ... FOR UPDATE`` on
+    PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock): for a decision that rests on two columns
+    other transactions change (the approvals and the target's confirmation), read where no one can change them
+    before this transaction commits."""
+    return session.exec(
+        select(ResetRequest).where(col(ResetRequest.id) == request_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def find_requests(
     session: Session,
     *,
