@@ -243,8 +243,9 @@ class AuditHead(SQLModel, table=True):
 class SealedSecret(SQLModel, table=True):
     """A temporary password (or TAP) waiting for its one reveal, encrypted with a key the database never holds.
 
-    Deleted by the reveal itself (a DELETE ... RETURNING: the first click gets it, every other finds nothing),
-    or by the sweep once ``expires_at`` passes (ten minutes), whichever comes first.
+    A click on Reveal first claims it (``claimed_until``: a compare-and-set, so one click at a time may show it),
+    and deletes it only once Slack has opened the modal that shows it; a reveal that could not be shown gives
+    the claim back. Deleted too by the sweep once ``expires_at`` passes (ten minutes), unless a reveal holds it.
     """
 
     __tablename__: ClassVar[Any] = "sealed_secret"
@@ -254,6 +255,8 @@ class SealedSecret(SQLModel, table=True):
     ciphertext: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    #: Until when a Reveal click holds it while Slack opens the modal (None: nobody does).
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class AgentLink(SQLModel, table=True):

@@ -148,6 +148,21 @@ def reveal_gone() -> str:
             "reset if it's still needed.")
 
 
+def reveal_not_shown(error: str) -> str:
+    return (f"Slack did not open the window with the temporary password ({error}), so it is still sealed: press "
+            "Reveal again.")
+
+
+def reveal_unsealable() -> str:
+    return ("I could not unseal the temporary password on this replica of the bot (its replicas do not share one "
+            "RESETBOT_SEALING_KEY: tell whoever runs resetbot). It is still sealed: press Reveal again.")
+
+
+def reveal_in_progress() -> str:
+    return ("The temporary password is being shown to you in another window right now. If none opened, press "
+            "Reveal again in two minutes.")
+
+
 def secret_wiped() -> str:
     return "The temporary password was never revealed and has been wiped (10 minutes passed). Nothing else changed."
 

@@ -47,6 +47,9 @@ from bot.services.sealing import Sealer
 log = logging.getLogger(__name__)
 
 REVEAL_TTL = timedelta(minutes=10)
+#: How long a Reveal click holds the sealed password while Slack opens the modal: longer than the Web API
+#: client's timeout (30 s) with a retry, so a slow views.open is never overtaken by a second click.
+REVEAL_CLAIM = timedelta(minutes=2)
 #: Added to twice the poll bound before a ``resetting`` request counts as left behind by a stopped bot.
 RECOVERY_MARGIN = timedelta(seconds=10)
 #: How long recovery keeps asking Graph (unreachable, or the operation still running) before it says "unknown".
@@ -77,6 +80,16 @@ class _Attempt:
     #: baseline.
     baseline: int | None = None
     baseline_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """A reveal under way: the modal to open (it holds the password: never logged), and the claim on the sealed
+    row that ``ResetService.reveal_shown`` or ``reveal_not_shown`` settles."""
+
+    request_id: str
+    claimed_until: datetime
+    modal: dict[str, object] = field(repr=False)
 
 
 @dataclass
@@ -327,9 +340,11 @@ class ResetService:
 
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 
-    def reveal(self, *, request_id: str, actor: str,
-               correlation_id: str) -> tuple[dict[str, object] | None, str | None]:
-        """(modal, None) for the requester's one reveal; (None, sentence) for anyone or anything else."""
+    def reveal(self, *, request_id: str, actor: str, correlation_id: str) -> tuple[Reveal | None, str | None]:
+        """(reveal, None) for the requester's one reveal: the modal to open, its password claimed but not spent
+        (``reveal_shown`` spends it once Slack opened the modal, ``reveal_not_shown`` gives it back); (None,
+        sentence) for anyone or anything else. A password this process cannot decrypt (sealed by a replica with
+        another key) is given back at once: pressing Reveal again may reach the replica that can."""
         with self.begin() as session:
             req = store.requests.get_request(session, request_id=request_id)
         if req is None:
@@ -340,26 +355,53 @@ class ResetService:
                                    detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
             return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
         now = self.clock()
+        until = now + REVEAL_CLAIM
         with self.begin() as session:
-            taken = store.sealed.unseal_once(session, request_id=req.id, now=now)
-            if taken is not None:
-                store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
-                                                                   request_id=req.id, correlation_id=correlation_id))
-                # Written with the unseal: a Slack failure here must not raise before the modal is returned, or
-                # the one reveal would be spent and the password never shown.
-                ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.revealed(actor),
-                                                              origin="reset.revealed"), now=now)
+            taken = store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
+            busy = taken is None and store.sealed.is_claimed(session, request_id=req.id, now=now)
         if taken is None:
-            return None, messages.reset.reveal_gone()
+            return None, messages.reset.reveal_in_progress() if busy else messages.reset.reveal_gone()
         kind, ciphertext = taken
         secret = self.sealer.unseal(ciphertext)
-        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         if secret is None:
-            return None, messages.reset.reveal_gone()
+            log.warning("request %s: the temporary password cannot be unsealed here (sealed with another "
+                        "RESETBOT_SEALING_KEY); it stays sealed", req.id)
+            self._give_back(req.id, until, actor, correlation_id, reason="unsealable")
+            return None, messages.reset.reveal_unsealable()
+        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         modal = messages.reset.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
                                             must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
+        return Reveal(req.id, until, modal), None
+
+    def reveal_shown(self, shown: Reveal, *, actor: str, correlation_id: str) -> None:
+        """Slack opened the modal: now the password is spent, "revealed" audited and said in the thread."""
+        now = self.clock()
+        with self.begin() as session:
+            if not store.sealed.spend_sealed(session, request_id=shown.request_id, claimed_until=shown.claimed_until):
+                return  # held past its claim and taken by another click meanwhile: that one records it
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
+                                                               request_id=shown.request_id,
+                                                               correlation_id=correlation_id))
+            req = store.requests.get_request(session, request_id=shown.request_id)
+            ids = self.outbox.enqueue(session, [] if req is None else _in_thread(
+                req, messages.reset.revealed(actor), origin="reset.revealed"), now=now)
         self.outbox.deliver(ids, now=now)
-        return modal, None
+
+    def reveal_not_shown(self, shown: Reveal, *, actor: str, correlation_id: str, error: str) -> str:
+        """Slack did not open the modal (an expired trigger_id, Slack down): the password stays sealed, the next
+        click may show it; the sentence for the requester."""
+        log.warning("request %s: Slack did not open the reveal modal (%s); the password stays sealed",
+                    shown.request_id, error)
+        self._give_back(shown.request_id, shown.claimed_until, actor, correlation_id, reason=error)
+        return messages.reset.reveal_not_shown(error)
+
+    def _give_back(self, request_id: str, claimed_until: datetime, actor: str, correlation_id: str, *,
+                   reason: str) -> None:
+        with self.begin() as session:
+            store.sealed.release_claim(session, request_id=request_id, claimed_until=claimed_until)
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEAL_FAILED,
+                                                               request_id=request_id, correlation_id=correlation_id,
+                                                               detail={"reason": reason}))
 
     def not_me(self, *, request_id: str, actor: str, correlation_id: str) -> str:
         """The target disowns the reset: audited, and said to the security channel and the thread in the same

@@ -9,12 +9,14 @@ from datetime import timedelta
 
 import ldap3
 import pytest
+from cryptography.fernet import Fernet
 from ldap3.core.exceptions import LDAPBindError
 from pydantic import SecretStr
 from sqlalchemy import text
 
 from bot.domain.lifecycle import RequestState
 from bot.models import utcnow
+from bot.services.sealing import Sealer
 from bot.store.outbox import outbox_messages
 from lab.ad.ldap import connect
 from lab.ad.seed import lock_out
@@ -152,6 +154,49 @@ def test_a_good_reset_lands_on_prem_and_is_revealed_once(lab: Lab, bot: RunningB
     actions = [e.action for e in bot.audit(request_id)]
     assert actions == ["requested", "approval_added", "approved", "reset_started", "succeeded", "refused",
                        "revealed", "reset_disowned"]
+
+
+def test_a_reveal_that_could_not_be_shown_leaves_the_password_sealed(lab: Lab, bot: RunningBot,
+                                                                     driver: SlackDriver) -> None:
+    """The password used to be spent (deleted, "revealed" audited and posted) before it was decrypted and before
+    Slack opened the modal: an expired trigger_id (3 s after the click, Slack's rule, which the lab keeps) or a
+    replica sealing with another key lost it while the trail said it was shown. Now neither spends it: the
+    requester is told to press Reveal again, and the next press shows it, once."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request, request_id = approved_request(lab, driver, bot, "alice", "reveal survives")
+    ts = str(request["ts"])
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+
+    driver.faults(trigger_ttl_s=0.0)  # the click's trigger_id has expired by the time views.open uses it
+    try:
+        driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+        said = driver.wait_for_ephemeral("hank", lambda e: "Slack did not open" in e["text"], timeout=15)
+    finally:
+        driver.faults(trigger_ttl_s=3.0)
+    assert said["text"] == ("Slack did not open the window with the temporary password (expired_trigger_id), so it "
+                            "is still sealed: press Reveal again.")
+    assert [c["error"] for c in driver.calls("views.open")] == ["expired_trigger_id"]
+
+    other_replica = Sealer(SecretStr(Fernet.generate_key().decode()))  # a replica with a key of its own
+    ours, bot.services.reset.sealer = bot.services.reset.sealer, other_replica
+    try:
+        driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+        said = driver.wait_for_ephemeral("hank", lambda e: "could not unseal" in e["text"])
+    finally:
+        bot.services.reset.sealer = ours
+    assert "RESETBOT_SEALING_KEY" in said["text"] and said["text"].endswith("press Reveal again.")
+    assert len(driver.calls("views.open")) == 1, "no modal was asked for"
+    assert not any("revealed the temporary password" in m["text"] for m in thread(driver, helpdesk, ts))
+    assert "revealed" not in [e.action for e in bot.audit(request_id)]
+
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    assert len(str(modal["blocks"][1]["text"]["text"]).strip("`")) >= 16
+    driver.wait_for_message(helpdesk, lambda m: "revealed the temporary password" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("hank", lambda e: "already revealed" in e["text"])
+    actions = [e.action for e in bot.audit(request_id)]
+    assert actions[-3:] == ["reveal_failed", "reveal_failed", "revealed"], actions
 
 
 def test_a_verdict_decided_while_slack_is_down_is_delivered_in_order_once_it_is_back(
