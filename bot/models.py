@@ -184,6 +184,11 @@ class ResetRequest(SQLModel, table=True):
     baseline_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     baseline_key_version: int | None = Field(default=None, nullable=True)
     verdict: str | None = Field(default=None, max_length=64)
+    #: Who holds a ``resetting`` request (a random token per reset, or per recovery) and until when: the live
+    #: process renews it while Graph works (retries and Retry-After included), so recovery takes only a reset
+    #: whose holder stopped renewing. Both cleared when the reset ends; a lapsed lease is recovery's to take.
+    lease_owner: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class Approval(SQLModel, table=True):

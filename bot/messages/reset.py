@@ -148,6 +148,11 @@ def reveal_gone() -> str:
             "reset if it's still needed.")
 
 
+def reset_still_running(name: str) -> str:
+    return (f":hourglass_flowing_sand: Entra is still working on the reset of {name}'s password. I'll keep asking "
+            "and say here how it ends.")
+
+
 def reveal_not_shown(error: str) -> str:
     return (f"Slack did not open the window with the temporary password ({error}), so it is still sealed: press "
             "Reveal again.")

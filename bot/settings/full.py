@@ -77,8 +77,9 @@ class Settings(StorageSettings):
     #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
-    #: How long a reset waits for Graph's operation (writeback's verdict) before saying it cannot tell. A request
-    #: still ``resetting`` twice this long after it started was left by a stopped bot and is recovered.
+    #: How long a reset waits for Graph's operation (writeback's verdict); one still running then is left to the
+    #: sweeps, which ask Graph again until it ends. An approved request whose reset has not begun twice this long
+    #: after its approval was left by a stopped bot and is started (a resetting one is judged by its lease).
     reset_poll_timeout_seconds: float = Field(default=60.0, ge=1, le=600)
 
     # --- Follow-ups ----------------------------------------------------------------------------------------------

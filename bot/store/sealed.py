@@ -67,6 +67,23 @@ def release_claim(session: Session, *, request_id: str, claimed_until: datetime)
     return rowcount(result) == 1
 
 
+def extend_sealed(session: Session, *, request_id: str, expires_at: datetime) -> bool:
+    """Give a sealed password a new deadline (a reset whose verdict came late: its ten minutes to reveal run from
+    the verdict); True if there is one."""
+    result = session.execute(
+        sa.update(SealedSecret).where(col(SealedSecret.request_id) == request_id).values(expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def discard_sealed(session: Session, *, request_id: str) -> bool:
+    """Delete a sealed password that never took effect (its reset failed): True if there was one."""
+    result = session.execute(sa.delete(SealedSecret).where(col(SealedSecret.request_id) == request_id)
+                             .execution_options(synchronize_session=False))
+    return rowcount(result) == 1
+
+
 def has_sealed(session: Session, *, request_id: str) -> bool:
     return session.get(SealedSecret, request_id) is not None
 
