@@ -172,7 +172,8 @@ class RequestService:
             req = store.requests.create_request(
                 session, requester=requester, requester_display=self.notifier.name_of(requester),
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
-                target_sam=target.ad.sam, target_dn=target.ad.dn, target_display=target.name,
+                target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
+                target_display=target.name,
                 reason=reason, unlock=unlock, tap=tap,
                 approvals_required=required_approvals(protected=bool(protection)),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,

@@ -262,12 +262,14 @@ class ResetService:
         """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
         client scrubs it)."""
         try:
-            ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
+            # By objectGUID: a rename or move since the request cannot point the reset (or the unlock) elsewhere.
+            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
             if ad is None:
                 gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
                 return _Attempt(classify(gone))
             if req.unlock and ad.locked_out:
-                self._unlock(req, ad.dn, cid)
+                self._unlock(req, ad.object_guid, cid)
             policy = self.directory.effective_policy(ad)
             password = generate_temporary_password(policy, sam=ad.sam, display_name=ad.display_name)
             checks = precheck(password.get_secret_value(), policy, sam=ad.sam, display_name=ad.display_name)
@@ -404,12 +406,12 @@ class ResetService:
         with self.begin() as session:
             store.requests.renew_lease(session, request_id=request_id, owner=owner, until=now)
 
-    def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
-        """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
-        the thread and the reset goes on: its verdict then says the account is locked."""
+    def _unlock(self, req: ResetRequest, guid: str, cid: str) -> None:
+        """Clear the lockout before the reset (writeback refuses a locked-out account), on the account with this
+        objectGUID. A failure is said in the thread and the reset goes on: its verdict then says it is locked."""
         now = self.clock()
         try:
-            self.directory.unlock(dn)
+            self.directory.unlock(guid=guid)
         except ResetbotError as e:
             with self.begin() as session:
                 failed = messages.requests.unlock_failed(req.target_display, str(e))
