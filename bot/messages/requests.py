@@ -43,6 +43,19 @@ def ambiguous_user(text: str, candidates: Sequence[tuple[str, str]]) -> str:
     return f"`{text}` matches {len(candidates)} people: {listed}. Use the one's email address or UPN."
 
 
+def in_ad_not_in_entra(text: str, name: str, upn: str) -> str:
+    if not upn:
+        return (f"`{text}` is {name} in Active Directory, but that account has no UPN, so I can't find it in "
+                "Entra ID; use their Entra UPN or email address.")
+    return (f"`{text}` is {name} (`{upn}`) in Active Directory, but Entra ID has no account with that UPN (not synced "
+            "yet, or synced under another UPN), so I can't reset it; use their Entra UPN or email address.")
+
+
+def only_a_near_match(text: str, name: str, upn: str) -> str:
+    return (f"Nobody is called exactly `{text}`; the nearest is {name} (`{upn}`). If that is who you mean, use their "
+            "email address or UPN.")
+
+
 def not_in_directory_slack_user() -> str:
     return "That Slack user has no email address I can match to Entra ID; use their email address or UPN instead."
 

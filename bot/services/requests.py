@@ -159,6 +159,10 @@ class RequestService:
                 return messages.requests.ambiguous_user(problem.text, problem.candidates)
             case ResolveFailure.SLACK_USER_WITHOUT_EMAIL:
                 return messages.requests.not_in_directory_slack_user()
+            case ResolveFailure.NOT_IN_ENTRA:
+                return messages.requests.in_ad_not_in_entra(problem.text, *problem.candidates[0])
+            case ResolveFailure.NOT_EXACT:
+                return messages.requests.only_a_near_match(problem.text, *problem.candidates[0])
 
     def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
                       protection: str, correlation_id: str, source_key: str | None) -> str | None:
