@@ -137,7 +137,8 @@ class ResetRequest(SQLModel, table=True):
     target_dn: str | None = Field(default=None, max_length=1024)
     #: The AD account's objectGUID, read when the request was made: the reset finds (and ``--unlock`` writes to)
     #: that very account, wherever a rename or move has put it since; a DN may name another account by then.
-    target_guid: str | None = Field(default=None, max_length=36)
+    #: In its braced string form, as ldap3 reads it (``{xxxxxxxx-...}``: 38 characters).
+    target_guid: str | None = Field(default=None, max_length=38)
     target_display: str = Field(default="", max_length=255)
 
     #: What made this request, unique: the slash command's trigger_id. A redelivered command (Slack retries an

@@ -336,3 +336,11 @@ def test_lock_request_reads_the_row_as_committed_not_as_the_session_last_saw_it(
         locked = store.requests.lock_request(session, request_id=req.id)
         assert locked is not None and locked.confirmation == "yes"
         assert store.requests.lock_request(session, request_id="R-ZZZZZZ") is None
+
+
+def test_the_target_guid_is_kept_as_ad_reads_it(factory: sessionmaker[Session]) -> None:
+    guid = "{7bcc79df-bb6a-41ad-8bba-ad050c49e1a6}"  # ldap3's form of objectGUID, braces included
+    created = new_request(factory, target_guid=guid)
+    with factory.begin() as session:
+        got = store.requests.get_request(session, request_id=created.id)
+        assert got is not None and got.target_guid == guid

@@ -17,7 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('reset_request', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('target_guid', sa.String(length=36), nullable=True))
+        batch_op.add_column(sa.Column('target_guid', sa.String(length=38), nullable=True))
 
 
 def downgrade() -> None:
