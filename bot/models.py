@@ -135,6 +135,10 @@ class ResetRequest(SQLModel, table=True):
     target_upn: str = Field(index=True, max_length=320)
     target_sam: str | None = Field(default=None, max_length=64)
     target_dn: str | None = Field(default=None, max_length=1024)
+    #: The AD account's objectGUID, read when the request was made: the reset finds (and ``--unlock`` writes to)
+    #: that very account, wherever a rename or move has put it since; a DN may name another account by then.
+    #: In its braced string form, as ldap3 reads it (``{xxxxxxxx-...}``: 38 characters).
+    target_guid: str | None = Field(default=None, max_length=38)
     target_display: str = Field(default="", max_length=255)
 
     #: What made this request, unique: the slash command's trigger_id. A redelivered command (Slack retries an
@@ -184,6 +188,11 @@ class ResetRequest(SQLModel, table=True):
     baseline_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     baseline_key_version: int | None = Field(default=None, nullable=True)
     verdict: str | None = Field(default=None, max_length=64)
+    #: Who holds a ``resetting`` request (a random token per reset, or per recovery) and until when: the live
+    #: process renews it while Graph works (retries and Retry-After included), so recovery takes only a reset
+    #: whose holder stopped renewing. Both cleared when the reset ends; a lapsed lease is recovery's to take.
+    lease_owner: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class Approval(SQLModel, table=True):
@@ -243,8 +252,9 @@ class AuditHead(SQLModel, table=True):
 class SealedSecret(SQLModel, table=True):
     """A temporary password (or TAP) waiting for its one reveal, encrypted with a key the database never holds.
 
-    Deleted by the reveal itself (a DELETE ... RETURNING: the first click gets it, every other finds nothing),
-    or by the sweep once ``expires_at`` passes (ten minutes), whichever comes first.
+    A click on Reveal first claims it (``claimed_until``: a compare-and-set, so one click at a time may show it),
+    and deletes it only once Slack has opened the modal that shows it; a reveal that could not be shown gives
+    the claim back. Deleted too by the sweep once ``expires_at`` passes (ten minutes), unless a reveal holds it.
     """
 
     __tablename__: ClassVar[Any] = "sealed_secret"
@@ -254,6 +264,8 @@ class SealedSecret(SQLModel, table=True):
     ciphertext: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    #: Until when a Reveal click holds it while Slack opens the modal (None: nobody does).
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class AgentLink(SQLModel, table=True):

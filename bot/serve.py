@@ -15,6 +15,7 @@ a process that takes longer than its grace period anyway, and the log then says 
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 import threading
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from cheroot import errors as cheroot_errors
 from cheroot import wsgi
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -46,6 +48,12 @@ SLACK_EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 #: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
+#: The largest request body taken, about a thousand times Slack's usual (a view submission with its state is the
+#: biggest it sends): anyone may POST here, and a body is read before its signature can be checked, so what
+#: one unsigned request may cost in memory is this, per server thread. More gets 413 without being read.
+MAX_BODY_BYTES = 1024 * 1024
+#: The request line and headers together (Slack's are well under 4 KiB); more gets 413 (or 414 for the line).
+MAX_HEADER_BYTES = 64 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -94,14 +102,37 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
     log.log(level, "HTTP server: %s", msg, exc_info=traceback)
 
 
+def _bounded_body(environ: dict[str, Any]) -> bool:
+    """Whether the body is within ``MAX_BODY_BYTES``; a body sent without Content-Length (chunked) is read here,
+    never past the cap, and handed on with its length (bolt reads exactly Content-Length bytes, so it would
+    otherwise see an empty body). cheroot has already answered 413 to a larger Content-Length, unread."""
+    declared = environ.get("CONTENT_LENGTH")
+    if declared:
+        return int(declared) <= MAX_BODY_BYTES
+    try:
+        # cheroot's chunked reader stops with an error before a chunk would take it past max_request_body_size.
+        body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+    except (cheroot_errors.MaxSizeExceeded, OSError):
+        return False
+    if len(body) > MAX_BODY_BYTES:
+        return False
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    return True
+
+
 def http_app(app: App) -> WsgiApp:
-    """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz``."""
+    """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz``; a body over ``MAX_BODY_BYTES`` gets 413."""
     slack = SlackRequestHandler(app, path=SLACK_EVENTS_PATH)
 
     def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
+        if not _bounded_body(environ):
+            log.warning("refused a request to %s: its body is over %d bytes", environ.get("PATH_INFO"),
+                        MAX_BODY_BYTES)
+            start_response("413 Request Entity Too Large", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"request body too large\n"]
 
         def answer(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
             if status.startswith("401"):
@@ -124,6 +155,9 @@ class HttpIntake:
         # cheroot writes its own errors straight to stderr: through logging instead, so they are JSON when the log
         # is, and pass the redaction filter like every other line.
         self._server.error_log = _cheroot_error_log  # type: ignore[method-assign]
+        # Checked by cheroot from the headers alone: a larger declared body is answered 413 and never read.
+        self._server.max_request_body_size = MAX_BODY_BYTES
+        self._server.max_request_header_size = MAX_HEADER_BYTES
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

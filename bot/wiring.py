@@ -90,7 +90,7 @@ def prepare_schema(engine: Engine, *, migrate: bool) -> None:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Every client and service from the settings; a ConfigError lists whatever is missing."""
-    missing = settings.require_directories() + settings.require_linking()
+    missing = settings.require_directories() + settings.require_linking() + settings.require_sealing()
     if missing:
         raise ConfigError(" ".join(missing))
     assert settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn

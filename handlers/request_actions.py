@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import messages
 from bot.ids import Block
@@ -89,10 +90,19 @@ def handle_reveal(ack: Ack, body: dict[str, Any], action: dict[str, Any], contex
                   respond: Respond, client: WebClient) -> None:
     """The requester's one look at the temporary password: a modal, never a message."""
     ack()
-    modal, sentence = services_of(context).reset.reveal(request_id=action["value"], actor=body["user"]["id"],
-                                                        correlation_id=correlation_of(context))
-    if modal is not None:
-        _unlogged(client).views_open(trigger_id=body["trigger_id"], view=modal)
+    reset, actor, cid = services_of(context).reset, body["user"]["id"], correlation_of(context)
+    shown, sentence = reset.reveal(request_id=action["value"], actor=actor, correlation_id=cid)
+    if shown is not None:
+        # Spent only once Slack has opened the modal: a trigger_id past its 3 s, or Slack failing, leaves it sealed.
+        try:
+            _unlogged(client).views_open(trigger_id=body["trigger_id"], view=shown.modal)
+        except SlackApiError as e:
+            sentence = reset.reveal_not_shown(shown, actor=actor, correlation_id=cid,
+                                              error=str(e.response.get("error") or e.response.status_code))
+        except OSError as e:  # the network: whether Slack opened it is unknown, and a lost password is worse
+            sentence = reset.reveal_not_shown(shown, actor=actor, correlation_id=cid, error=type(e).__name__)
+        else:
+            reset.reveal_shown(shown, actor=actor, correlation_id=cid)
     _answer(respond, sentence)
 
 

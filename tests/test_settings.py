@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.errors import ConfigError
@@ -128,3 +129,26 @@ def test_protected_groups_default_to_every_group_adminsdholder_guards_and_the_dc
             f"CN=Read-only Domain Controllers,CN=Users{base}",
             f"CN=Enterprise Read-only Domain Controllers,CN=Users{base}",
             f"CN=Domain Admins,CN=Users{base}"} <= set(settings.protected_group_dns())
+
+
+@pytest.mark.parametrize(("database_url", "key", "said"), [
+    ("sqlite:///resetbot.db", None, ""),
+    ("postgresql://resetbot@db.example.com/resetbot", None, "RESETBOT_SEALING_KEY is not set, and the database is "
+                                                            "PostgreSQL, where several replicas may serve"),
+    ("postgresql+psycopg://resetbot@db.example.com/resetbot", None, "RESETBOT_SEALING_KEY is not set"),
+    ("postgres://resetbot@db.example.com/resetbot", "not-a-key", "RESETBOT_SEALING_KEY is not a Fernet key"),
+    ("sqlite:///resetbot.db", "changeme", "RESETBOT_SEALING_KEY still holds a placeholder"),
+    ("postgresql://resetbot@db.example.com/resetbot", Fernet.generate_key().decode(), ""),
+])
+def test_replicas_on_postgresql_need_one_shared_sealing_key(monkeypatch: pytest.MonkeyPatch, database_url: str,
+                                                           key: str | None, said: str) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    monkeypatch.setenv("RESETBOT_DATABASE_URL", database_url)
+    if key is not None:
+        monkeypatch.setenv("RESETBOT_SEALING_KEY", key)
+    else:
+        monkeypatch.delenv("RESETBOT_SEALING_KEY", raising=False)
+    problems = " ".join(load_settings().require_sealing())
+    assert problems.startswith(said) if said else problems == ""
+    assert key is None or key not in problems

@@ -31,7 +31,8 @@ def register(sub: Subparsers) -> None:
 
 def build_plan(settings: Settings) -> DoctorPlan:
     """Every client the checks need, built from ``settings``; what cannot be built says why."""
-    plan = DoctorPlan(settings_problems=settings.require_directories() + settings.require_linking(),
+    plan = DoctorPlan(settings_problems=settings.require_directories() + settings.require_linking()
+                      + settings.require_sealing(),
                       database_url=settings.database_url, test_user=settings.doctor_test_user,
                       writeback_account=settings.writeback_account, tls_timeout_s=DOCTOR_TIMEOUT_S)
     plan.proxy = settings.proxy()

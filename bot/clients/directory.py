@@ -10,11 +10,15 @@ that applies, if any; ``pwdLastSet`` is a FILETIME where 0 means "must change at
 ``msDS-KeyVersionNumber`` (constructed from ``unicodePwd``'s replication metadata version) goes up by one at each
 password write and is readable by an ordinary account (absent, not an error, where it is not); the matching
 rule 1.2.840.113556.1.4.1941 (LDAP_MATCHING_RULE_IN_CHAIN) expands nested group membership on the server.
+An object can be named by its objectGUID instead of its DN, ``<GUID=hex of the binary GUID>`` (MS-ADTS
+3.1.1.3.1.2.4: every DC takes that form, as a search base and as the object of a modify; Samba too, seen): a
+rename or move changes the DN, never the GUID, so the one write the bot makes (``unlock``) names the account so.
 """
 
 from __future__ import annotations
 
 import ssl
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -77,14 +81,14 @@ class Directory(Protocol):
     """What the services need from AD."""
 
     def find_user(
-        self, *, sam: str | None = None, upn: str | None = None, dn: str | None = None
+        self, *, sam: str | None = None, upn: str | None = None, dn: str | None = None, guid: str | None = None
     ) -> DirectoryUser | None: ...
     def password_states_by_dn(self, dns: Sequence[str]) -> dict[str, PasswordState]: ...
     def password_states_by_sam(self, sams: Sequence[str]) -> dict[str, PasswordState]: ...
     def is_member_of_any(self, user_dn: str, group_dns: Sequence[str]) -> bool: ...
     @property
     def can_unlock(self) -> bool: ...
-    def unlock(self, dn: str) -> None: ...
+    def unlock(self, *, guid: str) -> None: ...
     def effective_policy(self, user: DirectoryUser) -> PasswordPolicy: ...
     def ping(self) -> None: ...
 
@@ -104,6 +108,16 @@ class PasswordState:
 
 
 _Attrs = dict[str, list[Any]]
+
+
+def guid_dn(guid: str) -> str:
+    """The ``<GUID=...>`` name of the object whose objectGUID is ``guid`` (its string form, as ``format_uuid_le``
+    writes it), in the hex-of-the-binary form every DC accepts. Anything that is not a GUID raises
+    DirectoryUnavailableError, so nothing else can reach the DN."""
+    try:
+        return f"<GUID={uuid.UUID(guid).bytes_le.hex()}>"
+    except ValueError:
+        raise DirectoryUnavailableError("the account's objectGUID is not a GUID.") from None
 
 
 def _first(attrs: _Attrs, name: str) -> Any:
@@ -195,12 +209,14 @@ class LdapDirectory:
             raise DirectoryUnavailableError(f"An AD search failed: {conn.result['description']}.")
         return _entries(conn.response or [])
 
-    def find_user(self, *, sam: str | None = None, upn: str | None = None,
-                  dn: str | None = None) -> DirectoryUser | None:
-        """The one user matching exactly one of the keys, or None; values from people are escaped."""
+    def find_user(self, *, sam: str | None = None, upn: str | None = None, dn: str | None = None,
+                  guid: str | None = None) -> DirectoryUser | None:
+        """The one user matching exactly one of the keys, or None; values from people are escaped. ``guid`` (its
+        objectGUID, as ``DirectoryUser.object_guid``) finds the account wherever it has been moved or renamed."""
         with self._connection() as conn:
-            if dn is not None:
-                entries = self._search(conn, dn, "(&(objectCategory=person)(objectClass=user))", _USER_ATTRS,
+            if dn is not None or guid is not None:
+                base = guid_dn(guid) if guid is not None else str(dn)
+                entries = self._search(conn, base, "(&(objectCategory=person)(objectClass=user))", _USER_ATTRS,
                                        ldap3.BASE)
             else:
                 if sam is not None:
@@ -295,14 +311,18 @@ class LdapDirectory:
     def can_unlock(self) -> bool:
         return self._unlocker is not None
 
-    def unlock(self, dn: str) -> None:
+    def unlock(self, *, guid: str) -> None:
         """Clear an AD lockout (``lockoutTime`` = 0, which also clears badPwdCount) with the unlock account,
-        the one write the bot makes to AD; that account needs Write lockoutTime on user objects and nothing more."""
+        the one write the bot makes to AD; that account needs Write lockoutTime on user objects and nothing more.
+        Addressed by objectGUID: whatever has been renamed or moved since, or put where the account used to be,
+        the write lands on the account the request was made for, or nowhere."""
         if self._unlocker is None:
             raise DirectoryUnavailableError(
                 "Unlocking needs RESETBOT_LDAP_UNLOCK_BIND and RESETBOT_LDAP_UNLOCK_PASSWORD.")
         with self._connection(self._unlocker) as conn:
-            if not conn.modify(dn, {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}):
+            if not conn.modify(guid_dn(guid), {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}):
+                if conn.result.get("result") == 32:  # noSuchObject
+                    raise DirectoryUnavailableError("the account is no longer in Active Directory.")
                 raise DirectoryUnavailableError(
                     f"Active Directory refused to clear the lockout ({conn.result['description']}): the unlock "
                     "account needs Write lockoutTime on user objects.")

@@ -73,6 +73,9 @@ class AuditAction(StrEnum):
     #: The temporary password was shown to the requester (once), or wiped unseen after its ten minutes.
     REVEALED = "revealed"
     UNREVEALED_WIPED = "unrevealed_wiped"
+    #: Reveal was pressed but the password could not be shown (Slack did not open the modal, or this replica
+    #: cannot unseal it): it stays sealed for the next press.
+    REVEAL_FAILED = "reveal_failed"
     #: The target pressed "This wasn't me" on the DM telling them their password was reset.
     RESET_DISOWNED = "reset_disowned"
     #: The target answered the "Did you ask helpdesk for this?" DM.

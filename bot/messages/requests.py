@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.domain.lifecycle import RequestState
-from bot.domain.parse import ParseError, ParseProblem
+from bot.domain.parse import MAX_REASON_CHARS, ParseError, ParseProblem
 from bot.domain.rules import Protection, Refusal
 from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
@@ -28,6 +28,9 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.BAD_USER:
             return (f"`{error.detail}` is not a user I can look up; use an @mention, an email address, a UPN or a "
                     f"sAMAccountName. {RESET_USAGE}")
+        case ParseProblem.REASON_TOO_LONG:
+            return (f"The reason is {error.detail} characters long; keep it to {MAX_REASON_CHARS} (a sentence or two "
+                    "for the approver) and ask again. Nothing was requested.")
 
 
 def unknown_user(text: str) -> str:
@@ -38,6 +41,19 @@ def unknown_user(text: str) -> str:
 def ambiguous_user(text: str, candidates: Sequence[tuple[str, str]]) -> str:
     listed = "; ".join(f"{name} (`{upn}`)" for name, upn in candidates)
     return f"`{text}` matches {len(candidates)} people: {listed}. Use the one's email address or UPN."
+
+
+def in_ad_not_in_entra(text: str, name: str, upn: str) -> str:
+    if not upn:
+        return (f"`{text}` is {name} in Active Directory, but that account has no UPN, so I can't find it in "
+                "Entra ID; use their Entra UPN or email address.")
+    return (f"`{text}` is {name} (`{upn}`) in Active Directory, but Entra ID has no account with that UPN (not synced "
+            "yet, or synced under another UPN), so I can't reset it; use their Entra UPN or email address.")
+
+
+def only_a_near_match(text: str, name: str, upn: str) -> str:
+    return (f"Nobody is called exactly `{text}`; the nearest is {name} (`{upn}`). If that is who you mean, use their "
+            "email address or UPN.")
 
 
 def not_in_directory_slack_user() -> str:

@@ -148,6 +148,26 @@ def reveal_gone() -> str:
             "reset if it's still needed.")
 
 
+def reset_still_running(name: str) -> str:
+    return (f":hourglass_flowing_sand: Entra is still working on the reset of {name}'s password. I'll keep asking "
+            "and say here how it ends.")
+
+
+def reveal_not_shown(error: str) -> str:
+    return (f"Slack did not open the window with the temporary password ({error}), so it is still sealed: press "
+            "Reveal again.")
+
+
+def reveal_unsealable() -> str:
+    return ("I could not unseal the temporary password on this replica of the bot (its replicas do not share one "
+            "RESETBOT_SEALING_KEY: tell whoever runs resetbot). It is still sealed: press Reveal again.")
+
+
+def reveal_in_progress() -> str:
+    return ("The temporary password is being shown to you in another window right now. If none opened, press "
+            "Reveal again in two minutes.")
+
+
 def secret_wiped() -> str:
     return "The temporary password was never revealed and has been wiped (10 minutes passed). Nothing else changed."
 

@@ -203,6 +203,10 @@ class RequestService:
                 return messages.requests.ambiguous_user(problem.text, problem.candidates)
             case ResolveFailure.SLACK_USER_WITHOUT_EMAIL:
                 return messages.requests.not_in_directory_slack_user()
+            case ResolveFailure.NOT_IN_ENTRA:
+                return messages.requests.in_ad_not_in_entra(problem.text, *problem.candidates[0])
+            case ResolveFailure.NOT_EXACT:
+                return messages.requests.only_a_near_match(problem.text, *problem.candidates[0])
 
     def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
                       protection: str, correlation_id: str, source_key: str | None) -> str | None:
@@ -216,7 +220,8 @@ class RequestService:
             req = store.requests.create_request(
                 session, requester=requester, requester_display=self.notifier.name_of(requester),
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
-                target_sam=target.ad.sam, target_dn=target.ad.dn, target_display=target.name,
+                target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
+                target_display=target.name,
                 reason=reason, unlock=unlock, tap=tap,
                 approvals_required=required_approvals(protected=bool(protection)),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
@@ -275,6 +280,8 @@ class RequestService:
         with self.begin() as session:
             tally = store.requests.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
                 actor=actor, action=AuditAction.APPROVAL_ADDED, correlation_id=correlation_id))
+            # The target's Yes may have landed since _load: decide on the row as it is now, locked.
+            req = store.requests.lock_request(session, request_id=req.id) or req
             done = None
             if tally.total >= req.approvals_required:
                 done = self._approve_if_ready(session, req, actor, correlation_id)
@@ -371,8 +378,11 @@ class RequestService:
                                                  audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
                                                                   correlation_id=correlation_id,
                                                                   detail={"by": "target", "answer": "no"}))
-            elif changed is not None and len(approvals) >= changed.approvals_required:
-                done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
+            elif changed is not None:
+                # Counted after the confirmation's UPDATE locked the row: an approval committed since _load counts.
+                approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
+                if len(approvals) >= changed.approvals_required:
+                    done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
         if changed is None:
             return None
         if not yes:

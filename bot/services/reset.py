@@ -17,8 +17,10 @@ requester never getting the Reveal button while the password sat sealed). Only t
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -47,10 +49,18 @@ from bot.services.sealing import Sealer
 log = logging.getLogger(__name__)
 
 REVEAL_TTL = timedelta(minutes=10)
+#: How long a Reveal click holds the sealed password while Slack opens the modal: longer than the Web API
+#: client's timeout (30 s) with a retry, so a slow views.open is never overtaken by a second click.
+REVEAL_CLAIM = timedelta(minutes=2)
 #: Added to twice the poll bound before a ``resetting`` request counts as left behind by a stopped bot.
 RECOVERY_MARGIN = timedelta(seconds=10)
 #: How long recovery keeps asking Graph (unreachable, or the operation still running) before it says "unknown".
 RECOVERY_GIVE_UP = timedelta(minutes=30)
+#: A ``resetting`` request's lease: renewed every ``LEASE_HEARTBEAT`` while its reset runs in a live process
+#: (Graph's retries and Retry-After waits included), so only a reset whose process stopped is recovered, about
+#: a minute after it stopped. Four missed heartbeats before anyone else may take it.
+LEASE = timedelta(seconds=60)
+LEASE_HEARTBEAT = timedelta(seconds=15)
 #: A Temporary Access Pass issued with ``--tap``: valid long enough to be read out and used, once.
 TAP_LIFETIME_MINUTES = 60
 _FINAL_ACTION = {
@@ -77,6 +87,19 @@ class _Attempt:
     #: baseline.
     baseline: int | None = None
     baseline_version: int | None = None
+    #: Graph accepted the reset but its operation was still running when the poll's bound ran out: the outcome is
+    #: recovery's to learn (``password`` then waits sealed for it), not "failed".
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """A reveal under way: the modal to open (it holds the password: never logged), and the claim on the sealed
+    row that ``ResetService.reveal_shown`` or ``reveal_not_shown`` settles."""
+
+    request_id: str
+    claimed_until: datetime
+    modal: dict[str, object] = field(repr=False)
 
 
 @dataclass
@@ -126,9 +149,11 @@ class ResetService:
             self._refuse_before_reset(req, *refused, correlation_id=correlation_id)
             return
         now = self.clock()
+        owner = secrets.token_hex(8)
         with self.begin() as session:
             started = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
                                                 to=RequestState.RESETTING,
+                                                changes={"lease_owner": owner, "lease_until": now + LEASE},
                                                 audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
                                                                  correlation_id=correlation_id))
             ids = [] if started is None else self.outbox.enqueue(session, _in_thread(
@@ -137,14 +162,19 @@ class ResetService:
         if started is None:
             return
         self.outbox.deliver(ids, now=now)
-        attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
+        with self._heartbeat(started.id, owner):
+            attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
+        if attempt.pending:
+            self._leave_to_recovery(started, attempt, owner)
+            return
         verdict, password = attempt.verdict, attempt.password
         final = verdict.final_state
         now = self.clock()
         with self.begin() as session:
             done = store.requests.transition(
                 session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
-                changes={"verdict": verdict.kind.value, "graph_operation_id": attempt.operation_id},
+                changes={"verdict": verdict.kind.value, "graph_operation_id": attempt.operation_id,
+                         "lease_owner": None, "lease_until": None},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=correlation_id,
                                  detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
                                          **dict(verdict.detail)}),
@@ -185,6 +215,49 @@ class ResetService:
         self._redraw(done)
         self.outbox.deliver(ids, now=now)
 
+    @contextmanager
+    def _heartbeat(self, request_id: str, owner: str) -> Iterator[None]:
+        """Renew the reset's lease every ``LEASE_HEARTBEAT`` while the block runs (Graph may keep it waiting far
+        longer than any fixed bound: retries, Retry-After), so no sweep takes it for a stopped bot's. A renewal
+        that fails (the database away for a moment) is logged and tried again at the next beat."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(LEASE_HEARTBEAT.total_seconds()):
+                try:
+                    with self.begin() as session:
+                        if not store.requests.renew_lease(session, request_id=request_id, owner=owner,
+                                                          until=self.clock() + LEASE):
+                            return  # no longer resetting, or no longer ours
+                except Exception as e:  # a missed beat must not end the reset; the next one may land
+                    log.warning("request %s: could not renew its reset's lease (%s)", request_id, type(e).__name__)
+
+        thread = threading.Thread(target=beat, name=f"lease-{request_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    def _leave_to_recovery(self, started: ResetRequest, attempt: _Attempt, owner: str) -> None:
+        """Graph's operation was still running when the poll's bound ran out: the request stays ``resetting``, the
+        password waits sealed (for as long as recovery may ask, then its ten minutes), the thread hears that Entra
+        is still working, and the lease goes to the next sweep, which asks Graph how it ended."""
+        now = self.clock()
+        ids: list[int] = []
+        with self.begin() as session:
+            if store.requests.renew_lease(session, request_id=started.id, owner=owner, until=now):
+                if attempt.password is not None:
+                    store.sealed.seal(session, request_id=started.id, ciphertext=self.sealer.seal(attempt.password),
+                                      expires_at=now + RECOVERY_GIVE_UP + REVEAL_TTL)
+                ids = self.outbox.enqueue(session, _in_thread(started, messages.reset.reset_still_running(
+                    started.target_display), origin="reset.pending"), now=now)
+        forget_secret(attempt.password)
+        log.info("request %s: Graph's operation %s is still running; the next sweep asks again", started.id,
+                 attempt.operation_id)
+        self.outbox.deliver(ids, now=now)
+
     def _verdict_messages(self, done: ResetRequest, verdict: Verdict, cid: str) -> list[OutboxMessage]:
         """The thread's verdict (or TAP line), then on success the Reveal button (it carries only the request id)
         and the target's DM with its "This wasn't me" button; in that order, which the outbox keeps."""
@@ -214,12 +287,14 @@ class ResetService:
         """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
         client scrubs it)."""
         try:
-            ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
+            # By objectGUID: a rename or move since the request cannot point the reset (or the unlock) elsewhere.
+            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
             if ad is None:
                 gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
                 return _Attempt(classify(gone))
             if req.unlock and ad.locked_out:
-                self._unlock(req, ad.dn, cid)
+                self._unlock(req, ad.object_guid, cid)
             policy = self.directory.effective_policy(ad)
             password = generate_temporary_password(policy, sam=ad.sam, display_name=ad.display_name)
             checks = precheck(password.get_secret_value(), policy, sam=ad.sam, display_name=ad.display_name)
@@ -233,6 +308,9 @@ class ResetService:
             log.warning("reset %s failed before an outcome (%s): %s", req.id, cid, type(e).__name__)
             return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
                                                   error_message=str(e))))
+        if not op.done:  # not "failed": Graph may still make it, and recovery will ask
+            return _Attempt(classify(ResetOutcome(status=op.status)), op.id, password, baseline=ad.pwd_last_set_raw,
+                            baseline_version=ad.key_version, pending=True)
         verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
                                         never_expires=ad.password_never_expires))
         ok = verdict.final_state == RequestState.SUCCEEDED
@@ -277,17 +355,23 @@ class ResetService:
         now = now or self.clock()
         with self.begin() as session:
             resetting = store.requests.stuck_requests(session, state=RequestState.RESETTING,
-                                                      since_before=now - self.stale_after)
+                                                      since_before=now - self.stale_after, now=now)
             approved = store.requests.stuck_requests(session, state=RequestState.APPROVED,
-                                                     since_before=now - self.stale_after)
+                                                     since_before=now - self.stale_after, now=now)
         done = sum(self._recover(req, now) for req in resetting)
         for req in approved:
             log.info("resuming the approved reset %s, left unstarted by a stopped bot", req.id)
             self.perform(req, correlation_id=new_correlation_id())
         return done + len(approved)
 
-    def _recover(self, req: ResetRequest, now: datetime) -> int:
+    def _recover(self, stuck: ResetRequest, now: datetime) -> int:
         cid = new_correlation_id()
+        owner = secrets.token_hex(8)
+        with self.begin() as session:
+            req = store.requests.claim_lease(session, request_id=stuck.id, owner=owner, now=now, until=now + LEASE,
+                                             since_before=now - self.stale_after)
+        if req is None:
+            return 0  # its holder renewed the lease meanwhile, or another replica is on it
         verdict = Verdict(VerdictKind.UNKNOWN, None, {"marker": "recovery", "reason": "interrupted"})
         operation_id = None
         if req.operation_location:
@@ -298,9 +382,11 @@ class ResetService:
                 if now - req.updated_at < RECOVERY_GIVE_UP:
                     log.warning("recovering %s: Graph could not say how its reset ended (%s); trying again later",
                                 req.id, type(e).__name__)
+                    self._hand_back(req.id, owner, now)
                     return 0
                 op = None
             if op is not None and not op.done and now - req.updated_at < RECOVERY_GIVE_UP:
+                self._hand_back(req.id, owner, now)
                 return 0  # Graph is still working on it: look again at the next sweep
             if op is not None and op.done:
                 verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail))
@@ -310,20 +396,28 @@ class ResetService:
         with self.begin() as session:
             done = store.requests.transition(
                 session, request_id=req.id, expected={RequestState.RESETTING}, to=final,
-                changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id},
+                changes={"verdict": verdict.kind.value, "graph_operation_id": operation_id, "lease_owner": None,
+                         "lease_until": None},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=cid,
                                  detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
                                          "recovered": True, **dict(verdict.detail)}),
             )
+            # A reset whose poll ran out while Graph worked left its password sealed: its ten minutes to reveal run
+            # from this verdict. One a stopped bot left has none (it died with the process).
+            revealable = done is not None and final == RequestState.SUCCEEDED and store.sealed.extend_sealed(
+                session, request_id=req.id, expires_at=now + REVEAL_TTL)
             if done is not None and final == RequestState.SUCCEEDED and self.followups:
-                # Nobody holds the temporary password (it died with the stopped bot): prove it landed, remind no one.
+                # Prove it landed; remind the user only of a password someone can reveal.
                 self.followups.plan(session, done, reset_at=req.updated_at, baseline=req.baseline_pwd_last_set,
-                                    baseline_version=req.baseline_key_version, reminders=False)
-            if done is not None and final == RequestState.SUCCEEDED:
+                                    baseline_version=req.baseline_key_version, reminders=revealable)
+            if done is not None and revealable:
+                ids = self.outbox.enqueue(session, self._verdict_messages(done, verdict, cid), now=now)
+            elif done is not None and final == RequestState.SUCCEEDED:
                 ids = self.outbox.enqueue(session, _in_thread(
                     done, messages.reset.reset_recovered_unrevealable(done.target_display), origin="reset.recovered")
                     + self._target_notice(done), now=now)
             elif done is not None:
+                store.sealed.discard_sealed(session, request_id=req.id)  # it never took effect
                 ids = self.outbox.enqueue(session, _in_thread(
                     done, messages.reset.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
                                                           correlation_id=cid), origin="reset.recovered"), now=now)
@@ -334,12 +428,17 @@ class ResetService:
         self.outbox.deliver(ids, now=now)
         return 1
 
-    def _unlock(self, req: ResetRequest, dn: str, cid: str) -> None:
-        """Clear the lockout before the reset (writeback refuses a locked-out account). A failure is said in
-        the thread and the reset goes on: its verdict then says the account is locked."""
+    def _hand_back(self, request_id: str, owner: str, now: datetime) -> None:
+        """Recovery could not finish it yet (Graph still working, or out of reach): the next sweep may take it."""
+        with self.begin() as session:
+            store.requests.renew_lease(session, request_id=request_id, owner=owner, until=now)
+
+    def _unlock(self, req: ResetRequest, guid: str, cid: str) -> None:
+        """Clear the lockout before the reset (writeback refuses a locked-out account), on the account with this
+        objectGUID. A failure is said in the thread and the reset goes on: its verdict then says it is locked."""
         now = self.clock()
         try:
-            self.directory.unlock(dn)
+            self.directory.unlock(guid=guid)
         except ResetbotError as e:
             with self.begin() as session:
                 failed = messages.requests.unlock_failed(req.target_display, str(e))
@@ -354,9 +453,11 @@ class ResetService:
 
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 
-    def reveal(self, *, request_id: str, actor: str,
-               correlation_id: str) -> tuple[dict[str, object] | None, str | None]:
-        """(modal, None) for the requester's one reveal; (None, sentence) for anyone or anything else."""
+    def reveal(self, *, request_id: str, actor: str, correlation_id: str) -> tuple[Reveal | None, str | None]:
+        """(reveal, None) for the requester's one reveal: the modal to open, its password claimed but not spent
+        (``reveal_shown`` spends it once Slack opened the modal, ``reveal_not_shown`` gives it back); (None,
+        sentence) for anyone or anything else. A password this process cannot decrypt (sealed by a replica with
+        another key) is given back at once: pressing Reveal again may reach the replica that can."""
         with self.begin() as session:
             req = store.requests.get_request(session, request_id=request_id)
         if req is None:
@@ -366,27 +467,56 @@ class ResetService:
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
             return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
-        now = self.clock()
-        with self.begin() as session:
-            taken = store.sealed.unseal_once(session, request_id=req.id, now=now)
-            if taken is not None:
-                store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
-                                                                   request_id=req.id, correlation_id=correlation_id))
-                # Written with the unseal: a Slack failure here must not raise before the modal is returned, or
-                # the one reveal would be spent and the password never shown.
-                ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.revealed(actor),
-                                                              origin="reset.revealed"), now=now)
-        if taken is None:
+        if req.state != RequestState.SUCCEEDED:  # a password sealed while Graph still works waits for its verdict
             return None, messages.reset.reveal_gone()
+        now = self.clock()
+        until = now + REVEAL_CLAIM
+        with self.begin() as session:
+            taken = store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
+            busy = taken is None and store.sealed.is_claimed(session, request_id=req.id, now=now)
+        if taken is None:
+            return None, messages.reset.reveal_in_progress() if busy else messages.reset.reveal_gone()
         kind, ciphertext = taken
         secret = self.sealer.unseal(ciphertext)
-        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         if secret is None:
-            return None, messages.reset.reveal_gone()
+            log.warning("request %s: the temporary password cannot be unsealed here (sealed with another "
+                        "RESETBOT_SEALING_KEY); it stays sealed", req.id)
+            self._give_back(req.id, until, actor, correlation_id, reason="unsealable")
+            return None, messages.reset.reveal_unsealable()
+        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
         modal = messages.reset.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
                                             must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
+        return Reveal(req.id, until, modal), None
+
+    def reveal_shown(self, shown: Reveal, *, actor: str, correlation_id: str) -> None:
+        """Slack opened the modal: now the password is spent, "revealed" audited and said in the thread."""
+        now = self.clock()
+        with self.begin() as session:
+            if not store.sealed.spend_sealed(session, request_id=shown.request_id, claimed_until=shown.claimed_until):
+                return  # held past its claim and taken by another click meanwhile: that one records it
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
+                                                               request_id=shown.request_id,
+                                                               correlation_id=correlation_id))
+            req = store.requests.get_request(session, request_id=shown.request_id)
+            ids = self.outbox.enqueue(session, [] if req is None else _in_thread(
+                req, messages.reset.revealed(actor), origin="reset.revealed"), now=now)
         self.outbox.deliver(ids, now=now)
-        return modal, None
+
+    def reveal_not_shown(self, shown: Reveal, *, actor: str, correlation_id: str, error: str) -> str:
+        """Slack did not open the modal (an expired trigger_id, Slack down): the password stays sealed, the next
+        click may show it; the sentence for the requester."""
+        log.warning("request %s: Slack did not open the reveal modal (%s); the password stays sealed",
+                    shown.request_id, error)
+        self._give_back(shown.request_id, shown.claimed_until, actor, correlation_id, reason=error)
+        return messages.reset.reveal_not_shown(error)
+
+    def _give_back(self, request_id: str, claimed_until: datetime, actor: str, correlation_id: str, *,
+                   reason: str) -> None:
+        with self.begin() as session:
+            store.sealed.release_claim(session, request_id=request_id, claimed_until=claimed_until)
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEAL_FAILED,
+                                                               request_id=request_id, correlation_id=correlation_id,
+                                                               detail={"reason": reason}))
 
     def not_me(self, *, request_id: str, actor: str, correlation_id: str) -> str:
         """The target disowns the reset: audited, and said to the security channel and the thread in the same

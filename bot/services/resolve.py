@@ -2,6 +2,10 @@
 
 Entra ID is the source of truth for identity (the reset happens there); AD is where the account must exist
 for writeback; Slack is matched by email, the one key all three share.
+
+A name is never guessed: a display-name prefix search only finds candidates. One is taken only when it is exactly
+what was typed (the whole display name, or the UPN's or mail's part before the @); a lone near match is offered,
+not picked, and an AD account whose UPN Entra does not know is said, not swapped for a namesake in Entra.
 """
 
 from __future__ import annotations
@@ -77,6 +81,10 @@ class ResolveFailure(StrEnum):
     UNKNOWN = "unknown"
     AMBIGUOUS = "ambiguous"
     SLACK_USER_WITHOUT_EMAIL = "slack_user_without_email"
+    #: The sAMAccountName is an AD account, but Entra has no user with its UPN (candidates: that AD account).
+    NOT_IN_ENTRA = "not_in_entra"
+    #: Nobody is called exactly that; one person's name starts with it (candidates: that person).
+    NOT_EXACT = "not_exact"
 
 
 @dataclass(frozen=True)
@@ -116,13 +124,27 @@ class TargetResolver:
                 return self._graph.find_users(ref.value)
             case TargetKind.SAM:
                 ad = self._directory.find_user(sam=ref.value)
-                if ad is not None and ad.upn:
-                    found = self._graph.get_user(ad.upn)
-                    if found is not None:
-                        return [found]
-                return self._graph.search_users(ref.value)
+                if ad is None:
+                    return self._by_name(ref.value)
+                found = self._graph.get_user(ad.upn) if ad.upn else None
+                if found is None:  # that AD account, and no other: never a namesake found by name
+                    return ResolveProblem(ResolveFailure.NOT_IN_ENTRA, ref.value,
+                                          ((ad.display_name or ad.sam, ad.upn or ""),))
+                return [found]
             case TargetKind.NAME:
-                return self._graph.search_users(ref.value)
+                return self._by_name(ref.value)
+
+    def _by_name(self, text: str) -> Sequence[EntraUser] | ResolveProblem:
+        """Whoever is exactly ``text``; else the prefix search's finds as candidates (several: ambiguous; one: a
+        near match, offered and not picked; none: unknown)."""
+        found = self._graph.search_users(text)
+        exact = [u for u in found if _is_exactly(u, text)]
+        if exact:
+            return exact
+        if len(found) == 1:
+            return ResolveProblem(ResolveFailure.NOT_EXACT, text,
+                                  ((found[0].display_name, found[0].user_principal_name),))
+        return found
 
     def _ad_account(self, entra: EntraUser) -> DirectoryUser | None:
         if not entra.on_premises_sync_enabled:
@@ -153,3 +175,10 @@ class TargetResolver:
         active = [*self._graph.directory_roles_of(entra_id), *self._graph.role_assignments_of(entra_id)]
         return AdminRoles(active=tuple(dict.fromkeys(active)),
                           eligible=tuple(dict.fromkeys(self._graph.eligible_roles_of(entra_id))))
+
+
+def _is_exactly(user: EntraUser, text: str) -> bool:
+    """``text`` is this user's whole display name, or the part before the @ of their UPN or mail (case aside)."""
+    typed = text.strip().casefold()
+    names = [user.display_name] + [a.split("@", 1)[0] for a in (user.user_principal_name, user.mail) if a]
+    return any(n and n.casefold() == typed for n in names)

@@ -87,8 +87,9 @@ class Settings(StorageSettings):
     #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
-    #: How long a reset waits for Graph's operation (writeback's verdict) before saying it cannot tell. A request
-    #: still ``resetting`` twice this long after it started was left by a stopped bot and is recovered.
+    #: How long a reset waits for Graph's operation (writeback's verdict); one still running then is left to the
+    #: sweeps, which ask Graph again until it ends. An approved request whose reset has not begun twice this long
+    #: after its approval was left by a stopped bot and is started (a resetting one is judged by its lease).
     reset_poll_timeout_seconds: float = Field(default=60.0, ge=1, le=600)
 
     # --- Follow-ups ----------------------------------------------------------------------------------------------
@@ -116,7 +117,8 @@ class Settings(StorageSettings):
     canary_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
 
     #: Fernet key sealing temporary passwords until their one reveal. Empty: a key made at start and kept in
-    #: memory only (a restart makes unrevealed passwords unrevealable); set one shared key for several replicas.
+    #: memory only (a restart makes unrevealed passwords unrevealable); required with PostgreSQL, where several
+    #: replicas may serve (``require_sealing``).
     sealing_key: SecretStr | None = None
 
     # --- Storage (the database URL itself is in StorageSettings) -------------------------------------------
@@ -302,6 +304,20 @@ class Settings(StorageSettings):
         if self.entra_client_secret is None and self.entra_certificate_file is None:
             missing.append("Set RESETBOT_ENTRA_CLIENT_SECRET or RESETBOT_ENTRA_CERTIFICATE_FILE.")
         return missing
+
+    def require_sealing(self) -> list[str]:
+        """Sentences for a sealing key that serving cannot do without. How the bot knows it may be one of several
+        replicas: the database is PostgreSQL (a SQLite file is served by one process; PostgreSQL is what the README
+        tells teams running replicas to use). Each replica without the shared key would seal with one of its own,
+        made at start, and a Reveal click reaching another replica could never open that password."""
+        if self.sealing_key is not None:
+            problem = fernet_key_problem(self.sealing_key)
+            return [f"RESETBOT_SEALING_KEY {problem}; {FERNET_KEY_HOWTO}"] if problem else []
+        if self.database_url.split(":", 1)[0].split("+", 1)[0] in ("postgres", "postgresql"):
+            return ["RESETBOT_SEALING_KEY is not set, and the database is PostgreSQL, where several replicas may "
+                    "serve: set the same key on every replica, so that any of them can open a password another "
+                    f"sealed; {FERNET_KEY_HOWTO}"]
+        return []
 
     @field_validator("token_cache_old_keys", mode="before")
     @classmethod

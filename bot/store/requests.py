@@ -29,7 +29,8 @@ from bot.store.shared import after_commit, opt_str, rowcount
 
 #: Columns a transition may set besides ``state`` (which it sets) and the bookkeeping it does itself
 #: (``previous_state``, ``version``, ``updated_at``). Anything else is a programming error.
-TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict"})
+TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict", "lease_owner",
+                                                "lease_until"})
 
 _ID_ATTEMPTS = 5
 
@@ -50,6 +51,7 @@ def create_request(
     target_display: str = "",
     target_sam: str | None = None,
     target_dn: str | None = None,
+    target_guid: str | None = None,
     reason: str = "",
     unlock: bool = False,
     tap: bool = False,
@@ -80,6 +82,7 @@ def create_request(
             target_upn=target_upn.lower(),
             target_sam=target_sam,
             target_dn=target_dn,
+            target_guid=target_guid,
             target_display=target_display,
             reason=reason,
             unlock=unlock,
@@ -118,6 +121,17 @@ def find_by_source(session: Session, *, source_key: str) -> ResetRequest | None:
 def get_request(session: Session, *, request_id: str) -> ResetRequest | None:
     """The request with exactly this id (see ``bot.models.normalize_request_id`` for what people type)."""
     return session.get(ResetRequest, request_id)
+
+
+def lock_request(session: Session, *, request_id: str) -> ResetRequest | None:
+    """The request as committed now, its row locked until the transaction ends (``SELECT ... FOR UPDATE`` on
+    PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock): for a decision that rests on two columns
+    other transactions change (the approvals and the target's confirmation), read where no one can change them
+    before this transaction commits."""
+    return session.exec(
+        select(ResetRequest).where(col(ResetRequest.id) == request_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def find_requests(
@@ -239,15 +253,55 @@ def note_operation(session: Session, *, request_id: str, location: str, baseline
     return rowcount(result) == 1
 
 
-def stuck_requests(session: Session, *, state: RequestState, since_before: datetime,
+def _abandoned(now: datetime, since_before: datetime) -> sa.ColumnElement[bool]:
+    """Left behind by whoever held it: a lease that lapsed (its holder stopped renewing it, however long the reset
+    has run), or, with no lease (``approved``, or a row an older release wrote), no change since ``since_before``."""
+    return sa.or_(
+        col(ResetRequest.lease_until) <= now,
+        sa.and_(col(ResetRequest.lease_until).is_(None), col(ResetRequest.updated_at) <= since_before),
+    )
+
+
+def stuck_requests(session: Session, *, state: RequestState, since_before: datetime, now: datetime,
                    limit: int = 50) -> list[ResetRequest]:
-    """Requests in ``state`` since before ``since_before``: left there by a bot that stopped (``approved`` before
-    its reset began, ``resetting`` while Graph worked)."""
+    """Requests in ``state`` left there by a bot that stopped (``approved`` before its reset began, ``resetting``
+    while Graph worked): see ``_abandoned``. A reset whose process is alive renews its lease, and is never here."""
     return list(session.exec(
         select(ResetRequest)
-        .where(col(ResetRequest.state) == state, col(ResetRequest.updated_at) <= since_before)
+        .where(col(ResetRequest.state) == state, _abandoned(now, since_before))
         .order_by(col(ResetRequest.updated_at)).limit(limit)
     ))
+
+
+def claim_lease(session: Session, *, request_id: str, owner: str, now: datetime, until: datetime,
+                since_before: datetime) -> ResetRequest | None:
+    """Take an abandoned ``resetting`` request for recovery (a compare-and-set on the condition that found it):
+    the request, or None when its holder renewed the lease meanwhile or another replica took it first.
+    ``updated_at`` is left alone: recovery's give-up bound counts from when the reset started."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING,
+               _abandoned(now, since_before))
+        .values(lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return None
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
+def renew_lease(session: Session, *, request_id: str, owner: str, until: datetime) -> bool:
+    """Move the lease ``owner`` holds on a ``resetting`` request to ``until`` (later: the heartbeat of a live
+    reset; now: handing it to the next sweep). False when the request is no longer resetting or no longer
+    ``owner``'s."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING,
+               col(ResetRequest.lease_owner) == owner)
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
 
 
 def mark_escalated(

@@ -1,4 +1,5 @@
-"""A temporary password sealed until its one reveal, spent by the reveal and wiped when it expires."""
+"""A temporary password sealed until its one reveal: claimed by a click, spent once Slack showed it (or given
+back when it could not), and wiped when it expires."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlmodel import Session, col
 from bot.models import (
     SealedSecret,
 )
+from bot.store.shared import rowcount
 
 # --- sealed secrets ---------------------------------------------------------------------------------------------
 
@@ -19,14 +21,67 @@ def seal(session: Session, *, request_id: str, ciphertext: str, expires_at: date
     session.flush()
 
 
-def unseal_once(session: Session, *, request_id: str, now: datetime) -> tuple[str, str] | None:
-    """Take (kind, ciphertext) out, deleting it in the same statement: exactly one caller ever gets it."""
+def claim_sealed(session: Session, *, request_id: str, now: datetime, until: datetime) -> tuple[str, str] | None:
+    """(kind, ciphertext) for one reveal, held by it until ``until`` (a compare-and-set: while one click holds it,
+    every other finds nothing); None when it is gone, past its time, or held by a reveal in progress. Nothing is
+    deleted: that waits until the password was really shown (``spend_sealed``)."""
     row = session.execute(
-        sa.delete(SealedSecret)
-        .where(col(SealedSecret.request_id) == request_id, col(SealedSecret.expires_at) > now)
+        sa.update(SealedSecret)
+        .where(col(SealedSecret.request_id) == request_id, col(SealedSecret.expires_at) > now,
+               sa.or_(col(SealedSecret.claimed_until).is_(None), col(SealedSecret.claimed_until) <= now))
+        .values(claimed_until=until)
         .returning(col(SealedSecret.kind), col(SealedSecret.ciphertext))
+        .execution_options(synchronize_session=False)
     ).first()
     return (str(row[0]), str(row[1])) if row is not None else None
+
+
+def is_claimed(session: Session, *, request_id: str, now: datetime) -> bool:
+    """Whether a reveal in progress holds the sealed secret (so a second click is told to wait, not that it is
+    gone)."""
+    return session.execute(
+        sa.select(col(SealedSecret.request_id))
+        .where(col(SealedSecret.request_id) == request_id, col(SealedSecret.expires_at) > now,
+               col(SealedSecret.claimed_until) > now)
+    ).first() is not None
+
+
+def spend_sealed(session: Session, *, request_id: str, claimed_until: datetime) -> bool:
+    """Delete it once shown, only under the claim that showed it (its ``claimed_until``): True if this did."""
+    result = session.execute(
+        sa.delete(SealedSecret)
+        .where(col(SealedSecret.request_id) == request_id, col(SealedSecret.claimed_until) == claimed_until)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def release_claim(session: Session, *, request_id: str, claimed_until: datetime) -> bool:
+    """Give the claim back when the password could not be shown: the next click may reveal it."""
+    result = session.execute(
+        sa.update(SealedSecret)
+        .where(col(SealedSecret.request_id) == request_id, col(SealedSecret.claimed_until) == claimed_until)
+        .values(claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def extend_sealed(session: Session, *, request_id: str, expires_at: datetime) -> bool:
+    """Give a sealed password a new deadline (a reset whose verdict came late: its ten minutes to reveal run from
+    the verdict); True if there is one."""
+    result = session.execute(
+        sa.update(SealedSecret).where(col(SealedSecret.request_id) == request_id).values(expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def discard_sealed(session: Session, *, request_id: str) -> bool:
+    """Delete a sealed password that never took effect (its reset failed): True if there was one."""
+    result = session.execute(sa.delete(SealedSecret).where(col(SealedSecret.request_id) == request_id)
+                             .execution_options(synchronize_session=False))
+    return rowcount(result) == 1
 
 
 def has_sealed(session: Session, *, request_id: str) -> bool:
@@ -34,8 +89,12 @@ def has_sealed(session: Session, *, request_id: str) -> bool:
 
 
 def wipe_expired_secrets(session: Session, *, now: datetime) -> list[str]:
-    """Delete every sealed secret past its time; returns their request ids (for the audit)."""
+    """Delete every sealed secret past its time, unless a reveal is showing it right now; returns their request
+    ids (for the audit)."""
     rows = session.execute(
-        sa.delete(SealedSecret).where(col(SealedSecret.expires_at) <= now).returning(col(SealedSecret.request_id))
+        sa.delete(SealedSecret)
+        .where(col(SealedSecret.expires_at) <= now,
+               sa.or_(col(SealedSecret.claimed_until).is_(None), col(SealedSecret.claimed_until) <= now))
+        .returning(col(SealedSecret.request_id))
     ).all()
     return [str(r[0]) for r in rows]

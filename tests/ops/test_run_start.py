@@ -97,3 +97,15 @@ def test_a_database_out_of_reach_is_worth_another_start(lab: Lab, env: dict[str,
     assert said.startswith(f"resetbot cannot start: The database postgresql+psycopg://resetbot:***@127.0.0.1:"
                            f"{closed_port}/resetbot cannot be used: "), said
     assert "db-s3cret" not in said
+
+
+def test_postgresql_without_a_shared_sealing_key_must_be_fixed_first(lab: Lab, env: dict[str, str], tmp_path: Path,
+                                                                     closed_port: int) -> None:
+    """A PostgreSQL database means replicas may serve it; each would otherwise seal with a key of its own, and a
+    Reveal reaching another replica could not open the password. Said before the database is even tried."""
+    env["RESETBOT_DATABASE_URL"] = f"postgresql://resetbot:db-s3cret@127.0.0.1:{closed_port}/resetbot"
+    del env["RESETBOT_SEALING_KEY"]
+    said = cannot_start(lab, env, tmp_path)
+    assert said.startswith("resetbot cannot start: RESETBOT_SEALING_KEY is not set, and the database is PostgreSQL"), \
+        said
+    assert "db-s3cret" not in said

@@ -34,6 +34,8 @@ from lab.stack import Lab
 
 #: One token-cache key per test run: a bot restarted on the same database still reads the links it stored.
 LAB_TOKEN_CACHE_KEY = Fernet.generate_key().decode()
+#: One sealing key per test run, as replicas share one (PostgreSQL needs it: ``Settings.require_sealing``).
+LAB_SEALING_KEY = Fernet.generate_key().decode()
 PG_URL = os.environ.get("RESETBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -49,6 +51,7 @@ def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
         "entra_client_id": entra["app"]["client_id"], "entra_client_secret": entra["app"]["client_secret"],
         "entra_ca_file": entra["ca_file"],
         "entra_public_client_id": entra["public_client_id"], "token_cache_key": LAB_TOKEN_CACHE_KEY,
+        "sealing_key": LAB_SEALING_KEY,
         "ldap_url": ad["ldaps_url"], "ldap_bind": ad["reader"]["bind"], "ldap_password": ad["reader"]["password"],
         "ldap_base_dn": ad["base_dn"], "ldap_ca_file": ad["ca_file"],
         # The lab's writeback account has exactly Write lockoutTime besides Reset Password: enough to unlock.

@@ -127,6 +127,8 @@ def test_the_thread_hears_when_the_user_chooses_their_own_password(
     reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
     driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
     modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    # Said in the thread once Slack opened the modal (the password is spent only then): counted before "before".
+    driver.wait_for_message(helpdesk, lambda m: "revealed the temporary password" in m["text"], thread_ts=ts)
     temporary = str(modal["blocks"][1]["text"]["text"]).strip("`")
     before = len(_said(lab, driver, ts))
 
@@ -287,6 +289,8 @@ def test_a_user_who_chose_their_own_password_before_the_first_look_is_not_remind
     reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
     driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
     modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    # Said in the thread once Slack opened the modal (the password is spent only then): counted before "before".
+    driver.wait_for_message(helpdesk, lambda m: "revealed the temporary password" in m["text"], thread_ts=ts)
     changed, message = lab.ad.change_own_password(str(person("alice").dn), str(modal["blocks"][1]["text"]["text"])
                                                   .strip("`"), "Own-Choice-7-Harbor")
     assert changed, message
@@ -472,6 +476,8 @@ def test_a_follow_up_whose_post_fails_is_delivered_by_a_later_run_exactly_once(
     reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
     driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
     modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    # Said in the thread once Slack opened the modal (the password is spent only then): counted before "before".
+    driver.wait_for_message(helpdesk, lambda m: "revealed the temporary password" in m["text"], thread_ts=ts)
     temporary = str(modal["blocks"][1]["text"]["text"]).strip("`")
     before = len(_said(lab, driver, ts))
     outbox = bot.services.outbox

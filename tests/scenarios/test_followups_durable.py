@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from bot.db import make_engine
 from bot.models import AuditEvent, FollowUp, OutboxMessage, ResetRequest, utcnow
-from bot.services.reset import RECOVERY_GIVE_UP, RECOVERY_MARGIN
+from bot.services.reset import LEASE, RECOVERY_GIVE_UP, RECOVERY_MARGIN
 from lab.demo import bot_environment
 from lab.people import person
 from lab.slack.driver import SlackDriver
@@ -286,15 +286,15 @@ def test_messages_undelivered_when_the_bot_is_killed_are_posted_after_restart(
 
 
 def _left_resetting_long_ago(url: str) -> None:
-    """Age the killed bot's ``resetting`` request past the recovery threshold (twice the poll bound plus a margin:
-    a live bot's reset is over by then) but not past the give-up bound, as time passing would."""
+    """Age the killed bot's ``resetting`` request past the recovery threshold (its lease lapsed: nobody renews it)
+    but not past the give-up bound, as time passing would."""
     stale = timedelta(seconds=2 * KILLED_POLL_TIMEOUT_S) + RECOVERY_MARGIN + timedelta(minutes=1)
     assert stale < RECOVERY_GIVE_UP
     engine = make_engine(url)
     try:
         with Session(engine) as session, session.begin():
             moved = session.execute(sa.update(ResetRequest).where(col(ResetRequest.state) == "resetting")
-                                    .values(updated_at=utcnow() - stale))
+                                    .values(updated_at=utcnow() - stale, lease_until=utcnow() - stale + LEASE))
             assert moved.rowcount == 1  # type: ignore[attr-defined]
     finally:
         engine.dispose()

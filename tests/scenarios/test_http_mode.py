@@ -4,7 +4,11 @@ replayed requests are refused and change nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +151,63 @@ def test_a_request_url_that_does_not_answer_the_challenge_is_not_used(http_bot: 
     assert driver.http_requests()[-1]["url"].endswith("/healthz")
     driver.command("hank", "/reset-status", "")
     assert driver.http_requests()[-1]["url"].endswith("/slack/events")
+
+
+def _raw_exchange(base_url: str, head: bytes, body: bytes = b"") -> bytes:
+    """Send ``head`` and the first bytes of a body over a raw socket and read the answer: what an attacker does,
+    declaring far more than they send. A server that waited for the rest would never answer (the 20 s bound
+    is a failure, not a measurement)."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_a_body_declared_over_the_cap_gets_413_before_it_is_read(http_bot: HttpBot) -> None:
+    """A 100 MiB body, declared and only begun: 413 at once, from the headers alone. It used to be read whole
+    (bolt reads Content-Length bytes) before the signature was even looked at, by each of the server's threads."""
+    requests, audit = len(http_bot.requests()), len(http_bot.audit())
+    head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % (100 * 1024 * 1024))
+    answer = _raw_exchange(http_bot.base_url, head, b"token=" + b"x" * 4096)
+    assert _status(answer) == 413, answer[:200]
+    assert (len(http_bot.requests()), len(http_bot.audit())) == (requests, audit)
+
+
+def test_a_chunked_body_over_the_cap_gets_413(http_bot: HttpBot) -> None:
+    """No Content-Length to refuse by: the chunks are counted as they come, and reading stops at the cap."""
+    head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (256 * 1024, b"x" * 256 * 1024)
+    answer = _raw_exchange(http_bot.base_url, head, chunk * 5)
+    assert _status(answer) == 413, answer[:200]
+
+
+def test_headers_over_the_cap_get_413(http_bot: HttpBot) -> None:
+    head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nX-Padding: " + b"p" * (128 * 1024)
+            + b"\r\nContent-Length: 0\r\n\r\n")
+    assert _status(_raw_exchange(http_bot.base_url, head)) == 413
+
+
+def test_a_signed_chunked_request_under_the_cap_is_served(http_bot: HttpBot, lab: Lab) -> None:
+    """Reading chunks ourselves must not refuse what is allowed: a small chunked body reaches the signature check
+    whole (and a correct signature over it is accepted)."""
+    secret = lab.descriptor["slack"]["signing_secret"].encode()
+    body = b"type=url_verification"  # bolt answers a signed one 200 (the challenge), an unsigned one 401
+    stamp = str(int(time.time()))
+    signature = "v0=" + hmac.new(secret, f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+    head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"X-Slack-Request-Timestamp: " + stamp.encode() + b"\r\nX-Slack-Signature: " + signature.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    assert _status(_raw_exchange(http_bot.base_url, head, chunked)) == 200

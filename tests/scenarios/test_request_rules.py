@@ -111,6 +111,64 @@ def test_bad_input_gets_one_sentence_each(lab: Lab, bot: RunningBot, driver: Sla
     assert len(refused) >= len(cases) + 1
 
 
+def test_a_reason_too_long_is_refused_before_anything_is_written(lab: Lab, bot: RunningBot,
+                                                                 driver: SlackDriver) -> None:
+    """A reason longer than a section of Slack's request message can hold used to be stored first: the post
+    then failed and the request sat pending with no thread until it expired. Now it is one sentence, one audit
+    row, and no request."""
+    helpdesk = channel(lab, "helpdesk")
+    before = {r.id for r in bot.requests()}
+    reason = ("please " * 440).strip()  # 3,079 characters
+    driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> {reason}", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "characters long" in e["text"])
+    assert said["text"] == ("The reason is 3079 characters long; keep it to 500 (a sentence or two for the approver) "
+                            "and ask again. Nothing was requested.")
+    assert {r.id for r in bot.requests()} == before, "no request is stored"
+    assert not driver.messages(helpdesk)
+    last = bot.audit()[-1]
+    assert last.action == "refused" and last.request_id is None and '"reason":"reason_too_long"' in last.detail
+
+
+def test_an_ad_account_entra_does_not_know_is_said_not_swapped_for_a_namesake(lab: Lab, bot: RunningBot,
+                                                                             driver: SlackDriver) -> None:
+    """``ali`` is an AD account (Ali Khan) whose UPN Entra ID does not have (not synced yet). The bot used to fall
+    back to a display-name prefix search, find Alice Archer, and ask to reset *her* password. Now it says what it
+    found where, and asks for nothing."""
+    helpdesk = channel(lab, "helpdesk")
+    alice = person("alice")
+    assert alice.dn is not None
+    ali = "CN=Ali Khan," + alice.dn.split(",", 1)[1]
+    admin = lab.ad.admin_connection()
+    assert admin.add(ali, ["top", "person", "organizationalPerson", "user"], {
+        "sAMAccountName": "ali", "userPrincipalName": "ali@corp.example.test", "displayName": "Ali Khan",
+        "userAccountControl": "514"}), admin.result
+    try:
+        before = {r.id for r in bot.requests()}
+        driver.command("hank", "/reset", "ali new starter", channel=helpdesk)
+        said = driver.wait_for_ephemeral("hank", lambda e: "Entra ID has no account" in e["text"])
+        assert said["text"] == ("`ali` is Ali Khan (`ali@corp.example.test`) in Active Directory, but Entra ID has no "
+                                "account with that UPN (not synced yet, or synced under another UPN), so I can't "
+                                "reset it; use their Entra UPN or email address.")
+        assert {r.id for r in bot.requests()} == before and not driver.messages(helpdesk)
+        assert '"reason":"not_in_entra"' in bot.audit()[-1].detail
+    finally:
+        admin.delete(ali)
+
+
+def test_a_lone_near_match_is_offered_never_picked(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """``arch`` names nobody exactly; a prefix search finds one person, Alice Archer. That used to be taken as the
+    target; a near match is now only offered, and the agent names them exactly."""
+    helpdesk = channel(lab, "helpdesk")
+    before = {r.id for r in bot.requests()}
+    driver.command("hank", "/reset", "arch locked out", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "exactly" in e["text"])
+    assert said["text"] == ("Nobody is called exactly `arch`; the nearest is Alice Archer (`alice@corp.example.test`). "
+                            "If that is who you mean, use their email address or UPN.")
+    assert {r.id for r in bot.requests()} == before and not driver.messages(helpdesk)
+    driver.command("hank", "/reset", "cora cloud only", channel=helpdesk)  # an exact UPN name still resolves
+    driver.wait_for_ephemeral("hank", starts_with("Cora Cloud is a cloud-only account"))
+
+
 def test_status_and_app_home(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     helpdesk = channel(lab, "helpdesk")
     request = request_for(lab, driver, "bob", "status check")

@@ -9,16 +9,18 @@ from datetime import timedelta
 
 import ldap3
 import pytest
+from cryptography.fernet import Fernet
 from ldap3.core.exceptions import LDAPBindError
 from pydantic import SecretStr
 from sqlalchemy import text
 
 from bot.domain.lifecycle import RequestState
 from bot.models import utcnow
+from bot.services.sealing import Sealer
 from bot.store.outbox import outbox_messages
 from lab.ad.ldap import connect
 from lab.ad.seed import lock_out
-from lab.people import person
+from lab.people import Person, person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
@@ -154,6 +156,49 @@ def test_a_good_reset_lands_on_prem_and_is_revealed_once(lab: Lab, bot: RunningB
                        "revealed", "reset_disowned"]
 
 
+def test_a_reveal_that_could_not_be_shown_leaves_the_password_sealed(lab: Lab, bot: RunningBot,
+                                                                     driver: SlackDriver) -> None:
+    """The password used to be spent (deleted, "revealed" audited and posted) before it was decrypted and before
+    Slack opened the modal: an expired trigger_id (3 s after the click, Slack's rule, which the lab keeps) or a
+    replica sealing with another key lost it while the trail said it was shown. Now neither spends it: the
+    requester is told to press Reveal again, and the next press shows it, once."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request, request_id = approved_request(lab, driver, bot, "alice", "reveal survives")
+    ts = str(request["ts"])
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=ts)
+
+    driver.faults(trigger_ttl_s=0.0)  # the click's trigger_id has expired by the time views.open uses it
+    try:
+        driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+        said = driver.wait_for_ephemeral("hank", lambda e: "Slack did not open" in e["text"], timeout=15)
+    finally:
+        driver.faults(trigger_ttl_s=3.0)
+    assert said["text"] == ("Slack did not open the window with the temporary password (expired_trigger_id), so it "
+                            "is still sealed: press Reveal again.")
+    assert [c["error"] for c in driver.calls("views.open")] == ["expired_trigger_id"]
+
+    other_replica = Sealer(SecretStr(Fernet.generate_key().decode()))  # a replica with a key of its own
+    ours, bot.services.reset.sealer = bot.services.reset.sealer, other_replica
+    try:
+        driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+        said = driver.wait_for_ephemeral("hank", lambda e: "could not unseal" in e["text"])
+    finally:
+        bot.services.reset.sealer = ours
+    assert "RESETBOT_SEALING_KEY" in said["text"] and said["text"].endswith("press Reveal again.")
+    assert len(driver.calls("views.open")) == 1, "no modal was asked for"
+    assert not any("revealed the temporary password" in m["text"] for m in thread(driver, helpdesk, ts))
+    assert "revealed" not in [e.action for e in bot.audit(request_id)]
+
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    assert len(str(modal["blocks"][1]["text"]["text"]).strip("`")) >= 16
+    driver.wait_for_message(helpdesk, lambda m: "revealed the temporary password" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("hank", lambda e: "already revealed" in e["text"])
+    actions = [e.action for e in bot.audit(request_id)]
+    assert actions[-3:] == ["reveal_failed", "reveal_failed", "revealed"], actions
+
+
 def test_a_verdict_decided_while_slack_is_down_is_delivered_in_order_once_it_is_back(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -214,7 +259,12 @@ def test_a_verdict_decided_while_slack_is_down_is_delivered_in_order_once_it_is_
     with bot.session() as session:
         rows = outbox_messages(session)
     assert [m for m in rows if password in m.text or password in (m.blocks or "")] == []
-    assert [(m.origin, m.state) for m in rows if m.request_id == req.id][-1] == ("reset.revealed", "sent")
+    # "revealed" is written once Slack has opened the modal, and posted right after: wait for it to be sent.
+    def last_owed() -> tuple[str, str]:
+        with bot.session() as session:
+            return [(m.origin, m.state) for m in outbox_messages(session, request_id=req.id)][-1]
+
+    wait_until(lambda: last_owed() == ("reset.revealed", "sent"), what="the reveal said in the thread")
 
 
 def test_never_expires_warns_that_must_change_does_not_apply(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
@@ -325,6 +375,49 @@ def test_a_locked_out_account_needs_unlock_and_unlock_clears_it(lab: Lab, bot: R
         larry = person("larry")
         assert lab.ad.admin_connection().extend.microsoft.modify_password(larry.dn, larry.password)
         lock_out(lab.ad.ldaps_url, lab.ad.ca.ca_file, larry)
+
+
+def _locked_at(lab: Lab, dn: str) -> bool:
+    conn = lab.ad.admin_connection()
+    conn.search(dn, "(objectClass=user)", search_scope=ldap3.BASE, attributes=["msDS-User-Account-Control-Computed"])
+    return bool(int(conn.entries[0]["msDS-User-Account-Control-Computed"].value) & 0x10)
+
+
+def test_unlock_writes_to_the_account_asked_for_even_after_it_moved(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                                    entra: EntraControl) -> None:
+    """Larry's account is renamed between the request and the reset, and another locked-out account is put where
+    it was. ``--unlock`` used to find the account again by the DN stored with the request, so it unlocked that
+    other account and said it had cleared Larry's lockout; it now writes by objectGUID, which no rename or move
+    changes. (Writeback is off here: the bot's own AD write is what is under test, and Graph changes nothing.)"""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    larry = person("larry")
+    assert larry.dn is not None and locked_out(lab, "larry")
+    rdn, parent = larry.dn.split(",", 1)
+    moved = f"CN=Larry Locke (moved),{parent}"
+    decoy = Person("decoy", "Dee", "Coy", larry.ou, "D3coy!Pass#Word-9")
+    admin = lab.ad.admin_connection()
+    request = request_for(lab, driver, "larry", "renamed meanwhile", flags="--unlock")
+    try:
+        assert admin.modify_dn(larry.dn, "CN=Larry Locke (moved)"), admin.result
+        assert admin.add(larry.dn, ["top", "person", "organizationalPerson", "user"], {
+            "sAMAccountName": decoy.sam, "userPrincipalName": decoy.upn, "displayName": decoy.display_name,
+            "userAccountControl": "512", "unicodePwd": f'"{decoy.password}"'.encode("utf-16-le")}), admin.result
+        lock_out(lab.ad.ldaps_url, lab.ad.ca.ca_file, decoy)
+        assert _locked_at(lab, larry.dn), "the account now at Larry's old DN is locked out too"
+        entra.faults(writeback="disabled")
+        driver.click("olga", helpdesk, str(request["ts"]), "request_approve")
+        said = driver.wait_for_message(helpdesk, lambda m: "Password writeback is not enabled" in m["text"],
+                                       thread_ts=str(request["ts"]), timeout=30)
+        assert "The password was not changed." in said["text"]
+        assert not _locked_at(lab, moved), "Larry, where he is now, was unlocked"
+        assert _locked_at(lab, larry.dn), "the account at his old DN was not touched"
+        assert [m for m in thread(driver, helpdesk, str(request["ts"]))
+                if m["text"].startswith(":unlock: Cleared Larry Locke's lockout")]
+    finally:
+        admin.delete(larry.dn)
+        admin.modify_dn(moved, rdn)
+        if not locked_out(lab, "larry"):
+            lock_out(lab.ad.ldaps_url, lab.ad.ca.ca_file, larry)
 
 
 @pytest.mark.parametrize(("fault", "words"), [

@@ -6,9 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import store
 from bot.domain.audit import AuditAction, verify_chain
@@ -319,3 +320,27 @@ def test_the_same_command_delivered_twice_makes_one_request(factory: sessionmake
     with factory.begin() as session:
         assert len(store.requests.find_requests(session, target_upn="jane.doe@contoso.example")) == 1
         assert [e.action for e in store.audit.iter_audit(session)] == ["requested"]
+
+
+def test_lock_request_reads_the_row_as_committed_not_as_the_session_last_saw_it(
+        factory: sessionmaker[Session]) -> None:
+    """A decision taken inside a transaction reads the target's confirmation as it is now, even when the same
+    session had read the request before another change to it."""
+    req = new_request(factory, confirmation="pending")
+    with factory.begin() as session:
+        seen = store.requests.get_request(session, request_id=req.id)
+        assert seen is not None and seen.confirmation == "pending"
+        session.execute(sa.update(ResetRequest).where(col(ResetRequest.id) == req.id).values(confirmation="yes")
+                        .execution_options(synchronize_session=False))
+        assert seen.confirmation == "pending", "the session's copy is stale"
+        locked = store.requests.lock_request(session, request_id=req.id)
+        assert locked is not None and locked.confirmation == "yes"
+        assert store.requests.lock_request(session, request_id="R-ZZZZZZ") is None
+
+
+def test_the_target_guid_is_kept_as_ad_reads_it(factory: sessionmaker[Session]) -> None:
+    guid = "{7bcc79df-bb6a-41ad-8bba-ad050c49e1a6}"  # ldap3's form of objectGUID, braces included
+    created = new_request(factory, target_guid=guid)
+    with factory.begin() as session:
+        got = store.requests.get_request(session, request_id=created.id)
+        assert got is not None and got.target_guid == guid

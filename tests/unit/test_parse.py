@@ -1,10 +1,29 @@
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.domain.parse import ParseError, ParseProblem, ResetArgs, TargetKind, TargetRef, parse_reset, parse_target
+from bot.domain.parse import (
+    _EMAILISH,
+    MAX_REASON_CHARS,
+    MAX_TARGET_CHARS,
+    ParseError,
+    ParseProblem,
+    ResetArgs,
+    TargetKind,
+    TargetRef,
+    parse_reset,
+    parse_target,
+)
+
+#: The ``re`` module's own parser and opcodes (private, and without type stubs): what the pattern compiles to.
+sre_parser: Any = importlib.import_module("re._parser")
+sre_constants: Any = importlib.import_module("re._constants")
 
 
 @pytest.mark.parametrize(
@@ -55,3 +74,64 @@ def test_never_raises_and_never_lets_ldap_metacharacters_through(text: str) -> N
     parsed = parse_reset(text)
     if isinstance(parsed, ResetArgs) and parsed.target.kind in (TargetKind.SAM, TargetKind.NAME):
         assert not any(c in parsed.target.value for c in "*()\\\x00")
+
+
+# --- input bounds (issue 14, item 12) ------------------------------------------------------------------------
+
+
+def test_a_reason_over_the_bound_is_refused_and_one_at_it_is_kept() -> None:
+    at_bound = "x" * MAX_REASON_CHARS
+    parsed = parse_reset(f"alice {at_bound}")
+    assert isinstance(parsed, ResetArgs) and parsed.reason == at_bound
+    over = parse_reset("alice " + "word " * (MAX_REASON_CHARS // 5) + "more --unlock")
+    assert over == ParseError(ParseProblem.REASON_TOO_LONG, str(MAX_REASON_CHARS // 5 * 5 + 4))
+
+
+@pytest.mark.parametrize("token", [
+    "x@" + "a." * 8000 + "@",  # the 16k-character token that took about a second
+    "x@" + "a" * MAX_TARGET_CHARS + ".test",
+    "b" * (MAX_TARGET_CHARS + 1),
+])
+def test_a_target_token_over_the_bound_names_nobody(token: str) -> None:
+    assert parse_target(token) is None
+    parsed = parse_reset(f"{token} reason")
+    assert isinstance(parsed, ParseError) and parsed.problem == ParseProblem.BAD_USER
+    assert len(parsed.detail) <= MAX_TARGET_CHARS + 1, "the sentence quotes a bounded piece of it"
+
+
+def _repeats(parsed: Iterable[tuple[Any, Any]]) -> Iterator[Any]:
+    """Every repeat opcode in a parsed pattern, nested groups included."""
+    for op, arg in parsed:
+        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+            yield op
+            yield from _repeats(arg[2])
+        elif op in (sre_constants.SUBPATTERN, sre_constants.ATOMIC_GROUP):
+            yield from _repeats(arg[-1])
+        elif op == sre_constants.BRANCH:
+            for branch in arg[1]:
+                yield from _repeats(branch)
+
+
+def test_the_email_pattern_can_never_backtrack() -> None:
+    """Timing-free proof that matching is linear: every repeat in the pattern is possessive, so the engine never
+    gives characters back and retries (what made ``x@a.a.a...@`` quadratic); each character is read once per
+    repeat that can hold it."""
+    repeats = list(_repeats(sre_parser.parse(_EMAILISH.pattern)))
+    assert repeats and set(repeats) == {sre_constants.POSSESSIVE_REPEAT}
+
+
+def _reference_emailish(token: str) -> bool:
+    """What the pattern means, in plain Python: one @, no space or angle bracket, and a domain of at least two
+    non-empty dot-separated labels."""
+    local, at, domain = token.partition("@")
+    labels = domain.split(".")
+    return (bool(at and local) and "@" not in domain and not any(c.isspace() or c in "<>" for c in token)
+            and len(labels) >= 2 and all(labels))
+
+
+@given(st.text(alphabet="ab.@ <\t", max_size=40))
+@example("a@..b")
+@example("a@b.c")
+@example("a@b.")
+def test_the_email_pattern_means_what_it_says(token: str) -> None:
+    assert bool(_EMAILISH.match(token)) == _reference_emailish(token)

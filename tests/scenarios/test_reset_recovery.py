@@ -1,0 +1,120 @@
+"""Recovery never takes a live reset for a dead bot's (issue 14, item 9).
+
+The bot here polls Graph for one second only (``RESETBOT_RESET_POLL_TIMEOUT_SECONDS=1``), so a reset counts as
+left behind twelve seconds after it started: a reset still retrying a throttled Graph, or whose operation is
+still running when its poll gives up, is exactly what recovery used to mistake for a stopped bot's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from ldap3.core.exceptions import LDAPBindError
+
+from bot.domain.lifecycle import RequestState
+from bot.models import ResetRequest
+from lab.ad.ldap import connect
+from lab.people import person
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
+from tests.scenarios.harness import RunningBot, lab_settings, link_agent, running_bot, thread, wait_until
+from tests.scenarios.test_request_approval import request_for
+
+
+@pytest.fixture(scope="module")
+def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+    db: Path = tmp_path_factory.mktemp("recovery") / "resetbot.db"
+    with running_bot(lab_settings(lab, f"sqlite:///{db}", reset_poll_timeout_seconds=1), driver) as running:
+        link_agent(lab, driver, "hank")
+        yield running
+
+
+@pytest.fixture
+def entra(lab: Lab) -> Iterator[EntraControl]:
+    control = EntraControl(lab)
+    control.reset(history=True)
+    yield control
+    control.reset(history=True)
+    admin = lab.ad.admin_connection()
+    for key in ("alice", "bob"):
+        assert admin.extend.microsoft.modify_password(person(key).dn, person(key).password)
+
+
+def _request(bot: RunningBot, ts: str) -> ResetRequest:
+    return next(r for r in bot.requests() if r.thread_ts == ts)
+
+
+def _reveal_and_sign_in(lab: Lab, driver: SlackDriver, ts: str, key: str) -> None:
+    """The requester reveals the password, and it is the one AD now holds (it must be changed first: 773)."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed until you reveal" in m["text"], thread_ts=ts)
+    driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+    modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password")
+    password = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    with pytest.raises(LDAPBindError) as refused:
+        connect(person(key).upn, password, ca_file=lab.ad.ca.ca_file, url=lab.ad.ldaps_url)
+    assert "773" in str(refused.value) or "invalidCredentials" in str(refused.value)
+
+
+def test_a_reset_still_retrying_a_throttled_graph_is_not_recovered(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Graph answers the resetPassword POST 429 with Retry-After, twice: the live reset waits and retries, and
+    meanwhile a sweep (this process's or another replica's) looks for resets left behind. It used to mark this one
+    failed ("interrupted") while Graph went on to set the password nobody could then reveal."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    reset = bot.services.reset
+    request = request_for(lab, driver, "bob", "throttled while recovering")
+    ts = str(request["ts"])
+    entra.faults(throttle_next=2, retry_after=3)
+    driver.click("mona", helpdesk, ts, "request_approve")
+    wait_until(lambda: [r for r in entra.requests("graph") if r["status"] == 429], what="Graph's first 429")
+    req = _request(bot, ts)
+    assert req.state == RequestState.RESETTING
+    started = req.updated_at
+    assert reset.recover_interrupted(now=started + reset.stale_after + timedelta(seconds=1)) == 0, \
+        "a reset whose process is alive is nobody else's to recover"
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=30)
+    assert "must change it at next sign-in" in done["text"]
+    req = wait_until(lambda: (r := _request(bot, ts)).verdict and r, what="the verdict")
+    assert req.state == RequestState.SUCCEEDED
+    actions = [e.action for e in bot.audit(req.id)]
+    assert actions.count("succeeded") == 1 and "failed" not in actions, actions
+    _reveal_and_sign_in(lab, driver, ts, "bob")
+
+
+def test_a_poll_that_times_out_asks_graph_again_later_instead_of_failing(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Graph holds the operation ``running`` past the one-second poll: the reset used to end "failed" (unknown)
+    although Graph could still make it. Now the thread hears that Entra is still working, the request stays
+    resetting, and the next sweep after Graph finished records the real verdict, with the Reveal button: the
+    password was kept sealed meanwhile."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    reset = bot.services.reset
+    request = request_for(lab, driver, "alice", "graph slower than the poll")
+    ts = str(request["ts"])
+    entra.faults(hold_operations=True)
+    try:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        said = driver.wait_for_message(helpdesk, lambda m: "still working" in m["text"], thread_ts=ts, timeout=30)
+        assert said["text"] == (":hourglass_flowing_sand: Entra is still working on the reset of Alice Archer's "
+                                "password. I'll keep asking and say here how it ends.")
+        assert reset.wait_idle(timeout=30)
+        req = _request(bot, ts)
+        assert (req.state, req.verdict) == (RequestState.RESETTING, None)
+        assert reset.recover_interrupted() == 0, "Graph is still working: asked again at the next sweep"
+        assert _request(bot, ts).state == RequestState.RESETTING
+    finally:
+        entra.faults(hold_operations=False)
+    wait_until(lambda: [o["status"] for o in entra.operations()] == ["succeeded"], what="Graph to finish")
+    assert reset.recover_interrupted() == 1
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=30)
+    assert "must change it at next sign-in" in done["text"]
+    assert not [m for m in thread(driver, helpdesk, ts) if "failed" in m["text"].lower()]
+    req = _request(bot, ts)
+    assert req.state == RequestState.SUCCEEDED
+    _reveal_and_sign_in(lab, driver, ts, "alice")
+    actions = [e.action for e in bot.audit(req.id)]
+    assert actions[-2:] == ["succeeded", "revealed"], actions
