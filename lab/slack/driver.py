@@ -82,7 +82,8 @@ class SlackDriver:
     # ------------------------------------------------------------------ acting as a person
 
     def command(self, user: str, command: str, text: str = "", *, channel: str | None = None) -> Ack:
-        """``user`` types ``command text`` in ``channel`` (default: their DM with the bot)."""
+        """``user`` types ``command text`` in ``channel`` (default: their DM with the bot); the app gets ``text`` as
+        Slack sends it (escaped, mentions and links in their ``<…>`` forms: see composer.py)."""
         return cast(Ack, self._call("POST", "/command", json={"user": user, "channel": channel,
                                                              "command": command, "text": text}))
 

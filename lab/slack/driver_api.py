@@ -35,6 +35,7 @@ from .blocks import (
     normalize_blocks,
     unknown_value_keys,
 )
+from .composer import Composer, should_escape
 from .credentials import Credentials
 from .errors import SlackError
 from .faults import FailRule
@@ -139,6 +140,18 @@ class ControlApi:
             _fail(403, f"{user.name} cannot see channel {channel.id}")
         return channel
 
+    def _composer(self) -> Composer:
+        """What a person typed, as Slack delivers it: names looked up in this workspace (see composer.py)."""
+        def channel_named(name: str) -> Channel | None:
+            with self.ws.lock:
+                return next((c for c in self.ws.channels.values() if not c.is_im and c.name == name), None)
+
+        def group_by_handle(handle: str) -> str | None:
+            with self.ws.lock:
+                return next((gid for gid, g in self.ws.usergroups.items() if g.get("handle") == handle), None)
+
+        return Composer(user=self.ws.user, channel_named=channel_named, group_by_handle=group_by_handle)
+
     def _response_url(self, kind: str, rid: str) -> str:
         path = "commands" if kind == "command" else "actions"
         return f"{self.base_url}/{path}/{TEAM_ID}/{rid}"
@@ -218,7 +231,7 @@ class ControlApi:
         if not command:
             _fail(400, "missing 'command'")
         command = command if command.startswith("/") else f"/{command}"
-        text = str(body.get("text") or "")
+        text = self._composer().command_text(str(body.get("text") or ""), escape_entities=should_escape(command))
         trigger = self.ws.issue_trigger(user.id)
         ru = self.ws.new_response_url(kind="command", user=user.id, channel=channel.id)
         payload = payloads.slash_command(
