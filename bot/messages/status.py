@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.ids import Command
-from bot.messages.format import slack_date
+from bot.messages.format import esc, slack_date
 from bot.messages.requests import STATE_LINE
 from bot.models import AuditEvent, ResetRequest
 
@@ -15,11 +15,16 @@ def status_usage() -> str:
 
 
 def no_requests_for(who: str) -> str:
-    return f"There are no reset requests for {who}."
+    return f"There are no reset requests for {esc(who)}."
+
+
+def requests_for(name: str) -> str:
+    """The title of the list of someone's requests."""
+    return f"Requests for {esc(name)}"
 
 
 def timeline(req: ResetRequest, events: Sequence[AuditEvent]) -> str:
-    lines = [f"*{req.id}* · {req.target_display} (`{req.target_upn}`) · {STATE_LINE[req.state]}"]
+    lines = [f"*{req.id}* · {esc(req.target_display)} (`{esc(req.target_upn)}`) · {STATE_LINE[req.state]}"]
     for e in events:
         who = "resetbot" if e.actor in ("system", "scheduler") else f"<@{e.actor}>"
         step = e.action.replace("_", " ")
@@ -33,4 +38,4 @@ def request_list(title: str, requests: Sequence[ResetRequest]) -> str:
     if not requests:
         return f"*{title}*\nNone."
     return f"*{title}*\n" + "\n".join(
-        f"• {r.id} · {r.target_display} · {STATE_LINE[r.state]} · {slack_date(r.created_at)}" for r in requests)
+        f"• {r.id} · {esc(r.target_display)} · {STATE_LINE[r.state]} · {slack_date(r.created_at)}" for r in requests)

@@ -416,7 +416,7 @@ class RequestService:
             reqs = store.requests.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
         if not reqs:
             return messages.status.no_requests_for(found.name)
-        return messages.status.request_list(f"Requests for {found.name}", reqs)
+        return messages.status.request_list(messages.status.requests_for(found.name), reqs)
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:
