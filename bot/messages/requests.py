@@ -53,6 +53,22 @@ def self_reset() -> str:
             "(https://aka.ms/sspr) or ask a colleague in the helpdesk.")
 
 
+def requester_not_matched() -> str:
+    return ("I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail "
+            "or UPN there), so I can't make sure this isn't your own account; nothing was requested. Ask a Slack admin "
+            "to set your profile's email address to your work address.")
+
+
+def target_not_in_slack(name: str) -> str:
+    return (f"{esc(name)} has no Slack account I could match (by their mail or UPN), so they can't be asked or told "
+            "by DM")
+
+
+def target_cannot_confirm(name: str, upn: str) -> str:
+    return (f"{target_not_in_slack(name)}, and here the person must confirm by DM before a reset; nothing was "
+            f"requested. Their Slack profile's email address has to be `{esc(upn)}` (or their mail) first.")
+
+
 def not_synced(name: str) -> str:
     return (f"{esc(name)} is a cloud-only account (not synced from on-premises AD), so there is nothing to write back; "
             "reset it in the Entra admin center instead.")
@@ -118,6 +134,13 @@ _REFUSALS: dict[Refusal, str] = {
     Refusal.ONLY_TARGET_CONFIRMS: "Only the person whose password this is can answer this question.",
     Refusal.ONLY_REQUESTER_REVEALS: "Only the person who asked for this reset can see its temporary password.",
     Refusal.NOT_PENDING: "This request is no longer waiting for a decision; nothing was changed.",
+    Refusal.APPROVER_NOT_MATCHED: (
+        "I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail or "
+        "UPN there), so I can't make sure you are neither the requester nor the person whose password this is; "
+        "nothing was changed. Another approver has to decide."),
+    Refusal.REQUESTER_NOT_MATCHED: (
+        "I can't match the requester's Slack account to an Entra ID account any more, so I can't make sure you are "
+        "not the same person; nothing was changed."),
 }
 
 
@@ -169,6 +192,8 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     ]
     if options:
         lines.append("Options: " + ", ".join(options))
+    if req.target_slack_id is None:
+        lines.append(f":warning: {target_not_in_slack(req.target_display)}: two different approvers decide.")
     if req.protected:
         reasons = [Protection(r) for r in req.protected.split(",")]
         lines.append(f":lock: Protected account ({_protection_words(reasons)}): needs two different approvers.")

@@ -29,6 +29,7 @@ from bot.domain.rules import (
     approval_refusal,
     approvers_for,
     cancel_refusal,
+    identity_refusal,
     protection_reasons,
 )
 from bot.errors import ResetbotError
@@ -111,10 +112,15 @@ class RequestService:
         if isinstance(found, ResolveProblem):
             return refuse(found.failure, self._resolve_sentence(found))
         target = found
-        requester_email = self.notifier.email_of(requester)
-        if target.slack_id == requester or (requester_email and requester_email in {
-                target.email, target.entra.user_principal_name.lower()}):
+        requester_entra = self.resolver.entra_id_of(requester)
+        if requester_entra is None:
+            return refuse(Refusal.REQUESTER_NOT_MATCHED, messages.requests.requester_not_matched(),
+                          target=target.entra.user_principal_name)
+        if target.slack_id == requester or requester_entra == target.entra.id:
             return refuse(Refusal.SELF_RESET, messages.requests.self_reset(), target=target.entra.user_principal_name)
+        if target.slack_id is None and self.rules.target_confirmation == TargetConfirmation.REQUIRED:
+            return refuse("target_not_in_slack", messages.requests.target_cannot_confirm(
+                target.name, target.entra.user_principal_name), target=target.entra.user_principal_name)
         problem = self._account_problem(target, unlock=parsed.unlock)
         if problem:
             return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
@@ -174,14 +180,16 @@ class RequestService:
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_display=target.name,
                 reason=reason, unlock=unlock, tap=tap,
-                approvals_required=required_approvals(protected=bool(protection)),
+                approvals_required=required_approvals(protected=bool(protection),
+                                                      target_in_slack=target.slack_id is not None),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
                 approver_group=approvers.group_handle, protected=protection,
                 confirmation="pending" if confirm else "off", source_key=source_key, escalate_at=due.escalate_at,
                 expires_at=due.expires_at, created_at=now,
                 audit=AuditDraft(actor=requester, action=AuditAction.REQUESTED, correlation_id=correlation_id,
                                  detail={"reason": reason, "unlock": unlock, "tap": tap, "protected": protection,
-                                         "manager": approvers.manager, "approver_group": approvers.group_handle}),
+                                         "manager": approvers.manager, "approver_group": approvers.group_handle,
+                                         "target_in_slack": target.slack_id is not None}),
             )
         if req is None:
             return None  # the same command, delivered again while the first delivery was being served
@@ -348,13 +356,18 @@ class RequestService:
         if req.state != RequestState.PENDING_APPROVAL:
             return Refusal.NOT_PENDING
         in_group = bool(req.approver_group) and actor in self.notifier.group_members(req.approver_group or "")
-        return approval_refusal(
+        refusal = approval_refusal(
             actor=actor, requester=req.requester, target=req.target_slack_id,
             approvers=approvers_for(source=ApproverSource.MANAGER_OR_GROUP, manager=req.manager_slack_id,
                                     group_handle=req.approver_group, requester=req.requester,
                                     target=req.target_slack_id),
             actor_in_group=in_group, already_approved=approving and actor in approvals,
         )
+        # Slack ids said yes; the people behind them are compared by Entra object id (asked only of someone
+        # otherwise eligible, so a bystander's click costs no Graph call).
+        return refusal or identity_refusal(actor=self.resolver.entra_id_of(actor),
+                                           requester=self.resolver.entra_id_of(req.requester),
+                                           target=req.target_entra_id)
 
     def _refuse(self, req: ResetRequest, actor: str, refusal: Refusal, correlation_id: str, attempted: str) -> str:
         self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,

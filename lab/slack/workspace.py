@@ -58,7 +58,7 @@ class Workspace(ViewsMixin):
             if not p.slack:
                 continue
             uid = user_id_for(p.key)
-            self.users[uid] = User(id=uid, name=p.key, real_name=p.display_name, email=p.mail,
+            self.users[uid] = User(id=uid, name=p.key, real_name=p.display_name, email=p.slack_mail or p.mail,
                                    first_name=p.given, last_name=p.surname, title=p.title, key=p.key)
             self.keys[p.key] = uid
         self.bot = User(id=BOT_USER_ID, name=BOT_NAME, real_name=BOT_NAME, email=None, is_bot=True,

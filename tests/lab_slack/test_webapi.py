@@ -104,7 +104,7 @@ def test_usergroups(client: WebClient) -> None:
     assert set(groups) == {"helpdesk", "approvers"}
     assert sorted(groups["helpdesk"]["users"]) == ["U000HANK", "U000HEDY"]
     members = client.usergroups_users_list(usergroup=groups["approvers"]["id"])["users"]
-    assert sorted(members) == ["U000GINA", "U000IVAN"]
+    assert sorted(members) == ["U0000ZOE", "U000GINA", "U000IVAN"]
     assert error_of(lambda: client.usergroups_users_list(usergroup="S0NOPE"))[1] == "no_such_subteam"
 
 

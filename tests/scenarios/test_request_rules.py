@@ -149,3 +149,41 @@ def test_the_audit_trail_verifies_and_a_tampered_row_is_found(lab: Lab, bot: Run
             session.execute(text("UPDATE audit_event SET actor = :a WHERE seq = :seq"),
                             {"a": victim.actor, "seq": victim.seq})
     assert verify_chain(bot.audit()).ok
+
+
+def test_a_target_slack_cannot_match_is_named_needs_two_approvers_and_cannot_approve_herself(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 2. Zoe's Slack profile has another domain's address, so no lookup by mail or UPN finds her
+    Slack account. She is an approver: she must not approve her own reset through the account the bot failed to
+    match. The request says she is not matched in Slack and needs two approvers; her click is refused."""
+    helpdesk = channel(lab, "helpdesk")
+    driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+    request = driver.wait_for_message(helpdesk, lambda m: "Password reset for Zoe Zimmer" in str(m["blocks"]))
+    assert "no Slack account I could match" in str(request["blocks"])
+    assert "(0 of 2)" in str(request["blocks"])
+    driver.click("zoe", helpdesk, request["ts"], "request_approve")
+    refused = driver.wait_for_ephemeral("zoe", lambda e: "Entra ID" in e["text"])
+    assert refused["text"].startswith("I can't match your Slack account to an Entra ID account")
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.PENDING_APPROVAL and req.approvals_required == 2
+    assert [e.action for e in bot.audit(req.id)][-1] == "refused"
+    driver.click("ivan", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
+    driver.click("gina", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
+    wait_until(lambda: next(r for r in bot.requests() if r.thread_ts == request["ts"]).verdict, timeout=30)
+    zoe = person("zoe")
+    assert lab.ad.admin_connection().extend.microsoft.modify_password(zoe.dn, zoe.password)
+
+
+def test_required_confirmation_refuses_a_target_who_cannot_be_asked(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """With confirmation required, a target the bot cannot DM could never answer: refused at once, not left to
+    expire, and never approved without their Yes."""
+    with_rules(bot, target_confirmation=TargetConfirmation.REQUIRED)
+    helpdesk = channel(lab, "helpdesk")
+    driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "Zoe Zimmer" in e["text"])
+    assert said["text"].startswith("Zoe Zimmer has no Slack account I could match")
+    assert not driver.messages(helpdesk)
+    assert bot.audit()[-1].action == "refused"

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from bot.domain.lifecycle import RequestState
 from bot.models import utcnow
+from bot.settings import TargetConfirmation
 from bot.store.outbox import outbox_messages
 from lab.ad.ldap import connect
 from lab.ad.seed import lock_out
@@ -336,9 +337,17 @@ def test_graph_trouble_during_the_reset_is_said_plainly(lab: Lab, bot: RunningBo
                                                         words: str) -> None:
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     before = ad_attrs(lab, "bob")
+    # An approval compares people by Entra object id, through Graph: the fault comes once Mona's approval is in,
+    # and Bob's own Yes (which asks Graph nothing) starts the reset, whose Graph calls meet it.
+    with_rules(bot, target_confirmation=TargetConfirmation.REQUIRED)
     request = request_for(lab, driver, "bob", f"graph trouble {sorted(fault)[0]}")
-    entra.faults(**fault)  # after the request is made: the reset's own Graph calls meet it
     driver.click("mona", helpdesk, str(request["ts"]), "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: "waiting for" in m["text"], thread_ts=str(request["ts"]))
+    entra.faults(**fault)
+    dm = driver.dm_channel("bob")
+    request_id = next(r.id for r in bot.requests() if r.thread_ts == request["ts"])
+    question = driver.wait_for_message(dm, lambda m: request_id in m["text"])
+    driver.click("bob", dm, question["ts"], "target_confirm_yes")
     said = driver.wait_for_message(helpdesk, lambda m: words in m["text"], thread_ts=str(request["ts"]), timeout=60)
     assert "reference" in said["text"] or "not changed" in said["text"]
     entra.reset()

@@ -63,6 +63,7 @@ SENTENCES: dict[str, Callable[[], Any]] = {
     "parse_problem": lambda: messages.requests.parse_problem(ParseError(ParseProblem.BAD_USER, HOSTILE)),
     "unknown_user": lambda: messages.requests.unknown_user(HOSTILE),
     "ambiguous_user": lambda: messages.requests.ambiguous_user(HOSTILE, [(HOSTILE, HOSTILE)]),
+    "target_cannot_confirm": lambda: messages.requests.target_cannot_confirm(HOSTILE, HOSTILE),
     "not_synced": lambda: messages.requests.not_synced(HOSTILE),
     "not_in_ad": lambda: messages.requests.not_in_ad(HOSTILE),
     "account_disabled": lambda: messages.requests.account_disabled(HOSTILE),
