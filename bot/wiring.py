@@ -121,7 +121,7 @@ def build_runtime(settings: Settings) -> Runtime:
                          poll_timeout_s=settings.reset_poll_timeout_seconds)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
-                              readiness=links.readiness)
+                              readiness=links.readiness, disowned_after_reset=reset.not_me)
     health = HealthService(begin=factory.begin, outbox=outbox, graph=graph, directory=directory,
                            fresh_app_token=lambda: _app_tokens(settings).token(),
                            canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,

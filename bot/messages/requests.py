@@ -280,6 +280,37 @@ def security_target_disowned(req: ResetRequest) -> str:
 
 # --- the target's confirmation ---------------------------------------------------------------------------------
 
+#: What a "No" that came after the request was decided means for the account, by the state it found.
+_LATE_NO_OUTCOME = {
+    RequestState.DENIED: "It had been denied, so nothing was changed.",
+    RequestState.CANCELLED: "It had been cancelled, so nothing was changed.",
+    RequestState.EXPIRED: "It had expired without a decision, so nothing was changed.",
+    RequestState.REJECTED: "The new password had been refused, so nothing was changed.",
+    RequestState.FAILED: "The reset had failed: check whether the password changed.",
+    RequestState.RESETTING: "The reset was already under way: check whether the password changed.",
+    RequestState.SUCCEEDED: "The reset had been made: their password WAS changed.",
+}
+
+
+def _late_no_outcome(state: RequestState) -> str:
+    return _LATE_NO_OUTCOME.get(state, "Nothing was changed.")
+
+
+def security_late_no(req: ResetRequest) -> str:
+    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says they did NOT ask for the "
+            f"password reset {req.id} that <@{req.requester}> requested. {_late_no_outcome(req.state)}")
+
+
+def late_no_in_thread(target: str, state: RequestState) -> str:
+    return (f":rotating_light: <@{target}> says they did not ask for this reset. {_late_no_outcome(state)} Security "
+            "has been told.")
+
+
+def late_no_answered(state: RequestState) -> str:
+    if state in (RequestState.FAILED, RequestState.RESETTING):
+        return "Thanks for telling us: security has been alerted and will check your account."
+    return "Thanks for telling us: nothing was changed, and security has been told."
+
 def confirm_question_text(req: ResetRequest) -> str:
     return f"Did you ask the helpdesk to reset your password? ({req.id})"
 

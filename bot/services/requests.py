@@ -84,6 +84,9 @@ class RequestService:
     #: Whether the requester's hands can make this reset (linked sign-in, strong enough Entra role for a target
     #: with these roles): None, or the sentence saying why not. Asked before anyone is asked to approve.
     readiness: Callable[[str, Sequence[str]], str | None] | None = None
+    #: The target disowning a reset already made (the reset service's ``not_me``: "This wasn't me"), for a "No"
+    #: that comes after the password was changed; returns the sentence for the target.
+    disowned_after_reset: Callable[..., str] | None = None
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -314,13 +317,17 @@ class RequestService:
         return None
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:
-        """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security."""
+        """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security. A No is
+        never too late: once the request is decided or done it still alerts security and the thread
+        (:meth:`_late_no`)."""
         req, approvals = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
         if actor != req.target_slack_id:
             return self._refuse(req, actor, Refusal.ONLY_TARGET_CONFIRMS, correlation_id, "confirm")
         if req.state != RequestState.PENDING_APPROVAL or req.confirmation != "pending":
+            if not yes:
+                return self._late_no(req.id, actor, correlation_id)
             return self._refuse(req, actor, Refusal.NOT_PENDING, correlation_id, "confirm")
         action = AuditAction.TARGET_CONFIRMED if yes else AuditAction.TARGET_DISOWNED
         with self.begin() as session:
@@ -338,7 +345,8 @@ class RequestService:
             elif changed is not None and len(approvals) >= changed.approvals_required:
                 done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
         if changed is None:
-            return None
+            # A Yes already counted, or the request moved on since it was read (approved, say): a No still counts.
+            return None if yes else self._late_no(req.id, actor, correlation_id)
         if not yes:
             if done is not None:
                 self._announce(done, messages.requests.cancelled_by_target(actor), decided_by=actor)
@@ -350,6 +358,37 @@ class RequestService:
                 self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
                 self._start_reset(done, correlation_id)
         return messages.requests.confirm_answered(yes)
+
+    def _late_no(self, request_id: str, actor: str, correlation_id: str) -> str | None:
+        """The target's No to a request no longer pending. An approved request whose reset has not begun is
+        cancelled; a reset already made is disowned as with "This wasn't me" (security alerted, the thread told);
+        anything else (denied, expired, refused, failed, or the reset under way) is said to security and the
+        thread as it stands. Recorded once: a repeated No says nothing more."""
+        with self.begin() as session:
+            req = store.requests.disown(session, request_id=request_id, audit=AuditDraft(
+                actor=actor, action=AuditAction.TARGET_DISOWNED, correlation_id=correlation_id,
+                detail={"late": True}))
+            cancelled = None
+            if req is not None and req.state == RequestState.APPROVED:
+                cancelled = store.requests.transition(
+                    session, request_id=request_id, expected={RequestState.APPROVED}, to=RequestState.CANCELLED,
+                    changes={"decided_at": self.clock()}, audit=AuditDraft(
+                        actor=actor, action=AuditAction.CANCELLED, correlation_id=correlation_id,
+                        detail={"by": "target", "answer": "no"}))
+                req = store.requests.get_request(session, request_id=request_id)
+        if req is None:
+            return None
+        if cancelled is not None:
+            self._announce(cancelled, messages.requests.cancelled_by_target(actor), decided_by=actor)
+            if self.rules.security_channel:
+                self.notifier.post(self.rules.security_channel, messages.requests.security_target_disowned(req))
+            return messages.requests.confirm_answered(False)
+        if req.state == RequestState.SUCCEEDED and self.disowned_after_reset is not None:
+            return self.disowned_after_reset(request_id=req.id, actor=actor, correlation_id=correlation_id)
+        self._thread(req, messages.requests.late_no_in_thread(actor, req.state))
+        if self.rules.security_channel:
+            self.notifier.post(self.rules.security_channel, messages.requests.security_late_no(req))
+        return messages.requests.late_no_answered(req.state)
 
     def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *,
                           approving: bool) -> Refusal | None:

@@ -294,6 +294,27 @@ def set_confirmation(
     return session.get(ResetRequest, request_id, populate_existing=True)
 
 
+def disown(session: Session, *, request_id: str, audit: AuditDraft, at: datetime | None = None
+           ) -> ResetRequest | None:
+    """The target's "No", whatever state the request is in: compare-and-set the confirmation from ``pending`` (or
+    an earlier ``yes``) to ``no``. A "No" that comes late still counts (the caller alerts security), but only
+    once: the caller whose UPDATE matches gets the refreshed request and appends ``audit``; a repeated "No", or
+    one to a request that never asked (``off``), gets None and writes nothing. ``updated_at`` is left alone: for a
+    request ``resetting`` it is when the reset started, which recovery and the follow-ups read.
+    """
+    at = at or utcnow()
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.confirmation).in_(("pending", "yes")))
+        .values(confirmation="no", version=col(ResetRequest.version) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return None
+    append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
 def due_for_escalation(session: Session, *, now: datetime, limit: int = 100) -> list[ResetRequest]:
     """Pending, not yet escalated, past their half-time and not yet expired: oldest deadline first."""
     query = (

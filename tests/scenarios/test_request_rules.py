@@ -187,3 +187,56 @@ def test_required_confirmation_refuses_a_target_who_cannot_be_asked(
     assert said["text"].startswith("Zoe Zimmer has no Slack account I could match")
     assert not driver.messages(helpdesk)
     assert bot.audit()[-1].action == "refused"
+
+
+def test_a_late_no_after_the_reset_is_treated_as_this_wasnt_me(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 3. In ``ask`` mode the approver need not wait for the target; Alice answers "No" only once
+    her password was reset. That "No" reaches security and the thread as a disowned reset, not "nothing was
+    changed"."""
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "alice", "late answer")
+    dm = driver.dm_channel("alice")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+    driver.click("mona", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith(":white_check_mark: Done"),
+                            thread_ts=request["ts"])
+    driver.click("alice", dm, question["ts"], "target_confirm_no")
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: "Alice Archer" in m["text"]
+                                    and "WAS changed" in m["text"])
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.id in alert["text"]
+    driver.wait_for_message(helpdesk, lambda m: "WAS changed" in m["text"], thread_ts=request["ts"])
+    driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "security has been alerted" in m["text"])
+    assert not [e for e in driver.ephemeral("alice") if "no longer waiting" in e["text"]]
+    actions = [e.action for e in bot.audit(req.id)]
+    assert actions[-2:] == ["target_disowned", "reset_disowned"]
+    assert req.state == RequestState.SUCCEEDED and req.confirmation == "no"
+
+
+def test_a_late_no_after_a_denial_still_alerts_security_and_the_thread(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "denied then disowned")
+    dm = driver.dm_channel("bob")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"])
+                                       and "denied then disowned" in str(m["blocks"]))
+    driver.click("mona", helpdesk, request["ts"], "request_deny")
+    modal = driver.wait_for_view("mona", lambda v: v.get("callback_id") == "deny_reason" and bool(v.get("open")))
+    driver.submit("mona", modal["id"], {"deny_reason_input": "could not reach him"})
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Denied by"), thread_ts=request["ts"])
+    driver.click("bob", dm, question["ts"], "target_confirm_no")
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: req.id in m["text"])
+    assert "Bob Baker" in alert["text"] and "did NOT ask" in alert["text"] and "nothing was changed" in alert["text"]
+    driver.wait_for_message(helpdesk, lambda m: "did not ask" in m["text"], thread_ts=request["ts"])
+    answered = driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "security" in m["text"])
+    assert "nothing was changed" in answered["text"].lower()
+    assert [e.action for e in bot.audit(req.id)][-1] == "target_disowned"
+    # A second No (a redelivered click) alerts no one twice.
+    before = len(driver.messages(channel(lab, "security")))
+    driver.click("bob", dm, question["ts"], "target_confirm_no", stale_ok=True)
+    wait_until(lambda: [e.action for e in bot.audit(req.id)].count("target_disowned") == 1 and len(
+        driver.messages(channel(lab, "security"))) == before)

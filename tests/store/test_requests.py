@@ -319,3 +319,25 @@ def test_the_same_command_delivered_twice_makes_one_request(factory: sessionmake
     with factory.begin() as session:
         assert len(store.requests.find_requests(session, target_upn="jane.doe@contoso.example")) == 1
         assert [e.action for e in store.audit.iter_audit(session)] == ["requested"]
+
+
+def test_a_late_no_is_recorded_once_whatever_the_state(factory: sessionmaker[Session]) -> None:
+    """Issue 14, item 3: the target's "No" counts in any state (a late one alerts security), once."""
+    created = new_request(factory, confirmation="pending")
+    with factory.begin() as session:
+        store.requests.transition(session, request_id=created.id, expected=PENDING, to=S.DENIED,
+                                  audit=draft(AuditAction.DENIED))
+    with factory.begin() as session:
+        first = store.requests.disown(session, request_id=created.id,
+                                      audit=draft(AuditAction.TARGET_DISOWNED, actor="U0TARGET"))
+        assert first is not None and first.confirmation == "no" and first.state == S.DENIED
+    with factory.begin() as session:
+        assert store.requests.disown(session, request_id=created.id,
+                                     audit=draft(AuditAction.TARGET_DISOWNED, actor="U0TARGET")) is None
+    yes_first = new_request(factory, confirmation="yes")
+    off = new_request(factory, confirmation="off")
+    with factory.begin() as session:
+        assert store.requests.disown(session, request_id=yes_first.id, audit=draft(AuditAction.TARGET_DISOWNED))
+        assert store.requests.disown(session, request_id=off.id, audit=draft(AuditAction.TARGET_DISOWNED)) is None
+    assert [a for a, _, _ in _timeline(factory, created.id)].count("target_disowned") == 1
+    assert _chain_ok(factory)

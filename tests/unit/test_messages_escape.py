@@ -83,6 +83,8 @@ SENTENCES: dict[str, Callable[[], Any]] = {
     "denied": lambda: messages.requests.denied("U000MONA", HOSTILE),
     "escalation": lambda: messages.requests.escalation(REQ, None),
     "security_protected_request": lambda: messages.requests.security_protected_request(REQ),
+    "security_late_no": lambda: [messages.requests.security_late_no(hostile_request(state=state))
+                                 for state in RequestState],
     "security_target_disowned": lambda: messages.requests.security_target_disowned(REQ),
     "confirm_question": lambda: (messages.requests.confirm_question_text(REQ),
                                  messages.requests.confirm_question_blocks(REQ)),
