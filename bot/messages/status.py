@@ -14,6 +14,20 @@ def status_usage() -> str:
     return f"Type `{Command.RESET_STATUS} R-XXXXXX` for one request, or `{Command.RESET_STATUS} @user` for someone's."
 
 
+def about_you() -> str:
+    """The title of the list ``/reset-status`` shows someone outside the helpdesk: the requests about them."""
+    return "Requests about your account"
+
+
+def only_your_own(request_id: str | None) -> str:
+    """Said alike whether or not the request or person exists: nothing is given away."""
+    yours = f"`{Command.RESET_STATUS}` on its own lists the requests about your account"
+    if request_id:
+        return (f"There is no reset request `{esc(request_id)}` about your account. {yours}; only helpdesk agents "
+                "and approvers look up other people's.")
+    return f"Only helpdesk agents and approvers look people up. {yours}."
+
+
 def no_requests_for(who: str) -> str:
     return f"There are no reset requests for {esc(who)}."
 

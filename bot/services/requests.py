@@ -446,8 +446,15 @@ class RequestService:
 
     # --- /reset-status and App Home ---------------------------------------------------------------------------
 
-    def status(self, *, actor: str, text: str) -> str:
+    def status(self, *, actor: str, text: str, correlation_id: str = "") -> str:
+        """``/reset-status``. Agents and approvers look up any request and anyone (a directory search, the
+        timeline naming who acted); everyone else sees only the requests about their own account, found by their
+        Entra object id, and no one else's: a name or someone else's request id is refused (and audited) with
+        the same sentence whether or not it exists, so the command neither searches the directory nor tells
+        which request ids are real."""
         text = text.strip()
+        if not self._may_look_up(actor):
+            return self._own_status(actor=actor, text=text, correlation_id=correlation_id)
         if not text:
             with self.begin() as session:
                 mine = store.requests.find_requests(session, requester=actor, limit=10)
@@ -469,6 +476,30 @@ class RequestService:
         if not reqs:
             return messages.status.no_requests_for(found.name)
         return messages.status.request_list(messages.status.requests_for(found.name), reqs)
+
+    def _may_look_up(self, actor: str) -> bool:
+        groups = [g for g in (self.rules.agents_group, self.rules.approvers_group) if g]
+        return any(actor in self.notifier.group_members(g) for g in groups)
+
+    def _own_status(self, *, actor: str, text: str, correlation_id: str) -> str:
+        me = self.resolver.entra_id_of(actor)
+        request_id = normalize_request_id(text) if text else None
+        if me is not None and not text:
+            with self.begin() as session:
+                mine = store.requests.find_requests(session, target_entra_id=me, limit=10)
+            return messages.status.request_list(messages.status.about_you(), mine)
+        if me is not None and request_id:
+            with self.begin() as session:
+                req = store.requests.get_request(session, request_id=request_id)
+                if req is not None and req.target_entra_id == me:
+                    return messages.status.timeline(req, store.audit.audit_for_request(session,
+                                                                                       request_id=request_id))
+        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, correlation_id=correlation_id or None,
+                               detail={"stage": "status", "reason": "not_helpdesk" if me else
+                                       Refusal.REQUESTER_NOT_MATCHED, "input": text[:200]}))
+        if me is None:
+            return messages.requests.refusal(Refusal.REQUESTER_NOT_MATCHED)
+        return messages.status.only_your_own(request_id)
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:

@@ -127,6 +127,7 @@ def find_requests(
     target_upn: str | None = None,
     states: Collection[RequestState] | None = None,
     limit: int = 20,
+    target_entra_id: str | None = None,
 ) -> list[ResetRequest]:
     """Requests matching every given filter (none given: all), most recent first, at most ``limit``."""
     query = select(ResetRequest)
@@ -134,6 +135,8 @@ def find_requests(
         query = query.where(col(ResetRequest.requester) == requester)
     if target_upn is not None:
         query = query.where(col(ResetRequest.target_upn) == target_upn.lower())
+    if target_entra_id is not None:
+        query = query.where(col(ResetRequest.target_entra_id) == target_entra_id)
     if states is not None:
         query = query.where(col(ResetRequest.state).in_(list(states)))
     query = query.order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc()).limit(limit)

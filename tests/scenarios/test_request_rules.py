@@ -240,3 +240,31 @@ def test_a_late_no_after_a_denial_still_alerts_security_and_the_thread(
     driver.click("bob", dm, question["ts"], "target_confirm_no", stale_ok=True)
     wait_until(lambda: [e.action for e in bot.audit(req.id)].count("target_disowned") == 1 and len(
         driver.messages(channel(lab, "security"))) == before)
+
+
+def test_reset_status_is_no_directory_search_for_anyone_outside_the_helpdesk(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 4. Alice is neither an agent nor an approver: `/reset-status` shows her the requests about
+    her own account and nothing else; it names nobody else's requests and lists nobody from the directory."""
+    helpdesk = channel(lab, "helpdesk")
+    bobs = request_for(lab, driver, "bob", "status privacy")
+    bob_req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == bobs["ts"]), None))
+    alices = request_for(lab, driver, "alice", "her own status")
+    alice_req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == alices["ts"]), None))
+    refusals = len([e for e in bot.audit() if e.action == "refused"])
+    for typed in ("bob@corp.example.test", "h", "@bob", bob_req.id):
+        driver.reset()
+        driver.command("alice", "/reset-status", typed, channel=helpdesk)
+        said = driver.wait_for_ephemeral("alice", lambda e: e["source"] != "slack")
+        assert "Bob Baker" not in said["text"] and "Hedy" not in said["text"] and "corp.example.test" not in said[
+            "text"], (typed, said["text"])
+        assert bob_req.id not in said["text"] or said["text"].startswith("There is no reset request"), said["text"]
+    assert len([e for e in bot.audit() if e.action == "refused"]) == refusals + 4
+    driver.command("alice", "/reset-status", "", channel=helpdesk)
+    mine = driver.wait_for_ephemeral("alice", lambda e: alice_req.id in e["text"])
+    assert mine["text"].startswith("*Requests about your account*") and bob_req.id not in mine["text"]
+    driver.command("alice", "/reset-status", alice_req.id, channel=helpdesk)
+    driver.wait_for_ephemeral("alice", lambda e: e["text"].startswith(f"*{alice_req.id}*"))
+    # An approver still looks people up.
+    driver.command("gina", "/reset-status", "bob@corp.example.test", channel=helpdesk)
+    driver.wait_for_ephemeral("gina", lambda e: e["text"].startswith("*Requests for Bob Baker*"))

@@ -341,3 +341,11 @@ def test_a_late_no_is_recorded_once_whatever_the_state(factory: sessionmaker[Ses
         assert store.requests.disown(session, request_id=off.id, audit=draft(AuditAction.TARGET_DISOWNED)) is None
     assert [a for a, _, _ in _timeline(factory, created.id)].count("target_disowned") == 1
     assert _chain_ok(factory)
+
+
+def test_find_requests_by_target_object_id(factory: sessionmaker[Session]) -> None:
+    """``/reset-status`` for someone outside the helpdesk: the requests about them, found by Entra object id."""
+    mine = new_request(factory, target_entra_id="e-alice", target_upn="alice@corp.example.test")
+    new_request(factory, target_entra_id="e-bob", target_upn="bob@corp.example.test")
+    with factory.begin() as session:
+        assert [r.id for r in store.requests.find_requests(session, target_entra_id="e-alice")] == [mine.id]

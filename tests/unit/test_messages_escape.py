@@ -97,6 +97,7 @@ SENTENCES: dict[str, Callable[[], Any]] = {
     "reveal_modal": lambda: messages.reset.reveal_modal(name=HOSTILE, password=SecretStr("Xy9-Qrst-Uvw"),
                                                         spelled="X-ray y 9", must_change=True)["blocks"][0],
     "security_reset_disowned": lambda: messages.reset.security_reset_disowned(REQ),
+    "only_your_own": lambda: messages.status.only_your_own(HOSTILE),
     "no_requests_for": lambda: messages.status.no_requests_for(HOSTILE),
     "requests_for": lambda: messages.status.request_list(messages.status.requests_for(HOSTILE), [REQ]),
     "timeline": lambda: messages.status.timeline(REQ, [AuditEvent(
