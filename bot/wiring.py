@@ -19,6 +19,7 @@ from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTo
 from bot.clients.graph import GraphClient
 from bot.clients.slack_notify import SlackNotifier
 from bot.db import make_engine, make_session_factory
+from bot.domain.groups import group_ref
 from bot.errors import ConfigError, ResetbotError
 from bot.models import SERVICE_LINK_KEY
 from bot.services.followups import FollowUpRules, FollowUpService
@@ -44,6 +45,15 @@ class Runtime:
     directory: LdapDirectory
     notifier: SlackNotifier
     services: Services
+
+    def pin_groups(self) -> None:
+        """Pin the agents' and approvers' user groups to their ids now, at start (a handle is resolved once and
+        logged; see ``SlackNotifier.pin``), so that nobody who takes a handle later gains their authority. A
+        ConfigError when a group the settings name does not exist; Slack's own errors as they come."""
+        for setting, ref in (("RESETBOT_AGENTS_GROUP", self.settings.agents_group),
+                             ("RESETBOT_APPROVERS_GROUP", self.settings.approvers_group)):
+            if ref and self.notifier.pin(ref, setting=setting) is None:
+                raise ConfigError(messages.cli.group_not_found(setting, group_ref(ref)))
 
     def close(self, *, drain_s: float = 60.0) -> None:
         """Let resets already running post their verdicts (up to ``drain_s``), then close every client."""

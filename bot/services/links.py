@@ -198,7 +198,8 @@ class LinkService:
                 self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                        detail={"stage": "link", "reason": "not_an_approver", "service": True,
                                                "attempted": attempted}))
-                return messages.links.link_service_not_an_approver(group)
+                return messages.links.link_service_not_an_approver(self.notifier.group_handle(group) if group
+                                                                    else None)
             return None
         if attempted != "login":
             return None  # anyone may see or remove their own link
@@ -208,7 +209,7 @@ class LinkService:
         if slack_user not in self.notifier.group_members(self.rules.agents_group):
             self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                    detail={"stage": "link", "reason": "not_an_agent", "attempted": attempted}))
-            return messages.links.link_not_an_agent(self.rules.agents_group)
+            return messages.links.link_not_an_agent(self.notifier.group_handle(self.rules.agents_group))
         return None
 
     def _finish(self, *, key: str, slack_user: str, flow: DeviceFlow, correlation_id: str, service: bool) -> None:

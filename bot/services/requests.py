@@ -105,7 +105,8 @@ class RequestService:
             return sentence
 
         if requester not in self.notifier.group_members(self.rules.agents_group):
-            return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(self.rules.agents_group))
+            return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(
+                self.notifier.group_handle(self.rules.agents_group)))
         parsed = parse_reset(text)
         if isinstance(parsed, ParseError):
             return refuse(parsed.problem, messages.requests.parse_problem(parsed))

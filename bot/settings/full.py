@@ -60,9 +60,11 @@ class Settings(StorageSettings):
     security_channel: str | None = None
     #: Channel id for health pings.
     ops_channel: str | None = None
-    #: Handle of the Slack user group whose members may request resets (e.g. ``helpdesk``).
+    #: The Slack user group whose members may request resets: its id (``S0123ABCD``, pinned for good) or its
+    #: handle (``helpdesk``, resolved to an id once at start and logged): a handle can be taken by whoever
+    #: re-creates it where members may change user groups (``bot.domain.groups``).
     agents_group: str = "helpdesk"
-    #: Handle of the Slack user group whose members may approve (e.g. ``approvers``); empty for none.
+    #: The Slack user group whose members may approve, by id or handle as above; empty for none.
     approvers_group: str = "approvers"
 
     # --- Rules ---------------------------------------------------------------------------------------------
@@ -174,6 +176,12 @@ class Settings(StorageSettings):
     @classmethod
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("agents_group", "approvers_group")
+    @classmethod
+    def _group_ref(cls, value: str) -> str:
+        """``@helpdesk`` as typed in Slack is the handle ``helpdesk``."""
+        return value.strip().removeprefix("@")
 
     @field_validator("https_proxy")
     @classmethod

@@ -40,7 +40,7 @@ from .credentials import Credentials
 from .errors import SlackError
 from .faults import FailRule
 from .httpdelivery import SIGNING_MODES, HttpDelivery
-from .ids import SLACKBOT_ID, TEAM_ID
+from .ids import SLACKBOT_ID, TEAM_ID, USERGROUP_EDITORS
 from .records import Channel, User, View
 from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
@@ -101,6 +101,7 @@ class ControlApi:
             web.post(f"{c}/request_url", self.request_url),
             web.get(f"{c}/http_requests", self.http_requests),
             web.post(f"{c}/replay", self.replay),
+            web.post(f"{c}/usergroup", self.usergroup),
             web.post("/commands/{team}/{n}/{secret}", self.response_url),
             web.post("/actions/{team}/{n}/{secret}", self.response_url),
         ]
@@ -499,11 +500,33 @@ class ControlApi:
             if body["http_signing"] not in SIGNING_MODES:
                 _fail(400, f"http_signing must be one of {list(SIGNING_MODES)}")
             faults.http_signing = str(body["http_signing"])
+        if "usergroup_editors" in body:
+            if body["usergroup_editors"] not in USERGROUP_EDITORS:
+                _fail(400, f"usergroup_editors must be one of {list(USERGROUP_EDITORS)}")
+            faults.usergroup_editors = str(body["usergroup_editors"])
         if "down" in body:
             down = body["down"]
             if not isinstance(down, list) or not all(isinstance(m, str) for m in down):
                 _fail(400, "down must be a list of Web API method names (or \"*\")")
             faults.down = list(down)
+
+    async def usergroup(self, request: web.Request) -> web.Response:
+        """A person creates or changes a user group in Slack's client (what an app never sees happen)."""
+        body = await self._body(request)
+        user = self._user(body.get("user"))
+        action = body.get("action")
+        if action not in ("create", "update", "disable", "enable"):
+            _fail(400, "action must be create, update, disable or enable")
+        users = body.get("users")
+        if users is not None and (not isinstance(users, list) or not all(isinstance(u, str) for u in users)):
+            _fail(400, "users must be a list of people")
+        try:
+            gid = self.ws.edit_usergroup(user, str(action), usergroup=body.get("usergroup"),
+                                         handle=body.get("handle"), name=body.get("name"), users=users)
+        except SlackError as e:
+            _fail(403 if e.error == "permission_denied" else 409 if e.error == "name_already_exists" else 404,
+                  e.error)
+        return _ok({"usergroup": self.ws.usergroup_json(gid, include_users=True)})
 
     async def disconnect(self, request: web.Request) -> web.Response:
         body = await self._body(request)
