@@ -127,7 +127,8 @@ def build_runtime(settings: Settings) -> Runtime:
                                 rules=FollowUpRules.from_settings(settings))
     reset = ResetService(begin=factory.begin, notifier=notifier, outbox=outbox, graph=graph, directory=directory,
                          sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
-                         security_channel=settings.security_channel, followups=followups,
+                         security_channel=settings.security_channel, agents_group=settings.agents_group,
+                         followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,

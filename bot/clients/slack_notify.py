@@ -39,7 +39,7 @@ class Notifier(Protocol):
     def email_of(self, user: str) -> str | None: ...
     def user_by_email(self, email: str) -> str | None: ...
     def name_of(self, user: str) -> str: ...
-    def group_members(self, handle: str) -> frozenset[str]: ...
+    def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]: ...
     def group_id(self, handle: str) -> str | None: ...
     def group_handle(self, ref: str) -> str: ...
     def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
@@ -140,16 +140,17 @@ class SlackNotifier:
                      key, found.id, fix)
         return pinned
 
-    def group_members(self, handle: str) -> frozenset[str]:
+    def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]:
         """The members of the pinned group, cached briefly: usergroups.users.list is tier 2 (about 20 calls a
-        minute). Nobody, when the workspace has no such group."""
+        minute). ``fresh`` asks Slack now, for a decision that must not rest on a minute-old list (someone taken
+        out of the helpdesk approving or revealing). Nobody, when the workspace has no such group."""
         pinned = self.pin(handle)
         if pinned is None:
             return frozenset()
         now = time.monotonic()
         with self._lock:
             hit = self._groups.get(pinned.id)
-            if hit and now - hit[0] < _GROUP_CACHE_S:
+            if hit and now - hit[0] < _GROUP_CACHE_S and not fresh:
                 return hit[1]
         resp = self._call("the user group's members",
                           lambda: self._client.usergroups_users_list(usergroup=pinned.id))

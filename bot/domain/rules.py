@@ -32,6 +32,8 @@ class Refusal(StrEnum):
     #: "three different people" cannot be checked: it fails closed.
     APPROVER_NOT_MATCHED = "approver_not_matched"
     REQUESTER_NOT_MATCHED = "requester_not_matched"
+    #: The requester has left the agents' group since asking: their request is not approved, nor revealed to them.
+    REQUESTER_NOT_AN_AGENT = "requester_not_an_agent"
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,9 @@ _REFUSALS: dict[Refusal, str] = {
         "I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail or "
         "UPN there), so I can't make sure you are neither the requester nor the person whose password this is; "
         "nothing was changed. Another approver has to decide."),
+    Refusal.REQUESTER_NOT_AN_AGENT: (
+        "The person who asked for this reset is no longer a helpdesk agent (not in the agents' user group), so it "
+        "can't be approved; nothing was changed."),
     Refusal.REQUESTER_NOT_MATCHED: (
         "I can't match the requester's Slack account to an Entra ID account any more, so I can't make sure you are "
         "not the same person; nothing was changed."),

@@ -143,6 +143,11 @@ def revealed(requester: str) -> str:
     return f"<@{requester}> revealed the temporary password. It is no longer stored anywhere."
 
 
+def reveal_not_an_agent() -> str:
+    return ("You are no longer a helpdesk agent (not in the agents' user group), so the temporary password can't be "
+            "shown to you; it stays sealed until it is wiped.")
+
+
 def reveal_gone() -> str:
     return ("This temporary password was already revealed, or its 10 minutes have passed: it is gone. Start a new "
             "reset if it's still needed.")

@@ -104,7 +104,7 @@ class RequestService:
                                    detail={"stage": "request", "reason": reason, "input": text[:200], **detail}))
             return sentence
 
-        if requester not in self.notifier.group_members(self.rules.agents_group):
+        if requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
             return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(
                 self.notifier.group_handle(self.rules.agents_group)))
         parsed = parse_reset(text)
@@ -238,6 +238,8 @@ class RequestService:
         if actor in approvals and req.state != RequestState.PENDING_APPROVAL:
             return None  # a repeat of the click that already counted (double click, redelivery): nothing to say
         refusal = self._decision_refusal(req, actor, approvals, approving=True)
+        if refusal is None and req.requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+            refusal = Refusal.REQUESTER_NOT_AN_AGENT  # left the helpdesk since asking
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "approve")
         with self.begin() as session:

@@ -93,6 +93,8 @@ class ResetService:
     #: The delegated Graph access token of the agent (Slack id) whose hands perform the reset.
     token_for: Callable[[str], str]
     security_channel: str | None = None
+    #: The agents' user group: a requester who has left it since asking is shown no password.
+    agents_group: str | None = None
     followups: FollowUpPlanner | None = None
     poll_timeout_s: float = 60.0
     clock: Callable[[], datetime] = field(default=utcnow)
@@ -339,6 +341,11 @@ class ResetService:
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
             return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
+        if self.agents_group and actor not in self.notifier.group_members(self.agents_group, fresh=True):
+            self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                                   correlation_id=correlation_id,
+                                   detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))
+            return None, messages.reset.reveal_not_an_agent()
         now = self.clock()
         with self.begin() as session:
             taken = store.sealed.unseal_once(session, request_id=req.id, now=now)

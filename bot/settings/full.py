@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -33,6 +34,9 @@ DEFAULT_PROTECTED_GROUP_CNS = (
     "CN=Print Operators,CN=Builtin",
 )
 
+
+#: Authority paths that are no tenant: Entra takes sign-ins from any tenant (or personal accounts) there.
+_MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
 
 class Settings(StorageSettings):
     """Everything ``resetbot run`` needs."""
@@ -135,6 +139,11 @@ class Settings(StorageSettings):
     token_cache_old_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: ``agent``: each reset is made as the requesting agent's linked account; ``service``: as one service identity.
     reset_identity: ResetIdentity = ResetIdentity.AGENT
+    #: Also take an Entra account whose ``mail`` (not only its UPN) is the agent's Slack address as theirs when
+    #: they link it. Off by default: ``mail`` is often editable on-prem by the very helpdesk staff who link, so it
+    #: proves nothing; turn it on only where UPNs are not the addresses people have in Slack and ``mail`` is
+    #: written by nobody but the directory's owners.
+    link_accept_mail: bool = False
     #: UPN of the service identity (``reset_identity=service``); an approver links it with /resetbot login --service.
     service_identity_upn: str | None = None
 
@@ -182,6 +191,19 @@ class Settings(StorageSettings):
     def _group_ref(cls, value: str) -> str:
         """``@helpdesk`` as typed in Slack is the handle ``helpdesk``."""
         return value.strip().removeprefix("@")
+
+    @field_validator("entra_authority")
+    @classmethod
+    def _one_tenant(cls, value: str | None) -> str | None:
+        """``/common``, ``/organizations`` (and ``/consumers``) let accounts of any tenant (or personal ones) sign
+        in: a phished sign-in code could then be completed by an account of the attacker's own tenant."""
+        if value is None:
+            return None
+        tenant = urlsplit(value.strip()).path.strip("/").split("/", 1)[0]
+        if tenant.lower() in _MULTI_TENANT:
+            raise ValueError(f"RESETBOT_ENTRA_AUTHORITY names no tenant (/{tenant} lets accounts of any tenant sign "
+                             "in): give your own tenant's id, https://login.microsoftonline.com/<tenant id>.")
+        return value
 
     @field_validator("https_proxy")
     @classmethod

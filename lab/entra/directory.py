@@ -72,6 +72,8 @@ class EntraUser:
     last_password_change: dt.datetime
     force_change_next_sign_in: bool = False
     taps: list[TemporaryAccessPass] = field(default_factory=list)
+    #: ``mail`` as changed since the fixture (``POST /control/users``: an on-prem edit that Entra Connect synced).
+    mail: str | None = None
 
     @property
     def id(self) -> str:
@@ -99,7 +101,7 @@ class EntraUser:
             "givenName": p.given,
             "jobTitle": p.title or None,
             "lastPasswordChangeDateTime": graph_time(self.last_password_change),
-            "mail": p.mail,
+            "mail": self.mail or p.mail,
             "mailNickname": p.key,
             "mobilePhone": None,
             "officeLocation": None,

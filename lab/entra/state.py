@@ -232,6 +232,8 @@ class State:
         self.operations.clear()
         self.requests.clear()
         self.device_flows.clear()
+        for user in self.users.values():
+            user.mail = None
         if history:
             self.history.forget()
             for key, password in self.initial_passwords.items():

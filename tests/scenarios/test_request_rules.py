@@ -268,3 +268,22 @@ def test_reset_status_is_no_directory_search_for_anyone_outside_the_helpdesk(
     # An approver still looks people up.
     driver.command("gina", "/reset-status", "bob@corp.example.test", channel=helpdesk)
     driver.wait_for_ephemeral("gina", lambda e: e["text"].startswith("*Requests for Bob Baker*"))
+
+
+def test_an_approval_for_someone_no_longer_an_agent_is_refused(lab: Lab, bot: RunningBot,
+                                                               driver: SlackDriver) -> None:
+    """Issue 14, item 11. Hank asks, then leaves the helpdesk (an admin takes him out of the group): his request
+    may not be approved any more; nothing is reset."""
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "left the helpdesk since")
+    try:
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hedy"])
+        driver.click("mona", helpdesk, request["ts"], "request_approve")
+        said = driver.wait_for_ephemeral("mona", lambda e: "helpdesk" in e["text"])
+        assert said["text"].startswith("The person who asked for this reset is no longer a helpdesk agent")
+        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        assert req.state == RequestState.PENDING_APPROVAL
+        refused = [e for e in bot.audit(req.id) if e.action == "refused"]
+        assert refused and '"reason":"requester_not_an_agent"' in refused[-1].detail
+    finally:
+        driver.reset()

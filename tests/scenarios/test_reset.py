@@ -155,6 +155,28 @@ def test_a_good_reset_lands_on_prem_and_is_revealed_once(lab: Lab, bot: RunningB
                        "revealed", "reset_disowned"]
 
 
+def test_the_password_is_not_revealed_to_someone_no_longer_an_agent(lab: Lab, bot: RunningBot,
+                                                                   driver: SlackDriver) -> None:
+    """Issue 14, item 11. Hank leaves the helpdesk between the reset and his Reveal: he is refused, the password
+    stays sealed (and is wiped in time); nobody sees it."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request, request_id = approved_request(lab, driver, bot, "alice", "reveal after leaving")
+    reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=str(request["ts"]))
+    driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hedy"])
+    try:
+        driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+        said = driver.wait_for_ephemeral("hank", lambda e: "helpdesk agent" in e["text"])
+        assert said["text"].startswith("You are no longer a helpdesk agent")
+        assert not [v for v in driver.views("hank") if v.get("callback_id") == "reveal_password"]
+        assert "revealed" not in [e.action for e in bot.audit(request_id)]
+        with bot.runtime.engine.connect() as conn:
+            sealed = conn.execute(text("SELECT count(*) FROM sealed_secret WHERE request_id = :r"),
+                                  {"r": request_id}).scalar_one()
+        assert sealed == 1, "still sealed, for nobody"
+    finally:
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hank", "hedy"])
+
+
 def test_a_verdict_decided_while_slack_is_down_is_delivered_in_order_once_it_is_back(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl,
         caplog: pytest.LogCaptureFixture) -> None:
