@@ -19,6 +19,7 @@ from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTo
 from bot.clients.graph import GraphClient
 from bot.clients.slack_notify import SlackNotifier
 from bot.db import make_engine, make_session_factory
+from bot.domain.groups import group_ref
 from bot.errors import ConfigError, ResetbotError
 from bot.models import SERVICE_LINK_KEY
 from bot.services.followups import FollowUpRules, FollowUpService
@@ -44,6 +45,15 @@ class Runtime:
     directory: LdapDirectory
     notifier: SlackNotifier
     services: Services
+
+    def pin_groups(self) -> None:
+        """Pin the agents' and approvers' user groups to their ids now, at start (a handle is resolved once and
+        logged; see ``SlackNotifier.pin``), so that nobody who takes a handle later gains their authority. A
+        ConfigError when a group the settings name does not exist; Slack's own errors as they come."""
+        for setting, ref in (("RESETBOT_AGENTS_GROUP", self.settings.agents_group),
+                             ("RESETBOT_APPROVERS_GROUP", self.settings.approvers_group)):
+            if ref and self.notifier.pin(ref, setting=setting) is None:
+                raise ConfigError(messages.cli.group_not_found(setting, group_ref(ref)))
 
     def close(self, *, drain_s: float = 60.0) -> None:
         """Let resets already running post their verdicts (up to ``drain_s``), then close every client."""
@@ -118,11 +128,12 @@ def build_runtime(settings: Settings) -> Runtime:
                                 rules=FollowUpRules.from_settings(settings))
     reset = ResetService(begin=factory.begin, notifier=notifier, outbox=outbox, graph=graph, directory=directory,
                          sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
-                         security_channel=settings.security_channel, followups=followups,
+                         security_channel=settings.security_channel, agents_group=settings.agents_group,
+                         followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
-                              readiness=links.readiness)
+                              readiness=links.readiness, disowned_after_reset=reset.not_me)
     reset.recheck = requests.recheck  # the request rules again, right before any credential is set
     health = HealthService(begin=factory.begin, outbox=outbox, graph=graph, directory=directory,
                            fresh_app_token=lambda: _app_tokens(settings).token(),

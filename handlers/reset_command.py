@@ -21,5 +21,6 @@ def handle_reset(ack: Ack, command: dict[str, Any], context: BoltContext, respon
 
 def handle_reset_status(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     ack()
-    sentence = services_of(context).requests.status(actor=command["user_id"], text=command.get("text") or "")
+    sentence = services_of(context).requests.status(actor=command["user_id"], text=command.get("text") or "",
+                                                    correlation_id=correlation_of(context))
     respond(text=sentence, response_type="ephemeral")

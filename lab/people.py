@@ -72,6 +72,9 @@ class Person:
     entra_roles: tuple[str, ...] = ()
     flags: tuple[Flag, ...] = ()
     slack: bool = True
+    #: The email address on the person's Slack profile when it is not their Entra mail (an alias, another
+    #: domain): then no lookup by mail or UPN finds their Slack account, as happens in real workspaces.
+    slack_mail: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -157,6 +160,9 @@ PEOPLE: tuple[Person, ...] = (
            department="Operations", manager="olga", flags=("locked",)),
     Person("cora", "Cora", "Cloud", _STAFF, "Cl0ud!Only#Sky", title="Contractor",
            department="Marketing", manager="mona", flags=("cloud_only",)),
+    # Zoe's Slack profile carries another domain's address: Slack and Entra cannot be matched by email for her.
+    Person("zoe", "Zoe", "Zimmer", _STAFF, "Z1mmer!Alias#Chat", title="Regional Sales Manager",
+           department="Sales", manager="olga", groups=("approvers",), slack_mail="zoe.zimmer@corp-chat.example"),
     Person("canary", "Writeback", "Canary", _STAFF, "Can4ry!Coal#Mine", title="Health probe",
            department="IT", flags=("canary", "never_expires"), slack=False),
 )

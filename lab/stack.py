@@ -33,6 +33,7 @@ def person_entry(p: Person, *, slack_id: str | None) -> dict[str, Any]:
         "sam": None if p.has("cloud_only") else p.sam,
         "dn": p.dn,
         "slack_id": slack_id,
+        "slack_mail": (p.slack_mail or p.mail) if slack_id else None,
         "entra_id": p.entra_id,
         "manager": p.manager,
         "groups": list(p.groups),

@@ -152,3 +152,23 @@ def test_replicas_on_postgresql_need_one_shared_sealing_key(monkeypatch: pytest.
     problems = " ".join(load_settings().require_sealing())
     assert problems.startswith(said) if said else problems == ""
     assert key is None or key not in problems
+
+
+@pytest.mark.parametrize("tenant", ["common", "organizations", "consumers", "Organizations/"])
+def test_a_multi_tenant_authority_is_refused(monkeypatch: pytest.MonkeyPatch, tenant: str) -> None:
+    """Issue 14, item 11: with /common or /organizations anyone from any tenant can complete a sign-in code."""
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    monkeypatch.setenv("RESETBOT_ENTRA_AUTHORITY", f"https://login.microsoftonline.com/{tenant}")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == (
+        f"RESETBOT_ENTRA_AUTHORITY names no tenant (/{tenant.strip('/')} lets accounts of any tenant sign in): "
+        "give your own tenant's id, https://login.microsoftonline.com/<tenant id>.")
+
+
+def test_a_tenant_authority_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    monkeypatch.setenv("RESETBOT_ENTRA_AUTHORITY", "https://login.microsoftonline.com/contoso.onmicrosoft.com")
+    assert load_settings().entra_authority == "https://login.microsoftonline.com/contoso.onmicrosoft.com"

@@ -42,6 +42,9 @@ def build_plan(settings: Settings) -> DoctorPlan:
     plan.slack_bot_token = settings.slack_bot_token.get_secret_value()
     plan.slack_app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     plan.slack_api_base = settings.slack_api_base
+    plan.user_groups = [(setting, ref) for setting, ref in (("RESETBOT_AGENTS_GROUP", settings.agents_group),
+                                                            ("RESETBOT_APPROVERS_GROUP", settings.approvers_group))
+                        if ref]
     if settings.entra_authority and settings.entra_client_id and (
             settings.entra_client_secret is not None or settings.entra_certificate_file is not None):
         plan.entra_url, plan.entra_ca_file = settings.entra_authority, settings.entra_ca_file

@@ -28,7 +28,7 @@ from bot import messages
 from bot.cli import Subparsers
 from bot.cli.doctor import outbound_urls
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
-from bot.errors import DatabaseUnavailableError, ResetbotError
+from bot.errors import DatabaseUnavailableError, ResetbotError, SlackUnavailableError
 from bot.metrics import serve as serve_metrics
 from bot.serve import Serving, serve_until_signalled
 from bot.services.doctor import Blocked, proxy_problem
@@ -90,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
     if blocked is not None:
         runtime.close(drain_s=0)
         return _cannot_start(blocked.sentence, transient=blocked.transient)
+    try:
+        runtime.pin_groups()  # after the token checks, so that a refused token is named as such
+    except ResetbotError as e:
+        runtime.close(drain_s=0)
+        return _cannot_start(str(e), transient=isinstance(e, SlackUnavailableError))
     try:
         serve_metrics(port=settings.metrics_port, address=settings.metrics_address)  # a daemon thread, if set
     except ResetbotError as e:  # its port is taken (by the instance before this one, still stopping?)

@@ -3,10 +3,16 @@ reach Slack's Web API, so slack_sdk never leaks into the rules.
 
 Rate limits: slack-sdk retries only connection errors by default; a ``RateLimitErrorRetryHandler`` makes it
 honour 429 + Retry-After (chat.postMessage is about 1 message/s per channel).
+
+User groups are named by the settings with an id or a handle, and either way *pinned*: a handle is looked up
+once (``pin``) and from then on the group is asked for by its id (``usergroups.users.list?usergroup=S…``). A
+handle belongs to whichever group holds it now, and where members may change user groups anyone can give it to a
+group of their own; the id stays with the group the bot started with (``bot.domain.groups``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +22,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.domain.groups import GroupFacts, find_group, group_ref, is_group_id
 from bot.errors import SlackUnavailableError
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Blocks = list[dict[str, Any]]
 _GROUP_CACHE_S = 60.0
@@ -31,8 +39,9 @@ class Notifier(Protocol):
     def email_of(self, user: str) -> str | None: ...
     def user_by_email(self, email: str) -> str | None: ...
     def name_of(self, user: str) -> str: ...
-    def group_members(self, handle: str) -> frozenset[str]: ...
+    def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]: ...
     def group_id(self, handle: str) -> str | None: ...
+    def group_handle(self, ref: str) -> str: ...
     def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
 
 
@@ -44,7 +53,9 @@ class SlackNotifier:
             client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
         self._client = client
         self._lock = threading.Lock()
-        self._groups: dict[str, tuple[float, str | None, frozenset[str]]] = {}
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        #: Each group the settings (or a stored request) name, as it was the first time it was looked up.
+        self._pins: dict[str, GroupFacts] = {}
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -100,28 +111,62 @@ class SlackNotifier:
             raise SlackUnavailableError(f"Slack refused users.lookupByEmail ({e.response.get('error')}).") from e
         return str(resp["user"]["id"])
 
-    def _group(self, handle: str) -> tuple[str | None, frozenset[str]]:
-        """Group id and members, cached briefly: usergroups.users.list is tier 2 (about 20 calls a minute)."""
+    def user_groups(self) -> list[GroupFacts]:
+        """Every enabled user group of the workspace, as ``usergroups.list`` shows it."""
+        groups = self._call("the user group list", self._client.usergroups_list)
+        return [GroupFacts(id=str(g["id"]), handle=str(g.get("handle") or ""),
+                           created_by=g.get("created_by") or None, updated_by=g.get("updated_by") or None)
+                for g in groups["usergroups"]]
+
+    def pin(self, ref: str, *, setting: str | None = None) -> GroupFacts | None:
+        """The group ``ref`` (an id, or a handle) names, looked up the first time and kept for the life of the
+        process: a handle given away to another group later changes nothing here. None (and nothing kept) when
+        the workspace has no such group. ``setting`` names where the ref came from, for the log line that says
+        what a handle was pinned to."""
+        key = group_ref(ref)
+        with self._lock:
+            pinned = self._pins.get(key)
+        if pinned is not None:
+            return pinned
+        found = find_group(key, self.user_groups())
+        if found is None:
+            return None
+        with self._lock:
+            pinned = self._pins.setdefault(key, found)
+        if pinned is found and not is_group_id(key):
+            where = setting or "a stored request"
+            fix = f"; set {setting}={found.id} to pin it for good" if setting else ""
+            log.info("%s: the handle @%s is the user group %s, which is pinned until the bot restarts%s", where,
+                     key, found.id, fix)
+        return pinned
+
+    def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]:
+        """The members of the pinned group, cached briefly: usergroups.users.list is tier 2 (about 20 calls a
+        minute). ``fresh`` asks Slack now, for a decision that must not rest on a minute-old list (someone taken
+        out of the helpdesk approving or revealing). Nobody, when the workspace has no such group."""
+        pinned = self.pin(handle)
+        if pinned is None:
+            return frozenset()
         now = time.monotonic()
         with self._lock:
-            hit = self._groups.get(handle)
-            if hit and now - hit[0] < _GROUP_CACHE_S:
-                return hit[1], hit[2]
-        groups = self._call("the user group list", self._client.usergroups_list)
-        gid = next((str(g["id"]) for g in groups["usergroups"] if g.get("handle") == handle), None)
-        members: frozenset[str] = frozenset()
-        if gid:
-            resp = self._call("the user group's members", lambda: self._client.usergroups_users_list(usergroup=gid))
-            members = frozenset(str(u) for u in resp["users"])
+            hit = self._groups.get(pinned.id)
+            if hit and now - hit[0] < _GROUP_CACHE_S and not fresh:
+                return hit[1]
+        resp = self._call("the user group's members",
+                          lambda: self._client.usergroups_users_list(usergroup=pinned.id))
+        members = frozenset(str(u) for u in resp["users"])
         with self._lock:
-            self._groups[handle] = (now, gid, members)
-        return gid, members
-
-    def group_members(self, handle: str) -> frozenset[str]:
-        return self._group(handle)[1]
+            self._groups[pinned.id] = (now, members)
+        return members
 
     def group_id(self, handle: str) -> str | None:
-        return self._group(handle)[0]
+        pinned = self.pin(handle)
+        return pinned.id if pinned is not None else None
+
+    def group_handle(self, ref: str) -> str:
+        """The handle to show for a group (as it was when pinned); the ref itself when there is no such group."""
+        pinned = self.pin(ref)
+        return pinned.handle if pinned is not None and pinned.handle else group_ref(ref)
 
     def publish_home(self, user: str, view: dict[str, Any]) -> None:
         self._call("the App Home", lambda: self._client.views_publish(user_id=user, view=view))

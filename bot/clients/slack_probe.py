@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.clients.http import tls_context
+from bot.domain.groups import GroupFacts
 from bot.errors import SlackUnavailableError
 
 
@@ -67,6 +68,29 @@ class SlackProbe:
         value = header[0] if isinstance(header, list) else header
         scopes = frozenset(s.strip() for s in str(value).split(",") if s.strip()) if value is not None else None
         return BotIdentity(team=str(resp.get("team") or ""), user=str(resp.get("user") or ""), scopes=scopes)
+
+    def user_groups(self, bot_token: str) -> list[GroupFacts]:
+        """Every enabled user group, with who created and last changed it (``usergroups.list``)."""
+        try:
+            resp = self._client(bot_token).usergroups_list()
+        except SlackApiError as e:
+            raise SlackRefusedError(str(e.response.get("error"))) from None
+        except OSError as e:
+            raise SlackUnreachableError(type(e).__name__) from None
+        return [GroupFacts(id=str(g["id"]), handle=str(g.get("handle") or ""),
+                           created_by=g.get("created_by") or None, updated_by=g.get("updated_by") or None)
+                for g in resp["usergroups"]]
+
+    def person(self, bot_token: str, user: str) -> tuple[str, bool]:
+        """A member's name and whether they are a workspace admin or owner (``users.info``)."""
+        try:
+            u = self._client(bot_token).users_info(user=user)["user"]
+        except SlackApiError as e:
+            raise SlackRefusedError(str(e.response.get("error"))) from None
+        except OSError as e:
+            raise SlackUnreachableError(type(e).__name__) from None
+        name = str(u.get("real_name") or u.get("name") or user)
+        return name, bool(u.get("is_admin") or u.get("is_owner") or u.get("is_primary_owner"))
 
     def open_socket_url(self, app_token: str) -> None:
         """``apps.connections.open``: proof that the app-level token may open Socket Mode (the URL is dropped)."""

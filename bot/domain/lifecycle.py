@@ -80,9 +80,11 @@ def predecessors(to: RequestState) -> frozenset[RequestState]:
     return frozenset(s for s, nxt in TRANSITIONS.items() if to in nxt)
 
 
-def required_approvals(*, protected: bool) -> int:
-    """Distinct approvers needed: two for a protected target (spec section 1, never configurable away), else one."""
-    return 2 if protected else 1
+def required_approvals(*, protected: bool, target_in_slack: bool = True) -> int:
+    """Distinct approvers needed: two for a protected target (spec section 1, never configurable away) and for a
+    target with no Slack account the bot could match (nobody can ask them, tell them, or keep them from approving
+    under a Slack account the bot does not know is theirs), else one."""
+    return 2 if protected or not target_in_slack else 1
 
 
 @dataclass(frozen=True, slots=True)

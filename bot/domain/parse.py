@@ -1,8 +1,13 @@
 """Parsing what people type: ``/reset`` arguments and the many ways to name a person. Pure functions.
 
-Slack rewrites some input before the bot sees it when a command has ``should_escape`` on (as ``/reset``
-does): ``@alice`` arrives as ``<@U123|alice>`` (or ``<@U123>``), and an email address as
-``<mailto:a@b.c|a@b.c>``. Both forms, and the raw ones, are accepted.
+Slack rewrites what people type before the bot sees it. It always sends the three characters it uses for control
+sequences as entities (a typed ``&`` arrives as ``&amp;``, ``<`` as ``&lt;``, ``>`` as ``&gt;``), and, when a
+command has ``should_escape`` on (as ``/reset`` and ``/reset-status`` do), ``@alice`` arrives as ``<@U123|alice>``
+(or ``<@U123>``), ``#general`` as ``<#C123|general>``, a URL as ``<https://…>`` or, made with the link tool,
+``<https://…|its text>``, an email address as ``<mailto:a@b.c|a@b.c>`` and ``@here`` as ``<!here>``. Both forms,
+and the raw ones, are accepted. A person is named only by a real control sequence: ``&lt;@U123&gt;`` is text someone
+typed. What is kept as words (the reason) is turned back into plain text by :func:`plain_text`, with no control
+sequence left in it: the sentences escape it again when they show it (``bot.messages.format.esc``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 #: old ``[^@\s<>]+\.[^@\s<>]+`` let the dot fall anywhere, quadratic on ``x@a.a.a...@``).
 _EMAILISH = re.compile(r"^[^@\s<>]++@[^@\s<>.]++(?:\.[^@\s<>.]++)++$")
 _SAM = re.compile(r"^[A-Za-z0-9._\-$]{1,20}$")
+#: A control sequence (``<…>``, no ``<`` or ``>`` inside: Slack escapes those) or a run of other non-space text;
+#: one word may join both (``x<@U1>``), and a link's label may hold spaces without splitting the word.
+_WORD = re.compile(r"(?:<[^<>]*>|[^\s<])+|<")
+_SEQUENCE = re.compile(r"<([^<>]*)>")
 
 FLAGS = ("--unlock", "--tap")
 #: The longest reason ``/reset`` takes: the deny modal's bound too. A reason is a sentence or two for the
@@ -64,15 +73,49 @@ class ParseError:
     detail: str = ""
 
 
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _sequence_words(body: str) -> str:
+    """One control sequence as the words it stands for: ``<@U1|bob>`` → ``@bob``, ``<#C1|general>`` →
+    ``#general``, ``<!here>`` → ``@here``, ``<!subteam^S1|@helpdesk>`` → ``@helpdesk``, ``<!date^…|Nov 25>`` →
+    ``Nov 25``, ``<mailto:a@b.c|Bob>`` → ``a@b.c``, ``<https://x|Click>`` → ``Click (https://x)``: a link's real
+    target is always shown, never hidden behind its label."""
+    target, _, label = body.partition("|")
+    if target.startswith("@"):
+        return "@" + (label or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):
+        if label:
+            return label if target.startswith("!date^") or label.startswith("@") else "@" + label.lstrip("@")
+        return "@" + target[1:].split("^", 1)[-1]
+    if target.startswith("mailto:"):
+        return target.removeprefix("mailto:")
+    if label and label != target and label != target.split("://", 1)[-1]:
+        return f"{label} ({target})"
+    return target
+
+
+def plain_text(wire: str) -> str:
+    """Slack's wire form of typed text as the plain words the person meant: control sequences turned into their
+    words (see :func:`_sequence_words`), entities decoded. The result holds no control sequence Slack would act on
+    as such; whatever ``<``, ``>`` and ``&`` it holds are characters the person typed."""
+    return _unescape(_SEQUENCE.sub(lambda m: _sequence_words(_unescape(m.group(1))), wire))
+
+
 def parse_target(token: str) -> TargetRef | None:
-    """What kind of name ``token`` is; None when it cannot name anyone (longer than any name can be, too)."""
+    """What kind of name ``token`` (in Slack's wire form) is; None when it cannot name anyone (longer than any
+    name can be, too)."""
     token = token.strip()
     if len(token) > MAX_TARGET_CHARS:
         return None
     if m := _MENTION.match(token):
         return TargetRef(TargetKind.SLACK_USER, m.group(1))
     if m := _MAILTO.match(token):
-        return TargetRef(TargetKind.EMAIL_OR_UPN, m.group(1).lower())
+        return TargetRef(TargetKind.EMAIL_OR_UPN, _unescape(m.group(1)).lower())
+    token = _unescape(token)  # anything else is text the person typed, entities and all
     if token.startswith("@") and len(token) > 1:
         token = token[1:]  # "@alice" typed where Slack did not turn it into a mention: try it as a name
     if _EMAILISH.match(token):
@@ -88,8 +131,10 @@ def parse_target(token: str) -> TargetRef | None:
 
 def parse_reset(text: str) -> ResetArgs | ParseError:
     """``<user> [reason…] [--unlock] [--tap]``; flags may stand anywhere, the first other word is the user, and
-    the rest, at most ``MAX_REASON_CHARS`` long, the reason."""
-    words = (text or "").split()
+    the rest, at most ``MAX_REASON_CHARS`` long, the reason.
+
+    ``text`` is Slack's wire form; the reason comes back as plain words (:func:`plain_text`)."""
+    words = _WORD.findall(text or "")
     flags: set[str] = set()
     rest: list[str] = []
     for word in words:
@@ -107,7 +152,7 @@ def parse_reset(text: str) -> ResetArgs | ParseError:
     target = parse_target(rest[0])
     if target is None:
         return ParseError(ParseProblem.BAD_USER, rest[0][:MAX_TARGET_CHARS + 1])
-    reason = " ".join(rest[1:])
+    reason = plain_text(" ".join(rest[1:]))
     if len(reason) > MAX_REASON_CHARS:
         return ParseError(ParseProblem.REASON_TOO_LONG, str(len(reason)))
     return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags)

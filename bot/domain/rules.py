@@ -28,6 +28,12 @@ class Refusal(StrEnum):
     ONLY_TARGET_CONFIRMS = "only_target_confirms"
     ONLY_REQUESTER_REVEALS = "only_requester_reveals"
     NOT_PENDING = "not_pending"
+    #: The person acting (or the requester) has no Entra account the bot can match to their Slack account, so
+    #: "three different people" cannot be checked: it fails closed.
+    APPROVER_NOT_MATCHED = "approver_not_matched"
+    REQUESTER_NOT_MATCHED = "requester_not_matched"
+    #: The requester has left the agents' group since asking: their request is not approved, nor revealed to them.
+    REQUESTER_NOT_AN_AGENT = "requester_not_an_agent"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,21 @@ def approval_refusal(*, actor: str, requester: str, target: str | None, approver
         return Refusal.NOT_AN_APPROVER
     if already_approved:
         return Refusal.ALREADY_APPROVED
+    return None
+
+
+def identity_refusal(*, actor: str | None, requester: str | None, target: str) -> Refusal | None:
+    """Requester ≠ approver ≠ target, compared by Entra object id (the spec: never by email strings). Slack ids
+    alone miss the same person under another Slack account, or a target whose Slack account was never matched;
+    an id that could not be found (None) fails closed rather than letting the click through."""
+    if actor is None:
+        return Refusal.APPROVER_NOT_MATCHED
+    if actor == target:
+        return Refusal.TARGET_CANNOT_APPROVE
+    if requester is None:
+        return Refusal.REQUESTER_NOT_MATCHED
+    if actor == requester:
+        return Refusal.REQUESTER_CANNOT_APPROVE
     return None
 
 

@@ -44,6 +44,13 @@ def cannot_open_socket_mode(api_base: str, reason: str) -> str:
     return f"cannot connect to Slack over Socket Mode at {api_base} ({reason})"
 
 
+def group_not_found(setting: str, ref: str) -> str:
+    """A user group the settings name is not in the workspace: nobody would be an agent (or an approver)."""
+    what = ref if ref.startswith("S") and ref.isupper() else f"@{ref}"
+    return (f"{setting}: this Slack workspace has no user group {what}; give the id (S…) of an existing group, as "
+            "usergroups.list shows it")
+
+
 def slack_start_refused(kind: str) -> str:
     return f"Slack did not accept the bot while it started ({kind}): run resetbot doctor to see what is wrong"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.ids import Command, ResetbotSubcommand
+from bot.messages.format import esc
 
 HELP_TEXT = "\n".join((
     "*resetbot* resets passwords in Entra ID and proves they reached Active Directory.",
@@ -24,7 +25,7 @@ def help_text() -> str:
 
 def unknown_subcommand(word: str) -> str:
     choices = ", ".join(f"`{s}`" for s in ResetbotSubcommand)
-    return f"`{Command.RESETBOT} {word}` is not a command I know; try one of {choices}."
+    return f"`{Command.RESETBOT} {esc(word)}` is not a command I know; try one of {choices}."
 
 
 def not_available_yet(subcommand: str) -> str:

@@ -15,6 +15,7 @@ CHECK_PROXY = "outbound proxy"
 CHECK_SLACK_BOT = "Slack bot token"
 CHECK_SLACK_SCOPES = "Slack bot scopes"
 CHECK_SLACK_APP = "Slack app token"
+CHECK_SLACK_GROUPS = "Slack user groups"
 CHECK_ENTRA_TLS = "TLS to Entra ID"
 CHECK_ENTRA_TOKEN = "Entra app token"  # noqa: S105 - a check's name
 CHECK_GRAPH_ROLES = "Graph permissions"
@@ -80,6 +81,25 @@ def doctor_scopes_missing(missing: list[str]) -> str:
 
 def doctor_scopes_unknown() -> str:
     return "Slack did not say which scopes the bot token has (no x-oauth-scopes header)"
+
+
+def doctor_group_pinned(setting: str, handle: str, group_id: str, *, by_id: bool) -> str:
+    how = "pinned by id" if by_id else f"a handle: set {setting}={group_id} to pin it by id"
+    return f"{setting} @{handle} is {group_id} ({how})"
+
+
+def doctor_groups_ok(groups: list[str]) -> str:
+    """The user groups exist and Slack shows no change by a member; what Slack does not show is said plainly."""
+    return ("; ".join(groups) + ". Every change Slack shows to them was made by a workspace admin, but Slack does not "
+            "show apps whether members may change user groups: check that only admins may (Workspace settings > "
+            "Permissions > User Groups)")
+
+
+def doctor_group_changed_by_member(setting: str, handle: str, group_id: str, who: str) -> str:
+    return (f"@{handle} ({group_id}, {setting}) was last changed by {who}, who is not a workspace admin: this "
+            "workspace lets members change user groups, so anyone can make themselves an agent or an approver. Let "
+            "only admins manage user groups (Workspace settings > Permissions > User Groups), then check who is in "
+            "the group")
 
 
 def doctor_app_token_ok() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.messages.format import slack_date
+from bot.messages.format import esc, slack_date
 
 
 def _ad_time(at: datetime | None) -> str:
@@ -13,61 +13,61 @@ def _ad_time(at: datetime | None) -> str:
 
 def writeback_confirmed(name: str, *, must_change: bool, seen_at: datetime | None) -> str:
     if must_change:
-        return (f":white_check_mark: Confirmed on-premises: Active Directory shows the reset of {name}'s password, "
-                "with *must change at next sign-in* set.")
-    return (f":white_check_mark: Confirmed on-premises: Active Directory shows the reset of {name}'s password "
+        return (f":white_check_mark: Confirmed on-premises: Active Directory shows the reset of {esc(name)}'s "
+                "password, with *must change at next sign-in* set.")
+    return (f":white_check_mark: Confirmed on-premises: Active Directory shows the reset of {esc(name)}'s password "
             f"(password last set {_ad_time(seen_at)}).")
 
 
 def writeback_without_must_change(name: str, *, seen_at: datetime | None) -> str:
-    return (f":warning: The reset of {name}'s password reached Active Directory ({_ad_time(seen_at)}), but the "
+    return (f":warning: The reset of {esc(name)}'s password reached Active Directory ({_ad_time(seen_at)}), but the "
             "account's *password never expires* flag keeps *must change at next sign-in* from applying on-premises: "
-            f"the temporary password stays valid there until {name} changes it. Ask them to change it now, or clear "
-            "the flag in AD.")
+            f"the temporary password stays valid there until {esc(name)} changes it. Ask them to change it now, or "
+            "clear the flag in AD.")
 
 
 def writeback_must_change_missing(name: str, *, seen_at: datetime | None, maybe_own: bool) -> str:
     """The reset landed with a ``pwdLastSet`` instant on an account without "password never expires".
     ``maybe_own``: AD's password version was not readable, so that instant may be the user's own change."""
     if maybe_own:
-        return (f":warning: The reset of {name}'s password reached Active Directory ({_ad_time(seen_at)}), but AD "
-                f"does not show *must change at next sign-in*: either {name} has already chosen their own password, "
-                "or must-change did not apply on-premises and the temporary password stays valid there until they "
-                "change it. Ask them to change it if they have not.")
-    return (f":warning: The reset of {name}'s password reached Active Directory ({_ad_time(seen_at)}), but "
+        return (f":warning: The reset of {esc(name)}'s password reached Active Directory ({_ad_time(seen_at)}), but AD "
+                f"does not show *must change at next sign-in*: either {esc(name)} has already chosen their own "
+                "password, or must-change did not apply on-premises and the temporary password stays valid there until "
+                "they change it. Ask them to change it if they have not.")
+    return (f":warning: The reset of {esc(name)}'s password reached Active Directory ({_ad_time(seen_at)}), but "
             "*must change at next sign-in* did not apply on-premises: the temporary password stays valid there "
-            f"until {name} changes it. Ask them to change it now, or set the flag in AD.")
+            f"until {esc(name)} changes it. Ask them to change it now, or set the flag in AD.")
 
 
 def writeback_unproven(name: str, dn: str) -> str:
     """AD shows must-change, as it did before the reset: nothing tells this reset from an earlier one."""
     return (f":grey_question: Not confirmed on-premises: Active Directory shows *must change at next sign-in* on "
-            f"`{dn}`, but it may have shown that before this reset too (an earlier temporary password never "
+            f"`{esc(dn)}`, but it may have shown that before this reset too (an earlier temporary password never "
             "replaced), and the bot cannot tell this reset from that one: it needs to read the password's version "
             "(`msDS-KeyVersionNumber`) before and after the reset. Writeback may or may not have reached AD; ask "
-            f"{name} to sign in with the new temporary password to be sure.")
+            f"{esc(name)} to sign in with the new temporary password to be sure.")
 
 
 def writeback_not_seen(name: str, *, waited: str, seen_at: datetime | None, reset_at: datetime, dn: str) -> str:
     return (f":warning: {waited} after the reset ({slack_date(reset_at)}), Active Directory still does not show it: "
-            f"`{dn}` has its password last set {_ad_time(seen_at)}. Entra said the reset succeeded, so writeback may "
-            "not have reached the domain controller the bot reads, or the writeback agent went offline. Check Entra "
-            f"Connect's password writeback before {name} relies on the new password on-premises.")
+            f"`{esc(dn)}` has its password last set {_ad_time(seen_at)}. Entra said the reset succeeded, so writeback "
+            "may not have reached the domain controller the bot reads, or the writeback agent went offline. Check "
+            f"Entra Connect's password writeback before {esc(name)} relies on the new password on-premises.")
 
 
 def writeback_account_gone(name: str, dn: str) -> str:
-    return (f":warning: The reset of {name}'s password could not be confirmed on-premises: the AD account `{dn}` is "
-            "no longer found.")
+    return (f":warning: The reset of {esc(name)}'s password could not be confirmed on-premises: the AD account "
+            f"`{esc(dn)}` is no longer found.")
 
 
 def password_replaced(name: str, *, at: datetime | None) -> str:
-    return (f":lock: {name} has chosen their own password ({_ad_time(at)}): the temporary one no longer works. "
+    return (f":lock: {esc(name)} has chosen their own password ({_ad_time(at)}): the temporary one no longer works. "
             "Follow-up done.")
 
 
 def password_never_replaced(name: str, *, waited: str) -> str:
-    return (f":hourglass: {waited} after the reset, {name} has still not replaced the temporary password; it keeps "
-            "working until they do. No more reminders will be sent: call them, or reset again if the temporary "
+    return (f":hourglass: {waited} after the reset, {esc(name)} has still not replaced the temporary password; it "
+            "keeps working until they do. No more reminders will be sent: call them, or reset again if the temporary "
             "password may have been seen by someone else.")
 
 

@@ -1,7 +1,8 @@
-"""What every domain's sentences share: Slack dates, buttons, lists and durations."""
+"""What every domain's sentences share: escaping, Slack dates, buttons, lists and durations."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,23 @@ from typing import Any
 from bot.ids import Action
 
 Blocks = list[dict[str, Any]]
+
+#: ``@channel``, ``@here`` and ``@everyone`` typed as plain words (not inside an address such as
+#: ``alice@here.example``): mrkdwn text objects are parsed with ``verbatim: false`` by default, under which Slack
+#: "automatically parses certain mentions".
+_BROADCAST = re.compile(r"(?<![\w.+-])@(channel|here|everyone)(?!\.?[\w-])", re.IGNORECASE)
+
+
+def esc(text: object) -> str:
+    """``text`` as inert words in mrkdwn: every value a person typed (a reason, a deny reason, a name they looked
+    for) or the directory holds (a display name, a UPN, Graph's status text) goes through this before it joins a
+    sentence, because Slack reads ``&``, ``<`` and ``>`` as control characters. Unescaped, a reason of
+    ``<!channel>`` pings the whole channel and ``<https://evil.example|Reset portal>`` shows a link whose target
+    the reader cannot see. Escaping exactly these three is what Slack's "Formatting text for app surfaces" asks
+    (anything more would show as typed). A broadcast word (``@here``) gets a zero-width space after its ``@`` so
+    that it reads the same but can never notify anyone."""
+    escaped = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub("@\u200b\\1", escaped)
 
 
 def slack_date(when: datetime) -> str:

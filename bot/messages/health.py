@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.domain.health_state import Change, Check, CheckView, HealthReport, HealthState, TransitionView
 from bot.ids import Command, ResetbotSubcommand
-from bot.messages.format import slack_date
+from bot.messages.format import esc, slack_date
 from bot.messages.links import LOGIN_SERVICE
 
 CHECK_LABELS: dict[Check, str] = {
@@ -82,7 +82,7 @@ def canary_not_linked(service_upn: str) -> str:
 
 def canary_refused(upn: str, status_detail: str | None) -> str:
     return (f"The canary reset of {upn} did not land on-premises: "
-            f"{status_detail or 'Graph gave no reason'}")
+            f"{esc(status_detail) if status_detail else 'Graph gave no reason'}")
 
 
 def canary_timed_out(upn: str, seconds: float) -> str:
@@ -105,7 +105,7 @@ def health_check_crashed(kind: str) -> str:
 
 def _ms_said(code: str | None, status: int | None) -> str:
     """Microsoft's error code and the HTTP status, what support asks for, as " (AADSTS90033, HTTP 503)"."""
-    said = ", ".join(x for x in (code, f"HTTP {status}" if status else None) if x)
+    said = ", ".join(x for x in (esc(code) if code else None, f"HTTP {status}" if status else None) if x)
     return f" ({said})" if said else ""
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.ids import Command, ResetbotSubcommand
-from bot.messages.format import listed, slack_date
+from bot.messages.format import esc, listed, slack_date
 
 LOGIN = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN}`"
 LOGIN_SERVICE = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --service`"
@@ -18,7 +18,7 @@ LOGIN_SERVICE = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --service`"
 def _roles_phrase(roles: Sequence[str] | None) -> str:
     if roles is None:
         return "roles could not be read just now"
-    return ", ".join(roles) if roles else "no Entra admin role"
+    return ", ".join(esc(r) for r in roles) if roles else "no Entra admin role"
 
 
 def link_usage(subcommand: str) -> str:
@@ -61,7 +61,7 @@ def login_code_sent(expires_at: datetime) -> str:
 
 def login_code_dm(user_code: str, verification_uri: str, expires_at: datetime, *, sign_in_as: str | None,
                   service: bool) -> str:
-    account = f"`{sign_in_as}`" if sign_in_as else "your own account"
+    account = f"`{esc(sign_in_as)}`" if sign_in_as else "your own account"
     what = (f"link the service identity {account} to resetbot: every reset will be made as that account"
             if service else "link your Entra account to resetbot: resets you ask for will be made as you")
     return (f"To {what}. Open {verification_uri} and enter the code *{user_code}*, then sign in as {account}. "
@@ -72,7 +72,7 @@ def login_code_dm(user_code: str, verification_uri: str, expires_at: datetime, *
 def linked(upn: str, roles: Sequence[str] | None, *, service: bool, can_reset_anyone: bool) -> str:
     who = "The service identity is" if service else "Your Entra account is"
     made = "every reset is made as this account" if service else "resets you ask for are made as this account"
-    sentence = f"{who} linked as {upn} (roles: {_roles_phrase(roles)}); {made}."
+    sentence = f"{who} linked as {esc(upn)} (roles: {_roles_phrase(roles)}); {made}."
     if roles is not None and not can_reset_anyone:
         sentence += (" It holds no Entra role that may reset passwords, so Microsoft will refuse its resets until "
                      "it gets one (Helpdesk Administrator or Password Administrator, for example).")
@@ -100,6 +100,7 @@ def link_failed(reason: str, correlation_id: str, *, service: bool) -> str:
 
 
 def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool) -> str:
+    signed_in, expected = esc(signed_in), esc(expected)
     told = " and security has been told" if security_told else ""
     if service:
         return (f"That sign-in was completed as {signed_in}, not as the service identity {expected}, so nothing was "
@@ -109,12 +110,13 @@ def link_wrong_account(signed_in: str, expected: str, *, service: bool, security
 
 
 def link_no_email(signed_in: str) -> str:
-    return (f"Your Slack profile shows no email address, so I can't tell whether {signed_in} is your own account; "
+    return (f"Your Slack profile shows no email address, so I can't tell whether {esc(signed_in)} is your own account; "
             "nothing was linked. Ask a Slack admin to show your email address, then try again.")
 
 
 def security_link_mismatch(slack_user: str, signed_in: str, expected: str, *, service: bool) -> str:
     asked = f"<@{slack_user}> ran {LOGIN_SERVICE}" if service else f"<@{slack_user}> ran {LOGIN}"
+    signed_in, expected = esc(signed_in), esc(expected)
     return (f":rotating_light: {asked}, but the Microsoft sign-in was completed as `{signed_in}` instead of "
             f"`{expected}`. Nothing was linked. A sign-in code completed by someone else can mean phishing: check "
             f"with <@{slack_user}> and with `{signed_in}`.")
@@ -131,20 +133,20 @@ def service_not_linked(service_upn: str) -> str:
 
 def link_reauth(upn: str, *, service: bool) -> str:
     if service:
-        return (f"The service identity's sign-in ({upn}) can no longer be used (it expired or was revoked): an "
+        return (f"The service identity's sign-in ({esc(upn)}) can no longer be used (it expired or was revoked): an "
                 f"approver has to run {LOGIN_SERVICE} again.")
-    return f"Your Entra sign-in ({upn}) can no longer be used (it expired or was revoked): run {LOGIN} again."
+    return f"Your Entra sign-in ({esc(upn)}) can no longer be used (it expired or was revoked): run {LOGIN} again."
 
 
 def role_too_weak(upn: str, caller_roles: Sequence[str], blocking: Sequence[str], needed: Sequence[str], *,
                   service: bool, tap: bool = False) -> str:
     """Why Entra would refuse this reset (``tap``: this Temporary Access Pass) to the acting account's roles."""
-    who = f"The service identity {upn}" if service else f"Your Entra account {upn}"
+    who = f"The service identity {esc(upn)}" if service else f"Your Entra account {esc(upn)}"
     what = "create Temporary Access Passes" if tap else "reset passwords"
-    holds = f"({', '.join(caller_roles)})" if caller_roles else f"(no Entra role that may {what})"
-    whom = f"someone who holds {listed(blocking, 'and')}" if blocking else "anyone"
+    holds = f"({', '.join(map(esc, caller_roles))})" if caller_roles else f"(no Entra role that may {what})"
+    whom = f"someone who holds {listed([esc(r) for r in blocking], 'and')}" if blocking else "anyone"
     act = f"create a Temporary Access Pass for {whom}" if tap else f"reset the password of {whom}"
-    return f"{who} {holds} can't {act}: that takes {listed(needed)}."
+    return f"{who} {holds} can't {act}: that takes {listed([esc(r) for r in needed])}."
 
 
 def whoami_not_linked() -> str:
@@ -154,8 +156,8 @@ def whoami_not_linked() -> str:
 def whoami_linked(upn: str, display_name: str, linked_at: datetime, roles: Sequence[str] | None,
                   token_state: str, *, service: bool) -> str:
     who = "The service identity is" if service else "You're"
-    name = f" ({display_name})" if display_name and display_name != upn else ""
-    return (f"{who} linked as {upn}{name} since {slack_date(linked_at)}. Entra roles: {_roles_phrase(roles)}. "
+    name = f" ({esc(display_name)})" if display_name and display_name != upn else ""
+    return (f"{who} linked as {esc(upn)}{name} since {slack_date(linked_at)}. Entra roles: {_roles_phrase(roles)}. "
             f"{token_state}")
 
 
@@ -179,8 +181,8 @@ def whoami_service_mode(service_upn: str) -> str:
 
 def unlinked(upn: str, *, service: bool) -> str:
     who = "The service identity" if service else "Your Entra account"
-    return (f"{who} {upn} is unlinked: resetbot has deleted its sign-in. To end the sign-in at Microsoft too, sign "
-            "out of your sessions at https://myaccount.microsoft.com.")
+    return (f"{who} {esc(upn)} is unlinked: resetbot has deleted its sign-in. To end the sign-in at Microsoft too, "
+            "sign out of your sessions at https://myaccount.microsoft.com.")
 
 
 def nothing_to_unlink(*, service: bool) -> str:

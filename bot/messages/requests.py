@@ -13,7 +13,7 @@ from bot.domain.parse import MAX_REASON_CHARS, ParseError, ParseProblem
 from bot.domain.rules import Protection, Refusal
 from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
-from bot.messages.format import Blocks, button, slack_date
+from bot.messages.format import Blocks, button, esc, slack_date
 from bot.models import ResetRequest
 
 
@@ -26,7 +26,7 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.DUPLICATE_FLAG:
             return f"`{error.detail}` is given twice; give each option once. {RESET_USAGE}"
         case ParseProblem.BAD_USER:
-            return (f"`{error.detail}` is not a user I can look up; use an @mention, an email address, a UPN or a "
+            return (f"`{esc(error.detail)}` is not a user I can look up; use an @mention, an email address, a UPN or a "
                     f"sAMAccountName. {RESET_USAGE}")
         case ParseProblem.REASON_TOO_LONG:
             return (f"The reason is {error.detail} characters long; keep it to {MAX_REASON_CHARS} (a sentence or two "
@@ -34,13 +34,13 @@ def parse_problem(error: ParseError) -> str:
 
 
 def unknown_user(text: str) -> str:
-    return (f"I can't find anyone called `{text}` in Entra ID or Active Directory; check the spelling, or use their "
-            "email address.")
+    return (f"I can't find anyone called `{esc(text)}` in Entra ID or Active Directory; check the spelling, or use "
+            "their email address.")
 
 
 def ambiguous_user(text: str, candidates: Sequence[tuple[str, str]]) -> str:
-    listed = "; ".join(f"{name} (`{upn}`)" for name, upn in candidates)
-    return f"`{text}` matches {len(candidates)} people: {listed}. Use the one's email address or UPN."
+    listed = "; ".join(f"{esc(name)} (`{esc(upn)}`)" for name, upn in candidates)
+    return f"`{esc(text)}` matches {len(candidates)} people: {listed}. Use the one's email address or UPN."
 
 
 def in_ad_not_in_entra(text: str, name: str, upn: str) -> str:
@@ -69,18 +69,34 @@ def self_reset() -> str:
             "(https://aka.ms/sspr) or ask a colleague in the helpdesk.")
 
 
+def requester_not_matched() -> str:
+    return ("I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail "
+            "or UPN there), so I can't make sure this isn't your own account; nothing was requested. Ask a Slack admin "
+            "to set your profile's email address to your work address.")
+
+
+def target_not_in_slack(name: str) -> str:
+    return (f"{esc(name)} has no Slack account I could match (by their mail or UPN), so they can't be asked or told "
+            "by DM")
+
+
+def target_cannot_confirm(name: str, upn: str) -> str:
+    return (f"{target_not_in_slack(name)}, and here the person must confirm by DM before a reset; nothing was "
+            f"requested. Their Slack profile's email address has to be `{esc(upn)}` (or their mail) first.")
+
+
 def not_synced(name: str) -> str:
-    return (f"{name} is a cloud-only account (not synced from on-premises AD), so there is nothing to write back; "
+    return (f"{esc(name)} is a cloud-only account (not synced from on-premises AD), so there is nothing to write back; "
             "reset it in the Entra admin center instead.")
 
 
 def not_in_ad(name: str) -> str:
-    return (f"{name} is synced from on-premises, but I can't find the account in Active Directory; check that the "
+    return (f"{esc(name)} is synced from on-premises, but I can't find the account in Active Directory; check that the "
             "bot's AD search base covers it.")
 
 
 def account_disabled(name: str) -> str:
-    return f"{name}'s account is disabled; enable it first (a reset won't let them sign in)."
+    return f"{esc(name)}'s account is disabled; enable it first (a reset won't let them sign in)."
 
 
 def unlock_unavailable() -> str:
@@ -89,20 +105,20 @@ def unlock_unavailable() -> str:
 
 
 def locked_out_needs_unlock(name: str) -> str:
-    return (f"{name} is locked out in Active Directory, and writeback cannot reset a locked-out account; "
+    return (f"{esc(name)} is locked out in Active Directory, and writeback cannot reset a locked-out account; "
             f"ask again with `--unlock` to clear the lockout too. {RESET_USAGE}")
 
 
 def unlocked(name: str) -> str:
-    return f":unlock: Cleared {name}'s lockout in Active Directory."
+    return f":unlock: Cleared {esc(name)}'s lockout in Active Directory."
 
 
 def unlock_failed(name: str, why: str) -> str:
-    return f":warning: Could not clear {name}'s lockout in Active Directory: {why}"
+    return f":warning: Could not clear {esc(name)}'s lockout in Active Directory: {esc(why)}"
 
 
 def protected_refused(name: str, reasons: Sequence[Protection]) -> str:
-    return (f"{name}'s account is protected ({_protection_words(reasons)}), and no rule allows resetting it "
+    return (f"{esc(name)}'s account is protected ({_protection_words(reasons)}), and no rule allows resetting it "
             "through resetbot; a domain administrator has to do it.")
 
 
@@ -157,6 +173,16 @@ _REFUSALS: dict[Refusal, str] = {
     Refusal.ONLY_TARGET_CONFIRMS: "Only the person whose password this is can answer this question.",
     Refusal.ONLY_REQUESTER_REVEALS: "Only the person who asked for this reset can see its temporary password.",
     Refusal.NOT_PENDING: "This request is no longer waiting for a decision; nothing was changed.",
+    Refusal.APPROVER_NOT_MATCHED: (
+        "I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail or "
+        "UPN there), so I can't make sure you are neither the requester nor the person whose password this is; "
+        "nothing was changed. Another approver has to decide."),
+    Refusal.REQUESTER_NOT_AN_AGENT: (
+        "The person who asked for this reset is no longer a helpdesk agent (not in the agents' user group), so it "
+        "can't be approved; nothing was changed."),
+    Refusal.REQUESTER_NOT_MATCHED: (
+        "I can't match the requester's Slack account to an Entra ID account any more, so I can't make sure you are "
+        "not the same person; nothing was changed."),
 }
 
 
@@ -166,7 +192,7 @@ def refusal(reason: Refusal, request_id: str | None = None) -> str:
 
 
 def request_not_found(text: str) -> str:
-    return f"There is no reset request `{text}`. Request ids look like `R-7K3Q9M`."
+    return f"There is no reset request `{esc(text)}`. Request ids look like `R-7K3Q9M`."
 
 
 # --- the request message -------------------------------------------------------------------------------------
@@ -195,7 +221,7 @@ def approvers_phrase(manager: str | None, group_id: str | None, group_handle: st
 
 def request_text(req: ResetRequest) -> str:
     """The notification text (and screen-reader text) of the request message."""
-    return f"Password reset {req.id} for {req.target_display}: {STATE_LINE[req.state].split(': ', 1)[-1]}"
+    return f"Password reset {req.id} for {esc(req.target_display)}: {STATE_LINE[req.state].split(': ', 1)[-1]}"
 
 
 def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str | None,
@@ -203,11 +229,13 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     """The request message, redrawn in place at every change of state."""
     options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
     lines = [
-        f"*Password reset for {req.target_display}* (`{req.target_upn}`)",
-        f"Requested by <@{req.requester}>" + (f" · Reason: {req.reason}" if req.reason else " · No reason given"),
+        f"*Password reset for {esc(req.target_display)}* (`{esc(req.target_upn)}`)",
+        f"Requested by <@{req.requester}>" + (f" · Reason: {esc(req.reason)}" if req.reason else " · No reason given"),
     ]
     if options:
         lines.append("Options: " + ", ".join(options))
+    if req.target_slack_id is None:
+        lines.append(f":warning: {target_not_in_slack(req.target_display)}: two different approvers decide.")
     if req.protected:
         reasons = [Protection(r) for r in req.protected.split(",")]
         lines.append(f":lock: Protected account ({_protection_words(reasons)}): needs two different approvers.")
@@ -219,7 +247,7 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     elif decided_by:
         status += f" by <@{decided_by}>"
     if note:
-        status += f": {note}"
+        status += f": {esc(note)}"
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": status}},
@@ -244,7 +272,8 @@ def approver_mention(req: ResetRequest, group_id: str | None) -> str:
 
 
 def approver_dm(req: ResetRequest, channel: str) -> str:
-    return (f"<@{req.requester}> asks to reset the password of {req.target_display} (`{req.target_upn}`), who reports "
+    return (f"<@{req.requester}> asks to reset the password of {esc(req.target_display)} (`{esc(req.target_upn)}`), "
+            "who reports "
             f"to you. Approve or deny it in the thread: <#{channel}> ({req.id}).")
 
 
@@ -258,7 +287,7 @@ def approved(approvers: Sequence[str]) -> str:
 
 
 def denied(actor: str, reason: str) -> str:
-    return f"Denied by <@{actor}>: {reason}"
+    return f"Denied by <@{actor}>: {esc(reason)}"
 
 
 def cancelled(actor: str) -> str:
@@ -281,16 +310,48 @@ def escalation(req: ResetRequest, group_id: str | None) -> str:
 
 def security_protected_request(req: ResetRequest) -> str:
     reasons = [Protection(r) for r in req.protected.split(",") if r]
-    return (f":lock: <@{req.requester}> asked to reset the protected account {req.target_display} (`{req.target_upn}`; "
+    return (f":lock: <@{req.requester}> asked to reset the protected account {esc(req.target_display)} "
+            f"(`{esc(req.target_upn)}`; "
             f"{_protection_words(reasons)}), allowed by a rule with two approvers. Request {req.id}.")
 
 
 def security_target_disowned(req: ResetRequest) -> str:
-    return (f":rotating_light: {req.target_display} (`{req.target_upn}`) says they did NOT ask for the password reset "
-            f"{req.id} that <@{req.requester}> requested. The request was cancelled.")
+    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says they did NOT ask for the "
+            f"password reset {req.id} that <@{req.requester}> requested. The request was cancelled.")
 
 
 # --- the target's confirmation ---------------------------------------------------------------------------------
+
+#: What a "No" that came after the request was decided means for the account, by the state it found.
+_LATE_NO_OUTCOME = {
+    RequestState.DENIED: "It had been denied, so nothing was changed.",
+    RequestState.CANCELLED: "It had been cancelled, so nothing was changed.",
+    RequestState.EXPIRED: "It had expired without a decision, so nothing was changed.",
+    RequestState.REJECTED: "The new password had been refused, so nothing was changed.",
+    RequestState.FAILED: "The reset had failed: check whether the password changed.",
+    RequestState.RESETTING: "The reset was already under way: check whether the password changed.",
+    RequestState.SUCCEEDED: "The reset had been made: their password WAS changed.",
+}
+
+
+def _late_no_outcome(state: RequestState) -> str:
+    return _LATE_NO_OUTCOME.get(state, "Nothing was changed.")
+
+
+def security_late_no(req: ResetRequest) -> str:
+    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says they did NOT ask for the "
+            f"password reset {req.id} that <@{req.requester}> requested. {_late_no_outcome(req.state)}")
+
+
+def late_no_in_thread(target: str, state: RequestState) -> str:
+    return (f":rotating_light: <@{target}> says they did not ask for this reset. {_late_no_outcome(state)} Security "
+            "has been told.")
+
+
+def late_no_answered(state: RequestState) -> str:
+    if state in (RequestState.FAILED, RequestState.RESETTING):
+        return "Thanks for telling us: security has been alerted and will check your account."
+    return "Thanks for telling us: nothing was changed, and security has been told."
 
 def confirm_question_text(req: ResetRequest) -> str:
     return f"Did you ask the helpdesk to reset your password? ({req.id})"
@@ -298,7 +359,7 @@ def confirm_question_text(req: ResetRequest) -> str:
 
 def confirm_question_blocks(req: ResetRequest) -> Blocks:
     text = (f"<@{req.requester}> from the helpdesk asked to reset your password ({req.id})"
-            + (f", saying: _{req.reason}_" if req.reason else "") + ".\n*Did you ask the helpdesk for this?*")
+            + (f", saying: _{esc(req.reason)}_" if req.reason else "") + ".\n*Did you ask the helpdesk for this?*")
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         {"type": "actions", "block_id": Block.CONFIRM_ACTIONS, "elements": [
@@ -318,7 +379,7 @@ def target_confirmed(target: str) -> str:
 
 
 def waiting_for_target(target: str | None, name: str) -> str:
-    who = f"<@{target}>" if target else name
+    who = f"<@{target}>" if target else esc(name)
     return f"Approved, and now waiting for {who} to confirm by DM that they asked for this reset."
 
 

@@ -12,12 +12,12 @@ from pydantic import SecretStr
 
 from bot.domain.verdict import RejectionRule, Verdict, VerdictKind
 from bot.ids import Action, Block, Callback
-from bot.messages.format import Blocks, button
+from bot.messages.format import Blocks, button, esc
 from bot.models import ResetRequest
 
 
 def reset_started(name: str) -> str:
-    return f"Resetting {name}'s password in Entra ID; writeback carries it to Active Directory…"
+    return f"Resetting {esc(name)}'s password in Entra ID; writeback carries it to Active Directory…"
 
 
 _NOT_CHANGED = "The password was not changed."
@@ -88,22 +88,22 @@ def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation
     if verdict.kind == VerdictKind.UNKNOWN:
         words = _UNKNOWN_REASON_WORDS.get(verdict.detail.get("reason", ""), words)
     rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
-    return words.format(name=name, requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
+    return words.format(name=esc(name), requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
                         cid=correlation_id)
 
 
 def reset_recovered_unrevealable(name: str) -> str:
-    return (f":white_check_mark: Entra reports that the reset of {name}'s password succeeded, but resetbot restarted "
-            "before it could seal the temporary password, so nobody can reveal it. Ask again for a new reset to get "
-            "a password you can read out.")
+    return (f":white_check_mark: Entra reports that the reset of {esc(name)}'s password succeeded, but resetbot "
+            "restarted before it could seal the temporary password, so nobody can reveal it. Ask again for a new reset "
+            "to get a password you can read out.")
 
 
 def tap_started(name: str) -> str:
-    return f"Issuing a Temporary Access Pass for {name} in Entra ID (no password change)…"
+    return f"Issuing a Temporary Access Pass for {esc(name)} in Entra ID (no password change)…"
 
 
 def tap_issued(name: str, requester: str, minutes: int) -> str:
-    return (f":white_check_mark: Done: a Temporary Access Pass for {name} is ready, usable once within {minutes} "
+    return (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
             f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
             "once, within 10 minutes).")
 
@@ -132,7 +132,7 @@ def reveal_modal(*, name: str, password: SecretStr, spelled: str, must_change: b
         "close": {"type": "plain_text", "text": "Done"},
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": (
-                f"Read this to {name} now: it is shown only this once. {after}")}},
+                f"Read this to {esc(name)} now: it is shown only this once. {after}")}},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"```{secret}```"}},
             {"type": "context", "elements": [{"type": "plain_text", "text": spelled}]},
         ],
@@ -141,6 +141,11 @@ def reveal_modal(*, name: str, password: SecretStr, spelled: str, must_change: b
 
 def revealed(requester: str) -> str:
     return f"<@{requester}> revealed the temporary password. It is no longer stored anywhere."
+
+
+def reveal_not_an_agent() -> str:
+    return ("You are no longer a helpdesk agent (not in the agents' user group), so the temporary password can't be "
+            "shown to you; it stays sealed until it is wiped.")
 
 
 def reveal_gone() -> str:
@@ -197,5 +202,5 @@ def not_me_answered() -> str:
 
 
 def security_reset_disowned(req: ResetRequest) -> str:
-    return (f":rotating_light: {req.target_display} (`{req.target_upn}`) says the password reset {req.id}, "
+    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says the password reset {req.id}, "
             f"requested by <@{req.requester}>, was not asked for by them. Their password WAS changed.")

@@ -2,8 +2,10 @@
 
 ``/resetbot login`` starts Microsoft's device-code sign-in: the bot asks Entra for a code, DMs it to the agent
 (never a channel), and waits for the sign-in in a background thread of its own, so the Slack listener answers at
-once and no inbound port is needed. When the sign-in completes, the account must be the agent's own: its UPN (or
-mail) must equal the Slack user's email address. A sign-in completed as someone else is refused, audited and
+once and no inbound port is needed. When the sign-in completes, the account must be the agent's own: its UPN
+must equal the Slack user's email address (its mail only with ``RESETBOT_LINK_ACCEPT_MAIL``: helpdesk staff can
+often edit ``mail`` on-prem, and would then link an administrator's account whose mail they set to their own
+address), in the configured tenant (the id token's ``tid``). A sign-in completed as someone else is refused, audited and
 reported to security, because that is exactly what a phished sign-in code looks like (an attacker starts a
 sign-in and talks an administrator into entering the code). In service mode (``RESETBOT_RESET_IDENTITY=service``)
 one account, ``RESETBOT_SERVICE_IDENTITY_UPN``, makes every reset; an approver links it with
@@ -100,6 +102,8 @@ class LinkRules:
     security_channel: str | None
     #: A health canary is configured: it is reset as the service identity, so that may be linked in agent mode.
     canary: bool = False
+    #: The account's ``mail`` proves ownership too (``RESETBOT_LINK_ACCEPT_MAIL``); by default only its UPN does.
+    accept_mail: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkRules:
@@ -110,6 +114,7 @@ class LinkRules:
             approvers_group=settings.approvers_group or None,
             security_channel=settings.security_channel,
             canary=bool((settings.canary_upn or "").strip()),
+            accept_mail=settings.link_accept_mail,
         )
 
     @property
@@ -198,7 +203,8 @@ class LinkService:
                 self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                        detail={"stage": "link", "reason": "not_an_approver", "service": True,
                                                "attempted": attempted}))
-                return messages.links.link_service_not_an_approver(group)
+                return messages.links.link_service_not_an_approver(self.notifier.group_handle(group) if group
+                                                                    else None)
             return None
         if attempted != "login":
             return None  # anyone may see or remove their own link
@@ -208,7 +214,7 @@ class LinkService:
         if slack_user not in self.notifier.group_members(self.rules.agents_group):
             self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                    detail={"stage": "link", "reason": "not_an_agent", "attempted": attempted}))
-            return messages.links.link_not_an_agent(self.rules.agents_group)
+            return messages.links.link_not_an_agent(self.notifier.group_handle(self.rules.agents_group))
         return None
 
     def _finish(self, *, key: str, slack_user: str, flow: DeviceFlow, correlation_id: str, service: bool) -> None:
@@ -229,8 +235,9 @@ class LinkService:
                     self._failed(slack_user, e.reason, messages.links.link_expired(service=service), correlation_id,
                                  service)
                 return
-            except ResetbotError as e:
-                self._failed(slack_user, "error", messages.links.link_failed(str(e), correlation_id, service=service),
+            except ResetbotError as e:  # the reason a DeviceFlowError gives (wrong_tenant, scope...) goes on record
+                self._failed(slack_user, str(getattr(e, "reason", "") or "error"),
+                             messages.links.link_failed(str(e), correlation_id, service=service),
                              correlation_id, service, error=type(e).__name__)
                 return
             self._complete(key=key, slack_user=slack_user, account=account, correlation_id=correlation_id,
@@ -258,9 +265,10 @@ class LinkService:
         expected = self.rules.service_upn if service else self.notifier.email_of(slack_user)
         if service:
             ok = account.upn.strip().lower() == (expected or "").strip().lower()
-        else:  # the UPN first; the account's mail only when the UPN is not the Slack address (one Graph read)
+        else:  # the UPN; the account's mail only where a setting says so (helpdesk staff can often edit mail)
             ok = owns_account(expected, upn=account.upn, mail=None) or (
-                expected is not None and owns_account(expected, upn=account.upn, mail=self._mail_of(account.oid)))
+                self.rules.accept_mail and expected is not None
+                and owns_account(expected, upn=account.upn, mail=self._mail_of(account.oid)))
         if not ok:
             self._refuse_account(slack_user, account, expected, correlation_id, service)
             return

@@ -31,6 +31,7 @@ from bot.domain.rules import (
     approval_refusal,
     approvers_for,
     cancel_refusal,
+    identity_refusal,
     protection_reasons,
 )
 from bot.errors import ResetbotError
@@ -93,6 +94,9 @@ class RequestService:
     #: with these roles, for a password or a TAP): None, or the sentence saying why not. Asked before anyone is
     #: asked to approve.
     readiness: Readiness | None = None
+    #: The target disowning a reset already made (the reset service's ``not_me``: "This wasn't me"), for a "No"
+    #: that comes after the password was changed; returns the sentence for the target.
+    disowned_after_reset: Callable[..., str] | None = None
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -110,8 +114,9 @@ class RequestService:
                                    detail={"stage": "request", "reason": reason, "input": text[:200], **detail}))
             return sentence
 
-        if requester not in self.notifier.group_members(self.rules.agents_group):
-            return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(self.rules.agents_group))
+        if requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+            return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(
+                self.notifier.group_handle(self.rules.agents_group)))
         parsed = parse_reset(text)
         if isinstance(parsed, ParseError):
             return refuse(parsed.problem, messages.requests.parse_problem(parsed))
@@ -121,10 +126,15 @@ class RequestService:
         if isinstance(found, ResolveProblem):
             return refuse(found.failure, self._resolve_sentence(found))
         target = found
-        requester_email = self.notifier.email_of(requester)
-        if target.slack_id == requester or (requester_email and requester_email in {
-                target.email, target.entra.user_principal_name.lower()}):
+        requester_entra = self.resolver.entra_id_of(requester)
+        if requester_entra is None:
+            return refuse(Refusal.REQUESTER_NOT_MATCHED, messages.requests.requester_not_matched(),
+                          target=target.entra.user_principal_name)
+        if target.slack_id == requester or requester_entra == target.entra.id:
             return refuse(Refusal.SELF_RESET, messages.requests.self_reset(), target=target.entra.user_principal_name)
+        if target.slack_id is None and self.rules.target_confirmation == TargetConfirmation.REQUIRED:
+            return refuse("target_not_in_slack", messages.requests.target_cannot_confirm(
+                target.name, target.entra.user_principal_name), target=target.entra.user_principal_name)
         problem = self._account_problem(target, unlock=parsed.unlock)
         if problem:
             return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
@@ -223,14 +233,16 @@ class RequestService:
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
                 target_display=target.name,
                 reason=reason, unlock=unlock, tap=tap,
-                approvals_required=required_approvals(protected=bool(protection)),
+                approvals_required=required_approvals(protected=bool(protection),
+                                                      target_in_slack=target.slack_id is not None),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
                 approver_group=approvers.group_handle, protected=protection,
                 confirmation="pending" if confirm else "off", source_key=source_key, escalate_at=due.escalate_at,
                 expires_at=due.expires_at, created_at=now,
                 audit=AuditDraft(actor=requester, action=AuditAction.REQUESTED, correlation_id=correlation_id,
                                  detail={"reason": reason, "unlock": unlock, "tap": tap, "protected": protection,
-                                         "manager": approvers.manager, "approver_group": approvers.group_handle}),
+                                         "manager": approvers.manager, "approver_group": approvers.group_handle,
+                                         "target_in_slack": target.slack_id is not None}),
             )
         if req is None:
             return None  # the same command, delivered again while the first delivery was being served
@@ -275,6 +287,8 @@ class RequestService:
         if actor in approvals and req.state != RequestState.PENDING_APPROVAL:
             return None  # a repeat of the click that already counted (double click, redelivery): nothing to say
         refusal = self._decision_refusal(req, actor, approvals, approving=True)
+        if refusal is None and req.requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+            refusal = Refusal.REQUESTER_NOT_AN_AGENT  # left the helpdesk since asking
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "approve")
         with self.begin() as session:
@@ -357,13 +371,17 @@ class RequestService:
         return None
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:
-        """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security."""
+        """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security. A No is
+        never too late: once the request is decided or done it still alerts security and the thread
+        (:meth:`_late_no`)."""
         req, approvals = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
         if actor != req.target_slack_id:
             return self._refuse(req, actor, Refusal.ONLY_TARGET_CONFIRMS, correlation_id, "confirm")
         if req.state != RequestState.PENDING_APPROVAL or req.confirmation != "pending":
+            if not yes:
+                return self._late_no(req.id, actor, correlation_id)
             return self._refuse(req, actor, Refusal.NOT_PENDING, correlation_id, "confirm")
         action = AuditAction.TARGET_CONFIRMED if yes else AuditAction.TARGET_DISOWNED
         with self.begin() as session:
@@ -384,31 +402,74 @@ class RequestService:
                 if len(approvals) >= changed.approvals_required:
                     done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
         if changed is None:
-            return None
+            # A Yes already counted, or the request moved on since it was read (approved, say): a No still counts.
+            return None if yes else self._late_no(req.id, actor, correlation_id)
+        self._tell_confirmation(req, actor, yes=yes, done=done, approvals=approvals, correlation_id=correlation_id)
+        return messages.requests.confirm_answered(yes)
+
+    def _tell_confirmation(self, req: ResetRequest, actor: str, *, yes: bool, done: ResetRequest | None,
+                           approvals: Sequence[str], correlation_id: str) -> None:
+        """What the target's recorded answer makes happen: a No is said in the thread (when it cancelled) and to
+        security; a Yes in the thread, and, when it was the last thing the request waited for, the reset starts."""
         if not yes:
             if done is not None:
                 self._announce(done, messages.requests.cancelled_by_target(actor), decided_by=actor)
             if self.rules.security_channel:
                 self.notifier.post(self.rules.security_channel, messages.requests.security_target_disowned(req))
-        else:
-            self._thread(req, messages.requests.target_confirmed(actor))
-            if done is not None:
-                self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
-                self._start_reset(done, correlation_id)
-        return messages.requests.confirm_answered(yes)
+            return
+        self._thread(req, messages.requests.target_confirmed(actor))
+        if done is not None:
+            self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
+            self._start_reset(done, correlation_id)
+
+    def _late_no(self, request_id: str, actor: str, correlation_id: str) -> str | None:
+        """The target's No to a request no longer pending. An approved request whose reset has not begun is
+        cancelled; a reset already made is disowned as with "This wasn't me" (security alerted, the thread told);
+        anything else (denied, expired, refused, failed, or the reset under way) is said to security and the
+        thread as it stands. Recorded once: a repeated No says nothing more."""
+        with self.begin() as session:
+            req = store.requests.disown(session, request_id=request_id, audit=AuditDraft(
+                actor=actor, action=AuditAction.TARGET_DISOWNED, correlation_id=correlation_id,
+                detail={"late": True}))
+            cancelled = None
+            if req is not None and req.state == RequestState.APPROVED:
+                cancelled = store.requests.transition(
+                    session, request_id=request_id, expected={RequestState.APPROVED}, to=RequestState.CANCELLED,
+                    changes={"decided_at": self.clock()}, audit=AuditDraft(
+                        actor=actor, action=AuditAction.CANCELLED, correlation_id=correlation_id,
+                        detail={"by": "target", "answer": "no"}))
+                req = store.requests.get_request(session, request_id=request_id)
+        if req is None:
+            return None
+        if cancelled is not None:
+            self._announce(cancelled, messages.requests.cancelled_by_target(actor), decided_by=actor)
+            if self.rules.security_channel:
+                self.notifier.post(self.rules.security_channel, messages.requests.security_target_disowned(req))
+            return messages.requests.confirm_answered(False)
+        if req.state == RequestState.SUCCEEDED and self.disowned_after_reset is not None:
+            return self.disowned_after_reset(request_id=req.id, actor=actor, correlation_id=correlation_id)
+        self._thread(req, messages.requests.late_no_in_thread(actor, req.state))
+        if self.rules.security_channel:
+            self.notifier.post(self.rules.security_channel, messages.requests.security_late_no(req))
+        return messages.requests.late_no_answered(req.state)
 
     def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *,
                           approving: bool) -> Refusal | None:
         if req.state != RequestState.PENDING_APPROVAL:
             return Refusal.NOT_PENDING
         in_group = bool(req.approver_group) and actor in self.notifier.group_members(req.approver_group or "")
-        return approval_refusal(
+        refusal = approval_refusal(
             actor=actor, requester=req.requester, target=req.target_slack_id,
             approvers=approvers_for(source=ApproverSource.MANAGER_OR_GROUP, manager=req.manager_slack_id,
                                     group_handle=req.approver_group, requester=req.requester,
                                     target=req.target_slack_id),
             actor_in_group=in_group, already_approved=approving and actor in approvals,
         )
+        # Slack ids said yes; the people behind them are compared by Entra object id (asked only of someone
+        # otherwise eligible, so a bystander's click costs no Graph call).
+        return refusal or identity_refusal(actor=self.resolver.entra_id_of(actor),
+                                           requester=self.resolver.entra_id_of(req.requester),
+                                           target=req.target_entra_id)
 
     def _refuse(self, req: ResetRequest, actor: str, refusal: Refusal, correlation_id: str, attempted: str) -> str:
         self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
@@ -448,8 +509,15 @@ class RequestService:
 
     # --- /reset-status and App Home ---------------------------------------------------------------------------
 
-    def status(self, *, actor: str, text: str) -> str:
+    def status(self, *, actor: str, text: str, correlation_id: str = "") -> str:
+        """``/reset-status``. Agents and approvers look up any request and anyone (a directory search, the
+        timeline naming who acted); everyone else sees only the requests about their own account, found by their
+        Entra object id, and no one else's: a name or someone else's request id is refused (and audited) with
+        the same sentence whether or not it exists, so the command neither searches the directory nor tells
+        which request ids are real."""
         text = text.strip()
+        if not self._may_look_up(actor):
+            return self._own_status(actor=actor, text=text, correlation_id=correlation_id)
         if not text:
             with self.begin() as session:
                 mine = store.requests.find_requests(session, requester=actor, limit=10)
@@ -470,7 +538,31 @@ class RequestService:
             reqs = store.requests.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
         if not reqs:
             return messages.status.no_requests_for(found.name)
-        return messages.status.request_list(f"Requests for {found.name}", reqs)
+        return messages.status.request_list(messages.status.requests_for(found.name), reqs)
+
+    def _may_look_up(self, actor: str) -> bool:
+        groups = [g for g in (self.rules.agents_group, self.rules.approvers_group) if g]
+        return any(actor in self.notifier.group_members(g) for g in groups)
+
+    def _own_status(self, *, actor: str, text: str, correlation_id: str) -> str:
+        me = self.resolver.entra_id_of(actor)
+        request_id = normalize_request_id(text) if text else None
+        if me is not None and not text:
+            with self.begin() as session:
+                mine = store.requests.find_requests(session, target_entra_id=me, limit=10)
+            return messages.status.request_list(messages.status.about_you(), mine)
+        if me is not None and request_id:
+            with self.begin() as session:
+                req = store.requests.get_request(session, request_id=request_id)
+                if req is not None and req.target_entra_id == me:
+                    return messages.status.timeline(req, store.audit.audit_for_request(session,
+                                                                                       request_id=request_id))
+        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, correlation_id=correlation_id or None,
+                               detail={"stage": "status", "reason": "not_helpdesk" if me else
+                                       Refusal.REQUESTER_NOT_MATCHED, "input": text[:200]}))
+        if me is None:
+            return messages.requests.refusal(Refusal.REQUESTER_NOT_MATCHED)
+        return messages.status.only_your_own(request_id)
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:
         with self.begin() as session:

@@ -116,6 +116,8 @@ class ResetService:
     #: The delegated Graph access token of the agent (Slack id) whose hands perform the reset.
     token_for: Callable[[str], str]
     security_channel: str | None = None
+    #: The agents' user group: a requester who has left it since asking is shown no password.
+    agents_group: str | None = None
     followups: FollowUpPlanner | None = None
     #: The request rules' check made again right before the credential is set (``RequestService.recheck``): None
     #: to go on, or (reason, the thread's sentence) and nothing is set.
@@ -467,6 +469,11 @@ class ResetService:
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
             return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
+        if self.agents_group and actor not in self.notifier.group_members(self.agents_group, fresh=True):
+            self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                                   correlation_id=correlation_id,
+                                   detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))
+            return None, messages.reset.reveal_not_an_agent()
         if req.state != RequestState.SUCCEEDED:  # a password sealed while Graph still works waits for its verdict
             return None, messages.reset.reveal_gone()
         now = self.clock()

@@ -1,7 +1,9 @@
 """Who is meant: from what an agent typed to one person in Slack, Entra ID and AD.
 
 Entra ID is the source of truth for identity (the reset happens there); AD is where the account must exist
-for writeback; Slack is matched by email, the one key all three share.
+for writeback; Slack is matched by email, the one key all three share. Matching by email can miss (a Slack
+profile with an alias or another domain's address), so people are *compared* by Entra object id
+(:meth:`TargetResolver.entra_id_of`), and a miss is reported as None for the caller to fail closed on.
 
 A name is never guessed: a display-name prefix search only finds candidates. One is taken only when it is exactly
 what was typed (the whole display name, or the UPN's or mail's part before the @); a lone near match is offered,
@@ -163,6 +165,15 @@ class TargetResolver:
             if found:
                 return found
         return None
+
+    def entra_id_of(self, slack_user: str) -> str | None:
+        """The Entra object id of a Slack user: their Slack profile's email found as a mail or UPN in Entra. None
+        when they show no email, no Entra account has it, or several do: never a guess."""
+        email = self._notifier.email_of(slack_user)
+        if not email:
+            return None
+        found = {u.id for u in self._graph.find_users(email)}
+        return next(iter(found)) if len(found) == 1 else None
 
     def manager_slack_id(self, entra: EntraUser) -> str | None:
         manager = self._graph.manager_of(entra.id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -44,6 +45,9 @@ DEFAULT_PROTECTED_GROUP_CNS = (
 )
 
 
+#: Authority paths that are no tenant: Entra takes sign-ins from any tenant (or personal accounts) there.
+_MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
+
 class Settings(StorageSettings):
     """Everything ``resetbot run`` needs."""
 
@@ -70,9 +74,11 @@ class Settings(StorageSettings):
     security_channel: str | None = None
     #: Channel id for health pings.
     ops_channel: str | None = None
-    #: Handle of the Slack user group whose members may request resets (e.g. ``helpdesk``).
+    #: The Slack user group whose members may request resets: its id (``S0123ABCD``, pinned for good) or its
+    #: handle (``helpdesk``, resolved to an id once at start and logged): a handle can be taken by whoever
+    #: re-creates it where members may change user groups (``bot.domain.groups``).
     agents_group: str = "helpdesk"
-    #: Handle of the Slack user group whose members may approve (e.g. ``approvers``); empty for none.
+    #: The Slack user group whose members may approve, by id or handle as above; empty for none.
     approvers_group: str = "approvers"
 
     # --- Rules ---------------------------------------------------------------------------------------------
@@ -145,6 +151,11 @@ class Settings(StorageSettings):
     token_cache_old_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: ``agent``: each reset is made as the requesting agent's linked account; ``service``: as one service identity.
     reset_identity: ResetIdentity = ResetIdentity.AGENT
+    #: Also take an Entra account whose ``mail`` (not only its UPN) is the agent's Slack address as theirs when
+    #: they link it. Off by default: ``mail`` is often editable on-prem by the very helpdesk staff who link, so it
+    #: proves nothing; turn it on only where UPNs are not the addresses people have in Slack and ``mail`` is
+    #: written by nobody but the directory's owners.
+    link_accept_mail: bool = False
     #: UPN of the service identity (``reset_identity=service``); an approver links it with /resetbot login --service.
     service_identity_upn: str | None = None
 
@@ -186,6 +197,25 @@ class Settings(StorageSettings):
     @classmethod
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("agents_group", "approvers_group")
+    @classmethod
+    def _group_ref(cls, value: str) -> str:
+        """``@helpdesk`` as typed in Slack is the handle ``helpdesk``."""
+        return value.strip().removeprefix("@")
+
+    @field_validator("entra_authority")
+    @classmethod
+    def _one_tenant(cls, value: str | None) -> str | None:
+        """``/common``, ``/organizations`` (and ``/consumers``) let accounts of any tenant (or personal ones) sign
+        in: a phished sign-in code could then be completed by an account of the attacker's own tenant."""
+        if value is None:
+            return None
+        tenant = urlsplit(value.strip()).path.strip("/").split("/", 1)[0]
+        if tenant.lower() in _MULTI_TENANT:
+            raise ValueError(f"RESETBOT_ENTRA_AUTHORITY names no tenant (/{tenant} lets accounts of any tenant sign "
+                             "in): give your own tenant's id, https://login.microsoftonline.com/<tenant id>.")
+        return value
 
     @field_validator("https_proxy")
     @classmethod

@@ -141,6 +141,7 @@ def find_requests(
     target_upn: str | None = None,
     states: Collection[RequestState] | None = None,
     limit: int = 20,
+    target_entra_id: str | None = None,
 ) -> list[ResetRequest]:
     """Requests matching every given filter (none given: all), most recent first, at most ``limit``."""
     query = select(ResetRequest)
@@ -148,6 +149,8 @@ def find_requests(
         query = query.where(col(ResetRequest.requester) == requester)
     if target_upn is not None:
         query = query.where(col(ResetRequest.target_upn) == target_upn.lower())
+    if target_entra_id is not None:
+        query = query.where(col(ResetRequest.target_entra_id) == target_entra_id)
     if states is not None:
         query = query.where(col(ResetRequest.state).in_(list(states)))
     query = query.order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc()).limit(limit)
@@ -346,6 +349,27 @@ def set_confirmation(
             col(ResetRequest.confirmation) == expected,
         )
         .values(confirmation=to, version=col(ResetRequest.version) + 1, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return None
+    append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
+def disown(session: Session, *, request_id: str, audit: AuditDraft, at: datetime | None = None
+           ) -> ResetRequest | None:
+    """The target's "No", whatever state the request is in: compare-and-set the confirmation from ``pending`` (or
+    an earlier ``yes``) to ``no``. A "No" that comes late still counts (the caller alerts security), but only
+    once: the caller whose UPDATE matches gets the refreshed request and appends ``audit``; a repeated "No", or
+    one to a request that never asked (``off``), gets None and writes nothing. ``updated_at`` is left alone: for a
+    request ``resetting`` it is when the reset started, which recovery and the follow-ups read.
+    """
+    at = at or utcnow()
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.confirmation).in_(("pending", "yes")))
+        .values(confirmation="no", version=col(ResetRequest.version) + 1)
         .execution_options(synchronize_session=False)
     )
     if rowcount(result) != 1:

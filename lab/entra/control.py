@@ -46,6 +46,7 @@ class Control:
             web.post(f"{c}/consent", self.set_consent),
             web.get(f"{c}/roles", self.get_roles),
             web.post(f"{c}/roles", self.set_role),
+            web.post(f"{c}/users", self.change_user),
         ]
 
     @staticmethod
@@ -163,6 +164,24 @@ class Control:
         kept = [a for a in user.assignments if a != assignment]
         user.assignments = kept if flags["remove"] else [*kept, assignment]
         return web.json_response({"upn": user.person.upn, "assignments": [a.as_control() for a in user.assignments]})
+
+
+    # -- directory changes ----------------------------------------------------------------------------------
+    async def change_user(self, request: web.Request) -> web.Response:
+        """``{"upn", "mail"}``: the user's ``mail`` changed on-premises and synced by Entra Connect, as anyone
+        allowed to edit that AD attribute (often the helpdesk) can make happen; ``"mail": null`` puts the
+        fixture's back (as ``POST /reset`` does). The UPN cannot be changed here."""
+        body = await self._body(request)
+        if body is None or "mail" not in body:
+            return _error(400, "POST /users needs {\"upn\", \"mail\"}")
+        user = self.s.user(str(body.get("upn", "")))
+        if user is None:
+            return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
+        mail = body["mail"]
+        if mail is not None and (not isinstance(mail, str) or "@" not in mail):
+            return _error(400, "mail must be an address, or null for the fixture's")
+        user.mail = mail
+        return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail})
 
     # -- logs -------------------------------------------------------------------------------------------
     async def operations(self, request: web.Request) -> web.Response:

@@ -75,6 +75,8 @@ class EntraUser:
     taps: list[TemporaryAccessPass] = field(default_factory=list)
     #: Active and eligible Entra role assignments (lab.entra.rbac); the fixture's ``entra_roles`` unless changed.
     assignments: list[RoleAssignment] = field(default_factory=list)
+    #: ``mail`` as changed since the fixture (``POST /control/users``: an on-prem edit that Entra Connect synced).
+    mail: str | None = None
 
     def __post_init__(self) -> None:
         if not self.assignments:
@@ -117,7 +119,7 @@ class EntraUser:
             "givenName": p.given,
             "jobTitle": p.title or None,
             "lastPasswordChangeDateTime": graph_time(self.last_password_change),
-            "mail": p.mail,
+            "mail": self.mail or p.mail,
             "mailNickname": p.key,
             "mobilePhone": None,
             "officeLocation": None,

@@ -247,6 +247,7 @@ class State:
         self.app_roles = self.initial_app_roles
         for user in self.users.values():
             user.assignments = fixture_assignments(user.person)
+            user.mail = None
         if history:
             self.history.forget()
             for key, password in self.initial_passwords.items():

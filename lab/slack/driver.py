@@ -82,7 +82,8 @@ class SlackDriver:
     # ------------------------------------------------------------------ acting as a person
 
     def command(self, user: str, command: str, text: str = "", *, channel: str | None = None) -> Ack:
-        """``user`` types ``command text`` in ``channel`` (default: their DM with the bot)."""
+        """``user`` types ``command text`` in ``channel`` (default: their DM with the bot); the app gets ``text`` as
+        Slack sends it (escaped, mentions and links in their ``<…>`` forms: see composer.py)."""
         return cast(Ack, self._call("POST", "/command", json={"user": user, "channel": channel,
                                                              "command": command, "text": text}))
 
@@ -152,15 +153,24 @@ class SlackDriver:
     def faults(self, *, rate_limit: bool | None = None, fail_next: dict[str, Any] | list[dict[str, Any]] | None = None,
                drop_acks: bool | None = None, ack_timeout_s: float | None = None,
                trigger_ttl_s: float | None = None, revoked_scopes: list[str] | None = None,
-               http_signing: str | None = None, down: list[str] | None = None) -> dict[str, Any]:
+               http_signing: str | None = None, down: list[str] | None = None,
+               usergroup_editors: str | None = None) -> dict[str, Any]:
         """Change only the switches given; returns all of them. ``down=["chat.postMessage"]`` takes that method
         down (HTTP 503) until ``down=[]``."""
         body = {k: v for k, v in {"rate_limit": rate_limit, "fail_next": fail_next, "drop_acks": drop_acks,
                                   "ack_timeout_s": ack_timeout_s, "trigger_ttl_s": trigger_ttl_s,
                                   "revoked_scopes": revoked_scopes, "http_signing": http_signing,
-                                  "down": down}.items()
+                                  "down": down, "usergroup_editors": usergroup_editors}.items()
                 if v is not None}
         return cast(dict[str, Any], self._call("POST", "/faults", json=body))
+
+    def usergroup(self, user: str, action: str, *, usergroup: str | None = None, handle: str | None = None,
+                  name: str | None = None, users: list[str] | None = None) -> dict[str, Any]:
+        """``user`` creates, changes (handle, name, members), disables or enables a user group in Slack's client;
+        answers the group as ``usergroups.list`` shows it (with its users)."""
+        body = {k: v for k, v in {"user": user, "action": action, "usergroup": usergroup, "handle": handle,
+                                  "name": name, "users": users}.items() if v is not None}
+        return cast(dict[str, Any], self._call("POST", "/usergroup", json=body)["usergroup"])
 
     def disconnect(self, reason: str = "refresh_requested") -> int:
         """Ask every Socket Mode client to reconnect; returns how many were asked."""

@@ -35,11 +35,12 @@ from .blocks import (
     normalize_blocks,
     unknown_value_keys,
 )
+from .composer import Composer, should_escape
 from .credentials import Credentials
 from .errors import SlackError
 from .faults import FailRule
 from .httpdelivery import SIGNING_MODES, HttpDelivery
-from .ids import SLACKBOT_ID, TEAM_ID
+from .ids import SLACKBOT_ID, TEAM_ID, USERGROUP_EDITORS
 from .records import Channel, User, View
 from .socketmode import AckCallback, Delivery, SocketHub
 from .webapi import WebApi, kept_state, validate_view
@@ -100,6 +101,7 @@ class ControlApi:
             web.post(f"{c}/request_url", self.request_url),
             web.get(f"{c}/http_requests", self.http_requests),
             web.post(f"{c}/replay", self.replay),
+            web.post(f"{c}/usergroup", self.usergroup),
             web.post("/commands/{team}/{n}/{secret}", self.response_url),
             web.post("/actions/{team}/{n}/{secret}", self.response_url),
         ]
@@ -138,6 +140,18 @@ class ControlApi:
         if user is not None and user.id not in channel.members:
             _fail(403, f"{user.name} cannot see channel {channel.id}")
         return channel
+
+    def _composer(self) -> Composer:
+        """What a person typed, as Slack delivers it: names looked up in this workspace (see composer.py)."""
+        def channel_named(name: str) -> Channel | None:
+            with self.ws.lock:
+                return next((c for c in self.ws.channels.values() if not c.is_im and c.name == name), None)
+
+        def group_by_handle(handle: str) -> str | None:
+            with self.ws.lock:
+                return next((gid for gid, g in self.ws.usergroups.items() if g.get("handle") == handle), None)
+
+        return Composer(user=self.ws.user, channel_named=channel_named, group_by_handle=group_by_handle)
 
     def _response_url(self, kind: str, rid: str) -> str:
         path = "commands" if kind == "command" else "actions"
@@ -218,7 +232,7 @@ class ControlApi:
         if not command:
             _fail(400, "missing 'command'")
         command = command if command.startswith("/") else f"/{command}"
-        text = str(body.get("text") or "")
+        text = self._composer().command_text(str(body.get("text") or ""), escape_entities=should_escape(command))
         trigger = self.ws.issue_trigger(user.id)
         ru = self.ws.new_response_url(kind="command", user=user.id, channel=channel.id)
         payload = payloads.slash_command(
@@ -486,11 +500,33 @@ class ControlApi:
             if body["http_signing"] not in SIGNING_MODES:
                 _fail(400, f"http_signing must be one of {list(SIGNING_MODES)}")
             faults.http_signing = str(body["http_signing"])
+        if "usergroup_editors" in body:
+            if body["usergroup_editors"] not in USERGROUP_EDITORS:
+                _fail(400, f"usergroup_editors must be one of {list(USERGROUP_EDITORS)}")
+            faults.usergroup_editors = str(body["usergroup_editors"])
         if "down" in body:
             down = body["down"]
             if not isinstance(down, list) or not all(isinstance(m, str) for m in down):
                 _fail(400, "down must be a list of Web API method names (or \"*\")")
             faults.down = list(down)
+
+    async def usergroup(self, request: web.Request) -> web.Response:
+        """A person creates or changes a user group in Slack's client (what an app never sees happen)."""
+        body = await self._body(request)
+        user = self._user(body.get("user"))
+        action = body.get("action")
+        if action not in ("create", "update", "disable", "enable"):
+            _fail(400, "action must be create, update, disable or enable")
+        users = body.get("users")
+        if users is not None and (not isinstance(users, list) or not all(isinstance(u, str) for u in users)):
+            _fail(400, "users must be a list of people")
+        try:
+            gid = self.ws.edit_usergroup(user, str(action), usergroup=body.get("usergroup"),
+                                         handle=body.get("handle"), name=body.get("name"), users=users)
+        except SlackError as e:
+            _fail(403 if e.error == "permission_denied" else 409 if e.error == "name_already_exists" else 404,
+                  e.error)
+        return _ok({"usergroup": self.ws.usergroup_json(gid, include_users=True)})
 
     async def disconnect(self, request: web.Request) -> web.Response:
         body = await self._body(request)

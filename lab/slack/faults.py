@@ -55,6 +55,8 @@ class Faults:
     #: Web API methods that answer HTTP 503 ``service_unavailable`` until taken off the list (``*``: every
     #: method): Slack down for as long as a test needs, however often the app retries meanwhile.
     down: list[str] = field(default_factory=list)
+    #: *(workspace setting)* who may create and change user groups: ``everyone`` (Slack's default) or ``admins``.
+    usergroup_editors: str = "everyone"
 
     def is_down(self, method: str) -> bool:
         return method in self.down or "*" in self.down
@@ -67,6 +69,7 @@ class Faults:
         return {"rate_limit": self.rate_limit, "drop_acks": self.drop_acks, "ack_timeout_s": self.ack_timeout_s,
                 "trigger_ttl_s": self.trigger_ttl_s, "revoked_scopes": list(self.revoked_scopes),
                 "granted_scopes": self.granted_scopes(), "http_signing": self.http_signing, "down": list(self.down),
+                "usergroup_editors": self.usergroup_editors,
                 "fail_next": [{"method": r.method, "status": r.status, "error": r.error, "count": r.count}
                               for r in self.fail_next]}
 

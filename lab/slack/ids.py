@@ -23,6 +23,11 @@ BOT_NAME = "resetbot"
 SLACKBOT_ID = "USLACKBOT"
 CHANNEL_NAMES: tuple[str, ...] = ("helpdesk", "security", "ops")
 USERGROUP_NAMES: tuple[str, ...] = ("helpdesk", "approvers")
+#: Workspace admins (``is_admin``): the people who created the lab's user groups.
+WORKSPACE_ADMINS: tuple[str, ...] = ("ivan",)
+#: Who may create and change user groups (Slack: Workspace settings > Permissions > User Groups). Slack's default
+#: lets every member (guests excepted); an admin may restrict it to admins (and owners).
+USERGROUP_EDITORS: tuple[str, ...] = ("everyone", "admins")
 
 
 def _suffix(key: str, width: int) -> str:

@@ -24,6 +24,7 @@ class User:
     is_bot: bool = False
     bot_id: str | None = None
     key: str | None = None
+    is_admin: bool = False
 
     def to_slack(self) -> JSON:
         profile: JSON = {
@@ -40,7 +41,7 @@ class User:
         return {
             "id": self.id, "team_id": TEAM_ID, "name": self.name, "deleted": False, "color": "9f69e7",
             "real_name": self.real_name, "tz": "Europe/Berlin", "tz_label": "Central European Time",
-            "tz_offset": 3600, "profile": profile, "is_admin": False, "is_owner": False,
+            "tz_offset": 3600, "profile": profile, "is_admin": self.is_admin, "is_owner": False,
             "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
             "is_bot": self.is_bot, "is_app_user": False, "updated": 1764000000,
             "is_email_confirmed": self.email is not None,

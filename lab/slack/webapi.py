@@ -371,8 +371,9 @@ class WebApi:
 
     def usergroups_list(self, args: JSON) -> JSON:
         include_users = _bool(args.get("include_users"))
+        include_disabled = _bool(args.get("include_disabled"))
         return {"usergroups": [self.ws.usergroup_json(gid, include_users=include_users)
-                               for gid in self.ws.usergroups]}
+                               for gid in self.ws.usergroup_ids(include_disabled=include_disabled)]}
 
     def usergroups_users_list(self, args: JSON) -> JSON:
         gid = _str(args, "usergroup")

@@ -26,6 +26,7 @@ from .ids import (
     CHANNEL_NAMES,
     TEAM_ID,
     USERGROUP_NAMES,
+    WORKSPACE_ADMINS,
     channel_id_for,
     dm_id_for,
     user_id_for,
@@ -58,8 +59,9 @@ class Workspace(ViewsMixin):
             if not p.slack:
                 continue
             uid = user_id_for(p.key)
-            self.users[uid] = User(id=uid, name=p.key, real_name=p.display_name, email=p.mail,
-                                   first_name=p.given, last_name=p.surname, title=p.title, key=p.key)
+            self.users[uid] = User(id=uid, name=p.key, real_name=p.display_name, email=p.slack_mail or p.mail,
+                                   first_name=p.given, last_name=p.surname, title=p.title, key=p.key,
+                                   is_admin=p.key in WORKSPACE_ADMINS)
             self.keys[p.key] = uid
         self.bot = User(id=BOT_USER_ID, name=BOT_NAME, real_name=BOT_NAME, email=None, is_bot=True,
                         bot_id=BOT_ID)
@@ -71,10 +73,14 @@ class Workspace(ViewsMixin):
             self.channels[cid] = Channel(id=cid, name=name, created=self.created, members=humans | {BOT_USER_ID})
         self.usergroups: dict[str, JSON] = {}
         self._group_members: dict[str, list[str]] = {}
+        admin = next((uid for uid, u in self.users.items() if u.is_admin), BOT_USER_ID)
         for group in USERGROUP_NAMES:
             gid = usergroup_id_for(group)
             self._group_members[gid] = [user_id_for(p.key) for p in people if p.slack and group in p.groups]
-            self.usergroups[gid] = {"name": group, "handle": group}
+            self.usergroups[gid] = {"name": group, "handle": group, "created_by": admin, "updated_by": admin,
+                                    "date_update": self.created, "date_delete": 0, "deleted_by": None}
+        self._fixture_groups = ({g: dict(m) for g, m in self.usergroups.items()},
+                                {g: list(m) for g, m in self._group_members.items()})
         self.messages: dict[str, list[Message]] = {}
         self.ephemerals: list[Ephemeral] = []
         self.views: dict[str, View] = {}
@@ -132,14 +138,59 @@ class Workspace(ViewsMixin):
             out: JSON = {
                 "id": gid, "team_id": TEAM_ID, "is_usergroup": True, "is_subteam": True, "name": meta["name"],
                 "description": f"The lab's {meta['name']} group", "handle": meta["handle"],
-                "is_external": False, "date_create": self.created, "date_update": self.created, "date_delete": 0,
-                "auto_type": None, "auto_provision": False, "enterprise_subteam_id": "",
-                "created_by": BOT_USER_ID, "updated_by": BOT_USER_ID, "deleted_by": None,
+                "is_external": False, "date_create": self.created, "date_update": meta["date_update"],
+                "date_delete": meta["date_delete"], "auto_type": None, "auto_provision": False,
+                "enterprise_subteam_id": "", "created_by": meta["created_by"], "updated_by": meta["updated_by"],
+                "deleted_by": meta["deleted_by"],
                 "prefs": {"channels": [], "groups": []}, "user_count": len(members), "channel_count": 0,
             }
             if include_users:
                 out["users"] = list(members)
             return out
+
+    def usergroup_ids(self, *, include_disabled: bool) -> list[str]:
+        with self._lock:
+            return [gid for gid, meta in self.usergroups.items() if include_disabled or not meta["date_delete"]]
+
+    def edit_usergroup(self, user: User, action: str, *, usergroup: str | None = None, handle: str | None = None,
+                       name: str | None = None, users: list[str] | None = None) -> str:
+        """A person creates, changes, disables or enables a user group in Slack's client, as the workspace's
+        setting allows (``usergroup_editors``: anyone, or only admins: else ``permission_denied``). Handles and
+        names are unique among enabled groups (``name_already_exists``, the lab's code for both). Returns the id."""
+        with self._lock:
+            if self.faults.usergroup_editors == "admins" and not user.is_admin:
+                raise SlackError("permission_denied")
+            now = int(self._clock())
+            if action == "create":
+                if not handle:
+                    raise invalid_arguments("missing required field: handle")
+                gid = "S" + secrets.token_hex(5).upper()
+                self.usergroups[gid] = {"name": name or handle, "handle": "", "created_by": user.id,
+                                        "updated_by": user.id, "date_update": now, "date_delete": 0,
+                                        "deleted_by": None}
+                self._group_members[gid] = []
+            elif usergroup not in self.usergroups:
+                raise SlackError("no_such_subteam")
+            else:
+                gid = usergroup
+            meta = self.usergroups[gid]
+            for key, value in (("handle", handle), ("name", name or (handle if action == "create" else None))):
+                if value is not None and any(m[key] == value and not m["date_delete"]
+                                             for g, m in self.usergroups.items() if g != gid):
+                    if action == "create":
+                        del self.usergroups[gid], self._group_members[gid]
+                    raise SlackError("name_already_exists")
+                if value is not None:
+                    meta[key] = value
+            if users is not None:
+                ids = [u.id for u in (self.user(ref) for ref in users) if u is not None]
+                self._group_members[gid] = ids
+            if action == "disable":
+                meta["date_delete"], meta["deleted_by"] = now, user.id
+            elif action == "enable":
+                meta["date_delete"], meta["deleted_by"] = 0, None
+            meta["updated_by"], meta["date_update"] = user.id, now
+            return gid
 
     def usergroup_members(self, gid: str) -> list[str]:
         with self._lock:
@@ -334,7 +385,8 @@ class Workspace(ViewsMixin):
             return [c for c in self.calls if method is None or c.method == method]
 
     def reset(self) -> None:
-        """Forget messages, ephemerals, views, triggers, calls and faults; people and channels stay."""
+        """Forget messages, ephemerals, views, triggers, calls and faults, and put the user groups back as the
+        fixture made them; people and channels stay."""
         with self._lock:
             self.messages.clear()
             self.ephemerals.clear()
@@ -345,6 +397,9 @@ class Workspace(ViewsMixin):
             self.response_urls.clear()
             self.calls.clear()
             self.faults = Faults()
+            groups, members = self._fixture_groups
+            self.usergroups = {g: dict(m) for g, m in groups.items()}
+            self._group_members = {g: list(m) for g, m in members.items()}
 
 
 def _ts_key(ts: str) -> tuple[int, int]:

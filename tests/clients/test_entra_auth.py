@@ -22,6 +22,7 @@ from bot.clients.entra_auth import (
     DelegatedTokens,
     LinkedAccount,
     instance_discovery_for,
+    sign_in_tenant_problem,
 )
 from bot.errors import (
     ConfigError,
@@ -298,3 +299,16 @@ def test_a_device_flow_while_entra_is_down_is_unavailable(entra_control: EntraCo
     entra_control.faults(token_endpoint_down=True)
     with pytest.raises(EntraUnavailableError):
         agent_tokens.start_device_flow()
+
+
+@pytest.mark.parametrize(("claims_", "problem"), [
+    ({"tid": "8f1c2f4e-0000-4000-8000-000000000001"}, None),
+    ({"tid": "8F1C2F4E-0000-4000-8000-000000000001"}, None),
+    ({"tid": "0badc0de-0000-4000-8000-000000000002"}, "0badc0de-0000-4000-8000-000000000002"),
+    ({}, "no tenant"),
+])
+def test_a_sign_in_counts_only_in_the_configured_tenant(claims_: dict[str, str], problem: str | None) -> None:
+    """Issue 14, item 11: the id token's ``tid`` must be the authority's tenant (as Entra's discovery names it),
+    or the sign-in links nothing: defence in depth behind refusing multi-tenant authorities at start."""
+    found = sign_in_tenant_problem(claims_, "8f1c2f4e-0000-4000-8000-000000000001")
+    assert (found is None) if problem is None else (found is not None and problem in found)

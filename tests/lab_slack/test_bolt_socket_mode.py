@@ -89,8 +89,9 @@ def build_app(client: WebClient, seen: Seen) -> App:
                                 blocks=REQUEST_BLOCKS)
 
     @app.command("/ask")
-    def ask(ack: Ack, respond: Respond) -> None:
+    def ask(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         ack(text="Working on it")
+        seen.add("command", command)
         respond(text="Done, in the channel", response_type="in_channel")
 
     @app.action("approve")
@@ -214,6 +215,24 @@ def test_slash_command_is_acked_and_the_reply_shows(driver: SlackDriver, seen: S
     assert command["channel_name"] == "helpdesk"
     assert command["user_name"] == "alice"
     assert command["response_url"].startswith("http://127.0.0.1:")
+
+
+def test_command_text_arrives_as_slack_sends_it(driver: SlackDriver, seen: Seen) -> None:
+    """What a person types reaches the app in Slack's wire form: ``&``, ``<``, ``>`` always escaped and, for a
+    command with ``should_escape`` (``/reset`` in manifest.yml), mentions, channels, links and addresses in their
+    ``<…>`` forms; a command without it (``/ask`` is not in the manifest) gets them as typed."""
+    typed = ("@bob @channel a & <b> see https://x.example/a?b=1&c=2 and [Click](https://evil.example) "
+             "mail bob@corp.example.test in #security <@U00ALICE|alice> @nobody-here <!here>")
+    driver.command("hank", "/reset", typed, channel="helpdesk")
+    driver.command("hank", "/ask", typed, channel="helpdesk")
+    reset, ask = (c["text"] for c in seen.wait("command", lambda cs: len(cs) == 2))
+    assert reset == (
+        "<@U0000BOB|bob> <!channel> a &amp; &lt;b&gt; see <https://x.example/a?b=1&amp;c=2> and "
+        "<https://evil.example|Click> mail <mailto:bob@corp.example.test|bob@corp.example.test> in "
+        "<#C0SECURITY|security> <@U00ALICE|alice> @nobody-here &lt;!here&gt;")
+    assert ask == (
+        "@bob @channel a &amp; &lt;b&gt; see https://x.example/a?b=1&amp;c=2 and Click mail "
+        "bob@corp.example.test in #security @alice @nobody-here &lt;!here&gt;")
 
 
 def test_button_click_round_trip(driver: SlackDriver, seen: Seen) -> None:

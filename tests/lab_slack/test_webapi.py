@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from lab.people import PEOPLE
-from lab.slack import SlackDriver, SlackStandIn
+from lab.slack import SlackDriver, SlackDriverError, SlackStandIn
 
 MODAL: dict[str, Any] = {
     "type": "modal", "callback_id": "form", "title": {"type": "plain_text", "text": "Reset"},
@@ -104,7 +104,7 @@ def test_usergroups(client: WebClient) -> None:
     assert set(groups) == {"helpdesk", "approvers"}
     assert sorted(groups["helpdesk"]["users"]) == ["U000HANK", "U000HEDY"]
     members = client.usergroups_users_list(usergroup=groups["approvers"]["id"])["users"]
-    assert sorted(members) == ["U000GINA", "U000IVAN"]
+    assert sorted(members) == ["U0000ZOE", "U000GINA", "U000IVAN"]
     assert error_of(lambda: client.usergroups_users_list(usergroup="S0NOPE"))[1] == "no_such_subteam"
 
 
@@ -336,3 +336,28 @@ def test_stop_leaves_no_thread() -> None:
     server.stop()
     assert not server.running
     assert {t for t in threading.enumerate() if t.name == "lab-slack"} == before
+
+
+def test_people_change_user_groups_as_the_workspace_allows(client: WebClient, driver: SlackDriver) -> None:
+    """What an app never sees happen: a member takes the @helpdesk handle for a group of their own (allowed by
+    Slack's default setting), an admin-only workspace refuses it, and the changes show in the group's fields."""
+    listed = {g["handle"]: g for g in client.usergroups_list()["usergroups"]}
+    assert listed["helpdesk"]["created_by"] == "U000IVAN" and client.users_info(user="U000IVAN")["user"]["is_admin"]
+    assert not client.users_info(user="U00ALICE")["user"]["is_admin"]
+    driver.faults(usergroup_editors="admins")
+    with pytest.raises(SlackDriverError, match="permission_denied"):
+        driver.usergroup("alice", "update", usergroup="S00HELPDESK", users=["alice"])
+    driver.faults(usergroup_editors="everyone")
+    with pytest.raises(SlackDriverError, match="name_already_exists"):
+        driver.usergroup("alice", "create", handle="helpdesk")
+    old = driver.usergroup("alice", "update", usergroup="S00HELPDESK", handle="helpdesk-old")
+    assert old["updated_by"] == "U00ALICE" and old["handle"] == "helpdesk-old"
+    taken = driver.usergroup("alice", "create", handle="helpdesk", name="Service desk", users=["alice"])
+    assert taken["id"] != "S00HELPDESK" and taken["users"] == ["U00ALICE"]
+    driver.usergroup("alice", "disable", usergroup="S0APPROVERS")
+    handles = {g["handle"]: g["id"] for g in client.usergroups_list()["usergroups"]}
+    assert handles == {"helpdesk-old": "S00HELPDESK", "helpdesk": taken["id"]}
+    assert "approvers" in {g["handle"] for g in client.usergroups_list(include_disabled=True)["usergroups"]}
+    driver.reset()
+    assert {g["handle"]: g["id"] for g in client.usergroups_list()["usergroups"]} == {
+        "helpdesk": "S00HELPDESK", "approvers": "S0APPROVERS"}

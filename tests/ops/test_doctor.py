@@ -86,7 +86,8 @@ def assert_ok_except(lines: list[str], *failing: str) -> None:
 def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
     code, lines = doctor(env, tmp_path)
     assert code == 0, "\n".join(lines)
-    for check in ("settings", "Slack bot token", "Slack bot scopes", "Slack app token", "TLS to Entra ID",
+    for check in ("settings", "Slack bot token", "Slack bot scopes", "Slack app token", "Slack user groups",
+                  "TLS to Entra ID",
                   "Entra app token", "Graph permissions", "Graph reachable", "Graph test user", "TLS to AD",
                   "LDAP bind", "AD password policy", "writeback rights", "AD password version", "database"):
         assert line(lines, check).startswith("ok    "), "\n".join(lines)
@@ -200,6 +201,43 @@ def test_missing_slack_scope(lab: Lab, env: dict[str, str], tmp_path: Path) -> N
         "FAIL  Slack bot scopes: the bot token lacks users:read.email: add it under OAuth & Permissions (as "
         "manifest.yml asks) and reinstall the app to the workspace")
     assert_ok_except(lines, "Slack bot scopes")
+
+
+def test_user_groups_are_named_by_id_and_a_members_change_is_a_warning(lab: Lab, env: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    """Issue 14, item 6. Slack shows no app whether members may change user groups; the doctor says so, names
+    each group's id, and fails when Slack shows that someone who is not an admin did change one."""
+    env["RESETBOT_APPROVERS_GROUP"] = "S0APPROVERS"
+    code, lines = doctor(env, tmp_path)
+    assert code == 0, "\n".join(lines)
+    groups = line(lines, "Slack user groups")
+    assert groups.startswith("ok    Slack user groups: RESETBOT_AGENTS_GROUP @helpdesk is S00HELPDESK (a handle: set "
+                             "RESETBOT_AGENTS_GROUP=S00HELPDESK to pin it by id); RESETBOT_APPROVERS_GROUP @approvers "
+                             "is S0APPROVERS (pinned by id)."), groups
+    assert "Slack does not show apps whether members may change user groups" in groups
+    with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
+        driver.usergroup("alice", "update", usergroup="S0APPROVERS", users=["ivan", "gina", "alice"])
+        try:
+            code, lines = doctor(env, tmp_path)
+        finally:
+            driver.reset()
+    assert code == 1
+    assert line(lines, "Slack user groups") == (
+        "FAIL  Slack user groups: @approvers (S0APPROVERS, RESETBOT_APPROVERS_GROUP) was last changed by Alice "
+        "Archer, who is not a workspace admin: this workspace lets members change user groups, so anyone can make "
+        "themselves an agent or an approver. Let only admins manage user groups (Workspace settings > Permissions "
+        "> User Groups), then check who is in the group")
+    assert_ok_except(lines, "Slack user groups")
+
+
+def test_a_configured_group_that_does_not_exist(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_AGENTS_GROUP"] = "S0NOSUCHGRP"
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert line(lines, "Slack user groups") == (
+        "FAIL  Slack user groups: RESETBOT_AGENTS_GROUP: this Slack workspace has no user group S0NOSUCHGRP; give "
+        "the id (S…) of an existing group, as usergroups.list shows it")
+    assert_ok_except(lines, "Slack user groups")
 
 
 def test_wrong_slack_app_token(env: dict[str, str], tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ class RunningBot:
 @contextmanager
 def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]:
     runtime = build_runtime(settings)
+    runtime.pin_groups()  # as `resetbot run` does before it serves
     handler = socket_mode_handler(create_app(settings, runtime.services), settings)
     before = len([c for c in driver.connections() if c.get("ready")])
     handler.connect()  # type: ignore[no-untyped-call]

@@ -214,6 +214,29 @@ def test_a_sign_in_completed_as_someone_else_is_refused_and_reported(lab: Lab, b
                                               "signed_in": alice_upn}
 
 
+def test_an_account_whose_mail_was_made_the_agents_address_is_not_theirs(lab: Lab, bot: RunningBot,
+                                                                        driver: SlackDriver, hank: dict[str, Any],
+                                                                        entra: EntraControl) -> None:
+    """Issue 14, item 11. Helpdesk staff can often edit ``mail`` on-prem: hank sets Paula's (a Global
+    Administrator) to his own address and gets her to enter his sign-in code. Only the UPN proves an account is
+    his, so nothing is linked and security hears of it."""
+    hank_id, paula = slack_id(lab, "hank"), person("paula")
+    before = link_row(bot, hank_id)
+    entra.call("POST", "/users", {"upn": paula.upn, "mail": person("hank").mail})
+    try:
+        code, _ = start_login(lab, driver, "hank")
+        entra.approve(code, "paula")
+        told = dm_after(driver, "hank", "That sign-in was completed as")
+    finally:
+        entra.call("POST", "/users", {"upn": paula.upn, "mail": None})
+    assert told["text"].startswith(f"That sign-in was completed as {paula.upn}, which isn't your own account")
+    after = link_row(bot, hank_id)
+    assert before is not None and after is not None and after.upn == person("hank").upn
+    driver.wait_for_message(lab.descriptor["slack"]["channels"]["security"], lambda m: paula.upn in m["text"])
+    refused = [e for e in bot.audit() if e.action == "link_refused"]
+    assert refused and json.loads(refused[-1].detail)["signed_in"] == paula.upn
+
+
 def test_a_second_login_while_waiting_starts_nothing_and_a_shutdown_tells_the_agent(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     """A second LinkService on the same clients (as a replica would be), stopped while hedy's sign-in waits."""

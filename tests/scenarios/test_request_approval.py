@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from bot.domain.lifecycle import RequestState
-from lab.slack.driver import SlackDriver
+from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 from tests.scenarios.harness import RunningBot, thread, wait_until
 
@@ -105,3 +106,49 @@ def test_requester_target_and_bystander_cannot_approve(lab: Lab, bot: RunningBot
     driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
     assert not any("approver" in m["text"].lower() and "not" in m["text"] for m in thread(driver, helpdesk,
                                                                                             request["ts"]))
+
+
+_SEQUENCE = re.compile(r"<([^<>]*)>")
+_OURS = re.compile(r"^(?:@[UW][A-Z0-9]+|#[CDG][A-Z0-9]+|!date\^\d+\^[^|]*\|[^|]*|!subteam\^S[A-Z0-9]+\|@[\w.-]+)$")
+
+
+def foreign_markup(message: Message | dict[str, Any]) -> list[str]:
+    """Control sequences in a message that are not the bot's own (ids Slack gave it, dates, the approver group),
+    and broadcast words Slack would parse: what a person's words must never become."""
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [t for v in value.values() for t in strings(v)]
+        if isinstance(value, list):
+            return [t for v in value for t in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    texts = [message["text"], *strings(message["blocks"])]
+    return [m.group(0) for t in texts for m in _SEQUENCE.finditer(t) if not _OURS.match(m.group(1))] + [
+        t for t in texts if re.search(r"@(channel|here|everyone)\b", t)]
+
+
+def test_what_people_type_reaches_the_thread_as_words_never_as_markup(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 10. An agent's reason and an approver's deny reason are shown as typed: Slack's own mention
+    of the channel, a literal ``<!here>`` and a link made with the composer's link tool (its label hiding where it
+    goes) ping nobody and hide nothing."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    driver.command("hank", "/reset", "@bob @channel locked out & <!here> see [Reset portal](https://evil.example/r)",
+                   channel=helpdesk)
+    request = driver.wait_for_message(helpdesk, lambda m: "Password reset for Bob Baker" in str(m["blocks"]))
+    assert not foreign_markup(request), foreign_markup(request)
+    assert ("Reason: @\u200bchannel locked out &amp; &lt;!here&gt; see Reset portal (https://evil.example/r)"
+            in request["blocks"][0]["text"]["text"])
+    dm = driver.wait_for_message(driver.dm_channel("mona"), lambda m: "Bob Baker" in m["text"])
+    assert not foreign_markup(dm)
+
+    driver.click("mona", helpdesk, request["ts"], "request_deny")
+    modal = driver.wait_for_view("mona", lambda v: v.get("callback_id") == "deny_reason" and bool(v.get("open")))
+    driver.submit("mona", modal["id"], {"deny_reason_input": "<!channel> use <https://evil.example|the portal>"})
+    denied = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Denied by"), thread_ts=request["ts"])
+    assert denied["text"] == (f"Denied by <@{slack_id(lab, 'mona')}>: &lt;!channel&gt; use "
+                              "&lt;https://evil.example|the portal&gt;")
+    redrawn = driver.wait_for_message(helpdesk, lambda m: m["ts"] == request["ts"] and "Denied" in str(m["blocks"]))
+    assert not foreign_markup(redrawn), foreign_markup(redrawn)
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.reason == "@channel locked out & <!here> see Reset portal (https://evil.example/r)"

@@ -207,3 +207,141 @@ def test_the_audit_trail_verifies_and_a_tampered_row_is_found(lab: Lab, bot: Run
             session.execute(text("UPDATE audit_event SET actor = :a WHERE seq = :seq"),
                             {"a": victim.actor, "seq": victim.seq})
     assert verify_chain(bot.audit()).ok
+
+
+def test_a_target_slack_cannot_match_is_named_needs_two_approvers_and_cannot_approve_herself(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 2. Zoe's Slack profile has another domain's address, so no lookup by mail or UPN finds her
+    Slack account. She is an approver: she must not approve her own reset through the account the bot failed to
+    match. The request says she is not matched in Slack and needs two approvers; her click is refused."""
+    helpdesk = channel(lab, "helpdesk")
+    driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+    request = driver.wait_for_message(helpdesk, lambda m: "Password reset for Zoe Zimmer" in str(m["blocks"]))
+    assert "no Slack account I could match" in str(request["blocks"])
+    assert "(0 of 2)" in str(request["blocks"])
+    driver.click("zoe", helpdesk, request["ts"], "request_approve")
+    refused = driver.wait_for_ephemeral("zoe", lambda e: "Entra ID" in e["text"])
+    assert refused["text"].startswith("I can't match your Slack account to an Entra ID account")
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.state == RequestState.PENDING_APPROVAL and req.approvals_required == 2
+    assert [e.action for e in bot.audit(req.id)][-1] == "refused"
+    driver.click("ivan", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
+    driver.click("gina", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
+    wait_until(lambda: next(r for r in bot.requests() if r.thread_ts == request["ts"]).verdict, timeout=30)
+    zoe = person("zoe")
+    assert lab.ad.admin_connection().extend.microsoft.modify_password(zoe.dn, zoe.password)
+
+
+def test_required_confirmation_refuses_a_target_who_cannot_be_asked(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """With confirmation required, a target the bot cannot DM could never answer: refused at once, not left to
+    expire, and never approved without their Yes."""
+    with_rules(bot, target_confirmation=TargetConfirmation.REQUIRED)
+    helpdesk = channel(lab, "helpdesk")
+    driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "Zoe Zimmer" in e["text"])
+    assert said["text"].startswith("Zoe Zimmer has no Slack account I could match")
+    assert not driver.messages(helpdesk)
+    assert bot.audit()[-1].action == "refused"
+
+
+def test_a_late_no_after_the_reset_is_treated_as_this_wasnt_me(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 3. In ``ask`` mode the approver need not wait for the target; Alice answers "No" only once
+    her password was reset. That "No" reaches security and the thread as a disowned reset, not "nothing was
+    changed"."""
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "alice", "late answer")
+    dm = driver.dm_channel("alice")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+    driver.click("mona", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith(":white_check_mark: Done"),
+                            thread_ts=request["ts"])
+    driver.click("alice", dm, question["ts"], "target_confirm_no")
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: "Alice Archer" in m["text"]
+                                    and "WAS changed" in m["text"])
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    assert req.id in alert["text"]
+    driver.wait_for_message(helpdesk, lambda m: "WAS changed" in m["text"], thread_ts=request["ts"])
+    driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "security has been alerted" in m["text"])
+    assert not [e for e in driver.ephemeral("alice") if "no longer waiting" in e["text"]]
+    actions = [e.action for e in bot.audit(req.id)]
+    assert actions[-2:] == ["target_disowned", "reset_disowned"]
+    assert req.state == RequestState.SUCCEEDED and req.confirmation == "no"
+
+
+def test_a_late_no_after_a_denial_still_alerts_security_and_the_thread(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "denied then disowned")
+    dm = driver.dm_channel("bob")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"])
+                                       and "denied then disowned" in str(m["blocks"]))
+    driver.click("mona", helpdesk, request["ts"], "request_deny")
+    modal = driver.wait_for_view("mona", lambda v: v.get("callback_id") == "deny_reason" and bool(v.get("open")))
+    driver.submit("mona", modal["id"], {"deny_reason_input": "could not reach him"})
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Denied by"), thread_ts=request["ts"])
+    driver.click("bob", dm, question["ts"], "target_confirm_no")
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: req.id in m["text"])
+    assert "Bob Baker" in alert["text"] and "did NOT ask" in alert["text"] and "nothing was changed" in alert["text"]
+    driver.wait_for_message(helpdesk, lambda m: "did not ask" in m["text"], thread_ts=request["ts"])
+    answered = driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "security" in m["text"])
+    assert "nothing was changed" in answered["text"].lower()
+    assert [e.action for e in bot.audit(req.id)][-1] == "target_disowned"
+    # A second No (a redelivered click) alerts no one twice.
+    before = len(driver.messages(channel(lab, "security")))
+    driver.click("bob", dm, question["ts"], "target_confirm_no", stale_ok=True)
+    wait_until(lambda: [e.action for e in bot.audit(req.id)].count("target_disowned") == 1 and len(
+        driver.messages(channel(lab, "security"))) == before)
+
+
+def test_reset_status_is_no_directory_search_for_anyone_outside_the_helpdesk(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14, item 4. Alice is neither an agent nor an approver: `/reset-status` shows her the requests about
+    her own account and nothing else; it names nobody else's requests and lists nobody from the directory."""
+    helpdesk = channel(lab, "helpdesk")
+    bobs = request_for(lab, driver, "bob", "status privacy")
+    bob_req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == bobs["ts"]), None))
+    alices = request_for(lab, driver, "alice", "her own status")
+    alice_req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == alices["ts"]), None))
+    refusals = len([e for e in bot.audit() if e.action == "refused"])
+    for typed in ("bob@corp.example.test", "h", "@bob", bob_req.id):
+        driver.reset()
+        driver.command("alice", "/reset-status", typed, channel=helpdesk)
+        said = driver.wait_for_ephemeral("alice", lambda e: e["source"] != "slack")
+        assert "Bob Baker" not in said["text"] and "Hedy" not in said["text"] and "corp.example.test" not in said[
+            "text"], (typed, said["text"])
+        assert bob_req.id not in said["text"] or said["text"].startswith("There is no reset request"), said["text"]
+    assert len([e for e in bot.audit() if e.action == "refused"]) == refusals + 4
+    driver.command("alice", "/reset-status", "", channel=helpdesk)
+    mine = driver.wait_for_ephemeral("alice", lambda e: alice_req.id in e["text"])
+    assert mine["text"].startswith("*Requests about your account*") and bob_req.id not in mine["text"]
+    driver.command("alice", "/reset-status", alice_req.id, channel=helpdesk)
+    driver.wait_for_ephemeral("alice", lambda e: e["text"].startswith(f"*{alice_req.id}*"))
+    # An approver still looks people up.
+    driver.command("gina", "/reset-status", "bob@corp.example.test", channel=helpdesk)
+    driver.wait_for_ephemeral("gina", lambda e: e["text"].startswith("*Requests for Bob Baker*"))
+
+
+def test_an_approval_for_someone_no_longer_an_agent_is_refused(lab: Lab, bot: RunningBot,
+                                                               driver: SlackDriver) -> None:
+    """Issue 14, item 11. Hank asks, then leaves the helpdesk (an admin takes him out of the group): his request
+    may not be approved any more; nothing is reset."""
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "left the helpdesk since")
+    try:
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hedy"])
+        driver.click("mona", helpdesk, request["ts"], "request_approve")
+        said = driver.wait_for_ephemeral("mona", lambda e: "helpdesk" in e["text"])
+        assert said["text"].startswith("The person who asked for this reset is no longer a helpdesk agent")
+        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        assert req.state == RequestState.PENDING_APPROVAL
+        refused = [e for e in bot.audit(req.id) if e.action == "refused"]
+        assert refused and '"reason":"requester_not_an_agent"' in refused[-1].detail
+    finally:
+        driver.reset()

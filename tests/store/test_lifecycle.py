@@ -141,3 +141,5 @@ def test_deadlines_refuse_naive_times() -> None:
 def test_protected_targets_need_two_approvers() -> None:
     assert required_approvals(protected=True) == 2
     assert required_approvals(protected=False) == 1
+    assert required_approvals(protected=False, target_in_slack=False) == 2  # nobody can ask or tell the target
+    assert required_approvals(protected=True, target_in_slack=False) == 2

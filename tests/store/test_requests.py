@@ -344,3 +344,33 @@ def test_the_target_guid_is_kept_as_ad_reads_it(factory: sessionmaker[Session]) 
     with factory.begin() as session:
         got = store.requests.get_request(session, request_id=created.id)
         assert got is not None and got.target_guid == guid
+
+
+def test_a_late_no_is_recorded_once_whatever_the_state(factory: sessionmaker[Session]) -> None:
+    """Issue 14, item 3: the target's "No" counts in any state (a late one alerts security), once."""
+    created = new_request(factory, confirmation="pending")
+    with factory.begin() as session:
+        store.requests.transition(session, request_id=created.id, expected=PENDING, to=S.DENIED,
+                                  audit=draft(AuditAction.DENIED))
+    with factory.begin() as session:
+        first = store.requests.disown(session, request_id=created.id,
+                                      audit=draft(AuditAction.TARGET_DISOWNED, actor="U0TARGET"))
+        assert first is not None and first.confirmation == "no" and first.state == S.DENIED
+    with factory.begin() as session:
+        assert store.requests.disown(session, request_id=created.id,
+                                     audit=draft(AuditAction.TARGET_DISOWNED, actor="U0TARGET")) is None
+    yes_first = new_request(factory, confirmation="yes")
+    off = new_request(factory, confirmation="off")
+    with factory.begin() as session:
+        assert store.requests.disown(session, request_id=yes_first.id, audit=draft(AuditAction.TARGET_DISOWNED))
+        assert store.requests.disown(session, request_id=off.id, audit=draft(AuditAction.TARGET_DISOWNED)) is None
+    assert [a for a, _, _ in _timeline(factory, created.id)].count("target_disowned") == 1
+    assert _chain_ok(factory)
+
+
+def test_find_requests_by_target_object_id(factory: sessionmaker[Session]) -> None:
+    """``/reset-status`` for someone outside the helpdesk: the requests about them, found by Entra object id."""
+    mine = new_request(factory, target_entra_id="e-alice", target_upn="alice@corp.example.test")
+    new_request(factory, target_entra_id="e-bob", target_upn="bob@corp.example.test")
+    with factory.begin() as session:
+        assert [r.id for r in store.requests.find_requests(session, target_entra_id="e-alice")] == [mine.id]

@@ -135,3 +135,39 @@ def _reference_emailish(token: str) -> bool:
 @example("a@b.")
 def test_the_email_pattern_means_what_it_says(token: str) -> None:
     assert bool(_EMAILISH.match(token)) == _reference_emailish(token)
+
+
+def test_a_reason_in_slacks_wire_form_is_read_as_the_words_the_person_meant() -> None:
+    """``/reset`` has ``should_escape``: Slack sends typed ``&<>`` as entities and mentions, channels, links and
+    addresses as control sequences. The reason keeps what the person meant as plain words (the real URL behind a
+    labelled link shown, no control sequence left), so that the sentences can escape it once."""
+    wire = ("<@U0000BOB|bob> --unlock locked out &amp; cross &lt;!channel&gt; <!here> "
+            "<!subteam^S0APPROVERS|@approvers> see <https://evil.example/reset|Reset portal> or "
+            "<https://x.example/a?b=1&amp;c=2> ask <@U000MONA|mona> <@U000IVAN> "
+            "in <#C0SECURITY|security> <#C0PRIVATE|> mail <mailto:bob@corp.example.test|Bob> "
+            "at <!date^1764080000^{date}|Nov 25>")
+    parsed = parse_reset(wire)
+    assert isinstance(parsed, ResetArgs)
+    assert parsed.target == TargetRef(TargetKind.SLACK_USER, "U0000BOB") and parsed.unlock
+    assert parsed.reason == (
+        "locked out & cross <!channel> @here @approvers see Reset portal (https://evil.example/reset) or "
+        "https://x.example/a?b=1&c=2 ask @mona @U000IVAN in #security #C0PRIVATE mail bob@corp.example.test "
+        "at Nov 25")
+
+
+def test_a_link_label_with_spaces_stays_one_piece() -> None:
+    parsed = parse_reset("<@U0000BOB|bob> <https://evil.example|Click here --tap> now")
+    assert parsed == ResetArgs(TargetRef(TargetKind.SLACK_USER, "U0000BOB"),
+                               "Click here --tap (https://evil.example) now", False, False)
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("&lt;@U00ALICE&gt;", None),  # typed literally: Slack escaped it, so it is no mention
+        ("&lt;script&gt;", None),
+        ("AT&amp;T", TargetRef(TargetKind.NAME, "AT&T")),
+    ],
+)
+def test_escaped_text_never_names_anyone_by_accident(token: str, expected: TargetRef | None) -> None:
+    assert parse_target(token) == expected

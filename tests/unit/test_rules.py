@@ -14,6 +14,7 @@ from bot.domain.rules import (
     approval_refusal,
     approvers_for,
     cancel_refusal,
+    identity_refusal,
     protection_reasons,
 )
 from bot.settings import ApproverSource
@@ -61,6 +62,27 @@ def test_requester_and_target_can_never_approve_whatever_the_facts() -> None:
         refusal = approval_refusal(actor=actor, requester=REQ, target=TGT, approvers=Approvers(manager, "g"),
                                    actor_in_group=in_group, already_approved=already)
         assert refusal in (Refusal.REQUESTER_CANNOT_APPROVE, Refusal.TARGET_CANNOT_APPROVE)
+
+
+E_REQ, E_TGT, E_OTHER = "e-req", "e-tgt", "e-other"
+
+
+@pytest.mark.parametrize(
+    ("actor", "requester", "expected"),
+    [
+        (E_OTHER, E_REQ, None),
+        (E_TGT, E_REQ, Refusal.TARGET_CANNOT_APPROVE),
+        (E_REQ, E_REQ, Refusal.REQUESTER_CANNOT_APPROVE),
+        (None, E_REQ, Refusal.APPROVER_NOT_MATCHED),
+        (E_OTHER, None, Refusal.REQUESTER_NOT_MATCHED),
+        (None, None, Refusal.APPROVER_NOT_MATCHED),
+    ],
+)
+def test_people_are_compared_by_entra_object_id_and_a_miss_fails_closed(
+        actor: str | None, requester: str | None, expected: Refusal | None) -> None:
+    """Issue 14, item 2: whoever a Slack account cannot be matched to in Entra decides nothing, and the requester
+    or target approving under another Slack account (an alias) is caught by the object id."""
+    assert identity_refusal(actor=actor, requester=requester, target=E_TGT) == expected
 
 
 def test_only_the_requester_cancels() -> None:

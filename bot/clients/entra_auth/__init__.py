@@ -28,6 +28,7 @@ from bot.clients.entra_auth.delegated_tokens import (
     DelegatedTokens,
     DeviceFlow,
     LinkedAccount,
+    sign_in_tenant_problem,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "LinkedAccount",
     "TokenSource",
     "instance_discovery_for",
+    "sign_in_tenant_problem",
 ]

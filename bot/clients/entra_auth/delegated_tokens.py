@@ -46,6 +46,19 @@ _REAUTH_ERRORS = frozenset({"invalid_grant", "interaction_required", "login_requ
                             "bad_token", "token_expired", "invalid_client"})
 
 
+def sign_in_tenant_problem(claims: dict[str, Any], tenant: str) -> str | None:
+    """Why a completed sign-in is not of ``tenant`` (the authority's tenant id, as its OpenID configuration's
+    token endpoint names it), or None. Entra puts the tenant signed into in the id token's ``tid``; with a
+    tenant's own authority it is always that tenant, so a mismatch means the authority takes any tenant's accounts
+    (``/common``, ``/organizations``, refused at start) or is not Entra's."""
+    tid = str(claims.get("tid") or "").strip()
+    if not tid:
+        return "its id token names no tenant (tid)"
+    if tid.lower() != tenant.strip().lower():
+        return f"it was made in the tenant {tid}, not in {tenant}"
+    return None
+
+
 # --- delegated tokens through the device-code flow -------------------------------------------------------------
 @dataclass(frozen=True)
 class DeviceFlow:
@@ -214,6 +227,10 @@ class DelegatedTokens:
     def _linked(self, app: Any, result: dict[str, Any]) -> LinkedAccount:
         claims = result.get("id_token_claims") or {}
         upn = str(claims.get("preferred_username") or claims.get("upn") or "")
+        wrong_tenant = sign_in_tenant_problem(claims, str(getattr(app.authority, "tenant", "") or ""))
+        if wrong_tenant:
+            raise DeviceFlowError(f"The Microsoft sign-in of {upn or 'the agent'} is not one of this tenant's: "
+                                  f"{wrong_tenant}. Nothing was linked.", reason="wrong_tenant")
         granted = _scope_names(str(result.get("scope", "")))
         missing = [s for s in self._scopes if s.rsplit("/", 1)[-1].lower() not in granted]
         if missing:

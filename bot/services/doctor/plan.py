@@ -46,6 +46,8 @@ class DoctorPlan:
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
     slack_api_base: str = ""
+    #: The user groups that hold authority, as (setting, id or handle): the agents', the approvers'.
+    user_groups: list[tuple[str, str]] = field(default_factory=list)
     entra_url: str | None = None
     entra_ca_file: Path | None = None
     client_id: str | None = None
@@ -112,6 +114,7 @@ S_PROXY = messages.doctor.CHECK_PROXY
 S_SLACK_BOT = messages.doctor.CHECK_SLACK_BOT
 S_SLACK_SCOPES = messages.doctor.CHECK_SLACK_SCOPES
 S_SLACK_APP = messages.doctor.CHECK_SLACK_APP
+S_SLACK_GROUPS = messages.doctor.CHECK_SLACK_GROUPS
 S_ENTRA_TLS = messages.doctor.CHECK_ENTRA_TLS
 S_ENTRA_TOKEN = messages.doctor.CHECK_ENTRA_TOKEN
 S_GRAPH_ROLES = messages.doctor.CHECK_GRAPH_ROLES
