@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain.health_state import HealthReport
 from bot.ids import Command
-from bot.messages.format import Blocks, slack_date
+from bot.messages.format import Blocks, esc, slack_date
 from bot.messages.health import health_home
 from bot.messages.requests import STATE_LINE
 from bot.models import ResetRequest
@@ -28,8 +28,9 @@ NAME_LIMIT = 100
 
 
 def _line(r: ResetRequest) -> str:
+    """Cut, then escaped: the name comes from the directory, and a cut must never split an entity in two."""
     name = r.target_display if len(r.target_display) <= NAME_LIMIT else r.target_display[:NAME_LIMIT - 1] + "…"
-    return f"• {r.id} · {name} · {STATE_LINE[r.state]} · {slack_date(r.created_at)}"
+    return f"• {r.id} · {esc(name)} · {STATE_LINE[r.state]} · {slack_date(r.created_at)}"
 
 
 def listed_requests(title: str, requests: Sequence[ResetRequest], total: int | None = None
