@@ -28,6 +28,12 @@ def only_your_own(request_id: str | None) -> str:
     return f"Only helpdesk agents and approvers look people up. {yours}."
 
 
+def not_matched() -> str:
+    return ("I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail "
+            "or UPN there), so I can't tell which requests are about you; only helpdesk agents and approvers look "
+            "requests up.")
+
+
 def no_requests_for(who: str) -> str:
     return f"There are no reset requests for {esc(who)}."
 

@@ -561,7 +561,7 @@ class RequestService:
                                detail={"stage": "status", "reason": "not_helpdesk" if me else
                                        Refusal.REQUESTER_NOT_MATCHED, "input": text[:200]}))
         if me is None:
-            return messages.requests.refusal(Refusal.REQUESTER_NOT_MATCHED)
+            return messages.status.not_matched()
         return messages.status.only_your_own(request_id)
 
     def home(self, *, user: str, health: HealthReport | None = None) -> None:

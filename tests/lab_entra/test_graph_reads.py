@@ -6,7 +6,7 @@ from typing import Any
 
 from ldap3.protocol.formatters.formatters import format_sid
 
-from lab.people import DOMAIN, person
+from lab.people import DOMAIN, PEOPLE, person
 from tests.lab_entra.conftest import EntraLab
 
 ONPREM = ("onPremisesSyncEnabled,onPremisesSamAccountName,onPremisesDistinguishedName,onPremisesSecurityIdentifier,"
@@ -96,7 +96,7 @@ def test_paging_follows_next_link(entra: EntraLab) -> None:
         page = entra.graph("GET", url, token).json()
         seen += [u["id"] for u in page["value"]]
         url = page.get("@odata.nextLink", "")
-    assert len(seen) == len(set(seen)) == 14
+    assert len(seen) == len(set(seen)) == len(PEOPLE)
 
 
 def test_manager_and_transitive_memberships(entra: EntraLab) -> None:
