@@ -102,22 +102,31 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
     log.log(level, "HTTP server: %s", msg, exc_info=traceback)
 
 
-def _bounded_body(environ: dict[str, Any]) -> bool:
-    """Whether the body is within ``MAX_BODY_BYTES``; a body sent without Content-Length (chunked) is read here,
-    never past the cap, and handed on with its length (bolt reads exactly Content-Length bytes, so it would
-    otherwise see an empty body). cheroot has already answered 413 to a larger Content-Length, unread."""
+def _body_refusal(environ: dict[str, Any]) -> str | None:
+    """None when the body may be read: within ``MAX_BODY_BYTES``. A body sent without Content-Length (chunked) is
+    read here, never past the cap, and handed on with its length (bolt reads exactly Content-Length bytes, so it
+    would otherwise see an empty body). cheroot has already answered 413 to a larger Content-Length, unread.
+
+    A Content-Length that is no length (negative: cheroot 11 lets it through, being under the cap) is refused
+    with 400 before anything reads it: bolt's ``read(-1)`` on cheroot's reader means "until the client stops"."""
     declared = environ.get("CONTENT_LENGTH")
     if declared:
-        return int(declared) <= MAX_BODY_BYTES
+        try:
+            length = int(declared)
+        except ValueError:
+            return "400 Bad Request"
+        if length < 0:
+            return "400 Bad Request"
+        return None if length <= MAX_BODY_BYTES else "413 Request Entity Too Large"
     try:
         # cheroot's chunked reader stops with an error before a chunk would take it past max_request_body_size.
         body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
     except (cheroot_errors.MaxSizeExceeded, OSError):
-        return False
+        return "413 Request Entity Too Large"
     if len(body) > MAX_BODY_BYTES:
-        return False
+        return "413 Request Entity Too Large"
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-    return True
+    return None
 
 
 def http_app(app: App) -> WsgiApp:
@@ -128,11 +137,12 @@ def http_app(app: App) -> WsgiApp:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
-        if not _bounded_body(environ):
-            log.warning("refused a request to %s: its body is over %d bytes", environ.get("PATH_INFO"),
-                        MAX_BODY_BYTES)
-            start_response("413 Request Entity Too Large", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"request body too large\n"]
+        refusal = _body_refusal(environ)
+        if refusal is not None:
+            log.warning("refused a request to %s: %s (its body is over %d bytes, or its length is no length)",
+                        environ.get("PATH_INFO"), refusal, MAX_BODY_BYTES)
+            start_response(refusal, [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")])
+            return [b"request body too large\n" if refusal.startswith("413") else b"bad request\n"]
 
         def answer(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
             if status.startswith("401"):

@@ -184,6 +184,18 @@ def test_a_body_declared_over_the_cap_gets_413_before_it_is_read(http_bot: HttpB
     assert (len(http_bot.requests()), len(http_bot.audit())) == (requests, audit)
 
 
+@pytest.mark.parametrize("declared", [b"-1", b"-5000000", b"12abc"])
+def test_a_content_length_that_is_no_length_gets_400_and_nothing_is_read(http_bot: HttpBot, declared: bytes) -> None:
+    """A negative Content-Length passed the cap (it is under it) and cheroot handed bolt a reader that took
+    ``read(-1)`` as "everything": a 2 MiB unsigned body was read whole. It is no length at all: 400, unread."""
+    requests, audit = len(http_bot.requests()), len(http_bot.audit())
+    head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: " + declared + b"\r\n\r\n")
+    answer = _raw_exchange(http_bot.base_url, head, b"token=" + b"x" * (2 * 1024 * 1024))
+    assert _status(answer) == 400, answer[:200]
+    assert (len(http_bot.requests()), len(http_bot.audit())) == (requests, audit)
+
+
 def test_a_chunked_body_over_the_cap_gets_413(http_bot: HttpBot) -> None:
     """No Content-Length to refuse by: the chunks are counted as they come, and reading stops at the cap."""
     head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\n"
