@@ -45,14 +45,16 @@ def ambiguous_user(text: str, candidates: Sequence[tuple[str, str]]) -> str:
 
 def in_ad_not_in_entra(text: str, name: str, upn: str) -> str:
     if not upn:
-        return (f"`{text}` is {name} in Active Directory, but that account has no UPN, so I can't find it in "
+        return (f"`{esc(text)}` is {esc(name)} in Active Directory, but that account has no UPN, so I can't find it in "
                 "Entra ID; use their Entra UPN or email address.")
-    return (f"`{text}` is {name} (`{upn}`) in Active Directory, but Entra ID has no account with that UPN (not synced "
+    return (f"`{esc(text)}` is {esc(name)} (`{esc(upn)}`) in Active Directory, but Entra ID has no account with that "
+            "UPN (not synced "
             "yet, or synced under another UPN), so I can't reset it; use their Entra UPN or email address.")
 
 
 def only_a_near_match(text: str, name: str, upn: str) -> str:
-    return (f"Nobody is called exactly `{text}`; the nearest is {name} (`{upn}`). If that is who you mean, use their "
+    return (f"Nobody is called exactly `{esc(text)}`; the nearest is {esc(name)} (`{esc(upn)}`). If that is who you "
+            "mean, use their "
             "email address or UPN.")
 
 
@@ -125,9 +127,10 @@ def protected_refused(name: str, reasons: Sequence[Protection]) -> str:
 def protected_now(name: str, reasons: Sequence[Protection], *, was_protected: bool) -> str:
     """Said in the thread when the check made again right before the reset finds the account protected."""
     if was_protected:
-        return (f":no_entry: Not reset: {name}'s account is protected ({_protection_words(reasons)}) and no rule "
+        return (f":no_entry: Not reset: {esc(name)}'s account is protected ({_protection_words(reasons)}) and no rule "
                 "allows resetting it through resetbot any more; nothing was changed.")
-    return (f":no_entry: Not reset: {name}'s account is protected now ({_protection_words(reasons)}), which it was "
+    return (f":no_entry: Not reset: {esc(name)}'s account is protected now ({_protection_words(reasons)}), which it "
+            "was "
             "not when this request was made; nothing was changed. A protected account needs a rule that names it "
             "and two approvers: ask again.")
 
@@ -139,7 +142,8 @@ def not_ready_now(requester: str, why: str) -> str:
 
 def recheck_failed(name: str, why: str) -> str:
     """Said in the thread when that check could not be made (Graph or AD failing): the reset fails closed."""
-    return (f":warning: Not reset: I couldn't check {name}'s account again just before the reset ({why.rstrip('.')}),"
+    return (f":warning: Not reset: I couldn't check {esc(name)}'s account again just before the reset "
+            f"({esc(why.rstrip('.'))}),"
             " so nothing was changed; ask again once Entra ID and Active Directory answer.")
 
 

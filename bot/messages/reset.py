@@ -154,7 +154,8 @@ def reveal_gone() -> str:
 
 
 def reset_still_running(name: str) -> str:
-    return (f":hourglass_flowing_sand: Entra is still working on the reset of {name}'s password. I'll keep asking "
+    return (f":hourglass_flowing_sand: Entra is still working on the reset of {esc(name)}'s password. I'll keep "
+            "asking "
             "and say here how it ends.")
 
 

@@ -126,6 +126,13 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         messages.links.whoami_linked(HOSTILE, HOSTILE, WHEN, [HOSTILE], "ok", service=False),
         messages.links.unlinked(HOSTILE, service=False)],
     "canary": lambda: messages.health.canary_refused("canary@corp.example.test", HOSTILE),
+    "in_ad_not_in_entra": lambda: [messages.requests.in_ad_not_in_entra(HOSTILE, HOSTILE, HOSTILE),
+                                   messages.requests.in_ad_not_in_entra(HOSTILE, HOSTILE, "")],
+    "only_a_near_match": lambda: messages.requests.only_a_near_match(HOSTILE, HOSTILE, HOSTILE),
+    "protected_now": lambda: [messages.requests.protected_now(HOSTILE, [Protection.ADMIN_COUNT], was_protected=w)
+                              for w in (True, False)],
+    "recheck_failed": lambda: messages.requests.recheck_failed(HOSTILE, HOSTILE),
+    "reset_still_running": lambda: messages.reset.reset_still_running(HOSTILE),
     "unknown_subcommand": lambda: messages.commands.unknown_subcommand(HOSTILE),
 }
 
