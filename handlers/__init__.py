@@ -53,12 +53,16 @@ VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
 EVENT_ROUTES: dict[Event, Callable[..., Any]] = {
     Event.APP_HOME_OPENED: handle_home_opened,
 }
-#: Work that is not ``Lane.WORK``: modals (their trigger_id lasts 3 s) and decisions that may start a reset.
+#: Work that is not ``Lane.WORK``: modals (their trigger_id lasts 3 s), decisions that may start a reset, and the
+#: target's "No" and "This wasn't me": ``Lane.WORK`` also carries ``/reset-status``, which any workspace member may
+#: send, so a flood of it must never crowd out the person who says a reset was not theirs.
 LANES: dict[Command | Action | Callback | Event, Lane] = {
     Action.DENY: Lane.MODAL,
     Action.REVEAL: Lane.MODAL,
     Action.APPROVE: Lane.DECISION,
     Action.CONFIRM_YES: Lane.DECISION,
+    Action.CONFIRM_NO: Lane.DECISION,
+    Action.NOT_ME: Lane.DECISION,
 }
 #: Answers given in the ack itself, from the request's text alone (no I/O): no work is queued for them.
 ACK_ANSWERS: dict[Command | Action | Callback | Event, AckAnswer] = {

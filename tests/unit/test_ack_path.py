@@ -130,6 +130,9 @@ class FakeRequests:
         self.gate.hold(f"approve {request_id}")
         return None
 
+    def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:
+        return f"{'Yes' if yes else 'No'} to {request_id} recorded."
+
     def can_decide(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
         return None
 
@@ -239,6 +242,21 @@ def test_a_click_on_a_full_lane_is_acked_and_told_busy_through_its_response_url(
     gate.open.set()
     assert pool.wait_idle(WAIT)
     assert len(busy_records(caplog)) == 1
+
+
+def test_the_targets_no_is_heard_while_commands_fill_their_lane(recorder: Recorder, gate: Gate) -> None:
+    """Any workspace member may send ``/reset-status``: a flood of commands fills their lane, and the target's "No"
+    to a reset they did not ask for is still taken, not told "busy" (attacker review of issue 14)."""
+    pool = _small_pool(work=LaneSize(threads=1, queue=0))
+    app = _app(recorder, pool, FakeRequests(gate))
+    app.dispatch(command(recorder, "filler"))
+    assert gate.wait_started() == "filler"
+    assert ack_body(app.dispatch(command(recorder, "flood")))["text"].startswith("I'm too busy")
+    assert ack_body(app.dispatch(click(recorder, "target_confirm_no", "R-AAAAAA", user="U00ALICE"))) == {}
+    said = recorder.next("respond/target_confirm_no")
+    assert said["text"] == "No to R-AAAAAA recorded."
+    gate.open.set()
+    assert pool.wait_idle(WAIT)
 
 
 def test_a_deny_reason_on_a_full_lane_keeps_the_modal_open_with_the_busy_sentence(
