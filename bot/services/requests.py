@@ -51,6 +51,9 @@ class Readiness(Protocol):
     def __call__(self, requester: str, target_roles: Sequence[str], /, *, tap: bool = False) -> str | None: ...
 
 
+#: A request in these states has not started its reset: the target's No still cancels it, even after their Yes.
+_NOT_STARTED = frozenset({RequestState.PENDING_APPROVAL, RequestState.APPROVED})
+
 @dataclass(frozen=True)
 class RequestRules:
     """The part of the settings these rules read, so tests can build them without a whole Settings."""
@@ -423,18 +426,19 @@ class RequestService:
             self._start_reset(done, correlation_id)
 
     def _late_no(self, request_id: str, actor: str, correlation_id: str) -> str | None:
-        """The target's No to a request no longer pending. An approved request whose reset has not begun is
-        cancelled; a reset already made is disowned as with "This wasn't me" (security alerted, the thread told);
-        anything else (denied, expired, refused, failed, or the reset under way) is said to security and the
-        thread as it stands. Recorded once: a repeated No says nothing more."""
+        """The target's No to a request no longer pending, or after their own Yes. A request whose reset has not
+        begun (still waiting for its approver, or approved) is cancelled; a reset already made is disowned as with
+        "This wasn't me" (security alerted, the thread told); anything else (denied, expired, refused, failed, or
+        the reset under way) is said to security and the thread as it stands. Recorded once: a repeated No says
+        nothing more."""
         with self.begin() as session:
             req = store.requests.disown(session, request_id=request_id, audit=AuditDraft(
                 actor=actor, action=AuditAction.TARGET_DISOWNED, correlation_id=correlation_id,
                 detail={"late": True}))
             cancelled = None
-            if req is not None and req.state == RequestState.APPROVED:
+            if req is not None and req.state in _NOT_STARTED:
                 cancelled = store.requests.transition(
-                    session, request_id=request_id, expected={RequestState.APPROVED}, to=RequestState.CANCELLED,
+                    session, request_id=request_id, expected=_NOT_STARTED, to=RequestState.CANCELLED,
                     changes={"decided_at": self.clock()}, audit=AuditDraft(
                         actor=actor, action=AuditAction.CANCELLED, correlation_id=correlation_id,
                         detail={"by": "target", "answer": "no"}))

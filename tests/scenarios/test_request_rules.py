@@ -300,6 +300,30 @@ def test_a_late_no_after_a_denial_still_alerts_security_and_the_thread(
         driver.messages(channel(lab, "security"))) == before)
 
 
+def test_a_no_after_the_targets_own_yes_cancels_the_waiting_request(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Attacker review of issue 14, item 3: Bob said Yes, then No, while the request still waited for its approver.
+    The No used to leave it pending with working buttons (the thread even said nothing was changed), and the next
+    Approve reset his password. Now the No cancels it, tells security and the thread, and Approve changes nothing."""
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "yes then no")
+    dm = driver.dm_channel("bob")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"])
+                                       and "yes then no" in str(m["blocks"]))
+    driver.click("bob", dm, question["ts"], "target_confirm_yes")
+    driver.wait_for_message(helpdesk, lambda m: "confirmed" in m["text"], thread_ts=request["ts"])
+    driver.click("bob", dm, question["ts"], "target_confirm_no", stale_ok=True)
+    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    alert = driver.wait_for_message(channel(lab, "security"), lambda m: req.id in m["text"])
+    assert "did NOT ask" in alert["text"]
+    wait_until(lambda: next(r for r in bot.requests() if r.id == req.id).state == "cancelled")
+    driver.click("mona", helpdesk, request["ts"], "request_approve", stale_ok=True)
+    wait_until(lambda: any(e.action == "refused" and e.actor == slack_id(lab, "mona") for e in bot.audit(req.id)))
+    assert next(r for r in bot.requests() if r.id == req.id).state == "cancelled"
+    assert "approved" not in [e.action for e in bot.audit(req.id)]
+
+
 def test_reset_status_is_no_directory_search_for_anyone_outside_the_helpdesk(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     """Issue 14, item 4. Alice is neither an agent nor an approver: `/reset-status` shows her the requests about
