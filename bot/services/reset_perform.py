@@ -1,0 +1,348 @@
+"""Performing an approved reset: approved → resetting → succeeded | rejected | failed, its lease kept alive while
+it runs, and the messages its verdict owes (written to the outbox with it). ``bot.services.reset`` says the whole
+story; ``ResetRecovery`` finishes what a stopped bot left half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from pydantic import SecretStr
+from sqlmodel import Session
+
+from bot import messages, store
+from bot.clients.directory import Directory
+from bot.clients.graph import Graph
+from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.lifecycle import RequestState
+from bot.domain.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
+from bot.errors import ResetbotError, SlackUnavailableError
+from bot.logs import forget_secret
+from bot.models import OutboxMessage, ResetRequest
+from bot.policy import generate_temporary_password, precheck
+from bot.services.outbox import Outbox, dm_message, thread_message
+from bot.services.sealing import Sealer
+
+#: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
+#: name it.
+log = logging.getLogger("bot.services.reset")
+
+REVEAL_TTL = timedelta(minutes=10)
+#: How long recovery keeps asking Graph (unreachable, or the operation still running) before it says "unknown".
+RECOVERY_GIVE_UP = timedelta(minutes=30)
+#: A ``resetting`` request's lease: renewed every ``LEASE_HEARTBEAT`` while its reset runs in a live process
+#: (Graph's retries and Retry-After waits included), so only a reset whose process stopped is recovered, about
+#: a minute after it stopped. Four missed heartbeats before anyone else may take it.
+LEASE = timedelta(seconds=60)
+LEASE_HEARTBEAT = timedelta(seconds=15)
+#: A Temporary Access Pass issued with ``--tap``: valid long enough to be read out and used, once.
+TAP_LIFETIME_MINUTES = 60
+_FINAL_ACTION = {
+    RequestState.SUCCEEDED: AuditAction.SUCCEEDED,
+    RequestState.REJECTED: AuditAction.REJECTED,
+    RequestState.FAILED: AuditAction.FAILED,
+}
+
+
+class FollowUpPlanner(Protocol):
+    """Schedules the follow-ups of a reset, inside the transaction that records its success."""
+
+    def plan(self, session: Session, req: ResetRequest, *, reset_at: datetime, baseline: int | None,
+             baseline_version: int | None = None, reminders: bool = True) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    verdict: Verdict
+    operation_id: str | None = None
+    #: The new password (or TAP) when it was set; the only copy until it is sealed.
+    password: SecretStr | None = None
+    #: The account's ``pwdLastSet`` and ``msDS-KeyVersionNumber`` read just before the reset: the follow-ups'
+    #: baseline.
+    baseline: int | None = None
+    baseline_version: int | None = None
+    #: Graph accepted the reset but its operation was still running when the poll's bound ran out: the outcome is
+    #: recovery's to learn (``password`` then waits sealed for it), not "failed".
+    pending: bool = False
+
+
+class ResetPerforming:
+    """``perform``: the check made again, the reset (or TAP) with its lease, the verdict and its messages."""
+
+    # ResetService's fields these methods read (declared here for the type checker; the dataclass sets them).
+    begin: SessionFactory
+    notifier: Notifier
+    outbox: Outbox
+    graph: Graph
+    directory: Directory
+    sealer: Sealer
+    token_for: Callable[[str], str]
+    followups: FollowUpPlanner | None
+    recheck: Callable[[ResetRequest], tuple[str, str] | None] | None
+    poll_timeout_s: float
+    clock: Callable[[], datetime]
+    _in_flight: int
+    _idle: threading.Condition
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no reset is running (every verdict written, and posted unless Slack failed: then the outbox
+        owes it), or ``timeout``; True when idle. What a graceful
+        shutdown waits for before it stops, and what tests wait for before the next story begins."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
+    def perform(self, req: ResetRequest, *, correlation_id: str) -> None:
+        """Run the reset of an approved request; only the caller whose compare-and-set wins does anything."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._perform(req, correlation_id)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _perform(self, req: ResetRequest, correlation_id: str) -> None:
+        refused = self.recheck(req) if self.recheck is not None else None
+        if refused is not None:
+            self._refuse_before_reset(req, *refused, correlation_id=correlation_id)
+            return
+        now = self.clock()
+        owner = secrets.token_hex(8)
+        with self.begin() as session:
+            started = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
+                                                to=RequestState.RESETTING,
+                                                changes={"lease_owner": owner, "lease_until": now + LEASE},
+                                                audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
+                                                                 correlation_id=correlation_id))
+            ids = [] if started is None else self.outbox.enqueue(session, _in_thread(
+                started, messages.reset.tap_started(started.target_display) if started.tap
+                else messages.reset.reset_started(started.target_display), origin="reset.started"), now=now)
+        if started is None:
+            return
+        self.outbox.deliver(ids, now=now)
+        with self._heartbeat(started.id, owner):
+            attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
+        if attempt.pending:
+            self._leave_to_recovery(started, attempt, owner)
+            return
+        verdict, password = attempt.verdict, attempt.password
+        final = verdict.final_state
+        now = self.clock()
+        with self.begin() as session:
+            done = store.requests.transition(
+                session, request_id=started.id, expected={RequestState.RESETTING}, to=final,
+                changes={"verdict": verdict.kind.value, "graph_operation_id": attempt.operation_id,
+                         "lease_owner": None, "lease_until": None},
+                audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=correlation_id,
+                                 detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
+                                         **dict(verdict.detail)}),
+            )
+            if done is not None and password is not None and final == RequestState.SUCCEEDED:
+                store.sealed.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
+                                  expires_at=now + REVEAL_TTL, kind="tap" if started.tap else "password")
+            if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
+                # In the same transaction: a success is never recorded without the checks that prove it.
+                self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline,
+                                    baseline_version=attempt.baseline_version)
+            # In the same transaction too: a recorded verdict always has its messages, the Reveal button included,
+            # however Slack answers right after the commit.
+            ids = self.outbox.enqueue(session, [] if done is None else self._verdict_messages(done, verdict,
+                                                                                               correlation_id), now=now)
+        forget_secret(password)
+        del attempt, password  # the only copy now is the sealed one
+        if done is None:
+            return
+        self._redraw(done)
+        self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+
+    def _refuse_before_reset(self, req: ResetRequest, reason: str, sentence: str, *, correlation_id: str) -> None:
+        """The check made again before the reset says no: approved → cancelled (no reset started, nothing set),
+        audited as a refusal, and said in the thread in the same transaction."""
+        now = self.clock()
+        with self.begin() as session:
+            done = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
+                                             to=RequestState.CANCELLED, changes={"decided_at": now},
+                                             audit=AuditDraft(actor="system", action=AuditAction.REFUSED,
+                                                              correlation_id=correlation_id,
+                                                              detail={"stage": "reset", "reason": reason}))
+            ids = [] if done is None else self.outbox.enqueue(session, _in_thread(done, sentence,
+                                                                                  origin="reset.refused"), now=now)
+        if done is None:
+            return  # another replica, or a cancel, moved it first
+        log.info("request %s not reset: %s (%s)", req.id, reason, correlation_id)
+        self._redraw(done)
+        self.outbox.deliver(ids, now=now)
+
+    @contextmanager
+    def _heartbeat(self, request_id: str, owner: str) -> Iterator[None]:
+        """Renew the reset's lease every ``LEASE_HEARTBEAT`` while the block runs (Graph may keep it waiting far
+        longer than any fixed bound: retries, Retry-After), so no sweep takes it for a stopped bot's. A renewal
+        that fails (the database away for a moment) is logged and tried again at the next beat."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(LEASE_HEARTBEAT.total_seconds()):
+                try:
+                    with self.begin() as session:
+                        if not store.requests.renew_lease(session, request_id=request_id, owner=owner,
+                                                          until=self.clock() + LEASE):
+                            return  # no longer resetting, or no longer ours
+                except Exception as e:  # a missed beat must not end the reset; the next one may land
+                    log.warning("request %s: could not renew its reset's lease (%s)", request_id, type(e).__name__)
+
+        thread = threading.Thread(target=beat, name=f"lease-{request_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    def _leave_to_recovery(self, started: ResetRequest, attempt: _Attempt, owner: str) -> None:
+        """Graph's operation was still running when the poll's bound ran out: the request stays ``resetting``, the
+        password waits sealed (for as long as recovery may ask, then its ten minutes), the thread hears that Entra
+        is still working, and the lease goes to the next sweep, which asks Graph how it ended."""
+        now = self.clock()
+        ids: list[int] = []
+        with self.begin() as session:
+            if store.requests.renew_lease(session, request_id=started.id, owner=owner, until=now):
+                if attempt.password is not None:
+                    store.sealed.seal(session, request_id=started.id, ciphertext=self.sealer.seal(attempt.password),
+                                      expires_at=now + RECOVERY_GIVE_UP + REVEAL_TTL)
+                ids = self.outbox.enqueue(session, _in_thread(started, messages.reset.reset_still_running(
+                    started.target_display), origin="reset.pending"), now=now)
+        forget_secret(attempt.password)
+        log.info("request %s: Graph's operation %s is still running; the next sweep asks again", started.id,
+                 attempt.operation_id)
+        self.outbox.deliver(ids, now=now)
+
+    def _verdict_messages(self, done: ResetRequest, verdict: Verdict, cid: str) -> list[OutboxMessage]:
+        """The thread's verdict (or TAP line), then on success the Reveal button (it carries only the request id)
+        and the target's DM with its "This wasn't me" button; in that order, which the outbox keeps."""
+        succeeded = verdict.final_state == RequestState.SUCCEEDED
+        if done.tap and succeeded:
+            issued = messages.reset.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES)
+            owed = _in_thread(done, issued, origin="reset.tap")
+        else:
+            owed = _in_thread(done, messages.reset.verdict_sentence(verdict, name=done.target_display,
+                                                                    requester=done.requester, correlation_id=cid),
+                              origin="reset.verdict")
+        if succeeded:
+            reveal = messages.reset.reveal_blocks(done.id)
+            owed += _in_thread(done, reveal[0]["text"]["text"], blocks=reveal, origin="reset.reveal")
+            owed += self._target_notice(done)
+        return owed
+
+    @staticmethod
+    def _target_notice(done: ResetRequest) -> list[OutboxMessage]:
+        if not done.target_slack_id:
+            return []
+        return [dm_message(done.target_slack_id, messages.reset.target_reset_notice_text(done),
+                           blocks=messages.reset.target_reset_notice_blocks(done), origin="reset.target_dm",
+                           request_id=done.id)]
+
+    def _reset(self, req: ResetRequest, cid: str) -> _Attempt:
+        """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
+        client scrubs it)."""
+        try:
+            # By objectGUID: a rename or move since the request cannot point the reset (or the unlock) elsewhere.
+            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
+            if ad is None:
+                gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
+                return _Attempt(classify(gone))
+            if req.unlock and ad.locked_out:
+                self._unlock(req, ad.object_guid, cid)
+            policy = self.directory.effective_policy(ad)
+            password = generate_temporary_password(policy, sam=ad.sam, display_name=ad.display_name)
+            checks = precheck(password.get_secret_value(), policy, sam=ad.sam, display_name=ad.display_name)
+            token = self.token_for(req.requester)
+            op = self.graph.reset_password(access_token=token, user_id=req.target_entra_id, new_password=password,
+                                           poll_timeout_s=self.poll_timeout_s, client_request_id=cid,
+                                           on_accepted=lambda location: self._note_operation(
+                                               req.id, location, baseline=ad.pwd_last_set_raw,
+                                               baseline_version=ad.key_version))
+        except ResetbotError as e:
+            log.warning("reset %s failed before an outcome (%s): %s", req.id, cid, type(e).__name__)
+            return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                                  error_message=str(e))))
+        if not op.done:  # not "failed": Graph may still make it, and recovery will ask
+            return _Attempt(classify(ResetOutcome(status=op.status)), op.id, password, baseline=ad.pwd_last_set_raw,
+                            baseline_version=ad.key_version, pending=True)
+        verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
+                                        never_expires=ad.password_never_expires))
+        ok = verdict.final_state == RequestState.SUCCEEDED
+        return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw,
+                        baseline_version=ad.key_version)
+
+    def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
+        """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made with
+        the agent's (or service identity's) delegated token, like the password: an app permission would be checked
+        against no role and mint a pass, which satisfies MFA, for anyone. Never raises."""
+        try:
+            tap = self.graph.create_temporary_access_pass(user_id=req.target_entra_id,
+                                                          lifetime_minutes=TAP_LIFETIME_MINUTES, usable_once=True,
+                                                          access_token=self.token_for(req.requester),
+                                                          client_request_id=cid)
+        except ResetbotError as e:
+            log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)
+            return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
+                                                  error_message=str(e))))
+        return _Attempt(Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass)
+
+    def _note_operation(self, request_id: str, location: str, *, baseline: int | None,
+                        baseline_version: int | None) -> None:
+        with self.begin() as session:
+            store.requests.note_operation(session, request_id=request_id, location=location, baseline=baseline,
+                                          baseline_version=baseline_version)
+
+    def _unlock(self, req: ResetRequest, guid: str, cid: str) -> None:
+        """Clear the lockout before the reset (writeback refuses a locked-out account), on the account with this
+        objectGUID. A failure is said in the thread and the reset goes on: its verdict then says it is locked."""
+        now = self.clock()
+        try:
+            self.directory.unlock(guid=guid)
+        except ResetbotError as e:
+            with self.begin() as session:
+                failed = messages.requests.unlock_failed(req.target_display, str(e))
+                ids = self.outbox.enqueue(session, _in_thread(req, failed, origin="reset.unlock"), now=now)
+        else:
+            with self.begin() as session:
+                store.audit.append_audit(session, draft=AuditDraft(actor="system", action=AuditAction.UNLOCKED,
+                                                                   request_id=req.id, correlation_id=cid))
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.requests.unlocked(req.target_display),
+                                                              origin="reset.unlock"), now=now)
+        self.outbox.deliver(ids, now=now)
+
+    # --- helpers -------------------------------------------------------------------------------------------------
+
+    def _redraw(self, req: ResetRequest) -> None:
+        """Redraw the request message with its new state. Never raises: it used to, on a Slack failure, and the
+        verdict behind it was then never said; a failed redraw is only a stale message until the next one."""
+        if not (req.channel_id and req.thread_ts):
+            return
+        try:
+            group_id = self.notifier.group_id(req.approver_group) if req.approver_group else None
+            self.notifier.update(req.channel_id, req.thread_ts, messages.requests.request_text(req),
+                                 blocks=messages.requests.request_blocks(req, approvals=[], group_id=group_id))
+        except SlackUnavailableError as e:
+            log.warning("request %s: its message could not be redrawn (Slack: %s); the thread still hears the "
+                        "outcome", req.id, e.code)
+
+
+def _in_thread(req: ResetRequest, text: str, *, origin: str,
+               blocks: messages.format.Blocks | None = None) -> list[OutboxMessage]:
+    """A reply in the request's thread, as an outbox message (none for a request without a thread)."""
+    if not (req.channel_id and req.thread_ts):
+        return []
+    return [thread_message(req.channel_id, req.thread_ts, text, blocks=blocks, origin=origin, request_id=req.id)]

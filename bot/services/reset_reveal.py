@@ -1,0 +1,171 @@
+"""After a reset: the requester's one reveal of the sealed password (claimed, then spent once Slack opened the
+modal, or given back), the target's "This wasn't me", and the wipe of passwords nobody revealed in time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot import messages, store
+from bot.clients.slack_notify import Notifier
+from bot.db import SessionFactory
+from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.followup_rules import FollowUpKind
+from bot.domain.lifecycle import RequestState
+from bot.domain.rules import Refusal
+from bot.domain.verdict import VerdictKind
+from bot.logs import REVEALED_SECRET_TTL_S, remember_secret
+from bot.models import OutboxMessage
+from bot.policy import phonetic
+from bot.services.outbox import Outbox, channel_message
+from bot.services.reset_perform import _in_thread
+from bot.services.sealing import Sealer
+
+#: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
+#: name it.
+log = logging.getLogger("bot.services.reset")
+
+#: How long a Reveal click holds the sealed password while Slack opens the modal: longer than the Web API
+#: client's timeout (30 s) with a retry, so a slow views.open is never overtaken by a second click.
+REVEAL_CLAIM = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """A reveal under way: the modal to open (it holds the password: never logged), and the claim on the sealed
+    row that ``ResetService.reveal_shown`` or ``reveal_not_shown`` settles."""
+
+    request_id: str
+    claimed_until: datetime
+    modal: dict[str, object] = field(repr=False)
+
+
+class ResetReveal:
+    """``reveal`` and its settling, ``not_me`` and ``wipe_expired``."""
+
+    # ResetService's fields these methods read (declared here for the type checker; the dataclass sets them).
+    begin: SessionFactory
+    notifier: Notifier
+    outbox: Outbox
+    sealer: Sealer
+    security_channel: str | None
+    agents_group: str | None
+    clock: Callable[[], datetime]
+
+    # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
+
+    def reveal(self, *, request_id: str, actor: str, correlation_id: str) -> tuple[Reveal | None, str | None]:
+        """(reveal, None) for the requester's one reveal: the modal to open, its password claimed but not spent
+        (``reveal_shown`` spends it once Slack opened the modal, ``reveal_not_shown`` gives it back); (None,
+        sentence) for anyone or anything else. A password this process cannot decrypt (sealed by a replica with
+        another key) is given back at once: pressing Reveal again may reach the replica that can."""
+        with self.begin() as session:
+            req = store.requests.get_request(session, request_id=request_id)
+        if req is None:
+            return None, messages.requests.request_not_found(request_id)
+        if actor != req.requester:
+            self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                                   correlation_id=correlation_id,
+                                   detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
+            return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
+        if self.agents_group and actor not in self.notifier.group_members(self.agents_group, fresh=True):
+            self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                                   correlation_id=correlation_id,
+                                   detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))
+            return None, messages.reset.reveal_not_an_agent()
+        if req.state != RequestState.SUCCEEDED:  # a password sealed while Graph still works waits for its verdict
+            return None, messages.reset.reveal_gone()
+        now = self.clock()
+        until = now + REVEAL_CLAIM
+        with self.begin() as session:
+            taken = store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
+            busy = taken is None and store.sealed.is_claimed(session, request_id=req.id, now=now)
+        if taken is None:
+            return None, messages.reset.reveal_in_progress() if busy else messages.reset.reveal_gone()
+        kind, ciphertext = taken
+        secret = self.sealer.unseal(ciphertext)
+        if secret is None:
+            log.warning("request %s: the temporary password cannot be unsealed here (sealed with another "
+                        "RESETBOT_SEALING_KEY); it stays sealed", req.id)
+            self._give_back(req.id, until, actor, correlation_id, reason="unsealable")
+            return None, messages.reset.reveal_unsealable()
+        remember_secret(secret, ttl=REVEALED_SECRET_TTL_S)
+        modal = messages.reset.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
+                                            must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
+        return Reveal(req.id, until, modal), None
+
+    def reveal_shown(self, shown: Reveal, *, actor: str, correlation_id: str) -> None:
+        """Slack opened the modal: now the password is spent, "revealed" audited and said in the thread."""
+        now = self.clock()
+        with self.begin() as session:
+            if not store.sealed.spend_sealed(session, request_id=shown.request_id, claimed_until=shown.claimed_until):
+                return  # held past its claim and taken by another click meanwhile: that one records it
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
+                                                               request_id=shown.request_id,
+                                                               correlation_id=correlation_id))
+            req = store.requests.get_request(session, request_id=shown.request_id)
+            ids = self.outbox.enqueue(session, [] if req is None else _in_thread(
+                req, messages.reset.revealed(actor), origin="reset.revealed"), now=now)
+        self.outbox.deliver(ids, now=now)
+
+    def reveal_not_shown(self, shown: Reveal, *, actor: str, correlation_id: str, error: str) -> str:
+        """Slack did not open the modal (an expired trigger_id, Slack down): the password stays sealed, the next
+        click may show it; the sentence for the requester."""
+        log.warning("request %s: Slack did not open the reveal modal (%s); the password stays sealed",
+                    shown.request_id, error)
+        self._give_back(shown.request_id, shown.claimed_until, actor, correlation_id, reason=error)
+        return messages.reset.reveal_not_shown(error)
+
+    def _give_back(self, request_id: str, claimed_until: datetime, actor: str, correlation_id: str, *,
+                   reason: str) -> None:
+        with self.begin() as session:
+            store.sealed.release_claim(session, request_id=request_id, claimed_until=claimed_until)
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEAL_FAILED,
+                                                               request_id=request_id, correlation_id=correlation_id,
+                                                               detail={"reason": reason}))
+
+    def not_me(self, *, request_id: str, actor: str, correlation_id: str) -> str:
+        """The target disowns the reset: audited, and said to the security channel and the thread in the same
+        transaction (an alert that a password was changed behind someone's back must not be lost to a Slack
+        blip)."""
+        now = self.clock()
+        with self.begin() as session:
+            req = store.requests.get_request(session, request_id=request_id)
+            if req is None or actor != req.target_slack_id:
+                return messages.requests.refusal(Refusal.ONLY_TARGET_CONFIRMS)
+            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.RESET_DISOWNED,
+                                                               request_id=req.id, correlation_id=correlation_id))
+            alert = messages.reset.security_reset_disowned(req)
+            owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
+                if self.security_channel else []
+            ids = self.outbox.enqueue(session, owed + _in_thread(req, alert, origin="reset.disowned"), now=now)
+        self.outbox.deliver(ids, now=now)
+        return messages.reset.not_me_answered()
+
+    def wipe_expired(self, *, now: datetime | None = None) -> int:
+        """Wipe sealed passwords nobody revealed within their time; the thread says so."""
+        now = now or self.clock()
+        with self.begin() as session:
+            wiped = store.sealed.wipe_expired_secrets(session, now=now)
+            owed: list[OutboxMessage] = []
+            for request_id in wiped:
+                store.audit.append_audit(session, draft=AuditDraft(actor="scheduler",
+                                                                   action=AuditAction.UNREVEALED_WIPED,
+                                                                   request_id=request_id))
+                # Nobody was told the password: reminding the user to sign in with it would only confuse them.
+                store.followups.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
+                req = store.requests.get_request(session, request_id=request_id)
+                if req is not None:
+                    owed += _in_thread(req, messages.reset.secret_wiped(), origin="reset.wiped")
+            ids = self.outbox.enqueue(session, owed, now=now)
+        self.outbox.deliver(ids, now=now)
+        return len(wiped)
+
+    # --- helpers -------------------------------------------------------------------------------------------------
+
+    def _audit(self, draft: AuditDraft) -> None:
+        with self.begin() as session:
+            store.audit.append_audit(session, draft=draft)
