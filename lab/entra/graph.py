@@ -94,8 +94,11 @@ class Graph(GraphRoutes):
             return graph_error(request, 500, "generalException", "An internal server error occurred.")
 
     def _injected_fault(self, request: web.Request) -> None:
-        """throttle_next, then fail_next_5xx: each answers (and uses up) one authenticated Graph call."""
+        """throttle_next, then fail_next_5xx: each answers (and uses up) one authenticated Graph call (one whose
+        path holds ``fault_path``, when that is set)."""
         faults = self.s.faults
+        if faults.fault_path and faults.fault_path not in request.path:
+            return
         if faults.throttle_next > 0:
             faults.throttle_next -= 1
             after = faults.retry_after_header()

@@ -53,30 +53,16 @@ class Faults:
     #: The tenant has no Entra ID P2 (or Governance) licence, so no PIM: roleEligibilityScheduleInstances answers
     #: 400 AadPremiumLicenseRequired, as Graph does there.
     pim_unlicensed: bool = False
+    #: When set, ``throttle_next`` and ``fail_next_5xx`` answer only Graph calls whose path holds this text (e.g.
+    #: ``resetPassword``): Graph throttles per resource, and a test can aim at one call among the lookups around it.
+    fault_path: str = ""
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
         unknown = set(body) - set(self.as_json())
         if unknown:
             raise FaultError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
-        changes: dict[str, Any] = {}
-        for name, value in body.items():
-            if name == "writeback":
-                if value not in _WRITEBACK_MODES:
-                    raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
-            elif name in ("token_endpoint_down", "hold_operations", "pim_unlicensed"):
-                if not isinstance(value, bool):
-                    raise FaultError(f"{name} must be true or false")
-            elif name == "revoked_app_roles":
-                if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
-                    raise FaultError("revoked_app_roles must be a list of application permission names")
-            elif name == "retry_after":
-                if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
-                        or not math.isfinite(value):
-                    raise FaultError("retry_after must be a positive number of seconds")
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise FaultError(f"{name} must be a non-negative integer")
-            changes[name] = list(value) if isinstance(value, list) else value
+        changes = {name: _checked(name, value) for name, value in body.items()}
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -93,6 +79,7 @@ class Faults:
             "revoked_app_roles": list(self.revoked_app_roles),
             "hold_operations": self.hold_operations,
             "pim_unlicensed": self.pim_unlicensed,
+            "fault_path": self.fault_path,
         }
 
     def retry_after_header(self) -> str:
@@ -252,3 +239,26 @@ class State:
             self.history.forget()
             for key, password in self.initial_passwords.items():
                 self.history.seed(key, password)
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` as a fault field takes it, or a FaultError saying what it must be."""
+    if name == "writeback":
+        if value not in _WRITEBACK_MODES:
+            raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
+    elif name in ("token_endpoint_down", "hold_operations", "pim_unlicensed"):
+        if not isinstance(value, bool):
+            raise FaultError(f"{name} must be true or false")
+    elif name == "fault_path":
+        if not isinstance(value, str):
+            raise FaultError("fault_path must be text (empty: every Graph call)")
+    elif name == "revoked_app_roles":
+        if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
+            raise FaultError("revoked_app_roles must be a list of application permission names")
+    elif name == "retry_after":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
+                or not math.isfinite(value):
+            raise FaultError("retry_after must be a positive number of seconds")
+    elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FaultError(f"{name} must be a non-negative integer")
+    return list(value) if isinstance(value, list) else value

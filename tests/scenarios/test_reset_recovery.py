@@ -68,7 +68,8 @@ def test_a_reset_still_retrying_a_throttled_graph_is_not_recovered(
     reset = bot.services.reset
     request = request_for(lab, driver, "bob", "throttled while recovering")
     ts = str(request["ts"])
-    entra.faults(throttle_next=2, retry_after=3)
+    # Aimed at resetPassword: the approval's own Graph reads (who is who, the protection check) come first.
+    entra.faults(throttle_next=2, retry_after=3, fault_path="resetPassword")
     driver.click("mona", helpdesk, ts, "request_approve")
     wait_until(lambda: [r for r in entra.requests("graph") if r["status"] == 429], what="Graph's first 429")
     req = _request(bot, ts)
