@@ -16,17 +16,8 @@ requester never getting the Reveal button while the password sat sealed). Only t
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
-from bot.clients.directory import Directory
-from bot.clients.graph import Graph
-from bot.clients.slack_notify import Notifier
-from bot.db import SessionFactory
-from bot.models import ResetRequest, utcnow
-from bot.services.outbox import Outbox
 from bot.services.reset_perform import (
     LEASE,
     LEASE_HEARTBEAT,
@@ -34,10 +25,10 @@ from bot.services.reset_perform import (
     REVEAL_TTL,
     TAP_LIFETIME_MINUTES,
     FollowUpPlanner,
+    ResetDeps,
 )
 from bot.services.reset_recovery import RECOVERY_MARGIN, ResetRecovery
 from bot.services.reset_reveal import REVEAL_CLAIM, ResetReveal, Reveal
-from bot.services.sealing import Sealer
 
 __all__ = [
     "LEASE",
@@ -48,6 +39,7 @@ __all__ = [
     "REVEAL_TTL",
     "TAP_LIFETIME_MINUTES",
     "FollowUpPlanner",
+    "ResetDeps",
     "ResetService",
     "Reveal",
 ]
@@ -56,27 +48,4 @@ __all__ = [
 @dataclass
 class ResetService(ResetRecovery, ResetReveal):
     """The reset service: performing (``ResetPerforming``), recovering (``ResetRecovery``), and the reveal and
-    afterwards (``ResetReveal``), each in its module; this class holds what they share, its fields."""
-
-    begin: SessionFactory
-    #: Only for the request message's redraw (chat.update) and its approver group's id: everything the reset posts
-    #: goes through ``outbox``.
-    notifier: Notifier
-    #: Where the reset's messages are written with the decision they announce, and delivered from (retried).
-    outbox: Outbox
-    graph: Graph
-    directory: Directory
-    sealer: Sealer
-    #: The delegated Graph access token of the agent (Slack id) whose hands perform the reset.
-    token_for: Callable[[str], str]
-    security_channel: str | None = None
-    #: The agents' user group: a requester who has left it since asking is shown no password.
-    agents_group: str | None = None
-    followups: FollowUpPlanner | None = None
-    #: The request rules' check made again right before the credential is set (``RequestService.recheck``): None
-    #: to go on, or (reason, the thread's sentence) and nothing is set.
-    recheck: Callable[[ResetRequest], tuple[str, str] | None] | None = None
-    poll_timeout_s: float = 60.0
-    clock: Callable[[], datetime] = field(default=utcnow)
-    _in_flight: int = field(default=0, init=False, repr=False)
-    _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+    afterwards (``ResetReveal``), each in its module, over the fields of ``ResetDeps`` that they share."""

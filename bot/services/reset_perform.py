@@ -10,7 +10,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -27,7 +27,7 @@ from bot.domain.lifecycle import RequestState
 from bot.domain.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
 from bot.errors import ResetbotError, SlackUnavailableError
 from bot.logs import forget_secret
-from bot.models import OutboxMessage, ResetRequest
+from bot.models import OutboxMessage, ResetRequest, utcnow
 from bot.policy import generate_temporary_password, precheck
 from bot.services.outbox import Outbox, dm_message, thread_message
 from bot.services.sealing import Sealer
@@ -75,23 +75,38 @@ class _Attempt:
     pending: bool = False
 
 
-class ResetPerforming:
-    """``perform``: the check made again, the reset (or TAP) with its lease, the verdict and its messages."""
+@dataclass
+class ResetDeps:
+    """What the reset service is built from (its constructor's fields, in order), shared by its parts:
+    ``ResetPerforming``, ``ResetRecovery`` and ``ResetReveal`` each inherit it, so each reads the same fields."""
 
-    # ResetService's fields these methods read (declared here for the type checker; the dataclass sets them).
     begin: SessionFactory
+    #: Only for the request message's redraw (chat.update) and its approver group's id: everything the reset posts
+    #: goes through ``outbox``.
     notifier: Notifier
+    #: Where the reset's messages are written with the decision they announce, and delivered from (retried).
     outbox: Outbox
     graph: Graph
     directory: Directory
     sealer: Sealer
+    #: The delegated Graph access token of the agent (Slack id) whose hands perform the reset.
     token_for: Callable[[str], str]
-    followups: FollowUpPlanner | None
-    recheck: Callable[[ResetRequest], tuple[str, str] | None] | None
-    poll_timeout_s: float
-    clock: Callable[[], datetime]
-    _in_flight: int
-    _idle: threading.Condition
+    security_channel: str | None = None
+    #: The agents' user group: a requester who has left it since asking is shown no password.
+    agents_group: str | None = None
+    followups: FollowUpPlanner | None = None
+    #: The request rules' check made again right before the credential is set (``RequestService.recheck``): None
+    #: to go on, or (reason, the thread's sentence) and nothing is set.
+    recheck: Callable[[ResetRequest], tuple[str, str] | None] | None = None
+    poll_timeout_s: float = 60.0
+    clock: Callable[[], datetime] = field(default=utcnow)
+    _in_flight: int = field(default=0, init=False, repr=False)
+    _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+
+
+class ResetPerforming(ResetDeps):
+    """``perform``: the check made again, the reset (or TAP) with its lease, the verdict and its messages."""
+
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no reset is running (every verdict written, and posted unless Slack failed: then the outbox

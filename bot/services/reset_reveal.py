@@ -5,13 +5,10 @@ modal, or given back), the target's "This wasn't me", and the wipe of passwords 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import messages, store
-from bot.clients.slack_notify import Notifier
-from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.followup_rules import FollowUpKind
 from bot.domain.lifecycle import RequestState
@@ -20,9 +17,8 @@ from bot.domain.verdict import VerdictKind
 from bot.logs import REVEALED_SECRET_TTL_S, remember_secret
 from bot.models import OutboxMessage
 from bot.policy import phonetic
-from bot.services.outbox import Outbox, channel_message
-from bot.services.reset_perform import _in_thread
-from bot.services.sealing import Sealer
+from bot.services.outbox import channel_message
+from bot.services.reset_perform import ResetDeps, _in_thread
 
 #: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
 #: name it.
@@ -43,17 +39,8 @@ class Reveal:
     modal: dict[str, object] = field(repr=False)
 
 
-class ResetReveal:
+class ResetReveal(ResetDeps):
     """``reveal`` and its settling, ``not_me`` and ``wipe_expired``."""
-
-    # ResetService's fields these methods read (declared here for the type checker; the dataclass sets them).
-    begin: SessionFactory
-    notifier: Notifier
-    outbox: Outbox
-    sealer: Sealer
-    security_channel: str | None
-    agents_group: str | None
-    clock: Callable[[], datetime]
 
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 
