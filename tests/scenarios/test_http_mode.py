@@ -4,6 +4,7 @@ replayed requests are refused and change nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -159,10 +160,15 @@ def _raw_exchange(base_url: str, head: bytes, body: bytes = b"") -> bytes:
     is a failure, not a measurement)."""
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=20) as sock:
-        sock.sendall(head + body)
+        # The server may answer from the head alone and close: its answer is what counts, not the rest of ours.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head + body)
         answer = b""
         while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(65536)
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
             if not chunk:
                 break
             answer += chunk
@@ -187,11 +193,13 @@ def test_a_body_declared_over_the_cap_gets_413_before_it_is_read(http_bot: HttpB
 @pytest.mark.parametrize("declared", [b"-1", b"-5000000", b"12abc"])
 def test_a_content_length_that_is_no_length_gets_400_and_nothing_is_read(http_bot: HttpBot, declared: bytes) -> None:
     """A negative Content-Length passed the cap (it is under it) and cheroot handed bolt a reader that took
-    ``read(-1)`` as "everything": a 2 MiB unsigned body was read whole. It is no length at all: 400, unread."""
+    ``read(-1)`` as "everything": an unsigned body was read until the client stopped (the answer came only when
+    the server gave up waiting, 408). It is no length at all: 400 at once, unread."""
     requests, audit = len(http_bot.requests()), len(http_bot.audit())
     head = (b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             b"Content-Length: " + declared + b"\r\n\r\n")
-    answer = _raw_exchange(http_bot.base_url, head, b"token=" + b"x" * (2 * 1024 * 1024))
+    # Less than the socket buffers hold, so the sending never waits for a server that has already answered.
+    answer = _raw_exchange(http_bot.base_url, head, b"token=" + b"x" * (32 * 1024))
     assert _status(answer) == 400, answer[:200]
     assert (len(http_bot.requests()), len(http_bot.audit())) == (requests, audit)
 
