@@ -57,6 +57,9 @@ def test_a_new_reset_is_answered_while_graph_holds_ten_approved_resets(
     ours = {r["ts"] for r in requests}
     wait_until(lambda: all(r.state == RequestState.SUCCEEDED for r in bot.requests() if r.thread_ts in ours),
                timeout=120, what="the ten held resets to finish")
+    # A verdict is posted right after the commit that records it (the outbox): wait for it, then count it.
+    for request in requests:
+        driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=request["ts"], timeout=60)
     for request in requests:
         verdicts = [m for m in thread(driver, helpdesk, request["ts"]) if "Done:" in m["text"]]
         assert len(verdicts) == 1, f"one verdict in {request['ts']}'s thread, not {len(verdicts)}"
