@@ -43,6 +43,20 @@ def default_cache_dir() -> Path:
 ADDRESS_LOCKS = Path(tempfile.gettempdir()) / "resetbot-lab-addresses"
 
 
+#: A template of another key (another Samba, another seed: another checkout) is removed only when no lab has
+#: started from it for this long, since a checkout next to this one may be copying it right now.
+TEMPLATE_KEEP_S = 24 * 3600.0
+
+
+def _unused_for(template: Path, seconds: float) -> bool:
+    """Whether ``template`` (or an abandoned ``.partial`` build) has not been used for ``seconds``. A build
+    in progress holds the template lock, so an unfinished ``.partial`` of another key is abandoned."""
+    ready = template / "READY"
+    if not ready.exists():
+        return template.name.endswith(".partial")
+    return time.time() - ready.stat().st_mtime > seconds
+
+
 def template_key() -> str:
     h = hashlib.sha256(samba.samba_version().encode())
     for module in (fixture, seed, samba):
@@ -76,6 +90,7 @@ class LabAD:
         template = self.cache_dir / f"samba-template-{template_key()}"
         with samba.locked(self.cache_dir / "template.lock"):
             if (template / "READY").exists():
+                (template / "READY").touch()  # in use: another key's build leaves it alone (see below)
                 return template
             partial = self.cache_dir / f"{template.name}.partial"
             if partial.exists():
@@ -96,7 +111,7 @@ class LabAD:
             seed.delegate_writeback(tool, conf, partial / "private" / "sam.ldb", writeback_sid)
             seed.delegate_reader(tool, conf, partial / "private" / "sam.ldb", reader_sid)
             for stale in template.parent.glob("samba-template-*"):
-                if stale != partial:
+                if stale != partial and _unused_for(stale, TEMPLATE_KEEP_S):
                     shutil.rmtree(stale, ignore_errors=True)
             (partial / "READY").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
             partial.rename(template)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
 import struct
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from bot.clients.ad_acl import dacl
 from lab.ad.acl import sid_to_bytes, with_read_denied
+from lab.ad.dc import TEMPLATE_KEEP_S, _unused_for
 from lab.ad.samba import require_samba
 from lab.errors import LabError
 
@@ -28,3 +32,19 @@ def test_a_read_denied_ace_goes_first_and_keeps_every_ace_after_it() -> None:
     assert (first.type, first.mask, first.sid, first.object_type) == (0x06, 0x10, trustee, str(guid))
     assert not first.allows
     assert (second.sid, second.raw) == ("S-1-1-0", allow)
+
+
+def test_a_template_another_checkout_used_recently_is_kept_when_a_new_key_is_built(tmp_path: Path) -> None:
+    """Two checkouts side by side (another branch: another template key) share the cache: building one key's
+    template must not delete the other's while that checkout may be copying it."""
+    fresh, old = tmp_path / "samba-template-a", tmp_path / "samba-template-b"
+    abandoned = tmp_path / "samba-template-c.partial"
+    for folder in (fresh, old, abandoned):
+        folder.mkdir()
+    (fresh / "READY").write_text("now\n")
+    (old / "READY").write_text("long ago\n")
+    long_ago = time.time() - TEMPLATE_KEEP_S - 60
+    os.utime(old / "READY", (long_ago, long_ago))
+    assert not _unused_for(fresh, TEMPLATE_KEEP_S)
+    assert _unused_for(old, TEMPLATE_KEEP_S)
+    assert _unused_for(abandoned, TEMPLATE_KEEP_S)
