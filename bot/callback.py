@@ -1,14 +1,15 @@
 """Where Microsoft sends an agent's browser back after a browser sign-in (``/resetbot login --browser``).
 
-``GET /auth/callback?code=...&state=...``: the link service uses the ``state`` once and redeems the code; the page
+``POST /auth/callback`` (``code``, ``state``: Microsoft's ``form_post``): the link service uses the ``state`` once and
+redeems the code; the page
 the browser shows says only that the sign-in finished (or that the link was stale or not ours) and to go back to
 Slack, where the DM says what happened. In HTTP mode the Slack server serves this path too (``bot.serve``); in
 Socket Mode, where nothing else listens, :class:`CallbackListener` serves it over HTTPS on its own port. Only
 agents' browsers need to reach it, never Slack or the internet.
 
-Hardened like the HTTP mode server, whose limits it shares: bodies are never read (a GET carries none; anything
-else is 405), the query and headers are bounded, nothing from the request is written into the page (no
-reflection), and every page carries headers that keep it out of caches, frames and referrers.
+Hardened like the HTTP mode server, whose limits it shares (``bot.http_guard``): the form and the headers are
+bounded before they are read, nothing from the request is written into the page (no reflection), and every page
+carries headers that keep it out of caches, frames and referrers.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from bot import messages
 from bot.errors import ConfigError
+from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
 from bot.ids import new_correlation_id
 from bot.services.links import CallbackOutcome
 
@@ -33,12 +34,11 @@ log = logging.getLogger(__name__)
 
 #: The path of the redirect URI (``RESETBOT_PUBLIC_URL`` + this).
 CALLBACK_PATH = "/auth/callback"
-#: The longest query taken: Entra's codes run to about 2 KB, with the state and session_state far less.
-MAX_QUERY_CHARS = 16 * 1024
-#: The request line and headers together (a browser's are a few KiB); more gets 413 (or 414 for the line).
-MAX_HEADER_BYTES = 64 * 1024
-#: The callback takes no body (cheroot answers 413 to a larger declared one, unread).
-MAX_CALLBACK_BODY = 1024
+#: The form's content type (``response_mode=form_post``).
+FORM_TYPE = "application/x-www-form-urlencoded"
+#: The largest form taken: Entra's codes run to about 2 KB, the state, session_state and client_info far less;
+#: cheroot answers 413 to a larger declared body, unread.
+MAX_CALLBACK_BODY = 16 * 1024
 #: Threads answering the callback: each may wait a few seconds on Entra's token endpoint.
 CALLBACK_THREADS = 4
 
@@ -66,11 +66,8 @@ _STATUS = {
 }
 
 
-def _query(environ: dict[str, Any]) -> dict[str, str] | None:
-    """The query as single values; None when it is too long, malformed, or names a parameter twice."""
-    raw = str(environ.get("QUERY_STRING") or "")
-    if len(raw) > MAX_QUERY_CHARS:
-        return None
+def _fields(raw: str) -> dict[str, str] | None:
+    """The form as single values; None when it is malformed or names a field twice."""
     try:
         parsed = parse_qs(raw, keep_blank_values=False, max_num_fields=32)
     except ValueError:
@@ -80,8 +77,26 @@ def _query(environ: dict[str, Any]) -> dict[str, str] | None:
     return {k: v[0] for k, v in parsed.items()}
 
 
+def _posted_form(environ: dict[str, Any]) -> dict[str, str] | str | None:
+    """Microsoft's ``form_post`` answer: the fields, a refusal status for a body too large or no length, or None
+    when it is not a form at all."""
+    if str(environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower() != FORM_TYPE:
+        return None
+    refusal = body_refusal(environ, MAX_CALLBACK_BODY)
+    if refusal is not None:
+        return refusal
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    try:
+        raw = environ["wsgi.input"].read(length).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return _fields(raw)
+
+
 def callback_app(finish: Finish) -> WsgiApp:
-    """The callback as a WSGI app; ``finish`` is ``LinkService.finish_browser_sign_in``."""
+    """The callback as a WSGI app; ``finish`` is ``LinkService.finish_browser_sign_in``. Microsoft posts the
+    answer as a form (``response_mode=form_post``, so the code never sits in a URL, a browser's history or a
+    proxy's log); a GET is never a sign-in's answer, and is shown the "not a sign-in" page."""
 
     def page(start_response: StartResponse, outcome: CallbackOutcome, reference: str,
              status: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Iterable[bytes]:
@@ -90,35 +105,27 @@ def callback_app(finish: Finish) -> WsgiApp:
 
     def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         reference = new_correlation_id()
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        method = environ.get("REQUEST_METHOD")
+        if method in ("GET", "HEAD"):
+            return page(start_response, CallbackOutcome.INVALID, reference)
+        if method != "POST":
             return page(start_response, CallbackOutcome.INVALID, reference, "405 Method Not Allowed",
-                        (("Allow", "GET"),))
-        query = _query(environ)
-        if query is None:
-            log.warning("refused a sign-in callback with an unreadable query (%s)", reference)
+                        (("Allow", "POST"),))
+        form = _posted_form(environ)
+        if isinstance(form, str):
+            log.warning("refused a sign-in callback: %s (%s)", form, reference)
+            return page(start_response, CallbackOutcome.INVALID, reference, form, (("Connection", "close"),))
+        if form is None:
+            log.warning("refused a sign-in callback that was no form (%s)", reference)
             return page(start_response, CallbackOutcome.INVALID, reference)
         try:
-            outcome = finish(query, correlation_id=reference)
+            outcome = finish(form, correlation_id=reference)
         except Exception:  # the browser still gets a page; the log has what happened
             log.exception("a sign-in callback failed (%s)", reference)
             return page(start_response, CallbackOutcome.UNAVAILABLE, reference, "500 Internal Server Error")
         return page(start_response, outcome, reference)
 
     return serve
-
-
-def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_body: int) -> wsgi.Server:
-    """A cheroot server with the limits every listener of resetbot has: bodies and headers bounded before they are
-    read, cheroot's own errors sent through logging (so they are JSON when the log is, and redacted)."""
-    server = wsgi.Server(bind, app, numthreads=threads, shutdown_timeout=10)
-
-    def error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-        log.log(level, "HTTP server: %s", msg, exc_info=traceback)
-
-    server.error_log = error_log  # type: ignore[method-assign]
-    server.max_request_body_size = max_body
-    server.max_request_header_size = MAX_HEADER_BYTES
-    return server
 
 
 class CallbackListener:
@@ -131,7 +138,7 @@ class CallbackListener:
             path = environ.get("PATH_INFO")
             if path == CALLBACK_PATH:
                 return callback(environ, start_response)
-            if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if path == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
                 start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
                 return [b"ok\n"]
             start_response("404 Not Found", [*SECURITY_HEADERS[1:], ("Content-Type", "text/plain; charset=utf-8")])
@@ -143,7 +150,6 @@ class CallbackListener:
             raise ConfigError(f"RESETBOT_CALLBACK_CERT_FILE / RESETBOT_CALLBACK_KEY_FILE cannot be used: "
                               f"{type(e).__name__}.") from None
         adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        # cheroot reads 0 as "no limit": the callback takes no body, so anything over a few bytes is refused unread.
         self._server = cheroot_server((host, port), app, threads=CALLBACK_THREADS, max_body=MAX_CALLBACK_BODY)
         self._server.ssl_adapter = adapter
         self._thread: threading.Thread | None = None

@@ -15,7 +15,6 @@ a process that takes longer than its grace period anyway, and the log then says 
 
 from __future__ import annotations
 
-import io
 import logging
 import signal
 import threading
@@ -25,15 +24,15 @@ from types import FrameType
 from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from cheroot import errors as cheroot_errors
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 
 from bot.app import create_app, slack_client
-from bot.callback import CALLBACK_PATH, CallbackListener, WsgiApp, callback_app, cheroot_server
+from bot.callback import CALLBACK_PATH, CallbackListener, WsgiApp, callback_app
 from bot.clients.slack_probe import SlackRefusedError
+from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
 from bot.jobs import start_scheduler
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SignIn, SlackMode
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 
 #: Where Slack sends every HTTP request (commands, interactivity, events): bolt's default path.
 SLACK_EVENTS_PATH = "/slack/events"
-#: Liveness for load balancers and orchestrators: 200 while the process serves.
-HEALTH_PATH = "/healthz"
 #: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
 #: The largest request body taken, about a thousand times Slack's usual (a view submission with its state is the
@@ -95,33 +92,6 @@ class SocketModeIntake:
         return "Socket Mode"
 
 
-def _body_refusal(environ: dict[str, Any]) -> str | None:
-    """None when the body may be read: within ``MAX_BODY_BYTES``. A body sent without Content-Length (chunked) is
-    read here, never past the cap, and handed on with its length (bolt reads exactly Content-Length bytes, so it
-    would otherwise see an empty body). cheroot has already answered 413 to a larger Content-Length, unread.
-
-    A Content-Length that is no length (negative: cheroot 11 lets it through, being under the cap) is refused
-    with 400 before anything reads it: bolt's ``read(-1)`` on cheroot's reader means "until the client stops"."""
-    declared = environ.get("CONTENT_LENGTH")
-    if declared:
-        try:
-            length = int(declared)
-        except ValueError:
-            return "400 Bad Request"
-        if length < 0:
-            return "400 Bad Request"
-        return None if length <= MAX_BODY_BYTES else "413 Request Entity Too Large"
-    try:
-        # cheroot's chunked reader stops with an error before a chunk would take it past max_request_body_size.
-        body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
-    except (cheroot_errors.MaxSizeExceeded, OSError):
-        return "413 Request Entity Too Large"
-    if len(body) > MAX_BODY_BYTES:
-        return "413 Request Entity Too Large"
-    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-    return None
-
-
 def http_app(app: App, callback: WsgiApp | None = None) -> WsgiApp:
     """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz`` and (browser sign-in on) the sign-in
     callback at ``CALLBACK_PATH``; a body over ``MAX_BODY_BYTES`` gets 413."""
@@ -132,8 +102,8 @@ def http_app(app: App, callback: WsgiApp | None = None) -> WsgiApp:
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
         if callback is not None and environ.get("PATH_INFO") == CALLBACK_PATH:
-            return callback(environ, start_response)  # reads no body
-        refusal = _body_refusal(environ)
+            return callback(environ, start_response)  # bounds its own (smaller) body
+        refusal = body_refusal(environ, MAX_BODY_BYTES)
         if refusal is not None:
             log.warning("refused a request to %s: %s (its body is over %d bytes, or its length is no length)",
                         environ.get("PATH_INFO"), refusal, MAX_BODY_BYTES)

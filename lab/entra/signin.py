@@ -54,6 +54,19 @@ def _with_query(uri: str, params: dict[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
+def _answer(redirect_uri: str, params: dict[str, str], mode: str) -> web.Response:
+    """The answer to the app: a redirect with the query, or (``form_post``) Entra's page whose form posts the
+    fields to the redirect URI (a script submits it; without script, the button does)."""
+    if mode != "form_post":
+        raise web.HTTPFound(_with_query(redirect_uri, params))
+    inputs = "".join(f"<input type=\"hidden\" name=\"{html.escape(k)}\" value=\"{html.escape(v)}\">"
+                     for k, v in params.items())
+    return _page("Working...", f"<form method=\"POST\" name=\"hiddenform\" action=\"{html.escape(redirect_uri)}\">"
+                 f"{inputs}<noscript><p>Script is disabled. Click Submit to continue.</p>"
+                 "<input type=\"submit\" value=\"Submit\"></noscript></form>"
+                 "<script>document.forms[0].submit()</script>")
+
+
 class SignIn:
     """The routes of the interactive sign-in; the token grant is called by ``Identity.token``."""
 
@@ -83,29 +96,34 @@ class SignIn:
                                f"the redirect URIs configured for the application '{client_id}'.")
         state = q.get("state", "")
 
-        def refuse(error: str, code: int, description: str) -> web.HTTPFound:
+        mode = q.get("response_mode", "query")
+        if mode not in ("query", "form_post"):
+            mode = "query"
+
+        def refuse(error: str, code: int, description: str) -> web.Response:
             """Past the redirect URI's check, Entra sends its refusals back to the app."""
             params = {"error": error, "error_description": f"AADSTS{code}: {description}"}
             if state:
                 params["state"] = state
-            return web.HTTPFound(_with_query(redirect_uri, params))
+            return _answer(redirect_uri, params, mode)
 
         if q.get("response_type") != "code":
-            raise refuse("unsupported_response_type", 700054, "response_type 'code' is required here.")
+            return refuse("unsupported_response_type", 700054, "response_type 'code' is required here.")
         method = q.get("code_challenge_method", "plain") if q.get("code_challenge") else ""
         if method not in ("", "S256", "plain"):
-            raise refuse("invalid_request", 501491, "Invalid code_challenge_method.")
+            return refuse("invalid_request", 501491, "Invalid code_challenge_method.")
         try:
             graph, _ = split_scopes(q.get("scope", ""))
             granted = Identity._delegated(graph)
         except AadError as err:
-            raise refuse(err.error, err.code, err.description) from None
+            return refuse(err.error, err.code, err.description)
         ctx = secrets.token_urlsafe(24)
         self.s.auth_requests[ctx] = AuthRequest(
             client_id=client_id, redirect_uri=redirect_uri, state=state, nonce=q.get("nonce"),
             code_challenge=q.get("code_challenge", ""), code_challenge_method=method,
             requested=tuple(q.get("scope", "").split()), granted=granted,
-            expires_at=utcnow() + dt.timedelta(seconds=CODE_LIFETIME_S), login_hint=q.get("login_hint", ""))
+            expires_at=utcnow() + dt.timedelta(seconds=CODE_LIFETIME_S), login_hint=q.get("login_hint", ""),
+            response_mode=mode)
         return self._form(ctx, q.get("login_hint", ""))
 
     def _form(self, ctx: str, login: str, error: str = "") -> web.Response:
@@ -136,7 +154,7 @@ class SignIn:
         params = {"code": code, "session_state": secrets.token_hex(16)}
         if pending.state:
             params["state"] = pending.state
-        raise web.HTTPFound(_with_query(pending.redirect_uri, params))
+        return _answer(pending.redirect_uri, params, pending.response_mode)
 
     def _password_ok(self, user: Any, password: str) -> bool:
         """Pass-through authentication: a simple bind to the lab AD as the person; cloud-only: Entra's record."""

@@ -137,6 +137,7 @@ class AuthRequest:
     granted: tuple[str, ...]
     expires_at: dt.datetime
     login_hint: str = ""
+    response_mode: str = "query"  # "query" (a redirect) or "form_post" (a page that posts the answer)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from bot.errors import (
     EntraUnavailableError,
     SignInBlockedError,
 )
+from bot.logs import remember_secret
 
 # Named after the package, as before the split: every log line shows its logger's name.
 log = logging.getLogger("bot.clients.entra_auth")
@@ -261,8 +262,9 @@ class DelegatedTokens:
         authority's metadata only when the app is built, and that is cached."""
         with self._lock:
             app = self._public_app(msal.SerializableTokenCache(), http=self._http, http_cache=self._http_cache)
+        # form_post: Microsoft posts the code to the callback, so it never sits in a URL (history, logs, Referer).
         flow = app.initiate_auth_code_flow(scopes=self._scopes, redirect_uri=redirect_uri, prompt="login",
-                                           login_hint=login_hint or None)
+                                           login_hint=login_hint or None, response_mode="form_post")
         return BrowserFlow(auth_uri=str(flow["auth_uri"]), state=str(flow["state"]),
                            encrypted_flow=self._encrypt(json.dumps(flow)),
                            expires_at=datetime.fromtimestamp(time.time() + BROWSER_SIGN_IN_S, UTC))
@@ -276,6 +278,10 @@ class DelegatedTokens:
         except (InvalidToken, UnicodeError, ValueError):
             raise DeviceFlowError("The sign-in's stored state could not be decrypted (was the token-cache key "
                                   "changed?); start it again.", reason="undecryptable") from None
+        # msal logs the token request's form (code and code_verifier among it) at DEBUG; every log handler redacts
+        # what is registered, so neither reaches a log line, whoever logs it.
+        for secret in (auth_response.get("code"), flow.get("code_verifier")):
+            remember_secret(secret, ttl=BROWSER_SIGN_IN_S)
         http = msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
         app = self._public_app(msal.SerializableTokenCache(), http=http, http_cache={})
         try:
