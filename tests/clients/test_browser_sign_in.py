@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
-from html import unescape
 from typing import TYPE_CHECKING
 
 import httpx
@@ -21,6 +19,7 @@ from bot.clients.entra_auth import DelegatedTokens
 from bot.errors import DeviceFlowError, SignInBlockedError
 from bot.logs import RedactingFilter
 from lab.people import person
+from tests.clients.graphlab import browser_sign_in
 
 if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
     from tests.clients.graphlab import EntraControl
@@ -30,27 +29,6 @@ pytest_plugins = ("tests.clients.graphlab",)
 pytestmark = pytest.mark.usefixtures("clean_entra")
 
 REDIRECT = "https://127.0.0.1:9/auth/callback"  # never reached: the test reads the form Entra would post there
-_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
-_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
-
-
-def browser_sign_in(entra: EntraControl, url: str, upn: str, password: str) -> tuple[str, dict[str, str]]:
-    """Open Microsoft's page, sign in; returns the page's text and the fields its form would post to the app."""
-    with httpx.Client(verify=ssl.create_default_context(cafile=entra.d["ca_file"]), trust_env=False,
-                      timeout=30) as client:
-        page = client.get(url)
-        if page.status_code != 200:
-            return page.text, {}
-        action = _ACTION.search(page.text)
-        assert action, page.text
-        fields = {unescape(k): unescape(v) for k, v in _INPUT.findall(page.text)}
-        answer = client.post(page.url.join(unescape(action.group(1))), data={**fields, "login": upn,
-                                                                              "passwd": password})
-    if 'name="hiddenform"' not in answer.text:
-        return answer.text, {}
-    return answer.text, {unescape(k): unescape(v) for k, v in _INPUT.findall(answer.text)}
-
-
 @pytest.fixture
 def registered(entra_control: EntraControl) -> str:
     entra_control.call("POST", "/redirect_uris", {"redirect_uri": REDIRECT})

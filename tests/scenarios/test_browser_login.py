@@ -8,6 +8,7 @@ Nobody is linked by device code in this module: hank's reset at the end is made 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -133,12 +134,15 @@ def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory)
         listener.stop(timeout=5)
 
 
+def register_redirect_uri(bot: RunningBot, entra: EntraControl) -> None:
+    """The redirect URI on the lab's public client, as an administrator registers it."""
+    entra.call("POST", "/redirect_uris", {"redirect_uri": bot.runtime.settings.redirect_uri()})
+
+
 @pytest.fixture(autouse=True)
 def _redirect_uri(bot: RunningBot, entra: EntraControl) -> None:
-    """The redirect URI is registered on the lab's public client, as an administrator registers it (another module
-    may have reset the lab since)."""
-    uri = bot.runtime.settings.redirect_uri()
-    entra.call("POST", "/redirect_uris", {"redirect_uri": uri})
+    """Registered before each test: another module may have reset the lab's Entra since."""
+    register_redirect_uri(bot, entra)
 
 
 def browser_login(lab: Lab, driver: SlackDriver, key: str, args: str = "--browser") -> str:
@@ -288,8 +292,10 @@ def test_a_stale_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, dri
 
 
 def test_a_sign_in_as_someone_else_is_refused_and_reported(lab: Lab, bot: RunningBot, driver: SlackDriver,
-                                                           browser: Browser) -> None:
+                                                           browser: Browser, entra: EntraControl) -> None:
     """hank's link, forwarded to alice (phished, say), who signs in with her own password."""
+    entra.restore(person("alice"))  # her fixture password (another module may have reset it)
+    register_redirect_uri(bot, entra)  # the restore reset the lab's Entra
     hank_id, security = slack_id(lab, "hank"), lab.descriptor["slack"]["channels"]["security"]
     alice_upn, hank_upn = person("alice").upn, person("hank").upn
     url = browser_login(lab, driver, "hank")
@@ -327,6 +333,24 @@ def test_a_token_from_another_tenant_links_nothing(lab: Lab, bot: RunningBot, dr
     assert json.loads(failed[-1].detail)["reason"] == "wrong_tenant"
 
 
+def test_the_signin_setting_decides_what_login_does(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """``browser``: a plain ``/resetbot login`` sends the link; ``device``: ``--browser`` is refused in a sentence
+    saying how to turn it on; a doubled option gets the usage line."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    links, rules = bot.services.links, bot.services.links.rules
+    try:
+        links.rules = dataclasses.replace(rules, signin=SignIn.BROWSER)
+        assert browser_login(lab, driver, "hank", args="").startswith(lab.descriptor["entra"]["authority"])
+        links.rules = dataclasses.replace(rules, signin=SignIn.DEVICE)
+        driver.command("hank", "/resetbot", "login --browser", channel=helpdesk)
+        refused = driver.wait_for_ephemeral("hank", lambda e: "browser" in e["text"])
+        assert refused["text"] == ("Signing in in the browser isn't turned on here, so `/resetbot login` uses a "
+                                   "sign-in code. Whoever runs resetbot turns it on with RESETBOT_SIGNIN=both.")
+    finally:
+        links.rules = rules
+    ack = driver.command("hank", "/resetbot", "login --browser --browser", channel=helpdesk)
+    assert "takes nothing after it, or `--browser`" in str(ack)
+
 def test_the_callback_refuses_what_is_not_a_sign_in(lab: Lab, bot: RunningBot, browser: Browser) -> None:
     callback = str(bot.runtime.settings.redirect_uri())
     unknown = browser.client.post(callback, data={"state": "<script>alert(1)</script>", "code": "x"})
@@ -354,10 +378,15 @@ def test_a_reset_works_with_the_browser_linked_token(lab: Lab, bot: RunningBot, 
         new_dm(driver, "hank", "Your Entra account is linked as", before)
     link = link_row(bot, hank_id)
     assert isinstance(link, AgentLink)
-    request, request_id = approved_request(lab, driver, bot, "bob", "locked out after holiday")
-    done = driver.wait_for_message(lab.descriptor["slack"]["channels"]["helpdesk"], lambda m: "Done:" in m["text"],
-                                   thread_ts=str(request["ts"]), timeout=30)
-    assert "Done:" in done["text"]
-    wait_until(lambda: any(e.action == "succeeded" for e in bot.audit(request_id)), what="the success on record")
-    resets = [o for o in entra.call("GET", "/operations") if o["upn"] == person("bob").upn]
+    try:
+        request, request_id = approved_request(lab, driver, bot, "bob", "locked out after holiday")
+        done = driver.wait_for_message(lab.descriptor["slack"]["channels"]["helpdesk"],
+                                       lambda m: "Done:" in m["text"], thread_ts=str(request["ts"]), timeout=30)
+        assert "must change it at next sign-in" in done["text"]
+        wait_until(lambda: any(e.action == "succeeded" for e in bot.audit(request_id)), what="the success on record")
+        resets = [o for o in entra.call("GET", "/operations") if o["upn"] == person("bob").upn]
+        assert bot.services.reset.wait_idle(timeout=30)
+    finally:
+        entra.restore(person("bob"))  # his fixture password back, for the modules after this one
     assert resets and resets[-1]["caller"] == person("hank").upn, "the reset was not made as hank's linked account"
+
