@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from bot import messages
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ResetbotError
 from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
 from bot.ids import new_correlation_id
 from bot.services.links import CallbackOutcome
@@ -128,6 +128,10 @@ def callback_app(finish: Finish) -> WsgiApp:
     return serve
 
 
+class CallbackListenError(ResetbotError):
+    """The callback listener's port cannot be bound (taken, or not allowed): worth another start."""
+
+
 class CallbackListener:
     """Socket Mode's HTTPS listener for the sign-in callback (and ``/healthz``, for the doctor and probes)."""
 
@@ -147,16 +151,24 @@ class CallbackListener:
         try:
             adapter = BuiltinSSLAdapter(str(cert_file), str(key_file))
         except (OSError, ssl.SSLError, ValueError) as e:
-            raise ConfigError(f"RESETBOT_CALLBACK_CERT_FILE / RESETBOT_CALLBACK_KEY_FILE cannot be used: "
-                              f"{type(e).__name__}.") from None
+            reason = getattr(e, "strerror", None) or getattr(e, "reason", None) or type(e).__name__
+            raise ConfigError(f"RESETBOT_CALLBACK_CERT_FILE ({cert_file}) and RESETBOT_CALLBACK_KEY_FILE ({key_file}) "
+                              f"cannot be used as the sign-in callback's certificate and key ({reason}): give a PEM "
+                              "certificate (with its chain) and its private key.") from None
         adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self._server = cheroot_server((host, port), app, threads=CALLBACK_THREADS, max_body=MAX_CALLBACK_BODY)
         self._server.ssl_adapter = adapter
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bind now (a taken port fails the start, not a thread), then serve in a thread of its own."""
-        self._server.prepare()
+        """Bind now (a taken port fails the start, not a thread), then serve in a thread of its own; a port that
+        cannot be bound raises CallbackListenError."""
+        try:
+            self._server.prepare()
+        except OSError as e:
+            host, port = self._server.bind_addr[:2]
+            raise CallbackListenError(messages.cli.cannot_listen_for_callback(str(host), int(port),
+                                                                              str(e.strerror or e))) from None
         self._thread = threading.Thread(target=self._server.serve, name="signin-callback", daemon=True)
         self._thread.start()
 

@@ -98,7 +98,7 @@ def browser_sign_in_off() -> str:
 def device_code_blocked(*, browser_allowed: bool, service: bool) -> str:
     """Conditional Access refused the device-code sign-in: not a failure to retry, a flow to switch from."""
     if browser_allowed:
-        again = LOGIN_SERVICE_BROWSER if service else LOGIN_BROWSER
+        again = _again(service=service, browser=True)
         return (f"Your organisation blocks signing in with a code (Conditional Access), so nothing was linked. Run "
                 f"{again} to sign in in your browser instead.")
     return ("Your organisation blocks signing in with a code (Conditional Access), so nothing was linked. Ask "
@@ -107,13 +107,13 @@ def device_code_blocked(*, browser_allowed: bool, service: bool) -> str:
 
 
 def browser_link_expired(*, service: bool) -> str:
-    again = LOGIN_SERVICE_BROWSER if service else LOGIN_BROWSER
+    again = _again(service=service, browser=True)
     return (f"Your sign-in came back after its link had run out, so nothing was linked. Run {again} for a new "
             "link.")
 
 
 def browser_link_reused(*, service: bool) -> str:
-    again = LOGIN_SERVICE_BROWSER if service else LOGIN_BROWSER
+    again = _again(service=service, browser=True)
     return (f"A sign-in link of yours came back a second time (a reloaded page, or someone replaying it). A link "
             f"works once, so this did nothing. If you still need to link, run {again}.")
 
@@ -153,8 +153,15 @@ def linked(upn: str, roles: Sequence[str] | None, *, service: bool, can_reset_an
     return sentence
 
 
-def link_declined(*, service: bool) -> str:
-    again = LOGIN_SERVICE if service else LOGIN
+def _again(*, service: bool, browser: bool) -> str:
+    """The command that starts the same kind of sign-in again."""
+    if browser:
+        return LOGIN_SERVICE_BROWSER if service else LOGIN_BROWSER
+    return LOGIN_SERVICE if service else LOGIN
+
+
+def link_declined(*, service: bool, browser: bool = False) -> str:
+    again = _again(service=service, browser=browser)
     return f"The Microsoft sign-in was declined, so nothing was linked. Run {again} to try again."
 
 
@@ -168,19 +175,22 @@ def link_interrupted(*, service: bool) -> str:
     return f"resetbot restarted while your sign-in was waiting, so nothing was linked. Run {again} again."
 
 
-def link_failed(reason: str, correlation_id: str, *, service: bool) -> str:
-    again = LOGIN_SERVICE if service else LOGIN
+def link_failed(reason: str, correlation_id: str, *, service: bool, browser: bool = False) -> str:
+    again = _again(service=service, browser=browser)
     return f"The sign-in did not link anything: {reason} Run {again} to try again (reference {correlation_id})."
 
 
-def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool) -> str:
+def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool,
+                       browser: bool = False) -> str:
     signed_in, expected = esc(signed_in), esc(expected)
     told = " and security has been told" if security_told else ""
+    again = _again(service=service, browser=browser)
     if service:
         return (f"That sign-in was completed as {signed_in}, not as the service identity {expected}, so nothing was "
-                f"linked{told}. Run {LOGIN_SERVICE} again and sign in as {expected}.")
+                f"linked{told}. Run {again} again and sign in as {expected}.")
+    what = "link" if browser else "code"
     return (f"That sign-in was completed as {signed_in}, which isn't your own account ({expected}), so nothing was "
-            f"linked{told}. Run {LOGIN} again and sign in as yourself; never pass a sign-in code on to anyone.")
+            f"linked{told}. Run {again} again and sign in as yourself; never pass a sign-in {what} on to anyone.")
 
 
 def link_no_email(signed_in: str) -> str:

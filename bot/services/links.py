@@ -276,10 +276,10 @@ class LinkService:
                     self._failed(slack_user, e.reason, messages.links.link_expired(service=service), correlation_id,
                                  service)
                 return
-            except SignInBlockedError as e:
-                self._failed(slack_user, e.reason, messages.links.device_code_blocked(
-                    browser_allowed=self.rules.browser_allowed, service=service), correlation_id, service,
-                             code=e.code)
+            except SignInBlockedError as e:  # Conditional Access: not a failure to retry, a flow to switch from
+                blocked = messages.links.device_code_blocked(browser_allowed=self.rules.browser_allowed,
+                                                             service=service)
+                self._failed(slack_user, e.reason, blocked, correlation_id, service, code=e.code)
                 return
             except ResetbotError as e:  # the reason a DeviceFlowError gives (wrong_tenant, scope...) goes on record
                 self._failed(slack_user, str(getattr(e, "reason", "") or "error"),
@@ -353,21 +353,21 @@ class LinkService:
         try:
             account = self.tokens.finish_browser_flow(row.encrypted_flow, response)
         except DeviceFlowDeclinedError:
-            self._failed(slack_user, "declined", messages.links.link_declined(service=service), correlation_id,
-                         service, flow="browser")
+            self._failed(slack_user, "declined", messages.links.link_declined(service=service, browser=True),
+                         correlation_id, service, flow="browser")
             return CallbackOutcome.DONE
         except EntraUnavailableError as e:
             self._failed(slack_user, "unavailable", messages.links.link_failed(str(e), correlation_id,
-                                                                              service=service),
+                                                                              service=service, browser=True),
                          correlation_id, service, flow="browser", error=type(e).__name__)
             return CallbackOutcome.UNAVAILABLE
         except ResetbotError as e:  # wrong_tenant, scope, nonce_mismatch, invalid_grant...: on record, and said
             self._failed(slack_user, str(getattr(e, "reason", "") or "error"),
-                         messages.links.link_failed(str(e), correlation_id, service=service),
+                         messages.links.link_failed(str(e), correlation_id, service=service, browser=True),
                          correlation_id, service, flow="browser", error=type(e).__name__)
             return CallbackOutcome.DONE
         self._complete(key=key, slack_user=slack_user, account=account, correlation_id=correlation_id,
-                       service=service)
+                       service=service, browser=True)
         return CallbackOutcome.DONE
 
     def _failed(self, slack_user: str, reason: str, sentence: str, correlation_id: str, service: bool,
@@ -377,7 +377,7 @@ class LinkService:
         self.notifier.dm(slack_user, sentence)
 
     def _complete(self, *, key: str, slack_user: str, account: LinkedAccount, correlation_id: str,
-                  service: bool) -> None:
+                  service: bool, browser: bool = False) -> None:
         expected = self.rules.service_upn if service else self.notifier.email_of(slack_user)
         if service:
             ok = account.upn.strip().lower() == (expected or "").strip().lower()
@@ -386,7 +386,7 @@ class LinkService:
                 self.rules.accept_mail and expected is not None
                 and owns_account(expected, upn=account.upn, mail=self._mail_of(account.oid)))
         if not ok:
-            self._refuse_account(slack_user, account, expected, correlation_id, service)
+            self._refuse_account(slack_user, account, expected, correlation_id, service, browser=browser)
             return
         roles = self._read_roles(account.oid)
         with self.begin() as session:
@@ -401,7 +401,7 @@ class LinkService:
                                                            can_reset_anyone=bool(resetting_roles(roles or ()))))
 
     def _refuse_account(self, slack_user: str, account: LinkedAccount, expected: str | None, correlation_id: str,
-                        service: bool) -> None:
+                        service: bool, *, browser: bool = False) -> None:
         """The sign-in was not the account asked for: store nothing (the cache is dropped), audit, tell."""
         reason = "wrong_account" if expected else "no_email"
         security = self.rules.security_channel if expected else None
@@ -420,7 +420,7 @@ class LinkService:
             except ResetbotError:  # the agent must still hear why nothing was linked
                 log.exception("could not alert security about a mismatched sign-in (%s)", correlation_id)
         self.notifier.dm(slack_user, messages.links.link_wrong_account(account.upn, expected, service=service,
-                                                                       security_told=told))
+                                                                       security_told=told, browser=browser))
 
     def _mail_of(self, oid: str) -> str | None:
         user = self.graph.get_user(oid)

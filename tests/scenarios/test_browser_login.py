@@ -305,6 +305,8 @@ def test_a_sign_in_as_someone_else_is_refused_and_reported(lab: Lab, bot: Runnin
     told = new_dm(driver, "hank", "That sign-in was completed as", before)
     assert told["text"].startswith(f"That sign-in was completed as {alice_upn}, which isn't your own account "
                                    f"({hank_upn}), so nothing was linked and security has been told.")
+    assert told["text"].endswith("Run `/resetbot login --browser` again and sign in as yourself; never pass a "
+                                 "sign-in link on to anyone.")
     alert = driver.wait_for_message(security, lambda m: alice_upn in m["text"])
     assert f"<@{hank_id}>" in alert["text"]
     after = link_row(bot, hank_id)
@@ -327,6 +329,7 @@ def test_a_token_from_another_tenant_links_nothing(lab: Lab, bot: RunningBot, dr
     assert page.status_code == 200
     told = new_dm(driver, "hank", "The sign-in did not link anything", before)
     assert f"made in the tenant {other}" in told["text"] and "Nothing was linked" in told["text"]
+    assert "Run `/resetbot login --browser` to try again" in told["text"]
     after = link_row(bot, hank_id)
     assert (after.encrypted_cache if after else None) == (linked.encrypted_cache if linked else None)
     failed = [e for e in bot.audit() if e.action == "link_failed" and e.actor == hank_id]
