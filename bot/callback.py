@@ -1,11 +1,10 @@
 """Where Microsoft sends an agent's browser back after a browser sign-in (``/resetbot login --browser``).
 
-``POST /auth/callback`` (``code``, ``state``: Microsoft's ``form_post``): the link service uses the ``state`` once and
-redeems the code; the page
-the browser shows says only that the sign-in finished (or that the link was stale or not ours) and to go back to
-Slack, where the DM says what happened. In HTTP mode the Slack server serves this path too (``bot.serve``); in
-Socket Mode, where nothing else listens, :class:`CallbackListener` serves it over HTTPS on its own port. Only
-agents' browsers need to reach it, never Slack or the internet.
+``POST /auth/callback`` (``code``, ``state``: Microsoft's ``form_post``): the link service uses the ``state`` once
+and redeems the code; the page the browser shows says only that the sign-in finished (or that the link was stale or
+not ours) and to go back to Slack, where the DM says what happened. In HTTP mode the Slack server serves this path
+too (``bot.serve``); in Socket Mode, where nothing else listens, :class:`CallbackListener` serves it over HTTPS on
+its own port. Only agents' browsers need to reach it, never Slack or the internet.
 
 Hardened like the HTTP mode server, whose limits it shares (``bot.http_guard``): the form and the headers are
 bounded before they are read, nothing from the request is written into the page (no reflection), and every page

@@ -11,6 +11,13 @@ sign-in and talks an administrator into entering the code). In service mode (``R
 one account, ``RESETBOT_SERVICE_IDENTITY_UPN``, makes every reset; an approver links it with
 ``/resetbot login --service`` and it is stored under ``SERVICE_LINK_KEY``.
 
+Where Conditional Access blocks the device-code flow (Microsoft recommends it: phishing kits abuse that flow),
+Entra refuses the completed sign-in (AADSTS53003) and the agent is told to sign in in the browser instead:
+``/resetbot login --browser`` (``RESETBOT_SIGNIN``) DMs a one-time link to Microsoft's page (auth code with PKCE,
+``prompt=login``), and Microsoft posts the answer to the callback (``bot.callback``), which calls
+``finish_browser_sign_in``. The attempt lives in the database, found by its ``state``'s hash and used once, so any
+replica can finish it; then the same ownership and tenant checks as for a code apply.
+
 The msal token cache is kept only encrypted (``DelegatedTokens`` encrypts it with the token-cache key) and
 refreshed silently; a refreshed cache is written back with a compare-and-set, so a refresh never overwrites a
 newer sign-in. ``readiness`` tells the requesting agent, before approval is asked for, that the reset could not
@@ -142,7 +149,7 @@ class CallbackOutcome(StrEnum):
     DONE = "done"  # the sign-in was taken up: linked, or refused with the reason in the DM
     STALE = "stale"  # the state was used before or ran out
     INVALID = "invalid"  # no state, or one never issued here
-    UNAVAILABLE = "unavailable"  # Entra (or the database) could not be reached: nothing used up, try again
+    UNAVAILABLE = "unavailable"  # Entra could not be reached or the bot failed: the agent starts again
 
 
 #: What of Microsoft's redirect is handed to msal (the rest of the query is ignored).
@@ -348,10 +355,21 @@ class LinkService:
             self.notifier.dm(row.slack_user, sentence)
             return CallbackOutcome.STALE
         response = {k: str(query[k]) for k in _AUTH_RESPONSE_KEYS if query.get(k)}
-        slack_user, service = row.slack_user, row.service
+        try:
+            return self._finish_browser(response, row.encrypted_flow, slack_user=row.slack_user, service=row.service,
+                                        correlation_id=correlation_id)
+        except Exception as e:  # the state is used up: the agent must hear that, whatever failed
+            log.exception("a browser sign-in of %s failed (%s)", row.slack_user, correlation_id)
+            self._failed(row.slack_user, "error", messages.errors.internal_error(correlation_id), correlation_id,
+                         row.service, flow="browser", error=type(e).__name__)
+            return CallbackOutcome.UNAVAILABLE
+
+    def _finish_browser(self, response: dict[str, str], encrypted_flow: str, *, slack_user: str, service: bool,
+                        correlation_id: str) -> CallbackOutcome:
+        """The claimed half of ``finish_browser_sign_in``: redeem, check, store, tell."""
         key = SERVICE_LINK_KEY if service else slack_user
         try:
-            account = self.tokens.finish_browser_flow(row.encrypted_flow, response)
+            account = self.tokens.finish_browser_flow(encrypted_flow, response)
         except DeviceFlowDeclinedError:
             self._failed(slack_user, "declined", messages.links.link_declined(service=service, browser=True),
                          correlation_id, service, flow="browser")
