@@ -114,8 +114,9 @@ def browser_link_expired(*, service: bool) -> str:
 
 def browser_link_reused(*, service: bool) -> str:
     again = _again(service=service, browser=True)
-    return (f"A sign-in link of yours came back a second time (a reloaded page, or someone replaying it). A link "
-            f"works once, so this did nothing. If you still need to link, run {again}.")
+    return (f"A sign-in link of yours came back after it had been used or replaced by a newer one (a reloaded page, "
+            f"an older DM, or someone replaying it). A link works once, so this did nothing. If you still need to "
+            f"link, run {again}.")
 
 
 def callback_page(kind: str, reference: str) -> tuple[str, str]:

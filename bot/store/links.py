@@ -147,6 +147,16 @@ def claim_browser_sign_in(session: Session, *, state_hash: str, at: datetime
     return SignInClaim.CLAIMED, row
 
 
+def retire_browser_sign_ins(session: Session, *, slack_user: str, service: bool, at: datetime) -> int:
+    """Use up ``slack_user``'s sign-ins still waiting (for the service identity, with ``service``): a newer link
+    replaces them, so only the latest one DMed can link anything."""
+    return rowcount(session.execute(
+        sa.update(BrowserSignIn)
+        .where(col(BrowserSignIn.slack_user) == slack_user, col(BrowserSignIn.service).is_(service),
+               col(BrowserSignIn.used_at).is_(None))
+        .values(used_at=at)))
+
+
 def purge_browser_sign_ins(session: Session, *, before: datetime) -> int:
     """Forget sign-ins that expired before ``before`` (kept a while after, so a late replay is told "used")."""
     return rowcount(session.execute(sa.delete(BrowserSignIn).where(col(BrowserSignIn.expires_at) < before)))

@@ -259,12 +259,27 @@ def test_a_reused_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, dr
     again = browser.client.post(action, data=fields)
     assert again.status_code == 400 and "already used or has run out" in again.text
     assert_hardened_page(again, fields["code"], fields["state"])
-    told = new_dm(driver, "hank", "A sign-in link of yours came back a second time", before)
+    told = new_dm(driver, "hank", "A sign-in link of yours came back after it had been used", before)
     assert "`/resetbot login --browser`" in told["text"]
     after = link_row(bot, hank_id)
     assert linked is not None and after is not None and after.linked_at == linked.linked_at
     failed = [e for e in bot.audit() if e.action == "link_failed" and e.actor == hank_id]
     assert json.loads(failed[-1].detail)["reason"] == "state_used"
+
+
+def test_a_newer_link_replaces_the_one_before(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                              browser: Browser) -> None:
+    """Only the latest link DMed can link: one left in an older DM (or forwarded) does nothing."""
+    hank = person("hank")
+    older, newer = browser_login(lab, driver, "hank"), browser_login(lab, driver, "hank")
+    before = dm_ts(driver, "hank")
+    page = browser.sign_in(older, hank.upn, hank.password)
+    assert page.status_code == 400 and "already used or has run out" in page.text
+    new_dm(driver, "hank", "A sign-in link of yours came back after it had been used or replaced by a newer one",
+           before)
+    before = dm_ts(driver, "hank")
+    assert browser.sign_in(newer, hank.upn, hank.password).status_code == 200
+    new_dm(driver, "hank", "Your Entra account is linked as", before)
 
 
 def test_a_stale_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, driver: SlackDriver,

@@ -68,3 +68,21 @@ def test_an_unknown_state_is_unknown_and_old_ones_are_purged(factory: sessionmak
         assert store.links.claim_browser_sign_in(session, state_hash=old, at=T0)[0] == SignInClaim.UNKNOWN
         assert store.links.claim_browser_sign_in(session, state_hash=new, at=T0 + TEN_MINUTES)[0] == \
             SignInClaim.CLAIMED
+
+
+def test_a_newer_sign_in_retires_the_waiting_ones_of_the_same_person_only(factory: sessionmaker[Session]) -> None:
+    mine, used = _started(factory, "m" * 64), _started(factory, "u" * 64)
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash="s" * 64, slack_user="U1", service=True,
+                                         correlation_id="c-3", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+        store.links.save_browser_sign_in(session, state_hash="t" * 64, slack_user="U2", service=False,
+                                         correlation_id="c-4", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+        assert store.links.claim_browser_sign_in(session, state_hash=used, at=T0)[0] == SignInClaim.CLAIMED
+    with factory.begin() as session:
+        assert store.links.retire_browser_sign_ins(session, slack_user="U1", service=False, at=T0) == 1
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash=mine, at=T0)[0] == SignInClaim.USED
+        assert store.links.claim_browser_sign_in(session, state_hash="s" * 64, at=T0)[0] == SignInClaim.CLAIMED
+        assert store.links.claim_browser_sign_in(session, state_hash="t" * 64, at=T0)[0] == SignInClaim.CLAIMED
