@@ -1,4 +1,5 @@
-"""Interactive sign-in: ``/authorize`` with a sign-in page, and the ``authorization_code`` grant with PKCE.
+"""Interactive sign-in: ``/authorize`` with a sign-in page (the ``authorization_code`` grant that redeems its code,
+PKCE checked, is ``Identity._auth_code`` in :mod:`lab.entra.identity`).
 
 What Entra enforces, the stand-in enforces: the client must be the public client, ``response_type=code``, the
 ``redirect_uri`` one registered on that app (AADSTS50011 otherwise, shown on Microsoft's page and never
@@ -6,7 +7,8 @@ redirected to), and the password checked against the lab AD by a simple bind as 
 authentication; a cloud-only person's is checked against the tenant's own record). Every sign-in asks for the
 password (there is no session cookie, as with ``prompt=login``). The code is redeemed once, within 10 minutes,
 by the same client with the same ``redirect_uri`` and the ``code_verifier`` whose S256 (or plain) transform is
-the ``code_challenge`` sent here; the ``nonce`` sent here comes back in the id token.
+the ``code_challenge`` sent here; the ``nonce`` sent here comes back in the id token. The answer goes back as a
+redirect with a query, or with ``response_mode=form_post`` as Entra's page whose form posts it.
 
 Redirect URIs are registered with ``POST /control/redirect_uris`` (``{"redirect_uri": ...}``), as an
 administrator adds them to the app registration; ``POST /control/reset`` removes them.
@@ -33,15 +35,14 @@ from lab.entra.wire import AadError, utcnow
 
 #: How long an authorization code and a shown sign-in page stay good (Entra's codes last about 10 minutes).
 CODE_LIFETIME_S = 600
-_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Content-Type": "text/html; charset=utf-8"}
+#: Microsoft's sign-in pages are not cached and not framed.
+_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
     text = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
             f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
-    return web.Response(status=status, text=text, headers={k: v for k, v in _PAGE_HEADERS.items()
-                                                           if k != "Content-Type"},
-                        content_type="text/html", charset="utf-8")
+    return web.Response(status=status, text=text, headers=_PAGE_HEADERS, content_type="text/html", charset="utf-8")
 
 
 def _error_page(code: int, description: str, status: int = 400) -> web.Response:
@@ -68,7 +69,7 @@ def _answer(redirect_uri: str, params: dict[str, str], mode: str) -> web.Respons
 
 
 class SignIn:
-    """The routes of the interactive sign-in; the token grant is called by ``Identity.token``."""
+    """The routes of the interactive sign-in (the ``authorization_code`` grant is ``Identity._auth_code``)."""
 
     def __init__(self, state: State, ad: dict[str, Any] | None) -> None:
         self.s = state
