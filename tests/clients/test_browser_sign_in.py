@@ -19,7 +19,6 @@ from bot.clients.entra_auth import DelegatedTokens
 from bot.errors import DeviceFlowError, SignInBlockedError
 from bot.logs import RedactingFilter
 from lab.people import person
-from tests.clients.graphlab import browser_sign_in
 
 if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
     from tests.clients.graphlab import EntraControl
@@ -46,7 +45,7 @@ def test_browser_sign_in_links_hank_with_pkce_and_leaks_nothing(
     params = httpx.URL(flow.auth_uri).params
     assert params["code_challenge_method"] == "S256" and params["prompt"] == "login"
     assert params["state"] == flow.state and params["response_mode"] == "form_post"
-    _, posted = browser_sign_in(entra_control, flow.auth_uri, person("hank").upn, person("hank").password)
+    _, posted = entra_control.browser_sign_in(flow.auth_uri, person("hank").upn, person("hank").password)
     assert posted["state"] == flow.state and posted["code"]
     link = agent_tokens.finish_browser_flow(flow.encrypted_flow, posted)
     assert (link.upn, link.oid) == (person("hank").upn, person("hank").entra_id)
@@ -67,7 +66,7 @@ def test_the_token_endpoint_checks_the_pkce_verifier(entra_control: EntraControl
                                                      cache_key: SecretStr, registered: str) -> None:
     """Someone who intercepted the code (not the verifier, which never left the bot) cannot redeem it."""
     flow = agent_tokens.start_browser_flow(registered)
-    _, posted = browser_sign_in(entra_control, flow.auth_uri, person("hank").upn, person("hank").password)
+    _, posted = entra_control.browser_sign_in(flow.auth_uri, person("hank").upn, person("hank").password)
     with httpx.Client(verify=ssl.create_default_context(cafile=entra_control.d["ca_file"]), trust_env=False) as c:
         answer = c.post(entra_control.d["authority"] + "/oauth2/v2.0/token", data={
             "grant_type": "authorization_code", "client_id": entra_control.d["public_client_id"],
@@ -81,7 +80,7 @@ def test_an_id_token_for_another_sign_in_is_refused(entra_control: EntraControl,
     """The flow's nonce must come back in the id token: an answer made for another attempt links nothing."""
     fernet = Fernet(cache_key.get_secret_value().encode())
     flow = agent_tokens.start_browser_flow(registered)
-    _, posted = browser_sign_in(entra_control, flow.auth_uri, person("hank").upn, person("hank").password)
+    _, posted = entra_control.browser_sign_in(flow.auth_uri, person("hank").upn, person("hank").password)
     msal_flow = json.loads(fernet.decrypt(flow.encrypted_flow.encode()))
     msal_flow["nonce"] = "another-attempts-nonce"
     with pytest.raises(DeviceFlowError) as err:
@@ -93,10 +92,10 @@ def test_entra_refuses_an_unregistered_redirect_uri_and_a_wrong_password(
     entra_control: EntraControl, agent_tokens: DelegatedTokens, registered: str,
 ) -> None:
     flow = agent_tokens.start_browser_flow("https://attacker.example/auth/callback")
-    page, posted = browser_sign_in(entra_control, flow.auth_uri, person("hank").upn, person("hank").password)
+    page, posted = entra_control.browser_sign_in(flow.auth_uri, person("hank").upn, person("hank").password)
     assert "AADSTS50011" in page and not posted
     flow = agent_tokens.start_browser_flow(registered)
-    page, posted = browser_sign_in(entra_control, flow.auth_uri, person("hank").upn, "Wrong-Password-1")
+    page, posted = entra_control.browser_sign_in(flow.auth_uri, person("hank").upn, "Wrong-Password-1")
     assert "AADSTS50126" in page and not posted
 
 

@@ -25,7 +25,7 @@ from bot.wiring import build_runtime
 from lab.people import person
 from lab.slack.driver import SlackDriver, SlackDriverError
 from lab.stack import Lab
-from tests.clients.graphlab import EntraControl, browser_sign_in
+from tests.clients.graphlab import EntraControl
 from tests.scenarios.harness import lab_settings, link_agent, wait_until
 from tests.scenarios.test_browser_login import LINK_RE, dm_ts, new_dm
 from tests.scenarios.test_request_approval import request_for, slack_id
@@ -251,7 +251,7 @@ def test_the_browser_sign_in_callback_is_served_by_the_same_server(lab: Lab, htt
                                    and LINK_RE.search(m["text"]) is not None)
     match = LINK_RE.search(link["text"])
     assert match
-    _, posted = browser_sign_in(entra, match.group(1), person("hank").upn, person("hank").password)
+    _, posted = entra.browser_sign_in(match.group(1), person("hank").upn, person("hank").password)
     with httpx.Client(base_url=http_bot.base_url, trust_env=False) as proxy:  # what the reverse proxy forwards
         page = proxy.post("/auth/callback", data=posted)
         assert page.status_code == 200 and "Sign-in finished" in page.text
