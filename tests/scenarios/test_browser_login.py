@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 
 from bot.callback import CallbackListener
 from bot.logs import RedactingFilter
-from bot.models import AgentLink, BrowserSignIn, utcnow
+from bot.models import SERVICE_LINK_KEY, AgentLink, BrowserSignIn, utcnow
 from bot.services.links import CallbackOutcome
-from bot.settings import SignIn
+from bot.settings import ResetIdentity, SignIn
 from lab.people import person
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
@@ -368,6 +369,27 @@ def test_the_signin_setting_decides_what_login_does(lab: Lab, bot: RunningBot, d
         links.rules = rules
     ack = driver.command("hank", "/resetbot", "login --browser --browser", channel=helpdesk)
     assert "takes nothing after it, or `--browser`" in str(ack)
+
+def test_an_approver_links_the_service_identity_in_the_browser(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                              browser: Browser, entra: EntraControl) -> None:
+    """``/resetbot login --service --browser``: the link asks for the service identity, and only it links."""
+    gina = person("gina")
+    entra.restore(gina)  # her fixture password (another module may have reset it)
+    register_redirect_uri(bot, entra)
+    links, rules = bot.services.links, bot.services.links.rules
+    links.rules = dataclasses.replace(rules, reset_identity=ResetIdentity.SERVICE, service_upn=gina.upn)
+    try:
+        url = browser_login(lab, driver, "ivan", args="--service --browser")
+        assert httpx.URL(url).params["login_hint"] == gina.upn
+        before = dm_ts(driver, "ivan")
+        assert browser.sign_in(url, gina.upn, gina.password).status_code == 200
+        linked = new_dm(driver, "ivan", "The service identity is linked as", before)
+        assert linked["text"].startswith(f"The service identity is linked as {gina.upn} (roles: User Administrator)")
+        assert links.acting_token(slack_id(lab, "hank")).upn == gina.upn
+    finally:
+        links.rules = rules
+        with bot.runtime.session_factory.begin() as session:
+            session.execute(sa.delete(AgentLink).where(col(AgentLink.slack_user) == SERVICE_LINK_KEY))
 
 def test_the_callback_refuses_what_is_not_a_sign_in(lab: Lab, bot: RunningBot, browser: Browser) -> None:
     callback = str(bot.runtime.settings.redirect_uri())
