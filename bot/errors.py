@@ -96,7 +96,8 @@ class EntraReauthRequiredError(MicrosoftError):
 
 
 class DeviceFlowError(MicrosoftError):
-    """A device-code sign-in did not complete; ``reason`` says why (declined, expired, timeout, scope...)."""
+    """A sign-in (device code or browser) did not complete; ``reason`` says why (declined, expired, timeout,
+    scope, wrong_tenant...)."""
 
     def __init__(self, message: str, *, reason: str, code: str | None = None,
                  request_id: str | None = None) -> None:
@@ -110,6 +111,11 @@ class DeviceFlowDeclinedError(DeviceFlowError):
 
 class DeviceFlowExpiredError(DeviceFlowError):
     """The sign-in code ran out (Microsoft's expiry, or the bot stopped waiting) before anyone used it."""
+
+
+class SignInBlockedError(DeviceFlowError):
+    """Entra refused to issue a token for the completed sign-in because Conditional Access blocks it
+    (AADSTS53003 and its kin): for device code, usually the "authentication flows" condition."""
 
 
 class GraphError(MicrosoftError):

@@ -297,6 +297,28 @@ class AgentLink(SQLModel, table=True):
 SERVICE_LINK_KEY = "~service"
 
 
+class BrowserSignIn(SQLModel, table=True):
+    """A browser sign-in (``/resetbot login --browser``) waiting for Microsoft to send the agent's browser back.
+
+    The callback may reach any replica, so the attempt lives here, not in memory: found by the SHA-256 of its
+    ``state`` (the raw value travels only in the sign-in URL and the redirect), bound to the Slack user who asked
+    and to this attempt, good until ``expires_at``, and used once (``used_at`` is set by a compare-and-set before
+    the code is redeemed). msal's flow (the PKCE ``code_verifier`` and the ``nonce`` among it) is kept only as
+    ``encrypted_flow``, Fernet ciphertext under the token-cache key.
+    """
+
+    __tablename__: ClassVar[Any] = "browser_sign_in"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    slack_user: str = Field(max_length=64)
+    service: bool = Field(default=False)
+    correlation_id: str = Field(max_length=64)
+    encrypted_flow: str = Field(sa_type=sa.Text, repr=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
 class FollowUp(SQLModel, table=True):
     """One scheduled check after a successful reset: "did it land in AD?" or "did the user replace it?".
 

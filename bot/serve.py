@@ -15,7 +15,6 @@ a process that takes longer than its grace period anyway, and the log then says 
 
 from __future__ import annotations
 
-import io
 import logging
 import signal
 import threading
@@ -25,18 +24,18 @@ from types import FrameType
 from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from cheroot import errors as cheroot_errors
-from cheroot import wsgi
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 
 from bot.app import create_app, slack_client
+from bot.callback import CALLBACK_PATH, CallbackListener, WsgiApp, callback_app
 from bot.clients.slack_probe import SlackRefusedError
+from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
 from bot.jobs import start_scheduler
 from bot.services.replay import ReplayGuard
-from bot.settings import Settings, SlackMode
+from bot.settings import Settings, SignIn, SlackMode
 from bot.wiring import Runtime
 from handlers.work import WorkPool
 
@@ -44,19 +43,14 @@ log = logging.getLogger(__name__)
 
 #: Where Slack sends every HTTP request (commands, interactivity, events): bolt's default path.
 SLACK_EVENTS_PATH = "/slack/events"
-#: Liveness for load balancers and orchestrators: 200 while the process serves.
-HEALTH_PATH = "/healthz"
 #: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
 #: The largest request body taken, about a thousand times Slack's usual (a view submission with its state is the
 #: biggest it sends): anyone may POST here, and a body is read before its signature can be checked, so what
 #: one unsigned request may cost in memory is this, per server thread. More gets 413 without being read.
 MAX_BODY_BYTES = 1024 * 1024
-#: The request line and headers together (Slack's are well under 4 KiB); more gets 413 (or 414 for the line).
-MAX_HEADER_BYTES = 64 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Intake(Protocol):
@@ -98,46 +92,18 @@ class SocketModeIntake:
         return "Socket Mode"
 
 
-def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-    log.log(level, "HTTP server: %s", msg, exc_info=traceback)
-
-
-def _body_refusal(environ: dict[str, Any]) -> str | None:
-    """None when the body may be read: within ``MAX_BODY_BYTES``. A body sent without Content-Length (chunked) is
-    read here, never past the cap, and handed on with its length (bolt reads exactly Content-Length bytes, so it
-    would otherwise see an empty body). cheroot has already answered 413 to a larger Content-Length, unread.
-
-    A Content-Length that is no length (negative: cheroot 11 lets it through, being under the cap) is refused
-    with 400 before anything reads it: bolt's ``read(-1)`` on cheroot's reader means "until the client stops"."""
-    declared = environ.get("CONTENT_LENGTH")
-    if declared:
-        try:
-            length = int(declared)
-        except ValueError:
-            return "400 Bad Request"
-        if length < 0:
-            return "400 Bad Request"
-        return None if length <= MAX_BODY_BYTES else "413 Request Entity Too Large"
-    try:
-        # cheroot's chunked reader stops with an error before a chunk would take it past max_request_body_size.
-        body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
-    except (cheroot_errors.MaxSizeExceeded, OSError):
-        return "413 Request Entity Too Large"
-    if len(body) > MAX_BODY_BYTES:
-        return "413 Request Entity Too Large"
-    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-    return None
-
-
-def http_app(app: App) -> WsgiApp:
-    """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz``; a body over ``MAX_BODY_BYTES`` gets 413."""
+def http_app(app: App, callback: WsgiApp | None = None) -> WsgiApp:
+    """bolt's WSGI adapter at ``SLACK_EVENTS_PATH``, plus ``GET /healthz`` and (browser sign-in on) the sign-in
+    callback at ``CALLBACK_PATH``; a body over ``MAX_BODY_BYTES`` gets 413."""
     slack = SlackRequestHandler(app, path=SLACK_EVENTS_PATH)
 
     def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
-        refusal = _body_refusal(environ)
+        if callback is not None and environ.get("PATH_INFO") == CALLBACK_PATH:
+            return callback(environ, start_response)  # bounds its own (smaller) body
+        refusal = body_refusal(environ, MAX_BODY_BYTES)
         if refusal is not None:
             log.warning("refused a request to %s: %s (its body is over %d bytes, or its length is no length)",
                         environ.get("PATH_INFO"), refusal, MAX_BODY_BYTES)
@@ -159,15 +125,10 @@ def http_app(app: App) -> WsgiApp:
 class HttpIntake:
     """HTTP mode: cheroot serves bolt's WSGI adapter; ``stop`` closes the port and answers what came in first."""
 
-    def __init__(self, app: App, settings: Settings) -> None:
-        self._server = wsgi.Server((settings.http_host, settings.http_port), http_app(app), numthreads=HTTP_THREADS,
-                                   shutdown_timeout=10)
-        # cheroot writes its own errors straight to stderr: through logging instead, so they are JSON when the log
-        # is, and pass the redaction filter like every other line.
-        self._server.error_log = _cheroot_error_log  # type: ignore[method-assign]
+    def __init__(self, app: App, settings: Settings, callback: WsgiApp | None = None) -> None:
         # Checked by cheroot from the headers alone: a larger declared body is answered 413 and never read.
-        self._server.max_request_body_size = MAX_BODY_BYTES
-        self._server.max_request_header_size = MAX_HEADER_BYTES
+        self._server = cheroot_server((settings.http_host, settings.http_port), http_app(app, callback),
+                                      threads=HTTP_THREADS, max_body=MAX_BODY_BYTES)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -201,14 +162,28 @@ class Serving:
         self.work = WorkPool()
         guard = ReplayGuard(runtime.session_factory.begin) if settings.slack_mode == SlackMode.HTTP else None
         self.app = create_app(settings, runtime.services, replay_guard=guard, work_pool=self.work)
-        self.intake: Intake = (HttpIntake(self.app, settings) if settings.slack_mode == SlackMode.HTTP
-                               else SocketModeIntake(self.app, settings))
+        browser = settings.signin != SignIn.DEVICE
+        finish = runtime.services.links.finish_browser_sign_in
+        self.intake: Intake = (HttpIntake(self.app, settings, callback_app(finish) if browser else None)
+                               if settings.slack_mode == SlackMode.HTTP else SocketModeIntake(self.app, settings))
+        #: Socket Mode with browser sign-in: the HTTPS listener agents' browsers come back to.
+        self.callback: CallbackListener | None = None
+        if browser and settings.slack_mode == SlackMode.SOCKET:
+            assert settings.callback_cert_file is not None and settings.callback_key_file is not None
+            self.callback = CallbackListener(settings.callback_host, settings.callback_port,
+                                             cert_file=settings.callback_cert_file,
+                                             key_file=settings.callback_key_file, finish=finish)
         self._with_scheduler = scheduler
         self.scheduler: BackgroundScheduler | None = None
         self._stopped = False
 
     def start(self) -> None:
-        """Take work from Slack, then start the scheduler; raises OSError if the HTTP port cannot be bound."""
+        """Take work from Slack, then start the scheduler; raises OSError if the HTTP port (or the callback's)
+        cannot be bound."""
+        if self.callback is not None:
+            self.callback.start()
+            host, port = self.callback.address
+            log.info("serving the sign-in callback on https://%s:%d%s", host, port, CALLBACK_PATH)
         self.intake.start()
         if self._with_scheduler:
             self.scheduler = start_scheduler(self.runtime.services, sweep_seconds=self.settings.sweep_seconds)
@@ -228,6 +203,8 @@ class Serving:
         log.info("stopping (%s): no new work is taken from Slack; waiting up to %.0f s for work in flight",
                  reason, bound)
         self.intake.stop(timeout=left())
+        if self.callback is not None:
+            self.callback.stop(timeout=left())
         scheduler = self.scheduler
         if scheduler is not None and not _within(lambda: scheduler.shutdown(wait=True), left()):
             log.warning("a scheduled job (a sweep, follow-up or health round) was still running when the bound ran "

@@ -172,3 +172,36 @@ def test_a_tenant_authority_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
     monkeypatch.setenv("RESETBOT_ENTRA_AUTHORITY", "https://login.microsoftonline.com/contoso.onmicrosoft.com")
     assert load_settings().entra_authority == "https://login.microsoftonline.com/contoso.onmicrosoft.com"
+
+
+def test_browser_sign_in_needs_an_https_public_url_and_in_socket_mode_a_certificate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    assert load_settings().redirect_uri() is None, "device code (the default) needs no redirect URI"
+    monkeypatch.setenv("RESETBOT_SIGNIN", "Both")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "RESETBOT_SIGNIN=both needs RESETBOT_PUBLIC_URL" in str(err.value)
+    assert "needs RESETBOT_CALLBACK_CERT_FILE and RESETBOT_CALLBACK_KEY_FILE" in str(err.value)
+    monkeypatch.setenv("RESETBOT_CALLBACK_CERT_FILE", "/etc/resetbot/callback.pem")
+    monkeypatch.setenv("RESETBOT_CALLBACK_KEY_FILE", "/etc/resetbot/callback.key")
+    for bad in ("http://resetbot.corp.example", "https://resetbot.corp.example/bot", "https://"):
+        monkeypatch.setenv("RESETBOT_PUBLIC_URL", bad)
+        with pytest.raises(ConfigError, match="RESETBOT_PUBLIC_URL must be an https URL with no path"):
+            load_settings()
+    monkeypatch.setenv("RESETBOT_PUBLIC_URL", "https://resetbot.corp.example:8443/")
+    settings = load_settings()
+    assert settings.redirect_uri() == "https://resetbot.corp.example:8443/auth/callback"
+    monkeypatch.setenv("RESETBOT_SIGNIN", "web")
+    with pytest.raises(ConfigError, match="RESETBOT_SIGNIN"):
+        load_settings()
+
+
+def test_http_mode_serves_the_callback_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_MODE", "http")
+    monkeypatch.setenv("RESETBOT_SLACK_SIGNING_SECRET", "8f742231b10e8888abcd99yyyzzz85a5")
+    monkeypatch.setenv("RESETBOT_SIGNIN", "browser")
+    monkeypatch.setenv("RESETBOT_PUBLIC_URL", "https://resetbot.corp.example")
+    assert load_settings().redirect_uri() == "https://resetbot.corp.example/auth/callback"

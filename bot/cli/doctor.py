@@ -18,7 +18,7 @@ from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe
 from bot.errors import ConfigError
 from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, proxied_targets, run_checks
-from bot.settings import ResetIdentity, Settings, load_settings
+from bot.settings import ResetIdentity, Settings, SignIn, load_settings
 
 #: Seconds any one exchange with a dependency may take during ``resetbot doctor``.
 DOCTOR_TIMEOUT_S = 5
@@ -36,6 +36,8 @@ def build_plan(settings: Settings) -> DoctorPlan:
                       database_url=settings.database_url, test_user=settings.doctor_test_user,
                       writeback_account=settings.writeback_account, tls_timeout_s=DOCTOR_TIMEOUT_S)
     plan.proxy = settings.proxy()
+    plan.browser_sign_in = settings.signin != SignIn.DEVICE
+    plan.public_url, plan.redirect_uri = settings.public_url, settings.redirect_uri()
     plan.proxied_urls = outbound_urls(settings)
     plan.slack = SlackProbe(settings.slack_api_base, timeout_s=DOCTOR_TIMEOUT_S, proxy=settings.proxy_url(),
                             ca_file=settings.slack_ca_file)

@@ -25,10 +25,11 @@ from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackClientError
 
 from bot import messages
+from bot.callback import CallbackListenError
 from bot.cli import Subparsers
 from bot.cli.doctor import outbound_urls
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
-from bot.errors import DatabaseUnavailableError, ResetbotError, SlackUnavailableError
+from bot.errors import ConfigError, DatabaseUnavailableError, ResetbotError, SlackUnavailableError
 from bot.metrics import serve as serve_metrics
 from bot.serve import Serving, serve_until_signalled
 from bot.services.doctor import Blocked, proxy_problem
@@ -105,8 +106,14 @@ def run(args: argparse.Namespace) -> int:
     except (BoltError, SlackClientError, OSError) as e:  # Slack changed its mind since slack_refusal
         runtime.close(drain_s=0)
         return _cannot_start(messages.cli.slack_start_refused(type(e).__name__), transient=isinstance(e, OSError))
+    except ConfigError as e:  # the sign-in callback's certificate or key cannot be used
+        runtime.close(drain_s=0)
+        return _cannot_start(str(e))
     try:
         serve_until_signalled(serving)
+    except CallbackListenError as e:  # the sign-in callback's port (Socket Mode) cannot be bound
+        runtime.close(drain_s=0)
+        return _cannot_start(str(e), transient=True)
     except SlackRefusedError as e:  # the app-level token, refused since slack_refusal (see SocketModeIntake)
         runtime.close(drain_s=0)
         return _cannot_start(messages.cli.slack_start_refused(e.error))

@@ -25,6 +25,11 @@ def cannot_listen(host: str, port: int, reason: str) -> str:
     return f"cannot listen on {host}:{port} ({reason})"
 
 
+def cannot_listen_for_callback(host: str, port: int, reason: str) -> str:
+    return (f"cannot listen on {host}:{port} for the sign-in callback ({reason}): free the port or change "
+            "RESETBOT_CALLBACK_PORT")
+
+
 def proxy_refused(proxy: str, target: str, status: int, reason: str) -> str:
     """The proxy answered CONNECT with ``status``; ``proxy`` is shown without its credentials."""
     said = f"{status} {reason}".strip()

@@ -10,7 +10,8 @@ HELP_TEXT = "\n".join((
     f"• `{Command.RESET} <user> [reason…] [--unlock] [--tap]`: request a reset; an approver approves it in the thread.",
     f"• `{Command.RESET_STATUS} [request-id | user]`: where a request stands, with its timeline.",
     f"• `{Command.RESETBOT} {ResetbotSubcommand.LOGIN} | {ResetbotSubcommand.LOGOUT} | "
-    f"{ResetbotSubcommand.WHOAMI}`: link your own Entra account, or see or remove the link.",
+    f"{ResetbotSubcommand.WHOAMI}`: link your own Entra account (`--browser` to sign in in your browser), or see or "
+    "remove the link.",
     f"• `{Command.RESETBOT} {ResetbotSubcommand.HEALTH}`: is writeback working right now.",
     "A user is an @mention, an email address, a UPN or a sAMAccountName.",
 ))

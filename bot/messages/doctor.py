@@ -29,6 +29,7 @@ CHECK_WRITEBACK = "writeback rights"
 CHECK_KEY_VERSION = "AD password version"
 CHECK_DATABASE = "database"
 CHECK_SERVICE_LINK = "service identity link"
+CHECK_CALLBACK = "sign-in callback"
 
 
 def doctor_line(outcome: str, check: str, detail: str) -> str:
@@ -304,3 +305,23 @@ def doctor_proxy_ok(proxy: str, targets: list[str]) -> str:
 
 def doctor_proxy_unset() -> str:
     return "skipped: RESETBOT_HTTPS_PROXY is not set, so Slack, Entra ID and Graph are reached directly"
+
+
+def doctor_callback_off() -> str:
+    return "RESETBOT_SIGNIN is device: agents link with a sign-in code, no callback is served"
+
+
+def doctor_callback_not_https(public_url: str | None) -> str:
+    shown = public_url or "(not set)"
+    return (f"RESETBOT_PUBLIC_URL {shown} is not an https URL: Microsoft sends the browser back only to https (the "
+            "redirect URI is this URL + /auth/callback)")
+
+
+def doctor_callback_ok(host: str, redirect_uri: str) -> str:
+    return (f"{host} answers with a certificate the system trusts; register the redirect URI {redirect_uri} on the "
+            "public client app (Authentication, Mobile and desktop applications)")
+
+
+def doctor_callback_failed(problem: str, redirect_uri: str) -> str:
+    return (f"{problem}; agents' browsers must reach it (is resetbot running, and its listener on "
+            f"RESETBOT_CALLBACK_HOST/_PORT behind this URL?). The redirect URI to register is {redirect_uri}")

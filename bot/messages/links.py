@@ -5,6 +5,7 @@ never a token.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from bot.messages.format import esc, listed, slack_date
 
 LOGIN = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN}`"
 LOGIN_SERVICE = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --service`"
+LOGIN_BROWSER = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --browser`"
+LOGIN_SERVICE_BROWSER = f"`{Command.RESETBOT} {ResetbotSubcommand.LOGIN} --service --browser`"
 
 
 def _roles_phrase(roles: Sequence[str] | None) -> str:
@@ -24,6 +27,9 @@ def _roles_phrase(roles: Sequence[str] | None) -> str:
 def link_usage(subcommand: str) -> str:
     if subcommand == ResetbotSubcommand.WHOAMI:
         return f"`{Command.RESETBOT} {subcommand}` takes nothing after it."
+    if subcommand == ResetbotSubcommand.LOGIN:
+        return (f"`{Command.RESETBOT} {subcommand}` takes nothing after it, or `--browser` to sign in in your "
+                "browser, or `--service` (and `--browser`) for the service identity (approvers only).")
     return (f"`{Command.RESETBOT} {subcommand}` takes nothing after it, or `--service` for the service identity "
             f"(approvers only).")
 
@@ -69,6 +75,75 @@ def login_code_dm(user_code: str, verification_uri: str, expires_at: datetime, *
             "would be linked to your request. If you didn't ask for this, ignore this message.")
 
 
+def login_link_sent(expires_at: datetime) -> str:
+    return (f"I've sent you a sign-in link in a DM; it works once, until {slack_date(expires_at)}. I'll tell you "
+            "there when the account is linked.")
+
+
+def login_link_dm(auth_uri: str, expires_at: datetime, *, sign_in_as: str | None, service: bool) -> str:
+    """The browser sign-in's link: Microsoft's own page, which sends the browser back to resetbot."""
+    account = f"`{esc(sign_in_as)}`" if sign_in_as else "your own account"
+    what = (f"link the service identity {account} to resetbot: every reset will be made as that account"
+            if service else "link your Entra account to resetbot: resets you ask for will be made as you")
+    return (f"To {what}, open <{auth_uri}|this Microsoft sign-in page> and sign in as {account}. The link works "
+            f"once, until {slack_date(expires_at)}. Never pass it on to anyone: whoever signs in with it would be "
+            "linked to your request. If you didn't ask for this, ignore this message.")
+
+
+def browser_sign_in_off() -> str:
+    return (f"Signing in in the browser isn't turned on here, so {LOGIN} uses a sign-in code. Whoever runs "
+            "resetbot turns it on with RESETBOT_SIGNIN=both.")
+
+
+def device_code_blocked(*, browser_allowed: bool, service: bool) -> str:
+    """Conditional Access refused the device-code sign-in: not a failure to retry, a flow to switch from."""
+    if browser_allowed:
+        again = _again(service=service, browser=True)
+        return (f"Your organisation blocks signing in with a code (Conditional Access), so nothing was linked. Run "
+                f"{again} to sign in in your browser instead.")
+    return ("Your organisation blocks signing in with a code (Conditional Access), so nothing was linked. Ask "
+            "whoever runs resetbot to turn on browser sign-in (RESETBOT_SIGNIN=both), then run "
+            f"{LOGIN_BROWSER}.")
+
+
+def browser_link_expired(*, service: bool) -> str:
+    again = _again(service=service, browser=True)
+    return (f"Your sign-in came back after its link had run out, so nothing was linked. Run {again} for a new "
+            "link.")
+
+
+def browser_link_reused(*, service: bool) -> str:
+    again = _again(service=service, browser=True)
+    return (f"A sign-in link of yours came back after it had been used or replaced by a newer one (a reloaded page, "
+            f"an older DM, or someone replaying it). A link works once, so this did nothing. If you still need to "
+            f"link, run {again}.")
+
+
+def callback_page(kind: str, reference: str) -> tuple[str, str]:
+    """(title, sentence) of the page the browser lands on after Microsoft's sign-in. It never repeats anything
+    from the request (no reflection), and it says nothing of the result: that goes to the agent's Slack DM."""
+    again = LOGIN_BROWSER
+    pages = {
+        "done": ("Sign-in finished", "You can close this page and go back to Slack: resetbot tells you there "
+                 "whether your account was linked."),
+        "stale": ("This sign-in link did nothing", f"The link was already used or has run out. Run {again} in Slack "
+                  "for a new one."),
+        "invalid": ("Not a resetbot sign-in", f"This page only finishes a sign-in started with {again} in Slack, "
+                    "and this request is not one."),
+        "unavailable": ("Try again in a minute", "resetbot could not finish the sign-in just now. Go back to "
+                        f"Slack and run {again} again in a minute."),
+    }
+    title, sentence = pages[kind]
+    return title, f"{sentence.replace('`', '')} (reference {reference})"
+
+
+def callback_html(kind: str, reference: str) -> str:
+    title, sentence = callback_page(kind, reference)
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>resetbot: "
+            f"{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1><p>{html.escape(sentence)}</p>"
+            "</body></html>")
+
+
 def linked(upn: str, roles: Sequence[str] | None, *, service: bool, can_reset_anyone: bool) -> str:
     who = "The service identity is" if service else "Your Entra account is"
     made = "every reset is made as this account" if service else "resets you ask for are made as this account"
@@ -79,8 +154,15 @@ def linked(upn: str, roles: Sequence[str] | None, *, service: bool, can_reset_an
     return sentence
 
 
-def link_declined(*, service: bool) -> str:
-    again = LOGIN_SERVICE if service else LOGIN
+def _again(*, service: bool, browser: bool) -> str:
+    """The command that starts the same kind of sign-in again."""
+    if browser:
+        return LOGIN_SERVICE_BROWSER if service else LOGIN_BROWSER
+    return LOGIN_SERVICE if service else LOGIN
+
+
+def link_declined(*, service: bool, browser: bool = False) -> str:
+    again = _again(service=service, browser=browser)
     return f"The Microsoft sign-in was declined, so nothing was linked. Run {again} to try again."
 
 
@@ -94,19 +176,22 @@ def link_interrupted(*, service: bool) -> str:
     return f"resetbot restarted while your sign-in was waiting, so nothing was linked. Run {again} again."
 
 
-def link_failed(reason: str, correlation_id: str, *, service: bool) -> str:
-    again = LOGIN_SERVICE if service else LOGIN
+def link_failed(reason: str, correlation_id: str, *, service: bool, browser: bool = False) -> str:
+    again = _again(service=service, browser=browser)
     return f"The sign-in did not link anything: {reason} Run {again} to try again (reference {correlation_id})."
 
 
-def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool) -> str:
+def link_wrong_account(signed_in: str, expected: str, *, service: bool, security_told: bool,
+                       browser: bool = False) -> str:
     signed_in, expected = esc(signed_in), esc(expected)
     told = " and security has been told" if security_told else ""
+    again = _again(service=service, browser=browser)
     if service:
         return (f"That sign-in was completed as {signed_in}, not as the service identity {expected}, so nothing was "
-                f"linked{told}. Run {LOGIN_SERVICE} again and sign in as {expected}.")
+                f"linked{told}. Run {again} again and sign in as {expected}.")
+    what = "link" if browser else "code"
     return (f"That sign-in was completed as {signed_in}, which isn't your own account ({expected}), so nothing was "
-            f"linked{told}. Run {LOGIN} again and sign in as yourself; never pass a sign-in code on to anyone.")
+            f"linked{told}. Run {again} again and sign in as yourself; never pass a sign-in {what} on to anyone.")
 
 
 def link_no_email(signed_in: str) -> str:
@@ -150,7 +235,7 @@ def role_too_weak(upn: str, caller_roles: Sequence[str], blocking: Sequence[str]
 
 
 def whoami_not_linked() -> str:
-    return f"You haven't linked an Entra account. {LOGIN} links your own, through a Microsoft sign-in code by DM."
+    return f"You haven't linked an Entra account. {LOGIN} links your own, through a Microsoft sign-in sent by DM."
 
 
 def whoami_linked(upn: str, display_name: str, linked_at: datetime, roles: Sequence[str] | None,

@@ -11,6 +11,13 @@ sign-in and talks an administrator into entering the code). In service mode (``R
 one account, ``RESETBOT_SERVICE_IDENTITY_UPN``, makes every reset; an approver links it with
 ``/resetbot login --service`` and it is stored under ``SERVICE_LINK_KEY``.
 
+Where Conditional Access blocks the device-code flow (Microsoft recommends it: phishing kits abuse that flow),
+Entra refuses the completed sign-in (AADSTS53003) and the agent is told to sign in in the browser instead:
+``/resetbot login --browser`` (``RESETBOT_SIGNIN``) DMs a one-time link to Microsoft's page (auth code with PKCE,
+``prompt=login``), and Microsoft posts the answer to the callback (``bot.callback``), which calls
+``finish_browser_sign_in``. The attempt lives in the database, found by its ``state``'s hash and used once, so any
+replica can finish it; then the same ownership and tenant checks as for a code apply.
+
 The msal token cache is kept only encrypted (``DelegatedTokens`` encrypts it with the token-cache key) and
 refreshed silently; a refreshed cache is written back with a compare-and-set, so a refresh never overwrites a
 newer sign-in. ``readiness`` tells the requesting agent, before approval is asked for, that the reset could not
@@ -22,17 +29,18 @@ the wrong account), ``unlinked``, and ``refused`` (someone who may not link trie
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from bot import messages, store
-from bot.clients.entra_auth import DelegatedToken, DeviceFlow, LinkedAccount
+from bot.clients.entra_auth import BrowserFlow, DelegatedToken, DeviceFlow, LinkedAccount
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
@@ -41,12 +49,14 @@ from bot.errors import (
     DeviceFlowDeclinedError,
     DeviceFlowExpiredError,
     EntraReauthRequiredError,
+    EntraUnavailableError,
     NotLinkedError,
     ResetbotError,
+    SignInBlockedError,
 )
 from bot.models import SERVICE_LINK_KEY, AgentLink, utcnow
 from bot.services.resolve import EntraUser
-from bot.settings import ResetIdentity, Settings
+from bot.settings import ResetIdentity, Settings, SignIn
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,8 @@ class LinkTokens(Protocol):
     """What linking needs from ``bot.clients.entra_auth.DelegatedTokens``."""
 
     def start_device_flow(self) -> DeviceFlow: ...
+    def start_browser_flow(self, redirect_uri: str, *, login_hint: str | None = None) -> BrowserFlow: ...
+    def finish_browser_flow(self, encrypted_flow: str, auth_response: dict[str, str]) -> LinkedAccount: ...
     def wait_for_device_flow(self, flow: DeviceFlow, *, timeout: float) -> LinkedAccount: ...
     def token_for(self, link: LinkedAccount | tuple[str, str]) -> DelegatedToken: ...
 
@@ -104,6 +116,9 @@ class LinkRules:
     canary: bool = False
     #: The account's ``mail`` proves ownership too (``RESETBOT_LINK_ACCEPT_MAIL``); by default only its UPN does.
     accept_mail: bool = False
+    #: How agents sign in (``RESETBOT_SIGNIN``), and where Microsoft sends a browser sign-in back to.
+    signin: SignIn = SignIn.DEVICE
+    redirect_uri: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkRules:
@@ -115,11 +130,39 @@ class LinkRules:
             security_channel=settings.security_channel,
             canary=bool((settings.canary_upn or "").strip()),
             accept_mail=settings.link_accept_mail,
+            signin=settings.signin,
+            redirect_uri=settings.redirect_uri(),
         )
 
     @property
     def service_mode(self) -> bool:
         return self.reset_identity == ResetIdentity.SERVICE
+
+    @property
+    def browser_allowed(self) -> bool:
+        return self.signin != SignIn.DEVICE and self.redirect_uri is not None
+
+
+class CallbackOutcome(StrEnum):
+    """Which page the browser is shown after Microsoft's redirect (the result itself goes to the agent's DM)."""
+
+    DONE = "done"  # the sign-in was taken up: linked, or refused with the reason in the DM
+    STALE = "stale"  # the state was used before or ran out
+    INVALID = "invalid"  # no state, or one never issued here
+    UNAVAILABLE = "unavailable"  # Entra could not be reached or the bot failed: the agent starts again
+
+
+#: What of Microsoft's redirect is handed to msal (the rest of the query is ignored).
+_AUTH_RESPONSE_KEYS = ("code", "state", "error", "error_description", "client_info", "session_state")
+#: A state longer than this was never issued here (msal's are 22 characters): refused before any lookup.
+_MAX_STATE_CHARS = 256
+#: How long a used or expired browser sign-in is remembered, so a late replay is told "used", not "unknown".
+_SIGN_IN_MEMORY = timedelta(days=1)
+
+
+def state_hash(state: str) -> str:
+    """How a browser sign-in's state is found in the database (the raw value is never stored)."""
+    return hashlib.sha256(state.encode("utf-8", "replace")).hexdigest()
 
 
 def owns_account(slack_email: str | None, *, upn: str, mail: str | None) -> bool:
@@ -160,12 +203,17 @@ class LinkService:
 
     # --- /resetbot login ---------------------------------------------------------------------------------------
 
-    def login(self, *, slack_user: str, correlation_id: str, service: bool = False) -> str:
+    def login(self, *, slack_user: str, correlation_id: str, service: bool = False, browser: bool = False) -> str:
         """Start linking ``slack_user``'s own Entra account (or, with ``service``, the service identity): the code
-        goes to their DM, the wait happens in the background. Returns the sentence to show them privately."""
+        (or, with ``browser`` or ``RESETBOT_SIGNIN=browser``, a sign-in link) goes to their DM, the wait happens in
+        the background (or at the callback). Returns the sentence to show them privately."""
         refusal = self._may_link(slack_user, service=service, correlation_id=correlation_id, attempted="login")
         if refusal:
             return refusal
+        if browser and not self.rules.browser_allowed:
+            return messages.links.browser_sign_in_off()
+        if browser or self.rules.signin == SignIn.BROWSER:
+            return self._login_browser(slack_user=slack_user, correlation_id=correlation_id, service=service)
         key = SERVICE_LINK_KEY if service else slack_user
         with self._lock:
             if self._closing.is_set():
@@ -235,6 +283,11 @@ class LinkService:
                     self._failed(slack_user, e.reason, messages.links.link_expired(service=service), correlation_id,
                                  service)
                 return
+            except SignInBlockedError as e:  # Conditional Access: not a failure to retry, a flow to switch from
+                blocked = messages.links.device_code_blocked(browser_allowed=self.rules.browser_allowed,
+                                                             service=service)
+                self._failed(slack_user, e.reason, blocked, correlation_id, service, code=e.code)
+                return
             except ResetbotError as e:  # the reason a DeviceFlowError gives (wrong_tenant, scope...) goes on record
                 self._failed(slack_user, str(getattr(e, "reason", "") or "error"),
                              messages.links.link_failed(str(e), correlation_id, service=service),
@@ -254,6 +307,89 @@ class LinkService:
                 if self._waiting.get(key) is flow:
                     del self._waiting[key]
 
+    # --- /resetbot login --browser, and the callback ------------------------------------------------------------
+
+    def _login_browser(self, *, slack_user: str, correlation_id: str, service: bool) -> str:
+        """A one-time sign-in link by DM. The attempt (state, PKCE verifier, nonce, whose it is) is stored, not
+        kept in memory: Microsoft may send the browser back to any replica, after a restart too. It replaces any
+        link of the same person still waiting, so at most one link of theirs can link anything."""
+        assert self.rules.redirect_uri is not None
+        sign_in_as = self.rules.service_upn if service else self.notifier.email_of(slack_user)
+        flow = self.tokens.start_browser_flow(self.rules.redirect_uri, login_hint=sign_in_as)
+        now = self.clock()
+        with self.begin() as session:
+            store.links.purge_browser_sign_ins(session, before=now - _SIGN_IN_MEMORY)
+            store.links.retire_browser_sign_ins(session, slack_user=slack_user, service=service, at=now)
+            store.links.save_browser_sign_in(session, state_hash=state_hash(flow.state), slack_user=slack_user,
+                                             service=service, correlation_id=correlation_id,
+                                             encrypted_flow=flow.encrypted_flow, created_at=now,
+                                             expires_at=flow.expires_at)
+            store.audit.append_audit(session, draft=AuditDraft(
+                actor=slack_user, action=LinkAudit.LINK_STARTED, correlation_id=correlation_id,
+                detail={"service": service, "flow": "browser", "expires_at": flow.expires_at.isoformat()}))
+        self.notifier.dm(slack_user, messages.links.login_link_dm(flow.auth_uri, flow.expires_at,
+                                                                  sign_in_as=sign_in_as, service=service))
+        return messages.links.login_link_sent(flow.expires_at)
+
+    def finish_browser_sign_in(self, query: Mapping[str, str], *, correlation_id: str) -> CallbackOutcome:
+        """Microsoft sent a browser back to the callback with ``query``: use its ``state`` once, redeem the code as
+        the agent who started it, and check the account exactly as a device-code sign-in's. The agent hears the
+        result by DM; what is returned picks the page the browser shows (which never says whose sign-in it was)."""
+        state = str(query.get("state") or "")
+        if not state or len(state) > _MAX_STATE_CHARS:
+            log.warning("a sign-in callback without a usable state was refused (%s)", correlation_id)
+            return CallbackOutcome.INVALID
+        now = self.clock()
+        with self.begin() as session:
+            claim, row = store.links.claim_browser_sign_in(session, state_hash=state_hash(state), at=now)
+            if row is not None and claim != store.links.SignInClaim.CLAIMED:
+                store.audit.append_audit(session, draft=AuditDraft(
+                    actor=row.slack_user, action=LinkAudit.LINK_FAILED, correlation_id=correlation_id,
+                    detail={"service": row.service, "flow": "browser", "reason": f"state_{claim.value}",
+                            "started": row.correlation_id}))
+        if row is None:
+            log.warning("a sign-in callback with a state never issued here was refused (%s)", correlation_id)
+            return CallbackOutcome.INVALID
+        if claim != store.links.SignInClaim.CLAIMED:
+            sentence = (messages.links.browser_link_expired(service=row.service)
+                        if claim == store.links.SignInClaim.EXPIRED
+                        else messages.links.browser_link_reused(service=row.service))
+            self.notifier.dm(row.slack_user, sentence)
+            return CallbackOutcome.STALE
+        response = {k: str(query[k]) for k in _AUTH_RESPONSE_KEYS if query.get(k)}
+        try:
+            return self._finish_browser(response, row.encrypted_flow, slack_user=row.slack_user, service=row.service,
+                                        correlation_id=correlation_id)
+        except Exception as e:  # the state is used up: the agent must hear that, whatever failed
+            log.exception("a browser sign-in of %s failed (%s)", row.slack_user, correlation_id)
+            self._failed(row.slack_user, "error", messages.errors.internal_error(correlation_id), correlation_id,
+                         row.service, flow="browser", error=type(e).__name__)
+            return CallbackOutcome.UNAVAILABLE
+
+    def _finish_browser(self, response: dict[str, str], encrypted_flow: str, *, slack_user: str, service: bool,
+                        correlation_id: str) -> CallbackOutcome:
+        """The claimed half of ``finish_browser_sign_in``: redeem, check, store, tell."""
+        key = SERVICE_LINK_KEY if service else slack_user
+        try:
+            account = self.tokens.finish_browser_flow(encrypted_flow, response)
+        except DeviceFlowDeclinedError:
+            self._failed(slack_user, "declined", messages.links.link_declined(service=service, browser=True),
+                         correlation_id, service, flow="browser")
+            return CallbackOutcome.DONE
+        except EntraUnavailableError as e:
+            self._failed(slack_user, "unavailable", messages.links.link_failed(str(e), correlation_id,
+                                                                              service=service, browser=True),
+                         correlation_id, service, flow="browser", error=type(e).__name__)
+            return CallbackOutcome.UNAVAILABLE
+        except ResetbotError as e:  # wrong_tenant, scope, nonce_mismatch, invalid_grant...: on record, and said
+            self._failed(slack_user, str(getattr(e, "reason", "") or "error"),
+                         messages.links.link_failed(str(e), correlation_id, service=service, browser=True),
+                         correlation_id, service, flow="browser", error=type(e).__name__)
+            return CallbackOutcome.DONE
+        self._complete(key=key, slack_user=slack_user, account=account, correlation_id=correlation_id,
+                       service=service, browser=True)
+        return CallbackOutcome.DONE
+
     def _failed(self, slack_user: str, reason: str, sentence: str, correlation_id: str, service: bool,
                 **detail: object) -> None:
         self._audit(AuditDraft(actor=slack_user, action=LinkAudit.LINK_FAILED, correlation_id=correlation_id,
@@ -261,7 +397,7 @@ class LinkService:
         self.notifier.dm(slack_user, sentence)
 
     def _complete(self, *, key: str, slack_user: str, account: LinkedAccount, correlation_id: str,
-                  service: bool) -> None:
+                  service: bool, browser: bool = False) -> None:
         expected = self.rules.service_upn if service else self.notifier.email_of(slack_user)
         if service:
             ok = account.upn.strip().lower() == (expected or "").strip().lower()
@@ -270,7 +406,7 @@ class LinkService:
                 self.rules.accept_mail and expected is not None
                 and owns_account(expected, upn=account.upn, mail=self._mail_of(account.oid)))
         if not ok:
-            self._refuse_account(slack_user, account, expected, correlation_id, service)
+            self._refuse_account(slack_user, account, expected, correlation_id, service, browser=browser)
             return
         roles = self._read_roles(account.oid)
         with self.begin() as session:
@@ -285,7 +421,7 @@ class LinkService:
                                                            can_reset_anyone=bool(resetting_roles(roles or ()))))
 
     def _refuse_account(self, slack_user: str, account: LinkedAccount, expected: str | None, correlation_id: str,
-                        service: bool) -> None:
+                        service: bool, *, browser: bool = False) -> None:
         """The sign-in was not the account asked for: store nothing (the cache is dropped), audit, tell."""
         reason = "wrong_account" if expected else "no_email"
         security = self.rules.security_channel if expected else None
@@ -304,7 +440,7 @@ class LinkService:
             except ResetbotError:  # the agent must still hear why nothing was linked
                 log.exception("could not alert security about a mismatched sign-in (%s)", correlation_id)
         self.notifier.dm(slack_user, messages.links.link_wrong_account(account.upn, expected, service=service,
-                                                                       security_told=told))
+                                                                       security_told=told, browser=browser))
 
     def _mail_of(self, oid: str) -> str | None:
         user = self.graph.get_user(oid)

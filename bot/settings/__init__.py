@@ -13,7 +13,7 @@ The settings are the bottom layer: nothing here imports the clients, services or
 from __future__ import annotations
 
 from bot.settings.base import LogSettings, StorageSettings
-from bot.settings.enums import ApproverSource, LogLevel, ResetIdentity, SlackMode, TargetConfirmation
+from bot.settings.enums import ApproverSource, LogLevel, ResetIdentity, SignIn, SlackMode, TargetConfirmation
 from bot.settings.full import DEFAULT_DRAIN_SECONDS, DEFAULT_PROTECTED_GROUP_CNS, Settings
 from bot.settings.loading import load_log_settings, load_settings, load_storage_settings
 from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
@@ -30,6 +30,7 @@ __all__ = [
     "ProxyUrlError",
     "ResetIdentity",
     "Settings",
+    "SignIn",
     "SlackMode",
     "StorageSettings",
     "TargetConfirmation",

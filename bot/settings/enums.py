@@ -35,6 +35,15 @@ class ResetIdentity(StrEnum):
     SERVICE = "service"
 
 
+class SignIn(StrEnum):
+    """How agents link their Entra account: the device-code flow, the browser (authorization code with PKCE, for
+    tenants whose Conditional Access blocks device code), or both (``/resetbot login`` then uses device code)."""
+
+    DEVICE = "device"
+    BROWSER = "browser"
+    BOTH = "both"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"

@@ -14,7 +14,7 @@ from pydantic_settings import NoDecode
 
 from bot.logs import SECRETS
 from bot.settings.base import StorageSettings
-from bot.settings.enums import ApproverSource, ResetIdentity, SlackMode, TargetConfirmation
+from bot.settings.enums import ApproverSource, ResetIdentity, SignIn, SlackMode, TargetConfirmation
 from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
 from bot.settings.values import FERNET_KEY_HOWTO, fernet_key_problem, is_placeholder, parse_duration, split_list
 
@@ -158,6 +158,18 @@ class Settings(StorageSettings):
     link_accept_mail: bool = False
     #: UPN of the service identity (``reset_identity=service``); an approver links it with /resetbot login --service.
     service_identity_upn: str | None = None
+    #: How agents link: ``device`` (the device-code flow), ``browser`` (sign-in in the agent's browser, redirected
+    #: back to ``RESETBOT_PUBLIC_URL``/auth/callback), or ``both`` (``/resetbot login --browser`` for the latter).
+    signin: SignIn = SignIn.DEVICE
+    #: The https URL agents' browsers reach the bot at (no path): the redirect URI is this + /auth/callback.
+    public_url: str | None = None
+    #: Socket Mode only: where the HTTPS listener for the sign-in callback binds (HTTP mode serves it itself).
+    callback_host: str = "0.0.0.0"  # noqa: S104 - agents' browsers must reach it; it serves only the callback
+    callback_port: int = Field(default=8443, ge=0, le=65535)
+    #: Socket Mode only: the listener's certificate (PEM, chain included) and key; a certificate agents' browsers
+    #: trust for the public URL's host name.
+    callback_cert_file: Path | None = None
+    callback_key_file: Path | None = None
 
     # --- Active Directory ------------------------------------------------------------------------------
     ldap_url: str | None = None
@@ -193,7 +205,7 @@ class Settings(StorageSettings):
     #: ``resetbot doctor`` checks on the test user's OU. Empty: that check is skipped with a note.
     writeback_account: str | None = None
 
-    @field_validator("slack_mode", mode="before")
+    @field_validator("slack_mode", "signin", mode="before")
     @classmethod
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -390,6 +402,34 @@ class Settings(StorageSettings):
         if problems:
             raise ValueError(" ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _browser_sign_in(self) -> Self:
+        """Browser sign-in needs the URL Microsoft sends the browser back to, and (in Socket Mode, where nothing
+        else listens) a certificate to serve it with: said at start, not when the first agent tries."""
+        if self.signin == SignIn.DEVICE:
+            return self
+        problems = []
+        parts = urlsplit((self.public_url or "").strip())
+        if not self.public_url:
+            problems.append(f"RESETBOT_SIGNIN={self.signin.value} needs RESETBOT_PUBLIC_URL: the https URL agents' "
+                            "browsers reach resetbot at (the redirect URI is that URL + /auth/callback).")
+        elif parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
+            problems.append("RESETBOT_PUBLIC_URL must be an https URL with no path, like https://resetbot.corp.example."
+                            "com:8443 (Microsoft redirects only to https).")
+        if self.slack_mode == SlackMode.SOCKET and (self.callback_cert_file is None or self.callback_key_file is None):
+            problems.append(f"RESETBOT_SIGNIN={self.signin.value} in Socket Mode needs RESETBOT_CALLBACK_CERT_FILE and "
+                            "RESETBOT_CALLBACK_KEY_FILE: the sign-in callback is served over HTTPS by a listener of "
+                            "its own.")
+        if problems:
+            raise ValueError(" ".join(problems))
+        return self
+
+    def redirect_uri(self) -> str | None:
+        """The redirect URI to register on the public client app (Mobile and desktop or Web platform)."""
+        if self.signin == SignIn.DEVICE or not self.public_url:
+            return None
+        return self.public_url.strip().rstrip("/") + "/auth/callback"
 
     def require_linking(self) -> list[str]:
         """Sentences for what linking Entra accounts (and so every reset) needs but is missing."""

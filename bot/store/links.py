@@ -1,10 +1,12 @@
-"""Agents' linked Entra accounts: the encrypted token cache, the roles last read, unlinking."""
+"""Agents' linked Entra accounts: the encrypted token cache, the roles last read, unlinking; and browser sign-ins
+waiting for their callback."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +15,7 @@ from sqlmodel import Session, col
 
 from bot.models import (
     AgentLink,
+    BrowserSignIn,
     utcnow,
 )
 from bot.store.shared import rowcount
@@ -104,3 +107,56 @@ def link_roles(link: AgentLink) -> list[str] | None:
 
 def _roles_json(roles: Collection[str] | None) -> str | None:
     return None if roles is None else json.dumps(sorted(set(roles)))
+
+
+# --- browser sign-ins waiting for their callback ---------------------------------------------------------------
+class SignInClaim(StrEnum):
+    """What claiming a browser sign-in's ``state`` found."""
+
+    CLAIMED = "claimed"  # this call used it: go on
+    UNKNOWN = "unknown"  # no such state (never issued here, or purged long ago)
+    USED = "used"  # used before (a replayed callback, a reload, another replica's)
+    EXPIRED = "expired"  # issued, but its time ran out (now used up as well)
+
+
+def save_browser_sign_in(session: Session, *, state_hash: str, slack_user: str, service: bool,
+                         correlation_id: str, encrypted_flow: str, created_at: datetime,
+                         expires_at: datetime) -> None:
+    """Remember a browser sign-in until its callback. ``encrypted_flow`` must already be encrypted."""
+    session.add(BrowserSignIn(state_hash=state_hash, slack_user=slack_user, service=service,
+                              correlation_id=correlation_id, encrypted_flow=encrypted_flow, created_at=created_at,
+                              expires_at=expires_at))
+    session.flush()
+
+
+def claim_browser_sign_in(session: Session, *, state_hash: str, at: datetime
+                          ) -> tuple[SignInClaim, BrowserSignIn | None]:
+    """Use a browser sign-in's state once: one conditional UPDATE (``used_at IS NULL``), so of two callbacks with
+    the same state (a reload, a replay, two replicas) exactly one gets CLAIMED. An expired one is used up too."""
+    row = session.get(BrowserSignIn, state_hash, populate_existing=True)
+    if row is None:
+        return SignInClaim.UNKNOWN, None
+    won = rowcount(session.execute(
+        sa.update(BrowserSignIn)
+        .where(col(BrowserSignIn.state_hash) == state_hash, col(BrowserSignIn.used_at).is_(None))
+        .values(used_at=at))) == 1
+    if not won:
+        return SignInClaim.USED, row
+    if row.expires_at <= at:
+        return SignInClaim.EXPIRED, row
+    return SignInClaim.CLAIMED, row
+
+
+def retire_browser_sign_ins(session: Session, *, slack_user: str, service: bool, at: datetime) -> int:
+    """Use up ``slack_user``'s sign-ins still waiting (for the service identity, with ``service``): a newer link
+    replaces them, so only the latest one DMed can link anything."""
+    return rowcount(session.execute(
+        sa.update(BrowserSignIn)
+        .where(col(BrowserSignIn.slack_user) == slack_user, col(BrowserSignIn.service).is_(service),
+               col(BrowserSignIn.used_at).is_(None))
+        .values(used_at=at)))
+
+
+def purge_browser_sign_ins(session: Session, *, before: datetime) -> int:
+    """Forget sign-ins that expired before ``before`` (kept a while after, so a late replay is told "used")."""
+    return rowcount(session.execute(sa.delete(BrowserSignIn).where(col(BrowserSignIn.expires_at) < before)))

@@ -47,6 +47,8 @@ class Control:
             web.get(f"{c}/roles", self.get_roles),
             web.post(f"{c}/roles", self.set_role),
             web.post(f"{c}/users", self.change_user),
+            web.get(f"{c}/redirect_uris", self.get_redirect_uris),
+            web.post(f"{c}/redirect_uris", self.add_redirect_uri),
         ]
 
     @staticmethod
@@ -119,6 +121,19 @@ class Control:
     async def expire(self, request: web.Request) -> web.Response:
         """Let the code run out now: the next poll gets expired_token."""
         return await self._finish(request, "expired")
+
+    # -- the public client's redirect URIs ------------------------------------------------------------------
+    async def get_redirect_uris(self, request: web.Request) -> web.Response:
+        return web.json_response({"redirect_uris": sorted(self.s.redirect_uris)})
+
+    async def add_redirect_uri(self, request: web.Request) -> web.Response:
+        """Register ``{"redirect_uri"}`` on the public client, as an administrator does under Authentication in
+        the app registration; Entra takes https URIs only (and http://localhost, not needed here)."""
+        uri = str((await self._body(request) or {}).get("redirect_uri", ""))
+        if not uri.startswith("https://"):
+            return _error(400, "POST /redirect_uris needs {\"redirect_uri\": an https URL}")
+        self.s.redirect_uris.add(uri)
+        return web.json_response({"redirect_uris": sorted(self.s.redirect_uris)})
 
     # -- the app's admin consent, and role assignments ---------------------------------------------------
     async def get_consent(self, request: web.Request) -> web.Response:

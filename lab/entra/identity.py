@@ -1,4 +1,5 @@
-"""The identity platform's endpoints: OIDC discovery, JWKS, token, device authorization.
+"""The identity platform's endpoints: OIDC discovery, JWKS, token, device authorization (the interactive sign-in
+page is :mod:`lab.entra.signin`).
 
 msal talks to these changed only in authority (``https://127.0.0.1:PORT/TENANT``, ``instance_discovery=False``)
 and CA, so the shapes are Microsoft's: discovery fields msal reads, the device-code answer, token answers
@@ -9,7 +10,9 @@ bodies with ``error``, ``error_description`` (``AADSTS<n>: ...``) and ``error_co
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
+import hashlib
 import secrets
 import time
 from typing import Any
@@ -24,8 +27,17 @@ from lab.entra.wire import LOG_APP, LOG_USER, AadError, aad_error, utcnow
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+AUTHORIZATION_CODE_GRANT = "authorization_code"
 _GRAPH_PREFIXES = (f"{config.GRAPH_RESOURCE}/", f"{config.GRAPH_APP_ID}/")
 _USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ23456789"
+
+
+def pkce_matches(verifier: str, challenge: str, method: str) -> bool:
+    """RFC 7636: ``S256`` is base64url(SHA-256(verifier)) without padding; ``plain`` is the verifier itself."""
+    if method == "plain":
+        return secrets.compare_digest(verifier.encode(), challenge.encode())
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii", "replace")).digest()).rstrip(b"=")
+    return secrets.compare_digest(digest, challenge.encode())
 
 
 def _bad(error: str, code: int, description: str, status: int = 400) -> AadError:
@@ -65,7 +77,6 @@ class Identity:
             web.get("/{tenant}/discovery/v2.0/keys", self.jwks),
             web.post("/{tenant}/oauth2/v2.0/token", self.token),
             web.post("/{tenant}/oauth2/v2.0/devicecode", self.devicecode),
-            web.get("/{tenant}/oauth2/v2.0/authorize", self.authorize),
             web.get("/devicelogin", self.devicelogin),
         ]
 
@@ -124,10 +135,6 @@ class Identity:
 
     async def jwks(self, request: web.Request) -> web.Response:
         return web.json_response(self.s.issuer.jwks())
-
-    async def authorize(self, request: web.Request) -> web.Response:
-        return web.Response(status=400, text="The lab has no interactive sign-in: use the device code flow "
-                            "and approve it with the control API (POST /control/device/approve).\n")
 
     async def devicelogin(self, request: web.Request) -> web.Response:
         return web.Response(text="resetbot lab: device sign-ins are approved with POST "
@@ -220,6 +227,9 @@ class Identity:
             elif grant_type == DEVICE_CODE_GRANT:
                 self._public_client(client_id, form)
                 body = self._device_code(request, client_id, form)
+            elif grant_type == AUTHORIZATION_CODE_GRANT:
+                self._public_client(client_id, form)
+                body = self._auth_code(request, client_id, form)
             elif grant_type == "refresh_token":
                 self._public_client(client_id, form)
                 body = self._refresh(request, client_id, form)
@@ -305,9 +315,43 @@ class Identity:
                        "user. The user must input their code.")
         assert flow.person_key is not None
         flow.status = "redeemed"
+        if self.s.faults.device_code_blocked:
+            # Conditional Access evaluates the sign-in the person just completed and refuses to issue a token;
+            # the device-code client hears it at its next poll (as ``az login --use-device-code`` shows it).
+            raise _bad("invalid_grant", 53003, "Access has been blocked by Conditional Access policies. The "
+                       "access policy does not allow token issuance.")
         offline = "offline_access" in flow.requested
         return self._user_tokens(request, form, client_id=client_id, person_key=flow.person_key,
                                  granted=flow.granted, requested=flow.requested, offline=offline)
+
+    def _auth_code(self, request: web.Request, client_id: str, form: Any) -> dict[str, Any]:
+        """The ``authorization_code`` grant: once, within its lifetime, same client and ``redirect_uri``, and the
+        ``code_verifier`` of the ``code_challenge`` the sign-in was started with (PKCE)."""
+        grant = self.s.auth_codes.get(str(form.get("code", "")))
+        if grant is None:
+            raise _bad("invalid_grant", 70000, "The provided value for the 'code' parameter is not valid.")
+        if grant.redeemed:
+            raise _bad("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with "
+                       "a new valid code or use an existing refresh token.")
+        if utcnow() >= grant.expires_at:
+            raise _bad("invalid_grant", 70008, "The provided authorization code or refresh token has expired due "
+                       "to inactivity.")
+        req = grant.request
+        if client_id != req.client_id:
+            raise _bad("invalid_grant", 70000, "The provided value for the 'code' parameter is not valid (it was "
+                       "issued to another client).")
+        if str(form.get("redirect_uri", "")) != req.redirect_uri:
+            raise _bad("invalid_grant", 50148, "The redirect_uri does not match the one the authorization code "
+                       "was issued for.")
+        verifier = str(form.get("code_verifier", ""))
+        if req.code_challenge_method and not (verifier and pkce_matches(verifier, req.code_challenge,
+                                                                        req.code_challenge_method)):
+            raise _bad("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in "
+                       "the authorization request.")
+        self.s.auth_codes[str(form["code"])] = dataclasses.replace(grant, redeemed=True)
+        return self._user_tokens(request, form, client_id=client_id, person_key=grant.person_key,
+                                 granted=req.granted, requested=req.requested,
+                                 offline="offline_access" in req.requested, nonce=req.nonce)
 
     def _refresh(self, request: web.Request, client_id: str, form: Any) -> dict[str, Any]:
         grant = self.s.issuer.refresh_tokens.get(str(form.get("refresh_token", "")))
@@ -324,7 +368,8 @@ class Identity:
                                  requested=requested, offline=True)
 
     def _user_tokens(self, request: web.Request, form: Any, *, client_id: str, person_key: str,
-                     granted: tuple[str, ...], requested: tuple[str, ...], offline: bool) -> dict[str, Any]:
+                     granted: tuple[str, ...], requested: tuple[str, ...], offline: bool,
+                     nonce: str | None = None) -> dict[str, Any]:
         """A user token answer; a refresh token only when offline_access was asked for (msal always asks)."""
         person = self._person(person_key)
         request[LOG_USER] = person["upn"]
@@ -336,7 +381,8 @@ class Identity:
             "ext_expires_in": config.ACCESS_TOKEN_LIFETIME_S,
             "access_token": issuer.user_token(client_id=client_id, app_name=config.PUBLIC_CLIENT_NAME,
                                               person=person, scopes=granted),
-            "id_token": issuer.id_token(client_id=client_id, person=person),
+            "id_token": issuer.id_token(client_id=client_id, person=person, nonce=nonce,
+                                        tid=self.s.faults.sign_in_tenant or None),
         }
         if offline:
             body["refresh_token"] = issuer.new_refresh_token(Grant(client_id, person_key, granted))

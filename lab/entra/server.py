@@ -33,6 +33,7 @@ from lab.entra.identity import Identity
 from lab.entra.methods import Methods
 from lab.entra.passwords import PasswordHistory
 from lab.entra.rolemanagement import RoleManagement
+from lab.entra.signin import SignIn
 from lab.entra.state import State
 from lab.entra.tokens import AppCredentials, TokenIssuer
 from lab.entra.wire import utcnow
@@ -151,6 +152,7 @@ class EntraStandIn:
         app = web.Application(middlewares=[request_log_middleware(state), graph.middleware])
         app.add_routes(Control(state).routes())
         app.add_routes(Identity(state).routes())
+        app.add_routes(SignIn(state, self._ad).routes())
         app.add_routes(graph.routes())
         app.add_routes(Methods(state).routes())
         app.add_routes(RoleManagement(state).routes())

@@ -56,6 +56,12 @@ class Faults:
     #: When set, ``throttle_next`` and ``fail_next_5xx`` answer only Graph calls whose path holds this text (e.g.
     #: ``resetPassword``): Graph throttles per resource, and a test can aim at one call among the lookups around it.
     fault_path: str = ""
+    #: Conditional Access blocks the device-code flow (its "authentication flows" condition): a device-code
+    #: sign-in the person completes is refused at the next poll with AADSTS53003, as Entra answers it.
+    device_code_blocked: bool = False
+    #: When set, id tokens name this tenant id in ``tid`` instead of the lab's: a sign-in made in another
+    #: tenant (what a multi-tenant authority or a swapped authority would hand back), for the bot to refuse.
+    sign_in_tenant: str = ""
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -80,6 +86,8 @@ class Faults:
             "hold_operations": self.hold_operations,
             "pim_unlicensed": self.pim_unlicensed,
             "fault_path": self.fault_path,
+            "device_code_blocked": self.device_code_blocked,
+            "sign_in_tenant": self.sign_in_tenant,
         }
 
     def retry_after_header(self) -> str:
@@ -115,6 +123,33 @@ class DeviceFlow:
                 "status": self.status, "expires_at": self.expires_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class AuthRequest:
+    """An ``/authorize`` request whose sign-in page is shown: what the code issued for it will be bound to."""
+
+    client_id: str
+    redirect_uri: str
+    state: str
+    nonce: str | None
+    code_challenge: str
+    code_challenge_method: str  # "S256", "plain", or "" (no PKCE)
+    requested: tuple[str, ...]
+    granted: tuple[str, ...]
+    expires_at: dt.datetime
+    login_hint: str = ""
+    response_mode: str = "query"  # "query" (a redirect) or "form_post" (a page that posts the answer)
+
+
+@dataclass(frozen=True)
+class AuthCode:
+    """An authorization code: the request it answers, who signed in, and whether it was redeemed (once only)."""
+
+    request: AuthRequest
+    person_key: str
+    expires_at: dt.datetime
+    redeemed: bool = False
+
+
 @dataclass
 class State:
     base: str  # https://127.0.0.1:PORT
@@ -131,6 +166,11 @@ class State:
     operations: dict[str, Operation] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     device_flows: dict[str, DeviceFlow] = field(default_factory=dict)
+    #: Interactive sign-ins: pages shown (by their form's context id), codes issued, the public client's
+    #: registered redirect URIs (``POST /control/redirect_uris``).
+    auth_requests: dict[str, AuthRequest] = field(default_factory=dict)
+    auth_codes: dict[str, AuthCode] = field(default_factory=dict)
+    redirect_uris: set[str] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: One reset at a time on-prem, as the writeback agent works through its queue (keeps history exact).
     writeback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -231,6 +271,9 @@ class State:
         self.operations.clear()
         self.requests.clear()
         self.device_flows.clear()
+        self.auth_requests.clear()
+        self.auth_codes.clear()
+        self.redirect_uris.clear()
         self.app_roles = self.initial_app_roles
         for user in self.users.values():
             user.assignments = fixture_assignments(user.person)
@@ -241,17 +284,22 @@ class State:
                 self.history.seed(key, password)
 
 
+#: The text fields of ``Faults`` and what their text must be.
+_TEXT_FAULTS = {"fault_path": "text (empty: every Graph call)",
+                "sign_in_tenant": "a tenant id (empty: the lab's own)"}
+
+
 def _checked(name: str, value: Any) -> Any:
     """``value`` as a fault field takes it, or a FaultError saying what it must be."""
     if name == "writeback":
         if value not in _WRITEBACK_MODES:
             raise FaultError(f"writeback must be one of {', '.join(_WRITEBACK_MODES)}")
-    elif name in ("token_endpoint_down", "hold_operations", "pim_unlicensed"):
+    elif name in ("token_endpoint_down", "hold_operations", "pim_unlicensed", "device_code_blocked"):
         if not isinstance(value, bool):
             raise FaultError(f"{name} must be true or false")
-    elif name == "fault_path":
+    elif name in _TEXT_FAULTS:
         if not isinstance(value, str):
-            raise FaultError("fault_path must be text (empty: every Graph call)")
+            raise FaultError(f"{name} must be {_TEXT_FAULTS[name]}")
     elif name == "revoked_app_roles":
         if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
             raise FaultError("revoked_app_roles must be a list of application permission names")

@@ -205,12 +205,17 @@ class TokenIssuer:
             "scp": " ".join(scopes), "tid": self.tenant_id, "ver": "1.0", "uti": secrets.token_urlsafe(16),
         })
 
-    def id_token(self, *, client_id: str, person: dict[str, str]) -> str:
-        return self._sign({
+    def id_token(self, *, client_id: str, person: dict[str, str], nonce: str | None = None,
+                 tid: str | None = None) -> str:
+        """The v2 id token; ``nonce`` as the authorization request sent it (msal compares it with its own)."""
+        claims: dict[str, Any] = {
             "aud": client_id, "iss": self.id_token_issuer, **self._times(), "oid": person["id"],
-            "sub": person["id"], "tid": self.tenant_id, "preferred_username": person["upn"],
+            "sub": person["id"], "tid": tid or self.tenant_id, "preferred_username": person["upn"],
             "name": person["name"], "ver": "2.0",
-        })
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        return self._sign(claims)
 
     def client_info(self, person: dict[str, str]) -> str:
         """base64url {"uid", "utid"}: msal builds the account's home_account_id from it."""

@@ -7,11 +7,13 @@ so registering it never starts a lab for tests that do not ask for one.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from typing import Any
 
 import httpx
@@ -26,6 +28,10 @@ from lab.people import Person, person
 from lab.stack import Lab
 
 _SAFE = "bcdfghjkmnpqrstvwxz"  # no vowels: a random tail never spells a banned word
+
+#: Microsoft's sign-in page as a browser without script reads it: its hidden inputs and its form's action.
+_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 
 
 @dataclass
@@ -146,6 +152,23 @@ class EntraControl:
         thread.start()
         return thread, out
 
+    # -- browser sign-in ------------------------------------------------------------------------------------
+    def browser_sign_in(self, url: str, upn: str, password: str) -> tuple[str, dict[str, str]]:
+        """Open Microsoft's page, sign in; returns the page's text and the fields its form would post to the app."""
+        with httpx.Client(verify=ssl.create_default_context(cafile=self.d["ca_file"]), trust_env=False,
+                          timeout=30) as client:
+            page = client.get(url)
+            if page.status_code != 200:
+                return page.text, {}
+            action = _ACTION.search(page.text)
+            assert action, page.text
+            fields = {unescape(k): unescape(v) for k, v in _INPUT.findall(page.text)}
+            answer = client.post(page.url.join(unescape(action.group(1))), data={**fields, "login": upn,
+                                                                                  "passwd": password})
+        if 'name="hiddenform"' not in answer.text:
+            return answer.text, {}
+        return answer.text, {unescape(k): unescape(v) for k, v in _INPUT.findall(answer.text)}
+
     # -- AD, for assertions only -----------------------------------------------------------------------------
     def pwd_last_set(self, p: Person) -> int:
         conn = self.lab.ad.admin_connection()
@@ -203,3 +226,4 @@ def hank_token(agent_tokens: DelegatedTokens, linked_hank: LinkedAccount) -> str
 def graph(entra_control: EntraControl) -> Iterator[GraphClient]:
     with entra_control.graph() as client:
         yield client
+

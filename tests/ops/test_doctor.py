@@ -21,10 +21,12 @@ from ldap3.protocol.microsoft import security_descriptor_control
 from pydantic import SecretStr
 
 from bot import schema, store
+from bot.callback import CallbackListener
 from bot.cli.doctor import build_plan
 from bot.clients.ad_acl import dacl, sid_to_str
 from bot.db import make_engine, make_session_factory
 from bot.models import SERVICE_LINK_KEY
+from bot.services.links import CallbackOutcome
 from bot.settings import load_settings
 from lab.demo import bot_environment
 from lab.people import person as lab_person
@@ -679,3 +681,46 @@ def test_service_identity_without_a_token_cache_key(env: dict[str, str], tmp_pat
     assert line(lines, "service identity link").startswith(
         f"FAIL  service identity link: {lab_person('gina').upn} is not linked")
     assert_ok_except(lines, "settings", "service identity link")
+
+
+@pytest.fixture
+def callback_listener(lab: Lab) -> Iterator[str]:
+    """The Socket Mode callback listener with a certificate from the lab CA, as agents' browsers would reach it."""
+    cert = lab.ca.issue_server_cert("doctor-callback", ips=("127.0.0.1",))
+    listener = CallbackListener("127.0.0.1", 0, cert_file=cert.cert_file, key_file=cert.key_file,
+                                finish=lambda query, **_: CallbackOutcome.INVALID)
+    listener.start()
+    try:
+        yield f"https://127.0.0.1:{listener.address[1]}"
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(lab.ca.ca_file)), trust_env=False) as c:
+            assert c.get(f"https://127.0.0.1:{listener.address[1]}/healthz").text == "ok\n"
+    finally:
+        listener.stop(timeout=5)
+
+
+def test_the_sign_in_callback_is_checked_with_the_systems_trust(lab: Lab, env: dict[str, str], tmp_path: Path,
+                                                                callback_listener: str) -> None:
+    code, lines = doctor(env, tmp_path)
+    assert code == 0 and line(lines, "sign-in callback") == (
+        "skip  sign-in callback: RESETBOT_SIGNIN is device: agents link with a sign-in code, no callback is served")
+    cert_dir = tmp_path / "callback"
+    cert_dir.mkdir()
+    env = {**env, "RESETBOT_SIGNIN": "both", "RESETBOT_PUBLIC_URL": callback_listener,
+           "RESETBOT_CALLBACK_CERT_FILE": str(cert_dir / "unused.pem"),
+           "RESETBOT_CALLBACK_KEY_FILE": str(cert_dir / "unused.key")}
+    redirect = f"{callback_listener}/auth/callback"
+    code, lines = doctor(env, tmp_path)  # the lab CA is no CA the system trusts
+    assert code == 1
+    assert_ok_except(lines, "sign-in callback")
+    shown = line(lines, "sign-in callback")
+    assert "does not verify against the system's trust store" in shown and shown.endswith(
+        f"The redirect URI to register is {redirect}")
+    code, lines = doctor({**env, "SSL_CERT_FILE": str(lab.ca.ca_file)}, tmp_path)  # a CA the system trusts
+    assert line(lines, "sign-in callback") == (
+        f"ok    sign-in callback: {callback_listener.removeprefix('https://')} answers with a certificate the "
+        f"system trusts; register the redirect URI {redirect} on the public client app (Authentication, Mobile "
+        "and desktop applications)")
+    code, lines = doctor({**env, "RESETBOT_SLACK_MODE": "http", "RESETBOT_SLACK_SIGNING_SECRET": "8f7422318888abcd9",
+                          "RESETBOT_PUBLIC_URL": "https://127.0.0.1:1"}, tmp_path)
+    assert "did not answer TLS" in line(lines, "sign-in callback") and line(lines, "sign-in callback").startswith(
+        "FAIL")

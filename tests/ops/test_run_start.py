@@ -5,12 +5,16 @@ only those), prints no traceback and no secret."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.cli.run import EXIT_MUST_FIX, EXIT_TRY_AGAIN
@@ -109,3 +113,60 @@ def test_postgresql_without_a_shared_sealing_key_must_be_fixed_first(lab: Lab, e
     assert said.startswith("resetbot cannot start: RESETBOT_SEALING_KEY is not set, and the database is PostgreSQL"), \
         said
     assert "db-s3cret" not in said
+
+
+def browser_sign_in(lab: Lab, env: dict[str, str], tmp_path: Path, port: int) -> dict[str, str]:
+    """Socket Mode with browser sign-in: the callback listener on ``port`` with a certificate from the lab CA."""
+    cert = lab.ca.issue_server_cert("run-callback", ips=("127.0.0.1",))
+    env.update({"RESETBOT_SIGNIN": "both", "RESETBOT_PUBLIC_URL": f"https://127.0.0.1:{port}",
+                "RESETBOT_CALLBACK_HOST": "127.0.0.1", "RESETBOT_CALLBACK_PORT": str(port),
+                "RESETBOT_CALLBACK_CERT_FILE": str(cert.cert_file), "RESETBOT_CALLBACK_KEY_FILE": str(cert.key_file)})
+    return env
+
+
+def test_a_callback_certificate_that_cannot_be_read(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    browser_sign_in(lab, env, tmp_path, 0)
+    env["RESETBOT_CALLBACK_KEY_FILE"] = missing = str(tmp_path / "no-such.key")
+    said = cannot_start(lab, env, tmp_path)
+    assert said.startswith("resetbot cannot start: RESETBOT_CALLBACK_CERT_FILE (") and missing in said
+    assert said.endswith("give a PEM certificate (with its chain) and its private key.")
+
+
+def test_a_callback_port_already_taken(lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        said = cannot_start(lab, browser_sign_in(lab, env, tmp_path, port), tmp_path, code=EXIT_TRY_AGAIN)
+    assert said.startswith(f"resetbot cannot start: cannot listen on 127.0.0.1:{port} for the sign-in callback (")
+    assert "Address already in use" in said and said.endswith("free the port or change RESETBOT_CALLBACK_PORT.")
+
+
+def test_socket_mode_serves_the_callback_over_https_until_stopped(lab: Lab, env: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    bot = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=browser_sign_in(lab, env, tmp_path, port),
+                           cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        trusted = ssl.create_default_context(cafile=str(lab.ca.ca_file))
+        deadline = time.monotonic() + 60
+        with httpx.Client(verify=trusted, trust_env=False, timeout=5) as browser:
+            while True:
+                assert bot.poll() is None, bot.communicate()
+                try:
+                    health = browser.get(f"https://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the callback listener never answered"
+                    time.sleep(0.2)
+            assert health.text == "ok\n"
+            page = browser.post(f"https://127.0.0.1:{port}/auth/callback", data={"state": "never-issued"})
+            assert page.status_code == 400 and page.headers["x-frame-options"] == "DENY"
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        _out, err = bot.communicate(timeout=60)
+    assert bot.returncode == 0, err
+    assert f"serving the sign-in callback on https://127.0.0.1:{port}/auth/callback" in err

@@ -22,10 +22,16 @@ from bot.models import AuditEvent, ResetRequest
 from bot.serve import HttpIntake, Serving
 from bot.settings import SlackMode
 from bot.wiring import build_runtime
+from lab.people import person
 from lab.slack.driver import SlackDriver, SlackDriverError
 from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
 from tests.scenarios.harness import lab_settings, link_agent, wait_until
+from tests.scenarios.test_browser_login import LINK_RE, dm_ts, new_dm
 from tests.scenarios.test_request_approval import request_for, slack_id
+
+#: The reverse proxy's https URL agents' browsers would reach (TLS ends there; it passes /auth/callback through).
+PUBLIC_URL = "https://resetbot.lab.invalid"
 
 
 @dataclass
@@ -47,7 +53,7 @@ def http_bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFac
     db: Path = tmp_path_factory.mktemp("http") / "resetbot.db"
     settings = lab_settings(lab, f"sqlite:///{db}", slack_mode=SlackMode.HTTP, slack_app_token=None,
                             slack_signing_secret=lab.descriptor["slack"]["signing_secret"],
-                            http_host="127.0.0.1", http_port=0)
+                            http_host="127.0.0.1", http_port=0, signin="both", public_url=PUBLIC_URL)
     serving = Serving(settings, build_runtime(settings))
     serving.start()
     assert isinstance(serving.intake, HttpIntake)
@@ -231,3 +237,26 @@ def test_a_signed_chunked_request_under_the_cap_is_served(http_bot: HttpBot, lab
             + b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     assert _status(_raw_exchange(http_bot.base_url, head, chunked)) == 200
+
+
+def test_the_browser_sign_in_callback_is_served_by_the_same_server(lab: Lab, http_bot: HttpBot,
+                                                                   driver: SlackDriver) -> None:
+    """In HTTP mode no listener of its own: the Slack server takes ``/auth/callback`` (behind the reverse proxy
+    that ends TLS for ``RESETBOT_PUBLIC_URL``), and a browser sign-in links hank through it."""
+    entra = EntraControl(lab)
+    entra.call("POST", "/redirect_uris", {"redirect_uri": f"{PUBLIC_URL}/auth/callback"})
+    before = dm_ts(driver, "hank")
+    driver.command("hank", "/resetbot", "login --browser", channel=lab.descriptor["slack"]["channels"]["helpdesk"])
+    link = driver.wait_for_message(driver.dm_channel("hank"), lambda m: m["ts"] not in before
+                                   and LINK_RE.search(m["text"]) is not None)
+    match = LINK_RE.search(link["text"])
+    assert match
+    _, posted = entra.browser_sign_in(match.group(1), person("hank").upn, person("hank").password)
+    with httpx.Client(base_url=http_bot.base_url, trust_env=False) as proxy:  # what the reverse proxy forwards
+        page = proxy.post("/auth/callback", data=posted)
+        assert page.status_code == 200 and "Sign-in finished" in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+        assert proxy.post("/auth/callback", data=posted).status_code == 400, "a state is used once"
+        assert proxy.post("/auth/callback", content=b"x" * (2 * 1024 * 1024),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 413
+    new_dm(driver, "hank", "Your Entra account is linked as", before)

@@ -102,3 +102,27 @@ def test_a_role_too_weak_names_what_blocks_and_what_would_do() -> None:
                                            service=True)
     assert nothing.startswith("The service identity svc@x.com (no Entra role that may reset passwords) can't reset "
                               "the password of anyone")
+
+
+def test_a_blocked_code_points_at_the_browser_only_where_it_is_allowed() -> None:
+    allowed = messages.links.device_code_blocked(browser_allowed=True, service=True)
+    assert allowed.endswith("Run `/resetbot login --service --browser` to sign in in your browser instead.")
+    off = messages.links.device_code_blocked(browser_allowed=False, service=False)
+    assert "turn on browser sign-in (RESETBOT_SIGNIN=both)" in off and "Conditional Access" in off
+
+
+def test_browser_sign_in_needs_its_redirect_uri_to_be_allowed() -> None:
+    key = Fernet.generate_key().decode()
+    base = {**SLACK, "entra_public_client_id": "11111111-2222", "token_cache_key": key}
+    assert not LinkRules.from_settings(load_settings(**base)).browser_allowed
+    settings = load_settings(**base, signin="both", public_url="https://resetbot.corp.example",
+                             callback_cert_file="/etc/resetbot/cb.pem", callback_key_file="/etc/resetbot/cb.key")
+    rules = LinkRules.from_settings(settings)
+    assert rules.browser_allowed and rules.redirect_uri == "https://resetbot.corp.example/auth/callback"
+
+
+@pytest.mark.parametrize("kind", ["done", "stale", "invalid", "unavailable"])
+def test_the_callback_page_is_plain_and_names_only_its_reference(kind: str) -> None:
+    page = messages.links.callback_html(kind, "c-0123456789")
+    assert page.startswith("<!doctype html>") and "(reference c-0123456789)" in page
+    assert "<script" not in page and "`" not in page

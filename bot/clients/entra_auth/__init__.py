@@ -2,7 +2,8 @@
 
 - :class:`AppTokens`: client credentials (secret or certificate) for Graph reads and Temporary Access Passes.
 - :class:`DelegatedTokens`: an agent links their own account once through the device-code flow (no inbound
-  port, no redirect URI); the bot then keeps that account's msal token cache, encrypted with Fernet, and gets
+  port, no redirect URI) or, where Conditional Access blocks that, in their browser (auth code with PKCE); the
+  bot then keeps that account's msal token cache, encrypted with Fernet, and gets
   fresh access tokens silently with the refresh token. resetPassword accepts only delegated tokens, so every
   reset is made as a named person whose Entra role Microsoft checks.
 
@@ -24,6 +25,8 @@ from bot.clients.entra_auth.app_tokens import GRAPH_DEFAULT_SCOPE, AppTokens, Ce
 from bot.clients.entra_auth.authority import PUBLIC_CLOUD_HOST, instance_discovery_for
 from bot.clients.entra_auth.delegated_tokens import (
     AGENT_SCOPES,
+    BROWSER_SIGN_IN_S,
+    BrowserFlow,
     DelegatedToken,
     DelegatedTokens,
     DeviceFlow,
@@ -33,9 +36,11 @@ from bot.clients.entra_auth.delegated_tokens import (
 
 __all__ = [
     "AGENT_SCOPES",
+    "BROWSER_SIGN_IN_S",
     "GRAPH_DEFAULT_SCOPE",
     "PUBLIC_CLOUD_HOST",
     "AppTokens",
+    "BrowserFlow",
     "CertificateCredential",
     "DelegatedToken",
     "DelegatedTokens",

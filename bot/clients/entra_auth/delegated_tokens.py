@@ -21,7 +21,13 @@ from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
 from bot.clients.entra_auth.authority import _check_authority, instance_discovery_for
-from bot.clients.entra_auth.msal_errors import _UNAVAILABLE_ERRORS, _fields, _unavailable_from, _unreadable_authority
+from bot.clients.entra_auth.msal_errors import (
+    _UNAVAILABLE_ERRORS,
+    _aadsts,
+    _fields,
+    _unavailable_from,
+    _unreadable_authority,
+)
 from bot.clients.http import DEFAULT_TIMEOUT_S, msal_http_client
 from bot.errors import (
     ConfigError,
@@ -31,7 +37,9 @@ from bot.errors import (
     EntraAuthError,
     EntraReauthRequiredError,
     EntraUnavailableError,
+    SignInBlockedError,
 )
+from bot.logs import remember_secret
 
 # Named after the package, as before the split: every log line shows its logger's name.
 log = logging.getLogger("bot.clients.entra_auth")
@@ -41,6 +49,14 @@ AGENT_SCOPES: tuple[str, ...] = ("UserAuthenticationMethod.ReadWrite.All", "User
 
 # The setting the operator sees in sentences (the composition root builds these clients from Settings).
 _S_PUBLIC_CLIENT_ID = "RESETBOT_ENTRA_PUBLIC_CLIENT_ID"
+
+#: Conditional Access refusing to issue the token for a completed sign-in: 53003 (blocked by policy, what the
+#: "authentication flows" condition answers for device code), 53000/53001 (device not compliant / not joined),
+#: 53002 (app not approved), 530032 (blocked by a security policy).
+_BLOCKED_BY_POLICY = frozenset({53000, 53001, 53002, 53003, 530032})
+
+#: How long a browser sign-in's link works (its ``state`` is refused after this).
+BROWSER_SIGN_IN_S = 600
 
 _REAUTH_ERRORS = frozenset({"invalid_grant", "interaction_required", "login_required", "consent_required",
                             "bad_token", "token_expired", "invalid_client"})
@@ -76,6 +92,17 @@ class DeviceFlow:
         """Make a waiting ``wait_for_device_flow`` return within about a second: msal's documented way to end
         its polling loop early is to set the flow's ``expires_at`` in the past (the waiter reports it expired)."""
         self._msal_flow["expires_at"] = 0
+
+
+@dataclass(frozen=True)
+class BrowserFlow:
+    """A browser sign-in just started: the URL to send the agent (Microsoft's page), its ``state`` (to find the
+    attempt again when the browser comes back), and msal's flow, encrypted (it holds the PKCE verifier)."""
+
+    auth_uri: str = field(repr=False)
+    state: str = field(repr=False)
+    encrypted_flow: str = field(repr=False)
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -221,8 +248,59 @@ class DelegatedTokens:
         if error in _UNAVAILABLE_ERRORS:
             return EntraUnavailableError(f"Entra ID's sign-in service is unavailable ({fields['code']}); try "
                                          "again in a minute.", **fields)
+        if _aadsts(result) in _BLOCKED_BY_POLICY:
+            return SignInBlockedError(f"Entra ID's Conditional Access blocked this sign-in ({fields['code']}).",
+                                      reason="blocked_by_policy", **fields)
         return DeviceFlowError(f"The Microsoft sign-in did not complete ({error}, {fields['code']}); start it "
                                "again.", reason=error, **fields)
+
+    # -- browser sign-in (authorization code with PKCE) -------------------------------------------------------
+    def start_browser_flow(self, redirect_uri: str, *, login_hint: str | None = None) -> BrowserFlow:
+        """A sign-in URL for the agent's browser: msal's auth-code flow with PKCE, a fresh ``state`` and ``nonce``,
+        and ``prompt=login`` (Microsoft asks for the password even in a browser already signed in, so the account
+        is the one typed now, not whoever's session the browser holds). No network call: msal reads the
+        authority's metadata only when the app is built, and that is cached."""
+        with self._lock:
+            app = self._public_app(msal.SerializableTokenCache(), http=self._http, http_cache=self._http_cache)
+        # form_post: Microsoft posts the code to the callback, so it never sits in a URL (history, logs, Referer).
+        flow = app.initiate_auth_code_flow(scopes=self._scopes, redirect_uri=redirect_uri, prompt="login",
+                                           login_hint=login_hint or None, response_mode="form_post")
+        return BrowserFlow(auth_uri=str(flow["auth_uri"]), state=str(flow["state"]),
+                           encrypted_flow=self._encrypt(json.dumps(flow)),
+                           expires_at=datetime.fromtimestamp(time.time() + BROWSER_SIGN_IN_S, UTC))
+
+    def finish_browser_flow(self, encrypted_flow: str, auth_response: dict[str, str]) -> LinkedAccount:
+        """Redeem the code Microsoft sent back (with the flow's PKCE verifier; msal checks ``state`` and the id
+        token's ``nonce``) and check the account as ``wait_for_device_flow`` does. Raises DeviceFlowError (with a
+        ``reason``), DeviceFlowDeclinedError, or EntraUnavailableError."""
+        try:
+            flow = json.loads(self._fernet.decrypt(encrypted_flow.encode("ascii")).decode())
+        except (InvalidToken, UnicodeError, ValueError):
+            raise DeviceFlowError("The sign-in's stored state could not be decrypted (was the token-cache key "
+                                  "changed?); start it again.", reason="undecryptable") from None
+        # msal logs the token request's form (code and code_verifier among it) at DEBUG; every log handler redacts
+        # what is registered, so neither reaches a log line, whoever logs it.
+        for secret in (auth_response.get("code"), flow.get("code_verifier")):
+            remember_secret(secret, ttl=BROWSER_SIGN_IN_S)
+        http = msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
+        app = self._public_app(msal.SerializableTokenCache(), http=http, http_cache={})
+        try:
+            result = app.acquire_token_by_auth_code_flow(flow, dict(auth_response), scopes=self._scopes)
+        except (MsalServiceError, requests.RequestException) as e:
+            raise _unavailable_from(e, "finishing a browser sign-in") from None
+        except ValueError:  # msal: the state (or the response's shape) does not match the flow
+            raise DeviceFlowError("Microsoft's answer does not belong to this sign-in; start it again.",
+                                  reason="state_mismatch") from None
+        except RuntimeError:  # msal: the id token's nonce is not this flow's (a replayed or injected answer)
+            raise DeviceFlowError("Microsoft's answer carried an id token issued for another sign-in; start it "
+                                  "again.", reason="nonce_mismatch") from None
+        if "access_token" not in result:
+            error = str(result.get("error") or "unknown_error")
+            if error == "access_denied" and not result.get("error_codes"):
+                raise DeviceFlowDeclinedError("The Microsoft sign-in was declined or cancelled, so the account was "
+                                              "not linked.", reason="declined")
+            raise self._device_error(result, timed_out=False)
+        return self._linked(app, result)
 
     def _linked(self, app: Any, result: dict[str, Any]) -> LinkedAccount:
         claims = result.get("id_token_claims") or {}

@@ -71,6 +71,10 @@ class DoctorPlan:
     writeback_account: str | None = None
     database_url: str | None = field(default=None, repr=False)
     tls_timeout_s: float = 5.0
+    #: With browser sign-in on: the public URL agents' browsers come back to, and the redirect URI to register.
+    browser_sign_in: bool = False
+    public_url: str | None = None
+    redirect_uri: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -128,6 +132,7 @@ S_WRITEBACK = messages.doctor.CHECK_WRITEBACK
 S_KEY_VERSION = messages.doctor.CHECK_KEY_VERSION
 S_DATABASE = messages.doctor.CHECK_DATABASE
 S_SERVICE_LINK = messages.doctor.CHECK_SERVICE_LINK
+S_CALLBACK = messages.doctor.CHECK_CALLBACK
 
 
 def no_test_user() -> str:

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot import messages
+from bot.services.doctor.callback import check_callback
 from bot.services.doctor.database import check_database
 from bot.services.doctor.directory import ad_checks
 from bot.services.doctor.entra import entra_checks
 from bot.services.doctor.plan import (
+    S_CALLBACK,
     S_DATABASE,
     S_PROXY,
     S_SERVICE_LINK,
@@ -36,6 +38,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
         yield run.check(S_PROXY, lambda: check_proxy(plan))
     yield from slack_checks(plan, run, state)
     yield from entra_checks(plan, run, state)
+    yield run.check(S_CALLBACK, lambda: check_callback(plan))
     yield from ad_checks(plan, run)
     if plan.database_url is None:
         yield skip(S_DATABASE, messages.doctor.doctor_skipped_for(S_SETTINGS))

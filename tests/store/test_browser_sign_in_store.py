@@ -1,0 +1,88 @@
+"""Browser sign-ins waiting for their callback, on SQLite and PostgreSQL: a state is used once across replicas
+(twenty simultaneous callbacks make one claim), a late one is expired and used up, an unknown one is unknown, and
+old ones are purged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from bot import store
+from bot.store.links import SignInClaim
+from tests.store.helpers import T0, run_concurrently
+
+pytest_plugins = ("tests.store.dbfixtures",)
+
+TEN_MINUTES = timedelta(minutes=10)
+
+
+def _started(factory: sessionmaker[Session], state_hash: str = "a" * 64) -> str:
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash=state_hash, slack_user="U1", service=False,
+                                         correlation_id="c-1", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+    return state_hash
+
+
+def test_twenty_simultaneous_callbacks_make_one_claim(factory: sessionmaker[Session]) -> None:
+    state = _started(factory)
+
+    def callback(i: int) -> SignInClaim:
+        with factory.begin() as session:
+            return store.links.claim_browser_sign_in(session, state_hash=state, at=T0 + timedelta(seconds=1))[0]
+
+    outcomes = run_concurrently(20, callback)
+    assert outcomes.count(SignInClaim.CLAIMED) == 1
+    assert set(outcomes) == {SignInClaim.CLAIMED, SignInClaim.USED}
+
+
+def test_a_claim_carries_whose_sign_in_it_is(factory: sessionmaker[Session]) -> None:
+    state = _started(factory)
+    with factory.begin() as session:
+        claim, row = store.links.claim_browser_sign_in(session, state_hash=state, at=T0)
+    assert claim == SignInClaim.CLAIMED and row is not None
+    assert (row.slack_user, row.service, row.correlation_id, row.encrypted_flow) == ("U1", False, "c-1", "opaque")
+
+
+def test_a_late_callback_is_expired_and_uses_the_state_up(factory: sessionmaker[Session]) -> None:
+    state = _started(factory)
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash=state, at=T0 + TEN_MINUTES)[0] == \
+            SignInClaim.EXPIRED
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash=state, at=T0)[0] == SignInClaim.USED
+
+
+def test_an_unknown_state_is_unknown_and_old_ones_are_purged(factory: sessionmaker[Session]) -> None:
+    old, new = _started(factory, "o" * 64), "n" * 64
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash=new, slack_user="U2", service=True,
+                                         correlation_id="c-2", encrypted_flow="opaque", created_at=T0 + TEN_MINUTES,
+                                         expires_at=T0 + 2 * TEN_MINUTES)
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash="x" * 64, at=T0) == (SignInClaim.UNKNOWN, None)
+        assert store.links.purge_browser_sign_ins(session, before=T0 + TEN_MINUTES + timedelta(seconds=1)) == 1
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash=old, at=T0)[0] == SignInClaim.UNKNOWN
+        assert store.links.claim_browser_sign_in(session, state_hash=new, at=T0 + TEN_MINUTES)[0] == \
+            SignInClaim.CLAIMED
+
+
+def test_a_newer_sign_in_retires_the_waiting_ones_of_the_same_person_only(factory: sessionmaker[Session]) -> None:
+    mine, used = _started(factory, "m" * 64), _started(factory, "u" * 64)
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash="s" * 64, slack_user="U1", service=True,
+                                         correlation_id="c-3", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+        store.links.save_browser_sign_in(session, state_hash="t" * 64, slack_user="U2", service=False,
+                                         correlation_id="c-4", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+        assert store.links.claim_browser_sign_in(session, state_hash=used, at=T0)[0] == SignInClaim.CLAIMED
+    with factory.begin() as session:
+        assert store.links.retire_browser_sign_ins(session, slack_user="U1", service=False, at=T0) == 1
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash=mine, at=T0)[0] == SignInClaim.USED
+        assert store.links.claim_browser_sign_in(session, state_hash="s" * 64, at=T0)[0] == SignInClaim.CLAIMED
+        assert store.links.claim_browser_sign_in(session, state_hash="t" * 64, at=T0)[0] == SignInClaim.CLAIMED
