@@ -151,10 +151,11 @@ class Settings(StorageSettings):
     token_cache_old_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: ``agent``: each reset is made as the requesting agent's linked account; ``service``: as one service identity.
     reset_identity: ResetIdentity = ResetIdentity.AGENT
-    #: Also take an Entra account whose ``mail`` (not only its UPN) is the agent's Slack address as theirs when
-    #: they link it. Off by default: ``mail`` is often editable on-prem by the very helpdesk staff who link, so it
-    #: proves nothing; turn it on only where UPNs are not the addresses people have in Slack and ``mail`` is
-    #: written by nobody but the directory's owners.
+    #: Also take an Entra account whose ``mail`` (not only its UPN) is a person's Slack address as theirs: when an
+    #: agent links it, and when Slack users and Entra accounts are matched (target, manager, requester, approver).
+    #: Off by default: ``mail`` is often editable on-prem by the very helpdesk staff who link, so it proves
+    #: nothing; turn it on only where UPNs are not the addresses people have in Slack and ``mail`` is written by
+    #: nobody but the directory's owners.
     link_accept_mail: bool = False
     #: UPN of the service identity (``reset_identity=service``); an approver links it with /resetbot login --service.
     service_identity_upn: str | None = None
