@@ -90,6 +90,13 @@ class Settings(StorageSettings):
     protected_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Protected accounts a rule allows anyway (sAMAccountName or UPN); they need two approvers and alert security.
     protected_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Requests one agent may make in a rolling hour; more are refused, and the first refusal alerts security.
+    limit_agent_per_hour: int = Field(default=10, ge=1, le=10_000)
+    #: Hours after a target's password was reset during which another reset of it needs two approvals and
+    #: alerts security; 0 turns the rule off.
+    limit_repeat_hours: int = Field(default=24, ge=0, le=24 * 90)
+    #: Requests the whole helpdesk may make in a rolling hour before security is alerted (once an hour; no block).
+    limit_team_per_hour: int = Field(default=50, ge=1, le=100_000)
     #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
