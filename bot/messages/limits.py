@@ -6,14 +6,17 @@ from bot.messages.format import esc
 from bot.models import ResetRequest
 
 
-def _thread_of(req: ResetRequest) -> str:
+def _thread_of(req: ResetRequest, link: str | None) -> str:
+    if link:
+        return f"<{link}|its thread>"
     return f"its thread in <#{req.channel_id}>" if req.channel_id else "its thread"
 
 
-def open_request(name: str, upn: str, req: ResetRequest) -> str:
+def open_request(name: str, upn: str, req: ResetRequest, link: str | None) -> str:
+    """``link``: the request message's permalink, when Slack gave one (None while it is still being posted)."""
     return (f"{esc(name)} (`{esc(upn)}`) already has a reset request open: {req.id}, asked by <@{req.requester}>, "
-            f"{req.state.value.replace('_', ' ')} (see {_thread_of(req)}). Nothing new was requested; follow that "
-            "one, or cancel it first.")
+            f"{req.state.value.replace('_', ' ')} (see {_thread_of(req, link)}). Nothing new was requested; follow "
+            "that one, or cancel it first.")
 
 
 def agent_rate(made: int, limit: int) -> str:

@@ -119,7 +119,10 @@ class RequestLimits(RequestViews):
                     log.warning("a limit's security alert could not be posted: %s", e)
         match check.decision.refused:
             case Limit.OPEN_REQUEST if check.open_request is not None:
-                return messages.limits.open_request(target_name, target_upn, check.open_request)
+                held = check.open_request
+                link = self.notifier.permalink(held.channel_id, held.thread_ts) \
+                    if held.channel_id and held.thread_ts else None
+                return messages.limits.open_request(target_name, target_upn, held, link)
             case Limit.AGENT_RATE:
                 return messages.limits.agent_rate(check.facts.agent_recent, rules.agent_per_hour)
         return None

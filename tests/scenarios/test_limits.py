@@ -101,12 +101,14 @@ def test_one_open_request_per_target_even_when_two_replicas_are_asked_at_once(
         refused = next(s for s in said if s and "already has" in s)
         # The thread is named once the winner has posted it (here it may still be posting).
         assert refused.startswith(f"Bob Baker (`{person('bob').upn}`) already has a reset request open: {req.id}, "
-                                  f"asked by <@{slack_id(lab, 'hank')}>, pending approval (see its thread")
+                                  f"asked by <@{slack_id(lab, 'hank')}>, pending approval (see ")
         assert refused.endswith("Nothing new was requested; follow that one, or cancel it first.")
         assert len([m for m in driver.messages(helpdesk(lab)) if "twice at once" in str(m["blocks"])]) == 1
         # Later, from the other replica, still refused while it is open; once it is decided, Bob may be asked for.
         again = ask(b, "bob", "still open")(lab)
-        assert again is not None and f"{req.id}, asked by" in again and f"its thread in <#{helpdesk(lab)}>" in again
+        posted = next(m for m in driver.messages(helpdesk(lab)) if "twice at once" in str(m["blocks"]))
+        link = f"https://resetbot-lab.slack.com/archives/{helpdesk(lab)}/p{posted['ts'].replace('.', '')}"
+        assert again is not None and f"{req.id}, asked by" in again and f"(see <{link}|its thread>)" in again
         assert a.requests.cancel(request_id=req.id, actor=slack_id(lab, "hank"), correlation_id="c") is None
         assert "is posted in" in str(ask(b, "bob", "after the cancel")(lab))
         refusals = [e for e in audit_of(a) if e.action == "refused" and '"reason":"open_request"' in e.detail]
