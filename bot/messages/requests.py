@@ -248,6 +248,9 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     if req.protected:
         reasons = [Protection(r) for r in req.protected.split(",")]
         lines.append(f":lock: Protected account ({_protection_words(reasons)}): needs two different approvers.")
+    if req.approvals_required >= 2 and not req.protected and req.target_slack_id is not None:
+        # The one other reason a request needs two (bot.domain.limits): its target was reset recently.
+        lines.append(":repeat: This password was already reset recently: two different approvers decide.")
     status = STATE_LINE[req.state]
     if req.state == RequestState.PENDING_APPROVAL:
         status += f" ({len(approvals)} of {req.approvals_required})"

@@ -151,12 +151,13 @@ class RequestIntake(RequestLimits):
         confirm = self.rules.target_confirmation != TargetConfirmation.OFF and target.slack_id is not None
         now = self.clock()
         due = deadlines(now, self.rules.ttl)
+        requester_display = self.notifier.name_of(requester)  # a Slack call: not while holding the intake lock
         with self.begin() as session:
             limits = self._check_limits(session, requester=requester, target_entra_id=target.entra.id,
                                         target_upn=target.entra.user_principal_name, now=now,
                                         correlation_id=correlation_id, source_key=source_key)
             req = None if limits is None or limits.decision.refused else store.requests.create_request(
-                session, requester=requester, requester_display=self.notifier.name_of(requester),
+                session, requester=requester, requester_display=requester_display,
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
                 target_display=target.name,

@@ -179,6 +179,7 @@ def test_a_target_reset_within_the_repeat_window_needs_two_approvals_and_securit
             assert second.approvals_required == 2
             posted = driver.wait_for_message(helpdesk(lab), lambda m: "second time" in str(m["blocks"]))
             assert "(0 of 2)" in str(posted["blocks"])
+            assert "This password was already reset recently: two different approvers decide" in str(posted["blocks"])
             alert = driver.wait_for_message(lab.descriptor["slack"]["channels"]["security"],
                                             lambda m: "again" in m["text"])
             assert alert["text"] == (f":warning: <@{slack_id(lab, 'hank')}> asked to reset Alice Archer "
