@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from bot.models import SealedSecret
 from bot.settings import TargetConfirmation
@@ -20,6 +21,7 @@ from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import RunningBot, wait_until
 from tests.scenarios.test_request_approval import slack_id
+from tests.scenarios.test_reset import everything_people_and_storage_hold
 
 ZOE_SLACK_ADDRESS = "zoe.zimmer@corp-chat.example"
 
@@ -87,6 +89,24 @@ def test_reveal_refuses_and_discards_the_password_once_the_target_said_no(
     the caller on the phone was not her: the password must not be shown to anyone, and is discarded."""
     with_rules(bot, target_confirmation=TargetConfirmation.ASK)
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    sealer, made = bot.services.reset.sealer, []
+    original = sealer.seal
+
+    def recording(secret: SecretStr) -> str:
+        made.append(secret.get_secret_value())
+        return original(secret)
+
+    sealer.seal = recording  # type: ignore[method-assign]
+    try:
+        refuse_after_no(lab, bot, driver, helpdesk)
+    finally:
+        sealer.seal = original  # type: ignore[method-assign]
+    assert made, "the reset sealed no password"
+    everywhere = everything_people_and_storage_hold(lab, driver, bot)
+    assert [p for p in made if p in everywhere] == [], "the discarded password shows somewhere"
+
+
+def refuse_after_no(lab: Lab, bot: RunningBot, driver: SlackDriver, helpdesk: str) -> None:
     driver.command("hank", "/reset", f"<@{slack_id(lab, 'alice')}|alice> reveal after no", channel=helpdesk)
     request = driver.wait_for_message(helpdesk, lambda m: "reveal after no" in str(m["blocks"]))
     dm = driver.dm_channel("alice")
