@@ -70,8 +70,13 @@ class ResetReveal(ResetDeps):
         now = self.clock()
         until = now + REVEAL_CLAIM
         with self.begin() as session:
-            taken = store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
+            # The row locked while claiming: a "No" recorded meanwhile is seen here, or waits until this claim is made.
+            current = store.requests.lock_request(session, request_id=req.id)
+            disowned = current is not None and current.confirmation == "no"
+            taken = None if disowned else store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
             busy = taken is None and store.sealed.is_claimed(session, request_id=req.id, now=now)
+        if disowned:
+            return None, self._refuse_disowned(req, actor, correlation_id)
         if taken is None:
             return None, messages.reset.reveal_in_progress() if busy else messages.reset.reveal_gone()
         kind, ciphertext = taken
