@@ -78,10 +78,6 @@ class Target:
     def name(self) -> str:
         return self.entra.display_name or self.entra.user_principal_name
 
-    @property
-    def email(self) -> str:
-        return (self.entra.mail or self.entra.user_principal_name).lower()
-
 
 class ResolveFailure(StrEnum):
     UNKNOWN = "unknown"
