@@ -20,6 +20,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from bot.domain.lifecycle import RequestState
+from bot.domain.limits import Limit
 from bot.domain.verdict import VerdictKind
 from bot.errors import ConfigError
 
@@ -58,6 +59,11 @@ class Metrics:
                                  ["check", "outcome"], registry=registry)
         self.health = Gauge("resetbot_health_ok", "1 while a health check passes, 0 while it fails.",
                             ["check"], registry=registry)
+        self.limits = Counter("resetbot_limits", "Abuse limits that applied to a /reset: refused (open_request, "
+                              "agent_rate), two approvals required (repeat_target), security alerted (team_rate).",
+                              ["limit"], registry=registry)
+        for limit in Limit:
+            self.limits.labels(limit=limit.value)
         for state in OUTCOMES:
             self.requests.labels(outcome=state.value)
         for kind in VerdictKind:
@@ -85,6 +91,11 @@ def record_transition(*, to: RequestState, created_at: datetime, decided_at: dat
             metrics.verdicts.labels(verdict=verdict).inc()
         if decided_at is not None:
             metrics.reset_latency.observe(max(0.0, (at - decided_at).total_seconds()))
+
+
+def record_limit(limit: Limit, *, metrics: Metrics = METRICS) -> None:
+    """One abuse limit applied to a request (or to an attempt at one)."""
+    metrics.limits.labels(limit=limit.value).inc()
 
 
 def record_followup(check: str, outcome: str, *, metrics: Metrics = METRICS) -> None:

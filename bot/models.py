@@ -120,7 +120,8 @@ class ResetRequest(SQLModel, table=True):
     )
 
     id: str = Field(default_factory=new_request_id, primary_key=True, max_length=16)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    #: Indexed: the abuse limits count the requests of the last hour at every ``/reset``.
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     #: Bumped by every transition and message attachment; lets a caller detect that its copy is stale.
     version: int = Field(default=1)
@@ -131,7 +132,7 @@ class ResetRequest(SQLModel, table=True):
 
     #: The target as resolved at request time. ``target_upn`` is stored lower-case (UPNs are case-insensitive),
     #: so "all requests for this person" is an index lookup.
-    target_entra_id: str = Field(max_length=64)
+    target_entra_id: str = Field(max_length=64, index=True)
     target_upn: str = Field(index=True, max_length=320)
     target_sam: str | None = Field(default=None, max_length=64)
     target_dn: str | None = Field(default=None, max_length=1024)
@@ -222,7 +223,8 @@ class AuditEvent(SQLModel, table=True):
     request_id: str | None = Field(default=None, index=True, max_length=16)
     #: Slack user id, or ``system`` / ``scheduler`` for the bot itself.
     actor: str = Field(max_length=64)
-    action: str = Field(max_length=64)
+    #: Indexed: the abuse limits look for their last alert (an action) at every ``/reset``.
+    action: str = Field(max_length=64, index=True)
     from_state: str | None = Field(default=None, max_length=32)
     to_state: str | None = Field(default=None, max_length=32)
     correlation_id: str | None = Field(default=None, max_length=64)

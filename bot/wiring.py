@@ -120,7 +120,8 @@ def build_runtime(settings: Settings) -> Runtime:
         unlock_password=settings.ldap_unlock_password.get_secret_value() if settings.ldap_unlock_password else None,
     )
     notifier = SlackNotifier(web_client(settings))
-    resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier)
+    resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier,
+                              accept_mail=settings.link_accept_mail)
     links = LinkService(begin=factory.begin, notifier=notifier, tokens=_delegated_tokens(settings), graph=graph,
                         rules=LinkRules.from_settings(settings))
     outbox = Outbox(begin=factory.begin, notifier=notifier)

@@ -39,6 +39,7 @@ class Notifier(Protocol):
     def email_of(self, user: str) -> str | None: ...
     def user_by_email(self, email: str) -> str | None: ...
     def name_of(self, user: str) -> str: ...
+    def permalink(self, channel: str, ts: str) -> str | None: ...
     def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]: ...
     def group_id(self, handle: str) -> str | None: ...
     def group_handle(self, ref: str) -> str: ...
@@ -101,6 +102,17 @@ class SlackNotifier:
             return user
         u = resp["user"]
         return str(u.get("real_name") or u.get("profile", {}).get("real_name") or u.get("name") or user)
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to the message (``chat.getPermalink``), or None when Slack will not give one: a link is a
+        convenience in a sentence, never worth failing it for."""
+        try:
+            resp = self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, OSError) as e:
+            log.info("no permalink for %s/%s: %s", channel, ts, type(e).__name__)
+            return None
+        link = resp.get("permalink")
+        return str(link) if link else None
 
     def user_by_email(self, email: str) -> str | None:
         try:

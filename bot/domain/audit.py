@@ -92,6 +92,12 @@ class AuditAction(StrEnum):
     #: A message the bot owed (a follow-up's outcome, a health change) that Slack never took before the outbox's
     #: give-up horizon: the outcome stands, nobody was told.
     MESSAGE_GIVEN_UP = "message_given_up"
+    #: An abuse limit told security (``bot.domain.limits``): an agent's first refusal in an hour, the whole
+    #: helpdesk past its hourly number, a target reset again within the repeat window. The first two are also how
+    #: every replica knows the alert went out in this window.
+    AGENT_LIMIT_ALERTED = "agent_limit_alerted"
+    TEAM_LIMIT_ALERTED = "team_limit_alerted"
+    REPEAT_TARGET_ALERTED = "repeat_target_alerted"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

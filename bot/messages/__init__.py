@@ -3,7 +3,8 @@ services: ``messages.requests`` (a request, its refusals, its thread message, th
 ``messages.reset`` (the verdict, the TAP, the reveal), ``messages.followups``, ``messages.health``,
 ``messages.links`` (linking an Entra account), ``messages.status`` and ``messages.home`` (``/reset-status``,
 App Home), ``messages.doctor``, ``messages.cli`` and ``messages.audit`` (the operator's commands),
-``messages.commands`` (help and usage) and ``messages.errors`` (the error handler's sentences);
+``messages.limits`` (the abuse limits at ``/reset``), ``messages.commands`` (help and usage) and
+``messages.errors`` (the error handler's sentences);
 ``messages.format`` holds what they share (dates, buttons, lists, durations).
 
 Call them as ``messages.reset.verdict_sentence(...)``: the domain's name says where a sentence lives. Nothing
@@ -20,6 +21,7 @@ from bot.messages import (
     format,
     health,
     home,
+    limits,
     links,
     requests,
     reset,
@@ -36,6 +38,7 @@ __all__ = [
     "format",
     "health",
     "home",
+    "limits",
     "links",
     "requests",
     "reset",

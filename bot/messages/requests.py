@@ -62,6 +62,11 @@ def not_in_directory_slack_user() -> str:
     return "That Slack user has no email address I can match to Entra ID; use their email address or UPN instead."
 
 
+def slack_user_not_matched(slack_user: str) -> str:
+    return (f"<@{slack_user}>'s Slack email address is not the sign-in name (UPN) of any Entra ID account, so I can't "
+            "tell whose account they are; use their UPN or sAMAccountName instead. Nothing was requested.")
+
+
 def not_an_agent(group: str) -> str:
     return f"Only members of the @{group} user group can request password resets."
 
@@ -72,9 +77,9 @@ def self_reset() -> str:
 
 
 def requester_not_matched() -> str:
-    return ("I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail "
-            "or UPN there), so I can't make sure this isn't your own account; nothing was requested. Ask a Slack admin "
-            "to set your profile's email address to your work address.")
+    return ("I can't match your Slack account to an Entra ID account (your Slack email address is no account's "
+            "sign-in name, its UPN, there), so I can't make sure this isn't your own account; nothing was requested. "
+            "Ask a Slack admin to set your profile's email address to your work address.")
 
 
 def target_not_in_slack(name: str) -> str:
@@ -243,6 +248,9 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     if req.protected:
         reasons = [Protection(r) for r in req.protected.split(",")]
         lines.append(f":lock: Protected account ({_protection_words(reasons)}): needs two different approvers.")
+    if req.approvals_required >= 2 and not req.protected and req.target_slack_id is not None:
+        # The one other reason a request needs two (bot.domain.limits): its target was reset recently.
+        lines.append(":repeat: This password was already reset recently: two different approvers decide.")
     status = STATE_LINE[req.state]
     if req.state == RequestState.PENDING_APPROVAL:
         status += f" ({len(approvals)} of {req.approvals_required})"

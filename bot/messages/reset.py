@@ -148,6 +148,16 @@ def reveal_not_an_agent() -> str:
             "shown to you; it stays sealed until it is wiped.")
 
 
+def reveal_refused_disowned(name: str) -> str:
+    return (f"{esc(name)} said they did not ask for this reset, so the temporary password can't be shown to anyone: "
+            "it has been discarded, and security has been told. Their account needs a new, verified request.")
+
+
+def secret_discarded_disowned() -> str:
+    return ("The temporary password was discarded unrevealed: the user said they did not ask for this reset, so "
+            "nobody may read it.")
+
+
 def reveal_gone() -> str:
     return ("This temporary password was already revealed, or its 10 minutes have passed: it is gone. Start a new "
             "reset if it's still needed.")

@@ -17,7 +17,7 @@ from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
 from bot.errors import ResetbotError
 from bot.models import ResetRequest
-from bot.services.request_views import RequestViews
+from bot.services.request_limits import RequestLimits
 from bot.services.resolve import ResolveProblem, Target
 from bot.settings import TargetConfirmation
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.services.requests")
 
 
-class RequestIntake(RequestViews):
+class RequestIntake(RequestLimits):
     """``/reset``: the checks, the request, its thread and the approvers' DMs; ``recheck`` before the reset."""
 
     # RequestService's fields these methods read (declared here for the type checker; the dataclass sets them).
@@ -151,15 +151,19 @@ class RequestIntake(RequestViews):
         confirm = self.rules.target_confirmation != TargetConfirmation.OFF and target.slack_id is not None
         now = self.clock()
         due = deadlines(now, self.rules.ttl)
+        requester_display = self.notifier.name_of(requester)  # a Slack call: not while holding the intake lock
         with self.begin() as session:
-            req = store.requests.create_request(
-                session, requester=requester, requester_display=self.notifier.name_of(requester),
+            limits = self._check_limits(session, requester=requester, target_entra_id=target.entra.id,
+                                        target_upn=target.entra.user_principal_name, now=now,
+                                        correlation_id=correlation_id, source_key=source_key)
+            req = None if limits is None or limits.decision.refused else store.requests.create_request(
+                session, requester=requester, requester_display=requester_display,
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
                 target_display=target.name,
                 reason=reason, unlock=unlock, tap=tap,
-                approvals_required=required_approvals(protected=bool(protection),
-                                                      target_in_slack=target.slack_id is not None),
+                approvals_required=max(limits.decision.approvals, required_approvals(
+                    protected=bool(protection), target_in_slack=target.slack_id is not None)),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
                 approver_group=approvers.group_handle, protected=protection,
                 confirmation="pending" if confirm else "off", source_key=source_key, escalate_at=due.escalate_at,
@@ -169,6 +173,13 @@ class RequestIntake(RequestViews):
                                          "manager": approvers.manager, "approver_group": approvers.group_handle,
                                          "target_in_slack": target.slack_id is not None}),
             )
+            if req is not None and limits is not None:
+                self._audit_repeat(session, req, limits, correlation_id)
+        if limits is not None:
+            refused = self._tell_limits(limits, requester=requester, target_name=target.name,
+                                        target_upn=target.entra.user_principal_name, req=req)
+            if refused is not None:
+                return refused
         if req is None:
             return None  # the same command, delivered again while the first delivery was being served
         posted_in = self._post_request(req, channel)

@@ -103,6 +103,8 @@ class RequestViews:
                 return messages.requests.ambiguous_user(problem.text, problem.candidates)
             case ResolveFailure.SLACK_USER_WITHOUT_EMAIL:
                 return messages.requests.not_in_directory_slack_user()
+            case ResolveFailure.SLACK_USER_NOT_MATCHED:
+                return messages.requests.slack_user_not_matched(problem.text)
             case ResolveFailure.NOT_IN_ENTRA:
                 return messages.requests.in_ad_not_in_entra(problem.text, *problem.candidates[0])
             case ResolveFailure.NOT_EXACT:

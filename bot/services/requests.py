@@ -16,6 +16,7 @@ from typing import Protocol
 from bot.clients.directory import Directory
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
+from bot.domain.limits import LimitRules
 from bot.models import utcnow
 from bot.services.request_decisions import SYSTEM, RequestDecisions
 from bot.services.request_intake import RequestIntake
@@ -45,6 +46,8 @@ class RequestRules:
     protected_allowed: Sequence[str]
     requests_channel: str | None
     security_channel: str | None
+    #: The abuse limits (``RESETBOT_LIMIT_*``).
+    limits: LimitRules = field(default_factory=LimitRules)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestRules:
@@ -58,6 +61,9 @@ class RequestRules:
             protected_allowed=settings.protected_allowed,
             requests_channel=settings.requests_channel,
             security_channel=settings.security_channel,
+            limits=LimitRules(agent_per_hour=settings.limit_agent_per_hour,
+                              repeat_hours=settings.limit_repeat_hours,
+                              team_per_hour=settings.limit_team_per_hour),
         )
 
 

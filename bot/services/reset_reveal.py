@@ -15,7 +15,7 @@ from bot.domain.lifecycle import RequestState
 from bot.domain.rules import Refusal
 from bot.domain.verdict import VerdictKind
 from bot.logs import REVEALED_SECRET_TTL_S, remember_secret
-from bot.models import OutboxMessage
+from bot.models import OutboxMessage, ResetRequest
 from bot.policy import phonetic
 from bot.services.outbox import channel_message
 from bot.services.reset_perform import ResetDeps, _in_thread
@@ -63,13 +63,20 @@ class ResetReveal(ResetDeps):
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))
             return None, messages.reset.reveal_not_an_agent()
+        if req.confirmation == "no":
+            return None, self._refuse_disowned(req, actor, correlation_id)
         if req.state != RequestState.SUCCEEDED:  # a password sealed while Graph still works waits for its verdict
             return None, messages.reset.reveal_gone()
         now = self.clock()
         until = now + REVEAL_CLAIM
         with self.begin() as session:
-            taken = store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
+            # The row locked while claiming: a "No" recorded meanwhile is seen here, or waits until this claim is made.
+            current = store.requests.lock_request(session, request_id=req.id)
+            disowned = current is not None and current.confirmation == "no"
+            taken = None if disowned else store.sealed.claim_sealed(session, request_id=req.id, now=now, until=until)
             busy = taken is None and store.sealed.is_claimed(session, request_id=req.id, now=now)
+        if disowned:
+            return None, self._refuse_disowned(req, actor, correlation_id)
         if taken is None:
             return None, messages.reset.reveal_in_progress() if busy else messages.reset.reveal_gone()
         kind, ciphertext = taken
@@ -83,6 +90,21 @@ class ResetReveal(ResetDeps):
         modal = messages.reset.reveal_modal(name=req.target_display, password=secret, spelled=phonetic(secret),
                                             must_change=req.verdict == VerdictKind.SUCCEEDED, tap=kind == "tap")
         return Reveal(req.id, until, modal), None
+
+    def _refuse_disowned(self, req: ResetRequest, actor: str, correlation_id: str) -> str:
+        """The target said they did not ask for this reset (a "No", however late): whoever is on the phone is not
+        them, so nobody may read the password any more. It is discarded (the first refused click says so in the
+        thread), and each refused click is audited."""
+        now = self.clock()
+        with self.begin() as session:
+            discarded = store.sealed.discard_sealed(session, request_id=req.id)
+            store.audit.append_audit(session, draft=AuditDraft(
+                actor=actor, action=AuditAction.REFUSED, request_id=req.id, correlation_id=correlation_id,
+                detail={"attempted": "reveal", "reason": "target_said_no", "discarded": discarded}))
+            ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.secret_discarded_disowned(),
+                                                          origin="reset.discarded") if discarded else [], now=now)
+        self.outbox.deliver(ids, now=now)
+        return messages.reset.reveal_refused_disowned(req.target_display)
 
     def reveal_shown(self, shown: Reveal, *, actor: str, correlation_id: str) -> None:
         """Slack opened the modal: now the password is spent, "revealed" audited and said in the thread."""

@@ -1,9 +1,13 @@
 """Who is meant: from what an agent typed to one person in Slack, Entra ID and AD.
 
 Entra ID is the source of truth for identity (the reset happens there); AD is where the account must exist
-for writeback; Slack is matched by email, the one key all three share. Matching by email can miss (a Slack
-profile with an alias or another domain's address), so people are *compared* by Entra object id
-(:meth:`TargetResolver.entra_id_of`), and a miss is reported as None for the caller to fail closed on.
+for writeback; Slack is matched by the Slack profile's email address, which must be the Entra account's UPN. Not
+its ``mail``: helpdesk staff can often edit ``mail`` on-premises (Entra Connect syncs it), and setting a victim's
+mail to an accomplice's Slack address would make that Slack account the victim here (asked to confirm, taken for
+their manager, resolved by ``/reset @accomplice``). ``RESETBOT_LINK_ACCEPT_MAIL`` lets ``mail`` count too, where
+only the directory's owners can write it. Matching can miss (a Slack profile with an alias or another domain's
+address), so people are *compared* by Entra object id (:meth:`TargetResolver.entra_id_of`), and a miss is
+reported as None for the caller to fail closed on.
 
 A name is never guessed: a display-name prefix search only finds candidates. One is taken only when it is exactly
 what was typed (the whole display name, or the UPN's or mail's part before the @); a lone near match is offered,
@@ -74,15 +78,13 @@ class Target:
     def name(self) -> str:
         return self.entra.display_name or self.entra.user_principal_name
 
-    @property
-    def email(self) -> str:
-        return (self.entra.mail or self.entra.user_principal_name).lower()
-
 
 class ResolveFailure(StrEnum):
     UNKNOWN = "unknown"
     AMBIGUOUS = "ambiguous"
     SLACK_USER_WITHOUT_EMAIL = "slack_user_without_email"
+    #: The Slack user's email address is no Entra account's UPN (nor, with mail accepted, its mail).
+    SLACK_USER_NOT_MATCHED = "slack_user_not_matched"
     #: The sAMAccountName is an AD account, but Entra has no user with its UPN (candidates: that AD account).
     NOT_IN_ENTRA = "not_in_entra"
     #: Nobody is called exactly that; one person's name starts with it (candidates: that person).
@@ -97,10 +99,13 @@ class ResolveProblem:
 
 
 class TargetResolver:
-    def __init__(self, *, graph: EntraDirectory, directory: Directory, notifier: Notifier) -> None:
+    def __init__(self, *, graph: EntraDirectory, directory: Directory, notifier: Notifier,
+                 accept_mail: bool = False) -> None:
         self._graph = graph
         self._directory = directory
         self._notifier = notifier
+        #: ``mail`` matches a Slack address too (``RESETBOT_LINK_ACCEPT_MAIL``); by default only the UPN does.
+        self._accept_mail = accept_mail
 
     def resolve(self, ref: TargetRef) -> Target | ResolveProblem:
         users = self._candidates(ref)
@@ -121,7 +126,10 @@ class TargetResolver:
                 email = self._notifier.email_of(ref.value)
                 if not email:
                     return ResolveProblem(ResolveFailure.SLACK_USER_WITHOUT_EMAIL, ref.value)
-                return self._graph.find_users(email)
+                owned = self._owned_by(email)
+                if not owned:
+                    return ResolveProblem(ResolveFailure.SLACK_USER_NOT_MATCHED, ref.value)
+                return owned
             case TargetKind.EMAIL_OR_UPN:
                 return self._graph.find_users(ref.value)
             case TargetKind.SAM:
@@ -159,20 +167,31 @@ class TargetResolver:
             return self._directory.find_user(sam=entra.on_premises_sam_account_name)
         return None
 
+    def _addresses(self, entra: EntraUser) -> list[str]:
+        """The addresses a Slack profile may carry to be this Entra account's: its UPN (and its mail, if accepted)."""
+        found = [entra.user_principal_name] + ([entra.mail] if self._accept_mail and entra.mail else [])
+        return list(dict.fromkeys(a.strip().lower() for a in found if a and a.strip()))
+
+    def _owned_by(self, email: str) -> list[EntraUser]:
+        """The Entra accounts a Slack address belongs to: Graph's lookup matches mail or UPN, so its finds whose
+        match was only the mail are dropped unless mail is accepted."""
+        wanted = email.strip().lower()
+        return [u for u in self._graph.find_users(email) if wanted in self._addresses(u)]
+
     def _slack_id(self, entra: EntraUser) -> str | None:
-        for email in dict.fromkeys(e for e in (entra.mail, entra.user_principal_name) if e):
-            found = self._notifier.user_by_email(email.lower())
+        for email in self._addresses(entra):
+            found = self._notifier.user_by_email(email)
             if found:
                 return found
         return None
 
     def entra_id_of(self, slack_user: str) -> str | None:
-        """The Entra object id of a Slack user: their Slack profile's email found as a mail or UPN in Entra. None
-        when they show no email, no Entra account has it, or several do: never a guess."""
+        """The Entra object id of a Slack user: their Slack profile's email found as a UPN (or, if accepted, a
+        mail) in Entra. None when they show no email, no Entra account has it, or several do: never a guess."""
         email = self._notifier.email_of(slack_user)
         if not email:
             return None
-        found = {u.id for u in self._graph.find_users(email)}
+        found = {u.id for u in self._owned_by(email)}
         return next(iter(found)) if len(found) == 1 else None
 
     def manager_slack_id(self, entra: EntraUser) -> str | None:

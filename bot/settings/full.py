@@ -90,6 +90,13 @@ class Settings(StorageSettings):
     protected_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Protected accounts a rule allows anyway (sAMAccountName or UPN); they need two approvers and alert security.
     protected_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Requests one agent may make in a rolling hour; more are refused, and the first refusal alerts security.
+    limit_agent_per_hour: int = Field(default=10, ge=1, le=10_000)
+    #: Hours after a target's password was reset during which another reset of it needs two approvals and
+    #: alerts security; 0 turns the rule off.
+    limit_repeat_hours: int = Field(default=24, ge=0, le=24 * 90)
+    #: Requests the whole helpdesk may make in a rolling hour before security is alerted (once an hour; no block).
+    limit_team_per_hour: int = Field(default=50, ge=1, le=100_000)
     #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
@@ -151,10 +158,11 @@ class Settings(StorageSettings):
     token_cache_old_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: ``agent``: each reset is made as the requesting agent's linked account; ``service``: as one service identity.
     reset_identity: ResetIdentity = ResetIdentity.AGENT
-    #: Also take an Entra account whose ``mail`` (not only its UPN) is the agent's Slack address as theirs when
-    #: they link it. Off by default: ``mail`` is often editable on-prem by the very helpdesk staff who link, so it
-    #: proves nothing; turn it on only where UPNs are not the addresses people have in Slack and ``mail`` is
-    #: written by nobody but the directory's owners.
+    #: Also take an Entra account whose ``mail`` (not only its UPN) is a person's Slack address as theirs: when an
+    #: agent links it, and when Slack users and Entra accounts are matched (target, manager, requester, approver).
+    #: Off by default: ``mail`` is often editable on-prem by the very helpdesk staff who link, so it proves
+    #: nothing; turn it on only where UPNs are not the addresses people have in Slack and ``mail`` is written by
+    #: nobody but the directory's owners.
     link_accept_mail: bool = False
     #: UPN of the service identity (``reset_identity=service``); an approver links it with /resetbot login --service.
     service_identity_upn: str | None = None

@@ -1,6 +1,7 @@
 """The queries, one module per domain, named like the services: ``store.requests`` (requests, transitions,
 approvals), ``store.audit``, ``store.followups``, ``store.outbox``, ``store.health``, ``store.links`` (agents'
-Entra links), ``store.sealed`` (a temporary password until its one reveal) and ``store.replay`` (signed HTTP
+Entra links), ``store.sealed`` (a temporary password until its one reveal),
+``store.limits`` (what the abuse limits count) and ``store.replay`` (signed HTTP
 requests already seen); ``store.shared`` holds the after-commit hook they use. Keyword-only, session passed in,
 no product rules.
 
@@ -23,6 +24,6 @@ Concurrency contract:
   unrelated ``append_audit``, never the reverse, or two transactions can deadlock on PostgreSQL.
 """
 
-from bot.store import audit, followups, health, links, outbox, replay, requests, sealed, shared
+from bot.store import audit, followups, health, limits, links, outbox, replay, requests, sealed, shared
 
-__all__ = ["audit", "followups", "health", "links", "outbox", "replay", "requests", "sealed", "shared"]
+__all__ = ["audit", "followups", "health", "limits", "links", "outbox", "replay", "requests", "sealed", "shared"]

@@ -131,6 +131,7 @@ class WebApi:
             "chat.postMessage": self.chat_post_message,
             "chat.update": self.chat_update,
             "chat.postEphemeral": self.chat_post_ephemeral,
+            "chat.getPermalink": self.chat_get_permalink,
             "views.open": self.views_open,
             "views.update": self.views_update,
             "views.push": self.views_push,
@@ -302,6 +303,20 @@ class WebApi:
         msg = self.ws.update_message(channel, ts, text=text, blocks=blocks,
                                      attachments=attachments if isinstance(attachments, list) else None)
         return {"channel": channel.id, "ts": msg.ts, "text": msg.text, "message": msg.to_slack()}
+
+    def chat_get_permalink(self, args: JSON) -> JSON:
+        """As Slack: ``channel`` and ``message_ts`` of a message that exists; a reply's link names its thread."""
+        channel = self.ws.channel(_str(args, "channel"), allow_user=False)
+        ts = _str(args, "message_ts")
+        if ts is None:
+            raise invalid_arguments("missing required field: message_ts")
+        msg = self.ws.find_message(channel.id, ts)
+        if msg is None:
+            raise SlackError("message_not_found")
+        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
+        if msg.is_reply and msg.thread_ts:
+            link += f"?thread_ts={msg.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
 
     def chat_post_ephemeral(self, args: JSON) -> JSON:
         channel = self.ws.channel(_str(args, "channel"))

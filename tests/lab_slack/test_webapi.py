@@ -168,6 +168,19 @@ def test_update_message(client: WebClient, driver: SlackDriver, stand_in: SlackS
     assert error_of(lambda: client.chat_update(channel=ops, ts=theirs.ts, text="x"))[1] == "cant_update_message"
 
 
+def test_get_permalink(client: WebClient, desc: dict[str, Any]) -> None:
+    helpdesk = desc["channels"]["helpdesk"]
+    ts = client.chat_postMessage(channel=helpdesk, text="a request")["ts"]
+    link = client.chat_getPermalink(channel=helpdesk, message_ts=ts)
+    assert link["permalink"] == f"https://resetbot-lab.slack.com/archives/{helpdesk}/p{ts.replace('.', '')}"
+    reply = client.chat_postMessage(channel=helpdesk, text="in the thread", thread_ts=ts)["ts"]
+    assert client.chat_getPermalink(channel=helpdesk, message_ts=reply)["permalink"].endswith(
+        f"/p{reply.replace('.', '')}?thread_ts={ts}&cid={helpdesk}")
+    assert error_of(lambda: client.chat_getPermalink(channel=helpdesk, message_ts="1700000000.000001"))[1] == (
+        "message_not_found")
+    assert error_of(lambda: client.chat_getPermalink(channel="C0NOWHERE", message_ts=ts))[1] == "channel_not_found"
+
+
 def test_post_ephemeral(client: WebClient, driver: SlackDriver, desc: dict[str, Any]) -> None:
     helpdesk = desc["channels"]["helpdesk"]
     resp = client.chat_postEphemeral(channel=helpdesk, user="U000HANK", text="only you")

@@ -8,8 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from bot import store
+from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.lifecycle import RequestState
+from bot.models import ResetRequest
 from bot.services.requests import RequestRules
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
@@ -44,6 +48,13 @@ def _fresh(request: pytest.FixtureRequest, driver: SlackDriver) -> Iterator[None
     wait_until(lambda: not any(r.state in (RequestState.APPROVED, RequestState.RESETTING) for r in bot.requests()),
                what="the test's resets to finish")
     assert bot.services.reset.wait_idle(timeout=30), "a reset was still posting its verdict"
+    # A request the story left waiting would refuse the next story's request for the same person (one open request
+    # per target): it expires here, as it would after its TTL.
+    with bot.runtime.session_factory.begin() as session:
+        for req in session.exec(select(ResetRequest).where(ResetRequest.state == RequestState.PENDING_APPROVAL)):
+            store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                      to=RequestState.EXPIRED, audit=AuditDraft(actor="scheduler",
+                                                                                action=AuditAction.EXPIRED))
 
 
 def with_rules(bot: RunningBot, **changes: object) -> None:

@@ -57,6 +57,9 @@ def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
         # The lab's writeback account has exactly Write lockoutTime besides Reset Password: enough to unlock.
         "ldap_unlock_bind": ad["writeback"]["bind"], "ldap_unlock_password": ad["writeback"]["password"],
         "sweep_seconds": 600,  # tests call sweep() themselves with the time they want
+        # A module's stories share one bot and one agent, and reset the same few people again and again: the abuse
+        # limits would refuse them by the second story. tests/scenarios/test_limits.py sets them as production does.
+        "limit_agent_per_hour": 10_000, "limit_team_per_hour": 100_000, "limit_repeat_hours": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -8,6 +8,7 @@ the test releases it. Nothing here is timed: only outcomes are asserted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -18,11 +19,19 @@ from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
+from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import RunningBot, thread, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id
 
 HELD = 10
 TARGETS = ("alice", "bob")
+
+
+@pytest.fixture(autouse=True)
+def _many_open_per_target(bot: RunningBot) -> None:
+    """Load, not abuse, is this module's subject: it holds several requests open for each of two people at once,
+    which the one-open-request-per-target limit refuses (tests/scenarios/test_limits.py shows that)."""
+    with_rules(bot, limits=dataclasses.replace(bot.services.requests.rules.limits, one_open_per_target=False))
 
 
 @pytest.fixture

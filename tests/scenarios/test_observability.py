@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
+from bot.domain.limits import Limit
 from lab.demo import bot_environment
 from lab.people import person
 from lab.slack.driver import SlackDriver
@@ -120,7 +121,9 @@ def bot_process(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPath
     bot = start_bot(lab, driver, folder, RESETBOT_LOG_FORMAT="json", RESETBOT_LOG_LEVEL="DEBUG",
                     RESETBOT_METRICS_PORT=str(free_port()), RESETBOT_METRICS_ADDRESS="127.0.0.1",
                     # the follow-up proving a reset landed comes a second after it, to be counted here
-                    RESETBOT_SWEEP_SECONDS="1", RESETBOT_FOLLOWUP_LANDED_FIRST="1s")
+                    RESETBOT_SWEEP_SECONDS="1", RESETBOT_FOLLOWUP_LANDED_FIRST="1s",
+                    # the module resets Alice more than once: one approval each time, as these stories count them
+                    RESETBOT_LIMIT_REPEAT_HOURS="0")
     try:
         link_agent(lab, driver, "hank")
         yield bot
@@ -220,6 +223,9 @@ def test_metrics_move_with_a_reset_and_a_denial(lab: Lab, driver: SlackDriver, b
         return float(after[name].get(key, 0.0) - before[name].get(key, 0.0))
 
     assert delta("resetbot_requests_total", outcome="succeeded") == 1
+    # Each abuse limit has its series from the first scrape, and none applied to these two ordinary requests.
+    assert sorted(after["resetbot_limits_total"]) == sorted((("limit", lim.value),) for lim in Limit)
+    assert all(delta("resetbot_limits_total", limit=lim.value) == 0 for lim in Limit)
     assert delta("resetbot_requests_total", outcome="denied") == 1
     assert delta("resetbot_requests_total", outcome="failed") == 0
     assert delta("resetbot_verdicts_total", verdict="succeeded") == 1
