@@ -9,8 +9,11 @@ import secrets
 from datetime import datetime, timedelta
 
 from bot import messages, store
+from bot.clients.directory import DirectoryUser
 from bot.domain.audit import AuditDraft
+from bot.domain.followup_rules import Seen
 from bot.domain.lifecycle import RequestState
+from bot.domain.recovery_rules import SinceBaseline, since_baseline
 from bot.domain.verdict import ResetOutcome, Verdict, VerdictKind, classify
 from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
@@ -81,7 +84,46 @@ class ResetRecovery(ResetPerforming):
             if op is not None and op.done:
                 verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail))
                 operation_id = op.id
+        elif req.client_request_id and not req.tap:
+            found = self._since_baseline(req, now)
+            if found is None:
+                self._hand_back(req.id, owner, now)
+                return 0  # AD out of reach: look again at the next sweep
+            seen, ad = found
+            if seen in (SinceBaseline.UNTOUCHED, SinceBaseline.ACCOUNT_GONE):
+                # Graph never carried it to AD: make it now, once (this replica holds the lease), as its approver
+                # asked; the thread hears the verdict as from any reset.
+                log.info("recovering %s: AD shows no write since its reset began; making it again (%s)", req.id,
+                         cid)
+                self._carry_out(req, owner, cid, account=ad, announce=[], recovered=True)
+                return 1
+            verdict = Verdict(VerdictKind.SUCCEEDED, None, {"marker": "recovery", "ad": seen.value}) \
+                if seen == SinceBaseline.WRITTEN else Verdict(VerdictKind.UNKNOWN, None, {
+                    "marker": "recovery", "reason": "ad_unreachable" if seen == SinceBaseline.UNREADABLE
+                    else "ad_unproven"})
+        return self._record_recovered(req, verdict, operation_id, cid, now)
+
+    def _since_baseline(self, req: ResetRequest, now: datetime
+                        ) -> tuple[SinceBaseline, DirectoryUser | None] | None:
+        """What AD shows since the reset began, and the account as read. None while AD is out of reach within the
+        give-up bound (the next sweep asks again); past it, ``UNREADABLE``: said as what it is, never guessed."""
+        try:
+            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
+        except ResetbotError as e:
+            if now - req.updated_at < RECOVERY_GIVE_UP:
+                log.warning("recovering %s: AD could not be read (%s); trying again later", req.id, type(e).__name__)
+                return None
+            return SinceBaseline.UNREADABLE, None
+        seen = None if ad is None else Seen(ad.pwd_last_set_raw, ad.password_never_expires, ad.key_version)
+        return since_baseline(seen, baseline=req.baseline_pwd_last_set,
+                              baseline_version=req.baseline_key_version), ad
+
+    def _record_recovered(self, req: ResetRequest, verdict: Verdict, operation_id: str | None, cid: str,
+                          now: datetime) -> int:
+        """The recovered verdict, its audit row and its messages, in one transaction."""
         final = verdict.final_state
+        written_unheld = verdict.detail.get("ad") == SinceBaseline.WRITTEN.value
         ids: list[int] = []
         with self.begin() as session:
             done = store.requests.transition(
@@ -103,9 +145,10 @@ class ResetRecovery(ResetPerforming):
             if done is not None and revealable:
                 ids = self.outbox.enqueue(session, self._verdict_messages(done, verdict, cid), now=now)
             elif done is not None and final == RequestState.SUCCEEDED:
-                ids = self.outbox.enqueue(session, _in_thread(
-                    done, messages.reset.reset_recovered_unrevealable(done.target_display), origin="reset.recovered")
-                    + self._target_notice(done), now=now)
+                said = (messages.reset.reset_recovered_written_unheld(done.target_display, done.requester)
+                        if written_unheld else messages.reset.reset_recovered_unrevealable(done.target_display))
+                ids = self.outbox.enqueue(session, _in_thread(done, said, origin="reset.recovered")
+                                          + self._target_notice(done), now=now)
             elif done is not None:
                 store.sealed.discard_sealed(session, request_id=req.id)  # it never took effect
                 ids = self.outbox.enqueue(session, _in_thread(
