@@ -43,7 +43,8 @@ RECOVERY_GIVE_UP = timedelta(minutes=30)
 #: (Graph's retries and Retry-After waits included), so only a reset whose process stopped is recovered, about
 #: a minute after it stopped. Four missed heartbeats before anyone else may take it.
 LEASE = timedelta(seconds=60)
-LEASE_HEARTBEAT = timedelta(seconds=15)
+HEARTBEATS_PER_LEASE = 4
+LEASE_HEARTBEAT = LEASE / HEARTBEATS_PER_LEASE
 #: A Temporary Access Pass issued with ``--tap``: valid long enough to be read out and used, once.
 TAP_LIFETIME_MINUTES = 60
 _FINAL_ACTION = {
@@ -101,6 +102,9 @@ class ResetDeps:
     #: to go on, or (reason, the thread's sentence) and nothing is set.
     recheck: Callable[[ResetRequest], tuple[str, str] | None] | None = None
     poll_timeout_s: float = 60.0
+    #: A ``resetting`` request's lease (``LEASE`` unless the operator shortens it): how long after its process
+    #: stopped another replica may take the reset over. Renewed four times within it.
+    lease: timedelta = LEASE
     clock: Callable[[], datetime] = field(default=utcnow)
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
@@ -143,7 +147,7 @@ class ResetPerforming(ResetDeps):
         with self.begin() as session:
             started = store.requests.transition(
                 session, request_id=req.id, expected={RequestState.APPROVED}, to=RequestState.RESETTING,
-                changes={"lease_owner": owner, "lease_until": now + LEASE, "client_request_id": correlation_id,
+                changes={"lease_owner": owner, "lease_until": now + self.lease, "client_request_id": correlation_id,
                          "baseline_pwd_last_set": ad.pwd_last_set_raw if ad else None,
                          "baseline_key_version": ad.key_version if ad else None},
                 audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED, correlation_id=correlation_id))
@@ -218,7 +222,7 @@ class ResetPerforming(ResetDeps):
         try:
             with self.begin() as session:
                 return store.requests.renew_lease(session, request_id=request_id, owner=owner,
-                                                  until=self.clock() + LEASE)
+                                                  until=self.clock() + self.lease)
         except Exception as e:  # no answer is not a yes: recovery makes the reset once the lease lapses
             log.warning("request %s: could not confirm its lease before the reset (%s)", request_id,
                         type(e).__name__)
@@ -244,17 +248,18 @@ class ResetPerforming(ResetDeps):
 
     @contextmanager
     def _heartbeat(self, request_id: str, owner: str) -> Iterator[None]:
-        """Renew the reset's lease every ``LEASE_HEARTBEAT`` while the block runs (Graph may keep it waiting far
-        longer than any fixed bound: retries, Retry-After), so no sweep takes it for a stopped bot's. A renewal
+        """Renew the reset's lease four times a lease (``LEASE_HEARTBEAT`` by default) while the block runs (Slack
+        and Graph may keep it waiting far longer than any fixed bound: retries, Retry-After), so no sweep takes it
+        for a stopped bot's. A renewal
         that fails (the database away for a moment) is logged and tried again at the next beat."""
         stop = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(LEASE_HEARTBEAT.total_seconds()):
+            while not stop.wait((self.lease / HEARTBEATS_PER_LEASE).total_seconds()):
                 try:
                     with self.begin() as session:
                         if not store.requests.renew_lease(session, request_id=request_id, owner=owner,
-                                                          until=self.clock() + LEASE):
+                                                          until=self.clock() + self.lease):
                             return  # no longer resetting, or no longer ours
                 except Exception as e:  # a missed beat must not end the reset; the next one may land
                     log.warning("request %s: could not renew its reset's lease (%s)", request_id, type(e).__name__)

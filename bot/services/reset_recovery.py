@@ -18,7 +18,7 @@ from bot.domain.verdict import ResetOutcome, Verdict, VerdictKind, classify
 from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
 from bot.models import ResetRequest
-from bot.services.reset_perform import _FINAL_ACTION, LEASE, RECOVERY_GIVE_UP, REVEAL_TTL, ResetPerforming, _in_thread
+from bot.services.reset_perform import _FINAL_ACTION, RECOVERY_GIVE_UP, REVEAL_TTL, ResetPerforming, _in_thread
 
 #: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
 #: name it.
@@ -61,7 +61,7 @@ class ResetRecovery(ResetPerforming):
         cid = new_correlation_id()
         owner = secrets.token_hex(8)
         with self.begin() as session:
-            req = store.requests.claim_lease(session, request_id=stuck.id, owner=owner, now=now, until=now + LEASE,
+            req = store.requests.claim_lease(session, request_id=stuck.id, owner=owner, now=now, until=now + self.lease,
                                              since_before=now - self.stale_after)
         if req is None:
             return 0  # its holder renewed the lease meanwhile, or another replica is on it

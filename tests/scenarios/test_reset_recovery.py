@@ -15,7 +15,6 @@ from ldap3.core.exceptions import LDAPBindError
 
 from bot.domain.lifecycle import RequestState
 from bot.models import ResetRequest, utcnow
-from bot.services import reset_perform
 from lab.ad.ldap import connect
 from lab.people import person
 from lab.slack.driver import SlackDriver
@@ -150,10 +149,10 @@ def test_a_slow_first_post_does_not_let_recovery_take_a_live_reset(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 14, finding 2: the "Resetting…" post used to run before the lease's heartbeat began, so a post slower
     than the lease (Slack rate-limiting the channel) let any replica's sweep take the live reset for a dead bot's
-    and call it unknown, while the live one went on to set the password. A short lease makes the window
-    seconds long; the heartbeat now runs from the moment the request is ``resetting``."""
-    monkeypatch.setattr(reset_perform, "LEASE", timedelta(seconds=1.5))
-    monkeypatch.setattr(reset_perform, "LEASE_HEARTBEAT", timedelta(seconds=0.25))
+    and call it unknown, while the live one went on to set the password. A short lease (the field that
+    ``RESETBOT_RESET_LEASE_SECONDS`` sets) makes the window seconds long; the heartbeat now runs from the moment
+    the request is ``resetting``."""
+    monkeypatch.setattr(bot.services.reset, "lease", timedelta(seconds=1.5))  # renewed every 0.375 s
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     request = request_for(lab, driver, "bob", "slack slower than the lease")
     ts = str(request["ts"])
