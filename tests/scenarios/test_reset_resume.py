@@ -58,6 +58,20 @@ def _lease_lapsed(url: str) -> None:
         engine.dispose()
 
 
+def _everything_held(lab: Lab, driver: SlackDriver, url: str) -> str:
+    """Every message in every channel and DM, and every row of every table the bot writes: one text to scan."""
+    chunks = [str(driver.messages(c)) for c in lab.descriptor["slack"]["channels"].values()]
+    chunks += [str(driver.messages(driver.dm_channel(p["key"]))) for p in lab.descriptor["people"] if p["slack_id"]]
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            for table in ("reset_request", "audit_event", "sealed_secret", "follow_up", "outbox_message"):
+                chunks.append(str(conn.execute(sa.text(f"SELECT * FROM {table}")).all()))  # noqa: S608 (fixed names)
+    finally:
+        engine.dispose()
+    return "\n".join(chunks)
+
+
 def _killed_before_graph_accepted(lab: Lab, driver: SlackDriver, entra: EntraControl, env: dict[str, str],
                                   log: Path) -> tuple[str, ResetRequest]:
     """Approve a reset of Alice and SIGKILL the bot while Graph keeps its resetPassword waiting (429)."""
@@ -100,7 +114,13 @@ def test_a_reset_killed_before_graph_accepted_it_is_made_by_the_next_bot(
     with bots(driver, env, tmp_path / "bot.log"):
         done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=60)
         assert "must change it at next sign-in" in done["text"]
-        driver.wait_for_message(helpdesk, lambda m: "sealed until you reveal" in m["text"], thread_ts=ts)
+        reveal = driver.wait_for_message(helpdesk, lambda m: "sealed until you reveal" in m["text"], thread_ts=ts)
+        driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
+        modal = driver.wait_for_view("hank", lambda v: v.get("callback_id") == "reveal_password", timeout=30)
+        password = str(modal["blocks"][1]["text"]["text"]).strip("`")
+    assert "773" in _bind_message(lab, alice.upn, password), "the revealed password is AD's (must change first)"
+    held = _everything_held(lab, driver, url) + (tmp_path / "bot.log").read_text()
+    assert password not in held, "the resumed reset's password leaked outside the reveal modal"
     told = [m["text"] for m in thread(driver, helpdesk, ts)]
     assert told[:len(started)] == started and not [t for t in told if UNKNOWN in t], told
     assert len([t for t in told if "Done:" in t]) == 1, told
@@ -114,6 +134,7 @@ def test_a_reset_killed_before_graph_accepted_it_is_made_by_the_next_bot(
     assert [a for a, _ in mine].count("succeeded") == 1 and [a for a, _ in mine].count("reset_started") == 1, mine
     [(_, detail)] = [m for m in mine if m[0] == "succeeded"]
     assert '"made_again":true' in detail and '"recovered":true' in detail
+    assert [a for a, _ in mine][-1] == "revealed"
 
 
 def test_a_reset_killed_after_it_reached_ad_is_said_to_have_changed_the_password(
