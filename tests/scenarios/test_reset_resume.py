@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,12 @@ from sqlmodel import Session, col
 
 from bot.db import make_engine
 from bot.models import ResetRequest, utcnow
+from bot.services.reset import RECOVERY_GIVE_UP
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
-from tests.scenarios.harness import link_agent, pg_schema_url, thread
+from tests.scenarios.harness import lab_settings, link_agent, pg_schema_url, running_bot, thread
 from tests.scenarios.test_followups_durable import FAR_FOLLOWUP_ENV, BotProcess, _bind_message, _env, _rows, bots
 from tests.scenarios.test_request_approval import request_for
 
@@ -166,6 +168,38 @@ def test_a_reset_killed_after_it_reached_ad_is_said_to_have_changed_the_password
     [detail] = [e.detail for e in events if e.request_id == req.id and e.action == "succeeded"]
     assert '"ad":"written"' in detail and '"recovered":true' in detail
 
+
+
+def test_a_reset_cut_off_while_ad_is_out_of_reach_is_unknown_only_once_recovery_gives_up(
+        lab: Lab, driver: SlackDriver, entra: EntraControl, tmp_path: Path) -> None:
+    """AD is the only witness of a reset cut off before Graph's operation was stored: while it cannot be read
+    (here the next bot's LDAP URL leads nowhere, as with every DC down), recovery neither guesses nor resets again
+    but asks again at each sweep; once the give-up bound has passed, the thread hears that the outcome is unknown
+    and what could not be checked."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    env = _env(lab, url, FAR_FOLLOWUP_ENV)
+    ts, req = _killed_before_graph_accepted(lab, driver, entra, env, tmp_path / "bot.log")
+    entra.faults(throttle_next=0)
+    _lease_lapsed(url)
+    said_before = len(thread(driver, helpdesk, ts))
+
+    with running_bot(lab_settings(lab, url, ldap_url="ldaps://127.0.0.1:1"), driver) as bot:
+        reset = bot.services.reset
+        assert reset.recover_interrupted() == 0, "AD out of reach: handed back to the next sweep"
+        [now] = bot.requests()
+        assert (now.state, now.verdict) == ("resetting", None)
+        assert len(thread(driver, helpdesk, ts)) == said_before
+        assert reset.recover_interrupted(now=now.updated_at + RECOVERY_GIVE_UP + timedelta(minutes=1)) == 1
+        said = driver.wait_for_message(helpdesk, lambda m: "could not be read" in m["text"], thread_ts=ts)
+        events = bot.audit(req.id)
+    assert said["text"].startswith(
+        ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, and "
+        "for 30 minutes since, Active Directory could not be read to see whether Alice Archer's password changed "
+        "after the reset began; check the account's password-last-set time before asking again (reference c-")
+    assert not [r for r in _posts(entra) if r["status"] == 202], "nothing was reset while AD could not be read"
+    [failed] = [e for e in events if e.action == "failed"]
+    assert '"reason":"ad_unreachable"' in failed.detail and '"recovered":true' in failed.detail
 
 # --- chaos: two bots on PostgreSQL, killed at random moments ---------------------------------------------------
 
