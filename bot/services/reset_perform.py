@@ -250,8 +250,8 @@ class ResetPerforming(ResetDeps):
     def _heartbeat(self, request_id: str, owner: str) -> Iterator[None]:
         """Renew the reset's lease four times a lease (``LEASE_HEARTBEAT`` by default) while the block runs (Slack
         and Graph may keep it waiting far longer than any fixed bound: retries, Retry-After), so no sweep takes it
-        for a stopped bot's. A renewal
-        that fails (the database away for a moment) is logged and tried again at the next beat."""
+        for a stopped bot's. A renewal that fails (the database away for a moment) is logged and tried again at the
+        next beat."""
         stop = threading.Event()
 
         def beat() -> None:

@@ -90,7 +90,10 @@ class ResetRecovery(ResetPerforming):
                 self._hand_back(req.id, owner, now)
                 return 0  # AD out of reach: look again at the next sweep
             seen, ad = found
-            if seen in (SinceBaseline.UNTOUCHED, SinceBaseline.ACCOUNT_GONE):
+            # No baseline with a client-request-id: AD could not be read when the reset began, and a reset that
+            # cannot read the account never calls Graph. Nothing was set.
+            never_called = req.baseline_pwd_last_set is None and seen != SinceBaseline.UNREADABLE
+            if never_called or seen in (SinceBaseline.UNTOUCHED, SinceBaseline.ACCOUNT_GONE):
                 # Graph never carried it to AD: make it now, once (this replica holds the lease), as its approver
                 # asked; the thread hears the verdict as from any reset.
                 log.info("recovering %s: AD shows no write since its reset began; making it again (%s)", req.id,
