@@ -201,6 +201,50 @@ def test_a_reset_cut_off_while_ad_is_out_of_reach_is_unknown_only_once_recovery_
     [failed] = [e for e in events if e.action == "failed"]
     assert '"reason":"ad_unreachable"' in failed.detail and '"recovered":true' in failed.detail
 
+
+def test_a_reset_killed_while_ad_hung_before_it_began_is_made_by_the_next_bot(
+        lab: Lab, driver: SlackDriver, entra: EntraControl, tmp_path: Path) -> None:
+    """The reset reads the account's baseline before the request becomes ``resetting``: a bot killed while a hung
+    DC holds that read leaves the request ``approved``, nothing written, and the next bot makes the reset as its
+    approver asked. Pinned: Graph answers the approval's re-check slowly, after "Approved by" is posted, and AD is
+    frozen meanwhile, so the bot cannot have got past its next AD read when it is killed."""
+    alice = person("alice")
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    url = f"sqlite:///{tmp_path / 'resetbot.db'}"
+    env = _env(lab, url, FAR_FOLLOWUP_ENV)
+    before = entra.pwd_last_set(alice)
+    first = BotProcess(env, tmp_path / "bot.log")
+    try:
+        driver.wait_connected(1, timeout=60)
+        link_agent(lab, driver, "hank")
+        ts = str(request_for(lab, driver, "alice", "killed while AD hung")["ts"])
+        entra.faults(latency_ms=1500)
+        driver.click("mona", helpdesk, ts, "request_approve")
+        driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=ts, timeout=30)
+        lab.ad.freeze()
+        entra.faults(latency_ms=0)
+    finally:
+        first.kill()
+        lab.ad.thaw()
+    [req] = _rows(url)[0]
+    assert (req.state, req.client_request_id) == ("approved", None), "killed before the reset began"
+    assert not _posts(entra) and entra.pwd_last_set(alice) == before
+    engine = make_engine(url)
+    try:  # left unstarted long enough ago to count as a stopped bot's (twice the poll bound, and a margin)
+        with Session(engine) as session, session.begin():
+            session.execute(sa.update(ResetRequest).values(updated_at=utcnow() - timedelta(minutes=10)))
+    finally:
+        engine.dispose()
+
+    with bots(driver, env, tmp_path / "bot.log"):
+        done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=60)
+        assert "must change it at next sign-in" in done["text"]
+        driver.wait_for_message(helpdesk, lambda m: "sealed until you reveal" in m["text"], thread_ts=ts)
+    told = [m["text"] for m in thread(driver, helpdesk, ts)]
+    assert len([t for t in told if t.startswith("Resetting ")]) == 1 and len([t for t in told if "Done:" in t]) == 1
+    assert len([r for r in _posts(entra) if r["status"] == 202]) == 1
+    assert entra.pwd_last_set(alice) == 0
+
 # --- chaos: two bots on PostgreSQL, killed at random moments ---------------------------------------------------
 
 #: Short bounds so a killed bot's work is taken over within seconds: the lease (renewed every second), an approved
