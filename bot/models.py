@@ -188,6 +188,10 @@ class ResetRequest(SQLModel, table=True):
     #: ``pwdLastSet`` of 0 proves nothing).
     baseline_pwd_last_set: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     baseline_key_version: int | None = Field(default=None, nullable=True)
+    #: The ``client-request-id`` of the reset's Graph call, stored with the baseline in the transaction that moves
+    #: the request to ``resetting``: recovery names the call it asks about, and a request that has it (a release
+    #: that records the baseline before Graph is called) can be checked against AD when no operation was stored.
+    client_request_id: str | None = Field(default=None, max_length=64)
     verdict: str | None = Field(default=None, max_length=64)
     #: Who holds a ``resetting`` request (a random token per reset, or per recovery) and until when: the live
     #: process renews it while Graph works (retries and Retry-After included), so recovery takes only a reset

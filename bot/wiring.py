@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
@@ -131,7 +132,8 @@ def build_runtime(settings: Settings) -> Runtime:
                          sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
                          security_channel=settings.security_channel, agents_group=settings.agents_group,
                          followups=followups,
-                         poll_timeout_s=settings.reset_poll_timeout_seconds)
+                         poll_timeout_s=settings.reset_poll_timeout_seconds,
+                         lease=timedelta(seconds=settings.reset_lease_seconds))
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness, disowned_after_reset=reset.not_me)

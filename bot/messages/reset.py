@@ -79,6 +79,15 @@ _UNKNOWN_REASON_WORDS: dict[str, str] = {
     "interrupted": (
         ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, so "
         "{name}'s password may or may not have changed; check the account before asking again (reference {cid})."),
+    "ad_unreachable": (
+        ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, and "
+        "for 30 minutes since, Active Directory could not be read to see whether {name}'s password changed after "
+        "the reset began; check the account's password-last-set time before asking again (reference {cid})."),
+    "ad_unproven": (
+        ":grey_question: resetbot stopped in the middle of this reset, before Entra said whether it was made, and "
+        "Active Directory cannot show whether {name}'s password changed since (it was already set to change at "
+        "next sign-in, and resetbot may not read the key version); check the account before asking again "
+        "(reference {cid})."),
 }
 
 
@@ -96,6 +105,14 @@ def reset_recovered_unrevealable(name: str) -> str:
     return (f":white_check_mark: Entra reports that the reset of {esc(name)}'s password succeeded, but resetbot "
             "restarted before it could seal the temporary password, so nobody can reveal it. Ask again for a new reset "
             "to get a password you can read out.")
+
+
+def reset_recovered_written_unheld(name: str, requester: str) -> str:
+    """A reset cut off before Graph's answer was stored, whose account AD shows written since it began."""
+    return (f":warning: resetbot stopped in the middle of this reset, before it stored Entra's answer. Active "
+            f"Directory shows that {esc(name)}'s password was changed after the reset began, so it went through, "
+            f"but nobody holds the new password: it was lost with the stopped process. <@{requester}>, make a new "
+            "request to get a password you can read out.")
 
 
 def tap_started(name: str) -> str:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from sqlmodel import Session
 
 from bot import messages, store
-from bot.clients.directory import Directory
+from bot.clients.directory import Directory, DirectoryUser
 from bot.clients.graph import Graph
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
@@ -43,7 +43,8 @@ RECOVERY_GIVE_UP = timedelta(minutes=30)
 #: (Graph's retries and Retry-After waits included), so only a reset whose process stopped is recovered, about
 #: a minute after it stopped. Four missed heartbeats before anyone else may take it.
 LEASE = timedelta(seconds=60)
-LEASE_HEARTBEAT = timedelta(seconds=15)
+HEARTBEATS_PER_LEASE = 4
+LEASE_HEARTBEAT = LEASE / HEARTBEATS_PER_LEASE
 #: A Temporary Access Pass issued with ``--tap``: valid long enough to be read out and used, once.
 TAP_LIFETIME_MINUTES = 60
 _FINAL_ACTION = {
@@ -73,6 +74,8 @@ class _Attempt:
     #: Graph accepted the reset but its operation was still running when the poll's bound ran out: the outcome is
     #: recovery's to learn (``password`` then waits sealed for it), not "failed".
     pending: bool = False
+    #: The lease was taken before Graph was called: another replica's recovery owns the reset; nothing was set.
+    lost: bool = False
 
 
 @dataclass
@@ -99,6 +102,9 @@ class ResetDeps:
     #: to go on, or (reason, the thread's sentence) and nothing is set.
     recheck: Callable[[ResetRequest], tuple[str, str] | None] | None = None
     poll_timeout_s: float = 60.0
+    #: A ``resetting`` request's lease (``LEASE`` unless the operator shortens it): how long after its process
+    #: stopped another replica may take the reset over. Renewed four times within it.
+    lease: timedelta = LEASE
     clock: Callable[[], datetime] = field(default=utcnow)
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
@@ -131,22 +137,42 @@ class ResetPerforming(ResetDeps):
         if refused is not None:
             self._refuse_before_reset(req, *refused, correlation_id=correlation_id)
             return
+        # Read before the request becomes ``resetting``, so that the transaction that says a reset began also
+        # holds what recovery needs if this process dies before Graph's operation is stored: the account's
+        # baseline (a write since it means the reset reached AD) and the call's client-request-id.
+        account = None if req.tap else self._account(req)
+        ad = account if isinstance(account, DirectoryUser) else None
         now = self.clock()
         owner = secrets.token_hex(8)
         with self.begin() as session:
-            started = store.requests.transition(session, request_id=req.id, expected={RequestState.APPROVED},
-                                                to=RequestState.RESETTING,
-                                                changes={"lease_owner": owner, "lease_until": now + LEASE},
-                                                audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED,
-                                                                 correlation_id=correlation_id))
+            started = store.requests.transition(
+                session, request_id=req.id, expected={RequestState.APPROVED}, to=RequestState.RESETTING,
+                changes={"lease_owner": owner, "lease_until": now + self.lease, "client_request_id": correlation_id,
+                         "baseline_pwd_last_set": ad.pwd_last_set_raw if ad else None,
+                         "baseline_key_version": ad.key_version if ad else None},
+                audit=AuditDraft(actor="system", action=AuditAction.RESET_STARTED, correlation_id=correlation_id))
             ids = [] if started is None else self.outbox.enqueue(session, _in_thread(
                 started, messages.reset.tap_started(started.target_display) if started.tap
                 else messages.reset.reset_started(started.target_display), origin="reset.started"), now=now)
         if started is None:
             return
-        self.outbox.deliver(ids, now=now)
+        self._carry_out(started, owner, correlation_id, account=account, announce=ids)
+
+    def _carry_out(self, started: ResetRequest, owner: str, correlation_id: str, *,
+                   account: DirectoryUser | ResetbotError | None, announce: list[int],
+                   recovered: bool = False) -> None:
+        """The reset of a ``resetting`` request whose lease ``owner`` holds, to its verdict: the one performing
+        it, or recovery making again a reset that never reached AD. The heartbeat runs from the start: the first
+        post can be slower than the lease (Slack rate-limiting the channel), and a lapsed lease lets another
+        replica's recovery take a live reset."""
         with self._heartbeat(started.id, owner):
-            attempt = self._issue_tap(started, correlation_id) if started.tap else self._reset(started, correlation_id)
+            self.outbox.deliver(announce, now=self.clock())
+            attempt = (self._issue_tap(started, correlation_id, owner) if started.tap
+                       else self._reset(started, correlation_id, owner, account))
+        if attempt.lost:
+            log.warning("request %s: its lease was taken before Graph was called (another replica recovers it); "
+                        "nothing was set here (%s)", started.id, correlation_id)
+            return
         if attempt.pending:
             self._leave_to_recovery(started, attempt, owner)
             return
@@ -160,6 +186,7 @@ class ResetPerforming(ResetDeps):
                          "lease_owner": None, "lease_until": None},
                 audit=AuditDraft(actor="system", action=_FINAL_ACTION[final], correlation_id=correlation_id,
                                  detail={"verdict": verdict.kind.value, "rule": verdict.rule or "",
+                                         **({"recovered": True, "made_again": True} if recovered else {}),
                                          **dict(verdict.detail)}),
             )
             if done is not None and password is not None and final == RequestState.SUCCEEDED:
@@ -179,6 +206,27 @@ class ResetPerforming(ResetDeps):
             return
         self._redraw(done)
         self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+
+    def _account(self, req: ResetRequest) -> DirectoryUser | ResetbotError | None:
+        """The target's AD account (None: gone), by objectGUID: a rename or move since the request cannot point
+        the reset (or the unlock) elsewhere. AD's failure is kept, to become the reset's verdict."""
+        try:
+            return (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                    else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
+        except ResetbotError as e:
+            return e
+
+    def _still_ours(self, request_id: str, owner: str) -> bool:
+        """Renew the lease right before Graph is asked to set anything: False when another replica's recovery took
+        it (the heartbeat missed long enough), or the database cannot say; either way this process sets nothing."""
+        try:
+            with self.begin() as session:
+                return store.requests.renew_lease(session, request_id=request_id, owner=owner,
+                                                  until=self.clock() + self.lease)
+        except Exception as e:  # no answer is not a yes: recovery makes the reset once the lease lapses
+            log.warning("request %s: could not confirm its lease before the reset (%s)", request_id,
+                        type(e).__name__)
+            return False
 
     def _refuse_before_reset(self, req: ResetRequest, reason: str, sentence: str, *, correlation_id: str) -> None:
         """The check made again before the reset says no: approved → cancelled (no reset started, nothing set),
@@ -200,17 +248,18 @@ class ResetPerforming(ResetDeps):
 
     @contextmanager
     def _heartbeat(self, request_id: str, owner: str) -> Iterator[None]:
-        """Renew the reset's lease every ``LEASE_HEARTBEAT`` while the block runs (Graph may keep it waiting far
-        longer than any fixed bound: retries, Retry-After), so no sweep takes it for a stopped bot's. A renewal
-        that fails (the database away for a moment) is logged and tried again at the next beat."""
+        """Renew the reset's lease four times a lease (``LEASE_HEARTBEAT`` by default) while the block runs (Slack
+        and Graph may keep it waiting far longer than any fixed bound: retries, Retry-After), so no sweep takes it
+        for a stopped bot's. A renewal that fails (the database away for a moment) is logged and tried again at the
+        next beat."""
         stop = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(LEASE_HEARTBEAT.total_seconds()):
+            while not stop.wait((self.lease / HEARTBEATS_PER_LEASE).total_seconds()):
                 try:
                     with self.begin() as session:
                         if not store.requests.renew_lease(session, request_id=request_id, owner=owner,
-                                                          until=self.clock() + LEASE):
+                                                          until=self.clock() + self.lease):
                             return  # no longer resetting, or no longer ours
                 except Exception as e:  # a missed beat must not end the reset; the next one may land
                     log.warning("request %s: could not renew its reset's lease (%s)", request_id, type(e).__name__)
@@ -266,13 +315,14 @@ class ResetPerforming(ResetDeps):
                            blocks=messages.reset.target_reset_notice_blocks(done), origin="reset.target_dm",
                            request_id=done.id)]
 
-    def _reset(self, req: ResetRequest, cid: str) -> _Attempt:
+    def _reset(self, req: ResetRequest, cid: str, owner: str, account: DirectoryUser | ResetbotError | None
+               ) -> _Attempt:
         """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
         client scrubs it)."""
         try:
-            # By objectGUID: a rename or move since the request cannot point the reset (or the unlock) elsewhere.
-            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
-                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
+            if isinstance(account, ResetbotError):
+                raise account
+            ad = account
             if ad is None:
                 gone = ResetOutcome(error=ErrorKind.OTHER, error_message="the AD account is gone")
                 return _Attempt(classify(gone))
@@ -282,6 +332,9 @@ class ResetPerforming(ResetDeps):
             password = generate_temporary_password(policy, sam=ad.sam, display_name=ad.display_name)
             checks = precheck(password.get_secret_value(), policy, sam=ad.sam, display_name=ad.display_name)
             token = self.token_for(req.requester)
+            if not self._still_ours(req.id, owner):
+                forget_secret(password)
+                return _Attempt(Verdict(VerdictKind.UNKNOWN), lost=True)
             op = self.graph.reset_password(access_token=token, user_id=req.target_entra_id, new_password=password,
                                            poll_timeout_s=self.poll_timeout_s, client_request_id=cid,
                                            on_accepted=lambda location: self._note_operation(
@@ -300,15 +353,17 @@ class ResetPerforming(ResetDeps):
         return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw,
                         baseline_version=ad.key_version)
 
-    def _issue_tap(self, req: ResetRequest, cid: str) -> _Attempt:
+    def _issue_tap(self, req: ResetRequest, cid: str, owner: str) -> _Attempt:
         """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made with
         the agent's (or service identity's) delegated token, like the password: an app permission would be checked
         against no role and mint a pass, which satisfies MFA, for anyone. Never raises."""
         try:
+            token = self.token_for(req.requester)
+            if not self._still_ours(req.id, owner):
+                return _Attempt(Verdict(VerdictKind.UNKNOWN), lost=True)
             tap = self.graph.create_temporary_access_pass(user_id=req.target_entra_id,
                                                           lifetime_minutes=TAP_LIFETIME_MINUTES, usable_once=True,
-                                                          access_token=self.token_for(req.requester),
-                                                          client_request_id=cid)
+                                                          access_token=token, client_request_id=cid)
         except ResetbotError as e:
             log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)
             return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),

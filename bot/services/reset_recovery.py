@@ -9,13 +9,16 @@ import secrets
 from datetime import datetime, timedelta
 
 from bot import messages, store
+from bot.clients.directory import DirectoryUser
 from bot.domain.audit import AuditDraft
+from bot.domain.followup_rules import Seen
 from bot.domain.lifecycle import RequestState
+from bot.domain.recovery_rules import SinceBaseline, since_baseline
 from bot.domain.verdict import ResetOutcome, Verdict, VerdictKind, classify
 from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
 from bot.models import ResetRequest
-from bot.services.reset_perform import _FINAL_ACTION, LEASE, RECOVERY_GIVE_UP, REVEAL_TTL, ResetPerforming, _in_thread
+from bot.services.reset_perform import _FINAL_ACTION, RECOVERY_GIVE_UP, REVEAL_TTL, ResetPerforming, _in_thread
 
 #: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
 #: name it.
@@ -58,7 +61,7 @@ class ResetRecovery(ResetPerforming):
         cid = new_correlation_id()
         owner = secrets.token_hex(8)
         with self.begin() as session:
-            req = store.requests.claim_lease(session, request_id=stuck.id, owner=owner, now=now, until=now + LEASE,
+            req = store.requests.claim_lease(session, request_id=stuck.id, owner=owner, now=now, until=now + self.lease,
                                              since_before=now - self.stale_after)
         if req is None:
             return 0  # its holder renewed the lease meanwhile, or another replica is on it
@@ -81,7 +84,49 @@ class ResetRecovery(ResetPerforming):
             if op is not None and op.done:
                 verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail))
                 operation_id = op.id
+        elif req.client_request_id and not req.tap:
+            found = self._since_baseline(req, now)
+            if found is None:
+                self._hand_back(req.id, owner, now)
+                return 0  # AD out of reach: look again at the next sweep
+            seen, ad = found
+            # No baseline with a client-request-id: AD could not be read when the reset began, and a reset that
+            # cannot read the account never calls Graph. Nothing was set.
+            never_called = req.baseline_pwd_last_set is None and seen != SinceBaseline.UNREADABLE
+            if never_called or seen in (SinceBaseline.UNTOUCHED, SinceBaseline.ACCOUNT_GONE):
+                # Graph never carried it to AD: make it now, once (this replica holds the lease), as its approver
+                # asked; the thread hears the verdict as from any reset.
+                log.info("recovering %s: AD shows no write since its reset began; making it again (%s)", req.id,
+                         cid)
+                self._carry_out(req, owner, cid, account=ad, announce=[], recovered=True)
+                return 1
+            verdict = Verdict(VerdictKind.SUCCEEDED, None, {"marker": "recovery", "ad": seen.value}) \
+                if seen == SinceBaseline.WRITTEN else Verdict(VerdictKind.UNKNOWN, None, {
+                    "marker": "recovery", "reason": "ad_unreachable" if seen == SinceBaseline.UNREADABLE
+                    else "ad_unproven"})
+        return self._record_recovered(req, verdict, operation_id, cid, now)
+
+    def _since_baseline(self, req: ResetRequest, now: datetime
+                        ) -> tuple[SinceBaseline, DirectoryUser | None] | None:
+        """What AD shows since the reset began, and the account as read. None while AD is out of reach within the
+        give-up bound (the next sweep asks again); past it, ``UNREADABLE``: said as what it is, never guessed."""
+        try:
+            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
+        except ResetbotError as e:
+            if now - req.updated_at < RECOVERY_GIVE_UP:
+                log.warning("recovering %s: AD could not be read (%s); trying again later", req.id, type(e).__name__)
+                return None
+            return SinceBaseline.UNREADABLE, None
+        seen = None if ad is None else Seen(ad.pwd_last_set_raw, ad.password_never_expires, ad.key_version)
+        return since_baseline(seen, baseline=req.baseline_pwd_last_set,
+                              baseline_version=req.baseline_key_version), ad
+
+    def _record_recovered(self, req: ResetRequest, verdict: Verdict, operation_id: str | None, cid: str,
+                          now: datetime) -> int:
+        """The recovered verdict, its audit row and its messages, in one transaction."""
         final = verdict.final_state
+        written_unheld = verdict.detail.get("ad") == SinceBaseline.WRITTEN.value
         ids: list[int] = []
         with self.begin() as session:
             done = store.requests.transition(
@@ -103,9 +148,10 @@ class ResetRecovery(ResetPerforming):
             if done is not None and revealable:
                 ids = self.outbox.enqueue(session, self._verdict_messages(done, verdict, cid), now=now)
             elif done is not None and final == RequestState.SUCCEEDED:
-                ids = self.outbox.enqueue(session, _in_thread(
-                    done, messages.reset.reset_recovered_unrevealable(done.target_display), origin="reset.recovered")
-                    + self._target_notice(done), now=now)
+                said = (messages.reset.reset_recovered_written_unheld(done.target_display, done.requester)
+                        if written_unheld else messages.reset.reset_recovered_unrevealable(done.target_display))
+                ids = self.outbox.enqueue(session, _in_thread(done, said, origin="reset.recovered")
+                                          + self._target_notice(done), now=now)
             elif done is not None:
                 store.sealed.discard_sealed(session, request_id=req.id)  # it never took effect
                 ids = self.outbox.enqueue(session, _in_thread(

@@ -104,6 +104,9 @@ class Settings(StorageSettings):
     #: sweeps, which ask Graph again until it ends. An approved request whose reset has not begun twice this long
     #: after its approval was left by a stopped bot and is started (a resetting one is judged by its lease).
     reset_poll_timeout_seconds: float = Field(default=60.0, ge=1, le=600)
+    #: A reset in flight holds a lease renewed four times within this; another replica takes over the reset of a
+    #: stopped bot once it lapsed. Shorter resumes sooner, but a process stalled longer than it loses its reset.
+    reset_lease_seconds: float = Field(default=60.0, ge=4, le=600)
 
     # --- Follow-ups ----------------------------------------------------------------------------------------------
     #: First look in AD for a reset after it is made; each later look waits twice as long.

@@ -30,7 +30,8 @@ from bot.store.shared import after_commit, opt_str, rowcount
 #: Columns a transition may set besides ``state`` (which it sets) and the bookkeeping it does itself
 #: (``previous_state``, ``version``, ``updated_at``). Anything else is a programming error.
 TRANSITION_COLUMNS: frozenset[str] = frozenset({"decided_at", "graph_operation_id", "verdict", "lease_owner",
-                                                "lease_until"})
+                                                "lease_until", "baseline_pwd_last_set", "baseline_key_version",
+                                                "client_request_id"})
 
 _ID_ATTEMPTS = 5
 

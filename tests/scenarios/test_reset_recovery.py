@@ -14,7 +14,7 @@ import pytest
 from ldap3.core.exceptions import LDAPBindError
 
 from bot.domain.lifecycle import RequestState
-from bot.models import ResetRequest
+from bot.models import ResetRequest, utcnow
 from lab.ad.ldap import connect
 from lab.people import person
 from lab.slack.driver import SlackDriver
@@ -119,3 +119,81 @@ def test_a_poll_that_times_out_asks_graph_again_later_instead_of_failing(
     _reveal_and_sign_in(lab, driver, ts, "alice")
     actions = [e.action for e in bot.audit(req.id)]
     assert actions[-2:] == ["succeeded", "revealed"], actions
+
+
+def _slow_resetting_post(lab: Lab, driver: SlackDriver, entra: EntraControl, ts: str) -> None:
+    """Approve, and make the "Resetting…" post slow as a rate-limited Slack makes it: three 429s with Retry-After
+    before Slack takes it (slack-sdk waits each out). Pinned, not raced: Graph answers slowly while the approval's
+    re-check reads it, after "Approved by" is posted and before the reset's first post, and the 429s are planned
+    then, so they meet that post and no other."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    entra.faults(latency_ms=1500)
+    driver.click("mona", helpdesk, ts, "request_approve")
+    driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=ts)
+    def limited() -> int:
+        return len([c for c in driver.calls("chat.postMessage") if c["status"] == 429])
+
+    before = limited()
+    driver.faults(fail_next={"method": "chat.postMessage", "status": 429, "count": 3})
+    entra.faults(latency_ms=0)
+    # Three 429s: two Retry-After waits (over a second each) behind it, and one still ahead.
+    driver.wait_for(lambda: limited() >= before + 3 or None, timeout=30,
+                    what="the reset's first post to be rate-limited three times")
+
+
+def _resets_of(entra: EntraControl) -> list[dict[str, object]]:
+    return [r for r in entra.requests("graph") if r["method"] == "POST" and str(r["path"]).endswith("/resetPassword")]
+
+
+def test_a_slow_first_post_does_not_let_recovery_take_a_live_reset(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14, finding 2: the "Resetting…" post used to run before the lease's heartbeat began, so a post slower
+    than the lease (Slack rate-limiting the channel) let any replica's sweep take the live reset for a dead bot's
+    and call it unknown, while the live one went on to set the password. A short lease (the field that
+    ``RESETBOT_RESET_LEASE_SECONDS`` sets) makes the window seconds long; the heartbeat now runs from the moment
+    the request is ``resetting``."""
+    monkeypatch.setattr(bot.services.reset, "lease", timedelta(seconds=1.5))  # renewed every 0.375 s
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "bob", "slack slower than the lease")
+    ts = str(request["ts"])
+    try:
+        _slow_resetting_post(lab, driver, entra, ts)
+        req = _request(bot, ts)
+        assert req.state == RequestState.RESETTING
+        assert utcnow() > req.updated_at + timedelta(seconds=1.5), "the first lease would have lapsed by now"
+        assert bot.services.reset.recover_interrupted() == 0, "a reset whose process is alive is nobody's to recover"
+    finally:
+        driver.faults(fail_next=[])
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=30)
+    assert "must change it at next sign-in" in done["text"]
+    assert not [m for m in thread(driver, helpdesk, ts) if "stopped in the middle" in m["text"]]
+    assert len(_resets_of(entra)) == 1
+    _reveal_and_sign_in(lab, driver, ts, "bob")
+
+
+def test_a_reset_that_lost_its_lease_does_not_call_graph(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Issue 14, finding 2: however its lease was lost (the process paused longer than the lease, the database
+    away for as long), a reset checks it is still its own right before ``resetPassword``. Here another replica's
+    recovery takes it while its first post is slow, finds AD untouched and makes the reset itself: the live
+    process must then not reset the password a second time under the recovered one."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    reset = bot.services.reset
+    request = request_for(lab, driver, "alice", "lease taken while posting")
+    ts = str(request["ts"])
+    try:
+        _slow_resetting_post(lab, driver, entra, ts)
+        # A sweep whose clock says the lease lapsed long ago: it claims the request as a dead bot's.
+        assert reset.recover_interrupted(now=utcnow() + timedelta(minutes=5)) == 1
+    finally:
+        driver.faults(fail_next=[])
+    assert reset.wait_idle(timeout=30)
+    bot.services.outbox.deliver()  # the recovered verdict waited behind the slow post in the same thread
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=30)
+    assert "must change it at next sign-in" in done["text"]
+    said = [m["text"] for m in thread(driver, helpdesk, ts)]
+    assert len([t for t in said if "Done:" in t]) == 1 and not [t for t in said if "stopped in the middle" in t], said
+    assert len(_resets_of(entra)) == 1, "the process that lost its lease did not call Graph"
+    req = _request(bot, ts)
+    assert req.state == RequestState.SUCCEEDED
+    _reveal_and_sign_in(lab, driver, ts, "alice")

@@ -1,0 +1,44 @@
+"""What a reset cut off before Graph's operation was stored left in AD: the only witness recovery has then.
+
+The bot records the account's ``pwdLastSet`` and ``msDS-KeyVersionNumber`` in the transaction that makes the request
+``resetting``, before Graph is asked anything. A bot killed after that commit and before it stored Graph's operation
+leaves recovery two possibilities: Graph never heard of the reset (AD untouched: make it again), or it did and
+writeback carried it (AD written: the password changed and nobody holds it). AD's own write counter tells them
+apart; ``pwdLastSet`` alone cannot when it was 0 before and after (must-change set both times).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.domain.followup_rules import Seen, password_writes
+
+
+class SinceBaseline(StrEnum):
+    """What AD shows of the account's password since the baseline. Values are stable (audit)."""
+
+    #: No write: the reset never reached AD, and may be made again.
+    UNTOUCHED = "untouched"
+    #: Written since: the reset (or someone else) changed it; the new password died with the process.
+    WRITTEN = "written"
+    #: AD cannot tell (no key version, and ``pwdLastSet`` 0 before and after, or no baseline at all).
+    UNPROVEN = "unproven"
+    ACCOUNT_GONE = "account_gone"
+    #: AD stayed out of reach until recovery gave up: nothing was seen.
+    UNREADABLE = "unreadable"
+
+
+def since_baseline(seen: Seen | None, *, baseline: int | None, baseline_version: int | None) -> SinceBaseline:
+    """``baseline`` and ``baseline_version``: ``pwdLastSet`` and ``msDS-KeyVersionNumber`` recorded when the reset
+    began (None when not read)."""
+    if seen is None:
+        return SinceBaseline.ACCOUNT_GONE
+    writes = password_writes(seen, baseline_version)
+    if writes is not None:
+        return SinceBaseline.WRITTEN if writes else SinceBaseline.UNTOUCHED
+    if baseline is None:
+        return SinceBaseline.UNPROVEN
+    if seen.pwd_last_set != baseline:
+        return SinceBaseline.WRITTEN
+    # A reset writes pwdLastSet (0 for must-change, else now): the same non-zero instant means no write.
+    return SinceBaseline.UNPROVEN if baseline == 0 else SinceBaseline.UNTOUCHED
