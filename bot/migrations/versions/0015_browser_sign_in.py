@@ -1,6 +1,6 @@
 """Browser sign-ins waiting for their callback (``/resetbot login --browser``): in the database, not in memory, so
 that the replica Microsoft's redirect reaches can finish a sign-in another replica started, and a ``state`` is used
-once across all of them. Lead: re-chain after the last revision of main at merge."""
+once across all of them."""
 
 from __future__ import annotations
 
