@@ -111,10 +111,13 @@ class RequestIntake(RequestViews):
         where a rule names the account: such a request never had its two approvers nor told security. What cannot
         be read now refuses too (fail closed)."""
         try:
-            ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
+            # By objectGUID, as the reset itself: a rename or move since the request (and another account put at
+            # the old DN) cannot point this check at someone else.
+            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
+                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
             if ad is None:
                 return "recheck_failed", messages.requests.recheck_failed(
-                    req.target_display, "the account is no longer where it was in Active Directory")
+                    req.target_display, "the account is no longer in Active Directory")
             reasons, roles = self._protection(ad, req.target_entra_id, req.target_slack_id)
             allowed = allowed_by_rule(sam=ad.sam, upn=req.target_upn, allowed=self.rules.protected_allowed)
             if reasons and not (allowed and req.protected):

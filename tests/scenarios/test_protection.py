@@ -11,7 +11,7 @@ import ldap3
 import pytest
 
 from bot.domain.lifecycle import RequestState
-from lab.people import BASE_DN, person
+from lab.people import BASE_DN, Person, person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
@@ -172,3 +172,42 @@ def test_a_tenant_without_pim_still_resets_ordinary_users(
     driver.wait_for_message(helpdesk(lab), lambda m: "Done:" in m["text"], thread_ts=str(request["ts"]), timeout=30)
     alice = person("alice")
     assert lab.ad.admin_connection().extend.microsoft.modify_password(alice.dn, alice.password)
+
+
+def test_the_check_before_the_reset_reads_the_account_asked_for_even_after_it_moved(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Bob is renamed between the request and its approval and made protected (adminCount=1), and an ordinary
+    account is put where he was. The check right before the reset used to read AD by the DN stored with the
+    request, so it read that other account, found nothing protected, and let Bob's reset go on; it now reads the
+    account by objectGUID, which no rename or move changes."""
+    helpdesk_channel = helpdesk(lab)
+    bob = person("bob")
+    assert bob.dn is not None
+    rdn, parent = bob.dn.split(",", 1)
+    moved = f"CN=Bob Baker (moved),{parent}"
+    decoy = Person("decoy", "Dee", "Coy", bob.ou, "D3coy!Pass#Word-9")
+    admin = lab.ad.admin_connection()
+    before = ad_attrs(lab, "bob")
+    request = request_for(lab, driver, "bob", "renamed and promoted meanwhile")
+    ts = str(request["ts"])
+    try:
+        assert admin.modify_dn(bob.dn, "CN=Bob Baker (moved)"), admin.result
+        assert admin.modify(moved, {"adminCount": [(ldap3.MODIFY_REPLACE, ["1"])]}), admin.result
+        assert admin.add(bob.dn, ["top", "person", "organizationalPerson", "user"], {
+            "sAMAccountName": decoy.sam, "userPrincipalName": decoy.upn, "displayName": decoy.display_name,
+            "userAccountControl": "512", "unicodePwd": f'"{decoy.password}"'.encode("utf-16-le")}), admin.result
+        driver.click("mona", helpdesk_channel, ts, "request_approve")
+        said = driver.wait_for_message(helpdesk_channel, lambda m: m["text"].startswith((":no_entry:", ":warning:",
+                                                                                         ":white_check_mark:")),
+                                       thread_ts=ts, timeout=30)
+        assert said["text"].startswith(":no_entry: Not reset: Bob Baker's account is protected now (AD "
+                                       "adminCount=1)"), said["text"]
+        assert entra.operations() == [], "no resetPassword reached Entra"
+        req = next(r for r in bot.requests() if r.thread_ts == ts)
+        assert req.state == RequestState.CANCELLED
+        assert '"reason":"protected"' in bot.audit(req.id)[-1].detail
+    finally:
+        admin.delete(bob.dn)
+        admin.modify(moved, {"adminCount": [(ldap3.MODIFY_DELETE, [])]})
+        admin.modify_dn(moved, rdn)
+    assert ad_attrs(lab, "bob") == before
