@@ -369,3 +369,34 @@ def test_an_approval_for_someone_no_longer_an_agent_is_refused(lab: Lab, bot: Ru
         assert refused and '"reason":"requester_not_an_agent"' in refused[-1].detail
     finally:
         driver.reset()
+
+
+def test_a_yes_that_would_complete_the_approval_of_someone_no_longer_an_agent_is_refused(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """With ``required`` confirmation Mona approves first, then Hank leaves the helpdesk, then Bob says Yes. The
+    Yes used to complete the approval without asking whether Hank was still an agent, and the reset went ahead; now
+    it is refused like an approval would be: one sentence, an audit row, nothing approved, nothing reset."""
+    with_rules(bot, target_confirmation=TargetConfirmation.REQUIRED)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "left after the approval")
+    ts = str(request["ts"])
+    try:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        driver.wait_for_message(helpdesk, lambda m: "waiting for" in m["text"], thread_ts=ts)
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hedy"])
+        dm = driver.dm_channel("bob")
+        question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+        driver.click("bob", dm, question["ts"], "target_confirm_yes")
+        answered = driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "helpdesk agent" in m["text"])
+        assert answered["text"].startswith("The person who asked for this reset is no longer a helpdesk agent")
+        req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == ts and any(
+            e.action == "refused" for e in bot.audit(r.id))), None), what="the refusal's audit row")
+        assert req.state == RequestState.PENDING_APPROVAL
+        actions = [e.action for e in bot.audit(req.id)]
+        assert "approved" not in actions and "target_confirmed" not in actions, actions
+        refused = [e for e in bot.audit(req.id) if e.action == "refused"]
+        assert '"reason":"requester_not_an_agent"' in refused[-1].detail and '"attempted":"confirm"' in refused[
+            -1].detail
+        assert not [m for m in driver.messages(helpdesk, thread_ts=ts) if m["text"].startswith("Approved by")]
+    finally:
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hank", "hedy"])
