@@ -192,6 +192,7 @@ def group_json(group: Group) -> dict[str, Any]:
         "groupTypes": [],
         "mailEnabled": False,
         "securityEnabled": True,
+        "isAssignableToRole": False,  # Entra Connect never syncs a group as role-assignable
         "onPremisesSyncEnabled": True,
         "onPremisesSamAccountName": name.replace(" ", ""),
         "onPremisesDomainName": config.ONPREM_DOMAIN,

@@ -208,6 +208,7 @@ class Graph(GraphRoutes):
 
     def _memberships(self, target: EntraUser, *, groups_only: bool) -> list[dict[str, Any]]:
         out = [group_json(g) for g in SYNCED_GROUPS if g in target.person.groups]
+        out += [g.as_graph() for g in self.s.role_groups.values() if target.id in g.members]
         if not groups_only:
             out += [role_json(r) for r in target.directory_roles]
         return out

@@ -32,6 +32,7 @@ from lab.entra.graph import Graph
 from lab.entra.identity import Identity
 from lab.entra.methods import Methods
 from lab.entra.passwords import PasswordHistory
+from lab.entra.pimgroups import PimForGroups
 from lab.entra.rolemanagement import RoleManagement
 from lab.entra.state import State
 from lab.entra.tokens import AppCredentials, TokenIssuer
@@ -154,6 +155,7 @@ class EntraStandIn:
         app.add_routes(graph.routes())
         app.add_routes(Methods(state).routes())
         app.add_routes(RoleManagement(state).routes())
+        app.add_routes(PimForGroups(state).routes())
         app.add_routes(graph.fallback_routes())
         return app
 

@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from bot.clients.entra_auth import DelegatedTokens
-from bot.clients.graph import GraphClient, GraphUser, odata_string, parse_graph_time
+from bot.clients.graph import GraphClient, GraphUser, RoleGroups, odata_string, parse_graph_time
 from bot.clients.graph.wire import _graph_error, _retry_after
 from bot.errors import (
     GraphError,
@@ -157,6 +158,33 @@ def test_role_assignments_and_eligibilities_show_what_directory_roles_miss(graph
     assert graph.eligible_roles_of(bob) == ["Global Administrator"]
     assert graph.role_assignments_of(person("paula").entra_id) == ["Global Administrator"]
     assert graph.eligible_roles_of(person("alice").entra_id) == []
+
+
+def test_roles_held_through_role_assignable_groups_are_read_under_the_group(
+        graph: GraphClient, entra_control: EntraControl) -> None:
+    """A role given to a role-assignable group names the group as principalId: the user's own reads miss it. The
+    groups a person is in, may join or own through PIM for Groups, or owns, are found; the roles are read for them
+    in one ``principalId in (...)`` query."""
+    entra_control.role_group("Tier0", members=("bob",), owners=("olga",), eligible_members=("alice",),
+                             eligible_owners=("bob",))
+    entra_control.role_group("Tier1", members=("bob",))
+    entra_control.assign_group("Tier0", "Global Administrator")
+    entra_control.assign_group("Tier1", "Privileged Role Administrator", eligible=True)
+    bob, alice, olga = (person(k).entra_id for k in ("bob", "alice", "olga"))
+    assert graph.role_assignments_of(bob) == [] and graph.eligible_roles_of(bob) == []
+    groups = graph.role_groups_of(bob)
+    assert len(groups.held) == 2 and groups.claimable == (), "an eligibility for a group already held adds nothing"
+    assert graph.role_assignments_of([bob, *groups.held]) == ["Global Administrator"]
+    assert graph.eligible_roles_of([bob, *groups.held]) == ["Privileged Role Administrator"]
+    assert graph.role_groups_of(alice).held == () and len(graph.role_groups_of(alice).claimable) == 1
+    assert graph.role_groups_of(olga).held == () and len(graph.role_groups_of(olga).claimable) == 1
+    assert graph.role_groups_of(person("paula").entra_id) == RoleGroups(), "a synced group is not role-assignable"
+    in_query = [r for r in entra_control.requests("graph") if r["path"].endswith("/roleAssignments")
+                and "principalId in (" in unquote_plus(r["query"])]
+    assert in_query, "several principals are asked in one query"
+    entra_control.faults(pim_unlicensed=True)
+    assert graph.role_groups_of(alice) == RoleGroups(), "no P2, no PIM for Groups"
+    assert len(graph.role_groups_of(bob).held) == 2, "membership still counts"
 
 
 def test_a_tenant_without_pim_has_nobody_eligible(graph: GraphClient, entra_control: EntraControl) -> None:

@@ -70,6 +70,36 @@ def test_entra_roles_that_are_no_directory_role_membership_still_protect(
     assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", words)
 
 
+@pytest.mark.parametrize(("group", "words"), [
+    ({"members": ("bob",)}, "holds an Entra admin role"),
+    ({"members": ("bob",), "eligible": True}, "eligible for an Entra admin role through PIM"),
+    ({"eligible_members": ("bob",)}, "eligible for an Entra admin role through PIM"),
+    ({"eligible_owners": ("bob",)}, "eligible for an Entra admin role through PIM"),
+    ({"owners": ("bob",)}, "eligible for an Entra admin role through PIM"),
+], ids=["member-of-role-group", "member-of-eligible-role-group", "pim-for-groups-eligible-member",
+        "pim-for-groups-eligible-owner", "owner-of-role-group"])
+def test_roles_held_through_a_role_assignable_group_protect(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, group: dict[str, Any],
+        words: str) -> None:
+    """Global Administrator assigned to a role-assignable group, not to Bob: the assignment's principalId is the
+    group, so reading Bob's own assignments finds nothing. A member holds the role; one merely eligible (PIM for
+    Groups) for membership, or an owner (who may add himself), is one step from it."""
+    eligible_role = bool(group.pop("eligible", False))
+    entra.role_group("Tier0 Admins", **group)
+    entra.assign_group("Tier0 Admins", "Global Administrator", eligible=eligible_role)
+    assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", words)
+
+
+def test_a_tenant_without_pim_for_groups_still_sees_roles_held_through_groups(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Without Entra ID P2 the PIM reads answer AadPremiumLicenseRequired; membership of a role-assignable group
+    still counts."""
+    entra.faults(pim_unlicensed=True)
+    entra.role_group("Tier0 Admins", members=("bob",))
+    entra.assign_group("Tier0 Admins", "Global Administrator")
+    assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", "holds an Entra admin role")
+
+
 GROUPS = ["CN=Key Admins,CN=Users", "CN=Enterprise Key Admins,CN=Users", "CN=Replicator,CN=Builtin",
           "CN=Domain Controllers,CN=Users", "CN=Read-only Domain Controllers,CN=Users"]
 
