@@ -92,15 +92,26 @@ class RequestIntake(RequestViews):
     def _protection(self, ad: DirectoryUser, entra_id: str,
                     slack_id: str | None) -> tuple[list[Protection], tuple[str, ...]]:
         """(why the account is protected, the Entra roles it holds now): AD's adminCount and protected groups, every
-        Entra role held or PIM-eligible, and whether it is one of the bot's own agents or approvers (by Slack id)."""
+        Entra role held or PIM-eligible, and whether it is one of the bot's own agents or approvers. That last is
+        decided by Entra object id (each member's Slack account resolved to Entra), not only by Slack id: a target
+        whose Slack account the bot could not match has none, and "not in the group" would pass silently. When
+        some member cannot be resolved either and the target has no Slack account, nothing tells them apart: the
+        account counts as possibly an operator (fail closed)."""
         roles = self.resolver.admin_roles(entra_id)
         operators = set(self.notifier.group_members(self.rules.agents_group))
         if self.rules.approvers_group:
             operators |= set(self.notifier.group_members(self.rules.approvers_group))
+        operator = slack_id in operators
+        unverified = False
+        if not operator:
+            operator_ids = {self.resolver.entra_id_of(member) for member in sorted(operators)}
+            operator = entra_id in operator_ids
+            unverified = slack_id is None and None in operator_ids
         reasons = protection_reasons(
             admin_count=ad.admin_count,
             in_protected_group=self.directory.is_member_of_any(ad.dn, self.rules.protected_group_dns),
-            entra_roles=roles.active, eligible_roles=roles.eligible, operator=slack_id in operators,
+            entra_roles=roles.active, eligible_roles=roles.eligible, operator=operator,
+            operator_unverified=unverified,
         )
         return reasons, roles.active
 

@@ -218,20 +218,24 @@ class Control:
 
     # -- directory changes ----------------------------------------------------------------------------------
     async def change_user(self, request: web.Request) -> web.Response:
-        """``{"upn", "mail"}``: the user's ``mail`` changed on-premises and synced by Entra Connect, as anyone
-        allowed to edit that AD attribute (often the helpdesk) can make happen; ``"mail": null`` puts the
-        fixture's back (as ``POST /reset`` does). The UPN cannot be changed here."""
+        """``{"upn", "mail"?, "display_name"?}``: the user's ``mail`` or ``displayName`` changed on-premises and
+        synced by Entra Connect, as anyone allowed to edit those AD attributes (often the helpdesk) can make happen;
+        null puts the fixture's back (as ``POST /reset`` does). The UPN cannot be changed here."""
         body = await self._body(request)
-        if body is None or "mail" not in body:
-            return _error(400, "POST /users needs {\"upn\", \"mail\"}")
+        if body is None or not ({"mail", "display_name"} & body.keys()):
+            return _error(400, "POST /users needs {\"upn\", \"mail\"?, \"display_name\"?}")
         user = self.s.user(str(body.get("upn", "")))
         if user is None:
             return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
-        mail = body["mail"]
+        mail = body.get("mail", user.mail)
         if mail is not None and (not isinstance(mail, str) or "@" not in mail):
             return _error(400, "mail must be an address, or null for the fixture's")
-        user.mail = mail
-        return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail})
+        name = body.get("display_name", user.display_name)
+        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 256):
+            return _error(400, "display_name must be 1 to 256 characters (Entra's limit), or null for the fixture's")
+        user.mail, user.display_name = mail, name
+        return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail,
+                                  "display_name": name or user.person.display_name})
 
     # -- logs -------------------------------------------------------------------------------------------
     async def operations(self, request: web.Request) -> web.Response:

@@ -249,6 +249,7 @@ class State:
         for user in self.users.values():
             user.assignments = fixture_assignments(user.person)
             user.mail = None
+            user.display_name = None
         self.role_groups.clear()
         if history:
             self.history.forget()
