@@ -374,8 +374,9 @@ def confirm_question_text(req: ResetRequest) -> str:
 
 
 def confirm_question_blocks(req: ResetRequest) -> Blocks:
-    text = (f"<@{req.requester}> from the helpdesk asked to reset your password ({req.id})"
-            + (f", saying: _{esc(req.reason)}_" if req.reason else "") + ".\n*Did you ask the helpdesk for this?*")
+    saying = f", saying: _{esc_at_most(req.reason, REASON_CHARS)}_" if req.reason else ""
+    text = (f"<@{req.requester}> from the helpdesk asked to reset your password ({req.id}){saying}.\n"
+            "*Did you ask the helpdesk for this?*")
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         {"type": "actions", "block_id": Block.CONFIRM_ACTIONS, "elements": [

@@ -61,3 +61,8 @@ def test_a_bounded_value_is_escaped_never_cut_inside_an_entity_and_never_longer(
         assert shown.endswith("…")
         kept = shown[:-1]
         assert esc(text).startswith(kept) and not kept.endswith(("&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"))
+
+
+def test_the_targets_question_stays_inside_slacks_section_limit() -> None:
+    blocks = messages.requests.confirm_question_blocks(worst_request())
+    assert all(len(t) <= SECTION_TEXT_LIMIT for t in section_texts(blocks))
