@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.lifecycle import deadlines, required_approvals
+from bot.domain.lifecycle import RequestState, deadlines, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
 from bot.errors import ResetbotError
@@ -185,7 +185,11 @@ class RequestIntake(RequestViews):
             )
         if req is None:
             return None  # the same command, delivered again while the first delivery was being served
-        posted_in = self._post_request(req, channel)
+        try:
+            posted_in = self._post_request(req, channel)
+        except Exception:
+            self._withdraw_unposted(req, correlation_id)
+            raise
         group_id = self._group_id(req)
         self.notifier.post(posted_in, messages.requests.approver_mention(req, group_id), thread_ts=req.thread_ts)
         if req.manager_slack_id:
@@ -197,6 +201,18 @@ class RequestIntake(RequestViews):
                              blocks=messages.requests.confirm_question_blocks(req))
         self._refresh_homes(req)
         return messages.requests.request_created(req.id, posted_in)
+
+    def _withdraw_unposted(self, req: ResetRequest, correlation_id: str) -> None:
+        """A request whose message Slack would not post has no thread: nobody sees it to decide, yet it would stay
+        open until it expired, its target's Yes and any approval still acting on it. It is cancelled before the
+        agent is told that nothing was changed, so that sentence is true, and the trail says why."""
+        with self.begin() as session:
+            store.requests.transition(
+                session, request_id=req.id, expected=[RequestState.PENDING_APPROVAL], to=RequestState.CANCELLED,
+                changes={"decided_at": self.clock()},
+                audit=AuditDraft(actor="system", action=AuditAction.CANCELLED, correlation_id=correlation_id,
+                                 detail={"reason": "request_not_posted"}))
+        log.warning("request %s: its message could not be posted; withdrawn (%s)", req.id, correlation_id)
 
     def _post_request(self, req: ResetRequest, channel: str) -> str:
         """Post the request message where the agent typed, or in the requests channel when that was a DM (or the
