@@ -187,6 +187,22 @@ def test_roles_held_through_role_assignable_groups_are_read_under_the_group(
     assert len(graph.role_groups_of(bob).held) == 2, "membership still counts"
 
 
+def test_an_owned_role_assignable_group_is_found_without_pim_on_any_page(
+        graph: GraphClient, entra_control: EntraControl) -> None:
+    """Ownership is no PIM feature: without Entra ID P2 the owner of a role-assignable group may still add himself,
+    so it is read from the groups' owners whatever the licence, across every page of the group list (Graph gives
+    100 a page): an owned group listed after the first hundred is still found."""
+    entra_control.faults(pim_unlicensed=True)
+    for n in range(101):
+        entra_control.role_group(f"Filler {n:03}")
+    entra_control.role_group("Zz Tier0", owners=("olga",))
+    found = graph.role_groups_of(person("olga").entra_id)
+    assert found.held == () and len(found.claimable) == 1
+    pages = [r for r in entra_control.requests("graph") if r["path"].endswith("/groups")]
+    assert len(pages) >= 2, "the group list was read past its first page"
+    assert graph.role_groups_of(person("alice").entra_id) == RoleGroups()
+
+
 def test_a_tenant_without_pim_has_nobody_eligible(graph: GraphClient, entra_control: EntraControl) -> None:
     """Without Entra ID P2 (or Governance) Graph answers 400 AadPremiumLicenseRequired: there is no PIM, so no role
     can be eligible; any other refusal still raises."""

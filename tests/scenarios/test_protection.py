@@ -100,6 +100,18 @@ def test_a_tenant_without_pim_for_groups_still_sees_roles_held_through_groups(
     assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", "holds an Entra admin role")
 
 
+def test_an_owner_of_a_role_assignable_group_is_protected_without_pim(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Ownership of a group is no PIM feature: in a tenant without Entra ID P2 an owner of a role-assignable group
+    may still add himself as a member and so hold its role. The PIM reads answer AadPremiumLicenseRequired there,
+    so a check that learnt of owners only from PIM for Groups saw none, and let the owner's password go."""
+    entra.faults(pim_unlicensed=True)
+    entra.role_group("Tier0 Admins", owners=("bob",))
+    entra.assign_group("Tier0 Admins", "Global Administrator")
+    assert refused(lab, driver, bot, "bob") == protected_sentence(
+        "Bob Baker", "eligible for an Entra admin role through PIM")
+
+
 GROUPS = ["CN=Key Admins,CN=Users", "CN=Enterprise Key Admins,CN=Users", "CN=Replicator,CN=Builtin",
           "CN=Domain Controllers,CN=Users", "CN=Read-only Domain Controllers,CN=Users"]
 

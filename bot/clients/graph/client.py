@@ -269,9 +269,10 @@ class GraphClient:
         """The role-assignable groups through which the user reaches Entra roles. Held: the groups of
         ``transitiveMemberOf`` with ``isAssignableToRole`` (such a group cannot hold groups, so membership is never
         deeper). Claimable: PIM for Groups (``identityGovernance/privilegedAccess/group``), which Graph lists only
-        filtered on ``principalId`` or ``groupId``: every group the user is eligible to join or own, and every
-        group they own now (an owner may add themselves as a member). Without Entra ID P2 there is no PIM
-        (``AadPremiumLicenseRequired``): nothing is claimable that way. Any other refusal raises."""
+        filtered on ``principalId`` or ``groupId``: every group the user is eligible to join or own; and every
+        group they own now, read from the groups' side whatever the licence (an owner may add themselves as a
+        member). Without Entra ID P2 there is no PIM (``AadPremiumLicenseRequired``): nothing is eligible that way,
+        but ownership still counts. Any other refusal raises."""
         crid = client_request_id or new_correlation_id()
         groups = self._collect(f"/users/{_segment(user_id)}/transitiveMemberOf/microsoft.graph.group",
                                {"$select": "id,isAssignableToRole"}, what=f"read the groups of {user_id}", crid=crid)
@@ -291,8 +292,26 @@ class GraphClient:
             claimable = [str(i["groupId"]) for i in eligible if i.get("groupId")]
             claimable += [str(i["groupId"]) for i in active if i.get("groupId") and i.get("accessId") == "owner"]
             held += [str(i["groupId"]) for i in active if i.get("groupId") and i.get("accessId") == "member"]
+        claimable += self._owned_role_groups(user_id, crid)
         held = list(dict.fromkeys(held))
         return RoleGroups(held=tuple(held), claimable=tuple(g for g in dict.fromkeys(claimable) if g not in held))
+
+    def _owned_role_groups(self, user_id: str, crid: str) -> list[str]:
+        """The role-assignable groups the user owns. Ownership is no PIM feature: without Entra ID P2 an owner may
+        still add himself as a member, so this is read whatever the licence. A user's ``ownedObjects`` takes no
+        application permission, so each role-assignable group's owners are read (every page of both lists)."""
+        groups = self._collect("/groups", {"$filter": "isAssignableToRole eq true", "$select": "id"},
+                               what="list the role-assignable groups", crid=crid)
+        owned: list[str] = []
+        for group in groups:
+            gid = str(group.get("id") or "")
+            if not gid:
+                continue
+            owners = self._collect(f"/groups/{_segment(gid)}/owners", {"$select": "id"},
+                                   what=f"read the owners of group {gid}", crid=crid)
+            if any(str(o.get("id") or "").lower() == user_id.lower() for o in owners):
+                owned.append(gid)
+        return owned
 
     def _role_names(self, path: str, principals: str | Sequence[str], client_request_id: str | None, *,
                     what: str) -> list[str]:
