@@ -123,9 +123,12 @@ class RequestIntake(RequestViews):
         be read now refuses too (fail closed)."""
         try:
             # By objectGUID, as the reset itself: a rename or move since the request (and another account put at
-            # the old DN) cannot point this check at someone else.
-            ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
-                  else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
+            # the old DN) cannot point this check at someone else. A request stored before the GUID was kept has
+            # only its DN, which names whoever sits there now: it is refused (fail closed), never read by DN.
+            if not req.target_guid:
+                return "recheck_failed", messages.requests.recheck_failed(
+                    req.target_display, "the request was made before the bot kept which account it was for")
+            ad = self.directory.find_user(guid=req.target_guid)
             if ad is None:
                 return "recheck_failed", messages.requests.recheck_failed(
                     req.target_display, "the account is no longer in Active Directory")

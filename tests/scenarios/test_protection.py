@@ -9,6 +9,7 @@ from typing import Any
 
 import ldap3
 import pytest
+from sqlalchemy import text
 
 from bot.domain.lifecycle import RequestState
 from lab.people import BASE_DN, Person, person
@@ -216,12 +217,14 @@ def test_a_tenant_without_pim_still_resets_ordinary_users(
     assert lab.ad.admin_connection().extend.microsoft.modify_password(alice.dn, alice.password)
 
 
+@pytest.mark.parametrize("guid_known", [True, False], ids=["by-guid", "row-without-guid"])
 def test_the_check_before_the_reset_reads_the_account_asked_for_even_after_it_moved(
-        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, guid_known: bool) -> None:
     """Bob is renamed between the request and its approval and made protected (adminCount=1), and an ordinary
     account is put where he was. The check right before the reset used to read AD by the DN stored with the
     request, so it read that other account, found nothing protected, and let Bob's reset go on; it now reads the
-    account by objectGUID, which no rename or move changes."""
+    account by objectGUID, which no rename or move changes. A request stored before the GUID was kept (migration
+    0010) has only the DN, which cannot tell Bob from whoever sits there now: it is refused, not read by DN."""
     helpdesk_channel = helpdesk(lab)
     bob = person("bob")
     assert bob.dn is not None
@@ -232,6 +235,9 @@ def test_the_check_before_the_reset_reads_the_account_asked_for_even_after_it_mo
     before = ad_attrs(lab, "bob")
     request = request_for(lab, driver, "bob", "renamed and promoted meanwhile")
     ts = str(request["ts"])
+    if not guid_known:
+        with bot.runtime.session_factory.begin() as session:
+            session.execute(text("UPDATE reset_request SET target_guid = NULL WHERE thread_ts = :ts"), {"ts": ts})
     try:
         assert admin.modify_dn(bob.dn, "CN=Bob Baker (moved)"), admin.result
         assert admin.modify(moved, {"adminCount": [(ldap3.MODIFY_REPLACE, ["1"])]}), admin.result
@@ -242,12 +248,14 @@ def test_the_check_before_the_reset_reads_the_account_asked_for_even_after_it_mo
         said = driver.wait_for_message(helpdesk_channel, lambda m: m["text"].startswith((":no_entry:", ":warning:",
                                                                                          ":white_check_mark:")),
                                        thread_ts=ts, timeout=30)
-        assert said["text"].startswith(":no_entry: Not reset: Bob Baker's account is protected now (AD "
-                                       "adminCount=1)"), said["text"]
+        expected = (":no_entry: Not reset: Bob Baker's account is protected now (AD adminCount=1)" if guid_known
+                    else ":warning: Not reset: I couldn't check Bob Baker's account again just before the reset")
+        assert said["text"].startswith(expected), said["text"]
         assert entra.operations() == [], "no resetPassword reached Entra"
         req = next(r for r in bot.requests() if r.thread_ts == ts)
         assert req.state == RequestState.CANCELLED
-        assert '"reason":"protected"' in bot.audit(req.id)[-1].detail
+        reason = "protected" if guid_known else "recheck_failed"
+        assert f'"reason":"{reason}"' in bot.audit(req.id)[-1].detail
     finally:
         admin.delete(bob.dn)
         admin.modify(moved, {"adminCount": [(ldap3.MODIFY_DELETE, [])]})
