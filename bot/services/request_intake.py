@@ -95,8 +95,9 @@ class RequestIntake(RequestViews):
         Entra role held or PIM-eligible, and whether it is one of the bot's own agents or approvers. That last is
         decided by Entra object id (each member's Slack account resolved to Entra), not only by Slack id: a target
         whose Slack account the bot could not match has none, and "not in the group" would pass silently. When
-        some member cannot be resolved either and the target has no Slack account, nothing tells them apart: the
-        account counts as possibly an operator (fail closed)."""
+        some member cannot be resolved either and the target has no Slack account that leads back to them (its
+        email found in Entra as this very account), nothing tells them apart: the account counts as possibly an
+        operator (fail closed)."""
         roles = self.resolver.admin_roles(entra_id)
         operators = set(self.notifier.group_members(self.rules.agents_group))
         if self.rules.approvers_group:
@@ -106,7 +107,10 @@ class RequestIntake(RequestViews):
         if not operator:
             operator_ids = {self.resolver.entra_id_of(member) for member in sorted(operators)}
             operator = entra_id in operator_ids
-            unverified = slack_id is None and None in operator_ids
+            # A Slack account found by the target's mail proves nothing unless it leads back to the target: mail
+            # is often editable on-premises, and pointed at someone else's address it would "match" them.
+            unverified = None in operator_ids and (slack_id is None
+                                                   or self.resolver.entra_id_of(slack_id) != entra_id)
         reasons = protection_reasons(
             admin_count=ad.admin_count,
             in_protected_group=self.directory.is_member_of_any(ad.dn, self.rules.protected_group_dns),

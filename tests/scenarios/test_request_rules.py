@@ -280,6 +280,27 @@ def test_an_approver_slack_cannot_match_is_protected_not_waved_through(
     assert last.action == "refused" and '"protection":"operator_unverified"' in last.detail
 
 
+def test_an_approver_whose_mail_was_pointed_at_someone_elses_slack_is_still_protected(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Zoe approves resets; her Slack account matches no Entra account. Someone allowed to edit ``mail`` on-premises
+    (often the helpdesk) sets hers to Alice's address: the bot now "finds" Zoe's Slack account as Alice's, and the
+    fail-closed rule (no Slack account while some operator is unmatched) no longer applied, so a reset of an
+    approver's password was posted, with Alice asked to confirm it. A Slack match that does not lead back to the
+    target's own Entra account proves nothing: the account still counts as possibly an approver."""
+    helpdesk = channel(lab, "helpdesk")
+    entra = EntraControl(lab)
+    entra.call("POST", "/users", {"upn": person("zoe").upn, "mail": person("alice").mail})
+    try:
+        driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+        said = driver.wait_for_ephemeral("hank", lambda e: e["source"] != "slack")
+        assert "possibly one of resetbot's agents or approvers" in said["text"], said["text"]
+        assert not driver.messages(helpdesk), "no request is posted"
+        last = bot.audit()[-1]
+        assert last.action == "refused" and '"protection":"operator_unverified"' in last.detail
+    finally:
+        entra.call("POST", "/users", {"upn": person("zoe").upn, "mail": None})
+
+
 def test_required_confirmation_refuses_a_target_who_cannot_be_asked(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     """With confirmation required, a target the bot cannot DM could never answer: refused at once, not left to
