@@ -3,7 +3,7 @@ through PIM (``roleEligibilityScheduleInstances``), with Graph's shapes and perm
 
 Microsoft Graph v1.0 documents both lists with ``$filter``, ``$expand`` and ``$select``. The stand-in answers the
 ``$filter`` the bot and tests need (``eq`` on ``principalId``, ``roleDefinitionId`` or ``directoryScopeId``, and
-``principalId in ('…', '…')``, which Graph documents for that property, joined by ``and``) and
+``principalId in ('…', '…')``, at most 15 values as Graph allows, joined by ``and``) and
 ``$expand=roleDefinition``; anything else is a 400. A role-assignable group's assignments are listed under the
 group's id as ``principalId``, never under its members' (lab.entra.rbac). Both need an application permission (the
 public client consents none of these scopes, so a delegated call gets the same 403 Graph gives a caller without
@@ -29,6 +29,10 @@ READ_ELIGIBILITY = ({"RoleEligibilitySchedule.Read.Directory", "RoleEligibilityS
                      "RoleManagement.Read.All", "RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory"},
                     set[str]())
 
+#: Graph refuses an ``in (...)`` list of more than 15 values on directory objects (400): a client with more asks
+#: in turns, and one that sent them all at once would learn nothing.
+MAX_IN_VALUES = 15
+
 MSG_UNLICENSED = "The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID Governance license."
 
 _CLAUSE = re.compile(r"^\s*(principalId|roleDefinitionId|directoryScopeId)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
@@ -44,7 +48,10 @@ def _matcher(raw: str | None) -> dict[str, set[str]]:
         if m := _CLAUSE.match(clause):
             wanted[m.group(1).lower()] = {m.group(2).lower()}
         elif m := _IN.match(clause):
-            wanted[m.group(1).lower()] = {v.strip().strip("'").lower() for v in m.group(2).split(",")}
+            values = [v.strip().strip("'").lower() for v in m.group(2).split(",")]
+            if len(values) > MAX_IN_VALUES:
+                raise ValueError(f"{clause}: more than {MAX_IN_VALUES} values in an 'in' list")
+            wanted[m.group(1).lower()] = set(values)
         else:
             raise ValueError(clause)
     return wanted

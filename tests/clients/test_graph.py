@@ -187,6 +187,24 @@ def test_roles_held_through_role_assignable_groups_are_read_under_the_group(
     assert len(graph.role_groups_of(bob).held) == 2, "membership still counts"
 
 
+def test_a_role_held_through_a_sixteenth_group_is_read_in_a_second_query(
+        graph: GraphClient, entra_control: EntraControl) -> None:
+    """Graph takes at most 15 values in ``principalId in (...)``: with Bob and sixteen role-assignable groups the
+    principals are asked in turns, and a role given only to the last group is still found."""
+    for n in range(16):
+        entra_control.role_group(f"Ring {n:02}", members=("bob",))
+    entra_control.assign_group("Ring 15", "Global Administrator")
+    entra_control.assign_group("Ring 14", "Privileged Role Administrator", eligible=True)
+    bob = person("bob").entra_id
+    groups = graph.role_groups_of(bob)
+    assert len(groups.held) == 16
+    assert graph.role_assignments_of([bob, *groups.held]) == ["Global Administrator"]
+    assert graph.eligible_roles_of([bob, *groups.held]) == ["Privileged Role Administrator"]
+    queries = [unquote_plus(r["query"]) for r in entra_control.requests("graph")
+               if r["path"].endswith("/roleAssignments")]
+    assert len(queries) == 2 and all(q.count("'") <= 30 for q in queries), queries
+
+
 def test_an_owned_role_assignable_group_is_found_without_pim_on_any_page(
         graph: GraphClient, entra_control: EntraControl) -> None:
     """Ownership is no PIM feature: without Entra ID P2 the owner of a role-assignable group may still add himself,
