@@ -187,6 +187,27 @@ def test_roles_held_through_role_assignable_groups_are_read_under_the_group(
     assert len(graph.role_groups_of(bob).held) == 2, "membership still counts"
 
 
+def test_a_group_whose_properties_graph_withholds_is_never_read_as_not_role_assignable(
+        entra_control: EntraControl) -> None:
+    """An app that may read users but not groups (``GroupMember.Read.All`` not consented) still gets Bob's groups
+    from ``transitiveMemberOf``, with every property null, ``isAssignableToRole`` among them: Graph returns limited
+    information rather than 403. Read as "not role-assignable", that null dropped the group Bob holds Global
+    Administrator through, and nothing failed. Now such a group counts as possibly role-assignable, and the owners'
+    read, which needs a group permission, refuses: the check fails closed."""
+    entra_control.role_group("Tier0", members=("bob",))
+    entra_control.assign_group("Tier0", "Global Administrator")
+    entra_control.consent("User.Read.All", "RoleManagement.Read.Directory", "Organization.Read.All",
+                          "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+                          "PrivilegedAssignmentSchedule.Read.AzureADGroup")
+    bob = person("bob").entra_id
+    with entra_control.graph() as graph:
+        seen = graph._collect(f"/users/{bob}/transitiveMemberOf/microsoft.graph.group",
+                              {"$select": "id,isAssignableToRole"}, what="read Bob's groups", crid="c-test")
+        assert seen and all(g.get("isAssignableToRole") is None for g in seen), "the lab withholds it as Graph does"
+        with pytest.raises(GraphPermissionError):
+            graph.role_groups_of(bob)
+
+
 def test_a_role_held_through_a_sixteenth_group_is_read_in_a_second_query(
         graph: GraphClient, entra_control: EntraControl) -> None:
     """Graph takes at most 15 values in ``principalId in (...)``: with Bob and sixteen role-assignable groups the

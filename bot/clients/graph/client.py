@@ -276,7 +276,9 @@ class GraphClient:
         crid = client_request_id or new_correlation_id()
         groups = self._collect(f"/users/{_segment(user_id)}/transitiveMemberOf/microsoft.graph.group",
                                {"$select": "id,isAssignableToRole"}, what=f"read the groups of {user_id}", crid=crid)
-        held = [str(g["id"]) for g in groups if g.get("isAssignableToRole") is True and g.get("id")]
+        # Not False: Graph nulls every property of a group the app may not read (limited information, no 403),
+        # and a group that may be role-assignable is read as one: its role assignments cost a query, never a miss.
+        held = [str(g["id"]) for g in groups if g.get("isAssignableToRole") is not False and g.get("id")]
         claimable: list[str] = []
         flt = {"$filter": f"principalId eq {odata_string(user_id)}"}
         try:
