@@ -63,12 +63,12 @@ def test_a_request_slack_would_not_post_is_withdrawn(lab: Lab, bot: RunningBot, 
     could see or decide it, yet it would count as open until it expired, and an approver's stale button or the
     target's Yes could still act on it. The agent hears one sentence; the trail says it was withdrawn."""
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
-    driver.faults(fail_next={"method": "chat.postMessage", "error": "fatal_error", "count": 50})
+    driver.faults(down=["chat.postMessage"])
     try:
         driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> slack said no", channel=helpdesk)
         said = driver.wait_for_ephemeral("hank", lambda e: "reference c-" in e["text"], timeout=20)
     finally:
-        driver.faults(fail_next=[])
+        driver.faults(down=[])
     assert "Nothing was changed" in said["text"], said["text"]
     assert len(driver.ephemeral("hank")) == 1, "one sentence"
     [req] = [r for r in bot.requests() if r.reason == "slack said no"]
