@@ -106,10 +106,14 @@ class Protection(StrEnum):
     #: One of resetbot's own agents or approvers: resetting them hands over their Slack identity (where Slack signs
     #: in through Entra), and with it the power to ask for or approve resets.
     OPERATOR = "operator"
+    #: Matched to no Slack account while some agent or approver matches no Entra account: the target may be that
+    #: agent or approver, and nothing can show otherwise, so the account is treated as one (fail closed).
+    OPERATOR_UNVERIFIED = "operator_unverified"
 
 
 def protection_reasons(*, admin_count: bool, in_protected_group: bool, entra_roles: Iterable[str],
-                       eligible_roles: Iterable[str] = (), operator: bool = False) -> list[Protection]:
+                       eligible_roles: Iterable[str] = (), operator: bool = False,
+                       operator_unverified: bool = False) -> list[Protection]:
     """Why an account is protected (empty: it is not)."""
     reasons = []
     if admin_count:
@@ -122,6 +126,8 @@ def protection_reasons(*, admin_count: bool, in_protected_group: bool, entra_rol
         reasons.append(Protection.ENTRA_ELIGIBLE_ROLE)
     if operator:
         reasons.append(Protection.OPERATOR)
+    elif operator_unverified:
+        reasons.append(Protection.OPERATOR_UNVERIFIED)
     return reasons
 
 

@@ -29,6 +29,29 @@ def esc(text: object) -> str:
     return _BROADCAST.sub("@\u200b\\1", escaped)
 
 
+#: Slack's limit on a section's text (and on a context element's): a longer one fails the whole post.
+SECTION_TEXT_LIMIT = 3000
+
+
+def esc_at_most(text: object, limit: int) -> str:
+    """:func:`esc`, cut to at most ``limit`` characters (an ellipsis included) when longer. Escaping grows text up
+    to five times (``&`` is ``&amp;``), so a bound checked on what was typed does not bound what is posted; a
+    value that must fit in a section with others is bounded here, as posted. The cut falls between typed
+    characters, never inside an entity."""
+    full = esc(text)
+    if len(full) <= limit:
+        return full
+    raw = str(text)
+    lo, hi = 0, min(len(raw), limit)
+    while lo < hi:  # the longest prefix whose escaped form leaves room for the ellipsis (its length only grows)
+        mid = (lo + hi + 1) // 2
+        if len(esc(raw[:mid])) < limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return esc(raw[:lo]) + "…"
+
+
 def slack_date(when: datetime) -> str:
     """A time every reader sees in their own time zone."""
     ts = int(when.timestamp())

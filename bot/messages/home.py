@@ -14,15 +14,13 @@ from typing import Any
 
 from bot.domain.health_state import HealthReport
 from bot.ids import Command
-from bot.messages.format import Blocks, esc, slack_date
+from bot.messages.format import SECTION_TEXT_LIMIT, Blocks, esc, slack_date
 from bot.messages.health import health_home
 from bot.messages.requests import STATE_LINE
 from bot.models import ResetRequest
 
 #: Requests listed in each of App Home's lists; the rest are counted.
 HOME_LIST_SHOWN = 10
-#: Slack's limit on a section's text (and on a context element's, which the "more" line stays far below).
-SECTION_TEXT_LIMIT = 3000
 #: A target's name is cut to this in a list (a display name may be 256 characters), so ten lines always fit.
 NAME_LIMIT = 100
 

@@ -13,7 +13,7 @@ from bot.domain.parse import MAX_REASON_CHARS, ParseError, ParseProblem
 from bot.domain.rules import Protection, Refusal
 from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
-from bot.messages.format import Blocks, button, esc, slack_date
+from bot.messages.format import Blocks, button, esc, esc_at_most, slack_date
 from bot.models import ResetRequest
 
 
@@ -83,8 +83,8 @@ def requester_not_matched() -> str:
 
 
 def target_not_in_slack(name: str) -> str:
-    return (f"{esc(name)} has no Slack account I could match (by their mail or UPN), so they can't be asked or told "
-            "by DM")
+    return (f"{esc_at_most(name, NAME_CHARS)} has no Slack account I could match (by their mail or UPN), so they "
+            "can't be asked or told by DM")
 
 
 def target_cannot_confirm(name: str, upn: str) -> str:
@@ -159,6 +159,8 @@ def _protection_words(reasons: Iterable[Protection]) -> str:
         Protection.ENTRA_ROLE: "holds an Entra admin role",
         Protection.ENTRA_ELIGIBLE_ROLE: "eligible for an Entra admin role through PIM",
         Protection.OPERATOR: "one of resetbot's agents or approvers",
+        Protection.OPERATOR_UNVERIFIED: ("possibly one of resetbot's agents or approvers: it matches no Slack "
+                                         "account, and not every agent and approver matches an Entra ID account"),
     }
     return ", ".join(words[r] for r in reasons)
 
@@ -233,13 +235,23 @@ def request_text(req: ResetRequest) -> str:
     return f"Password reset {req.id} for {esc(req.target_display)}: {STATE_LINE[req.state].split(': ', 1)[-1]}"
 
 
+#: What the request message shows of each value a person typed or the directory holds, as posted (escaped): at
+#: most these, so its first section (name twice, UPN, reason, and the fixed words, about 700 at most) stays inside
+#: Slack's 3,000 whatever is typed; the full reason stays in the audit trail.
+NAME_CHARS = 256
+REASON_CHARS = 1200
+NOTE_CHARS = 1500
+
+
 def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str | None,
                    decided_by: str | None = None, note: str | None = None) -> Blocks:
     """The request message, redrawn in place at every change of state."""
     options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
+    reason = f" · Reason: {esc_at_most(req.reason, REASON_CHARS)}" if req.reason else " · No reason given"
     lines = [
-        f"*Password reset for {esc(req.target_display)}* (`{esc(req.target_upn)}`)",
-        f"Requested by <@{req.requester}>" + (f" · Reason: {esc(req.reason)}" if req.reason else " · No reason given"),
+        f"*Password reset for {esc_at_most(req.target_display, NAME_CHARS)}* "
+        f"(`{esc_at_most(req.target_upn, NAME_CHARS)}`)",
+        f"Requested by <@{req.requester}>{reason}",
     ]
     if options:
         lines.append("Options: " + ", ".join(options))
@@ -259,7 +271,7 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     elif decided_by:
         status += f" by <@{decided_by}>"
     if note:
-        status += f": {esc(note)}"
+        status += f": {esc_at_most(note, NOTE_CHARS)}"
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": status}},
@@ -370,8 +382,9 @@ def confirm_question_text(req: ResetRequest) -> str:
 
 
 def confirm_question_blocks(req: ResetRequest) -> Blocks:
-    text = (f"<@{req.requester}> from the helpdesk asked to reset your password ({req.id})"
-            + (f", saying: _{esc(req.reason)}_" if req.reason else "") + ".\n*Did you ask the helpdesk for this?*")
+    saying = f", saying: _{esc_at_most(req.reason, REASON_CHARS)}_" if req.reason else ""
+    text = (f"<@{req.requester}> from the helpdesk asked to reset your password ({req.id}){saying}.\n"
+            "*Did you ask the helpdesk for this?*")
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         {"type": "actions", "block_id": Block.CONFIRM_ACTIONS, "elements": [

@@ -136,6 +136,10 @@ class RequestDecisions(RequestViews):
             if not yes:
                 return self._late_no(req.id, actor, correlation_id)
             return self._refuse(req, actor, Refusal.NOT_PENDING, correlation_id, "confirm")
+        if yes and req.requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+            # A Yes may be what completes the approval (required mode, approver first): it checks what an
+            # approval checks, so a requester who left the helpdesk since asking gets nothing through it.
+            return self._refuse(req, actor, Refusal.REQUESTER_NOT_AN_AGENT, correlation_id, "confirm")
         action = AuditAction.TARGET_CONFIRMED if yes else AuditAction.TARGET_DISOWNED
         with self.begin() as session:
             changed = store.requests.set_confirmation(session, request_id=req.id, expected="pending",

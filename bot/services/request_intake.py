@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.lifecycle import deadlines, required_approvals
+from bot.domain.lifecycle import RequestState, deadlines, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
 from bot.errors import ResetbotError
@@ -92,15 +92,30 @@ class RequestIntake(RequestLimits):
     def _protection(self, ad: DirectoryUser, entra_id: str,
                     slack_id: str | None) -> tuple[list[Protection], tuple[str, ...]]:
         """(why the account is protected, the Entra roles it holds now): AD's adminCount and protected groups, every
-        Entra role held or PIM-eligible, and whether it is one of the bot's own agents or approvers (by Slack id)."""
+        Entra role held or PIM-eligible, and whether it is one of the bot's own agents or approvers. That last is
+        decided by Entra object id (each member's Slack account resolved to Entra), not only by Slack id: a target
+        whose Slack account the bot could not match has none, and "not in the group" would pass silently. When
+        some member cannot be resolved either and the target has no Slack account that leads back to them (its
+        email found in Entra as this very account), nothing tells them apart: the account counts as possibly an
+        operator (fail closed)."""
         roles = self.resolver.admin_roles(entra_id)
         operators = set(self.notifier.group_members(self.rules.agents_group))
         if self.rules.approvers_group:
             operators |= set(self.notifier.group_members(self.rules.approvers_group))
+        operator = slack_id in operators
+        unverified = False
+        if not operator:
+            operator_ids = {self.resolver.entra_id_of(member) for member in sorted(operators)}
+            operator = entra_id in operator_ids
+            # A Slack account found by the target's mail proves nothing unless it leads back to the target: mail
+            # is often editable on-premises, and pointed at someone else's address it would "match" them.
+            unverified = None in operator_ids and (slack_id is None
+                                                   or self.resolver.entra_id_of(slack_id) != entra_id)
         reasons = protection_reasons(
             admin_count=ad.admin_count,
             in_protected_group=self.directory.is_member_of_any(ad.dn, self.rules.protected_group_dns),
-            entra_roles=roles.active, eligible_roles=roles.eligible, operator=slack_id in operators,
+            entra_roles=roles.active, eligible_roles=roles.eligible, operator=operator,
+            operator_unverified=unverified,
         )
         return reasons, roles.active
 
@@ -111,10 +126,16 @@ class RequestIntake(RequestLimits):
         where a rule names the account: such a request never had its two approvers nor told security. What cannot
         be read now refuses too (fail closed)."""
         try:
-            ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
+            # By objectGUID, as the reset itself: a rename or move since the request (and another account put at
+            # the old DN) cannot point this check at someone else. A request stored before the GUID was kept has
+            # only its DN, which names whoever sits there now: it is refused (fail closed), never read by DN.
+            if not req.target_guid:
+                return "recheck_failed", messages.requests.recheck_failed(
+                    req.target_display, "the request was made before the bot kept which account it was for")
+            ad = self.directory.find_user(guid=req.target_guid)
             if ad is None:
                 return "recheck_failed", messages.requests.recheck_failed(
-                    req.target_display, "the account is no longer where it was in Active Directory")
+                    req.target_display, "the account is no longer in Active Directory")
             reasons, roles = self._protection(ad, req.target_entra_id, req.target_slack_id)
             allowed = allowed_by_rule(sam=ad.sam, upn=req.target_upn, allowed=self.rules.protected_allowed)
             if reasons and not (allowed and req.protected):
@@ -182,7 +203,11 @@ class RequestIntake(RequestLimits):
                 return refused
         if req is None:
             return None  # the same command, delivered again while the first delivery was being served
-        posted_in = self._post_request(req, channel)
+        try:
+            posted_in = self._post_request(req, channel)
+        except Exception:
+            self._withdraw_unposted(req, correlation_id)
+            raise
         group_id = self._group_id(req)
         self.notifier.post(posted_in, messages.requests.approver_mention(req, group_id), thread_ts=req.thread_ts)
         if req.manager_slack_id:
@@ -194,6 +219,18 @@ class RequestIntake(RequestLimits):
                              blocks=messages.requests.confirm_question_blocks(req))
         self._refresh_homes(req)
         return messages.requests.request_created(req.id, posted_in)
+
+    def _withdraw_unposted(self, req: ResetRequest, correlation_id: str) -> None:
+        """A request whose message Slack would not post has no thread: nobody sees it to decide, yet it would stay
+        open until it expired, its target's Yes and any approval still acting on it. It is cancelled before the
+        agent is told that nothing was changed, so that sentence is true, and the trail says why."""
+        with self.begin() as session:
+            store.requests.transition(
+                session, request_id=req.id, expected=[RequestState.PENDING_APPROVAL], to=RequestState.CANCELLED,
+                changes={"decided_at": self.clock()},
+                audit=AuditDraft(actor="system", action=AuditAction.CANCELLED, correlation_id=correlation_id,
+                                 detail={"reason": "request_not_posted"}))
+        log.warning("request %s: its message could not be posted; withdrawn (%s)", req.id, correlation_id)
 
     def _post_request(self, req: ResetRequest, channel: str) -> str:
         """Post the request message where the agent typed, or in the requests channel when that was a DM (or the

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.clients.directory import Directory, DirectoryUser
+from bot.clients.graph import RoleGroups
 from bot.clients.slack_notify import Notifier
 from bot.domain.parse import TargetKind, TargetRef
 
@@ -55,8 +56,9 @@ class EntraDirectory(Protocol):
     def search_users(self, name: str, limit: int = 10) -> Sequence[EntraUser]: ...
     def manager_of(self, user_id: str) -> EntraUser | None: ...
     def directory_roles_of(self, user_id: str) -> Sequence[str]: ...
-    def role_assignments_of(self, user_id: str) -> Sequence[str]: ...
-    def eligible_roles_of(self, user_id: str) -> Sequence[str]: ...
+    def role_assignments_of(self, principals: str | Sequence[str]) -> Sequence[str]: ...
+    def eligible_roles_of(self, principals: str | Sequence[str]) -> Sequence[str]: ...
+    def role_groups_of(self, user_id: str) -> RoleGroups: ...
 
 
 @dataclass(frozen=True)
@@ -200,11 +202,18 @@ class TargetResolver:
 
     def admin_roles(self, entra_id: str) -> AdminRoles:
         """Every way the person holds or may claim an Entra role: ``transitiveMemberOf`` alone shows only active,
-        tenant-wide, built-in ones (through groups too), so the role assignments and PIM eligibilities are read as
-        well. A Graph failure raises: whoever asks must fail closed."""
-        active = [*self._graph.directory_roles_of(entra_id), *self._graph.role_assignments_of(entra_id)]
-        return AdminRoles(active=tuple(dict.fromkeys(active)),
-                          eligible=tuple(dict.fromkeys(self._graph.eligible_roles_of(entra_id))))
+        tenant-wide, built-in ones, so the role assignments and PIM eligibilities are read as well, the person's
+        own and those of the role-assignable groups they are in (a group's assignment names the group, not its
+        members). A group they may join or own through PIM for Groups, or own now, is one step from its roles:
+        those count as eligible. A Graph failure raises: whoever asks must fail closed."""
+        groups = self._graph.role_groups_of(entra_id)
+        holders = [entra_id, *groups.held]
+        active = [*self._graph.directory_roles_of(entra_id), *self._graph.role_assignments_of(holders)]
+        eligible = list(self._graph.eligible_roles_of(holders))
+        if groups.claimable:
+            eligible += [*self._graph.role_assignments_of(groups.claimable),
+                         *self._graph.eligible_roles_of(groups.claimable)]
+        return AdminRoles(active=tuple(dict.fromkeys(active)), eligible=tuple(dict.fromkeys(eligible)))
 
 
 def _is_exactly(user: EntraUser, text: str) -> bool:

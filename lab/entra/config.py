@@ -41,6 +41,8 @@ APP_ROLES: Final[tuple[str, ...]] = (
     "GroupMember.Read.All",
     "Organization.Read.All",
     "RoleManagement.Read.Directory",
+    "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+    "PrivilegedAssignmentSchedule.Read.AzureADGroup",
 )
 #: Delegated permissions admin-consented for the public client (what an agent's token may carry in scp).
 DELEGATED_SCOPES: Final[tuple[str, ...]] = (

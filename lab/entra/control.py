@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from lab.entra import rbac
+from lab.entra.directory import EntraUser
 from lab.entra.graphbase import Handler
 from lab.entra.state import DeviceFlow, DeviceStatus, FaultError, State
 from lab.entra.wire import LOG_APP, LOG_USER, utcnow
@@ -46,6 +47,8 @@ class Control:
             web.post(f"{c}/consent", self.set_consent),
             web.get(f"{c}/roles", self.get_roles),
             web.post(f"{c}/roles", self.set_role),
+            web.get(f"{c}/groups", self.get_groups),
+            web.post(f"{c}/groups", self.set_group),
             web.post(f"{c}/users", self.change_user),
             web.get(f"{c}/redirect_uris", self.get_redirect_uris),
             web.post(f"{c}/redirect_uris", self.add_redirect_uri),
@@ -158,13 +161,20 @@ class Control:
     async def set_role(self, request: web.Request) -> web.Response:
         """Assign (or with ``"remove": true`` take away) a role: ``{"upn", "role", "eligible"?: bool,
         "administrative_unit"?: name, "custom"?: bool}``. A role that is not one of Entra's built-in roles the
-        stand-in knows must say ``"custom": true`` (so a typo never makes a custom role)."""
+        stand-in knows must say ``"custom": true`` (so a typo never makes a custom role). ``"group": name`` instead
+        of ``"upn"`` assigns it to a role-assignable group made with ``POST /groups``."""
         body = await self._body(request)
         if body is None:
             return _error(400, "POST /roles needs a JSON object")
-        user = self.s.user(str(body.get("upn", "")))
-        if user is None:
-            return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
+        user: EntraUser | rbac.RoleGroup | None
+        if "group" in body:
+            user = self.s.role_groups.get(str(body["group"]))
+            if user is None:
+                return _error(404, f"no role-assignable group {body.get('group')!r}: make it with POST /groups")
+        else:
+            user = self.s.user(str(body.get("upn", "")))
+            if user is None:
+                return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
         role, unit = body.get("role"), body.get("administrative_unit")
         flags = {k: body.get(k, False) for k in ("eligible", "custom", "remove")}
         if not isinstance(role, str) or not role.strip() or not all(isinstance(v, bool) for v in flags.values()):
@@ -178,25 +188,69 @@ class Control:
         assignment = rbac.RoleAssignment(user.id, role, eligible=flags["eligible"], scope=scope)
         kept = [a for a in user.assignments if a != assignment]
         user.assignments = kept if flags["remove"] else [*kept, assignment]
+        if isinstance(user, rbac.RoleGroup):
+            return web.json_response(user.as_control(self._upns()))
         return web.json_response({"upn": user.person.upn, "assignments": [a.as_control() for a in user.assignments]})
+
+    # -- role-assignable groups and PIM for Groups ---------------------------------------------------------
+    def _upns(self) -> dict[str, str]:
+        return {u.id: u.person.upn for u in self.s.users.values()}
+
+    async def get_groups(self, request: web.Request) -> web.Response:
+        upns = self._upns()
+        return web.json_response([g.as_control(upns) for g in self.s.role_groups.values()])
+
+    async def set_group(self, request: web.Request) -> web.Response:
+        """Make (or replace) a cloud role-assignable group: ``{"name", "members"?: [upn], "owners"?: [upn],
+        "eligible_members"?: [upn], "eligible_owners"?: [upn]}``, the last two being PIM for Groups eligibility;
+        ``{"name", "remove": true}`` deletes it. A replaced group keeps its role assignments."""
+        body = await self._body(request)
+        name = (body or {}).get("name")
+        if body is None or not isinstance(name, str) or not name.strip():
+            return _error(400, "POST /groups needs {\"name\", \"members\"?, \"owners\"?, \"eligible_members\"?, "
+                               "\"eligible_owners\"?} or {\"name\", \"remove\": true}")
+        if body.get("remove") is True:
+            self.s.role_groups.pop(name, None)
+            return web.json_response({"name": name, "removed": True})
+        ids: dict[str, set[str]] = {}
+        for key in ("members", "owners", "eligible_members", "eligible_owners"):
+            upns = body.get(key, [])
+            if not isinstance(upns, list) or not all(isinstance(u, str) for u in upns):
+                return _error(400, f"{key} must be a list of UPNs")
+            users = [self.s.user(u) for u in upns]
+            missing = [u for u, found in zip(upns, users, strict=True) if found is None]
+            if missing:
+                return _error(404, f"no user {missing[0]!r} in the lab tenant")
+            ids[key] = {u.id for u in users if u is not None}
+        old = self.s.role_groups.get(name)
+        group = rbac.RoleGroup(name, members=ids["members"], owners=ids["owners"],
+                               eligible={(u, "member") for u in ids["eligible_members"]}
+                               | {(u, "owner") for u in ids["eligible_owners"]},
+                               assignments=old.assignments if old else [])
+        self.s.role_groups[name] = group
+        return web.json_response(group.as_control(self._upns()))
 
 
     # -- directory changes ----------------------------------------------------------------------------------
     async def change_user(self, request: web.Request) -> web.Response:
-        """``{"upn", "mail"}``: the user's ``mail`` changed on-premises and synced by Entra Connect, as anyone
-        allowed to edit that AD attribute (often the helpdesk) can make happen; ``"mail": null`` puts the
-        fixture's back (as ``POST /reset`` does). The UPN cannot be changed here."""
+        """``{"upn", "mail"?, "display_name"?}``: the user's ``mail`` or ``displayName`` changed on-premises and
+        synced by Entra Connect, as anyone allowed to edit those AD attributes (often the helpdesk) can make happen;
+        null puts the fixture's back (as ``POST /reset`` does). The UPN cannot be changed here."""
         body = await self._body(request)
-        if body is None or "mail" not in body:
-            return _error(400, "POST /users needs {\"upn\", \"mail\"}")
+        if body is None or not ({"mail", "display_name"} & body.keys()):
+            return _error(400, "POST /users needs {\"upn\", \"mail\"?, \"display_name\"?}")
         user = self.s.user(str(body.get("upn", "")))
         if user is None:
             return _error(404, f"no user {body.get('upn')!r} in the lab tenant")
-        mail = body["mail"]
+        mail = body.get("mail", user.mail)
         if mail is not None and (not isinstance(mail, str) or "@" not in mail):
             return _error(400, "mail must be an address, or null for the fixture's")
-        user.mail = mail
-        return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail})
+        name = body.get("display_name", user.display_name)
+        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 256):
+            return _error(400, "display_name must be 1 to 256 characters (Entra's limit), or null for the fixture's")
+        user.mail, user.display_name = mail, name
+        return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail,
+                                  "display_name": name or user.person.display_name})
 
     # -- logs -------------------------------------------------------------------------------------------
     async def operations(self, request: web.Request) -> web.Response:

@@ -77,6 +77,8 @@ class EntraUser:
     assignments: list[RoleAssignment] = field(default_factory=list)
     #: ``mail`` as changed since the fixture (``POST /control/users``: an on-prem edit that Entra Connect synced).
     mail: str | None = None
+    #: ``displayName`` as changed since the fixture, the same way (up to Entra's 256 characters, any of them).
+    display_name: str | None = None
 
     def __post_init__(self) -> None:
         if not self.assignments:
@@ -115,7 +117,7 @@ class EntraUser:
             "businessPhones": [],
             "createdDateTime": graph_time(self.created),
             "department": p.department or None,
-            "displayName": p.display_name,
+            "displayName": self.display_name or p.display_name,
             "givenName": p.given,
             "jobTitle": p.title or None,
             "lastPasswordChangeDateTime": graph_time(self.last_password_change),
@@ -192,6 +194,7 @@ def group_json(group: Group) -> dict[str, Any]:
         "groupTypes": [],
         "mailEnabled": False,
         "securityEnabled": True,
+        "isAssignableToRole": False,  # Entra Connect never syncs a group as role-assignable
         "onPremisesSyncEnabled": True,
         "onPremisesSamAccountName": name.replace(" ", ""),
         "onPremisesDomainName": config.ONPREM_DOMAIN,

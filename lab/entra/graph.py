@@ -45,6 +45,11 @@ from lab.entra.wire import LOG_APP, LOG_USER, bad_request, graph_error, graph_js
 
 log = logging.getLogger(__name__)
 
+#: What lets a caller see a group's properties in a membership list (else only its type and id).
+READ_GROUP_PROPERTIES = ({"GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
+                          "Directory.ReadWrite.All"},
+                         {"GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All"})
+
 
 class Graph(GraphRoutes):
     """The routes under ``/v1.0`` and their middleware (latency, authentication, injected faults)."""
@@ -208,14 +213,21 @@ class Graph(GraphRoutes):
 
     def _memberships(self, target: EntraUser, *, groups_only: bool) -> list[dict[str, Any]]:
         out = [group_json(g) for g in SYNCED_GROUPS if g in target.person.groups]
+        out += [g.as_graph() for g in self.s.role_groups.values() if target.id in g.members]
         if not groups_only:
             out += [role_json(r) for r in target.directory_roles]
         return out
 
     async def _member_of(self, request: web.Request, *, groups_only: bool) -> web.Response:
-        self._require(request, caller_of(request).allowed(READ_MEMBERSHIP))
+        caller = caller_of(request)
+        self._require(request, caller.allowed(READ_MEMBERSHIP))
         target = self._target(request)
         objects = self._memberships(target, groups_only=groups_only)
+        if not caller.allowed(READ_GROUP_PROPERTIES):
+            # Graph's "limited information returned for inaccessible member objects": an app that may read the
+            # user (User.Read.All) but not groups gets each group's type and id, every other property null.
+            objects = [{k: (v if k in ("@odata.type", "id") else None) for k, v in o.items()}
+                       if o.get("@odata.type") == "#microsoft.graph.group" else o for o in objects]
         raw = request.query.get("$select", request.query.get("select"))
         if raw:
             wanted = {p.strip().lower() for p in raw.split(",")}

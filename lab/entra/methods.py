@@ -72,7 +72,7 @@ class Methods(GraphRoutes):
         if set(body) != {"passwordProfile"}:
             raise Refusal(bad_request(request, "The lab stand-in updates only passwordProfile."))
         # Password Administrator's reach is exactly "no admin role": the lab's app holds no admin role.
-        self._require(request, roles.may_reset({roles.PASSWORD_ADMIN}, target.held_roles))
+        self._require(request, roles.may_reset({roles.PASSWORD_ADMIN}, self.s.held_roles(target)))
         profile = body["passwordProfile"]
         password = profile.get("password") if isinstance(profile, dict) else None
         if not isinstance(password, str) or not password:
@@ -105,7 +105,7 @@ class Methods(GraphRoutes):
             raise Refusal(graph_error(request, 403, "Authorization_RequestDenied",
                                       "Insufficient privileges to complete the operation. (resetPassword cannot "
                                       "be used on the caller's own account.)"))
-        self._require(request, roles.may_reset(caller.roles, target.held_roles))
+        self._require(request, roles.may_reset(caller.roles, self.s.held_roles(target)))
         body = await self._json_object(request)
         password = body.get("newPassword")
         generated = password is None and not target.synced
@@ -166,7 +166,8 @@ class Methods(GraphRoutes):
         self._require(request, caller.allowed(WRITE_METHODS))
         target = self._target(request)
         if caller.user is not None:
-            self._require(request, caller.user is not target and roles.may_create_tap(caller.roles, target.held_roles))
+            self._require(request, caller.user is not target
+                          and roles.may_create_tap(caller.roles, self.s.held_roles(target)))
         body = await self._json_object(request)
         lifetime = body.get("lifetimeInMinutes", 60)
         once = body.get("isUsableOnce", False)

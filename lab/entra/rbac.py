@@ -15,12 +15,20 @@ puts the fixture's back. Who sees what, as in Entra:
   eligible roles, as Microsoft's table does: a Helpdesk Administrator may reset someone merely eligible for Global
   Administrator. A *caller* acts with its active tenant-wide roles only (the lab puts no user in an administrative
   unit, so a scoped role never empowers anyone here: stricter than Entra, never kinder).
+
+Roles also reach people through **role-assignable groups** (:class:`RoleGroup`, ``isAssignableToRole``): the
+assignment's ``principalId`` is the group, so a read filtered on the user's own id misses it, and each active member
+holds (or, for an eligible assignment, may activate) the group's roles. With PIM for Groups a person may instead be
+*eligible* for membership or ownership of such a group (``identityGovernance/privilegedAccess/group``): one
+activation from its roles. A target's Entra check counts the active roles of the groups it is an active member of.
+``transitiveMemberOf`` lists the group (``isAssignableToRole`` true) but not the group's roles as directoryRole
+objects: whether Graph does is not something the bot may lean on, so the stand-in shows the stricter view.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lab.entra import config
@@ -92,3 +100,49 @@ class RoleAssignment:
 def fixture_assignments(person: Person) -> list[RoleAssignment]:
     """What the people fixture says: each of ``entra_roles`` active, tenant-wide."""
     return [RoleAssignment(person.entra_id, role) for role in person.entra_roles]
+
+
+#: PIM for Groups: the two relationships a person may hold with a group (Graph's ``accessId``).
+GROUP_ACCESS = ("member", "owner")
+
+
+def role_group_id(name: str) -> str:
+    """The object id of the lab's role-assignable group called ``name`` (stable across runs)."""
+    return str(uuid.uuid5(_NAMESPACE, f"role-group:{name}"))
+
+
+@dataclass
+class RoleGroup:
+    """A cloud-only security group with ``isAssignableToRole`` (only such a group may hold an Entra role): its
+    active members and owners, who is eligible for which relationship through PIM for Groups, and the roles
+    assigned to it (``RoleAssignment`` whose ``principal_id`` is the group's id). Role-assignable groups cannot
+    hold groups, so membership here is never nested."""
+
+    name: str
+    members: set[str] = field(default_factory=set)  # user object ids
+    owners: set[str] = field(default_factory=set)
+    #: (user object id, "member" | "owner") the person may activate through PIM for Groups.
+    eligible: set[tuple[str, str]] = field(default_factory=set)
+    assignments: list[RoleAssignment] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return role_group_id(self.name)
+
+    def as_graph(self) -> dict[str, Any]:
+        return {"@odata.type": "#microsoft.graph.group", "id": self.id, "displayName": self.name,
+                "description": f"resetbot lab: role-assignable group {self.name}", "groupTypes": [],
+                "mailEnabled": False, "securityEnabled": True, "isAssignableToRole": True,
+                "onPremisesSyncEnabled": None, "onPremisesSamAccountName": None, "onPremisesDomainName": None}
+
+    def active(self) -> list[tuple[str, str]]:
+        """(user id, access) of every active relationship, as PIM for Groups lists its assignment instances."""
+        return [(u, "member") for u in sorted(self.members)] + [(u, "owner") for u in sorted(self.owners)]
+
+    def as_control(self, upn_of: dict[str, str]) -> dict[str, Any]:
+        def upns(ids: set[str] | list[str]) -> list[str]:
+            return sorted(upn_of.get(i, i) for i in ids)
+        return {"name": self.name, "id": self.id, "members": upns(self.members), "owners": upns(self.owners),
+                "eligible_members": upns([u for u, a in self.eligible if a == "member"]),
+                "eligible_owners": upns([u for u, a in self.eligible if a == "owner"]),
+                "assignments": [a.as_control() for a in self.assignments]}

@@ -29,9 +29,11 @@ from lab.entra import config
 from lab.entra.control import Control, request_log_middleware
 from lab.entra.directory import EntraUser, OnPremFacts, immutable_id
 from lab.entra.graph import Graph
+from lab.entra.groups import Groups
 from lab.entra.identity import Identity
 from lab.entra.methods import Methods
 from lab.entra.passwords import PasswordHistory
+from lab.entra.pimgroups import PimForGroups
 from lab.entra.rolemanagement import RoleManagement
 from lab.entra.signin import SignIn
 from lab.entra.state import State
@@ -156,6 +158,8 @@ class EntraStandIn:
         app.add_routes(graph.routes())
         app.add_routes(Methods(state).routes())
         app.add_routes(RoleManagement(state).routes())
+        app.add_routes(PimForGroups(state).routes())
+        app.add_routes(Groups(state).routes())
         app.add_routes(graph.fallback_routes())
         return app
 

@@ -16,7 +16,7 @@ from lab.entra import config
 from lab.entra.directory import EntraUser
 from lab.entra.operations import Operation
 from lab.entra.passwords import PasswordHistory
-from lab.entra.rbac import fixture_assignments
+from lab.entra.rbac import RoleAssignment, RoleGroup, fixture_assignments
 from lab.entra.tokens import AppCredentials, TokenIssuer
 from lab.entra.wire import utcnow
 from lab.entra.writeback import WritebackAgent
@@ -182,6 +182,8 @@ class State:
     #: The application permissions the stand-in started with (``POST /control/consent`` changes ``app_roles``;
     #: ``reset()`` puts these back).
     initial_app_roles: tuple[str, ...] = ()
+    #: Role-assignable groups made through ``POST /control/groups`` (none at start), by name.
+    role_groups: dict[str, RoleGroup] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.initial_app_roles = self.app_roles
@@ -217,6 +219,18 @@ class State:
 
     def user_by_key(self, key: str) -> EntraUser | None:
         return next((u for u in self.users.values() if u.person.key == key), None)
+
+    def role_assignments(self) -> list[RoleAssignment]:
+        """Every role assignment in the tenant, active and eligible: people's and role-assignable groups'."""
+        return ([a for u in self.users.values() for a in u.assignments]
+                + [a for g in self.role_groups.values() for a in g.assignments])
+
+    def held_roles(self, user: EntraUser) -> tuple[str, ...]:
+        """What Entra's reset and authentication-method checks count on a target: its active roles in any scope,
+        its own and those of the role-assignable groups it is an active member of."""
+        through_groups = [a.role for g in self.role_groups.values() if user.id in g.members
+                          for a in g.assignments if not a.eligible]
+        return tuple(dict.fromkeys([*user.held_roles, *through_groups]))
 
     def _cycle(self, period_s: int) -> dt.datetime:
         """The last time a sync cycle of ``period_s`` ran: cycles started 10 minutes before the lab did, and
@@ -278,6 +292,8 @@ class State:
         for user in self.users.values():
             user.assignments = fixture_assignments(user.person)
             user.mail = None
+            user.display_name = None
+        self.role_groups.clear()
         if history:
             self.history.forget()
             for key, password in self.initial_passwords.items():

@@ -74,6 +74,19 @@ class EntraControl:
         lab/entra/README.md); ``reset()`` puts the fixture's roles back."""
         self.call("POST", "/roles", {"upn": person(key).upn, "role": role, **how})
 
+    def role_group(self, name: str, *, members: tuple[str, ...] = (), owners: tuple[str, ...] = (),
+                   eligible_members: tuple[str, ...] = (), eligible_owners: tuple[str, ...] = ()) -> None:
+        """Make a role-assignable group whose members, owners and PIM-for-Groups eligible people are these
+        people (by key); ``assign_group`` gives it roles; ``reset()`` removes it."""
+        self.call("POST", "/groups", {"name": name, "members": [person(k).upn for k in members],
+                                      "owners": [person(k).upn for k in owners],
+                                      "eligible_members": [person(k).upn for k in eligible_members],
+                                      "eligible_owners": [person(k).upn for k in eligible_owners]})
+
+    def assign_group(self, group: str, role: str, **how: Any) -> None:
+        """Give the role-assignable group ``group`` an Entra role (active, or ``eligible``)."""
+        self.call("POST", "/roles", {"group": group, "role": role, **how})
+
     def consent(self, *app_roles: str) -> None:
         """Admin-consent exactly these application permissions for the bot's app; ``reset()`` undoes it."""
         self.call("POST", "/consent", {"app_roles": list(app_roles)})

@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from bot.clients.entra_auth import DelegatedTokens
-from bot.clients.graph import GraphClient, GraphUser, odata_string, parse_graph_time
+from bot.clients.graph import GraphClient, GraphUser, RoleGroups, odata_string, parse_graph_time
 from bot.clients.graph.wire import _graph_error, _retry_after
 from bot.errors import (
     GraphError,
@@ -157,6 +158,88 @@ def test_role_assignments_and_eligibilities_show_what_directory_roles_miss(graph
     assert graph.eligible_roles_of(bob) == ["Global Administrator"]
     assert graph.role_assignments_of(person("paula").entra_id) == ["Global Administrator"]
     assert graph.eligible_roles_of(person("alice").entra_id) == []
+
+
+def test_roles_held_through_role_assignable_groups_are_read_under_the_group(
+        graph: GraphClient, entra_control: EntraControl) -> None:
+    """A role given to a role-assignable group names the group as principalId: the user's own reads miss it. The
+    groups a person is in, may join or own through PIM for Groups, or owns, are found; the roles are read for them
+    in one ``principalId in (...)`` query."""
+    entra_control.role_group("Tier0", members=("bob",), owners=("olga",), eligible_members=("alice",),
+                             eligible_owners=("bob",))
+    entra_control.role_group("Tier1", members=("bob",))
+    entra_control.assign_group("Tier0", "Global Administrator")
+    entra_control.assign_group("Tier1", "Privileged Role Administrator", eligible=True)
+    bob, alice, olga = (person(k).entra_id for k in ("bob", "alice", "olga"))
+    assert graph.role_assignments_of(bob) == [] and graph.eligible_roles_of(bob) == []
+    groups = graph.role_groups_of(bob)
+    assert len(groups.held) == 2 and groups.claimable == (), "an eligibility for a group already held adds nothing"
+    assert graph.role_assignments_of([bob, *groups.held]) == ["Global Administrator"]
+    assert graph.eligible_roles_of([bob, *groups.held]) == ["Privileged Role Administrator"]
+    assert graph.role_groups_of(alice).held == () and len(graph.role_groups_of(alice).claimable) == 1
+    assert graph.role_groups_of(olga).held == () and len(graph.role_groups_of(olga).claimable) == 1
+    assert graph.role_groups_of(person("paula").entra_id) == RoleGroups(), "a synced group is not role-assignable"
+    in_query = [r for r in entra_control.requests("graph") if r["path"].endswith("/roleAssignments")
+                and "principalId in (" in unquote_plus(r["query"])]
+    assert in_query, "several principals are asked in one query"
+    entra_control.faults(pim_unlicensed=True)
+    assert graph.role_groups_of(alice) == RoleGroups(), "no P2, no PIM for Groups"
+    assert len(graph.role_groups_of(bob).held) == 2, "membership still counts"
+
+
+def test_a_group_whose_properties_graph_withholds_is_never_read_as_not_role_assignable(
+        entra_control: EntraControl) -> None:
+    """An app that may read users but not groups (``GroupMember.Read.All`` not consented) still gets Bob's groups
+    from ``transitiveMemberOf``, with every property null, ``isAssignableToRole`` among them: Graph returns limited
+    information rather than 403. Read as "not role-assignable", that null dropped the group Bob holds Global
+    Administrator through, and nothing failed. Now such a group counts as possibly role-assignable, and the owners'
+    read, which needs a group permission, refuses: the check fails closed."""
+    entra_control.role_group("Tier0", members=("bob",))
+    entra_control.assign_group("Tier0", "Global Administrator")
+    entra_control.consent("User.Read.All", "RoleManagement.Read.Directory", "Organization.Read.All",
+                          "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+                          "PrivilegedAssignmentSchedule.Read.AzureADGroup")
+    bob = person("bob").entra_id
+    with entra_control.graph() as graph:
+        seen = graph._collect(f"/users/{bob}/transitiveMemberOf/microsoft.graph.group",
+                              {"$select": "id,isAssignableToRole"}, what="read Bob's groups", crid="c-test")
+        assert seen and all(g.get("isAssignableToRole") is None for g in seen), "the lab withholds it as Graph does"
+        with pytest.raises(GraphPermissionError):
+            graph.role_groups_of(bob)
+
+
+def test_a_role_held_through_a_sixteenth_group_is_read_in_a_second_query(
+        graph: GraphClient, entra_control: EntraControl) -> None:
+    """Graph takes at most 15 values in ``principalId in (...)``: with Bob and sixteen role-assignable groups the
+    principals are asked in turns, and a role given only to the last group is still found."""
+    for n in range(16):
+        entra_control.role_group(f"Ring {n:02}", members=("bob",))
+    entra_control.assign_group("Ring 15", "Global Administrator")
+    entra_control.assign_group("Ring 14", "Privileged Role Administrator", eligible=True)
+    bob = person("bob").entra_id
+    groups = graph.role_groups_of(bob)
+    assert len(groups.held) == 16
+    assert graph.role_assignments_of([bob, *groups.held]) == ["Global Administrator"]
+    assert graph.eligible_roles_of([bob, *groups.held]) == ["Privileged Role Administrator"]
+    queries = [unquote_plus(r["query"]) for r in entra_control.requests("graph")
+               if r["path"].endswith("/roleAssignments")]
+    assert len(queries) == 2 and all(q.count("'") <= 30 for q in queries), queries
+
+
+def test_an_owned_role_assignable_group_is_found_without_pim_on_any_page(
+        graph: GraphClient, entra_control: EntraControl) -> None:
+    """Ownership is no PIM feature: without Entra ID P2 the owner of a role-assignable group may still add himself,
+    so it is read from the groups' owners whatever the licence, across every page of the group list (Graph gives
+    100 a page): an owned group listed after the first hundred is still found."""
+    entra_control.faults(pim_unlicensed=True)
+    for n in range(101):
+        entra_control.role_group(f"Filler {n:03}")
+    entra_control.role_group("Zz Tier0", owners=("olga",))
+    found = graph.role_groups_of(person("olga").entra_id)
+    assert found.held == () and len(found.claimable) == 1
+    pages = [r for r in entra_control.requests("graph") if r["path"].endswith("/groups")]
+    assert len(pages) >= 2, "the group list was read past its first page"
+    assert graph.role_groups_of(person("alice").entra_id) == RoleGroups()
 
 
 def test_a_tenant_without_pim_has_nobody_eligible(graph: GraphClient, entra_control: EntraControl) -> None:

@@ -56,3 +56,23 @@ def test_graph_failing_gives_one_sentence_with_a_reference(lab: Lab, bot: Runnin
     assert not driver.messages(helpdesk)
     assert not [r for r in bot.requests() if r.reason == "graph is down"]
     assert all(r.state != RequestState.RESETTING for r in bot.requests())
+
+
+def test_a_request_slack_would_not_post_is_withdrawn(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Slack refusing the request message (wherever the bot tries) must leave no pending request behind: nobody
+    could see or decide it, yet it would count as open until it expired, and an approver's stale button or the
+    target's Yes could still act on it. The agent hears one sentence; the trail says it was withdrawn."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    driver.faults(down=["chat.postMessage"])
+    try:
+        driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> slack said no", channel=helpdesk)
+        said = driver.wait_for_ephemeral("hank", lambda e: "reference c-" in e["text"], timeout=20)
+    finally:
+        driver.faults(down=[])
+    assert "Nothing was changed" in said["text"], said["text"]
+    assert len(driver.ephemeral("hank")) == 1, "one sentence"
+    [req] = [r for r in bot.requests() if r.reason == "slack said no"]
+    assert req.state == RequestState.CANCELLED, "no request is left pending without a thread"
+    assert req.thread_ts is None
+    actions = [e.action for e in bot.audit(req.id)]
+    assert actions == ["requested", "cancelled"], actions

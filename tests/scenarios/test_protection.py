@@ -9,9 +9,10 @@ from typing import Any
 
 import ldap3
 import pytest
+from sqlalchemy import text
 
 from bot.domain.lifecycle import RequestState
-from lab.people import BASE_DN, person
+from lab.people import BASE_DN, Person, person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
@@ -68,6 +69,48 @@ def test_entra_roles_that_are_no_directory_role_membership_still_protect(
     for Global Administrator: one activation later, the caller would hold a Global Administrator's password."""
     entra.assign("bob", **assignment)
     assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", words)
+
+
+@pytest.mark.parametrize(("group", "words"), [
+    ({"members": ("bob",)}, "holds an Entra admin role"),
+    ({"members": ("bob",), "eligible": True}, "eligible for an Entra admin role through PIM"),
+    ({"eligible_members": ("bob",)}, "eligible for an Entra admin role through PIM"),
+    ({"eligible_owners": ("bob",)}, "eligible for an Entra admin role through PIM"),
+    ({"owners": ("bob",)}, "eligible for an Entra admin role through PIM"),
+], ids=["member-of-role-group", "member-of-eligible-role-group", "pim-for-groups-eligible-member",
+        "pim-for-groups-eligible-owner", "owner-of-role-group"])
+def test_roles_held_through_a_role_assignable_group_protect(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, group: dict[str, Any],
+        words: str) -> None:
+    """Global Administrator assigned to a role-assignable group, not to Bob: the assignment's principalId is the
+    group, so reading Bob's own assignments finds nothing. A member holds the role; one merely eligible (PIM for
+    Groups) for membership, or an owner (who may add himself), is one step from it."""
+    eligible_role = bool(group.pop("eligible", False))
+    entra.role_group("Tier0 Admins", **group)
+    entra.assign_group("Tier0 Admins", "Global Administrator", eligible=eligible_role)
+    assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", words)
+
+
+def test_a_tenant_without_pim_for_groups_still_sees_roles_held_through_groups(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Without Entra ID P2 the PIM reads answer AadPremiumLicenseRequired; membership of a role-assignable group
+    still counts."""
+    entra.faults(pim_unlicensed=True)
+    entra.role_group("Tier0 Admins", members=("bob",))
+    entra.assign_group("Tier0 Admins", "Global Administrator")
+    assert refused(lab, driver, bot, "bob") == protected_sentence("Bob Baker", "holds an Entra admin role")
+
+
+def test_an_owner_of_a_role_assignable_group_is_protected_without_pim(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Ownership of a group is no PIM feature: in a tenant without Entra ID P2 an owner of a role-assignable group
+    may still add himself as a member and so hold its role. The PIM reads answer AadPremiumLicenseRequired there,
+    so a check that learnt of owners only from PIM for Groups saw none, and let the owner's password go."""
+    entra.faults(pim_unlicensed=True)
+    entra.role_group("Tier0 Admins", owners=("bob",))
+    entra.assign_group("Tier0 Admins", "Global Administrator")
+    assert refused(lab, driver, bot, "bob") == protected_sentence(
+        "Bob Baker", "eligible for an Entra admin role through PIM")
 
 
 GROUPS = ["CN=Key Admins,CN=Users", "CN=Enterprise Key Admins,CN=Users", "CN=Replicator,CN=Builtin",
@@ -172,3 +215,49 @@ def test_a_tenant_without_pim_still_resets_ordinary_users(
     driver.wait_for_message(helpdesk(lab), lambda m: "Done:" in m["text"], thread_ts=str(request["ts"]), timeout=30)
     alice = person("alice")
     assert lab.ad.admin_connection().extend.microsoft.modify_password(alice.dn, alice.password)
+
+
+@pytest.mark.parametrize("guid_known", [True, False], ids=["by-guid", "row-without-guid"])
+def test_the_check_before_the_reset_reads_the_account_asked_for_even_after_it_moved(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, guid_known: bool) -> None:
+    """Bob is renamed between the request and its approval and made protected (adminCount=1), and an ordinary
+    account is put where he was. The check right before the reset used to read AD by the DN stored with the
+    request, so it read that other account, found nothing protected, and let Bob's reset go on; it now reads the
+    account by objectGUID, which no rename or move changes. A request stored before the GUID was kept (migration
+    0010) has only the DN, which cannot tell Bob from whoever sits there now: it is refused, not read by DN."""
+    helpdesk_channel = helpdesk(lab)
+    bob = person("bob")
+    assert bob.dn is not None
+    rdn, parent = bob.dn.split(",", 1)
+    moved = f"CN=Bob Baker (moved),{parent}"
+    decoy = Person("decoy", "Dee", "Coy", bob.ou, "D3coy!Pass#Word-9")
+    admin = lab.ad.admin_connection()
+    before = ad_attrs(lab, "bob")
+    request = request_for(lab, driver, "bob", "renamed and promoted meanwhile")
+    ts = str(request["ts"])
+    if not guid_known:
+        with bot.runtime.session_factory.begin() as session:
+            session.execute(text("UPDATE reset_request SET target_guid = NULL WHERE thread_ts = :ts"), {"ts": ts})
+    try:
+        assert admin.modify_dn(bob.dn, "CN=Bob Baker (moved)"), admin.result
+        assert admin.modify(moved, {"adminCount": [(ldap3.MODIFY_REPLACE, ["1"])]}), admin.result
+        assert admin.add(bob.dn, ["top", "person", "organizationalPerson", "user"], {
+            "sAMAccountName": decoy.sam, "userPrincipalName": decoy.upn, "displayName": decoy.display_name,
+            "userAccountControl": "512", "unicodePwd": f'"{decoy.password}"'.encode("utf-16-le")}), admin.result
+        driver.click("mona", helpdesk_channel, ts, "request_approve")
+        said = driver.wait_for_message(helpdesk_channel, lambda m: m["text"].startswith((":no_entry:", ":warning:",
+                                                                                         ":white_check_mark:")),
+                                       thread_ts=ts, timeout=30)
+        expected = (":no_entry: Not reset: Bob Baker's account is protected now (AD adminCount=1)" if guid_known
+                    else ":warning: Not reset: I couldn't check Bob Baker's account again just before the reset")
+        assert said["text"].startswith(expected), said["text"]
+        assert entra.operations() == [], "no resetPassword reached Entra"
+        req = next(r for r in bot.requests() if r.thread_ts == ts)
+        assert req.state == RequestState.CANCELLED
+        reason = "protected" if guid_known else "recheck_failed"
+        assert f'"reason":"{reason}"' in bot.audit(req.id)[-1].detail
+    finally:
+        admin.delete(bob.dn)
+        admin.modify(moved, {"adminCount": [(ldap3.MODIFY_DELETE, [])]})
+        admin.modify_dn(moved, rdn)
+    assert ad_attrs(lab, "bob") == before

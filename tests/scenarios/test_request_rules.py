@@ -11,6 +11,7 @@ from lab.ad.seed import group_dn
 from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import RunningBot, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id, starts_with
@@ -129,6 +130,31 @@ def test_a_reason_too_long_is_refused_before_anything_is_written(lab: Lab, bot: 
     assert last.action == "refused" and last.request_id is None and '"reason":"reason_too_long"' in last.detail
 
 
+def test_a_reason_that_escaping_makes_long_is_still_posted_and_leaves_no_orphan(lab: Lab, bot: RunningBot,
+                                                                                driver: SlackDriver) -> None:
+    """500 ampersands are within the typed bound, but posted they are 2,500 characters (``&amp;``): with a long
+    display name (Entra allows 256 characters, ``&`` among them, and whoever may edit it on-premises can set one)
+    the request message's section passed Slack's 3,000, the post failed, and the stored request sat pending with no
+    thread. Now what is posted is bounded: the request is posted and has its thread."""
+    helpdesk = channel(lab, "helpdesk")
+    entra = EntraControl(lab)
+    before = {r.id for r in bot.requests()}
+    entra.call("POST", "/users", {"upn": person("bob").upn, "display_name": "Bob " + "&" * 252})
+    try:
+        driver.command("hank", "/reset", f"<@{slack_id(lab, 'bob')}|bob> {'&' * 500}", channel=helpdesk)
+        said = driver.wait_for_ephemeral("hank", lambda e: e["source"] != "slack")
+        assert said["text"].startswith("Request R-") and "is posted in" in said["text"], said["text"]
+        posted = driver.wait_for_message(helpdesk, lambda m: "Password reset for Bob &amp;" in str(m["blocks"]))
+        assert "&amp;" * 100 in str(posted["blocks"])
+        new = [r for r in bot.requests() if r.id not in before]
+        assert len(new) == 1 and new[0].thread_ts == posted["ts"], "the one request stored is the one posted"
+        assert new[0].reason == "&" * 500, "the reason is kept whole"
+        driver.click("hank", helpdesk, str(posted["ts"]), "request_cancel")
+        driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Cancelled by"), thread_ts=str(posted["ts"]))
+    finally:
+        entra.call("POST", "/users", {"upn": person("bob").upn, "display_name": None})
+
+
 def test_an_ad_account_entra_does_not_know_is_said_not_swapped_for_a_namesake(lab: Lab, bot: RunningBot,
                                                                              driver: SlackDriver) -> None:
     """``ali`` is an AD account (Ali Khan) whose UPN Entra ID does not have (not synced yet). The bot used to fall
@@ -213,7 +239,9 @@ def test_a_target_slack_cannot_match_is_named_needs_two_approvers_and_cannot_app
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     """Issue 14, item 2. Zoe's Slack profile has another domain's address, so no lookup by mail or UPN finds her
     Slack account. She is an approver: she must not approve her own reset through the account the bot failed to
-    match. The request says she is not matched in Slack and needs two approvers; her click is refused."""
+    match. A rule allows her reset here (an approver is protected otherwise: see the test below); the request says
+    she is not matched in Slack and needs two approvers; her click is refused."""
+    with_rules(bot, protected_allowed=["zoe"])
     helpdesk = channel(lab, "helpdesk")
     driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
     request = driver.wait_for_message(helpdesk, lambda m: "Password reset for Zoe Zimmer" in str(m["blocks"]))
@@ -232,6 +260,45 @@ def test_a_target_slack_cannot_match_is_named_needs_two_approvers_and_cannot_app
     wait_until(lambda: next(r for r in bot.requests() if r.thread_ts == request["ts"]).verdict, timeout=30)
     zoe = person("zoe")
     assert lab.ad.admin_connection().extend.microsoft.modify_password(zoe.dn, zoe.password)
+
+
+def test_an_approver_slack_cannot_match_is_protected_not_waved_through(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Issue 14 follow-up. The bot's own agents and approvers are protected, and that was decided by Slack id: Zoe
+    (an approver) has no Slack account the bot can match, so "is she in the approvers' group?" compared None and
+    passed, and a request to reset an approver's password was posted. Her Slack account cannot be matched to Entra
+    either, so nothing shows she is not the target: the account counts as possibly an approver (fail closed)."""
+    helpdesk = channel(lab, "helpdesk")
+    driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+    said = driver.wait_for_ephemeral("hank", lambda e: "protected" in e["text"])
+    assert said["text"] == (
+        "Zoe Zimmer's account is protected (possibly one of resetbot's agents or approvers: it matches no Slack "
+        "account, and not every agent and approver matches an Entra ID account), and no rule allows resetting it "
+        "through resetbot; a domain administrator has to do it.")
+    assert not driver.messages(helpdesk), "no request is posted"
+    last = bot.audit()[-1]
+    assert last.action == "refused" and '"protection":"operator_unverified"' in last.detail
+
+
+def test_an_approver_whose_mail_was_pointed_at_someone_elses_slack_is_still_protected(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Zoe approves resets; her Slack account matches no Entra account. Someone allowed to edit ``mail`` on-premises
+    (often the helpdesk) sets hers to Alice's address: the bot now "finds" Zoe's Slack account as Alice's, and the
+    fail-closed rule (no Slack account while some operator is unmatched) no longer applied, so a reset of an
+    approver's password was posted, with Alice asked to confirm it. A Slack match that does not lead back to the
+    target's own Entra account proves nothing: the account still counts as possibly an approver."""
+    helpdesk = channel(lab, "helpdesk")
+    entra = EntraControl(lab)
+    entra.call("POST", "/users", {"upn": person("zoe").upn, "mail": person("alice").mail})
+    try:
+        driver.command("hank", "/reset", "zoe@corp.example.test lost her phone", channel=helpdesk)
+        said = driver.wait_for_ephemeral("hank", lambda e: e["source"] != "slack")
+        assert "possibly one of resetbot's agents or approvers" in said["text"], said["text"]
+        assert not driver.messages(helpdesk), "no request is posted"
+        last = bot.audit()[-1]
+        assert last.action == "refused" and '"protection":"operator_unverified"' in last.detail
+    finally:
+        entra.call("POST", "/users", {"upn": person("zoe").upn, "mail": None})
 
 
 def test_required_confirmation_refuses_a_target_who_cannot_be_asked(
@@ -369,3 +436,34 @@ def test_an_approval_for_someone_no_longer_an_agent_is_refused(lab: Lab, bot: Ru
         assert refused and '"reason":"requester_not_an_agent"' in refused[-1].detail
     finally:
         driver.reset()
+
+
+def test_a_yes_that_would_complete_the_approval_of_someone_no_longer_an_agent_is_refused(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """With ``required`` confirmation Mona approves first, then Hank leaves the helpdesk, then Bob says Yes. The
+    Yes used to complete the approval without asking whether Hank was still an agent, and the reset went ahead; now
+    it is refused like an approval would be: one sentence, an audit row, nothing approved, nothing reset."""
+    with_rules(bot, target_confirmation=TargetConfirmation.REQUIRED)
+    helpdesk = channel(lab, "helpdesk")
+    request = request_for(lab, driver, "bob", "left after the approval")
+    ts = str(request["ts"])
+    try:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        driver.wait_for_message(helpdesk, lambda m: "waiting for" in m["text"], thread_ts=ts)
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hedy"])
+        dm = driver.dm_channel("bob")
+        question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+        driver.click("bob", dm, question["ts"], "target_confirm_yes")
+        answered = driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "helpdesk agent" in m["text"])
+        assert answered["text"].startswith("The person who asked for this reset is no longer a helpdesk agent")
+        req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == ts and any(
+            e.action == "refused" for e in bot.audit(r.id))), None), what="the refusal's audit row")
+        assert req.state == RequestState.PENDING_APPROVAL
+        actions = [e.action for e in bot.audit(req.id)]
+        assert "approved" not in actions and "target_confirmed" not in actions, actions
+        refused = [e for e in bot.audit(req.id) if e.action == "refused"]
+        assert '"reason":"requester_not_an_agent"' in refused[-1].detail and '"attempted":"confirm"' in refused[
+            -1].detail
+        assert not [m for m in driver.messages(helpdesk, thread_ts=ts) if m["text"].startswith("Approved by")]
+    finally:
+        driver.usergroup("ivan", "update", usergroup="S00HELPDESK", users=["hank", "hedy"])

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.lifecycle import RequestState
-from bot.messages.home import HOME_LIST_SHOWN, SECTION_TEXT_LIMIT, home_view, more_mine, more_pending
+from bot.messages.format import SECTION_TEXT_LIMIT
+from bot.messages.home import HOME_LIST_SHOWN, home_view, more_mine, more_pending
 from bot.models import ResetRequest
 from lab.slack.webapi import validate_view
 

@@ -19,7 +19,15 @@ answers as bot.errors) and :mod:`~bot.clients.graph.client` (the :class:`GraphCl
 """
 
 from bot.clients.graph.client import PASSWORD_METHOD_ID, USER_SELECT, GraphClient
-from bot.clients.graph.interface import Graph, GraphUser, OrgSync, ResetOperation, TapResult, parse_graph_time
+from bot.clients.graph.interface import (
+    Graph,
+    GraphUser,
+    OrgSync,
+    ResetOperation,
+    RoleGroups,
+    TapResult,
+    parse_graph_time,
+)
 from bot.clients.graph.wire import odata_string
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "GraphUser",
     "OrgSync",
     "ResetOperation",
+    "RoleGroups",
     "TapResult",
     "odata_string",
     "parse_graph_time",

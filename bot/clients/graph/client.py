@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -17,7 +17,14 @@ import httpx
 from pydantic import SecretStr
 
 from bot.clients.entra_auth import TokenSource
-from bot.clients.graph.interface import GraphUser, OrgSync, ResetOperation, TapResult, parse_graph_time
+from bot.clients.graph.interface import (
+    GraphUser,
+    OrgSync,
+    ResetOperation,
+    RoleGroups,
+    TapResult,
+    parse_graph_time,
+)
 from bot.clients.graph.wire import _graph_error, _retry_after, _Sealed, _segment, odata_string
 from bot.clients.http import DEFAULT_TIMEOUT_S, graph_http_client, new_correlation_id
 from bot.errors import GraphError, GraphUnavailableError
@@ -35,6 +42,11 @@ USER_SELECT: tuple[str, ...] = (
     "onPremisesUserPrincipalName", "onPremisesLastSyncDateTime", "lastPasswordChangeDateTime",
 )
 _ORG_SELECT = "onPremisesSyncEnabled,onPremisesLastSyncDateTime,onPremisesLastPasswordSyncDateTime"
+#: Graph's answer where a PIM read needs Entra ID P2 (or Governance) and the tenant has none.
+_NO_PIM = "AadPremiumLicenseRequired"
+_PIM_GROUPS = "/identityGovernance/privilegedAccess/group"
+#: Values per ``in (...)`` clause: Graph caps the list (15 for directory objects); more are asked in turns.
+_MAX_IN_VALUES = 15
 #: Polling a reset without Retry-After: first wait, doubling up to the last.
 _FIRST_POLL_S = 0.25
 _MAX_POLL_S = 5.0
@@ -226,38 +238,98 @@ class GraphClient:
         return [str(o.get("displayName") or "") for o in objects
                 if o.get("@odata.type") == "#microsoft.graph.directoryRole"]
 
-    def role_assignments_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]:
-        """Display names of every Entra role the user holds *actively* by direct assignment: built-in or custom,
-        tenant-wide or scoped to an administrative unit. ``transitiveMemberOf`` shows none of the custom or scoped
-        ones (a custom role is never a directoryRole object; a scoped one is a scoped role membership), so a
-        protection check that read only that would miss them. A role whose definition Graph does not expand is named
-        by its definition id (which no table knows: it counts as the most privileged)."""
-        return self._role_names("/roleManagement/directory/roleAssignments", user_id, client_request_id,
-                                what=f"read the role assignments of {user_id}")
+    def role_assignments_of(self, principals: str | Sequence[str], *,
+                            client_request_id: str | None = None) -> list[str]:
+        """Display names of every Entra role these principals (a user, and the role-assignable groups they are in)
+        hold *actively* by assignment: built-in or custom, tenant-wide or scoped to an administrative unit.
+        ``transitiveMemberOf`` shows none of the custom or scoped ones (a custom role is never a directoryRole
+        object; a scoped one is a scoped role membership), and a role assigned to a group names the group as its
+        ``principalId``, so a protection check that read only the user's own would miss them. A role whose
+        definition Graph does not expand is named by its definition id (which no table knows: it counts as the most
+        privileged)."""
+        return self._role_names("/roleManagement/directory/roleAssignments", principals, client_request_id,
+                                what="read role assignments")
 
-    def eligible_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]:
-        """Display names of the Entra roles the user may activate through PIM (eligible, not yet held): one
+    def eligible_roles_of(self, principals: str | Sequence[str], *,
+                          client_request_id: str | None = None) -> list[str]:
+        """Display names of the Entra roles these principals may activate through PIM (eligible, not yet held): one
         activation away from holding them, so as protected as the holders. A tenant without Entra ID P2 (or
         Governance) has no PIM, and Graph answers 400 ``AadPremiumLicenseRequired``: nobody can be eligible there, so
         that answer is an empty list; any other refusal raises (the caller fails closed)."""
         try:
-            return self._role_names("/roleManagement/directory/roleEligibilityScheduleInstances", user_id,
-                                    client_request_id, what=f"read the eligible roles of {user_id}")
+            return self._role_names("/roleManagement/directory/roleEligibilityScheduleInstances", principals,
+                                    client_request_id, what="read role eligibilities")
         except GraphError as e:
-            if e.code == "AadPremiumLicenseRequired":
+            if e.code == _NO_PIM:
                 log.info("no PIM in this tenant (%s): nobody is eligible for a role", e.code)
                 return []
             raise
 
-    def _role_names(self, path: str, user_id: str, client_request_id: str | None, *, what: str) -> list[str]:
+    def role_groups_of(self, user_id: str, *, client_request_id: str | None = None) -> RoleGroups:
+        """The role-assignable groups through which the user reaches Entra roles. Held: the groups of
+        ``transitiveMemberOf`` with ``isAssignableToRole`` (such a group cannot hold groups, so membership is never
+        deeper). Claimable: PIM for Groups (``identityGovernance/privilegedAccess/group``), which Graph lists only
+        filtered on ``principalId`` or ``groupId``: every group the user is eligible to join or own; and every
+        group they own now, read from the groups' side whatever the licence (an owner may add themselves as a
+        member). Without Entra ID P2 there is no PIM (``AadPremiumLicenseRequired``): nothing is eligible that way,
+        but ownership still counts. Any other refusal raises."""
         crid = client_request_id or new_correlation_id()
-        params = {"$filter": f"principalId eq {odata_string(user_id)}", "$expand": "roleDefinition"}
-        items = self._collect(path, params, what=what, crid=crid)
+        groups = self._collect(f"/users/{_segment(user_id)}/transitiveMemberOf/microsoft.graph.group",
+                               {"$select": "id,isAssignableToRole"}, what=f"read the groups of {user_id}", crid=crid)
+        # Not False: Graph nulls every property of a group the app may not read (limited information, no 403),
+        # and a group that may be role-assignable is read as one: its role assignments cost a query, never a miss.
+        held = [str(g["id"]) for g in groups if g.get("isAssignableToRole") is not False and g.get("id")]
+        claimable: list[str] = []
+        flt = {"$filter": f"principalId eq {odata_string(user_id)}"}
+        try:
+            eligible = self._collect(f"{_PIM_GROUPS}/eligibilityScheduleInstances", flt,
+                                     what=f"read the PIM group eligibilities of {user_id}", crid=crid)
+            active = self._collect(f"{_PIM_GROUPS}/assignmentScheduleInstances", flt,
+                                   what=f"read the PIM group assignments of {user_id}", crid=crid)
+        except GraphError as e:
+            if e.code != _NO_PIM:
+                raise
+            log.info("no PIM for Groups in this tenant (%s)", e.code)
+        else:
+            claimable = [str(i["groupId"]) for i in eligible if i.get("groupId")]
+            claimable += [str(i["groupId"]) for i in active if i.get("groupId") and i.get("accessId") == "owner"]
+            held += [str(i["groupId"]) for i in active if i.get("groupId") and i.get("accessId") == "member"]
+        claimable += self._owned_role_groups(user_id, crid)
+        held = list(dict.fromkeys(held))
+        return RoleGroups(held=tuple(held), claimable=tuple(g for g in dict.fromkeys(claimable) if g not in held))
+
+    def _owned_role_groups(self, user_id: str, crid: str) -> list[str]:
+        """The role-assignable groups the user owns. Ownership is no PIM feature: without Entra ID P2 an owner may
+        still add himself as a member, so this is read whatever the licence. A user's ``ownedObjects`` takes no
+        application permission, so each role-assignable group's owners are read (every page of both lists)."""
+        groups = self._collect("/groups", {"$filter": "isAssignableToRole eq true", "$select": "id"},
+                               what="list the role-assignable groups", crid=crid)
+        owned: list[str] = []
+        for group in groups:
+            gid = str(group.get("id") or "")
+            if not gid:
+                continue
+            owners = self._collect(f"/groups/{_segment(gid)}/owners", {"$select": "id"},
+                                   what=f"read the owners of group {gid}", crid=crid)
+            if any(str(o.get("id") or "").lower() == user_id.lower() for o in owners):
+                owned.append(gid)
+        return owned
+
+    def _role_names(self, path: str, principals: str | Sequence[str], client_request_id: str | None, *,
+                    what: str) -> list[str]:
+        crid = client_request_id or new_correlation_id()
+        ids = [principals] if isinstance(principals, str) else list(dict.fromkeys(principals))
         names: list[str] = []
-        for item in items:
-            definition = item.get("roleDefinition")
-            name = definition.get("displayName") if isinstance(definition, dict) else None
-            names.append(str(name or item.get("roleDefinitionId") or "unknown role"))
+        for start in range(0, len(ids), _MAX_IN_VALUES):
+            chunk = ids[start:start + _MAX_IN_VALUES]
+            flt = (f"principalId eq {odata_string(chunk[0])}" if len(chunk) == 1
+                   else f"principalId in ({', '.join(odata_string(i) for i in chunk)})")
+            items = self._collect(path, {"$filter": flt, "$expand": "roleDefinition"},
+                                  what=f"{what} of {', '.join(chunk)}", crid=crid)
+            for item in items:
+                definition = item.get("roleDefinition")
+                name = definition.get("displayName") if isinstance(definition, dict) else None
+                names.append(str(name or item.get("roleDefinitionId") or "unknown role"))
         return list(dict.fromkeys(names))
 
     def organization_sync(self, *, client_request_id: str | None = None) -> OrgSync:

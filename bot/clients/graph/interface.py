@@ -7,7 +7,7 @@ properties :meth:`GraphUser.from_graph` reads itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -106,6 +106,16 @@ class ResetOperation:
 
 
 @dataclass(frozen=True)
+class RoleGroups:
+    """The role-assignable groups through which a person reaches Entra roles: ``held``, whose roles they hold now
+    (an active member); ``claimable``, whose roles they are one step from (eligible through PIM for Groups for
+    membership or ownership, or an owner, who may add themselves)."""
+
+    held: tuple[str, ...] = ()
+    claimable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TapResult:
     id: str
     temporary_access_pass: SecretStr = field(repr=False)
@@ -126,8 +136,11 @@ class Graph(Protocol):
                      client_request_id: str | None = None) -> list[GraphUser]: ...
     def manager_of(self, user_id: str, *, client_request_id: str | None = None) -> GraphUser | None: ...
     def directory_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]: ...
-    def role_assignments_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]: ...
-    def eligible_roles_of(self, user_id: str, *, client_request_id: str | None = None) -> list[str]: ...
+    def role_assignments_of(self, principals: str | Sequence[str], *,
+                            client_request_id: str | None = None) -> list[str]: ...
+    def eligible_roles_of(self, principals: str | Sequence[str], *,
+                          client_request_id: str | None = None) -> list[str]: ...
+    def role_groups_of(self, user_id: str, *, client_request_id: str | None = None) -> RoleGroups: ...
     def organization_sync(self, *, client_request_id: str | None = None) -> OrgSync: ...
     def ping(self, *, client_request_id: str | None = None) -> None: ...
     def reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,

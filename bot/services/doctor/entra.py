@@ -35,9 +35,11 @@ from bot.services.doctor.tls import check_tls_to
 #: Application permissions the bot's app token must carry (README "Entra ID"): resolve people and managers,
 #: read memberships (directory roles included: role holders are protected), read the tenant's sync status, and read
 #: role assignments and PIM eligibilities (custom, administrative-unit-scoped and eligible roles protect too: Graph's
-#: roleAssignments and roleEligibilityScheduleInstances both accept RoleManagement.Read.Directory).
+#: roleAssignments and roleEligibilityScheduleInstances both accept RoleManagement.Read.Directory), and PIM for
+#: Groups (eligible or active membership and ownership of role-assignable groups: each list has its own permission).
 GRAPH_APP_ROLES: tuple[str, ...] = ("User.Read.All", "GroupMember.Read.All", "Organization.Read.All",
-                                    "RoleManagement.Read.Directory")
+                                    "RoleManagement.Read.Directory", "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+                                    "PrivilegedAssignmentSchedule.Read.AzureADGroup")
 #: Application permissions that set a password or an authentication method (a Temporary Access Pass among them).
 #: resetbot uses none: every credential is set with a delegated token, so Entra checks the agent's role. An app
 #: holding one is checked against no role at all, so whoever holds the app's secret could mint a password or a TAP
