@@ -92,6 +92,12 @@ class AuditAction(StrEnum):
     #: A message the bot owed (a follow-up's outcome, a health change) that Slack never took before the outbox's
     #: give-up horizon: the outcome stands, nobody was told.
     MESSAGE_GIVEN_UP = "message_given_up"
+    #: Caller verification (``bot.domain.verification``): an attempt started with a method, a wrong code entered,
+    #: the attempt failed (wrong codes, a Duo deny, fraud or timeout, an expired code), the caller verified.
+    VERIFY_STARTED = "verify_started"
+    VERIFY_CODE_WRONG = "verify_code_wrong"
+    VERIFY_FAILED = "verify_failed"
+    CALLER_VERIFIED = "caller_verified"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

@@ -24,6 +24,7 @@ from bot.messages import (
     requests,
     reset,
     status,
+    verification,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "requests",
     "reset",
     "status",
+    "verification",
 ]

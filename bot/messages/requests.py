@@ -229,8 +229,10 @@ def request_text(req: ResetRequest) -> str:
 
 
 def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str | None,
-                   decided_by: str | None = None, note: str | None = None) -> Blocks:
-    """The request message, redrawn in place at every change of state."""
+                   decided_by: str | None = None, note: str | None = None, caller_line: str | None = None,
+                   verify_actions: dict[str, Any] | None = None) -> Blocks:
+    """The request message, redrawn in place at every change of state; ``caller_line`` says how the caller was
+    verified (``messages.verification.state_line``) and ``verify_actions`` holds the agent's buttons to verify."""
     options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
     lines = [
         f"*Password reset for {esc(req.target_display)}* (`{esc(req.target_upn)}`)",
@@ -252,6 +254,8 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
         status += f" by <@{decided_by}>"
     if note:
         status += f": {esc(note)}"
+    if caller_line:
+        status += "\n" + caller_line
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": status}},
@@ -266,6 +270,8 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
             button("Deny", Action.DENY, req.id, style="danger"),
             button("Cancel", Action.CANCEL, req.id),
         ]})
+        if verify_actions is not None:
+            blocks.append(verify_actions)
     return blocks
 
 

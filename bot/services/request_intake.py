@@ -15,6 +15,7 @@ from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.lifecycle import deadlines, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
+from bot.domain.verification import VerifyState
 from bot.errors import ResetbotError
 from bot.models import ResetRequest
 from bot.services.request_views import RequestViews
@@ -110,6 +111,8 @@ class RequestIntake(RequestViews):
         thread's sentence), and nothing may be set. Protection that appeared since the request was made refuses even
         where a rule names the account: such a request never had its two approvers nor told security. What cannot
         be read now refuses too (fail closed)."""
+        if self.rules.verify_required and req.verification != VerifyState.VERIFIED:
+            return "not_verified", messages.verification.not_verified_before_reset(req.target_display)
         try:
             ad = self.directory.find_user(dn=req.target_dn) if req.target_dn else None
             if ad is None:
@@ -192,8 +195,7 @@ class RequestIntake(RequestViews):
         for where in dict.fromkeys(candidates):
             try:
                 ts = self.notifier.post(where, messages.requests.request_text(req),
-                                        blocks=messages.requests.request_blocks(req, approvals=[],
-                                                                                group_id=self._group_id(req)))
+                                        blocks=self._request_blocks(req, approvals=[]))
             except ResetbotError as e:
                 last_error = e
                 continue

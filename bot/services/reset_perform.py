@@ -349,7 +349,10 @@ class ResetPerforming(ResetDeps):
         try:
             group_id = self.notifier.group_id(req.approver_group) if req.approver_group else None
             self.notifier.update(req.channel_id, req.thread_ts, messages.requests.request_text(req),
-                                 blocks=messages.requests.request_blocks(req, approvals=[], group_id=group_id))
+                                 blocks=messages.requests.request_blocks(
+                                     req, approvals=[], group_id=group_id,
+                                     caller_line=messages.verification.state_line(req, required=False)
+                                     if req.verification != "none" else None))
         except SlackUnavailableError as e:
             log.warning("request %s: its message could not be redrawn (Slack: %s); the thread still hears the "
                         "outcome", req.id, e.code)

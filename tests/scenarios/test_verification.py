@@ -1,0 +1,222 @@
+"""Verifying the caller before a reset: a Slack code, a Duo push, the target's Yes, a call-back. The reset is made
+only once the request is approved and its caller verified, in either order; each failure ends in a sentence, an
+audit row and, where the caller may be an impostor, a security alert. No code reaches anything but the target's DM.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.domain.lifecycle import RequestState
+from bot.domain.verification import CODE_ALPHABET, CODE_LENGTH
+from bot.models import ResetRequest
+from lab.slack.driver import Message, SlackDriver
+from lab.stack import Lab
+from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
+from tests.scenarios.test_request_approval import request_for
+from tests.scenarios.test_reset import everything_people_and_storage_hold
+
+_CODE = re.compile(rf"\*([{CODE_ALPHABET}]{{{CODE_LENGTH}}})\*")
+
+
+@pytest.fixture(scope="module")
+def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
+    settings = lab_settings(lab, f"sqlite:///{db}", verify_required=True,
+                            verify_methods="slack-code,duo-push,slack-confirm,callback", **duo_settings(lab))
+    with running_bot(settings, driver) as running:
+        link_agent(lab, driver, "hank")
+        yield running
+
+
+def helpdesk(lab: Lab) -> str:
+    return str(lab.descriptor["slack"]["channels"]["helpdesk"])
+
+
+def security(lab: Lab) -> str:
+    return str(lab.descriptor["slack"]["channels"]["security"])
+
+
+def req_of(bot: RunningBot, request: dict[str, Any]) -> ResetRequest:
+    return next(r for r in bot.requests() if r.thread_ts == request["ts"])
+
+
+def in_thread(lab: Lab, driver: SlackDriver, request: dict[str, Any], text: str) -> Message:
+    return driver.wait_for_message(helpdesk(lab), lambda m: text in m["text"], thread_ts=request["ts"], timeout=20)
+
+
+def verify(lab: Lab, driver: SlackDriver, request: dict[str, Any], method: str, *, by: str = "hank") -> None:
+    rid = request_id(driver, lab, request)
+    driver.click(by, helpdesk(lab), request["ts"], "caller_verify", value=f"{rid}|{method}", stale_ok=True)
+
+
+def request_id(driver: SlackDriver, lab: Lab, request: dict[str, Any]) -> str:
+    found = re.search(r"R-[0-9A-Z]{6}", str(request["blocks"]))
+    assert found
+    return found.group(0)
+
+
+def code_sent_to(driver: SlackDriver, key: str, rid: str) -> str:
+    dm = driver.wait_for_message(driver.dm_channel(key), lambda m: rid in m["text"] and "read them this code"
+                                 in m["text"], timeout=20)
+    found = _CODE.search(dm["text"])
+    assert found, dm["text"]
+    return found.group(1)
+
+
+def enter_code(lab: Lab, driver: SlackDriver, request: dict[str, Any], code: str) -> None:
+    prompt = in_thread(lab, driver, request, "press *Enter code*")
+    before = len(driver.views("hank"))
+    driver.click("hank", helpdesk(lab), prompt["ts"], "caller_enter_code", value=request_id(driver, lab, request),
+                 stale_ok=True)
+    modal = driver.wait_for(lambda: next((v for v in driver.views("hank")[before:]
+                                          if v.get("callback_id") == "verify_code"), None))
+    driver.submit("hank", modal["id"], {"verify_code_input": code})
+
+
+def duo_answer(lab: Lab, username: str, result: str, delay_ms: int = 100) -> None:
+    duo = lab.descriptor["duo"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as http:
+        http.post(f"{duo['control']}/answer", json={"username": username, "result": result,
+                                                    "delay_ms": delay_ms}).raise_for_status()
+
+
+def test_a_slack_code_verifies_the_caller_and_only_then_the_reset_is_made(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    request = request_for(lab, driver, "alice", "new phone, locked out")
+    assert "Caller not verified yet" in str(request["blocks"])
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    in_thread(lab, driver, request, "waiting for the caller to be verified")
+    assert req_of(bot, request).state == RequestState.PENDING_APPROVAL, "approval alone must not reset"
+
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "slack-code")
+    code = code_sent_to(driver, "alice", rid)
+    enter_code(lab, driver, request, code.lower())  # read over the phone: case does not matter
+    in_thread(lab, driver, request, "Caller verified by Slack code")
+    in_thread(lab, driver, request, "Approved by")
+    wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the reset's verdict")
+    assert req_of(bot, request).state == RequestState.SUCCEEDED
+    actions = [e.action for e in bot.audit(rid)]
+    assert actions[:5] == ["requested", "approval_added", "verify_started", "caller_verified", "approved"]
+    assert '"method":"slack-code"' in next(e.detail for e in bot.audit(rid) if e.action == "caller_verified")
+
+    everywhere = everything_people_and_storage_hold(lab, driver, bot)
+    everywhere = everywhere.replace(str(driver.messages(driver.dm_channel("alice"))), "")
+    everywhere += "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
+    assert code not in everywhere and code.lower() not in everywhere, "the code leaked outside the target's DM"
+
+
+def test_three_wrong_codes_fail_the_verification_and_alert_security(lab: Lab, bot: RunningBot,
+                                                                    driver: SlackDriver) -> None:
+    request = request_for(lab, driver, "bob", "says he is Bob")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "slack-code")
+    code = code_sent_to(driver, "bob", rid)
+    wrong = next(c * CODE_LENGTH for c in CODE_ALPHABET if c * CODE_LENGTH != code)
+    enter_code(lab, driver, request, wrong)
+    driver.wait_for_ephemeral("hank", lambda e: "2 tries left" in e["text"])
+    enter_code(lab, driver, request, wrong)
+    driver.wait_for_ephemeral("hank", lambda e: "1 try left" in e["text"])
+    enter_code(lab, driver, request, wrong)
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Wrong code 3 times"))
+    in_thread(lab, driver, request, "gave a wrong code 3 times")
+    alert = driver.wait_for_message(security(lab), lambda m: "failed Slack code verification" in m["text"])
+    assert "Bob Baker" in alert["text"] and rid in alert["text"]
+
+    enter_code_again = in_thread(lab, driver, request, "press *Enter code*")
+    driver.click("hank", helpdesk(lab), enter_code_again["ts"], "caller_enter_code", value=rid, stale_ok=True)
+    driver.wait_for_ephemeral("hank", lambda e: "cannot be verified any more" in e["text"])
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    in_thread(lab, driver, request, "waiting for the caller to be verified")
+    req = req_of(bot, request)
+    assert req.state == RequestState.PENDING_APPROVAL and req.verification == "blocked"
+    assert [e.action for e in bot.audit(rid)].count("verify_code_wrong") == 2
+    failed = next(e for e in bot.audit(rid) if e.action == "verify_failed")
+    assert '"outcome":"wrong_code"' in failed.detail and code not in failed.detail
+
+
+def test_a_duo_push_approved_first_then_the_approval_resets(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    duo_answer(lab, "alice", "allow")
+    request = request_for(lab, driver, "alice", "duo then approval")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "sent a Duo push")
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    assert req_of(bot, request).state == RequestState.PENDING_APPROVAL
+    redrawn = driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"]
+                                      and "Caller verified by Duo push" in str(m["blocks"]))
+    assert "Verify caller" not in str(redrawn["blocks"]), "no verification is offered once the caller is verified"
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    in_thread(lab, driver, request, "Approved by")
+    wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the reset's verdict")
+    assert req_of(bot, request).state == RequestState.SUCCEEDED
+    duo = lab.descriptor["duo"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as http:
+        pushes = http.get(f"{duo['control']}/pushes", params={"username": "alice"}).json()
+    assert any(rid in (p["pushinfo"] or "") for p in pushes), "the phone shows which request it is for"
+
+
+@pytest.mark.parametrize(("answer", "said"), [("deny", "was denied on"), ("timeout", "Nobody answered")])
+def test_a_denied_or_unanswered_duo_push_leaves_the_caller_unverified(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, answer: str, said: str) -> None:
+    duo_answer(lab, "bob", answer)
+    request = request_for(lab, driver, "bob", f"duo {answer}")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, said)
+    req = req_of(bot, request)
+    assert req.state == RequestState.PENDING_APPROVAL and req.verification == "failed"
+    failed = next(e for e in bot.audit(rid) if e.action == "verify_failed")
+    assert f'"outcome":"{answer}"' in failed.detail
+
+
+def test_a_duo_push_reported_as_fraud_cancels_and_alerts_security(lab: Lab, bot: RunningBot,
+                                                                  driver: SlackDriver) -> None:
+    duo_answer(lab, "bob", "fraud")
+    request = request_for(lab, driver, "bob", "duo fraud")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "reported the Duo push as fraud")
+    alert = driver.wait_for_message(security(lab), lambda m: "reported a helpdesk Duo push as fraud" in m["text"])
+    assert rid in alert["text"]
+    wait_until(lambda: req_of(bot, request).state == RequestState.CANCELLED, what="the request cancelled")
+    assert "cancelled" in [e.action for e in bot.audit(rid)]
+
+
+def test_only_the_requesting_agent_verifies(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request = request_for(lab, driver, "nora", "not the agent")
+    verify(lab, driver, request, "duo-push", by="hedy")
+    driver.wait_for_ephemeral("hedy", lambda e: "Only the agent who made the request" in e["text"])
+    assert req_of(bot, request).verification == "none"
+
+
+def test_the_targets_yes_verifies_and_a_callback_lists_only_numbers_on_file(lab: Lab, bot: RunningBot,
+                                                                          driver: SlackDriver) -> None:
+    request = request_for(lab, driver, "bob", "confirm by slack")
+    verify(lab, driver, request, "slack-confirm")
+    dm = driver.dm_channel("bob")
+    question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
+    driver.click("bob", dm, question["ts"], "target_confirm_yes")
+    in_thread(lab, driver, request, "Caller verified by Slack confirmation")
+
+    other = request_for(lab, driver, "alice", "callback please")
+    before = len(driver.views("hank"))
+    verify(lab, driver, other, "callback")
+    modal = driver.wait_for(lambda: next((v for v in driver.views("hank")[before:]
+                                          if v.get("callback_id") == "verify_callback"), None))
+    shown = str(modal["blocks"])
+    assert "+1 206 555 0103" in shown and "+1 206 555 0150" in shown
+    driver.submit("hank", modal["id"], {"verify_callback_input": ["attested"]})
+    verified = in_thread(lab, driver, other, "Caller verified by call-back")
+    assert "weakest" in verified["text"]
