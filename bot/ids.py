@@ -44,8 +44,12 @@ class Action(StrEnum):
     CONFIRM_NO = "target_confirm_no"
     REVEAL = "reset_reveal"
     NOT_ME = "reset_not_me"
-    #: Start a caller verification; the value is ``<request id>|<method>``.
-    VERIFY = "caller_verify"
+    #: Start a caller verification with one method (Slack wants each action_id once per block); the value is
+    #: ``<request id>|<method>``.
+    VERIFY_SLACK_CODE = "caller_verify_slack_code"
+    VERIFY_SLACK_CONFIRM = "caller_verify_slack_confirm"
+    VERIFY_DUO_PUSH = "caller_verify_duo_push"
+    VERIFY_CALLBACK = "caller_verify_callback"
     ENTER_CODE = "caller_enter_code"
 
 

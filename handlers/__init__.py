@@ -53,7 +53,10 @@ ACTION_ROUTES: dict[Action, Callable[..., Any]] = {
     Action.CONFIRM_NO: handle_confirm(yes=False),
     Action.REVEAL: handle_reveal,
     Action.NOT_ME: handle_not_me,
-    Action.VERIFY: handle_verify,
+    Action.VERIFY_SLACK_CODE: handle_verify,
+    Action.VERIFY_SLACK_CONFIRM: handle_verify,
+    Action.VERIFY_DUO_PUSH: handle_verify,
+    Action.VERIFY_CALLBACK: handle_verify,
     Action.ENTER_CODE: handle_enter_code,
 }
 VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
@@ -74,7 +77,10 @@ LANES: dict[Command | Action | Callback | Event, Lane] = {
     Action.CONFIRM_YES: Lane.DECISION,
     Action.CONFIRM_NO: Lane.DECISION,
     Action.NOT_ME: Lane.DECISION,
-    Action.VERIFY: Lane.MODAL,
+    Action.VERIFY_SLACK_CODE: Lane.MODAL,
+    Action.VERIFY_SLACK_CONFIRM: Lane.MODAL,
+    Action.VERIFY_DUO_PUSH: Lane.MODAL,
+    Action.VERIFY_CALLBACK: Lane.MODAL,
     Action.ENTER_CODE: Lane.MODAL,
     Callback.VERIFY_CODE: Lane.DECISION,
     Callback.VERIFY_CALLBACK: Lane.DECISION,

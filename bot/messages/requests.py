@@ -15,6 +15,7 @@ from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
 from bot.messages.format import Blocks, button, esc, slack_date
 from bot.models import ResetRequest
+from bot.settings import VerifyMethod
 
 
 def parse_problem(error: ParseError) -> str:
@@ -28,6 +29,11 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.BAD_USER:
             return (f"`{esc(error.detail)}` is not a user I can look up; use an @mention, an email address, a UPN or a "
                     f"sAMAccountName. {RESET_USAGE}")
+        case ParseProblem.BAD_VERIFY_METHOD:
+            methods = ", ".join(f"`{m.value}`" for m in VerifyMethod)
+            given = f"`{esc(error.detail)}` is not a verification method" if error.detail else \
+                "`--verify` needs a method"
+            return f"{given}; the methods are {methods}. Nothing was requested."
         case ParseProblem.REASON_TOO_LONG:
             return (f"The reason is {error.detail} characters long; keep it to {MAX_REASON_CHARS} (a sentence or two "
                     "for the approver) and ask again. Nothing was requested.")

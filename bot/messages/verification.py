@@ -34,6 +34,15 @@ METHOD_NAMES: dict[VerifyMethod, str] = {
 }
 
 
+#: Each method's button (an action_id appears once per block).
+VERIFY_ACTIONS: dict[VerifyMethod, Action] = {
+    VerifyMethod.SLACK_CODE: Action.VERIFY_SLACK_CODE,
+    VerifyMethod.SLACK_CONFIRM: Action.VERIFY_SLACK_CONFIRM,
+    VerifyMethod.DUO_PUSH: Action.VERIFY_DUO_PUSH,
+    VerifyMethod.CALLBACK: Action.VERIFY_CALLBACK,
+}
+
+
 def method_name(method: str | None) -> str:
     try:
         return METHOD_NAMES[VerifyMethod(method or "")]
@@ -65,7 +74,7 @@ def verify_buttons(req: ResetRequest, methods: Sequence[VerifyMethod]) -> dict[s
     if VerifyState(req.verification) in (VerifyState.VERIFIED, VerifyState.BLOCKED) or not methods:
         return None
     return {"type": "actions", "block_id": Block.VERIFY_ACTIONS, "elements": [
-        button(f"Verify caller: {METHOD_NAMES[m]}", Action.VERIFY, f"{req.id}|{m.value}") for m in methods]}
+        button(f"Verify caller: {METHOD_NAMES[m]}", VERIFY_ACTIONS[m], f"{req.id}|{m.value}") for m in methods]}
 
 
 def parse_verify_value(value: str) -> tuple[str, str]:
@@ -281,3 +290,8 @@ def code_not_sent() -> str:
 def code_unreadable() -> str:
     return ("This code can no longer be checked (the bot restarted since it was sent). Start a new Slack code "
             "verification for a new code.")
+
+
+def callback_needs_button() -> str:
+    return ("A call-back is attested in a form: press *Verify caller: call-back* on the request once you have called "
+            "the number on file.")

@@ -20,7 +20,7 @@ from bot.errors import ResetbotError
 from bot.models import ResetRequest
 from bot.services.request_views import RequestViews
 from bot.services.resolve import ResolveProblem, Target
-from bot.settings import TargetConfirmation
+from bot.settings import TargetConfirmation, VerifyMethod
 
 if TYPE_CHECKING:
     from bot.services.requests import Readiness
@@ -36,6 +36,8 @@ class RequestIntake(RequestViews):
     directory: Directory
     clock: Callable[[], datetime]
     readiness: Readiness | None
+    start_verification: Callable[..., str | None]
+    verification_refusal: Callable[[ResetRequest, str, str], str | None]
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -86,9 +88,27 @@ class RequestIntake(RequestViews):
         not_ready = self.readiness(requester, target_roles, tap=parsed.tap) if self.readiness else None
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
-        return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
-                                  unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
-                                  correlation_id=correlation_id, source_key=source_key)
+        created = self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
+                                     unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
+                                     correlation_id=correlation_id, source_key=source_key)
+        return self._verify_on_create(parsed.verify, created, requester=requester, source_key=source_key,
+                                      correlation_id=correlation_id)
+
+    def _verify_on_create(self, method: VerifyMethod | None, created: str | None, *, requester: str,
+                          source_key: str | None, correlation_id: str) -> str | None:
+        """``--verify METHOD``: the request stands; its verification starts as if its button had been pressed."""
+        if method is None or created is None or source_key is None:
+            return created
+        with self.begin() as session:
+            made = store.requests.find_by_source(session, source_key=source_key)
+        if made is None:
+            return created
+        if method == VerifyMethod.CALLBACK:
+            refused = self.verification_refusal(made, requester, method)
+            return f"{created} {refused or messages.verification.callback_needs_button()}"
+        started = self.start_verification(request_id=made.id, actor=requester, method=method,
+                                          correlation_id=correlation_id)
+        return f"{created} {started}" if started else created
 
     def _protection(self, ad: DirectoryUser, entra_id: str,
                     slack_id: str | None) -> tuple[list[Protection], tuple[str, ...]]:

@@ -18,8 +18,10 @@ import pytest
 from bot.domain.lifecycle import RequestState
 from bot.domain.verification import CODE_ALPHABET, CODE_LENGTH
 from bot.models import ResetRequest
+from lab.ad.seed import group_dn
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
+from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
 from tests.scenarios.test_request_approval import request_for
 from tests.scenarios.test_reset import everything_people_and_storage_hold
@@ -55,7 +57,8 @@ def in_thread(lab: Lab, driver: SlackDriver, request: dict[str, Any], text: str)
 
 def verify(lab: Lab, driver: SlackDriver, request: dict[str, Any], method: str, *, by: str = "hank") -> None:
     rid = request_id(driver, lab, request)
-    driver.click(by, helpdesk(lab), request["ts"], "caller_verify", value=f"{rid}|{method}", stale_ok=True)
+    driver.click(by, helpdesk(lab), request["ts"], f"caller_verify_{method.replace('-', '_')}",
+                 value=f"{rid}|{method}", stale_ok=True)
 
 
 def request_id(driver: SlackDriver, lab: Lab, request: dict[str, Any]) -> str:
@@ -111,9 +114,10 @@ def test_a_slack_code_verifies_the_caller_and_only_then_the_reset_is_made(
     assert '"method":"slack-code"' in next(e.detail for e in bot.audit(rid) if e.action == "caller_verified")
 
     everywhere = everything_people_and_storage_hold(lab, driver, bot)
-    everywhere = everywhere.replace(str(driver.messages(driver.dm_channel("alice"))), "")
-    everywhere += "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
-    assert code not in everywhere and code.lower() not in everywhere, "the code leaked outside the target's DM"
+    assert everywhere.count(code) == 1, "the code is anywhere but in the one DM to the target"
+    assert code.lower() not in everywhere
+    logs = "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
+    assert code not in logs and code.lower() not in logs, "the code (or what the agent typed) reached a log"
 
 
 def test_three_wrong_codes_fail_the_verification_and_alert_security(lab: Lab, bot: RunningBot,
@@ -220,3 +224,23 @@ def test_the_targets_yes_verifies_and_a_callback_lists_only_numbers_on_file(lab:
     driver.submit("hank", modal["id"], {"verify_callback_input": ["attested"]})
     verified = in_thread(lab, driver, other, "Caller verified by call-back")
     assert "weakest" in verified["text"]
+
+
+def test_verify_on_the_command_line_starts_at_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request = request_for(lab, driver, "bob", "verify from the command", flags="--verify slack-code")
+    rid = request_id(driver, lab, request)
+    code_sent_to(driver, "bob", rid)
+    in_thread(lab, driver, request, "started verification by Slack code")
+    driver.command("hank", "/reset", "bob --verify sms", channel=helpdesk(lab))
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("`sms` is not a verification method"))
+
+
+def test_a_protected_account_is_not_verified_by_a_call_back(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    with_rules(bot, protected_group_dns=[group_dn("approvers")], protected_allowed=["ivan"])
+    request = request_for(lab, driver, "ivan", "protected caller", flags="--verify callback")
+    assert "call-back" not in str(request["blocks"]), "the weakest method is not offered for a protected account"
+    driver.wait_for_ephemeral("hank", lambda e: "A call-back is not enough for a protected" in e["text"])
+    assert req_of(bot, request).verification == "none"
+    refused = bot.audit(req_of(bot, request).id)[-1]
+    assert refused.action == "refused" and '"reason":"callback_not_for_protected"' in refused.detail
+    driver.click("hank", helpdesk(lab), request["ts"], "request_cancel")
