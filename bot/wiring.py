@@ -142,7 +142,7 @@ def build_runtime(settings: Settings) -> Runtime:
                          sealer=sealer, token_for=links.reset_token,
                          security_channel=settings.security_channel, agents_group=settings.agents_group,
                          followups=followups,
-                         poll_timeout_s=settings.reset_poll_timeout_seconds)
+                         poll_timeout_s=settings.reset_poll_timeout_seconds, delivery=settings.delivery)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness, disowned_after_reset=reset.not_me, sealer=sealer,

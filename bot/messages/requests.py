@@ -182,6 +182,8 @@ _REFUSALS: dict[Refusal, str] = {
     Refusal.ONLY_REQUESTER_CANCELS: "Only the person who asked for this reset can cancel it.",
     Refusal.ONLY_TARGET_CONFIRMS: "Only the person whose password this is can answer this question.",
     Refusal.ONLY_REQUESTER_REVEALS: "Only the person who asked for this reset can see its temporary password.",
+    Refusal.ONLY_TARGET_REVEALS: ("Only the person whose password was reset can see it, from their DM with the bot; "
+                                  "the helpdesk never does."),
     Refusal.NOT_PENDING: "This request is no longer waiting for a decision; nothing was changed.",
     Refusal.APPROVER_NOT_MATCHED: (
         "I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail or "

@@ -20,7 +20,7 @@ from bot.errors import ResetbotError
 from bot.models import ResetRequest
 from bot.services.request_views import RequestViews
 from bot.services.resolve import ResolveProblem, Target
-from bot.settings import TargetConfirmation, VerifyMethod
+from bot.settings import Delivery, TargetConfirmation, VerifyMethod
 
 if TYPE_CHECKING:
     from bot.services.requests import Readiness
@@ -73,9 +73,9 @@ class RequestIntake(RequestViews):
                           target=target.entra.user_principal_name)
         if target.slack_id == requester or requester_entra == target.entra.id:
             return refuse(Refusal.SELF_RESET, messages.requests.self_reset(), target=target.entra.user_principal_name)
-        if target.slack_id is None and self.rules.target_confirmation == TargetConfirmation.REQUIRED:
-            return refuse("target_not_in_slack", messages.requests.target_cannot_confirm(
-                target.name, target.entra.user_principal_name), target=target.entra.user_principal_name)
+        unreachable = self._target_must_be_in_slack(target)
+        if unreachable:
+            return refuse("target_not_in_slack", unreachable, target=target.entra.user_principal_name)
         problem = self._account_problem(target, unlock=parsed.unlock)
         if problem:
             return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
@@ -109,6 +109,17 @@ class RequestIntake(RequestViews):
         started = self.start_verification(request_id=made.id, actor=requester, method=method,
                                           correlation_id=correlation_id)
         return f"{created} {started}" if started else created
+
+    def _target_must_be_in_slack(self, target: Target) -> str | None:
+        """The sentence when the rules need the target in Slack (their Yes is required; only they reveal the
+        password) and the bot cannot match them there; None otherwise."""
+        if target.slack_id is not None:
+            return None
+        if self.rules.target_confirmation == TargetConfirmation.REQUIRED:
+            return messages.requests.target_cannot_confirm(target.name, target.entra.user_principal_name)
+        if self.rules.delivery == Delivery.TARGET:
+            return messages.reset.target_cannot_reveal(target.name, target.entra.user_principal_name)
+        return None
 
     def _protection(self, ad: DirectoryUser, entra_id: str,
                     slack_id: str | None) -> tuple[list[Protection], tuple[str, ...]]:

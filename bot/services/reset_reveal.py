@@ -41,7 +41,6 @@ class Reveal:
 
 class ResetReveal(ResetDeps):
     """``reveal`` and its settling, ``not_me`` and ``wipe_expired``."""
-
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 
     def reveal(self, *, request_id: str, actor: str, correlation_id: str) -> tuple[Reveal | None, str | None]:
@@ -53,12 +52,16 @@ class ResetReveal(ResetDeps):
             req = store.requests.get_request(session, request_id=request_id)
         if req is None:
             return None, messages.requests.request_not_found(request_id)
-        if actor != req.requester:
+        to_target = self.delivers_to_target(req)
+        revealer, refusal = ((req.target_slack_id, Refusal.ONLY_TARGET_REVEALS) if to_target
+                             else (req.requester, Refusal.ONLY_REQUESTER_REVEALS))
+        if actor != revealer:
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
-                                   detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
-            return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
-        if self.agents_group and actor not in self.notifier.group_members(self.agents_group, fresh=True):
+                                   detail={"attempted": "reveal", "reason": refusal}))
+            return None, messages.requests.refusal(refusal)
+        if not to_target and self.agents_group and actor not in self.notifier.group_members(self.agents_group,
+                                                                                             fresh=True):
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))

@@ -5,6 +5,7 @@ audit row and, where the caller may be an impostor, a security alert. No code re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import ssl
@@ -18,12 +19,13 @@ import pytest
 from bot.domain.lifecycle import RequestState
 from bot.domain.verification import CODE_ALPHABET, CODE_LENGTH
 from bot.models import ResetRequest
+from bot.settings import Delivery
 from lab.ad.seed import group_dn
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
-from tests.scenarios.test_request_approval import request_for
+from tests.scenarios.test_request_approval import request_for, slack_id
 from tests.scenarios.test_reset import everything_people_and_storage_hold
 
 _CODE = re.compile(rf"\*([{CODE_ALPHABET}]{{{CODE_LENGTH}}})\*")
@@ -244,3 +246,39 @@ def test_a_protected_account_is_not_verified_by_a_call_back(lab: Lab, bot: Runni
     refused = bot.audit(req_of(bot, request).id)[-1]
     assert refused.action == "refused" and '"reason":"callback_not_for_protected"' in refused.detail
     driver.click("hank", helpdesk(lab), request["ts"], "request_cancel")
+
+
+def test_target_delivery_reveals_only_to_the_target(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """RESETBOT_DELIVERY=target: the thread says who can reveal, the agent cannot, the target can, once."""
+    caplog.set_level(logging.DEBUG)
+    reset = bot.services.reset
+    reset.delivery, bot.services.requests.rules = Delivery.TARGET, dataclasses.replace(
+        bot.services.requests.rules, delivery=Delivery.TARGET)
+    try:
+        duo_answer(lab, "alice", "allow")
+        request = request_for(lab, driver, "alice", "deliver to her", flags="--verify duo-push")
+        in_thread(lab, driver, request, "Caller verified by Duo push")
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+        done = in_thread(lab, driver, request, "Done:")
+        assert "Only Alice Archer can reveal it" in done["text"] and "press Reveal" not in done["text"]
+        in_thread(lab, driver, request, "the helpdesk never sees it")
+        assert "reset_reveal" not in str(driver.messages(helpdesk(lab), thread_ts=request["ts"]))
+        dm = driver.dm_channel("alice")
+        notice = driver.wait_for_message(dm, lambda m: "Reveal" in str(m["blocks"]) and "reset by" in str(m["blocks"]))
+        # Slack lets nobody else click in Alice's DM; a forged click by the agent is refused all the same.
+        shown, said = reset.reveal(request_id=request_id(driver, lab, request), actor=slack_id(lab, "hank"),
+                                   correlation_id="c-test")
+        assert shown is None and said is not None and said.startswith("Only the person whose password was reset")
+        driver.click("alice", dm, notice["ts"], "reset_reveal")
+        modal = driver.wait_for_view("alice", lambda v: v.get("callback_id") == "reveal_password")
+        password = str(modal["blocks"][1]["text"]["text"]).strip("`")
+        assert len(password) >= 16
+        driver.click("alice", dm, notice["ts"], "reset_reveal")
+        driver.wait_for_ephemeral("alice", lambda e: "already revealed" in e["text"])
+        assert not [v for v in driver.views("hank") if v.get("callback_id") == "reveal_password"]
+        everywhere = everything_people_and_storage_hold(lab, driver, bot)
+        everywhere += "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
+        assert password not in everywhere
+    finally:
+        reset.delivery = Delivery.AGENT
