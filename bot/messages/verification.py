@@ -262,8 +262,8 @@ def callback_must_attest() -> str:
 
 def verified_thread(method: str, agent: str | None, at: datetime) -> str:
     by = f" (run by <@{agent}>)" if agent else ""
-    return (f":white_check_mark: Caller verified by {method_name(method)}{by} at {slack_date(at)}. "
-            f"Strength: {STRENGTH[VerifyMethod(method)]}.")
+    return (f":white_check_mark: Caller verified by {method_name(method)}{by} at {slack_date(at)} "
+            f"({STRENGTH[VerifyMethod(method)]}).")
 
 
 def verified_agent(method: str) -> str:
