@@ -19,6 +19,7 @@ class Control:
             web.post("/control/answer", self.answer),
             web.get("/control/requests", self.requests),
             web.get("/control/pushes", self.pushes),
+            web.post("/control/enrolment", self.enrolment),
         ]
 
     async def answer(self, request: web.Request) -> web.Response:
@@ -39,6 +40,25 @@ class Control:
             return web.json_response({"error": "delay_ms must be a number from 0 to 600000"}, status=400)
         self.state.answers.setdefault(username, deque()).append((cast(Answer, result), delay_ms / 1000))
         return web.json_response({"username": username, "result": result, "delay_ms": delay_ms})
+
+    async def enrolment(self, request: web.Request) -> web.Response:
+        """``{"username", "enrolled": bool}``: take a person's phone out of Duo (as an admin deleting it would) or
+        give back the fixture's; a username the fixture does not know cannot be enrolled."""
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("enrolled"), bool):
+            return web.json_response({"error": 'expected {"username", "enrolled": true|false}'}, status=400)
+        username = body.get("username")
+        device = self.state.fixture_devices.get(str(username))
+        if device is None:
+            return web.json_response({"error": f"{username!r} is not a person the lab's Duo knows"}, status=400)
+        if body["enrolled"]:
+            self.state.enrolled[str(username)] = device
+        else:
+            self.state.enrolled.pop(str(username), None)
+        return web.json_response({"username": username, "enrolled": body["enrolled"]})
 
     async def requests(self, request: web.Request) -> web.Response:
         return web.json_response(self.state.requests)

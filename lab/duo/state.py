@@ -80,6 +80,8 @@ class DuoState:
     integration_key: str = field(default_factory=lambda: "DI" + secrets.token_hex(9).upper())
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
     enrolled: dict[str, Device] = field(default_factory=dict)
+    #: Everyone the people fixture enrols, so that the control API can give back a phone it took away.
+    fixture_devices: dict[str, Device] = field(default_factory=dict)
     answers: dict[str, deque[tuple[Answer, float]]] = field(default_factory=dict)
     pushes: dict[str, Push] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -88,7 +90,8 @@ class DuoState:
     @classmethod
     def from_people(cls, people: tuple[Person, ...], *, api_host: str, port: int) -> DuoState:
         state = cls(api_host=api_host, port=port)
-        state.enrolled = {p.duo_username: device_for(p) for p in people if p.duo_username}
+        state.fixture_devices = {p.duo_username: device_for(p) for p in people if p.duo_username}
+        state.enrolled = dict(state.fixture_devices)
         return state
 
     def next_answer(self, username: str) -> tuple[Answer, float]:

@@ -128,3 +128,16 @@ def test_signature_canonical_matches_duo_clients_own(duo: DuoStandIn) -> None:
     assert ours == theirs
     assert hashlib.sha512(b"").hexdigest() in canonical(
         4, date="d", method="GET", host="h", path="/p", params={"a": ["1"]}, body=b"", headers={})
+
+
+def test_the_control_api_takes_a_phone_away_and_gives_it_back(duo: DuoStandIn) -> None:
+    control(duo, "POST", "/enrolment", {"username": "bob", "enrolled": False})
+    try:
+        assert client(duo).preauth(username="bob")["result"] == "enroll"
+        with pytest.raises(RuntimeError, match=r"40002|Invalid request parameters"):
+            client(duo).auth(factor="push", username="bob", device="auto", async_txn=True)
+    finally:
+        control(duo, "POST", "/enrolment", {"username": "bob", "enrolled": True})
+    assert client(duo).preauth(username="bob")["result"] == "auth"
+    with pytest.raises(httpx.HTTPStatusError):
+        control(duo, "POST", "/enrolment", {"username": "mallory", "enrolled": True})

@@ -10,12 +10,15 @@ import logging
 import re
 import ssl
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from bot.clients.duo import DuoAuth
 from bot.domain.lifecycle import RequestState
 from bot.domain.verification import CODE_ALPHABET, CODE_LENGTH
 from bot.models import ResetRequest
@@ -282,3 +285,84 @@ def test_target_delivery_reveals_only_to_the_target(lab: Lab, bot: RunningBot, d
         assert password not in everywhere
     finally:
         reset.delivery = Delivery.AGENT
+
+
+def duo_enrol(lab: Lab, username: str, enrolled: bool) -> None:
+    duo = lab.descriptor["duo"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as http:
+        http.post(f"{duo['control']}/enrolment", json={"username": username, "enrolled": enrolled}).raise_for_status()
+
+
+def test_someone_without_a_duo_phone_is_told_to_use_another_method(lab: Lab, bot: RunningBot,
+                                                                   driver: SlackDriver) -> None:
+    duo_enrol(lab, "bob", False)
+    try:
+        request = request_for(lab, driver, "bob", "no duo phone")
+        verify(lab, driver, request, "duo-push")
+        driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Bob Baker has no Duo phone"))
+    finally:
+        duo_enrol(lab, "bob", True)
+    req = req_of(bot, request)
+    assert req.verification == "none"
+    failed = bot.audit(req.id)[-1]
+    assert failed.action == "verify_failed" and '"outcome":"not_enrolled"' in failed.detail
+
+
+def test_duo_refusing_the_integration_is_one_sentence_and_nothing_half_done(lab: Lab, bot: RunningBot,
+                                                                             driver: SlackDriver) -> None:
+    """A wrong secret key (rotated in Duo, not here): the lab's Duo refuses the signature, as Duo does."""
+    d = lab.descriptor["duo"]
+    requests = bot.services.requests
+    real, requests.duo = requests.duo, DuoAuth(api_host=d["api_host"], integration_key=d["integration_key"],
+                                               secret_key=SecretStr("rotated-" + d["secret_key"]),
+                                               ca_file=Path(d["ca_file"]))
+    try:
+        request = request_for(lab, driver, "bob", "duo key rotated")
+        verify(lab, driver, request, "duo-push")
+        said = driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("The Duo push could not be sent"))
+    finally:
+        requests.duo = real
+    assert "HTTP 401" in said["text"] and d["secret_key"] not in said["text"]
+    req = req_of(bot, request)
+    assert req.verification == "none" and req.state == RequestState.PENDING_APPROVAL
+    assert '"outcome":"duo_unavailable"' in bot.audit(req.id)[-1].detail
+
+
+def test_a_code_entered_after_five_minutes_has_expired(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    request = request_for(lab, driver, "bob", "slow caller")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "slack-code")
+    code = code_sent_to(driver, "bob", rid)
+    requests = bot.services.requests
+    real = requests.clock
+    requests.clock = lambda: real() + timedelta(minutes=5, seconds=1)
+    try:
+        enter_code(lab, driver, request, code)
+        driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("That code has expired"))
+    finally:
+        requests.clock = real
+    in_thread(lab, driver, request, "expired before it was entered")
+    assert req_of(bot, request).verification == "failed"
+    verify(lab, driver, request, "slack-code")  # a new attempt may follow an expired code, with a new code
+    assert code_sent_to_again(driver, "bob", rid, not_=code)
+
+
+def code_sent_to_again(driver: SlackDriver, key: str, rid: str, *, not_: str) -> str:
+    dm = driver.wait_for_message(driver.dm_channel(key), lambda m: rid in m["text"] and "read them this code"
+                                 in m["text"] and not_ not in m["text"], timeout=20)
+    found = _CODE.search(dm["text"])
+    assert found
+    return found.group(1)
+
+
+def test_a_duo_push_waiting_for_an_answer_holds_no_slack_handler(lab: Lab, bot: RunningBot,
+                                                                 driver: SlackDriver) -> None:
+    """The push is answered after 6 s; meanwhile the agent is told it started and the bot answers others."""
+    duo_answer(lab, "alice", "allow", delay_ms=6000)
+    request = request_for(lab, driver, "alice", "slow phone")
+    verify(lab, driver, request, "duo-push")
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Verification by Duo push started"))
+    driver.command("hedy", "/reset-status", "", channel=helpdesk(lab))
+    driver.wait_for_ephemeral("hedy", lambda e: bool(e["text"]))
+    assert req_of(bot, request).verification == "pending", "answered before the phone was"
+    in_thread(lab, driver, request, "Caller verified by Duo push")
