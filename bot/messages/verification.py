@@ -295,3 +295,9 @@ def code_unreadable() -> str:
 def callback_needs_button() -> str:
     return ("A call-back is attested in a form: press *Verify caller: call-back* on the request once you have called "
             "the number on file.")
+
+
+def attempt_lapsed(method: str) -> str:
+    if method == VerifyMethod.SLACK_CODE:
+        return code_expired_thread()
+    return f":x: The {method_name(method)} got no answer in time: the caller is not verified."

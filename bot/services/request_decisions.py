@@ -273,4 +273,8 @@ class RequestDecisions(RequestViews):
                 expired += 1
                 minutes = int(self.rules.ttl.total_seconds() // 60)
                 self._announce(done, messages.requests.expired(minutes), decided_by=None)
+        self._sweep_verifications(now)
         return escalated, expired
+
+    def _sweep_verifications(self, now: datetime) -> None:
+        """Ends verifications left under way (caller verification overrides it)."""

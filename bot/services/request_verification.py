@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -34,6 +34,7 @@ from bot.domain.verification import (
     start_refusal,
 )
 from bot.errors import ResetbotError
+from bot.ids import new_correlation_id
 from bot.models import ResetRequest
 from bot.services.request_decisions import SYSTEM, RequestDecisions
 from bot.services.sealing import Sealer
@@ -45,6 +46,8 @@ log = logging.getLogger("bot.services.verification")
 _MAY_START = frozenset({VerifyState.NONE, VerifyState.FAILED, VerifyState.PENDING})
 #: Duo's auth_status errors tolerated in a row before the push counts as unknown.
 _DUO_ERRORS_TOLERATED = 3
+#: How long past its deadline an attempt must be before the sweep ends it (the live follower ends it first).
+_STALE_MARGIN = timedelta(seconds=60)
 
 
 class RequestVerification(RequestDecisions):
@@ -332,6 +335,22 @@ class RequestVerification(RequestDecisions):
         if self._begin(req, actor, VerifyMethod.CALLBACK, correlation_id) is None:
             return messages.verification.refusal(VerifyRefusal.NOT_PENDING, req)
         return self._verified(req, VerifyMethod.CALLBACK, actor, correlation_id, match={})
+
+    # --- the sweep ---------------------------------------------------------------------------------------------
+
+    def _sweep_verifications(self, now: datetime) -> None:
+        """A code nobody entered in its 5 minutes, or a Duo push whose follower stopped (its replica restarted),
+        ends as failed once its deadline has passed by a margin the live follower never needs: the request
+        message stops saying "under way" and the agent may start again."""
+        with self.begin() as session:
+            stale = store.requests.stale_verifications(session, before=now - _STALE_MARGIN)
+        for req in stale:
+            method = VerifyMethod(req.verify_method or VerifyMethod.SLACK_CODE)
+            outcome = "expired" if method == VerifyMethod.SLACK_CODE else "timeout"
+            failed = self._fail(req, method, outcome, new_correlation_id(), actor="scheduler",
+                                match={"verify_expires_at": req.verify_expires_at})
+            if failed is not None:
+                self._show(failed, messages.verification.attempt_lapsed(method))
 
     # --- the outcome -------------------------------------------------------------------------------------------
 

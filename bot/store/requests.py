@@ -432,6 +432,19 @@ def due_for_expiry(session: Session, *, now: datetime, limit: int = 100) -> list
     return list(session.exec(query).all())
 
 
+def stale_verifications(session: Session, *, before: datetime, limit: int = 100) -> list[ResetRequest]:
+    """Pending requests whose caller verification is still under way past ``before`` (a code nobody entered, a Duo
+    push whose follower stopped with its replica): the sweep ends each with ``set_verification``."""
+    query = (
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == RequestState.PENDING_APPROVAL, col(ResetRequest.verification) == "pending",
+               col(ResetRequest.verify_expires_at) < before)
+        .order_by(col(ResetRequest.verify_expires_at), col(ResetRequest.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
 # --- approvals ------------------------------------------------------------------------------------------------
 
 

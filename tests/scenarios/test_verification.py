@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from bot.clients.duo import DuoAuth
 from bot.domain.lifecycle import RequestState
 from bot.domain.verification import CODE_ALPHABET, CODE_LENGTH
-from bot.models import ResetRequest
+from bot.models import ResetRequest, utcnow
 from bot.settings import Delivery
 from lab.ad.seed import group_dn
 from lab.slack.driver import Message, SlackDriver
@@ -366,3 +366,17 @@ def test_a_duo_push_waiting_for_an_answer_holds_no_slack_handler(lab: Lab, bot: 
     driver.wait_for_ephemeral("hedy", lambda e: bool(e["text"]))
     assert req_of(bot, request).verification == "pending", "answered before the phone was"
     in_thread(lab, driver, request, "Caller verified by Duo push")
+
+
+def test_the_sweep_ends_a_verification_nobody_finished(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """A code never entered (or a Duo push whose replica stopped following it) does not stay "under way"."""
+    request = request_for(lab, driver, "bob", "caller hung up")
+    verify(lab, driver, request, "slack-code")
+    code_sent_to(driver, "bob", request_id(driver, lab, request))
+    bot.services.requests.sweep(now=utcnow() + timedelta(minutes=4))
+    assert req_of(bot, request).verification == "pending", "a code still in its 5 minutes is left alone"
+    bot.services.requests.sweep(now=utcnow() + timedelta(minutes=7))
+    in_thread(lab, driver, request, "expired before it was entered")
+    req = req_of(bot, request)
+    assert req.verification == "failed" and req.verify_sealed is None
+    assert '"outcome":"expired"' in bot.audit(req.id)[-1].detail and bot.audit(req.id)[-1].actor == "scheduler"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -60,3 +62,15 @@ def test_no_verification_changes_on_a_request_no_longer_pending(factory: session
                                   audit=draft(AuditAction.CANCELLED))
         assert store.requests.set_verification(session, request_id=req.id, expected={"none"}, audit=None,
                                                changes={"verification": "pending"}) is None
+
+
+def test_stale_verifications_are_those_under_way_past_their_deadline(factory: sessionmaker[Session]) -> None:
+    late, fresh, done = new_request(factory), new_request(factory), new_request(factory)
+    with factory.begin() as session:
+        for req, state, until in ((late, "pending", T0), (fresh, "pending", T0 + timedelta(minutes=10)),
+                                  (done, "verified", T0)):
+            store.requests.set_verification(session, request_id=req.id, expected={"none"}, audit=None,
+                                            changes={"verification": state, "verify_expires_at": until})
+    with factory.begin() as session:
+        stale = store.requests.stale_verifications(session, before=T0 + timedelta(minutes=1))
+    assert [r.id for r in stale] == [late.id]
