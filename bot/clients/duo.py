@@ -41,11 +41,12 @@ class Enrolment:
 class DuoAuth:
     """One Duo Auth API application."""
 
-    def __init__(self, *, api_host: str, integration_key: str, secret_key: SecretStr, ca_file: Path | None) -> None:
+    def __init__(self, *, api_host: str, integration_key: str, secret_key: SecretStr, ca_file: Path | None,
+                 timeout_s: float = _TIMEOUT_S) -> None:
         host, _, port = api_host.partition(":")
         self._client: Any = duo_client.Auth(ikey=integration_key, skey=secret_key.get_secret_value(), host=host,
                                             port=int(port) if port else None,
-                                            ca_certs=str(ca_file) if ca_file else None, timeout=_TIMEOUT_S)
+                                            ca_certs=str(ca_file) if ca_file else None, timeout=timeout_s)
 
     def __repr__(self) -> str:
         return "DuoAuth()"
@@ -59,6 +60,10 @@ class DuoAuth:
             raise DuoUnavailableError(f"Duo refused {what} (HTTP {status}).") from None
         except OSError as e:
             raise DuoUnavailableError(f"Duo could not be reached for {what} ({type(e).__name__}).") from None
+
+    def check(self) -> None:
+        """Duo's signed ``check``: raises unless the application accepts these keys."""
+        self._call("the signed check", self._client.check)
 
     def enrolment(self, username: str) -> Enrolment:
         answer = self._call("the enrolment check", self._client.preauth, username=username)

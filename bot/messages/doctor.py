@@ -29,6 +29,7 @@ CHECK_WRITEBACK = "writeback rights"
 CHECK_KEY_VERSION = "AD password version"
 CHECK_DATABASE = "database"
 CHECK_SERVICE_LINK = "service identity link"
+CHECK_DUO = "Duo Auth API"
 
 
 def doctor_line(outcome: str, check: str, detail: str) -> str:
@@ -304,3 +305,16 @@ def doctor_proxy_ok(proxy: str, targets: list[str]) -> str:
 
 def doctor_proxy_unset() -> str:
     return "skipped: RESETBOT_HTTPS_PROXY is not set, so Slack, Entra ID and Graph are reached directly"
+
+
+def doctor_duo_ok(host: str) -> str:
+    return f"the Auth API application at {host} accepts the integration key and secret key (signed check)"
+
+
+def doctor_duo_failed(host: str, why: str) -> str:
+    return (f"{why.rstrip('.')} at {host}: check RESETBOT_DUO_API_HOST, RESETBOT_DUO_INTEGRATION_KEY and "
+            "RESETBOT_DUO_SECRET_KEY against the Auth API application in the Duo Admin Panel")
+
+
+def doctor_duo_not_used() -> str:
+    return "skipped: duo-push is not in RESETBOT_VERIFY_METHODS"
