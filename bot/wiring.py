@@ -73,7 +73,7 @@ def _duo(settings: Settings) -> DuoAuth | None:
         return None
     assert settings.duo_api_host and settings.duo_integration_key and settings.duo_secret_key
     return DuoAuth(api_host=settings.duo_api_host, integration_key=settings.duo_integration_key,
-                   secret_key=settings.duo_secret_key, ca_file=settings.duo_ca_file)
+                   secret_key=settings.duo_secret_key, ca_file=settings.duo_ca_file, proxy=settings.proxy())
 
 
 def _app_tokens(settings: Settings) -> AppTokens:

@@ -71,7 +71,7 @@ def build_plan(settings: Settings) -> DoctorPlan:
         plan.duo_host = settings.duo_api_host
         plan.duo = DuoAuth(api_host=settings.duo_api_host, integration_key=settings.duo_integration_key,
                            secret_key=settings.duo_secret_key, ca_file=settings.duo_ca_file,
-                           timeout_s=DOCTOR_TIMEOUT_S)
+                           timeout_s=DOCTOR_TIMEOUT_S, proxy=settings.proxy())
     if settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn:
         plan.ldap_url, plan.ldap_ca_file, plan.ldap_bind = settings.ldap_url, settings.ldap_ca_file, settings.ldap_bind
         plan.directory = LdapDirectory(

@@ -21,6 +21,7 @@ import duo_client
 from pydantic import SecretStr
 
 from bot.errors import DuoUnavailableError
+from bot.settings import ProxyUrl
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,15 @@ class DuoAuth:
     """One Duo Auth API application."""
 
     def __init__(self, *, api_host: str, integration_key: str, secret_key: SecretStr, ca_file: Path | None,
-                 timeout_s: float = _TIMEOUT_S) -> None:
+                 timeout_s: float = _TIMEOUT_S, proxy: ProxyUrl | None = None) -> None:
         host, _, port = api_host.partition(":")
         self._client: Any = duo_client.Auth(ikey=integration_key, skey=secret_key.get_secret_value(), host=host,
                                             port=int(port) if port else None,
                                             ca_certs=str(ca_file) if ca_file else None, timeout=timeout_s)
+        if proxy is not None:  # RESETBOT_HTTPS_PROXY: TLS to Duo tunnelled with CONNECT, as for Slack and Graph
+            auth = proxy.authorization()
+            self._client.set_proxy(host=proxy.host, port=proxy.port,
+                                   headers={"Proxy-Authorization": auth} if auth else None)
 
     def __repr__(self) -> str:
         return "DuoAuth()"
