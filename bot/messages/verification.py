@@ -47,7 +47,7 @@ def method_name(method: str | None) -> str:
     try:
         return METHOD_NAMES[VerifyMethod(method or "")]
     except ValueError:
-        return str(method or "an unknown method")
+        return f"`{esc(str(method)[:32])}`" if method else "an unknown method"
 
 
 def state_line(req: ResetRequest, *, required: bool) -> str:
@@ -197,7 +197,7 @@ def duo_not_enrolled(name: str) -> str:
 
 
 def duo_unavailable(why: str) -> str:
-    return f"The Duo push could not be sent: {why} Try again, or use another method."
+    return f"The Duo push could not be sent: {esc(why)} Try again, or use another method."
 
 
 def duo_outcome_thread(outcome: str, name: str) -> str:
