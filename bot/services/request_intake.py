@@ -37,7 +37,7 @@ class RequestIntake(RequestViews):
     clock: Callable[[], datetime]
     readiness: Readiness | None
     start_verification: Callable[..., str | None]
-    verification_refusal: Callable[[ResetRequest, str, str], str | None]
+    verification_refusal: Callable[..., str | None]
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class RequestIntake(RequestViews):
         if made is None:
             return created
         if method == VerifyMethod.CALLBACK:
-            refused = self.verification_refusal(made, requester, method)
+            refused = self.verification_refusal(made, requester, method, correlation_id)
             return f"{created} {refused or messages.verification.callback_needs_button()}"
         started = self.start_verification(request_id=made.id, actor=requester, method=method,
                                           correlation_id=correlation_id)

@@ -62,7 +62,8 @@ class RequestVerification(RequestDecisions):
 
     # --- starting ----------------------------------------------------------------------------------------------
 
-    def verification_refusal(self, req: ResetRequest, actor: str, method: str) -> str | None:
+    def verification_refusal(self, req: ResetRequest, actor: str, method: str,
+                             correlation_id: str | None = None) -> str | None:
         """None when ``actor`` may start ``method`` on ``req`` now; otherwise the sentence, audited."""
         try:
             chosen = VerifyMethod(method)
@@ -81,8 +82,9 @@ class RequestVerification(RequestDecisions):
                 target_in_slack=req.target_slack_id is not None)
         if reason is None:
             return None
-        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id, detail={
-            "attempted": "verify", "method": method[:32], "reason": reason}))
+        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                               correlation_id=correlation_id, detail={
+                                   "attempted": "verify", "method": method[:32], "reason": reason}))
         return messages.verification.refusal(reason, req, method)
 
     def start_verification(self, *, request_id: str, actor: str, method: str, correlation_id: str) -> str | None:
@@ -90,7 +92,7 @@ class RequestVerification(RequestDecisions):
         req, _ = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
-        refused = self.verification_refusal(req, actor, method)
+        refused = self.verification_refusal(req, actor, method, correlation_id)
         if refused:
             return refused
         chosen = VerifyMethod(method)
@@ -104,12 +106,15 @@ class RequestVerification(RequestDecisions):
 
     def _begin(self, req: ResetRequest, actor: str, method: VerifyMethod, correlation_id: str,
                **changes: object) -> ResetRequest | None:
+        """A new attempt. Wrong codes count across the request's attempts (a new code does not give three more
+        tries), so the count read with ``req`` must still be the row's."""
         values: dict[str, object] = {"verification": VerifyState.PENDING, "verify_method": method,
-                                     "verified_by": actor, "verify_tries": 0, "verify_sealed": None,
+                                     "verified_by": actor, "verify_tries": req.verify_tries, "verify_sealed": None,
                                      "verify_txid": None, "verify_expires_at": None, **changes}
         with self.begin() as session:
             return store.requests.set_verification(
                 session, request_id=req.id, expected=_MAY_START, changes=values,
+                match={"verify_tries": req.verify_tries},
                 audit=AuditDraft(actor=actor, action=AuditAction.VERIFY_STARTED, correlation_id=correlation_id,
                                  detail={"method": method}))
 
@@ -329,7 +334,7 @@ class RequestVerification(RequestDecisions):
         req, _ = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
-        refused = self.verification_refusal(req, actor, VerifyMethod.CALLBACK)
+        refused = self.verification_refusal(req, actor, VerifyMethod.CALLBACK, correlation_id)
         if refused:
             return refused
         if self._begin(req, actor, VerifyMethod.CALLBACK, correlation_id) is None:
@@ -389,8 +394,13 @@ class RequestVerification(RequestDecisions):
         return messages.verification.verified_agent(method)
 
     def _show(self, req: ResetRequest, text: str, *, blocks: messages.format.Blocks | None = None) -> None:
-        """Say an attempt's news in the thread and redraw the request message with its caller line."""
+        """Say an attempt's news in the thread and redraw the request message with its caller line. Best effort:
+        the outcome is recorded and audited already, and a Slack failure here (a deleted thread, Slack down) must
+        not undo it nor stop a sweep over other requests; the next redraw shows the state."""
         _, approvals = self._load(req.id)
-        if req.channel_id and req.thread_ts:
-            self.notifier.post(req.channel_id, text, blocks=blocks, thread_ts=req.thread_ts)
-        self._redraw(req, approvals=approvals)
+        try:
+            if req.channel_id and req.thread_ts:
+                self.notifier.post(req.channel_id, text, blocks=blocks, thread_ts=req.thread_ts)
+            self._redraw(req, approvals=approvals)
+        except ResetbotError as e:
+            log.warning("request %s: the verification's news could not be shown in Slack: %s", req.id, e)

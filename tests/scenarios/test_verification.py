@@ -380,3 +380,22 @@ def test_the_sweep_ends_a_verification_nobody_finished(lab: Lab, bot: RunningBot
     req = req_of(bot, request)
     assert req.verification == "failed" and req.verify_sealed is None
     assert '"outcome":"expired"' in bot.audit(req.id)[-1].detail and bot.audit(req.id)[-1].actor == "scheduler"
+
+
+def test_a_new_code_gives_no_new_tries(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Starting again before the third wrong code must not reset the count: three wrong codes per request."""
+    request = request_for(lab, driver, "bob", "keeps guessing")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "slack-code")
+    first = code_sent_to(driver, "bob", rid)
+    wrong = next(c * CODE_LENGTH for c in CODE_ALPHABET if c * CODE_LENGTH != first)
+    enter_code(lab, driver, request, wrong)
+    enter_code(lab, driver, request, wrong)
+    driver.wait_for_ephemeral("hank", lambda e: "1 try left" in e["text"])
+    verify(lab, driver, request, "slack-code")
+    second = code_sent_to_again(driver, "bob", rid, not_=first)
+    wrong = next(c * CODE_LENGTH for c in CODE_ALPHABET if c * CODE_LENGTH != second)
+    enter_code(lab, driver, request, wrong)
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Wrong code 3 times"))
+    assert req_of(bot, request).verification == "blocked"
+    driver.wait_for_message(security(lab), lambda m: "failed Slack code verification" in m["text"])
