@@ -10,7 +10,7 @@ record one outcome. A Duo push is followed on the service's own small pool, neve
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -59,6 +59,7 @@ class RequestVerification(RequestDecisions):
     duo: DuoAuth | None
     phones_of: Callable[[str], Sequence[str]] | None
     duo_pool: ThreadPoolExecutor
+    stopping: threading.Event
 
     # --- starting ----------------------------------------------------------------------------------------------
 
@@ -237,17 +238,19 @@ class RequestVerification(RequestDecisions):
         return messages.verification.started_agent(VerifyMethod.DUO_PUSH)
 
     def _follow_push(self, req: ResetRequest, txid: str, correlation_id: str) -> None:
-        """On the Duo pool: ask Duo until the push is answered (auth_status long-polls), then record it."""
+        """On the Duo pool: ask Duo until the push is answered (auth_status long-polls), then record it; a bot
+        that is stopping leaves it to the sweep."""
         try:
             outcome = self._await_push(txid, req.verify_expires_at)
-            self._record_push(req, txid, outcome, correlation_id)
+            if outcome != "stopped":
+                self._record_push(req, txid, outcome, correlation_id)
         except Exception:  # a pool thread: nothing above it would say this
             log.exception("request %s: following the Duo push failed", req.id)
 
     def _await_push(self, txid: str, until: datetime | None) -> str:
         assert self.duo is not None
         errors = 0
-        while until is None or self.clock() < until:
+        while (until is None or self.clock() < until) and not self.stopping.is_set():
             try:
                 outcome = self.duo.outcome(txid)
             except ResetbotError as e:
@@ -255,12 +258,12 @@ class RequestVerification(RequestDecisions):
                 log.warning("Duo push status unavailable (%d): %s", errors, e)
                 if errors >= _DUO_ERRORS_TOLERATED:
                     return "error"
-                time.sleep(1.0)
+                self.stopping.wait(1.0)
                 continue
             errors = 0
             if outcome != "waiting":
                 return outcome
-        return "timeout"
+        return "stopped" if self.stopping.is_set() else "timeout"
 
     def _record_push(self, req: ResetRequest, txid: str, outcome: str, correlation_id: str) -> None:
         attempt: dict[str, object] = {"verify_txid": txid}

@@ -8,6 +8,7 @@ match. Methods return the sentence to show privately to the person who acted, or
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +102,11 @@ class RequestService(RequestIntake, RequestVerification):
     duo_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=4, thread_name_prefix="duo-push"))
 
+    #: Set by ``close``: a push's follower stops at its next look instead of waiting for its deadline.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
     def close(self) -> None:
-        """Stop following Duo pushes (an unanswered one stays pending; the agent may start another)."""
+        """Stop following Duo pushes: one unanswered now stays "under way" until the sweep ends it (on any
+        replica), and the agent may start another; a stopping bot never waits out a push's 90 seconds."""
+        self.stopping.set()
         self.duo_pool.shutdown(wait=False, cancel_futures=True)
