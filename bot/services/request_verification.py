@@ -35,6 +35,7 @@ from bot.domain.verification import (
 )
 from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
+from bot.logs import remember_secret
 from bot.models import ResetRequest
 from bot.services.request_decisions import SYSTEM, RequestDecisions
 from bot.services.sealing import Sealer
@@ -136,6 +137,9 @@ class RequestVerification(RequestDecisions):
         if self.sealer is None:
             return messages.verification.refusal(VerifyRefusal.METHOD_NOT_ALLOWED, req, VerifyMethod.SLACK_CODE)
         code = SecretStr(new_code())
+        # Kept out of every log line of this process while it is valid (upper case, as sent; a typed one is
+        # never logged either: the submit handler wraps it at once).
+        remember_secret(code, ttl=CODE_TTL.total_seconds())
         started = self._begin(req, actor, VerifyMethod.SLACK_CODE, correlation_id,
                               verify_sealed=self.sealer.seal(code), verify_expires_at=self.clock() + CODE_TTL)
         if started is None:
