@@ -23,7 +23,7 @@ class Control:
         ]
 
     async def answer(self, request: web.Request) -> web.Response:
-        """``{"username", "result": allow|deny|fraud|timeout, "delay_ms"?}``: that person's next push ends so."""
+        """``{"username", "result": allow|deny|fraud|timeout|bypass, "delay_ms"?}``: that person's next push ends so."""
         try:
             body: Any = await request.json()
         except ValueError:

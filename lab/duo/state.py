@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from lab.people import Person
 
-Answer = Literal["allow", "deny", "fraud", "timeout"]
-ANSWERS: tuple[Answer, ...] = ("allow", "deny", "fraud", "timeout")
+Answer = Literal["allow", "deny", "fraud", "timeout", "bypass"]
+ANSWERS: tuple[Answer, ...] = ("allow", "deny", "fraud", "timeout", "bypass")
 
 #: How long the phone "takes" to answer a push nobody told the control API about.
 DEFAULT_ANSWER_DELAY_S = 0.3
@@ -27,6 +27,9 @@ OUTCOMES: dict[Answer, tuple[str, str, str]] = {
     "deny": ("deny", "deny", "Login request denied."),
     "fraud": ("deny", "fraud", "Login request reported as fraudulent."),
     "timeout": ("deny", "timeout", "Login timed out."),
+    # An administrator put the person in Duo's "bypass" status (or a policy lets them in without Duo): Duo answers
+    # "allow" without anyone having touched the phone.
+    "bypass": ("allow", "bypass", "Bypassing Duo authentication."),
 }
 WAITING = ("waiting", "pushed", "Pushed a login request to your device...")
 
