@@ -7,7 +7,8 @@ Duo's HTTP status on ``.status`` and its ``{"stat": "FAIL", "code", "message"}``
 failures come as ``OSError``. ``api_host`` may carry a port (``host:port``): duo-client takes the port separately and
 signs the bare host, which must be the name on the API's certificate. ``auth_status`` long-polls: it answers
 once the push is answered or after a while with ``waiting``. A ``deny`` whose status is ``fraud`` means the
-person pressed "Report" on their phone.
+person pressed "Report" on their phone; an ``allow`` whose status is not ``allow`` (``bypass``) means Duo let the
+person through without asking their phone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 #: How long one request to Duo may take; auth_status long-polls, so this is longer than Duo holds it.
 _TIMEOUT_S = 70.0
 
-PushOutcome = Literal["waiting", "allow", "deny", "fraud", "timeout"]
+PushOutcome = Literal["waiting", "allow", "deny", "fraud", "timeout", "bypass"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,11 @@ class DuoAuth:
         answer = self._call("the push's status", self._client.auth_status, txid=txid)
         if answer.get("waiting"):
             return "waiting"
-        if answer.get("success"):
-            return "allow"
         status = str(answer.get("status") or "")
+        if answer.get("success"):
+            # Only a push the person approved proves they hold the phone: Duo also answers ``allow`` with status
+            # ``bypass`` for someone an administrator let through without Duo.
+            return "allow" if status == "allow" else "bypass"
         if status == "fraud":
             return "fraud"
         if status == "timeout":

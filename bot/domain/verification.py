@@ -55,6 +55,8 @@ STRENGTH: dict[VerifyMethod, str] = {
 CODE_ALPHABET = "34679ACDEFGHJKMNPQRTWXY"
 CODE_LENGTH = 6
 CODE_TTL = timedelta(minutes=5)
+#: A request's verification tries, whatever the method: each wrong code and each Duo push sent (so a phone cannot
+#: be pushed until its owner gives in). The last failing blocks the request's verification.
 MAX_CODE_TRIES = 3
 #: How long the bot waits for a Duo push to be answered before it counts as timed out (Duo's own is 60 s).
 DUO_PUSH_WAIT = timedelta(seconds=90)
@@ -88,11 +90,11 @@ def method_refusal(method: VerifyMethod, *, allowed: Sequence[VerifyMethod], pro
     return None
 
 
-def start_refusal(state: VerifyState) -> VerifyRefusal | None:
-    """Whether a new attempt may start, given where verification stands."""
+def start_refusal(state: VerifyState, tries: int = 0) -> VerifyRefusal | None:
+    """Whether a new attempt may start, given where verification stands and the tries the request has used."""
     if state == VerifyState.VERIFIED:
         return VerifyRefusal.ALREADY_VERIFIED
-    if state == VerifyState.BLOCKED:
+    if state == VerifyState.BLOCKED or tries >= MAX_CODE_TRIES:
         return VerifyRefusal.BLOCKED
     return None
 

@@ -208,7 +208,16 @@ def duo_outcome_thread(outcome: str, name: str) -> str:
         "fraud": (f":rotating_light: {esc(name)} reported the Duo push as fraud: the request is cancelled and "
                   "security has been told."),
         "error": f":warning: Duo could not say how the push to {esc(name)}'s phone ended: the caller is not verified.",
+        "bypass": (f":x: Duo let {esc(name)} through without asking their phone (Duo's bypass status): that proves "
+                   "nothing about the caller, who is not verified. Use another method."),
     }[outcome]
+
+
+def security_duo_exhausted(req: ResetRequest) -> str:
+    return (f":rotating_light: A caller failed verification {MAX_CODE_TRIES} times for {esc(req.target_display)} "
+            f"(`{esc(req.target_upn)}`), the last by a Duo push nobody approved, request {req.id} by "
+            f"<@{req.requester}>. Someone may be impersonating them to the helpdesk, or pushing their phone until "
+            "they give in.")
 
 
 def security_duo_fraud(req: ResetRequest) -> str:

@@ -79,7 +79,7 @@ class RequestVerification(RequestDecisions):
         elif chosen is None or (chosen == VerifyMethod.DUO_PUSH and self.duo is None):
             reason = VerifyRefusal.METHOD_NOT_ALLOWED
         else:
-            reason = start_refusal(VerifyState(req.verification)) or method_refusal(
+            reason = start_refusal(VerifyState(req.verification), req.verify_tries) or method_refusal(
                 chosen, allowed=self.rules.verify_methods, protected=bool(req.protected),
                 target_in_slack=req.target_slack_id is not None)
         if reason is None:
@@ -234,7 +234,7 @@ class RequestVerification(RequestDecisions):
             return messages.verification.duo_unavailable(str(e))
         deadline = self.clock() + DUO_PUSH_WAIT
         started = self._begin(req, actor, VerifyMethod.DUO_PUSH, correlation_id, verify_txid=txid,
-                              verify_expires_at=deadline)
+                              verify_expires_at=deadline, verify_tries=req.verify_tries + 1)
         if started is None:
             return messages.verification.refusal(VerifyRefusal.NOT_PENDING, req)
         self._show(started, messages.verification.duo_sent_thread(actor, req.target_display))
@@ -277,9 +277,12 @@ class RequestVerification(RequestDecisions):
         if outcome == "fraud":
             self._duo_fraud(req, correlation_id, match=attempt)
             return
-        failed = self._fail(req, VerifyMethod.DUO_PUSH, outcome, correlation_id, match=attempt)
+        exhausted = req.verify_tries >= MAX_CODE_TRIES  # this push was the request's last try
+        failed = self._fail(req, VerifyMethod.DUO_PUSH, outcome, correlation_id, match=attempt, blocked=exhausted)
         if failed is not None:
             self._show(failed, messages.verification.duo_outcome_thread(outcome, req.target_display))
+            if exhausted and self.rules.security_channel:
+                self.notifier.post(self.rules.security_channel, messages.verification.security_duo_exhausted(failed))
 
     def _duo_fraud(self, req: ResetRequest, correlation_id: str, *, match: dict[str, object]) -> None:
         """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked, the
@@ -360,7 +363,8 @@ class RequestVerification(RequestDecisions):
             method = VerifyMethod(req.verify_method or VerifyMethod.SLACK_CODE)
             outcome = "expired" if method == VerifyMethod.SLACK_CODE else "timeout"
             failed = self._fail(req, method, outcome, new_correlation_id(), actor="scheduler",
-                                match={"verify_expires_at": req.verify_expires_at})
+                                match={"verify_expires_at": req.verify_expires_at},
+                                blocked=req.verify_tries >= MAX_CODE_TRIES)
             if failed is not None:
                 self._show(failed, messages.verification.attempt_lapsed(method))
 

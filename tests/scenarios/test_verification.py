@@ -399,3 +399,51 @@ def test_a_new_code_gives_no_new_tries(lab: Lab, bot: RunningBot, driver: SlackD
     driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Wrong code 3 times"))
     assert req_of(bot, request).verification == "blocked"
     driver.wait_for_message(security(lab), lambda m: "failed Slack code verification" in m["text"])
+
+
+def pushes_to(lab: Lab, username: str, rid: str) -> list[dict[str, Any]]:
+    duo = lab.descriptor["duo"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as http:
+        sent = http.get(f"{duo['control']}/pushes", params={"username": username}).json()
+    return [p for p in sent if rid in (p["pushinfo"] or "")]
+
+
+def test_duo_letting_someone_in_without_their_phone_does_not_verify(lab: Lab, bot: RunningBot,
+                                                                    driver: SlackDriver) -> None:
+    """Duo answers ``result: allow`` with ``status: bypass`` for a person an administrator put in bypass status:
+    nobody touched the phone, so nothing proves the caller holds it."""
+    duo_answer(lab, "bob", "bypass")
+    request = request_for(lab, driver, "bob", "duo bypass")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "without asking their phone")
+    req = req_of(bot, request)
+    assert req.state == RequestState.PENDING_APPROVAL and req.verification == "failed"
+    assert '"outcome":"bypass"' in next(e.detail for e in bot.audit(rid) if e.action == "verify_failed")
+    assert "caller_verified" not in [e.action for e in bot.audit(rid)]
+    driver.click("hank", helpdesk(lab), request["ts"], "request_cancel", stale_ok=True)
+
+
+def test_duo_pushes_are_limited_per_request(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Push fatigue: an agent (or a caller asking "send it again") may not push the person's phone until they give
+    in and approve. Each push is one of the request's three tries; the third failing blocks it and tells
+    security."""
+    request = request_for(lab, driver, "bob", "push fatigue")
+    rid = request_id(driver, lab, request)
+
+    def failed_pushes() -> int:
+        return len([e for e in bot.audit(rid) if e.action == "verify_failed"])
+
+    for sent in range(1, 4):
+        duo_answer(lab, "bob", "timeout")
+        verify(lab, driver, request, "duo-push")
+        wait_until(lambda: failed_pushes() >= sent, timeout=20, what="the push answered")  # noqa: B023
+    alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "Duo" in m["text"])
+    assert "impersonating" in alert["text"]
+    assert req_of(bot, request).verification == "blocked"
+    verify(lab, driver, request, "duo-push")
+    driver.wait_for_ephemeral("hank", lambda e: "cannot be verified any more" in e["text"] and rid in e["text"])
+    assert len(pushes_to(lab, "bob", rid)) == 3, "a fourth push reached the person's phone"
+    driver.click("hank", helpdesk(lab), request["ts"], "request_cancel", stale_ok=True)
+
