@@ -232,6 +232,11 @@ def security_reset_disowned(req: ResetRequest) -> str:
             f"requested by <@{req.requester}>, was not asked for by them. Their password WAS changed.")
 
 
+def disowned_password_discarded() -> str:
+    return ("The temporary password was discarded before anyone revealed it: nobody can reveal it now. If the "
+            "person still needs a reset, make a new, verified request.")
+
+
 def target_cannot_reveal(name: str, upn: str) -> str:
     return (f"{esc(name)} (`{esc(upn)}`) has no Slack account the bot can match, and here only the person whose "
             "password it is may reveal it (RESETBOT_DELIVERY=target), so nobody could read the new one. Nothing was "

@@ -447,3 +447,23 @@ def test_duo_pushes_are_limited_per_request(lab: Lab, bot: RunningBot, driver: S
     assert len(pushes_to(lab, "bob", rid)) == 3, "a fourth push reached the person's phone"
     driver.click("hank", helpdesk(lab), request["ts"], "request_cancel", stale_ok=True)
 
+
+def test_this_wasnt_me_discards_a_password_nobody_revealed_yet(lab: Lab, bot: RunningBot,
+                                                               driver: SlackDriver) -> None:
+    """The target disowns the reset before the agent revealed the password: whoever asked must not learn it now."""
+    duo_answer(lab, "alice", "allow")
+    request = request_for(lab, driver, "alice", "disowned before reveal", flags="--verify duo-push")
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    reveal = in_thread(lab, driver, request, "sealed")
+    rid = request_id(driver, lab, request)
+    notice = driver.wait_for_message(driver.dm_channel("alice"), lambda m: rid in str(m["blocks"])
+                                     and "reset_not_me" in str(m["blocks"]))
+    driver.click("alice", driver.dm_channel("alice"), notice["ts"], "reset_not_me")
+    driver.wait_for_message(security(lab), lambda m: "was not asked for" in m["text"] and rid in m["text"])
+    in_thread(lab, driver, request, "discarded before anyone revealed it")
+    driver.click("hank", helpdesk(lab), reveal["ts"], "reset_reveal")
+    driver.wait_for_ephemeral("hank", lambda e: "it is gone" in e["text"])
+    assert not [v for v in driver.views("hank") if v.get("callback_id") == "reveal_password"
+                and rid in str(v)], "the agent saw the password after the target disowned the reset"
+    assert "revealed" not in [e.action for e in bot.audit(rid)]
