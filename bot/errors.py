@@ -153,3 +153,8 @@ class NotLinkedError(ResetbotError):
         super().__init__(message)
         self.slack_user = slack_user
         self.service = service
+
+
+class DuoUnavailableError(ResetbotError):
+    """Duo's Auth API could not be reached, refused the integration's credentials, or answered an error. The
+    message names what failed, never the integration's secret key."""

@@ -44,6 +44,13 @@ class Action(StrEnum):
     CONFIRM_NO = "target_confirm_no"
     REVEAL = "reset_reveal"
     NOT_ME = "reset_not_me"
+    #: Start a caller verification with one method (Slack wants each action_id once per block); the value is
+    #: ``<request id>|<method>``.
+    VERIFY_SLACK_CODE = "caller_verify_slack_code"
+    VERIFY_SLACK_CONFIRM = "caller_verify_slack_confirm"
+    VERIFY_DUO_PUSH = "caller_verify_duo_push"
+    VERIFY_CALLBACK = "caller_verify_callback"
+    ENTER_CODE = "caller_enter_code"
 
 
 class Callback(StrEnum):
@@ -51,6 +58,8 @@ class Callback(StrEnum):
 
     DENY_REASON = "deny_reason"
     REVEAL = "reveal_password"
+    VERIFY_CODE = "verify_code"
+    VERIFY_CALLBACK = "verify_callback"
 
 
 class Block(StrEnum):
@@ -62,6 +71,12 @@ class Block(StrEnum):
     CONFIRM_ACTIONS = "confirm_actions"
     REVEAL_ACTIONS = "reveal_actions"
     NOT_ME_ACTIONS = "not_me_actions"
+    VERIFY_ACTIONS = "verify_actions"
+    CODE_ACTIONS = "code_actions"
+    VERIFY_CODE = "verify_code"
+    VERIFY_CODE_INPUT = "verify_code_input"
+    VERIFY_CALLBACK = "verify_callback"
+    VERIFY_CALLBACK_INPUT = "verify_callback_input"
 
 
 def new_correlation_id() -> str:

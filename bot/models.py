@@ -156,6 +156,20 @@ class ResetRequest(SQLModel, table=True):
     #: Target confirmation by DM: ``off``, ``pending``, ``yes`` or ``no`` (``bot.domain.rules.Confirmation``).
     confirmation: str = Field(default="off", max_length=16)
 
+    #: How the caller was verified (``bot.domain.verification``): ``verification`` is a ``VerifyState`` value,
+    #: ``verify_method`` the method of the last attempt, ``verified_at`` when it succeeded and ``verified_by`` the
+    #: agent who ran it. A one-time code lives only sealed (``verify_sealed``: Fernet under the sealing key, which
+    #: the database never holds) until ``verify_expires_at``, with ``verify_tries`` wrong entries so far; a Duo push
+    #: is ``verify_txid``. Cleared when the attempt ends.
+    verification: str = Field(default="none", max_length=16)
+    verify_method: str | None = Field(default=None, max_length=16)
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    verified_by: str | None = Field(default=None, max_length=32)
+    verify_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    verify_tries: int = Field(default=0)
+    verify_sealed: str | None = Field(default=None, sa_type=sa.Text, repr=False)
+    verify_txid: str | None = Field(default=None, max_length=128)
+
     reason: str = Field(default="", sa_type=sa.Text)
     #: Also clear an AD lockout (``--unlock``); issue a Temporary Access Pass instead of a password (``--tap``).
     unlock: bool = Field(default=False)

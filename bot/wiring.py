@@ -16,6 +16,7 @@ from sqlmodel import Session
 from bot import messages, schema
 from bot.app import web_client
 from bot.clients.directory import LdapDirectory
+from bot.clients.duo import DuoAuth
 from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTokens
 from bot.clients.graph import GraphClient
 from bot.clients.slack_notify import SlackNotifier
@@ -32,7 +33,7 @@ from bot.services.requests import RequestRules, RequestService
 from bot.services.reset import ResetService
 from bot.services.resolve import TargetResolver
 from bot.services.sealing import Sealer
-from bot.settings import Settings
+from bot.settings import Settings, VerifyMethod
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,20 @@ class Runtime:
         """Let resets already running post their verdicts (up to ``drain_s``), then close every client."""
         if not self.services.reset.wait_idle(timeout=drain_s):
             log.warning("closing with a reset still running after %.0f s", drain_s)
+        self.services.requests.close()
         self.services.links.close()
         self.graph.close()
         self.directory.close()
         self.engine.dispose()
+
+
+def _duo(settings: Settings) -> DuoAuth | None:
+    """Duo's Auth API, when duo-push is an allowed method (the settings refuse it without Duo's details)."""
+    if VerifyMethod.DUO_PUSH not in settings.verify_methods:
+        return None
+    assert settings.duo_api_host and settings.duo_integration_key and settings.duo_secret_key
+    return DuoAuth(api_host=settings.duo_api_host, integration_key=settings.duo_integration_key,
+                   secret_key=settings.duo_secret_key, ca_file=settings.duo_ca_file, proxy=settings.proxy())
 
 
 def _app_tokens(settings: Settings) -> AppTokens:
@@ -128,15 +139,17 @@ def build_runtime(settings: Settings) -> Runtime:
     outbox = Outbox(begin=factory.begin, notifier=notifier)
     followups = FollowUpService(begin=factory.begin, outbox=outbox, directory=directory,
                                 rules=FollowUpRules.from_settings(settings))
+    sealer = Sealer(settings.sealing_key)
     reset = ResetService(begin=factory.begin, notifier=notifier, outbox=outbox, graph=graph, directory=directory,
-                         sealer=Sealer(settings.sealing_key), token_for=links.reset_token,
+                         sealer=sealer, token_for=links.reset_token,
                          security_channel=settings.security_channel, agents_group=settings.agents_group,
                          followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds,
-                         lease=timedelta(seconds=settings.reset_lease_seconds))
+                         lease=timedelta(seconds=settings.reset_lease_seconds), delivery=settings.delivery)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
-                              readiness=links.readiness, disowned_after_reset=reset.not_me)
+                              readiness=links.readiness, disowned_after_reset=reset.not_me, sealer=sealer,
+                              duo=_duo(settings), phones_of=graph.phones)
     reset.recheck = requests.recheck  # the request rules again, right before any credential is set
     health = HealthService(begin=factory.begin, outbox=outbox, graph=graph, directory=directory,
                            fresh_app_token=lambda: _app_tokens(settings).token(),

@@ -31,6 +31,13 @@ from handlers.request_actions import (
 )
 from handlers.reset_command import handle_reset, handle_reset_status
 from handlers.resetbot_command import handle_resetbot, resetbot_answer
+from handlers.verify_actions import (
+    callback_answer,
+    handle_callback_submit,
+    handle_code_submit,
+    handle_enter_code,
+    handle_verify,
+)
 from handlers.work import AckAnswer, Lane, WorkPool, on_ack_path
 
 COMMAND_ROUTES: dict[Command, Callable[..., Any]] = {
@@ -46,9 +53,16 @@ ACTION_ROUTES: dict[Action, Callable[..., Any]] = {
     Action.CONFIRM_NO: handle_confirm(yes=False),
     Action.REVEAL: handle_reveal,
     Action.NOT_ME: handle_not_me,
+    Action.VERIFY_SLACK_CODE: handle_verify,
+    Action.VERIFY_SLACK_CONFIRM: handle_verify,
+    Action.VERIFY_DUO_PUSH: handle_verify,
+    Action.VERIFY_CALLBACK: handle_verify,
+    Action.ENTER_CODE: handle_enter_code,
 }
 VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
     Callback.DENY_REASON: handle_deny_submit,
+    Callback.VERIFY_CODE: handle_code_submit,
+    Callback.VERIFY_CALLBACK: handle_callback_submit,
 }
 EVENT_ROUTES: dict[Event, Callable[..., Any]] = {
     Event.APP_HOME_OPENED: handle_home_opened,
@@ -63,11 +77,19 @@ LANES: dict[Command | Action | Callback | Event, Lane] = {
     Action.CONFIRM_YES: Lane.DECISION,
     Action.CONFIRM_NO: Lane.DECISION,
     Action.NOT_ME: Lane.DECISION,
+    Action.VERIFY_SLACK_CODE: Lane.MODAL,
+    Action.VERIFY_SLACK_CONFIRM: Lane.MODAL,
+    Action.VERIFY_DUO_PUSH: Lane.MODAL,
+    Action.VERIFY_CALLBACK: Lane.MODAL,
+    Action.ENTER_CODE: Lane.MODAL,
+    Callback.VERIFY_CODE: Lane.DECISION,
+    Callback.VERIFY_CALLBACK: Lane.DECISION,
 }
 #: Answers given in the ack itself, from the request's text alone (no I/O): no work is queued for them.
 ACK_ANSWERS: dict[Command | Action | Callback | Event, AckAnswer] = {
     Command.RESETBOT: resetbot_answer,
     Callback.DENY_REASON: deny_reason_answer,
+    Callback.VERIFY_CALLBACK: callback_answer,
 }
 
 

@@ -49,6 +49,9 @@ def summary(descriptor: dict[str, Any]) -> str:
         entra = descriptor["entra"]
         endpoints.append(("Entra ID", entra["authority"], f"Graph {entra['graph_base']}"))
         endpoints.append(("Entra control", entra["control"], "faults, device sign-in, operations"))
+    if "duo" in descriptor:
+        duo = descriptor["duo"]
+        endpoints.append(("Duo Auth API", f"https://{duo['api_host']}", f"control {duo['control']}"))
     people = [("key", "name", "upn", "groups", "entra roles", "flags", "manager")]
     for p in descriptor["people"]:
         people.append((

@@ -2,8 +2,9 @@
 
 Brings the lab up, starts the real bot (``resetbot run``, its own process, configured only through its
 environment as in production) against it, and plays four stories through the lab's Slack driver as the
-people would: a good reset, a reset the domain's password filter refuses, a denied request, and a protected
-account. Each thread is printed as people see it; then everything is taken down.
+people would: a good reset whose caller is verified by a Duo push, a reset whose caller reads back a Slack code
+and the domain's password filter refuses, a denied request, a protected account, and an impostor whose Duo push
+the real person reports as fraud. Each thread is printed as people see it; then everything is taken down.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 
 _CODE = re.compile(r"code \*([A-Z0-9-]+)\*")
+#: The demo as the product ships: no reset until the caller is verified.
+DEMO_OVERRIDES = {"RESETBOT_VERIFY_REQUIRED": "true"}
 
 
 def bot_environment(descriptor: dict[str, Any], database_url: str) -> dict[str, str]:
     """The bot's settings for this lab, as environment variables (what an operator would put in .env)."""
-    slack, entra, ad = descriptor["slack"], descriptor["entra"], descriptor["ad"]
+    slack, entra, ad, duo = descriptor["slack"], descriptor["entra"], descriptor["ad"], descriptor["duo"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESETBOT_")}
     env.update({
         "RESETBOT_SLACK_BOT_TOKEN": slack["bot_token"], "RESETBOT_SLACK_APP_TOKEN": slack["app_token"],
@@ -47,6 +50,13 @@ def bot_environment(descriptor: dict[str, Any], database_url: str) -> dict[str, 
         "RESETBOT_LDAP_CA_FILE": ad["ca_file"],
         "RESETBOT_LDAP_UNLOCK_BIND": ad["writeback"]["bind"],
         "RESETBOT_LDAP_UNLOCK_PASSWORD": ad["writeback"]["password"],
+        # Every verification method, Duo's through the lab's Duo (changed from a real one only in host and CA).
+        # Not required here: the scripted stories of `up --bot` callers (benchmarks, tests) approve and expect a
+        # reset; the demo requires it (DEMO_OVERRIDES), as the product's default does.
+        "RESETBOT_VERIFY_REQUIRED": "false",
+        "RESETBOT_VERIFY_METHODS": "slack-code,duo-push,slack-confirm,callback",
+        "RESETBOT_DUO_API_HOST": duo["api_host"], "RESETBOT_DUO_INTEGRATION_KEY": duo["integration_key"],
+        "RESETBOT_DUO_SECRET_KEY": duo["secret_key"], "RESETBOT_DUO_CA_FILE": duo["ca_file"],
     })
     return env
 
@@ -95,9 +105,9 @@ class Morning:
                                               and m["ts"] != code_dm["ts"], timeout=60)
         print(f"    (DM to {who}: {self.show(linked['text'])})")
 
-    def request(self, who: str, target: str, reason: str) -> dict[str, Any]:
-        text = f"<@{self.ids[target]}|{target}> {reason}"
-        self.say(who, f"/reset @{target} {reason}")
+    def request(self, who: str, target: str, reason: str, flags: str = "") -> dict[str, Any]:
+        text = f"<@{self.ids[target]}|{target}> {reason} {flags}".strip()
+        self.say(who, f"/reset @{target} {reason} {flags}".strip())
         self.driver.command(who, "/reset", text, channel=self.helpdesk)
         return dict(self.driver.wait_for_message(self.helpdesk, lambda m: reason in str(m["blocks"]), timeout=30))
 
@@ -105,13 +115,38 @@ class Morning:
         self.driver.wait_for_message(self.helpdesk, lambda m: any(w in m["text"] for w in words), thread_ts=ts,
                                      timeout=60)
 
+    def duo_answers(self, who: str, result: str) -> None:
+        """How ``who``'s phone will answer the next Duo push (the lab's Duo control API)."""
+        duo = self.lab.descriptor["duo"]
+        with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as client:
+            client.post(duo["control"] + "/answer", json={"username": who, "result": result, "delay_ms": 1500})
+
+    def click_verify(self, who: str, request: dict[str, Any], method: str) -> None:
+        rid = re.search(r"R-[0-9A-Z]{6}", str(request["blocks"]))
+        assert rid is not None
+        self.driver.click(who, self.helpdesk, request["ts"], f"caller_verify_{method.replace('-', '_')}",
+                          value=f"{rid.group(0)}|{method}", stale_ok=True)
+
+    def in_thread(self, ts: str, words: str, timeout: float = 60) -> dict[str, Any]:
+        return dict(self.driver.wait_for_message(self.helpdesk, lambda m: words in m["text"], thread_ts=ts,
+                                                 timeout=timeout))
+
     def play(self) -> None:
         print("\n=== A helpdesk morning (every message below is what people see in Slack) ===")
         self.link("hank")
+        self.good_reset()
+        self.code_and_policy_refusal()
+        self.denied_and_protected()
+        self.impostor()
 
+    def good_reset(self) -> None:
         request = self.request("hank", "alice", "forgot her password after the holidays")
-        print(">>> Mona Manning (her manager) clicks Approve")
-        self.driver.click("mona", self.helpdesk, request["ts"], "request_approve")
+        print(">>> Hank clicks 'Verify caller: Duo push'; Alice approves the push on her phone")
+        self.duo_answers("alice", "allow")
+        self.click_verify("hank", request, "duo-push")
+        self.in_thread(request["ts"], "Caller verified by Duo push")
+        print(">>> Mona Manning (her manager) sees 'Caller verified by Duo push' and clicks Approve")
+        self.driver.click("mona", self.helpdesk, request["ts"], "request_approve", stale_ok=True)
         self.verdict(request["ts"], ("Done", "refused", "did not complete"))
         reveal = self.driver.wait_for_message(self.helpdesk, lambda m: "sealed" in m["text"], thread_ts=request["ts"])
         print(">>> Hank clicks Reveal (the password opens in a modal only he sees; it is not printed here)")
@@ -122,13 +157,30 @@ class Morning:
                                      thread_ts=request["ts"], timeout=60)
         self.print_thread("a good reset", request["ts"])
 
+    def code_and_policy_refusal(self) -> None:
         self.lab.ad.refuse_next_passwords(1)
         request = self.request("hank", "bob", "locked out of the VPN")
         print(">>> Mona Manning clicks Approve (the domain's password filter is set to refuse the next password)")
         self.driver.click("mona", self.helpdesk, request["ts"], "request_approve")
+        self.in_thread(request["ts"], "waiting for the caller to be verified")
+        print(">>> Hank clicks 'Verify caller: Slack code'; Bob reads the code from his Slack DM over the phone")
+        self.click_verify("hank", request, "slack-code")
+        code_dm = self.driver.wait_for_message(self.driver.dm_channel("bob"), lambda m: "read them this code"
+                                               in m["text"], timeout=30)
+        code = re.search(r"code: \*([A-Z0-9]+)\*", code_dm["text"])
+        assert code is not None
+        print("    (DM to bob: a one-time code; not printed here)")
+        prompt = self.in_thread(request["ts"], "press *Enter code*")
+        before = len(self.driver.views("hank"))
+        self.driver.click("hank", self.helpdesk, prompt["ts"], "caller_enter_code",
+                          value=re.sub(r".*\((R-[0-9A-Z]{6})\).*", r"\1", code_dm["text"].splitlines()[0]))
+        modal = self.wait(lambda: next((v for v in self.driver.views("hank")[before:]
+                                        if v.get("callback_id") == "verify_code"), None), "the code modal")
+        self.driver.submit("hank", modal["id"], {"verify_code_input": code.group(1)})
         self.verdict(request["ts"], ("refused", "Done", "did not complete"))
-        self.print_thread("a policy refusal", request["ts"])
+        self.print_thread("a verified caller, and a policy refusal", request["ts"])
 
+    def denied_and_protected(self) -> None:
         request = self.request("hank", "alice", "says she needs it again")
         print(">>> Mona Manning clicks Deny and gives a reason")
         self.driver.click("mona", self.helpdesk, request["ts"], "request_deny")
@@ -143,6 +195,16 @@ class Morning:
                             channel=self.helpdesk)
         refused = self.driver.wait_for_ephemeral("hank", lambda e: "protected" in e["text"], timeout=30)
         print(f"\n--- only Hank sees: {self.show(refused['text'])}")
+
+    def impostor(self) -> None:
+        self.duo_answers("larry", "fraud")
+        request = self.request("hank", "larry", "new phone, cannot sign in", flags="--unlock --verify duo-push")
+        print(">>> The caller is not Larry: the real Larry gets the Duo push and reports it as fraud")
+        self.in_thread(request["ts"], "reported the Duo push as fraud")
+        alert = self.driver.wait_for_message(self.lab.descriptor["slack"]["channels"]["security"],
+                                             lambda m: "as fraud" in m["text"], timeout=30)
+        self.print_thread("an impostor", request["ts"])
+        print(f"\n--- #security: {self.show(alert['text'])}")
 
 
 class BotExitedError(RuntimeError):
@@ -204,7 +266,7 @@ class BotProcess:
 
 def demo(state_dir: Path) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
-    with Lab(state_dir) as lab, BotProcess(lab, state_dir) as bot:
+    with Lab(state_dir) as lab, BotProcess(lab, state_dir, overrides=DEMO_OVERRIDES) as bot:
         with SlackDriver(lab.descriptor["slack"]["control"]) as driver:
             Morning(lab, driver).play()
         print(f"\nDone. The bot's log is in {bot.log_path}.")

@@ -75,6 +75,12 @@ class Person:
     #: The email address on the person's Slack profile when it is not their Entra mail (an alias, another
     #: domain): then no lookup by mail or UPN finds their Slack account, as happens in real workspaces.
     slack_mail: str | None = None
+    #: Enrolled in Duo (with one phone that takes pushes), under the username ``key``.
+    duo: bool = True
+    #: The numbers the directory holds (Graph ``mobilePhone`` and ``businessPhones``): the only numbers a
+    #: call-back may use.
+    mobile_phone: str | None = None
+    business_phones: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -107,6 +113,14 @@ class Person:
     def entra_id(self) -> str:
         return str(uuid.uuid5(_ENTRA_NAMESPACE, self.key))
 
+    @property
+    def duo_username(self) -> str | None:
+        return self.key if self.duo else None
+
+    @property
+    def phones(self) -> tuple[str, ...]:
+        return (*((self.mobile_phone,) if self.mobile_phone else ()), *self.business_phones)
+
     def has(self, flag: Flag) -> bool:
         return flag in self.flags
 
@@ -134,37 +148,51 @@ _ADMINS = f"OU=Admins,OU=Corp,{BASE_DN}"
 
 PEOPLE: tuple[Person, ...] = (
     Person("olga", "Olga", "Owens", _STAFF, "Ow3ns!Board#1", title="Chief Operating Officer",
-           department="Management"),
+           department="Management",
+           mobile_phone="+1 206 555 0101", business_phones=("+1 206 555 0100",)),
     Person("mona", "Mona", "Manning", _STAFF, "Mann1ng!Sales#2", title="Sales Manager",
-           department="Sales", manager="olga"),
+           department="Sales", manager="olga",
+           mobile_phone="+1 206 555 0102"),
     Person("alice", "Alice", "Archer", _STAFF, "Arch3r!Bow#Tree", title="Account Executive",
-           department="Sales", manager="mona"),
+           department="Sales", manager="mona",
+           mobile_phone="+1 206 555 0103", business_phones=("+1 206 555 0150",)),
     Person("bob", "Bob", "Baker", _STAFF, "Bak3r!Bread#Loaf", title="Account Executive",
-           department="Sales", manager="mona"),
+           department="Sales", manager="mona",
+           mobile_phone="+1 206 555 0104"),
     Person("ivan", "Ivan", "Iverson", _IT, "Iv3rs0n!Approve#", title="IT Manager",
-           department="IT", manager="olga", groups=("approvers",)),
+           department="IT", manager="olga", groups=("approvers",),
+           mobile_phone="+1 206 555 0105", business_phones=("+1 206 555 0160",)),
     Person("hank", "Hank", "Hughes", _IT, "Hugh3s!Desk#Help", title="Service Desk Analyst",
-           department="IT", manager="ivan", groups=("helpdesk",), entra_roles=("Helpdesk Administrator",)),
+           department="IT", manager="ivan", groups=("helpdesk",), entra_roles=("Helpdesk Administrator",),
+           business_phones=("+1 206 555 0161",)),
     Person("hedy", "Hedy", "Holt", _IT, "H0lt!Desk#Second", title="Service Desk Analyst",
-           department="IT", manager="ivan", groups=("helpdesk",), entra_roles=("Password Administrator",)),
+           department="IT", manager="ivan", groups=("helpdesk",), entra_roles=("Password Administrator",),
+           business_phones=("+1 206 555 0162",)),
     Person("gina", "Gina", "Grant", _IT, "Gr4nt!Users#Adm", title="Identity Engineer",
-           department="IT", manager="ivan", groups=("approvers",), entra_roles=("User Administrator",)),
+           department="IT", manager="ivan", groups=("approvers",), entra_roles=("User Administrator",),
+           mobile_phone="+1 206 555 0108"),
     Person("paula", "Paula", "Price", _ADMINS, "Pr1ce!Domain#Admin15", title="Domain Administrator",
            department="IT", manager="ivan", groups=("privileged", "it_admins"),
-           entra_roles=("Global Administrator",), flags=("protected",)),
+           entra_roles=("Global Administrator",), flags=("protected",),
+           mobile_phone="+1 206 555 0109", business_phones=("+1 206 555 0163",)),
     Person("dave", "Dave", "Dormant", _STAFF, "D0rmant!Left#Co", title="Former Analyst",
-           department="Finance", manager="olga", flags=("disabled",)),
+           department="Finance", manager="olga", flags=("disabled",),
+           mobile_phone="+1 206 555 0110"),
     Person("nora", "Nora", "Nevers", _STAFF, "N3vers!Expire#Pw", title="Kiosk Operator",
-           department="Operations", manager="olga", flags=("never_expires",)),
+           department="Operations", manager="olga", flags=("never_expires",),
+           business_phones=("+1 206 555 0170",)),
     Person("larry", "Larry", "Locke", _STAFF, "L0cke!Keys#Door", title="Warehouse Lead",
-           department="Operations", manager="olga", flags=("locked",)),
+           department="Operations", manager="olga", flags=("locked",),
+           mobile_phone="+1 206 555 0112"),
     Person("cora", "Cora", "Cloud", _STAFF, "Cl0ud!Only#Sky", title="Contractor",
-           department="Marketing", manager="mona", flags=("cloud_only",)),
+           department="Marketing", manager="mona", flags=("cloud_only",),
+           mobile_phone="+1 425 555 0113", duo=False),
     # Zoe's Slack profile carries another domain's address: Slack and Entra cannot be matched by email for her.
     Person("zoe", "Zoe", "Zimmer", _STAFF, "Z1mmer!Alias#Chat", title="Regional Sales Manager",
-           department="Sales", manager="olga", groups=("approvers",), slack_mail="zoe.zimmer@corp-chat.example"),
+           department="Sales", manager="olga", groups=("approvers",), slack_mail="zoe.zimmer@corp-chat.example",
+           mobile_phone="+1 206 555 0114"),
     Person("canary", "Writeback", "Canary", _STAFF, "Can4ry!Coal#Mine", title="Health probe",
-           department="IT", flags=("canary", "never_expires"), slack=False),
+           department="IT", flags=("canary", "never_expires"), slack=False, duo=False),
 )
 
 #: AD accounts that are not people: the writeback service (as Entra Connect's AD DS connector account)

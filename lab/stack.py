@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from lab.ad.dc import LabAD
+from lab.duo import DuoStandIn
 from lab.entra import EntraStandIn
 from lab.people import PEOPLE, Person
 from lab.pki import LabCA
@@ -40,12 +41,14 @@ def person_entry(p: Person, *, slack_id: str | None) -> dict[str, Any]:
         "entra_roles": list(p.entra_roles),
         "password": p.password,
         "flags": list(p.flags),
+        "duo": p.duo_username,
+        "phones": list(p.phones),
     }
 
 
 class Lab:
-    """AD (Samba) + Entra ID/Graph stand-in (writing back into that AD) + Slack stand-in, sharing one CA and
-    one state folder."""
+    """AD (Samba) + Entra ID/Graph stand-in (writing back into that AD) + Slack stand-in + Duo Auth API stand-in,
+    sharing one CA and one state folder."""
 
     def __init__(self, state_dir: Path, *, cache_dir: Path | None = None) -> None:
         self.state_dir = state_dir.resolve()
@@ -53,6 +56,7 @@ class Lab:
         self.ca = LabCA(self.state_dir / "pki")
         self.ad = LabAD(self.state_dir, self.ca, cache_dir=cache_dir)
         self.slack = SlackStandIn(ca=self.ca)
+        self.duo = DuoStandIn(self.ca)
         self.entra: EntraStandIn | None = None
         self.descriptor: dict[str, Any] = {}
 
@@ -67,6 +71,7 @@ class Lab:
             self.entra = EntraStandIn(self.ad.descriptor(), self.ca)
             self.entra.start()
             self.slack.start()
+            self.duo.start()
         except BaseException:
             self.stop()
             raise
@@ -75,6 +80,7 @@ class Lab:
             "ad": self.ad.descriptor(),
             "entra": self.entra.descriptor(),
             "slack": self.slack.descriptor(),
+            "duo": self.duo.descriptor(),
             "people": [person_entry(p, slack_id=slack_ids.get(p.key)) for p in PEOPLE],
         }
         # The descriptor holds lab credentials: readable by the owner only.
@@ -84,9 +90,9 @@ class Lab:
         return self.descriptor
 
     def stop(self) -> None:
-        parts = [("Slack stand-in", self.slack.stop), ("Samba AD DC", self.ad.stop)]
+        parts = [("Duo stand-in", self.duo.stop), ("Slack stand-in", self.slack.stop), ("Samba AD DC", self.ad.stop)]
         if self.entra is not None:
-            parts.insert(1, ("Entra stand-in", self.entra.stop))
+            parts.insert(2, ("Entra stand-in", self.entra.stop))
         for part, stop in parts:
             try:
                 stop()

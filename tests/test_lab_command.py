@@ -55,7 +55,8 @@ def test_lab_up_prints_where_everything_is_and_stops_on_sigterm(lab: Lab, tmp_pa
         path = Path(seen[-1].removeprefix("descriptor: ").strip())
         assert path == tmp_path.resolve() / "lab.json"
         descriptor = json.loads(path.read_text())
-        assert {"ad", "entra", "slack", "people"} == set(descriptor)
+        assert {"ad", "entra", "slack", "duo", "people"} == set(descriptor)
+        assert f"https://{descriptor['duo']['api_host']}" in output  # the Duo Auth API's row
         for p in PEOPLE:
             assert p.upn in output
         assert descriptor["ad"]["ldaps_url"] in output

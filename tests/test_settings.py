@@ -205,3 +205,32 @@ def test_http_mode_serves_the_callback_itself(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("RESETBOT_SIGNIN", "browser")
     monkeypatch.setenv("RESETBOT_PUBLIC_URL", "https://resetbot.corp.example")
     assert load_settings().redirect_uri() == "https://resetbot.corp.example/auth/callback"
+
+
+def test_verification_methods_are_read_in_order_and_bad_ones_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    settings = load_settings()
+    assert settings.verify_required is True
+    assert [m.value for m in settings.verify_methods] == ["slack-code", "slack-confirm", "callback"]
+    monkeypatch.setenv("RESETBOT_VERIFY_METHODS", " Callback , slack-code,callback")
+    assert [m.value for m in load_settings().verify_methods] == ["callback", "slack-code"]
+    monkeypatch.setenv("RESETBOT_VERIFY_METHODS", "sms,slack-code")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "RESETBOT_VERIFY_METHODS: sms is not a method" in str(err.value)
+
+
+def test_duo_push_needs_the_duo_application_and_never_echoes_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESETBOT_SLACK_BOT_TOKEN", "xoxb-1-real")
+    monkeypatch.setenv("RESETBOT_SLACK_APP_TOKEN", "xapp-1-real")
+    monkeypatch.setenv("RESETBOT_VERIFY_METHODS", "duo-push")
+    monkeypatch.setenv("RESETBOT_DUO_SECRET_KEY", "duo-secret-value-123")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "RESETBOT_DUO_API_HOST, RESETBOT_DUO_INTEGRATION_KEY" in text and "duo-secret-value-123" not in text
+    monkeypatch.setenv("RESETBOT_DUO_API_HOST", "api-1234abcd.duosecurity.com")
+    monkeypatch.setenv("RESETBOT_DUO_INTEGRATION_KEY", "DIXXXXXXXXXXXXXXXXXX")
+    settings = load_settings()
+    assert "duo-secret-value-123" not in repr(settings)

@@ -13,12 +13,13 @@ import sys
 from bot import messages
 from bot.cli import Subparsers
 from bot.clients.directory import LdapDirectory
+from bot.clients.duo import DuoAuth
 from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTokens
 from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe
 from bot.errors import ConfigError
 from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, proxied_targets, run_checks
-from bot.settings import ResetIdentity, Settings, SignIn, load_settings
+from bot.settings import ResetIdentity, Settings, SignIn, VerifyMethod, load_settings
 
 #: Seconds any one exchange with a dependency may take during ``resetbot doctor``.
 DOCTOR_TIMEOUT_S = 5
@@ -67,6 +68,12 @@ def build_plan(settings: Settings) -> DoctorPlan:
         except (ConfigError, ValueError) as e:
             plan.tokens, plan.tokens_problem = None, str(e).rstrip(".")
     _service_identity(settings, plan)
+    if VerifyMethod.DUO_PUSH in settings.verify_methods and settings.duo_api_host and settings.duo_integration_key \
+            and settings.duo_secret_key:
+        plan.duo_host = settings.duo_api_host
+        plan.duo = DuoAuth(api_host=settings.duo_api_host, integration_key=settings.duo_integration_key,
+                           secret_key=settings.duo_secret_key, ca_file=settings.duo_ca_file,
+                           timeout_s=DOCTOR_TIMEOUT_S, proxy=settings.proxy())
     if settings.ldap_url and settings.ldap_bind and settings.ldap_password and settings.ldap_base_dn:
         plan.ldap_url, plan.ldap_ca_file, plan.ldap_bind = settings.ldap_url, settings.ldap_ca_file, settings.ldap_bind
         plan.directory = LdapDirectory(

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Blocks = list[dict[str, Any]]
 _GROUP_CACHE_S = 60.0
+#: The logger of the client that sends codes: errors only, never a request or response body.
+_SILENT = logging.getLogger("resetbot.slack.unlogged")
+_SILENT.setLevel(logging.ERROR)
 
 
 class Notifier(Protocol):
@@ -36,6 +40,7 @@ class Notifier(Protocol):
     def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None: ...
     def ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None: ...
     def dm(self, user: str, text: str, *, blocks: Blocks | None = None) -> tuple[str, str]: ...
+    def dm_secret(self, user: str, text: SecretStr) -> None: ...
     def email_of(self, user: str) -> str | None: ...
     def user_by_email(self, email: str) -> str | None: ...
     def name_of(self, user: str) -> str: ...
@@ -84,6 +89,17 @@ class SlackNotifier:
         opened = self._call("a DM", lambda: self._client.conversations_open(users=[user]))
         channel = str(opened["channel"]["id"])
         return channel, self.post(channel, text, blocks=blocks)
+
+    def dm_secret(self, user: str, text: SecretStr) -> None:
+        """A DM holding a one-time code: sent with a client whose logger never records request or response bodies
+        (slack-sdk logs both at DEBUG), and never retried through the outbox, which would store it."""
+        quiet = WebClient(token=self._client.token, base_url=self._client.base_url, timeout=self._client.timeout,
+                          ssl=self._client.ssl, proxy=self._client.proxy, headers=self._client.headers,
+                          retry_handlers=self._client.retry_handlers, logger=_SILENT)
+        opened = self._call("a DM", lambda: quiet.conversations_open(users=[user]))
+        channel = str(opened["channel"]["id"])
+        self._call("a DM", lambda: quiet.chat_postMessage(channel=channel, text=text.get_secret_value(),
+                                                          unfurl_links=False))
 
     def email_of(self, user: str) -> str | None:
         try:

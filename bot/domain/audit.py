@@ -98,6 +98,12 @@ class AuditAction(StrEnum):
     AGENT_LIMIT_ALERTED = "agent_limit_alerted"
     TEAM_LIMIT_ALERTED = "team_limit_alerted"
     REPEAT_TARGET_ALERTED = "repeat_target_alerted"
+    #: Caller verification (``bot.domain.verification``): an attempt started with a method, a wrong code entered,
+    #: the attempt failed (wrong codes, a Duo deny, fraud or timeout, an expired code), the caller verified.
+    VERIFY_STARTED = "verify_started"
+    VERIFY_CODE_WRONG = "verify_code_wrong"
+    VERIFY_FAILED = "verify_failed"
+    CALLER_VERIFIED = "caller_verified"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

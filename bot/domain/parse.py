@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.settings import VerifyMethod
+
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 #: An address: one ``@``, and a domain of two or more dot-separated labels. Every repeat is possessive and the
@@ -29,6 +31,8 @@ _WORD = re.compile(r"(?:<[^<>]*>|[^\s<])+|<")
 _SEQUENCE = re.compile(r"<([^<>]*)>")
 
 FLAGS = ("--unlock", "--tap")
+#: The option that takes a value: ``--verify METHOD`` (or ``--verify=METHOD``) starts that caller verification.
+VERIFY_FLAG = "--verify"
 #: The longest reason ``/reset`` takes: the deny modal's bound too. A reason is a sentence or two for the
 #: approver and the target; 500 characters keep the request message far inside Slack's 3,000 per section
 #: (a longer one failed the post after the request was stored, leaving it pending with no thread).
@@ -57,6 +61,7 @@ class ResetArgs:
     reason: str
     unlock: bool
     tap: bool
+    verify: VerifyMethod | None = None
 
 
 class ParseProblem(StrEnum):
@@ -65,6 +70,7 @@ class ParseProblem(StrEnum):
     BAD_USER = "bad_user"
     DUPLICATE_FLAG = "duplicate_flag"
     REASON_TOO_LONG = "reason_too_long"
+    BAD_VERIFY_METHOD = "bad_verify_method"
 
 
 @dataclass(frozen=True)
@@ -129,12 +135,43 @@ def parse_target(token: str) -> TargetRef | None:
     return None
 
 
+def _verify_method(value: str) -> VerifyMethod | ParseError:
+    try:
+        return VerifyMethod(value.lower())
+    except ValueError:
+        return ParseError(ParseProblem.BAD_VERIFY_METHOD, value[:40])
+
+
+def _take_verify(words: list[str]) -> tuple[list[str], VerifyMethod | None] | ParseError:
+    """``--verify METHOD`` (or ``--verify=METHOD``) taken out of ``words``: the other words and the method."""
+    others: list[str] = []
+    verify: VerifyMethod | None = None
+    seen = False
+    it = iter(words)
+    for word in it:
+        name, eq, value = word.partition("=")
+        if name.lower() != VERIFY_FLAG:
+            others.append(word)
+            continue
+        if seen:
+            return ParseError(ParseProblem.DUPLICATE_FLAG, VERIFY_FLAG)
+        seen = True
+        chosen = _verify_method(value if eq else next(it, ""))
+        if isinstance(chosen, ParseError):
+            return chosen
+        verify = chosen
+    return others, verify
+
+
 def parse_reset(text: str) -> ResetArgs | ParseError:
-    """``<user> [reason…] [--unlock] [--tap]``; flags may stand anywhere, the first other word is the user, and
-    the rest, at most ``MAX_REASON_CHARS`` long, the reason.
+    """``<user> [reason…] [--unlock] [--tap] [--verify METHOD]``; flags may stand anywhere, the first other word
+    is the user, and the rest, at most ``MAX_REASON_CHARS`` long, the reason.
 
     ``text`` is Slack's wire form; the reason comes back as plain words (:func:`plain_text`)."""
-    words = _WORD.findall(text or "")
+    taken = _take_verify(_WORD.findall(text or ""))
+    if isinstance(taken, ParseError):
+        return taken
+    words, verify = taken
     flags: set[str] = set()
     rest: list[str] = []
     for word in words:
@@ -155,4 +192,4 @@ def parse_reset(text: str) -> ResetArgs | ParseError:
     reason = plain_text(" ".join(rest[1:]))
     if len(reason) > MAX_REASON_CHARS:
         return ParseError(ParseProblem.REASON_TOO_LONG, str(len(reason)))
-    return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags)
+    return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags, verify=verify)

@@ -27,6 +27,8 @@ class Refusal(StrEnum):
     ONLY_REQUESTER_CANCELS = "only_requester_cancels"
     ONLY_TARGET_CONFIRMS = "only_target_confirms"
     ONLY_REQUESTER_REVEALS = "only_requester_reveals"
+    #: ``RESETBOT_DELIVERY=target``: nobody but the person whose password it is may see it.
+    ONLY_TARGET_REVEALS = "only_target_reveals"
     NOT_PENDING = "not_pending"
     #: The person acting (or the requester) has no Entra account the bot can match to their Slack account, so
     #: "three different people" cannot be checked: it fails closed.

@@ -26,6 +26,7 @@ from bot.messages import (
     requests,
     reset,
     status,
+    verification,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "requests",
     "reset",
     "status",
+    "verification",
 ]

@@ -30,6 +30,7 @@ CHECK_KEY_VERSION = "AD password version"
 CHECK_DATABASE = "database"
 CHECK_SERVICE_LINK = "service identity link"
 CHECK_CALLBACK = "sign-in callback"
+CHECK_DUO = "Duo Auth API"
 
 
 def doctor_line(outcome: str, check: str, detail: str) -> str:
@@ -325,3 +326,16 @@ def doctor_callback_ok(host: str, redirect_uri: str) -> str:
 def doctor_callback_failed(problem: str, redirect_uri: str) -> str:
     return (f"{problem}; agents' browsers must reach it (is resetbot running, and its listener on "
             f"RESETBOT_CALLBACK_HOST/_PORT behind this URL?). The redirect URI to register is {redirect_uri}")
+
+
+def doctor_duo_ok(host: str) -> str:
+    return f"the Auth API application at {host} accepts the integration key and secret key (signed check)"
+
+
+def doctor_duo_failed(host: str, why: str) -> str:
+    return (f"{why.rstrip('.')} at {host}: check RESETBOT_DUO_API_HOST, RESETBOT_DUO_INTEGRATION_KEY and "
+            "RESETBOT_DUO_SECRET_KEY against the Auth API application in the Duo Admin Panel")
+
+
+def doctor_duo_not_used() -> str:
+    return "skipped: duo-push is not in RESETBOT_VERIFY_METHODS"

@@ -15,6 +15,7 @@ from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
 from bot.messages.format import Blocks, button, esc, esc_at_most, slack_date
 from bot.models import ResetRequest
+from bot.settings import VerifyMethod
 
 
 def parse_problem(error: ParseError) -> str:
@@ -28,6 +29,11 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.BAD_USER:
             return (f"`{esc(error.detail)}` is not a user I can look up; use an @mention, an email address, a UPN or a "
                     f"sAMAccountName. {RESET_USAGE}")
+        case ParseProblem.BAD_VERIFY_METHOD:
+            methods = ", ".join(f"`{m.value}`" for m in VerifyMethod)
+            given = f"`{esc(error.detail)}` is not a verification method" if error.detail else \
+                "`--verify` needs a method"
+            return f"{given}; the methods are {methods}. Nothing was requested."
         case ParseProblem.REASON_TOO_LONG:
             return (f"The reason is {error.detail} characters long; keep it to {MAX_REASON_CHARS} (a sentence or two "
                     "for the approver) and ask again. Nothing was requested.")
@@ -183,6 +189,8 @@ _REFUSALS: dict[Refusal, str] = {
     Refusal.ONLY_REQUESTER_CANCELS: "Only the person who asked for this reset can cancel it.",
     Refusal.ONLY_TARGET_CONFIRMS: "Only the person whose password this is can answer this question.",
     Refusal.ONLY_REQUESTER_REVEALS: "Only the person who asked for this reset can see its temporary password.",
+    Refusal.ONLY_TARGET_REVEALS: ("Only the person whose password was reset can see it, from their DM with the bot; "
+                                  "the helpdesk never does."),
     Refusal.NOT_PENDING: "This request is no longer waiting for a decision; nothing was changed.",
     Refusal.APPROVER_NOT_MATCHED: (
         "I can't match your Slack account to an Entra ID account (your Slack email address is no account's mail or "
@@ -244,8 +252,10 @@ NOTE_CHARS = 1500
 
 
 def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str | None,
-                   decided_by: str | None = None, note: str | None = None) -> Blocks:
-    """The request message, redrawn in place at every change of state."""
+                   decided_by: str | None = None, note: str | None = None, caller_line: str | None = None,
+                   verify_actions: dict[str, Any] | None = None) -> Blocks:
+    """The request message, redrawn in place at every change of state; ``caller_line`` says how the caller was
+    verified (``messages.verification.state_line``) and ``verify_actions`` holds the agent's buttons to verify."""
     options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
     reason = f" · Reason: {esc_at_most(req.reason, REASON_CHARS)}" if req.reason else " · No reason given"
     lines = [
@@ -272,6 +282,8 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
         status += f" by <@{decided_by}>"
     if note:
         status += f": {esc_at_most(note, NOTE_CHARS)}"
+    if caller_line:
+        status += "\n" + caller_line
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": status}},
@@ -286,6 +298,8 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
             button("Deny", Action.DENY, req.id, style="danger"),
             button("Cancel", Action.CANCEL, req.id),
         ]})
+        if verify_actions is not None:
+            blocks.append(verify_actions)
     return blocks
 
 

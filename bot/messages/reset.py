@@ -91,9 +91,18 @@ _UNKNOWN_REASON_WORDS: dict[str, str] = {
 }
 
 
-def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation_id: str) -> str:
-    """The verdict in plain words, for the thread. Never receives the password."""
+#: How a success's sentence ends when only the target may reveal the password (``RESETBOT_DELIVERY=target``).
+_TO_TARGET_TAIL = ("Only {name} can reveal it, once, from their DM with the bot (within 10 minutes); nobody in this "
+                   "thread will see it.")
+
+
+def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation_id: str,
+                     to_target: bool = False) -> str:
+    """The verdict in plain words, for the thread. Never receives the password. ``to_target``: the sentence says
+    that only the target can reveal it, instead of asking the requester to."""
     words = _VERDICT_WORDS[verdict.kind]
+    if to_target and "{requester}, press Reveal" in words:
+        words = words[:words.index("{requester}, press Reveal")] + _TO_TARGET_TAIL
     if verdict.kind == VerdictKind.UNKNOWN:
         words = _UNKNOWN_REASON_WORDS.get(verdict.detail.get("reason", ""), words)
     rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
@@ -211,7 +220,23 @@ def target_reset_notice_text(req: ResetRequest) -> str:
     return f"Your password was reset by the helpdesk ({req.id})."
 
 
-def target_reset_notice_blocks(req: ResetRequest) -> Blocks:
+def only_target_reveals(target: str) -> str:
+    return (f"The temporary password is sealed until <@{target}> reveals it from their DM with the bot; the helpdesk "
+            "never sees it.")
+
+
+def target_reset_notice_blocks(req: ResetRequest, *, reveal: bool = False) -> Blocks:
+    """The target's DM after a reset: "This wasn't me", and (``RESETBOT_DELIVERY=target``) their Reveal button."""
+    if reveal:
+        text = (f"Your password was reset by the helpdesk: <@{req.requester}> asked for it ({req.id}). Press *Reveal* "
+                "to see your temporary password (once, within 10 minutes); you will choose a new one at your next "
+                "sign-in. If you did not ask for this, tell us:")
+        return [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "actions", "block_id": Block.NOT_ME_ACTIONS, "elements": [
+                button("Reveal my temporary password", Action.REVEAL, req.id, style="primary"),
+                button("This wasn't me", Action.NOT_ME, req.id, style="danger")]},
+        ]
     if req.tap:
         text = (f"The helpdesk issued a Temporary Access Pass for your account: <@{req.requester}> asked for it "
                 f"({req.id}). It signs you in once. If you did not ask for this, tell us:")
@@ -232,3 +257,14 @@ def not_me_answered() -> str:
 def security_reset_disowned(req: ResetRequest) -> str:
     return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says the password reset {req.id}, "
             f"requested by <@{req.requester}>, was not asked for by them. Their password WAS changed.")
+
+
+def disowned_password_discarded() -> str:
+    return ("The temporary password was discarded before anyone revealed it: nobody can reveal it now. If the "
+            "person still needs a reset, make a new, verified request.")
+
+
+def target_cannot_reveal(name: str, upn: str) -> str:
+    return (f"{esc(name)} (`{esc(upn)}`) has no Slack account the bot can match, and here only the person whose "
+            "password it is may reveal it (RESETBOT_DELIVERY=target), so nobody could read the new one. Nothing was "
+            "requested: ask them to use self-service password reset, or ask whoever runs resetbot.")

@@ -13,6 +13,7 @@ from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.lifecycle import RequestState, predecessors
 from bot.domain.rules import Refusal, approval_refusal, approvers_for, cancel_refusal, identity_refusal
+from bot.domain.verification import VerifyState
 from bot.models import ResetRequest
 from bot.services.request_views import RequestViews
 from bot.settings import ApproverSource, TargetConfirmation
@@ -62,6 +63,9 @@ class RequestDecisions(RequestViews):
         elif tally.added and self._waiting_for_target(req):
             self._redraw(req, approvals=approvals)
             self._thread(req, messages.requests.waiting_for_target(req.target_slack_id, req.target_display))
+        elif tally.added and self._waiting_for_caller(req):
+            self._redraw(req, approvals=approvals)
+            self._thread(req, messages.verification.waiting_for_verification())
         return None
 
     def _start_reset(self, req: ResetRequest, correlation_id: str) -> None:
@@ -71,10 +75,15 @@ class RequestDecisions(RequestViews):
     def _waiting_for_target(self, req: ResetRequest) -> bool:
         return self.rules.target_confirmation == TargetConfirmation.REQUIRED and req.confirmation == "pending"
 
+    def _waiting_for_caller(self, req: ResetRequest) -> bool:
+        """The reset waits for the caller's verification (in either order with the approval)."""
+        return self.rules.verify_required and req.verification != VerifyState.VERIFIED
+
     def _approve_if_ready(self, session: Session, req: ResetRequest, actor: str,
                           correlation_id: str) -> ResetRequest | None:
-        """pending → approved, unless the target still has to confirm (required mode)."""
-        if self._waiting_for_target(req):
+        """pending → approved, unless the target still has to confirm (required mode) or the caller is not
+        verified yet (``verify_required``)."""
+        if self._waiting_for_target(req) or self._waiting_for_caller(req):
             return None
         return store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
                                          to=RequestState.APPROVED, changes={"decided_at": self.clock()},
@@ -162,7 +171,12 @@ class RequestDecisions(RequestViews):
             # A Yes already counted, or the request moved on since it was read (approved, say): a No still counts.
             return None if yes else self._late_no(req.id, actor, correlation_id)
         self._tell_confirmation(req, actor, yes=yes, done=done, approvals=approvals, correlation_id=correlation_id)
+        if yes:
+            self._after_target_yes(changed, actor, correlation_id)
         return messages.requests.confirm_answered(yes)
+
+    def _after_target_yes(self, req: ResetRequest, actor: str, correlation_id: str) -> None:
+        """What else the target's recorded Yes makes happen (caller verification overrides it)."""
 
     def _tell_confirmation(self, req: ResetRequest, actor: str, *, yes: bool, done: ResetRequest | None,
                            approvals: Sequence[str], correlation_id: str) -> None:
@@ -263,4 +277,8 @@ class RequestDecisions(RequestViews):
                 expired += 1
                 minutes = int(self.rules.ttl.total_seconds() // 60)
                 self._announce(done, messages.requests.expired(minutes), decided_by=None)
+        self._sweep_verifications(now)
         return escalated, expired
+
+    def _sweep_verifications(self, now: datetime) -> None:
+        """Ends verifications left under way (caller verification overrides it)."""

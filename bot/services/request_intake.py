@@ -15,11 +15,12 @@ from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.lifecycle import RequestState, deadlines, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
+from bot.domain.verification import VerifyState
 from bot.errors import ResetbotError
 from bot.models import ResetRequest
 from bot.services.request_limits import RequestLimits
 from bot.services.resolve import ResolveProblem, Target
-from bot.settings import TargetConfirmation
+from bot.settings import Delivery, TargetConfirmation, VerifyMethod
 
 if TYPE_CHECKING:
     from bot.services.requests import Readiness
@@ -35,6 +36,8 @@ class RequestIntake(RequestLimits):
     directory: Directory
     clock: Callable[[], datetime]
     readiness: Readiness | None
+    start_verification: Callable[..., str | None]
+    verification_refusal: Callable[..., str | None]
 
     # --- /reset ----------------------------------------------------------------------------------------------
 
@@ -70,9 +73,9 @@ class RequestIntake(RequestLimits):
                           target=target.entra.user_principal_name)
         if target.slack_id == requester or requester_entra == target.entra.id:
             return refuse(Refusal.SELF_RESET, messages.requests.self_reset(), target=target.entra.user_principal_name)
-        if target.slack_id is None and self.rules.target_confirmation == TargetConfirmation.REQUIRED:
-            return refuse("target_not_in_slack", messages.requests.target_cannot_confirm(
-                target.name, target.entra.user_principal_name), target=target.entra.user_principal_name)
+        unreachable = self._target_must_be_in_slack(target)
+        if unreachable:
+            return refuse("target_not_in_slack", unreachable, target=target.entra.user_principal_name)
         problem = self._account_problem(target, unlock=parsed.unlock)
         if problem:
             return refuse(problem[0], problem[1], target=target.entra.user_principal_name)
@@ -85,9 +88,38 @@ class RequestIntake(RequestLimits):
         not_ready = self.readiness(requester, target_roles, tap=parsed.tap) if self.readiness else None
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
-        return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
-                                  unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
-                                  correlation_id=correlation_id, source_key=source_key)
+        created = self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
+                                     unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
+                                     correlation_id=correlation_id, source_key=source_key)
+        return self._verify_on_create(parsed.verify, created, requester=requester, source_key=source_key,
+                                      correlation_id=correlation_id)
+
+    def _verify_on_create(self, method: VerifyMethod | None, created: str | None, *, requester: str,
+                          source_key: str | None, correlation_id: str) -> str | None:
+        """``--verify METHOD``: the request stands; its verification starts as if its button had been pressed."""
+        if method is None or created is None or source_key is None:
+            return created
+        with self.begin() as session:
+            made = store.requests.find_by_source(session, source_key=source_key)
+        if made is None:
+            return created
+        if method == VerifyMethod.CALLBACK:
+            refused = self.verification_refusal(made, requester, method, correlation_id)
+            return f"{created} {refused or messages.verification.callback_needs_button()}"
+        started = self.start_verification(request_id=made.id, actor=requester, method=method,
+                                          correlation_id=correlation_id)
+        return f"{created} {started}" if started else created
+
+    def _target_must_be_in_slack(self, target: Target) -> str | None:
+        """The sentence when the rules need the target in Slack (their Yes is required; only they reveal the
+        password) and the bot cannot match them there; None otherwise."""
+        if target.slack_id is not None:
+            return None
+        if self.rules.target_confirmation == TargetConfirmation.REQUIRED:
+            return messages.requests.target_cannot_confirm(target.name, target.entra.user_principal_name)
+        if self.rules.delivery == Delivery.TARGET:
+            return messages.reset.target_cannot_reveal(target.name, target.entra.user_principal_name)
+        return None
 
     def _protection(self, ad: DirectoryUser, entra_id: str,
                     slack_id: str | None) -> tuple[list[Protection], tuple[str, ...]]:
@@ -125,6 +157,8 @@ class RequestIntake(RequestLimits):
         thread's sentence), and nothing may be set. Protection that appeared since the request was made refuses even
         where a rule names the account: such a request never had its two approvers nor told security. What cannot
         be read now refuses too (fail closed)."""
+        if self.rules.verify_required and req.verification != VerifyState.VERIFIED:
+            return "not_verified", messages.verification.not_verified_before_reset(req.target_display)
         try:
             # By objectGUID, as the reset itself: a rename or move since the request (and another account put at
             # the old DN) cannot point this check at someone else. A request stored before the GUID was kept has
@@ -240,8 +274,7 @@ class RequestIntake(RequestLimits):
         for where in dict.fromkeys(candidates):
             try:
                 ts = self.notifier.post(where, messages.requests.request_text(req),
-                                        blocks=messages.requests.request_blocks(req, approvals=[],
-                                                                                group_id=self._group_id(req)))
+                                        blocks=self._request_blocks(req, approvals=[]))
             except ResetbotError as e:
                 last_error = e
                 continue

@@ -18,6 +18,7 @@ from bot.domain.health_state import HealthReport
 from bot.domain.lifecycle import RequestState
 from bot.domain.parse import parse_target
 from bot.domain.rules import Refusal
+from bot.domain.verification import VerifyState, usable_methods
 from bot.errors import ResetbotError
 from bot.models import ResetRequest, normalize_request_id
 from bot.services.resolve import ResolveFailure, ResolveProblem, TargetResolver
@@ -152,9 +153,19 @@ class RequestViews:
                 note: str | None = None) -> None:
         if req.channel_id and req.thread_ts:
             self.notifier.update(req.channel_id, req.thread_ts, messages.requests.request_text(req),
-                                 blocks=messages.requests.request_blocks(req, approvals=approvals,
-                                                                          group_id=self._group_id(req),
-                                                                          decided_by=decided_by, note=note))
+                                 blocks=self._request_blocks(req, approvals=approvals, decided_by=decided_by,
+                                                             note=note))
+
+    def _request_blocks(self, req: ResetRequest, *, approvals: Sequence[str], decided_by: str | None = None,
+                        note: str | None = None) -> messages.format.Blocks:
+        """The request message with its caller line and, while it may be verified, the agent's buttons."""
+        shown = self.rules.verify_required or req.verification != VerifyState.NONE or bool(self.rules.verify_methods)
+        methods = usable_methods(self.rules.verify_methods, protected=bool(req.protected),
+                                 target_in_slack=req.target_slack_id is not None)
+        return messages.requests.request_blocks(
+            req, approvals=approvals, group_id=self._group_id(req), decided_by=decided_by, note=note,
+            caller_line=messages.verification.state_line(req, required=self.rules.verify_required) if shown else None,
+            verify_actions=messages.verification.verify_buttons(req, methods))
 
     def _announce(self, req: ResetRequest, text: str, *, decided_by: str | None, note: str | None = None,
                   approvals: Sequence[str] = ()) -> None:

@@ -8,20 +8,25 @@ match. Methods return the sentence to show privately to the person who acted, or
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.clients.directory import Directory
+from bot.clients.duo import DuoAuth
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.limits import LimitRules
 from bot.models import utcnow
-from bot.services.request_decisions import SYSTEM, RequestDecisions
+from bot.services.request_decisions import SYSTEM
 from bot.services.request_intake import RequestIntake
+from bot.services.request_verification import RequestVerification
 from bot.services.resolve import TargetResolver
-from bot.settings import ApproverSource, Settings, TargetConfirmation
+from bot.services.sealing import Sealer
+from bot.settings import ApproverSource, Delivery, Settings, TargetConfirmation, VerifyMethod
 
 __all__ = ["SYSTEM", "Readiness", "RequestRules", "RequestService"]
 
@@ -48,6 +53,9 @@ class RequestRules:
     security_channel: str | None
     #: The abuse limits (``RESETBOT_LIMIT_*``).
     limits: LimitRules = field(default_factory=LimitRules)
+    verify_required: bool = False
+    verify_methods: Sequence[VerifyMethod] = ()
+    delivery: Delivery = Delivery.AGENT
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestRules:
@@ -64,11 +72,14 @@ class RequestRules:
             limits=LimitRules(agent_per_hour=settings.limit_agent_per_hour,
                               repeat_hours=settings.limit_repeat_hours,
                               team_per_hour=settings.limit_team_per_hour),
+            verify_required=settings.verify_required,
+            verify_methods=tuple(settings.verify_methods),
+            delivery=settings.delivery,
         )
 
 
 @dataclass
-class RequestService(RequestIntake, RequestDecisions):
+class RequestService(RequestIntake, RequestVerification):
     """The request service: creating (``RequestIntake``), deciding (``RequestDecisions``) and looking at
     (``RequestViews``) requests, each in its module; this class holds what they share, its fields."""
 
@@ -87,3 +98,21 @@ class RequestService(RequestIntake, RequestDecisions):
     #: The target disowning a reset already made (the reset service's ``not_me``: "This wasn't me"), for a "No"
     #: that comes after the password was changed; returns the sentence for the target.
     disowned_after_reset: Callable[..., str] | None = None
+    #: Seals a one-time code until it is entered (the reset service's sealer: the same key on every replica).
+    sealer: Sealer | None = None
+    #: Duo's Auth API, when ``duo-push`` is an allowed method.
+    duo: DuoAuth | None = None
+    #: The phone numbers the directory holds for a person (by Entra object id), for a call-back.
+    phones_of: Callable[[str], Sequence[str]] | None = None
+    #: Where Duo pushes are followed until answered: never a Slack handler's thread.
+    duo_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
+        max_workers=4, thread_name_prefix="duo-push"))
+
+    #: Set by ``close``: a push's follower stops at its next look instead of waiting for its deadline.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def close(self) -> None:
+        """Stop following Duo pushes: one unanswered now stays "under way" until the sweep ends it (on any
+        replica), and the agent may start another; a stopping bot never waits out a push's 90 seconds."""
+        self.stopping.set()
+        self.duo_pool.shutdown(wait=False, cancel_futures=True)

@@ -31,6 +31,7 @@ from bot.models import OutboxMessage, ResetRequest, utcnow
 from bot.policy import generate_temporary_password, precheck
 from bot.services.outbox import Outbox, dm_message, thread_message
 from bot.services.sealing import Sealer
+from bot.settings import Delivery
 
 #: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
 #: name it.
@@ -105,9 +106,16 @@ class ResetDeps:
     #: A ``resetting`` request's lease (``LEASE`` unless the operator shortens it): how long after its process
     #: stopped another replica may take the reset over. Renewed four times within it.
     lease: timedelta = LEASE
+    #: ``target``: only the person whose password it is reveals it, from their DM; ``agent``: the requester.
+    delivery: Delivery = Delivery.AGENT
     clock: Callable[[], datetime] = field(default=utcnow)
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+
+    def delivers_to_target(self, req: ResetRequest) -> bool:
+        """Whether only the target reveals this request's password (``RESETBOT_DELIVERY=target``; a target with
+        no Slack account is refused at ``/reset`` under that setting, so never reaches here)."""
+        return self.delivery == Delivery.TARGET and req.target_slack_id is not None
 
 
 class ResetPerforming(ResetDeps):
@@ -299,21 +307,27 @@ class ResetPerforming(ResetDeps):
             owed = _in_thread(done, issued, origin="reset.tap")
         else:
             owed = _in_thread(done, messages.reset.verdict_sentence(verdict, name=done.target_display,
-                                                                    requester=done.requester, correlation_id=cid),
+                                                                    requester=done.requester, correlation_id=cid,
+                                                                    to_target=self.delivers_to_target(done)),
                               origin="reset.verdict")
-        if succeeded:
+        to_target = self.delivers_to_target(done)
+        if succeeded and to_target:
+            owed += _in_thread(done, messages.reset.only_target_reveals(done.target_slack_id or ""),
+                               origin="reset.reveal")
+        elif succeeded:
             reveal = messages.reset.reveal_blocks(done.id)
             owed += _in_thread(done, reveal[0]["text"]["text"], blocks=reveal, origin="reset.reveal")
-            owed += self._target_notice(done)
+        if succeeded:
+            owed += self._target_notice(done, reveal=to_target)
         return owed
 
     @staticmethod
-    def _target_notice(done: ResetRequest) -> list[OutboxMessage]:
+    def _target_notice(done: ResetRequest, *, reveal: bool = False) -> list[OutboxMessage]:
         if not done.target_slack_id:
             return []
         return [dm_message(done.target_slack_id, messages.reset.target_reset_notice_text(done),
-                           blocks=messages.reset.target_reset_notice_blocks(done), origin="reset.target_dm",
-                           request_id=done.id)]
+                           blocks=messages.reset.target_reset_notice_blocks(done, reveal=reveal),
+                           origin="reset.target_dm", request_id=done.id)]
 
     def _reset(self, req: ResetRequest, cid: str, owner: str, account: DirectoryUser | ResetbotError | None
                ) -> _Attempt:
@@ -404,7 +418,10 @@ class ResetPerforming(ResetDeps):
         try:
             group_id = self.notifier.group_id(req.approver_group) if req.approver_group else None
             self.notifier.update(req.channel_id, req.thread_ts, messages.requests.request_text(req),
-                                 blocks=messages.requests.request_blocks(req, approvals=[], group_id=group_id))
+                                 blocks=messages.requests.request_blocks(
+                                     req, approvals=[], group_id=group_id,
+                                     caller_line=messages.verification.state_line(req, required=False)
+                                     if req.verification != "none" else None))
         except SlackUnavailableError as e:
             log.warning("request %s: its message could not be redrawn (Slack: %s); the thread still hears the "
                         "outcome", req.id, e.code)

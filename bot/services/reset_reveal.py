@@ -41,7 +41,6 @@ class Reveal:
 
 class ResetReveal(ResetDeps):
     """``reveal`` and its settling, ``not_me`` and ``wipe_expired``."""
-
     # --- reveal, the target's "This wasn't me", the wipe ------------------------------------------------
 
     def reveal(self, *, request_id: str, actor: str, correlation_id: str) -> tuple[Reveal | None, str | None]:
@@ -53,12 +52,16 @@ class ResetReveal(ResetDeps):
             req = store.requests.get_request(session, request_id=request_id)
         if req is None:
             return None, messages.requests.request_not_found(request_id)
-        if actor != req.requester:
+        to_target = self.delivers_to_target(req)
+        revealer, refusal = ((req.target_slack_id, Refusal.ONLY_TARGET_REVEALS) if to_target
+                             else (req.requester, Refusal.ONLY_REQUESTER_REVEALS))
+        if actor != revealer:
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
-                                   detail={"attempted": "reveal", "reason": Refusal.ONLY_REQUESTER_REVEALS}))
-            return None, messages.requests.refusal(Refusal.ONLY_REQUESTER_REVEALS)
-        if self.agents_group and actor not in self.notifier.group_members(self.agents_group, fresh=True):
+                                   detail={"attempted": "reveal", "reason": refusal}))
+            return None, messages.requests.refusal(refusal)
+        if not to_target and self.agents_group and actor not in self.notifier.group_members(self.agents_group,
+                                                                                             fresh=True):
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))
@@ -145,12 +148,21 @@ class ResetReveal(ResetDeps):
             req = store.requests.get_request(session, request_id=request_id)
             if req is None or actor != req.target_slack_id:
                 return messages.requests.refusal(Refusal.ONLY_TARGET_CONFIRMS)
-            store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.RESET_DISOWNED,
-                                                               request_id=req.id, correlation_id=correlation_id))
+            # A password nobody revealed yet is discarded: whoever asked for a reset the person disowns must not
+            # learn it now (with it, the follow-up reminding them to sign in with it has nothing to remind of).
+            discarded = store.sealed.discard_sealed(session, request_id=req.id)
+            if discarded:
+                store.followups.skip_followups(session, request_id=req.id, kind=FollowUpKind.REPLACED, now=now)
+            store.audit.append_audit(session, draft=AuditDraft(
+                actor=actor, action=AuditAction.RESET_DISOWNED, request_id=req.id, correlation_id=correlation_id,
+                detail={"unrevealed_discarded": True} if discarded else {}))
             alert = messages.reset.security_reset_disowned(req)
             owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
                 if self.security_channel else []
-            ids = self.outbox.enqueue(session, owed + _in_thread(req, alert, origin="reset.disowned"), now=now)
+            owed += _in_thread(req, alert, origin="reset.disowned")
+            if discarded:
+                owed += _in_thread(req, messages.reset.disowned_password_discarded(), origin="reset.disowned")
+            ids = self.outbox.enqueue(session, owed, now=now)
         self.outbox.deliver(ids, now=now)
         return messages.reset.not_me_answered()
 

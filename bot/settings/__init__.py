@@ -13,7 +13,16 @@ The settings are the bottom layer: nothing here imports the clients, services or
 from __future__ import annotations
 
 from bot.settings.base import LogSettings, StorageSettings
-from bot.settings.enums import ApproverSource, LogLevel, ResetIdentity, SignIn, SlackMode, TargetConfirmation
+from bot.settings.enums import (
+    ApproverSource,
+    Delivery,
+    LogLevel,
+    ResetIdentity,
+    SignIn,
+    SlackMode,
+    TargetConfirmation,
+    VerifyMethod,
+)
 from bot.settings.full import DEFAULT_DRAIN_SECONDS, DEFAULT_PROTECTED_GROUP_CNS, Settings
 from bot.settings.loading import load_log_settings, load_settings, load_storage_settings
 from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
@@ -24,6 +33,7 @@ __all__ = [
     "DEFAULT_PROTECTED_GROUP_CNS",
     "FERNET_KEY_HOWTO",
     "ApproverSource",
+    "Delivery",
     "LogLevel",
     "LogSettings",
     "ProxyUrl",
@@ -34,6 +44,7 @@ __all__ = [
     "SlackMode",
     "StorageSettings",
     "TargetConfirmation",
+    "VerifyMethod",
     "load_log_settings",
     "load_settings",
     "load_storage_settings",

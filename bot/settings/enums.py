@@ -21,6 +21,22 @@ class TargetConfirmation(StrEnum):
     REQUIRED = "required"
 
 
+class VerifyMethod(StrEnum):
+    """How a caller may be verified (``RESETBOT_VERIFY_METHODS``, ``--verify``); also what the database stores."""
+
+    SLACK_CODE = "slack-code"
+    SLACK_CONFIRM = "slack-confirm"
+    DUO_PUSH = "duo-push"
+    CALLBACK = "callback"
+
+
+class Delivery(StrEnum):
+    """Who sees the temporary password: the requesting agent (who reads it to the caller) or only the target."""
+
+    AGENT = "agent"
+    TARGET = "target"
+
+
 class SlackMode(StrEnum):
     """How Slack reaches the bot: Socket Mode (the bot connects out) or signed HTTP requests to a public URL."""
 

@@ -14,7 +14,15 @@ from pydantic_settings import NoDecode
 
 from bot.logs import SECRETS
 from bot.settings.base import StorageSettings
-from bot.settings.enums import ApproverSource, ResetIdentity, SignIn, SlackMode, TargetConfirmation
+from bot.settings.enums import (
+    ApproverSource,
+    Delivery,
+    ResetIdentity,
+    SignIn,
+    SlackMode,
+    TargetConfirmation,
+    VerifyMethod,
+)
 from bot.settings.proxy_url import ProxyUrl, ProxyUrlError, secrets_in
 from bot.settings.values import FERNET_KEY_HOWTO, fernet_key_problem, is_placeholder, parse_duration, split_list
 
@@ -97,6 +105,21 @@ class Settings(StorageSettings):
     limit_repeat_hours: int = Field(default=24, ge=0, le=24 * 90)
     #: Requests the whole helpdesk may make in a rolling hour before security is alerted (once an hour; no block).
     limit_team_per_hour: int = Field(default=50, ge=1, le=100_000)
+    #: A reset is made only once the caller is verified as well as approved (in either order). Off: approval alone.
+    verify_required: bool = True
+    #: The methods an agent may verify a caller with, ``,``-separated, strongest first as offered: ``slack-code``,
+    #: ``duo-push``, ``slack-confirm``, ``callback`` (the weakest; never enough for a protected account).
+    verify_methods: Annotated[list[VerifyMethod], NoDecode] = Field(default_factory=lambda: [
+        VerifyMethod.SLACK_CODE, VerifyMethod.SLACK_CONFIRM, VerifyMethod.CALLBACK])
+    #: Who can reveal the temporary password: ``agent`` (the requester, who reads it to the caller) or ``target``
+    #: (only the person whose password it is, from their DM with the bot; the agent never sees it).
+    delivery: Delivery = Delivery.AGENT
+    #: Duo Auth API application (``duo-push``): its API hostname (``api-XXXXXXXX.duosecurity.com``), integration
+    #: key and secret key; ``duo_ca_file`` only where TLS to Duo is inspected (default: duo-client's own CAs).
+    duo_api_host: str | None = None
+    duo_integration_key: str | None = None
+    duo_secret_key: SecretStr | None = None
+    duo_ca_file: Path | None = None
     #: Seconds between sweeps for escalations, expiries and due follow-ups.
     sweep_seconds: float = Field(default=15.0, gt=0, le=600)
 
@@ -294,6 +317,34 @@ class Settings(StorageSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         return split_list(value)
+
+    @field_validator("verify_methods", mode="before")
+    @classmethod
+    def _methods(cls, value: object) -> object:
+        items = split_list(value)
+        if isinstance(items, list):
+            items = [i.strip().lower() if isinstance(i, str) else i for i in items]
+            known = {m.value for m in VerifyMethod}
+            unknown = [i for i in items if isinstance(i, str) and i not in known]
+            if unknown:
+                raise ValueError(f"RESETBOT_VERIFY_METHODS: {', '.join(unknown)} is not a method; choose from "
+                                 f"{', '.join(known)}.")
+            if not items:
+                raise ValueError("RESETBOT_VERIFY_METHODS needs at least one method "
+                                 "(or RESETBOT_VERIFY_REQUIRED=false).")
+            items = list(dict.fromkeys(items))
+        return items
+
+    @model_validator(mode="after")
+    def _duo_configured(self) -> Self:
+        if VerifyMethod.DUO_PUSH in self.verify_methods:
+            missing = [name for name, value in (("RESETBOT_DUO_API_HOST", self.duo_api_host),
+                                                ("RESETBOT_DUO_INTEGRATION_KEY", self.duo_integration_key),
+                                                ("RESETBOT_DUO_SECRET_KEY", self.duo_secret_key)) if not value]
+            if missing:
+                raise ValueError(f"RESETBOT_VERIFY_METHODS names duo-push, which needs {', '.join(missing)}: the "
+                                 "Duo Auth API application's details (Duo Admin Panel, Applications).")
+        return self
 
     @field_validator("followup_landed_first", "followup_landed_deadline", "followup_replaced_after", mode="before")
     @classmethod

@@ -358,6 +358,32 @@ def set_confirmation(
     return session.get(ResetRequest, request_id, populate_existing=True)
 
 
+def set_verification(
+    session: Session, *, request_id: str, expected: Collection[str], changes: Mapping[str, object],
+    audit: AuditDraft | None, match: Mapping[str, object] | None = None, at: datetime | None = None,
+) -> ResetRequest | None:
+    """Compare-and-set the caller's verification of a pending request: from a ``verification`` in ``expected``
+    (and every column in ``match`` equal to its value: the attempt's code tries, its Duo txid) to ``changes``.
+
+    The one caller whose UPDATE matches gets the refreshed request and appends ``audit`` (when given); a repeated
+    submission, a second replica's poll or an attempt superseded by a newer one gets None and writes nothing.
+    """
+    at = at or utcnow()
+    conditions = [col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
+                  col(ResetRequest.verification).in_(list(expected))]
+    conditions += [getattr(ResetRequest, name) == value for name, value in (match or {}).items()]
+    result = session.execute(
+        sa.update(ResetRequest).where(*conditions)
+        .values(**changes, version=col(ResetRequest.version) + 1, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return None
+    if audit is not None:
+        append_audit(session, draft=dataclasses.replace(audit, request_id=request_id), at=at)
+    return session.get(ResetRequest, request_id, populate_existing=True)
+
+
 def disown(session: Session, *, request_id: str, audit: AuditDraft, at: datetime | None = None
            ) -> ResetRequest | None:
     """The target's "No", whatever state the request is in: compare-and-set the confirmation from ``pending`` (or
@@ -402,6 +428,19 @@ def due_for_expiry(session: Session, *, now: datetime, limit: int = 100) -> list
         select(ResetRequest)
         .where(col(ResetRequest.state) == RequestState.PENDING_APPROVAL, col(ResetRequest.expires_at) <= now)
         .order_by(col(ResetRequest.expires_at), col(ResetRequest.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def stale_verifications(session: Session, *, before: datetime, limit: int = 100) -> list[ResetRequest]:
+    """Pending requests whose caller verification is still under way past ``before`` (a code nobody entered, a Duo
+    push whose follower stopped with its replica): the sweep ends each with ``set_verification``."""
+    query = (
+        select(ResetRequest)
+        .where(col(ResetRequest.state) == RequestState.PENDING_APPROVAL, col(ResetRequest.verification) == "pending",
+               col(ResetRequest.verify_expires_at) < before)
+        .order_by(col(ResetRequest.verify_expires_at), col(ResetRequest.id))
         .limit(limit)
     )
     return list(session.exec(query).all())

@@ -114,7 +114,7 @@ class EntraUser:
         return {
             "id": self.id,
             "accountEnabled": not p.has("disabled"),
-            "businessPhones": [],
+            "businessPhones": list(p.business_phones),
             "createdDateTime": graph_time(self.created),
             "department": p.department or None,
             "displayName": self.display_name or p.display_name,
@@ -123,7 +123,7 @@ class EntraUser:
             "lastPasswordChangeDateTime": graph_time(self.last_password_change),
             "mail": self.mail or p.mail,
             "mailNickname": p.key,
-            "mobilePhone": None,
+            "mobilePhone": p.mobile_phone,
             "officeLocation": None,
             "passwordPolicies": None,
             "preferredLanguage": None,

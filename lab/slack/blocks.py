@@ -177,12 +177,22 @@ def normalize_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> li
         elif block_id in seen:
             errors.append(f"duplicate block_id: {block_id} [json-pointer:{pointer}/{i}/block_id]")
         seen.add(block_id)
+    for i, block in enumerate(out):
+        errors += _duplicate_action_ids(block, f"{pointer}/{i}")
     if errors:
         raise BlockError(errors)
     for _block, element in iter_elements(out):
         if "action_id" not in element:
             element["action_id"] = generated_id(4)
     return out
+
+
+def _duplicate_action_ids(block: JSON, pointer: str) -> list[str]:
+    """Slack: an action_id "should be unique among all other action_ids in the containing block"; two equal ones
+    make the message invalid_blocks (a click could never tell them apart)."""
+    ids = [str(e["action_id"]) for _, e in iter_elements([block]) if e.get("action_id") is not None]
+    return [f"duplicate action_id: {dup} [json-pointer:{pointer}]" for dup in sorted({a for a in ids
+                                                                                     if ids.count(a) > 1})]
 
 
 def _deep_copy(value: Any) -> Any:

@@ -149,6 +149,13 @@ def test_post_message_errors(client: WebClient, desc: dict[str, Any]) -> None:
         client.chat_postMessage(channel=helpdesk, text="x", blocks=too_long)
     assert info.value.response["error"] == "invalid_blocks"
     assert "json-pointer:/blocks/0/text/text" in info.value.response["errors"][0]
+    twice = [{"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": t}, "action_id": "same", "value": t}
+        for t in ("a", "b")]}]
+    with pytest.raises(SlackApiError) as info:  # Slack: an action_id is unique within its block
+        client.chat_postMessage(channel=helpdesk, text="x", blocks=twice)
+    assert info.value.response["error"] == "invalid_blocks"
+    assert "duplicate action_id: same" in info.value.response["errors"][0]
 
 
 def test_update_message(client: WebClient, driver: SlackDriver, stand_in: SlackStandIn,

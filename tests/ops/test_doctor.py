@@ -91,7 +91,8 @@ def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
     for check in ("settings", "Slack bot token", "Slack bot scopes", "Slack app token", "Slack user groups",
                   "TLS to Entra ID",
                   "Entra app token", "Graph permissions", "Graph reachable", "Graph test user", "TLS to AD",
-                  "LDAP bind", "AD password policy", "writeback rights", "AD password version", "database"):
+                  "LDAP bind", "AD password policy", "writeback rights", "AD password version", "database",
+                  "Duo Auth API"):
         assert line(lines, check).startswith("ok    "), "\n".join(lines)
     assert line(lines, "Graph reachable").startswith("ok    Graph reachable: 127.0.0.1:")
     assert line(lines, "Graph reachable").endswith("presents a trusted certificate and answers the app's token "
@@ -107,6 +108,19 @@ def test_all_green_on_the_lab(env: dict[str, str], tmp_path: Path) -> None:
     assert "may reset passwords and write pwdLastSet and lockoutTime on users in OU=Staff" in \
         line(lines, "writeback rights")
     assert lines[-1] == "Every check passed."
+
+
+def test_a_wrong_duo_secret_key_fails_its_line_only(env: dict[str, str], tmp_path: Path) -> None:
+    env["RESETBOT_DUO_SECRET_KEY"] = "rotated-in-duo-" + env["RESETBOT_DUO_SECRET_KEY"]
+    code, lines = doctor(env, tmp_path)
+    assert code == 1
+    assert_ok_except(lines, "Duo Auth API")
+    assert "Duo refused the signed check (HTTP 401)" in line(lines, "Duo Auth API")
+    assert env["RESETBOT_DUO_SECRET_KEY"] not in "\n".join(lines) + LAST_STDERR[0]
+    env["RESETBOT_VERIFY_METHODS"] = "slack-code"
+    code, lines = doctor(env, tmp_path)
+    assert code == 0 and line(lines, "Duo Auth API") == ("skip  Duo Auth API: skipped: duo-push is not in "
+                                                         "RESETBOT_VERIFY_METHODS")
 
 
 def test_in_http_mode_the_app_token_is_not_needed(env: dict[str, str], tmp_path: Path) -> None:

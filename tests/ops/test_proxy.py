@@ -129,7 +129,9 @@ def test_doctor_through_the_proxy_is_all_ok(lab: Lab, proxy: ConnectProxy, tmp_p
                   "Graph reachable", "Graph test user", "TLS to AD", "LDAP bind", "database"):
         assert line(lines, check).startswith("ok    "), "\n".join(lines)
     slack_host = _netloc(lab.descriptor["slack"]["tls_api_base"])
-    assert proxy.targets() == {_netloc(lab.descriptor["entra"]["authority"]), slack_host}
+    duo_host = lab.descriptor["duo"]["api_host"]  # the Duo check's signed request, tunnelled too
+    assert line(lines, "Duo Auth API").startswith("ok    "), "\n".join(lines)
+    assert proxy.targets() == {_netloc(lab.descriptor["entra"]["authority"]), slack_host, duo_host}
     assert all(t.authorized for t in proxy.tunnels())
     from tests.ops.test_doctor import LAST_STDERR  # noqa: PLC0415 - filled by doctor()
 

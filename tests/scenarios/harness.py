@@ -39,6 +39,13 @@ LAB_SEALING_KEY = Fernet.generate_key().decode()
 PG_URL = os.environ.get("RESETBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def duo_settings(lab: Lab) -> dict[str, Any]:
+    """The settings that point the bot at the lab's Duo: changed from a real Duo only in host and CA."""
+    duo = lab.descriptor["duo"]
+    return {"duo_api_host": duo["api_host"], "duo_integration_key": duo["integration_key"],
+            "duo_secret_key": duo["secret_key"], "duo_ca_file": duo["ca_file"]}
+
+
 def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
     d = lab.descriptor
     slack, entra, ad = d["slack"], d["entra"], d["ad"]
@@ -60,6 +67,9 @@ def lab_settings(lab: Lab, database_url: str, **overrides: Any) -> Settings:
         # A module's stories share one bot and one agent, and reset the same few people again and again: the abuse
         # limits would refuse them by the second story. tests/scenarios/test_limits.py sets them as production does.
         "limit_agent_per_hour": 10_000, "limit_team_per_hour": 100_000, "limit_repeat_hours": 0,
+        # The stories before caller verification are told without it; tests/scenarios/test_verification.py
+        # turns it on (as the product's default is).
+        "verify_required": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -22,6 +22,7 @@ from bot.domain.lifecycle import RequestState
 from bot.domain.parse import ParseError, ParseProblem
 from bot.domain.rules import Protection
 from bot.domain.verdict import Verdict, VerdictKind
+from bot.domain.verification import VerifyRefusal
 from bot.messages.format import esc
 from bot.models import AuditEvent, ResetRequest
 
@@ -134,6 +135,30 @@ SENTENCES: dict[str, Callable[[], Any]] = {
     "recheck_failed": lambda: messages.requests.recheck_failed(HOSTILE, HOSTILE),
     "reset_still_running": lambda: messages.reset.reset_still_running(HOSTILE),
     "unknown_subcommand": lambda: messages.commands.unknown_subcommand(HOSTILE),
+    "verdicts_to_target": lambda: [messages.reset.verdict_sentence(
+        Verdict(kind), name=HOSTILE, requester="U0000HANK", correlation_id="c-1", to_target=True)
+        for kind in VerdictKind],
+    "target_cannot_reveal": lambda: messages.reset.target_cannot_reveal(HOSTILE, HOSTILE),
+    "verify_bad_method": lambda: messages.requests.parse_problem(ParseError(ParseProblem.BAD_VERIFY_METHOD,
+                                                                            HOSTILE)),
+    "verify_state_lines": lambda: [messages.verification.state_line(
+        hostile_request(verification=state, verify_method=method, verified_at=WHEN, verified_by="U0000HANK"),
+        required=True) for state in ("none", "pending", "verified", "failed", "blocked")
+        for method in ("slack-code", "duo-push", "slack-confirm", "callback")],
+    "verify_sentences": lambda: [
+        messages.verification.code_dm_text(REQ, SecretStr("ACD347")),
+        messages.verification.security_code_failed(REQ),
+        messages.verification.security_duo_fraud(REQ),
+        messages.verification.duo_sent_thread("U0000HANK", HOSTILE),
+        messages.verification.duo_not_enrolled(HOSTILE),
+        messages.verification.duo_unavailable(HOSTILE),
+        messages.verification.callback_no_numbers(HOSTILE),
+        messages.verification.not_verified_before_reset(HOSTILE),
+        messages.verification.refusal(VerifyRefusal.METHOD_NOT_ALLOWED, REQ, HOSTILE),
+        *[messages.verification.duo_outcome_thread(o, HOSTILE)
+          for o in ("allow", "deny", "timeout", "fraud", "error")]],
+    "callback_modal": lambda: messages.verification.callback_modal(REQ, "C0HELPDESK", [HOSTILE, "+1 206 555 0103"]),
+    "duo_pushinfo_no_name": lambda: messages.verification.duo_pushinfo(REQ),
 }
 
 

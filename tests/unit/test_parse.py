@@ -171,3 +171,25 @@ def test_a_link_label_with_spaces_stays_one_piece() -> None:
 )
 def test_escaped_text_never_names_anyone_by_accident(token: str, expected: TargetRef | None) -> None:
     assert parse_target(token) == expected
+
+
+@pytest.mark.parametrize(("text", "method"), [
+    ("alice --verify slack-code", "slack-code"),
+    ("--verify=DUO-PUSH alice lost phone", "duo-push"),
+    ("alice lost phone --verify callback --unlock", "callback"),
+    ("alice lost phone", None),
+])
+def test_verify_takes_a_method(text: str, method: str | None) -> None:
+    parsed = parse_reset(text)
+    assert isinstance(parsed, ResetArgs)
+    assert parsed.verify == method
+    assert "verify" not in parsed.reason and parsed.target.value == "alice"
+
+
+@pytest.mark.parametrize(("text", "problem", "detail"), [
+    ("alice --verify", ParseProblem.BAD_VERIFY_METHOD, ""),
+    ("alice --verify sms", ParseProblem.BAD_VERIFY_METHOD, "sms"),
+    ("alice --verify callback --verify slack-code", ParseProblem.DUPLICATE_FLAG, "--verify"),
+])
+def test_a_bad_verify_is_named(text: str, problem: ParseProblem, detail: str) -> None:
+    assert parse_reset(text) == ParseError(problem, detail)

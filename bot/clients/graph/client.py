@@ -193,6 +193,18 @@ class GraphClient:
                               what=f"read user {key}", client_request_id=crid, none_on_404=True)
         return GraphUser.from_graph(self._json(response, "read a user", crid)) if response else None
 
+    def phones(self, user_id: str, *, client_request_id: str | None = None) -> list[str]:
+        """The numbers the directory holds for the user (``mobilePhone``, then ``businessPhones``), for a
+        call-back; never a number anyone typed. Empty for an unknown user."""
+        crid = client_request_id or new_correlation_id()
+        response = self._call("GET", f"/users/{_segment(user_id)}", params={"$select": "mobilePhone,businessPhones"},
+                              what=f"read the phone numbers of {user_id}", client_request_id=crid, none_on_404=True)
+        if not response:
+            return []
+        body = self._json(response, "read phone numbers", crid)
+        numbers = [body.get("mobilePhone"), *(body.get("businessPhones") or [])]
+        return [str(n).strip() for n in dict.fromkeys(numbers) if isinstance(n, str) and n.strip()]
+
     def find_users(self, email_or_upn: str, *, client_request_id: str | None = None) -> list[GraphUser]:
         """Users whose mail or UPN equals the value (case-insensitive, as Graph compares)."""
         value = email_or_upn.strip()

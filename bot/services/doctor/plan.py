@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot import messages
 from bot.clients.directory import LdapDirectory
+from bot.clients.duo import DuoAuth
 from bot.clients.entra_auth import TokenSource
 from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe
@@ -56,6 +57,9 @@ class DoctorPlan:
     tokens_problem: str | None = None
     graph: GraphClient | None = None
     graph_base: str | None = None
+    #: Duo's Auth API (``duo-push`` allowed) and its host, for the signed ``check``.
+    duo: DuoAuth | None = None
+    duo_host: str | None = None
     #: The service identity's UPN when something is done as it: every reset (``service_mode``), or the canary.
     service_upn: str | None = None
     service_mode: bool = False
@@ -133,6 +137,7 @@ S_KEY_VERSION = messages.doctor.CHECK_KEY_VERSION
 S_DATABASE = messages.doctor.CHECK_DATABASE
 S_SERVICE_LINK = messages.doctor.CHECK_SERVICE_LINK
 S_CALLBACK = messages.doctor.CHECK_CALLBACK
+S_DUO = messages.doctor.CHECK_DUO
 
 
 def no_test_user() -> str:

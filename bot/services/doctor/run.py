@@ -9,10 +9,12 @@ from bot import messages
 from bot.services.doctor.callback import check_callback
 from bot.services.doctor.database import check_database
 from bot.services.doctor.directory import ad_checks
+from bot.services.doctor.duo import check_duo
 from bot.services.doctor.entra import entra_checks
 from bot.services.doctor.plan import (
     S_CALLBACK,
     S_DATABASE,
+    S_DUO,
     S_PROXY,
     S_SERVICE_LINK,
     S_SETTINGS,
@@ -40,6 +42,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     yield from entra_checks(plan, run, state)
     yield run.check(S_CALLBACK, lambda: check_callback(plan))
     yield from ad_checks(plan, run)
+    yield run.check(S_DUO, lambda: check_duo(plan))
     if plan.database_url is None:
         yield skip(S_DATABASE, messages.doctor.doctor_skipped_for(S_SETTINGS))
         yield skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))

@@ -1,0 +1,70 @@
+"""The caller-verification rules: codes (alphabet, length, case-blind constant-time match) and who may use which
+method."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.domain.verification import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    VerifyRefusal,
+    VerifyState,
+    code_matches,
+    method_refusal,
+    new_code,
+    start_refusal,
+    usable_methods,
+)
+from bot.settings import VerifyMethod
+
+ALL = tuple(VerifyMethod)
+
+
+def test_codes_have_no_look_alikes_and_differ() -> None:
+    for pair in ("0O", "1IL", "5S", "2Z", "8B", "UV"):
+        assert not set(pair) & set(CODE_ALPHABET), pair
+    codes = {new_code() for _ in range(200)}
+    assert len(codes) == 200
+    assert all(len(c) == CODE_LENGTH and set(c) <= set(CODE_ALPHABET) for c in codes)
+
+
+@given(st.text(alphabet=CODE_ALPHABET, min_size=CODE_LENGTH, max_size=CODE_LENGTH))
+def test_a_code_read_back_matches_whatever_its_case_and_spacing(code: str) -> None:
+    assert code_matches(code, code.lower())
+    assert code_matches(code, f" {code[:3]}-{code[3:]} ")
+    assert not code_matches(code, code[:-1])
+    assert not code_matches(code, code[:-1] + ("3" if code[-1] != "3" else "4"))
+
+
+def test_an_empty_entry_never_matches() -> None:
+    assert not code_matches(new_code(), "")
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_a_method_must_be_allowed(method: VerifyMethod) -> None:
+    others = tuple(m for m in ALL if m != method)
+    assert method_refusal(method, allowed=others, protected=False, target_in_slack=True) \
+        == VerifyRefusal.METHOD_NOT_ALLOWED
+
+
+def test_a_protected_account_needs_more_than_a_call_back() -> None:
+    assert method_refusal(VerifyMethod.CALLBACK, allowed=ALL, protected=True, target_in_slack=True) \
+        == VerifyRefusal.CALLBACK_NOT_FOR_PROTECTED
+    assert usable_methods(ALL, protected=True, target_in_slack=True) == [
+        VerifyMethod.SLACK_CODE, VerifyMethod.SLACK_CONFIRM, VerifyMethod.DUO_PUSH]
+
+
+def test_the_slack_methods_need_the_target_in_slack() -> None:
+    assert usable_methods(ALL, protected=False, target_in_slack=False) == [VerifyMethod.DUO_PUSH,
+                                                                           VerifyMethod.CALLBACK]
+
+
+def test_a_new_attempt_may_follow_a_failed_one_but_not_a_blocked_or_verified_one() -> None:
+    assert start_refusal(VerifyState.NONE) is None
+    assert start_refusal(VerifyState.FAILED) is None
+    assert start_refusal(VerifyState.PENDING) is None
+    assert start_refusal(VerifyState.BLOCKED) == VerifyRefusal.BLOCKED
+    assert start_refusal(VerifyState.VERIFIED) == VerifyRefusal.ALREADY_VERIFIED
