@@ -266,6 +266,15 @@ def test_a_reused_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, dr
     assert linked is not None and after is not None and after.linked_at == linked.linked_at
     failed = [e for e in bot.audit() if e.action == "link_failed" and e.actor == hank_id]
     assert json.loads(failed[-1].detail)["reason"] == "state_used"
+    # Someone who saw the callback's form replays it over and over: each is refused, but the agent's DMs (and the
+    # audit trail) hear of it once per link, not once per replay. The DM is posted before the page answers.
+    audited = len(bot.audit())
+    for _ in range(5):
+        assert browser.client.post(action, data=fields).status_code == 400
+    spam = [m for m in driver.messages(driver.dm_channel("hank"))
+            if m["ts"] not in before and m["text"].startswith("A sign-in link of yours came back")]
+    assert len(spam) == 1, f"{len(spam)} DMs for one replayed link"
+    assert len(bot.audit()) == audited, "every replay of one link wrote an audit row"
 
 
 def test_a_newer_link_replaces_the_one_before(lab: Lab, bot: RunningBot, driver: SlackDriver,
@@ -406,6 +415,30 @@ def test_the_callback_refuses_what_is_not_a_sign_in(lab: Lab, bot: RunningBot, b
     assert browser.client.put(callback, data={"state": "x"}).status_code == 405
     big = browser.client.post(callback, data={"state": "s" * 100_000})
     assert big.status_code == 413
+
+
+def test_a_callback_with_a_state_never_issued_is_audited_once_a_minute(lab: Lab, bot: RunningBot,
+                                                                      browser: Browser) -> None:
+    """Someone probing the callback with made-up states: on record, with the page's reference, but not one audit
+    row per request (anyone who reaches the callback could otherwise flood the trail)."""
+    callback = str(bot.runtime.settings.redirect_uri())
+    links = bot.services.links
+    links.clock = lambda: utcnow() + timedelta(hours=1)  # past any row an earlier test wrote
+    try:
+        audited = len(bot.audit())
+        pages = [browser.client.post(callback, data={"state": f"made-up-{i}", "code": "x"}) for i in range(4)]
+        assert all(p.status_code == 400 for p in pages)
+        rows = [e for e in bot.audit()[audited:] if e.action == "link_failed"]
+        assert len(rows) == 1, f"{len(rows)} audit rows for four made-up states"
+        detail = json.loads(rows[0].detail)
+        assert detail["reason"] == "state_unknown" and rows[0].actor == "unknown"
+        assert rows[0].correlation_id and rows[0].correlation_id in pages[0].text
+        assert "made-up" not in rows[0].detail
+        links.clock = lambda: utcnow() + timedelta(hours=1, minutes=2)
+        browser.client.post(callback, data={"state": "made-up-later", "code": "x"})
+        assert len([e for e in bot.audit()[audited:] if e.action == "link_failed"]) == 2
+    finally:
+        links.clock = utcnow
 
 
 def test_a_reset_works_with_the_browser_linked_token(lab: Lab, bot: RunningBot, driver: SlackDriver,
