@@ -13,7 +13,9 @@ carries headers that keep it out of caches, frames and referrers.
 
 from __future__ import annotations
 
+import io
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from cheroot import errors as cheroot_errors
+from cheroot.makefile import StreamReader, StreamWriter
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from bot import messages
@@ -127,6 +131,45 @@ def callback_app(finish: Finish) -> WsgiApp:
     return serve
 
 
+class _HandshakeFirstIO(socket.SocketIO):
+    """A TLS socket's reads, the handshake first: a client that fails it, or is too slow (the socket timeout),
+    is dropped quietly (cheroot closes on FatalSSLAlert without a traceback in the log)."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        super().__init__(sock, "rb")
+        self._tls = sock
+        self._shaken = False
+
+    def readinto(self, b: Any) -> int | None:
+        if not self._shaken:
+            try:
+                self._tls.do_handshake()
+            except OSError as e:  # ssl.SSLError and timeouts are OSErrors
+                raise cheroot_errors.FatalSSLAlert(*e.args) from None
+            self._shaken = True
+        return super().readinto(b)
+
+
+class _HandshakingReader(StreamReader):
+    def __init__(self, sock: ssl.SSLSocket, mode: str = "rb", bufsize: int = io.DEFAULT_BUFFER_SIZE) -> None:
+        super(StreamReader, self).__init__(_HandshakeFirstIO(sock), bufsize)  # past StreamReader's SocketIO
+        self.bytes_read = 0
+
+
+class _HandshakeInWorker(BuiltinSSLAdapter):
+    """cheroot's TLS adapter, but the handshake happens in a worker thread, on the request's first read, not in
+    the accept loop: cheroot's own adapter shakes hands as it accepts, so one client that connects and says
+    nothing stops every other connection for the socket timeout (a slowloris needs only a socket a few seconds)."""
+
+    def wrap(self, sock: Any) -> tuple[Any, dict[str, str]]:
+        wrapped = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+        # The cipher and protocol are not known before the handshake; nothing here reads them.
+        return wrapped, {"wsgi.url_scheme": "https", "HTTPS": "on"}
+
+    def makefile(self, sock: Any, mode: str = "r", bufsize: int = io.DEFAULT_BUFFER_SIZE) -> Any:
+        return _HandshakingReader(sock, mode, bufsize) if "r" in mode else StreamWriter(sock, mode, bufsize)
+
+
 class CallbackListenError(ResetbotError):
     """The callback listener's port cannot be bound (taken, or not allowed): worth another start."""
 
@@ -148,7 +191,7 @@ class CallbackListener:
             return [b"not found\n"]
 
         try:
-            adapter = BuiltinSSLAdapter(str(cert_file), str(key_file))
+            adapter = _HandshakeInWorker(str(cert_file), str(key_file))
         except (OSError, ssl.SSLError, ValueError) as e:
             reason = getattr(e, "strerror", None) or getattr(e, "reason", None) or type(e).__name__
             raise ConfigError(f"RESETBOT_CALLBACK_CERT_FILE ({cert_file}) and RESETBOT_CALLBACK_KEY_FILE ({key_file}) "

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import re
+import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -439,6 +440,27 @@ def test_a_callback_with_a_state_never_issued_is_audited_once_a_minute(lab: Lab,
         assert len([e for e in bot.audit()[audited:] if e.action == "link_failed"]) == 2
     finally:
         links.clock = utcnow
+
+
+def test_a_client_that_never_finishes_its_tls_handshake_blocks_no_one(lab: Lab, browser: Browser) -> None:
+    """Slowloris on the Socket Mode listener: connections that open and say nothing (or drip their TLS
+    handshake) must not stop an agent's browser from getting its page."""
+    cert = lab.ca.issue_server_cert("resetbot-callback", ips=("127.0.0.1",))
+
+    def finish(query: Mapping[str, str], *, correlation_id: str) -> CallbackOutcome:
+        return CallbackOutcome.INVALID
+
+    listener = CallbackListener("127.0.0.1", 0, cert_file=cert.cert_file, key_file=cert.key_file, finish=finish)
+    listener.start()
+    silent = [socket.create_connection(listener.address) for _ in range(3)]
+    try:
+        host, port = listener.address
+        answer = browser.client.get(f"https://{host}:{port}/healthz", timeout=3)
+        assert answer.status_code == 200
+    finally:
+        for s in silent:
+            s.close()
+        listener.stop(timeout=5)
 
 
 def test_a_reset_works_with_the_browser_linked_token(lab: Lab, bot: RunningBot, driver: SlackDriver,
