@@ -245,6 +245,14 @@ def test_browser_login_links_the_agents_own_account(lab: Lab, bot: RunningBot, d
     redaction = RedactingFilter()  # what every log handler applies (bot.logs.configure)
     logged = [r.getMessage() + str(r.args) for r in caplog.records if redaction.filter(r)]
     assert not [line for line in logged if code in line], "the authorization code reached a log line"
+    flow = json.loads(bot.services.links.tokens._fernet.decrypt(  # type: ignore[attr-defined]
+        max(stored, key=lambda r: r.created_at).encrypted_flow.encode()))
+    assert not [line for line in logged if flow["code_verifier"] in line], "the PKCE verifier reached a log line"
+    # The bot's own lines: the "browser" here is httpx too, and logs the page it opens (a person's browser does not
+    # write to the bot's log).
+    ours = [r.getMessage() + str(r.args) for r in caplog.records
+            if redaction.filter(r) and not (r.name == "httpx" and "/oauth2/v2.0/authorize" in r.getMessage())]
+    assert not [line for line in ours if query["state"] in line], "the state (the live link) reached a log line"
 
 
 def test_a_reused_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, driver: SlackDriver,

@@ -265,6 +265,8 @@ class DelegatedTokens:
         # form_post: Microsoft posts the code to the callback, so it never sits in a URL (history, logs, Referer).
         flow = app.initiate_auth_code_flow(scopes=self._scopes, redirect_uri=redirect_uri, prompt="login",
                                            login_hint=login_hint or None, response_mode="form_post")
+        # The link is live while its state is: slack-sdk logs the DM carrying it at DEBUG, so it is redacted there.
+        remember_secret(str(flow["state"]), ttl=BROWSER_SIGN_IN_S)
         return BrowserFlow(auth_uri=str(flow["auth_uri"]), state=str(flow["state"]),
                            encrypted_flow=self._encrypt(json.dumps(flow)),
                            expires_at=datetime.fromtimestamp(time.time() + BROWSER_SIGN_IN_S, UTC))
