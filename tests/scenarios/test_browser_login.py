@@ -8,12 +8,14 @@ Nobody is linked by device code in this module: hank's reset at the end is made 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -25,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from bot.callback import CallbackListener
+from bot.callback import CALLBACK_THREADS, CallbackListener
 from bot.logs import RedactingFilter
 from bot.models import SERVICE_LINK_KEY, AgentLink, BrowserSignIn, utcnow
 from bot.services.links import CallbackOutcome
@@ -458,15 +460,31 @@ def test_a_client_that_never_finishes_its_tls_handshake_blocks_no_one(lab: Lab, 
     def finish(query: Mapping[str, str], *, correlation_id: str) -> CallbackOutcome:
         return CallbackOutcome.INVALID
 
-    listener = CallbackListener("127.0.0.1", 0, cert_file=cert.cert_file, key_file=cert.key_file, finish=finish)
+    listener = CallbackListener("127.0.0.1", 0, cert_file=cert.cert_file, key_file=cert.key_file, finish=finish,
+                                request_s=2.0)
     listener.start()
     silent = [socket.create_connection(listener.address) for _ in range(3)]
+    # More connections than the listener has threads, each dripping a TLS record one byte at a time (each byte
+    # well inside the socket timeout): each is cut off when its time for one request is up.
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        conn.sendall(b"\x16\x03\x01\x02\x00")  # a handshake record of 512 bytes, never finished
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.3):
+                conn.sendall(b"\x00")
+
+    drippers = [socket.create_connection(listener.address) for _ in range(CALLBACK_THREADS + 2)]
+    threads = [threading.Thread(target=drip, args=(c,), daemon=True) for c in drippers]
+    for t in threads:
+        t.start()
     try:
         host, port = listener.address
-        answer = browser.client.get(f"https://{host}:{port}/healthz", timeout=3)
+        answer = browser.client.get(f"https://{host}:{port}/healthz", timeout=6)
         assert answer.status_code == 200
     finally:
-        for s in silent:
+        stop.set()
+        for s in silent + drippers:
             s.close()
         listener.stop(timeout=5)
 
