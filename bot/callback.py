@@ -8,7 +8,9 @@ its own port. Only agents' browsers need to reach it, never Slack or the interne
 
 Hardened like the HTTP mode server, whose limits it shares (``bot.http_guard``): the form and the headers are
 bounded before they are read, nothing from the request is written into the page (no reflection), and every page
-carries headers that keep it out of caches, frames and referrers.
+carries headers that keep it out of caches, frames and referrers. The Socket Mode listener, which faces the
+browsers itself, also shakes hands in its workers (never in the accept loop) and gives each connection one
+request and one deadline for it, so slow or silent clients cannot shut agents out.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ Entra refuses the completed sign-in (AADSTS53003) and the agent is told to sign 
 ``/resetbot login --browser`` (``RESETBOT_SIGNIN``) DMs a one-time link to Microsoft's page (auth code with PKCE,
 ``prompt=login``), and Microsoft posts the answer to the callback (``bot.callback``), which calls
 ``finish_browser_sign_in``. The attempt lives in the database, found by its ``state``'s hash and used once, so any
-replica can finish it; then the same ownership and tenant checks as for a code apply.
+replica can finish it; then the same ownership and tenant checks as for a code apply. A refused callback (a used,
+replaced or expired link) is audited and told to its agent once per link; one with a state never issued, which
+anyone who reaches the callback can send, is logged, and audited at most once a minute.
 
 The msal token cache is kept only encrypted (``DelegatedTokens`` encrypts it with the token-cache key) and
 refreshed silently; a refreshed cache is written back with a compare-and-set, so a refresh never overwrites a
