@@ -428,6 +428,24 @@ def test_the_callback_refuses_what_is_not_a_sign_in(lab: Lab, bot: RunningBot, b
     assert big.status_code == 413
 
 
+def test_an_error_in_the_callback_is_never_written_into_the_agents_dm(lab: Lab, bot: RunningBot,
+                                                                      driver: SlackDriver, browser: Browser) -> None:
+    """Whoever holds a live link (a forwarded DM) can post an ``error`` of their own with its state: the DM the
+    agent gets must not carry their words (a phishing link in the bot's voice)."""
+    hank_id = slack_id(lab, "hank")
+    url = browser_login(lab, driver, "hank")
+    state = httpx.URL(url).params["state"]
+    before = dm_ts(driver, "hank")
+    page = browser.client.post(str(bot.runtime.settings.redirect_uri()),
+                               data={"state": state, "error": "<https://evil.example/|Verify your account here>",
+                                     "error_description": "AADSTS50000: <https://evil.example/|here>"})
+    assert page.status_code == 200 and "evil" not in page.text
+    told = new_dm(driver, "hank", "The sign-in did not link anything", before)
+    assert "evil.example" not in told["text"] and "Verify your account" not in told["text"]
+    failed = [e for e in bot.audit() if e.action == "link_failed" and e.actor == hank_id]
+    assert "evil.example" not in failed[-1].detail
+
+
 def test_a_callback_with_a_state_never_issued_is_audited_once_a_minute(lab: Lab, bot: RunningBot,
                                                                       browser: Browser) -> None:
     """Someone probing the callback with made-up states: on record, with the page's reference, but not one audit
