@@ -183,8 +183,11 @@ def first_unknown_in_minute(session: Session, *, at: datetime) -> bool:
     ``unknown:<minute>``, which no SHA-256 state hash can equal), already used, so nothing can claim it, and
     purged with the expired sign-ins."""
     minute = at.replace(second=0, microsecond=0)
+    marker = f"unknown:{minute:%Y-%m-%dT%H:%M}"
+    if session.get(BrowserSignIn, marker) is not None:  # the usual case in a flood: a read, no insert tried
+        return False
     values: dict[str, Any] = {
-        "state_hash": f"unknown:{minute:%Y-%m-%dT%H:%M}", "slack_user": UNKNOWN_CALLER, "service": False,
+        "state_hash": marker, "slack_user": UNKNOWN_CALLER, "service": False,
         "correlation_id": "", "encrypted_flow": "", "created_at": at, "expires_at": at, "used_at": at,
         "refused_at": at,
     }
@@ -196,8 +199,6 @@ def first_unknown_in_minute(session: Session, *, at: datetime) -> bool:
         statement = sqlite.insert(BrowserSignIn).values(values).on_conflict_do_nothing(
             index_elements=["state_hash"])
     else:  # pragma: no cover - only the two dialects are supported
-        if session.get(BrowserSignIn, values["state_hash"]) is not None:
-            return False
         session.add(BrowserSignIn(**values))
         session.flush()
         return True
