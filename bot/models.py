@@ -337,6 +337,9 @@ class BrowserSignIn(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    #: When a callback refused for this state (used, expired, replaced) was first audited and told to the agent:
+    #: later replays of it are only logged, so whoever holds a used callback cannot spam the agent's DMs or the trail.
+    refused_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class FollowUp(SQLModel, table=True):

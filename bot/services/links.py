@@ -16,7 +16,9 @@ Entra refuses the completed sign-in (AADSTS53003) and the agent is told to sign 
 ``/resetbot login --browser`` (``RESETBOT_SIGNIN``) DMs a one-time link to Microsoft's page (auth code with PKCE,
 ``prompt=login``), and Microsoft posts the answer to the callback (``bot.callback``), which calls
 ``finish_browser_sign_in``. The attempt lives in the database, found by its ``state``'s hash and used once, so any
-replica can finish it; then the same ownership and tenant checks as for a code apply.
+replica can finish it; then the same ownership and tenant checks as for a code apply. A refused callback (a used,
+replaced or expired link) is audited and told to its agent once per link; one with a state never issued, which
+anyone who reaches the callback can send, is logged, and audited at most once a minute.
 
 The msal token cache is kept only encrypted (``DelegatedTokens`` encrypts it with the token-cache key) and
 refreshed silently; a refreshed cache is written back with a compare-and-set, so a refresh never overwrites a
@@ -340,17 +342,30 @@ class LinkService:
             log.warning("a sign-in callback without a usable state was refused (%s)", correlation_id)
             return CallbackOutcome.INVALID
         now = self.clock()
+        hashed = state_hash(state)
+        told = False
         with self.begin() as session:
-            claim, row = store.links.claim_browser_sign_in(session, state_hash=state_hash(state), at=now)
-            if row is not None and claim != store.links.SignInClaim.CLAIMED:
-                store.audit.append_audit(session, draft=AuditDraft(
-                    actor=row.slack_user, action=LinkAudit.LINK_FAILED, correlation_id=correlation_id,
-                    detail={"service": row.service, "flow": "browser", "reason": f"state_{claim.value}",
-                            "started": row.correlation_id}))
+            claim, row = store.links.claim_browser_sign_in(session, state_hash=hashed, at=now)
+            if row is None and store.links.first_unknown_in_minute(session, at=now):
+                store.audit.append_audit(session, at=now, draft=AuditDraft(
+                    actor=store.links.UNKNOWN_CALLER, action=LinkAudit.LINK_FAILED, correlation_id=correlation_id,
+                    detail={"flow": "browser", "reason": "state_unknown", "per": "minute"}))
+            elif row is not None and claim != store.links.SignInClaim.CLAIMED:
+                # Once per link: whoever holds a used callback could otherwise spam the agent and the trail.
+                told = store.links.first_refusal(session, state_hash=hashed, at=now)
+                if told:
+                    store.audit.append_audit(session, draft=AuditDraft(
+                        actor=row.slack_user, action=LinkAudit.LINK_FAILED, correlation_id=correlation_id,
+                        detail={"service": row.service, "flow": "browser", "reason": f"state_{claim.value}",
+                                "started": row.correlation_id}))
         if row is None:
             log.warning("a sign-in callback with a state never issued here was refused (%s)", correlation_id)
             return CallbackOutcome.INVALID
         if claim != store.links.SignInClaim.CLAIMED:
+            if not told:
+                log.warning("a sign-in callback of %s came back again (%s, %s): refused, its agent was told before",
+                            row.slack_user, claim.value, correlation_id)
+                return CallbackOutcome.STALE
             sentence = (messages.links.browser_link_expired(service=row.service)
                         if claim == store.links.SignInClaim.EXPIRED
                         else messages.links.browser_link_reused(service=row.service))

@@ -160,3 +160,47 @@ def retire_browser_sign_ins(session: Session, *, slack_user: str, service: bool,
 def purge_browser_sign_ins(session: Session, *, before: datetime) -> int:
     """Forget sign-ins that expired before ``before`` (kept a while after, so a late replay is told "used")."""
     return rowcount(session.execute(sa.delete(BrowserSignIn).where(col(BrowserSignIn.expires_at) < before)))
+
+
+def first_refusal(session: Session, *, state_hash: str, at: datetime) -> bool:
+    """True the first time a callback with this (known) state is refused: one conditional UPDATE
+    (``refused_at IS NULL``), so of many replays, even on several replicas, exactly one is audited and DMed."""
+    return rowcount(session.execute(
+        sa.update(BrowserSignIn)
+        .where(col(BrowserSignIn.state_hash) == state_hash, col(BrowserSignIn.refused_at).is_(None))
+        .values(refused_at=at))) == 1
+
+
+#: Who a callback with a state never issued is put down to (nobody known sent it).
+UNKNOWN_CALLER = "unknown"
+
+
+def first_unknown_in_minute(session: Session, *, at: datetime) -> bool:
+    """True for the first callback with a never-issued state in ``at``'s minute (across replicas): such callbacks
+    are audited at most once a minute, because anyone who reaches the callback can send them.
+
+    Counted with a marker row per minute in ``browser_sign_in`` (INSERT ... ON CONFLICT DO NOTHING on its key,
+    ``unknown:<minute>``, which no SHA-256 state hash can equal), already used, so nothing can claim it, and
+    purged with the expired sign-ins."""
+    minute = at.replace(second=0, microsecond=0)
+    marker = f"unknown:{minute:%Y-%m-%dT%H:%M}"
+    if session.get(BrowserSignIn, marker) is not None:  # the usual case in a flood: a read, no insert tried
+        return False
+    values: dict[str, Any] = {
+        "state_hash": marker, "slack_user": UNKNOWN_CALLER, "service": False,
+        "correlation_id": "", "encrypted_flow": "", "created_at": at, "expires_at": at, "used_at": at,
+        "refused_at": at,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(BrowserSignIn).values(values).on_conflict_do_nothing(
+            index_elements=["state_hash"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(BrowserSignIn).values(values).on_conflict_do_nothing(
+            index_elements=["state_hash"])
+    else:  # pragma: no cover - only the two dialects are supported
+        session.add(BrowserSignIn(**values))
+        session.flush()
+        return True
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT through the ORM session.
+    return session.execute(statement.returning(col(BrowserSignIn.state_hash))).first() is not None

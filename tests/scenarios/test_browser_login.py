@@ -8,11 +8,14 @@ Nobody is linked by device code in this module: hank's reset at the end is made 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
+import socket
 import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -24,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from bot.callback import CallbackListener
+from bot.callback import CALLBACK_THREADS, CallbackListener
 from bot.logs import RedactingFilter
 from bot.models import SERVICE_LINK_KEY, AgentLink, BrowserSignIn, utcnow
 from bot.services.links import CallbackOutcome
@@ -244,6 +247,14 @@ def test_browser_login_links_the_agents_own_account(lab: Lab, bot: RunningBot, d
     redaction = RedactingFilter()  # what every log handler applies (bot.logs.configure)
     logged = [r.getMessage() + str(r.args) for r in caplog.records if redaction.filter(r)]
     assert not [line for line in logged if code in line], "the authorization code reached a log line"
+    flow = json.loads(bot.services.links.tokens._fernet.decrypt(  # type: ignore[attr-defined]
+        max(stored, key=lambda r: r.created_at).encrypted_flow.encode()))
+    assert not [line for line in logged if flow["code_verifier"] in line], "the PKCE verifier reached a log line"
+    # The bot's own lines: the "browser" here is httpx too, and logs the page it opens (a person's browser does not
+    # write to the bot's log).
+    ours = [r.getMessage() + str(r.args) for r in caplog.records
+            if redaction.filter(r) and not (r.name == "httpx" and "/oauth2/v2.0/authorize" in r.getMessage())]
+    assert not [line for line in ours if query["state"] in line], "the state (the live link) reached a log line"
 
 
 def test_a_reused_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, driver: SlackDriver,
@@ -266,6 +277,15 @@ def test_a_reused_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, dr
     assert linked is not None and after is not None and after.linked_at == linked.linked_at
     failed = [e for e in bot.audit() if e.action == "link_failed" and e.actor == hank_id]
     assert json.loads(failed[-1].detail)["reason"] == "state_used"
+    # Someone who saw the callback's form replays it over and over: each is refused, but the agent's DMs (and the
+    # audit trail) hear of it once per link, not once per replay. The DM is posted before the page answers.
+    audited = len(bot.audit())
+    for _ in range(5):
+        assert browser.client.post(action, data=fields).status_code == 400
+    spam = [m for m in driver.messages(driver.dm_channel("hank"))
+            if m["ts"] not in before and m["text"].startswith("A sign-in link of yours came back")]
+    assert len(spam) == 1, f"{len(spam)} DMs for one replayed link"
+    assert len(bot.audit()) == audited, "every replay of one link wrote an audit row"
 
 
 def test_a_newer_link_replaces_the_one_before(lab: Lab, bot: RunningBot, driver: SlackDriver,
@@ -406,6 +426,85 @@ def test_the_callback_refuses_what_is_not_a_sign_in(lab: Lab, bot: RunningBot, b
     assert browser.client.put(callback, data={"state": "x"}).status_code == 405
     big = browser.client.post(callback, data={"state": "s" * 100_000})
     assert big.status_code == 413
+
+
+def test_an_error_in_the_callback_is_never_written_into_the_agents_dm(lab: Lab, bot: RunningBot,
+                                                                      driver: SlackDriver, browser: Browser) -> None:
+    """Whoever holds a live link (a forwarded DM) can post an ``error`` of their own with its state: the DM the
+    agent gets must not carry their words (a phishing link in the bot's voice)."""
+    hank_id = slack_id(lab, "hank")
+    url = browser_login(lab, driver, "hank")
+    state = httpx.URL(url).params["state"]
+    before = dm_ts(driver, "hank")
+    page = browser.client.post(str(bot.runtime.settings.redirect_uri()),
+                               data={"state": state, "error": "<https://evil.example/|Verify your account here>",
+                                     "error_description": "AADSTS50000: <https://evil.example/|here>"})
+    assert page.status_code == 200 and "evil" not in page.text
+    told = new_dm(driver, "hank", "The sign-in did not link anything", before)
+    assert "evil.example" not in told["text"] and "Verify your account" not in told["text"]
+    failed = [e for e in bot.audit() if e.action == "link_failed" and e.actor == hank_id]
+    assert "evil.example" not in failed[-1].detail
+
+
+def test_a_callback_with_a_state_never_issued_is_audited_once_a_minute(lab: Lab, bot: RunningBot,
+                                                                      browser: Browser) -> None:
+    """Someone probing the callback with made-up states: on record, with the page's reference, but not one audit
+    row per request (anyone who reaches the callback could otherwise flood the trail)."""
+    callback = str(bot.runtime.settings.redirect_uri())
+    links = bot.services.links
+    links.clock = lambda: utcnow() + timedelta(hours=1)  # past any row an earlier test wrote
+    try:
+        audited = len(bot.audit())
+        pages = [browser.client.post(callback, data={"state": f"made-up-{i}", "code": "x"}) for i in range(4)]
+        assert all(p.status_code == 400 for p in pages)
+        rows = [e for e in bot.audit()[audited:] if e.action == "link_failed"]
+        assert len(rows) == 1, f"{len(rows)} audit rows for four made-up states"
+        detail = json.loads(rows[0].detail)
+        assert detail["reason"] == "state_unknown" and rows[0].actor == "unknown"
+        assert rows[0].correlation_id and rows[0].correlation_id in pages[0].text
+        assert "made-up" not in rows[0].detail
+        links.clock = lambda: utcnow() + timedelta(hours=1, minutes=2)
+        browser.client.post(callback, data={"state": "made-up-later", "code": "x"})
+        assert len([e for e in bot.audit()[audited:] if e.action == "link_failed"]) == 2
+    finally:
+        links.clock = utcnow
+
+
+def test_a_client_that_never_finishes_its_tls_handshake_blocks_no_one(lab: Lab, browser: Browser) -> None:
+    """Slowloris on the Socket Mode listener: connections that open and say nothing (or drip their TLS
+    handshake) must not stop an agent's browser from getting its page."""
+    cert = lab.ca.issue_server_cert("resetbot-callback", ips=("127.0.0.1",))
+
+    def finish(query: Mapping[str, str], *, correlation_id: str) -> CallbackOutcome:
+        return CallbackOutcome.INVALID
+
+    listener = CallbackListener("127.0.0.1", 0, cert_file=cert.cert_file, key_file=cert.key_file, finish=finish,
+                                request_s=2.0)
+    listener.start()
+    silent = [socket.create_connection(listener.address) for _ in range(3)]
+    # More connections than the listener has threads, each dripping a TLS record one byte at a time (each byte
+    # well inside the socket timeout): each is cut off when its time for one request is up.
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        conn.sendall(b"\x16\x03\x01\x02\x00")  # a handshake record of 512 bytes, never finished
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.3):
+                conn.sendall(b"\x00")
+
+    drippers = [socket.create_connection(listener.address) for _ in range(CALLBACK_THREADS + 2)]
+    threads = [threading.Thread(target=drip, args=(c,), daemon=True) for c in drippers]
+    for t in threads:
+        t.start()
+    try:
+        host, port = listener.address
+        answer = browser.client.get(f"https://{host}:{port}/healthz", timeout=6)
+        assert answer.status_code == 200
+    finally:
+        stop.set()
+        for s in silent + drippers:
+            s.close()
+        listener.stop(timeout=5)
 
 
 def test_a_reset_works_with_the_browser_linked_token(lab: Lab, bot: RunningBot, driver: SlackDriver,

@@ -86,3 +86,31 @@ def test_a_newer_sign_in_retires_the_waiting_ones_of_the_same_person_only(factor
         assert store.links.claim_browser_sign_in(session, state_hash=mine, at=T0)[0] == SignInClaim.USED
         assert store.links.claim_browser_sign_in(session, state_hash="s" * 64, at=T0)[0] == SignInClaim.CLAIMED
         assert store.links.claim_browser_sign_in(session, state_hash="t" * 64, at=T0)[0] == SignInClaim.CLAIMED
+
+
+def test_twenty_simultaneous_replays_are_told_once(factory: sessionmaker[Session]) -> None:
+    """A used callback replayed from many places at once (several replicas): one refusal is audited and DMed."""
+    state = _started(factory)
+    with factory.begin() as session:
+        store.links.claim_browser_sign_in(session, state_hash=state, at=T0)
+
+    def replay(i: int) -> bool:
+        with factory.begin() as session:
+            return store.links.first_refusal(session, state_hash=state, at=T0 + timedelta(seconds=1))
+
+    assert run_concurrently(20, replay).count(True) == 1
+
+
+def test_made_up_states_are_counted_once_a_minute_and_purged(factory: sessionmaker[Session]) -> None:
+    def made_up(i: int) -> bool:
+        with factory.begin() as session:
+            return store.links.first_unknown_in_minute(session, at=T0 + timedelta(seconds=10))
+
+    assert run_concurrently(20, made_up).count(True) == 1
+    with factory.begin() as session:
+        assert not store.links.first_unknown_in_minute(session, at=T0 + timedelta(seconds=59))
+        assert store.links.first_unknown_in_minute(session, at=T0 + timedelta(seconds=60))
+        # The minute's marker can never be claimed as a sign-in, nor retired as anyone's.
+        marker = f"unknown:{T0:%Y-%m-%dT%H:%M}"
+        assert store.links.claim_browser_sign_in(session, state_hash=marker, at=T0)[0] == SignInClaim.USED
+        assert store.links.purge_browser_sign_ins(session, before=T0 + timedelta(minutes=2)) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ _S_PUBLIC_CLIENT_ID = "RESETBOT_ENTRA_PUBLIC_CLIENT_ID"
 #: "authentication flows" condition answers for device code), 53000/53001 (device not compliant / not joined),
 #: 53002 (app not approved), 530032 (blocked by a security policy).
 _BLOCKED_BY_POLICY = frozenset({53000, 53001, 53002, 53003, 530032})
+
+#: What an OAuth ``error`` code looks like (RFC 6749 4.1.2.1; Entra's are lower-case words and underscores).
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")
 
 #: How long a browser sign-in's link works (its ``state`` is refused after this).
 BROWSER_SIGN_IN_S = 600
@@ -265,6 +269,8 @@ class DelegatedTokens:
         # form_post: Microsoft posts the code to the callback, so it never sits in a URL (history, logs, Referer).
         flow = app.initiate_auth_code_flow(scopes=self._scopes, redirect_uri=redirect_uri, prompt="login",
                                            login_hint=login_hint or None, response_mode="form_post")
+        # The link is live while its state is: slack-sdk logs the DM carrying it at DEBUG, so it is redacted there.
+        remember_secret(str(flow["state"]), ttl=BROWSER_SIGN_IN_S)
         return BrowserFlow(auth_uri=str(flow["auth_uri"]), state=str(flow["state"]),
                            encrypted_flow=self._encrypt(json.dumps(flow)),
                            expires_at=datetime.fromtimestamp(time.time() + BROWSER_SIGN_IN_S, UTC))
@@ -284,8 +290,13 @@ class DelegatedTokens:
             remember_secret(secret, ttl=BROWSER_SIGN_IN_S)
         http = msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
         app = self._public_app(msal.SerializableTokenCache(), http=http, http_cache={})
+        answer = dict(auth_response)
+        if "error" in answer and not _OAUTH_ERROR.fullmatch(answer["error"]):
+            # The browser's post, not Microsoft's word: whoever holds a live link could otherwise put a sentence
+            # of their own (a link, in the bot's voice) into the agent's DM and the audit trail.
+            answer["error"] = "invalid_request"
         try:
-            result = app.acquire_token_by_auth_code_flow(flow, dict(auth_response), scopes=self._scopes)
+            result = app.acquire_token_by_auth_code_flow(flow, answer, scopes=self._scopes)
         except (MsalServiceError, requests.RequestException) as e:
             raise _unavailable_from(e, "finishing a browser sign-in") from None
         except ValueError:  # msal: the state (or the response's shape) does not match the flow

@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('refused_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('state_hash', name=op.f('pk_browser_sign_in'))
     )
     with op.batch_alter_table('browser_sign_in', schema=None) as batch_op:
