@@ -47,6 +47,7 @@ class Control:
             web.get(f"{c}/roles", self.get_roles),
             web.post(f"{c}/roles", self.set_role),
             web.post(f"{c}/users", self.change_user),
+            web.get(f"{c}/sessions", self.sessions),
         ]
 
     @staticmethod
@@ -182,6 +183,18 @@ class Control:
             return _error(400, "mail must be an address, or null for the fixture's")
         user.mail = mail
         return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail})
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        """``?upn=``: what containment changes on a user, as an administrator sees it in the portal: when sign-in
+        sessions were last revoked (``signInSessionsValidFromDateTime``), how many times, and the user's Temporary
+        Access Passes (never their values)."""
+        user = self.s.user(request.query.get("upn", ""))
+        if user is None:
+            return _error(404, f"no user {request.query.get('upn')!r} in the lab tenant")
+        now = utcnow()
+        valid_from = user.sign_in_sessions_valid_from or user.created
+        return web.json_response({"upn": user.person.upn, "sign_in_sessions_valid_from": valid_from.isoformat(),
+                                  "revocations": user.revocations, "taps": [t.as_json(now) for t in user.taps]})
 
     # -- logs -------------------------------------------------------------------------------------------
     async def operations(self, request: web.Request) -> web.Response:

@@ -222,8 +222,8 @@ class State:
 
     def reset(self, *, history: bool) -> None:
         """POST /control/reset: faults off, logs and operations and device flows cleared, the app's consented
-        permissions and everyone's role assignments back to the start; held operations are dropped (they never
-        reach AD)."""
+        permissions, everyone's role assignments and sign-in sessions (never revoked) back to the start; held
+        operations are dropped (they never reach AD)."""
         self.faults = Faults()
         self.set_writeback("ok")
         self.generation += 1
@@ -235,6 +235,7 @@ class State:
         for user in self.users.values():
             user.assignments = fixture_assignments(user.person)
             user.mail = None
+            user.sign_in_sessions_valid_from, user.revocations = user.created, 0
         if history:
             self.history.forget()
             for key, password in self.initial_passwords.items():
