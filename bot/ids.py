@@ -44,6 +44,8 @@ class Action(StrEnum):
     CONFIRM_NO = "target_confirm_no"
     REVEAL = "reset_reveal"
     NOT_ME = "reset_not_me"
+    #: On the security channel's containment alert: reset the password again to one nobody is shown.
+    SCRAMBLE = "reset_scramble"
 
 
 class Callback(StrEnum):
@@ -62,6 +64,7 @@ class Block(StrEnum):
     CONFIRM_ACTIONS = "confirm_actions"
     REVEAL_ACTIONS = "reveal_actions"
     NOT_ME_ACTIONS = "not_me_actions"
+    SCRAMBLE_ACTIONS = "scramble_actions"
 
 
 def new_correlation_id() -> str:

@@ -28,6 +28,7 @@ from handlers.request_actions import (
     handle_deny_submit,
     handle_not_me,
     handle_reveal,
+    handle_scramble,
 )
 from handlers.reset_command import handle_reset, handle_reset_status
 from handlers.resetbot_command import handle_resetbot, resetbot_answer
@@ -46,6 +47,7 @@ ACTION_ROUTES: dict[Action, Callable[..., Any]] = {
     Action.CONFIRM_NO: handle_confirm(yes=False),
     Action.REVEAL: handle_reveal,
     Action.NOT_ME: handle_not_me,
+    Action.SCRAMBLE: handle_scramble,
 }
 VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
     Callback.DENY_REASON: handle_deny_submit,
@@ -63,6 +65,7 @@ LANES: dict[Command | Action | Callback | Event, Lane] = {
     Action.CONFIRM_YES: Lane.DECISION,
     Action.CONFIRM_NO: Lane.DECISION,
     Action.NOT_ME: Lane.DECISION,
+    Action.SCRAMBLE: Lane.DECISION,
 }
 #: Answers given in the ack itself, from the request's text alone (no I/O): no work is queued for them.
 ACK_ANSWERS: dict[Command | Action | Callback | Event, AckAnswer] = {

@@ -92,6 +92,15 @@ class AuditAction(StrEnum):
     #: A message the bot owed (a follow-up's outcome, a health change) that Slack never took before the outbox's
     #: give-up horizon: the outcome stands, nobody was told.
     MESSAGE_GIVEN_UP = "message_given_up"
+    #: Containment of a disowned reset ("This wasn't me", or the target's "No" after it was made): the target's
+    #: sign-in sessions revoked, the Temporary Access Pass the bot issued deleted, or one of those not done (detail
+    #: ``step`` and ``reason``: left for a person, or for the next press).
+    SESSIONS_REVOKED = "sessions_revoked"
+    TAP_DELETED = "tap_deleted"
+    CONTAINMENT_FAILED = "containment_failed"
+    #: A member of the security group pressed Scramble password: the password reset again to one nobody is shown.
+    SCRAMBLED = "scrambled"
+    SCRAMBLE_FAILED = "scramble_failed"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

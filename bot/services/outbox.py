@@ -74,8 +74,10 @@ def dm_message(user: str, text: str, *, origin: str, request_id: str | None = No
                          request_id=request_id)
 
 
-def channel_message(channel: str, text: str, *, origin: str, request_id: str | None = None) -> OutboxMessage:
-    return OutboxMessage(kind=Kind.CHANNEL.value, channel=channel, text=text, origin=origin, request_id=request_id)
+def channel_message(channel: str, text: str, *, origin: str, request_id: str | None = None,
+                    blocks: Blocks | None = None) -> OutboxMessage:
+    return OutboxMessage(kind=Kind.CHANNEL.value, channel=channel, text=text, blocks=_blocks_json(blocks),
+                         origin=origin, request_id=request_id)
 
 
 def _error_code(e: Exception) -> str:

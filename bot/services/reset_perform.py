@@ -94,6 +94,8 @@ class ResetDeps:
     security_channel: str | None = None
     #: The agents' user group: a requester who has left it since asking is shown no password.
     agents_group: str | None = None
+    #: The security user group: only its members may press Scramble password on a containment alert.
+    security_group: str | None = None
     followups: FollowUpPlanner | None = None
     #: The request rules' check made again right before the credential is set (``RequestService.recheck``): None
     #: to go on, or (reason, the thread's sentence) and nothing is set.

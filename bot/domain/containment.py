@@ -1,0 +1,53 @@
+"""Who may scramble a disowned reset's password, as a pure rule.
+
+Scramble password resets the target's password again to one nobody is shown, so that whoever learned the temporary
+one (the caller who phoned in, or anyone the requester read it to) holds nothing. Only members of the security group
+may press it, and never the people of the request itself, even if they are in that group: the requester saw the
+password and the approvers let it be made; the target recovers through self-service or a new, verified request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.domain.lifecycle import RequestState
+
+
+class ScrambleRefusal(StrEnum):
+    """Why a Scramble press was refused; bot.messages.containment has the sentence for each."""
+
+    NO_SECURITY_GROUP = "no_security_group"
+    NOT_IN_SECURITY_GROUP = "not_in_security_group"
+    PART_OF_THE_REQUEST = "part_of_the_request"
+    NO_PASSWORD_SET = "no_password_set"  # noqa: S105 - a reason, not a password
+    ALREADY_SCRAMBLED = "already_scrambled"
+
+
+def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group: bool, requester: str,
+                     target: str | None, approvers: Collection[str], state: RequestState, tap: bool,
+                     already_scrambled: bool) -> ScrambleRefusal | None:
+    """None when ``actor`` may scramble the password this request set; otherwise why not (checked in this order:
+    who asks before what is asked about, so an outsider learns nothing about the request)."""
+    if not security_group_set:
+        return ScrambleRefusal.NO_SECURITY_GROUP
+    if not in_security_group:
+        return ScrambleRefusal.NOT_IN_SECURITY_GROUP
+    if actor in (requester, target) or actor in approvers:
+        return ScrambleRefusal.PART_OF_THE_REQUEST
+    if tap or state != RequestState.SUCCEEDED:
+        return ScrambleRefusal.NO_PASSWORD_SET
+    if already_scrambled:
+        return ScrambleRefusal.ALREADY_SCRAMBLED
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """How one containment step (revoke the sessions, delete the TAP) went: done now, done before (an earlier
+    press, or a pass Entra no longer has), or not done and why (a sentence-ready reason, never a secret)."""
+
+    done: bool
+    already: bool = False
+    reason: str | None = None
