@@ -66,3 +66,18 @@ def test_a_temporary_access_pass_is_deleted_by_an_authentication_administrator(e
     again = entra.graph("DELETE", f"{path}/{tap_id}", entra.agent_token("hedy"))
     assert again.status_code == 404
     assert entra.control("GET", f"/sessions?upn={person('bob').upn}").json()["taps"] == []
+
+
+def test_a_refresh_token_issued_before_the_revocation_no_longer_works(entra: EntraLab) -> None:
+    """What revocation is for: the sign-ins someone already holds end. A refresh token issued before it is refused
+    (invalid_grant, AADSTS50173) and a new sign-in works again."""
+    app = entra.public()
+    flow = app.initiate_device_flow(scopes=["User.Read"])
+    assert entra.control("POST", "/device/approve", {"user_code": flow["user_code"],
+                                                     "upn": person("hank").upn}).status_code == 200
+    assert "access_token" in app.acquire_token_by_device_flow(flow)
+    account = app.get_accounts()[0]
+    assert "access_token" in (app.acquire_token_silent_with_error(["User.Read"], account, force_refresh=True) or {})
+    assert _revoke(entra, "hank", entra.agent_token("gina")) == 200  # a User Administrator signs hank out
+    refused = app.acquire_token_silent_with_error(["User.Read"], account, force_refresh=True) or {}
+    assert refused.get("error") == "invalid_grant" and 50173 in refused.get("error_codes", []), refused
