@@ -1,0 +1,46 @@
+"""Who may scramble a disowned reset's password, and which Entra roles may sign a user out: every combination."""
+
+from __future__ import annotations
+
+import itertools
+
+from bot.domain.containment import ScrambleRefusal, scramble_refusal
+from bot.domain.entra_roles import (
+    AUTH_ADMIN,
+    GLOBAL_ADMIN,
+    HELPDESK_ADMIN,
+    PASSWORD_ADMIN,
+    PRIVILEGED_AUTH_ADMIN,
+    USER_ADMIN,
+    can_revoke_sessions,
+)
+from bot.domain.lifecycle import RequestState
+
+PEOPLE = ("U0REQUESTER", "U0TARGET", "U0APPROVER", "U0SECURITY", "U0BYSTANDER")
+
+
+def test_only_a_security_member_outside_the_request_scrambles_a_password_the_request_set() -> None:
+    for actor, group_set, in_group, state, tap, already in itertools.product(
+            PEOPLE, (True, False), (True, False), RequestState, (True, False), (True, False)):
+        refusal = scramble_refusal(actor=actor, security_group_set=group_set, in_security_group=in_group,
+                                   requester="U0REQUESTER", target="U0TARGET", approvers=["U0APPROVER"],
+                                   state=state, tap=tap, already_scrambled=already)
+        allowed = (group_set and in_group and actor in ("U0SECURITY", "U0BYSTANDER")
+                   and state == RequestState.SUCCEEDED and not tap and not already)
+        assert (refusal is None) == allowed, (actor, group_set, in_group, state, tap, already, refusal)
+        if not group_set:
+            assert refusal == ScrambleRefusal.NO_SECURITY_GROUP
+        elif not in_group:
+            assert refusal == ScrambleRefusal.NOT_IN_SECURITY_GROUP, "an outsider learns nothing of the request"
+        elif actor in ("U0REQUESTER", "U0TARGET", "U0APPROVER"):
+            assert refusal == ScrambleRefusal.PART_OF_THE_REQUEST
+
+
+def test_the_password_administrator_may_reset_but_sign_nobody_out() -> None:
+    assert not can_revoke_sessions([PASSWORD_ADMIN], [])
+    for role in (HELPDESK_ADMIN, AUTH_ADMIN, USER_ADMIN, PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN):
+        assert can_revoke_sessions([role], []), role
+    assert not can_revoke_sessions([HELPDESK_ADMIN], [GLOBAL_ADMIN])
+    assert can_revoke_sessions([HELPDESK_ADMIN, PASSWORD_ADMIN], [HELPDESK_ADMIN])
+    assert not can_revoke_sessions([AUTH_ADMIN], [USER_ADMIN])
+    assert can_revoke_sessions(["company administrator"], [GLOBAL_ADMIN]), "Graph's former name counts"
