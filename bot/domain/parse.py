@@ -28,7 +28,7 @@ _SAM = re.compile(r"^[A-Za-z0-9._\-$]{1,20}$")
 _WORD = re.compile(r"(?:<[^<>]*>|[^\s<])+|<")
 _SEQUENCE = re.compile(r"<([^<>]*)>")
 
-FLAGS = ("--unlock", "--tap")
+FLAGS = ("--unlock", "--tap", "--revoke-sessions")
 #: The longest reason ``/reset`` takes: the deny modal's bound too. A reason is a sentence or two for the
 #: approver and the target; 500 characters keep the request message far inside Slack's 3,000 per section
 #: (a longer one failed the post after the request was stored, leaving it pending with no thread).
@@ -57,6 +57,9 @@ class ResetArgs:
     reason: str
     unlock: bool
     tap: bool
+    #: Also revoke the target's sign-in sessions once the reset is made (the caller says the account was
+    #: compromised): whoever holds a session now is signed out with the old password.
+    revoke_sessions: bool = False
 
 
 class ParseProblem(StrEnum):
@@ -130,8 +133,8 @@ def parse_target(token: str) -> TargetRef | None:
 
 
 def parse_reset(text: str) -> ResetArgs | ParseError:
-    """``<user> [reason…] [--unlock] [--tap]``; flags may stand anywhere, the first other word is the user, and
-    the rest, at most ``MAX_REASON_CHARS`` long, the reason.
+    """``<user> [reason…] [--unlock] [--tap] [--revoke-sessions]``; flags may stand anywhere, the first other word
+    is the user, and the rest, at most ``MAX_REASON_CHARS`` long, the reason.
 
     ``text`` is Slack's wire form; the reason comes back as plain words (:func:`plain_text`)."""
     words = _WORD.findall(text or "")
@@ -155,4 +158,5 @@ def parse_reset(text: str) -> ResetArgs | ParseError:
     reason = plain_text(" ".join(rest[1:]))
     if len(reason) > MAX_REASON_CHARS:
         return ParseError(ParseProblem.REASON_TOO_LONG, str(len(reason)))
-    return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags)
+    return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags,
+                     revoke_sessions="--revoke-sessions" in flags)

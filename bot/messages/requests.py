@@ -22,7 +22,8 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.NO_USER:
             return f"Whose password should I reset? {RESET_USAGE}"
         case ParseProblem.UNKNOWN_FLAG:
-            return f"I don't know the option `{error.detail}`; the options are `--unlock` and `--tap`. {RESET_USAGE}"
+            return (f"I don't know the option `{error.detail}`; the options are `--unlock`, `--tap` and "
+                    f"`--revoke-sessions`. {RESET_USAGE}")
         case ParseProblem.DUPLICATE_FLAG:
             return f"`{error.detail}` is given twice; give each option once. {RESET_USAGE}"
         case ParseProblem.BAD_USER:
@@ -231,7 +232,8 @@ def request_text(req: ResetRequest) -> str:
 def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str | None,
                    decided_by: str | None = None, note: str | None = None) -> Blocks:
     """The request message, redrawn in place at every change of state."""
-    options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
+    options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap),
+                               ("also revoke their sign-in sessions", req.revoke_sessions)) if on]
     lines = [
         f"*Password reset for {esc(req.target_display)}* (`{esc(req.target_upn)}`)",
         f"Requested by <@{req.requester}>" + (f" · Reason: {esc(req.reason)}" if req.reason else " · No reason given"),

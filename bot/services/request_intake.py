@@ -86,7 +86,8 @@ class RequestIntake(RequestViews):
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
-                                  unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
+                                  unlock=parsed.unlock, tap=parsed.tap, revoke_sessions=parsed.revoke_sessions,
+                                  protection=",".join(reasons),
                                   correlation_id=correlation_id, source_key=source_key)
 
     def _protection(self, ad: DirectoryUser, entra_id: str,
@@ -144,7 +145,8 @@ class RequestIntake(RequestViews):
         return None
 
     def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
-                      protection: str, correlation_id: str, source_key: str | None) -> str | None:
+                      revoke_sessions: bool, protection: str, correlation_id: str,
+                      source_key: str | None) -> str | None:
         assert target.ad is not None
         approvers = approvers_for(source=self.rules.approver_source, manager=self.resolver.manager_slack_id(
             target.entra), group_handle=self.rules.approvers_group, requester=requester, target=target.slack_id)
@@ -157,7 +159,7 @@ class RequestIntake(RequestViews):
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
                 target_display=target.name,
-                reason=reason, unlock=unlock, tap=tap,
+                reason=reason, unlock=unlock, tap=tap, revoke_sessions=revoke_sessions,
                 approvals_required=required_approvals(protected=bool(protection),
                                                       target_in_slack=target.slack_id is not None),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
@@ -165,7 +167,8 @@ class RequestIntake(RequestViews):
                 confirmation="pending" if confirm else "off", source_key=source_key, escalate_at=due.escalate_at,
                 expires_at=due.expires_at, created_at=now,
                 audit=AuditDraft(actor=requester, action=AuditAction.REQUESTED, correlation_id=correlation_id,
-                                 detail={"reason": reason, "unlock": unlock, "tap": tap, "protected": protection,
+                                 detail={"reason": reason, "unlock": unlock, "tap": tap,
+                                         "revoke_sessions": revoke_sessions, "protected": protection,
                                          "manager": approvers.manager, "approver_group": approvers.group_handle,
                                          "target_in_slack": target.slack_id is not None}),
             )

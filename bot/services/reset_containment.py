@@ -63,6 +63,30 @@ class ResetContainment(ResetReveal):
     def contain(self, req: ResetRequest, *, actor: str, correlation_id: str) -> StepResult:
         """Revoke the target's sessions and delete the TAP this request issued (each once: a step already done is
         not repeated), audit each step, and tell the thread and the security channel; the revocation's outcome."""
+        revoked, tap, audits = self._contain_steps(req, actor=actor, correlation_id=correlation_id,
+                                                   delete_tap=bool(req.tap and req.graph_operation_id))
+        self._tell_containment(req, revoked, tap, audits, correlation_id)
+        return revoked
+
+    def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
+        """``--revoke-sessions``: the reset is made, so whoever holds a session with the old password is signed out
+        now; audited and said in the thread (a failure too, with what a person must do)."""
+        if not done.revoke_sessions:
+            return
+        revoked, _, audits = self._contain_steps(done, actor="system", correlation_id=correlation_id,
+                                                 delete_tap=False)
+        now = self.clock()
+        with self.begin() as session:
+            for draft in audits:
+                store.audit.append_audit(session, draft=draft)
+            ids = self.outbox.enqueue(session, _in_thread(done, messages.containment.contained(done, revoked, None),
+                                                          origin="reset.revoke_sessions"), now=now)
+        self.outbox.deliver(ids, now=now)
+
+    def _contain_steps(self, req: ResetRequest, *, actor: str, correlation_id: str, delete_tap: bool
+                       ) -> tuple[StepResult, StepResult | None, list[AuditDraft]]:
+        """Run the steps not yet done for this request (the audit trail says which are), with the token the reset
+        was made with; (revocation, TAP deletion or None, the audit rows to append). Never raises."""
         with self.begin() as session:
             done = {e.action for e in store.audit.audit_for_request(session, request_id=req.id)}
         token: str | None = None
@@ -104,12 +128,11 @@ class ResetContainment(ResetReveal):
         revoked = run(_REVOKE_STEP, AuditAction.SESSIONS_REVOKED, lambda t: self.graph.revoke_sign_in_sessions(
             user_id=req.target_entra_id, access_token=t, client_request_id=correlation_id))
         tap: StepResult | None = None
-        if req.tap and req.graph_operation_id:
+        if delete_tap and req.graph_operation_id:
             tap_id = req.graph_operation_id
             tap = run(_TAP_STEP, AuditAction.TAP_DELETED, lambda t: self.graph.delete_temporary_access_pass(
                 user_id=req.target_entra_id, method_id=tap_id, access_token=t, client_request_id=correlation_id))
-        self._tell_containment(req, revoked, tap, audits, correlation_id)
-        return revoked
+        return revoked, tap, audits
 
     def _tell_containment(self, req: ResetRequest, revoked: StepResult, tap: StepResult | None,
                           audits: list[AuditDraft], correlation_id: str) -> None:

@@ -105,6 +105,10 @@ class ResetDeps:
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
+    def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
+        """What a succeeded reset's request also asked for, once its verdict is said (``--revoke-sessions``:
+        ``ResetContainment`` does it). Never raises."""
+
 
 class ResetPerforming(ResetDeps):
     """``perform``: the check made again, the reset (or TAP) with its lease, the verdict and its messages."""
@@ -181,6 +185,8 @@ class ResetPerforming(ResetDeps):
             return
         self._redraw(done)
         self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+        if done.state == RequestState.SUCCEEDED:
+            self._after_success(done, correlation_id)
 
     def _refuse_before_reset(self, req: ResetRequest, reason: str, sentence: str, *, correlation_id: str) -> None:
         """The check made again before the reset says no: approved → cancelled (no reset started, nothing set),

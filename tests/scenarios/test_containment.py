@@ -243,6 +243,8 @@ def test_a_no_after_the_reset_was_made_is_contained_too(
     req = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == ts and r.verdict), None),
                      timeout=30, what="the reset's verdict")
     assert req.state == RequestState.SUCCEEDED
+    # The verdict's messages are out (the DM telling her is the last): then she says No.
+    driver.wait_for_message(driver.dm_channel("alice"), lambda m: "reset by the helpdesk" in m["text"])
     driver.click("alice", driver.dm_channel("alice"), ask["ts"], "target_confirm_no", stale_ok=True)
     driver.wait_for_message(helpdesk, lambda m: "sign-in sessions are revoked" in m["text"], thread_ts=ts)
     assert sessions(entra, "alice")["revocations"] == 1
@@ -254,3 +256,34 @@ def test_no_scrambled_or_temporary_password_is_anywhere(scrambled_passwords: lis
     password this module set; here, that there were some to look for."""
     assert len(scrambled_passwords) >= 3
     assert all(isinstance(p, str) and SecretStr(p).get_secret_value() == p for p in scrambled_passwords)
+
+
+def test_revoke_sessions_on_an_ordinary_reset_signs_the_user_out_once_it_is_made(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """``--revoke-sessions``, for an account the caller says was compromised: the request shows it, and once the
+    reset is made the user's sessions are revoked with the agent's own token, audited and said in the thread."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request, request_id = approved_request(lab, driver, bot, "bob", "laptop stolen", flags="--revoke-sessions")
+    assert "also revoke their sign-in sessions" in str(request["blocks"])
+    ts = str(request["ts"])
+    said = driver.wait_for_message(helpdesk, lambda m: "sign-in sessions are revoked" in m["text"], thread_ts=ts)
+    assert said["text"].startswith(":lock: Bob Baker's sign-in sessions are revoked")
+    assert sessions(entra, "bob")["revocations"] == 1
+    revoked = [r for r in entra.requests("graph") if r["path"].endswith("/revokeSignInSessions")]
+    assert [(r["user"], r["status"]) for r in revoked] == [(person("hank").upn, 200)]
+    assert actions(bot, request_id)[-2:] == ["succeeded", "sessions_revoked"]
+    assert not driver.messages(lab.descriptor["slack"]["channels"]["security"]), "nobody disowned it: no alert"
+
+
+def test_revoke_sessions_the_agents_role_may_not_do_is_said_in_the_thread(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    link_agent(lab, driver, "hedy")
+    request, request_id = approved_request(lab, driver, bot, "bob", "laptop stolen", flags="--revoke-sessions",
+                                           by="hedy")
+    said = driver.wait_for_message(helpdesk, lambda m: "could NOT be revoked" in m["text"],
+                                   thread_ts=str(request["ts"]))
+    assert "Authorization_RequestDenied" in said["text"]
+    assert bot.audit(request_id)[-1].action == "containment_failed"
+    assert next(r for r in bot.requests() if r.id == request_id).state == RequestState.SUCCEEDED, \
+        "the reset itself stands"
