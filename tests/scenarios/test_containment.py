@@ -36,8 +36,8 @@ def entra(lab: Lab) -> EntraControl:
 
 @pytest.fixture(scope="module")
 def scrambled_passwords(bot: RunningBot) -> Iterator[list[str]]:
-    """Every password a reset of this module set (Scramble's too: nobody is ever shown those), read on its way to
-    Graph, so the test can look for it everywhere it must never be."""
+    """Every password a reset of this module set (Scramble's too: nobody is ever shown those) and every TAP it
+    issued, read on its way to or from Graph, so the test can look for each everywhere it must never be."""
     made: list[str] = []
     graph = bot.services.reset.graph
     original = graph.reset_password
@@ -46,9 +46,16 @@ def scrambled_passwords(bot: RunningBot) -> Iterator[list[str]]:
         made.append(kw["new_password"].get_secret_value())
         return original(**kw)
 
+    def recording_tap(**kw: Any) -> Any:
+        tap = original_tap(**kw)
+        made.append(tap.temporary_access_pass.get_secret_value())
+        return tap
+
+    original_tap = graph.create_temporary_access_pass
     graph.reset_password = recording  # type: ignore[method-assign]
+    graph.create_temporary_access_pass = recording_tap  # type: ignore[method-assign]
     yield made
-    del graph.reset_password
+    del graph.reset_password, graph.create_temporary_access_pass
 
 
 @pytest.fixture(autouse=True)
@@ -253,8 +260,8 @@ def test_a_no_after_the_reset_was_made_is_contained_too(
 
 def test_no_scrambled_or_temporary_password_is_anywhere(scrambled_passwords: list[str]) -> None:
     """Runs last: the autouse check after each test already scanned every message, row and log line for every
-    password this module set; here, that there were some to look for."""
-    assert len(scrambled_passwords) >= 3
+    password and TAP this module set; here, that there were some to look for (a TAP among them)."""
+    assert len(scrambled_passwords) >= 5
     assert all(isinstance(p, str) and SecretStr(p).get_secret_value() == p for p in scrambled_passwords)
 
 
