@@ -22,12 +22,13 @@ class ScrambleRefusal(StrEnum):
     NOT_IN_SECURITY_GROUP = "not_in_security_group"
     PART_OF_THE_REQUEST = "part_of_the_request"
     NO_PASSWORD_SET = "no_password_set"  # noqa: S105 - a reason, not a password
+    NOT_DISOWNED = "not_disowned"
     ALREADY_SCRAMBLED = "already_scrambled"
 
 
 def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group: bool, requester: str,
                      target: str | None, approvers: Collection[str], state: RequestState, tap: bool,
-                     already_scrambled: bool) -> ScrambleRefusal | None:
+                     disowned: bool, already_scrambled: bool) -> ScrambleRefusal | None:
     """None when ``actor`` may scramble the password this request set; otherwise why not (checked in this order:
     who asks before what is asked about, so an outsider learns nothing about the request)."""
     if not security_group_set:
@@ -38,6 +39,8 @@ def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group:
         return ScrambleRefusal.PART_OF_THE_REQUEST
     if tap or state != RequestState.SUCCEEDED:
         return ScrambleRefusal.NO_PASSWORD_SET
+    if not disowned:  # the button is on a containment alert only; a forged click on another request stops here
+        return ScrambleRefusal.NOT_DISOWNED
     if already_scrambled:
         return ScrambleRefusal.ALREADY_SCRAMBLED
     return None

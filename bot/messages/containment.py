@@ -73,6 +73,7 @@ _SCRAMBLE_REFUSALS = {
                                           "in {group} must scramble it."),
     ScrambleRefusal.NO_PASSWORD_SET: "This request set no password, so there is nothing to scramble.",
     ScrambleRefusal.ALREADY_SCRAMBLED: "This password was already scrambled; nothing more to do.",
+    ScrambleRefusal.NOT_DISOWNED: "Nobody disowned this reset, so there is nothing to contain.",
 }
 
 

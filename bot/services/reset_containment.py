@@ -45,6 +45,8 @@ log = logging.getLogger("bot.services.containment")
 
 _REVOKE_STEP = "revoke_sessions"
 _TAP_STEP = "delete_tap"
+#: What a request's trail holds once its target disowned it ("This wasn't me", or a No after the reset).
+_DISOWNED = frozenset({AuditAction.RESET_DISOWNED, AuditAction.TARGET_DISOWNED})
 
 
 class ResetContainment(ResetReveal):
@@ -174,6 +176,7 @@ class ResetContainment(ResetReveal):
         refusal = scramble_refusal(actor=actor, security_group_set=bool(group), in_security_group=in_group,
                                    requester=req.requester, target=req.target_slack_id, approvers=approvers,
                                    state=RequestState(req.state), tap=req.tap,
+                                   disowned=bool({e.action for e in events} & _DISOWNED),
                                    already_scrambled=any(e.action == AuditAction.SCRAMBLED for e in events))
         if refusal is not None:
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,

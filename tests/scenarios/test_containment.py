@@ -14,7 +14,6 @@ from typing import Any
 import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPBindError
-from pydantic import SecretStr
 
 from bot.domain.lifecycle import RequestState
 from bot.settings import TargetConfirmation
@@ -258,13 +257,6 @@ def test_a_no_after_the_reset_was_made_is_contained_too(
     assert "sessions_revoked" in actions(bot, req.id)
 
 
-def test_no_scrambled_or_temporary_password_is_anywhere(scrambled_passwords: list[str]) -> None:
-    """Runs last: the autouse check after each test already scanned every message, row and log line for every
-    password and TAP this module set; here, that there were some to look for (a TAP among them)."""
-    assert len(scrambled_passwords) >= 5
-    assert all(isinstance(p, str) and SecretStr(p).get_secret_value() == p for p in scrambled_passwords)
-
-
 def test_revoke_sessions_on_an_ordinary_reset_signs_the_user_out_once_it_is_made(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
     """``--revoke-sessions``, for an account the caller says was compromised: the request shows it, and once the
@@ -294,3 +286,20 @@ def test_revoke_sessions_the_agents_role_may_not_do_is_said_in_the_thread(
     assert bot.audit(request_id)[-1].action == "containment_failed"
     assert next(r for r in bot.requests() if r.id == request_id).state == RequestState.SUCCEEDED, \
         "the reset itself stands"
+
+
+def test_scramble_on_a_reset_nobody_disowned_is_refused(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The button is only on a containment alert; a click forged for another request changes nothing."""
+    security_group(driver, bot, "ivan")
+    _, request_id = approved_request(lab, driver, bot, "bob", "forgot it")
+    before = key_version(lab, "bob")
+    said = bot.services.reset.scramble(request_id=request_id, actor=slack_id(lab, "ivan"), correlation_id="c-t")
+    assert said == f"Nobody disowned this reset, so there is nothing to contain. ({request_id})"
+    assert key_version(lab, "bob") == before
+    assert '"reason":"not_disowned"' in bot.audit(request_id)[-1].detail
+
+
+def test_no_scrambled_or_temporary_password_is_anywhere(scrambled_passwords: list[str]) -> None:
+    """Runs last: the autouse check after each test already scanned every message, row and log line for every
+    password and TAP this module set; here, that there were some to look for (a TAP among them)."""
+    assert len(scrambled_passwords) >= 5

@@ -20,14 +20,14 @@ PEOPLE = ("U0REQUESTER", "U0TARGET", "U0APPROVER", "U0SECURITY", "U0BYSTANDER")
 
 
 def test_only_a_security_member_outside_the_request_scrambles_a_password_the_request_set() -> None:
-    for actor, group_set, in_group, state, tap, already in itertools.product(
-            PEOPLE, (True, False), (True, False), RequestState, (True, False), (True, False)):
+    for actor, group_set, in_group, state, tap, disowned, already in itertools.product(
+            PEOPLE, (True, False), (True, False), RequestState, (True, False), (True, False), (True, False)):
         refusal = scramble_refusal(actor=actor, security_group_set=group_set, in_security_group=in_group,
                                    requester="U0REQUESTER", target="U0TARGET", approvers=["U0APPROVER"],
-                                   state=state, tap=tap, already_scrambled=already)
+                                   state=state, tap=tap, disowned=disowned, already_scrambled=already)
         allowed = (group_set and in_group and actor in ("U0SECURITY", "U0BYSTANDER")
-                   and state == RequestState.SUCCEEDED and not tap and not already)
-        assert (refusal is None) == allowed, (actor, group_set, in_group, state, tap, already, refusal)
+                   and state == RequestState.SUCCEEDED and not tap and disowned and not already)
+        assert (refusal is None) == allowed, (actor, group_set, in_group, state, tap, disowned, already, refusal)
         if not group_set:
             assert refusal == ScrambleRefusal.NO_SECURITY_GROUP
         elif not in_group:
