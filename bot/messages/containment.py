@@ -20,7 +20,7 @@ def _sessions_line(name: str, step: StepResult) -> str:
         return (f":lock: {name}'s sign-in sessions are revoked: every app asks them to sign in again (within "
                 "minutes, as Entra propagates it).")
     return (f":warning: {name}'s sign-in sessions could NOT be revoked ({esc(step.reason or 'unknown error')}); "
-            f"{_BY_HAND_SESSIONS}, or the target presses \"This wasn't me\" again to retry.")
+            f"{_BY_HAND_SESSIONS}, or the target presses \"This wasn't me\" again to try again.")
 
 
 def _tap_line(step: StepResult) -> str:

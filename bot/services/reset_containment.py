@@ -18,7 +18,7 @@ decide a reset; the token decides *what Entra allows*.
 
 Failures are never silent: a step that fails (the agent's sign-in gone, Graph refusing or unreachable after its
 retries) is audited as ``containment_failed`` with its reason and said in the thread and the alert with what a
-person must do; pressing "This wasn't me" again retries only the steps not yet done.
+person must do; pressing "This wasn't me" again runs the steps again (revoking twice is harmless).
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ class ResetContainment(ResetReveal):
         return messages.containment.target_answer(revoked)
 
     def contain(self, req: ResetRequest, *, actor: str, correlation_id: str) -> StepResult:
-        """Revoke the target's sessions and delete the TAP this request issued (each once: a step already done is
-        not repeated), audit each step, and tell the thread and the security channel; the revocation's outcome."""
+        """Revoke the target's sessions and delete the TAP this request issued, audit each step, and tell the thread
+        and the security channel; the revocation's outcome. Every press does both again: a session opened with the
+        temporary password since an earlier revocation (``--revoke-sessions``, or a first press) ends too, and a pass
+        already deleted is simply found gone."""
         revoked, tap, audits = self._contain_steps(req, actor=actor, correlation_id=correlation_id,
                                                    delete_tap=bool(req.tap and req.graph_operation_id))
         self._tell_containment(req, revoked, tap, audits, correlation_id)
@@ -87,10 +89,8 @@ class ResetContainment(ResetReveal):
 
     def _contain_steps(self, req: ResetRequest, *, actor: str, correlation_id: str, delete_tap: bool
                        ) -> tuple[StepResult, StepResult | None, list[AuditDraft]]:
-        """Run the steps not yet done for this request (the audit trail says which are), with the token the reset
-        was made with; (revocation, TAP deletion or None, the audit rows to append). Never raises."""
-        with self.begin() as session:
-            done = {e.action for e in store.audit.audit_for_request(session, request_id=req.id)}
+        """Run the steps with the token the reset was made with; (revocation, TAP deletion or None, the audit rows
+        to append). Never raises."""
         token: str | None = None
         token_problem: str | None = None
         try:
@@ -101,8 +101,6 @@ class ResetContainment(ResetReveal):
         audits: list[AuditDraft] = []
 
         def run(step: str, finished: str, call: Callable[[str], object]) -> StepResult:
-            if finished in done:
-                return StepResult(done=True, already=True)
             if token is None:
                 result = StepResult(done=False, reason=token_problem)
             else:

@@ -195,7 +195,7 @@ def test_a_containment_graph_refuses_is_told_audited_and_retried_on_the_next_pre
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
     """Hedy, a Password Administrator, may reset Alice's password but Entra does not let her role sign anyone out:
     containment says so in the thread and the alert, with what a person must do, and audits it. Once her role is
-    raised, Alice's next press revokes the sessions (and only that step is tried again)."""
+    raised, Alice's next press revokes the sessions."""
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     security = lab.descriptor["slack"]["channels"]["security"]
     link_agent(lab, driver, "hedy")
@@ -272,6 +272,14 @@ def test_revoke_sessions_on_an_ordinary_reset_signs_the_user_out_once_it_is_made
     assert [(r["user"], r["status"]) for r in revoked] == [(person("hank").upn, 200)]
     assert actions(bot, request_id)[-2:] == ["succeeded", "sessions_revoked"]
     assert not driver.messages(lab.descriptor["slack"]["channels"]["security"]), "nobody disowned it: no alert"
+
+    # The caller signs in with the temporary password after that revocation; then Bob says it was not him: his
+    # sessions are revoked again, ending the caller's.
+    notice = driver.wait_for_message(driver.dm_channel("bob"), lambda m: "reset by the helpdesk" in m["text"])
+    driver.click("bob", driver.dm_channel("bob"), notice["ts"], "reset_not_me")
+    driver.wait_for_message(lab.descriptor["slack"]["channels"]["security"], lambda m: "Containing" in m["text"])
+    assert sessions(entra, "bob")["revocations"] == 2
+    assert actions(bot, request_id)[-2:] == ["reset_disowned", "sessions_revoked"]
 
 
 def test_revoke_sessions_the_agents_role_may_not_do_is_said_in_the_thread(
