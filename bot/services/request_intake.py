@@ -82,7 +82,8 @@ class RequestIntake(RequestViews):
                                            allowed=self.rules.protected_allowed):
             return refuse("protected", messages.requests.protected_refused(target.name, reasons),
                           target=target.entra.user_principal_name, protection=",".join(reasons))
-        not_ready = self.readiness(requester, target_roles, tap=parsed.tap) if self.readiness else None
+        not_ready = self.readiness(requester, target_roles, tap=parsed.tap,
+                                   revoke_sessions=parsed.revoke_sessions) if self.readiness else None
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
         return self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
@@ -121,7 +122,8 @@ class RequestIntake(RequestViews):
             if reasons and not (allowed and req.protected):
                 return "protected", messages.requests.protected_now(req.target_display, reasons,
                                                                     was_protected=bool(req.protected))
-            not_ready = self.readiness(req.requester, roles, tap=req.tap) if self.readiness else None
+            not_ready = self.readiness(req.requester, roles, tap=req.tap,
+                                       revoke_sessions=req.revoke_sessions) if self.readiness else None
         except ResetbotError as e:
             log.warning("request %s: the check before the reset could not be made: %s", req.id, type(e).__name__)
             return "recheck_failed", messages.requests.recheck_failed(req.target_display, str(e))

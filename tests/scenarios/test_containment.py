@@ -282,10 +282,21 @@ def test_revoke_sessions_on_an_ordinary_reset_signs_the_user_out_once_it_is_made
     assert actions(bot, request_id)[-2:] == ["reset_disowned", "sessions_revoked"]
 
 
-def test_revoke_sessions_the_agents_role_may_not_do_is_said_in_the_thread(
-        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+def test_revoke_sessions_the_agents_role_may_not_do_is_refused_before_approval_or_said_in_the_thread(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hedy, a Password Administrator, may reset Bob but Entra lets her sign nobody out: she is told at once, and
+    nobody is asked to approve. When her role changes after approval (the check bypassed here), Entra's own refusal
+    at reset time is said in the thread; the reset itself stands."""
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     link_agent(lab, driver, "hedy")
+    driver.command("hedy", "/reset", f"<@{slack_id(lab, 'bob')}|bob> laptop stolen --revoke-sessions",
+                   channel=helpdesk)
+    told = driver.wait_for_ephemeral("hedy", lambda e: "--revoke-sessions" in e["text"])
+    assert told["text"].startswith(f"Your Entra account {person('hedy').upn} may reset this password but not revoke")
+    assert not driver.messages(helpdesk), "nobody is asked to approve what Entra would half refuse"
+    assert '"reason":"not_ready"' in bot.audit()[-1].detail
+
+    monkeypatch.setattr(bot.services.requests, "readiness", None)
     request, request_id = approved_request(lab, driver, bot, "bob", "laptop stolen", flags="--revoke-sessions",
                                            by="hedy")
     said = driver.wait_for_message(helpdesk, lambda m: "could NOT be revoked" in m["text"],
