@@ -73,8 +73,12 @@ class ResetContainment(ResetReveal):
         return revoked
 
     def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
-        """``--revoke-sessions``: the reset is made, so whoever holds a session with the old password is signed out
-        now; audited and said in the thread (a failure too, with what a person must do)."""
+        """A target who said No while their reset was running (nothing could be contained then) is contained now it
+        is made. Otherwise ``--revoke-sessions``: whoever holds a session with the old password is signed out now;
+        audited and said in the thread (a failure too, with what a person must do)."""
+        if done.confirmation == "no":
+            self.contain(done, actor=done.target_slack_id or "system", correlation_id=correlation_id)
+            return
         if not done.revoke_sessions:
             return
         revoked, _, audits = self._contain_steps(done, actor="system", correlation_id=correlation_id,

@@ -318,6 +318,31 @@ def test_scramble_on_a_reset_nobody_disowned_is_refused(lab: Lab, bot: RunningBo
     assert '"reason":"not_disowned"' in bot.audit(request_id)[-1].detail
 
 
+def test_a_no_while_the_reset_runs_is_contained_once_it_is_made(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """The target's No lands while Graph is still working on the reset (nothing to contain yet); the moment the
+    reset is made, it is contained: sessions revoked, security alerted with Scramble."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    request = request_for(lab, driver, "alice", "while it runs")
+    ts = str(request["ts"])
+    ask = driver.wait_for_message(driver.dm_channel("alice"), lambda m: "target_confirm_no" in str(m["blocks"]))
+    entra.faults(hold_operations=True)
+    driver.click("mona", helpdesk, ts, "request_approve")
+    wait_until(lambda: any(op["held"] for op in entra.operations()), what="the reset held in Entra")
+    driver.click("alice", driver.dm_channel("alice"), ask["ts"], "target_confirm_no")
+    driver.wait_for_message(helpdesk, lambda m: "says they did not ask for this reset" in m["text"], thread_ts=ts)
+    assert sessions(entra, "alice")["revocations"] == 0, "nothing is contained before the reset is made"
+    entra.faults(hold_operations=False)
+    driver.wait_for_message(helpdesk, lambda m: "sign-in sessions are revoked" in m["text"], thread_ts=ts, timeout=30)
+    assert sessions(entra, "alice")["revocations"] == 1
+    security = lab.descriptor["slack"]["channels"]["security"]
+    alert = driver.wait_for_message(security, lambda m: "Containing" in m["text"])
+    assert "reset_scramble" in str(alert["blocks"])
+    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    assert actions(bot, req.id)[-1] == "sessions_revoked"
+
+
 def test_no_scrambled_or_temporary_password_is_anywhere(scrambled_passwords: list[str]) -> None:
     """Runs last: the autouse check after each test already scanned every message, row and log line for every
     password and TAP this module set; here, that there were some to look for (a TAP among them)."""
