@@ -24,13 +24,16 @@ class ScrambleRefusal(StrEnum):
     NO_PASSWORD_SET = "no_password_set"  # noqa: S105 - a reason, not a password
     NOT_DISOWNED = "not_disowned"
     ALREADY_SCRAMBLED = "already_scrambled"
+    SUPERSEDED = "superseded"
 
 
 def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group: bool, requester: str,
                      target: str | None, approvers: Collection[str], state: RequestState, tap: bool,
-                     disowned: bool, already_scrambled: bool) -> ScrambleRefusal | None:
+                     disowned: bool, already_scrambled: bool, superseded: bool = False) -> ScrambleRefusal | None:
     """None when ``actor`` may scramble the password this request set; otherwise why not (checked in this order:
-    who asks before what is asked about, so an outsider learns nothing about the request)."""
+    who asks before what is asked about, so an outsider learns nothing about the request). ``superseded``: a newer
+    reset of the same user was made (or is being made) since; the old alert's button would otherwise reset the
+    password the user recovered with to one nobody knows, a lockout at any security member's whim."""
     if not security_group_set:
         return ScrambleRefusal.NO_SECURITY_GROUP
     if not in_security_group:
@@ -43,6 +46,8 @@ def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group:
         return ScrambleRefusal.NOT_DISOWNED
     if already_scrambled:
         return ScrambleRefusal.ALREADY_SCRAMBLED
+    if superseded:
+        return ScrambleRefusal.SUPERSEDED
     return None
 
 

@@ -74,11 +74,14 @@ _SCRAMBLE_REFUSALS = {
     ScrambleRefusal.NO_PASSWORD_SET: "This request set no password, so there is nothing to scramble.",
     ScrambleRefusal.ALREADY_SCRAMBLED: "This password was already scrambled; nothing more to do.",
     ScrambleRefusal.NOT_DISOWNED: "Nobody disowned this reset, so there is nothing to contain.",
+    ScrambleRefusal.SUPERSEDED: ("A newer reset of this user was made since ({newer}): scrambling this one would undo "
+                                 "it. If that one is disowned too, scramble it from its own alert."),
 }
 
 
-def scramble_refused(refusal: ScrambleRefusal, request_id: str, *, group: str | None) -> str:
-    text = _SCRAMBLE_REFUSALS[refusal].format(group=f"@{esc(group)}" if group else "the security group")
+def scramble_refused(refusal: ScrambleRefusal, request_id: str, *, group: str | None, newer: str | None = None) -> str:
+    text = _SCRAMBLE_REFUSALS[refusal].format(group=f"@{esc(group)}" if group else "the security group",
+                                              newer=newer or "another request")
     return f"{text} ({request_id})"
 
 

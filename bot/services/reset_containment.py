@@ -171,6 +171,7 @@ class ResetContainment(ResetReveal):
             if req is not None:
                 approvers = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
                 events = store.audit.audit_for_request(session, request_id=req.id)
+                newer = store.requests.newer_password_reset(session, request=req)
         if req is None:
             return messages.requests.request_not_found(request_id)
         group = self.security_group or None
@@ -179,13 +180,16 @@ class ResetContainment(ResetReveal):
                                    requester=req.requester, target=req.target_slack_id, approvers=approvers,
                                    state=RequestState(req.state), tap=req.tap,
                                    disowned=bool({e.action for e in events} & _DISOWNED),
-                                   already_scrambled=any(e.action == AuditAction.SCRAMBLED for e in events))
+                                   already_scrambled=any(e.action == AuditAction.SCRAMBLED for e in events),
+                                   superseded=newer is not None)
         if refusal is not None:
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
-                                   detail={"attempted": "scramble", "reason": refusal.value}))
+                                   detail={"attempted": "scramble", "reason": refusal.value,
+                                           **({"newer": newer.id} if newer is not None else {})}))
             return messages.containment.scramble_refused(refusal, req.id,
-                                                         group=self.notifier.group_handle(group) if group else None)
+                                                         group=self.notifier.group_handle(group) if group else None,
+                                                         newer=newer.id if newer is not None else None)
         return self._scramble(req, actor, correlation_id)
 
     def _scramble(self, req: ResetRequest, actor: str, cid: str) -> str:

@@ -159,6 +159,20 @@ def find_requests(
     return list(session.exec(query).all())
 
 
+def newer_password_reset(session: Session, *, request: ResetRequest) -> ResetRequest | None:
+    """The most recent password reset (not a TAP) of ``request``'s target asked for after it and made, or being
+    made: what a Scramble of ``request`` would undo."""
+    if not request.target_entra_id:
+        return None
+    return session.exec(
+        select(ResetRequest)
+        .where(col(ResetRequest.target_entra_id) == request.target_entra_id, col(ResetRequest.id) != request.id,
+               col(ResetRequest.created_at) >= request.created_at, sa.not_(col(ResetRequest.tap)),
+               col(ResetRequest.state).in_([RequestState.APPROVED, RequestState.RESETTING, RequestState.SUCCEEDED]))
+        .order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc())
+    ).first()
+
+
 def count_requests(session: Session, *, requester: str) -> int:
     """How many requests ``requester`` ever made (App Home says how many its list leaves out)."""
     query = sa.select(sa.func.count()).select_from(ResetRequest).where(col(ResetRequest.requester) == requester)

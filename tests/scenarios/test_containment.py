@@ -318,6 +318,33 @@ def test_scramble_on_a_reset_nobody_disowned_is_refused(lab: Lab, bot: RunningBo
     assert '"reason":"not_disowned"' in bot.audit(request_id)[-1].detail
 
 
+def test_scramble_on_an_old_alert_never_undoes_a_newer_reset(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Alice disowns a reset; nobody scrambles; she recovers through a new, verified request. The old alert's
+    button stays in the security channel: a press on it now would reset the password she was just given to one
+    nobody knows, locking her out at a security member's whim. It is refused, naming the newer request."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    security = lab.descriptor["slack"]["channels"]["security"]
+    security_group(driver, bot, "ivan")
+    request, old_id = approved_request(lab, driver, bot, "alice", "phoned in")
+    notice = driver.wait_for_message(driver.dm_channel("alice"), lambda m: "reset by the helpdesk" in m["text"])
+    driver.click("alice", driver.dm_channel("alice"), notice["ts"], "reset_not_me")
+    alert = driver.wait_for_message(security, lambda m: f"Containing {old_id}" in m["text"])
+    driver.wait_for_message(helpdesk, lambda m: "sign-in sessions are revoked" in m["text"],
+                            thread_ts=str(request["ts"]))
+
+    _, newer_id = approved_request(lab, driver, bot, "alice", "recovering, verified this time")
+    assert next(r for r in bot.requests() if r.id == newer_id).state == RequestState.SUCCEEDED
+    recovered = key_version(lab, "alice")
+    driver.click("ivan", security, alert["ts"], "reset_scramble")
+    refused = driver.wait_for_ephemeral("ivan", lambda e: old_id in e["text"])
+    assert refused["text"] == (f"A newer reset of this user was made since ({newer_id}): scrambling this one would "
+                               f"undo it. If that one is disowned too, scramble it from its own alert. ({old_id})")
+    assert key_version(lab, "alice") == recovered, "the password she recovered with stands"
+    assert '"reason":"superseded"' in bot.audit(old_id)[-1].detail
+    assert "scrambled" not in actions(bot, old_id)
+
+
 def test_a_no_while_the_reset_runs_is_contained_once_it_is_made(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
     """The target's No lands while Graph is still working on the reset (nothing to contain yet); the moment the

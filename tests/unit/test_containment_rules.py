@@ -20,20 +20,25 @@ PEOPLE = ("U0REQUESTER", "U0TARGET", "U0APPROVER", "U0SECURITY", "U0BYSTANDER")
 
 
 def test_only_a_security_member_outside_the_request_scrambles_a_password_the_request_set() -> None:
-    for actor, group_set, in_group, state, tap, disowned, already in itertools.product(
-            PEOPLE, (True, False), (True, False), RequestState, (True, False), (True, False), (True, False)):
+    for actor, group_set, in_group, state, tap, disowned, already, newer in itertools.product(
+            PEOPLE, (True, False), (True, False), RequestState, (True, False), (True, False), (True, False),
+            (True, False)):
         refusal = scramble_refusal(actor=actor, security_group_set=group_set, in_security_group=in_group,
                                    requester="U0REQUESTER", target="U0TARGET", approvers=["U0APPROVER"],
-                                   state=state, tap=tap, disowned=disowned, already_scrambled=already)
+                                   state=state, tap=tap, disowned=disowned, already_scrambled=already,
+                                   superseded=newer)
         allowed = (group_set and in_group and actor in ("U0SECURITY", "U0BYSTANDER")
-                   and state == RequestState.SUCCEEDED and not tap and disowned and not already)
-        assert (refusal is None) == allowed, (actor, group_set, in_group, state, tap, disowned, already, refusal)
+                   and state == RequestState.SUCCEEDED and not tap and disowned and not already and not newer)
+        assert (refusal is None) == allowed, (actor, group_set, in_group, state, tap, disowned, already, newer,
+                                              refusal)
         if not group_set:
             assert refusal == ScrambleRefusal.NO_SECURITY_GROUP
         elif not in_group:
             assert refusal == ScrambleRefusal.NOT_IN_SECURITY_GROUP, "an outsider learns nothing of the request"
         elif actor in ("U0REQUESTER", "U0TARGET", "U0APPROVER"):
             assert refusal == ScrambleRefusal.PART_OF_THE_REQUEST
+        elif newer and not already and allowed is False and state == RequestState.SUCCEEDED and not tap and disowned:
+            assert refusal == ScrambleRefusal.SUPERSEDED, "a newer reset is never undone by an old alert's button"
 
 
 def test_the_password_administrator_may_reset_but_sign_nobody_out() -> None:
