@@ -93,8 +93,8 @@ def scrambled(req: ResetRequest, actor: str) -> str:
 
 def scramble_failed(req: ResetRequest, actor: str, reason: str, correlation_id: str) -> str:
     return (f":warning: <@{actor}> pressed Scramble password for {esc(req.target_display)} ({req.id}), but the "
-            f"password was NOT changed: {esc(reason)}. Press it again, or reset the password by hand in Entra ID "
-            f"(reference {correlation_id}).")
+            f"password was NOT changed: {esc(reason).rstrip('.')}. Press it again, or reset the password by hand in "
+            f"Entra ID (reference {correlation_id}).")
 
 
 def scramble_pending(req: ResetRequest, actor: str, correlation_id: str) -> str:

@@ -14,7 +14,9 @@ permission for any of it: an application permission is checked against no role, 
 The agent's sign-in asks for ``User.RevokeSessions.All`` (delegated) for the revocation, which Entra allows to the
 Helpdesk, Authentication, User, Privileged Authentication and Global Administrators (not the Password Administrator);
 deleting a TAP takes the role that made it. The security group decides *who may* scramble, in Slack, as approvers
-decide a reset; the token decides *what Entra allows*.
+decide a reset; the token decides *what Entra allows*. Scramble alone, which sets a credential, falls back to the
+presser's own sign-in when the requester has left the agents' group or has no working sign-in (logged out: the
+insider who made the reset must not be able to disarm it).
 
 Failures are never silent: a step that fails (the agent's sign-in gone, Graph refusing or unreachable after its
 retries) is audited as ``containment_failed`` with its reason and said in the thread and the alert with what a
@@ -192,6 +194,19 @@ class ResetContainment(ResetReveal):
                                                          newer=newer.id if newer is not None else None)
         return self._scramble(req, actor, correlation_id)
 
+    def _scramble_token(self, req: ResetRequest, actor: str, cid: str) -> str:
+        """The reset's own token while its requester is still an agent with a working sign-in; otherwise the
+        presser's own. Scramble sets a credential, so it never acts as someone taken out of the helpdesk, and the
+        agent who made the reset (an insider, or whoever holds their Slack session) cannot disarm it by logging
+        out. Raises as ``token_for`` when the presser has no sign-in either (the sentence says so)."""
+        if not self.agents_group or req.requester in self.notifier.group_members(self.agents_group, fresh=True):
+            try:
+                return self.token_for(req.requester)
+            except ResetbotError as e:
+                log.info("request %s: the reset's token is gone (%s, %s); scrambling with the presser's own",
+                         req.id, type(e).__name__, cid)
+        return self.token_for(actor)
+
     def _scramble(self, req: ResetRequest, actor: str, cid: str) -> str:
         password: SecretStr | None = None
         pending = False
@@ -205,7 +220,7 @@ class ResetContainment(ResetReveal):
             else:
                 password = generate_temporary_password(self.directory.effective_policy(ad), sam=ad.sam,
                                                        display_name=ad.display_name)
-                op = self.graph.reset_password(access_token=self.token_for(req.requester),
+                op = self.graph.reset_password(access_token=self._scramble_token(req, actor, cid),
                                                user_id=req.target_entra_id, new_password=password,
                                                poll_timeout_s=self.poll_timeout_s, client_request_id=cid)
                 operation = op.id

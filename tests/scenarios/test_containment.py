@@ -345,6 +345,35 @@ def test_scramble_on_an_old_alert_never_undoes_a_newer_reset(
     assert "scrambled" not in actions(bot, old_id)
 
 
+def test_a_requester_who_logs_out_cannot_disarm_scramble(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """The agent who made the reset (the insider, or whoever holds their Slack session) logs out of the bot as soon
+    as the password is read out: their token is gone, and with it, on the reset's token alone, the security team's
+    one button. A security member who is a linked agent scrambles with their own sign-in instead."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    security = lab.descriptor["slack"]["channels"]["security"]
+    security_group(driver, bot, "hedy")
+    link_agent(lab, driver, "hedy")
+    request, request_id = approved_request(lab, driver, bot, "alice", "phoned in")
+    notice = driver.wait_for_message(driver.dm_channel("alice"), lambda m: "reset by the helpdesk" in m["text"])
+    driver.click("alice", driver.dm_channel("alice"), notice["ts"], "reset_not_me")
+    alert = driver.wait_for_message(security, lambda m: f"Containing {request_id}" in m["text"])
+    driver.command("hank", "/resetbot", "logout", channel=helpdesk)
+    wait_until(lambda: any(e.action == "unlinked" and e.actor == slack_id(lab, "hank") for e in bot.audit()),
+               what="hank's logout")
+    try:
+        after_reset = key_version(lab, "alice")
+        driver.click("hedy", security, alert["ts"], "reset_scramble")
+        done = driver.wait_for_message(helpdesk, lambda m: "scrambled" in m["text"] or "NOT changed" in m["text"],
+                                       thread_ts=str(request["ts"]), timeout=30)
+        assert done["text"].startswith(f":lock: <@{slack_id(lab, 'hedy')}> scrambled Alice Archer's password")
+        assert key_version(lab, "alice") != after_reset
+        resets = [r for r in entra.requests("graph") if r["path"].endswith("/resetPassword")]
+        assert resets[-1]["user"] == person("hedy").upn, "made with the presser's own sign-in"
+    finally:
+        link_agent(lab, driver, "hank")
+
+
 def test_a_no_while_the_reset_runs_is_contained_once_it_is_made(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
     """The target's No lands while Graph is still working on the reset (nothing to contain yet); the moment the
