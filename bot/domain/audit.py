@@ -100,6 +100,8 @@ class AuditAction(StrEnum):
     CONTAINMENT_FAILED = "containment_failed"
     #: A member of the security group pressed Scramble password: the password reset again to one nobody is shown.
     SCRAMBLED = "scrambled"
+    #: A Scramble press passed every check and holds the button until its ``scrambled``/``scramble_failed``.
+    SCRAMBLE_STARTED = "scramble_started"
     SCRAMBLE_FAILED = "scramble_failed"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"

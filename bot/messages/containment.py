@@ -73,6 +73,8 @@ _SCRAMBLE_REFUSALS = {
                                           "in {group} must scramble it."),
     ScrambleRefusal.NO_PASSWORD_SET: "This request set no password, so there is nothing to scramble.",
     ScrambleRefusal.ALREADY_SCRAMBLED: "This password was already scrambled; nothing more to do.",
+    ScrambleRefusal.SCRAMBLE_IN_PROGRESS: ("Someone in the security group is scrambling this password right now; the "
+                                           "thread will say how it ended."),
     ScrambleRefusal.NOT_DISOWNED: "Nobody disowned this reset, so there is nothing to contain.",
     ScrambleRefusal.SUPERSEDED: ("A newer reset of this user was made since ({newer}): scrambling this one would undo "
                                  "it. If that one is disowned too, scramble it from its own alert."),

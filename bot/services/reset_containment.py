@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from pydantic import SecretStr
 
 from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.containment import StepResult, scramble_refusal
+from bot.domain.containment import StepResult, scramble_in_progress, scramble_refusal
 from bot.domain.followup_rules import FollowUpKind
 from bot.domain.lifecycle import RequestState
 from bot.errors import GraphPermissionError, ResetbotError
@@ -45,6 +46,9 @@ from bot.services.reset_reveal import ResetReveal
 
 log = logging.getLogger("bot.services.containment")
 
+#: How long past Graph's poll bound a Scramble press that started holds the button against another press: only a
+#: replica that died mid-scramble lets go this way.
+SCRAMBLE_CLAIM = timedelta(minutes=5)
 _REVOKE_STEP = "revoke_sessions"
 _TAP_STEP = "delete_tap"
 #: What a request's trail holds once its target disowned it ("This wasn't me", or a No after the reset).
@@ -167,28 +171,34 @@ class ResetContainment(ResetReveal):
 
     def scramble(self, *, request_id: str, actor: str, correlation_id: str) -> str:
         """A security-group member's Scramble press: the sentence for them. Refusals are audited and change
-        nothing; the reset's outcome is audited and said in the thread and the security channel."""
-        with self.begin() as session:
-            req = store.requests.get_request(session, request_id=request_id)
-            if req is not None:
-                approvers = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
-                events = store.audit.audit_for_request(session, request_id=req.id)
-                newer = store.requests.newer_password_reset(session, request=req)
-        if req is None:
-            return messages.requests.request_not_found(request_id)
+        nothing; the reset's outcome is audited and said in the thread and the security channel. The checks and
+        the ``scramble_started`` claim are one transaction on the locked request, so two presses at once (two
+        members, two replicas) scramble once."""
         group = self.security_group or None
         in_group = bool(group) and actor in self.notifier.group_members(group or "", fresh=True)
-        refusal = scramble_refusal(actor=actor, security_group_set=bool(group), in_security_group=in_group,
-                                   requester=req.requester, target=req.target_slack_id, approvers=approvers,
-                                   state=RequestState(req.state), tap=req.tap,
-                                   disowned=bool({e.action for e in events} & _DISOWNED),
-                                   already_scrambled=any(e.action == AuditAction.SCRAMBLED for e in events),
-                                   superseded=newer is not None)
+        now = self.clock()
+        with self.begin() as session:
+            req = store.requests.lock_request(session, request_id=request_id)
+            if req is None:
+                return messages.requests.request_not_found(request_id)
+            approvers = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
+            events = store.audit.audit_for_request(session, request_id=req.id)
+            newer = store.requests.newer_password_reset(session, request=req)
+            refusal = scramble_refusal(
+                actor=actor, security_group_set=bool(group), in_security_group=in_group, requester=req.requester,
+                target=req.target_slack_id, approvers=approvers, state=RequestState(req.state), tap=req.tap,
+                disowned=bool({e.action for e in events} & _DISOWNED),
+                already_scrambled=any(e.action == AuditAction.SCRAMBLED for e in events),
+                superseded=newer is not None,
+                in_progress=scramble_in_progress([(e.action, e.at) for e in events], now=now,
+                                                 claim=timedelta(seconds=self.poll_timeout_s) + SCRAMBLE_CLAIM))
+            store.audit.append_audit(session, draft=AuditDraft(
+                actor=actor, action=AuditAction.SCRAMBLE_STARTED, request_id=req.id, correlation_id=correlation_id,
+            ) if refusal is None else AuditDraft(
+                actor=actor, action=AuditAction.REFUSED, request_id=req.id, correlation_id=correlation_id,
+                detail={"attempted": "scramble", "reason": refusal.value,
+                        **({"newer": newer.id} if newer is not None else {})}))
         if refusal is not None:
-            self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
-                                   correlation_id=correlation_id,
-                                   detail={"attempted": "scramble", "reason": refusal.value,
-                                           **({"newer": newer.id} if newer is not None else {})}))
             return messages.containment.scramble_refused(refusal, req.id,
                                                          group=self.notifier.group_handle(group) if group else None,
                                                          newer=newer.id if newer is not None else None)

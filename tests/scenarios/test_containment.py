@@ -374,6 +374,35 @@ def test_a_requester_who_logs_out_cannot_disarm_scramble(
         link_agent(lab, driver, "hank")
 
 
+def test_two_presses_at_once_scramble_once(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Two security members press Scramble while the first press's reset is still in Entra's hands: the second is
+    told it is under way and sets nothing (once means once, across threads and replicas)."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    security = lab.descriptor["slack"]["channels"]["security"]
+    security_group(driver, bot, "ivan", "gina")
+    request, request_id = approved_request(lab, driver, bot, "alice", "phoned in")
+    notice = driver.wait_for_message(driver.dm_channel("alice"), lambda m: "reset by the helpdesk" in m["text"])
+    driver.click("alice", driver.dm_channel("alice"), notice["ts"], "reset_not_me")
+    alert = driver.wait_for_message(security, lambda m: f"Containing {request_id}" in m["text"])
+    entra.faults(hold_operations=True)
+    try:
+        driver.click("ivan", security, alert["ts"], "reset_scramble")
+        wait_until(lambda: any(op["held"] for op in entra.operations()), what="the first scramble held in Entra")
+        driver.click("gina", security, alert["ts"], "reset_scramble")
+        told = driver.wait_for_ephemeral("gina", lambda e: request_id in e["text"])
+        assert told["text"] == (f"Someone in the security group is scrambling this password right now; the thread "
+                                f"will say how it ended. ({request_id})")
+    finally:
+        entra.faults(hold_operations=False)
+    driver.wait_for_message(helpdesk, lambda m: "scrambled" in m["text"], thread_ts=str(request["ts"]), timeout=30)
+    assert actions(bot, request_id).count("scrambled") == 1
+    assert len([r for r in entra.requests("graph") if r["path"].endswith("/resetPassword")]) == 2, \
+        "the reset, then one scramble"
+    assert '"reason":"scramble_in_progress"' in next(
+        e.detail for e in bot.audit(request_id) if e.action == "refused" and e.actor == slack_id(lab, "gina"))
+
+
 def test_a_no_while_the_reset_runs_is_contained_once_it_is_made(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
     """The target's No lands while Graph is still working on the reset (nothing to contain yet); the moment the
