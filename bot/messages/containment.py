@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.domain.containment import ScrambleRefusal, StepResult
 from bot.ids import Action, Block
 from bot.messages.format import Blocks, button, esc
+from bot.messages.reset import disowned_what_changed
 from bot.models import ResetRequest
 
 _BY_HAND_SESSIONS = ("someone with a Helpdesk, User or Authentication Administrator role must revoke them in the "
@@ -40,8 +41,9 @@ def contained(req: ResetRequest, revoked: StepResult, tap: StepResult | None) ->
 
 
 def security_alert_text(req: ResetRequest, revoked: StepResult, tap: StepResult | None, *, scramble: bool) -> str:
-    head = (f":rotating_light: Containing {req.id}: {esc(req.target_display)} (`{esc(req.target_upn)}`) disowned "
-            f"the {'Temporary Access Pass' if req.tap else 'password reset'} requested by <@{req.requester}>.")
+    head = (f":rotating_light: Containing {req.id}: {esc(req.target_display)} (`{esc(req.target_upn)}`) says the "
+            f"{'Temporary Access Pass' if req.tap else 'password reset'}, requested by <@{req.requester}>, was not "
+            f"asked for by them. {disowned_what_changed(req)}")
     tail = ("\nA member of the security group may press Scramble password: it resets the password again to one "
             "nobody is shown, so whoever learned the temporary one holds nothing; the user then recovers through "
             "self-service password reset or a new, verified request.") if scramble else ""

@@ -68,6 +68,9 @@ class ResetContainment(ResetReveal):
         revoked = self.contain(req, actor=actor, correlation_id=correlation_id)
         return messages.containment.target_answer(revoked)
 
+    def _contained_on_disowning(self, req: ResetRequest) -> bool:
+        return req.state == RequestState.SUCCEEDED
+
     def contain(self, req: ResetRequest, *, actor: str, correlation_id: str) -> StepResult:
         """Revoke the target's sessions and delete the TAP this request issued, audit each step, and tell the thread
         and the security channel; the revocation's outcome. Every press does both again: a session opened with the

@@ -15,7 +15,7 @@ from bot.domain.lifecycle import RequestState
 from bot.domain.rules import Refusal
 from bot.domain.verdict import VerdictKind
 from bot.logs import REVEALED_SECRET_TTL_S, remember_secret
-from bot.models import OutboxMessage
+from bot.models import OutboxMessage, ResetRequest
 from bot.policy import phonetic
 from bot.services.outbox import channel_message
 from bot.services.reset_perform import ResetDeps, _in_thread
@@ -127,10 +127,15 @@ class ResetReveal(ResetDeps):
                                                                request_id=req.id, correlation_id=correlation_id))
             alert = messages.reset.security_reset_disowned(req)
             owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
-                if self.security_channel else []
+                if self.security_channel and not self._contained_on_disowning(req) else []
             ids = self.outbox.enqueue(session, owed + _in_thread(req, alert, origin="reset.disowned"), now=now)
         self.outbox.deliver(ids, now=now)
         return messages.reset.not_me_answered()
+
+    def _contained_on_disowning(self, req: ResetRequest) -> bool:
+        """Whether disowning ``req`` is contained at once, whose one security alert then says it all (so this one
+        is not posted): ``ResetContainment`` says so for a reset that was made."""
+        return False
 
     def wipe_expired(self, *, now: datetime | None = None) -> int:
         """Wipe sealed passwords nobody revealed within their time; the thread says so."""

@@ -126,6 +126,9 @@ def test_this_wasnt_me_revokes_the_sessions_and_only_security_may_scramble(
     assert [e["action_id"] for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
         "reset_scramble"]
     driver.wait_for_message(driver.dm_channel("alice"), lambda m: "signed out everywhere" in m["text"])
+    assert "Their password WAS changed" in alert["text"]
+    assert [m["ts"] for m in driver.messages(security) if request_id in m["text"]] == [alert["ts"]], \
+        "one alert says what happened and what was contained"
 
     seen = sessions(entra, "alice")
     assert seen["revocations"] == 1 and datetime.fromisoformat(seen["sign_in_sessions_valid_from"]) > before
@@ -188,6 +191,10 @@ def test_a_disowned_tap_is_deleted_and_there_is_nothing_to_scramble(
     alert = driver.wait_for_message(security, lambda m: "Containing" in m["text"])
     assert "reset_scramble" not in str(alert["blocks"]), "a TAP changed no password: nothing to scramble"
     req = next(r for r in bot.requests() if r.thread_ts == ts)
+    assert "No password was changed" in alert["text"]
+    assert [m["ts"] for m in driver.messages(security) if req.id in m["text"]] == [alert["ts"]]
+    assert not [m for m in thread(driver, helpdesk, ts) if "password WAS changed" in m["text"]], \
+        "a TAP changed no password: nobody is told it did"
     assert actions(bot, req.id)[-3:] == ["reset_disowned", "sessions_revoked", "tap_deleted"]
 
 
