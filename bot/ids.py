@@ -51,6 +51,8 @@ class Action(StrEnum):
     VERIFY_DUO_PUSH = "caller_verify_duo_push"
     VERIFY_CALLBACK = "caller_verify_callback"
     ENTER_CODE = "caller_enter_code"
+    #: On the security channel's containment alert: reset the password again to one nobody is shown.
+    SCRAMBLE = "reset_scramble"
 
 
 class Callback(StrEnum):
@@ -77,6 +79,7 @@ class Block(StrEnum):
     VERIFY_CODE_INPUT = "verify_code_input"
     VERIFY_CALLBACK = "verify_callback"
     VERIFY_CALLBACK_INPUT = "verify_callback_input"
+    SCRAMBLE_ACTIONS = "scramble_actions"
 
 
 def new_correlation_id() -> str:

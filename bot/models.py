@@ -173,6 +173,8 @@ class ResetRequest(SQLModel, table=True):
     reason: str = Field(default="", sa_type=sa.Text)
     #: Also clear an AD lockout (``--unlock``); issue a Temporary Access Pass instead of a password (``--tap``).
     unlock: bool = Field(default=False)
+    #: Also revoke the target's sign-in sessions once the credential is set (``--revoke-sessions``).
+    revoke_sessions: bool = Field(default=False)
     tap: bool = Field(default=False)
 
     state: RequestState = Field(default=RequestState.PENDING_APPROVAL, sa_type=_state_type(), nullable=False)

@@ -49,11 +49,12 @@ class Runtime:
     services: Services
 
     def pin_groups(self) -> None:
-        """Pin the agents' and approvers' user groups to their ids now, at start (a handle is resolved once and
-        logged; see ``SlackNotifier.pin``), so that nobody who takes a handle later gains their authority. A
+        """Pin the agents', approvers' and security user groups to their ids now, at start (a handle is resolved
+        once and logged; see ``SlackNotifier.pin``), so that nobody who takes a handle later gains their authority. A
         ConfigError when a group the settings name does not exist; Slack's own errors as they come."""
         for setting, ref in (("RESETBOT_AGENTS_GROUP", self.settings.agents_group),
-                             ("RESETBOT_APPROVERS_GROUP", self.settings.approvers_group)):
+                             ("RESETBOT_APPROVERS_GROUP", self.settings.approvers_group),
+                             ("RESETBOT_SECURITY_GROUP", self.settings.security_group)):
             if ref and self.notifier.pin(ref, setting=setting) is None:
                 raise ConfigError(messages.cli.group_not_found(setting, group_ref(ref)))
 
@@ -143,7 +144,7 @@ def build_runtime(settings: Settings) -> Runtime:
     reset = ResetService(begin=factory.begin, notifier=notifier, outbox=outbox, graph=graph, directory=directory,
                          sealer=sealer, token_for=links.reset_token,
                          security_channel=settings.security_channel, agents_group=settings.agents_group,
-                         followups=followups,
+                         security_group=settings.security_group or None, followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds,
                          lease=timedelta(seconds=settings.reset_lease_seconds), delivery=settings.delivery)
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,

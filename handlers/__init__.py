@@ -28,6 +28,7 @@ from handlers.request_actions import (
     handle_deny_submit,
     handle_not_me,
     handle_reveal,
+    handle_scramble,
 )
 from handlers.reset_command import handle_reset, handle_reset_status
 from handlers.resetbot_command import handle_resetbot, resetbot_answer
@@ -58,6 +59,7 @@ ACTION_ROUTES: dict[Action, Callable[..., Any]] = {
     Action.VERIFY_DUO_PUSH: handle_verify,
     Action.VERIFY_CALLBACK: handle_verify,
     Action.ENTER_CODE: handle_enter_code,
+    Action.SCRAMBLE: handle_scramble,
 }
 VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
     Callback.DENY_REASON: handle_deny_submit,
@@ -84,6 +86,7 @@ LANES: dict[Command | Action | Callback | Event, Lane] = {
     Action.ENTER_CODE: Lane.MODAL,
     Callback.VERIFY_CODE: Lane.DECISION,
     Callback.VERIFY_CALLBACK: Lane.DECISION,
+    Action.SCRAMBLE: Lane.DECISION,
 }
 #: Answers given in the ack itself, from the request's text alone (no I/O): no work is queued for them.
 ACK_ANSWERS: dict[Command | Action | Callback | Event, AckAnswer] = {

@@ -124,3 +124,13 @@ def handle_not_me(ack: Ack, body: dict[str, Any], action: dict[str, Any], contex
     sentence = services_of(context).reset.not_me(request_id=action["value"], actor=body["user"]["id"],
                                                  correlation_id=correlation_of(context))
     respond(text=sentence, replace_original=True)
+
+
+def handle_scramble(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                    respond: Respond) -> None:
+    """Scramble password, on the security channel's containment alert: the answer goes to the presser alone (the
+    thread and the channel hear the outcome from the service), and the alert stays for the next member."""
+    ack()
+    sentence = services_of(context).reset.scramble(request_id=action["value"], actor=body["user"]["id"],
+                                                   correlation_id=correlation_of(context))
+    _answer(respond, sentence)

@@ -46,7 +46,8 @@ def build_plan(settings: Settings) -> DoctorPlan:
     plan.slack_app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     plan.slack_api_base = settings.slack_api_base
     plan.user_groups = [(setting, ref) for setting, ref in (("RESETBOT_AGENTS_GROUP", settings.agents_group),
-                                                            ("RESETBOT_APPROVERS_GROUP", settings.approvers_group))
+                                                            ("RESETBOT_APPROVERS_GROUP", settings.approvers_group),
+                                                            ("RESETBOT_SECURITY_GROUP", settings.security_group))
                         if ref]
     if settings.entra_authority and settings.entra_client_id and (
             settings.entra_client_secret is not None or settings.entra_certificate_file is not None):

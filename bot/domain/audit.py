@@ -104,6 +104,17 @@ class AuditAction(StrEnum):
     VERIFY_CODE_WRONG = "verify_code_wrong"
     VERIFY_FAILED = "verify_failed"
     CALLER_VERIFIED = "caller_verified"
+    #: Containment of a disowned reset ("This wasn't me", or the target's "No" after it was made): the target's
+    #: sign-in sessions revoked, the Temporary Access Pass the bot issued deleted, or one of those not done (detail
+    #: ``step`` and ``reason``: left for a person, or for the next press).
+    SESSIONS_REVOKED = "sessions_revoked"
+    TAP_DELETED = "tap_deleted"
+    CONTAINMENT_FAILED = "containment_failed"
+    #: A member of the security group pressed Scramble password: the password reset again to one nobody is shown.
+    SCRAMBLED = "scrambled"
+    #: A Scramble press passed every check and holds the button until its ``scrambled``/``scramble_failed``.
+    SCRAMBLE_STARTED = "scramble_started"
+    SCRAMBLE_FAILED = "scramble_failed"
     #: Someone tried something they may not do (ineligible click, self-approval, ...): nothing changed.
     REFUSED = "refused"
 

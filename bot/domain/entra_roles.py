@@ -47,6 +47,11 @@ RESETTING_ROLES: tuple[str, ...] = (PASSWORD_ADMIN, HELPDESK_ADMIN, AUTH_ADMIN, 
 #: The roles that may create a Temporary Access Pass (manage authentication methods), weakest first.
 TAP_ROLES: tuple[str, ...] = (AUTH_ADMIN, PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN)
 
+#: The roles that may revoke another user's sign-in sessions (Entra's ``invalidateAllRefreshTokens``, one of its
+#: "sensitive actions", over the targets each role's column of the reset table covers): containment of a disowned
+#: reset. Not the Password Administrator, who may reset a password but sign nobody out.
+REVOKING_ROLES: tuple[str, ...] = (HELPDESK_ADMIN, AUTH_ADMIN, USER_ADMIN, PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN)
+
 _ANYONE = frozenset(RESETTING_ROLES)
 _PRIVILEGED = frozenset({PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN})
 
@@ -117,3 +122,10 @@ def blocking_roles(caller_roles: Iterable[str], target_roles: Iterable[str], *, 
         if not caller & allowed_callers(name) and name not in out:
             out.append(name)
     return out
+
+
+def can_revoke_sessions(caller_roles: Iterable[str], target_roles: Iterable[str]) -> bool:
+    """Whether a caller holding ``caller_roles`` may revoke the sign-in sessions of a target holding
+    ``target_roles`` (containment's first step)."""
+    caller = frozenset(canonical_role(r) for r in caller_roles) & frozenset(REVOKING_ROLES)
+    return bool(caller) and all(caller & allowed_callers(role) for role in target_roles)

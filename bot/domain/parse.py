@@ -30,7 +30,7 @@ _SAM = re.compile(r"^[A-Za-z0-9._\-$]{1,20}$")
 _WORD = re.compile(r"(?:<[^<>]*>|[^\s<])+|<")
 _SEQUENCE = re.compile(r"<([^<>]*)>")
 
-FLAGS = ("--unlock", "--tap")
+FLAGS = ("--unlock", "--tap", "--revoke-sessions")
 #: The option that takes a value: ``--verify METHOD`` (or ``--verify=METHOD``) starts that caller verification.
 VERIFY_FLAG = "--verify"
 #: The longest reason ``/reset`` takes: the deny modal's bound too. A reason is a sentence or two for the
@@ -62,6 +62,9 @@ class ResetArgs:
     unlock: bool
     tap: bool
     verify: VerifyMethod | None = None
+    #: Also revoke the target's sign-in sessions once the reset is made (the caller says the account was
+    #: compromised): whoever holds a session now is signed out with the old password.
+    revoke_sessions: bool = False
 
 
 class ParseProblem(StrEnum):
@@ -164,8 +167,8 @@ def _take_verify(words: list[str]) -> tuple[list[str], VerifyMethod | None] | Pa
 
 
 def parse_reset(text: str) -> ResetArgs | ParseError:
-    """``<user> [reason…] [--unlock] [--tap] [--verify METHOD]``; flags may stand anywhere, the first other word
-    is the user, and the rest, at most ``MAX_REASON_CHARS`` long, the reason.
+    """``<user> [reason…] [--unlock] [--tap] [--revoke-sessions] [--verify METHOD]``; flags may stand anywhere,
+    the first other word is the user, and the rest, at most ``MAX_REASON_CHARS`` long, the reason.
 
     ``text`` is Slack's wire form; the reason comes back as plain words (:func:`plain_text`)."""
     taken = _take_verify(_WORD.findall(text or ""))
@@ -192,4 +195,5 @@ def parse_reset(text: str) -> ResetArgs | ParseError:
     reason = plain_text(" ".join(rest[1:]))
     if len(reason) > MAX_REASON_CHARS:
         return ParseError(ParseProblem.REASON_TOO_LONG, str(len(reason)))
-    return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags, verify=verify)
+    return ResetArgs(target=target, reason=reason, unlock="--unlock" in flags, tap="--tap" in flags,
+                     revoke_sessions="--revoke-sessions" in flags, verify=verify)

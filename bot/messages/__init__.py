@@ -1,6 +1,7 @@
 """Every sentence the bot says and every Block Kit payload it builds, one module per domain, named like the
 services: ``messages.requests`` (a request, its refusals, its thread message, the target's confirmation),
-``messages.reset`` (the verdict, the TAP, the reveal), ``messages.followups``, ``messages.health``,
+``messages.reset`` (the verdict, the TAP, the reveal), ``messages.containment`` (a disowned reset's
+containment and Scramble password), ``messages.followups``, ``messages.health``,
 ``messages.links`` (linking an Entra account), ``messages.status`` and ``messages.home`` (``/reset-status``,
 App Home), ``messages.doctor``, ``messages.cli`` and ``messages.audit`` (the operator's commands),
 ``messages.limits`` (the abuse limits at ``/reset``), ``messages.commands`` (help and usage) and
@@ -15,6 +16,7 @@ from bot.messages import (
     audit,
     cli,
     commands,
+    containment,
     doctor,
     errors,
     followups,
@@ -33,6 +35,7 @@ __all__ = [
     "audit",
     "cli",
     "commands",
+    "containment",
     "doctor",
     "errors",
     "followups",

@@ -7,7 +7,8 @@ from bot.messages.format import esc
 
 HELP_TEXT = "\n".join((
     "*resetbot* resets passwords in Entra ID and proves they reached Active Directory.",
-    f"• `{Command.RESET} <user> [reason…] [--unlock] [--tap]`: request a reset; an approver approves it in the thread.",
+    f"• `{Command.RESET} <user> [reason…] [--unlock] [--tap] [--revoke-sessions]`: request a reset; an approver "
+    "approves it in the thread.",
     f"• `{Command.RESET_STATUS} [request-id | user]`: where a request stands, with its timeline.",
     f"• `{Command.RESETBOT} {ResetbotSubcommand.LOGIN} | {ResetbotSubcommand.LOGOUT} | "
     f"{ResetbotSubcommand.WHOAMI}`: link your own Entra account (`--browser` to sign in in your browser), or see or "
@@ -16,7 +17,7 @@ HELP_TEXT = "\n".join((
     "A user is an @mention, an email address, a UPN or a sAMAccountName.",
 ))
 
-RESET_USAGE = (f"Type `{Command.RESET} @user [reason] [--unlock] [--tap]`, "
+RESET_USAGE = (f"Type `{Command.RESET} @user [reason] [--unlock] [--tap] [--revoke-sessions]`, "
                f"for example `{Command.RESET} @alice locked out`.")
 
 

@@ -154,6 +154,13 @@ def doctor_roles_set_credentials(excess: list[str], client_id: str) -> str:
             f"from app {client_id} under API permissions → Microsoft Graph → Application permissions")
 
 
+def doctor_roles_sign_out(excess: list[str], client_id: str) -> str:
+    return (f"the app's token also carries {', '.join(excess)}, which resetbot never uses (it revokes sessions with "
+            "the delegated token the reset was made with): with it, whoever holds the app's credential can sign "
+            f"anyone out, a Global Administrator included, no Entra role asked; remove it from app {client_id} under "
+            "API permissions → Microsoft Graph → Application permissions")
+
+
 def doctor_roles_unreadable() -> str:
     return "the app's token is not a readable JWT, so its permissions cannot be checked"
 
@@ -177,8 +184,12 @@ def doctor_service_not_used() -> str:
             "Entra role is checked when they ask for a reset (/resetbot whoami shows it)")
 
 
-def doctor_reset_role_ok(upn: str, roles: list[str], use: str) -> str:
-    return f"the service identity {upn} ({use}) holds {', '.join(roles)}, which may reset an ordinary user's password"
+def doctor_reset_role_ok(upn: str, roles: list[str], use: str, *, may_revoke: bool = True) -> str:
+    said = f"the service identity {upn} ({use}) holds {', '.join(roles)}, which may reset an ordinary user's password"
+    if may_revoke:
+        return said
+    return (f"{said}, but not revoke their sign-in sessions when they disown a reset (containment then leaves that "
+            "to a person): assign it Helpdesk Administrator or User Administrator as well")
 
 
 def doctor_reset_role_missing(upn: str, held: list[str], use: str) -> str:

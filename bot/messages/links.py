@@ -234,6 +234,14 @@ def role_too_weak(upn: str, caller_roles: Sequence[str], blocking: Sequence[str]
     return f"{who} {holds} can't {act}: that takes {listed([esc(r) for r in needed])}."
 
 
+def may_not_revoke_sessions(upn: str, *, service: bool) -> str:
+    """``--revoke-sessions`` asked of an account whose role may reset but not sign anyone out."""
+    who = f"The service identity {esc(upn)}" if service else f"Your Entra account {esc(upn)}"
+    return (f"{who} may reset this password but not revoke the user's sign-in sessions (`--revoke-sessions`): that "
+            "takes Helpdesk, Authentication, User, Privileged Authentication or Global Administrator. Ask without "
+            "it, or ask someone with one of those roles.")
+
+
 def whoami_not_linked() -> str:
     return f"You haven't linked an Entra account. {LOGIN} links your own, through a Microsoft sign-in sent by DM."
 

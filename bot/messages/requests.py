@@ -23,7 +23,8 @@ def parse_problem(error: ParseError) -> str:
         case ParseProblem.NO_USER:
             return f"Whose password should I reset? {RESET_USAGE}"
         case ParseProblem.UNKNOWN_FLAG:
-            return f"I don't know the option `{error.detail}`; the options are `--unlock` and `--tap`. {RESET_USAGE}"
+            return (f"I don't know the option `{error.detail}`; the options are `--unlock`, `--tap` and "
+                    f"`--revoke-sessions`. {RESET_USAGE}")
         case ParseProblem.DUPLICATE_FLAG:
             return f"`{error.detail}` is given twice; give each option once. {RESET_USAGE}"
         case ParseProblem.BAD_USER:
@@ -256,7 +257,8 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
                    verify_actions: dict[str, Any] | None = None) -> Blocks:
     """The request message, redrawn in place at every change of state; ``caller_line`` says how the caller was
     verified (``messages.verification.state_line``) and ``verify_actions`` holds the agent's buttons to verify."""
-    options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap)) if on]
+    options = [o for o, on in (("also unlock", req.unlock), ("Temporary Access Pass", req.tap),
+                               ("also revoke their sign-in sessions", req.revoke_sessions)) if on]
     reason = f" · Reason: {esc_at_most(req.reason, REASON_CHARS)}" if req.reason else " · No reason given"
     lines = [
         f"*Password reset for {esc_at_most(req.target_display, NAME_CHARS)}* "

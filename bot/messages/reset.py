@@ -254,9 +254,16 @@ def not_me_answered() -> str:
     return "Thanks for telling us: security has been alerted and will contact you."
 
 
+def disowned_what_changed(req: ResetRequest) -> str:
+    """What a disowned request changed: a TAP request changed no password, and must never be said to have."""
+    return ("No password was changed, but a Temporary Access Pass was issued." if req.tap
+            else "Their password WAS changed.")
+
+
 def security_reset_disowned(req: ResetRequest) -> str:
-    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says the password reset {req.id}, "
-            f"requested by <@{req.requester}>, was not asked for by them. Their password WAS changed.")
+    what = "Temporary Access Pass" if req.tap else "password reset"
+    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) says the {what} {req.id}, "
+            f"requested by <@{req.requester}>, was not asked for by them. {disowned_what_changed(req)}")
 
 
 def disowned_password_discarded() -> str:

@@ -46,7 +46,7 @@ from bot.clients.entra_auth import BrowserFlow, DelegatedToken, DeviceFlow, Link
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.entra_roles import blocking_roles, can_reset, resetting_roles, roles_needed
+from bot.domain.entra_roles import blocking_roles, can_reset, can_revoke_sessions, resetting_roles, roles_needed
 from bot.errors import (
     DeviceFlowDeclinedError,
     DeviceFlowExpiredError,
@@ -533,12 +533,14 @@ class LinkService:
         """``acting_token(...).access_token``: a drop-in for a ``token_for: Callable[[str], str]``."""
         return self.acting_token(requester_slack_user).access_token
 
-    def readiness(self, requester_slack_user: str, target_roles: Sequence[str], *, tap: bool = False) -> str | None:
+    def readiness(self, requester_slack_user: str, target_roles: Sequence[str], *, tap: bool = False,
+                  revoke_sessions: bool = False) -> str | None:
         """None when a reset asked for by ``requester_slack_user`` of a target holding the Entra directory roles
         ``target_roles`` (display names) can be made: the acting identity (the requester, or the service identity
         in service mode) is linked, its sign-in still works silently, and its Entra roles (read afresh) are strong
         enough per Microsoft's table (``tap``: to create a Temporary Access Pass, which takes an authentication
-        administrator's role). Otherwise the one sentence to tell the requester. Entra or Graph being
+        administrator's role; ``revoke_sessions``: also to sign the target out, which a Password Administrator may
+        not). Otherwise the one sentence to tell the requester. Entra or Graph being
         unreachable raises (``EntraUnavailableError``, ``GraphError``): that is not a verdict on the agent."""
         service = self.rules.service_mode
         key = SERVICE_LINK_KEY if service else requester_slack_user
@@ -548,11 +550,13 @@ class LinkService:
             return str(e)
         roles = self._fresh_roles(link, fallback=False)
         assert roles is not None
-        if can_reset(roles, target_roles, tap=tap):
-            return None
-        return messages.links.role_too_weak(link.upn, resetting_roles(roles, tap=tap),
-                                            blocking_roles(roles, target_roles, tap=tap),
-                                            roles_needed(target_roles, tap=tap), service=service, tap=tap)
+        if not can_reset(roles, target_roles, tap=tap):
+            return messages.links.role_too_weak(link.upn, resetting_roles(roles, tap=tap),
+                                                blocking_roles(roles, target_roles, tap=tap),
+                                                roles_needed(target_roles, tap=tap), service=service, tap=tap)
+        if revoke_sessions and not can_revoke_sessions(roles, target_roles):
+            return messages.links.may_not_revoke_sessions(link.upn, service=service)
+        return None
 
     def _token(self, key: str, *, service: bool) -> tuple[AgentLink, DelegatedToken]:
         with self.begin() as session:

@@ -74,8 +74,10 @@ def dm_message(user: str, text: str, *, origin: str, request_id: str | None = No
                          request_id=request_id)
 
 
-def channel_message(channel: str, text: str, *, origin: str, request_id: str | None = None) -> OutboxMessage:
-    return OutboxMessage(kind=Kind.CHANNEL.value, channel=channel, text=text, origin=origin, request_id=request_id)
+def channel_message(channel: str, text: str, *, origin: str, request_id: str | None = None,
+                    blocks: Blocks | None = None) -> OutboxMessage:
+    return OutboxMessage(kind=Kind.CHANNEL.value, channel=channel, text=text, blocks=_blocks_json(blocks),
+                         origin=origin, request_id=request_id)
 
 
 def _error_code(e: Exception) -> str:
@@ -105,14 +107,25 @@ class Outbox:
         an undelivered earlier message to the same place is left for a later run."""
         now = now or self.clock()
         if ids is not None:
-            return self._deliver_all(ids, now=now)
+            # A message queued to the same conversation while this kick was posting found its own kick blocked
+            # behind ours: it is ours to post now, not the scheduled run's a minute later. Our post is marked sent
+            # before we look, so a message committed after the look is claimable by its own kick.
+            sent, places = self._deliver_all(ids, now=now)
+            for _ in range(_MAX_PASSES):
+                if not places:
+                    break
+                with self.begin() as session:
+                    due = store.outbox.due_outbox(session, now=now, places=places)
+                posted, places = self._deliver_all(due, now=now) if due else (0, set())
+                sent += posted
+            return sent
         sent = 0
         for _ in range(_MAX_PASSES):
             # Another pass while the last one posted something: a message held back behind one just posted is
             # ready now, and a conversation's backlog goes out in one run, in order.
             with self.begin() as session:
                 due = store.outbox.due_outbox(session, now=now)
-            posted = self._deliver_all(due, now=now) if due else 0
+            posted = self._deliver_all(due, now=now)[0] if due else 0
             sent += posted
             if not posted:
                 break
@@ -129,35 +142,42 @@ class Outbox:
         if gone:
             log.info("outbox: pruned %d delivered message(s) older than %s", gone, self.rules.keep_for)
 
-    def _deliver_all(self, ids: Collection[int], *, now: datetime) -> int:
+    def _deliver_all(self, ids: Collection[int], *, now: datetime) -> tuple[int, set[tuple[str, str | None]]]:
+        """How many of ``ids`` were posted, and the conversations (channel, thread ts) they went to."""
         sent = 0
+        places: set[tuple[str, str | None]] = set()
         for message_id in sorted(ids):  # the order they were written: a conversation's order
             try:
-                sent += self._deliver_one(message_id, now=now)
+                place = self._deliver_one(message_id, now=now)
             except Exception:
                 # The database failed us mid-way: the row stays claimed, and is taken over after its lease.
                 log.exception("outbox message %d could not be delivered; it is tried again after its lease",
                               message_id)
-        return sent
+                continue
+            if place is not None:
+                sent += 1
+                places.add(place)
+        return sent, places
 
-    def _deliver_one(self, message_id: int, *, now: datetime) -> int:
+    def _deliver_one(self, message_id: int, *, now: datetime) -> tuple[str, str | None] | None:
+        """The conversation the message was posted to; None when it was not (not ours, not due, or failed)."""
         claim = secrets.token_hex(8)
         with self.begin() as session:
             message = store.outbox.claim_outbox(session, message_id=message_id, claim=claim, now=now,
                                                 lease_until=now + self.rules.lease)
         if message is None:
-            return 0
+            return None
         try:
             ts = self._post(message)
         except Exception as e:
             self._failed(message, claim=claim, now=now, error=_error_code(e))
-            return 0
+            return None
         with self.begin() as session:
             marked = store.outbox.mark_outbox_sent(session, message_id=message_id, claim=claim, now=now, ts=ts)
         if not marked:
             log.warning("outbox message %d (%s) was posted after its lease ran out; another replica may post it "
                         "again", message_id, message.origin)
-        return 1
+        return message.channel, message.thread_ts
 
     def _post(self, message: OutboxMessage) -> str:
         kind = Kind(message.kind)

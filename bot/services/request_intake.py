@@ -85,11 +85,13 @@ class RequestIntake(RequestLimits):
                                            allowed=self.rules.protected_allowed):
             return refuse("protected", messages.requests.protected_refused(target.name, reasons),
                           target=target.entra.user_principal_name, protection=",".join(reasons))
-        not_ready = self.readiness(requester, target_roles, tap=parsed.tap) if self.readiness else None
+        not_ready = self.readiness(requester, target_roles, tap=parsed.tap,
+                                   revoke_sessions=parsed.revoke_sessions) if self.readiness else None
         if not_ready:
             return refuse("not_ready", not_ready, target=target.entra.user_principal_name)
         created = self._open_request(requester=requester, channel=channel, target=target, reason=parsed.reason,
-                                     unlock=parsed.unlock, tap=parsed.tap, protection=",".join(reasons),
+                                     unlock=parsed.unlock, tap=parsed.tap, revoke_sessions=parsed.revoke_sessions,
+                                     protection=",".join(reasons),
                                      correlation_id=correlation_id, source_key=source_key)
         return self._verify_on_create(parsed.verify, created, requester=requester, source_key=source_key,
                                       correlation_id=correlation_id)
@@ -175,7 +177,8 @@ class RequestIntake(RequestLimits):
             if reasons and not (allowed and req.protected):
                 return "protected", messages.requests.protected_now(req.target_display, reasons,
                                                                     was_protected=bool(req.protected))
-            not_ready = self.readiness(req.requester, roles, tap=req.tap) if self.readiness else None
+            not_ready = self.readiness(req.requester, roles, tap=req.tap,
+                                       revoke_sessions=req.revoke_sessions) if self.readiness else None
         except ResetbotError as e:
             log.warning("request %s: the check before the reset could not be made: %s", req.id, type(e).__name__)
             return "recheck_failed", messages.requests.recheck_failed(req.target_display, str(e))
@@ -199,7 +202,8 @@ class RequestIntake(RequestLimits):
         return None
 
     def _open_request(self, *, requester: str, channel: str, target: Target, reason: str, unlock: bool, tap: bool,
-                      protection: str, correlation_id: str, source_key: str | None) -> str | None:
+                      revoke_sessions: bool, protection: str, correlation_id: str,
+                      source_key: str | None) -> str | None:
         assert target.ad is not None
         approvers = approvers_for(source=self.rules.approver_source, manager=self.resolver.manager_slack_id(
             target.entra), group_handle=self.rules.approvers_group, requester=requester, target=target.slack_id)
@@ -216,7 +220,7 @@ class RequestIntake(RequestLimits):
                 target_entra_id=target.entra.id, target_upn=target.entra.user_principal_name,
                 target_sam=target.ad.sam, target_dn=target.ad.dn, target_guid=target.ad.object_guid or None,
                 target_display=target.name,
-                reason=reason, unlock=unlock, tap=tap,
+                reason=reason, unlock=unlock, tap=tap, revoke_sessions=revoke_sessions,
                 approvals_required=max(limits.decision.approvals, required_approvals(
                     protected=bool(protection), target_in_slack=target.slack_id is not None)),
                 target_slack_id=target.slack_id, manager_slack_id=approvers.manager,
@@ -224,7 +228,8 @@ class RequestIntake(RequestLimits):
                 confirmation="pending" if confirm else "off", source_key=source_key, escalate_at=due.escalate_at,
                 expires_at=due.expires_at, created_at=now,
                 audit=AuditDraft(actor=requester, action=AuditAction.REQUESTED, correlation_id=correlation_id,
-                                 detail={"reason": reason, "unlock": unlock, "tap": tap, "protected": protection,
+                                 detail={"reason": reason, "unlock": unlock, "tap": tap,
+                                         "revoke_sessions": revoke_sessions, "protected": protection,
                                          "manager": approvers.manager, "approver_group": approvers.group_handle,
                                          "target_in_slack": target.slack_id is not None}),
             )

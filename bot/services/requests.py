@@ -33,9 +33,11 @@ __all__ = ["SYSTEM", "Readiness", "RequestRules", "RequestService"]
 
 class Readiness(Protocol):
     """``LinkService.readiness``: None when the acting identity may make this reset (``tap``: this Temporary Access
-    Pass) of a target holding ``target_roles``, else the sentence saying why not."""
+    Pass; ``revoke_sessions``: and then sign the target out) of a target holding ``target_roles``, else the sentence
+    saying why not."""
 
-    def __call__(self, requester: str, target_roles: Sequence[str], /, *, tap: bool = False) -> str | None: ...
+    def __call__(self, requester: str, target_roles: Sequence[str], /, *, tap: bool = False,
+                 revoke_sessions: bool = False) -> str | None: ...
 
 
 @dataclass(frozen=True)

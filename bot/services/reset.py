@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.services.reset_containment import ResetContainment
 from bot.services.reset_perform import (
     LEASE,
     LEASE_HEARTBEAT,
@@ -28,7 +29,7 @@ from bot.services.reset_perform import (
     ResetDeps,
 )
 from bot.services.reset_recovery import RECOVERY_MARGIN, ResetRecovery
-from bot.services.reset_reveal import REVEAL_CLAIM, ResetReveal, Reveal
+from bot.services.reset_reveal import REVEAL_CLAIM, Reveal
 
 __all__ = [
     "LEASE",
@@ -46,6 +47,7 @@ __all__ = [
 
 
 @dataclass
-class ResetService(ResetRecovery, ResetReveal):
-    """The reset service: performing (``ResetPerforming``), recovering (``ResetRecovery``), and the reveal and
-    afterwards (``ResetReveal``), each in its module, over the fields of ``ResetDeps`` that they share."""
+class ResetService(ResetRecovery, ResetContainment):
+    """The reset service: performing (``ResetPerforming``), recovering (``ResetRecovery``), the reveal and
+    afterwards (``ResetReveal``), and containing a disowned reset (``ResetContainment``, which extends the reveal's
+    "This wasn't me"), each in its module, over the fields of ``ResetDeps`` that they share."""

@@ -98,6 +98,8 @@ class ResetDeps:
     security_channel: str | None = None
     #: The agents' user group: a requester who has left it since asking is shown no password.
     agents_group: str | None = None
+    #: The security user group: only its members may press Scramble password on a containment alert.
+    security_group: str | None = None
     followups: FollowUpPlanner | None = None
     #: The request rules' check made again right before the credential is set (``RequestService.recheck``): None
     #: to go on, or (reason, the thread's sentence) and nothing is set.
@@ -116,6 +118,10 @@ class ResetDeps:
         """Whether only the target reveals this request's password (``RESETBOT_DELIVERY=target``; a target with
         no Slack account is refused at ``/reset`` under that setting, so never reaches here)."""
         return self.delivery == Delivery.TARGET and req.target_slack_id is not None
+
+    def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
+        """What a succeeded reset's request also asked for, once its verdict is said (``--revoke-sessions``:
+        ``ResetContainment`` does it). Never raises."""
 
 
 class ResetPerforming(ResetDeps):
@@ -214,6 +220,8 @@ class ResetPerforming(ResetDeps):
             return
         self._redraw(done)
         self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
+        if done.state == RequestState.SUCCEEDED:
+            self._after_success(done, correlation_id)
 
     def _account(self, req: ResetRequest) -> DirectoryUser | ResetbotError | None:
         """The target's AD account (None: gone), by objectGUID: a rename or move since the request cannot point

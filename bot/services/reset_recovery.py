@@ -162,6 +162,8 @@ class ResetRecovery(ResetPerforming):
         log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)
         self._redraw(done)
         self.outbox.deliver(ids, now=now)
+        if done.state == RequestState.SUCCEEDED:
+            self._after_success(done, cid)  # --revoke-sessions, as after a reset that was never interrupted
         return 1
 
     def _hand_back(self, request_id: str, owner: str, now: datetime) -> None:

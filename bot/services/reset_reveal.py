@@ -158,13 +158,18 @@ class ResetReveal(ResetDeps):
                 detail={"unrevealed_discarded": True} if discarded else {}))
             alert = messages.reset.security_reset_disowned(req)
             owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
-                if self.security_channel else []
+                if self.security_channel and not self._contained_on_disowning(req) else []
             owed += _in_thread(req, alert, origin="reset.disowned")
             if discarded:
                 owed += _in_thread(req, messages.reset.disowned_password_discarded(), origin="reset.disowned")
             ids = self.outbox.enqueue(session, owed, now=now)
         self.outbox.deliver(ids, now=now)
         return messages.reset.not_me_answered()
+
+    def _contained_on_disowning(self, req: ResetRequest) -> bool:
+        """Whether disowning ``req`` is contained at once, whose one security alert then says it all (so this one
+        is not posted): ``ResetContainment`` says so for a reset that was made."""
+        return False
 
     def wipe_expired(self, *, now: datetime | None = None) -> int:
         """Wipe sealed passwords nobody revealed within their time; the thread says so."""

@@ -88,6 +88,9 @@ class Settings(StorageSettings):
     agents_group: str = "helpdesk"
     #: The Slack user group whose members may approve, by id or handle as above; empty for none.
     approvers_group: str = "approvers"
+    #: The Slack user group whose members may press Scramble password on a containment alert, by id or handle as
+    #: above; empty: nobody may (the press is refused and says to reset the password by hand).
+    security_group: str = ""
 
     # --- Rules ---------------------------------------------------------------------------------------------
     approver_source: ApproverSource = ApproverSource.MANAGER_OR_GROUP
@@ -244,7 +247,7 @@ class Settings(StorageSettings):
     def _mode_lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("agents_group", "approvers_group")
+    @field_validator("agents_group", "approvers_group", "security_group")
     @classmethod
     def _group_ref(cls, value: str) -> str:
         """``@helpdesk`` as typed in Slack is the handle ``helpdesk``."""

@@ -56,10 +56,16 @@ def prune_outbox(session: Session, *, before: datetime) -> int:
         .execution_options(synchronize_session=False)))
 
 
-def due_outbox(session: Session, *, now: datetime, limit: int = 200) -> list[int]:
-    """Ids of messages ready to send, in the order they were written. Reading them claims nothing."""
-    rows = session.exec(select(OutboxMessage.id).where(_outbox_claimable(now)).order_by(col(OutboxMessage.id))
-                        .limit(limit))
+def due_outbox(session: Session, *, now: datetime, limit: int = 200,
+               places: Collection[tuple[str, str | None]] | None = None) -> list[int]:
+    """Ids of messages ready to send, in the order they were written (``places``: only those to these
+    conversations, as (channel, thread ts)). Reading them claims nothing."""
+    query = select(OutboxMessage.id).where(_outbox_claimable(now))
+    if places is not None:
+        query = query.where(sa.or_(sa.false(), *(
+            sa.and_(col(OutboxMessage.channel) == channel, col(OutboxMessage.thread_ts).is_not_distinct_from(ts))
+            for channel, ts in places)))
+    rows = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit))
     return [int(r) for r in rows if r is not None]
 
 

@@ -55,6 +55,7 @@ def create_request(
     target_guid: str | None = None,
     reason: str = "",
     unlock: bool = False,
+    revoke_sessions: bool = False,
     tap: bool = False,
     approvals_required: int = 1,
     target_slack_id: str | None = None,
@@ -87,6 +88,7 @@ def create_request(
             target_display=target_display,
             reason=reason,
             unlock=unlock,
+            revoke_sessions=revoke_sessions,
             tap=tap,
             approvals_required=approvals_required,
             target_slack_id=target_slack_id,
@@ -156,6 +158,20 @@ def find_requests(
         query = query.where(col(ResetRequest.state).in_(list(states)))
     query = query.order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc()).limit(limit)
     return list(session.exec(query).all())
+
+
+def newer_password_reset(session: Session, *, request: ResetRequest) -> ResetRequest | None:
+    """The most recent password reset (not a TAP) of ``request``'s target asked for after it and made, or being
+    made: what a Scramble of ``request`` would undo."""
+    if not request.target_entra_id:
+        return None
+    return session.exec(
+        select(ResetRequest)
+        .where(col(ResetRequest.target_entra_id) == request.target_entra_id, col(ResetRequest.id) != request.id,
+               col(ResetRequest.created_at) >= request.created_at, sa.not_(col(ResetRequest.tap)),
+               col(ResetRequest.state).in_([RequestState.APPROVED, RequestState.RESETTING, RequestState.SUCCEEDED]))
+        .order_by(col(ResetRequest.created_at).desc(), col(ResetRequest.id).desc())
+    ).first()
 
 
 def count_requests(session: Session, *, requester: str) -> int:

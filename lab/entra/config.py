@@ -54,6 +54,7 @@ DELEGATED_SCOPES: Final[tuple[str, ...]] = (
     "Organization.Read.All",
     "UserAuthenticationMethod.Read.All",
     "UserAuthenticationMethod.ReadWrite.All",
+    "User.RevokeSessions.All",
     "OnPremDirectorySynchronization.Read.All",
 )
 #: OpenID Connect scopes msal adds on its own; they never reach an access token's scp.

@@ -52,6 +52,7 @@ class Control:
             web.post(f"{c}/users", self.change_user),
             web.get(f"{c}/redirect_uris", self.get_redirect_uris),
             web.post(f"{c}/redirect_uris", self.add_redirect_uri),
+            web.get(f"{c}/sessions", self.sessions),
         ]
 
     @staticmethod
@@ -251,6 +252,18 @@ class Control:
         user.mail, user.display_name = mail, name
         return web.json_response({"upn": user.person.upn, "mail": mail or user.person.mail,
                                   "display_name": name or user.person.display_name})
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        """``?upn=``: what containment changes on a user, as an administrator sees it in the portal: when sign-in
+        sessions were last revoked (``signInSessionsValidFromDateTime``), how many times, and the user's Temporary
+        Access Passes (never their values)."""
+        user = self.s.user(request.query.get("upn", ""))
+        if user is None:
+            return _error(404, f"no user {request.query.get('upn')!r} in the lab tenant")
+        now = utcnow()
+        valid_from = user.sign_in_sessions_valid_from or user.created
+        return web.json_response({"upn": user.person.upn, "sign_in_sessions_valid_from": valid_from.isoformat(),
+                                  "revocations": user.revocations, "taps": [t.as_json(now) for t in user.taps]})
 
     # -- logs -------------------------------------------------------------------------------------------
     async def operations(self, request: web.Request) -> web.Response:

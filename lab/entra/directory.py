@@ -79,10 +79,17 @@ class EntraUser:
     mail: str | None = None
     #: ``displayName`` as changed since the fixture, the same way (up to Entra's 256 characters, any of them).
     display_name: str | None = None
+    #: ``signInSessionsValidFromDateTime``: refresh tokens and session cookies issued before it no longer work.
+    #: ``revokeSignInSessions`` moves it to now; until then it is when the account was created.
+    sign_in_sessions_valid_from: dt.datetime | None = None
+    #: How many times ``revokeSignInSessions`` was called for this user (the control API shows it).
+    revocations: int = 0
 
     def __post_init__(self) -> None:
         if not self.assignments:
             self.assignments = fixture_assignments(self.person)
+        if self.sign_in_sessions_valid_from is None:
+            self.sign_in_sessions_valid_from = self.created
 
     @property
     def id(self) -> str:
@@ -126,6 +133,7 @@ class EntraUser:
             "mobilePhone": p.mobile_phone,
             "officeLocation": None,
             "passwordPolicies": None,
+            "signInSessionsValidFromDateTime": graph_time(self.sign_in_sessions_valid_from or self.created),
             "preferredLanguage": None,
             "surname": p.surname,
             "usageLocation": "US",
@@ -147,9 +155,9 @@ USER_PROPERTIES: tuple[str, ...] = (
     "id", "accountEnabled", "businessPhones", "createdDateTime", "department", "displayName", "givenName",
     "jobTitle", "lastPasswordChangeDateTime", "mail", "mailNickname", "mobilePhone", "officeLocation",
     "passwordPolicies", "preferredLanguage", "surname", "usageLocation", "userPrincipalName", "userType",
-    "onPremisesSyncEnabled", "onPremisesSamAccountName", "onPremisesDistinguishedName",
-    "onPremisesSecurityIdentifier", "onPremisesDomainName", "onPremisesUserPrincipalName",
-    "onPremisesImmutableId", "onPremisesLastSyncDateTime",
+    "signInSessionsValidFromDateTime", "onPremisesSyncEnabled", "onPremisesSamAccountName",
+    "onPremisesDistinguishedName", "onPremisesSecurityIdentifier", "onPremisesDomainName",
+    "onPremisesUserPrincipalName", "onPremisesImmutableId", "onPremisesLastSyncDateTime",
 )
 
 

@@ -31,6 +31,12 @@ RESET = (set[str](), {"UserAuthenticationMethod.ReadWrite.All"})
 READ_OPERATION = ({"UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"},
                   {"UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"})
 WRITE_METHODS = ({"UserAuthenticationMethod.ReadWrite.All"}, {"UserAuthenticationMethod.ReadWrite.All"})
+#: revokeSignInSessions: User.RevokeSessions.All is the least privileged permission, delegated or application. The
+#: lab's app is consented for none of these (README asks for none): only a delegated token, with the caller's role
+#: checked, revokes anyone's sessions.
+REVOKE_SESSIONS = ({"User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"},
+                   {"User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All",
+                    "Directory.AccessAsUser.All"})
 PASSWORD_PROFILE = ({"User-PasswordProfile.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"},
                     set[str]())
 ONPREM_SYNC = (set[str](), {"OnPremDirectorySynchronization.Read.All",

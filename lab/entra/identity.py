@@ -361,6 +361,12 @@ class Identity:
         user = self.s.user_by_key(grant.person_key)
         if user is None or user.person.has("disabled"):
             raise _bad("invalid_grant", 50057, "The user account is disabled.")
+        valid_from = user.sign_in_sessions_valid_from or user.created
+        if grant.issued < valid_from:
+            raise _bad("invalid_grant", 50173, "The provided grant has expired due to it being revoked, a fresh auth "
+                       f"token is needed. The user might have changed or reset their password. The grant was issued "
+                       f"on '{grant.issued.isoformat()}' and the TokensValidFrom date (before which tokens are not "
+                       f"valid) for this user is '{valid_from.isoformat()}'.")
         requested = tuple(str(form.get("scope", "")).split())
         graph, _ = split_scopes(" ".join(requested))
         granted = self._delegated(graph) if graph else grant.scopes

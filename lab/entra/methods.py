@@ -1,4 +1,5 @@
-"""Graph calls that set credentials: resetPassword and its operations, PATCH passwordProfile, TAPs.
+"""Graph calls that set or take away credentials: resetPassword and its operations, PATCH passwordProfile, TAPs
+(created, listed, deleted), and revokeSignInSessions.
 
 resetPassword accepts only a delegated token whose user holds an Entra role that may reset the target
 (roles.py); synced users go to the writeback agent, whose AD verdict becomes the operation's outcome.
@@ -20,6 +21,7 @@ from lab.entra.graphbase import (
     PASSWORD_PROFILE,
     READ_OPERATION,
     RESET,
+    REVOKE_SESSIONS,
     WRITE_METHODS,
     GraphRoutes,
     Refusal,
@@ -58,6 +60,8 @@ class Methods(GraphRoutes):
             web.get(u + "/authentication/operations/{operation}", self.get_operation),
             web.post(u + "/authentication/temporaryAccessPassMethods", self.create_tap),
             web.get(u + "/authentication/temporaryAccessPassMethods", self.list_taps),
+            web.delete(u + "/authentication/temporaryAccessPassMethods/{tap}", self.delete_tap),
+            web.post(u + "/revokeSignInSessions", self.revoke_sessions),
         ]
 
     async def patch_user(self, request: web.Request) -> web.Response:
@@ -210,3 +214,34 @@ class Methods(GraphRoutes):
             "value": [t.as_json(now) for t in target.taps],
         })
 
+
+    async def delete_tap(self, request: web.Request) -> web.Response:
+        """DELETE a Temporary Access Pass: the same permission and role as creating one (an authentication method is
+        managed by the authentication administrators, over the targets their column covers); an app needs
+        ``UserAuthenticationMethod.ReadWrite.All``, which the lab's app is not consented for. 404 when the pass is
+        not (or no longer) the user's."""
+        caller = caller_of(request)
+        self._require(request, caller.allowed(WRITE_METHODS))
+        target = self._target(request)
+        if caller.user is not None and caller.user is not target:
+            self._require(request, roles.may_create_tap(caller.roles, target.held_roles))
+        tap_id = request.match_info["tap"]
+        kept = [t for t in target.taps if t.id != tap_id]
+        if len(kept) == len(target.taps):
+            raise Refusal(not_found(request, tap_id))
+        target.taps = kept
+        return graph_empty(request, 204)
+
+    async def revoke_sessions(self, request: web.Request) -> web.Response:
+        """POST revokeSignInSessions: ``signInSessionsValidFromDateTime`` becomes now, and Graph answers
+        ``{"value": true}``. Delegated on another user: the caller's active role must hold
+        ``invalidateAllRefreshTokens`` over the target (roles.may_revoke_sessions: not the Password Administrator);
+        one's own sessions need no role. App-only: ``User.RevokeSessions.All`` (not consented for the lab's app)."""
+        caller = caller_of(request)
+        self._require(request, caller.allowed(REVOKE_SESSIONS))
+        target = self._target(request)
+        if caller.user is not None and caller.user is not target:
+            self._require(request, roles.may_revoke_sessions(caller.roles, target.held_roles))
+        target.sign_in_sessions_valid_from = utcnow()
+        target.revocations += 1
+        return graph_json(request, {"@odata.context": f"{self.s.graph_base}/$metadata#Edm.Boolean", "value": True})

@@ -56,3 +56,15 @@ TAP_ROLES = frozenset({AUTH_ADMIN, PRIV_AUTH, GLOBAL})
 def may_create_tap(caller_roles: Iterable[str], target_roles: Iterable[str]) -> bool:
     caller = frozenset(caller_roles) & TAP_ROLES
     return bool(caller) and all(caller & allowed_callers(role) for role in target_roles)
+
+
+#: Revoking another user's sign-in sessions (``microsoft.directory/users/invalidateAllRefreshTokens``) is one of
+#: Entra's "sensitive actions": the Helpdesk, Authentication, User, Privileged Authentication and Global
+#: Administrators hold it, each over the targets its column of the reset table covers. The Password Administrator
+#: does not: it may reset a password but not sign anyone out.
+REVOKE_ROLES = frozenset({HELPDESK, AUTH_ADMIN, USER_ADMIN, PRIV_AUTH, GLOBAL})
+
+
+def may_revoke_sessions(caller_roles: Iterable[str], target_roles: Iterable[str]) -> bool:
+    caller = frozenset(caller_roles) & REVOKE_ROLES
+    return bool(caller) and all(caller & allowed_callers(role) for role in target_roles)

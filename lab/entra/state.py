@@ -276,8 +276,8 @@ class State:
 
     def reset(self, *, history: bool) -> None:
         """POST /control/reset: faults off, logs and operations and device flows cleared, the app's consented
-        permissions and everyone's role assignments back to the start; held operations are dropped (they never
-        reach AD)."""
+        permissions, everyone's role assignments and sign-in sessions (never revoked) back to the start; held
+        operations are dropped (they never reach AD)."""
         self.faults = Faults()
         self.set_writeback("ok")
         self.generation += 1
@@ -293,6 +293,7 @@ class State:
             user.assignments = fixture_assignments(user.person)
             user.mail = None
             user.display_name = None
+            user.sign_in_sessions_valid_from, user.revocations = user.created, 0
         self.role_groups.clear()
         if history:
             self.history.forget()

@@ -148,6 +148,9 @@ class Grant:
     client_id: str
     person_key: str
     scopes: tuple[str, ...]
+    #: When it was issued: a refresh token issued before the user's ``signInSessionsValidFromDateTime`` (moved by
+    #: revokeSignInSessions) is refused, as Entra refuses it (AADSTS50173).
+    issued: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass

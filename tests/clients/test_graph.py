@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 import httpx
@@ -524,6 +524,36 @@ def test_a_helpdesk_admin_may_not_create_a_temporary_access_pass(graph: GraphCli
     with pytest.raises(GraphPermissionError) as err:
         graph.create_temporary_access_pass(user_id=person("alice").upn, access_token=hank_token)
     assert err.value.code == "Authorization_RequestDenied"
+
+
+# --- containment: revoking sessions, deleting a TAP ----------------------------------------------------------------
+def _sessions(entra_control: EntraControl, key: str) -> dict[str, Any]:
+    seen: dict[str, Any] = entra_control.call("GET", f"/sessions?upn={person(key).upn}")
+    return seen
+
+
+def test_an_agent_revokes_a_users_sign_in_sessions(graph: GraphClient, hank_token: str,
+                                                   entra_control: EntraControl) -> None:
+    graph.revoke_sign_in_sessions(user_id=person("alice").upn, access_token=hank_token)
+    assert _sessions(entra_control, "alice")["revocations"] == 1
+    revoked = [r for r in entra_control.requests("graph") if r["path"].endswith("/revokeSignInSessions")]
+    assert [(r["user"], r["status"]) for r in revoked] == [(person("hank").upn, 200)], "as hank, not as the app"
+    with pytest.raises(GraphPermissionError):  # a Helpdesk Administrator may not sign out a Global Administrator
+        graph.revoke_sign_in_sessions(user_id=person("paula").upn, access_token=hank_token)
+    assert _sessions(entra_control, "paula")["revocations"] == 0
+
+
+def test_a_deleted_temporary_access_pass_is_gone_and_a_second_delete_says_so(
+        graph: GraphClient, entra_control: EntraControl, agent_tokens: DelegatedTokens, hank_token: str) -> None:
+    entra_control.assign("hedy", "Authentication Administrator")
+    token = agent_tokens.token_for(entra_control.link(agent_tokens, "hedy")).access_token
+    tap = graph.create_temporary_access_pass(user_id=person("bob").upn, access_token=token)
+    with pytest.raises(GraphPermissionError):  # the same role as creating one
+        graph.delete_temporary_access_pass(user_id=person("bob").upn, method_id=tap.id, access_token=hank_token)
+    assert [t["id"] for t in _sessions(entra_control, "bob")["taps"]] == [tap.id]
+    assert graph.delete_temporary_access_pass(user_id=person("bob").upn, method_id=tap.id, access_token=token)
+    assert _sessions(entra_control, "bob")["taps"] == []
+    assert not graph.delete_temporary_access_pass(user_id=person("bob").upn, method_id=tap.id, access_token=token)
 
 
 def test_graph_user_is_a_frozen_value() -> None:

@@ -27,7 +27,8 @@ from lab.people import Person, person
 from lab.pki import LabCA
 
 GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
-AGENT_SCOPES = ["UserAuthenticationMethod.ReadWrite.All", "User.Read.All", "OnPremDirectorySynchronization.Read.All"]
+AGENT_SCOPES = ["UserAuthenticationMethod.ReadWrite.All", "User.Read.All", "OnPremDirectorySynchronization.Read.All",
+                "User.RevokeSessions.All"]
 _SAFE = "bcdfghjkmnpqrstvwxz"  # no vowels: a random tail never spells a banned word
 
 

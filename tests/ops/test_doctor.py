@@ -674,6 +674,35 @@ def test_service_identity_unknown_to_entra(env: dict[str, str], tmp_path: Path) 
         "RESETBOT_SERVICE_IDENTITY_UPN to the service identity's UPN")
 
 
+def test_a_service_identity_that_may_not_sign_anyone_out_is_told_containment_needs_a_person(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """Hedy's Password Administrator role resets passwords but Entra lets it revoke nobody's sessions: in service
+    mode, containment of a disowned reset (made with the service identity's token) would be left to a person."""
+    hedy = lab_person("hedy").upn
+    _, lines = doctor(service_env(env, "hedy"), tmp_path)
+    assert line(lines, "Entra reset role") == (
+        f"ok    Entra reset role: the service identity {hedy} (every reset is made as it) holds Password "
+        "Administrator, which may reset an ordinary user's password, but not revoke their sign-in sessions when they "
+        "disown a reset (containment then leaves that to a person): assign it Helpdesk Administrator or User "
+        "Administrator as well")
+
+
+def test_an_app_that_may_sign_anyone_out_fails_the_permissions_check(env: dict[str, str], tmp_path: Path,
+                                                                   entra_control: httpx.Client) -> None:
+    """Containment revokes sessions with the reset's delegated token; an app-only User.RevokeSessions.All would let
+    whoever holds the app's secret sign out anyone, a Global Administrator included."""
+    consented = entra_control.get("/consent").json()["app_roles"]
+    entra_control.post("/consent", json={"app_roles": [*consented, "User.RevokeSessions.All"]}).raise_for_status()
+    try:
+        code, lines = doctor(env, tmp_path)
+    finally:
+        entra_control.post("/consent", json={"app_roles": consented}).raise_for_status()
+    assert code == 1
+    assert line(lines, "Graph permissions").startswith(
+        "FAIL  Graph permissions: the app's token also carries User.RevokeSessions.All, which resetbot never uses")
+    assert_ok_except(lines, "Graph permissions")
+
+
 def test_canary_in_agent_mode_checks_the_service_identity(env: dict[str, str], tmp_path: Path) -> None:
     env["RESETBOT_CANARY_UPN"] = lab_person("canary").upn
     env["RESETBOT_SERVICE_IDENTITY_UPN"] = lab_person("hedy").upn

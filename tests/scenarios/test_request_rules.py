@@ -336,7 +336,7 @@ def test_a_late_no_after_the_reset_is_treated_as_this_wasnt_me(
     driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "security has been alerted" in m["text"])
     assert not [e for e in driver.ephemeral("alice") if "no longer waiting" in e["text"]]
     actions = [e.action for e in bot.audit(req.id)]
-    assert actions[-2:] == ["target_disowned", "reset_disowned"]
+    assert actions[-3:] == ["target_disowned", "reset_disowned", "sessions_revoked"], "and contained (issue 15)"
     assert req.state == RequestState.SUCCEEDED and req.confirmation == "no"
 
 

@@ -154,7 +154,7 @@ def test_a_good_reset_lands_on_prem_and_is_revealed_once(lab: Lab, bot: RunningB
     assert password not in everywhere, "the temporary password leaked outside the reveal modal"
     actions = [e.action for e in bot.audit(request_id)]
     assert actions == ["requested", "approval_added", "approved", "reset_started", "succeeded", "refused",
-                       "revealed", "reset_disowned"]
+                       "revealed", "reset_disowned", "sessions_revoked"]
 
 
 def test_a_reveal_that_could_not_be_shown_leaves_the_password_sealed(lab: Lab, bot: RunningBot,

@@ -5,6 +5,7 @@ only in the order they were written."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from typing import cast
 
@@ -212,3 +213,40 @@ def test_a_message_with_buttons_is_posted_with_its_blocks_and_a_plain_one_withou
     assert outbox.deliver(ids, now=T0) == 3
     assert slack.said == [("post", "C0HELPDESK", "sealed", button, "1.1"), ("dm", "U0ALICE", "reset", button, None),
                           ("post", "C0HELPDESK", "plain", None, "1.1")]
+
+
+class _SlowSlack(_RecordingSlack):
+    """Slack taking its time over the first post (held until ``release``), as it does on a busy Monday."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posting = threading.Event()
+        self.release = threading.Event()
+
+    def post(self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
+        if not self.said:
+            self.posting.set()
+            assert self.release.wait(10), "the test never released the first post"
+        return super().post(channel, text, blocks=blocks, thread_ts=thread_ts)
+
+
+def test_a_message_queued_while_an_earlier_one_is_posted_goes_out_right_after_it(
+        factory: sessionmaker[Session]) -> None:
+    """The thread's verdict is being posted when the target's "This wasn't me" queues containment's line in the
+    same thread: its own kick finds it behind the verdict and leaves it. The delivery under way posts it right
+    after, rather than leaving it to the scheduled run (a minute of silence in a security incident)."""
+    slack = _SlowSlack()
+    outbox = Outbox(begin=factory.begin, notifier=cast(Notifier, slack))
+    with factory.begin() as session:
+        first = outbox.enqueue(session, [thread_message("C0HELPDESK", "1.1", "verdict", origin="test")], now=T0)
+    delivering = threading.Thread(target=outbox.deliver, args=(first,), kwargs={"now": T0})
+    delivering.start()
+    assert slack.posting.wait(10)
+    with factory.begin() as session:
+        later = outbox.enqueue(session, [thread_message("C0HELPDESK", "1.1", "contained", origin="test"),
+                                         thread_message("C0ELSEWHERE", "2.2", "unrelated", origin="test")], now=T0)
+    assert outbox.deliver(later[:1], now=T0) == 0, "behind the verdict still being posted: its kick leaves it"
+    slack.release.set()
+    delivering.join(10)
+    assert [(s[1], s[2]) for s in slack.said] == [("C0HELPDESK", "verdict"), ("C0HELPDESK", "contained")], \
+        "posted by the delivery under way, in order; another conversation's message is left to its own kick"

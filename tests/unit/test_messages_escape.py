@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bot import messages
 from bot.domain.audit import AuditAction
+from bot.domain.containment import ScrambleRefusal, StepResult
 from bot.domain.lifecycle import RequestState
 from bot.domain.parse import ParseError, ParseProblem
 from bot.domain.rules import Protection
@@ -98,6 +99,16 @@ SENTENCES: dict[str, Callable[[], Any]] = {
     "reveal_modal": lambda: messages.reset.reveal_modal(name=HOSTILE, password=SecretStr("Xy9-Qrst-Uvw"),
                                                         spelled="X-ray y 9", must_change=True)["blocks"][0],
     "security_reset_disowned": lambda: messages.reset.security_reset_disowned(REQ),
+    "containment": lambda: [
+        (messages.containment.contained(req, revoked, tap),
+         messages.containment.security_alert_blocks(req, revoked, tap, scramble=not req.tap))
+        for req in (REQ, hostile_request(tap=True))
+        for revoked in (StepResult(done=True), StepResult(done=False, reason=HOSTILE))
+        for tap in (None, StepResult(done=True, already=True), StepResult(done=False, reason=HOSTILE))],
+    "scramble": lambda: [messages.containment.scrambled(REQ, "U000IVAN"),
+                         messages.containment.scramble_failed(REQ, "U000IVAN", HOSTILE, "c-1"),
+                         messages.containment.scramble_pending(REQ, "U000IVAN", "c-1"),
+                         *[messages.containment.scramble_refused(r, REQ.id, group=HOSTILE) for r in ScrambleRefusal]],
     "only_your_own": lambda: messages.status.only_your_own(HOSTILE),
     "no_requests_for": lambda: messages.status.no_requests_for(HOSTILE),
     "requests_for": lambda: messages.status.request_list(messages.status.requests_for(HOSTILE), [REQ]),

@@ -50,6 +50,15 @@ def test_parse_target(token: str, expected: TargetRef | None) -> None:
 def test_flags_anywhere_and_the_rest_is_the_reason() -> None:
     parsed = parse_reset("--unlock <@U00ALICE|alice> locked out after holiday --tap")
     assert parsed == ResetArgs(TargetRef(TargetKind.SLACK_USER, "U00ALICE"), "locked out after holiday", True, True)
+    assert not parsed.revoke_sessions
+
+
+def test_revoke_sessions_is_a_flag_like_the_others() -> None:
+    parsed = parse_reset("<@U00ALICE|alice> phone stolen --Revoke-Sessions")
+    assert isinstance(parsed, ResetArgs) and parsed.revoke_sessions and not parsed.tap
+    assert parsed.reason == "phone stolen"
+    twice = parse_reset("<@U00ALICE|alice> --revoke-sessions x --revoke-sessions")
+    assert isinstance(twice, ParseError) and twice.problem == ParseProblem.DUPLICATE_FLAG
 
 
 @pytest.mark.parametrize(

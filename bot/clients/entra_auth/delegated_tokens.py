@@ -45,8 +45,9 @@ from bot.logs import remember_secret
 # Named after the package, as before the split: every log line shows its logger's name.
 log = logging.getLogger("bot.clients.entra_auth")
 
-#: What an agent's delegated token needs: resetPassword (and TAP creation), plus sign-in and own profile.
-AGENT_SCOPES: tuple[str, ...] = ("UserAuthenticationMethod.ReadWrite.All", "User.Read")
+#: What an agent's delegated token needs: resetPassword (and TAP creation and deletion), revoking a disowned reset's
+#: target's sign-in sessions (containment), plus sign-in and own profile.
+AGENT_SCOPES: tuple[str, ...] = ("UserAuthenticationMethod.ReadWrite.All", "User.RevokeSessions.All", "User.Read")
 
 # The setting the operator sees in sentences (the composition root builds these clients from Settings).
 _S_PUBLIC_CLIENT_ID = "RESETBOT_ENTRA_PUBLIC_CLIENT_ID"

@@ -1,6 +1,6 @@
 """The :class:`GraphClient`: Microsoft Graph v1.0 over one httpx client, with the one request path (the bearer
 token, ``client-request-id``, retries and Retry-After, same-origin follow-ups), the reads, resetPassword and its
-long-running operation, and Temporary Access Pass creation.
+long-running operation, Temporary Access Pass creation and deletion, and revokeSignInSessions.
 """
 
 from __future__ import annotations
@@ -471,3 +471,26 @@ class GraphClient:
             client_request_id=crid,
             request_id=response.headers.get("request-id"),
         )
+
+    def delete_temporary_access_pass(self, *, user_id: str, method_id: str, access_token: str,
+                                     client_request_id: str | None = None) -> bool:
+        """Delete the user's Temporary Access Pass ``method_id``, as the agent whose delegated token this is (Entra
+        checks the same role as for creating one; the app holds no authentication-method permission). True when it
+        was deleted now; False when Graph no longer has it (used, expired and cleaned up, replaced, or deleted
+        before): either way nobody can sign in with it."""
+        crid = client_request_id or new_correlation_id()
+        response = self._call("DELETE", f"/users/{_segment(user_id)}/authentication/temporaryAccessPassMethods/"
+                                        f"{_segment(method_id)}",
+                              access_token=access_token, what=f"delete the Temporary Access Pass of {user_id}",
+                              client_request_id=crid, ok=(204, 200), none_on_404=True)
+        return response is not None
+
+    def revoke_sign_in_sessions(self, *, user_id: str, access_token: str,
+                                client_request_id: str | None = None) -> None:
+        """Invalidate every refresh token and session cookie of the user (Graph moves the user's
+        ``signInSessionsValidFromDateTime`` to now; apps ask them to sign in again within minutes), as the agent
+        whose delegated token this is: Entra checks that its role may sign this user out (the Password Administrator
+        may not). Repeating it is harmless."""
+        crid = client_request_id or new_correlation_id()
+        self._call("POST", f"/users/{_segment(user_id)}/revokeSignInSessions", access_token=access_token,
+                   what=f"revoke the sign-in sessions of {user_id}", client_request_id=crid, ok=(200, 204))

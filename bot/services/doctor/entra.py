@@ -49,6 +49,11 @@ CREDENTIAL_APP_ROLES: tuple[str, ...] = (
     "UserAuthMethod-Password.ReadWrite.All", "User-PasswordProfile.ReadWrite.All",
 )
 
+#: Application permissions that let the app sign anyone out (revoke their sign-in sessions) with no role checked.
+#: resetbot revokes a disowned reset's target's sessions with the delegated token the reset was made with, so Entra
+#: checks that identity's role; an app holding one could sign out a Global Administrator: the doctor fails on it.
+SIGN_OUT_APP_ROLES: tuple[str, ...] = ("User.RevokeSessions.All",)
+
 
 def entra_checks(plan: DoctorPlan, run: Run, state: dict[str, Any]) -> Iterator[CheckResult]:
     if plan.entra_url is None:
@@ -104,6 +109,9 @@ def _graph_roles(plan: DoctorPlan, state: dict[str, Any]) -> CheckResult:
     excess = [r for r in CREDENTIAL_APP_ROLES if r in roles]
     if excess:
         return fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_set_credentials(excess, plan.client_id or ""))
+    sign_out = [r for r in SIGN_OUT_APP_ROLES if r in roles]
+    if sign_out:
+        return fail(S_GRAPH_ROLES, messages.doctor.doctor_roles_sign_out(sign_out, plan.client_id or ""))
     return ok(S_GRAPH_ROLES, messages.doctor.doctor_roles_ok(list(GRAPH_APP_ROLES)))
 
 

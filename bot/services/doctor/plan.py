@@ -47,7 +47,7 @@ class DoctorPlan:
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
     slack_api_base: str = ""
-    #: The user groups that hold authority, as (setting, id or handle): the agents', the approvers'.
+    #: The user groups that hold authority, as (setting, id or handle): the agents', the approvers', security's.
     user_groups: list[tuple[str, str]] = field(default_factory=list)
     entra_url: str | None = None
     entra_ca_file: Path | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot import messages, store
 from bot.db import make_engine, make_session_factory
-from bot.domain.entra_roles import can_reset, resetting_roles
+from bot.domain.entra_roles import can_reset, can_revoke_sessions, resetting_roles
 from bot.errors import MicrosoftError
 from bot.models import SERVICE_LINK_KEY
 from bot.services.doctor.plan import S_RESET_ROLE, S_SERVICE_LINK, S_SETTINGS, CheckResult, DoctorPlan, fail, ok, skip
@@ -19,7 +19,8 @@ def service_skip(plan: DoctorPlan) -> str:
 
 def reset_role(plan: DoctorPlan) -> CheckResult:
     """The service identity's Entra directory roles, read as the bot reads a target's (transitive memberOf with
-    the app token), against Microsoft's table: can it reset a user who holds no admin role? Microsoft decides
+    the app token), against Microsoft's table: can it reset a user who holds no admin role (and sign them out, for
+    containment: said, not failed, since resets work without it)? Microsoft decides
     at reset time; this is the bot's own prediction, made before anyone waits on a reset."""
     assert plan.graph is not None and plan.service_upn is not None
     upn = plan.service_upn
@@ -33,7 +34,9 @@ def reset_role(plan: DoctorPlan) -> CheckResult:
         return fail(S_RESET_ROLE, messages.doctor.doctor_entra_failed(str(e)))
     if not can_reset(held, ()):
         return fail(S_RESET_ROLE, messages.doctor.doctor_reset_role_missing(upn, sorted(set(held)), use))
-    return ok(S_RESET_ROLE, messages.doctor.doctor_reset_role_ok(upn, resetting_roles(held), use))
+    return ok(S_RESET_ROLE, messages.doctor.doctor_reset_role_ok(upn, resetting_roles(held), use,
+                                                                 may_revoke=not plan.service_mode
+                                                                 or can_revoke_sessions(held, ())))
 
 
 def service_link(plan: DoctorPlan, url: str) -> CheckResult:
