@@ -100,14 +100,15 @@ class ResetContainment(ResetReveal):
                                                           origin="reset.revoke_sessions"), now=now)
         self.outbox.deliver(ids, now=now)
 
-    def _contain_steps(self, req: ResetRequest, *, actor: str, correlation_id: str, delete_tap: bool
+    def _contain_steps(self, req: ResetRequest, *, actor: str, correlation_id: str, delete_tap: bool,
+                       token_of: Callable[[], str] | None = None
                        ) -> tuple[StepResult, StepResult | None, list[AuditDraft]]:
-        """Run the steps with the token the reset was made with; (revocation, TAP deletion or None, the audit rows
-        to append). Never raises."""
+        """Run the steps with the token the reset was made with (or ``token_of``'s); (revocation, TAP deletion or
+        None, the audit rows to append). Never raises."""
         token: str | None = None
         token_problem: str | None = None
         try:
-            token = self.token_for(req.requester)
+            token = token_of() if token_of is not None else self.token_for(req.requester)
         except ResetbotError as e:  # not linked, sign-in expired, Entra away: every step is left for a person
             token_problem = str(e)
             log.warning("request %s: no token to contain it (%s): %s", req.id, correlation_id, type(e).__name__)
@@ -220,36 +221,44 @@ class ResetContainment(ResetReveal):
                          req.id, type(e).__name__, cid)
         return self.token_for(actor)
 
-    def _scramble(self, req: ResetRequest, actor: str, cid: str) -> str:
+    def _scramble_reset(self, req: ResetRequest, actor: str, cid: str) -> tuple[str | None, bool, str | None]:
+        """The reset to a password nobody is shown: (Graph's operation id, still pending, why it failed). Never
+        raises; the password is forgotten before this returns."""
         password: SecretStr | None = None
-        pending = False
-        reason: str | None = None
-        operation: str | None = None
         try:
             ad = (self.directory.find_user(guid=req.target_guid) if req.target_guid
                   else self.directory.find_user(dn=req.target_dn) if req.target_dn else None)
             if ad is None:
-                reason = "the AD account is gone"
-            else:
-                password = generate_temporary_password(self.directory.effective_policy(ad), sam=ad.sam,
-                                                       display_name=ad.display_name)
-                op = self.graph.reset_password(access_token=self._scramble_token(req, actor, cid),
-                                               user_id=req.target_entra_id, new_password=password,
-                                               poll_timeout_s=self.poll_timeout_s, client_request_id=cid)
-                operation = op.id
-                if not op.done:
-                    pending = True
-                elif not op.succeeded:
-                    reason = op.status_detail or "Entra's operation failed"
+                return None, False, "the AD account is gone"
+            password = generate_temporary_password(self.directory.effective_policy(ad), sam=ad.sam,
+                                                   display_name=ad.display_name)
+            op = self.graph.reset_password(access_token=self._scramble_token(req, actor, cid),
+                                           user_id=req.target_entra_id, new_password=password,
+                                           poll_timeout_s=self.poll_timeout_s, client_request_id=cid)
+            if not op.done:
+                return op.id, True, None
+            return op.id, False, None if op.succeeded else op.status_detail or "Entra's operation failed"
         except ResetbotError as e:
             log.warning("request %s: scramble failed (%s): %s", req.id, cid, type(e).__name__)
-            reason = str(e)
+            return None, False, str(e)
         finally:
             forget_secret(password)
             del password  # nobody is ever shown it: not sealed, not kept
+
+    def _scramble(self, req: ResetRequest, actor: str, cid: str) -> str:
+        operation, pending, reason = self._scramble_reset(req, actor, cid)
+        contained: list[AuditDraft] = []
+        revoked = StepResult(done=False)
+        if reason is None and not pending:
+            # A session the caller opened with the temporary password between the disowning and this press
+            # outlives the password: it ends now too.
+            revoked, _, contained = self._contain_steps(req, actor=actor, correlation_id=cid, delete_tap=False,
+                                                        token_of=lambda: self._scramble_token(req, actor, cid))
         now = self.clock()
         if reason is None and not pending:
-            action, sentence = AuditAction.SCRAMBLED, messages.containment.scrambled(req, actor)
+            action = AuditAction.SCRAMBLED
+            sentence = (f"{messages.containment.scrambled(req, actor)}\n"
+                        f"{messages.containment.contained(req, revoked, None)}")
         elif pending:
             action, sentence = AuditAction.SCRAMBLE_FAILED, messages.containment.scramble_pending(req, actor, cid)
         else:
@@ -259,6 +268,8 @@ class ResetContainment(ResetReveal):
             store.audit.append_audit(session, draft=AuditDraft(
                 actor=actor, action=action, request_id=req.id, correlation_id=cid, graph_operation_id=operation,
                 detail={"pending": True} if pending else {"reason": reason} if reason else {}))
+            for draft in contained:
+                store.audit.append_audit(session, draft=draft)
             if action == AuditAction.SCRAMBLED:
                 # Nobody knows the new password: reminding the user to replace the temporary one would only confuse.
                 store.followups.skip_followups(session, request_id=req.id, kind=FollowUpKind.REPLACED, now=now)

@@ -155,10 +155,13 @@ def test_this_wasnt_me_revokes_the_sessions_and_only_security_may_scramble(
     driver.wait_for_message(security, lambda m: "scrambled Alice Archer's password" in m["text"])
     driver.wait_for_ephemeral("ivan", lambda e: "scrambled" in e["text"])
     assert key_version(lab, "alice") != after_reset, "a new reset reached AD"
+    assert "sign-in sessions are revoked" in done["text"]
+    assert sessions(entra, "alice")["revocations"] == 2, \
+        "a session the caller opened with the temporary password before the scramble ends too"
     with pytest.raises(LDAPBindError) as old:  # the temporary password read out on the phone is worth nothing
         connect(person("alice").upn, password, ca_file=lab.ad.ca.ca_file, url=lab.ad.ldaps_url)
     assert "773" not in str(old.value), "no longer the temporary password AD wants changed: simply wrong"
-    assert actions(bot, request_id)[-1] == "scrambled"
+    assert actions(bot, request_id)[-2:] == ["scrambled", "sessions_revoked"]
     assert not any(m for m in thread(driver, helpdesk, ts) if "sealed" in m["text"] and m["ts"] > done["ts"]), \
         "nothing offers the scrambled password to anyone"
 
