@@ -40,6 +40,8 @@ class VerifyRefusal(StrEnum):
     BLOCKED = "blocked"
     TARGET_NOT_IN_SLACK = "target_not_in_slack"
     NO_CODE_PENDING = "no_code_pending"
+    #: The request's tries are used up while its last attempt (a Duo push) is still under way.
+    NO_TRIES_LEFT = "no_tries_left"
 
 
 #: Strongest first: what the approver is told about the method that verified a caller.
@@ -94,8 +96,10 @@ def start_refusal(state: VerifyState, tries: int = 0) -> VerifyRefusal | None:
     """Whether a new attempt may start, given where verification stands and the tries the request has used."""
     if state == VerifyState.VERIFIED:
         return VerifyRefusal.ALREADY_VERIFIED
-    if state == VerifyState.BLOCKED or tries >= MAX_CODE_TRIES:
+    if state == VerifyState.BLOCKED:
         return VerifyRefusal.BLOCKED
+    if tries >= MAX_CODE_TRIES:
+        return VerifyRefusal.NO_TRIES_LEFT
     return None
 
 

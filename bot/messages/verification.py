@@ -99,6 +99,8 @@ def refusal(reason: VerifyRefusal, req: ResetRequest | None = None, method: str 
                                            f"reach them{rid}: use another method.",
         VerifyRefusal.NO_CODE_PENDING: f"No code is waiting to be entered{rid}: start a Slack code verification "
                                        "first (a code lasts 5 minutes).",
+        VerifyRefusal.NO_TRIES_LEFT: f"This request{rid} has used its {MAX_CODE_TRIES} verification tries: wait for "
+                                     "the one under way; if it fails, make a new request.",
     }[reason]
 
 

@@ -281,8 +281,8 @@ class RequestVerification(RequestDecisions):
         failed = self._fail(req, VerifyMethod.DUO_PUSH, outcome, correlation_id, match=attempt, blocked=exhausted)
         if failed is not None:
             self._show(failed, messages.verification.duo_outcome_thread(outcome, req.target_display))
-            if exhausted and self.rules.security_channel:
-                self.notifier.post(self.rules.security_channel, messages.verification.security_duo_exhausted(failed))
+            if exhausted:
+                self._tell_security(messages.verification.security_duo_exhausted(failed))
 
     def _duo_fraud(self, req: ResetRequest, correlation_id: str, *, match: dict[str, object]) -> None:
         """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked, the
@@ -362,11 +362,13 @@ class RequestVerification(RequestDecisions):
         for req in stale:
             method = VerifyMethod(req.verify_method or VerifyMethod.SLACK_CODE)
             outcome = "expired" if method == VerifyMethod.SLACK_CODE else "timeout"
+            exhausted = req.verify_tries >= MAX_CODE_TRIES  # a Duo push that was the request's last try
             failed = self._fail(req, method, outcome, new_correlation_id(), actor="scheduler",
-                                match={"verify_expires_at": req.verify_expires_at},
-                                blocked=req.verify_tries >= MAX_CODE_TRIES)
+                                match={"verify_expires_at": req.verify_expires_at}, blocked=exhausted)
             if failed is not None:
                 self._show(failed, messages.verification.attempt_lapsed(method))
+                if exhausted and method == VerifyMethod.DUO_PUSH:
+                    self._tell_security(messages.verification.security_duo_exhausted(failed))
 
     # --- the outcome -------------------------------------------------------------------------------------------
 
@@ -403,6 +405,15 @@ class RequestVerification(RequestDecisions):
             self._redraw(changed, approvals=approvals)
             self._refresh_homes(changed)
         return messages.verification.verified_agent(method)
+
+    def _tell_security(self, text: str) -> None:
+        """Best effort, as ``_show``: the blocked verification is recorded and audited already."""
+        if not self.rules.security_channel:
+            return
+        try:
+            self.notifier.post(self.rules.security_channel, text)
+        except ResetbotError as e:
+            log.warning("the security channel could not be told of a blocked verification: %s", e)
 
     def _show(self, req: ResetRequest, text: str, *, blocks: messages.format.Blocks | None = None) -> None:
         """Say an attempt's news in the thread and redraw the request message with its caller line. Best effort:

@@ -435,10 +435,16 @@ def test_duo_pushes_are_limited_per_request(lab: Lab, bot: RunningBot, driver: S
     def failed_pushes() -> int:
         return len([e for e in bot.audit(rid) if e.action == "verify_failed"])
 
-    for sent in range(1, 4):
+    for sent in range(1, 3):
         duo_answer(lab, "bob", "timeout")
         verify(lab, driver, request, "duo-push")
         wait_until(lambda: failed_pushes() >= sent, timeout=20, what="the push answered")  # noqa: B023
+    duo_answer(lab, "bob", "timeout", delay_ms=3000)
+    verify(lab, driver, request, "duo-push")
+    wait_until(lambda: len([e for e in bot.audit(rid) if e.action == "verify_started"]) == 3, what="push 3 sent")
+    verify(lab, driver, request, "duo-push")  # "send it again" while the third is unanswered: no fresh push
+    driver.wait_for_ephemeral("hank", lambda e: "has used its 3 verification tries" in e["text"] and rid in e["text"])
+    wait_until(lambda: failed_pushes() >= 3, timeout=20, what="the third push answered")
     alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "Duo" in m["text"])
     assert "impersonating" in alert["text"]
     assert req_of(bot, request).verification == "blocked"

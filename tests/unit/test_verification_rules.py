@@ -65,6 +65,9 @@ def test_the_slack_methods_need_the_target_in_slack() -> None:
 def test_a_new_attempt_may_follow_a_failed_one_but_not_a_blocked_or_verified_one() -> None:
     assert start_refusal(VerifyState.NONE) is None
     assert start_refusal(VerifyState.FAILED) is None
+    assert start_refusal(VerifyState.FAILED, tries=2) is None
+    assert start_refusal(VerifyState.PENDING, tries=3) == VerifyRefusal.NO_TRIES_LEFT, "a push sent is a try"
+    assert start_refusal(VerifyState.BLOCKED, tries=3) == VerifyRefusal.BLOCKED
     assert start_refusal(VerifyState.PENDING) is None
     assert start_refusal(VerifyState.BLOCKED) == VerifyRefusal.BLOCKED
     assert start_refusal(VerifyState.VERIFIED) == VerifyRefusal.ALREADY_VERIFIED
