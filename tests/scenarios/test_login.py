@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from bot.errors import NotLinkedError
+from bot.logs import RedactingFilter
 from bot.models import SERVICE_LINK_KEY, AgentLink
 from bot.services.links import LinkService
 from bot.settings import ResetIdentity
@@ -189,6 +191,19 @@ def test_a_declined_sign_in_links_nothing(lab: Lab, bot: RunningBot, driver: Sla
     assert link_row(bot, hedy) is None
     failed = [e for e in bot.audit() if e.actor == hedy and e.action == "link_failed"]
     assert failed and '"reason":"declined"' in failed[-1].detail
+
+
+def test_the_sign_in_code_reaches_no_log_line(lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """The code in the DM is a live credential for ten minutes (whoever enters it first signs in where the agent
+    meant to): slack-sdk logs the DM it posts at DEBUG, so the code must be redacted like a password."""
+    caplog.set_level(logging.DEBUG)
+    code, _ = start_login(lab, driver, "hedy")
+    entra.call("POST", "/device/decline", {"user_code": code})
+    dm_after(driver, "hedy", "The Microsoft sign-in was declined")
+    redaction = RedactingFilter()  # what every log handler applies (bot.logs.configure)
+    logged = [r.getMessage() + str(r.args) for r in caplog.records if redaction.filter(r)]
+    assert logged and not [line for line in logged if code in line], "the sign-in code reached a log line"
 
 
 def test_a_sign_in_completed_as_someone_else_is_refused_and_reported(lab: Lab, bot: RunningBot,

@@ -202,6 +202,10 @@ class DelegatedTokens:
             raise EntraAuthError(f"Entra ID refused to start a device-code sign-in ({error}, {fields['code']}): "
                                  "check the app's delegated permissions.", **fields)
         expires = float(flow.get("expires_at") or time.time() + float(flow.get("expires_in", 900)))
+        # The code (and the device code msal polls with) signs in whoever enters it first until it expires, and
+        # slack-sdk logs the DM that carries it at DEBUG: no log line may hold either while they work.
+        for live in (flow["user_code"], flow.get("device_code")):
+            remember_secret(str(live) if live else None, ttl=max(expires - time.time(), 1.0))
         return DeviceFlow(
             user_code=str(flow["user_code"]),
             verification_uri=str(flow.get("verification_uri") or flow.get("verification_url") or ""),
