@@ -69,7 +69,8 @@ def chromium(home: Path, ca_file: Path) -> Iterator[WebDriver]:
         options.add_argument(flag)
     if os.geteuid() == 0:
         options.add_argument("--no-sandbox")  # Chromium refuses to start as root with its sandbox (CI runs as root)
-    service = Service(CHROMEDRIVER, env={**os.environ, "HOME": str(home)},
+    # Warnings and errors only: at its default level the driver logs every command, the typed password included.
+    service = Service(CHROMEDRIVER, service_args=["--log-level=WARNING"], env={**os.environ, "HOME": str(home)},
                       log_output=str(home / "chromedriver.log"))
     browser = webdriver.Chrome(options=options, service=service)
     browser.set_page_load_timeout(PAGE_S)
