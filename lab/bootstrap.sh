@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up shared by the README's two commands: Debian packages (Samba for the lab AD), the
-# local PostgreSQL the tests use, and the project's virtualenv. Run as root on Debian; safe to repeat.
+# Idempotent set-up shared by the README's two commands: Debian packages (Samba for the lab AD, Chromium for the
+# browser sign-in's test), the local PostgreSQL the tests use, and the project's virtualenv. Run as root on Debian;
+# safe to repeat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,11 @@ missing=()
 command -v samba-tool >/dev/null 2>&1 || missing+=(samba samba-ad-dc winbind krb5-user ldb-tools)
 { [ -x /usr/sbin/samba ] || command -v samba >/dev/null 2>&1; } || missing+=(samba)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# A real browser for the browser sign-in's lab test: headless Chromium driven through chromedriver, trusting the lab
+# CA through an NSS database made with certutil (about a minute to install).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "Missing Debian packages (${missing[*]}): run this as root, or: apt-get install -y ${missing[*]}" >&2

@@ -2,7 +2,8 @@
 Conditional Access blocks the device-code flow.
 
 The bot runs in Socket Mode with ``RESETBOT_SIGNIN=both`` and its HTTPS callback listener (a certificate from the
-lab CA); the "browser" is httpx following the redirects and posting the sign-in form, as a person's browser does.
+lab CA); the "browser" is httpx following the redirects and posting the sign-in form, as a person's browser does,
+and once a real one: headless Chromium (``tests/scenarios/chromium.py``), started once for the module.
 Nobody is linked by device code in this module: hank's reset at the end is made with the browser-linked token.
 """
 
@@ -25,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 from sqlmodel import col, select
 
 from bot.callback import CALLBACK_THREADS, CallbackListener
@@ -33,9 +36,11 @@ from bot.models import SERVICE_LINK_KEY, AgentLink, BrowserSignIn, utcnow
 from bot.services.links import CallbackOutcome
 from bot.settings import ResetIdentity, SignIn
 from lab.people import person
+from lab.pki import LabCA
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
+from tests.scenarios.chromium import chromium, require_tools, wait_for
 from tests.scenarios.harness import RunningBot, lab_settings, running_bot, wait_until
 from tests.scenarios.test_login import CODE_RE, dm_after, link_row, slack_id
 from tests.scenarios.test_reset import approved_request
@@ -109,6 +114,14 @@ def browser(lab: Lab) -> Iterator[Browser]:
     b = Browser(lab.descriptor["entra"]["ca_file"])
     yield b
     b.client.close()
+
+
+@pytest.fixture(scope="module")
+def chrome(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Headless Chromium trusting the lab CA (the lab's Entra and the bot's listener), started on first use."""
+    require_tools()
+    with chromium(tmp_path_factory.mktemp("chromium"), Path(lab.descriptor["entra"]["ca_file"])) as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +268,56 @@ def test_browser_login_links_the_agents_own_account(lab: Lab, bot: RunningBot, d
     ours = [r.getMessage() + str(r.args) for r in caplog.records
             if redaction.filter(r) and not (r.name == "httpx" and "/oauth2/v2.0/authorize" in r.getMessage())]
     assert not [line for line in ours if query["state"] in line], "the state (the live link) reached a log line"
+
+
+def test_a_real_browser_links_the_agents_own_account(lab: Lab, bot: RunningBot, driver: SlackDriver,
+                                                     chrome: WebDriver) -> None:
+    """hank opens the DMed link in Chromium, types his password into the sign-in page and submits; Entra's page
+    script posts the answer (``form_post``) to the bot's HTTPS listener, over TLS the browser checks itself."""
+    hank_id, hank = slack_id(lab, "hank"), person("hank")
+    url = browser_login(lab, driver, "hank")
+    state = httpx.URL(url).params["state"]
+    callback = str(bot.runtime.settings.redirect_uri())
+    before = dm_ts(driver, "hank")
+    chrome.get(url)
+    wait_for(chrome, lambda b: b.find_elements(By.NAME, "passwd"), "Microsoft's sign-in page")
+    assert chrome.current_url.startswith(lab.descriptor["entra"]["authority"])
+    login = chrome.find_element(By.NAME, "login")
+    login.clear()
+    login.send_keys(hank.upn)
+    chrome.find_element(By.NAME, "passwd").send_keys(hank.password)
+    chrome.find_element(By.ID, "idSIButton9").click()
+    wait_for(chrome, lambda b: b.current_url == callback and b.find_elements(By.TAG_NAME, "h1")
+             and b.find_element(By.TAG_NAME, "h1").text == "Sign-in finished", "the bot's callback page")
+    page = chrome.find_element(By.TAG_NAME, "body").text
+    assert "You can close this page and go back to Slack" in page and state not in chrome.page_source
+    linked = new_dm(driver, "hank", "Your Entra account is linked as", before)
+    assert linked["text"].startswith(f"Your Entra account is linked as {hank.upn} (roles: Helpdesk Administrator)")
+    row = link_row(bot, hank_id)
+    assert row is not None and (row.upn, row.oid) == (hank.upn, hank.entra_id)
+    events = [e for e in bot.audit() if e.actor == hank_id and e.action in ("link_started", "linked")]
+    assert [e.action for e in events][-2:] == ["link_started", "linked"]
+    assert json.loads(events[-2].detail)["flow"] == "browser"
+
+
+def test_the_real_browser_refuses_a_certificate_the_lab_ca_did_not_issue(chrome: WebDriver,
+                                                                          tmp_path: Path) -> None:
+    """The browser's trust is the lab CA only, not "anything goes": a listener whose certificate comes from
+    another CA gets Chromium's certificate error page, so the test above would catch a TLS mistake."""
+    stranger = LabCA(tmp_path).issue_server_cert("resetbot-callback", ips=("127.0.0.1",))
+
+    def finish(query: Mapping[str, str], *, correlation_id: str) -> CallbackOutcome:
+        return CallbackOutcome.INVALID
+
+    listener = CallbackListener("127.0.0.1", 0, cert_file=stranger.cert_file, key_file=stranger.key_file,
+                                finish=finish)
+    listener.start()
+    try:
+        host, port = listener.address
+        chrome.get(f"https://{host}:{port}/healthz")
+        wait_for(chrome, lambda b: "ERR_CERT_AUTHORITY_INVALID" in b.page_source, "Chromium's certificate error")
+    finally:
+        listener.stop(timeout=5)
 
 
 def test_a_reused_state_links_nothing_and_says_why(lab: Lab, bot: RunningBot, driver: SlackDriver,
