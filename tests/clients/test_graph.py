@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from bot.clients.entra_auth import DelegatedTokens
 from bot.clients.graph import GraphClient, GraphUser, RoleGroups, odata_string, parse_graph_time
 from bot.clients.graph.wire import _graph_error, _retry_after
-from bot.domain.reset_polling import POLL_CAP_S, POLL_FIRST_S
+from bot.domain.reset_polling import POLL_CAP_S, POLL_FAST_S, POLL_FAST_WINDOW_S
 from bot.errors import (
     GraphError,
     GraphPermissionError,
@@ -491,9 +491,9 @@ def test_without_retry_after_the_operation_is_polled_at_a_short_capped_interval(
     entra_control: EntraControl, graph: GraphClient, hank_token: str,
 ) -> None:
     """Microsoft's 202 to resetPassword need not carry Retry-After (the lab, like the documented example, sends
-    none): the polls then come at a short interval that grows a little and stops at a cap, never the doubling to
-    seconds that showed a writeback finished at 4.8 s at 8.75 s."""
-    entra_control.faults(writeback="offline", offline_delay_ms=1500)
+    none): the polls then come at a short interval, fast at first, then growing a little to a cap, never the
+    doubling to seconds that showed a writeback finished at 4.8 s at 8.75 s."""
+    entra_control.faults(writeback="offline", offline_delay_ms=3000)
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -503,11 +503,11 @@ def test_without_retry_after_the_operation_is_polled_at_a_short_capped_interval(
     op = graph.reset_password(access_token=hank_token, user_id=person("bob").upn,
                               new_password=SecretStr(entra_control.fresh_password()), poll_timeout_s=30, sleep=sleep)
     assert op.status == "failed", op
-    assert waits[0] == POLL_FIRST_S, "no Retry-After: the first poll comes at once, nearly"
+    assert waits[0] == POLL_FAST_S, "no Retry-After: the first poll comes at once, nearly"
     assert max(waits) == POLL_CAP_S, waits
     assert all(a <= b for a, b in itertools.pairwise(waits)), waits
     gets = [r for r in entra_control.requests("graph") if r["method"] == "GET"]
-    assert len(gets) <= 1.5 / POLL_CAP_S + 6, "capped, not a busy loop"
+    assert len(gets) <= POLL_FAST_WINDOW_S / POLL_FAST_S + 1 / POLL_CAP_S + 6, "capped, not a busy loop"
 
 
 def test_polling_is_bounded_and_the_operation_can_be_followed_later(

@@ -389,12 +389,14 @@ class GraphClient:
         def elapsed() -> float:
             return max(time.monotonic() - started, waited)
 
-        step = next_poll(accepted.retry_after_s, None)
+        step = next_poll(accepted.retry_after_s, None, looking_s=0.0)
+        first_look: float | None = None
         while True:
             wait = max(0.0, min(step.wait_s, poll_timeout_s - elapsed()))
             if wait > 0:
                 pause(wait)
                 waited += wait
+            first_look = elapsed() if first_look is None else first_look
             op, after = self.poll_reset_operation(access_token=access_token, location=location,
                                                   client_request_id=crid, sleep=pause)
             if op.done or elapsed() >= poll_timeout_s:
@@ -402,7 +404,7 @@ class GraphClient:
                     log.warning("reset of %s still %s after %.1fs (client-request-id %s)", user_id, op.status,
                                 elapsed(), crid)
                 return op
-            step = next_poll(after, step.interval_s)
+            step = next_poll(after, step.interval_s, looking_s=elapsed() - first_look)
 
     def start_reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
                              client_request_id: str | None = None,
