@@ -62,6 +62,7 @@ class Runtime:
         """Let resets already running post their verdicts (up to ``drain_s``), then close every client."""
         if not self.services.reset.wait_idle(timeout=drain_s):
             log.warning("closing with a reset still running after %.0f s", drain_s)
+        self.services.reset.close()
         self.services.requests.close()
         self.services.links.close()
         self.graph.close()

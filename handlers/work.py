@@ -22,9 +22,10 @@ The pool has lanes, so that slow work never delays work that must be quick:
   ``trigger_id`` within 3 s, so these never wait behind a reset or a burst of ``/reset``; their work is one
   database read and one Web API call. A task that only starts after ``MODAL_STALE_AFTER_S`` (the trigger would be
   spent by the time ``views.open`` reached Slack) tells the person the bot is busy instead.
-- ``Lane.DECISION``: Approve and the target's confirmation, which may run a whole reset afterwards (today a
-  thread waits for Graph's long-running operation; issue 13 part 2 removes that wait). Ten resets held by Graph
-  do not stop anybody's ``/reset`` from being answered.
+- ``Lane.DECISION``: Approve and the target's confirmation, which may start a reset afterwards: up to Graph's
+  202, after which the one operation poller (``bot.services.operation_poller``) follows it to its verdict, so no
+  thread of this lane waits for Graph. Ten resets held by Graph do not stop anybody's ``/reset`` from being
+  answered.
 - ``Lane.WORK``: everything else (commands, Cancel, the deny reason, "This wasn't me", App Home).
 
 When a lane is full (its threads busy and its queue at ``queue``), the person is told at once, in one sentence

@@ -38,3 +38,15 @@ def test_ack_burst_benchmark_prints_both_apps_every_load_and_the_ratios() -> Non
     assert all(r[-3:] == ["4", "0", r[-1]] for r in bot_rows), "every request posted once, none twice"
     assert sum("bot/bare ack p99:" in line for line in lines) == 2
     assert "2 approvals held by Graph, one unrelated /reset: ack" in lines[-1]
+
+
+@pytest.mark.lab
+def test_approval_latency_benchmark_prints_every_load_and_the_overhead() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.approval_latency", "--rounds", "1", "--slow-ms", "300"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("approval latency: Approve click → verdict in the thread")
+    assert "overhead" in lines[1]
+    assert [line.split()[0] for line in lines[2:5]] == ["no", "Retry-After:", "slow"]
+    assert lines[5].startswith("  the bot's overhead, median of every round:") and lines[5].endswith("(target ≤ 50 ms)")

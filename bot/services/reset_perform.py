@@ -6,8 +6,10 @@ story; ``ResetRecovery`` finishes what a stopped bot left half-way.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,16 +21,18 @@ from sqlmodel import Session
 
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
-from bot.clients.graph import Graph
+from bot.clients.graph import Graph, ResetAccepted
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.lifecycle import RequestState
+from bot.domain.reset_polling import next_poll
 from bot.domain.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
 from bot.errors import ResetbotError, SlackUnavailableError
 from bot.logs import forget_secret
 from bot.models import OutboxMessage, ResetRequest, utcnow
-from bot.policy import generate_temporary_password, precheck
+from bot.policy import RuleBroken, generate_temporary_password, precheck
+from bot.services.operation_poller import OperationPoller
 from bot.services.outbox import Outbox, dm_message, thread_message
 from bot.services.sealing import Sealer
 from bot.settings import Delivery
@@ -77,6 +81,35 @@ class _Attempt:
     pending: bool = False
     #: The lease was taken before Graph was called: another replica's recovery owns the reset; nothing was set.
     lost: bool = False
+    #: Graph accepted the reset (202) and its operation is to be followed (``_Following``), by the poller.
+    following: _Following | None = None
+
+
+@dataclass(slots=True)
+class _Following:
+    """A reset whose Graph operation is in flight, as the poller carries it from the 202 to the verdict: what
+    the verdict needs (the password until it is sealed, the policy check, the baseline), and when to poll and
+    renew the lease next (``time.monotonic()``)."""
+
+    started: ResetRequest
+    owner: str
+    correlation_id: str
+    recovered: bool
+    access_token: str = field(repr=False)
+    location: str
+    password: SecretStr = field(repr=False)
+    checks: list[RuleBroken]
+    never_expires: bool
+    baseline: int | None
+    baseline_version: int | None
+    give_up_at: float
+    poll_at: float
+    renew_at: float
+    interval_s: float | None = None
+    #: When the first poll went out (Graph's first allowed look): the fast window runs from there.
+    first_look: float | None = None
+    #: Concluded, or given up here: the password is forgotten and the reset no longer counts as in flight.
+    finished: bool = False
 
 
 @dataclass
@@ -111,6 +144,9 @@ class ResetDeps:
     #: ``target``: only the person whose password it is reveals it, from their DM; ``agent``: the requester.
     delivery: Delivery = Delivery.AGENT
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: Follows every reset's Graph operation from its 202 to its verdict, with the lease renewed as it goes: no
+    #: thread waits for Graph (``bot.services.operation_poller``).
+    poller: OperationPoller = field(default_factory=OperationPoller)
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
@@ -135,16 +171,28 @@ class ResetPerforming(ResetDeps):
         with self._idle:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
+    def close(self) -> None:
+        """Stop following operations (after ``wait_idle``): any still in flight are recovery's once their lease
+        lapses."""
+        self.poller.close()
+
     def perform(self, req: ResetRequest, *, correlation_id: str) -> None:
-        """Run the reset of an approved request; only the caller whose compare-and-set wins does anything."""
-        with self._idle:
-            self._in_flight += 1
+        """Run the reset of an approved request up to Graph's 202 (the poller takes it from there to the
+        verdict); only the caller whose compare-and-set wins does anything."""
+        self._enter()
         try:
             self._perform(req, correlation_id)
         finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
+            self._leave()
+
+    def _enter(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
 
     def _perform(self, req: ResetRequest, correlation_id: str) -> None:
         refused = self.recheck(req) if self.recheck is not None else None
@@ -182,7 +230,16 @@ class ResetPerforming(ResetDeps):
         with self._heartbeat(started.id, owner):
             self.outbox.deliver(announce, now=self.clock())
             attempt = (self._issue_tap(started, correlation_id, owner) if started.tap
-                       else self._reset(started, correlation_id, owner, account))
+                       else self._reset(started, correlation_id, owner, account, recovered=recovered))
+        if attempt.following is not None:
+            self._follow(attempt.following)
+            return
+        self._conclude(started, attempt, owner, correlation_id, recovered=recovered)
+
+    def _conclude(self, started: ResetRequest, attempt: _Attempt, owner: str, correlation_id: str, *,
+                  recovered: bool) -> None:
+        """The reset's outcome recorded: its verdict, sealed password, follow-ups and messages in one transaction,
+        then the messages posted; or the reset left to recovery (still running at the poll's bound)."""
         if attempt.lost:
             log.warning("request %s: its lease was taken before Graph was called (another replica recovers it); "
                         "nothing was set here (%s)", started.id, correlation_id)
@@ -218,8 +275,10 @@ class ResetPerforming(ResetDeps):
         del attempt, password  # the only copy now is the sealed one
         if done is None:
             return
+        # The verdict first (what the thread waits for), then the request message's redraw; what Slack does not
+        # take now, the outbox's scheduled run retries.
+        self.outbox.deliver(ids, now=now)
         self._redraw(done)
-        self.outbox.deliver(ids, now=now)  # what Slack does not take now, the outbox's scheduled run retries
         if done.state == RequestState.SUCCEEDED:
             self._after_success(done, correlation_id)
 
@@ -266,27 +325,28 @@ class ResetPerforming(ResetDeps):
     def _heartbeat(self, request_id: str, owner: str) -> Iterator[None]:
         """Renew the reset's lease four times a lease (``LEASE_HEARTBEAT`` by default) while the block runs (Slack
         and Graph may keep it waiting far longer than any fixed bound: retries, Retry-After), so no sweep takes it
-        for a stopped bot's. A renewal that fails (the database away for a moment) is logged and tried again at the
-        next beat."""
+        for a stopped bot's. The beats are the poller's steps, not a thread of the reset's own. A renewal that fails
+        (the database away for a moment) is logged and tried again at the next beat."""
         stop = threading.Event()
+        every = (self.lease / HEARTBEATS_PER_LEASE).total_seconds()
 
-        def beat() -> None:
-            while not stop.wait((self.lease / HEARTBEATS_PER_LEASE).total_seconds()):
-                try:
-                    with self.begin() as session:
-                        if not store.requests.renew_lease(session, request_id=request_id, owner=owner,
-                                                          until=self.clock() + self.lease):
-                            return  # no longer resetting, or no longer ours
-                except Exception as e:  # a missed beat must not end the reset; the next one may land
-                    log.warning("request %s: could not renew its reset's lease (%s)", request_id, type(e).__name__)
+        def beat() -> float | None:
+            if stop.is_set():
+                return None
+            try:
+                with self.begin() as session:
+                    if not store.requests.renew_lease(session, request_id=request_id, owner=owner,
+                                                      until=self.clock() + self.lease):
+                        return None  # no longer resetting, or no longer ours
+            except Exception as e:  # a missed beat must not end the reset; the next one may land
+                log.warning("request %s: could not renew its reset's lease (%s)", request_id, type(e).__name__)
+            return None if stop.is_set() else time.monotonic() + every
 
-        thread = threading.Thread(target=beat, name=f"lease-{request_id}", daemon=True)
-        thread.start()
+        self.poller.schedule(time.monotonic() + every, beat)
         try:
             yield
         finally:
             stop.set()
-            thread.join(timeout=5)
 
     def _leave_to_recovery(self, started: ResetRequest, attempt: _Attempt, owner: str) -> None:
         """Graph's operation was still running when the poll's bound ran out: the request stays ``resetting``, the
@@ -337,10 +397,10 @@ class ResetPerforming(ResetDeps):
                            blocks=messages.reset.target_reset_notice_blocks(done, reveal=reveal),
                            origin="reset.target_dm", request_id=done.id)]
 
-    def _reset(self, req: ResetRequest, cid: str, owner: str, account: DirectoryUser | ResetbotError | None
-               ) -> _Attempt:
-        """Never raises: every failure is a verdict, and a failure's text never holds the password (Graph's
-        client scrubs it)."""
+    def _reset(self, req: ResetRequest, cid: str, owner: str, account: DirectoryUser | ResetbotError | None, *,
+               recovered: bool = False) -> _Attempt:
+        """Up to Graph's 202: the attempt then carries what the poller follows. Never raises: every failure is a
+        verdict, and a failure's text never holds the password (Graph's client scrubs it)."""
         try:
             if isinstance(account, ResetbotError):
                 raise account
@@ -357,23 +417,106 @@ class ResetPerforming(ResetDeps):
             if not self._still_ours(req.id, owner):
                 forget_secret(password)
                 return _Attempt(Verdict(VerdictKind.UNKNOWN), lost=True)
-            op = self.graph.reset_password(access_token=token, user_id=req.target_entra_id, new_password=password,
-                                           poll_timeout_s=self.poll_timeout_s, client_request_id=cid,
-                                           on_accepted=lambda location: self._note_operation(
-                                               req.id, location, baseline=ad.pwd_last_set_raw,
-                                               baseline_version=ad.key_version))
+            accepted = self.graph.start_reset_password(access_token=token, user_id=req.target_entra_id,
+                                                       new_password=password, client_request_id=cid)
+            self._note_operation(req.id, accepted.location, baseline=ad.pwd_last_set_raw,
+                                 baseline_version=ad.key_version)
         except ResetbotError as e:
             log.warning("reset %s failed before an outcome (%s): %s", req.id, cid, type(e).__name__)
             return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
                                                   error_message=str(e))))
-        if not op.done:  # not "failed": Graph may still make it, and recovery will ask
-            return _Attempt(classify(ResetOutcome(status=op.status)), op.id, password, baseline=ad.pwd_last_set_raw,
-                            baseline_version=ad.key_version, pending=True)
-        verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=checks,
-                                        never_expires=ad.password_never_expires))
-        ok = verdict.final_state == RequestState.SUCCEEDED
-        return _Attempt(verdict, op.id, password if ok else None, baseline=ad.pwd_last_set_raw,
-                        baseline_version=ad.key_version)
+        return _Attempt(Verdict(VerdictKind.UNKNOWN), following=self._following(
+            req, owner, cid, accepted, token=token, password=password, checks=checks, ad=ad, recovered=recovered))
+
+    def _following(self, req: ResetRequest, owner: str, cid: str, accepted: ResetAccepted, *, token: str,
+                   password: SecretStr, checks: list[RuleBroken], ad: DirectoryUser, recovered: bool) -> _Following:
+        """What the poller needs to carry the reset from Graph's 202 on: the first poll at exactly Graph's
+        Retry-After when it sent one (its instruction), else after a short wait (``next_poll``)."""
+        now = time.monotonic()
+        first = next_poll(accepted.retry_after_s, None, looking_s=0.0)
+        return _Following(started=req, owner=owner, correlation_id=cid, recovered=recovered, access_token=token,
+                          location=accepted.location, password=password, checks=checks,
+                          never_expires=ad.password_never_expires, baseline=ad.pwd_last_set_raw,
+                          baseline_version=ad.key_version, give_up_at=now + self.poll_timeout_s,
+                          poll_at=now + min(first.wait_s, self.poll_timeout_s),
+                          renew_at=now + (self.lease / HEARTBEATS_PER_LEASE).total_seconds(),
+                          interval_s=first.interval_s)
+
+    def _follow(self, f: _Following) -> None:
+        """Hand the operation to the poller; the reset counts as in flight (``wait_idle``) until its verdict."""
+        self._enter()
+        self.poller.schedule(min(f.poll_at, f.renew_at), lambda: self._poll_step(f))
+
+    def _poll_step(self, f: _Following) -> float | None:
+        """One turn of the poller for this reset: renew the lease when a heartbeat is due, poll Graph when its
+        time has come, and conclude on a final status (or at the poll's bound: then recovery asks later). Returns
+        when to run again, None once concluded. Never raises: a failure is a verdict or a missed beat, logged."""
+        try:
+            now = time.monotonic()
+            if now >= f.renew_at:
+                f.renew_at = self._beat(f, now)
+            if now < f.poll_at:
+                return min(f.poll_at, f.renew_at)
+            f.first_look = now if f.first_look is None else f.first_look
+            try:
+                op, after = self.graph.poll_reset_operation(access_token=f.access_token, location=f.location,
+                                                            client_request_id=f.correlation_id)
+            except ResetbotError as e:
+                log.warning("reset %s failed before an outcome (%s): %s", f.started.id, f.correlation_id,
+                            type(e).__name__)
+                self._conclude_following(f, _Attempt(classify(ResetOutcome(
+                    error=error_kind(e), error_code=getattr(e, "code", None), error_message=str(e)))))
+                return None
+            if op.done:
+                verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail, precheck=f.checks,
+                                                never_expires=f.never_expires))
+                ok = verdict.final_state == RequestState.SUCCEEDED
+                self._conclude_following(f, _Attempt(verdict, op.id, f.password if ok else None,
+                                                     baseline=f.baseline, baseline_version=f.baseline_version))
+                return None
+            now = time.monotonic()
+            if now >= f.give_up_at:  # not "failed": Graph may still make it, and recovery will ask
+                log.warning("reset of %s still %s after %.1fs (client-request-id %s)", f.started.id, op.status,
+                            self.poll_timeout_s, f.correlation_id)
+                self._conclude_following(f, _Attempt(classify(ResetOutcome(status=op.status)), op.id, f.password,
+                                                     baseline=f.baseline, baseline_version=f.baseline_version,
+                                                     pending=True))
+                return None
+            step = next_poll(after, f.interval_s, looking_s=now - f.first_look)
+            f.interval_s = step.interval_s
+            f.poll_at = min(now + step.wait_s, f.give_up_at)
+            return min(f.poll_at, f.renew_at)
+        except Exception:  # the verdict's own transaction failed (the database away): recovery finishes it
+            log.exception("request %s: its reset could not be concluded here; recovery takes it once its lease "
+                          "lapses (%s)", f.started.id, f.correlation_id)
+            self._forget(f)
+            return None
+
+    def _conclude_following(self, f: _Following, attempt: _Attempt) -> None:
+        try:
+            self._conclude(f.started, attempt, f.owner, f.correlation_id, recovered=f.recovered)
+        finally:
+            self._forget(f)
+
+    def _forget(self, f: _Following) -> None:
+        """The reset is no longer this poller's: its password leaves memory and it stops counting as in flight."""
+        if not f.finished:
+            f.finished = True
+            forget_secret(f.password)
+            self._leave()
+
+    def _beat(self, f: _Following, now: float) -> float:
+        """Renew the lease of a reset whose operation is followed; when the next beat is due (never again once
+        the request is no longer ``resetting`` or no longer ours). A failed renewal is logged and tried again."""
+        every = (self.lease / HEARTBEATS_PER_LEASE).total_seconds()
+        try:
+            with self.begin() as session:
+                if not store.requests.renew_lease(session, request_id=f.started.id, owner=f.owner,
+                                                  until=self.clock() + self.lease):
+                    return math.inf  # no longer resetting, or no longer ours: no more beats
+        except Exception as e:  # a missed beat must not end the reset; the next one may land
+            log.warning("request %s: could not renew its reset's lease (%s)", f.started.id, type(e).__name__)
+        return now + every
 
     def _issue_tap(self, req: ResetRequest, cid: str, owner: str) -> _Attempt:
         """``--tap``: a Temporary Access Pass instead of a password (cloud only: nothing to write back). Made with

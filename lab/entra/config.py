@@ -91,8 +91,9 @@ DEVICE_CODE_INTERVAL_S: Final = 5
 #: How long an "offline" writeback agent keeps an operation running before it fails (Entra waits for the
 #: relay; the default is short so tests stay fast, and POST /faults {"offline_delay_ms"} changes it).
 DEFAULT_OFFLINE_DELAY_MS: Final = 1500
-#: Retry-After (seconds) on 202 answers of resetPassword.
-RESET_RETRY_AFTER_S: Final = 1
+#: Retry-After (seconds) on 202 answers of resetPassword, by default: none (0). Microsoft's reference lists the
+#: header as optional and its examples of this call send none; POST /faults {"reset_retry_after"} sets one.
+RESET_RETRY_AFTER_S: Final = 0
 #: Entra Connect runs a delta sync every 30 minutes and password hash sync every 2 minutes.
 SYNC_CYCLE_S: Final = 30 * 60
 PASSWORD_SYNC_CYCLE_S: Final = 2 * 60

@@ -124,7 +124,7 @@ class Methods(GraphRoutes):
         self.s.operations[op.id] = op
         self.s.spawn(self._run_reset(op, target, password))
         location = f"{self.s.graph_base}/users/{target.id}/authentication/operations/{op.id}"
-        headers = {"Location": location, "Retry-After": str(config.RESET_RETRY_AFTER_S)}
+        headers = {"Location": location, **self.s.faults.reset_retry_after_header()}
         return graph_json(request, {"newPassword": password} if generated else {}, status=202, headers=headers)
 
     async def _run_reset(self, op: Operation, target: EntraUser, password: str) -> None:

@@ -50,6 +50,9 @@ class Faults:
     #: New resetPassword operations stay ``running`` (nothing reaches AD) until this is switched off: lets a test
     #: act "while Graph works" (kill or stop the bot) at a moment of its choosing instead of racing a delay.
     hold_operations: bool = False
+    #: Retry-After (seconds) on resetPassword's 202; 0 sends none. Microsoft documents the header as optional and
+    #: its examples of this call carry none, so the lab sends none unless a test asks for one.
+    reset_retry_after: float = config.RESET_RETRY_AFTER_S
     #: The tenant has no Entra ID P2 (or Governance) licence, so no PIM: roleEligibilityScheduleInstances answers
     #: 400 AadPremiumLicenseRequired, as Graph does there.
     pim_unlicensed: bool = False
@@ -84,11 +87,19 @@ class Faults:
             "sync_lag_minutes": self.sync_lag_minutes,
             "revoked_app_roles": list(self.revoked_app_roles),
             "hold_operations": self.hold_operations,
+            "reset_retry_after": self.reset_retry_after,
             "pim_unlicensed": self.pim_unlicensed,
             "fault_path": self.fault_path,
             "device_code_blocked": self.device_code_blocked,
             "sign_in_tenant": self.sign_in_tenant,
         }
+
+    def reset_retry_after_header(self) -> dict[str, str]:
+        """resetPassword's 202 Retry-After, when one is set."""
+        value = self.reset_retry_after
+        if not value:
+            return {}
+        return {"Retry-After": str(int(value)) if float(value).is_integer() else str(value)}
 
     def retry_after_header(self) -> str:
         value = self.retry_after
@@ -306,6 +317,11 @@ _TEXT_FAULTS = {"fault_path": "text (empty: every Graph call)",
                 "sign_in_tenant": "a tenant id (empty: the lab's own)"}
 
 
+#: The fault fields that are seconds: (whether 0 is allowed, what they must be).
+_SECONDS_FAULTS = {"retry_after": (False, "a positive number of seconds"),
+                   "reset_retry_after": (True, "a number of seconds, 0 or more (0: no Retry-After)")}
+
+
 def _checked(name: str, value: Any) -> Any:
     """``value`` as a fault field takes it, or a FaultError saying what it must be."""
     if name == "writeback":
@@ -320,10 +336,11 @@ def _checked(name: str, value: Any) -> Any:
     elif name == "revoked_app_roles":
         if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
             raise FaultError("revoked_app_roles must be a list of application permission names")
-    elif name == "retry_after":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
-                or not math.isfinite(value):
-            raise FaultError("retry_after must be a positive number of seconds")
+    elif name in _SECONDS_FAULTS:
+        zero_ok, what = _SECONDS_FAULTS[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not (value > 0 or (zero_ok and value == 0)):
+            raise FaultError(f"{name} must be {what}")
     elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise FaultError(f"{name} must be a non-negative integer")
     return list(value) if isinstance(value, list) else value

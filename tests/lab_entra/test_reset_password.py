@@ -52,7 +52,7 @@ def test_reset_writes_back_and_sets_must_change(entra: EntraLab, restore: list[P
     assert answer.json() == {}
     location = answer.headers["Location"]
     assert location.startswith(f"{entra.d['graph_base']}/users/{alice.entra_id}/authentication/operations/")
-    assert int(answer.headers["Retry-After"]) >= 1
+    assert "Retry-After" not in answer.headers, "Microsoft's documented 202 carries none; the header is optional"
     op = entra.wait(location, entra.agent_token("hedy"))
     assert op["status"] == "succeeded", op
     assert op["statusDetail"] is None

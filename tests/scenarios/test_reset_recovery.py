@@ -171,6 +171,35 @@ def test_a_slow_first_post_does_not_let_recovery_take_a_live_reset(
     _reveal_and_sign_in(lab, driver, ts, "bob")
 
 
+def test_the_lease_of_a_reset_graph_is_still_working_on_is_renewed_by_its_poller(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13 part 2: after Graph's 202 no thread of the reset's own is left (the one poller follows the
+    operation), so the poller must keep the lease alive while Graph works, or a replica's sweep would take a live
+    reset for a dead bot's. With a short lease and Graph holding the operation, the lease keeps moving ahead well
+    past two whole leases; released, the reset ends with its verdict, Graph asked once."""
+    monkeypatch.setattr(bot.services.reset, "lease", timedelta(seconds=1.5))  # renewed every 0.375 s
+    monkeypatch.setattr(bot.services.reset, "poll_timeout_s", 30.0)  # this module's is a second: Graph outlasts it
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "bob", "graph slower than the lease")
+    ts = str(request["ts"])
+    entra.faults(hold_operations=True)
+    try:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        wait_until(lambda: next((o for o in entra.operations() if o["held"]), None), timeout=30,
+                   what="the stand-in to hold the reset")
+        first = _request(bot, ts).lease_until
+        assert first is not None
+        later = wait_until(lambda: (r := _request(bot, ts)).lease_until and r.lease_until > first + timedelta(
+            seconds=3) and r, timeout=30, what="the lease to be renewed past two whole leases")
+        assert later.state == RequestState.RESETTING and later.lease_until > utcnow(), "still ahead, still ours"
+    finally:
+        entra.faults(hold_operations=False)
+    done = driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=30)
+    assert "must change it at next sign-in" in done["text"]
+    assert len(_resets_of(entra)) == 1
+    assert _request(bot, ts).lease_until is None, "the verdict gives the lease back"
+
+
 def test_a_reset_that_lost_its_lease_does_not_call_graph(
         lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
     """Issue 14, finding 2: however its lease was lost (the process paused longer than the lease, the database

@@ -20,6 +20,7 @@ from bot.clients.entra_auth import TokenSource
 from bot.clients.graph.interface import (
     GraphUser,
     OrgSync,
+    ResetAccepted,
     ResetOperation,
     RoleGroups,
     TapResult,
@@ -27,6 +28,7 @@ from bot.clients.graph.interface import (
 )
 from bot.clients.graph.wire import _graph_error, _retry_after, _Sealed, _segment, odata_string
 from bot.clients.http import DEFAULT_TIMEOUT_S, graph_http_client, new_correlation_id
+from bot.domain.reset_polling import next_poll
 from bot.errors import GraphError, GraphUnavailableError
 from bot.logs import HELD_SECRET_TTL_S, remember_secret
 
@@ -47,9 +49,6 @@ _NO_PIM = "AadPremiumLicenseRequired"
 _PIM_GROUPS = "/identityGovernance/privilegedAccess/group"
 #: Values per ``in (...)`` clause: Graph caps the list (15 for directory objects); more are asked in turns.
 _MAX_IN_VALUES = 15
-#: Polling a reset without Retry-After: first wait, doubling up to the last.
-_FIRST_POLL_S = 0.25
-_MAX_POLL_S = 5.0
 
 
 class GraphClient:
@@ -372,25 +371,16 @@ class GraphClient:
                        on_accepted: Callable[[str], None] | None = None) -> ResetOperation:
         """Reset ``user_id``'s password as the agent whose token this is, and poll the operation until it
         succeeds or fails (writeback's on-prem verdict), honouring Retry-After, for at most ``poll_timeout_s``
-        (then the operation is returned as last seen, still running). Graph's refusals raise.
+        (then the operation is returned as last seen, still running). Graph's refusals raise. This blocks its
+        thread while Graph works: the bot's resets use :meth:`start_reset_password` and
+        :meth:`poll_reset_operation` from one poller instead; this is for one-off callers (the doctor's probe).
 
         ``on_accepted`` gets the operation's absolute URL as soon as Graph accepts (202), before any polling: a
         caller that stores it can still learn the outcome after a crash (:meth:`get_reset_operation`)."""
-        crid = client_request_id or new_correlation_id()
         pause = sleep or self._sleep
-        path = f"/users/{_segment(user_id)}/authentication/methods/{PASSWORD_METHOD_ID}/resetPassword"
-        response = self._call("POST", path, access_token=access_token,
-                              body=_Sealed({"newPassword": new_password.get_secret_value()}),
-                              what=f"reset the password of {user_id}", client_request_id=crid, ok=(202,),
-                              secret=new_password.get_secret_value(), sleep=pause)
-        assert response is not None
-        raw_location = response.headers.get("Location")
-        if not raw_location:
-            raise GraphError(f"Microsoft Graph accepted the reset of {user_id} without saying where to follow it "
-                             "(no Location); check the user's sign-in logs before trying again.",
-                             request_id=response.headers.get("request-id"), client_request_id=crid, status=202)
-        location = urljoin(str(response.url), raw_location)
-        self._url(location)  # same origin, or GraphError before any token is sent there
+        accepted = self.start_reset_password(access_token=access_token, user_id=user_id, new_password=new_password,
+                                             client_request_id=client_request_id, sleep=pause)
+        crid, location = accepted.client_request_id, accepted.location
         if on_accepted is not None:
             on_accepted(location)
         started = time.monotonic()
@@ -399,20 +389,50 @@ class GraphClient:
         def elapsed() -> float:
             return max(time.monotonic() - started, waited)
 
-        wait, backoff = _retry_after(response), _FIRST_POLL_S
+        step = next_poll(accepted.retry_after_s, None, looking_s=0.0)
+        first_look: float | None = None
         while True:
-            if wait is None:  # no Retry-After: exponential backoff
-                wait, backoff = backoff, min(backoff * 2, _MAX_POLL_S)
-            wait = max(0.0, min(wait, poll_timeout_s - elapsed()))
+            wait = max(0.0, min(step.wait_s, poll_timeout_s - elapsed()))
             if wait > 0:
                 pause(wait)
                 waited += wait
-            op, wait = self._poll(access_token, location, crid, sleep=pause)
+            first_look = elapsed() if first_look is None else first_look
+            op, after = self.poll_reset_operation(access_token=access_token, location=location,
+                                                  client_request_id=crid, sleep=pause)
             if op.done or elapsed() >= poll_timeout_s:
                 if not op.done:
                     log.warning("reset of %s still %s after %.1fs (client-request-id %s)", user_id, op.status,
                                 elapsed(), crid)
                 return op
+            step = next_poll(after, step.interval_s, looking_s=elapsed() - first_look)
+
+    def start_reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
+                             client_request_id: str | None = None,
+                             sleep: Callable[[float], None] | None = None) -> ResetAccepted:
+        """Ask Graph to reset ``user_id``'s password as the agent whose token this is, and return at its 202:
+        where to follow the operation and when Graph allows the first look (its ``Retry-After``, when it sends
+        one: Microsoft documents the header as optional). Graph's refusals raise."""
+        crid = client_request_id or new_correlation_id()
+        path = f"/users/{_segment(user_id)}/authentication/methods/{PASSWORD_METHOD_ID}/resetPassword"
+        response = self._call("POST", path, access_token=access_token,
+                              body=_Sealed({"newPassword": new_password.get_secret_value()}),
+                              what=f"reset the password of {user_id}", client_request_id=crid, ok=(202,),
+                              secret=new_password.get_secret_value(), sleep=sleep)
+        assert response is not None
+        raw_location = response.headers.get("Location")
+        if not raw_location:
+            raise GraphError(f"Microsoft Graph accepted the reset of {user_id} without saying where to follow it "
+                             "(no Location); check the user's sign-in logs before trying again.",
+                             request_id=response.headers.get("request-id"), client_request_id=crid, status=202)
+        location = urljoin(str(response.url), raw_location)
+        self._url(location)  # same origin, or GraphError before any token is sent there
+        return ResetAccepted(location=location, retry_after_s=_retry_after(response), client_request_id=crid,
+                             request_id=response.headers.get("request-id"))
+
+    def poll_reset_operation(self, *, access_token: str, location: str, client_request_id: str | None = None,
+                             sleep: Callable[[float], None] | None = None) -> tuple[ResetOperation, float | None]:
+        """The operation at ``location`` as it is now, and the Retry-After Graph sent with it (None: none)."""
+        return self._poll(access_token, location, client_request_id or new_correlation_id(), sleep=sleep)
 
     def get_reset_operation(self, *, access_token: str, location: str,
                             client_request_id: str | None = None) -> ResetOperation:

@@ -106,6 +106,17 @@ class ResetOperation:
 
 
 @dataclass(frozen=True)
+class ResetAccepted:
+    """Graph's 202 to resetPassword: where to follow the operation, and ``retry_after_s``, Graph's Retry-After
+    (None when it sent none), counted from the moment the 202 arrived."""
+
+    location: str
+    retry_after_s: float | None
+    client_request_id: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class RoleGroups:
     """The role-assignable groups through which a person reaches Entra roles: ``held``, whose roles they hold now
     (an active member); ``claimable``, whose roles they are one step from (eligible through PIM for Groups for
@@ -147,6 +158,12 @@ class Graph(Protocol):
                        poll_timeout_s: float = 60.0, sleep: Callable[[float], None] | None = None,
                        client_request_id: str | None = None,
                        on_accepted: Callable[[str], None] | None = None) -> ResetOperation: ...
+    def start_reset_password(self, *, access_token: str, user_id: str, new_password: SecretStr,
+                             client_request_id: str | None = None,
+                             sleep: Callable[[float], None] | None = None) -> ResetAccepted: ...
+    def poll_reset_operation(self, *, access_token: str, location: str, client_request_id: str | None = None,
+                             sleep: Callable[[float], None] | None = None
+                             ) -> tuple[ResetOperation, float | None]: ...
     def get_reset_operation(self, *, access_token: str, location: str,
                             client_request_id: str | None = None) -> ResetOperation: ...
     def create_temporary_access_pass(self, *, user_id: str, access_token: str, lifetime_minutes: int = 60,
