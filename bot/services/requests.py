@@ -19,6 +19,7 @@ from bot.clients.directory import Directory
 from bot.clients.duo import DuoAuth
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
+from bot.domain.health_state import HealthReport
 from bot.domain.limits import LimitRules
 from bot.models import utcnow
 from bot.services.request_decisions import SYSTEM
@@ -98,6 +99,8 @@ class RequestService(RequestIntake, RequestVerification):
     #: The target disowning a reset already made (the reset service's ``not_me``: "This wasn't me"), for a "No"
     #: that comes after the password was changed; returns the sentence for the target.
     disowned_after_reset: Callable[..., str] | None = None
+    #: Writeback's health as App Home shows it (the health service's ``report``), for refreshed homes.
+    health_report: Callable[[], HealthReport] | None = None
     #: Seals a one-time code until it is entered (the reset service's sealer: the same key on every replica).
     sealer: Sealer | None = None
     #: Duo's Auth API, when ``duo-push`` is an allowed method.
