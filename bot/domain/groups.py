@@ -64,7 +64,9 @@ MEMBERS_FOR_A_DECISION_S = 0.0
 #: A ``/reset`` (and ``/reset-status``'s lookup of anyone): a few seconds, so a burst of two hundred requests
 #: costs one read per group every few seconds, not one each (which Slack would throttle). Safe because a request
 #: only asks: nothing is changed until an approval, which reads the requester's membership again, now; an agent
-#: taken out of the group in those seconds gets a request that cannot be approved.
+#: taken out of the group in those seconds gets a request that cannot be approved. A remembered list only says
+#: yes: a no is read again, so someone just added is not refused. The same list tells whether the target is one of
+#: the bot's operators (protected): someone added in those seconds counts from the next read.
 MEMBERS_FOR_A_REQUEST_S = 5.0
 #: What is only shown (who may approve, in App Home): a minute.
 MEMBERS_FOR_A_VIEW_S = 60.0

@@ -56,7 +56,7 @@ class RequestIntake(RequestLimits):
                                    detail={"stage": "request", "reason": reason, "input": text[:200], **detail}))
             return sentence
 
-        if requester not in self.notifier.group_members(self.rules.agents_group, max_age=MEMBERS_FOR_A_REQUEST_S):
+        if not self._is_member(requester, self.rules.agents_group, max_age=MEMBERS_FOR_A_REQUEST_S):
             return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(
                 self.notifier.group_handle(self.rules.agents_group)))
         parsed = parse_reset(text)

@@ -14,7 +14,7 @@ from bot import messages, store
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.groups import MEMBERS_FOR_A_REQUEST_S
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S, MEMBERS_FOR_A_REQUEST_S
 from bot.domain.health_state import HealthReport
 from bot.domain.lifecycle import RequestState
 from bot.domain.parse import parse_target
@@ -76,7 +76,14 @@ class RequestViews:
 
     def _may_look_up(self, actor: str) -> bool:
         groups = [g for g in (self.rules.agents_group, self.rules.approvers_group) if g]
-        return any(actor in self.notifier.group_members(g, max_age=MEMBERS_FOR_A_REQUEST_S) for g in groups)
+        return any(self._is_member(actor, g, max_age=MEMBERS_FOR_A_REQUEST_S) for g in groups)
+
+    def _is_member(self, user: str, group: str, *, max_age: float) -> bool:
+        """``user`` is in ``group`` by a list at most ``max_age`` old; a remembered list may say yes, never no (a
+        no is read again now): someone just added is not refused for the seconds a list is remembered."""
+        return user in self.notifier.group_members(group, max_age=max_age) or (
+            max_age > MEMBERS_FOR_A_DECISION_S
+            and user in self.notifier.group_members(group, max_age=MEMBERS_FOR_A_DECISION_S))
 
     def _own_status(self, *, actor: str, text: str, correlation_id: str) -> str:
         me = self.resolver.entra_id_of(actor)
