@@ -85,6 +85,8 @@ class SlackNotifier:
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         #: One member-list read at a time per group: who waits takes the answer of a read begun after they asked.
         self._group_reads: dict[str, threading.Lock] = {}
+        #: One message at a time per channel (``post``).
+        self._channel_turns: dict[str, threading.Lock] = {}
         self._profiles: Recent[str, dict[str, Any]] = Recent(REMEMBERED_PEOPLE)
         self._by_email: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
         self._homes: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
@@ -101,8 +103,15 @@ class SlackNotifier:
             raise SlackUnavailableError(f"Slack could not be reached for {what}.") from e
 
     def post(self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
-        resp = self._call("a message", lambda: self._client.chat_postMessage(
-            channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False))
+        """Messages to one channel go one at a time. Slack takes about one a second per channel and answers 429
+        with Retry-After past a short burst; threads that all met the 429 slept the same Retry-After, met it again,
+        and one of a burst of eight ``/reset`` lost its approver's mention after three tries. One at a time, the
+        sender waits out Retry-After and the others wait their turn without spending tries."""
+        with self._lock:
+            turn = self._channel_turns.setdefault(channel, threading.Lock())
+        with turn:
+            resp = self._call("a message", lambda: self._client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False))
         return str(resp["ts"])
 
     def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:

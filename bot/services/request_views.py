@@ -6,6 +6,7 @@ together.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from bot.domain.rules import Refusal
 from bot.domain.verification import VerifyState, usable_methods
 from bot.errors import ResetbotError
 from bot.models import ResetRequest, normalize_request_id
+from bot.services.debounce import Debounce
 from bot.services.resolve import ResolveFailure, ResolveProblem, TargetResolver
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class RequestViews:
     resolver: TargetResolver
     rules: RequestRules
     health_report: Callable[[], HealthReport] | None
+    home_refreshes: Debounce
 
     # --- /reset-status and App Home ---------------------------------------------------------------------------
 
@@ -186,17 +189,22 @@ class RequestViews:
         self._refresh_homes(req)
 
     def _refresh_homes(self, req: ResetRequest) -> None:
-        """Best effort: a stale App Home must never fail the action that changed it. Published only to whoever's
-        view changed (the client remembers what each person was last shown), with the health section the person
-        saw when they opened it: a refresh without it would change every view, and hide writeback's health."""
+        """Best effort, and soon rather than now: a stale App Home must never fail or slow the action that changed
+        it, and a burst's changes for one person are drawn once (``home_refreshes``)."""
+        for user in dict.fromkeys(u for u in (req.requester, req.manager_slack_id) if u):
+            self.home_refreshes.ask(f"home:{user}", functools.partial(self._refresh_home, user))
+
+    def _refresh_home(self, user: str) -> None:
+        """Published only if the person's view changed (the client remembers what each was last shown), with the
+        health section they saw when they opened it: a refresh without it would change every view, and hide
+        writeback's health."""
         health = None
         if self.health_report is not None:
             try:
                 health = self.health_report()
             except Exception as e:  # the health section is worth less than the refresh
                 log.warning("App Home refresh without writeback health: %s", type(e).__name__)
-        for user in dict.fromkeys(u for u in (req.requester, req.manager_slack_id) if u):
-            try:
-                self.home(user=user, health=health, only_if_changed=True)
-            except ResetbotError as e:  # one line, not a traceback per request of a burst
-                log.warning("could not refresh the App Home of %s: %s", user, e)
+        try:
+            self.home(user=user, health=health, only_if_changed=True)
+        except ResetbotError as e:  # one line, not a traceback per request of a burst
+            log.warning("could not refresh the App Home of %s: %s", user, e)

@@ -22,6 +22,7 @@ from bot.db import SessionFactory
 from bot.domain.health_state import HealthReport
 from bot.domain.limits import LimitRules
 from bot.models import utcnow
+from bot.services.debounce import Debounce
 from bot.services.request_decisions import SYSTEM
 from bot.services.request_intake import RequestIntake
 from bot.services.request_verification import RequestVerification
@@ -30,6 +31,12 @@ from bot.services.sealing import Sealer
 from bot.settings import ApproverSource, Delivery, Settings, TargetConfirmation, VerifyMethod
 
 __all__ = ["SYSTEM", "Readiness", "RequestRules", "RequestService"]
+
+
+#: App Home refreshes for one person asked within this many seconds are drawn once, after the last: at most 30
+#: publishes a minute for a person however busy the helpdesk is (a requester and a manager in a burst stay within
+#: Slack's Tier 4, about 100 a minute), and a change shows within two seconds.
+HOME_REFRESH_DELAY_S = 2.0
 
 
 class Readiness(Protocol):
@@ -113,9 +120,12 @@ class RequestService(RequestIntake, RequestVerification):
 
     #: Set by ``close``: a push's follower stops at its next look instead of waiting for its deadline.
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: App Home refreshes, at most one per person every ``HOME_REFRESH_DELAY_S`` (``bot.services.debounce``).
+    home_refreshes: Debounce = field(default_factory=lambda: Debounce(HOME_REFRESH_DELAY_S))
 
     def close(self) -> None:
         """Stop following Duo pushes: one unanswered now stays "under way" until the sweep ends it (on any
         replica), and the agent may start another; a stopping bot never waits out a push's 90 seconds."""
         self.stopping.set()
         self.duo_pool.shutdown(wait=False, cancel_futures=True)
+        self.home_refreshes.close()
