@@ -20,6 +20,7 @@ read for as young an answer as its use needs (a /reset used to cost three ``user
   is, for a minute (an email changed by the workspace's admins is seen within that minute);
 - an address's Slack account (``users.lookupByEmail``): a minute, and only a found one (someone who joins Slack
   is found at once);
+- a DM's channel (``conversations.open``): a day (its id never changes);
 - App Home: a refresh is published only when the person's view changed since the bot last published it to them
   (within ten minutes: another replica may have published since).
 """
@@ -51,6 +52,8 @@ NAME_MAX_AGE_S = 600.0
 EMAIL_MAX_AGE_S = 60.0
 #: How long a published App Home is taken as what the person sees, for skipping an unchanged refresh.
 HOME_MAX_AGE_S = 600.0
+#: How long a DM's channel id is remembered: it never changes; a day bounds what a long-running bot keeps.
+DM_MAX_AGE_S = 86_400.0
 #: People remembered (profiles, addresses, App Homes): a workspace's worth, whatever its size.
 REMEMBERED_PEOPLE = 4096
 #: The logger of the client that sends codes: errors only, never a request or response body.
@@ -90,6 +93,7 @@ class SlackNotifier:
         self._profiles: Recent[str, dict[str, Any]] = Recent(REMEMBERED_PEOPLE)
         self._by_email: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
         self._homes: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
+        self._dm_channels: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
         #: Each group the settings (or a stored request) name, as it was the first time it was looked up.
         self._pins: dict[str, GroupFacts] = {}
 
@@ -122,9 +126,19 @@ class SlackNotifier:
         self._call("an ephemeral message", lambda: self._client.chat_postEphemeral(
             channel=channel, user=user, text=text, thread_ts=thread_ts))
 
-    def dm(self, user: str, text: str, *, blocks: Blocks | None = None) -> tuple[str, str]:
-        opened = self._call("a DM", lambda: self._client.conversations_open(users=[user]))
+    def _dm_channel(self, user: str, client: WebClient) -> str:
+        """The bot's DM with ``user``: opened once, then remembered (a DM's id never changes, and posting to it
+        works whether or not the person has it open)."""
+        known = self._dm_channels.get(user, max_age=DM_MAX_AGE_S)
+        if known is not None:
+            return known
+        opened = self._call("a DM", lambda: client.conversations_open(users=[user]))
         channel = str(opened["channel"]["id"])
+        self._dm_channels.put(user, channel)
+        return channel
+
+    def dm(self, user: str, text: str, *, blocks: Blocks | None = None) -> tuple[str, str]:
+        channel = self._dm_channel(user, self._client)
         return channel, self.post(channel, text, blocks=blocks)
 
     def dm_secret(self, user: str, text: SecretStr) -> None:
@@ -133,8 +147,7 @@ class SlackNotifier:
         quiet = WebClient(token=self._client.token, base_url=self._client.base_url, timeout=self._client.timeout,
                           ssl=self._client.ssl, proxy=self._client.proxy, headers=self._client.headers,
                           retry_handlers=self._client.retry_handlers, logger=_SILENT)
-        opened = self._call("a DM", lambda: quiet.conversations_open(users=[user]))
-        channel = str(opened["channel"]["id"])
+        channel = self._dm_channel(user, quiet)
         self._call("a DM", lambda: quiet.chat_postMessage(channel=channel, text=text.get_secret_value(),
                                                           unfurl_links=False))
 

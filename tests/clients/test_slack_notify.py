@@ -116,3 +116,12 @@ def test_an_app_home_is_published_again_only_when_it_changed(notifier: SlackNoti
     notifier.publish_home(hank, view("two"))  # the person opened App Home: always published
     assert len(calls(driver, "views.publish")) == 3
     assert "two" in str(driver.home_view("hank"))
+
+
+def test_a_dm_is_opened_once_and_every_message_reaches_it(notifier: SlackNotifier, driver: SlackDriver) -> None:
+    hank = slack_id(driver, "hank")
+    first, _ = notifier.dm(hank, "one")
+    second, _ = notifier.dm(hank, "two")
+    assert first == second == driver.dm_channel("hank")
+    assert [m["text"] for m in driver.messages(first)][-2:] == ["one", "two"]
+    assert len(calls(driver, "conversations.open")) == 1
