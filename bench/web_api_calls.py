@@ -45,9 +45,9 @@ TIERS: dict[str, tuple[str, int]] = {
 IGNORED = {"auth.test", "apps.connections.open"}
 
 
-def _settled(driver: SlackDriver, quiet_s: float = 1.5, timeout: float = 60.0) -> list[dict[str, Any]]:
+def _settled(driver: SlackDriver, quiet_s: float = 3.0, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Every call recorded, once none has come for ``quiet_s`` (the bot's work after a click ends with no event
-    to wait for: a home refresh or a DM may follow the thread's last message)."""
+    to wait for: an App Home refresh comes up to two seconds after the change that asked for it)."""
     deadline = time.monotonic() + timeout
     seen = -1
     while time.monotonic() < deadline:

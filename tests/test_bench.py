@@ -38,3 +38,16 @@ def test_ack_burst_benchmark_prints_both_apps_every_load_and_the_ratios() -> Non
     assert all(r[-3:] == ["4", "0", r[-1]] for r in bot_rows), "every request posted once, none twice"
     assert sum("bot/bare ack p99:" in line for line in lines) == 2
     assert "2 approvals held by Graph, one unrelated /reset: ack" in lines[-1]
+
+
+@pytest.mark.lab
+def test_web_api_calls_benchmark_prints_each_phase_and_the_burst_against_the_tiers() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.web_api_calls", "--requests", "2", "--burst", "4"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Web API calls per request (2 /reset")
+    assert any(line.startswith("Web API calls per approval (2 approvals") for line in lines)
+    assert sum(line.split()[:1] == ["all"] for line in lines) == 2
+    assert any(line.startswith("burst: 4 /reset at once, 4 posted in") for line in lines)
+    assert any("chat.postMessage" in line and "in the busiest minute" in line for line in lines)

@@ -10,8 +10,8 @@ handle belongs to whichever group holds it now, and where members may change use
 group of their own; the id stays with the group the bot started with (``bot.domain.groups``).
 
 What does not change between requests is remembered briefly, in bounded memories (``bot.clients.recent``), each
-read for as young an answer as its use needs (a /reset used to cost three ``users.info`` and two
-``users.lookupByEmail`` for people the bot had just looked up):
+read for as young an answer as its use needs (a /reset used to cost nine ``users.info``, two
+``users.lookupByEmail`` and a ``conversations.open`` for people the bot had just looked up; bench/web_api_calls.py):
 
 - a user group's members: as old as the decision allows (``bot.domain.groups``: read now for a click that
   approves or reveals, a few seconds for a request, a minute for a view); one read at a time per group, shared by
