@@ -157,6 +157,7 @@ def build_runtime(settings: Settings) -> Runtime:
                            fresh_app_token=lambda: _app_tokens(settings).token(),
                            canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,
                            rules=HealthRules.from_settings(settings))
+    requests.health_report = health.report
     return Runtime(settings=settings, engine=engine, session_factory=factory, graph=graph, directory=directory,
                    notifier=notifier, services=Services(requests=requests, reset=reset, links=links,
                                                       followups=followups, health=health, outbox=outbox))

@@ -50,3 +50,15 @@ def test_approval_latency_benchmark_prints_every_load_and_the_overhead() -> None
     assert "overhead" in lines[1]
     assert [line.split()[0] for line in lines[2:5]] == ["no", "Retry-After:", "slow"]
     assert lines[5].startswith("  the bot's overhead, median of every round:") and lines[5].endswith("(target ≤ 50 ms)")
+
+
+def test_web_api_calls_benchmark_prints_each_phase_and_the_burst_against_the_tiers() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.web_api_calls", "--requests", "2", "--burst", "4"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Web API calls per request (2 /reset")
+    assert any(line.startswith("Web API calls per approval (2 approvals") for line in lines)
+    assert sum(line.split()[:1] == ["all"] for line in lines) == 2
+    assert any(line.startswith("burst: 4 /reset at once, 4 posted in") for line in lines)
+    assert any("chat.postMessage" in line and "in the busiest minute" in line for line in lines)

@@ -8,10 +8,27 @@ User groups are named by the settings with an id or a handle, and either way *pi
 once (``pin``) and from then on the group is asked for by its id (``usergroups.users.list?usergroup=S…``). A
 handle belongs to whichever group holds it now, and where members may change user groups anyone can give it to a
 group of their own; the id stays with the group the bot started with (``bot.domain.groups``).
+
+What does not change between requests is remembered briefly, in bounded memories (``bot.clients.recent``), each
+read for as young an answer as its use needs (a /reset used to cost nine ``users.info``, two
+``users.lookupByEmail`` and a ``conversations.open`` for people the bot had just looked up; bench/web_api_calls.py):
+
+- a user group's members: as old as the decision allows (``bot.domain.groups``: read now for a click that
+  approves or reveals, a few seconds for a request, a minute for a view); one read at a time per group, shared by
+  whoever waits for it;
+- a Slack profile (``users.info``): its name for ten minutes (only shown); its email, which says who the person
+  is, for a minute (an email changed by the workspace's admins is seen within that minute);
+- an address's Slack account (``users.lookupByEmail``): a minute, and only a found one (someone who joins Slack
+  is found at once);
+- a DM's channel (``conversations.open``): a day (its id never changes);
+- App Home: a refresh is published only when the person's view changed since the bot last published it to them
+  (within ten minutes: another replica may have published since).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -23,13 +40,22 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.domain.groups import GroupFacts, find_group, group_ref, is_group_id
+from bot.clients.recent import Recent
+from bot.domain.groups import MEMBERS_FOR_A_VIEW_S, GroupFacts, find_group, group_ref, is_group_id
 from bot.errors import SlackUnavailableError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Blocks = list[dict[str, Any]]
-_GROUP_CACHE_S = 60.0
+#: How long a Slack profile's name, and its email, are taken as they were read (see the module's docstring).
+NAME_MAX_AGE_S = 600.0
+EMAIL_MAX_AGE_S = 60.0
+#: How long a published App Home is taken as what the person sees, for skipping an unchanged refresh.
+HOME_MAX_AGE_S = 600.0
+#: How long a DM's channel id is remembered: it never changes; a day bounds what a long-running bot keeps.
+DM_MAX_AGE_S = 86_400.0
+#: People remembered (profiles, addresses, App Homes): a workspace's worth, whatever its size.
+REMEMBERED_PEOPLE = 4096
 #: The logger of the client that sends codes: errors only, never a request or response body.
 _SILENT = logging.getLogger("resetbot.slack.unlogged")
 _SILENT.setLevel(logging.ERROR)
@@ -45,10 +71,10 @@ class Notifier(Protocol):
     def user_by_email(self, email: str) -> str | None: ...
     def name_of(self, user: str) -> str: ...
     def permalink(self, channel: str, ts: str) -> str | None: ...
-    def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]: ...
+    def group_members(self, handle: str, *, max_age: float = MEMBERS_FOR_A_VIEW_S) -> frozenset[str]: ...
     def group_id(self, handle: str) -> str | None: ...
     def group_handle(self, ref: str) -> str: ...
-    def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
+    def publish_home(self, user: str, view: dict[str, Any], *, only_if_changed: bool = False) -> None: ...
 
 
 class SlackNotifier:
@@ -60,6 +86,14 @@ class SlackNotifier:
         self._client = client
         self._lock = threading.Lock()
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        #: One member-list read at a time per group: who waits takes the answer of a read begun after they asked.
+        self._group_reads: dict[str, threading.Lock] = {}
+        #: One message at a time per channel (``post``).
+        self._channel_turns: dict[str, threading.Lock] = {}
+        self._profiles: Recent[str, dict[str, Any]] = Recent(REMEMBERED_PEOPLE)
+        self._by_email: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
+        self._homes: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
+        self._dm_channels: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
         #: Each group the settings (or a stored request) name, as it was the first time it was looked up.
         self._pins: dict[str, GroupFacts] = {}
 
@@ -73,8 +107,15 @@ class SlackNotifier:
             raise SlackUnavailableError(f"Slack could not be reached for {what}.") from e
 
     def post(self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
-        resp = self._call("a message", lambda: self._client.chat_postMessage(
-            channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False))
+        """Messages to one channel go one at a time. Slack takes about one a second per channel and answers 429
+        with Retry-After past a short burst; threads that all met the 429 slept the same Retry-After, met it again,
+        and one of a burst of eight ``/reset`` lost its approver's mention after three tries. One at a time, the
+        sender waits out Retry-After and the others wait their turn without spending tries."""
+        with self._lock:
+            turn = self._channel_turns.setdefault(channel, threading.Lock())
+        with turn:
+            resp = self._call("a message", lambda: self._client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False))
         return str(resp["ts"])
 
     def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:
@@ -85,9 +126,19 @@ class SlackNotifier:
         self._call("an ephemeral message", lambda: self._client.chat_postEphemeral(
             channel=channel, user=user, text=text, thread_ts=thread_ts))
 
-    def dm(self, user: str, text: str, *, blocks: Blocks | None = None) -> tuple[str, str]:
-        opened = self._call("a DM", lambda: self._client.conversations_open(users=[user]))
+    def _dm_channel(self, user: str, client: WebClient) -> str:
+        """The bot's DM with ``user``: opened once, then remembered (a DM's id never changes, and posting to it
+        works whether or not the person has it open)."""
+        known = self._dm_channels.get(user, max_age=DM_MAX_AGE_S)
+        if known is not None:
+            return known
+        opened = self._call("a DM", lambda: client.conversations_open(users=[user]))
         channel = str(opened["channel"]["id"])
+        self._dm_channels.put(user, channel)
+        return channel
+
+    def dm(self, user: str, text: str, *, blocks: Blocks | None = None) -> tuple[str, str]:
+        channel = self._dm_channel(user, self._client)
         return channel, self.post(channel, text, blocks=blocks)
 
     def dm_secret(self, user: str, text: SecretStr) -> None:
@@ -96,27 +147,38 @@ class SlackNotifier:
         quiet = WebClient(token=self._client.token, base_url=self._client.base_url, timeout=self._client.timeout,
                           ssl=self._client.ssl, proxy=self._client.proxy, headers=self._client.headers,
                           retry_handlers=self._client.retry_handlers, logger=_SILENT)
-        opened = self._call("a DM", lambda: quiet.conversations_open(users=[user]))
-        channel = str(opened["channel"]["id"])
+        channel = self._dm_channel(user, quiet)
         self._call("a DM", lambda: quiet.chat_postMessage(channel=channel, text=text.get_secret_value(),
                                                           unfurl_links=False))
 
-    def email_of(self, user: str) -> str | None:
+    def _profile(self, user: str, max_age: float) -> dict[str, Any] | None:
+        """The Slack user as ``users.info`` shows them, read at most ``max_age`` seconds ago; None if no such user."""
+        hit = self._profiles.get(user, max_age=max_age)
+        if hit is not None:
+            return hit
+        started = time.monotonic()
         try:
             resp = self._client.users_info(user=user)
         except SlackApiError as e:
             if e.response.get("error") in ("user_not_found", "users_not_found"):
                 return None
             raise SlackUnavailableError(f"Slack refused users.info ({e.response.get('error')}).") from e
-        email = resp["user"].get("profile", {}).get("email")
+        found = dict(resp["user"])
+        self._profiles.put(user, found, read_at=started)
+        return found
+
+    def email_of(self, user: str) -> str | None:
+        found = self._profile(user, EMAIL_MAX_AGE_S)
+        email = (found or {}).get("profile", {}).get("email")
         return str(email).lower() if email else None
 
     def name_of(self, user: str) -> str:
         try:
-            resp = self._client.users_info(user=user)
-        except SlackApiError:
+            u = self._profile(user, NAME_MAX_AGE_S)
+        except SlackUnavailableError:
             return user
-        u = resp["user"]
+        if u is None:
+            return user
         return str(u.get("real_name") or u.get("profile", {}).get("real_name") or u.get("name") or user)
 
     def permalink(self, channel: str, ts: str) -> str | None:
@@ -131,13 +193,20 @@ class SlackNotifier:
         return str(link) if link else None
 
     def user_by_email(self, email: str) -> str | None:
+        key = email.strip().lower()
+        hit = self._by_email.get(key, max_age=EMAIL_MAX_AGE_S)
+        if hit is not None:
+            return hit
+        started = time.monotonic()
         try:
             resp = self._client.users_lookupByEmail(email=email)
         except SlackApiError as e:
             if e.response.get("error") == "users_not_found":
                 return None
             raise SlackUnavailableError(f"Slack refused users.lookupByEmail ({e.response.get('error')}).") from e
-        return str(resp["user"]["id"])
+        found = str(resp["user"]["id"])
+        self._by_email.put(key, found, read_at=started)
+        return found
 
     def user_groups(self) -> list[GroupFacts]:
         """Every enabled user group of the workspace, as ``usergroups.list`` shows it."""
@@ -168,24 +237,28 @@ class SlackNotifier:
                      key, found.id, fix)
         return pinned
 
-    def group_members(self, handle: str, *, fresh: bool = False) -> frozenset[str]:
-        """The members of the pinned group, cached briefly: usergroups.users.list is tier 2 (about 20 calls a
-        minute). ``fresh`` asks Slack now, for a decision that must not rest on a minute-old list (someone taken
-        out of the helpdesk approving or revealing). Nobody, when the workspace has no such group."""
+    def group_members(self, handle: str, *, max_age: float = MEMBERS_FOR_A_VIEW_S) -> frozenset[str]:
+        """The members of the pinned group, as read at most ``max_age`` seconds before this call (0: by a read
+        that began after it). ``bot.domain.groups`` says how old a list each decision accepts, and why. Nobody,
+        when the workspace has no such group."""
         pinned = self.pin(handle)
         if pinned is None:
             return frozenset()
-        now = time.monotonic()
+        oldest = time.monotonic() - max_age
         with self._lock:
-            hit = self._groups.get(pinned.id)
-            if hit and now - hit[0] < _GROUP_CACHE_S and not fresh:
-                return hit[1]
-        resp = self._call("the user group's members",
-                          lambda: self._client.usergroups_users_list(usergroup=pinned.id))
-        members = frozenset(str(u) for u in resp["users"])
-        with self._lock:
-            self._groups[pinned.id] = (now, members)
-        return members
+            reading = self._group_reads.setdefault(pinned.id, threading.Lock())
+        with reading:
+            with self._lock:
+                hit = self._groups.get(pinned.id)
+            if hit is not None and hit[0] >= oldest:
+                return hit[1]  # read by whoever held the lock, after this call began (or young enough)
+            started = time.monotonic()
+            resp = self._call("the user group's members",
+                              lambda: self._client.usergroups_users_list(usergroup=pinned.id))
+            members = frozenset(str(u) for u in resp["users"])
+            with self._lock:
+                self._groups[pinned.id] = (started, members)
+            return members
 
     def group_id(self, handle: str) -> str | None:
         pinned = self.pin(handle)
@@ -196,5 +269,13 @@ class SlackNotifier:
         pinned = self.pin(ref)
         return pinned.handle if pinned is not None and pinned.handle else group_ref(ref)
 
-    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+    def publish_home(self, user: str, view: dict[str, Any], *, only_if_changed: bool = False) -> None:
+        """Publish ``user``'s App Home. ``only_if_changed`` (a refresh after someone's action) skips a view the bot
+        published to them, unchanged, in the last ``HOME_MAX_AGE_S``: most changes to a request change one or two
+        people's views, not every view a change used to republish."""
+        digest = hashlib.sha256(json.dumps(view, sort_keys=True, default=str).encode()).hexdigest()
+        if only_if_changed and self._homes.get(user, max_age=HOME_MAX_AGE_S) == digest:
+            return
+        self._homes.drop(user)  # until Slack has taken this one, what the person sees is unknown
         self._call("the App Home", lambda: self._client.views_publish(user_id=user, view=view))
+        self._homes.put(user, digest)

@@ -50,3 +50,23 @@ def changed_by_a_member(group: GroupFacts, is_admin: Callable[[str], bool]) -> s
         if not is_admin(user):
             return user
     return None
+
+
+#: How old (seconds) a user group's member list may be, by what it decides. Slack sends the bot no word when a
+#: group changes (it would need the ``subteam_members_changed`` event, and an event can be late or lost), so age
+#: is the only bound, and the list costs a Tier 2 call (``usergroups.users.list``, about 20 a minute).
+#:
+#: A decision a person makes by clicking, that moves a reset forward or shows its password (approve, deny, the
+#: target's Yes, Reveal, linking a sign-in): read for that click, never remembered. People click at human pace,
+#: so this costs little, and someone taken out of the helpdesk or the approvers is refused from that moment.
+#: Concurrent clicks share one read that began after each of them asked, so nothing older is ever used.
+MEMBERS_FOR_A_DECISION_S = 0.0
+#: A ``/reset`` (and ``/reset-status``'s lookup of anyone): a few seconds, so a burst of two hundred requests
+#: costs one read per group every few seconds, not one each (which Slack would throttle). Safe because a request
+#: only asks: nothing is changed until an approval, which reads the requester's membership again, now; an agent
+#: taken out of the group in those seconds gets a request that cannot be approved. A remembered list only says
+#: yes: a no is read again, so someone just added is not refused. The same list tells whether the target is one of
+#: the bot's operators (protected): someone added in those seconds counts from the next read.
+MEMBERS_FOR_A_REQUEST_S = 5.0
+#: What is only shown (who may approve, in App Home): a minute.
+MEMBERS_FOR_A_VIEW_S = 60.0

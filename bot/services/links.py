@@ -47,6 +47,7 @@ from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.entra_roles import blocking_roles, can_reset, can_revoke_sessions, resetting_roles, roles_needed
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.errors import (
     DeviceFlowDeclinedError,
     DeviceFlowExpiredError,
@@ -249,7 +250,7 @@ class LinkService:
             if not (self.rules.service_mode or self.rules.canary):
                 return messages.links.link_service_not_used()
             group = self.rules.approvers_group
-            if not group or slack_user not in self.notifier.group_members(group):
+            if not group or slack_user not in self.notifier.group_members(group, max_age=MEMBERS_FOR_A_DECISION_S):
                 self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                        detail={"stage": "link", "reason": "not_an_approver", "service": True,
                                                "attempted": attempted}))
@@ -261,7 +262,8 @@ class LinkService:
         if self.rules.service_mode:
             assert self.rules.service_upn
             return messages.links.link_not_needed(self.rules.service_upn)
-        if slack_user not in self.notifier.group_members(self.rules.agents_group):
+        if slack_user not in self.notifier.group_members(self.rules.agents_group,
+                                                         max_age=MEMBERS_FOR_A_DECISION_S):
             self._audit(AuditDraft(actor=slack_user, action=AuditAction.REFUSED, correlation_id=correlation_id,
                                    detail={"stage": "link", "reason": "not_an_agent", "attempted": attempted}))
             return messages.links.link_not_an_agent(self.notifier.group_handle(self.rules.agents_group))

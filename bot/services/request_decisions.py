@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState, predecessors
 from bot.domain.rules import Refusal, approval_refusal, approvers_for, cancel_refusal, identity_refusal
 from bot.domain.verification import VerifyState
@@ -41,7 +42,8 @@ class RequestDecisions(RequestViews):
         if actor in approvals and req.state != RequestState.PENDING_APPROVAL:
             return None  # a repeat of the click that already counted (double click, redelivery): nothing to say
         refusal = self._decision_refusal(req, actor, approvals, approving=True)
-        if refusal is None and req.requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+        if refusal is None and req.requester not in self.notifier.group_members(self.rules.agents_group,
+                                                                      max_age=MEMBERS_FOR_A_DECISION_S):
             refusal = Refusal.REQUESTER_NOT_AN_AGENT  # left the helpdesk since asking
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "approve")
@@ -145,7 +147,8 @@ class RequestDecisions(RequestViews):
             if not yes:
                 return self._late_no(req.id, actor, correlation_id)
             return self._refuse(req, actor, Refusal.NOT_PENDING, correlation_id, "confirm")
-        if yes and req.requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+        if yes and req.requester not in self.notifier.group_members(self.rules.agents_group,
+                                                                      max_age=MEMBERS_FOR_A_DECISION_S):
             # A Yes may be what completes the approval (required mode, approver first): it checks what an
             # approval checks, so a requester who left the helpdesk since asking gets nothing through it.
             return self._refuse(req, actor, Refusal.REQUESTER_NOT_AN_AGENT, correlation_id, "confirm")
@@ -229,7 +232,8 @@ class RequestDecisions(RequestViews):
                           approving: bool) -> Refusal | None:
         if req.state != RequestState.PENDING_APPROVAL:
             return Refusal.NOT_PENDING
-        in_group = bool(req.approver_group) and actor in self.notifier.group_members(req.approver_group or "")
+        in_group = bool(req.approver_group) and actor in self.notifier.group_members(
+            req.approver_group or "", max_age=MEMBERS_FOR_A_DECISION_S)
         refusal = approval_refusal(
             actor=actor, requester=req.requester, target=req.target_slack_id,
             approvers=approvers_for(source=ApproverSource.MANAGER_OR_GROUP, manager=req.manager_slack_id,

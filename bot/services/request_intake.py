@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.groups import MEMBERS_FOR_A_REQUEST_S
 from bot.domain.lifecycle import RequestState, deadlines, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
@@ -55,7 +56,7 @@ class RequestIntake(RequestLimits):
                                    detail={"stage": "request", "reason": reason, "input": text[:200], **detail}))
             return sentence
 
-        if requester not in self.notifier.group_members(self.rules.agents_group, fresh=True):
+        if not self._is_member(requester, self.rules.agents_group, max_age=MEMBERS_FOR_A_REQUEST_S):
             return refuse(Refusal.NOT_AN_AGENT, messages.requests.not_an_agent(
                 self.notifier.group_handle(self.rules.agents_group)))
         parsed = parse_reset(text)
@@ -133,9 +134,10 @@ class RequestIntake(RequestLimits):
         email found in Entra as this very account), nothing tells them apart: the account counts as possibly an
         operator (fail closed)."""
         roles = self.resolver.admin_roles(entra_id)
-        operators = set(self.notifier.group_members(self.rules.agents_group))
+        operators = set(self.notifier.group_members(self.rules.agents_group, max_age=MEMBERS_FOR_A_REQUEST_S))
         if self.rules.approvers_group:
-            operators |= set(self.notifier.group_members(self.rules.approvers_group))
+            operators |= set(self.notifier.group_members(self.rules.approvers_group,
+                                                         max_age=MEMBERS_FOR_A_REQUEST_S))
         operator = slack_id in operators
         unverified = False
         if not operator:

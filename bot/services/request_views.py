@@ -6,14 +6,16 @@ together.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot import messages, store
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S, MEMBERS_FOR_A_REQUEST_S
 from bot.domain.health_state import HealthReport
 from bot.domain.lifecycle import RequestState
 from bot.domain.parse import parse_target
@@ -21,6 +23,7 @@ from bot.domain.rules import Refusal
 from bot.domain.verification import VerifyState, usable_methods
 from bot.errors import ResetbotError
 from bot.models import ResetRequest, normalize_request_id
+from bot.services.debounce import Debounce
 from bot.services.resolve import ResolveFailure, ResolveProblem, TargetResolver
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ class RequestViews:
     notifier: Notifier
     resolver: TargetResolver
     rules: RequestRules
+    health_report: Callable[[], HealthReport] | None
+    home_refreshes: Debounce
 
     # --- /reset-status and App Home ---------------------------------------------------------------------------
 
@@ -74,7 +79,14 @@ class RequestViews:
 
     def _may_look_up(self, actor: str) -> bool:
         groups = [g for g in (self.rules.agents_group, self.rules.approvers_group) if g]
-        return any(actor in self.notifier.group_members(g) for g in groups)
+        return any(self._is_member(actor, g, max_age=MEMBERS_FOR_A_REQUEST_S) for g in groups)
+
+    def _is_member(self, user: str, group: str, *, max_age: float) -> bool:
+        """``user`` is in ``group`` by a list at most ``max_age`` old; a remembered list may say yes, never no (a
+        no is read again now): someone just added is not refused for the seconds a list is remembered."""
+        return user in self.notifier.group_members(group, max_age=max_age) or (
+            max_age > MEMBERS_FOR_A_DECISION_S
+            and user in self.notifier.group_members(group, max_age=MEMBERS_FOR_A_DECISION_S))
 
     def _own_status(self, *, actor: str, text: str, correlation_id: str) -> str:
         me = self.resolver.entra_id_of(actor)
@@ -111,7 +123,8 @@ class RequestViews:
             case ResolveFailure.NOT_EXACT:
                 return messages.requests.only_a_near_match(problem.text, *problem.candidates[0])
 
-    def home(self, *, user: str, health: HealthReport | None = None) -> None:
+    def home(self, *, user: str, health: HealthReport | None = None, only_if_changed: bool = False) -> None:
+        """Publish ``user``'s App Home; ``only_if_changed`` for a refresh that someone else's action caused."""
         with self.begin() as session:
             # Every pending request (up to a bound no helpdesk reaches), so App Home's count of the rest is right.
             pending = store.requests.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=1000)
@@ -119,7 +132,8 @@ class RequestViews:
             mine_total = store.requests.count_requests(session, requester=user)
         mine_pending = [r for r in pending if self._may_approve(r, user)]
         self.notifier.publish_home(user, messages.home.home_view(pending_for_me=mine_pending, mine=mine,
-                                                                health=health, mine_total=mine_total))
+                                                                health=health, mine_total=mine_total),
+                                   only_if_changed=only_if_changed)
 
     def _may_approve(self, req: ResetRequest, user: str) -> bool:
         if user in (req.requester, req.target_slack_id):
@@ -175,9 +189,22 @@ class RequestViews:
         self._refresh_homes(req)
 
     def _refresh_homes(self, req: ResetRequest) -> None:
-        """Best effort: a stale App Home must never fail the action that changed it."""
+        """Best effort, and soon rather than now: a stale App Home must never fail or slow the action that changed
+        it, and a burst's changes for one person are drawn once (``home_refreshes``)."""
         for user in dict.fromkeys(u for u in (req.requester, req.manager_slack_id) if u):
+            self.home_refreshes.ask(f"home:{user}", functools.partial(self._refresh_home, user))
+
+    def _refresh_home(self, user: str) -> None:
+        """Published only if the person's view changed (the client remembers what each was last shown), with the
+        health section they saw when they opened it: a refresh without it would change every view, and hide
+        writeback's health."""
+        health = None
+        if self.health_report is not None:
             try:
-                self.home(user=user)
-            except ResetbotError as e:  # one line, not a traceback per request of a burst
-                log.warning("could not refresh the App Home of %s: %s", user, e)
+                health = self.health_report()
+            except Exception as e:  # the health section is worth less than the refresh
+                log.warning("App Home refresh without writeback health: %s", type(e).__name__)
+        try:
+            self.home(user=user, health=health, only_if_changed=True)
+        except ResetbotError as e:  # one line, not a traceback per request of a burst
+            log.warning("could not refresh the App Home of %s: %s", user, e)

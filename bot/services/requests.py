@@ -19,8 +19,10 @@ from bot.clients.directory import Directory
 from bot.clients.duo import DuoAuth
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
+from bot.domain.health_state import HealthReport
 from bot.domain.limits import LimitRules
 from bot.models import utcnow
+from bot.services.debounce import Debounce
 from bot.services.request_decisions import SYSTEM
 from bot.services.request_intake import RequestIntake
 from bot.services.request_verification import RequestVerification
@@ -29,6 +31,12 @@ from bot.services.sealing import Sealer
 from bot.settings import ApproverSource, Delivery, Settings, TargetConfirmation, VerifyMethod
 
 __all__ = ["SYSTEM", "Readiness", "RequestRules", "RequestService"]
+
+
+#: App Home refreshes for one person asked within this many seconds are drawn once, after the last: at most 30
+#: publishes a minute for a person however busy the helpdesk is (a requester and a manager in a burst stay within
+#: Slack's Tier 4, about 100 a minute), and a change shows within two seconds.
+HOME_REFRESH_DELAY_S = 2.0
 
 
 class Readiness(Protocol):
@@ -100,6 +108,8 @@ class RequestService(RequestIntake, RequestVerification):
     #: The target disowning a reset already made (the reset service's ``not_me``: "This wasn't me"), for a "No"
     #: that comes after the password was changed; returns the sentence for the target.
     disowned_after_reset: Callable[..., str] | None = None
+    #: Writeback's health as App Home shows it (the health service's ``report``), for refreshed homes.
+    health_report: Callable[[], HealthReport] | None = None
     #: Seals a one-time code until it is entered (the reset service's sealer: the same key on every replica).
     sealer: Sealer | None = None
     #: Duo's Auth API, when ``duo-push`` is an allowed method.
@@ -112,9 +122,12 @@ class RequestService(RequestIntake, RequestVerification):
 
     #: Set by ``close``: a push's follower stops at its next look instead of waiting for its deadline.
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: App Home refreshes, at most one per person every ``HOME_REFRESH_DELAY_S`` (``bot.services.debounce``).
+    home_refreshes: Debounce = field(default_factory=lambda: Debounce(HOME_REFRESH_DELAY_S))
 
     def close(self) -> None:
         """Stop following Duo pushes: one unanswered now stays "under way" until the sweep ends it (on any
         replica), and the agent may start another; a stopping bot never waits out a push's 90 seconds."""
         self.stopping.set()
         self.duo_pool.shutdown(wait=False, cancel_futures=True)
+        self.home_refreshes.close()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.followup_rules import FollowUpKind
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState
 from bot.domain.rules import Refusal
 from bot.domain.verdict import VerdictKind
@@ -60,8 +61,8 @@ class ResetReveal(ResetDeps):
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": refusal}))
             return None, messages.requests.refusal(refusal)
-        if not to_target and self.agents_group and actor not in self.notifier.group_members(self.agents_group,
-                                                                                             fresh=True):
+        if not to_target and self.agents_group and actor not in self.notifier.group_members(
+                self.agents_group, max_age=MEMBERS_FOR_A_DECISION_S):
             self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
                                    correlation_id=correlation_id,
                                    detail={"attempted": "reveal", "reason": Refusal.REQUESTER_NOT_AN_AGENT}))

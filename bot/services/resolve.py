@@ -16,6 +16,7 @@ not picked, and an AD account whose UPN Entra does not know is said, not swapped
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,10 +24,16 @@ from typing import Protocol
 
 from bot.clients.directory import Directory, DirectoryUser
 from bot.clients.graph import RoleGroups
-from bot.clients.slack_notify import Notifier
+from bot.clients.recent import Recent
+from bot.clients.slack_notify import EMAIL_MAX_AGE_S, REMEMBERED_PEOPLE, Notifier
 from bot.domain.parse import TargetKind, TargetRef
 
 MAX_CANDIDATES = 5
+#: How long a Slack user's Entra object id is taken as found: as long as the Slack email it was found by
+#: (``bot.clients.slack_notify.EMAIL_MAX_AGE_S``), which may itself be that old, so a changed Slack email or UPN
+#: is seen within two minutes. Every ``/reset`` asks it for each of the helpdesk's agents and approvers (is the
+#: target one of them?), a Graph search each; a person not found is asked again every time.
+IDENTITY_MAX_AGE_S = EMAIL_MAX_AGE_S
 
 
 class EntraUser(Protocol):
@@ -108,6 +115,7 @@ class TargetResolver:
         self._notifier = notifier
         #: ``mail`` matches a Slack address too (``RESETBOT_LINK_ACCEPT_MAIL``); by default only the UPN does.
         self._accept_mail = accept_mail
+        self._entra_ids: Recent[str, str] = Recent(REMEMBERED_PEOPLE)
 
     def resolve(self, ref: TargetRef) -> Target | ResolveProblem:
         users = self._candidates(ref)
@@ -189,12 +197,21 @@ class TargetResolver:
 
     def entra_id_of(self, slack_user: str) -> str | None:
         """The Entra object id of a Slack user: their Slack profile's email found as a UPN (or, if accepted, a
-        mail) in Entra. None when they show no email, no Entra account has it, or several do: never a guess."""
+        mail) in Entra. None when they show no email, no Entra account has it, or several do: never a guess.
+        A found id is remembered for ``IDENTITY_MAX_AGE_S``."""
+        started = time.monotonic()
+        hit = self._entra_ids.get(slack_user, max_age=IDENTITY_MAX_AGE_S, now=started)
+        if hit is not None:
+            return hit
         email = self._notifier.email_of(slack_user)
         if not email:
             return None
         found = {u.id for u in self._owned_by(email)}
-        return next(iter(found)) if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        entra_id = next(iter(found))
+        self._entra_ids.put(slack_user, entra_id, read_at=started)
+        return entra_id
 
     def manager_slack_id(self, entra: EntraUser) -> str | None:
         manager = self._graph.manager_of(entra.id)

@@ -108,6 +108,33 @@ def test_requester_target_and_bystander_cannot_approve(lab: Lab, bot: RunningBot
                                                                                             request["ts"]))
 
 
+
+def test_an_approver_taken_out_of_the_group_cannot_approve_though_the_bot_just_read_it(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Gina leaves the approvers group a moment after the bot read its members (a bystander's click made it read
+    them): her Approve and her Deny are refused at once, as for anyone outside the group. A remembered member list
+    must never approve a reset."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    request = request_for(lab, driver, "bob", "approver leaves")
+    driver.click("alice", helpdesk, request["ts"], "request_approve")
+    driver.wait_for_ephemeral("alice", starts_with("You're not an approver"))
+    driver.usergroup("ivan", "update", usergroup="S0APPROVERS", users=["ivan", "zoe"])
+    try:
+        for action in ("request_approve", "request_deny"):
+            driver.click("gina", helpdesk, request["ts"], action)
+        driver.wait_for(lambda: len([e for e in driver.ephemeral("gina")
+                                     if e["text"].startswith("You're not an approver")]) == 2 or None,
+                        what="both of Gina's clicks refused", describe=lambda: str(driver.ephemeral("gina")) + str(
+                            [m["text"] for m in thread(driver, helpdesk, request["ts"])]))
+        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        assert req.state == RequestState.PENDING_APPROVAL
+        refused = [e for e in bot.audit(req.id) if e.action == "refused" and e.actor == slack_id(lab, "gina")]
+        assert sorted('"attempted":"approve"' in e.detail for e in refused) == [False, True]
+        assert not [v for v in driver.views("gina") if v.get("open")], "no denial modal for her"
+    finally:
+        driver.usergroup("ivan", "update", usergroup="S0APPROVERS", users=["ivan", "gina", "zoe"])
+
+
 _SEQUENCE = re.compile(r"<([^<>]*)>")
 _OURS = re.compile(r"^(?:@[UW][A-Z0-9]+|#[CDG][A-Z0-9]+|!date\^\d+\^[^|]*\|[^|]*|!subteam\^S[A-Z0-9]+\|@[\w.-]+)$")
 

@@ -65,3 +65,23 @@ def test_with_mail_accepted_the_mail_links_them_too() -> None:
     assert isinstance(found, Target) and found.entra.id == "bob-id"
     assert r.entra_id_of("U0BOB") == "bob-id"
     assert r.entra_id_of("U0ZOE") == "bob-id"
+
+
+class CountingGraph(Graph):
+    def __init__(self) -> None:
+        self.searches: list[str] = []
+
+    def find_users(self, email_or_upn: str) -> Sequence[User]:
+        self.searches.append(email_or_upn)
+        return super().find_users(email_or_upn)
+
+
+def test_a_found_identity_is_remembered_and_one_not_found_is_asked_again() -> None:
+    """Every /reset asks who each agent and approver is: one Graph search per person a minute, not per request;
+    someone not matched is searched again each time (they may have been fixed since)."""
+    graph = CountingGraph()
+    r = TargetResolver(graph=cast(EntraDirectory, graph), directory=cast(Directory, object()),
+                       notifier=cast(Notifier, Slack()), accept_mail=False)
+    assert [r.entra_id_of("U0BOB") for _ in range(3)] == ["bob-id"] * 3
+    assert [r.entra_id_of("U0ZOE") for _ in range(2)] == [None, None]
+    assert graph.searches == ["bob@corp.example", "zoe@chat.example", "zoe@chat.example"]
