@@ -35,6 +35,7 @@ from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.containment import StepResult, scramble_in_progress, scramble_refusal
 from bot.domain.followup_rules import FollowUpKind
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState
 from bot.errors import GraphPermissionError, ResetbotError
 from bot.logs import forget_secret
@@ -179,7 +180,7 @@ class ResetContainment(ResetReveal):
         the ``scramble_started`` claim are one transaction on the locked request, so two presses at once (two
         members, two replicas) scramble once."""
         group = self.security_group or None
-        in_group = bool(group) and actor in self.notifier.group_members(group or "", fresh=True)
+        in_group = bool(group) and actor in self.notifier.group_members(group or "", max_age=MEMBERS_FOR_A_DECISION_S)
         now = self.clock()
         with self.begin() as session:
             req = store.requests.lock_request(session, request_id=request_id)
@@ -213,7 +214,7 @@ class ResetContainment(ResetReveal):
         presser's own. Scramble sets a credential, so it never acts as someone taken out of the helpdesk, and the
         agent who made the reset (an insider, or whoever holds their Slack session) cannot disarm it by logging
         out. Raises as ``token_for`` when the presser has no sign-in either (the sentence says so)."""
-        if not self.agents_group or req.requester in self.notifier.group_members(self.agents_group, fresh=True):
+        if not self.agents_group or req.requester in self.notifier.group_members(self.agents_group, max_age=MEMBERS_FOR_A_DECISION_S):
             try:
                 return self.token_for(req.requester)
             except ResetbotError as e:
