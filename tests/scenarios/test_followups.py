@@ -258,12 +258,16 @@ def test_many_due_checks_are_answered_by_one_directory_search(lab: Lab, bot: Run
 
 def test_a_reset_interrupted_before_graph_accepted_it_is_said_to_be_unknown(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
-    """What a bot killed between "resetting" and Graph's 202 leaves behind: a request resetting, no operation."""
+    """What a bot from before the reset stored its client-request-id and AD baseline (migration 0011) leaves when
+    killed between "resetting" and Graph's 202: a request resetting, no operation, nothing to compare AD with. Such
+    a reset is said to be unknown; one begun by this version is read in AD and made again or said to have changed
+    the password (tests/scenarios/test_reset_resume.py)."""
     request_id, ts, _ = _reset(lab, driver, bot, "alice")
     with bot.runtime.session_factory.begin() as session:
         session.execute(text("DELETE FROM follow_up WHERE request_id = :id"), {"id": request_id})
         session.execute(text("UPDATE reset_request SET state = 'resetting', verdict = NULL, operation_location = NULL,"
-                             " graph_operation_id = NULL WHERE id = :id"), {"id": request_id})
+                             " graph_operation_id = NULL, client_request_id = NULL WHERE id = :id"),
+                        {"id": request_id})
     before = len(_said(lab, driver, ts))
     reset = bot.services.reset
     [req] = [r for r in bot.requests() if r.id == request_id]

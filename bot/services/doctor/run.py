@@ -42,7 +42,7 @@ def run_checks(plan: DoctorPlan) -> Iterator[CheckResult]:
     yield from entra_checks(plan, run, state)
     yield run.check(S_CALLBACK, lambda: check_callback(plan))
     yield from ad_checks(plan, run)
-    yield run.check(S_DUO, lambda: check_duo(plan))
+    yield run.check(S_DUO, lambda: check_duo(plan), needs=(S_PROXY,))
     if plan.database_url is None:
         yield skip(S_DATABASE, messages.doctor.doctor_skipped_for(S_SETTINGS))
         yield skip(S_SERVICE_LINK, messages.doctor.doctor_skipped_for(S_SETTINGS))
