@@ -214,7 +214,9 @@ class ResetContainment(ResetReveal):
         presser's own. Scramble sets a credential, so it never acts as someone taken out of the helpdesk, and the
         agent who made the reset (an insider, or whoever holds their Slack session) cannot disarm it by logging
         out. Raises as ``token_for`` when the presser has no sign-in either (the sentence says so)."""
-        if not self.agents_group or req.requester in self.notifier.group_members(self.agents_group, max_age=MEMBERS_FOR_A_DECISION_S):
+        agents = self.notifier.group_members(self.agents_group, max_age=MEMBERS_FOR_A_DECISION_S) \
+            if self.agents_group else ()
+        if not self.agents_group or req.requester in agents:
             try:
                 return self.token_for(req.requester)
             except ResetbotError as e:
