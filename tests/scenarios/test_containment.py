@@ -39,7 +39,8 @@ def scrambled_passwords(bot: RunningBot) -> Iterator[list[str]]:
     issued, read on its way to or from Graph, so the test can look for each everywhere it must never be."""
     made: list[str] = []
     graph = bot.services.reset.graph
-    original = graph.reset_password
+    # Every password reaches Graph through start_reset_password (reset_password, which Scramble may use, calls it).
+    original = graph.start_reset_password
 
     def recording(**kw: Any) -> Any:
         made.append(kw["new_password"].get_secret_value())
@@ -51,10 +52,10 @@ def scrambled_passwords(bot: RunningBot) -> Iterator[list[str]]:
         return tap
 
     original_tap = graph.create_temporary_access_pass
-    graph.reset_password = recording  # type: ignore[method-assign]
+    graph.start_reset_password = recording  # type: ignore[method-assign]
     graph.create_temporary_access_pass = recording_tap  # type: ignore[method-assign]
     yield made
-    del graph.reset_password, graph.create_temporary_access_pass
+    del graph.start_reset_password, graph.create_temporary_access_pass
 
 
 @pytest.fixture(autouse=True)

@@ -343,8 +343,10 @@ def test_an_approved_reset_a_stopped_bot_never_began_is_made_after_restart(
     reset = bot.services.reset
     assert reset.recover_interrupted(now=req.updated_at + timedelta(seconds=30)) == 0
     assert reset.recover_interrupted(now=req.updated_at + reset.stale_after + timedelta(seconds=1)) == 1
-    said = _said(lab, driver, ts, before)
-    assert any(t.startswith(":white_check_mark: Done: Alice Archer's new temporary password") for t in said), said
+    # The reset was started; Graph's operation is followed by the poller, whose verdict comes when Graph is done.
+    done = ":white_check_mark: Done: Alice Archer's new temporary password"
+    driver.wait_for(lambda: any(t.startswith(done) for t in _said(lab, driver, ts, before)) or None,
+                    what="the verdict in the thread", describe=lambda: str(_said(lab, driver, ts, before)))
     [req] = [r for r in bot.requests() if r.id == request_id]
     assert req.state == "succeeded"
     assert [c.kind for c in _checks(bot, request_id)] == ["landed", "replaced", "replaced", "replaced"]
