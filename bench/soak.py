@@ -34,6 +34,8 @@ from tests.scenarios.harness import link_agent
 
 AGENT = "hank"
 APPROVER = "mona"
+#: Who approves the other lab people's resets (their manager, or the approvers' group: ivan).
+OTHER_APPROVER = "ivan"
 #: One lane per target: the bot (rightly) refuses a second open request for an account.
 TARGETS = ("alice", "bob")
 #: The request limits are for people; the soak is one agent making a thousand resets of two accounts in minutes.
@@ -61,10 +63,11 @@ class Soak:
             (m for m in self.driver.messages(self.helpdesk) if tag in str(m["blocks"])), None),
             timeout=120, what=f"request {tag}")
         ts = str(request["ts"])
-        self.driver.click(APPROVER, self.helpdesk, ts, "request_approve")
+        approver = APPROVER if target in TARGETS else OTHER_APPROVER
+        self.driver.click(approver, self.helpdesk, ts, "request_approve")
         self.driver.wait_for_message(self.helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=120)
 
-    def run(self, first: int, count: int) -> None:
+    def run(self, first: int, count: int, targets: tuple[str, ...] = TARGETS) -> None:
         todo = iter(range(first, first + count))
         lock = threading.Lock()
         errors: list[BaseException] = []
@@ -80,7 +83,7 @@ class Soak:
                 except BaseException as e:  # reported below, after the other clients stop
                     errors.append(e)
 
-        threads = [threading.Thread(target=client, args=(target,)) for target in TARGETS]
+        threads = [threading.Thread(target=client, args=(target,)) for target in targets]
         for t in threads:
             t.start()
         for t in threads:
@@ -94,6 +97,8 @@ def main() -> None:
     parser.add_argument("--resets", type=int, default=1000)
     parser.add_argument("--checkpoint", type=int, default=100)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="accounts reset, one client each (plain lab people: each lane goes as fast as one)")
     parser.add_argument("--state-dir", type=Path, help="keep the lab's and the bot's files (and log) here")
     args = parser.parse_args()
     overrides = dict(LIMITS)
@@ -121,13 +126,13 @@ def main() -> None:
             done = 0
             while done < args.resets:
                 step = min(args.checkpoint, args.resets - done)
-                Soak(lab, driver).run(done, step)
+                Soak(lab, driver).run(done, step, tuple(args.targets.split(",")))
                 done += step
                 rss, threads = proc_status(pid)
                 rows.append((f"after {done} resets", rss, threads, time.monotonic() - started))
                 print(f"  {rows[-1][0]:<22} RSS {rss:7.1f} MB  threads {threads:3d}", file=sys.stderr, flush=True)
     env: Any = {k: v for k, v in overrides.items() if k not in LIMITS} | dict.fromkeys(unset, "(unset)")
-    print(f"soak: resetbot run on the lab, {args.resets} resets ({len(TARGETS)} at a time), "
+    print(f"soak: resetbot run on the lab, {args.resets} resets ({args.targets.count(',') + 1} at a time), "
           f"{os.cpu_count()} CPUs, bot environment {env or 'as in the lab'}:")
     for what, rss, threads, elapsed in rows:
         print(f"  {what:<22} RSS {rss:7.1f} MB  threads {threads:3d}  ({elapsed:6.1f} s)")
