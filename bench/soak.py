@@ -65,7 +65,9 @@ class Soak:
         ts = str(request["ts"])
         approver = APPROVER if target in TARGETS else OTHER_APPROVER
         self.driver.click(approver, self.helpdesk, ts, "request_approve")
-        self.driver.wait_for_message(self.helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=120)
+        # "Done:", or for nora (password never expires in AD) "Done, with a catch:"
+        self.driver.wait_for_message(self.helpdesk, lambda m: "Done:" in m["text"] or "Done, with a catch" in m["text"],
+                                     thread_ts=ts, timeout=120)
 
     def run(self, first: int, count: int, targets: tuple[str, ...] = TARGETS) -> None:
         todo = iter(range(first, first + count))
