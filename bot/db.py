@@ -41,6 +41,14 @@ _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
+#: Each SQLite connection's page cache, in KiB (SQLite's default is 2,000). The pool keeps five connections
+#: (SQLAlchemy's default; ten more while the work pool is busy) and each fills its cache up to the cap as the file
+#: grows, which is memory the process keeps growing into over its first thousand resets (issue 13, part 7;
+#: ``bench/soak.py``). The
+#: cache buys little here: in WAL mode a connection drops its cache whenever another connection has written,
+#: which in this bot is nearly every transaction, and the file's pages stay in the kernel's page cache anyway.
+SQLITE_CACHE_KIB = 256
+
 
 #: ``sessionmaker.begin``: a transaction that commits when the block ends (objects stay readable after it,
 #: see ``make_session_factory``). Services take this, never an engine.
@@ -103,6 +111,7 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
             # Durable at each checkpoint, not each commit: the WAL recommendation; a power cut may lose the last
             # transactions but never corrupts the file.
             cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 

@@ -62,3 +62,29 @@ def test_web_api_calls_benchmark_prints_each_phase_and_the_burst_against_the_tie
     assert sum(line.split()[:1] == ["all"] for line in lines) == 2
     assert any(line.startswith("burst: 4 /reset at once, 4 posted in") for line in lines)
     assert any("chat.postMessage" in line and "in the busiest minute" in line for line in lines)
+
+
+def test_start_time_benchmark_prints_both_starts_and_the_difference() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.start_time", "--rounds", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("start: launch -> Socket Mode connected, median of 1,")
+    assert "without click, rich, pygments (as in production)" in lines[0]
+    assert lines[1].startswith("  bare bolt app: ") and lines[2].startswith("  resetbot run:  ")
+    assert lines[3].startswith("  resetbot - bare: +") or lines[3].startswith("  resetbot - bare: -")
+
+
+@pytest.mark.lab
+def test_soak_benchmark_prints_rss_and_threads_at_each_checkpoint() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.soak", "--resets", "2", "--checkpoint", "1",
+                           "--env", "MALLOC_ARENA_MAX=2"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("soak: resetbot run on the lab, 2 resets (2 at a time)")
+    assert "MALLOC_ARENA_MAX" in lines[0]
+    assert [line.split()[0:3] for line in lines[1:4]] == [["connected,", "idle", "RSS"], ["after", "1", "resets"],
+                                                          ["after", "2", "resets"]]
+    assert all("threads" in line for line in lines[1:4])
+    assert lines[4].startswith("  RSS growth from 1 resets to 2 resets: ")

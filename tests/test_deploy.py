@@ -112,3 +112,9 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False)
     said = [line for line in (done.stdout + done.stderr).splitlines() if unit.name in line]
     assert done.returncode == 0 and not said, done.stdout + done.stderr
+
+
+def test_the_unit_caps_glibcs_malloc_arenas() -> None:
+    """The fix for the bot's growth over thousands of resets (bench/soak.py) lives in the unit: glibc reads
+    MALLOC_ARENA_MAX only at the process's start, so the code cannot set it for itself."""
+    assert "MALLOC_ARENA_MAX=2" in _unit_values("Environment")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
 from bot.domain.audit import GENESIS_HASH, AuditDraft, canonical_detail, event_hash
@@ -26,6 +26,7 @@ from bot.models import (
 def ensure_audit_head(session: Session) -> None:
     """Insert the chain's head row (seq 0, genesis hash) unless it exists; safe when replicas race to do it."""
     values: dict[str, Any] = {"id": AUDIT_HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(postgresql.insert(AuditHead).values(values).on_conflict_do_nothing(index_elements=["id"]))

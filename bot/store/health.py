@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
 from bot.models import (
@@ -23,6 +23,7 @@ def claim_health_slot(session: Session, *, kind: str, slot: int, runner: str, at
     """Claim a round (or a day's summary) for this replica: an INSERT ... ON CONFLICT DO NOTHING of the slot's
     row; True for the one caller whose row went in. Commit before running the slot, so others see the claim."""
     values: dict[str, Any] = {"kind": kind, "slot": slot, "runner": runner, "claimed_at": at or utcnow()}
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(HealthSlot) if dialect == "postgresql" else sqlite.insert(HealthSlot)
     # RETURNING, not rowcount: an ORM-enabled INSERT's result does not report rows on every driver.
@@ -80,6 +81,7 @@ def add_health_transition(session: Session, *, transition: HealthTransition) -> 
     """Insert a transition whose ``seq`` follows the last one; False when another replica's took that seq first
     (then it announces the change, not this caller)."""
     values = {c.name: getattr(transition, c.name) for c in HealthTransition.__table__.columns}  # type: ignore[attr-defined]
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(HealthTransition) if dialect == "postgresql" else sqlite.insert(HealthTransition)
     claimed = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["seq"])

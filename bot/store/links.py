@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col
 
 from bot.models import (
@@ -47,6 +47,7 @@ def save_link(
         "refreshed_at": None, "roles": _roles_json(roles), "roles_checked_at": when if roles is not None else None,
     }
     changes = {k: v for k, v in values.items() if k != "slack_user"}
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(postgresql.insert(AgentLink).values(values).on_conflict_do_update(
@@ -191,6 +192,7 @@ def first_unknown_in_minute(session: Session, *, at: datetime) -> bool:
         "correlation_id": "", "encrypted_flow": "", "created_at": at, "expires_at": at, "used_at": at,
         "refused_at": at,
     }
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         statement: Any = postgresql.insert(BrowserSignIn).values(values).on_conflict_do_nothing(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col
 
 from bot.models import (
@@ -22,6 +22,7 @@ def remember_signature(session: Session, *, signature: str, at: datetime | None 
     One INSERT ... ON CONFLICT DO NOTHING, so two replicas handed the same request at once cannot both win.
     """
     values: dict[str, Any] = {"signature": signature, "seen_at": at or utcnow()}
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         statement: Any = postgresql.insert(SeenSlackRequest).values(values).on_conflict_do_nothing(

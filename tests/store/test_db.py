@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot import store
-from bot.db import make_engine, make_session_factory
+from bot.db import SQLITE_BEGIN_OPTION, SQLITE_CACHE_KIB, make_engine, make_session_factory
 from bot.domain.audit import GENESIS_HASH
 from bot.errors import ConfigError
 from bot.schema import upgrade
@@ -48,6 +48,19 @@ def test_sqlite_connections_are_configured_for_concurrency(tmp_path: Path) -> No
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 12500
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_every_sqlite_connection_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    """Each pooled connection keeps up to its cache_size in memory as the file grows (bot.db: SQLITE_CACHE_KIB);
+    SQLite's default (2,000 KiB) made the process grow for its first thousand resets. Every connection, not only
+    the first: the setting is per connection."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    reads = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})  # both open at once: no write lock
+    with reads.connect() as first, reads.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+    assert SQLITE_CACHE_KIB <= 512
     engine.dispose()
 
 

@@ -236,3 +236,17 @@ def test_run_with_migrate_on_start_off_refuses_to_start_on_an_old_schema(tmp_pat
     assert done.stderr == ("resetbot cannot start: The database schema is behind this version of resetbot (missing "
                            f"revision {', '.join(schema.revisions())}) and RESETBOT_MIGRATE_ON_START is off: run "
                            "`resetbot migrate` first.\n")
+
+
+def test_the_newest_revision_file_is_alembics_head() -> None:
+    """A start finds the database up to date without alembic by comparing it with the newest revision file's
+    number (bot.schema's module doc): that number must be the head alembic would upgrade to."""
+    assert [schema.shipped_head()] == schema.heads()
+
+
+def test_a_database_at_an_older_revision_is_not_taken_for_up_to_date(engine: Engine) -> None:
+    """The fast path says "up to date" only at exactly the newest revision: one behind is still pending."""
+    older = schema.revisions()[-2]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": older})
+    assert schema.pending(engine) == schema.revisions()[-1:]
