@@ -161,6 +161,9 @@ def test_tracebacks_extras_and_bad_format_strings_are_redacted(json_log: io.Stri
     registry_secret = "Zx9#registered-secret"
     remember_secret(registry_secret)
     log = logging.getLogger("resetbot.test")
+    # Whatever an earlier test of the run left on this logger (a level, or disabled): the INFO line is under test.
+    log.setLevel(logging.INFO)
+    log.disabled = False
     try:
         raise RuntimeError(f"LDAP bind failed for password={registry_secret!r} token xoxb-9-9-abc")
     except RuntimeError:
@@ -179,6 +182,7 @@ def test_tracebacks_extras_and_bad_format_strings_are_redacted(json_log: io.Stri
     assert "two placeholders" in str(second["message"])
     assert third["message"] == "an object: **********"
     forget_secret(registry_secret)
+    log.setLevel(logging.NOTSET)
 
 
 def test_text_format_carries_the_correlation_id_and_redacts_tracebacks() -> None:
