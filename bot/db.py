@@ -22,6 +22,7 @@ a transition holds row locks (and the audit head) until then, so never wait on S
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -98,6 +99,27 @@ def make_engine(url: str | URL, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_
     raise ConfigError(f"Database {backend!r} is not supported; use a SQLite file or PostgreSQL.")
 
 
+def _enter_wal(cursor: sqlite3.Cursor, busy_timeout_s: float) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting like any other statement when another process holds the file.
+
+    SQLite does not call its busy handler for this pragma: turning a new file into WAL takes an exclusive lock
+    directly, and a second process that connects in the same instant (two ``resetbot migrate``, two replicas
+    starting on one new file) gets "database is locked" at once, about one time in five when both start together.
+    Once the file is in WAL mode the pragma only reads the header, so the retry is rare and short.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # no event to await: SQLite gives none for a lock released by another process
+        pause = min(pause * 2, 0.1)
+
+
 def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -106,7 +128,7 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(cursor, busy_timeout_s)
             cursor.execute("PRAGMA foreign_keys = ON")
             # Durable at each checkpoint, not each commit: the WAL recommendation; a power cut may lose the last
             # transactions but never corrupts the file.
