@@ -148,6 +148,14 @@ def wait_until(probe: Callable[[], Any], *, timeout: float = 15.0, what: str = "
         time.sleep(0.02)
 
 
+def request_row(bot: RunningBot, thread_ts: str) -> ResetRequest:
+    """The request whose thread is ``thread_ts``. The bot records the thread's ts in its own transaction right
+    after Slack answers the post, so a test that has just seen the message may be a moment ahead of the row."""
+    found: ResetRequest = wait_until(lambda: next((r for r in bot.requests() if r.thread_ts == thread_ts), None),
+                                     what=f"the request of thread {thread_ts}")
+    return found
+
+
 _CODE = re.compile(r"code \*([A-Z0-9-]+)\*")
 
 

@@ -23,7 +23,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, link_agent, thread, wait_until
+from tests.scenarios.harness import RunningBot, link_agent, request_row, thread, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id
 from tests.scenarios.test_reset import approved_request, everything_people_and_storage_hold
 
@@ -194,7 +194,7 @@ def test_a_disowned_tap_is_deleted_and_there_is_nothing_to_scramble(
     assert [(r["user"], r["status"]) for r in deleted] == [(person("hedy").upn, 204)]
     alert = driver.wait_for_message(security, lambda m: "Containing" in m["text"])
     assert "reset_scramble" not in str(alert["blocks"]), "a TAP changed no password: nothing to scramble"
-    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    req = request_row(bot, ts)
     assert "No password was changed" in alert["text"]
     assert [m["ts"] for m in driver.messages(security) if req.id in m["text"]] == [alert["ts"]]
     assert not [m for m in thread(driver, helpdesk, ts) if "password WAS changed" in m["text"]], \
@@ -435,7 +435,7 @@ def test_a_no_while_the_reset_runs_is_contained_once_it_is_made(
     security = lab.descriptor["slack"]["channels"]["security"]
     alert = driver.wait_for_message(security, lambda m: "Containing" in m["text"])
     assert "reset_scramble" in str(alert["blocks"])
-    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    req = request_row(bot, ts)
     assert actions(bot, req.id)[-1] == "sessions_revoked"
 
 

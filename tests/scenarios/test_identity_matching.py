@@ -19,7 +19,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, wait_until
+from tests.scenarios.harness import RunningBot, request_row, wait_until
 from tests.scenarios.test_request_approval import slack_id
 from tests.scenarios.test_reset import everything_people_and_storage_hold
 
@@ -116,7 +116,7 @@ def refuse_after_no(lab: Lab, bot: RunningBot, driver: SlackDriver, helpdesk: st
     reveal = driver.wait_for_message(helpdesk, lambda m: "sealed" in m["text"], thread_ts=request["ts"], timeout=30)
     driver.click("alice", dm, question["ts"], "target_confirm_no")
     driver.wait_for_message(helpdesk, lambda m: "WAS changed" in m["text"], thread_ts=request["ts"])
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     driver.click("hank", helpdesk, reveal["ts"], "reset_reveal")
     said = driver.wait_for_ephemeral("hank", lambda e: "did not ask" in e["text"] or "revealed" in e["text"])
     assert said["text"].startswith("Alice Archer said they did not ask for this reset")

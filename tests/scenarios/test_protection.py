@@ -16,7 +16,7 @@ from lab.people import BASE_DN, Person, person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
-from tests.scenarios.harness import RunningBot, link_agent, wait_until
+from tests.scenarios.harness import RunningBot, link_agent, request_row, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id
 from tests.scenarios.test_reset import ad_attrs
 
@@ -155,7 +155,7 @@ def test_a_target_who_became_protected_while_the_request_waited_is_not_reset(
         "names it and two approvers: ask again.")
     assert entra.operations() == [], "no resetPassword reached Entra"
     assert ad_attrs(lab, "bob") == before
-    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    req = request_row(bot, ts)
     assert req.state == RequestState.CANCELLED
     last = bot.audit(req.id)[-1]
     assert (last.action, last.from_state, last.to_state) == ("refused", "approved", "cancelled")
@@ -180,7 +180,7 @@ def test_an_agent_whose_role_was_taken_away_while_the_request_waited_sets_nothin
         "Access Pass for anyone: that takes Authentication Administrator, Privileged Authentication Administrator or "
         "Global Administrator.")
     assert not [r for r in entra.requests("graph") if r["path"].endswith("/temporaryAccessPassMethods")]
-    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    req = request_row(bot, ts)
     assert req.state == RequestState.CANCELLED
     assert '"reason":"not_ready"' in bot.audit(req.id)[-1].detail
 
@@ -201,7 +201,7 @@ def test_when_the_check_cannot_be_made_again_nothing_is_set(
     entra.reset()
     assert entra.operations() == []
     assert ad_attrs(lab, "bob") == before
-    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    req = request_row(bot, ts)
     assert req.state == RequestState.CANCELLED
 
 
@@ -255,7 +255,7 @@ def test_the_check_before_the_reset_reads_the_account_asked_for_even_after_it_mo
         expected = (protected,) if guid_known else (unchecked, protected)
         assert said["text"].startswith(expected), said["text"]
         assert entra.operations() == [], "no resetPassword reached Entra"
-        req = next(r for r in bot.requests() if r.thread_ts == ts)
+        req = request_row(bot, ts)
         assert req.state == RequestState.CANCELLED
         reasons = ("protected",) if guid_known else ("recheck_failed", "protected")
         assert any(f'"reason":"{reason}"' in bot.audit(req.id)[-1].detail for reason in reasons)

@@ -9,7 +9,7 @@ from typing import Any
 from bot.domain.lifecycle import RequestState
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
-from tests.scenarios.harness import RunningBot, thread, wait_until
+from tests.scenarios.harness import RunningBot, request_row, thread, wait_until
 
 
 def starts_with(prefix: str) -> Callable[[dict[str, Any]], bool]:
@@ -71,7 +71,7 @@ def test_a_denial_asks_for_a_reason_and_tells_the_thread(lab: Lab, bot: RunningB
     driver.submit("mona", modal["id"], {"deny_reason_input": "Bob is on leave; call him first"})
     denied = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Denied by"), thread_ts=request["ts"])
     assert denied["text"] == f"Denied by <@{slack_id(lab, 'mona')}>: Bob is on leave; call him first"
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.DENIED
     assert bot.audit(req.id)[-1].action == "denied"
 
@@ -84,7 +84,7 @@ def test_only_the_requester_cancels(lab: Lab, bot: RunningBot, driver: SlackDriv
     assert refused["text"].startswith("Only the person who asked for this reset can cancel it.")
     driver.click("hank", helpdesk, request["ts"], "request_cancel")
     driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Cancelled by"), thread_ts=request["ts"])
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.CANCELLED
     assert [e.action for e in bot.audit(req.id)] == ["requested", "refused", "cancelled"]
 
@@ -96,7 +96,7 @@ def test_requester_target_and_bystander_cannot_approve(lab: Lab, bot: RunningBot
                        ("alice", "You're not an approver")):
         driver.click(who, helpdesk, request["ts"], "request_approve")
         driver.wait_for_ephemeral(who, starts_with(words))
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.PENDING_APPROVAL
     refused = [e for e in bot.audit(req.id) if e.action == "refused"]
     assert [e.actor for e in refused] == [slack_id(lab, k) for k in ("hank", "bob", "alice")]
@@ -126,7 +126,7 @@ def test_an_approver_taken_out_of_the_group_cannot_approve_though_the_bot_just_r
                                      if e["text"].startswith("You're not an approver")]) == 2 or None,
                         what="both of Gina's clicks refused", describe=lambda: str(driver.ephemeral("gina")) + str(
                             [m["text"] for m in thread(driver, helpdesk, request["ts"])]))
-        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        req = request_row(bot, request["ts"])
         assert req.state == RequestState.PENDING_APPROVAL
         refused = [e for e in bot.audit(req.id) if e.action == "refused" and e.actor == slack_id(lab, "gina")]
         assert sorted('"attempted":"approve"' in e.detail for e in refused) == [False, True]
@@ -177,5 +177,5 @@ def test_what_people_type_reaches_the_thread_as_words_never_as_markup(
                               "&lt;https://evil.example|the portal&gt;")
     redrawn = driver.wait_for_message(helpdesk, lambda m: m["ts"] == request["ts"] and "Denied" in str(m["blocks"]))
     assert not foreign_markup(redrawn), foreign_markup(redrawn)
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.reason == "@channel locked out & <!here> see Reset portal (https://evil.example/r)"

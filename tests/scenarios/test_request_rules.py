@@ -13,7 +13,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, wait_until
+from tests.scenarios.harness import RunningBot, request_row, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id, starts_with
 
 
@@ -45,13 +45,13 @@ def test_protected_target_allowed_by_rule_needs_two_approvers_and_alerts_securit
         driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
         driver.click("olga", helpdesk, request["ts"], "request_approve")  # the same person again
         driver.wait_for_ephemeral("olga", lambda e: e["text"].startswith("You've already approved"))
-        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        req = request_row(bot, request["ts"])
         assert req.state == RequestState.PENDING_APPROVAL
         driver.click("gina", helpdesk, request["ts"], "request_approve")  # a second, different approver
         done = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"),
                                        thread_ts=request["ts"])
         assert done["text"] == f"Approved by <@{slack_id(lab, 'olga')}> and <@{slack_id(lab, 'gina')}>."
-        wait_until(lambda: next(r for r in bot.requests() if r.thread_ts == request["ts"]).verdict, timeout=30)
+        wait_until(lambda: request_row(bot, request["ts"]).verdict, timeout=30)
     finally:
         ivan = person("ivan")
         assert lab.ad.admin_connection().extend.microsoft.modify_password(ivan.dn, ivan.password)
@@ -69,7 +69,7 @@ def test_the_target_says_no_and_security_is_alerted(lab: Lab, bot: RunningBot, d
     assert "Alice Archer" in alert["text"]
     answered = driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "cancelled" in m["text"])
     assert not any(b.get("type") == "actions" for b in answered["blocks"])
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.CANCELLED
     assert [e.action for e in bot.audit(req.id)][-2:] == ["target_disowned", "cancelled"]
 
@@ -84,7 +84,7 @@ def test_required_confirmation_waits_for_the_targets_yes(lab: Lab, bot: RunningB
     question = driver.wait_for_message(dm, lambda m: "Did you ask the helpdesk" in str(m["blocks"]))
     driver.click("bob", dm, question["ts"], "target_confirm_yes")
     driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert "approved" in [e.action for e in bot.audit(req.id)]
 
 
@@ -198,7 +198,7 @@ def test_a_lone_near_match_is_offered_never_picked(lab: Lab, bot: RunningBot, dr
 def test_status_and_app_home(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     helpdesk = channel(lab, "helpdesk")
     request = request_for(lab, driver, "bob", "status check")
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     driver.command("hank", "/reset-status", req.id.lower(), channel=helpdesk)
     said = driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith(f"*{req.id}*"))
     assert "Waiting for approval" in said["text"] and "requested" in said["text"]
@@ -250,14 +250,14 @@ def test_a_target_slack_cannot_match_is_named_needs_two_approvers_and_cannot_app
     driver.click("zoe", helpdesk, request["ts"], "request_approve")
     refused = driver.wait_for_ephemeral("zoe", lambda e: "Entra ID" in e["text"])
     assert refused["text"].startswith("I can't match your Slack account to an Entra ID account")
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.PENDING_APPROVAL and req.approvals_required == 2
     assert [e.action for e in bot.audit(req.id)][-1] == "refused"
     driver.click("ivan", helpdesk, request["ts"], "request_approve")
     driver.wait_for_message(helpdesk, lambda m: "(1 of 2)" in m["text"], thread_ts=request["ts"])
     driver.click("gina", helpdesk, request["ts"], "request_approve")
     driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Approved by"), thread_ts=request["ts"])
-    wait_until(lambda: next(r for r in bot.requests() if r.thread_ts == request["ts"]).verdict, timeout=30)
+    wait_until(lambda: request_row(bot, request["ts"]).verdict, timeout=30)
     zoe = person("zoe")
     assert lab.ad.admin_connection().extend.microsoft.modify_password(zoe.dn, zoe.password)
 
@@ -330,7 +330,7 @@ def test_a_late_no_after_the_reset_is_treated_as_this_wasnt_me(
     driver.click("alice", dm, question["ts"], "target_confirm_no")
     alert = driver.wait_for_message(channel(lab, "security"), lambda m: "Alice Archer" in m["text"]
                                     and "WAS changed" in m["text"])
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.id in alert["text"]
     driver.wait_for_message(helpdesk, lambda m: "WAS changed" in m["text"], thread_ts=request["ts"])
     driver.wait_for_message(dm, lambda m: m["ts"] == question["ts"] and "security has been alerted" in m["text"])
@@ -353,7 +353,7 @@ def test_a_late_no_after_a_denial_still_alerts_security_and_the_thread(
     driver.submit("mona", modal["id"], {"deny_reason_input": "could not reach him"})
     driver.wait_for_message(helpdesk, lambda m: m["text"].startswith("Denied by"), thread_ts=request["ts"])
     driver.click("bob", dm, question["ts"], "target_confirm_no")
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     alert = driver.wait_for_message(channel(lab, "security"), lambda m: req.id in m["text"])
     assert "Bob Baker" in alert["text"] and "did NOT ask" in alert["text"] and "nothing was changed" in alert["text"]
     driver.wait_for_message(helpdesk, lambda m: "did not ask" in m["text"], thread_ts=request["ts"])
@@ -381,7 +381,7 @@ def test_a_no_after_the_targets_own_yes_cancels_the_waiting_request(
     driver.click("bob", dm, question["ts"], "target_confirm_yes")
     driver.wait_for_message(helpdesk, lambda m: "confirmed" in m["text"], thread_ts=request["ts"])
     driver.click("bob", dm, question["ts"], "target_confirm_no", stale_ok=True)
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     alert = driver.wait_for_message(channel(lab, "security"), lambda m: req.id in m["text"])
     assert "did NOT ask" in alert["text"]
     wait_until(lambda: next(r for r in bot.requests() if r.id == req.id).state == "cancelled")
@@ -430,7 +430,7 @@ def test_an_approval_for_someone_no_longer_an_agent_is_refused(lab: Lab, bot: Ru
         driver.click("mona", helpdesk, request["ts"], "request_approve")
         said = driver.wait_for_ephemeral("mona", lambda e: "helpdesk" in e["text"])
         assert said["text"].startswith("The person who asked for this reset is no longer a helpdesk agent")
-        req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+        req = request_row(bot, request["ts"])
         assert req.state == RequestState.PENDING_APPROVAL
         refused = [e for e in bot.audit(req.id) if e.action == "refused"]
         assert refused and '"reason":"requester_not_an_agent"' in refused[-1].detail

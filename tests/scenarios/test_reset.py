@@ -26,7 +26,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, link_agent, thread, wait_until
+from tests.scenarios.harness import RunningBot, link_agent, request_row, thread, wait_until
 from tests.scenarios.test_request_approval import request_for, slack_id
 
 
@@ -463,14 +463,14 @@ def test_graph_trouble_during_the_reset_is_said_plainly(lab: Lab, bot: RunningBo
     driver.wait_for_message(helpdesk, lambda m: "waiting for" in m["text"], thread_ts=str(request["ts"]))
     entra.faults(**fault)
     dm = driver.dm_channel("bob")
-    request_id = next(r.id for r in bot.requests() if r.thread_ts == request["ts"])
+    request_id = request_row(bot, request["ts"]).id
     question = driver.wait_for_message(dm, lambda m: request_id in m["text"])
     driver.click("bob", dm, question["ts"], "target_confirm_yes")
     said = driver.wait_for_message(helpdesk, lambda m: words in m["text"], thread_ts=str(request["ts"]), timeout=60)
     assert "reference" in said["text"] or "not changed" in said["text"]
     entra.reset()
     assert ad_attrs(lab, "bob") == before
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.FAILED
 
 
@@ -517,7 +517,7 @@ def test_tap_issues_a_temporary_access_pass_as_the_agent_and_leaves_the_password
     assert entra.operations() == [], "a TAP makes no resetPassword operation"
     notice = driver.wait_for_message(driver.dm_channel("bob"), lambda m: "Temporary Access Pass" in m["text"])
     assert "password" not in notice["text"].lower().replace("temporary access pass", "")
-    req = next(r for r in bot.requests() if r.thread_ts == ts)
+    req = request_row(bot, ts)
     assert [e.action for e in bot.audit(req.id)][-2:] == ["succeeded", "revealed"]
 
 
@@ -540,7 +540,7 @@ def test_entra_refusing_the_agents_role_at_reset_time_is_said_in_the_thread(
     assert f"<@{slack_id(lab, 'hedy')}>'s Entra role may not reset Hank Hughes's password" in said["text"]
     assert "Authorization_RequestDenied" in said["text"]
     assert ad_attrs(lab, "hank") == before
-    req = next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    req = request_row(bot, request["ts"])
     assert req.state == RequestState.FAILED and req.verdict == "role_too_weak"
 
 

@@ -20,7 +20,7 @@ from lab.people import person
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
-from tests.scenarios.harness import RunningBot, lab_settings, link_agent, running_bot, thread, wait_until
+from tests.scenarios.harness import RunningBot, lab_settings, link_agent, request_row, running_bot, thread, wait_until
 from tests.scenarios.test_request_approval import request_for
 
 
@@ -44,7 +44,7 @@ def entra(lab: Lab) -> Iterator[EntraControl]:
 
 
 def _request(bot: RunningBot, ts: str) -> ResetRequest:
-    return next(r for r in bot.requests() if r.thread_ts == ts)
+    return request_row(bot, ts)
 
 
 def _reveal_and_sign_in(lab: Lab, driver: SlackDriver, ts: str, key: str) -> None:

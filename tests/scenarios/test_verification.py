@@ -27,7 +27,15 @@ from lab.ad.seed import group_dn
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
+from tests.scenarios.harness import (
+    RunningBot,
+    duo_settings,
+    lab_settings,
+    link_agent,
+    request_row,
+    running_bot,
+    wait_until,
+)
 from tests.scenarios.test_request_approval import request_for, slack_id
 from tests.scenarios.test_reset import everything_people_and_storage_hold
 
@@ -53,7 +61,7 @@ def security(lab: Lab) -> str:
 
 
 def req_of(bot: RunningBot, request: dict[str, Any]) -> ResetRequest:
-    return next(r for r in bot.requests() if r.thread_ts == request["ts"])
+    return request_row(bot, request["ts"])
 
 
 def in_thread(lab: Lab, driver: SlackDriver, request: dict[str, Any], text: str) -> Message:
