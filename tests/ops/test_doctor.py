@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from ldap3.protocol.microsoft import security_descriptor_control
 from pydantic import SecretStr
 
-from bot import schema, store
+from bot import store
 from bot.callback import CallbackListener
 from bot.cli.doctor import build_plan
 from bot.clients.ad_acl import dacl, sid_to_str
@@ -34,6 +34,7 @@ from lab.pki import LabCA
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
+from tests.dbtemplate import migrated_sqlite_file
 
 
 def person(lab: Lab, key: str) -> dict[str, Any]:
@@ -41,13 +42,7 @@ def person(lab: Lab, key: str) -> dict[str, Any]:
 
 
 def migrated_sqlite(path: Path) -> str:
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    try:
-        schema.upgrade(engine)
-    finally:
-        engine.dispose()
-    return url
+    return migrated_sqlite_file(path)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot.db import make_engine, make_session_factory
-from bot.schema import upgrade
+from tests.dbtemplate import migrate_pg, migrated_sqlite_file
 
 PG_URL = os.environ.get("RESETBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
@@ -63,7 +63,7 @@ def _pg_engine() -> Iterator[Engine]:
     with _pg_schema_url() as url:
         engine = make_engine(url)
         try:
-            upgrade(engine)
+            migrate_pg(engine)
             yield engine
         finally:
             engine.dispose()
@@ -71,10 +71,10 @@ def _pg_engine() -> Iterator[Engine]:
 
 @pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh, empty database with the schema created: a SQLite file, or a private PostgreSQL schema."""
+    """A fresh, empty database with the schema created: a SQLite file, or a private PostgreSQL schema (copied
+    from one migrated once per run: ``tests/dbtemplate.py``)."""
     if request.param == "sqlite":
-        sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'resetbot.db'}")
-        upgrade(sqlite_engine)
+        sqlite_engine = make_engine(migrated_sqlite_file(tmp_path / "resetbot.db"))
         yield sqlite_engine
         sqlite_engine.dispose()
     else:
