@@ -1,6 +1,6 @@
 """Slack Web API calls the bot makes per request and per approval, and in a burst against Slack's rate tiers.
 
-    .venv/bin/python -m bench.web_api_calls [--requests 10] [--burst 200]
+    .venv/bin/python -m bench.web_api_calls [--requests 10] [--burst 200] [--quiet 3]
 
 Runs the bot in this process against a lab (as the scenario tests do, with the one-open-request-per-target
 limit off so that two targets can carry a burst), and reads what the lab's Slack recorded (``GET /control/calls``):
@@ -45,7 +45,11 @@ TIERS: dict[str, tuple[str, int]] = {
 IGNORED = {"auth.test", "apps.connections.open"}
 
 
-def _settled(driver: SlackDriver, quiet_s: float = 3.0, timeout: float = 90.0) -> list[dict[str, Any]]:
+#: Seconds without a new call after which the bot's work is taken as done (``--quiet``).
+QUIET_S = 3.0
+
+
+def _settled(driver: SlackDriver, quiet_s: float, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Every call recorded, once none has come for ``quiet_s`` (the bot's work after a click ends with no event
     to wait for: an App Home refresh comes up to two seconds after the change that asked for it)."""
     deadline = time.monotonic() + timeout
@@ -63,13 +67,15 @@ def _count(calls: list[dict[str, Any]]) -> Counter[str]:
     return Counter(c["method"] for c in calls if c["method"] not in IGNORED)
 
 
-def _phase(driver: SlackDriver, steps: list[Callable[[], None]]) -> tuple[Counter[str], Counter[str]]:
+def _phase(driver: SlackDriver, steps: list[Callable[[], None]], quiet_s: float) -> tuple[Counter[str], Counter[str]]:
     """(calls of the first step, calls of all the others together), each step run after the last settled."""
     counts: list[Counter[str]] = []
+    seen = len(_settled(driver, quiet_s))
     for step in steps:
-        before = len(_settled(driver))
         step()
-        counts.append(_count(_settled(driver)[before:]))
+        calls = _settled(driver, quiet_s)
+        counts.append(_count(calls[seen:]))
+        seen = len(calls)
     rest: Counter[str] = Counter()
     for c in counts[1:]:
         rest.update(c)
@@ -97,6 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--quiet", type=float, default=QUIET_S,
+                        help="seconds without a call that mean the bot is done (under 2.5 s: App Home refreshes "
+                             "may be counted in the next step; for a quick check that the benchmark runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Lab(Path(tmp) / "lab") as lab, \
             SlackDriver(lab.descriptor["slack"]["control"], timeout=120) as driver, \
@@ -115,16 +124,16 @@ def main() -> None:
             driver.click(APPROVER, helpdesk, ts, "request_approve")
             driver.wait_for_message(helpdesk, lambda m: "Done:" in m["text"], thread_ts=ts, timeout=60)
 
-        req_first, req_rest = _phase(driver, [functools.partial(ask, i) for i in range(n)])
+        req_first, req_rest = _phase(driver, [functools.partial(ask, i) for i in range(n)], args.quiet)
         requests = [m for m in driver.messages(helpdesk)
                     if "calls " in str(m["blocks"]) and m["thread_ts"] in (None, m["ts"])]
-        app_first, app_rest = _phase(driver, [functools.partial(approve, str(m["ts"])) for m in requests])
-        before = len(_settled(driver))
+        app_first, app_rest = _phase(driver, [functools.partial(approve, str(m["ts"])) for m in requests], args.quiet)
+        before = len(driver.calls())  # settled: the phase ended with _settled
         started = time.monotonic()
         _fire(driver, [_reset_text(lab, i, "burst") for i in range(args.burst)], helpdesk, args.burst)
         posted, _dupes = _outcome(driver, helpdesk, "burst", args.burst, timeout=max(120.0, args.burst * 2.0))
         took = time.monotonic() - started
-        burst = [c for c in _settled(driver)[before:] if c["method"] not in IGNORED]
+        burst = [c for c in _settled(driver, args.quiet)[before:] if c["method"] not in IGNORED]
     _table(f"Web API calls per request ({n} /reset, each posted before the next)", req_first, req_rest, n - 1)
     _table(f"Web API calls per approval ({len(requests)} approvals, each to its verdict)", app_first, app_rest,
            len(requests) - 1)
