@@ -160,7 +160,7 @@ class ResetRequest(SQLModel, table=True):
     #: ``verify_method`` the method of the last attempt, ``verified_at`` when it succeeded and ``verified_by`` the
     #: agent who ran it. A one-time code lives only sealed (``verify_sealed``: Fernet under the sealing key, which
     #: the database never holds) until ``verify_expires_at``, with ``verify_tries`` wrong entries so far; a Duo push
-    #: is ``verify_txid``. Cleared when the attempt ends.
+    #: is ``verify_txid``. Cleared when the attempt ends, and the sealed code by any move to a final state.
     verification: str = Field(default="none", max_length=16)
     verify_method: str | None = Field(default=None, max_length=16)
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
