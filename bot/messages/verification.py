@@ -101,6 +101,8 @@ def refusal(reason: VerifyRefusal, req: ResetRequest | None = None, method: str 
                                        "first (a code lasts 5 minutes).",
         VerifyRefusal.NO_TRIES_LEFT: f"This request{rid} has used its {MAX_CODE_TRIES} verification tries: wait for "
                                      "the one under way; if it fails, make a new request.",
+        VerifyRefusal.REQUESTER_NOT_AN_AGENT: "You are no longer a helpdesk agent (not in the agents' user group), "
+                                              f"so you cannot verify this caller{rid}: nothing was sent or recorded.",
     }[reason]
 
 

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from bot import messages, store
 from bot.clients.duo import DuoAuth
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState
 from bot.domain.verification import (
     CODE_TTL,
@@ -76,6 +77,8 @@ class RequestVerification(RequestDecisions):
             reason = VerifyRefusal.ONLY_REQUESTER_VERIFIES
         elif req.state != RequestState.PENDING_APPROVAL:
             reason = VerifyRefusal.NOT_PENDING
+        elif not self._still_an_agent(actor):
+            reason = VerifyRefusal.REQUESTER_NOT_AN_AGENT
         elif chosen is None or (chosen == VerifyMethod.DUO_PUSH and self.duo is None):
             reason = VerifyRefusal.METHOD_NOT_ALLOWED
         else:
@@ -88,6 +91,17 @@ class RequestVerification(RequestDecisions):
                                correlation_id=correlation_id, detail={
                                    "attempted": "verify", "method": method[:32], "reason": reason}))
         return messages.verification.refusal(reason, req, method)
+
+    def _still_an_agent(self, actor: str) -> bool:
+        """Whether ``actor`` is in the agents' user group right now (asked of Slack, as an approval asks it): an
+        agent taken out of the helpdesk mid-request may not verify its caller, which is half of getting it reset."""
+        return actor in self.notifier.group_members(self.rules.agents_group, max_age=MEMBERS_FOR_A_DECISION_S)
+
+    def _refuse_verify(self, req: ResetRequest, actor: str, reason: VerifyRefusal, attempted: str,
+                       correlation_id: str | None = None) -> str:
+        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                               correlation_id=correlation_id, detail={"attempted": attempted, "reason": reason}))
+        return messages.verification.refusal(reason, req)
 
     def start_verification(self, *, request_id: str, actor: str, method: str, correlation_id: str) -> str | None:
         """Start ``method`` (not ``callback``, which needs its modal: ``callback_modal``); the agent's sentence."""
@@ -159,7 +173,8 @@ class RequestVerification(RequestDecisions):
                    blocks=messages.verification.code_sent_blocks(actor, req.target_slack_id, req.id))
         return messages.verification.started_agent(VerifyMethod.SLACK_CODE)
 
-    def code_entry(self, *, request_id: str, actor: str) -> tuple[int | None, str | None]:
+    def code_entry(self, *, request_id: str, actor: str,
+                   correlation_id: str | None = None) -> tuple[int | None, str | None]:
         """(tries left, None) when ``actor`` may enter this request's code now (the modal may open), else
         (None, the sentence)."""
         req, _ = self._load(request_id)
@@ -167,6 +182,9 @@ class RequestVerification(RequestDecisions):
             return None, messages.requests.request_not_found(request_id)
         if actor != req.requester:
             return None, messages.verification.refusal(VerifyRefusal.ONLY_REQUESTER_VERIFIES, req)
+        if not self._still_an_agent(actor):
+            return None, self._refuse_verify(req, actor, VerifyRefusal.REQUESTER_NOT_AN_AGENT, "verify_code",
+                                             correlation_id)
         if req.verification != VerifyState.PENDING or req.verify_method != VerifyMethod.SLACK_CODE:
             reason = start_refusal(VerifyState(req.verification)) or VerifyRefusal.NO_CODE_PENDING
             return None, messages.verification.refusal(reason, req)
@@ -177,7 +195,7 @@ class RequestVerification(RequestDecisions):
         req, _ = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
-        tries_left, refused = self.code_entry(request_id=request_id, actor=actor)
+        tries_left, refused = self.code_entry(request_id=request_id, actor=actor, correlation_id=correlation_id)
         if refused is not None or tries_left is None:
             return refused or messages.verification.refusal(VerifyRefusal.NO_CODE_PENDING, req)
         attempt: dict[str, object] = {"verify_sealed": req.verify_sealed, "verify_tries": req.verify_tries}
