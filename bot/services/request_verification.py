@@ -9,6 +9,7 @@ record one outcome. A Duo push is followed on the service's own small pool, neve
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -214,11 +215,13 @@ class RequestVerification(RequestDecisions):
         if tries >= MAX_CODE_TRIES:
             failed = self._fail(req, VerifyMethod.SLACK_CODE, "wrong_code", correlation_id, match=attempt,
                                 actor=actor, blocked=True)
+            tried = self._tries_by_method(req.id)
             if failed is not None:
-                self._show(failed, messages.verification.code_failed_thread(actor))
+                self._show(failed, messages.verification.code_failed_thread(actor, tried))
                 if self.rules.security_channel:
-                    self.notifier.post(self.rules.security_channel, messages.verification.security_code_failed(failed))
-            return messages.verification.code_failed_agent()
+                    self.notifier.post(self.rules.security_channel,
+                                       messages.verification.security_code_failed(failed, tried))
+            return messages.verification.code_failed_agent(tried)
         with self.begin() as session:
             counted = store.requests.set_verification(
                 session, request_id=req.id, expected={VerifyState.PENDING}, match=attempt,
@@ -300,7 +303,8 @@ class RequestVerification(RequestDecisions):
         if failed is not None:
             self._show(failed, messages.verification.duo_outcome_thread(outcome, req.target_display))
             if exhausted:
-                self._tell_security(messages.verification.security_duo_exhausted(failed))
+                self._tell_security(messages.verification.security_duo_exhausted(
+                    failed, self._tries_by_method(req.id)))
 
     def _duo_fraud(self, req: ResetRequest, correlation_id: str, *, match: dict[str, object]) -> None:
         """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked, the
@@ -386,7 +390,8 @@ class RequestVerification(RequestDecisions):
             if failed is not None:
                 self._show(failed, messages.verification.attempt_lapsed(method))
                 if exhausted and method == VerifyMethod.DUO_PUSH:
-                    self._tell_security(messages.verification.security_duo_exhausted(failed))
+                    self._tell_security(messages.verification.security_duo_exhausted(
+                        failed, self._tries_by_method(req.id)))
 
     # --- the outcome -------------------------------------------------------------------------------------------
 
@@ -423,6 +428,21 @@ class RequestVerification(RequestDecisions):
             self._redraw(changed, approvals=approvals)
             self._refresh_homes(changed)
         return messages.verification.verified_agent(method)
+
+    def _tries_by_method(self, request_id: str) -> dict[str, int]:
+        """The request's spent tries by method, read from its audit trail (each Duo push started, each wrong code,
+        the last one included): tries count across methods, so what security reads names each."""
+        tried: dict[str, int] = {}
+        with self.begin() as session:
+            events = store.audit.audit_for_request(session, request_id=request_id)
+        for e in events:
+            detail = json.loads(e.detail or "{}")
+            method = str(detail.get("method", ""))
+            if ((e.action == AuditAction.VERIFY_STARTED and method == VerifyMethod.DUO_PUSH)
+                    or e.action == AuditAction.VERIFY_CODE_WRONG
+                    or (e.action == AuditAction.VERIFY_FAILED and detail.get("outcome") == "wrong_code")):
+                tried[method] = tried.get(method, 0) + 1
+        return tried
 
     def _tell_security(self, text: str) -> None:
         """Best effort, as ``_show``: the blocked verification is recorded and audited already."""

@@ -158,7 +158,8 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         for method in ("slack-code", "duo-push", "slack-confirm", "callback")],
     "verify_sentences": lambda: [
         messages.verification.code_dm_text(REQ, SecretStr("ACD347")),
-        messages.verification.security_code_failed(REQ),
+        messages.verification.security_code_failed(REQ, {"slack-code": 2, "duo-push": 1}),
+        messages.verification.security_duo_exhausted(REQ, {"duo-push": 3}),
         messages.verification.security_duo_fraud(REQ),
         messages.verification.duo_sent_thread("U0000HANK", HOSTILE),
         messages.verification.duo_not_enrolled(HOSTILE),
