@@ -25,6 +25,7 @@ from bot.clients.graph import Graph, ResetAccepted
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.containment import DEFAULT_SCRAMBLE_WINDOW
 from bot.domain.lifecycle import RequestState
 from bot.domain.reset_polling import next_poll
 from bot.domain.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
@@ -143,6 +144,8 @@ class ResetDeps:
     lease: timedelta = LEASE
     #: ``target``: only the person whose password it is reveals it, from their DM; ``agent``: the requester.
     delivery: Delivery = Delivery.AGENT
+    #: How long after its containment alert Scramble password may be pressed (``RESETBOT_SCRAMBLE_WINDOW_HOURS``).
+    scramble_window: timedelta = DEFAULT_SCRAMBLE_WINDOW
     clock: Callable[[], datetime] = field(default=utcnow)
     #: Follows every reset's Graph operation from its 202 to its verdict, with the lease renewed as it goes: no
     #: thread waits for Graph (``bot.services.operation_poller``).
