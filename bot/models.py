@@ -155,6 +155,10 @@ class ResetRequest(SQLModel, table=True):
     protected: str = Field(default="", max_length=128)
     #: Target confirmation by DM: ``off``, ``pending``, ``yes`` or ``no`` (``bot.domain.rules.Confirmation``).
     confirmation: str = Field(default="off", max_length=16)
+    #: Who may reveal the temporary password (``bot.settings.Delivery``: ``agent`` or ``target``), fixed when the
+    #: request is made: a later change of ``RESETBOT_DELIVERY`` must not hand the password to someone else. None
+    #: only for a request made before this was stored (then the setting at reveal time decides, as it did).
+    delivery: str | None = Field(default=None, max_length=16)
 
     #: How the caller was verified (``bot.domain.verification``): ``verification`` is a ``VerifyState`` value,
     #: ``verify_method`` the method of the last attempt, ``verified_at`` when it succeeded and ``verified_by`` the

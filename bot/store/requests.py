@@ -65,6 +65,7 @@ def create_request(
     confirmation: str = "off",
     source_key: str | None = None,
     created_at: datetime | None = None,
+    delivery: str | None = None,
 ) -> ResetRequest | None:
     """Insert a new request in ``pending_approval`` with a fresh id, and audit its creation (None → pending).
 
@@ -96,6 +97,7 @@ def create_request(
             approver_group=approver_group,
             protected=protected,
             confirmation=confirmation,
+            delivery=delivery,
             source_key=source_key,
             escalate_at=escalate_at,
             expires_at=expires_at,
