@@ -5,6 +5,7 @@ one sentence and an audit row; nothing is sent, nothing verified."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot
 from tests.scenarios.test_request_approval import request_for
+from tests.scenarios.test_reset import everything_people_and_storage_hold
 from tests.scenarios.test_verification import code_sent_to, helpdesk, in_thread, req_of, request_id, verify
 
 _HELPDESK_GROUP = "S00HELPDESK"
@@ -61,8 +63,10 @@ def test_an_agent_who_left_cannot_start_a_verification(lab: Lab, bot: RunningBot
 
 
 def test_an_agent_who_left_cannot_enter_the_code(lab: Lab, bot: RunningBot, driver: SlackDriver,
-                                                 hank_leaves: Any) -> None:
-    """The code modal opened while Hank was an agent; he leaves, then submits the right code: refused."""
+                                                 hank_leaves: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The code modal opened while Hank was an agent; he leaves, then submits the right code: refused, and the
+    code he typed reaches no message, row or log line (only the target's DM holds it)."""
+    caplog.set_level(logging.DEBUG)
     request = request_for(lab, driver, "bob", "left with the code box open")
     rid = request_id(driver, lab, request)
     verify(lab, driver, request, "slack-code")
@@ -82,6 +86,10 @@ def test_an_agent_who_left_cannot_enter_the_code(lab: Lab, bot: RunningBot, driv
     driver.click("hank", helpdesk(lab), prompt["ts"], "caller_enter_code", value=rid, stale_ok=True)
     driver.wait_for_ephemeral("hank", lambda e: _LEFT in e["text"] and len([
         x for x in driver.ephemeral("hank") if _LEFT in x["text"]]) >= 2)
+    everywhere = everything_people_and_storage_hold(lab, driver, bot)
+    assert everywhere.count(code) == 1 and code.lower() not in everywhere, "the code is only in the target's DM"
+    logs = "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
+    assert code not in logs and code.lower() not in logs
 
 
 def test_an_agent_who_left_cannot_attest_a_call_back(lab: Lab, bot: RunningBot, driver: SlackDriver,
