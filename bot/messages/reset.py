@@ -132,10 +132,13 @@ def tap_started(name: str) -> str:
     return f"Issuing a Temporary Access Pass for {esc(name)} in Entra ID (no password change)…"
 
 
-def tap_issued(name: str, requester: str, minutes: int) -> str:
-    return (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
-            f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
-            "once, within 10 minutes).")
+def tap_issued(name: str, requester: str, minutes: int, *, withheld: str | None = None) -> str:
+    """The TAP's verdict; ``withheld`` (why nobody may read it): that it was discarded, instead of "press Reveal"."""
+    done = (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
+            "minutes; their password is unchanged. ")
+    if withheld:
+        return done + secret_discarded_withheld(withheld, name).replace("temporary password", "Temporary Access Pass")
+    return done + (f"<@{requester}>, press Reveal to read it to them (it can be shown once, within 10 minutes).")
 
 
 def reveal_blocks(request_id: str) -> Blocks:

@@ -397,9 +397,8 @@ class ResetPerforming(ResetDeps):
         ``withheld`` (discarded unrevealed) gets no Reveal button: the verdict says why."""
         succeeded = verdict.final_state == RequestState.SUCCEEDED
         if done.tap and succeeded:
-            issued = messages.reset.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES)
-            if withheld:
-                issued = f"{issued}\n{messages.reset.secret_discarded_withheld(withheld, done.target_display)}"
+            issued = messages.reset.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES,
+                                               withheld=withheld)
             owed = _in_thread(done, issued, origin="reset.tap")
         else:
             owed = _in_thread(done, messages.reset.verdict_sentence(verdict, name=done.target_display,
