@@ -155,12 +155,16 @@ class ResetRequest(SQLModel, table=True):
     protected: str = Field(default="", max_length=128)
     #: Target confirmation by DM: ``off``, ``pending``, ``yes`` or ``no`` (``bot.domain.rules.Confirmation``).
     confirmation: str = Field(default="off", max_length=16)
+    #: Who may reveal the temporary password (``bot.settings.Delivery``: ``agent`` or ``target``), fixed when the
+    #: request is made: a later change of ``RESETBOT_DELIVERY`` must not hand the password to someone else. None
+    #: only for a request made before this was stored (then the setting at reveal time decides, as it did).
+    delivery: str | None = Field(default=None, max_length=16)
 
     #: How the caller was verified (``bot.domain.verification``): ``verification`` is a ``VerifyState`` value,
     #: ``verify_method`` the method of the last attempt, ``verified_at`` when it succeeded and ``verified_by`` the
     #: agent who ran it. A one-time code lives only sealed (``verify_sealed``: Fernet under the sealing key, which
     #: the database never holds) until ``verify_expires_at``, with ``verify_tries`` wrong entries so far; a Duo push
-    #: is ``verify_txid``. Cleared when the attempt ends.
+    #: is ``verify_txid``. Cleared when the attempt ends, and the sealed code by any move to a final state.
     verification: str = Field(default="none", max_length=16)
     verify_method: str | None = Field(default=None, max_length=16)
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

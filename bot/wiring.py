@@ -147,7 +147,8 @@ def build_runtime(settings: Settings) -> Runtime:
                          security_channel=settings.security_channel, agents_group=settings.agents_group,
                          security_group=settings.security_group or None, followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds,
-                         lease=timedelta(seconds=settings.reset_lease_seconds), delivery=settings.delivery)
+                         lease=timedelta(seconds=settings.reset_lease_seconds), delivery=settings.delivery,
+                         scramble_window=timedelta(hours=settings.scramble_window_hours))
     requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
                               rules=RequestRules.from_settings(settings), after_approval=reset.perform,
                               readiness=links.readiness, disowned_after_reset=reset.not_me, sealer=sealer,

@@ -44,7 +44,8 @@ def handle_enter_code(ack: Ack, body: dict[str, Any], action: dict[str, Any], co
                       respond: Respond, client: WebClient) -> None:
     ack()
     request_id = action["value"]
-    tries_left, sentence = services_of(context).requests.code_entry(request_id=request_id, actor=body["user"]["id"])
+    tries_left, sentence = services_of(context).requests.code_entry(request_id=request_id, actor=body["user"]["id"],
+                                                                    correlation_id=correlation_of(context))
     if tries_left is None:
         _answer(respond, sentence)
         return

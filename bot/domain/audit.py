@@ -76,6 +76,12 @@ class AuditAction(StrEnum):
     #: Reveal was pressed but the password could not be shown (Slack did not open the modal, or this replica
     #: cannot unseal it): it stays sealed for the next press.
     REVEAL_FAILED = "reveal_failed"
+    #: A Cancel or Deny pressed while the reset was already running (a message not yet redrawn): Graph's reset
+    #: cannot be stopped, so its password is discarded when it is made (``UNREVEALED_DISCARDED``).
+    RESET_WITHDRAWN = "reset_withdrawn"
+    #: A password made after the target's "No" or a withdrawal was discarded at once, never sealed nor revealable
+    #: (detail ``reason``: ``target_said_no`` or ``withdrawn``).
+    UNREVEALED_DISCARDED = "unrevealed_discarded"
     #: The target pressed "This wasn't me" on the DM telling them their password was reset.
     RESET_DISOWNED = "reset_disowned"
     #: The target answered the "Did you ask helpdesk for this?" DM.

@@ -27,17 +27,26 @@ class ScrambleRefusal(StrEnum):
     ALREADY_SCRAMBLED = "already_scrambled"
     SCRAMBLE_IN_PROGRESS = "scramble_in_progress"
     SUPERSEDED = "superseded"
+    #: The alert is older than the Scramble window (``RESETBOT_SCRAMBLE_WINDOW_HOURS``).
+    TOO_LATE = "too_late"
+
+#: How long after its alert a Scramble button works, unless configured: a working day for security to act on the
+#: alert, and the time by which the user has most likely recovered by choosing their own password (the last
+#: "did they replace it?" follow-up looks at 24 hours too). A change the user makes themselves is invisible to
+#: the bot; an older alert's Scramble would reset that password to one nobody knows and lock them out.
+DEFAULT_SCRAMBLE_WINDOW = timedelta(hours=24)
 
 
 def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group: bool, requester: str,
                      target: str | None, approvers: Collection[str], state: RequestState, tap: bool,
                      disowned: bool, already_scrambled: bool, superseded: bool = False,
-                     in_progress: bool = False) -> ScrambleRefusal | None:
+                     in_progress: bool = False, too_late: bool = False) -> ScrambleRefusal | None:
     """None when ``actor`` may scramble the password this request set; otherwise why not (checked in this order:
     who asks before what is asked about, so an outsider learns nothing about the request). ``superseded``: a newer
     reset of the same user was made (or is being made) since; the old alert's button would otherwise reset the
     password the user recovered with to one nobody knows, a lockout at any security member's whim. ``in_progress``:
-    another press's scramble has started and not yet ended (two members pressing at once scramble once)."""
+    another press's scramble has started and not yet ended (two members pressing at once scramble once).
+    ``too_late``: the alert is older than the Scramble window (``scramble_too_late``)."""
     if not security_group_set:
         return ScrambleRefusal.NO_SECURITY_GROUP
     if not in_security_group:
@@ -54,7 +63,21 @@ def scramble_refusal(*, actor: str, security_group_set: bool, in_security_group:
         return ScrambleRefusal.SCRAMBLE_IN_PROGRESS
     if superseded:
         return ScrambleRefusal.SUPERSEDED
+    if too_late:
+        return ScrambleRefusal.TOO_LATE
     return None
+
+
+def scramble_too_late(events: Sequence[tuple[str, datetime]], *, now: datetime, window: timedelta) -> bool:
+    """Whether the containment alert of a request (its audit ``(action, at)`` in order) is older than ``window``.
+    The alert went out when the reset was both made and disowned: at the first disowning, or at the reset's
+    success when the target said No while it ran. No such pair (nothing disowned, nothing made): not too late,
+    ``scramble_refusal`` refuses those for their own reason."""
+    disowned = [at for action, at in events if action in ("reset_disowned", "target_disowned")]
+    made = [at for action, at in events if action == "succeeded"]
+    if not disowned or not made:
+        return False
+    return now - max(min(disowned), *made) > window
 
 
 def scramble_in_progress(events: Sequence[tuple[str, datetime]], *, now: datetime, claim: timedelta) -> bool:

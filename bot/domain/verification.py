@@ -42,6 +42,9 @@ class VerifyRefusal(StrEnum):
     NO_CODE_PENDING = "no_code_pending"
     #: The request's tries are used up while its last attempt (a Duo push) is still under way.
     NO_TRIES_LEFT = "no_tries_left"
+    #: The requester has left the agents' user group since asking: they may no longer drive its verification, as
+    #: they may no longer get it approved.
+    REQUESTER_NOT_AN_AGENT = "requester_not_an_agent"
 
 
 #: Strongest first: what the approver is told about the method that verified a caller.

@@ -80,12 +80,17 @@ _SCRAMBLE_REFUSALS = {
     ScrambleRefusal.NOT_DISOWNED: "Nobody disowned this reset, so there is nothing to contain.",
     ScrambleRefusal.SUPERSEDED: ("A newer reset of this user was made since ({newer}): scrambling this one would undo "
                                  "it. If that one is disowned too, scramble it from its own alert."),
+    ScrambleRefusal.TOO_LATE: ("This alert is more than {hours} hours old (RESETBOT_SCRAMBLE_WINDOW_HOURS), so its "
+                               "Scramble no longer works: the user has likely chosen their own password since, and "
+                               "scrambling would lock them out of it. If the account still needs containing, reset "
+                               "it by hand in Entra ID or make a new, verified request."),
 }
 
 
-def scramble_refused(refusal: ScrambleRefusal, request_id: str, *, group: str | None, newer: str | None = None) -> str:
+def scramble_refused(refusal: ScrambleRefusal, request_id: str, *, group: str | None, newer: str | None = None,
+                     window_hours: int = 24) -> str:
     text = _SCRAMBLE_REFUSALS[refusal].format(group=f"@{esc(group)}" if group else "the security group",
-                                              newer=newer or "another request")
+                                              newer=newer or "another request", hours=window_hours)
     return f"{text} ({request_id})"
 
 

@@ -97,17 +97,21 @@ _TO_TARGET_TAIL = ("Only {name} can reveal it, once, from their DM with the bot 
 
 
 def verdict_sentence(verdict: Verdict, *, name: str, requester: str, correlation_id: str,
-                     to_target: bool = False) -> str:
+                     to_target: bool = False, withheld: str | None = None) -> str:
     """The verdict in plain words, for the thread. Never receives the password. ``to_target``: the sentence says
-    that only the target can reveal it, instead of asking the requester to."""
+    that only the target can reveal it, instead of asking the requester to; ``withheld`` (why: ``target_said_no``
+    or ``withdrawn``): that it was discarded unrevealed."""
     words = _VERDICT_WORDS[verdict.kind]
-    if to_target and "{requester}, press Reveal" in words:
+    if withheld and "{requester}, press Reveal" in words:
+        words = words[:words.index("{requester}, press Reveal")] + "{withheld}"
+    elif to_target and "{requester}, press Reveal" in words:
         words = words[:words.index("{requester}, press Reveal")] + _TO_TARGET_TAIL
     if verdict.kind == VerdictKind.UNKNOWN:
         words = _UNKNOWN_REASON_WORDS.get(verdict.detail.get("reason", ""), words)
     rule = _POLICY_RULE_WORDS.get(verdict.rule, "it breaks a policy rule") if verdict.rule else ""
     return words.format(name=esc(name), requester=f"<@{requester}>", rule=rule, not_changed=_NOT_CHANGED,
-                        cid=correlation_id)
+                        cid=correlation_id,
+                        withheld=secret_discarded_withheld(withheld, name) if withheld else "")
 
 
 def reset_recovered_unrevealable(name: str) -> str:
@@ -128,10 +132,13 @@ def tap_started(name: str) -> str:
     return f"Issuing a Temporary Access Pass for {esc(name)} in Entra ID (no password change)…"
 
 
-def tap_issued(name: str, requester: str, minutes: int) -> str:
-    return (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
-            f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
-            "once, within 10 minutes).")
+def tap_issued(name: str, requester: str, minutes: int, *, withheld: str | None = None) -> str:
+    """The TAP's verdict; ``withheld`` (why nobody may read it): that it was discarded, instead of "press Reveal"."""
+    done = (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
+            "minutes; their password is unchanged. ")
+    if withheld:
+        return done + secret_discarded_withheld(withheld, name).replace("temporary password", "Temporary Access Pass")
+    return done + (f"<@{requester}>, press Reveal to read it to them (it can be shown once, within 10 minutes).")
 
 
 def reveal_blocks(request_id: str) -> Blocks:
@@ -182,6 +189,33 @@ def reveal_refused_disowned(name: str) -> str:
 def secret_discarded_disowned() -> str:
     return ("The temporary password was discarded unrevealed: the user said they did not ask for this reset, so "
             "nobody may read it.")
+
+
+def withdrawn_thread(actor: str, *, denied: bool) -> str:
+    """A Cancel or Deny that came once the reset was under way: it cannot stop Entra, only who may read the result."""
+    verb = "denied" if denied else "cancelled"
+    return (f":no_entry_sign: <@{actor}> {verb} this request while its reset was already under way. Entra cannot be "
+            "stopped once it has started, so the temporary password will be discarded unrevealed the moment it is "
+            "made: nobody will be able to reveal it.")
+
+
+def withdrawn_answer() -> str:
+    return ("This reset was already under way and cannot be stopped; its temporary password will be discarded "
+            "unrevealed once it is made (nobody can reveal it), and the thread says so.")
+
+
+def secret_discarded_withheld(reason: str, name: str) -> str:
+    """Said with the verdict of a reset whose password nobody may read (``reason``: ``target_said_no`` or
+    ``withdrawn``)."""
+    why = ("the user said they did not ask for this reset" if reason == "target_said_no"
+           else "this request was called off while its reset ran")
+    return (f"The temporary password was discarded unrevealed: {why}, so nobody may read it. If {esc(name)} still "
+            "needs a reset, make a new, verified request.")
+
+
+def reveal_refused_withdrawn(name: str) -> str:
+    return (f"This request was called off while its reset ran, so {esc(name)}'s temporary password was discarded "
+            "unrevealed: nobody may see it. If they still need a reset, make a new, verified request.")
 
 
 def reveal_gone() -> str:

@@ -7,7 +7,7 @@ the code's one destination. Every other sentence names the method and the people
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +101,8 @@ def refusal(reason: VerifyRefusal, req: ResetRequest | None = None, method: str 
                                        "first (a code lasts 5 minutes).",
         VerifyRefusal.NO_TRIES_LEFT: f"This request{rid} has used its {MAX_CODE_TRIES} verification tries: wait for "
                                      "the one under way; if it fails, make a new request.",
+        VerifyRefusal.REQUESTER_NOT_AN_AGENT: "You are no longer a helpdesk agent (not in the agents' user group), "
+                                              f"so you cannot verify this caller{rid}: nothing was sent or recorded.",
     }[reason]
 
 
@@ -161,18 +163,28 @@ def code_expired() -> str:
     return "That code has expired (codes last 5 minutes). Start a new Slack code verification for a new code."
 
 
-def code_failed_thread(agent: str) -> str:
-    return (f":rotating_light: The caller gave a wrong code {MAX_CODE_TRIES} times (entered by <@{agent}>): "
-            "verification failed, the password will not be reset on this request, and security has been told.")
+def tries_phrase(tried: Mapping[str, int]) -> str:
+    """A request's spent tries by method (``{"duo-push": 1, "slack-code": 2}``), as a person says them: "1 Duo push
+    nobody approved and 2 wrong Slack codes". Tries count across methods, so an alert must name each one."""
+    pushes, codes = tried.get(VerifyMethod.DUO_PUSH, 0), tried.get(VerifyMethod.SLACK_CODE, 0)
+    parts = [f"{pushes} Duo push{'' if pushes == 1 else 'es'} nobody approved"] if pushes else []
+    parts += [f"{codes} wrong Slack code{'' if codes == 1 else 's'}"] if codes else []
+    return " and ".join(parts) or "no recorded tries"
 
 
-def code_failed_agent() -> str:
-    return (f"Wrong code {MAX_CODE_TRIES} times: the caller could not prove they are the person. The request "
-            "cannot be verified any more and security has been told.")
+def code_failed_thread(agent: str, tried: Mapping[str, int]) -> str:
+    return (f":rotating_light: The caller failed verification {MAX_CODE_TRIES} times ({tries_phrase(tried)}; the "
+            f"last code entered by <@{agent}>): verification failed, the password will not be reset on this request, "
+            "and security has been told.")
 
 
-def security_code_failed(req: ResetRequest) -> str:
-    return (f":rotating_light: A caller failed Slack code verification {MAX_CODE_TRIES} times for "
+def code_failed_agent(tried: Mapping[str, int]) -> str:
+    return (f"The caller failed verification {MAX_CODE_TRIES} times ({tries_phrase(tried)}): they could not prove "
+            "they are the person. The request cannot be verified any more and security has been told.")
+
+
+def security_code_failed(req: ResetRequest, tried: Mapping[str, int]) -> str:
+    return (f":rotating_light: A caller failed verification {MAX_CODE_TRIES} times ({tries_phrase(tried)}) for "
             f"{esc(req.target_display)} (`{esc(req.target_upn)}`), request {req.id} by <@{req.requester}>. "
             "Someone may be impersonating them to the helpdesk.")
 
@@ -215,11 +227,11 @@ def duo_outcome_thread(outcome: str, name: str) -> str:
     }[outcome]
 
 
-def security_duo_exhausted(req: ResetRequest) -> str:
-    return (f":rotating_light: A caller failed verification {MAX_CODE_TRIES} times for {esc(req.target_display)} "
-            f"(`{esc(req.target_upn)}`), the last by a Duo push nobody approved, request {req.id} by "
-            f"<@{req.requester}>. Someone may be impersonating them to the helpdesk, or pushing their phone until "
-            "they give in.")
+def security_duo_exhausted(req: ResetRequest, tried: Mapping[str, int]) -> str:
+    return (f":rotating_light: A caller failed verification {MAX_CODE_TRIES} times ({tries_phrase(tried)}) for "
+            f"{esc(req.target_display)} (`{esc(req.target_upn)}`), the last by a Duo push nobody approved, request "
+            f"{req.id} by <@{req.requester}>. Someone may be impersonating them to the helpdesk, or pushing their "
+            "phone until they give in.")
 
 
 def security_duo_fraud(req: ResetRequest) -> str:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.followup_rules import FollowUpKind
 from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState, predecessors
 from bot.domain.rules import Refusal, approval_refusal, approvers_for, cancel_refusal, identity_refusal
@@ -24,6 +25,9 @@ SYSTEM = "system"
 
 #: A request in these states has not started its reset: the target's No still cancels it, even after their Yes.
 _NOT_STARTED = frozenset({RequestState.PENDING_APPROVAL, RequestState.APPROVED})
+#: A Deny may come while the request waits, or once its reset runs (then it withdraws: the password is discarded
+#: when made); a Cancel from the requester likewise (before the reset starts it cancels, as ever).
+_WITHDRAWABLE = frozenset({RequestState.PENDING_APPROVAL, RequestState.RESETTING, RequestState.SUCCEEDED})
 
 class RequestDecisions(RequestViews):
     """Approve, deny, cancel, confirm, and the sweep: every way a pending request is decided."""
@@ -97,16 +101,18 @@ class RequestDecisions(RequestViews):
         req, approvals = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
-        refusal = self._decision_refusal(req, actor, approvals, approving=False)
+        refusal = self._decision_refusal(req, actor, approvals, approving=False, states=_WITHDRAWABLE)
         return self._refuse(req, actor, refusal, correlation_id, "deny") if refusal else None
 
     def deny(self, *, request_id: str, actor: str, reason: str, correlation_id: str) -> str | None:
         req, approvals = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
-        refusal = self._decision_refusal(req, actor, approvals, approving=False)
+        refusal = self._decision_refusal(req, actor, approvals, approving=False, states=_WITHDRAWABLE)
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "deny")
+        if req.state != RequestState.PENDING_APPROVAL:
+            return self._withdraw(req, actor, correlation_id, denied=True, reason=reason)
         with self.begin() as session:
             done = store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
                                              to=RequestState.DENIED, changes={"decided_at": self.clock()},
@@ -121,6 +127,8 @@ class RequestDecisions(RequestViews):
         if req is None:
             return messages.requests.request_not_found(request_id)
         refusal = cancel_refusal(actor=actor, requester=req.requester)
+        if refusal is None and req.state in _WITHDRAWABLE - {RequestState.PENDING_APPROVAL}:
+            return self._withdraw(req, actor, correlation_id, denied=False)
         if refusal is None and req.state not in predecessors(RequestState.CANCELLED):
             refusal = Refusal.NOT_PENDING
         if refusal:
@@ -133,6 +141,34 @@ class RequestDecisions(RequestViews):
         if done is not None:
             self._announce(done, messages.requests.cancelled(actor), decided_by=actor)
         return None
+
+    def _withdraw(self, req: ResetRequest, actor: str, correlation_id: str, *, denied: bool,
+                  reason: str = "") -> str:
+        """A Cancel or Deny that arrives once the reset has started (pressed on a message not yet redrawn): Entra
+        cannot be stopped, but the person calling it off has said nobody should read the result. Recorded on the
+        locked row, so the reset's verdict (which reads it in its own transaction) discards the password instead
+        of sealing it; a verdict that won the race has sealed it already, and it is discarded here."""
+        detail: dict[str, object] = {"by": "deny" if denied else "cancel", **({"reason": reason} if reason else {})}
+        now = self.clock()
+        with self.begin() as session:
+            current = store.requests.lock_request(session, request_id=req.id)
+            state = current.state if current is not None else None
+            discarded = state == RequestState.SUCCEEDED and store.sealed.discard_sealed(session, request_id=req.id)
+            if state == RequestState.RESETTING or discarded:
+                store.audit.append_audit(session, draft=AuditDraft(
+                    actor=actor, action=AuditAction.RESET_WITHDRAWN, request_id=req.id,
+                    correlation_id=correlation_id, detail=detail))
+            if discarded:
+                store.audit.append_audit(session, draft=AuditDraft(
+                    actor=actor, action=AuditAction.UNREVEALED_DISCARDED, request_id=req.id,
+                    correlation_id=correlation_id, detail={"reason": "withdrawn"}))
+                store.followups.skip_followups(session, request_id=req.id, kind=FollowUpKind.REPLACED, now=now)
+        if current is None or not (state == RequestState.RESETTING or discarded):
+            return self._refuse(current or req, actor, Refusal.NOT_PENDING, correlation_id,
+                                "deny" if denied else "cancel")
+        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied) if not discarded
+                     else messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
+        return messages.reset.withdrawn_answer()
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:
         """The target's answer to "Did you ask helpdesk for this?"; a No cancels and alerts security. A No is
@@ -228,9 +264,10 @@ class RequestDecisions(RequestViews):
             self.notifier.post(self.rules.security_channel, messages.requests.security_late_no(req))
         return messages.requests.late_no_answered(req.state)
 
-    def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *,
-                          approving: bool) -> Refusal | None:
-        if req.state != RequestState.PENDING_APPROVAL:
+    def _decision_refusal(self, req: ResetRequest, actor: str, approvals: Sequence[str], *, approving: bool,
+                          states: frozenset[RequestState] = frozenset({RequestState.PENDING_APPROVAL}),
+                          ) -> Refusal | None:
+        if req.state not in states:
             return Refusal.NOT_PENDING
         in_group = bool(req.approver_group) and actor in self.notifier.group_members(
             req.approver_group or "", max_age=MEMBERS_FOR_A_DECISION_S)

@@ -9,6 +9,7 @@ record one outcome. A Duo push is followed on the service's own small pool, neve
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 from bot import messages, store
 from bot.clients.duo import DuoAuth
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState
 from bot.domain.verification import (
     CODE_TTL,
@@ -76,6 +78,8 @@ class RequestVerification(RequestDecisions):
             reason = VerifyRefusal.ONLY_REQUESTER_VERIFIES
         elif req.state != RequestState.PENDING_APPROVAL:
             reason = VerifyRefusal.NOT_PENDING
+        elif not self._still_an_agent(actor):
+            reason = VerifyRefusal.REQUESTER_NOT_AN_AGENT
         elif chosen is None or (chosen == VerifyMethod.DUO_PUSH and self.duo is None):
             reason = VerifyRefusal.METHOD_NOT_ALLOWED
         else:
@@ -88,6 +92,17 @@ class RequestVerification(RequestDecisions):
                                correlation_id=correlation_id, detail={
                                    "attempted": "verify", "method": method[:32], "reason": reason}))
         return messages.verification.refusal(reason, req, method)
+
+    def _still_an_agent(self, actor: str) -> bool:
+        """Whether ``actor`` is in the agents' user group right now (asked of Slack, as an approval asks it): an
+        agent taken out of the helpdesk mid-request may not verify its caller, which is half of getting it reset."""
+        return actor in self.notifier.group_members(self.rules.agents_group, max_age=MEMBERS_FOR_A_DECISION_S)
+
+    def _refuse_verify(self, req: ResetRequest, actor: str, reason: VerifyRefusal, attempted: str,
+                       correlation_id: str | None = None) -> str:
+        self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                               correlation_id=correlation_id, detail={"attempted": attempted, "reason": reason}))
+        return messages.verification.refusal(reason, req)
 
     def start_verification(self, *, request_id: str, actor: str, method: str, correlation_id: str) -> str | None:
         """Start ``method`` (not ``callback``, which needs its modal: ``callback_modal``); the agent's sentence."""
@@ -159,7 +174,8 @@ class RequestVerification(RequestDecisions):
                    blocks=messages.verification.code_sent_blocks(actor, req.target_slack_id, req.id))
         return messages.verification.started_agent(VerifyMethod.SLACK_CODE)
 
-    def code_entry(self, *, request_id: str, actor: str) -> tuple[int | None, str | None]:
+    def code_entry(self, *, request_id: str, actor: str,
+                   correlation_id: str | None = None) -> tuple[int | None, str | None]:
         """(tries left, None) when ``actor`` may enter this request's code now (the modal may open), else
         (None, the sentence)."""
         req, _ = self._load(request_id)
@@ -167,6 +183,9 @@ class RequestVerification(RequestDecisions):
             return None, messages.requests.request_not_found(request_id)
         if actor != req.requester:
             return None, messages.verification.refusal(VerifyRefusal.ONLY_REQUESTER_VERIFIES, req)
+        if not self._still_an_agent(actor):
+            return None, self._refuse_verify(req, actor, VerifyRefusal.REQUESTER_NOT_AN_AGENT, "verify_code",
+                                             correlation_id)
         if req.verification != VerifyState.PENDING or req.verify_method != VerifyMethod.SLACK_CODE:
             reason = start_refusal(VerifyState(req.verification)) or VerifyRefusal.NO_CODE_PENDING
             return None, messages.verification.refusal(reason, req)
@@ -177,7 +196,7 @@ class RequestVerification(RequestDecisions):
         req, _ = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
-        tries_left, refused = self.code_entry(request_id=request_id, actor=actor)
+        tries_left, refused = self.code_entry(request_id=request_id, actor=actor, correlation_id=correlation_id)
         if refused is not None or tries_left is None:
             return refused or messages.verification.refusal(VerifyRefusal.NO_CODE_PENDING, req)
         attempt: dict[str, object] = {"verify_sealed": req.verify_sealed, "verify_tries": req.verify_tries}
@@ -196,11 +215,13 @@ class RequestVerification(RequestDecisions):
         if tries >= MAX_CODE_TRIES:
             failed = self._fail(req, VerifyMethod.SLACK_CODE, "wrong_code", correlation_id, match=attempt,
                                 actor=actor, blocked=True)
+            tried = self._tries_by_method(req.id)
             if failed is not None:
-                self._show(failed, messages.verification.code_failed_thread(actor))
+                self._show(failed, messages.verification.code_failed_thread(actor, tried))
                 if self.rules.security_channel:
-                    self.notifier.post(self.rules.security_channel, messages.verification.security_code_failed(failed))
-            return messages.verification.code_failed_agent()
+                    self.notifier.post(self.rules.security_channel,
+                                       messages.verification.security_code_failed(failed, tried))
+            return messages.verification.code_failed_agent(tried)
         with self.begin() as session:
             counted = store.requests.set_verification(
                 session, request_id=req.id, expected={VerifyState.PENDING}, match=attempt,
@@ -282,7 +303,8 @@ class RequestVerification(RequestDecisions):
         if failed is not None:
             self._show(failed, messages.verification.duo_outcome_thread(outcome, req.target_display))
             if exhausted:
-                self._tell_security(messages.verification.security_duo_exhausted(failed))
+                self._tell_security(messages.verification.security_duo_exhausted(
+                    failed, self._tries_by_method(req.id)))
 
     def _duo_fraud(self, req: ResetRequest, correlation_id: str, *, match: dict[str, object]) -> None:
         """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked, the
@@ -368,7 +390,8 @@ class RequestVerification(RequestDecisions):
             if failed is not None:
                 self._show(failed, messages.verification.attempt_lapsed(method))
                 if exhausted and method == VerifyMethod.DUO_PUSH:
-                    self._tell_security(messages.verification.security_duo_exhausted(failed))
+                    self._tell_security(messages.verification.security_duo_exhausted(
+                        failed, self._tries_by_method(req.id)))
 
     # --- the outcome -------------------------------------------------------------------------------------------
 
@@ -405,6 +428,21 @@ class RequestVerification(RequestDecisions):
             self._redraw(changed, approvals=approvals)
             self._refresh_homes(changed)
         return messages.verification.verified_agent(method)
+
+    def _tries_by_method(self, request_id: str) -> dict[str, int]:
+        """The request's spent tries by method, read from its audit trail (each Duo push started, each wrong code,
+        the last one included): tries count across methods, so what security reads names each."""
+        tried: dict[str, int] = {}
+        with self.begin() as session:
+            events = store.audit.audit_for_request(session, request_id=request_id)
+        for e in events:
+            detail = json.loads(e.detail or "{}")
+            method = str(detail.get("method", ""))
+            if ((e.action == AuditAction.VERIFY_STARTED and method == VerifyMethod.DUO_PUSH)
+                    or e.action == AuditAction.VERIFY_CODE_WRONG
+                    or (e.action == AuditAction.VERIFY_FAILED and detail.get("outcome") == "wrong_code")):
+                tried[method] = tried.get(method, 0) + 1
+        return tried
 
     def _tell_security(self, text: str) -> None:
         """Best effort, as ``_show``: the blocked verification is recorded and audited already."""

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from bot import messages, store
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.containment import StepResult, scramble_in_progress, scramble_refusal
+from bot.domain.containment import StepResult, scramble_in_progress, scramble_refusal, scramble_too_late
 from bot.domain.followup_rules import FollowUpKind
 from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState
@@ -196,7 +196,8 @@ class ResetContainment(ResetReveal):
                 already_scrambled=any(e.action == AuditAction.SCRAMBLED for e in events),
                 superseded=newer is not None,
                 in_progress=scramble_in_progress([(e.action, e.at) for e in events], now=now,
-                                                 claim=timedelta(seconds=self.poll_timeout_s) + SCRAMBLE_CLAIM))
+                                                 claim=timedelta(seconds=self.poll_timeout_s) + SCRAMBLE_CLAIM),
+                too_late=scramble_too_late([(e.action, e.at) for e in events], now=now, window=self.scramble_window))
             store.audit.append_audit(session, draft=AuditDraft(
                 actor=actor, action=AuditAction.SCRAMBLE_STARTED, request_id=req.id, correlation_id=correlation_id,
             ) if refusal is None else AuditDraft(
@@ -206,7 +207,8 @@ class ResetContainment(ResetReveal):
         if refusal is not None:
             return messages.containment.scramble_refused(refusal, req.id,
                                                          group=self.notifier.group_handle(group) if group else None,
-                                                         newer=newer.id if newer is not None else None)
+                                                         newer=newer.id if newer is not None else None,
+                                                         window_hours=int(self.scramble_window.total_seconds() // 3600))
         return self._scramble(req, actor, correlation_id)
 
     def _scramble_token(self, req: ResetRequest, actor: str, cid: str) -> str:

@@ -25,6 +25,7 @@ from bot.clients.graph import Graph, ResetAccepted
 from bot.clients.slack_notify import Notifier
 from bot.db import SessionFactory
 from bot.domain.audit import AuditAction, AuditDraft
+from bot.domain.containment import DEFAULT_SCRAMBLE_WINDOW
 from bot.domain.lifecycle import RequestState
 from bot.domain.reset_polling import next_poll
 from bot.domain.verdict import ErrorKind, ResetOutcome, Verdict, VerdictKind, classify, error_kind
@@ -143,6 +144,8 @@ class ResetDeps:
     lease: timedelta = LEASE
     #: ``target``: only the person whose password it is reveals it, from their DM; ``agent``: the requester.
     delivery: Delivery = Delivery.AGENT
+    #: How long after its containment alert Scramble password may be pressed (``RESETBOT_SCRAMBLE_WINDOW_HOURS``).
+    scramble_window: timedelta = DEFAULT_SCRAMBLE_WINDOW
     clock: Callable[[], datetime] = field(default=utcnow)
     #: Follows every reset's Graph operation from its 202 to its verdict, with the lease renewed as it goes: no
     #: thread waits for Graph (``bot.services.operation_poller``).
@@ -151,9 +154,12 @@ class ResetDeps:
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
     def delivers_to_target(self, req: ResetRequest) -> bool:
-        """Whether only the target reveals this request's password (``RESETBOT_DELIVERY=target``; a target with
-        no Slack account is refused at ``/reset`` under that setting, so never reaches here)."""
-        return self.delivery == Delivery.TARGET and req.target_slack_id is not None
+        """Whether only the target reveals this request's password: ``RESETBOT_DELIVERY=target`` as it was when the
+        request was made (stored with it, so a later change of the setting gives nobody else the password; only a
+        request made before it was stored follows the setting now). A target with no Slack account is refused at
+        ``/reset`` under that setting, so never reaches here."""
+        mode = Delivery(req.delivery) if req.delivery else self.delivery
+        return mode == Delivery.TARGET and req.target_slack_id is not None
 
     def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
         """What a succeeded reset's request also asked for, once its verdict is said (``--revoke-sessions``:
@@ -260,17 +266,19 @@ class ResetPerforming(ResetDeps):
                                          **({"recovered": True, "made_again": True} if recovered else {}),
                                          **dict(verdict.detail)}),
             )
-            if done is not None and password is not None and final == RequestState.SUCCEEDED:
+            withheld = self._withheld(session, done, correlation_id) \
+                if done is not None and final == RequestState.SUCCEEDED else None
+            if done is not None and password is not None and final == RequestState.SUCCEEDED and withheld is None:
                 store.sealed.seal(session, request_id=started.id, ciphertext=self.sealer.seal(password),
                                   expires_at=now + REVEAL_TTL, kind="tap" if started.tap else "password")
             if done is not None and final == RequestState.SUCCEEDED and not done.tap and self.followups:
                 # In the same transaction: a success is never recorded without the checks that prove it.
                 self.followups.plan(session, done, reset_at=started.updated_at, baseline=attempt.baseline,
-                                    baseline_version=attempt.baseline_version)
+                                    baseline_version=attempt.baseline_version, reminders=withheld is None)
             # In the same transaction too: a recorded verdict always has its messages, the Reveal button included,
             # however Slack answers right after the commit.
-            ids = self.outbox.enqueue(session, [] if done is None else self._verdict_messages(done, verdict,
-                                                                                               correlation_id), now=now)
+            ids = self.outbox.enqueue(session, [] if done is None else self._verdict_messages(
+                done, verdict, correlation_id, withheld=withheld), now=now)
         forget_secret(password)
         del attempt, password  # the only copy now is the sealed one
         if done is None:
@@ -366,27 +374,48 @@ class ResetPerforming(ResetDeps):
                  attempt.operation_id)
         self.outbox.deliver(ids, now=now)
 
-    def _verdict_messages(self, done: ResetRequest, verdict: Verdict, cid: str) -> list[OutboxMessage]:
+    def _withheld(self, session: Session, done: ResetRequest, cid: str) -> str | None:
+        """Why nobody may read the password of this just-made reset (the target's "No", or a Cancel or Deny that
+        came while it ran: both recorded on the row this transaction has locked), audited as discarded; None when
+        it may be revealed."""
+        if done.confirmation == "no":
+            why: str | None = "target_said_no"
+        elif any(e.action == AuditAction.RESET_WITHDRAWN
+                 for e in store.audit.audit_for_request(session, request_id=done.id)):
+            why = "withdrawn"
+        else:
+            return None
+        store.audit.append_audit(session, draft=AuditDraft(
+            actor="system", action=AuditAction.UNREVEALED_DISCARDED, request_id=done.id, correlation_id=cid,
+            detail={"reason": why}))
+        return why
+
+    def _verdict_messages(self, done: ResetRequest, verdict: Verdict, cid: str, *,
+                          withheld: str | None = None) -> list[OutboxMessage]:
         """The thread's verdict (or TAP line), then on success the Reveal button (it carries only the request id)
-        and the target's DM with its "This wasn't me" button; in that order, which the outbox keeps."""
+        and the target's DM with its "This wasn't me" button; in that order, which the outbox keeps. A password
+        ``withheld`` (discarded unrevealed) gets no Reveal button: the verdict says why."""
         succeeded = verdict.final_state == RequestState.SUCCEEDED
         if done.tap and succeeded:
-            issued = messages.reset.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES)
+            issued = messages.reset.tap_issued(done.target_display, done.requester, TAP_LIFETIME_MINUTES,
+                                               withheld=withheld)
             owed = _in_thread(done, issued, origin="reset.tap")
         else:
             owed = _in_thread(done, messages.reset.verdict_sentence(verdict, name=done.target_display,
                                                                     requester=done.requester, correlation_id=cid,
-                                                                    to_target=self.delivers_to_target(done)),
+                                                                    to_target=self.delivers_to_target(done),
+                                                                    withheld=withheld),
                               origin="reset.verdict")
+        revealable = succeeded and not withheld
         to_target = self.delivers_to_target(done)
-        if succeeded and to_target:
+        if revealable and to_target:
             owed += _in_thread(done, messages.reset.only_target_reveals(done.target_slack_id or ""),
                                origin="reset.reveal")
-        elif succeeded:
+        elif revealable:
             reveal = messages.reset.reveal_blocks(done.id)
             owed += _in_thread(done, reveal[0]["text"]["text"], blocks=reveal, origin="reset.reveal")
         if succeeded:
-            owed += self._target_notice(done, reveal=to_target)
+            owed += self._target_notice(done, reveal=revealable and to_target)
         return owed
 
     @staticmethod

@@ -139,14 +139,19 @@ class ResetRecovery(ResetPerforming):
             )
             # A reset whose poll ran out while Graph worked left its password sealed: its ten minutes to reveal run
             # from this verdict. One a stopped bot left has none (it died with the process).
-            revealable = done is not None and final == RequestState.SUCCEEDED and store.sealed.extend_sealed(
-                session, request_id=req.id, expires_at=now + REVEAL_TTL)
+            withheld = self._withheld(session, done, cid) \
+                if done is not None and final == RequestState.SUCCEEDED else None
+            if withheld:  # a "No", Cancel or Deny came while it ran: nobody may read it
+                store.sealed.discard_sealed(session, request_id=req.id)
+            revealable = done is not None and final == RequestState.SUCCEEDED and not withheld and \
+                store.sealed.extend_sealed(session, request_id=req.id, expires_at=now + REVEAL_TTL)
             if done is not None and final == RequestState.SUCCEEDED and self.followups:
                 # Prove it landed; remind the user only of a password someone can reveal.
                 self.followups.plan(session, done, reset_at=req.updated_at, baseline=req.baseline_pwd_last_set,
                                     baseline_version=req.baseline_key_version, reminders=revealable)
-            if done is not None and revealable:
-                ids = self.outbox.enqueue(session, self._verdict_messages(done, verdict, cid), now=now)
+            if done is not None and (revealable or withheld):
+                ids = self.outbox.enqueue(session, self._verdict_messages(done, verdict, cid, withheld=withheld),
+                                          now=now)
             elif done is not None and final == RequestState.SUCCEEDED:
                 said = (messages.reset.reset_recovered_written_unheld(done.target_display, done.requester)
                         if written_unheld else messages.reset.reset_recovered_unrevealable(done.target_display))

@@ -71,6 +71,14 @@ class ResetReveal(ResetDeps):
             return None, self._refuse_disowned(req, actor, correlation_id)
         if req.state != RequestState.SUCCEEDED:  # a password sealed while Graph still works waits for its verdict
             return None, messages.reset.reveal_gone()
+        with self.begin() as session:
+            withdrawn = any(e.action == AuditAction.RESET_WITHDRAWN
+                            for e in store.audit.audit_for_request(session, request_id=req.id))
+        if withdrawn:  # a Cancel or Deny came while the reset ran: its password was discarded, never sealed
+            self._audit(AuditDraft(actor=actor, action=AuditAction.REFUSED, request_id=req.id,
+                                   correlation_id=correlation_id,
+                                   detail={"attempted": "reveal", "reason": "withdrawn"}))
+            return None, messages.reset.reveal_refused_withdrawn(req.target_display)
         now = self.clock()
         until = now + REVEAL_CLAIM
         with self.begin() as session:

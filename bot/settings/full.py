@@ -106,6 +106,9 @@ class Settings(StorageSettings):
     #: Hours after a target's password was reset during which another reset of it needs two approvals and
     #: alerts security; 0 turns the rule off.
     limit_repeat_hours: int = Field(default=24, ge=0, le=24 * 90)
+    #: Hours after a containment alert during which its Scramble password button works; a later press is refused.
+    #: 24 by default (``bot.domain.containment.DEFAULT_SCRAMBLE_WINDOW`` says why).
+    scramble_window_hours: int = Field(default=24, ge=1, le=24 * 30)
     #: Requests the whole helpdesk may make in a rolling hour before security is alerted (once an hour; no block).
     limit_team_per_hour: int = Field(default=50, ge=1, le=100_000)
     #: A reset is made only once the caller is verified as well as approved (in either order). Off: approval alone.

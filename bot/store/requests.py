@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot import metrics
 from bot.domain.audit import AuditDraft
-from bot.domain.lifecycle import RequestState, can_transition
+from bot.domain.lifecycle import RequestState, can_transition, is_terminal
 from bot.errors import RequestNotFoundError
 from bot.models import (
     Approval,
@@ -65,6 +65,7 @@ def create_request(
     confirmation: str = "off",
     source_key: str | None = None,
     created_at: datetime | None = None,
+    delivery: str | None = None,
 ) -> ResetRequest | None:
     """Insert a new request in ``pending_approval`` with a fresh id, and audit its creation (None → pending).
 
@@ -96,6 +97,7 @@ def create_request(
             approver_group=approver_group,
             protected=protected,
             confirmation=confirmation,
+            delivery=delivery,
             source_key=source_key,
             escalate_at=escalate_at,
             expires_at=expires_at,
@@ -223,6 +225,10 @@ def transition(
     unknown = sorted(set(extra) - TRANSITION_COLUMNS)
     if unknown:
         raise ValueError(f"transition cannot set {', '.join(unknown)}")
+    if is_terminal(to):
+        # A closed request keeps no secret: a verification code sent and never entered (cancelled, denied, expired
+        # while it waited) goes in the very UPDATE that closes it, whichever path makes the move.
+        extra.update(verify_sealed=None, verify_expires_at=None)
     now = now or utcnow()
     result = session.execute(
         sa.update(ResetRequest)

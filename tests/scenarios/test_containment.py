@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import ldap3
@@ -327,6 +327,33 @@ def test_scramble_on_a_reset_nobody_disowned_is_refused(lab: Lab, bot: RunningBo
     assert said == f"Nobody disowned this reset, so there is nothing to contain. ({request_id})"
     assert key_version(lab, "bob") == before
     assert '"reason":"not_disowned"' in bot.audit(request_id)[-1].detail
+
+
+def test_scramble_is_refused_once_the_alert_is_older_than_its_window(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """A day after the alert the user has most likely recovered by changing their own password, which the bot does
+    not see: the old alert's Scramble would lock them out of it. Past RESETBOT_SCRAMBLE_WINDOW_HOURS (24 by
+    default) the press is refused with a sentence and an audit row, and nothing is set."""
+    security = lab.descriptor["slack"]["channels"]["security"]
+    security_group(driver, bot, "ivan")
+    _, request_id = approved_request(lab, driver, bot, "alice", "an old alert")
+    notice = driver.wait_for_message(driver.dm_channel("alice"), lambda m: "reset by the helpdesk" in m["text"])
+    driver.click("alice", driver.dm_channel("alice"), notice["ts"], "reset_not_me")
+    alert = driver.wait_for_message(security, lambda m: f"Containing {request_id}" in m["text"])
+    before = key_version(lab, "alice")
+    resets = len([r for r in entra.requests("graph") if r["path"].endswith("/resetPassword")])
+    saved = bot.services.reset.clock
+    bot.services.reset.clock = lambda: saved() + timedelta(hours=24, minutes=1)
+    try:
+        driver.click("ivan", security, alert["ts"], "reset_scramble")
+        told = driver.wait_for_ephemeral("ivan", lambda e: request_id in e["text"])
+    finally:
+        bot.services.reset.clock = saved
+    assert told["text"].startswith("This alert is more than 24 hours old"), told["text"]
+    assert key_version(lab, "alice") == before
+    assert len([r for r in entra.requests("graph") if r["path"].endswith("/resetPassword")]) == resets
+    assert "scrambled" not in actions(bot, request_id)
+    assert '"reason":"too_late"' in bot.audit(request_id)[-1].detail
 
 
 def test_scramble_on_an_old_alert_never_undoes_a_newer_reset(

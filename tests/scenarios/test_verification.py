@@ -145,9 +145,9 @@ def test_three_wrong_codes_fail_the_verification_and_alert_security(lab: Lab, bo
     enter_code(lab, driver, request, wrong)
     driver.wait_for_ephemeral("hank", lambda e: "1 try left" in e["text"])
     enter_code(lab, driver, request, wrong)
-    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Wrong code 3 times"))
-    in_thread(lab, driver, request, "gave a wrong code 3 times")
-    alert = driver.wait_for_message(security(lab), lambda m: "failed Slack code verification" in m["text"])
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("The caller failed verification 3 times"))
+    in_thread(lab, driver, request, "failed verification 3 times (3 wrong Slack codes;")
+    alert = driver.wait_for_message(security(lab), lambda m: "3 times (3 wrong Slack codes)" in m["text"])
     assert "Bob Baker" in alert["text"] and rid in alert["text"]
 
     enter_code_again = in_thread(lab, driver, request, "press *Enter code*")
@@ -160,6 +160,30 @@ def test_three_wrong_codes_fail_the_verification_and_alert_security(lab: Lab, bo
     assert [e.action for e in bot.audit(rid)].count("verify_code_wrong") == 2
     failed = next(e for e in bot.audit(rid) if e.action == "verify_failed")
     assert '"outcome":"wrong_code"' in failed.detail and code not in failed.detail
+
+
+def test_the_alert_after_three_failed_tries_names_the_methods_tried(lab: Lab, bot: RunningBot,
+                                                                    driver: SlackDriver) -> None:
+    """A Duo push nobody approved, then two wrong codes: the request's three tries are spent, and what security,
+    the thread and the agent read says so, not "three wrong Slack codes"."""
+    duo_answer(lab, "bob", "deny")
+    request = request_for(lab, driver, "bob", "push then codes")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "was denied on")
+    verify(lab, driver, request, "slack-code")
+    code = code_sent_to(driver, "bob", rid)
+    wrong = next(c * CODE_LENGTH for c in CODE_ALPHABET if c * CODE_LENGTH != code)
+    enter_code(lab, driver, request, wrong)
+    driver.wait_for_ephemeral("hank", lambda e: "1 try left" in e["text"])
+    enter_code(lab, driver, request, wrong)
+    alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"])
+    assert "1 Duo push nobody approved and 2 wrong Slack codes" in alert["text"], alert["text"]
+    assert "Slack code verification" not in alert["text"]
+    said = in_thread(lab, driver, request, "failed verification 3 times")
+    assert "1 Duo push nobody approved and 2 wrong Slack codes" in said["text"]
+    told = driver.wait_for_ephemeral("hank", lambda e: "3 times" in e["text"])
+    assert "1 Duo push nobody approved and 2 wrong Slack codes" in told["text"]
 
 
 def test_a_duo_push_approved_first_then_the_approval_resets(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
@@ -404,9 +428,9 @@ def test_a_new_code_gives_no_new_tries(lab: Lab, bot: RunningBot, driver: SlackD
     second = code_sent_to_again(driver, "bob", rid, not_=first)
     wrong = next(c * CODE_LENGTH for c in CODE_ALPHABET if c * CODE_LENGTH != second)
     enter_code(lab, driver, request, wrong)
-    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Wrong code 3 times"))
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("The caller failed verification 3 times"))
     assert req_of(bot, request).verification == "blocked"
-    driver.wait_for_message(security(lab), lambda m: "failed Slack code verification" in m["text"])
+    driver.wait_for_message(security(lab), lambda m: "3 times (3 wrong Slack codes)" in m["text"])
 
 
 def pushes_to(lab: Lab, username: str, rid: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -74,3 +75,21 @@ def test_stale_verifications_are_those_under_way_past_their_deadline(factory: se
     with factory.begin() as session:
         stale = store.requests.stale_verifications(session, before=T0 + timedelta(minutes=1))
     assert [r.id for r in stale] == [late.id]
+
+
+@pytest.mark.parametrize("to", [RequestState.CANCELLED, RequestState.DENIED, RequestState.EXPIRED])
+def test_a_closed_request_keeps_no_sealed_code(factory: sessionmaker[Session], to: RequestState) -> None:
+    """A code sent to the target and never entered must not outlive the request: the move to a final state clears
+    it in the same UPDATE, whoever makes the move (a security fix: it used to stay in the row for good)."""
+    req = new_request(factory)
+    with factory.begin() as session:
+        store.requests.set_verification(session, request_id=req.id, expected={"none"}, audit=None,
+                                        changes={"verification": "pending", "verify_method": "slack-code",
+                                                 "verify_sealed": "sealed-code", "verify_expires_at": T0})
+    with factory.begin() as session:
+        done = store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+                                         to=to, audit=draft(AuditAction(to.value)))
+        assert done is not None and done.verify_sealed is None
+    with factory.begin() as session:
+        got = store.requests.get_request(session, request_id=req.id)
+        assert got is not None and got.verify_sealed is None and got.verify_expires_at is None
