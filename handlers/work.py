@@ -57,7 +57,7 @@ from slack_sdk import WebClient
 
 from bot import messages
 from bot.logs import ContextExecutor
-from handlers.context import correlation_of
+from handlers.context import REPLAY_CHECK_KEY, correlation_of
 from handlers.errors import handle_error
 
 log = logging.getLogger("resetbot.work")
@@ -196,6 +196,8 @@ def on_ack_path(listener: Callable[..., None], lane: Lane, pool: WorkPool, *,
 
         def work() -> None:
             try:
+                if not _first_sight(context):
+                    return
                 if lane == Lane.MODAL and pool.clock() - started_at > MODAL_STALE_AFTER_S:
                     log.warning("busy: %s waited too long in the %s lane for its trigger_id; told the person to "
                                 "try again", name, lane)
@@ -216,6 +218,17 @@ def on_ack_path(listener: Callable[..., None], lane: Lane, pool: WorkPool, *,
     return ack_path
 
 
+def _first_sight(context: BoltContext) -> bool:
+    """HTTP mode: whether no replica has served this request before (``bot.services.replay``: the database's
+    check, run here rather than before the ack). False for a replay that reached this replica after another served
+    the original: nothing of it runs. Socket Mode has no such check (Slack's own connection, no signature)."""
+    check = context.get(REPLAY_CHECK_KEY)
+    if check is None or check():
+        return True
+    log.warning("refused a replayed Slack request another replica served first; nothing done")
+    return False
+
+
 def _spent_ack(*_args: Any, **_kwargs: Any) -> None:
     """The request was acked on the ack path already: a listener's own ``ack()`` has nothing left to do."""
 
@@ -231,17 +244,37 @@ def _refuse_busy(name: str, lane: Lane, pool: WorkPool, ack: Ack, body: dict[str
                 lane, pool.sizes[lane].threads, pool.sizes[lane].queue, name, user)
     if body.get("command"):
         ack(text=sentence)  # Slack shows a command's ack text to the person who typed it, and only to them
+        _remember_refused(context, pool)
         return
     if view is not None and body.get("type") == "view_submission":
         field = next(iter((view.get("state") or {}).get("values") or {}), None)
         if field is not None:
             ack(response_action="errors", errors={field: sentence})  # the modal stays open: submit again later
+            _remember_refused(context, pool)
             return
     ack()
     if event is not None:
+        _remember_refused(context, pool)
         return  # App Home opened: nobody is waiting for an answer; the next opening redraws it
-    if not pool.notify(lambda: _tell_busy_later(body, context, respond, client)):
+    def notice() -> None:
+        if _first_sight(context):
+            _tell_busy_later(body, context, respond, client)
+
+    if not pool.notify(notice):
         log.warning("busy: could not even queue the busy notice for %s (%s)", user, cid)
+        _remember_refused(context, pool, notice=False)
+
+
+def _remember_refused(context: BoltContext, pool: WorkPool, *, notice: bool = True) -> None:
+    """HTTP mode: a request refused "busy" is recorded as served all the same, so that a copy of it sent to another
+    replica within Slack's window is refused there too, instead of doing what the person was told was not done.
+    As a notice task when one can be queued; on this thread (one database write) only when even those are backed
+    up."""
+    check = context.get(REPLAY_CHECK_KEY)
+    if check is None:
+        return
+    if not (notice and pool.notify(check)):
+        check()
 
 
 def _tell_busy_later(body: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient) -> None:
