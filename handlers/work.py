@@ -36,6 +36,15 @@ logged once, with the correlation id. Sizes: ``DEFAULT_LANES`` (the queue of ``W
 few hundred commands; a person whose command waits that long is still answered through the response URL, valid
 30 minutes).
 
+Why ``WORK`` has three threads, not ten: every ack is Python too (Socket Mode's receiving thread, its dispatcher,
+the bolt listener), and each of those steps waits for the GIL behind every work thread that is running Python
+(parsing, SQLAlchemy, ldap3's encoding, the Web API client), a switch interval (5 ms) per thread ahead of it. In a
+burst of ``/reset`` (``bench/ack_burst.py``, closed loop, 20 clients) the time from an envelope's arrival in the
+process to its ack, at the 99th percentile, was 150-230 ms with ten work threads and four, 60-110 ms with three or
+two; the ack p99 seen by Slack went from 2.2-4.4x the bare bolt app's to 0.9-1.3x. A lower switch interval (1 ms)
+and freezing the start-up heap alone did not move it. What three threads give up is concurrency for work that
+waits on Graph, AD or Slack (the GIL is free then): a burst drains more slowly, and each command is still answered.
+
 Stopping: ``wait_idle`` says when everything admitted has run (``bot.serve`` drains it), ``shutdown`` refuses
 what comes after (refused work is told "busy", so Slack's retry or the person's goes to another replica).
 """
@@ -86,7 +95,7 @@ class LaneSize:
 DEFAULT_LANES: Mapping[Lane, LaneSize] = {
     Lane.MODAL: LaneSize(threads=4, queue=8),
     Lane.DECISION: LaneSize(threads=10, queue=100),
-    Lane.WORK: LaneSize(threads=10, queue=400),
+    Lane.WORK: LaneSize(threads=3, queue=400),  # three: see the module's docstring (the acks' GIL)
 }
 #: Threads telling people "busy" (one Web API call each) and how many such notices may wait.
 NOTICE_THREADS = 2
