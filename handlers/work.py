@@ -41,7 +41,7 @@ the bolt listener), and each of those steps waits for the GIL behind every work 
 (parsing, SQLAlchemy, ldap3's encoding, the Web API client), a switch interval (5 ms) per thread ahead of it. In a
 burst of ``/reset`` (``bench/ack_burst.py``, closed loop, 20 clients) the time from an envelope's arrival in the
 process to its ack, at the 99th percentile, was 150-230 ms with ten work threads and four, 60-110 ms with three or
-two; the ack p99 seen by Slack went from 2.2-4.4x the bare bolt app's to 0.9-1.3x. A lower switch interval (1 ms)
+two; the ack p99 seen by Slack went from 1.6-4.4x the bare bolt app's to 0.9-1.4x. A lower switch interval (1 ms)
 and freezing the start-up heap alone did not move it. What three threads give up is concurrency for work that
 waits on Graph, AD or Slack (the GIL is free then): a burst drains more slowly, and each command is still answered.
 

@@ -82,12 +82,13 @@ def slack_refusal(settings: Settings) -> Blocked | None:
 def freeze_start_up_heap() -> None:
     """Leave what the start built out of the garbage collector's full passes, once, just before serving.
 
-    The start leaves a million-odd objects that live as long as the process (the modules of SQLAlchemy, pydantic,
-    bolt, msal, ldap3 and the bot, the app, the clients). Each full (oldest-generation) collection walked all of
-    them while holding the GIL: 160 to 420 ms on the lab under a burst of ``/reset``, during which no listener
-    thread could ack, and those pauses were the closed loop's ack p99 (``bench/ack_burst.py``; measured with a
-    ``gc.callbacks`` timer). ``gc.freeze`` moves them to a generation the collector never scans, so a full pass
-    only walks what was made since; the collect before it keeps garbage of the start from being frozen for good.
+    The start leaves some 157,000 tracked containers that live as long as the process (the modules of SQLAlchemy,
+    pydantic, bolt, msal, ldap3 and the bot, the app, the clients). Each full (oldest-generation) collection walked
+    all of them while holding the GIL: 90 to 420 ms each on the lab under a burst of ``/reset``, during which no
+    listener thread could ack (``bench/ack_burst.py``; timed with a ``gc.callbacks`` hook). ``gc.freeze`` moves them
+    to a generation the collector never scans, so a full pass only walks what was made since (5 to 48 ms there);
+    the collect before it keeps garbage of the start from being frozen for good. Alone it did not bring the closed
+    loop's ack p99 down beyond the run-to-run noise; the work lane's threads were the larger part (handlers/work.py).
     """
     gc.collect()
     gc.freeze()
