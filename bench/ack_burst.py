@@ -111,20 +111,25 @@ def _reset_text(lab: Lab, i: int, tag: str) -> str:
 
 
 def _fire(driver: SlackDriver, texts: list[str], channel: str, workers: int) -> list[dict[str, Any]]:
-    """Send ``texts`` as /reset from ``workers`` concurrent clients (each back to back); every ack, in order."""
+    """Send ``texts`` as /reset from ``workers`` concurrent clients (each back to back); every ack, in order.
+
+    Each client has its own connection to the stand-in's control API, as separate people's clients would: 200
+    threads sharing one httpx client now and then had a pooled connection closed under them ("Bad file
+    descriptor"), and that command was counted as unacked although the bot had acked and posted it."""
     acks: list[dict[str, Any]] = [{} for _ in texts]
     todo = iter(range(len(texts)))
     lock = threading.Lock()
     start = threading.Barrier(workers)
 
     def client() -> None:
-        start.wait()
-        while True:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                return
-            acks[i] = dict(driver.command(AGENT, "/reset", texts[i], channel=channel))
+        with SlackDriver(driver.control_url, timeout=120) as own:
+            start.wait()
+            while True:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                acks[i] = dict(own.command(AGENT, "/reset", texts[i], channel=channel))
 
     threads = [threading.Thread(target=client) for _ in range(workers)]
     for t in threads:

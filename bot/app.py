@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -13,7 +14,7 @@ from bot.services.registry import Services
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SlackMode
 from handlers import register
-from handlers.context import CorrelatedApp
+from handlers.context import REPLAY_CHECK_KEY, CorrelatedApp
 from handlers.work import WorkPool
 
 #: bolt logs the whole body and signature of a request it refuses at INFO: an operator's log must not keep them.
@@ -70,14 +71,19 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
 
 
 def refuse_replays(guard: ReplayGuard) -> Callable[..., BoltResponse]:
-    """A bolt middleware answering 401 to an HTTP request whose signature was already served."""
+    """A bolt middleware refusing HTTP requests whose signature was already served, without a database write
+    before the ack (bot.services.replay): a replay to this process is answered 401 at once; the check across
+    replicas is handed to the work pool in the request's context, and runs there before any of the request's work.
+    Every listener's side effects run through ``handlers.work.on_ack_path``'s work, which is what makes that enough:
+    a listener that acted on the ack path itself would have to call the check first."""
 
     def middleware(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
         if req.mode != "http":
             return next()
         signature = (req.headers.get("x-slack-signature") or [""])[0]
-        if not signature or not guard.first_sight(signature):
+        if not signature or not guard.new_here(signature):
             return BoltResponse(status=401, body={"error": "invalid request"})
+        req.context[REPLAY_CHECK_KEY] = functools.partial(guard.first_sight, signature)
         return next()
 
     return middleware

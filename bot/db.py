@@ -56,6 +56,27 @@ SQLITE_CACHE_KIB = 256
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
+class Transactions:
+    """What every service holds: ``begin`` for work that writes, ``reads`` for work that only looks.
+
+    On SQLite a ``begin`` transaction takes the one write lock at BEGIN (IMMEDIATE, see above), so a status, an App
+    Home or a sweep's "what is due?" that went through it would queue behind every reset and request being written,
+    and hold up every writer while it read. ``reading()`` begins DEFERRED instead (READ ONLY on PostgreSQL), from
+    ``make_session_factory(read_only=True)``. The discipline: a read whose answer decides a write (a limit counted
+    before a request is created, a claim, a state checked before a transition) belongs in the write transaction
+    itself; only a block that writes nothing and decides no write in it uses ``reading()``. ``reads`` is None in
+    tests that build a service from one factory: ``reading()`` then uses ``begin``.
+    """
+
+    begin: SessionFactory
+    reads: SessionFactory | None
+
+    def reading(self) -> AbstractContextManager[Session]:
+        """A transaction that only reads: DEFERRED on SQLite (never queues behind writers), READ ONLY on
+        PostgreSQL (a write through it fails instead of slipping past the CAS discipline)."""
+        return (self.reads or self.begin)()
+
+
 def _normalise_url(url: str | URL) -> URL:
     """Parse the URL; ``postgres://`` and ``postgresql://`` mean psycopg 3, the only PostgreSQL driver shipped."""
     if isinstance(url, str) and url.startswith("postgres://"):

@@ -125,6 +125,8 @@ def build_runtime(settings: Settings) -> Runtime:
         engine.dispose()
         raise
     factory = make_session_factory(engine)
+    # What only looks (status, App Home, a sweep's "what is due?") reads without the write lock (bot.db.Transactions).
+    reads = make_session_factory(engine, read_only=True).begin
     graph = GraphClient(settings.graph_base, _app_tokens(settings), ca_file=settings.entra_ca_file,
                         proxy=settings.proxy_url())
     directory = LdapDirectory(
@@ -136,25 +138,26 @@ def build_runtime(settings: Settings) -> Runtime:
     notifier = SlackNotifier(web_client(settings))
     resolver = TargetResolver(graph=graph, directory=directory, notifier=notifier,
                               accept_mail=settings.link_accept_mail)
-    links = LinkService(begin=factory.begin, notifier=notifier, tokens=_delegated_tokens(settings), graph=graph,
-                        rules=LinkRules.from_settings(settings))
-    outbox = Outbox(begin=factory.begin, notifier=notifier)
-    followups = FollowUpService(begin=factory.begin, outbox=outbox, directory=directory,
+    links = LinkService(begin=factory.begin, reads=reads, notifier=notifier, tokens=_delegated_tokens(settings),
+                        graph=graph, rules=LinkRules.from_settings(settings))
+    outbox = Outbox(begin=factory.begin, reads=reads, notifier=notifier)
+    followups = FollowUpService(begin=factory.begin, reads=reads, outbox=outbox, directory=directory,
                                 rules=FollowUpRules.from_settings(settings))
     sealer = Sealer(settings.sealing_key)
-    reset = ResetService(begin=factory.begin, notifier=notifier, outbox=outbox, graph=graph, directory=directory,
-                         sealer=sealer, token_for=links.reset_token,
+    reset = ResetService(begin=factory.begin, reads=reads, notifier=notifier, outbox=outbox, graph=graph,
+                         directory=directory, sealer=sealer, token_for=links.reset_token,
                          security_channel=settings.security_channel, agents_group=settings.agents_group,
                          security_group=settings.security_group or None, followups=followups,
                          poll_timeout_s=settings.reset_poll_timeout_seconds,
                          lease=timedelta(seconds=settings.reset_lease_seconds), delivery=settings.delivery,
                          scramble_window=timedelta(hours=settings.scramble_window_hours))
-    requests = RequestService(begin=factory.begin, notifier=notifier, resolver=resolver, directory=directory,
-                              rules=RequestRules.from_settings(settings), after_approval=reset.perform,
-                              readiness=links.readiness, disowned_after_reset=reset.not_me, sealer=sealer,
-                              duo=_duo(settings), phones_of=graph.phones)
+    requests = RequestService(begin=factory.begin, reads=reads, notifier=notifier, resolver=resolver,
+                              directory=directory, rules=RequestRules.from_settings(settings),
+                              after_approval=reset.perform, readiness=links.readiness,
+                              disowned_after_reset=reset.not_me, sealer=sealer, duo=_duo(settings),
+                              phones_of=graph.phones)
     reset.recheck = requests.recheck  # the request rules again, right before any credential is set
-    health = HealthService(begin=factory.begin, outbox=outbox, graph=graph, directory=directory,
+    health = HealthService(begin=factory.begin, reads=reads, outbox=outbox, graph=graph, directory=directory,
                            fresh_app_token=lambda: _app_tokens(settings).token(),
                            canary_token=lambda: links.token_for(SERVICE_LINK_KEY).access_token,
                            rules=HealthRules.from_settings(settings))

@@ -23,6 +23,9 @@ from bot.services.registry import Services
 
 SERVICES_KEY = "resetbot_services"
 CORRELATION_KEY = "correlation_id"
+#: HTTP mode: the request's replay check across replicas (``ReplayGuard.first_sight`` of its signature), put in its
+#: context by ``bot.app.refuse_replays`` and run by the work pool before any of its work (``handlers.work``).
+REPLAY_CHECK_KEY = "resetbot_replay_check"
 
 
 class CorrelatedApp(App):

@@ -36,6 +36,15 @@ logged once, with the correlation id. Sizes: ``DEFAULT_LANES`` (the queue of ``W
 few hundred commands; a person whose command waits that long is still answered through the response URL, valid
 30 minutes).
 
+Why ``WORK`` has three threads, not ten: every ack is Python too (Socket Mode's receiving thread, its dispatcher,
+the bolt listener), and each of those steps waits for the GIL behind every work thread that is running Python
+(parsing, SQLAlchemy, ldap3's encoding, the Web API client), a switch interval (5 ms) per thread ahead of it. In a
+burst of ``/reset`` (``bench/ack_burst.py``, closed loop, 20 clients) the time from an envelope's arrival in the
+process to its ack, at the 99th percentile, was 150-230 ms with ten work threads and four, 60-110 ms with three or
+two; the ack p99 seen by Slack went from 1.6-4.4x the bare bolt app's to 0.9-1.4x. A lower switch interval (1 ms)
+and freezing the start-up heap alone did not move it. What three threads give up is concurrency for work that
+waits on Graph, AD or Slack (the GIL is free then): a burst drains more slowly, and each command is still answered.
+
 Stopping: ``wait_idle`` says when everything admitted has run (``bot.serve`` drains it), ``shutdown`` refuses
 what comes after (refused work is told "busy", so Slack's retry or the person's goes to another replica).
 """
@@ -57,7 +66,7 @@ from slack_sdk import WebClient
 
 from bot import messages
 from bot.logs import ContextExecutor
-from handlers.context import correlation_of
+from handlers.context import REPLAY_CHECK_KEY, correlation_of
 from handlers.errors import handle_error
 
 log = logging.getLogger("resetbot.work")
@@ -86,7 +95,7 @@ class LaneSize:
 DEFAULT_LANES: Mapping[Lane, LaneSize] = {
     Lane.MODAL: LaneSize(threads=4, queue=8),
     Lane.DECISION: LaneSize(threads=10, queue=100),
-    Lane.WORK: LaneSize(threads=10, queue=400),
+    Lane.WORK: LaneSize(threads=3, queue=400),  # three: see the module's docstring (the acks' GIL)
 }
 #: Threads telling people "busy" (one Web API call each) and how many such notices may wait.
 NOTICE_THREADS = 2
@@ -196,6 +205,8 @@ def on_ack_path(listener: Callable[..., None], lane: Lane, pool: WorkPool, *,
 
         def work() -> None:
             try:
+                if not _first_sight(context):
+                    return
                 if lane == Lane.MODAL and pool.clock() - started_at > MODAL_STALE_AFTER_S:
                     log.warning("busy: %s waited too long in the %s lane for its trigger_id; told the person to "
                                 "try again", name, lane)
@@ -216,6 +227,17 @@ def on_ack_path(listener: Callable[..., None], lane: Lane, pool: WorkPool, *,
     return ack_path
 
 
+def _first_sight(context: BoltContext) -> bool:
+    """HTTP mode: whether no replica has served this request before (``bot.services.replay``: the database's
+    check, run here rather than before the ack). False for a replay that reached this replica after another served
+    the original: nothing of it runs. Socket Mode has no such check (Slack's own connection, no signature)."""
+    check = context.get(REPLAY_CHECK_KEY)
+    if check is None or check():
+        return True
+    log.warning("refused a replayed Slack request another replica served first; nothing done")
+    return False
+
+
 def _spent_ack(*_args: Any, **_kwargs: Any) -> None:
     """The request was acked on the ack path already: a listener's own ``ack()`` has nothing left to do."""
 
@@ -231,17 +253,37 @@ def _refuse_busy(name: str, lane: Lane, pool: WorkPool, ack: Ack, body: dict[str
                 lane, pool.sizes[lane].threads, pool.sizes[lane].queue, name, user)
     if body.get("command"):
         ack(text=sentence)  # Slack shows a command's ack text to the person who typed it, and only to them
+        _remember_refused(context, pool)
         return
     if view is not None and body.get("type") == "view_submission":
         field = next(iter((view.get("state") or {}).get("values") or {}), None)
         if field is not None:
             ack(response_action="errors", errors={field: sentence})  # the modal stays open: submit again later
+            _remember_refused(context, pool)
             return
     ack()
     if event is not None:
+        _remember_refused(context, pool)
         return  # App Home opened: nobody is waiting for an answer; the next opening redraws it
-    if not pool.notify(lambda: _tell_busy_later(body, context, respond, client)):
+    def notice() -> None:
+        if _first_sight(context):
+            _tell_busy_later(body, context, respond, client)
+
+    if not pool.notify(notice):
         log.warning("busy: could not even queue the busy notice for %s (%s)", user, cid)
+        _remember_refused(context, pool, notice=False)
+
+
+def _remember_refused(context: BoltContext, pool: WorkPool, *, notice: bool = True) -> None:
+    """HTTP mode: a request refused "busy" is recorded as served all the same, so that a copy of it sent to another
+    replica within Slack's window is refused there too, instead of doing what the person was told was not done.
+    As a notice task when one can be queued; on this thread (one database write) only when even those are backed
+    up."""
+    check = context.get(REPLAY_CHECK_KEY)
+    if check is None:
+        return
+    if not (notice and pool.notify(check)):
+        check()
 
 
 def _tell_busy_later(body: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient) -> None:

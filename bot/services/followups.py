@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from bot import messages, store
 from bot.clients.directory import Directory, PasswordState
-from bot.db import SessionFactory
+from bot.db import SessionFactory, Transactions
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.followup_rules import (
     FollowUpKind,
@@ -80,13 +80,15 @@ class _Said:
 
 
 @dataclass
-class FollowUpService:
+class FollowUpService(Transactions):
     begin: SessionFactory
     directory: Directory
     #: Where what a finish says is written, and delivered from (retried when Slack fails).
     outbox: Outbox
     rules: FollowUpRules = field(default_factory=FollowUpRules)
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: Read-only transactions (``Transactions.reading``); None: ``begin``'s.
+    reads: SessionFactory | None = None
 
     # --- scheduling -------------------------------------------------------------------------------------------
 
@@ -236,7 +238,7 @@ class FollowUpService:
 
     def _answer_replaced(self, f: FollowUp, req: ResetRequest, seen: Seen | None, *, claim: str,
                          now: datetime) -> int:
-        with self.begin() as session:
+        with self.reading() as session:
             left = _left_by_reset(store.followups.followups_for(session, request_id=req.id))
         verdict = replaced(seen, reset_at=f.reset_at, left_by_reset=left)
         raw = seen.pwd_last_set if seen else None

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from bot import messages, store
 from bot.clients.directory import Directory
 from bot.clients.graph import Graph
-from bot.db import SessionFactory
+from bot.db import SessionFactory, Transactions
 from bot.domain.health_state import (
     ROUND_KIND,
     SUMMARY_KIND,
@@ -157,7 +157,7 @@ def _runner() -> str:
 
 
 @dataclass
-class HealthService:
+class HealthService(Transactions):
     begin: SessionFactory
     #: Where a change of state and the daily summary are written for ops, and delivered from (retried).
     outbox: Outbox
@@ -170,6 +170,8 @@ class HealthService:
     rules: HealthRules
     clock: Callable[[], datetime] = field(default=utcnow)
     runner: str = field(default_factory=_runner)
+    #: Read-only transactions (``Transactions.reading``); None: ``begin``'s.
+    reads: SessionFactory | None = None
     #: The check functions by name; tests may replace one to make it fail.
     checks: dict[Check, Callable[[], CheckResult]] = field(init=False)
     _seen_slot: int | None = field(default=None, init=False, repr=False)
@@ -210,7 +212,7 @@ class HealthService:
     def _refresh_gauge(self) -> None:
         """Every replica's ``resetbot_health_ok`` says the latest stored round, whichever replica ran it, so a
         scrape of any replica tells the truth (not only the one that happened to win the round)."""
-        with self.begin() as session:
+        with self.reading() as session:
             latest = store.health.latest_health_results(session)
         for check, result in latest.items():
             set_health(check, result.ok)
@@ -312,7 +314,7 @@ class HealthService:
 
     def report(self) -> HealthReport:
         """The current state (from each configured check's latest result) and the last transitions."""
-        with self.begin() as session:
+        with self.reading() as session:
             return self._report(session)
 
     def _report(self, session: Session) -> HealthReport:

@@ -44,7 +44,7 @@ from typing import NamedTuple, Protocol
 from bot import messages, store
 from bot.clients.entra_auth import BrowserFlow, DelegatedToken, DeviceFlow, LinkedAccount
 from bot.clients.slack_notify import Notifier
-from bot.db import SessionFactory
+from bot.db import SessionFactory, Transactions
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.entra_roles import blocking_roles, can_reset, can_revoke_sessions, resetting_roles, roles_needed
 from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
@@ -178,7 +178,7 @@ def owns_account(slack_email: str | None, *, upn: str, mail: str | None) -> bool
 
 
 @dataclass
-class LinkService:
+class LinkService(Transactions):
     begin: SessionFactory
     notifier: Notifier
     tokens: LinkTokens
@@ -187,6 +187,8 @@ class LinkService:
     clock: Callable[[], datetime] = field(default=utcnow)
     #: Sign-ins waited for at the same time (each holds a thread while the agent types the code).
     max_waiting: int = 8
+    #: Read-only transactions (``Transactions.reading``); None: ``begin``'s.
+    reads: SessionFactory | None = None
     _executor: ThreadPoolExecutor = field(init=False, repr=False)
     _waiting: dict[str, DeviceFlow | None] = field(init=False, repr=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -482,7 +484,7 @@ class LinkService:
                          self._describe(SERVICE_LINK_KEY, service=True)))
 
     def _describe(self, key: str, *, service: bool) -> str:
-        with self.begin() as session:
+        with self.reading() as session:
             link = store.links.get_link(session, slack_user=key)
         if link is None:
             return messages.links.service_not_linked(self.rules.service_upn or "") if service else \
@@ -561,7 +563,7 @@ class LinkService:
         return None
 
     def _token(self, key: str, *, service: bool) -> tuple[AgentLink, DelegatedToken]:
-        with self.begin() as session:
+        with self.reading() as session:
             link = store.links.get_link(session, slack_user=key)
         if link is None:
             sentence = messages.links.service_not_linked(self.rules.service_upn or "") if service else \

@@ -37,7 +37,7 @@ from sqlmodel import Session
 
 from bot import store
 from bot.clients.slack_notify import Blocks, Notifier
-from bot.db import SessionFactory
+from bot.db import SessionFactory, Transactions
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.outbox_rules import OutboxRules, retry_at
 from bot.errors import SlackUnavailableError
@@ -86,11 +86,13 @@ def _error_code(e: Exception) -> str:
 
 
 @dataclass
-class Outbox:
+class Outbox(Transactions):
     begin: SessionFactory
     notifier: Notifier
     rules: OutboxRules = field(default_factory=OutboxRules)
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: Read-only transactions (``Transactions.reading``); None: ``begin``'s.
+    reads: SessionFactory | None = None
     #: The UTC day this process last pruned delivered messages (once a day per replica: the DELETE is idempotent).
     _pruned_day: int | None = field(default=None, init=False, repr=False)
 
@@ -114,7 +116,7 @@ class Outbox:
             for _ in range(_MAX_PASSES):
                 if not places:
                     break
-                with self.begin() as session:
+                with self.reading() as session:
                     due = store.outbox.due_outbox(session, now=now, places=places)
                 posted, places = self._deliver_all(due, now=now) if due else (0, set())
                 sent += posted
@@ -123,7 +125,7 @@ class Outbox:
         for _ in range(_MAX_PASSES):
             # Another pass while the last one posted something: a message held back behind one just posted is
             # ready now, and a conversation's backlog goes out in one run, in order.
-            with self.begin() as session:
+            with self.reading() as session:
                 due = store.outbox.due_outbox(session, now=now)
             posted = self._deliver_all(due, now=now)[0] if due else 0
             sent += posted

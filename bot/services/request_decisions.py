@@ -297,7 +297,7 @@ class RequestDecisions(RequestViews):
         Safe to run on every replica at once: each change is a compare-and-set, and only its winner posts."""
         now = now or self.clock()
         escalated = expired = 0
-        with self.begin() as session:
+        with self.reading() as session:
             due = [r.id for r in store.requests.due_for_escalation(session, now=now)]
         for request_id in due:
             with self.begin() as session:
@@ -306,7 +306,7 @@ class RequestDecisions(RequestViews):
             if req is not None:
                 escalated += 1
                 self._thread(req, messages.requests.escalation(req, self._group_id(req)))
-        with self.begin() as session:
+        with self.reading() as session:
             due = [r.id for r in store.requests.due_for_expiry(session, now=now)]
         for request_id in due:
             with self.begin() as session:

@@ -48,7 +48,7 @@ class RequestIntake(RequestLimits):
 
         ``source_key`` (the command's trigger_id) makes a redelivered command a no-op (None: nothing to say)."""
         if source_key is not None:
-            with self.begin() as session:
+            with self.reading() as session:
                 if store.requests.find_by_source(session, source_key=source_key) is not None:
                     return None
         def refuse(reason: str, sentence: str, **detail: object) -> str:
@@ -102,7 +102,7 @@ class RequestIntake(RequestLimits):
         """``--verify METHOD``: the request stands; its verification starts as if its button had been pressed."""
         if method is None or created is None or source_key is None:
             return created
-        with self.begin() as session:
+        with self.reading() as session:
             made = store.requests.find_by_source(session, source_key=source_key)
         if made is None:
             return created

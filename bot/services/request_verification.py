@@ -379,7 +379,7 @@ class RequestVerification(RequestDecisions):
         """A code nobody entered in its 5 minutes, or a Duo push whose follower stopped (its replica restarted),
         ends as failed once its deadline has passed by a margin the live follower never needs: the request
         message stops saying "under way" and the agent may start again."""
-        with self.begin() as session:
+        with self.reading() as session:
             stale = store.requests.stale_verifications(session, before=now - _STALE_MARGIN)
         for req in stale:
             method = VerifyMethod(req.verify_method or VerifyMethod.SLACK_CODE)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot import messages, store
 from bot.clients.slack_notify import Notifier
-from bot.db import SessionFactory
+from bot.db import SessionFactory, Transactions
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.groups import MEMBERS_FOR_A_DECISION_S, MEMBERS_FOR_A_REQUEST_S
 from bot.domain.health_state import HealthReport
@@ -33,11 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.services.requests")
 
 
-class RequestViews:
+class RequestViews(Transactions):
     """Looking at requests, and the helpers the other parts of ``RequestService`` share."""
 
     # RequestService's fields these methods read (declared here for the type checker; the dataclass sets them).
     begin: SessionFactory
+    reads: SessionFactory | None
     notifier: Notifier
     resolver: TargetResolver
     rules: RequestRules
@@ -56,12 +57,12 @@ class RequestViews:
         if not self._may_look_up(actor):
             return self._own_status(actor=actor, text=text, correlation_id=correlation_id)
         if not text:
-            with self.begin() as session:
+            with self.reading() as session:
                 mine = store.requests.find_requests(session, requester=actor, limit=10)
             return messages.status.request_list("Your recent requests", mine)
         request_id = normalize_request_id(text)
         if request_id:
-            with self.begin() as session:
+            with self.reading() as session:
                 req = store.requests.get_request(session, request_id=request_id)
                 events = store.audit.audit_for_request(session, request_id=request_id) if req else []
             return messages.status.timeline(req, events) if req else messages.requests.request_not_found(text)
@@ -71,7 +72,7 @@ class RequestViews:
         found = self.resolver.resolve(ref)
         if isinstance(found, ResolveProblem):
             return self._resolve_sentence(found)
-        with self.begin() as session:
+        with self.reading() as session:
             reqs = store.requests.find_requests(session, target_upn=found.entra.user_principal_name, limit=10)
         if not reqs:
             return messages.status.no_requests_for(found.name)
@@ -92,11 +93,11 @@ class RequestViews:
         me = self.resolver.entra_id_of(actor)
         request_id = normalize_request_id(text) if text else None
         if me is not None and not text:
-            with self.begin() as session:
+            with self.reading() as session:
                 mine = store.requests.find_requests(session, target_entra_id=me, limit=10)
             return messages.status.request_list(messages.status.about_you(), mine)
         if me is not None and request_id:
-            with self.begin() as session:
+            with self.reading() as session:
                 req = store.requests.get_request(session, request_id=request_id)
                 if req is not None and req.target_entra_id == me:
                     return messages.status.timeline(req, store.audit.audit_for_request(session,
@@ -125,7 +126,7 @@ class RequestViews:
 
     def home(self, *, user: str, health: HealthReport | None = None, only_if_changed: bool = False) -> None:
         """Publish ``user``'s App Home; ``only_if_changed`` for a refresh that someone else's action caused."""
-        with self.begin() as session:
+        with self.reading() as session:
             # Every pending request (up to a bound no helpdesk reaches), so App Home's count of the rest is right.
             pending = store.requests.find_requests(session, states={RequestState.PENDING_APPROVAL}, limit=1000)
             mine = store.requests.find_requests(session, requester=user, limit=messages.home.HOME_LIST_SHOWN)
@@ -145,7 +146,7 @@ class RequestViews:
 
     def _load(self, request_id: str) -> tuple[ResetRequest | None, list[str]]:
         canonical = normalize_request_id(request_id) or request_id
-        with self.begin() as session:
+        with self.reading() as session:
             req = store.requests.get_request(session, request_id=canonical)
             if req is None:
                 return None, []

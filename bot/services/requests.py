@@ -124,6 +124,8 @@ class RequestService(RequestIntake, RequestVerification):
     stopping: threading.Event = field(default_factory=threading.Event)
     #: App Home refreshes, at most one per person every ``HOME_REFRESH_DELAY_S`` (``bot.services.debounce``).
     home_refreshes: Debounce = field(default_factory=lambda: Debounce(HOME_REFRESH_DELAY_S))
+    #: Read-only transactions (``Transactions.reading``); None: ``begin``'s.
+    reads: SessionFactory | None = None
 
     def close(self) -> None:
         """Stop following Duo pushes: one unanswered now stays "under way" until the sweep ends it (on any

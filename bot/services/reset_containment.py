@@ -62,7 +62,7 @@ class ResetContainment(ResetReveal):
     def not_me(self, *, request_id: str, actor: str, correlation_id: str) -> str:
         """The target disowns the reset: alerted and audited as before, then contained at once."""
         answer = super().not_me(request_id=request_id, actor=actor, correlation_id=correlation_id)
-        with self.begin() as session:
+        with self.reading() as session:
             req = store.requests.get_request(session, request_id=request_id)
         if req is None or actor != req.target_slack_id or req.state != RequestState.SUCCEEDED:
             return answer  # refused by the reveal's not_me, or nothing was set that could be contained

@@ -23,7 +23,7 @@ from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
 from bot.clients.graph import Graph, ResetAccepted
 from bot.clients.slack_notify import Notifier
-from bot.db import SessionFactory
+from bot.db import SessionFactory, Transactions
 from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.containment import DEFAULT_SCRAMBLE_WINDOW
 from bot.domain.lifecycle import RequestState
@@ -114,7 +114,7 @@ class _Following:
 
 
 @dataclass
-class ResetDeps:
+class ResetDeps(Transactions):
     """What the reset service is built from (its constructor's fields, in order), shared by its parts:
     ``ResetPerforming``, ``ResetRecovery`` and ``ResetReveal`` each inherit it, so each reads the same fields."""
 
@@ -150,6 +150,8 @@ class ResetDeps:
     #: Follows every reset's Graph operation from its 202 to its verdict, with the lease renewed as it goes: no
     #: thread waits for Graph (``bot.services.operation_poller``).
     poller: OperationPoller = field(default_factory=OperationPoller)
+    #: Read-only transactions (``Transactions.reading``); None: ``begin``'s.
+    reads: SessionFactory | None = None
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 

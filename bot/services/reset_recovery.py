@@ -46,7 +46,7 @@ class ResetRecovery(ResetPerforming):
         ``approved`` whose reset never began: make it now, as its approver asked. Returns how many were taken on
         here; the compare-and-sets make one replica do each."""
         now = now or self.clock()
-        with self.begin() as session:
+        with self.reading() as session:
             resetting = store.requests.stuck_requests(session, state=RequestState.RESETTING,
                                                       since_before=now - self.stale_after, now=now)
             approved = store.requests.stuck_requests(session, state=RequestState.APPROVED,

@@ -49,7 +49,7 @@ class ResetReveal(ResetDeps):
         (``reveal_shown`` spends it once Slack opened the modal, ``reveal_not_shown`` gives it back); (None,
         sentence) for anyone or anything else. A password this process cannot decrypt (sealed by a replica with
         another key) is given back at once: pressing Reveal again may reach the replica that can."""
-        with self.begin() as session:
+        with self.reading() as session:
             req = store.requests.get_request(session, request_id=request_id)
         if req is None:
             return None, messages.requests.request_not_found(request_id)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from bot.db import SessionFactory
 from bot.services.replay import REMEMBER_FOR, ReplayGuard
 
 pytest_plugins = ("tests.store.dbfixtures",)
@@ -49,3 +51,16 @@ def test_signatures_older_than_the_window_are_forgotten(factory: sessionmaker[Se
     now[0] = T0 + REMEMBER_FOR + timedelta(minutes=2)
     assert guard.first_sight("v0=" + "c" * 64)  # prunes what is older than the window
     assert guard.first_sight(SIG), "forgotten (bolt refuses so old a timestamp anyway)"
+
+
+def test_this_process_remembers_what_it_served_for_the_window_without_the_database() -> None:
+    """The ack path's check (``new_here``): memory only, so it is given no database at all here."""
+    now = [T0]
+    guard = ReplayGuard(cast(SessionFactory, None), clock=lambda: now[0])
+    assert guard.new_here(SIG)
+    assert not guard.new_here(SIG)
+    now[0] = T0 + REMEMBER_FOR - timedelta(seconds=1)
+    assert not guard.new_here(SIG), "still inside the window: a replay"
+    now[0] = T0 + REMEMBER_FOR + timedelta(minutes=2)
+    assert guard.new_here("v0=" + "d" * 64)
+    assert guard.new_here(SIG), "forgotten with the database's memory (bolt refuses so old a timestamp anyway)"
