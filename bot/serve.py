@@ -37,7 +37,7 @@ from bot.jobs import start_scheduler
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SignIn, SlackMode
 from bot.wiring import Runtime
-from handlers.work import WorkPool
+from handlers.work import WorkPool, work_lanes
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class Serving:
     def __init__(self, settings: Settings, runtime: Runtime, *, scheduler: bool = True) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.work = WorkPool()
+        self.work = WorkPool(work_lanes(settings.work_threads))
         guard = ReplayGuard(runtime.session_factory.begin) if settings.slack_mode == SlackMode.HTTP else None
         self.app = create_app(settings, runtime.services, replay_guard=guard, work_pool=self.work)
         browser = settings.signin != SignIn.DEVICE

@@ -43,7 +43,8 @@ burst of ``/reset`` (``bench/ack_burst.py``, closed loop, 20 clients) the time f
 process to its ack, at the 99th percentile, was 150-230 ms with ten work threads and four, 60-110 ms with three or
 two; the ack p99 seen by Slack went from 1.6-4.4x the bare bolt app's to 0.9-1.4x. A lower switch interval (1 ms)
 and freezing the start-up heap alone did not move it. What three threads give up is concurrency for work that
-waits on Graph, AD or Slack (the GIL is free then): a burst drains more slowly, and each command is still answered.
+waits on Graph, AD or Slack (the GIL is free then): a burst drains more slowly, and each command is still answered;
+``RESETBOT_WORK_THREADS`` raises it where that matters more.
 
 Stopping: ``wait_idle`` says when everything admitted has run (``bot.serve`` drains it), ``shutdown`` refuses
 what comes after (refused work is told "busy", so Slack's retry or the person's goes to another replica).
@@ -97,6 +98,11 @@ DEFAULT_LANES: Mapping[Lane, LaneSize] = {
     Lane.DECISION: LaneSize(threads=10, queue=100),
     Lane.WORK: LaneSize(threads=3, queue=400),  # three: see the module's docstring (the acks' GIL)
 }
+def work_lanes(threads: int) -> Mapping[Lane, LaneSize]:
+    """The default lanes with ``threads`` in ``WORK`` (``RESETBOT_WORK_THREADS``)."""
+    return {**DEFAULT_LANES, Lane.WORK: LaneSize(threads=threads, queue=DEFAULT_LANES[Lane.WORK].queue)}
+
+
 #: Threads telling people "busy" (one Web API call each) and how many such notices may wait.
 NOTICE_THREADS = 2
 NOTICE_QUEUE = 200

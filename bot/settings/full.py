@@ -74,6 +74,9 @@ class Settings(StorageSettings):
     http_port: int = Field(default=3000, ge=0, le=65535)
     #: Seconds a stopping bot (SIGTERM, Ctrl-C) waits for work in flight; keep it under the orchestrator's grace.
     drain_seconds: float = Field(default=DEFAULT_DRAIN_SECONDS, ge=0, le=600)
+    #: Threads resolving requests after their ack (``handlers.work``: why three by default). More let a burst drain
+    #: faster where Graph and AD answer slowly, at the cost of the acks' latency while it does.
+    work_threads: int = Field(default=3, ge=1, le=32)
     #: Web API base URL; only the lab changes it.
     slack_api_base: str = "https://slack.com/api/"
     #: Channel id where requests typed in a DM with the bot are posted (their thread lives there).

@@ -29,7 +29,7 @@ from bot.domain.health_state import HealthReport, HealthState
 from bot.services.registry import Services
 from handlers import register
 from handlers.context import CorrelatedApp
-from handlers.work import DEFAULT_LANES, MODAL_STALE_AFTER_S, Lane, LaneSize, WorkPool
+from handlers.work import DEFAULT_LANES, MODAL_STALE_AFTER_S, Lane, LaneSize, WorkPool, work_lanes
 
 WAIT = 10.0  # seconds an awaited event may take on a loaded machine before the test fails
 
@@ -363,3 +363,10 @@ def test_lane_sizes_are_checked() -> None:
         LaneSize(threads=1, queue=-1)
     with pytest.raises(ValueError, match="no size given"):
         WorkPool({Lane.WORK: LaneSize(1, 1)})
+
+
+def test_the_work_lanes_threads_come_from_the_setting_and_the_rest_stay() -> None:
+    lanes = work_lanes(7)
+    assert lanes[Lane.WORK] == LaneSize(threads=7, queue=DEFAULT_LANES[Lane.WORK].queue)
+    assert {lane: lanes[lane] for lane in Lane if lane != Lane.WORK} == {
+        lane: DEFAULT_LANES[lane] for lane in Lane if lane != Lane.WORK}
