@@ -14,10 +14,10 @@ import-linter), and with them ``httpx`` imports its command-line interface (and 
 about 60 ms a production install (``pip install resetbot``: neither is a dependency) never pays; it also has
 ``h2`` (``httpx[http2]``, pulled in by the tests' Microsoft Graph SDK), which ``httpcore`` imports whenever it is
 there. Both processes are therefore started with those modules made unimportable (``sys.modules[name] = None``,
-which is what an absent package looks like to ``import``); ``--dev-venv`` starts them as they are. Likewise a wheel's install
-writes every module's bytecode, while a checkout run with ``PYTHONDONTWRITEBYTECODE`` compiles the bot's 150
-source files at each start (about 0.3 s): both processes run without that variable, so the warm-up round leaves
-the bytecode a production install has.
+which is what an absent package looks like to ``import``); ``--dev-venv`` starts them as they are. Likewise a
+wheel's install writes every module's bytecode, while a checkout run with ``PYTHONDONTWRITEBYTECODE`` compiles the
+bot's 150 source files at each start (about 0.3 s): both processes run without that variable, so the warm-up round
+leaves the bytecode a production install has.
 """
 
 from __future__ import annotations
