@@ -2,7 +2,8 @@
 only some work needs (issue 13). Each costs tens of milliseconds to import and is imported on first use instead:
 ldap3 with the first AD call, msal and requests with the first token, httpx with the first Graph call, APScheduler
 once Slack is connected, alembic only when there is something to migrate, PostgreSQL's dialect only on PostgreSQL,
-cryptography's X.509 only with a certificate credential. A module-level import of any of them anywhere on that path
+cryptography's X.509 only with a certificate credential, cheroot only with an HTTP listener (HTTP mode, or the
+browser sign-in's callback in Socket Mode). A module-level import of any of them anywhere on that path
 (a client, a store module, a package's ``__init__``) brings the cost back; this test names it.
 """
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.process  # the imports are seen in a process of their o
 
 #: Imported on first use, never by the start (the module doc says when each is).
 LAZY = ("ldap3", "msal", "requests", "httpx", "httpcore", "apscheduler", "alembic", "sqlalchemy.dialects.postgresql",
-        "cryptography.x509", "selenium")
+        "cryptography.x509", "cheroot", "selenium")
 
 #: ``resetbot run`` up to its first call to Slack: every command's module (``bot.__main__`` imports them all), the
 #: settings, and the runtime with every client and service (``bot.wiring.build_runtime``), then what is left of
