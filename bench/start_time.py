@@ -11,12 +11,13 @@ schema, the proxy and Slack token checks, the user groups pinned, then Socket Mo
 
 Fair to production: this project's development virtualenv has ``click`` and ``rich`` (pulled in by
 import-linter), and with them ``httpx`` imports its command-line interface (and ``pygments``) on ``import httpx``,
-about 60 ms a production install (``pip install resetbot``: neither is a dependency) never pays. Both processes
-are therefore started with those modules made unimportable (``sys.modules[name] = None``, which is what an
-absent package looks like to ``import``); ``--dev-venv`` starts them as they are. Likewise a wheel's install
-writes every module's bytecode, while a checkout run with ``PYTHONDONTWRITEBYTECODE`` compiles the bot's 150
-source files at each start (about 0.3 s): both processes run without that variable, so the warm-up round leaves
-the bytecode a production install has.
+about 60 ms a production install (``pip install resetbot``: neither is a dependency) never pays; it also has
+``h2`` (``httpx[http2]``, pulled in by the tests' Microsoft Graph SDK), which ``httpcore`` imports whenever it is
+there. Both processes are therefore started with those modules made unimportable (``sys.modules[name] = None``,
+which is what an absent package looks like to ``import``); ``--dev-venv`` starts them as they are. Likewise a
+wheel's install writes every module's bytecode, while a checkout run with ``PYTHONDONTWRITEBYTECODE`` compiles the
+bot's 150 source files at each start (about 0.3 s): both processes run without that variable, so the warm-up round
+leaves the bytecode a production install has.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 
 #: What a production install lacks but the development virtualenv has (see the module doc).
-DEV_ONLY = ("click", "rich", "pygments")
+DEV_ONLY = ("click", "rich", "pygments", "h2")
 
 BOT = "import runpy; sys.argv = ['resetbot', 'run']; runpy.run_module('bot', run_name='__main__')"
 

@@ -10,26 +10,22 @@ Hardened like the HTTP mode server, whose limits it shares (``bot.http_guard``):
 bounded before they are read, nothing from the request is written into the page (no reflection), and every page
 carries headers that keep it out of caches, frames and referrers. The Socket Mode listener, which faces the
 browsers itself, also shakes hands in its workers (never in the accept loop) and gives each connection one
-request and one deadline for it, so slow or silent clients cannot shut agents out.
+request and one deadline for it, so slow or silent clients cannot shut agents out (``bot.callback_tls``).
+
+cheroot is imported only when a listener is built (``CallbackListener`` here, HTTP mode's server in ``bot.serve``):
+``resetbot run`` imports this module for its exception at every start, and most deployments (Socket Mode with the
+device-code sign-in) never serve HTTP.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import select
-import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
-
-from cheroot import errors as cheroot_errors
-from cheroot.makefile import StreamReader, StreamWriter
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from bot import messages
 from bot.errors import ConfigError, ResetbotError
@@ -135,84 +131,8 @@ def callback_app(finish: Finish) -> WsgiApp:
     return serve
 
 
-class _BoundedTlsIO(socket.SocketIO):
-    """A TLS socket's reads, with the handshake first and one deadline for all of it: cheroot's socket timeout is
-    per read, so a client dripping a byte every few seconds (its handshake, its headers) would hold a worker for
-    ever, and a few of them every worker. The clock starts at the first byte (a browser's preconnected socket may
-    idle first); a client that fails the handshake or runs out of time is dropped (quietly: cheroot closes on
-    FatalSSLAlert, and answers 408 to a timeout within the request). Each connection serves one request
-    (``Connection: close``), so the deadline is the request's."""
-
-    def __init__(self, sock: ssl.SSLSocket, deadline_s: float) -> None:
-        super().__init__(sock, "rb")
-        self._tls = sock
-        self._per_read = sock.gettimeout()
-        self._deadline_s = deadline_s
-        self._ends: float | None = None
-        self._shaken = False
-
-    def _left(self) -> float:
-        if self._ends is None:
-            self._ends = time.monotonic() + self._deadline_s
-        return self._ends - time.monotonic()
-
-    def _handshake(self) -> None:
-        sock = self._tls
-        sock.settimeout(0.0)
-        try:
-            while True:
-                try:
-                    sock.do_handshake()
-                    return
-                except ssl.SSLWantReadError:
-                    waits: tuple[list[ssl.SSLSocket], list[ssl.SSLSocket]] = ([sock], [])
-                except ssl.SSLWantWriteError:
-                    waits = ([], [sock])
-                left = self._left()
-                if left <= 0 or not any(select.select(*waits, [], left)[:2]):
-                    raise TimeoutError("timed out")
-        finally:
-            sock.settimeout(self._per_read)
-
-    def readinto(self, b: Any) -> int | None:
-        if not self._shaken:
-            try:
-                self._handshake()
-            except OSError as e:  # ssl.SSLError and timeouts are OSErrors
-                raise cheroot_errors.FatalSSLAlert(*e.args) from None
-            self._shaken = True
-        left = self._left()
-        if left <= 0:
-            raise TimeoutError("timed out")
-        self._tls.settimeout(left if self._per_read is None else min(left, self._per_read))
-        return super().readinto(b)
-
-
-class _BoundedTlsReader(StreamReader):
-    def __init__(self, sock: ssl.SSLSocket, deadline_s: float, bufsize: int = io.DEFAULT_BUFFER_SIZE) -> None:
-        super(StreamReader, self).__init__(_BoundedTlsIO(sock, deadline_s), bufsize)  # past StreamReader's SocketIO
-        self.bytes_read = 0
-
-
-class _HandshakeInWorker(BuiltinSSLAdapter):
-    """cheroot's TLS adapter, but the handshake happens in a worker thread, on the request's first read, not in
-    the accept loop: cheroot's own adapter shakes hands as it accepts, so one client that connects and says
-    nothing stops every other connection for the socket timeout (a slowloris needs only a socket a few seconds)."""
-
-    #: The time one connection has for its handshake and its whole request (set by ``CallbackListener``).
-    deadline_s: float = 15.0
-
-    def wrap(self, sock: Any) -> tuple[Any, dict[str, str]]:
-        wrapped = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
-        # The cipher and protocol are not known before the handshake; nothing here reads them.
-        return wrapped, {"wsgi.url_scheme": "https", "HTTPS": "on"}
-
-    def makefile(self, sock: Any, mode: str = "r", bufsize: int = io.DEFAULT_BUFFER_SIZE) -> Any:
-        return _BoundedTlsReader(sock, self.deadline_s, bufsize) if "r" in mode else StreamWriter(sock, mode, bufsize)
-
-
 def _closing(start_response: StartResponse) -> StartResponse:
-    """Every answer closes its connection: one request per connection, within its deadline (``_BoundedTlsIO``)."""
+    """Every answer closes its connection: one request per connection, within its deadline (``BoundedTlsIO``)."""
 
     def start(status: str, headers: list[tuple[str, str]]) -> Any:
         if not any(name.lower() == "connection" for name, _ in headers):
@@ -246,8 +166,9 @@ class CallbackListener:
             start_response("404 Not Found", [*SECURITY_HEADERS[1:], ("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found\n"]
 
+        from bot.callback_tls import HandshakeInWorker  # noqa: PLC0415 (cheroot, lazily: see the module doc)
         try:
-            adapter = _HandshakeInWorker(str(cert_file), str(key_file))
+            adapter = HandshakeInWorker(str(cert_file), str(key_file))
         except (OSError, ssl.SSLError, ValueError) as e:
             reason = getattr(e, "strerror", None) or getattr(e, "reason", None) or type(e).__name__
             raise ConfigError(f"RESETBOT_CALLBACK_CERT_FILE ({cert_file}) and RESETBOT_CALLBACK_KEY_FILE ({key_file}) "

@@ -1,16 +1,19 @@
 """What every listener of resetbot does before its app sees a request: bodies and headers bounded before they are
 read (cheroot answers 413 to a larger declared body, unread; a chunked one is read here, never past the cap), and
-cheroot's own errors sent through logging. Used by HTTP mode's Slack server and the sign-in callback's listener."""
+cheroot's own errors sent through logging. Used by HTTP mode's Slack server and the sign-in callback's listener.
+
+cheroot is imported by the functions that need it, not with this module: ``resetbot run`` in Socket Mode imports
+this module at every start and usually serves no HTTP at all."""
 
 from __future__ import annotations
 
 import io
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cheroot import errors as cheroot_errors
-from cheroot import wsgi
+if TYPE_CHECKING:
+    from cheroot import wsgi
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ def body_refusal(environ: dict[str, Any], limit: int) -> str | None:
         if length < 0:
             return "400 Bad Request"
         return None if length <= limit else "413 Request Entity Too Large"
+    from cheroot import errors as cheroot_errors  # noqa: PLC0415 (lazy: see the module doc)
     try:
         # cheroot's chunked reader stops with an error before a chunk would take it past max_request_body_size.
         body = environ["wsgi.input"].read(limit + 1)
@@ -52,6 +56,7 @@ def body_refusal(environ: dict[str, Any], limit: int) -> str | None:
 def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_body: int) -> wsgi.Server:
     """A cheroot server with the limits every listener of resetbot has: bodies and headers bounded before they are
     read, cheroot's own errors sent through logging (so they are JSON when the log is, and redacted)."""
+    from cheroot import wsgi  # noqa: PLC0415 (lazy: see the module doc)
     server = wsgi.Server(bind, app, numthreads=threads, shutdown_timeout=10)
 
     def error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:

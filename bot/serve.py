@@ -21,9 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -38,6 +37,9 @@ from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SignIn, SlackMode
 from bot.wiring import Runtime
 from handlers.work import WorkPool, work_lanes
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler  # imported once connected: see bot.jobs
 
 log = logging.getLogger(__name__)
 

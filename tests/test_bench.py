@@ -70,7 +70,7 @@ def test_start_time_benchmark_prints_both_starts_and_the_difference() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("start: launch -> Socket Mode connected, median of 1,")
-    assert "without click, rich, pygments (as in production)" in lines[0]
+    assert "without click, rich, pygments, h2 (as in production)" in lines[0]
     assert lines[1].startswith("  bare bolt app: ") and lines[2].startswith("  resetbot run:  ")
     assert lines[3].startswith("  resetbot - bare: +") or lines[3].startswith("  resetbot - bare: -")
 

@@ -8,10 +8,10 @@ sysexits.h) when something the bot needs was out of reach (Slack, the proxy, the
 the instance before it), which a later start gets past. Any database error counts as out of reach: a refused
 login looks like a server still starting. The shipped systemd unit never restarts the first kind.
 
-The Slack tokens are tried before anything is served with the same calls as
-``resetbot doctor`` (``auth.test``, ``apps.connections.open``), because bolt and the Socket Mode client would
-otherwise fail with their own exceptions (a BoltError, a SlackApiError, a URLError) and a log line each. With an
-outbound proxy (``RESETBOT_HTTPS_PROXY``), a tunnel to each of Slack, Entra ID and Graph is tried before that, so a
+The Slack tokens are tried before anything is served with the same calls as ``resetbot doctor`` (``auth.test``,
+``apps.connections.open``, made at once), because bolt and the Socket Mode client would otherwise fail with their
+own exceptions (a BoltError, a SlackApiError, a URLError) and a log line each. With an outbound proxy
+(``RESETBOT_HTTPS_PROXY``), a tunnel to each of Slack, Entra ID and Graph is tried before that (all at once), so a
 proxy that refuses the bot's credentials or is down is named as such, never quoted with its password.
 """
 
@@ -21,6 +21,7 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackClientError
@@ -69,13 +70,24 @@ def slack_refusal(settings: Settings) -> Blocked | None:
     if settings.slack_mode == SlackMode.SOCKET and app_token is not None:
         calls.append(("RESETBOT_SLACK_APP_TOKEN", messages.cli.app_token_kind(),
                       lambda: probe.open_socket_url(app_token.get_secret_value())))
-    for setting, kind, call in calls:
-        try:
-            call()
-        except SlackRefusedError as e:
-            return Blocked(messages.doctor.doctor_slack_refused(setting, e.error, kind), transient=False)
-        except SlackUnreachableError as e:
-            return Blocked(messages.doctor.doctor_slack_unreachable(e.reason, settings.slack_api_base), transient=True)
+    # Both calls at once: each is a TLS handshake and a round trip to Slack (slack_sdk keeps no connection open),
+    # paid at every start. The bot token's problem is said first, as when they were made one after the other.
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="slack-check") as pool:
+        failures = list(pool.map(_failure_of, [call for _, _, call in calls]))
+    for (setting, kind, _), failure in zip(calls, failures, strict=True):
+        if isinstance(failure, SlackRefusedError):
+            return Blocked(messages.doctor.doctor_slack_refused(setting, failure.error, kind), transient=False)
+        if isinstance(failure, SlackUnreachableError):
+            return Blocked(messages.doctor.doctor_slack_unreachable(failure.reason, settings.slack_api_base),
+                           transient=True)
+    return None
+
+
+def _failure_of(call: Callable[[], object]) -> SlackRefusedError | SlackUnreachableError | None:
+    try:
+        call()
+    except (SlackRefusedError, SlackUnreachableError) as e:
+        return e
     return None
 
 

@@ -17,27 +17,32 @@ rename or move changes the DN, never the GUID, so the one write the bot makes (`
 
 from __future__ import annotations
 
+import os
 import ssl
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-import ldap3
-from ldap3.protocol.formatters.formatters import format_uuid_le
-from ldap3.utils.conv import escape_filter_chars
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from bot.clients.ldap_pool import ConnectionPool
-from bot.errors import DirectoryUnavailableError
+from bot.errors import ConfigError, DirectoryUnavailableError
 from bot.policy import PasswordPolicy, ad_interval, filetime_to_datetime
+
+if TYPE_CHECKING:
+    import ldap3
 
 UF_ACCOUNTDISABLE = 0x2
 UF_DONT_EXPIRE_PASSWD = 0x10000
 UF_LOCKOUT = 0x10
 UF_PASSWORD_EXPIRED = 0x800000
 _IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: ldap3's names for search scopes and a modify's operation (``ldap3.BASE`` … are these very strings), spelled
+#: here so that this module needs ldap3 only once it talks to AD (ldap3 is imported lazily: see ldap_pool).
+BASE, LEVEL, SUBTREE = "BASE", "LEVEL", "SUBTREE"
+MODIFY_REPLACE = "MODIFY_REPLACE"
 #: Values in one OR filter, and entries in one page, of the batched reads (``LdapDirectory._password_states``).
 _OR_CHUNK = 200
 _PAGE_SIZE = 1000
@@ -120,12 +125,19 @@ def guid_dn(guid: str) -> str:
         raise DirectoryUnavailableError("the account's objectGUID is not a GUID.") from None
 
 
+def escaped(value: str) -> str:
+    """``value`` as it may stand in a search filter (RFC 4515: ``*``, ``(``, ``)``, ``\\`` and NUL escaped)."""
+    from ldap3.utils.conv import escape_filter_chars  # noqa: PLC0415 (lazy: see bot.clients.ldap_pool)
+    return str(escape_filter_chars(value))
+
+
 def _first(attrs: _Attrs, name: str) -> Any:
     values = attrs.get(name) or []
     return values[0] if values else None
 
 
 def _to_user(dn: str, attrs: _Attrs) -> DirectoryUser:
+    from ldap3.protocol.formatters.formatters import format_uuid_le  # noqa: PLC0415 (lazy: see ldap_pool)
     uac = int(_first(attrs, "userAccountControl") or 0)
     computed = int(_first(attrs, "msDS-User-Account-Control-Computed") or 0)
     pso = _first(attrs, "msDS-ResultantPSO")
@@ -163,6 +175,21 @@ def _opt(value: Any) -> str | None:
     return str(value) if value else None
 
 
+def _checked_url(url: str) -> str:
+    """``url`` if ldap3 will take it: an ``ldap://`` or ``ldaps://`` URL (or a bare host) whose port, if any, is a
+    port. ldap3 itself says so only when the first connection is made; a setting that can never work should stop
+    the start instead, with the setting's name."""
+    url = url.strip()
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme.lower() not in ("ldap", "ldaps", "ldapi"):
+        raise ConfigError(f"RESETBOT_LDAP_URL must start with ldaps:// (or ldap://), not {scheme}://.")
+    try:
+        _ = urlsplit(url if sep else f"ldap://{url}").port  # a ValueError unless a number up to 65535
+    except ValueError:
+        raise ConfigError("RESETBOT_LDAP_URL has a port that is not one (a number up to 65535).") from None
+    return url
+
+
 class LdapDirectory:
     """A :class:`Directory` over LDAPS, thread-safe: each call borrows a bound connection from a small pool per
     bind account (``bot.clients.ldap_pool``: why, and how a connection is checked before use and the pool rebuilt
@@ -171,15 +198,22 @@ class LdapDirectory:
     def __init__(self, *, url: str, bind: str, password: str, base_dn: str, ca_file: str | None,
                  timeout_s: float = 10.0, unlock_bind: str | None = None,
                  unlock_password: str | None = None) -> None:
-        self._url = url
-        self._tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
+        # What ldap3 would refuse when the first connection is made fails here, at start-up, instead.
+        self._url = _checked_url(url)
+        if ca_file and not os.path.exists(ca_file):
+            raise ConfigError(f"The CA bundle for AD ({ca_file}) does not exist: check RESETBOT_LDAP_CA_FILE.")
+        self._ca_file = ca_file
+        self._tls: ldap3.Tls | None = None  # built with the first connection (see ldap_pool: ldap3 is lazy)
         self._timeout = int(timeout_s)  # ldap3 packs it into a socket option: it must be an int
-        self._new_server()  # a malformed URL fails here, at start-up, not at the first call
         self.base_dn = base_dn
         self._reader = self._pool(bind, password)
         self._unlocker = self._pool(unlock_bind, unlock_password) if unlock_bind and unlock_password else None
 
     def _new_server(self) -> ldap3.Server:
+        import ldap3  # noqa: PLC0415 (lazy: see bot.clients.ldap_pool)
+        if self._tls is None:  # two threads may both build one: the same settings, either will do
+            self._tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self._ca_file,
+                                  version=ssl.PROTOCOL_TLS_CLIENT)
         return ldap3.Server(self._url, use_ssl=self._url.lower().startswith("ldaps://"), tls=self._tls,
                             get_info=ldap3.NONE, connect_timeout=self._timeout)
 
@@ -201,7 +235,7 @@ class LdapDirectory:
         return (pool or self._reader).connection()
 
     def _search(self, conn: ldap3.Connection, base: str, flt: str, attrs: Sequence[str],
-                scope: str = ldap3.SUBTREE) -> list[tuple[str, _Attrs]]:
+                scope: str = SUBTREE) -> list[tuple[str, _Attrs]]:
         """(dn, attributes) of each entry. Without schema (get_info=NONE) ldap3 hands back every
         attribute as a list of raw values, the same shape paged searches return."""
         ok = conn.search(base, flt, search_scope=scope, attributes=list(attrs))
@@ -217,12 +251,12 @@ class LdapDirectory:
             if dn is not None or guid is not None:
                 base = guid_dn(guid) if guid is not None else str(dn)
                 entries = self._search(conn, base, "(&(objectCategory=person)(objectClass=user))", _USER_ATTRS,
-                                       ldap3.BASE)
+                                       BASE)
             else:
                 if sam is not None:
-                    flt = f"(sAMAccountName={escape_filter_chars(sam)})"
+                    flt = f"(sAMAccountName={escaped(sam)})"
                 elif upn is not None:
-                    flt = f"(userPrincipalName={escape_filter_chars(upn)})"
+                    flt = f"(userPrincipalName={escaped(upn)})"
                 else:
                     raise ValueError("find_user needs sam, upn or dn")
                 entries = self._search(conn, self.base_dn, f"(&(objectCategory=person)(objectClass=user){flt})",
@@ -249,7 +283,7 @@ class LdapDirectory:
             return
         with self._connection() as conn:
             for start in range(0, len(values), _OR_CHUNK):
-                ors = "".join(f"({attribute}={escape_filter_chars(v)})" for v in values[start:start + _OR_CHUNK])
+                ors = "".join(f"({attribute}={escaped(v)})" for v in values[start:start + _OR_CHUNK])
                 pages = conn.extend.standard.paged_search(
                     self.base_dn, f"(&(objectClass=user)(|{ors}))", attributes=list(_PASSWORD_ATTRS),
                     paged_size=_PAGE_SIZE, generator=False,
@@ -266,8 +300,8 @@ class LdapDirectory:
         if not group_dns:
             return False
         with self._connection() as conn:
-            ors = "".join(f"(memberOf:{_IN_CHAIN}:={escape_filter_chars(g)})" for g in group_dns)
-            return bool(self._search(conn, user_dn, f"(|{ors})", ["distinguishedName"], ldap3.BASE))
+            ors = "".join(f"(memberOf:{_IN_CHAIN}:={escaped(g)})" for g in group_dns)
+            return bool(self._search(conn, user_dn, f"(|{ors})", ["distinguishedName"], BASE))
 
     def effective_policy(self, user: DirectoryUser) -> PasswordPolicy:
         """The fine-grained PSO when one applies, else the domain policy."""
@@ -276,7 +310,7 @@ class LdapDirectory:
                 attrs = ["msDS-MinimumPasswordLength", "msDS-PasswordHistoryLength", "msDS-PasswordComplexityEnabled",
                          "msDS-MinimumPasswordAge", "msDS-MaximumPasswordAge"]
                 entries = self._search(conn, user.resultant_pso, "(objectClass=msDS-PasswordSettings)", attrs,
-                                       ldap3.BASE)
+                                       BASE)
                 if not entries or not entries[0][1].get(attrs[0]):
                     # AD lets only Domain Admins read PSOs unless delegated; guessing the domain policy
                     # instead could generate a password the real policy refuses.
@@ -294,7 +328,7 @@ class LdapDirectory:
                     max_age=ad_interval(_first(e, attrs[4])),
                 )
             attrs = ["minPwdLength", "pwdHistoryLength", "pwdProperties", "minPwdAge", "maxPwdAge"]
-            entries = self._search(conn, self.base_dn, "(objectClass=domain)", attrs, ldap3.BASE)
+            entries = self._search(conn, self.base_dn, "(objectClass=domain)", attrs, BASE)
             if not entries:
                 raise DirectoryUnavailableError("The domain's password policy could not be read.")
             _, e = entries[0]
@@ -320,7 +354,7 @@ class LdapDirectory:
             raise DirectoryUnavailableError(
                 "Unlocking needs RESETBOT_LDAP_UNLOCK_BIND and RESETBOT_LDAP_UNLOCK_PASSWORD.")
         with self._connection(self._unlocker) as conn:
-            if not conn.modify(guid_dn(guid), {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}):
+            if not conn.modify(guid_dn(guid), {"lockoutTime": [(MODIFY_REPLACE, ["0"])]}):
                 if conn.result.get("result") == 32:  # noSuchObject
                     raise DirectoryUnavailableError("the account is no longer in Active Directory.")
                 raise DirectoryUnavailableError(
@@ -336,7 +370,7 @@ class LdapDirectory:
         typo, a bind that fell back to anonymous, or an account stripped of its read rights all fail here, not
         later as "no such user"."""
         with self._connection() as conn:
-            conn.search(self.base_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["objectClass"])
+            conn.search(self.base_dn, "(objectClass=*)", search_scope=BASE, attributes=["objectClass"])
             if not _entries(conn.response or []):
                 raise DirectoryUnavailableError(
                     f"Active Directory showed the bot nothing at its base DN {self.base_dn} "

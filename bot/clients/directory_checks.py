@@ -11,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import ldap3
-from ldap3.protocol.microsoft import security_descriptor_control
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
-
 from bot.clients.ad_acl import DescriptorError, missing_rights, sid_to_str
-from bot.clients.directory import LdapDirectory, _first
+from bot.clients.directory import BASE, LEVEL, LdapDirectory, _first, escaped
 from bot.errors import DirectoryUnavailableError
 
 _PSO_CONTAINER = "CN=Password Settings Container,CN=System"
@@ -40,6 +35,7 @@ class WritebackRights:
 
 def _parent_chain(dn: str, base_dn: str) -> list[str]:
     """The DNs above ``dn`` up to and including ``base_dn``, nearest first."""
+    from ldap3.utils.dn import parse_dn  # noqa: PLC0415 (lazy: see bot.clients.ldap_pool)
     parts = parse_dn(dn, escape=True)
     rdns = [f"{attr}={value}" for attr, value, _sep in parts]
     chain = [",".join(rdns[i:]) for i in range(1, len(rdns))]
@@ -63,13 +59,13 @@ class DirectoryChecks:
         non-admins unless delegated; the bot refuses to guess the policy then)."""
         base = self._directory.base_dn
         with self._directory._connection() as conn:
-            conn.search(base, "(objectClass=domain)", search_scope=ldap3.BASE, attributes=["minPwdLength"])
+            conn.search(base, "(objectClass=domain)", search_scope=BASE, attributes=["minPwdLength"])
             entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
             min_length = _first(entries[0].get("attributes", {}), "minPwdLength") if entries else None
             if min_length in (None, []):
                 raise DirectoryUnavailableError(f"domain policy unreadable at {base}")
             container = f"{_PSO_CONTAINER},{base}"
-            ok = conn.search(container, "(objectClass=msDS-PasswordSettings)", search_scope=ldap3.LEVEL,
+            ok = conn.search(container, "(objectClass=msDS-PasswordSettings)", search_scope=LEVEL,
                              attributes=["msDS-MinimumPasswordLength"])
             if not ok and conn.result["result"] not in (0, 32):
                 raise DirectoryUnavailableError(f"PSO container unreadable: {conn.result['description']}")
@@ -83,23 +79,24 @@ class DirectoryChecks:
     def writeback_rights(self, account: str, user_dn: str) -> WritebackRights:
         """Which writeback rights ``account`` (sAMAccountName, UPN or DN) lacks on ``user_dn``, judged from
         the inheritable ACEs of the containers above it (the account's nested groups count)."""
+        from ldap3.protocol.microsoft import security_descriptor_control  # noqa: PLC0415 (lazy: see ldap_pool)
         base = self._directory.base_dn
         with self._directory._connection() as conn:
-            flt = (f"(distinguishedName={escape_filter_chars(account)})" if "=" in account else
-                   f"(userPrincipalName={escape_filter_chars(account)})" if "@" in account else
-                   f"(sAMAccountName={escape_filter_chars(account.rsplit(chr(92), maxsplit=1)[-1])})")
+            flt = (f"(distinguishedName={escaped(account)})" if "=" in account else
+                   f"(userPrincipalName={escaped(account)})" if "@" in account else
+                   f"(sAMAccountName={escaped(account.rsplit(chr(92), maxsplit=1)[-1])})")
             conn.search(base, f"(&(objectClass=user){flt})", attributes=["objectSid"])
             found = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
             if len(found) != 1:
                 raise WritebackAccountNotFoundError(account)
             account_dn = str(found[0]["dn"])
             sids = {_sid(found[0])}
-            conn.search(base, f"(member:{_IN_CHAIN}:={escape_filter_chars(account_dn)})", attributes=["objectSid"])
+            conn.search(base, f"(member:{_IN_CHAIN}:={escaped(account_dn)})", attributes=["objectSid"])
             sids |= {_sid(e) for e in conn.response or [] if e.get("type") == "searchResEntry"}
             containers = _parent_chain(user_dn, base)
             descriptors = []
             for i, dn in enumerate(containers):
-                conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["nTSecurityDescriptor"],
+                conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["nTSecurityDescriptor"],
                             controls=security_descriptor_control(sdflags=_DACL_ONLY))
                 entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
                 raw = entries[0].get("raw_attributes", {}).get("nTSecurityDescriptor") if entries else None

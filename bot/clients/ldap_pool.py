@@ -19,6 +19,10 @@ never reused (under AD's own limit, so the bot rarely meets a connection the DC 
 Each connection gets its own ``ldap3.Server`` (``new_server``): a shared one remembers an address that failed as
 unavailable for ldap3's RESET_AVAILABILITY_TIMEOUT (5 s, in practice up to 6) and meanwhile fails every
 connection at once with "invalid server address", without trying the DC.
+
+ldap3 is imported when the first connection is opened, not when the bot starts: importing it costs about 60 ms,
+and ``resetbot run`` connects to Slack before it first needs AD. So ``ldap3`` is named at module level only for
+the type checker, and the functions that use it import it (``bot.clients.directory`` does the same).
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import ldap3
-from ldap3.core.exceptions import LDAPException
+from typing import TYPE_CHECKING
 
 from bot.errors import DirectoryUnavailableError
+
+if TYPE_CHECKING:
+    import ldap3
 
 #: Idle connections kept per bind account: enough for the handler threads that read AD at once.
 DEFAULT_POOL_SIZE = 4
@@ -68,6 +73,7 @@ class ConnectionPool:
 
     @contextmanager
     def connection(self) -> Iterator[ldap3.Connection]:
+        from ldap3.core.exceptions import LDAPException  # noqa: PLC0415 (lazy: see the module doc)
         conn = self._take() or self._open()
         try:
             yield conn
@@ -102,6 +108,8 @@ class ConnectionPool:
             self.clear()  # opened before whatever closed this one: do not try them one by one
 
     def _open(self) -> ldap3.Connection:
+        import ldap3  # noqa: PLC0415 (lazy: see the module doc)
+        from ldap3.core.exceptions import LDAPException  # noqa: PLC0415
         try:
             conn = ldap3.Connection(self._new_server(), user=self._bind, password=self._password,
                                     receive_timeout=self._timeout, raise_exceptions=False)
@@ -128,6 +136,7 @@ class ConnectionPool:
 
     @staticmethod
     def _discard(conn: ldap3.Connection) -> None:
+        from ldap3.core.exceptions import LDAPException  # noqa: PLC0415 (lazy: see the module doc)
         with contextlib.suppress(LDAPException):  # it was going away anyway
             conn.unbind()
 

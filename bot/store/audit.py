@@ -26,9 +26,9 @@ from bot.models import (
 def ensure_audit_head(session: Session) -> None:
     """Insert the chain's head row (seq 0, genesis hash) unless it exists; safe when replicas race to do it."""
     values: dict[str, Any] = {"id": AUDIT_HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
         session.execute(postgresql.insert(AuditHead).values(values).on_conflict_do_nothing(index_elements=["id"]))
     elif dialect == "sqlite":
         session.execute(sqlite.insert(AuditHead).values(values).on_conflict_do_nothing(index_elements=["id"]))

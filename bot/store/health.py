@@ -23,9 +23,11 @@ def claim_health_slot(session: Session, *, kind: str, slot: int, runner: str, at
     """Claim a round (or a day's summary) for this replica: an INSERT ... ON CONFLICT DO NOTHING of the slot's
     row; True for the one caller whose row went in. Commit before running the slot, so others see the claim."""
     values: dict[str, Any] = {"kind": kind, "slot": slot, "runner": runner, "claimed_at": at or utcnow()}
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(HealthSlot) if dialect == "postgresql" else sqlite.insert(HealthSlot)
+    insert: Any = sqlite.insert(HealthSlot)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
+        insert = postgresql.insert(HealthSlot)
     # RETURNING, not rowcount: an ORM-enabled INSERT's result does not report rows on every driver.
     claimed = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["kind", "slot"])
                               .returning(col(HealthSlot.slot))).first()
@@ -81,9 +83,11 @@ def add_health_transition(session: Session, *, transition: HealthTransition) -> 
     """Insert a transition whose ``seq`` follows the last one; False when another replica's took that seq first
     (then it announces the change, not this caller)."""
     values = {c.name: getattr(transition, c.name) for c in HealthTransition.__table__.columns}  # type: ignore[attr-defined]
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(HealthTransition) if dialect == "postgresql" else sqlite.insert(HealthTransition)
+    insert: Any = sqlite.insert(HealthTransition)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
+        insert = postgresql.insert(HealthTransition)
     claimed = session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["seq"])
                               .returning(col(HealthTransition.seq))).first()
     return claimed is not None

@@ -47,9 +47,9 @@ def save_link(
         "refreshed_at": None, "roles": _roles_json(roles), "roles_checked_at": when if roles is not None else None,
     }
     changes = {k: v for k, v in values.items() if k != "slack_user"}
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
         session.execute(postgresql.insert(AgentLink).values(values).on_conflict_do_update(
             index_elements=["slack_user"], set_=changes))
     elif dialect == "sqlite":
@@ -192,9 +192,9 @@ def first_unknown_in_minute(session: Session, *, at: datetime) -> bool:
         "correlation_id": "", "encrypted_flow": "", "created_at": at, "expires_at": at, "used_at": at,
         "refused_at": at,
     }
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
         statement: Any = postgresql.insert(BrowserSignIn).values(values).on_conflict_do_nothing(
             index_elements=["state_hash"])
     elif dialect == "sqlite":

@@ -22,9 +22,9 @@ def remember_signature(session: Session, *, signature: str, at: datetime | None 
     One INSERT ... ON CONFLICT DO NOTHING, so two replicas handed the same request at once cannot both win.
     """
     values: dict[str, Any] = {"signature": signature, "seen_at": at or utcnow()}
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 (lazy: see bot.store's doc)
         statement: Any = postgresql.insert(SeenSlackRequest).values(values).on_conflict_do_nothing(
             index_elements=["signature"])
     elif dialect == "sqlite":

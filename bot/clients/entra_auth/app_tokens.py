@@ -10,11 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import msal
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
 from bot.clients.entra_auth.authority import _S_AUTHORITY, _check_authority, instance_discovery_for
@@ -24,8 +19,9 @@ from bot.clients.entra_auth.msal_errors import (
     _fields,
     _unavailable_from,
     _unreadable_authority,
+    msal_failures,
 )
-from bot.clients.http import DEFAULT_TIMEOUT_S, msal_http_client
+from bot.clients.http import DEFAULT_TIMEOUT_S
 from bot.errors import ConfigError, EntraAuthError, EntraUnavailableError
 
 # Named after the package, as before the split: every log line shows its logger's name.
@@ -65,7 +61,10 @@ class CertificateCredential:
     @classmethod
     def from_pem(cls, certificate_pem: str, private_key_pem: SecretStr | str, *,
                  passphrase: SecretStr | None = None, send_x5c: bool = False) -> CertificateCredential:
-        """Checked at once: both parse, and the key belongs to the certificate (a ConfigError says which)."""
+        """Checked at once: both parse, and the key belongs to the certificate (a ConfigError says which).
+        cryptography's X.509 module is imported here (about 30 ms), only where a certificate is configured."""
+        from cryptography import x509  # noqa: PLC0415 (lazy: see the docstring)
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
         key_pem = private_key_pem if isinstance(private_key_pem, SecretStr) else SecretStr(private_key_pem)
         try:
             cert = x509.load_pem_x509_certificate(certificate_pem.encode())
@@ -146,8 +145,8 @@ class AppTokens:
     """App-only tokens for Graph via msal's ConfidentialClientApplication (client secret OR certificate).
 
     The msal application is built on first use (its construction already fetches the authority's metadata,
-    so a bot starting while Entra is unreachable still starts) and kept: msal caches the token in memory and
-    renews it when under 5 minutes are left. Thread-safe.
+    so a bot starting while Entra is unreachable still starts; msal itself is imported only then) and kept: msal
+    caches the token in memory and renews it when under 5 minutes are left. Thread-safe.
     """
 
     def __init__(self, *, authority: str, client_id: str, client_secret: SecretStr | None = None,
@@ -174,6 +173,9 @@ class AppTokens:
         return f"AppTokens(authority={self.authority!r}, client_id={self.client_id!r}, credential={kind})"
 
     def _msal_app(self) -> Any:
+        import msal  # noqa: PLC0415 (lazy: see msal_errors)
+
+        from bot.clients.entra_auth.msal_http import msal_http_client  # noqa: PLC0415 (lazy, with msal)
         with self._lock:
             if self._app is None:
                 credential: Any = (self._certificate.msal_credential() if self._certificate
@@ -184,7 +186,7 @@ class AppTokens:
                         instance_discovery=instance_discovery_for(self.authority),
                         http_client=msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout),
                     )
-                except (MsalServiceError, requests.RequestException) as e:
+                except msal_failures() as e:
                     raise _unavailable_from(e, "reading the authority's metadata") from None
                 except ValueError:
                     # msal's text here is about the authority's metadata; a bad key was refused earlier.
@@ -196,7 +198,7 @@ class AppTokens:
         app = self._msal_app()
         try:
             result = app.acquire_token_for_client(scopes=[self._scope])
-        except (MsalServiceError, requests.RequestException) as e:
+        except msal_failures() as e:
             raise _unavailable_from(e, "getting the bot's app token") from None
         if not isinstance(result, dict) or "access_token" not in result:
             err = _app_error(result if isinstance(result, dict) else {}, client_id=self.client_id,

@@ -13,12 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import msal
-import requests
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
 from bot.clients.entra_auth.authority import _check_authority, instance_discovery_for
@@ -28,8 +25,9 @@ from bot.clients.entra_auth.msal_errors import (
     _fields,
     _unavailable_from,
     _unreadable_authority,
+    msal_failures,
 )
-from bot.clients.http import DEFAULT_TIMEOUT_S, msal_http_client
+from bot.clients.http import DEFAULT_TIMEOUT_S
 from bot.errors import (
     ConfigError,
     DeviceFlowDeclinedError,
@@ -41,6 +39,10 @@ from bot.errors import (
     SignInBlockedError,
 )
 from bot.logs import remember_secret
+
+if TYPE_CHECKING:  # imported where used: see msal_errors
+    import msal
+    import requests
 
 # Named after the package, as before the split: every log line shows its logger's name.
 log = logging.getLogger("bot.clients.entra_auth")
@@ -136,6 +138,11 @@ def _scope_names(raw: str) -> set[str]:
     return {s.rsplit("/", 1)[-1].lower() for s in raw.split()}
 
 
+def _new_cache() -> msal.SerializableTokenCache:
+    import msal  # noqa: PLC0415 (lazy: see msal_errors)
+    return msal.SerializableTokenCache()
+
+
 class DelegatedTokens:
     """Agents' delegated Graph tokens: device-code sign-in, then silent refresh from an encrypted cache.
 
@@ -162,20 +169,31 @@ class DelegatedTokens:
         # Silent refreshes share one session and one msal http cache (it holds the authority's metadata for a
         # day and msal's throttling memory); the msal objects built per call use them under this lock.
         self._lock = threading.Lock()
-        self._http = msal_http_client(ca_file, proxy=proxy, timeout=timeout)
+        self._http: requests.Session | None = None  # built on first use, under the lock (see _shared_http)
         self._http_cache: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"DelegatedTokens(authority={self.authority!r}, client_id={self.client_id!r})"
 
+    def _new_http(self) -> requests.Session:
+        from bot.clients.entra_auth.msal_http import msal_http_client  # noqa: PLC0415 (lazy: see msal_errors)
+        return msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
+
+    def _shared_http(self) -> requests.Session:
+        """The session silent refreshes share, made by the first one (call with the lock held)."""
+        if self._http is None:
+            self._http = self._new_http()
+        return self._http
+
     def _public_app(self, cache: msal.SerializableTokenCache, *, http: requests.Session,
                     http_cache: dict[str, Any]) -> Any:
+        import msal  # noqa: PLC0415 (lazy: see msal_errors)
         try:
             return msal.PublicClientApplication(
                 self.client_id, authority=self.authority, instance_discovery=instance_discovery_for(self.authority),
                 http_client=http, http_cache=http_cache, token_cache=cache,
             )
-        except (MsalServiceError, requests.RequestException) as e:
+        except msal_failures() as e:
             raise _unavailable_from(e, "reading the authority's metadata") from None
         except ValueError:
             raise _unreadable_authority(self.authority) from None
@@ -183,11 +201,11 @@ class DelegatedTokens:
     # -- device-code sign-in -------------------------------------------------------------------------------
     def start_device_flow(self) -> DeviceFlow:
         """Ask Entra for a sign-in code the agent enters at Microsoft's page (any device, no inbound port)."""
-        http = msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
-        app = self._public_app(msal.SerializableTokenCache(), http=http, http_cache={})
+        http = self._new_http()
+        app = self._public_app(_new_cache(), http=http, http_cache={})
         try:
             flow = app.initiate_device_flow(scopes=self._scopes)
-        except (MsalServiceError, requests.RequestException) as e:
+        except msal_failures() as e:
             raise _unavailable_from(e, "starting a device-code sign-in") from None
         if "user_code" not in flow:
             error = str(flow.get("error") or "unknown_error")
@@ -230,7 +248,7 @@ class DelegatedTokens:
             try:
                 result = app.acquire_token_by_device_flow(flow._msal_flow, exit_condition=give_up)
                 break
-            except (MsalServiceError, requests.RequestException) as e:
+            except msal_failures() as e:
                 # A transient token-endpoint failure: keep polling until the deadline.
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or give_up(flow._msal_flow):
@@ -270,7 +288,7 @@ class DelegatedTokens:
         is the one typed now, not whoever's session the browser holds). No network call: msal reads the
         authority's metadata only when the app is built, and that is cached."""
         with self._lock:
-            app = self._public_app(msal.SerializableTokenCache(), http=self._http, http_cache=self._http_cache)
+            app = self._public_app(_new_cache(), http=self._shared_http(), http_cache=self._http_cache)
         # form_post: Microsoft posts the code to the callback, so it never sits in a URL (history, logs, Referer).
         flow = app.initiate_auth_code_flow(scopes=self._scopes, redirect_uri=redirect_uri, prompt="login",
                                            login_hint=login_hint or None, response_mode="form_post")
@@ -293,8 +311,8 @@ class DelegatedTokens:
         # what is registered, so neither reaches a log line, whoever logs it.
         for secret in (auth_response.get("code"), flow.get("code_verifier")):
             remember_secret(secret, ttl=BROWSER_SIGN_IN_S)
-        http = msal_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
-        app = self._public_app(msal.SerializableTokenCache(), http=http, http_cache={})
+        http = self._new_http()
+        app = self._public_app(_new_cache(), http=http, http_cache={})
         answer = dict(auth_response)
         if "error" in answer and not _OAUTH_ERROR.fullmatch(answer["error"]):
             # The browser's post, not Microsoft's word: whoever holds a live link could otherwise put a sentence
@@ -302,7 +320,7 @@ class DelegatedTokens:
             answer["error"] = "invalid_request"
         try:
             result = app.acquire_token_by_auth_code_flow(flow, answer, scopes=self._scopes)
-        except (MsalServiceError, requests.RequestException) as e:
+        except msal_failures() as e:
             raise _unavailable_from(e, "finishing a browser sign-in") from None
         except ValueError:  # msal: the state (or the response's shape) does not match the flow
             raise DeviceFlowError("Microsoft's answer does not belong to this sign-in; start it again.",
@@ -354,10 +372,10 @@ class DelegatedTokens:
             encrypted, home_account_id, upn = link.encrypted_cache, link.home_account_id, link.upn
         else:
             (encrypted, home_account_id), upn = link, None
-        cache = msal.SerializableTokenCache()
+        cache = _new_cache()
         cache.deserialize(self._decrypt(encrypted))
         with self._lock:
-            app = self._public_app(cache, http=self._http, http_cache=self._http_cache)
+            app = self._public_app(cache, http=self._shared_http(), http_cache=self._http_cache)
             account = next((a for a in app.get_accounts() if a.get("home_account_id") == home_account_id), None)
             who = upn or "this agent"
             if account is None:
@@ -368,7 +386,7 @@ class DelegatedTokens:
                                                "must link their account again.")
             try:
                 result = app.acquire_token_silent_with_error(self._scopes, account=account)
-            except (MsalServiceError, requests.RequestException) as e:
+            except msal_failures() as e:
                 raise _unavailable_from(e, f"refreshing the sign-in of {who}") from None
         if not result:
             raise EntraReauthRequiredError(f"The Microsoft sign-in of {who} has no refresh token left; the agent "

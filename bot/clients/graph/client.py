@@ -1,19 +1,24 @@
 """The :class:`GraphClient`: Microsoft Graph v1.0 over one httpx client, with the one request path (the bearer
 token, ``client-request-id``, retries and Retry-After, same-origin follow-ups), the reads, resetPassword and its
 long-running operation, Temporary Access Pass creation and deletion, and revokeSignInSessions.
+
+httpx is imported when the first request is made, not at start: with the httpcore transport it loads, it costs
+about 60 ms, and ``resetbot run`` connects to Slack before it first calls Graph. So ``httpx`` is named at module
+level only for the type checker; the httpx client is built on first use (``bot.clients.http.graph_http_client``),
+while its TLS context (the CA bundle, which must fail the start when unreadable) is made in ``__init__``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 from pydantic import SecretStr
 
 from bot.clients.entra_auth import TokenSource
@@ -27,10 +32,13 @@ from bot.clients.graph.interface import (
     parse_graph_time,
 )
 from bot.clients.graph.wire import _graph_error, _retry_after, _Sealed, _segment, odata_string
-from bot.clients.http import DEFAULT_TIMEOUT_S, graph_http_client, new_correlation_id
+from bot.clients.http import DEFAULT_TIMEOUT_S, graph_http_client, new_correlation_id, tls_context
 from bot.domain.reset_polling import next_poll
 from bot.errors import GraphError, GraphUnavailableError
 from bot.logs import HELD_SECRET_TTL_S, remember_secret
+
+if TYPE_CHECKING:
+    import httpx
 
 # Named after the package, as before the split: every log line shows its logger's name.
 log = logging.getLogger("bot.clients.graph")
@@ -70,7 +78,10 @@ class GraphClient:
             raise ValueError("The Graph base URL must be https, like https://graph.microsoft.com/v1.0.")
         self._origin = (base.scheme, base.hostname.lower(), base.port or 443)
         self._tokens = app_tokens
-        self._http = graph_http_client(ca_file, proxy=proxy, timeout=timeout)
+        tls_context(ca_file)  # an unreadable CA bundle fails here, at start-up (the context is kept: cached)
+        self._ca_file, self._proxy, self._timeout = ca_file, proxy, timeout
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s
         self.backoff_s = backoff_s
@@ -79,8 +90,26 @@ class GraphClient:
     def __repr__(self) -> str:
         return f"GraphClient(base_url={self.base_url!r})"
 
+    @property
+    def _http(self) -> httpx.Client:
+        """The one httpx client, built by the first request (see the module doc)."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = graph_http_client(self._ca_file, proxy=self._proxy, timeout=self._timeout)
+                client = self._client
+        return client
+
+    @_http.setter
+    def _http(self, client: httpx.Client) -> None:
+        self._client = client
+
     def close(self) -> None:
-        self._http.close()
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __enter__(self) -> GraphClient:
         return self
@@ -105,6 +134,7 @@ class GraphClient:
               secret: str | None = None, sleep: Callable[[float], None] | None = None) -> httpx.Response | None:
         """Send with retries; the answer when its status is in ``ok`` (None on 404 if ``none_on_404``), else
         the bot.errors exception. ``secret`` (a password being set) is scrubbed from any error text."""
+        import httpx  # noqa: PLC0415 (lazy: see the module doc)
         url = self._url(path)
         delegated = access_token is not None
         pause = sleep or self._sleep

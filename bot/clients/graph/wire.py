@@ -10,10 +10,8 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from bot.errors import (
     EntraAuthError,
@@ -26,6 +24,9 @@ from bot.errors import (
     GraphUnavailableError,
     MicrosoftError,
 )
+
+if TYPE_CHECKING:
+    import httpx  # imported by the client's first request: see bot.clients.graph.client
 
 _REDACTED = "[redacted]"
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bot import messages
@@ -23,15 +24,25 @@ class Blocked:
 def proxy_problem(proxy: ProxyUrl, urls: list[str], timeout_s: float) -> Blocked | None:
     """Why the proxy does not let the bot through to each host of ``urls`` (one CONNECT each, closed at once),
     or None. ``resetbot run`` asks this too before it starts: the client libraries would each fail in their own
-    words, and Socket Mode's would quote the proxy URL, password included."""
-    for url in urls:
-        host, port = target_of(url)
-        try:
-            open_tunnel(proxy, host, port, timeout_s=timeout_s).close()
-        except ProxyRefusedError as e:
-            return Blocked(messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason), transient=False)
-        except ProxyUnreachableError as e:
-            return Blocked(messages.cli.proxy_unreachable(e.proxy, e.reason), transient=True)
+    words, and Socket Mode's would quote the proxy URL, password included.
+
+    The tunnels are tried all at once (a round trip to the proxy each, and on to the host: they add up at every
+    start), and the first URL's problem is the one said, as when they were tried one after the other."""
+    if not urls:
+        return None
+    with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="proxy-check") as pool:
+        problems = list(pool.map(lambda url: _tunnel_problem(proxy, url, timeout_s), urls))
+    return next((p for p in problems if p is not None), None)
+
+
+def _tunnel_problem(proxy: ProxyUrl, url: str, timeout_s: float) -> Blocked | None:
+    host, port = target_of(url)
+    try:
+        open_tunnel(proxy, host, port, timeout_s=timeout_s).close()
+    except ProxyRefusedError as e:
+        return Blocked(messages.cli.proxy_refused(e.proxy, e.target, e.status, e.reason), transient=False)
+    except ProxyUnreachableError as e:
+        return Blocked(messages.cli.proxy_unreachable(e.proxy, e.reason), transient=True)
     return None
 
 
