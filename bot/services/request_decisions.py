@@ -147,14 +147,20 @@ class RequestDecisions(RequestViews):
         """A Cancel or Deny that arrives once the reset has started (pressed on a message not yet redrawn): Entra
         cannot be stopped, but the person calling it off has said nobody should read the result. Recorded on the
         locked row, so the reset's verdict (which reads it in its own transaction) discards the password instead
-        of sealing it; a verdict that won the race has sealed it already, and it is discarded here."""
+        of sealing it; a verdict that won the race has sealed it already, and it is discarded here, unless a Reveal
+        is showing it right now: then the trail keeps that reveal and everyone is told to treat it as read."""
         detail: dict[str, object] = {"by": "deny" if denied else "cancel", **({"reason": reason} if reason else {})}
         now = self.clock()
         with self.begin() as session:
             current = store.requests.lock_request(session, request_id=req.id)
             state = current.state if current is not None else None
-            discarded = state == RequestState.SUCCEEDED and store.sealed.discard_sealed(session, request_id=req.id)
-            if state == RequestState.RESETTING or discarded:
+            found = store.sealed.discard_sealed(session, request_id=req.id, now=now) \
+                if state == RequestState.SUCCEEDED else store.sealed.Discard.NONE
+            discarded = found == store.sealed.Discard.DISCARDED
+            revealing = found == store.sealed.Discard.REVEALING
+            if revealing:
+                detail["reveal_under_way"] = True
+            if state == RequestState.RESETTING or found != store.sealed.Discard.NONE:
                 store.audit.append_audit(session, draft=AuditDraft(
                     actor=actor, action=AuditAction.RESET_WITHDRAWN, request_id=req.id,
                     correlation_id=correlation_id, detail=detail))
@@ -163,11 +169,16 @@ class RequestDecisions(RequestViews):
                     actor=actor, action=AuditAction.UNREVEALED_DISCARDED, request_id=req.id,
                     correlation_id=correlation_id, detail={"reason": "withdrawn"}))
                 store.followups.skip_followups(session, request_id=req.id, kind=FollowUpKind.REPLACED, now=now)
-        if current is None or not (state == RequestState.RESETTING or discarded):
+        if current is None or not (state == RequestState.RESETTING or discarded or revealing):
             return self._refuse(current or req, actor, Refusal.NOT_PENDING, correlation_id,
                                 "deny" if denied else "cancel")
-        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied) if not discarded
-                     else messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
+        if revealing:
+            self._thread(current, messages.reset.withdrawn_while_revealing(actor, denied=denied))
+            return messages.reset.withdrawn_while_revealing_answer()
+        if discarded:
+            self._thread(current, messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
+            return messages.reset.withdrawn_discarded_answer()
+        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied))
         return messages.reset.withdrawn_answer()
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:

@@ -1,0 +1,110 @@
+"""What a Cancel, Deny or "This wasn't me" does when it lands at the worst moment: while the requester's Reveal is
+opening (the password is claimed, Slack opens the modal), or while the approved request's last check runs before
+the reset. And a Duo push answered after its agent left the helpdesk. Asserted as people see it: the audit rows,
+the thread, the sentence the clicker reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col
+
+from bot import store
+from bot.domain.lifecycle import RequestState
+from bot.ids import new_correlation_id
+from bot.models import SealedSecret
+from lab.slack.driver import SlackDriver
+from lab.stack import Lab
+from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
+from tests.scenarios.test_request_approval import request_for
+from tests.scenarios.test_verification import duo_answer, helpdesk, in_thread, req_of, request_id, security, verify
+
+
+@pytest.fixture(scope="module")
+def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
+    settings = lab_settings(lab, f"sqlite:///{db}", verify_required=True,
+                            verify_methods="slack-code,duo-push,slack-confirm,callback", **duo_settings(lab))
+    with running_bot(settings, driver) as running:
+        link_agent(lab, driver, "hank")
+        yield running
+
+
+def _reset_made(lab: Lab, bot: RunningBot, driver: SlackDriver, key: str, reason: str) -> tuple[dict[str, Any], str]:
+    """A verified, approved request whose reset succeeded: (its request message, its id)."""
+    duo_answer(lab, key, "allow")
+    request = request_for(lab, driver, key, reason)
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    wait_until(lambda: req_of(bot, request).state == RequestState.SUCCEEDED, timeout=30, what="the reset")
+    in_thread(lab, driver, request, "sealed until you reveal it")  # the Reveal button a person presses
+    driver.wait_for_message(driver.dm_channel(key), lambda m: rid in m["text"] and "reset by the helpdesk" in m["text"],
+                            timeout=20)
+    return request, rid
+
+
+def test_a_cancel_while_the_reveal_opens_records_the_reveal_and_says_treat_it_as_read(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Hank presses Reveal (the password is claimed while Slack opens the modal) and Cancel lands meanwhile (another
+    replica, another handler thread): the password is on his screen, so the trail and the thread say it was
+    revealed and that it must be treated as read, never "discarded unrevealed"."""
+    request, rid = _reset_made(lab, bot, driver, "bob", "reveal then cancel")
+    hank = req_of(bot, request).requester
+    shown, sentence = bot.services.reset.reveal(request_id=rid, actor=hank, correlation_id=new_correlation_id())
+    assert shown is not None, sentence
+    told = bot.services.requests.cancel(request_id=rid, actor=hank, correlation_id=new_correlation_id())
+    assert told is not None and "treat it as read" in told
+    bot.services.reset.reveal_shown(shown, actor=hank, correlation_id=new_correlation_id())
+    events = bot.audit(rid)
+    actions = [e.action for e in events]
+    assert "revealed" in actions and "unrevealed_discarded" not in actions, actions
+    assert any(e.action == "reset_withdrawn" and '"reveal_under_way":true' in (e.detail or "")
+               for e in events)
+    in_thread(lab, driver, request, "treat the password as read")
+    in_thread(lab, driver, request, "revealed the temporary password")
+    with bot.session() as session:
+        assert not store.sealed.has_sealed(session, request_id=rid)
+
+
+def test_this_wasnt_me_while_the_reveal_opens_records_the_reveal_and_offers_scramble(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The same with the target's "This wasn't me": the reveal is recorded, the thread says to treat the password as
+    read, and security's alert offers Scramble password, as for any revealed password."""
+    request, rid = _reset_made(lab, bot, driver, "bob", "reveal then not me")
+    req = req_of(bot, request)
+    shown, sentence = bot.services.reset.reveal(request_id=rid, actor=req.requester,
+                                                correlation_id=new_correlation_id())
+    assert shown is not None, sentence
+    bot.services.reset.not_me(request_id=rid, actor=req.target_slack_id or "", correlation_id=new_correlation_id())
+    bot.services.reset.reveal_shown(shown, actor=req.requester, correlation_id=new_correlation_id())
+    events = bot.audit(rid)
+    assert "revealed" in [e.action for e in events]
+    disowned = [e for e in events if e.action == "reset_disowned"]
+    assert disowned and "unrevealed_discarded" not in (disowned[0].detail or "")
+    assert '"reveal_under_way":true' in (disowned[0].detail or "")
+    in_thread(lab, driver, request, "treat the password as read")
+    driver.wait_for_message(security(lab), lambda m: f"Containing {rid}" in m["text"]
+                            and "Scramble password" in m["text"], timeout=20)
+
+
+def test_a_reveal_whose_password_was_discarded_meanwhile_is_still_audited(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """A reveal that held its claim past its time (its replica stalled while Slack opened the modal) finds its row
+    discarded when Slack says the modal is open: the password was shown all the same, so "revealed" is written."""
+    request, rid = _reset_made(lab, bot, driver, "alice", "reveal outlives its claim")
+    hank = req_of(bot, request).requester
+    shown, sentence = bot.services.reset.reveal(request_id=rid, actor=hank, correlation_id=new_correlation_id())
+    assert shown is not None, sentence
+    with bot.session() as session:  # what a discard does once the claim has lapsed
+        session.execute(sa.delete(SealedSecret).where(col(SealedSecret.request_id) == rid))
+        session.commit()
+    bot.services.reset.reveal_shown(shown, actor=hank, correlation_id=new_correlation_id())
+    revealed = [e for e in bot.audit(rid) if e.action == "revealed"]
+    assert len(revealed) == 1 and "after_discard" in (revealed[0].detail or ""), revealed
+    in_thread(lab, driver, request, "revealed the temporary password")
