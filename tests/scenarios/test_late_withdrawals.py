@@ -5,6 +5,7 @@ the thread, the sentence the clicker reads."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,76 @@ def test_a_reveal_whose_password_was_discarded_meanwhile_is_still_audited(
     revealed = [e for e in bot.audit(rid) if e.action == "revealed"]
     assert len(revealed) == 1 and "after_discard" in (revealed[0].detail or ""), revealed
     in_thread(lab, driver, request, "revealed the temporary password")
+
+
+@pytest.fixture
+def slow_recheck(bot: RunningBot) -> Iterator[threading.Event]:
+    """The approved request's last check before the reset (AD, Graph roles) held until the test lets it go."""
+    gate = threading.Event()
+    reset = bot.services.reset
+    original = reset.recheck
+    assert original is not None
+
+    def slow(req: Any) -> Any:
+        gate.wait(30)
+        return original(req)
+
+    reset.recheck = slow
+    yield gate
+    gate.set()
+    reset.recheck = original
+
+
+@pytest.mark.parametrize("who", ["approver", "requester"])
+def test_a_deny_or_cancel_while_approved_stops_the_reset(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, slow_recheck: threading.Event, who: str) -> None:
+    """The request is approved and its check before the reset is slow (or its replica died there): the approver's
+    Deny, or the requester's Cancel, still stops it. Nothing is set; the thread and the trail say who stopped it."""
+    duo_answer(lab, "alice", "allow")
+    request = request_for(lab, driver, "alice", f"{who} stops it while approved")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    wait_until(lambda: req_of(bot, request).state == RequestState.APPROVED, what="approved")
+    req = req_of(bot, request)
+    if who == "approver":
+        said = bot.services.requests.deny(request_id=rid, actor=req.manager_slack_id or "",
+                                          reason="impostor on the line", correlation_id=new_correlation_id())
+    else:
+        said = bot.services.requests.cancel(request_id=rid, actor=req.requester, correlation_id=new_correlation_id())
+    assert said is None, said  # decided: the thread says so, not a refusal
+    slow_recheck.set()
+    assert bot.services.reset.wait_idle(timeout=30)
+    final = RequestState.DENIED if who == "approver" else RequestState.CANCELLED
+    assert req_of(bot, request).state == final
+    actions = [e.action for e in bot.audit(rid)]
+    assert "reset_started" not in actions and final.value in actions, actions
+    in_thread(lab, driver, request, "Denied by" if who == "approver" else "Cancelled by")
+    shown, sentence = bot.services.reset.reveal(request_id=rid, actor=req.requester,
+                                                correlation_id=new_correlation_id())
+    assert shown is None and sentence
+
+
+def test_a_cancel_that_loses_the_race_is_answered_and_audited(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, slow_recheck: threading.Event,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hank's Cancel read the request as approved, but the approver's Deny moved it first: his compare-and-set
+    finds nothing to move. He is told where it stands, and the refusal is in the trail, never silence."""
+    duo_answer(lab, "bob", "allow")
+    request = request_for(lab, driver, "bob", "cancel loses the race")
+    rid = request_id(driver, lab, request)
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    wait_until(lambda: req_of(bot, request).state == RequestState.APPROVED, what="approved")
+    stale = req_of(bot, request)
+    requests = bot.services.requests
+    assert requests.deny(request_id=rid, actor=stale.manager_slack_id or "", reason="impostor on the line",
+                         correlation_id=new_correlation_id()) is None
+    slow_recheck.set()
+    monkeypatch.setattr(requests, "_load", lambda _rid: (stale, []))  # what Hank's click read, before the Deny
+    said = requests.cancel(request_id=rid, actor=stale.requester, correlation_id=new_correlation_id())
+    assert said is not None and "no longer waiting for a decision" in said, said
+    refused = [e for e in bot.audit(rid) if e.action == "refused"]
+    assert refused and '"attempted":"cancel"' in (refused[-1].detail or ""), refused
