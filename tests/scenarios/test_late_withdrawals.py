@@ -6,7 +6,7 @@ the thread, the sentence the clicker reads."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +182,37 @@ def test_a_cancel_that_loses_the_race_is_answered_and_audited(
     assert said is not None and "no longer waiting for a decision" in said, said
     refused = [e for e in bot.audit(rid) if e.action == "refused"]
     assert refused and '"attempted":"cancel"' in (refused[-1].detail or ""), refused
+
+
+_HELPDESK_GROUP = "S00HELPDESK"
+
+
+@pytest.fixture
+def hank_leaves(driver: SlackDriver) -> Iterator[Callable[[], None]]:
+    """Take Hank out of the agents' user group (as an admin would); he is put back after the test."""
+    def leave() -> None:
+        driver.usergroup("ivan", "update", usergroup=_HELPDESK_GROUP, users=["hedy"])
+    yield leave
+    driver.usergroup("ivan", "update", usergroup=_HELPDESK_GROUP, users=["hank", "hedy"])
+
+
+def test_a_duo_push_answered_after_the_agent_left_resets_nothing(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, hank_leaves: Callable[[], None]) -> None:
+    """Approved first; Hank starts a Duo push while an agent and is removed from the helpdesk before the phone
+    approves: the caller is verified, but the check before the reset finds Hank no longer an agent. Nothing is set;
+    the thread says why in one sentence and the trail has the refusal."""
+    request = request_for(lab, driver, "alice", "push answered after leaving")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    wait_until(lambda: "approval_added" in [e.action for e in bot.audit(rid)], what="mona's approval")
+    duo_answer(lab, "alice", "allow", delay_ms=6000)
+    verify(lab, driver, request, "duo-push")
+    driver.wait_for_ephemeral("hank", lambda e: e["text"].startswith("Verification by Duo push started"))
+    hank_leaves()
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    in_thread(lab, driver, request, "no longer a helpdesk agent")
+    assert bot.services.reset.wait_idle(timeout=30)
+    events = bot.audit(rid)
+    assert req_of(bot, request).state == RequestState.CANCELLED
+    assert "reset_started" not in [e.action for e in events]
+    assert any(e.action == "refused" and '"requester_not_an_agent"' in (e.detail or "") for e in events)
