@@ -173,6 +173,9 @@ class RequestIntake(RequestLimits):
         if not agent:
             return Refusal.REQUESTER_NOT_AN_AGENT.value, messages.requests.requester_left_before_reset(
                 req.requester, req.target_display)
+        if Delivery(req.delivery or self.rules.delivery) == Delivery.TARGET and not req.target_slack_id:
+            # Refused at /reset; a row that holds it anyway would seal a password nobody may reveal: none is made.
+            return "target_cannot_reveal", messages.requests.target_cannot_reveal_now(req.target_display)
         if self.rules.verify_required and req.verification != VerifyState.VERIFIED:
             return "not_verified", messages.verification.not_verified_before_reset(req.target_display)
         try:

@@ -17,7 +17,7 @@ from sqlmodel import col
 from bot import store
 from bot.domain.lifecycle import RequestState
 from bot.ids import new_correlation_id
-from bot.models import SealedSecret
+from bot.models import ResetRequest, SealedSecret
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
@@ -216,3 +216,23 @@ def test_a_duo_push_answered_after_the_agent_left_resets_nothing(
     assert req_of(bot, request).state == RequestState.CANCELLED
     assert "reset_started" not in [e.action for e in events]
     assert any(e.action == "refused" and '"requester_not_an_agent"' in (e.detail or "") for e in events)
+
+
+def test_a_target_delivery_request_without_the_targets_slack_account_resets_nothing(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """A request stored with delivery ``target`` but no Slack id for the target (refused at /reset, so only an old
+    or altered row): nobody may reveal its password, so none is made, rather than letting the agent reveal it."""
+    request = request_for(lab, driver, "bob", "target delivery without a slack id")
+    rid = request_id(driver, lab, request)
+    with bot.session() as session:
+        session.execute(sa.update(ResetRequest).where(col(ResetRequest.id) == rid)
+                        .values(delivery="target", target_slack_id=None))
+        session.commit()
+    duo_answer(lab, "bob", "allow")
+    verify(lab, driver, request, "duo-push")
+    in_thread(lab, driver, request, "Caller verified by Duo push")
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+    in_thread(lab, driver, request, "nobody could read")
+    assert bot.services.reset.wait_idle(timeout=30)
+    assert req_of(bot, request).state == RequestState.CANCELLED
+    assert "reset_started" not in [e.action for e in bot.audit(rid)]
