@@ -94,6 +94,24 @@ def test_this_wasnt_me_while_the_reveal_opens_records_the_reveal_and_offers_scra
                             and "Scramble password" in m["text"], timeout=20)
 
 
+def test_a_reveal_that_fails_to_open_after_a_cancel_is_discarded_not_given_back(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """The Cancel left the password to the reveal under way, but Slack did not open the modal after all: the claim
+    is not given back (the next click would read what the Cancel withdrew); it is discarded unrevealed, and said."""
+    request, rid = _reset_made(lab, bot, driver, "bob", "reveal fails after cancel")
+    hank = req_of(bot, request).requester
+    shown, sentence = bot.services.reset.reveal(request_id=rid, actor=hank, correlation_id=new_correlation_id())
+    assert shown is not None, sentence
+    bot.services.requests.cancel(request_id=rid, actor=hank, correlation_id=new_correlation_id())
+    bot.services.reset.reveal_not_shown(shown, actor=hank, correlation_id=new_correlation_id(),
+                                        error="expired_trigger_id")
+    in_thread(lab, driver, request, "did not open after all")
+    actions = [e.action for e in bot.audit(rid)]
+    assert "unrevealed_discarded" in actions and "revealed" not in actions, actions
+    again, refused = bot.services.reset.reveal(request_id=rid, actor=hank, correlation_id=new_correlation_id())
+    assert again is None and refused
+
+
 def test_a_reveal_whose_password_was_discarded_meanwhile_is_still_audited(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     """A reveal that held its claim past its time (its replica stalled while Slack opened the modal) finds its row
