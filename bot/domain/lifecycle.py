@@ -34,13 +34,14 @@ _S = RequestState
 #: Every legal move. A state absent from the values' union of keys-with-moves is terminal.
 #: - pending_approval: approved (enough distinct approvers), denied, cancelled (requester, or the target's "No"),
 #:   expired (TTL reached without a decision);
-#: - approved: resetting (the reset starts), cancelled (only before the reset starts: once the Graph call may have
-#:   been made, cancelling would be a lie);
+#: - approved: resetting (the reset starts), denied or cancelled (an approver's Deny or the requester's Cancel while
+#:   the check before the reset runs, or after a replica died there; only before the reset starts: once the Graph
+#:   call may have been made, that would be a lie, and a later Deny or Cancel withdraws the result instead);
 #: - resetting: succeeded, rejected (on-prem policy said no), failed (anything else).
 TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = MappingProxyType(
     {
         _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.DENIED, _S.CANCELLED, _S.EXPIRED}),
-        _S.APPROVED: frozenset({_S.RESETTING, _S.CANCELLED}),
+        _S.APPROVED: frozenset({_S.RESETTING, _S.DENIED, _S.CANCELLED}),
         _S.RESETTING: frozenset({_S.SUCCEEDED, _S.REJECTED, _S.FAILED}),
         _S.SUCCEEDED: frozenset(),
         _S.REJECTED: frozenset(),

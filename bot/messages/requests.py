@@ -78,6 +78,18 @@ def not_an_agent(group: str) -> str:
     return f"Only members of the @{group} user group can request password resets."
 
 
+def requester_left_before_reset(requester: str, name: str) -> str:
+    """Said in the thread when the check right before the reset finds the requester out of the agents' group."""
+    return (f":no_entry_sign: <@{requester}> is no longer a helpdesk agent (not in the agents' user group), so "
+            f"{esc(name)}'s password was not reset; nothing was changed. An agent may make a new request.")
+
+
+def target_cannot_reveal_now(name: str) -> str:
+    return (f":no_entry: Not reset: only {esc(name)} may reveal the new password (RESETBOT_DELIVERY=target when this "
+            "request was made), and the bot has no Slack account for them, so nobody could read it; nothing was "
+            "changed. Ask them to use self-service password reset, or ask whoever runs resetbot.")
+
+
 def self_reset() -> str:
     return ("You can't reset your own password through resetbot; use self-service password reset "
             "(https://aka.ms/sspr) or ask a colleague in the helpdesk.")

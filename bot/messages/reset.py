@@ -181,9 +181,11 @@ def reveal_not_an_agent() -> str:
             "shown to you; it stays sealed until it is wiped.")
 
 
-def reveal_refused_disowned(name: str) -> str:
+def reveal_refused_disowned(name: str, *, discarded: bool = True) -> str:
+    """``discarded``: False when another reveal was showing the password as the No came (it was not discarded)."""
+    gone = "it has been discarded, and security" if discarded else "security"
     return (f"{esc(name)} said they did not ask for this reset, so the temporary password can't be shown to anyone: "
-            "it has been discarded, and security has been told. Their account needs a new, verified request.")
+            f"{gone} has been told. Their account needs a new, verified request.")
 
 
 def secret_discarded_disowned() -> str:
@@ -202,6 +204,34 @@ def withdrawn_thread(actor: str, *, denied: bool) -> str:
 def withdrawn_answer() -> str:
     return ("This reset was already under way and cannot be stopped; its temporary password will be discarded "
             "unrevealed once it is made (nobody can reveal it), and the thread says so.")
+
+
+def withdrawn_discarded_answer() -> str:
+    return ("This reset was already made and cannot be undone; its temporary password has been discarded unrevealed "
+            "(nobody can reveal it now), and the thread says so.")
+
+
+def withdrawn_while_revealing(actor: str, *, denied: bool) -> str:
+    """A Cancel or Deny that came while the requester's Reveal was opening: the password is on their screen."""
+    verb = "denied" if denied else "cancelled"
+    return (f":warning: <@{actor}> {verb} this request while its temporary password was being revealed: it was "
+            "already on its way to the screen and cannot be taken back, so treat the password as read. If it must "
+            "not be used, make a new, verified request for this person.")
+
+
+def withdrawn_while_revealing_answer() -> str:
+    return ("A reveal of this reset's temporary password was under way when you pressed this, so it cannot be taken "
+            "back: treat it as read. The thread says so.")
+
+
+def reveal_failed_then_discarded() -> str:
+    return ("The reveal that was under way did not open after all, and this request has since been disowned or called "
+            "off: the temporary password was discarded unrevealed, and nobody can reveal it now.")
+
+
+def disowned_while_revealing() -> str:
+    return (":warning: A reveal of the temporary password was under way when the user said they did not ask for "
+            "this reset: treat the password as read. Security has been told.")
 
 
 def secret_discarded_withheld(reason: str, name: str) -> str:

@@ -25,9 +25,13 @@ SYSTEM = "system"
 
 #: A request in these states has not started its reset: the target's No still cancels it, even after their Yes.
 _NOT_STARTED = frozenset({RequestState.PENDING_APPROVAL, RequestState.APPROVED})
-#: A Deny may come while the request waits, or once its reset runs (then it withdraws: the password is discarded
-#: when made); a Cancel from the requester likewise (before the reset starts it cancels, as ever).
-_WITHDRAWABLE = frozenset({RequestState.PENDING_APPROVAL, RequestState.RESETTING, RequestState.SUCCEEDED})
+#: A Deny may come while the request waits or is approved (the check before the reset runs: it is denied, and the
+#: reset never starts), or once its reset runs (then it withdraws: the password is discarded when made); a Cancel
+#: from the requester likewise.
+_WITHDRAWABLE = frozenset({RequestState.PENDING_APPROVAL, RequestState.APPROVED, RequestState.RESETTING,
+                           RequestState.SUCCEEDED})
+#: A reset under way or made: a Deny or Cancel can no longer stop it, only withdraw its password.
+_UNDER_WAY = frozenset({RequestState.RESETTING, RequestState.SUCCEEDED})
 
 class RequestDecisions(RequestViews):
     """Approve, deny, cancel, confirm, and the sweep: every way a pending request is decided."""
@@ -111,15 +115,16 @@ class RequestDecisions(RequestViews):
         refusal = self._decision_refusal(req, actor, approvals, approving=False, states=_WITHDRAWABLE)
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "deny")
-        if req.state != RequestState.PENDING_APPROVAL:
+        if req.state in _UNDER_WAY:
             return self._withdraw(req, actor, correlation_id, denied=True, reason=reason)
         with self.begin() as session:
-            done = store.requests.transition(session, request_id=req.id, expected={RequestState.PENDING_APPROVAL},
+            done = store.requests.transition(session, request_id=req.id, expected=predecessors(RequestState.DENIED),
                                              to=RequestState.DENIED, changes={"decided_at": self.clock()},
                                              audit=AuditDraft(actor=actor, action=AuditAction.DENIED,
                                                               correlation_id=correlation_id, detail={"reason": reason}))
-        if done is not None:
-            self._announce(done, messages.requests.denied(actor, reason), decided_by=actor, note=reason)
+        if done is None:
+            return self._lost_race(req.id, actor, correlation_id, denied=True, reason=reason)
+        self._announce(done, messages.requests.denied(actor, reason), decided_by=actor, note=reason)
         return None
 
     def cancel(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
@@ -127,7 +132,7 @@ class RequestDecisions(RequestViews):
         if req is None:
             return messages.requests.request_not_found(request_id)
         refusal = cancel_refusal(actor=actor, requester=req.requester)
-        if refusal is None and req.state in _WITHDRAWABLE - {RequestState.PENDING_APPROVAL}:
+        if refusal is None and req.state in _UNDER_WAY:
             return self._withdraw(req, actor, correlation_id, denied=False)
         if refusal is None and req.state not in predecessors(RequestState.CANCELLED):
             refusal = Refusal.NOT_PENDING
@@ -138,23 +143,42 @@ class RequestDecisions(RequestViews):
                                              to=RequestState.CANCELLED, changes={"decided_at": self.clock()},
                                              audit=AuditDraft(actor=actor, action=AuditAction.CANCELLED,
                                                               correlation_id=correlation_id))
-        if done is not None:
-            self._announce(done, messages.requests.cancelled(actor), decided_by=actor)
+        if done is None:
+            return self._lost_race(req.id, actor, correlation_id, denied=False)
+        self._announce(done, messages.requests.cancelled(actor), decided_by=actor)
         return None
+
+    def _lost_race(self, request_id: str, actor: str, correlation_id: str, *, denied: bool,
+                   reason: str = "") -> str:
+        """A Deny or Cancel whose compare-and-set lost to a move made meanwhile (the reset started, another
+        decision landed): read the request again and answer for where it stands now, never silently."""
+        with self.reading() as session:
+            now = store.requests.get_request(session, request_id=request_id)
+        if now is None:
+            return messages.requests.request_not_found(request_id)
+        if now.state in _UNDER_WAY:
+            return self._withdraw(now, actor, correlation_id, denied=denied, reason=reason)
+        return self._refuse(now, actor, Refusal.NOT_PENDING, correlation_id, "deny" if denied else "cancel")
 
     def _withdraw(self, req: ResetRequest, actor: str, correlation_id: str, *, denied: bool,
                   reason: str = "") -> str:
         """A Cancel or Deny that arrives once the reset has started (pressed on a message not yet redrawn): Entra
         cannot be stopped, but the person calling it off has said nobody should read the result. Recorded on the
         locked row, so the reset's verdict (which reads it in its own transaction) discards the password instead
-        of sealing it; a verdict that won the race has sealed it already, and it is discarded here."""
+        of sealing it; a verdict that won the race has sealed it already, and it is discarded here, unless a Reveal
+        is showing it right now: then the trail keeps that reveal and everyone is told to treat it as read."""
         detail: dict[str, object] = {"by": "deny" if denied else "cancel", **({"reason": reason} if reason else {})}
         now = self.clock()
         with self.begin() as session:
             current = store.requests.lock_request(session, request_id=req.id)
             state = current.state if current is not None else None
-            discarded = state == RequestState.SUCCEEDED and store.sealed.discard_sealed(session, request_id=req.id)
-            if state == RequestState.RESETTING or discarded:
+            found = store.sealed.discard_sealed(session, request_id=req.id, now=now) \
+                if state == RequestState.SUCCEEDED else store.sealed.Discard.NONE
+            discarded = found == store.sealed.Discard.DISCARDED
+            revealing = found == store.sealed.Discard.REVEALING
+            if revealing:
+                detail["reveal_under_way"] = True
+            if state == RequestState.RESETTING or found != store.sealed.Discard.NONE:
                 store.audit.append_audit(session, draft=AuditDraft(
                     actor=actor, action=AuditAction.RESET_WITHDRAWN, request_id=req.id,
                     correlation_id=correlation_id, detail=detail))
@@ -163,11 +187,16 @@ class RequestDecisions(RequestViews):
                     actor=actor, action=AuditAction.UNREVEALED_DISCARDED, request_id=req.id,
                     correlation_id=correlation_id, detail={"reason": "withdrawn"}))
                 store.followups.skip_followups(session, request_id=req.id, kind=FollowUpKind.REPLACED, now=now)
-        if current is None or not (state == RequestState.RESETTING or discarded):
+        if current is None or not (state == RequestState.RESETTING or discarded or revealing):
             return self._refuse(current or req, actor, Refusal.NOT_PENDING, correlation_id,
                                 "deny" if denied else "cancel")
-        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied) if not discarded
-                     else messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
+        if revealing:
+            self._thread(current, messages.reset.withdrawn_while_revealing(actor, denied=denied))
+            return messages.reset.withdrawn_while_revealing_answer()
+        if discarded:
+            self._thread(current, messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
+            return messages.reset.withdrawn_discarded_answer()
+        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied))
         return messages.reset.withdrawn_answer()
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:

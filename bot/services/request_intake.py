@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bot import messages, store
 from bot.clients.directory import Directory, DirectoryUser
 from bot.domain.audit import AuditAction, AuditDraft
-from bot.domain.groups import MEMBERS_FOR_A_REQUEST_S
+from bot.domain.groups import MEMBERS_FOR_A_DECISION_S, MEMBERS_FOR_A_REQUEST_S
 from bot.domain.lifecycle import RequestState, deadlines, required_approvals
 from bot.domain.parse import ParseError, TargetKind, parse_reset
 from bot.domain.rules import Protection, Refusal, allowed_by_rule, approvers_for, protection_reasons
@@ -160,7 +160,22 @@ class RequestIntake(RequestLimits):
         target's protection and the acting identity's role, read again. None to go on; otherwise (reason, the
         thread's sentence), and nothing may be set. Protection that appeared since the request was made refuses even
         where a rule names the account: such a request never had its two approvers nor told security. What cannot
-        be read now refuses too (fail closed)."""
+        be read now refuses too (fail closed). The requester must still be an agent, asked of Slack now: whatever
+        completed the approval (a Duo push answered late, the target's Yes, recovery of an approved request) may
+        come after they left the helpdesk."""
+        try:
+            agent = req.requester in self.notifier.group_members(self.rules.agents_group,
+                                                                 max_age=MEMBERS_FOR_A_DECISION_S)
+        except ResetbotError as e:
+            log.warning("request %s: the agents' group could not be read before the reset: %s", req.id,
+                        type(e).__name__)
+            return "recheck_failed", messages.requests.recheck_failed(req.target_display, str(e))
+        if not agent:
+            return Refusal.REQUESTER_NOT_AN_AGENT.value, messages.requests.requester_left_before_reset(
+                req.requester, req.target_display)
+        if Delivery(req.delivery or self.rules.delivery) == Delivery.TARGET and not req.target_slack_id:
+            # Refused at /reset; a row that holds it anyway would seal a password nobody may reveal: none is made.
+            return "target_cannot_reveal", messages.requests.target_cannot_reveal_now(req.target_display)
         if self.rules.verify_required and req.verification != VerifyState.VERIFIED:
             return "not_verified", messages.verification.not_verified_before_reset(req.target_display)
         try:

@@ -159,9 +159,9 @@ class ResetDeps(Transactions):
         """Whether only the target reveals this request's password: ``RESETBOT_DELIVERY=target`` as it was when the
         request was made (stored with it, so a later change of the setting gives nobody else the password; only a
         request made before it was stored follows the setting now). A target with no Slack account is refused at
-        ``/reset`` under that setting, so never reaches here."""
+        ``/reset`` and before the reset; should one get here, nobody reveals it (never the agent instead)."""
         mode = Delivery(req.delivery) if req.delivery else self.delivery
-        return mode == Delivery.TARGET and req.target_slack_id is not None
+        return mode == Delivery.TARGET
 
     def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
         """What a succeeded reset's request also asked for, once its verdict is said (``--revoke-sessions``:

@@ -142,7 +142,7 @@ class ResetRecovery(ResetPerforming):
             withheld = self._withheld(session, done, cid) \
                 if done is not None and final == RequestState.SUCCEEDED else None
             if withheld:  # a "No", Cancel or Deny came while it ran: nobody may read it
-                store.sealed.discard_sealed(session, request_id=req.id)
+                store.sealed.discard_sealed(session, request_id=req.id, now=now)
             revealable = done is not None and final == RequestState.SUCCEEDED and not withheld and \
                 store.sealed.extend_sealed(session, request_id=req.id, expires_at=now + REVEAL_TTL)
             if done is not None and final == RequestState.SUCCEEDED and self.followups:
@@ -158,7 +158,7 @@ class ResetRecovery(ResetPerforming):
                 ids = self.outbox.enqueue(session, _in_thread(done, said, origin="reset.recovered")
                                           + self._target_notice(done), now=now)
             elif done is not None:
-                store.sealed.discard_sealed(session, request_id=req.id)  # it never took effect
+                store.sealed.discard_sealed(session, request_id=req.id, now=now)  # it never took effect
                 ids = self.outbox.enqueue(session, _in_thread(
                     done, messages.reset.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
                                                           correlation_id=cid), origin="reset.recovered"), now=now)

@@ -28,6 +28,10 @@ log = logging.getLogger("bot.services.reset")
 #: How long a Reveal click holds the sealed password while Slack opens the modal: longer than the Web API
 #: client's timeout (30 s) with a retry, so a slow views.open is never overtaken by a second click.
 REVEAL_CLAIM = timedelta(minutes=2)
+#: What, in a request's trail, means nobody may read its password any more (a reveal that was under way then and
+#: failed to open does not give it back): the reason its discard is audited with.
+_WITHHELD_BY: dict[str, str] = {AuditAction.RESET_WITHDRAWN: "withdrawn", AuditAction.RESET_DISOWNED: "target_said_no",
+                AuditAction.TARGET_DISOWNED: "target_said_no"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +110,37 @@ class ResetReveal(ResetDeps):
     def _refuse_disowned(self, req: ResetRequest, actor: str, correlation_id: str) -> str:
         """The target said they did not ask for this reset (a "No", however late): whoever is on the phone is not
         them, so nobody may read the password any more. It is discarded (the first refused click says so in the
-        thread), and each refused click is audited."""
+        thread), unless another click's reveal is showing it right now (that one is audited as revealed, and the
+        thread was told to treat it as read); each refused click is audited."""
         now = self.clock()
         with self.begin() as session:
-            discarded = store.sealed.discard_sealed(session, request_id=req.id)
+            found = store.sealed.discard_sealed(session, request_id=req.id, now=now)
+            discarded = found == store.sealed.Discard.DISCARDED
             store.audit.append_audit(session, draft=AuditDraft(
                 actor=actor, action=AuditAction.REFUSED, request_id=req.id, correlation_id=correlation_id,
-                detail={"attempted": "reveal", "reason": "target_said_no", "discarded": discarded}))
+                detail={"attempted": "reveal", "reason": "target_said_no", "discarded": discarded,
+                        **({"reveal_under_way": True} if found == store.sealed.Discard.REVEALING else {})}))
             ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.secret_discarded_disowned(),
                                                           origin="reset.discarded") if discarded else [], now=now)
         self.outbox.deliver(ids, now=now)
-        return messages.reset.reveal_refused_disowned(req.target_display)
+        return messages.reset.reveal_refused_disowned(req.target_display,
+                                                      discarded=found != store.sealed.Discard.REVEALING)
 
     def reveal_shown(self, shown: Reveal, *, actor: str, correlation_id: str) -> None:
-        """Slack opened the modal: now the password is spent, "revealed" audited and said in the thread."""
+        """Slack opened the modal: now the password is spent, "revealed" audited and said in the thread. The
+        password was shown even when its row is gone (a discard took a claim this reveal held past its time): then
+        "revealed" is written all the same (``after_discard``), unless another reveal already recorded it."""
         now = self.clock()
         with self.begin() as session:
+            detail: dict[str, object] = {}
             if not store.sealed.spend_sealed(session, request_id=shown.request_id, claimed_until=shown.claimed_until):
-                return  # held past its claim and taken by another click meanwhile: that one records it
+                if any(e.action == AuditAction.REVEALED
+                       for e in store.audit.audit_for_request(session, request_id=shown.request_id)):
+                    return
+                detail = {"after_discard": True}
             store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEALED,
                                                                request_id=shown.request_id,
-                                                               correlation_id=correlation_id))
+                                                               correlation_id=correlation_id, detail=detail))
             req = store.requests.get_request(session, request_id=shown.request_id)
             ids = self.outbox.enqueue(session, [] if req is None else _in_thread(
                 req, messages.reset.revealed(actor), origin="reset.revealed"), now=now)
@@ -142,11 +156,30 @@ class ResetReveal(ResetDeps):
 
     def _give_back(self, request_id: str, claimed_until: datetime, actor: str, correlation_id: str, *,
                    reason: str) -> None:
+        """The claim back for the next click; unless the reset was disowned or called off while this reveal was
+        under way (it was left to this reveal then): nobody may read it now, so it is discarded unrevealed."""
+        now = self.clock()
         with self.begin() as session:
-            store.sealed.release_claim(session, request_id=request_id, claimed_until=claimed_until)
+            req = store.requests.lock_request(session, request_id=request_id)
+            why = None if req is None else "target_said_no" if req.confirmation == "no" else next(
+                (_WITHHELD_BY[e.action] for e in store.audit.audit_for_request(session, request_id=request_id)
+                 if e.action in _WITHHELD_BY), None)
+            discarded = why is not None and store.sealed.spend_sealed(session, request_id=request_id,
+                                                                      claimed_until=claimed_until)
+            if not discarded:
+                store.sealed.release_claim(session, request_id=request_id, claimed_until=claimed_until)
             store.audit.append_audit(session, draft=AuditDraft(actor=actor, action=AuditAction.REVEAL_FAILED,
                                                                request_id=request_id, correlation_id=correlation_id,
                                                                detail={"reason": reason}))
+            ids: list[int] = []
+            if discarded and req is not None:
+                store.audit.append_audit(session, draft=AuditDraft(
+                    actor=actor, action=AuditAction.UNREVEALED_DISCARDED, request_id=request_id,
+                    correlation_id=correlation_id, detail={"reason": why}))
+                store.followups.skip_followups(session, request_id=request_id, kind=FollowUpKind.REPLACED, now=now)
+                ids = self.outbox.enqueue(session, _in_thread(req, messages.reset.reveal_failed_then_discarded(),
+                                                              origin="reset.discarded"), now=now)
+        self.outbox.deliver(ids, now=now)
 
     def not_me(self, *, request_id: str, actor: str, correlation_id: str) -> str:
         """The target disowns the reset: audited, and said to the security channel and the thread in the same
@@ -159,18 +192,23 @@ class ResetReveal(ResetDeps):
                 return messages.requests.refusal(Refusal.ONLY_TARGET_CONFIRMS)
             # A password nobody revealed yet is discarded: whoever asked for a reset the person disowns must not
             # learn it now (with it, the follow-up reminding them to sign in with it has nothing to remind of).
-            discarded = store.sealed.discard_sealed(session, request_id=req.id)
+            # A reveal showing it right now keeps it (the reveal is audited): the thread is told to treat it as read.
+            found = store.sealed.discard_sealed(session, request_id=req.id, now=now)
+            discarded = found == store.sealed.Discard.DISCARDED
             if discarded:
                 store.followups.skip_followups(session, request_id=req.id, kind=FollowUpKind.REPLACED, now=now)
             store.audit.append_audit(session, draft=AuditDraft(
                 actor=actor, action=AuditAction.RESET_DISOWNED, request_id=req.id, correlation_id=correlation_id,
-                detail={"unrevealed_discarded": True} if discarded else {}))
+                detail={"unrevealed_discarded": True} if discarded
+                else {"reveal_under_way": True} if found == store.sealed.Discard.REVEALING else {}))
             alert = messages.reset.security_reset_disowned(req)
             owed = [channel_message(self.security_channel, alert, origin="reset.security", request_id=req.id)] \
                 if self.security_channel and not self._contained_on_disowning(req) else []
             owed += _in_thread(req, alert, origin="reset.disowned")
             if discarded:
                 owed += _in_thread(req, messages.reset.disowned_password_discarded(), origin="reset.disowned")
+            elif found == store.sealed.Discard.REVEALING:
+                owed += _in_thread(req, messages.reset.disowned_while_revealing(), origin="reset.disowned")
             ids = self.outbox.enqueue(session, owed, now=now)
         self.outbox.deliver(ids, now=now)
         return messages.reset.not_me_answered()

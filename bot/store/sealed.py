@@ -4,6 +4,7 @@ back when it could not), and wiped when it expires."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -77,11 +78,34 @@ def extend_sealed(session: Session, *, request_id: str, expires_at: datetime) ->
     return rowcount(result) == 1
 
 
-def discard_sealed(session: Session, *, request_id: str) -> bool:
-    """Delete a sealed password that never took effect (its reset failed): True if there was one."""
-    result = session.execute(sa.delete(SealedSecret).where(col(SealedSecret.request_id) == request_id)
-                             .execution_options(synchronize_session=False))
-    return rowcount(result) == 1
+class Discard(StrEnum):
+    """What ``discard_sealed`` found."""
+
+    #: No sealed password: never made, revealed already, or wiped.
+    NONE = "none"
+    #: Deleted, never claimed by a reveal: nobody read it.
+    DISCARDED = "discarded"
+    #: A reveal claimed it: Slack may be showing it right now. A live claim is left for that reveal to spend (its
+    #: ``revealed`` audit); a lapsed one (its reveal never said how it ended) is deleted. Either way the password
+    #: must be treated as read.
+    REVEALING = "revealing"
+
+
+def discard_sealed(session: Session, *, request_id: str, now: datetime) -> Discard:
+    """Delete a sealed password nobody may read any more, unless a reveal is showing it right now (a compare-and-set
+    against ``claim_sealed``: whichever commits first, the other sees it). What it found, for the caller to say."""
+    deleted = session.execute(
+        sa.delete(SealedSecret)
+        .where(col(SealedSecret.request_id) == request_id,
+               sa.or_(col(SealedSecret.claimed_until).is_(None), col(SealedSecret.claimed_until) <= now))
+        .returning(col(SealedSecret.claimed_until))
+        .execution_options(synchronize_session=False)
+    ).first()
+    if deleted is not None:
+        return Discard.DISCARDED if deleted[0] is None else Discard.REVEALING
+    held = session.execute(sa.select(col(SealedSecret.request_id))
+                           .where(col(SealedSecret.request_id) == request_id)).first()
+    return Discard.NONE if held is None else Discard.REVEALING
 
 
 def has_sealed(session: Session, *, request_id: str) -> bool:

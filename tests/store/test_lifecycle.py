@@ -32,6 +32,7 @@ SPEC_MOVES: set[tuple[RequestState, RequestState]] = {
     (S.PENDING_APPROVAL, S.EXPIRED),
     (S.APPROVED, S.RESETTING),
     (S.APPROVED, S.CANCELLED),
+    (S.APPROVED, S.DENIED),  # a Deny before the reset starts stops it, as a Cancel does
     (S.RESETTING, S.SUCCEEDED),
     (S.RESETTING, S.REJECTED),
     (S.RESETTING, S.FAILED),

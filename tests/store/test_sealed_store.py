@@ -63,3 +63,34 @@ def test_a_lapsed_claim_can_be_taken_again_and_a_held_one_is_not_wiped(factory: 
         assert store.sealed.wipe_expired_secrets(session, now=T0 + timedelta(minutes=10, seconds=30)) == [], \
             "a reveal showing it right now keeps it"
         assert store.sealed.wipe_expired_secrets(session, now=T0 + timedelta(minutes=12)) == [request_id]
+
+
+def test_a_password_a_reveal_holds_is_not_discarded_and_says_so(factory: sessionmaker[Session]) -> None:
+    """A Cancel, Deny or "This wasn't me" while Slack opens the reveal's modal: the row stays for the reveal to
+    spend (its "revealed" audit), and the caller hears that a reveal was under way, not "discarded unrevealed"."""
+    request_id = _sealed(factory)
+    with factory.begin() as session:
+        assert store.sealed.claim_sealed(session, request_id=request_id, now=T0, until=T0 + CLAIM)
+    with factory.begin() as session:
+        assert store.sealed.discard_sealed(session, request_id=request_id, now=T0) == store.sealed.Discard.REVEALING
+    with factory.begin() as session:
+        assert store.sealed.spend_sealed(session, request_id=request_id, claimed_until=T0 + CLAIM), \
+            "the reveal under way still spends its claim"
+        assert store.sealed.discard_sealed(session, request_id=request_id, now=T0) == store.sealed.Discard.NONE
+
+
+def test_a_lapsed_claim_is_discarded_but_reported_as_maybe_read(factory: sessionmaker[Session]) -> None:
+    """A claim whose reveal never said how it ended (its replica died while Slack opened the modal) may have shown
+    the password: it is deleted (nobody else reads it) and reported as a reveal, not as unrevealed."""
+    request_id = _sealed(factory)
+    with factory.begin() as session:
+        assert store.sealed.claim_sealed(session, request_id=request_id, now=T0, until=T0 + CLAIM)
+    lapsed = T0 + CLAIM + timedelta(seconds=1)
+    with factory.begin() as session:
+        assert store.sealed.discard_sealed(session, request_id=request_id, now=lapsed) == \
+            store.sealed.Discard.REVEALING
+        assert not store.sealed.has_sealed(session, request_id=request_id)
+    unclaimed = _sealed(factory)
+    with factory.begin() as session:
+        assert store.sealed.discard_sealed(session, request_id=unclaimed, now=T0) == store.sealed.Discard.DISCARDED
+        assert not store.sealed.has_sealed(session, request_id=unclaimed)
