@@ -69,9 +69,10 @@ VIEW_ROUTES: dict[Callback, Callable[..., Any]] = {
 EVENT_ROUTES: dict[Event, Callable[..., Any]] = {
     Event.APP_HOME_OPENED: handle_home_opened,
 }
-#: Work that is not ``Lane.WORK``: modals (their trigger_id lasts 3 s), decisions that may start a reset, and the
-#: target's "No" and "This wasn't me": ``Lane.WORK`` also carries ``/reset-status``, which any workspace member may
-#: send, so a flood of it must never crowd out the person who says a reset was not theirs.
+#: Work that is not ``Lane.WORK``: modals (their trigger_id lasts 3 s), decisions that may start a reset or stop
+#: one (a Deny's reason, a Cancel), and the target's "No" and "This wasn't me": ``Lane.WORK`` also carries
+#: ``/reset-status``, which any workspace member may send, and every ``/reset``, so a flood of them must never
+#: hold back the person who stops a reset while a second approver's Approve goes ahead in its own lane.
 LANES: dict[Command | Action | Callback | Event, Lane] = {
     Action.DENY: Lane.MODAL,
     Action.REVEAL: Lane.MODAL,
@@ -87,6 +88,8 @@ LANES: dict[Command | Action | Callback | Event, Lane] = {
     Callback.VERIFY_CODE: Lane.DECISION,
     Callback.VERIFY_CALLBACK: Lane.DECISION,
     Action.SCRAMBLE: Lane.DECISION,
+    Action.CANCEL: Lane.DECISION,
+    Callback.DENY_REASON: Lane.DECISION,
 }
 #: Answers given in the ack itself, from the request's text alone (no I/O): no work is queued for them.
 ACK_ANSWERS: dict[Command | Action | Callback | Event, AckAnswer] = {

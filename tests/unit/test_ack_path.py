@@ -136,6 +136,12 @@ class FakeRequests:
     def can_decide(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
         return None
 
+    def cancel(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
+        return f"{request_id} cancelled."
+
+    def deny(self, *, request_id: str, actor: str, reason: str, correlation_id: str) -> str | None:
+        return f"{request_id} denied."
+
     def home(self, *, user: str, health: object = None) -> None:
         self.gate.hold(f"home {user}")
 
@@ -261,9 +267,9 @@ def test_the_targets_no_is_heard_while_commands_fill_their_lane(recorder: Record
 
 def test_a_deny_reason_on_a_full_lane_keeps_the_modal_open_with_the_busy_sentence(
         recorder: Recorder, gate: Gate) -> None:
-    pool = _small_pool(work=LaneSize(threads=1, queue=0))
+    pool = _small_pool(decision=LaneSize(threads=1, queue=0))
     app = _app(recorder, pool, FakeRequests(gate))
-    app.dispatch(command(recorder, "filler"))
+    app.dispatch(click(recorder, "request_approve", "R-AAAAAA"))
     gate.wait_started()
     answer = ack_body(app.dispatch(deny_submit("the person is on holiday")))
     assert answer["response_action"] == "errors"
@@ -271,6 +277,21 @@ def test_a_deny_reason_on_a_full_lane_keeps_the_modal_open_with_the_busy_sentenc
     # A reason too short is answered in the ack whatever the pool is doing: no work needed.
     short = ack_body(app.dispatch(deny_submit("no")))
     assert short["errors"]["deny_reason"] == messages.requests.deny_reason_too_short()
+    gate.open.set()
+    assert pool.wait_idle(WAIT)
+
+
+def test_a_deny_and_a_cancel_go_ahead_while_commands_fill_the_work_lane(recorder: Recorder, gate: Gate) -> None:
+    """A flood of ``/reset`` or ``/reset-status`` (any member may send them) must not hold back the person who stops
+    a reset while a second approver's Approve goes ahead in the decision lane."""
+    pool = _small_pool(work=LaneSize(threads=1, queue=0))
+    app = _app(recorder, pool, FakeRequests(gate))
+    app.dispatch(command(recorder, "filler"))
+    gate.wait_started()
+    assert ack_body(app.dispatch(deny_submit("the caller could not say where she works"))) == {}
+    assert recorder.next("chat.postEphemeral")["text"] == "R-ABC123 denied."
+    assert ack_body(app.dispatch(click(recorder, "request_cancel", "R-BBBBBB", user="U0000HANK"))) == {}
+    assert recorder.next("respond/request_cancel")["text"] == "R-BBBBBB cancelled."
     gate.open.set()
     assert pool.wait_idle(WAIT)
 
