@@ -67,6 +67,7 @@ from slack_sdk import WebClient
 
 from bot import messages
 from bot.logs import ContextExecutor
+from bot.services.replay import WORK_MAY_WAIT
 from handlers.context import REPLAY_CHECK_KEY, correlation_of
 from handlers.errors import handle_error
 
@@ -109,6 +110,9 @@ NOTICE_QUEUE = 200
 #: A modal's work started later than this after the click would reach ``views.open`` with a spent trigger_id
 #: (valid 3 s): it tells the person "busy" instead.
 MODAL_STALE_AFTER_S = 2.0
+#: Work that waited longer than this in any lane is not run: the person is told "busy" (a command's response URL
+#: still reaches them), because the replay guard's memory across replicas is sized to it (``WORK_MAY_WAIT``).
+WORK_MAY_WAIT_S = WORK_MAY_WAIT.total_seconds()
 
 
 class WorkPool:
@@ -218,6 +222,11 @@ def on_ack_path(listener: Callable[..., None], lane: Lane, pool: WorkPool, *,
                                 "try again", name, lane)
                     _tell_busy_later(body, context, respond, client)
                     return
+                if pool.clock() - started_at > WORK_MAY_WAIT_S:
+                    log.warning("busy: %s waited over %d s in the %s lane; told the person to try again, nothing "
+                                "done", name, WORK_MAY_WAIT_S, lane)
+                    _tell_busy_later(body, context, respond, client)
+                    return
                 listener(**{k: given[k] for k in wanted})
             except Exception as error:  # the one error handler tells the person, with the correlation id
                 handle_error(error, body, context, client)
@@ -283,13 +292,22 @@ def _refuse_busy(name: str, lane: Lane, pool: WorkPool, ack: Ack, body: dict[str
 def _remember_refused(context: BoltContext, pool: WorkPool, *, notice: bool = True) -> None:
     """HTTP mode: a request refused "busy" is recorded as served all the same, so that a copy of it sent to another
     replica within Slack's window is refused there too, instead of doing what the person was told was not done.
-    As a notice task when one can be queued; on this thread (one database write) only when even those are backed
-    up."""
+    As a notice task; never on this thread, whose return is the ack (a database write could hold it past Slack's
+    3 s exactly when the bot is busiest). When even the notices are backed up it is not recorded, and logged: a copy
+    sent to another replica could then run what this one refused, which Slack itself never sends (it retries
+    only what was not acked)."""
     check = context.get(REPLAY_CHECK_KEY)
     if check is None:
         return
-    if not (notice and pool.notify(check)):
-        check()
+
+    def record() -> None:
+        try:
+            check()
+        except Exception:
+            log.exception("could not record a request refused as busy against replays")
+
+    if not (notice and pool.notify(record)):
+        log.warning("busy: could not record a refused request against replays (the notices are backed up too)")
 
 
 def _tell_busy_later(body: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient) -> None:

@@ -15,8 +15,10 @@ written, for up to the busy timeout; Slack allows 3 seconds):
   work pool before any of the request's work (``handlers.work.on_ack_path``, which gets it through the request's
   context from ``bot.app.refuse_replays``): a replay that reaches another replica is acked there (200, the same
   answer-free ack the original got) but does nothing, and whichever of the two copies inserts first is the one
-  served, so a request is served at most once whichever replicas see it. A request refused "busy" is remembered
-  all the same (``handlers.work``), so a copy of it cannot be served later instead.
+  served, so a request is served at most once whichever replicas see it, as long as the original's row outlives
+  the copy's check: ``REMEMBER_FOR`` covers the window and the longest wait in the pool (``WORK_MAY_WAIT``; older
+  work is not run). A request refused "busy" is remembered all the same (``handlers.work``, off the ack thread), so
+  a copy of it cannot be served later instead.
 
 What a replay can still get is the ack itself: a pure function of the request (a usage line, a form error, the
 busy sentence), which whoever holds the request already has.
@@ -37,8 +39,13 @@ log = logging.getLogger(__name__)
 
 #: How far a request's timestamp may be from now before bolt refuses it (Slack's documented window).
 SIGNATURE_WINDOW = timedelta(minutes=5)
-#: How long a signature is remembered: the window on both sides of now, so clock skew cannot reopen it.
-REMEMBER_FOR = 2 * SIGNATURE_WINDOW
+#: The longest a request's work may wait in the work pool before it runs (``handlers.work`` tells the person
+#: "busy" instead of running older work). The database's check across replicas runs when the work starts, not at
+#: the ack, so a copy that reached another replica at the window's edge is checked up to this much later.
+WORK_MAY_WAIT = timedelta(minutes=20)
+#: How long a signature is remembered: the window on both sides of now, so clock skew cannot reopen it, and the
+#: wait in the work pool before a copy's check (``WORK_MAY_WAIT``): the original's row must outlive that check.
+REMEMBER_FOR = 2 * SIGNATURE_WINDOW + WORK_MAY_WAIT
 #: How often old signatures are deleted (by whichever request comes first after this much time).
 PRUNE_EVERY = timedelta(minutes=1)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot.db import SessionFactory
-from bot.services.replay import REMEMBER_FOR, ReplayGuard
+from bot.services.replay import REMEMBER_FOR, SIGNATURE_WINDOW, WORK_MAY_WAIT, ReplayGuard
 
 pytest_plugins = ("tests.store.dbfixtures",)
 
@@ -51,6 +51,21 @@ def test_signatures_older_than_the_window_are_forgotten(factory: sessionmaker[Se
     now[0] = T0 + REMEMBER_FOR + timedelta(minutes=2)
     assert guard.first_sight("v0=" + "c" * 64)  # prunes what is older than the window
     assert guard.first_sight(SIG), "forgotten (bolt refuses so old a timestamp anyway)"
+
+
+def test_a_copy_checked_after_the_longest_wait_in_the_work_pool_is_still_refused(
+        factory: sessionmaker[Session]) -> None:
+    """The check across replicas runs when the work starts, not at the ack: a copy sent to another replica at the
+    window's edge, behind a full work lane, is checked up to ``WORK_MAY_WAIT`` later. Before: signatures were kept
+    ten minutes, another request on that replica pruned the original's row meanwhile, and the copy ran again."""
+    now = [T0]
+    here = ReplayGuard(factory.begin, clock=lambda: now[0])
+    there = ReplayGuard(factory.begin, clock=lambda: now[0])
+    assert here.first_sight(SIG)
+    now[0] = T0 + SIGNATURE_WINDOW + timedelta(minutes=7)
+    assert there.first_sight("v0=" + "e" * 64)  # some other request there, which prunes old signatures
+    now[0] = T0 + SIGNATURE_WINDOW + WORK_MAY_WAIT - timedelta(seconds=1)
+    assert not there.first_sight(SIG), "the copy, checked as late as the pool lets work wait: still a replay"
 
 
 def test_this_process_remembers_what_it_served_for_the_window_without_the_database() -> None:

@@ -29,7 +29,15 @@ from bot.domain.health_state import HealthReport, HealthState
 from bot.services.registry import Services
 from handlers import register
 from handlers.context import CorrelatedApp
-from handlers.work import DEFAULT_LANES, MODAL_STALE_AFTER_S, Lane, LaneSize, WorkPool, work_lanes
+from handlers.work import (
+    DEFAULT_LANES,
+    MODAL_STALE_AFTER_S,
+    WORK_MAY_WAIT_S,
+    Lane,
+    LaneSize,
+    WorkPool,
+    work_lanes,
+)
 
 WAIT = 10.0  # seconds an awaited event may take on a loaded machine before the test fails
 
@@ -319,6 +327,20 @@ def test_a_modal_whose_trigger_would_be_spent_tells_busy_instead_of_failing(reco
     assert recorder.next("respond/request_deny")["text"].startswith("I'm too busy")
     assert pool.wait_idle(WAIT)
     assert not [c for c in recorder.drained() if "views.open" in c[0]]
+
+
+def test_work_that_waited_past_the_replay_guards_memory_is_not_run(recorder: Recorder, gate: Gate) -> None:
+    """The replay guard's check across replicas runs when the work starts and remembers signatures for a bounded
+    time (``bot.services.replay.WORK_MAY_WAIT``): older work is not run; its person is told the bot is busy."""
+    gate.open.set()
+    times = iter([0.0, WORK_MAY_WAIT_S + 1])  # offered at 0 s, started after the longest wait allowed
+    pool = WorkPool(DEFAULT_LANES, clock=lambda: next(times))
+    requests = FakeRequests(gate)
+    app = _app(recorder, pool, requests)
+    assert ack_body(app.dispatch(command(recorder, "late"))) == {}
+    assert recorder.next("respond/late")["text"].startswith("I'm too busy")
+    assert pool.wait_idle(WAIT)
+    assert requests.created == []
 
 
 def test_a_failure_in_the_work_reaches_the_person_through_the_error_handler(

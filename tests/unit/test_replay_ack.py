@@ -123,3 +123,28 @@ def test_a_request_refused_busy_is_not_served_later_from_a_copy(recorder: Record
     assert ack_body(there.dispatch(copy)) == {}
     assert other_pool.wait_idle(WAIT)
     assert requests.created == ["filler"], "what the person was told was not done was not done by a copy either"
+
+
+def test_a_refusal_is_never_recorded_on_the_ack_thread(recorder: Recorder, gate: Gate, db: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """When even the busy notices are backed up, the refused request's record is skipped (and logged) rather than
+    written before the ack: a database write there could hold the ack past Slack's 3 s when the bot is busiest."""
+    requests = FakeRequests(gate)
+    lanes = {lane: DEFAULT_LANES[lane] for lane in Lane} | {Lane.WORK: LaneSize(threads=1, queue=0)}
+    pool = WorkPool(lanes)
+    app = _replica(recorder, requests, _guard(db), pool)
+    assert ack_body(app.dispatch(signed_command(recorder, "filler", signature="v0=" + "5" * 64))) == {}
+    assert gate.wait_started() == "filler"
+    pool.notify = lambda task: False  # type: ignore[method-assign]  # the notices are backed up too
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # and another transaction holds SQLite's one write lock
+    caplog.set_level(logging.WARNING, logger="resetbot.work")
+    try:
+        refused = app.dispatch(signed_command(recorder, "refused", signature="v0=" + "6" * 64))
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    assert refused.status == 200 and ack_body(refused)["text"].startswith("I'm too busy")
+    assert "could not record a refused request against replays" in caplog.text
+    gate.open.set()
+    assert pool.wait_idle(WAIT)
