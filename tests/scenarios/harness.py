@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from cryptography.fernet import Fernet
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from sqlalchemy import make_url
@@ -112,6 +114,17 @@ def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]
     finally:
         handler.close()  # type: ignore[no-untyped-call]
         runtime.close()
+
+
+def verifying_bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+    """A module's bot with caller verification on (as the product's default is), every method offered, the lab's
+    Duo, and hank linked: the body of the verification stories' ``bot`` fixtures."""
+    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
+    settings = lab_settings(lab, f"sqlite:///{db}", verify_required=True,
+                            verify_methods="slack-code,duo-push,slack-confirm,callback", **duo_settings(lab))
+    with running_bot(settings, driver) as running:
+        link_agent(lab, driver, "hank")
+        yield running
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,19 +19,18 @@ from bot.ids import new_correlation_id
 from bot.models import ResetRequest, SealedSecret
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
-from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot, wait_until
+from tests.scenarios.harness import (
+    RunningBot,
+    verifying_bot,
+    wait_until,
+)
 from tests.scenarios.test_request_approval import request_for
 from tests.scenarios.test_verification import duo_answer, helpdesk, in_thread, req_of, request_id, security, verify
 
 
 @pytest.fixture(scope="module")
 def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
-    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
-    settings = lab_settings(lab, f"sqlite:///{db}", verify_required=True,
-                            verify_methods="slack-code,duo-push,slack-confirm,callback", **duo_settings(lab))
-    with running_bot(settings, driver) as running:
-        link_agent(lab, driver, "hank")
-        yield running
+    yield from verifying_bot(lab, driver, tmp_path_factory)
 
 
 def _reset_made(lab: Lab, bot: RunningBot, driver: SlackDriver, key: str, reason: str) -> tuple[dict[str, Any], str]:

@@ -29,11 +29,8 @@ from lab.stack import Lab
 from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import (
     RunningBot,
-    duo_settings,
-    lab_settings,
-    link_agent,
     request_row,
-    running_bot,
+    verifying_bot,
     wait_until,
 )
 from tests.scenarios.test_request_approval import request_for, slack_id
@@ -44,12 +41,7 @@ _CODE = re.compile(rf"\*([{CODE_ALPHABET}]{{{CODE_LENGTH}}})\*")
 
 @pytest.fixture(scope="module")
 def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
-    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
-    settings = lab_settings(lab, f"sqlite:///{db}", verify_required=True,
-                            verify_methods="slack-code,duo-push,slack-confirm,callback", **duo_settings(lab))
-    with running_bot(settings, driver) as running:
-        link_agent(lab, driver, "hank")
-        yield running
+    yield from verifying_bot(lab, driver, tmp_path_factory)
 
 
 def helpdesk(lab: Lab) -> str:

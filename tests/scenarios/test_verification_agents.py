@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
-from tests.scenarios.harness import RunningBot, duo_settings, lab_settings, link_agent, running_bot
+from tests.scenarios.harness import RunningBot, verifying_bot
 from tests.scenarios.test_request_approval import request_for
 from tests.scenarios.test_reset import everything_people_and_storage_hold
 from tests.scenarios.test_verification import code_sent_to, helpdesk, in_thread, req_of, request_id, verify
@@ -25,12 +24,7 @@ _LEFT = "You are no longer a helpdesk agent"
 
 @pytest.fixture(scope="module")
 def bot(lab: Lab, driver: SlackDriver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
-    db: Path = tmp_path_factory.mktemp("bot") / "resetbot.db"
-    settings = lab_settings(lab, f"sqlite:///{db}", verify_required=True,
-                            verify_methods="slack-code,duo-push,slack-confirm,callback", **duo_settings(lab))
-    with running_bot(settings, driver) as running:
-        link_agent(lab, driver, "hank")
-        yield running
+    yield from verifying_bot(lab, driver, tmp_path_factory)
 
 
 @pytest.fixture
