@@ -217,12 +217,13 @@ def on_ack_path(listener: Callable[..., None], lane: Lane, pool: WorkPool, *,
             try:
                 if not _first_sight(context):
                     return
-                if lane == Lane.MODAL and pool.clock() - started_at > MODAL_STALE_AFTER_S:
+                waited = pool.clock() - started_at
+                if lane == Lane.MODAL and waited > MODAL_STALE_AFTER_S:
                     log.warning("busy: %s waited too long in the %s lane for its trigger_id; told the person to "
                                 "try again", name, lane)
                     _tell_busy_later(body, context, respond, client)
                     return
-                if pool.clock() - started_at > WORK_MAY_WAIT_S:
+                if waited > WORK_MAY_WAIT_S:
                     log.warning("busy: %s waited over %d s in the %s lane; told the person to try again, nothing "
                                 "done", name, WORK_MAY_WAIT_S, lane)
                     _tell_busy_later(body, context, respond, client)
