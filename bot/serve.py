@@ -233,9 +233,10 @@ def _within(step: Callable[[], object], timeout: float) -> bool:
     return not done.is_alive()
 
 
-def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
-                          ) -> bool:
-    """Start, wait for SIGTERM or SIGINT (main thread only), then stop gracefully. Returns ``Serving.stop``'s."""
+def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+                          *, serving_started: Callable[[], None] | None = None) -> bool:
+    """Start, call ``serving_started`` (``resetbot run``'s collector settles then: ``bot.cli.start_heap``), wait
+    for SIGTERM or SIGINT (main thread only), then stop gracefully. Returns ``Serving.stop``'s."""
     received: list[str] = []
     wake = threading.Event()
 
@@ -250,6 +251,8 @@ def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = 
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         serving.start()
+        if serving_started is not None:
+            serving_started()
         while not wake.wait(0.5):
             pass
         return serving.stop(received[0])
