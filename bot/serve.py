@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackApiError
 from bot.app import create_app, slack_client
 from bot.callback import CALLBACK_PATH, CallbackListener, WsgiApp, callback_app
 from bot.clients.slack_probe import SlackRefusedError
-from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
+from bot.http_guard import HEALTH_PATH, ServedPort, body_refusal, cheroot_server
 from bot.jobs import start_scheduler
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SignIn, SlackMode
@@ -129,26 +129,18 @@ class HttpIntake:
 
     def __init__(self, app: App, settings: Settings, callback: WsgiApp | None = None) -> None:
         # Checked by cheroot from the headers alone: a larger declared body is answered 413 and never read.
-        self._server = cheroot_server((settings.http_host, settings.http_port), http_app(app, callback),
-                                      threads=HTTP_THREADS, max_body=MAX_BODY_BYTES)
-        self._thread: threading.Thread | None = None
+        self._port = ServedPort(cheroot_server((settings.http_host, settings.http_port), http_app(app, callback),
+                                               threads=HTTP_THREADS, max_body=MAX_BODY_BYTES), "http")
 
     def start(self) -> None:
-        self._server.prepare()  # binds now, so a taken port fails the start rather than a thread
-        self._thread = threading.Thread(target=self._server.serve, name="http", daemon=True)
-        self._thread.start()
+        self._port.start()
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.bind_addr[:2]
-        return str(host), int(port)
+        return self._port.address
 
     def stop(self, timeout: float) -> None:
-        # cheroot waits this long for requests being answered before it drops them; never past the drain bound.
-        self._server.shutdown_timeout = max(0.1, min(self._server.shutdown_timeout, timeout))
-        self._server.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+        self._port.stop(timeout)
 
     def describe(self) -> str:
         host, port = self.address

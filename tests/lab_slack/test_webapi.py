@@ -295,7 +295,7 @@ def test_an_empty_list_clears_the_planned_failures(client: WebClient, driver: Sl
     assert client.users_info(user="U00ALICE")["ok"], "nothing is left of the plan"
     driver.faults(fail_next=[{"method": "auth.test", "status": 500, "error": "fatal_error"}])
     assert [r["method"] for r in driver.faults()["fail_next"]] == ["auth.test"]
-    assert error_of(lambda: client.auth_test()) == (500, "fatal_error")
+    assert error_of(client.auth_test) == (500, "fatal_error")
 
 
 def test_a_method_taken_down_answers_503_until_it_is_back(client: WebClient, driver: SlackDriver) -> None:
