@@ -334,6 +334,12 @@ class BrowserSignIn(SQLModel, table=True):
     """
 
     __tablename__: ClassVar[Any] = "browser_sign_in"
+    #: At most one waiting sign-in per person (and one for the service identity): a newer link retires the older
+    #: one, and two started at once on PostgreSQL would otherwise each miss the other's (``store.links``).
+    __table_args__: ClassVar[Any] = (
+        sa.Index("uq_browser_sign_in_waiting", "slack_user", "service", unique=True,
+                 sqlite_where=sa.text("used_at IS NULL"), postgresql_where=sa.text("used_at IS NULL")),
+    )
 
     state_hash: str = Field(primary_key=True, max_length=64)
     slack_user: str = Field(max_length=64)
