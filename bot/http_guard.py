@@ -54,11 +54,16 @@ def body_refusal(environ: dict[str, Any], limit: int) -> str | None:
     return None
 
 
-def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_body: int) -> wsgi.Server:
+def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_body: int,
+                   request_s: float | None = None) -> wsgi.Server:
     """A cheroot server with the limits every listener of resetbot has: bodies and headers bounded before they are
-    read, cheroot's own errors sent through logging (so they are JSON when the log is, and redacted)."""
+    read, cheroot's own errors sent through logging (so they are JSON when the log is, and redacted), and with
+    ``request_s`` each plain-HTTP request read within that many seconds (``bot.http_deadline`` says why)."""
     from cheroot import wsgi  # noqa: PLC0415 (lazy: see the module doc)
     server = wsgi.Server(bind, app, numthreads=threads, shutdown_timeout=10)
+    if request_s is not None:
+        from bot.http_deadline import deadline_connection  # noqa: PLC0415 (cheroot's subclasses: lazy as well)
+        server.ConnectionClass = deadline_connection(request_s)
 
     def error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         log.log(level, "HTTP server: %s", msg, exc_info=traceback)

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 #: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
+#: Seconds one request may take to arrive, first byte to last (``bot.http_deadline``): Slack sends each in well under
+#: one, and gives up on its answer after three; a client dripping bytes is cut off then instead of holding a thread.
+HTTP_REQUEST_S = 10.0
 #: The largest request body taken, about a thousand times Slack's usual (a view submission with its state is the
 #: biggest it sends): anyone may POST here, and a body is read before its signature can be checked, so what
 #: one unsigned request may cost in memory is this, per server thread. More gets 413 without being read.
@@ -130,7 +133,8 @@ class HttpIntake:
     def __init__(self, app: App, settings: Settings, callback: WsgiApp | None = None) -> None:
         # Checked by cheroot from the headers alone: a larger declared body is answered 413 and never read.
         self._port = ServedPort(cheroot_server((settings.http_host, settings.http_port), http_app(app, callback),
-                                               threads=HTTP_THREADS, max_body=MAX_BODY_BYTES), "http")
+                                               threads=HTTP_THREADS, max_body=MAX_BODY_BYTES,
+                                               request_s=HTTP_REQUEST_S), "http")
 
     def start(self) -> None:
         self._port.start()
