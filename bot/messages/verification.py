@@ -293,8 +293,12 @@ def verified_agent(method: str) -> str:
     return f"The caller is verified by {method_name(method)}."
 
 
-def waiting_for_verification() -> str:
-    return "Approved, and now waiting for the caller to be verified before the password is reset."
+def waiting_for_verification(*, callback_possible: bool = False) -> str:
+    """Said when an approval comes before the verification; the approver learns at once that a call-back (which
+    ``bot.domain.verification.earlier_approvals_void`` does not let this approval count after) would ask again."""
+    then = (" If the agent verifies by call-back (their word only), the approval must be given again."
+            if callback_possible else "")
+    return "Approved, and now waiting for the caller to be verified before the password is reset." + then
 
 
 def started_agent(method: str) -> str:
