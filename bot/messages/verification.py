@@ -289,8 +289,10 @@ def verified_thread(method: str, agent: str | None, at: datetime) -> str:
             f"({STRENGTH[VerifyMethod(method)]}).")
 
 
-def verified_agent(method: str) -> str:
-    return f"The caller is verified by {method_name(method)}."
+def verified_agent(method: str, *, approvals_taken_back: bool = False) -> str:
+    again = (" The approval given before it no longer counts: the approvers are asked to approve again."
+             if approvals_taken_back else "")
+    return f"The caller is verified by {method_name(method)}." + again
 
 
 def waiting_for_verification(*, callback_possible: bool = False) -> str:

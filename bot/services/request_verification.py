@@ -448,7 +448,7 @@ class RequestVerification(RequestDecisions):
         if taken_back:
             self._ask_again(changed, taken_back)
         self._refresh_homes(changed)
-        return messages.verification.verified_agent(method)
+        return messages.verification.verified_agent(method, approvals_taken_back=bool(taken_back))
 
     def _ask_again(self, req: ResetRequest, taken_back: Sequence[str]) -> None:
         """After approvals were taken back: the thread says why in one sentence that mentions the approvers (as a

@@ -282,6 +282,8 @@ def test_approvals_given_before_a_call_back_must_be_given_again(lab: Lab, bot: R
     assert "call-back only" in again["text"] and "the agent's word" in again["text"]
     assert f"<@{mona}>" in again["text"], "the approver whose approval no longer counts is told"
     assert req_of(bot, request).state == RequestState.PENDING_APPROVAL, "a call-back must not start the reset"
+    driver.wait_for_ephemeral("hank", lambda e: "no longer counts: the approvers are asked to approve again"
+                              in e["text"])
     redrawn = driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"]
                                       and "Caller verified by call-back" in str(m["blocks"]))
     assert "(0 of 1)" in str(redrawn["blocks"]) and "request_approve" in str(redrawn["blocks"])
