@@ -289,12 +289,18 @@ def verified_thread(method: str, agent: str | None, at: datetime) -> str:
             f"({STRENGTH[VerifyMethod(method)]}).")
 
 
-def verified_agent(method: str) -> str:
-    return f"The caller is verified by {method_name(method)}."
+def verified_agent(method: str, *, approvals_taken_back: bool = False) -> str:
+    again = (" The approval given before it no longer counts: the approvers are asked to approve again."
+             if approvals_taken_back else "")
+    return f"The caller is verified by {method_name(method)}." + again
 
 
-def waiting_for_verification() -> str:
-    return "Approved, and now waiting for the caller to be verified before the password is reset."
+def waiting_for_verification(*, callback_possible: bool = False) -> str:
+    """Said when an approval comes before the verification; the approver learns at once that a call-back (which
+    ``bot.domain.verification.earlier_approvals_void`` does not let this approval count after) would ask again."""
+    then = (" If the agent verifies by call-back (their word only), the approval must be given again."
+            if callback_possible else "")
+    return "Approved, and now waiting for the caller to be verified before the password is reset." + then
 
 
 def started_agent(method: str) -> str:

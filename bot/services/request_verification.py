@@ -1,5 +1,7 @@
 """Verifying the caller of a request: starting a method, taking a code, following a Duo push, the call-back's
-attestation, and what a verification makes happen (the reset starts once the request is approved too).
+attestation, and what a verification makes happen: the reset starts once the request is approved too, except that
+approvals given before a call-back (the agent's word, not the caller's proof) are taken back and the approvers asked
+again (``bot.domain.verification.earlier_approvals_void``).
 
 Every attempt and outcome is audited with its method; a code is generated here, sealed at once, sent only in the
 target's DM and never written anywhere in clear (not the audit, a log, the thread or an exception). Each change is
@@ -31,6 +33,7 @@ from bot.domain.verification import (
     VerifyRefusal,
     VerifyState,
     code_matches,
+    earlier_approvals_void,
     method_refusal,
     new_code,
     start_refusal,
@@ -403,7 +406,13 @@ class RequestVerification(RequestDecisions):
     def _verified(self, req: ResetRequest, method: VerifyMethod, actor: str, correlation_id: str, *,
                   match: dict[str, object]) -> str:
         """Record the verification; when the request is approved already, that approval now counts and the reset
-        starts (the other order: approval after verification, is ``approve``'s)."""
+        starts (the other order: approval after verification, is ``approve``'s), unless the method was the agent's
+        word (a call-back): then the approvals given before it are taken back in the same transaction, each
+        audited, and the approvers asked again (``earlier_approvals_void``).
+
+        The compare-and-set's UPDATE locks the request row before the approvals are read, and an Approve locks it
+        before adding one (``add_approval``), so on any replica an approval is either before the verification
+        (read here, and taken back after a call-back) or after it (given on a request already verified)."""
         now = self.clock()
         with self.begin() as session:
             changed = store.requests.set_verification(
@@ -414,7 +423,17 @@ class RequestVerification(RequestDecisions):
                                  detail={"method": method}))
             done = None
             approvals: list[str] = []
-            if changed is not None:
+            taken_back: list[str] = []
+            void = earlier_approvals_void(method)
+            if changed is not None and void is not None:
+                for earlier in store.requests.remove_approvals(session, request_id=req.id):
+                    taken_back.append(earlier.approver)
+                    store.audit.append_audit(session, draft=AuditDraft(
+                        actor=SYSTEM, action=AuditAction.APPROVAL_NOT_COUNTED, request_id=req.id,
+                        correlation_id=correlation_id, detail={
+                            "approver": earlier.approver, "approved_at": earlier.at.isoformat(),
+                            "method": method, "reason": void}))
+            elif changed is not None:
                 approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
                 if len(approvals) >= changed.approvals_required:
                     done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
@@ -424,10 +443,23 @@ class RequestVerification(RequestDecisions):
         if done is not None:
             self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
             self._start_reset(done, correlation_id)
-        else:
-            self._redraw(changed, approvals=approvals)
-            self._refresh_homes(changed)
-        return messages.verification.verified_agent(method)
+            return messages.verification.verified_agent(method)
+        self._redraw(changed, approvals=approvals)
+        if taken_back:
+            self._ask_again(changed, taken_back)
+        self._refresh_homes(changed)
+        return messages.verification.verified_agent(method, approvals_taken_back=bool(taken_back))
+
+    def _ask_again(self, req: ResetRequest, taken_back: Sequence[str]) -> None:
+        """After approvals were taken back: the thread says why in one sentence that mentions the approvers (as a
+        new request's does), and the manager is DMed as when it was made. Best effort, as ``_show``: what counts
+        is recorded already, and the redrawn message offers Approve to anyone who looks."""
+        try:
+            self._thread(req, messages.requests.approve_again(req, taken_back, self._group_id(req)))
+            if req.manager_slack_id and req.channel_id:
+                self.notifier.dm(req.manager_slack_id, messages.requests.approve_again_dm(req, req.channel_id))
+        except ResetbotError as e:
+            log.warning("request %s: the approvers could not be asked again: %s", req.id, e)
 
     def _tries_by_method(self, request_id: str) -> dict[str, int]:
         """The request's spent tries by method, read from its audit trail (each Duo push started, each wrong code,

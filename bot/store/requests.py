@@ -517,6 +517,21 @@ def count_approvals(session: Session, *, request_id: str) -> int:
     return int(session.execute(query).scalar_one())
 
 
+def remove_approvals(session: Session, *, request_id: str) -> list[Approval]:
+    """Take back every approval of the request (they no longer count: ``bot.domain.verification``'s
+    ``earlier_approvals_void``) and return them, for the caller's audit rows. Call it in the transaction whose
+    compare-and-set locked the request row: an approval committed before that lock is removed, one after it is
+    given on top of what the lock protected, and a person whose approval was removed may approve again (the primary
+    key no longer holds their row)."""
+    removed = list_approvals(session, request_id=request_id)
+    for approval in removed:
+        session.expunge(approval)  # read as they were; this session must not hand them out again
+    if removed:
+        session.execute(sa.delete(Approval).where(col(Approval.request_id) == request_id)
+                        .execution_options(synchronize_session=False))
+    return removed
+
+
 def list_approvals(session: Session, *, request_id: str) -> list[Approval]:
     """The request's approvals in the order they were given (for the thread and ``/reset-status``)."""
     query = select(Approval).where(col(Approval.request_id) == request_id).order_by(col(Approval.at))

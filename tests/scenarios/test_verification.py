@@ -255,6 +255,76 @@ def test_the_targets_yes_verifies_and_a_callback_lists_only_numbers_on_file(lab:
     assert "weakest" in verified["text"]
 
 
+def call_back(lab: Lab, driver: SlackDriver, request: dict[str, Any]) -> None:
+    """Hank attests that he called the person back on a number on file (the form's one tick)."""
+    before = len(driver.views("hank"))
+    verify(lab, driver, request, "callback")
+    modal = driver.wait_for(lambda: next((v for v in driver.views("hank")[before:]
+                                          if v.get("callback_id") == "verify_callback"), None))
+    driver.submit("hank", modal["id"], {"verify_callback_input": ["attested"]})
+
+
+def test_approvals_given_before_a_call_back_must_be_given_again(lab: Lab, bot: RunningBot,
+                                                                driver: SlackDriver) -> None:
+    """Mona approves while the caller is "not verified yet", trusting a real verification to follow; Hank then
+    attests a call-back, which is only his word. Her approval does not start the reset: the thread says why, the
+    request message offers Approve again, the approvers are asked again, and her next Approve (she has now seen
+    the call-back) starts it. A request needing two approvals needs both again."""
+    mona = slack_id(lab, "mona")
+    request = request_for(lab, driver, "alice", "approved before the call-back")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    waiting = in_thread(lab, driver, request, "waiting for the caller to be verified")
+    assert "If the agent verifies by call-back (their word only), the approval must be given again" in waiting["text"]
+    call_back(lab, driver, request)
+    in_thread(lab, driver, request, "Caller verified by call-back")
+    again = in_thread(lab, driver, request, "approve again")
+    assert "call-back only" in again["text"] and "the agent's word" in again["text"]
+    assert f"<@{mona}>" in again["text"], "the approver whose approval no longer counts is told"
+    assert req_of(bot, request).state == RequestState.PENDING_APPROVAL, "a call-back must not start the reset"
+    driver.wait_for_ephemeral("hank", lambda e: "no longer counts: the approvers are asked to approve again"
+                              in e["text"])
+    redrawn = driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"]
+                                      and "Caller verified by call-back" in str(m["blocks"]))
+    assert "(0 of 1)" in str(redrawn["blocks"]) and "request_approve" in str(redrawn["blocks"])
+    asked = driver.wait_for_message(driver.dm_channel("mona"), lambda m: rid in m["text"] and "again" in m["text"])
+    assert "call-back" in asked["text"] and f"<#{helpdesk(lab)}>" in asked["text"], "as when the request was made"
+    not_counted = next(e for e in bot.audit(rid) if e.action == "approval_not_counted")
+    assert f'"approver":"{mona}"' in not_counted.detail and '"reason":"verified_by_callback_after"' \
+        in not_counted.detail
+
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)  # the same approver
+    in_thread(lab, driver, request, "Approved by")
+    wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the reset's verdict")
+    assert req_of(bot, request).state == RequestState.SUCCEEDED
+    assert [e.action for e in bot.audit(rid)][:7] == [
+        "requested", "approval_added", "verify_started", "caller_verified", "approval_not_counted",
+        "approval_added", "approved"], "the early approval stays on record, with why it did not count"
+
+    # Alice was just reset: within the repeat window her next request needs two different approvers.
+    rules = bot.services.requests.rules
+    with_rules(bot, limits=dataclasses.replace(rules.limits, repeat_hours=24))
+    try:
+        request = request_for(lab, driver, "alice", "two approvers, one before the call-back")
+        assert "(0 of 2)" in str(request["blocks"])
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+        in_thread(lab, driver, request, "(1 of 2)")
+        call_back(lab, driver, request)
+        in_thread(lab, driver, request, "approve again")
+        driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"] and "(0 of 2)" in str(m["blocks"])
+                                and "Caller verified by call-back" in str(m["blocks"]))
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+        driver.wait_for(lambda: len([m for m in driver.messages(helpdesk(lab), thread_ts=request["ts"])
+                                     if "(1 of 2)" in m["text"]]) == 2)  # her approval counted again
+        assert req_of(bot, request).state == RequestState.PENDING_APPROVAL
+        driver.click("gina", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+        in_thread(lab, driver, request, "Approved by")
+        wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the second reset's verdict")
+        assert req_of(bot, request).state == RequestState.SUCCEEDED
+    finally:
+        bot.services.requests.rules = rules
+
+
 def test_verify_on_the_command_line_starts_at_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     request = request_for(lab, driver, "bob", "verify from the command", flags="--verify slack-code")
     rid = request_id(driver, lab, request)

@@ -82,6 +82,8 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         note=HOSTILE),
     "approver_mention": lambda: messages.requests.approver_mention(REQ, "S0APPROVERS"),
     "approver_dm": lambda: messages.requests.approver_dm(REQ, "C0HELPDESK"),
+    "approve_again": lambda: messages.requests.approve_again(REQ, ["U000MONA", "U000GINA"], "S0APPROVERS"),
+    "approve_again_dm": lambda: messages.requests.approve_again_dm(REQ, "C0HELPDESK"),
     "denied": lambda: messages.requests.denied("U000MONA", HOSTILE),
     "escalation": lambda: messages.requests.escalation(REQ, None),
     "security_protected_request": lambda: messages.requests.security_protected_request(REQ),
