@@ -128,6 +128,50 @@ def reset_recovered_written_unheld(name: str, requester: str) -> str:
             "request to get a password you can read out.")
 
 
+#: How each sentence of a ``--tap`` reset cut off after its POST begins: the pass's value died with the process.
+_TAP_CUT_OFF = ("resetbot stopped after asking Entra for this Temporary Access Pass and before it stored Entra's "
+                "answer")
+
+
+def tap_recovered_deleted(name: str, requester: str) -> str:
+    """Recovery found the pass Graph made for a request cut off after its POST, and deleted it."""
+    return (f":warning: {_TAP_CUT_OFF}: Entra had made one for {esc(name)}, which nobody received, and resetbot has "
+            f"now deleted it, so nobody can sign in with it (<@{requester}>, make a new request if they still need "
+            "one).")
+
+
+def tap_recovered_none(name: str, requester: str) -> str:
+    """Recovery found no pass made since the request's reset began: Graph never made it (or it is gone)."""
+    return (f":information_source: {_TAP_CUT_OFF}: Entra holds none for {esc(name)} made since, so none was issued "
+            f"and nobody can sign in with one from this request (<@{requester}>, make a new request if they still "
+            "need one).")
+
+
+def tap_recovered_not_deleted(name: str, reason: str, correlation_id: str) -> str:
+    """Graph made the pass (it lists it) and would not delete it: someone must, and security has been told."""
+    return (f":rotating_light: {_TAP_CUT_OFF}: Entra had made one for {esc(name)}, which nobody received, and it "
+            f"could not be deleted ({esc(reason)}), so the security channel has been told and an Authentication "
+            f"Administrator must delete {esc(name)}'s Temporary Access Pass in the Entra admin center (reference "
+            f"{correlation_id}).")
+
+
+def tap_recovered_unchecked(name: str, reason: str, correlation_id: str) -> str:
+    """Graph could not say (refused, or out of reach past the give-up bound) whether it made the pass."""
+    return (f":rotating_light: {_TAP_CUT_OFF}, so Entra may have made one for {esc(name)} that nobody received, and "
+            f"it could not be checked ({esc(reason)}), so the security channel has been told and an Authentication "
+            f"Administrator must delete any Temporary Access Pass of {esc(name)}'s in the Entra admin center "
+            f"(reference {correlation_id}).")
+
+
+def tap_recovered_security_alert(req: ResetRequest, *, checked: bool, reason: str, correlation_id: str) -> str:
+    """The security channel's alert when a pass nobody received may be live and could not be deleted."""
+    what = "it could not be deleted" if checked else "whether Entra made it could not be checked"
+    return (f":rotating_light: A Temporary Access Pass for {esc(req.target_display)}, requested by <@{req.requester}>"
+            f" (request {req.id}), may be live with nobody holding it: resetbot stopped before it stored Entra's "
+            f"answer, and {what} ({esc(reason)}). Delete it in the Entra admin center (the user's Authentication "
+            f"methods); reference {correlation_id}.")
+
+
 def tap_started(name: str) -> str:
     return f"Issuing a Temporary Access Pass for {esc(name)} in Entra ID (no password change)…"
 
