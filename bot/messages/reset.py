@@ -140,6 +140,12 @@ def tap_recovered_deleted(name: str, requester: str) -> str:
             "one).")
 
 
+def tap_recovered_gone(name: str, requester: str) -> str:
+    """Recovery found the pass Graph made, and it was gone by the time it was deleted (Graph answered 404)."""
+    return (f":warning: {_TAP_CUT_OFF}: Entra had made one for {esc(name)}, which nobody received, and it no longer "
+            f"exists, so nobody can sign in with it (<@{requester}>, make a new request if they still need one).")
+
+
 def tap_recovered_none(name: str, requester: str) -> str:
     """Recovery found no pass made since the request's reset began: Graph never made it (or it is gone)."""
     return (f":information_source: {_TAP_CUT_OFF}: Entra holds none for {esc(name)} made since, so none was issued "

@@ -193,7 +193,9 @@ class ResetRecovery(ResetPerforming):
                                                       "tap": sweep.found.value})
         name = req.target_display
         said = {
-            TapFound.DELETED: lambda: messages.reset.tap_recovered_deleted(name, req.requester),
+            TapFound.DELETED: lambda: (messages.reset.tap_recovered_gone(name, req.requester)
+                                       if all(already for _, _, already in sweep.deleted)
+                                       else messages.reset.tap_recovered_deleted(name, req.requester)),
             TapFound.NONE_FOUND: lambda: messages.reset.tap_recovered_none(name, req.requester),
             TapFound.NOT_DELETED: lambda: messages.reset.tap_recovered_not_deleted(name, sweep.reason, cid),
             TapFound.UNCHECKED: lambda: messages.reset.tap_recovered_unchecked(name, sweep.reason, cid),
