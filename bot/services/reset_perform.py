@@ -163,9 +163,10 @@ class ResetDeps(Transactions):
         mode = Delivery(req.delivery) if req.delivery else self.delivery
         return mode == Delivery.TARGET
 
-    def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
-        """What a succeeded reset's request also asked for, once its verdict is said (``--revoke-sessions``:
-        ``ResetContainment`` does it). Never raises."""
+    def _after_success(self, done: ResetRequest, correlation_id: str, *, withheld: str | None = None) -> None:
+        """What a succeeded reset's request also asked for, or its withholding (``withheld``: why nobody may read
+        it) calls for, once its verdict is said: ``--revoke-sessions``, containing a target's "No", deleting a
+        withheld TAP in Entra (``ResetContainment`` does them). Never raises."""
 
 
 class ResetPerforming(ResetDeps):
@@ -290,7 +291,7 @@ class ResetPerforming(ResetDeps):
         self.outbox.deliver(ids, now=now)
         self._redraw(done)
         if done.state == RequestState.SUCCEEDED:
-            self._after_success(done, correlation_id)
+            self._after_success(done, correlation_id, withheld=withheld)
 
     def _account(self, req: ResetRequest) -> DirectoryUser | ResetbotError | None:
         """The target's AD account (None: gone), by objectGUID: a rename or move since the request cannot point

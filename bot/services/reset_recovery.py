@@ -168,7 +168,8 @@ class ResetRecovery(ResetPerforming):
         self._redraw(done)
         self.outbox.deliver(ids, now=now)
         if done.state == RequestState.SUCCEEDED:
-            self._after_success(done, cid)  # --revoke-sessions, as after a reset that was never interrupted
+            # --revoke-sessions, a "No" contained, a withheld TAP deleted: as after a reset never interrupted.
+            self._after_success(done, cid, withheld=withheld)
         return 1
 
     def _hand_back(self, request_id: str, owner: str, now: datetime) -> None:
