@@ -18,6 +18,13 @@ decide a reset; the token decides *what Entra allows*. Scramble alone, which set
 presser's own sign-in when the requester has left the agents' group or has no working sign-in (logged out: the
 insider who made the reset must not be able to disarm it).
 
+A TAP nobody may be shown is deleted in Entra as soon as its verdict is recorded, whoever called it off: the target's
+"No" while it was issued (containment, like any disowning: ``contain``), or a Cancel or Deny that came while Entra
+issued it (``_delete_withheld_tap``: the same step, with the same token, audited with ``"withheld"``, said in the
+thread after the verdict, and, when it fails, to the security channel with the request's link). Otherwise it would
+stay usable for its lifetime: a credential that satisfies MFA, which nobody should hold but which anyone who saw it
+on the wire or in Graph's logs could use. A verdict recorded by recovery after a restart takes the same path.
+
 Failures are never silent: a step that fails (the agent's sign-in gone, Graph refusing or unreachable after its
 retries) is audited as ``containment_failed`` with its reason and said in the thread and the alert with what a
 person must do; pressing "This wasn't me" again runs the steps again (revoking twice is harmless).
