@@ -264,6 +264,13 @@ def reveal_gone() -> str:
             "reset if it's still needed.")
 
 
+def tap_unshown_after_stop(name: str) -> str:
+    """Recovery's verdict for a TAP Entra issued before the bot stopped: it died with the process, unshown."""
+    return (f":grey_question: Entra issued a Temporary Access Pass for {esc(name)}, but resetbot stopped before anyone "
+            "was shown it, and it cannot be shown now: the bot deletes it in Entra (the next line here says whether "
+            f"it could). If {esc(name)} still needs one, make a new request.")
+
+
 def reset_still_running(name: str) -> str:
     return (f":hourglass_flowing_sand: Entra is still working on the reset of {esc(name)}'s password. I'll keep "
             "asking "

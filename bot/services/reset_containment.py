@@ -112,6 +112,10 @@ class ResetContainment(ResetReveal):
                                                           origin="reset.revoke_sessions"), now=now)
         self.outbox.deliver(ids, now=now)
 
+    def _after_tap_unshown(self, done: ResetRequest, correlation_id: str) -> None:
+        """A pass issued before its process stopped, which nobody can be shown now: deleted as a withheld one."""
+        self._delete_withheld_tap(done, correlation_id, "interrupted")
+
     def _contain_steps(self, req: ResetRequest, *, actor: str, correlation_id: str, delete_tap: bool,
                        token_of: Callable[[], str] | None = None
                        ) -> tuple[StepResult, StepResult | None, list[AuditDraft]]:
@@ -181,8 +185,9 @@ class ResetContainment(ResetReveal):
         return result
 
     def _delete_withheld_tap(self, done: ResetRequest, correlation_id: str, why: str) -> None:
-        """A TAP made for a request called off while Entra issued it (a Cancel or Deny: ``why``): nobody was shown
-        it, and it must not stay usable for its lifetime either. Deleted at once with the token it was made with,
+        """A TAP made for a request called off while Entra issued it (a Cancel or Deny: ``why`` is ``withdrawn``),
+        or whose process stopped before its verdict (``interrupted``): nobody was shown it, and it must not stay
+        usable for its lifetime either. Deleted at once with the token it was made with,
         audited (``tap_deleted``, or ``containment_failed`` with why), and said in the thread; a deletion that
         fails is also said to the security channel, with the request's link, since a live pass remains. Never
         raises."""

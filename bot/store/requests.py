@@ -279,6 +279,19 @@ def note_operation(session: Session, *, request_id: str, location: str, baseline
     return rowcount(result) == 1
 
 
+def note_tap(session: Session, *, request_id: str, method_id: str) -> bool:
+    """Remember the id of the Temporary Access Pass Entra just issued for a request still ``resetting`` (in
+    ``graph_operation_id``, where its verdict records it too), before the verdict: should the process stop in
+    between, recovery knows a pass exists that nobody can be shown, and deletes it. ``updated_at`` is left alone."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
+        .values(graph_operation_id=method_id)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
 def _abandoned(now: datetime, since_before: datetime) -> sa.ColumnElement[bool]:
     """Left behind by whoever held it: a lease that lapsed (its holder stopped renewing it, however long the reset
     has run), or, with no lease (``approved``, or a row an older release wrote), no change since ``since_before``."""

@@ -150,7 +150,7 @@ def test_a_cancel_or_deny_while_the_reset_runs_discards_its_password(
 
 
 @contextmanager
-def _tap_held_after_creation(bot: RunningBot) -> Iterator[threading.Event]:
+def tap_held_after_creation(bot: RunningBot) -> Iterator[threading.Event]:
     """Graph issues the TAP, and the bot's reset then waits (before its verdict) until the test lets it go: the
     moment at which a Cancel, Deny or "No" can come while the TAP exists in Entra and the request is still
     ``resetting``. Yields the event set once the TAP exists; leaving the block lets the reset go on."""
@@ -172,7 +172,7 @@ def _tap_held_after_creation(bot: RunningBot) -> Iterator[threading.Event]:
         graph.create_temporary_access_pass = inner  # type: ignore[method-assign]
 
 
-def _taps(entra: EntraControl, key: str) -> list[Any]:
+def taps_of(entra: EntraControl, key: str) -> list[Any]:
     """The TAP methods Entra holds for the person (the lab's control API)."""
     seen: dict[str, Any] = entra.call("GET", f"/sessions?upn={person(key).upn}")
     return list(seen["taps"])
@@ -190,10 +190,10 @@ def _withheld_tap(lab: Lab, driver: SlackDriver, bot: RunningBot, entra: EntraCo
     ts = str(request["ts"])
     ask = driver.wait_for_message(driver.dm_channel("bob"), lambda m: "target_confirm_no" in str(m["blocks"])
                                   and reason in str(m["blocks"])) if how == "no" else None
-    with _tap_held_after_creation(bot) as made:
+    with tap_held_after_creation(bot) as made:
         driver.click("mona", helpdesk, ts, "request_approve")
         assert made.wait(timeout=30), "Entra issued the TAP"
-        assert len(_taps(entra, "bob")) == 1
+        assert len(taps_of(entra, "bob")) == 1
         if how == "cancel":
             driver.click("hedy", helpdesk, ts, "request_cancel", stale_ok=True)
             driver.wait_for_ephemeral("hedy", lambda e: "cannot be stopped" in e["text"])
@@ -216,10 +216,10 @@ def test_a_tap_called_off_while_it_was_issued_is_deleted_in_entra(
     with_rules(bot, target_confirmation=TargetConfirmation.ASK)
     helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
     ts, request_id = _withheld_tap(lab, driver, bot, entra, how, reason=f"tap, then {how}")
-    said = driver.wait_for_message(helpdesk, lambda m: "Temporary Access Pass" in m["text"] and "deleted" in
-                                   m["text"] and "Done:" not in m["text"], thread_ts=ts, timeout=30)
+    said = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith(":lock:")
+                                   and "Temporary Access Pass" in m["text"], thread_ts=ts, timeout=30)
     assert "could NOT" not in said["text"]
-    assert _taps(entra, "bob") == [], "the withheld TAP no longer exists in Entra"
+    assert taps_of(entra, "bob") == [], "the withheld TAP no longer exists in Entra"
     deleted = [r for r in entra.requests("graph") if r["method"] == "DELETE"]
     assert [(r["user"], r["status"]) for r in deleted] == [(person("hedy").upn, 204)], "once, as the agent"
     trail = [e.action for e in bot.audit(request_id)]
@@ -240,7 +240,7 @@ def test_a_withheld_tap_entra_will_not_delete_is_told_to_security(
     said = driver.wait_for_message(helpdesk, lambda m: "could NOT be deleted" in m["text"], thread_ts=ts,
                                    timeout=30)
     assert "Authentication Administrator" in said["text"]
-    assert len(_taps(entra, "bob")) == 1, "Entra still holds it: nobody pretends otherwise"
+    assert len(taps_of(entra, "bob")) == 1, "Entra still holds it: nobody pretends otherwise"
     alert = driver.wait_for_message(security, lambda m: request_id in m["text"] and "could NOT be deleted"
                                     in m["text"], timeout=30)
     assert "Bob Baker" in alert["text"]
