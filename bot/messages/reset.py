@@ -183,12 +183,18 @@ def tap_started(name: str) -> str:
 
 
 def tap_issued(name: str, requester: str, minutes: int, *, withheld: str | None = None) -> str:
-    """The TAP's verdict; ``withheld`` (why nobody may read it): that it was discarded, instead of "press Reveal"."""
-    done = (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
-            "minutes; their password is unchanged. ")
+    """The TAP's verdict; ``withheld`` (why nobody may read it): that it was discarded, and that the pass itself is
+    being deleted in Entra (the next line in the thread says whether it was: ``bot.messages.containment``), instead
+    of "press Reveal". A withheld pass is never called "ready": nobody is to use it."""
     if withheld:
-        return done + secret_discarded_withheld(withheld, name).replace("temporary password", "Temporary Access Pass")
-    return done + (f"<@{requester}>, press Reveal to read it to them (it can be shown once, within 10 minutes).")
+        return (f":white_check_mark: Done: Entra issued a Temporary Access Pass for {esc(name)}; their password is "
+                "unchanged. "
+                + secret_discarded_withheld(withheld, name).replace("temporary password", "Temporary Access Pass")
+                .replace("so nobody may read it.", "so nobody may read it, and the bot deletes it in Entra now "
+                                                   "(the next line here says whether it could)."))
+    return (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
+            f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
+            "once, within 10 minutes).")
 
 
 def reveal_blocks(request_id: str) -> Blocks:
@@ -243,9 +249,14 @@ def secret_discarded_disowned() -> str:
             "nobody may read it.")
 
 
-def withdrawn_thread(actor: str, *, denied: bool) -> str:
-    """A Cancel or Deny that came once the reset was under way: it cannot stop Entra, only who may read the result."""
+def withdrawn_thread(actor: str, *, denied: bool, tap: bool = False) -> str:
+    """A Cancel or Deny that came once the reset was under way: it cannot stop Entra, only who may read the result
+    (and, for a TAP, whether it stays usable: it is deleted in Entra once issued)."""
     verb = "denied" if denied else "cancelled"
+    if tap:
+        return (f":no_entry_sign: <@{actor}> {verb} this request while its Temporary Access Pass was already being "
+                "issued. Entra cannot be stopped once it has started, so the pass will be discarded unrevealed the "
+                "moment it is made, and deleted in Entra: nobody will be able to reveal or use it.")
     return (f":no_entry_sign: <@{actor}> {verb} this request while its reset was already under way. Entra cannot be "
             "stopped once it has started, so the temporary password will be discarded unrevealed the moment it is "
             "made: nobody will be able to reveal it.")
@@ -301,6 +312,13 @@ def reveal_refused_withdrawn(name: str) -> str:
 def reveal_gone() -> str:
     return ("This temporary password was already revealed, or its 10 minutes have passed: it is gone. Start a new "
             "reset if it's still needed.")
+
+
+def tap_unshown_after_stop(name: str) -> str:
+    """Recovery's verdict for a TAP Entra issued before the bot stopped: it died with the process, unshown."""
+    return (f":grey_question: Entra issued a Temporary Access Pass for {esc(name)}, but resetbot stopped before anyone "
+            "was shown it, and it cannot be shown now: the bot deletes it in Entra (the next line here says whether "
+            f"it could). If {esc(name)} still needs one, make a new request.")
 
 
 def reset_still_running(name: str) -> str:

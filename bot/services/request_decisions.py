@@ -199,7 +199,7 @@ class RequestDecisions(RequestViews):
         if discarded:
             self._thread(current, messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
             return messages.reset.withdrawn_discarded_answer()
-        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied))
+        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied, tap=bool(current.tap)))
         return messages.reset.withdrawn_answer()
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:

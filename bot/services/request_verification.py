@@ -7,6 +7,24 @@ Every attempt and outcome is audited with its method; a code is generated here, 
 target's DM and never written anywhere in clear (not the audit, a log, the thread or an exception). Each change is
 a compare-and-set on the request's verification columns, so a double submit, two replicas or a superseded attempt
 record one outcome. A Duo push is followed on the service's own small pool, never on a Slack handler's thread.
+
+"Report fraud" (the person pressed *Report* on a Duo push) is the target saying someone is impersonating them, and
+counts as their "No" whatever state the request is in by the time the push is answered (with verification not
+required, the agent may send a push that is answered only after the approval, or once the reset ran):
+
+- ``pending_approval`` (waiting for its approver, or approved and waiting for its caller) or ``approved`` (its reset
+  not begun): cancelled; the compare-and-set to ``resetting`` then fails, so no reset starts;
+- ``resetting``: Entra cannot be stopped; the "No" is recorded on the row, so the verdict withholds the password (or
+  TAP) and the reset is contained once made (``ResetContainment._after_success``);
+- ``succeeded``: contained at once, as "This wasn't me" is (an unrevealed password discarded, sessions revoked, a TAP
+  deleted, Scramble password offered to security);
+- anything else (denied, cancelled, expired, failed, rejected): nothing to stop.
+
+Each time the verification is blocked and audited (``verify_failed``, outcome ``fraud``, then ``cancelled`` or
+``target_disowned`` with the state found), the thread is told, and so is the security channel: the request, its
+thread's link, the state it was in and whether the password was changed. The outcome is recorded whatever the
+request's state (``set_verification(any_state=True)``): before, a push answered after the approval matched no row
+and the report was silently lost.
 """
 
 from __future__ import annotations
@@ -42,7 +60,7 @@ from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
 from bot.logs import remember_secret
 from bot.models import ResetRequest
-from bot.services.request_decisions import SYSTEM, RequestDecisions
+from bot.services.request_decisions import _NOT_STARTED, SYSTEM, RequestDecisions
 from bot.services.sealing import Sealer
 from bot.settings import VerifyMethod
 
@@ -310,26 +328,53 @@ class RequestVerification(RequestDecisions):
                     failed, self._tries_by_method(req.id)))
 
     def _duo_fraud(self, req: ResetRequest, correlation_id: str, *, match: dict[str, object]) -> None:
-        """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked, the
-        request cancelled (as their "No" would), and security told."""
+        """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked and,
+        whatever state the request is in, their report counts as their "No" (module doc, "Report fraud"): a reset
+        not started yet is cancelled, one under way or made is disowned (withheld, then contained), and security is
+        told which request (its thread's link) and where it stood."""
         with self.begin() as session:
             failed = store.requests.set_verification(
-                session, request_id=req.id, expected={VerifyState.PENDING}, match=match,
+                session, request_id=req.id, expected={VerifyState.PENDING}, match=match, any_state=True,
                 changes={"verification": VerifyState.BLOCKED, "verify_txid": None, "verify_expires_at": None},
                 audit=AuditDraft(actor=SYSTEM, action=AuditAction.VERIFY_FAILED, correlation_id=correlation_id,
                                  detail={"method": VerifyMethod.DUO_PUSH, "outcome": "fraud"}))
-            cancelled = None if failed is None else store.requests.transition(
-                session, request_id=req.id, expected={RequestState.PENDING_APPROVAL}, to=RequestState.CANCELLED,
+            if failed is None:
+                return
+            # Read on the row the UPDATE above locked: the state the report found, and what it waited for.
+            found = RequestState(failed.state)
+            approved = found == RequestState.APPROVED or (
+                found == RequestState.PENDING_APPROVAL
+                and len(store.requests.list_approvals(session, request_id=req.id)) >= failed.approvals_required)
+            cancelled = store.requests.transition(
+                session, request_id=req.id, expected=_NOT_STARTED, to=RequestState.CANCELLED,
                 changes={"decided_at": self.clock()}, audit=AuditDraft(
                     actor=SYSTEM, action=AuditAction.CANCELLED, correlation_id=correlation_id,
-                    detail={"by": "duo_fraud"}))
-        if failed is None:
-            return
+                    detail={"by": "duo_fraud", "state": found.value})) if found in _NOT_STARTED else None
+            if cancelled is None:
+                # The reset began (or the request was closed): the report is the target's "No", recorded on the
+                # row, so a verdict still to come withholds the password and contains the reset.
+                store.requests.disown(session, request_id=req.id, unasked_too=True, audit=AuditDraft(
+                    actor=SYSTEM, action=AuditAction.TARGET_DISOWNED, correlation_id=correlation_id,
+                    detail={"by": "duo_fraud", "late": True, "state": found.value}))
+        said = messages.verification.duo_fraud_thread(req.target_display, found, tap=bool(failed.tap))
         if cancelled is not None:
-            self._announce(cancelled, messages.verification.duo_outcome_thread("fraud", req.target_display),
-                           decided_by=None)
-        if self.rules.security_channel:
-            self.notifier.post(self.rules.security_channel, messages.verification.security_duo_fraud(req))
+            self._announce(cancelled, said, decided_by=None)
+        else:
+            self._show(failed, said)
+        contains = self.disowned_after_reset is not None and bool(failed.target_slack_id)
+        self._tell_security(messages.verification.security_duo_fraud(
+            failed, found, approved=approved, link=self._thread_link(failed), contained=contains))
+        if found == RequestState.SUCCEEDED and self.disowned_after_reset is not None and failed.target_slack_id:
+            # Made already: contained at once as "This wasn't me" would (sessions revoked, an unrevealed password
+            # discarded, a TAP deleted, Scramble password offered to security).
+            self.disowned_after_reset(request_id=req.id, actor=failed.target_slack_id, correlation_id=correlation_id)
+
+    def _thread_link(self, req: ResetRequest) -> str | None:
+        """The request thread's permalink for security's alert (None when Slack gives none: the alert names the
+        request id anyway)."""
+        if not (req.channel_id and req.thread_ts):
+            return None
+        return self.notifier.permalink(req.channel_id, req.thread_ts)
 
     # --- slack-confirm -----------------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ from bot.services.reset_perform import _FINAL_ACTION, RECOVERY_GIVE_UP, REVEAL_T
 #: name it.
 log = logging.getLogger("bot.services.reset")
 
+#: The recovered verdict's mark for a TAP Entra issued before its process stopped: nobody can be shown it.
+_TAP_UNSHOWN = "issued_unshown"
 #: Added to twice the poll bound before a ``resetting`` request counts as left behind by a stopped bot.
 RECOVERY_MARGIN = timedelta(seconds=10)
 _TAP_STEP = "delete_tap"
@@ -111,7 +113,15 @@ class ResetRecovery(ResetPerforming):
             if op is not None and op.done:
                 verdict = classify(ResetOutcome(status=op.status, status_detail=op.status_detail))
                 operation_id = op.id
+        elif req.tap and req.graph_operation_id:
+            # Entra issued the pass (its id was noted at once) and the process stopped before the verdict: the pass
+            # died with it (it is sealed only with the verdict), so nobody can be shown it, and it must not stay
+            # usable either (``_after_tap_unshown`` deletes it).
+            verdict = Verdict(VerdictKind.UNKNOWN, None, {"marker": "recovery", "reason": "interrupted",
+                                                          "tap": _TAP_UNSHOWN})
+            operation_id = req.graph_operation_id
         elif req.client_request_id and req.tap:
+            # Cut after the POST, before Entra's answer (and the pass's id) was stored: ask Entra for the user's passes.
             return self._recover_tap(req, owner, cid, now)
         elif req.client_request_id and not req.tap:
             found = self._since_baseline(req, now)
@@ -256,6 +266,7 @@ class ResetRecovery(ResetPerforming):
         """The recovered verdict, its audit row and its messages, in one transaction."""
         final = verdict.final_state
         written_unheld = verdict.detail.get("ad") == SinceBaseline.WRITTEN.value
+        tap_unshown = verdict.detail.get("tap") == _TAP_UNSHOWN
         ids: list[int] = []
         with self.begin() as session:
             done = store.requests.transition(
@@ -288,16 +299,20 @@ class ResetRecovery(ResetPerforming):
                                           + self._target_notice(done), now=now)
             elif done is not None:
                 store.sealed.discard_sealed(session, request_id=req.id, now=now)  # it never took effect
-                ids = self.outbox.enqueue(session, _in_thread(
-                    done, messages.reset.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
-                                                          correlation_id=cid), origin="reset.recovered"), now=now)
+                said = messages.reset.tap_unshown_after_stop(done.target_display) if tap_unshown else \
+                    messages.reset.verdict_sentence(verdict, name=done.target_display, requester=done.requester,
+                                                    correlation_id=cid)
+                ids = self.outbox.enqueue(session, _in_thread(done, said, origin="reset.recovered"), now=now)
         if done is None:
             return 0
         log.info("recovered %s left resetting by a stopped bot: %s (%s)", req.id, verdict.kind.value, cid)
         self._redraw(done)
         self.outbox.deliver(ids, now=now)
         if done.state == RequestState.SUCCEEDED:
-            self._after_success(done, cid)  # --revoke-sessions, as after a reset that was never interrupted
+            # --revoke-sessions, a "No" contained, a withheld TAP deleted: as after a reset never interrupted.
+            self._after_success(done, cid, withheld=withheld)
+        elif tap_unshown:
+            self._after_tap_unshown(done, cid)
         return 1
 
     def _hand_back(self, request_id: str, owner: str, now: datetime) -> None:

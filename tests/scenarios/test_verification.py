@@ -26,6 +26,7 @@ from bot.settings import Delivery
 from lab.ad.seed import group_dn
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import (
     RunningBot,
@@ -225,6 +226,86 @@ def test_a_duo_push_reported_as_fraud_cancels_and_alerts_security(lab: Lab, bot:
     assert rid in alert["text"]
     wait_until(lambda: req_of(bot, request).state == RequestState.CANCELLED, what="the request cancelled")
     assert "cancelled" in [e.action for e in bot.audit(rid)]
+
+
+def duo_press(lab: Lab, username: str, result: str) -> None:
+    """The person answers their push that is still waiting, now (``duo_hold`` kept it waiting)."""
+    duo = lab.descriptor["duo"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as http:
+        http.post(f"{duo['control']}/press", json={"username": username, "result": result}).raise_for_status()
+
+
+def duo_hold(lab: Lab, username: str) -> None:
+    """That person's next push waits until ``duo_press`` (the phone left unanswered well past the test)."""
+    duo_answer(lab, username, "timeout", delay_ms=600_000)
+
+
+def test_a_duo_fraud_after_the_approval_cancels_before_any_reset(lab: Lab, bot: RunningBot,
+                                                                 driver: SlackDriver) -> None:
+    """Mona approved first; the request waits for its caller, whose Duo push the person reports as fraud: cancelled,
+    nothing reset, and security told which request (its thread's link) and where it stood."""
+    request = request_for(lab, driver, "bob", "approved, then fraud")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    in_thread(lab, driver, request, "waiting for the caller to be verified")
+    duo_answer(lab, "bob", "fraud")
+    verify(lab, driver, request, "duo-push")
+    said = in_thread(lab, driver, request, "reported the Duo push as fraud")
+    assert "cancelled" in said["text"]
+    alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "fraud" in m["text"])
+    assert "waiting for its caller to be verified" in alert["text"], alert["text"]
+    assert f"/archives/{helpdesk(lab)}/p{str(request['ts']).replace('.', '')}" in alert["text"], "the thread's link"
+    assert "nothing was changed" in alert["text"]
+    wait_until(lambda: req_of(bot, request).state == RequestState.CANCELLED, what="the request cancelled")
+    trail = [e.action for e in bot.audit(rid)]
+    assert "cancelled" in trail and "reset_started" not in trail
+    assert '"outcome":"fraud"' in next(e.detail for e in bot.audit(rid) if e.action == "verify_failed")
+
+
+@pytest.mark.parametrize("when", ["running", "made"])
+def test_a_duo_fraud_once_the_reset_ran_withholds_it_and_security_contains_it(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, when: str) -> None:
+    """Verification not required here: the agent sent a push anyway, Mona approved, and the reset ran (or was made)
+    before the person reported the push as fraud. Their report counts as their "No": nobody may read the password,
+    their sessions are revoked, security hears that the password WAS changed (with the thread's link) and gets
+    Scramble password."""
+    entra = EntraControl(lab)
+    with_rules(bot, verify_required=False)
+    try:
+        duo_hold(lab, "bob")
+        request = request_for(lab, driver, "bob", f"fraud once {when}")
+        rid = request_id(driver, lab, request)
+        verify(lab, driver, request, "duo-push")
+        in_thread(lab, driver, request, "Duo push")
+        if when == "running":
+            entra.faults(hold_operations=True)
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+        if when == "running":
+            wait_until(lambda: any(op["held"] for op in entra.operations()), what="the reset held in Entra")
+        else:
+            in_thread(lab, driver, request, "Done:")
+        duo_press(lab, "bob", "fraud")
+        said = in_thread(lab, driver, request, "reported the Duo push as fraud")
+        assert "cancelled" not in said["text"]
+        alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "fraud" in m["text"])
+        assert f"/archives/{helpdesk(lab)}/p{str(request['ts']).replace('.', '')}" in alert["text"]
+        assert ("being reset" if when == "running" else "WAS reset") in alert["text"], alert["text"]
+        entra.faults(hold_operations=False)
+        done = in_thread(lab, driver, request, "Done:")
+        if when == "running":
+            assert "discarded unrevealed" in done["text"]
+        contained = driver.wait_for_message(security(lab), lambda m: f"Containing {rid}" in m["text"], timeout=30)
+        assert "reset_scramble" in str(contained["blocks"]), "security may scramble the password the caller knows"
+        in_thread(lab, driver, request, "sign-in sessions are revoked")
+        reveal, sentence = bot.services.reset.reveal(request_id=rid, actor=req_of(bot, request).requester,
+                                                     correlation_id="c-test")
+        assert reveal is None and sentence is not None
+        trail = [e.action for e in bot.audit(rid)]
+        assert "target_disowned" in trail and "sessions_revoked" in trail
+        assert "cancelled" not in trail
+    finally:
+        entra.faults(hold_operations=False)
+        with_rules(bot, verify_required=True)
 
 
 def test_only_the_requesting_agent_verifies(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:

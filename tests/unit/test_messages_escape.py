@@ -110,6 +110,11 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         for req in (REQ, hostile_request(tap=True))
         for revoked in (StepResult(done=True), StepResult(done=False, reason=HOSTILE))
         for tap in (None, StepResult(done=True, already=True), StepResult(done=False, reason=HOSTILE))],
+    "withheld_tap": lambda: [
+        (messages.containment.withheld_tap_deletion(hostile_request(tap=True), step),
+         messages.containment.security_withheld_tap_not_deleted(hostile_request(tap=True), step, None))
+        for step in (StepResult(done=True), StepResult(done=True, already=True),
+                     StepResult(done=False, reason=HOSTILE))],
     "scramble": lambda: [messages.containment.scrambled(REQ, "U000IVAN"),
                          messages.containment.scramble_failed(REQ, "U000IVAN", HOSTILE, "c-1"),
                          messages.containment.scramble_pending(REQ, "U000IVAN", "c-1"),
@@ -165,7 +170,11 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         messages.verification.code_dm_text(REQ, SecretStr("ACD347")),
         messages.verification.security_code_failed(REQ, {"slack-code": 2, "duo-push": 1}),
         messages.verification.security_duo_exhausted(REQ, {"duo-push": 3}),
-        messages.verification.security_duo_fraud(REQ),
+        *[messages.verification.security_duo_fraud(REQ, state, approved=True)
+          for state in RequestState],
+        messages.verification.security_duo_fraud(REQ, RequestState.SUCCEEDED, contained=False),
+        *[messages.verification.duo_fraud_thread(HOSTILE, state, tap=tap) for state in RequestState
+          for tap in (False, True)],
         messages.verification.duo_sent_thread("U0000HANK", HOSTILE),
         messages.verification.duo_not_enrolled(HOSTILE),
         messages.verification.duo_unavailable(HOSTILE),
