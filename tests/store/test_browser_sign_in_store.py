@@ -141,3 +141,24 @@ def test_twenty_simultaneous_sign_ins_of_one_person_leave_one_link_that_works(
 
     run_concurrently(20, start)
     assert len(_waiting(factory, "U1", False)) == 1
+
+
+def test_a_newer_service_identity_sign_in_retires_the_one_another_approver_left_waiting(
+        factory: sessionmaker[Session]) -> None:
+    """The service identity is one account, and any approver may start its sign-in: the model and migration 0017
+    say one waiting "for the service identity", but the index and the retire are per person, so a link DMed to
+    one approver stays good after another approver's newer link (two links that can link the account that makes
+    every reset). The one sent last must be the only one that works, as for a person's own link."""
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash="a" * 64, slack_user="U1", service=True,
+                                         correlation_id="c-1", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash="b" * 64, slack_user="U2", service=True,
+                                         correlation_id="c-2", encrypted_flow="opaque",
+                                         created_at=T0 + timedelta(seconds=1), expires_at=T0 + TEN_MINUTES)
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash="a" * 64, at=T0 + timedelta(seconds=2))[0] \
+            == SignInClaim.USED, "the earlier service-identity link still works"
+        assert store.links.claim_browser_sign_in(session, state_hash="b" * 64, at=T0 + timedelta(seconds=2))[0] \
+            == SignInClaim.CLAIMED
