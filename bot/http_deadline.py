@@ -6,6 +6,10 @@ the read fails as a timeout, cheroot answers 408 and closes. The clock restarts 
 connection (cheroot's ``communicate`` reads one request; an idle connection waits in cheroot's selector, holding no
 worker). The TLS listener of the sign-in callback has its own, with the handshake inside it (``bot.callback_tls``).
 
+This bounds each connection, not their number: many connections dripping in turn still keep the pool busy (cheroot
+hands a connection to a thread at its first byte), which is why HTTP mode needs a reverse proxy in front that reads
+whole requests before passing them on (README, HTTP mode).
+
 Its own module because it subclasses cheroot's classes: ``bot.http_guard`` imports it only when it builds a
 listener, so that a start that serves no HTTP never imports cheroot."""
 
@@ -59,7 +63,7 @@ class DeadlineReader(StreamReader):
 class DeadlineConnection(HTTPConnection):
     """cheroot's connection, reading each plain-HTTP request within ``deadline_s``."""
 
-    deadline_s: float = 10.0
+    deadline_s: float = 3.0
 
     def __init__(self, server: Any, sock: socket.socket, makefile: Callable[..., Any] = MakeFile) -> None:
         deadline_s = self.deadline_s

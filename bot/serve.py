@@ -48,8 +48,10 @@ SLACK_EVENTS_PATH = "/slack/events"
 #: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
 #: Seconds one request may take to arrive, first byte to last (``bot.http_deadline``): Slack sends each in well under
-#: one, and gives up on its answer after three; a client dripping bytes is cut off then instead of holding a thread.
-HTTP_REQUEST_S = 10.0
+#: one, and gives up on its answer after three, so a request still arriving then is no use; a client dripping bytes
+#: is cut off then instead of holding a thread. It bounds what one slow connection holds, not how many there are:
+#: the TLS-terminating reverse proxy HTTP mode needs in front must buffer whole requests (README, HTTP mode).
+HTTP_REQUEST_S = 3.0
 #: The largest request body taken, about a thousand times Slack's usual (a view submission with its state is the
 #: biggest it sends): anyone may POST here, and a body is read before its signature can be checked, so what
 #: one unsigned request may cost in memory is this, per server thread. More gets 413 without being read.
