@@ -22,8 +22,9 @@ def _answer(respond: Respond, sentence: str | None) -> None:
 def handle_approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
                    respond: Respond) -> None:
     ack()
+    request_id, view = messages.requests.approve_click(action["value"])
     _answer(respond, services_of(context).requests.approve(
-        request_id=action["value"], actor=body["user"]["id"], correlation_id=correlation_of(context)))
+        request_id=request_id, actor=body["user"]["id"], correlation_id=correlation_of(context), view=view))
 
 
 def handle_cancel(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,

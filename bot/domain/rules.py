@@ -36,6 +36,8 @@ class Refusal(StrEnum):
     REQUESTER_NOT_MATCHED = "requester_not_matched"
     #: The requester has left the agents' group since asking: their request is not approved, nor revealed to them.
     REQUESTER_NOT_AN_AGENT = "requester_not_an_agent"
+    #: An Approve clicked on a message that did not yet show the call-back made since (``bot.domain.verification``).
+    CALLBACK_NOT_SEEN = "callback_not_seen"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ it) relies on (CISA AA23-320A). So after a call-back the approvals given before 
 allowed approver (the earlier one included) counts as usual. An approval given after the call-back, on a request
 message that shows it, counts. The request keeps its deadline and escalation time: a call-back does not buy an
 impostor more time.
+
+"On a request message that shows it" is checked, not assumed: a client that has not redrawn yet (or an approver
+quick on a message drawn a second before the call-back) still shows "not verified yet", and the database alone
+cannot tell such a click from one on the new message. So the Approve button carries how the caller stood when its
+message was drawn (``approval_view``), and an approval whose message did not show a call-back that has been made
+since is refused with a sentence to look again (``approval_saw_callback``).
 """
 
 from __future__ import annotations
@@ -149,3 +155,24 @@ def earlier_approvals_void(method: VerifyMethod) -> ApprovalVoid | None:
     if method == VerifyMethod.CALLBACK:
         return ApprovalVoid.VERIFIED_BY_CALLBACK_AFTER
     return ApprovalVoid.VERIFIED_BY_UNJUDGED_METHOD_AFTER
+
+
+#: ``approval_view``'s mark for a message that showed the caller verified by call-back.
+VIEW_CALLBACK = "callback"
+#: Its mark for any other message (not verified yet, or verified by a method the caller completes).
+VIEW_OTHER = "other"
+
+
+def approval_view(verification: VerifyState | str, method: VerifyMethod | str | None) -> str:
+    """What the Approve button of a message drawn now records of the caller: whether it shows a call-back."""
+    return VIEW_CALLBACK if verification == VerifyState.VERIFIED and method == VerifyMethod.CALLBACK else VIEW_OTHER
+
+
+def approval_saw_callback(view: str | None, verification: VerifyState | str,
+                          method: VerifyMethod | str | None) -> bool:
+    """False when the request stands verified by call-back but the clicked message did not show it (``view`` from
+    its Approve button; None: a button drawn before buttons carried it): that approval is refused, to be given on
+    the message as it is now. True otherwise."""
+    if approval_view(verification, method) != VIEW_CALLBACK:
+        return True
+    return view == VIEW_CALLBACK

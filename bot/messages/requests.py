@@ -11,6 +11,7 @@ from typing import Any
 from bot.domain.lifecycle import RequestState
 from bot.domain.parse import MAX_REASON_CHARS, ParseError, ParseProblem
 from bot.domain.rules import Protection, Refusal
+from bot.domain.verification import approval_view
 from bot.ids import Action, Block, Callback
 from bot.messages.commands import RESET_USAGE
 from bot.messages.format import Blocks, button, esc, esc_at_most, slack_date
@@ -215,6 +216,10 @@ _REFUSALS: dict[Refusal, str] = {
     Refusal.REQUESTER_NOT_MATCHED: (
         "I can't match the requester's Slack account to an Entra ID account any more, so I can't make sure you are "
         "not the same person; nothing was changed."),
+    Refusal.CALLBACK_NOT_SEEN: (
+        "Since this message was drawn, the caller was verified by call-back only (the agent's word that they called "
+        "a number on file); your approval was not counted. Look at the request message again: if the call-back is "
+        "enough, approve it there."),
 }
 
 
@@ -308,13 +313,27 @@ def request_blocks(req: ResetRequest, *, approvals: Sequence[str], group_id: str
     ]
     if req.state == RequestState.PENDING_APPROVAL:
         blocks.append({"type": "actions", "block_id": Block.REQUEST_ACTIONS, "elements": [
-            button("Approve", Action.APPROVE, req.id, style="primary"),
+            # The Approve button says whether its message showed a call-back (bot.domain.verification).
+            button("Approve", Action.APPROVE, approve_value(req), style="primary"),
             button("Deny", Action.DENY, req.id, style="danger"),
             button("Cancel", Action.CANCEL, req.id),
         ]})
         if verify_actions is not None:
             blocks.append(verify_actions)
     return blocks
+
+
+def approve_value(req: ResetRequest) -> str:
+    """The Approve button's value: the request's id, and whether the message it is drawn in shows the caller
+    verified by call-back (``bot.domain.verification.approval_view``)."""
+    return f"{req.id} {approval_view(req.verification, req.verify_method)}"
+
+
+def approve_click(value: str) -> tuple[str, str | None]:
+    """An Approve button's value read back: the request's id, and what its message showed of the caller (None for a
+    button drawn before buttons carried it)."""
+    request_id, _, view = value.partition(" ")
+    return request_id, view or None
 
 
 def approver_mention(req: ResetRequest, group_id: str | None) -> str:

@@ -15,7 +15,7 @@ from bot.domain.followup_rules import FollowUpKind
 from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState, predecessors
 from bot.domain.rules import Refusal, approval_refusal, approvers_for, cancel_refusal, identity_refusal
-from bot.domain.verification import VerifyState, start_refusal, usable_methods
+from bot.domain.verification import VerifyState, approval_saw_callback, start_refusal, usable_methods
 from bot.models import ResetRequest
 from bot.services.request_views import RequestViews
 from bot.settings import ApproverSource, TargetConfirmation, VerifyMethod
@@ -43,7 +43,10 @@ class RequestDecisions(RequestViews):
 
     # --- approve / deny / cancel / confirm ----------------------------------------------------------------
 
-    def approve(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
+    def approve(self, *, request_id: str, actor: str, correlation_id: str, view: str | None = None) -> str | None:
+        """``view``: what the clicked message showed of the caller (its Approve button's; None for a button drawn
+        before they carried it): an approval on a message that did not show a call-back made since is refused
+        (``bot.domain.verification``, the order of approval and verification)."""
         req, approvals = self._load(request_id)
         if req is None:
             return messages.requests.request_not_found(request_id)
@@ -56,14 +59,23 @@ class RequestDecisions(RequestViews):
         if refusal:
             return self._refuse(req, actor, refusal, correlation_id, "approve")
         with self.begin() as session:
-            tally = store.requests.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
-                actor=actor, action=AuditAction.APPROVAL_ADDED, correlation_id=correlation_id))
-            # The target's Yes may have landed since _load: decide on the row as it is now, locked.
-            req = store.requests.lock_request(session, request_id=req.id) or req
-            done = None
-            if tally.total >= req.approvals_required:
-                done = self._approve_if_ready(session, req, actor, correlation_id)
-            approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
+            # Locked first: a call-back recorded before this is seen here; one recorded after takes it back.
+            locked = store.requests.lock_request(session, request_id=req.id) or req
+            if not approval_saw_callback(view, locked.verification, locked.verify_method):
+                unseen: ResetRequest | None = locked
+            else:
+                unseen = None
+                tally = store.requests.add_approval(session, request_id=req.id, approver=actor, audit=AuditDraft(
+                    actor=actor, action=AuditAction.APPROVAL_ADDED, correlation_id=correlation_id))
+                # The target's Yes may have landed since _load: decide on the row as it is now, locked.
+                req = store.requests.lock_request(session, request_id=req.id) or req
+                done = None
+                if tally.total >= req.approvals_required:
+                    done = self._approve_if_ready(session, req, actor, correlation_id)
+                approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
+        if unseen is not None:
+            self._redraw(unseen, approvals=approvals)  # a client still showing the old message gets the new one
+            return self._refuse(unseen, actor, Refusal.CALLBACK_NOT_SEEN, correlation_id, "approve")
         if done is not None:
             self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
             self._start_reset(done, correlation_id)

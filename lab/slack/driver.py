@@ -88,14 +88,18 @@ class SlackDriver:
                                                              "command": command, "text": text}))
 
     def click(self, user: str, channel: str, ts: str, action_id: str, value: Any = None, *,
-              stale_ok: bool = False) -> Ack:
+              stale_ok: bool = False, shown_version: int | None = None) -> Ack:
         """``user`` clicks (or picks ``value`` in) the element ``action_id`` of message ``ts``; with ``stale_ok``
-        the click may come from an earlier version of the message (a client that has not redrawn yet)."""
+        the click may come from an earlier version of the message (a client that has not redrawn yet), where the
+        element is no longer in the current one; with ``shown_version=N`` it comes from a client still showing
+        version N of the message (0: as first posted), as that client shows it."""
         body: dict[str, Any] = {"user": user, "channel": channel, "ts": ts, "action_id": action_id}
         if value is not None:
             body["value"] = value
         if stale_ok:
             body["stale_ok"] = True
+        if shown_version is not None:
+            body["shown_version"] = shown_version
         return cast(Ack, self._call("POST", "/click", json=body))
 
     def click_view(self, user: str, view_id: str, action_id: str, value: Any = None) -> Ack:

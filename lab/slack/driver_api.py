@@ -273,6 +273,13 @@ class ControlApi:
         if msg is None and eph is None:
             _fail(404, f"no message {ts} in {channel.id} that {user.name} can see")
         blocks = msg.blocks if msg is not None else eph.blocks if eph is not None else []
+        shown = body.get("shown_version")
+        if shown is not None:
+            # A client still showing version ``shown`` of the message (0: as first posted) because it has not
+            # redrawn: Slack delivers the click with that version's blocks and the element as that client shows it.
+            if msg is None or not isinstance(shown, int) or not 0 <= shown < len(msg.earlier_blocks):
+                _fail(400, f"message {ts} has no earlier version {shown!r}")
+            blocks = msg.earlier_blocks[shown]
         found = find_element(blocks, action_id, value)
         if found is None and msg is not None and body.get("stale_ok"):
             # A click from a client still showing an earlier version of the message (50 people clicking

@@ -406,6 +406,32 @@ def test_approvals_given_before_a_call_back_must_be_given_again(lab: Lab, bot: R
         bot.services.requests.rules = rules
 
 
+def test_an_approve_on_a_message_drawn_before_the_call_back_is_not_counted(lab: Lab, bot: RunningBot,
+                                                                           driver: SlackDriver) -> None:
+    """Hank attests a call-back; a second later Mona clicks Approve on the request message as her Slack still shows
+    it, "Caller not verified yet" (it has not redrawn, or she was quick). The database orders her click after the
+    call-back, but she never saw it: her approval must not count as one given seeing the call-back (the attacker
+    review's stale-message race). She is told to look again; her Approve on the message as it is now counts."""
+    request = request_for(lab, driver, "bob", "approved on a message drawn before the call-back")
+    rid = request_id(driver, lab, request)
+    call_back(lab, driver, request)
+    in_thread(lab, driver, request, "Caller verified by call-back")
+    driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"]
+                            and "Caller verified by call-back" in str(m["blocks"]))
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", shown_version=0)  # as first posted
+    told = driver.wait_for_ephemeral("mona", lambda e: "verified by call-back only" in e["text"])
+    assert told["text"].endswith(f"({rid})") and "your approval was not counted" in told["text"]
+    assert req_of(bot, request).state == RequestState.PENDING_APPROVAL
+    refused = bot.audit(rid)[-1]
+    assert refused.action == "refused" and '"reason":"callback_not_seen"' in refused.detail
+    assert "approval_added" not in [e.action for e in bot.audit(rid)]
+
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")  # the message as it is now
+    in_thread(lab, driver, request, "Approved by")
+    wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the reset's verdict")
+    assert req_of(bot, request).state == RequestState.SUCCEEDED
+
+
 def test_verify_on_the_command_line_starts_at_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     request = request_for(lab, driver, "bob", "verify from the command", flags="--verify slack-code")
     rid = request_id(driver, lab, request)

@@ -134,7 +134,7 @@ class FakeRequests:
         self.created.append(text)
         return f"Request for {text} posted."
 
-    def approve(self, *, request_id: str, actor: str, correlation_id: str) -> str | None:
+    def approve(self, *, request_id: str, actor: str, correlation_id: str, view: str | None = None) -> str | None:
         self.gate.hold(f"approve {request_id}")
         return None
 

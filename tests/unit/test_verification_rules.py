@@ -11,9 +11,13 @@ from bot.domain.verification import (
     CALLER_COMPLETED,
     CODE_ALPHABET,
     CODE_LENGTH,
+    VIEW_CALLBACK,
+    VIEW_OTHER,
     ApprovalVoid,
     VerifyRefusal,
     VerifyState,
+    approval_saw_callback,
+    approval_view,
     code_matches,
     earlier_approvals_void,
     method_refusal,
@@ -90,3 +94,16 @@ def test_every_method_is_judged_and_only_the_call_back_is_the_agents_word() -> N
     """A method added to the settings is weak here until someone puts it in ``CALLER_COMPLETED``."""
     assert set(CALLER_COMPLETED) == set(VerifyMethod) - {VerifyMethod.CALLBACK}
     assert [m for m in VerifyMethod if earlier_approvals_void(m) is not None] == [VerifyMethod.CALLBACK]
+
+
+def test_an_approval_counts_only_on_a_message_that_showed_the_call_back_made_since() -> None:
+    callback, duo = VerifyMethod.CALLBACK, VerifyMethod.DUO_PUSH
+    assert approval_view(VerifyState.VERIFIED, callback) == VIEW_CALLBACK
+    assert approval_view(VerifyState.PENDING, callback) == VIEW_OTHER, "a call-back being entered shows nothing yet"
+    assert approval_view(VerifyState.VERIFIED, duo) == VIEW_OTHER
+    assert approval_saw_callback(VIEW_CALLBACK, VerifyState.VERIFIED, callback)
+    assert not approval_saw_callback(VIEW_OTHER, VerifyState.VERIFIED, callback), "drawn before the call-back"
+    assert not approval_saw_callback(None, VerifyState.VERIFIED, callback), "a button from before, unknown: refused"
+    for view in (None, VIEW_OTHER, VIEW_CALLBACK):
+        assert approval_saw_callback(view, VerifyState.NONE, None)
+        assert approval_saw_callback(view, VerifyState.VERIFIED, duo), "a method the caller completes: either order"
