@@ -33,6 +33,7 @@ from bot.serve import socket_mode_handler
 from bot.services.registry import Services
 from bot.settings import Settings
 from bot.wiring import Runtime, build_runtime
+from handlers.work import WorkPool
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 
@@ -107,7 +108,10 @@ class RunningBot:
 def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]:
     runtime = build_runtime(settings)
     runtime.pin_groups()  # as `resetbot run` does before it serves
-    handler = socket_mode_handler(create_app(settings, runtime.services), settings)
+    # create_app's own pool, made here so that closing the bot ends its threads as `resetbot run`'s stop does: left
+    # to the garbage collector, a closed bot's idle workers live on into later tests, which count threads.
+    work = WorkPool()
+    handler = socket_mode_handler(create_app(settings, runtime.services, work_pool=work), settings)
     before = len([c for c in driver.connections() if c.get("ready")])
     handler.connect()  # type: ignore[no-untyped-call]
     driver.wait_connected(before + 1)
@@ -115,6 +119,7 @@ def running_bot(settings: Settings, driver: SlackDriver) -> Iterator[RunningBot]
         yield RunningBot(runtime, handler)
     finally:
         close_promptly(handler)
+        work.shutdown(wait=False)
         runtime.close()
 
 
