@@ -48,8 +48,17 @@ def _prelude(dev_venv: bool) -> str:
     return "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in DEV_ONLY)
 
 
-def _start(driver: SlackDriver, code: str, env: dict[str, str], log: Path) -> float:
-    """Seconds from launch to the app's Socket Mode connection opened at the lab; the process is stopped after."""
+def _cpu_s(pid: int) -> float:
+    """The process's CPU seconds so far (user + system, from /proc): less swayed than wall time by other work on
+    the machine, so it shows a change on a loaded machine that the wall time hides."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start(driver: SlackDriver, code: str, env: dict[str, str], log: Path,
+           cpu: list[float] | None = None) -> float:
+    """Seconds from launch to the app's Socket Mode connection opened at the lab (and, into ``cpu``, the CPU
+    seconds it had used when the connection was seen); the process is stopped after."""
     before = {c["id"] for c in driver.connections()}
     with log.open("w") as out:
         launched = time.time()
@@ -63,6 +72,8 @@ def _start(driver: SlackDriver, code: str, env: dict[str, str], log: Path) -> fl
                 timeout=120, what="a new Socket Mode connection")
             if "exited" in conn:
                 raise RuntimeError(f"the process exited with {conn['exited']} before it connected: see {log}")
+            if cpu is not None:
+                cpu.append(_cpu_s(proc.pid))
             return float(conn["opened_at"]) - launched
         finally:
             proc.terminate()
@@ -91,9 +102,11 @@ def main() -> None:
                    if k != "PYTHONDONTWRITEBYTECODE"}
         bare: list[float] = []
         bot: list[float] = []
+        bare_cpu: list[float] = []
+        bot_cpu: list[float] = []
         for i in range(args.rounds + 1):  # round 0 is the warm-up
-            b = _start(driver, prelude + BARE_APP, bare_env, Path(tmp) / "bare.log")
-            r = _start(driver, prelude + BOT, bot_env, Path(tmp) / "bot.log")
+            b = _start(driver, prelude + BARE_APP, bare_env, Path(tmp) / "bare.log", bare_cpu if i else None)
+            r = _start(driver, prelude + BOT, bot_env, Path(tmp) / "bot.log", bot_cpu if i else None)
             if i:
                 bare.append(b)
                 bot.append(r)
@@ -102,6 +115,9 @@ def main() -> None:
     print(f"  bare bolt app: {statistics.median(bare):.3f} s (min {min(bare):.3f}, max {max(bare):.3f})")
     print(f"  resetbot run:  {statistics.median(bot):.3f} s (min {min(bot):.3f}, max {max(bot):.3f})")
     print(f"  resetbot - bare: {statistics.median(bot) - statistics.median(bare):+.3f} s")
+    bare_c, bot_c = statistics.median(bare_cpu), statistics.median(bot_cpu)
+    print(f"  CPU seconds when connected (median): bare {bare_c:.2f}, resetbot {bot_c:.2f}, difference "
+          f"{bot_c - bare_c:+.2f} (load average at the end: {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from urllib.parse import parse_qs
 
 from bot import messages
 from bot.errors import ConfigError, ResetbotError
-from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
+from bot.http_guard import HEALTH_PATH, ServedPort, body_refusal, cheroot_server
 from bot.ids import new_correlation_id
 from bot.services.links import CallbackOutcome
 
@@ -176,30 +175,24 @@ class CallbackListener:
                               "certificate (with its chain) and its private key.") from None
         adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
         adapter.deadline_s = request_s
-        self._server = cheroot_server((host, port), app, threads=CALLBACK_THREADS, max_body=MAX_CALLBACK_BODY)
-        self._server.ssl_adapter = adapter
-        self._thread: threading.Thread | None = None
+        server = cheroot_server((host, port), app, threads=CALLBACK_THREADS, max_body=MAX_CALLBACK_BODY)
+        server.ssl_adapter = adapter
+        self._port = ServedPort(server, "signin-callback")
 
     def start(self) -> None:
         """Bind now (a taken port fails the start, not a thread), then serve in a thread of its own; a port that
         cannot be bound raises CallbackListenError."""
         try:
-            self._server.prepare()
+            self._port.start()
         except OSError as e:
-            host, port = self._server.bind_addr[:2]
-            raise CallbackListenError(messages.cli.cannot_listen_for_callback(str(host), int(port),
+            host, port = self._port.address
+            raise CallbackListenError(messages.cli.cannot_listen_for_callback(host, port,
                                                                               str(e.strerror or e))) from None
-        self._thread = threading.Thread(target=self._server.serve, name="signin-callback", daemon=True)
-        self._thread.start()
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.bind_addr[:2]
-        return str(host), int(port)
+        return self._port.address
 
     def stop(self, timeout: float) -> None:
-        self._server.shutdown_timeout = max(0.1, min(self._server.shutdown_timeout, timeout))
-        self._server.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+        self._port.stop(timeout)
 

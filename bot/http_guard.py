@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +54,16 @@ def body_refusal(environ: dict[str, Any], limit: int) -> str | None:
     return None
 
 
-def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_body: int) -> wsgi.Server:
+def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_body: int,
+                   request_s: float | None = None) -> wsgi.Server:
     """A cheroot server with the limits every listener of resetbot has: bodies and headers bounded before they are
-    read, cheroot's own errors sent through logging (so they are JSON when the log is, and redacted)."""
+    read, cheroot's own errors sent through logging (so they are JSON when the log is, and redacted), and with
+    ``request_s`` each plain-HTTP request read within that many seconds (``bot.http_deadline`` says why)."""
     from cheroot import wsgi  # noqa: PLC0415 (lazy: see the module doc)
     server = wsgi.Server(bind, app, numthreads=threads, shutdown_timeout=10)
+    if request_s is not None:
+        from bot.http_deadline import deadline_connection  # noqa: PLC0415 (cheroot's subclasses: lazy as well)
+        server.ConnectionClass = deadline_connection(request_s)
 
     def error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         log.log(level, "HTTP server: %s", msg, exc_info=traceback)
@@ -66,3 +72,31 @@ def cheroot_server(bind: tuple[str, int], app: WsgiApp, *, threads: int, max_bod
     server.max_request_body_size = max_body
     server.max_request_header_size = MAX_HEADER_BYTES
     return server
+
+
+class ServedPort:
+    """One cheroot server on its own thread: bound by ``start`` (so a taken port fails the start, not a thread),
+    stopped within a bound. HTTP mode's Slack listener and the sign-in callback's listener are each one."""
+
+    def __init__(self, server: wsgi.Server, thread_name: str) -> None:
+        self._server = server
+        self._thread_name = thread_name
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind now, then serve on a thread; raises OSError if the port cannot be bound."""
+        self._server.prepare()
+        self._thread = threading.Thread(target=self._server.serve, name=self._thread_name, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.bind_addr[:2]
+        return str(host), int(port)
+
+    def stop(self, timeout: float) -> None:
+        # cheroot waits this long for requests being answered before it drops them; never past the caller's bound.
+        self._server.shutdown_timeout = max(0.1, min(self._server.shutdown_timeout, timeout))
+        self._server.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)

@@ -334,6 +334,17 @@ class BrowserSignIn(SQLModel, table=True):
     """
 
     __tablename__: ClassVar[Any] = "browser_sign_in"
+    #: At most one waiting sign-in per person, and one for the service identity whoever started it (any approver
+    #: may): a newer link retires the older one, and two started at once on PostgreSQL would otherwise each miss the
+    #: other's (``store.links``). Partial on both databases: migration 0017 says so for each. Only SQLite's clause
+    #: is repeated here, because naming PostgreSQL's imports its dialect at every start, on SQLite too (about
+    #: 30 ms); the schema comes from the migrations, and the comparison with the models does not read the clause.
+    __table_args__: ClassVar[Any] = (
+        sa.Index("uq_browser_sign_in_waiting", "slack_user", unique=True,
+                 sqlite_where=sa.text("used_at IS NULL AND NOT service")),
+        sa.Index("uq_browser_sign_in_service_waiting", "service", unique=True,
+                 sqlite_where=sa.text("used_at IS NULL AND service")),
+    )
 
     state_hash: str = Field(primary_key=True, max_length=64)
     slack_user: str = Field(max_length=64)

@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackApiError
 from bot.app import create_app, slack_client
 from bot.callback import CALLBACK_PATH, CallbackListener, WsgiApp, callback_app
 from bot.clients.slack_probe import SlackRefusedError
-from bot.http_guard import HEALTH_PATH, body_refusal, cheroot_server
+from bot.http_guard import HEALTH_PATH, ServedPort, body_refusal, cheroot_server
 from bot.jobs import start_scheduler
 from bot.services.replay import ReplayGuard
 from bot.settings import Settings, SignIn, SlackMode
@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 #: Threads answering HTTP requests; each only runs the ack path (the work runs in the work pool).
 HTTP_THREADS = 10
+#: Seconds one request may take to arrive, first byte to last (``bot.http_deadline``): Slack sends each in well under
+#: one, and gives up on its answer after three, so a request still arriving then is no use; a client dripping bytes
+#: is cut off then instead of holding a thread. It bounds what one slow connection holds, not how many there are:
+#: the TLS-terminating reverse proxy HTTP mode needs in front must buffer whole requests (README, HTTP mode).
+HTTP_REQUEST_S = 3.0
 #: The largest request body taken, about a thousand times Slack's usual (a view submission with its state is the
 #: biggest it sends): anyone may POST here, and a body is read before its signature can be checked, so what
 #: one unsigned request may cost in memory is this, per server thread. More gets 413 without being read.
@@ -129,26 +134,19 @@ class HttpIntake:
 
     def __init__(self, app: App, settings: Settings, callback: WsgiApp | None = None) -> None:
         # Checked by cheroot from the headers alone: a larger declared body is answered 413 and never read.
-        self._server = cheroot_server((settings.http_host, settings.http_port), http_app(app, callback),
-                                      threads=HTTP_THREADS, max_body=MAX_BODY_BYTES)
-        self._thread: threading.Thread | None = None
+        self._port = ServedPort(cheroot_server((settings.http_host, settings.http_port), http_app(app, callback),
+                                               threads=HTTP_THREADS, max_body=MAX_BODY_BYTES,
+                                               request_s=HTTP_REQUEST_S), "http")
 
     def start(self) -> None:
-        self._server.prepare()  # binds now, so a taken port fails the start rather than a thread
-        self._thread = threading.Thread(target=self._server.serve, name="http", daemon=True)
-        self._thread.start()
+        self._port.start()
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.bind_addr[:2]
-        return str(host), int(port)
+        return self._port.address
 
     def stop(self, timeout: float) -> None:
-        # cheroot waits this long for requests being answered before it drops them; never past the drain bound.
-        self._server.shutdown_timeout = max(0.1, min(self._server.shutdown_timeout, timeout))
-        self._server.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+        self._port.stop(timeout)
 
     def describe(self) -> str:
         host, port = self.address
@@ -233,9 +231,10 @@ def _within(step: Callable[[], object], timeout: float) -> bool:
     return not done.is_alive()
 
 
-def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
-                          ) -> bool:
-    """Start, wait for SIGTERM or SIGINT (main thread only), then stop gracefully. Returns ``Serving.stop``'s."""
+def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+                          *, serving_started: Callable[[], None] | None = None) -> bool:
+    """Start, call ``serving_started`` (``resetbot run``'s collector settles then: ``bot.cli.start_heap``), wait
+    for SIGTERM or SIGINT (main thread only), then stop gracefully. Returns ``Serving.stop``'s."""
     received: list[str] = []
     wake = threading.Event()
 
@@ -250,6 +249,8 @@ def serve_until_signalled(serving: Serving, signals: Iterable[signal.Signals] = 
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         serving.start()
+        if serving_started is not None:
+            serving_started()
         while not wake.wait(0.5):
             pass
         return serving.stop(received[0])

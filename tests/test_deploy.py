@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.__main__ import COMMANDS
+from bot.cli.main import command_modules
 from bot.cli.run import EXIT_MUST_FIX
 from bot.errors import ConfigError
 from bot.settings import DEFAULT_DRAIN_SECONDS, Settings, load_settings
@@ -62,7 +62,7 @@ def test_the_unit_starts_a_real_subcommand_from_the_installed_virtualenv() -> No
     command, subcommand, *_ = exec_start.split()
     assert command == INSTALLED_COMMAND
     sub = argparse.ArgumentParser().add_subparsers()
-    for module in COMMANDS:  # the subcommands `resetbot` itself registers
+    for module in command_modules([]):  # the subcommands `resetbot` itself registers
         module.register(sub)
     assert subcommand == "run" and subcommand in sub.choices, sorted(sub.choices)
 

@@ -1,7 +1,7 @@
 """``resetbot``'s subcommands: one module per command, each exposing ``register(sub)``.
 
 A command module adds its own argparse parser and sets ``handler`` (a function taking the parsed
-arguments and returning the exit code) with ``set_defaults``; ``bot.__main__`` only collects them. So a new
+arguments and returning the exit code) with ``set_defaults``; ``bot.cli.main`` only collects them. So a new
 command is a new file and one line in ``COMMANDS``, and no command's options leak into another's.
 """
 

@@ -18,7 +18,8 @@ from bot.clients.entra_auth import AppTokens, CertificateCredential, DelegatedTo
 from bot.clients.graph import GraphClient
 from bot.clients.slack_probe import SlackProbe
 from bot.errors import ConfigError
-from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, proxied_targets, run_checks
+from bot.services.doctor import S_SETTINGS, CheckResult, DoctorPlan, Outcome, run_checks
+from bot.services.start_checks import outbound_urls
 from bot.settings import ResetIdentity, Settings, SignIn, VerifyMethod, load_settings
 
 #: Seconds any one exchange with a dependency may take during ``resetbot doctor``.
@@ -83,11 +84,6 @@ def build_plan(settings: Settings) -> DoctorPlan:
             timeout_s=DOCTOR_TIMEOUT_S)
     return plan
 
-
-def outbound_urls(settings: Settings) -> list[str]:
-    """The https URLs the bot reaches through the proxy, one per host (Slack's Web API, Entra ID, Graph)."""
-    urls = [settings.slack_api_base, settings.entra_authority or "", settings.graph_base]
-    return proxied_targets([u for u in urls if u])
 
 
 def _service_identity(settings: Settings, plan: DoctorPlan) -> None:

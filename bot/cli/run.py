@@ -18,7 +18,6 @@ proxy that refuses the bot's credentials or is down is named as such, never quot
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +27,12 @@ from slack_sdk.errors import SlackClientError
 
 from bot import messages
 from bot.callback import CallbackListenError
-from bot.cli import Subparsers
-from bot.cli.doctor import outbound_urls
+from bot.cli import Subparsers, start_heap
 from bot.clients.slack_probe import SlackProbe, SlackRefusedError, SlackUnreachableError
 from bot.errors import ConfigError, DatabaseUnavailableError, ResetbotError, SlackUnavailableError
 from bot.metrics import serve as serve_metrics
 from bot.serve import Serving, serve_until_signalled
-from bot.services.doctor import Blocked, proxy_problem
+from bot.services.start_checks import Blocked, outbound_urls, proxy_problem
 from bot.settings import Settings, SlackMode, load_settings
 from bot.wiring import build_runtime
 
@@ -91,21 +89,6 @@ def _failure_of(call: Callable[[], object]) -> SlackRefusedError | SlackUnreacha
     return None
 
 
-def freeze_start_up_heap() -> None:
-    """Leave what the start built out of the garbage collector's full passes, once, just before serving.
-
-    The start leaves some 157,000 tracked containers that live as long as the process (the modules of SQLAlchemy,
-    pydantic, bolt, msal, ldap3 and the bot, the app, the clients). Each full (oldest-generation) collection walked
-    all of them while holding the GIL: 90 to 420 ms each on the lab under a burst of ``/reset``, during which no
-    listener thread could ack (``bench/ack_burst.py``; timed with a ``gc.callbacks`` hook). ``gc.freeze`` moves them
-    to a generation the collector never scans, so a full pass only walks what was made since (5 to 48 ms there);
-    the collect before it keeps garbage of the start from being frozen for good. Alone it did not bring the closed
-    loop's ack p99 down beyond the run-to-run noise; the work lane's threads were the larger part (handlers/work.py).
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then stop gracefully (work in flight finishes) and exit 0."""
     try:
@@ -137,9 +120,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:  # the sign-in callback's certificate or key cannot be used
         runtime.close(drain_s=0)
         return _cannot_start(str(e))
-    freeze_start_up_heap()
     try:
-        serve_until_signalled(serving)
+        serve_until_signalled(serving, serving_started=start_heap.settle)
     except CallbackListenError as e:  # the sign-in callback's port (Socket Mode) cannot be bound
         runtime.close(drain_s=0)
         return _cannot_start(str(e), transient=True)

@@ -60,6 +60,10 @@ class AuditAction(StrEnum):
 
     REQUESTED = "requested"
     APPROVAL_ADDED = "approval_added"
+    #: An approval given before the caller was verified that no longer counts (``bot.domain.verification``'s
+    #: ``earlier_approvals_void``: the caller was verified by a call-back after it). Its ``approval_added`` row stays;
+    #: detail ``approver``, ``approved_at``, ``method`` and ``reason``.
+    APPROVAL_NOT_COUNTED = "approval_not_counted"
     APPROVED = "approved"
     DENIED = "denied"
     CANCELLED = "cancelled"

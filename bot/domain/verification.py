@@ -3,6 +3,17 @@
 The helpdesk's caller says they are the target; a method proves it by something only the target holds (their
 Slack session, their Duo phone) or, weakest, by the agent calling back a number the directory holds. Pure
 functions: the services gather facts and act.
+
+The order of approval and verification: a request is reset once it is approved *and* its caller verified, in
+either order, with one exception. An approver who approves while the request says "not verified yet" trusts that a
+real verification will follow. A method the caller completes (a one-time code read back, the target's Yes, a Duo
+push approved on their phone) is one, and the earlier approval counts once it succeeds. A call-back is not: it is
+the agent's own word that they called a number on file, exactly what an impostor on the phone (or an agent in on
+it) relies on (CISA AA23-320A). So after a call-back the approvals given before it do not count
+(``earlier_approvals_void``): the approvers are asked again, now seeing the call-back, and the next approval by an
+allowed approver (the earlier one included) counts as usual. An approval given after the call-back, on a request
+message that shows it, counts. The request keeps its deadline and escalation time: a call-back does not buy an
+impostor more time.
 """
 
 from __future__ import annotations
@@ -54,6 +65,21 @@ STRENGTH: dict[VerifyMethod, str] = {
     VerifyMethod.SLACK_CONFIRM: "medium: the target said Yes in Slack, but the caller may not be the target",
     VerifyMethod.CALLBACK: "weakest: the agent called back a number the directory holds",
 }
+
+#: The methods the caller completes, not the agent: an approval given before one of them succeeded counts.
+CALLER_COMPLETED: frozenset[VerifyMethod] = frozenset({VerifyMethod.DUO_PUSH, VerifyMethod.SLACK_CODE,
+                                                       VerifyMethod.SLACK_CONFIRM})
+
+
+class ApprovalVoid(StrEnum):
+    """Why approvals given before the caller was verified do not count (an audit row's ``reason``)."""
+
+    #: The caller was verified by a call-back, the agent's own word, after the approval: the approver did not see
+    #: that this was all the proof there would be.
+    VERIFIED_BY_CALLBACK_AFTER = "verified_by_callback_after"
+    #: By a method not (yet) judged to be one the caller completes: counted as weak until it is.
+    VERIFIED_BY_UNJUDGED_METHOD_AFTER = "verified_by_unjudged_method_after"
+
 
 #: Digits and upper-case letters without the look-alikes 0/O, 1/I/L, 5/S, 2/Z, 8/B and U/V: read over the phone
 #: and typed by someone else, a code must survive both.
@@ -110,3 +136,16 @@ def usable_methods(allowed: Sequence[VerifyMethod], *, protected: bool, target_i
     """The allowed methods this request may use, in the configured order (the buttons the agent sees)."""
     return [m for m in allowed
             if method_refusal(m, allowed=allowed, protected=protected, target_in_slack=target_in_slack) is None]
+
+
+def earlier_approvals_void(method: VerifyMethod) -> ApprovalVoid | None:
+    """None when the approvals given before the caller was verified by ``method`` count; otherwise why they do not.
+
+    Only a method the caller completes (``CALLER_COMPLETED``) lets them count; any other (the call-back, or a method
+    added later and not yet judged) makes the approvers decide again, seeing how the caller was verified.
+    """
+    if method in CALLER_COMPLETED:
+        return None
+    if method == VerifyMethod.CALLBACK:
+        return ApprovalVoid.VERIFIED_BY_CALLBACK_AFTER
+    return ApprovalVoid.VERIFIED_BY_UNJUDGED_METHOD_AFTER

@@ -32,6 +32,28 @@ def _tap_line(step: StepResult) -> str:
             f"({esc(step.reason or 'unknown error')}); {_BY_HAND_TAP}.")
 
 
+def withheld_tap_deletion(req: ResetRequest, step: StepResult) -> str:
+    """The thread's line after a withheld TAP's verdict: whether the pass nobody may be shown still works in Entra."""
+    name = esc(req.target_display)
+    if step.done:
+        gone = "Entra had already removed it" if step.already else "it is deleted in Entra"
+        return (f":lock: The withheld Temporary Access Pass for {name} no longer exists ({gone}): nobody can sign in "
+                "with it.")
+    return (f":warning: The withheld Temporary Access Pass for {name} could NOT be deleted in Entra "
+            f"({esc(step.reason or 'unknown error')}): it stays usable until it expires. {_BY_HAND_TAP[0].upper()}"
+            f"{_BY_HAND_TAP[1:]}. Security has been told.")
+
+
+def security_withheld_tap_not_deleted(req: ResetRequest, step: StepResult, link: str | None) -> str:
+    """The security channel's alert when a TAP nobody may be shown (its request called off while it was issued)
+    could not be deleted: a live credential nobody should hold, with the request and what to do."""
+    where = f" (<{link}|the request's thread>)" if link else ""
+    return (f":rotating_light: Request {req.id}{where}: a Temporary Access Pass for {esc(req.target_display)} "
+            f"(`{esc(req.target_upn)}`), requested by <@{req.requester}>, was called off while Entra issued it, so "
+            f"nobody was shown it; but it could NOT be deleted in Entra ({esc(step.reason or 'unknown error')}) and "
+            f"stays usable until it expires: {_BY_HAND_TAP}.")
+
+
 def contained(req: ResetRequest, revoked: StepResult, tap: StepResult | None) -> str:
     """The thread's (and the alert's) account of what containment did, one line per step."""
     lines = [_sessions_line(esc(req.target_display), revoked)]

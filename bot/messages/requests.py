@@ -323,6 +323,25 @@ def approver_mention(req: ResetRequest, group_id: str | None) -> str:
     return f"{who}: this reset needs {needs}. Approve or deny it with the buttons above."
 
 
+def approve_again(req: ResetRequest, earlier: Sequence[str], group_id: str | None) -> str:
+    """The thread's one sentence after a call-back verified a caller whose request was approved before it (or half
+    approved): the approvals do not count, and the approvers (mentioned, so pinged as for a new request) decide
+    again now that the message shows how the caller was verified."""
+    who = approvers_phrase(req.manager_slack_id, group_id, req.approver_group)
+    gave = " and ".join(f"<@{a}>" for a in earlier)
+    approvals = "approvals" if len(earlier) > 1 else "approval"
+    return (f":warning: The caller was verified by call-back only (the agent's word that they called a number on "
+            f"file), so the {approvals} {gave} gave before it no longer count{'' if len(earlier) > 1 else 's'}: "
+            f"{who}, approve again now that you see it if that is enough, or deny.")
+
+
+def approve_again_dm(req: ResetRequest, channel: str) -> str:
+    """The manager's DM, as when the request was made: their approval is needed again (``approve_again``)."""
+    return (f"The caller of {req.id} (<@{req.requester}>'s reset of {esc(req.target_display)}, "
+            f"`{esc(req.target_upn)}`) was verified by call-back only, the agent's word, after it was approved: "
+            f"that approval no longer counts. Approve it again or deny it in the thread: <#{channel}>.")
+
+
 def approver_dm(req: ResetRequest, channel: str) -> str:
     return (f"<@{req.requester}> asks to reset the password of {esc(req.target_display)} (`{esc(req.target_upn)}`), "
             "who reports "

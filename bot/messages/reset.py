@@ -128,17 +128,73 @@ def reset_recovered_written_unheld(name: str, requester: str) -> str:
             "request to get a password you can read out.")
 
 
+#: How each sentence of a ``--tap`` reset cut off after its POST begins: the pass's value died with the process.
+_TAP_CUT_OFF = ("resetbot stopped after asking Entra for this Temporary Access Pass and before it stored Entra's "
+                "answer")
+
+
+def tap_recovered_deleted(name: str, requester: str) -> str:
+    """Recovery found the pass Graph made for a request cut off after its POST, and deleted it."""
+    return (f":warning: {_TAP_CUT_OFF}: Entra had made one for {esc(name)}, which nobody received, and resetbot has "
+            f"now deleted it, so nobody can sign in with it (<@{requester}>, make a new request if they still need "
+            "one).")
+
+
+def tap_recovered_gone(name: str, requester: str) -> str:
+    """Recovery found the pass Graph made, and it was gone by the time it was deleted (Graph answered 404)."""
+    return (f":warning: {_TAP_CUT_OFF}: Entra had made one for {esc(name)}, which nobody received, and it no longer "
+            f"exists, so nobody can sign in with it (<@{requester}>, make a new request if they still need one).")
+
+
+def tap_recovered_none(name: str, requester: str) -> str:
+    """Recovery found no pass made since the request's reset began: Graph never made it (or it is gone)."""
+    return (f":information_source: {_TAP_CUT_OFF}: Entra holds none for {esc(name)} made since, so none was issued "
+            f"and nobody can sign in with one from this request (<@{requester}>, make a new request if they still "
+            "need one).")
+
+
+def tap_recovered_not_deleted(name: str, reason: str, correlation_id: str) -> str:
+    """Graph made the pass (it lists it) and would not delete it: someone must, and security has been told."""
+    return (f":rotating_light: {_TAP_CUT_OFF}: Entra had made one for {esc(name)}, which nobody received, and it "
+            f"could not be deleted ({esc(reason)}), so the security channel has been told and an Authentication "
+            f"Administrator must delete {esc(name)}'s Temporary Access Pass in the Entra admin center (reference "
+            f"{correlation_id}).")
+
+
+def tap_recovered_unchecked(name: str, reason: str, correlation_id: str) -> str:
+    """Graph could not say (refused, or out of reach past the give-up bound) whether it made the pass."""
+    return (f":rotating_light: {_TAP_CUT_OFF}, so Entra may have made one for {esc(name)} that nobody received, and "
+            f"it could not be checked ({esc(reason)}), so the security channel has been told and an Authentication "
+            f"Administrator must delete any Temporary Access Pass of {esc(name)}'s in the Entra admin center "
+            f"(reference {correlation_id}).")
+
+
+def tap_recovered_security_alert(req: ResetRequest, *, checked: bool, reason: str, correlation_id: str) -> str:
+    """The security channel's alert when a pass nobody received may be live and could not be deleted."""
+    what = "it could not be deleted" if checked else "whether Entra made it could not be checked"
+    return (f":rotating_light: A Temporary Access Pass for {esc(req.target_display)}, requested by <@{req.requester}>"
+            f" (request {req.id}), may be live with nobody holding it: resetbot stopped before it stored Entra's "
+            f"answer, and {what} ({esc(reason)}). Delete it in the Entra admin center (the user's Authentication "
+            f"methods); reference {correlation_id}.")
+
+
 def tap_started(name: str) -> str:
     return f"Issuing a Temporary Access Pass for {esc(name)} in Entra ID (no password change)…"
 
 
 def tap_issued(name: str, requester: str, minutes: int, *, withheld: str | None = None) -> str:
-    """The TAP's verdict; ``withheld`` (why nobody may read it): that it was discarded, instead of "press Reveal"."""
-    done = (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
-            "minutes; their password is unchanged. ")
+    """The TAP's verdict; ``withheld`` (why nobody may read it): that it was discarded, and that the pass itself is
+    being deleted in Entra (the next line in the thread says whether it was: ``bot.messages.containment``), instead
+    of "press Reveal". A withheld pass is never called "ready": nobody is to use it."""
     if withheld:
-        return done + secret_discarded_withheld(withheld, name).replace("temporary password", "Temporary Access Pass")
-    return done + (f"<@{requester}>, press Reveal to read it to them (it can be shown once, within 10 minutes).")
+        return (f":white_check_mark: Done: Entra issued a Temporary Access Pass for {esc(name)}; their password is "
+                "unchanged. "
+                + secret_discarded_withheld(withheld, name).replace("temporary password", "Temporary Access Pass")
+                .replace("so nobody may read it.", "so nobody may read it, and the bot deletes it in Entra now "
+                                                   "(the next line here says whether it could)."))
+    return (f":white_check_mark: Done: a Temporary Access Pass for {esc(name)} is ready, usable once within {minutes} "
+            f"minutes; their password is unchanged. <@{requester}>, press Reveal to read it to them (it can be shown "
+            "once, within 10 minutes).")
 
 
 def reveal_blocks(request_id: str) -> Blocks:
@@ -193,9 +249,14 @@ def secret_discarded_disowned() -> str:
             "nobody may read it.")
 
 
-def withdrawn_thread(actor: str, *, denied: bool) -> str:
-    """A Cancel or Deny that came once the reset was under way: it cannot stop Entra, only who may read the result."""
+def withdrawn_thread(actor: str, *, denied: bool, tap: bool = False) -> str:
+    """A Cancel or Deny that came once the reset was under way: it cannot stop Entra, only who may read the result
+    (and, for a TAP, whether it stays usable: it is deleted in Entra once issued)."""
     verb = "denied" if denied else "cancelled"
+    if tap:
+        return (f":no_entry_sign: <@{actor}> {verb} this request while its Temporary Access Pass was already being "
+                "issued. Entra cannot be stopped once it has started, so the pass will be discarded unrevealed the "
+                "moment it is made, and deleted in Entra: nobody will be able to reveal or use it.")
     return (f":no_entry_sign: <@{actor}> {verb} this request while its reset was already under way. Entra cannot be "
             "stopped once it has started, so the temporary password will be discarded unrevealed the moment it is "
             "made: nobody will be able to reveal it.")
@@ -251,6 +312,13 @@ def reveal_refused_withdrawn(name: str) -> str:
 def reveal_gone() -> str:
     return ("This temporary password was already revealed, or its 10 minutes have passed: it is gone. Start a new "
             "reset if it's still needed.")
+
+
+def tap_unshown_after_stop(name: str) -> str:
+    """Recovery's verdict for a TAP Entra issued before the bot stopped: it died with the process, unshown."""
+    return (f":grey_question: Entra issued a Temporary Access Pass for {esc(name)}, but resetbot stopped before anyone "
+            "was shown it, and it cannot be shown now: the bot deletes it in Entra (the next line here says whether "
+            f"it could). If {esc(name)} still needs one, make a new request.")
 
 
 def reset_still_running(name: str) -> str:

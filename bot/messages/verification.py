@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bot.domain.lifecycle import RequestState
 from bot.domain.verification import (
     CODE_LENGTH,
     CODE_TTL,
@@ -234,9 +235,57 @@ def security_duo_exhausted(req: ResetRequest, tried: Mapping[str, int]) -> str:
             "phone until they give in.")
 
 
-def security_duo_fraud(req: ResetRequest) -> str:
-    return (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) reported a helpdesk Duo push as "
-            f"fraud: request {req.id} by <@{req.requester}> was cancelled. Someone may be impersonating them.")
+def duo_fraud_thread(name: str, state: RequestState, *, tap: bool = False) -> str:
+    """The thread's line when the target reports the caller's Duo push as fraud, by the state the report found."""
+    head = f":rotating_light: {esc(name)} reported the Duo push as fraud"
+    what = "Temporary Access Pass" if tap else "temporary password"
+    if state in (RequestState.PENDING_APPROVAL, RequestState.APPROVED):
+        return f"{head}: the request is cancelled and security has been told."
+    if state == RequestState.RESETTING:
+        return (f"{head} while the reset was under way. Entra cannot be stopped, so the {what} will be discarded "
+                "unrevealed the moment it is made and the reset contained (sessions revoked"
+                f"{', the pass deleted' if tap else ''}); security has been told.")
+    if state == RequestState.SUCCEEDED:
+        return (f"{head} after the reset was made: nobody may read the {what} any more, the reset is contained "
+                "below, and security has been told.")
+    return f"{head}. The request {_had(state)}, so nothing was changed; security has been told."
+
+
+def _had(state: RequestState) -> str:
+    """What had become of a request closed before a fraud report came, in words."""
+    return {RequestState.FAILED: "had failed", RequestState.EXPIRED: "had expired",
+            RequestState.REJECTED: "had been refused by the on-premises policy"}.get(state, f"had been {state.value}")
+
+
+def security_duo_fraud(req: ResetRequest, state: RequestState, *, approved: bool = False,
+                       link: str | None = None, contained: bool = True) -> str:
+    """Security's alert for a Duo push reported as fraud: which request (its thread's ``link`` when Slack gave one),
+    the state it was in, and whether anything was changed, so that a reset already made is contained (``contained``:
+    the bot contains it and its alert follows; otherwise a person must)."""
+    where = f" (<{link}|its thread>)" if link else ""
+    head = (f":rotating_light: {esc(req.target_display)} (`{esc(req.target_upn)}`) reported a helpdesk Duo push as "
+            f"fraud: request {req.id}{where} by <@{req.requester}>. Someone may be impersonating them.")
+    what = "Temporary Access Pass" if req.tap else "password"
+    if state in (RequestState.PENDING_APPROVAL, RequestState.APPROVED):
+        stage = ("approved, its reset about to start" if state == RequestState.APPROVED
+                 else "approved, waiting for its caller to be verified" if approved
+                 else "waiting for approval")
+        return f"{head} It was {stage}: it was cancelled and nothing was changed."
+    if state == RequestState.RESETTING:
+        making = "a Temporary Access Pass was being issued" if req.tap else "their password was being reset"
+        return (f"{head} {making[0].upper()}{making[1:]} when they reported it: Entra cannot stop that, so the new "
+                f"{what} is withheld from everyone and the reset is contained once made (the containment alert "
+                "follows).")
+    if state == RequestState.SUCCEEDED:
+        changed = "A Temporary Access Pass WAS issued" if req.tap else "Their password WAS reset"
+        if not contained:
+            undo = "delete the pass" if req.tap else "reset the password again"
+            return (f"{head} {changed} before they reported it, and the bot cannot contain it (the person is not in "
+                    f"Slack): revoke their sessions and {undo} in the Entra admin center.")
+        return (f"{head} {changed} before they reported it: it is withheld from anyone who had not read it yet and "
+                "contained (the containment alert follows"
+                f"{'' if req.tap else ', with Scramble password'}).")
+    return f"{head} It {_had(state)}, so nothing was changed."
 
 
 # --- slack-confirm -----------------------------------------------------------------------------------------------
@@ -289,12 +338,18 @@ def verified_thread(method: str, agent: str | None, at: datetime) -> str:
             f"({STRENGTH[VerifyMethod(method)]}).")
 
 
-def verified_agent(method: str) -> str:
-    return f"The caller is verified by {method_name(method)}."
+def verified_agent(method: str, *, approvals_taken_back: bool = False) -> str:
+    again = (" The approval given before it no longer counts: the approvers are asked to approve again."
+             if approvals_taken_back else "")
+    return f"The caller is verified by {method_name(method)}." + again
 
 
-def waiting_for_verification() -> str:
-    return "Approved, and now waiting for the caller to be verified before the password is reset."
+def waiting_for_verification(*, callback_possible: bool = False) -> str:
+    """Said when an approval comes before the verification; the approver learns at once that a call-back (which
+    ``bot.domain.verification.earlier_approvals_void`` does not let this approval count after) would ask again."""
+    then = (" If the agent verifies by call-back (their word only), the approval must be given again."
+            if callback_possible else "")
+    return "Approved, and now waiting for the caller to be verified before the password is reset." + then
 
 
 def started_agent(method: str) -> str:

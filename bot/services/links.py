@@ -318,14 +318,15 @@ class LinkService(Transactions):
     def _login_browser(self, *, slack_user: str, correlation_id: str, service: bool) -> str:
         """A one-time sign-in link by DM. The attempt (state, PKCE verifier, nonce, whose it is) is stored, not
         kept in memory: Microsoft may send the browser back to any replica, after a restart too. It replaces any
-        link of the same person still waiting, so at most one link of theirs can link anything."""
+        link of the same person still waiting, so at most one link of theirs can link anything (two started at
+        once included: ``store.links.save_browser_sign_in``)."""
         assert self.rules.redirect_uri is not None
         sign_in_as = self.rules.service_upn if service else self.notifier.email_of(slack_user)
         flow = self.tokens.start_browser_flow(self.rules.redirect_uri, login_hint=sign_in_as)
         now = self.clock()
         with self.begin() as session:
             store.links.purge_browser_sign_ins(session, before=now - _SIGN_IN_MEMORY)
-            store.links.retire_browser_sign_ins(session, slack_user=slack_user, service=service, at=now)
+            # Retires theirs still waiting, even one started at this instant.
             store.links.save_browser_sign_in(session, state_hash=state_hash(flow.state), slack_user=slack_user,
                                              service=service, correlation_id=correlation_id,
                                              encrypted_flow=flow.encrypted_flow, created_at=now,

@@ -15,10 +15,10 @@ from bot.domain.followup_rules import FollowUpKind
 from bot.domain.groups import MEMBERS_FOR_A_DECISION_S
 from bot.domain.lifecycle import RequestState, predecessors
 from bot.domain.rules import Refusal, approval_refusal, approvers_for, cancel_refusal, identity_refusal
-from bot.domain.verification import VerifyState
+from bot.domain.verification import VerifyState, start_refusal, usable_methods
 from bot.models import ResetRequest
 from bot.services.request_views import RequestViews
-from bot.settings import ApproverSource, TargetConfirmation
+from bot.settings import ApproverSource, TargetConfirmation, VerifyMethod
 
 SYSTEM = "system"
 
@@ -75,7 +75,10 @@ class RequestDecisions(RequestViews):
             self._thread(req, messages.requests.waiting_for_target(req.target_slack_id, req.target_display))
         elif tally.added and self._waiting_for_caller(req):
             self._redraw(req, approvals=approvals)
-            self._thread(req, messages.verification.waiting_for_verification())
+            callback_possible = start_refusal(VerifyState(req.verification), req.verify_tries) is None and (
+                VerifyMethod.CALLBACK in usable_methods(self.rules.verify_methods, protected=bool(req.protected),
+                                                        target_in_slack=req.target_slack_id is not None))
+            self._thread(req, messages.verification.waiting_for_verification(callback_possible=callback_possible))
         return None
 
     def _start_reset(self, req: ResetRequest, correlation_id: str) -> None:
@@ -196,7 +199,7 @@ class RequestDecisions(RequestViews):
         if discarded:
             self._thread(current, messages.reset.secret_discarded_withheld("withdrawn", current.target_display))
             return messages.reset.withdrawn_discarded_answer()
-        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied))
+        self._thread(current, messages.reset.withdrawn_thread(actor, denied=denied, tap=bool(current.tap)))
         return messages.reset.withdrawn_answer()
 
     def confirm(self, *, request_id: str, actor: str, yes: bool, correlation_id: str) -> str | None:

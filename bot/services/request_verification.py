@@ -1,10 +1,30 @@
 """Verifying the caller of a request: starting a method, taking a code, following a Duo push, the call-back's
-attestation, and what a verification makes happen (the reset starts once the request is approved too).
+attestation, and what a verification makes happen: the reset starts once the request is approved too, except that
+approvals given before a call-back (the agent's word, not the caller's proof) are taken back and the approvers asked
+again (``bot.domain.verification.earlier_approvals_void``).
 
 Every attempt and outcome is audited with its method; a code is generated here, sealed at once, sent only in the
 target's DM and never written anywhere in clear (not the audit, a log, the thread or an exception). Each change is
 a compare-and-set on the request's verification columns, so a double submit, two replicas or a superseded attempt
 record one outcome. A Duo push is followed on the service's own small pool, never on a Slack handler's thread.
+
+"Report fraud" (the person pressed *Report* on a Duo push) is the target saying someone is impersonating them, and
+counts as their "No" whatever state the request is in by the time the push is answered (with verification not
+required, the agent may send a push that is answered only after the approval, or once the reset ran):
+
+- ``pending_approval`` (waiting for its approver, or approved and waiting for its caller) or ``approved`` (its reset
+  not begun): cancelled; the compare-and-set to ``resetting`` then fails, so no reset starts;
+- ``resetting``: Entra cannot be stopped; the "No" is recorded on the row, so the verdict withholds the password (or
+  TAP) and the reset is contained once made (``ResetContainment._after_success``);
+- ``succeeded``: contained at once, as "This wasn't me" is (an unrevealed password discarded, sessions revoked, a TAP
+  deleted, Scramble password offered to security);
+- anything else (denied, cancelled, expired, failed, rejected): nothing to stop.
+
+Each time the verification is blocked and audited (``verify_failed``, outcome ``fraud``, then ``cancelled`` or
+``target_disowned`` with the state found), the thread is told, and so is the security channel: the request, its
+thread's link, the state it was in and whether the password was changed. The outcome is recorded whatever the
+request's state (``set_verification(any_state=True)``): before, a push answered after the approval matched no row
+and the report was silently lost.
 """
 
 from __future__ import annotations
@@ -31,6 +51,7 @@ from bot.domain.verification import (
     VerifyRefusal,
     VerifyState,
     code_matches,
+    earlier_approvals_void,
     method_refusal,
     new_code,
     start_refusal,
@@ -39,7 +60,7 @@ from bot.errors import ResetbotError
 from bot.ids import new_correlation_id
 from bot.logs import remember_secret
 from bot.models import ResetRequest
-from bot.services.request_decisions import SYSTEM, RequestDecisions
+from bot.services.request_decisions import _NOT_STARTED, SYSTEM, RequestDecisions
 from bot.services.sealing import Sealer
 from bot.settings import VerifyMethod
 
@@ -307,26 +328,53 @@ class RequestVerification(RequestDecisions):
                     failed, self._tries_by_method(req.id)))
 
     def _duo_fraud(self, req: ResetRequest, correlation_id: str, *, match: dict[str, object]) -> None:
-        """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked, the
-        request cancelled (as their "No" would), and security told."""
+        """The person pressed "Report" on the push: someone is impersonating them. The attempt is blocked and,
+        whatever state the request is in, their report counts as their "No" (module doc, "Report fraud"): a reset
+        not started yet is cancelled, one under way or made is disowned (withheld, then contained), and security is
+        told which request (its thread's link) and where it stood."""
         with self.begin() as session:
             failed = store.requests.set_verification(
-                session, request_id=req.id, expected={VerifyState.PENDING}, match=match,
+                session, request_id=req.id, expected={VerifyState.PENDING}, match=match, any_state=True,
                 changes={"verification": VerifyState.BLOCKED, "verify_txid": None, "verify_expires_at": None},
                 audit=AuditDraft(actor=SYSTEM, action=AuditAction.VERIFY_FAILED, correlation_id=correlation_id,
                                  detail={"method": VerifyMethod.DUO_PUSH, "outcome": "fraud"}))
-            cancelled = None if failed is None else store.requests.transition(
-                session, request_id=req.id, expected={RequestState.PENDING_APPROVAL}, to=RequestState.CANCELLED,
+            if failed is None:
+                return
+            # Read on the row the UPDATE above locked: the state the report found, and what it waited for.
+            found = RequestState(failed.state)
+            approved = found == RequestState.APPROVED or (
+                found == RequestState.PENDING_APPROVAL
+                and len(store.requests.list_approvals(session, request_id=req.id)) >= failed.approvals_required)
+            cancelled = store.requests.transition(
+                session, request_id=req.id, expected=_NOT_STARTED, to=RequestState.CANCELLED,
                 changes={"decided_at": self.clock()}, audit=AuditDraft(
                     actor=SYSTEM, action=AuditAction.CANCELLED, correlation_id=correlation_id,
-                    detail={"by": "duo_fraud"}))
-        if failed is None:
-            return
+                    detail={"by": "duo_fraud", "state": found.value})) if found in _NOT_STARTED else None
+            if cancelled is None:
+                # The reset began (or the request was closed): the report is the target's "No", recorded on the
+                # row, so a verdict still to come withholds the password and contains the reset.
+                store.requests.disown(session, request_id=req.id, unasked_too=True, audit=AuditDraft(
+                    actor=SYSTEM, action=AuditAction.TARGET_DISOWNED, correlation_id=correlation_id,
+                    detail={"by": "duo_fraud", "late": True, "state": found.value}))
+        said = messages.verification.duo_fraud_thread(req.target_display, found, tap=bool(failed.tap))
         if cancelled is not None:
-            self._announce(cancelled, messages.verification.duo_outcome_thread("fraud", req.target_display),
-                           decided_by=None)
-        if self.rules.security_channel:
-            self.notifier.post(self.rules.security_channel, messages.verification.security_duo_fraud(req))
+            self._announce(cancelled, said, decided_by=None)
+        else:
+            self._show(failed, said)
+        contains = self.disowned_after_reset is not None and bool(failed.target_slack_id)
+        self._tell_security(messages.verification.security_duo_fraud(
+            failed, found, approved=approved, link=self._thread_link(failed), contained=contains))
+        if found == RequestState.SUCCEEDED and self.disowned_after_reset is not None and failed.target_slack_id:
+            # Made already: contained at once as "This wasn't me" would (sessions revoked, an unrevealed password
+            # discarded, a TAP deleted, Scramble password offered to security).
+            self.disowned_after_reset(request_id=req.id, actor=failed.target_slack_id, correlation_id=correlation_id)
+
+    def _thread_link(self, req: ResetRequest) -> str | None:
+        """The request thread's permalink for security's alert (None when Slack gives none: the alert names the
+        request id anyway)."""
+        if not (req.channel_id and req.thread_ts):
+            return None
+        return self.notifier.permalink(req.channel_id, req.thread_ts)
 
     # --- slack-confirm -----------------------------------------------------------------------------------------
 
@@ -403,7 +451,13 @@ class RequestVerification(RequestDecisions):
     def _verified(self, req: ResetRequest, method: VerifyMethod, actor: str, correlation_id: str, *,
                   match: dict[str, object]) -> str:
         """Record the verification; when the request is approved already, that approval now counts and the reset
-        starts (the other order: approval after verification, is ``approve``'s)."""
+        starts (the other order: approval after verification, is ``approve``'s), unless the method was the agent's
+        word (a call-back): then the approvals given before it are taken back in the same transaction, each
+        audited, and the approvers asked again (``earlier_approvals_void``).
+
+        The compare-and-set's UPDATE locks the request row before the approvals are read, and an Approve locks it
+        before adding one (``add_approval``), so on any replica an approval is either before the verification
+        (read here, and taken back after a call-back) or after it (given on a request already verified)."""
         now = self.clock()
         with self.begin() as session:
             changed = store.requests.set_verification(
@@ -414,7 +468,17 @@ class RequestVerification(RequestDecisions):
                                  detail={"method": method}))
             done = None
             approvals: list[str] = []
-            if changed is not None:
+            taken_back: list[str] = []
+            void = earlier_approvals_void(method)
+            if changed is not None and void is not None:
+                for earlier in store.requests.remove_approvals(session, request_id=req.id):
+                    taken_back.append(earlier.approver)
+                    store.audit.append_audit(session, draft=AuditDraft(
+                        actor=SYSTEM, action=AuditAction.APPROVAL_NOT_COUNTED, request_id=req.id,
+                        correlation_id=correlation_id, detail={
+                            "approver": earlier.approver, "approved_at": earlier.at.isoformat(),
+                            "method": method, "reason": void}))
+            elif changed is not None:
                 approvals = [a.approver for a in store.requests.list_approvals(session, request_id=req.id)]
                 if len(approvals) >= changed.approvals_required:
                     done = self._approve_if_ready(session, changed, SYSTEM, correlation_id)
@@ -424,10 +488,23 @@ class RequestVerification(RequestDecisions):
         if done is not None:
             self._announce(done, messages.requests.approved(approvals), decided_by=None, approvals=approvals)
             self._start_reset(done, correlation_id)
-        else:
-            self._redraw(changed, approvals=approvals)
-            self._refresh_homes(changed)
-        return messages.verification.verified_agent(method)
+            return messages.verification.verified_agent(method)
+        self._redraw(changed, approvals=approvals)
+        if taken_back:
+            self._ask_again(changed, taken_back)
+        self._refresh_homes(changed)
+        return messages.verification.verified_agent(method, approvals_taken_back=bool(taken_back))
+
+    def _ask_again(self, req: ResetRequest, taken_back: Sequence[str]) -> None:
+        """After approvals were taken back: the thread says why in one sentence that mentions the approvers (as a
+        new request's does), and the manager is DMed as when it was made. Best effort, as ``_show``: what counts
+        is recorded already, and the redrawn message offers Approve to anyone who looks."""
+        try:
+            self._thread(req, messages.requests.approve_again(req, taken_back, self._group_id(req)))
+            if req.manager_slack_id and req.channel_id:
+                self.notifier.dm(req.manager_slack_id, messages.requests.approve_again_dm(req, req.channel_id))
+        except ResetbotError as e:
+            log.warning("request %s: the approvers could not be asked again: %s", req.id, e)
 
     def _tries_by_method(self, request_id: str) -> dict[str, int]:
         """The request's spent tries by method, read from its audit trail (each Duo push started, each wrong code,

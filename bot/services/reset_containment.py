@@ -18,6 +18,13 @@ decide a reset; the token decides *what Entra allows*. Scramble alone, which set
 presser's own sign-in when the requester has left the agents' group or has no working sign-in (logged out: the
 insider who made the reset must not be able to disarm it).
 
+A TAP nobody may be shown is deleted in Entra as soon as its verdict is recorded, whoever called it off: the target's
+"No" while it was issued (containment, like any disowning: ``contain``), or a Cancel or Deny that came while Entra
+issued it (``_delete_withheld_tap``: the same step, with the same token, audited with ``"withheld"``, said in the
+thread after the verdict, and, when it fails, to the security channel with the request's link). Otherwise it would
+stay usable for its lifetime: a credential that satisfies MFA, which nobody should hold but which anyone who saw it
+on the wire or in Graph's logs could use. A verdict recorded by recovery after a restart takes the same path.
+
 Failures are never silent: a step that fails (the agent's sign-in gone, Graph refusing or unreachable after its
 retries) is audited as ``containment_failed`` with its reason and said in the thread and the alert with what a
 person must do; pressing "This wasn't me" again runs the steps again (revoking twice is harmless).
@@ -82,13 +89,17 @@ class ResetContainment(ResetReveal):
         self._tell_containment(req, revoked, tap, audits, correlation_id)
         return revoked
 
-    def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
+    def _after_success(self, done: ResetRequest, correlation_id: str, *, withheld: str | None = None) -> None:
         """A target who said No while their reset was running (nothing could be contained then) is contained now it
-        is made. Otherwise ``--revoke-sessions``: whoever holds a session with the old password is signed out now;
-        audited and said in the thread (a failure too, with what a person must do)."""
+        is made (its TAP deleted with the rest). A TAP ``withheld`` because a Cancel or Deny came while Entra issued
+        it is deleted in Entra (``_delete_withheld_tap``). Otherwise ``--revoke-sessions``: whoever holds a session
+        with the old password is signed out now; audited and said in the thread (a failure too, with what a person
+        must do)."""
         if done.confirmation == "no":
             self.contain(done, actor=done.target_slack_id or "system", correlation_id=correlation_id)
             return
+        if withheld and done.tap:
+            self._delete_withheld_tap(done, correlation_id, withheld)
         if not done.revoke_sessions:
             return
         revoked, _, audits = self._contain_steps(done, actor="system", correlation_id=correlation_id,
@@ -101,53 +112,115 @@ class ResetContainment(ResetReveal):
                                                           origin="reset.revoke_sessions"), now=now)
         self.outbox.deliver(ids, now=now)
 
+    def _after_tap_unshown(self, done: ResetRequest, correlation_id: str) -> None:
+        """A pass issued before its process stopped, which nobody can be shown now: deleted as a withheld one."""
+        self._delete_withheld_tap(done, correlation_id, "interrupted")
+
     def _contain_steps(self, req: ResetRequest, *, actor: str, correlation_id: str, delete_tap: bool,
                        token_of: Callable[[], str] | None = None
                        ) -> tuple[StepResult, StepResult | None, list[AuditDraft]]:
         """Run the steps with the token the reset was made with (or ``token_of``'s); (revocation, TAP deletion or
         None, the audit rows to append). Never raises."""
-        token: str | None = None
-        token_problem: str | None = None
-        try:
-            token = token_of() if token_of is not None else self.token_for(req.requester)
-        except ResetbotError as e:  # not linked, sign-in expired, Entra away: every step is left for a person
-            token_problem = str(e)
-            log.warning("request %s: no token to contain it (%s): %s", req.id, correlation_id, type(e).__name__)
+        token, token_problem = self._containment_token(req, correlation_id, token_of)
         audits: list[AuditDraft] = []
-
-        def run(step: str, finished: str, call: Callable[[str], object]) -> StepResult:
-            if token is None:
-                result = StepResult(done=False, reason=token_problem)
-            else:
-                try:
-                    gone_before = call(token) is False
-                except GraphPermissionError as e:
-                    log.warning("request %s: %s refused by Entra (%s)", req.id, step, correlation_id)
-                    result = StepResult(done=False, reason=f"Entra refused it: {e.code or 'insufficient role'}; "
-                                                           "the role of the account the reset was made with may "
-                                                           "not do this to this user")
-                except ResetbotError as e:
-                    log.warning("request %s: %s failed (%s): %s", req.id, step, correlation_id, type(e).__name__)
-                    result = StepResult(done=False, reason=str(e))
-                else:
-                    result = StepResult(done=True, already=gone_before)
-            if result.done:
-                audits.append(AuditDraft(actor=actor, action=finished, request_id=req.id,
-                                         correlation_id=correlation_id, detail={"already_gone": result.already}))
-            else:
-                audits.append(AuditDraft(actor=actor, action=AuditAction.CONTAINMENT_FAILED, request_id=req.id,
-                                         correlation_id=correlation_id,
-                                         detail={"step": step, "reason": result.reason or ""}))
-            return result
-
-        revoked = run(_REVOKE_STEP, AuditAction.SESSIONS_REVOKED, lambda t: self.graph.revoke_sign_in_sessions(
-            user_id=req.target_entra_id, access_token=t, client_request_id=correlation_id))
+        revoked = self._step(req, _REVOKE_STEP, AuditAction.SESSIONS_REVOKED, token=token,
+                             token_problem=token_problem, audits=audits, actor=actor, correlation_id=correlation_id,
+                             call=lambda t: self.graph.revoke_sign_in_sessions(
+                                 user_id=req.target_entra_id, access_token=t, client_request_id=correlation_id))
         tap: StepResult | None = None
         if delete_tap and req.graph_operation_id:
-            tap_id = req.graph_operation_id
-            tap = run(_TAP_STEP, AuditAction.TAP_DELETED, lambda t: self.graph.delete_temporary_access_pass(
-                user_id=req.target_entra_id, method_id=tap_id, access_token=t, client_request_id=correlation_id))
+            tap = self._delete_tap_step(req, token, token_problem, audits, actor=actor, correlation_id=correlation_id)
         return revoked, tap, audits
+
+    def _containment_token(self, req: ResetRequest, correlation_id: str,
+                           token_of: Callable[[], str] | None = None) -> tuple[str | None, str | None]:
+        """(the token the reset was made with, or ``token_of``'s; None and why when there is none)."""
+        try:
+            return (token_of() if token_of is not None else self.token_for(req.requester)), None
+        except ResetbotError as e:  # not linked, sign-in expired, Entra away: every step is left for a person
+            log.warning("request %s: no token to contain it (%s): %s", req.id, correlation_id, type(e).__name__)
+            return None, str(e)
+
+    def _delete_tap_step(self, req: ResetRequest, token: str | None, token_problem: str | None,
+                         audits: list[AuditDraft], *, actor: str, correlation_id: str,
+                         detail: dict[str, object] | None = None) -> StepResult:
+        """Delete the TAP this request issued (its method id is the request's ``graph_operation_id``)."""
+        tap_id = req.graph_operation_id or ""
+        return self._step(req, _TAP_STEP, AuditAction.TAP_DELETED, token=token, token_problem=token_problem,
+                          audits=audits, actor=actor,
+                          correlation_id=correlation_id, detail=detail,
+                          call=lambda t: self.graph.delete_temporary_access_pass(
+                              user_id=req.target_entra_id, method_id=tap_id, access_token=t,
+                              client_request_id=correlation_id))
+
+    @staticmethod
+    def _step(req: ResetRequest, step: str, finished: str, *, token: str | None, token_problem: str | None,
+              audits: list[AuditDraft], actor: str, correlation_id: str, call: Callable[[str], object],
+              detail: dict[str, object] | None = None) -> StepResult:
+        """One containment step: its outcome, and its audit row appended to ``audits`` (``finished`` with whether
+        it was already done, or ``containment_failed`` with the step and why). Never raises."""
+        if token is None:
+            result = StepResult(done=False, reason=token_problem)
+        else:
+            try:
+                gone_before = call(token) is False
+            except GraphPermissionError as e:
+                log.warning("request %s: %s refused by Entra (%s)", req.id, step, correlation_id)
+                result = StepResult(done=False, reason=f"Entra refused it: {e.code or 'insufficient role'}; "
+                                                       "the role of the account the reset was made with may "
+                                                       "not do this to this user")
+            except ResetbotError as e:
+                log.warning("request %s: %s failed (%s): %s", req.id, step, correlation_id, type(e).__name__)
+                result = StepResult(done=False, reason=str(e))
+            else:
+                result = StepResult(done=True, already=gone_before)
+        extra = detail or {}
+        if result.done:
+            audits.append(AuditDraft(actor=actor, action=finished, request_id=req.id, correlation_id=correlation_id,
+                                     detail={"already_gone": result.already, **extra}))
+        else:
+            audits.append(AuditDraft(actor=actor, action=AuditAction.CONTAINMENT_FAILED, request_id=req.id,
+                                     correlation_id=correlation_id,
+                                     detail={"step": step, "reason": result.reason or "", **extra}))
+        return result
+
+    def _delete_withheld_tap(self, done: ResetRequest, correlation_id: str, why: str) -> None:
+        """A TAP made for a request called off while Entra issued it (a Cancel or Deny: ``why`` is ``withdrawn``),
+        or whose process stopped before its verdict (``interrupted``): nobody was shown it, and it must not stay
+        usable for its lifetime either. Deleted at once with the token it was made with,
+        audited (``tap_deleted``, or ``containment_failed`` with why), and said in the thread; a deletion that
+        fails is also said to the security channel, with the request's link, since a live pass remains. Never
+        raises."""
+        token, token_problem = self._containment_token(done, correlation_id)
+        audits: list[AuditDraft] = []
+        if done.graph_operation_id:
+            step = self._delete_tap_step(done, token, token_problem, audits, actor="system",
+                                         correlation_id=correlation_id, detail={"withheld": why})
+        else:  # not expected: the verdict records the pass's id with its success
+            step = StepResult(done=False, reason="the bot did not learn the pass's id from Entra")
+            audits.append(AuditDraft(actor="system", action=AuditAction.CONTAINMENT_FAILED, request_id=done.id,
+                                     correlation_id=correlation_id,
+                                     detail={"step": _TAP_STEP, "reason": step.reason or "", "withheld": why}))
+        link = None
+        if not step.done and self.security_channel and done.channel_id and done.thread_ts:
+            link = self.notifier.permalink(done.channel_id, done.thread_ts)
+        now = self.clock()
+        with self.begin() as session:
+            for draft in audits:
+                store.audit.append_audit(session, draft=draft)
+            owed: list[OutboxMessage] = _in_thread(done, messages.containment.withheld_tap_deletion(done, step),
+                                                   origin="reset.tap_withheld")
+            if not step.done and self.security_channel:
+                owed.append(channel_message(
+                    self.security_channel, messages.containment.security_withheld_tap_not_deleted(done, step, link),
+                    origin="reset.tap_withheld", request_id=done.id))
+            ids = self.outbox.enqueue(session, owed, now=now)
+        self.outbox.deliver(ids, now=now)
+        if step.done:
+            log.info("request %s: its withheld TAP is deleted in Entra (%s)", done.id, correlation_id)
+        else:
+            log.warning("request %s: its withheld TAP could NOT be deleted in Entra (%s)%s", done.id, correlation_id,
+                        "" if self.security_channel else "; no security channel is set to tell")
 
     def _tell_containment(self, req: ResetRequest, revoked: StepResult, tap: StepResult | None,
                           audits: list[AuditDraft], correlation_id: str) -> None:

@@ -163,9 +163,14 @@ class ResetDeps(Transactions):
         mode = Delivery(req.delivery) if req.delivery else self.delivery
         return mode == Delivery.TARGET
 
-    def _after_success(self, done: ResetRequest, correlation_id: str) -> None:
-        """What a succeeded reset's request also asked for, once its verdict is said (``--revoke-sessions``:
-        ``ResetContainment`` does it). Never raises."""
+    def _after_tap_unshown(self, done: ResetRequest, correlation_id: str) -> None:
+        """A TAP Entra issued whose process stopped before its verdict, recorded by recovery: nobody can be shown
+        it, so it is deleted in Entra (``ResetContainment`` does it). Never raises."""
+
+    def _after_success(self, done: ResetRequest, correlation_id: str, *, withheld: str | None = None) -> None:
+        """What a succeeded reset's request also asked for, or its withholding (``withheld``: why nobody may read
+        it) calls for, once its verdict is said: ``--revoke-sessions``, containing a target's "No", deleting a
+        withheld TAP in Entra (``ResetContainment`` does them). Never raises."""
 
 
 class ResetPerforming(ResetDeps):
@@ -290,7 +295,7 @@ class ResetPerforming(ResetDeps):
         self.outbox.deliver(ids, now=now)
         self._redraw(done)
         if done.state == RequestState.SUCCEEDED:
-            self._after_success(done, correlation_id)
+            self._after_success(done, correlation_id, withheld=withheld)
 
     def _account(self, req: ResetRequest) -> DirectoryUser | ResetbotError | None:
         """The target's AD account (None: gone), by objectGUID: a rename or move since the request cannot point
@@ -564,7 +569,18 @@ class ResetPerforming(ResetDeps):
             log.warning("TAP for %s failed (%s): %s", req.id, cid, type(e).__name__)
             return _Attempt(classify(ResetOutcome(error=error_kind(e), error_code=getattr(e, "code", None),
                                                   error_message=str(e))))
+        self._note_tap(req.id, tap.id)
         return _Attempt(Verdict(kind=VerdictKind.SUCCEEDED), tap.id, tap.temporary_access_pass)
+
+    def _note_tap(self, request_id: str, method_id: str) -> None:
+        """Record the issued pass's id at once (``store.requests.note_tap``), so that recovery can delete a pass
+        whose process stopped before its verdict. A failure is logged: the verdict records the id anyway."""
+        try:
+            with self.begin() as session:
+                store.requests.note_tap(session, request_id=request_id, method_id=method_id)
+        except Exception as e:  # the verdict's own transaction records it too
+            log.warning("request %s: could not record its TAP's id before the verdict (%s)", request_id,
+                        type(e).__name__)
 
     def _note_operation(self, request_id: str, location: str, *, baseline: int | None,
                         baseline_version: int | None) -> None:

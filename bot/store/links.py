@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from bot.models import (
@@ -120,14 +121,35 @@ class SignInClaim(StrEnum):
     EXPIRED = "expired"  # issued, but its time ran out (now used up as well)
 
 
+#: Tries of ``save_browser_sign_in``: a try fails only because another sign-in of the same person committed
+#: meanwhile (it waits for that commit), so each failure is someone's progress; more than anyone starts at once.
+_SAVE_ATTEMPTS = 32
+
+
 def save_browser_sign_in(session: Session, *, state_hash: str, slack_user: str, service: bool,
                          correlation_id: str, encrypted_flow: str, created_at: datetime,
                          expires_at: datetime) -> None:
-    """Remember a browser sign-in until its callback. ``encrypted_flow`` must already be encrypted."""
-    session.add(BrowserSignIn(state_hash=state_hash, slack_user=slack_user, service=service,
-                              correlation_id=correlation_id, encrypted_flow=encrypted_flow, created_at=created_at,
-                              expires_at=expires_at))
-    session.flush()
+    """Remember a browser sign-in until its callback, as the only one waiting for the person (or for the service
+    identity, whoever started it): those still waiting are used up first (``retire_browser_sign_ins``).
+    ``encrypted_flow`` must already be encrypted.
+
+    Two sign-ins of one person started at once (two clicks, two replicas) each retire what they can see; on
+    PostgreSQL neither sees the other's uncommitted row, and both links stayed good. The partial unique indexes
+    (``uq_browser_sign_in_waiting``, ``uq_browser_sign_in_service_waiting``) make the later insert wait for the
+    earlier commit and fail; it is then retried
+    in a savepoint, whose retire now sees the committed one and uses it up: the later link is the one that works,
+    as when they come one after the other. (SQLite takes its one write lock at ``BEGIN``: they never overlap.)"""
+    for attempt in range(_SAVE_ATTEMPTS):
+        retire_browser_sign_ins(session, slack_user=slack_user, service=service, at=created_at)
+        try:
+            with session.begin_nested():
+                session.add(BrowserSignIn(state_hash=state_hash, slack_user=slack_user, service=service,
+                                          correlation_id=correlation_id, encrypted_flow=encrypted_flow,
+                                          created_at=created_at, expires_at=expires_at))
+            return
+        except IntegrityError:
+            if attempt == _SAVE_ATTEMPTS - 1 or session.get(BrowserSignIn, state_hash) is not None:
+                raise  # not the person's other sign-in: a state used twice, which must never be saved
 
 
 def claim_browser_sign_in(session: Session, *, state_hash: str, at: datetime
@@ -149,13 +171,13 @@ def claim_browser_sign_in(session: Session, *, state_hash: str, at: datetime
 
 
 def retire_browser_sign_ins(session: Session, *, slack_user: str, service: bool, at: datetime) -> int:
-    """Use up ``slack_user``'s sign-ins still waiting (for the service identity, with ``service``): a newer link
-    replaces them, so only the latest one DMed can link anything."""
+    """Use up ``slack_user``'s own sign-ins still waiting, or with ``service`` the service identity's whoever
+    started them (it is one account, and any approver may link it): a newer link replaces them, so only the latest
+    one DMed can link anything."""
+    mine = (col(BrowserSignIn.service).is_(True) if service
+            else sa.and_(col(BrowserSignIn.slack_user) == slack_user, col(BrowserSignIn.service).is_(False)))
     return rowcount(session.execute(
-        sa.update(BrowserSignIn)
-        .where(col(BrowserSignIn.slack_user) == slack_user, col(BrowserSignIn.service).is_(service),
-               col(BrowserSignIn.used_at).is_(None))
-        .values(used_at=at)))
+        sa.update(BrowserSignIn).where(mine, col(BrowserSignIn.used_at).is_(None)).values(used_at=at)))
 
 
 def purge_browser_sign_ins(session: Session, *, before: datetime) -> int:

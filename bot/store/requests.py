@@ -279,6 +279,19 @@ def note_operation(session: Session, *, request_id: str, location: str, baseline
     return rowcount(result) == 1
 
 
+def note_tap(session: Session, *, request_id: str, method_id: str) -> bool:
+    """Remember the id of the Temporary Access Pass Entra just issued for a request still ``resetting`` (in
+    ``graph_operation_id``, where its verdict records it too), before the verdict: should the process stop in
+    between, recovery knows a pass exists that nobody can be shown, and deletes it. ``updated_at`` is left alone."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.RESETTING)
+        .values(graph_operation_id=method_id)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
 def _abandoned(now: datetime, since_before: datetime) -> sa.ColumnElement[bool]:
     """Left behind by whoever held it: a lease that lapsed (its holder stopped renewing it, however long the reset
     has run), or, with no lease (``approved``, or a row an older release wrote), no change since ``since_before``."""
@@ -383,20 +396,25 @@ def set_confirmation(
 def set_verification(
     session: Session, *, request_id: str, expected: Collection[str], changes: Mapping[str, object],
     audit: AuditDraft | None, match: Mapping[str, object] | None = None, at: datetime | None = None,
+    any_state: bool = False,
 ) -> ResetRequest | None:
     """Compare-and-set the caller's verification of a pending request: from a ``verification`` in ``expected``
     (and every column in ``match`` equal to its value: the attempt's code tries, its Duo txid) to ``changes``.
 
     The one caller whose UPDATE matches gets the refreshed request and appends ``audit`` (when given); a repeated
     submission, a second replica's poll or an attempt superseded by a newer one gets None and writes nothing.
+    ``any_state``: whatever state the request has moved to since the attempt began (a Duo push reported as fraud
+    after the approval, or once the reset ran); ``updated_at`` is then left alone (for a request ``resetting`` it
+    is when the reset started, which recovery and the follow-ups read).
     """
     at = at or utcnow()
-    conditions = [col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.PENDING_APPROVAL,
-                  col(ResetRequest.verification).in_(list(expected))]
+    conditions = [col(ResetRequest.id) == request_id, col(ResetRequest.verification).in_(list(expected))]
+    if not any_state:
+        conditions.append(col(ResetRequest.state) == RequestState.PENDING_APPROVAL)
     conditions += [getattr(ResetRequest, name) == value for name, value in (match or {}).items()]
     result = session.execute(
         sa.update(ResetRequest).where(*conditions)
-        .values(**changes, version=col(ResetRequest.version) + 1, updated_at=at)
+        .values(**changes, version=col(ResetRequest.version) + 1, **({} if any_state else {"updated_at": at}))
         .execution_options(synchronize_session=False)
     )
     if rowcount(result) != 1:
@@ -406,18 +424,21 @@ def set_verification(
     return session.get(ResetRequest, request_id, populate_existing=True)
 
 
-def disown(session: Session, *, request_id: str, audit: AuditDraft, at: datetime | None = None
-           ) -> ResetRequest | None:
+def disown(session: Session, *, request_id: str, audit: AuditDraft, at: datetime | None = None,
+           unasked_too: bool = False) -> ResetRequest | None:
     """The target's "No", whatever state the request is in: compare-and-set the confirmation from ``pending`` (or
     an earlier ``yes``) to ``no``. A "No" that comes late still counts (the caller alerts security), but only
     once: the caller whose UPDATE matches gets the refreshed request and appends ``audit``; a repeated "No", or
-    one to a request that never asked (``off``), gets None and writes nothing. ``updated_at`` is left alone: for a
-    request ``resetting`` it is when the reset started, which recovery and the follow-ups read.
+    one to a request that never asked (``off``), gets None and writes nothing. ``unasked_too``: a disowning the
+    target made without being asked (reporting the caller's Duo push as fraud) counts on an ``off`` request too.
+    ``updated_at`` is left alone: for a request ``resetting`` it is when the reset started, which recovery and the
+    follow-ups read.
     """
     at = at or utcnow()
+    before = ("pending", "yes", "off") if unasked_too else ("pending", "yes")
     result = session.execute(
         sa.update(ResetRequest)
-        .where(col(ResetRequest.id) == request_id, col(ResetRequest.confirmation).in_(("pending", "yes")))
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.confirmation).in_(before))
         .values(confirmation="no", version=col(ResetRequest.version) + 1)
         .execution_options(synchronize_session=False)
     )
@@ -515,6 +536,21 @@ def count_approvals(session: Session, *, request_id: str) -> int:
     """Distinct approvers of the request (the primary key makes rows distinct per person)."""
     query = sa.select(sa.func.count()).select_from(Approval).where(col(Approval.request_id) == request_id)
     return int(session.execute(query).scalar_one())
+
+
+def remove_approvals(session: Session, *, request_id: str) -> list[Approval]:
+    """Take back every approval of the request (they no longer count: ``bot.domain.verification``'s
+    ``earlier_approvals_void``) and return them, for the caller's audit rows. Call it in the transaction whose
+    compare-and-set locked the request row: an approval committed before that lock is removed, one after it is
+    given on top of what the lock protected, and a person whose approval was removed may approve again (the primary
+    key no longer holds their row)."""
+    removed = list_approvals(session, request_id=request_id)
+    for approval in removed:
+        session.expunge(approval)  # read as they were; this session must not hand them out again
+    if removed:
+        session.execute(sa.delete(Approval).where(col(Approval.request_id) == request_id)
+                        .execution_options(synchronize_session=False))
+    return removed
 
 
 def list_approvals(session: Session, *, request_id: str) -> list[Approval]:

@@ -17,6 +17,7 @@ class Control:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/control/answer", self.answer),
+            web.post("/control/press", self.press),
             web.get("/control/requests", self.requests),
             web.get("/control/pushes", self.pushes),
             web.post("/control/enrolment", self.enrolment),
@@ -40,6 +41,24 @@ class Control:
             return web.json_response({"error": "delay_ms must be a number from 0 to 600000"}, status=400)
         self.state.answers.setdefault(username, deque()).append((cast(Answer, result), delay_ms / 1000))
         return web.json_response({"username": username, "result": result, "delay_ms": delay_ms})
+
+    async def press(self, request: web.Request) -> web.Response:
+        """``{"username", "result": allow|deny|fraud|timeout|bypass}``: the person answers their push that is still
+        waiting, now (queue a long ``delay_ms`` with ``answer`` to keep it waiting until the test's moment); 409
+        when none of theirs waits."""
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return web.json_response({"error": "a JSON object is expected"}, status=400)
+        username, result = body.get("username"), body.get("result")
+        if result not in ANSWERS:
+            return web.json_response({"error": f"result must be one of {', '.join(ANSWERS)}"}, status=400)
+        push = self.state.press(str(username), cast(Answer, result))
+        if push is None:
+            return web.json_response({"error": f"no push to {username!r} is waiting"}, status=409)
+        return web.json_response(push.wire())
 
     async def enrolment(self, request: web.Request) -> web.Response:
         """``{"username", "enrolled": bool}``: take a person's phone out of Duo (as an admin deleting it would) or

@@ -112,8 +112,18 @@ class DuoState:
         task.add_done_callback(self.tasks.discard)
         return push
 
+    def press(self, username: str, answer: Answer) -> Push | None:
+        """The person answers their oldest push still waiting, now, whatever was queued for it (a push is answered
+        once, as on Duo's app: the queued answer then changes nothing). None when no push of theirs waits."""
+        push = next((p for p in self.pushes.values() if p.username == username and p.answer is None), None)
+        if push is not None:
+            push.answer = answer
+            push.decided.set()
+        return push
+
     @staticmethod
     async def _answer_later(push: Push, answer: Answer, delay: float) -> None:
         await asyncio.sleep(delay)
-        push.answer = answer
-        push.decided.set()
+        if push.answer is None:  # not answered meanwhile through ``press``
+            push.answer = answer
+            push.decided.set()

@@ -79,6 +79,7 @@ class Control:
             return _error(400, str(err))
         self.s.set_writeback(self.s.faults.writeback)
         self.s.set_hold(self.s.faults.hold_operations)
+        self.s.set_answer_hold(bool(self.s.faults.hold_answers_to))
         return web.json_response(self.s.faults.as_json())
 
     # -- device sign-ins --------------------------------------------------------------------------------

@@ -85,7 +85,11 @@ class Graph(GraphRoutes):
             request[LOG_APP] = caller.app_id
             request[LOG_USER] = caller.user.person.upn if caller.user else None
             self._injected_fault(request)
-            return await handler(request)
+            response = await handler(request)
+            held = self.s.faults.hold_answers_to
+            if held and held in request.path:
+                await self.s.hold_answer()  # Graph acted; its answer is held back (hold_answers_to)
+            return response
         except Refusal as refusal:
             return refusal.response
         except SelectError as err:

@@ -205,8 +205,14 @@ class Methods(GraphRoutes):
         return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
 
     async def list_taps(self, request: web.Request) -> web.Response:
-        self._require(request, caller_of(request).allowed(READ_OPERATION))
+        """GET a user's Temporary Access Passes: ``UserAuthenticationMethod.Read.All`` (or ReadWrite.All), and,
+        delegated on another user, a role that may read them (roles.may_read_taps); one's own need no role. At most
+        one, as Graph holds (a new pass replaces the old); never its value (``temporaryAccessPass`` is null)."""
+        caller = caller_of(request)
+        self._require(request, caller.allowed(READ_OPERATION))
         target = self._target(request)
+        if caller.user is not None and caller.user is not target:
+            self._require(request, roles.may_read_taps(caller.roles, self.s.held_roles(target)))
         now = utcnow()
         return graph_json(request, {
             "@odata.context": f"{self.s.graph_base}/$metadata#users('{target.id}')/authentication/"

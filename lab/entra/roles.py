@@ -58,6 +58,15 @@ def may_create_tap(caller_roles: Iterable[str], target_roles: Iterable[str]) -> 
     return bool(caller) and all(caller & allowed_callers(role) for role in target_roles)
 
 
+#: Reading another user's Temporary Access Passes (GET temporaryAccessPassMethods, delegated): Microsoft lists the
+#: Global Reader, Authentication Administrator and Privileged Authentication Administrator as the least privileged
+#: roles (a Global Administrator holds all), each over the targets whose methods it may manage. The lab has no Global
+#: Reader (its built-in roles are the reset table's), so here only the roles that may manage a pass read it: never
+#: kinder than Graph. Helpdesk, Password and User Administrators may not: Graph answers 403.
+def may_read_taps(caller_roles: Iterable[str], target_roles: Iterable[str]) -> bool:
+    return may_create_tap(caller_roles, target_roles)
+
+
 #: Revoking another user's sign-in sessions (``microsoft.directory/users/invalidateAllRefreshTokens``) is one of
 #: Entra's "sensitive actions": the Helpdesk, Authentication, User, Privileged Authentication and Global
 #: Administrators hold it, each over the targets its column of the reset table covers. The Password Administrator

@@ -65,6 +65,10 @@ class Faults:
     #: When set, id tokens name this tenant id in ``tid`` instead of the lab's: a sign-in made in another
     #: tenant (what a multi-tenant authority or a swapped authority would hand back), for the bot to refuse.
     sign_in_tenant: str = ""
+    #: When set, Graph's answer to a call whose path holds this text waits, after Graph acted on it, until this is
+    #: cleared: a test kills the bot while the answer is on its way (e.g. a TAP made that nobody received) without
+    #: racing a delay. ``POST /reset`` releases every held answer.
+    hold_answers_to: str = ""
 
     def update(self, body: dict[str, Any]) -> None:
         """Apply the fields present in ``body``; validate all of them before changing any."""
@@ -92,6 +96,7 @@ class Faults:
             "fault_path": self.fault_path,
             "device_code_blocked": self.device_code_blocked,
             "sign_in_tenant": self.sign_in_tenant,
+            "hold_answers_to": self.hold_answers_to,
         }
 
     def reset_retry_after_header(self) -> dict[str, str]:
@@ -197,6 +202,8 @@ class State:
     sync_frozen_at: dt.datetime | None = None
     #: Set unless ``hold_operations`` is on; held operations wait for it (see ``hold``).
     released: asyncio.Event = field(default_factory=_released)
+    #: Set unless ``hold_answers_to`` is set; held answers wait for it (see ``hold_answer``).
+    answers_released: asyncio.Event = field(default_factory=_released)
     #: Counts ``reset()`` calls, so an operation held across a reset knows it was dropped.
     generation: int = 0
     #: The application permissions the stand-in started with (``POST /control/consent`` changes ``app_roles``;
@@ -286,6 +293,17 @@ class State:
         else:
             self.released.set()
 
+    def set_answer_hold(self, hold: bool) -> None:
+        """Hold the answers to the calls ``hold_answers_to`` names, or release every held one."""
+        if hold:
+            self.answers_released.clear()
+        else:
+            self.answers_released.set()
+
+    async def hold_answer(self) -> None:
+        """Wait while answers are held (the call was made: only its answer waits)."""
+        await self.answers_released.wait()
+
     async def hold(self) -> bool:
         """Wait while operations are held; False when the lab was reset meanwhile. A held operation dropped by a
         reset must end without touching AD: otherwise a test's teardown reset would let a stale writeback land
@@ -302,12 +320,14 @@ class State:
 
     def reset(self, *, history: bool) -> None:
         """POST /control/reset: faults off, logs and operations and device flows cleared, the app's consented
-        permissions, the device-code interval, everyone's role assignments and sign-in sessions (never revoked) back
-        to the start; held operations are dropped (they never reach AD)."""
+        permissions, the device-code interval, everyone's role assignments, sign-in sessions (never revoked) and
+        Temporary Access Passes (none) back to the start; held operations are dropped (they never reach AD), held
+        answers released."""
         self.faults = Faults()
         self.set_writeback("ok")
         self.generation += 1
         self.set_hold(False)
+        self.set_answer_hold(False)
         self.operations.clear()
         self.requests.clear()
         self.device_flows.clear()
@@ -321,6 +341,7 @@ class State:
             user.mail = None
             user.display_name = None
             user.sign_in_sessions_valid_from, user.revocations = user.created, 0
+            user.taps = []
         self.role_groups.clear()
         if history:
             self.history.forget()
@@ -330,6 +351,7 @@ class State:
 
 #: The text fields of ``Faults`` and what their text must be.
 _TEXT_FAULTS = {"fault_path": "text (empty: every Graph call)",
+                "hold_answers_to": "text (empty: no answer held)",
                 "sign_in_tenant": "a tenant id (empty: the lab's own)"}
 
 

@@ -156,7 +156,8 @@ class SlackDriver:
                http_signing: str | None = None, down: list[str] | None = None,
                usergroup_editors: str | None = None) -> dict[str, Any]:
         """Change only the switches given; returns all of them. ``down=["chat.postMessage"]`` takes that method
-        down (HTTP 503) until ``down=[]``."""
+        down (HTTP 503) until ``down=[]``. ``fail_next={...}`` plans one more failing call (or ``count`` of them);
+        a list replaces every planned failure, so ``fail_next=[]`` clears the plan."""
         body = {k: v for k, v in {"rate_limit": rate_limit, "fail_next": fail_next, "drop_acks": drop_acks,
                                   "ack_timeout_s": ack_timeout_s, "trigger_ttl_s": trigger_ttl_s,
                                   "revoked_scopes": revoked_scopes, "http_signing": http_signing,

@@ -477,7 +477,7 @@ class ControlApi:
         self._scopes_and_signing(body)
         if "fail_next" in body:
             rules = body["fail_next"]
-            if rules is None:
+            if rules is None or isinstance(rules, list):  # a list is the whole plan: [] clears what was planned
                 faults.fail_next.clear()
             for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
                 if not isinstance(rule, dict) or not isinstance(rule.get("method"), str):

@@ -581,6 +581,26 @@ def test_a_deleted_temporary_access_pass_is_gone_and_a_second_delete_says_so(
     assert not graph.delete_temporary_access_pass(user_id=person("bob").upn, method_id=tap.id, access_token=token)
 
 
+def test_an_agent_lists_a_users_temporary_access_pass_without_its_value(
+        graph: GraphClient, entra_control: EntraControl, agent_tokens: DelegatedTokens, hank_token: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The list recovery reads after a bot stopped mid-TAP: the one pass (a new one replaced the first), when Graph
+    made it, never its value; a Helpdesk Administrator, who may not manage passes, may not read them either."""
+    caplog.set_level(logging.DEBUG)
+    entra_control.assign("hedy", "Authentication Administrator")
+    token = agent_tokens.token_for(entra_control.link(agent_tokens, "hedy")).access_token
+    graph.create_temporary_access_pass(user_id=person("bob").upn, access_token=token)
+    tap = graph.create_temporary_access_pass(user_id=person("bob").upn, access_token=token)
+    [listed] = graph.list_temporary_access_passes(user_id=person("bob").upn, access_token=token)
+    assert (listed.id, listed.lifetime_minutes, listed.is_usable) == (tap.id, 60, True)
+    assert listed.created is not None and listed.created.tzinfo is not None
+    assert not entra_control.leaks(tap.temporary_access_pass.get_secret_value(), caplog.records, listed)
+    with pytest.raises(GraphPermissionError):
+        graph.list_temporary_access_passes(user_id=person("bob").upn, access_token=hank_token)
+    assert graph.delete_temporary_access_pass(user_id=person("bob").upn, method_id=tap.id, access_token=token)
+    assert graph.list_temporary_access_passes(user_id=person("bob").upn, access_token=token) == []
+
+
 def test_graph_user_is_a_frozen_value() -> None:
     user = GraphUser.from_graph({"id": "1", "userPrincipalName": "a@b", "onPremisesSyncEnabled": None})
     with pytest.raises(AttributeError):

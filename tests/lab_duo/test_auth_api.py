@@ -106,6 +106,19 @@ def test_an_async_push_ends_as_the_control_api_says(duo: DuoStandIn, answer: str
     assert push["pushinfo"] == "request=R-1"
 
 
+def test_a_waiting_push_is_answered_when_the_person_presses_and_only_once(duo: DuoStandIn) -> None:
+    control(duo, "POST", "/answer", {"username": "bob", "result": "allow", "delay_ms": 600_000})
+    c = client(duo)
+    txid = c.auth(factor="push", username="bob", device="auto", async_txn=True)["txid"]
+    assert next(p for p in control(duo, "GET", "/pushes?username=bob") if p["txid"] == txid)["status"] == "pushed"
+    assert control(duo, "POST", "/press", {"username": "bob", "result": "fraud"})["txid"] == txid
+    assert c.auth_status(txid)["status"] == "fraud"
+    with pytest.raises(httpx.HTTPStatusError) as none_waits:  # answered: the queued "allow" changes nothing
+        control(duo, "POST", "/press", {"username": "bob", "result": "allow"})
+    assert none_waits.value.response.status_code == 409
+    assert c.auth_status(txid)["status"] == "fraud"
+
+
 def test_a_push_to_someone_not_enrolled_is_refused(duo: DuoStandIn) -> None:
     with pytest.raises(RuntimeError, match=r"40002|Invalid request parameters"):
         client(duo).auth(factor="push", username="cora", device="auto", async_txn=True)

@@ -92,3 +92,19 @@ def test_delegated_temporary_access_passes_follow_microsofts_role_table(entra: E
     entra.assign("bob", "Helpdesk Administrator", administrative_unit="Sales", remove=True)
     assert create("hedy", "bob") == 201, "Entra ignores an eligible (inactive) role: Microsoft's table does too"
     assert create("paula", "hank") == 201, "a Global Administrator may create one for anyone"
+
+
+def test_reading_a_users_temporary_access_passes_takes_a_role_that_manages_them(entra: EntraLab) -> None:
+    """GET temporaryAccessPassMethods on another user: the permission is not enough, as in Graph; the caller's role
+    must cover the target's authentication methods (a Helpdesk or Password Administrator's does not)."""
+    def read(caller: str, target: str) -> int:
+        path = f"/users/{person(target).upn}/authentication/temporaryAccessPassMethods"
+        return entra.graph("GET", path, entra.agent_token(caller)).status_code
+
+    assert read("hank", "alice") == 403, "a Helpdesk Administrator may not read a user's passes"
+    assert read("hedy", "alice") == 403, "nor may a Password Administrator"
+    assert read("alice", "alice") == 200, "one's own need no role"
+    entra.assign("hedy", "Authentication Administrator")
+    assert read("hedy", "alice") == 200
+    assert read("hedy", "paula") == 403, "not a Global Administrator's"
+    assert read("paula", "hank") == 200

@@ -288,6 +288,16 @@ def test_fail_next(client: WebClient, driver: SlackDriver) -> None:
     assert client.auth_test()["ok"]  # other methods were never affected
 
 
+def test_an_empty_list_clears_the_planned_failures(client: WebClient, driver: SlackDriver) -> None:
+    driver.faults(fail_next={"method": "users.info", "status": 500, "error": "fatal_error", "count": 5})
+    assert error_of(lambda: client.users_info(user="U00ALICE")) == (500, "fatal_error")
+    assert driver.faults(fail_next=[])["fail_next"] == []
+    assert client.users_info(user="U00ALICE")["ok"], "nothing is left of the plan"
+    driver.faults(fail_next=[{"method": "auth.test", "status": 500, "error": "fatal_error"}])
+    assert [r["method"] for r in driver.faults()["fail_next"]] == ["auth.test"]
+    assert error_of(client.auth_test) == (500, "fatal_error")
+
+
 def test_a_method_taken_down_answers_503_until_it_is_back(client: WebClient, driver: SlackDriver) -> None:
     driver.faults(down=["chat.postMessage"])
     for _ in range(3):

@@ -23,16 +23,20 @@ from bot.db import make_engine
 
 pytestmark = pytest.mark.process  # the imports are seen in a process of their own
 
-#: Imported on first use, never by the start (the module doc says when each is).
+#: Imported on first use, never by the start (the module doc says when each is); the other commands' modules
+#: and the doctor's checks are imported only by those commands (``bot.cli.main``).
 LAZY = ("ldap3", "msal", "requests", "httpx", "httpcore", "apscheduler", "alembic", "sqlalchemy.dialects.postgresql",
-        "cryptography.x509", "cheroot", "selenium")
+        "cryptography.x509", "cheroot", "selenium", "bot.cli.doctor", "bot.cli.audit", "bot.cli.migrate",
+        "bot.services.doctor")
 
-#: ``resetbot run`` up to its first call to Slack: every command's module (``bot.__main__`` imports them all), the
+#: ``resetbot run`` up to its first call to Slack: the command line with the ``run`` command's module, the
 #: settings, and the runtime with every client and service (``bot.wiring.build_runtime``), then what is left of
 #: the start (``bot.serve``: the app, the handlers, Socket Mode).
 _PROBE = """
 import json, sys
-import bot.__main__, bot.serve
+from bot.cli.main import command_modules
+command_modules(["run"])
+import bot.serve
 from bot.settings import load_settings
 from bot.wiring import build_runtime
 runtime = build_runtime(load_settings())
@@ -62,3 +66,14 @@ def test_the_start_up_to_slack_imports_none_of_the_libraries_used_on_first_use(t
     loaded = set(json.loads(done.stdout))
     assert [name for name in LAZY if name in loaded] == []
     assert "bot.wiring" in loaded and "bot.clients.directory" in loaded  # the probe did build the runtime
+
+
+def test_the_entry_point_pauses_the_collector_before_it_imports_the_bot() -> None:
+    """``bot.__main__`` pauses the collector before the start's imports (``bot.cli.start_heap``): importing it
+    must not load them already."""
+    probe = "import json, sys; import bot.__main__; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert [name for name in ("sqlalchemy", "sqlmodel", "pydantic", "slack_bolt", "bot.cli.main", "bot.settings")
+            if name in loaded] == []

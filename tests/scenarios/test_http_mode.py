@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+import bot.serve
 from bot.models import AuditEvent, ResetRequest
 from bot.serve import HttpIntake, Serving
 from bot.settings import SlackMode
@@ -260,3 +262,37 @@ def test_the_browser_sign_in_callback_is_served_by_the_same_server(lab: Lab, htt
         assert proxy.post("/auth/callback", content=b"x" * (2 * 1024 * 1024),
                           headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 413
     new_dm(driver, "hank", "Your Entra account is linked as", before)
+
+
+def test_clients_dripping_their_requests_hold_no_thread_past_the_deadline(
+        http_bot: HttpBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slowloris on HTTP mode: more connections than the server has threads, each dripping its request a byte at a
+    time (each byte well inside cheroot's per-read timeout). Each is cut off when its time for one request is up,
+    so Slack's next request is served. Before, every thread stayed held for as long as the drip went on. The HTTP
+    mode server is built here as in the bot, with a shorter deadline so that the test takes seconds."""
+    monkeypatch.setattr(bot.serve, "HTTP_REQUEST_S", 2.0)
+    intake = HttpIntake(http_bot.serving.app, http_bot.serving.settings.model_copy(update={"http_port": 0}))
+    intake.start()
+    host, port = intake.address
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\n")
+            while not stop.wait(0.3):
+                conn.sendall(b"X")
+
+    drippers = [socket.create_connection((host, port)) for _ in range(bot.serve.HTTP_THREADS + 2)]
+    threads = [threading.Thread(target=drip, args=(c,), daemon=True) for c in drippers]
+    for t in threads:
+        t.start()
+    try:
+        answer = httpx.get(f"http://{host}:{port}/healthz", timeout=8)
+        assert answer.status_code == 200
+        timed_out = drippers[0].recv(200)
+        assert timed_out.startswith(b"HTTP/1.1 408"), timed_out
+    finally:
+        stop.set()
+        for s in drippers:
+            s.close()
+        intake.stop(timeout=5)

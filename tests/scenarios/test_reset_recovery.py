@@ -6,6 +6,7 @@ still running when its poll gives up, is exactly what recovery used to mistake f
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.harness import RunningBot, lab_settings, link_agent, request_row, running_bot, thread, wait_until
 from tests.scenarios.test_request_approval import request_for
+from tests.scenarios.test_reset_withheld import taps_of
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +228,48 @@ def test_a_reset_that_lost_its_lease_does_not_call_graph(
     req = _request(bot, ts)
     assert req.state == RequestState.SUCCEEDED
     _reveal_and_sign_in(lab, driver, ts, "alice")
+
+
+def test_a_tap_issued_before_the_bot_stopped_is_deleted_by_recovery(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entra issued the pass and the process stopped before its verdict: the pass died with it (it is sealed only
+    with the verdict), so nobody can ever be shown it, and it must not stay usable for its hour either. Recovery
+    (here a sweep whose clock says the lease lapsed long ago, while the live process is held right after the pass's
+    id is recorded) says so in the thread, deletes it in Entra with the agent's token and audits it."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    reset = bot.services.reset
+    entra.assign("hedy", "Authentication Administrator")
+    link_agent(lab, driver, "hedy")
+    request = request_for(lab, driver, "bob", "tap, then the bot stops", by="hedy", flags="--tap")
+    ts = str(request["ts"])
+    noted, go = threading.Event(), threading.Event()
+    note = reset._note_tap
+
+    def noted_then_held(request_id: str, method_id: str) -> None:
+        """The process "stops" here: the pass's id is recorded, its verdict never comes (until released)."""
+        note(request_id, method_id)
+        noted.set()
+        go.wait(timeout=60)
+
+    monkeypatch.setattr(reset, "_note_tap", noted_then_held)
+    try:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        assert noted.wait(timeout=30), "Entra issued the TAP"
+        assert len(taps_of(entra, "bob")) == 1
+        assert reset.recover_interrupted(now=utcnow() + timedelta(minutes=5)) == 1
+    finally:
+        go.set()
+    assert reset.wait_idle(timeout=30)
+    said = driver.wait_for_message(helpdesk, lambda m: "stopped before anyone was shown it" in m["text"],
+                                   thread_ts=ts, timeout=30)
+    assert "deletes it in Entra" in said["text"]
+    driver.wait_for_message(helpdesk, lambda m: "withheld Temporary Access Pass" in m["text"]
+                            and "no longer exists" in m["text"], thread_ts=ts, timeout=30)
+    assert taps_of(entra, "bob") == [], "the pass nobody can be shown no longer exists in Entra"
+    deleted = [r for r in entra.requests("graph") if r["method"] == "DELETE"]
+    assert [(r["user"], r["status"]) for r in deleted] == [(person("hedy").upn, 204)]
+    req = _request(bot, ts)
+    assert req.state == RequestState.FAILED
+    trail = bot.audit(req.id)
+    assert '"withheld":"interrupted"' in next(e.detail for e in trail if e.action == "tap_deleted")
+    assert not [m for m in thread(driver, helpdesk, ts) if "press Reveal" in m["text"]]

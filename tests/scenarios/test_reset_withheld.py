@@ -7,7 +7,9 @@ password anywhere."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,11 +18,12 @@ from bot import store
 from bot.domain.lifecycle import RequestState
 from bot.ids import new_correlation_id
 from bot.settings import TargetConfirmation
+from lab.people import person
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
 from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
-from tests.scenarios.harness import RunningBot, wait_until
+from tests.scenarios.harness import RunningBot, link_agent, request_row, thread, wait_until
 from tests.scenarios.test_request_approval import request_for
 from tests.scenarios.test_reset import everything_people_and_storage_hold
 
@@ -32,18 +35,26 @@ def entra(lab: Lab) -> EntraControl:
 
 @pytest.fixture(scope="module")
 def set_passwords(bot: RunningBot) -> Iterator[list[str]]:
-    """Every password this module's resets set, read on its way to Graph, to look for everywhere afterwards."""
+    """Every password this module's resets set, read on its way to Graph, and every TAP Graph issued, to look for
+    everywhere afterwards."""
     made: list[str] = []
     graph = bot.services.reset.graph
     original = graph.start_reset_password
+    original_tap = graph.create_temporary_access_pass
 
     def recording(**kw: Any) -> Any:
         made.append(kw["new_password"].get_secret_value())
         return original(**kw)
 
+    def recording_tap(**kw: Any) -> Any:
+        tap = original_tap(**kw)
+        made.append(tap.temporary_access_pass.get_secret_value())
+        return tap
+
     graph.start_reset_password = recording  # type: ignore[method-assign]
+    graph.create_temporary_access_pass = recording_tap  # type: ignore[method-assign]
     yield made
-    del graph.start_reset_password
+    del graph.start_reset_password, graph.create_temporary_access_pass
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +63,7 @@ def _scan(lab: Lab, entra: EntraControl, bot: RunningBot, driver: SlackDriver, s
     entra.reset(history=True)
     caplog.set_level(logging.DEBUG)
     yield
-    entra.faults(hold_operations=False)
+    entra.faults(hold_operations=False, fail_next_5xx=0, fault_path="")
     wait_until(lambda: not any(r.state in (RequestState.APPROVED, RequestState.RESETTING) for r in bot.requests()),
                what="the test's resets to finish", timeout=30)
     assert bot.services.reset.wait_idle(timeout=30)
@@ -136,3 +147,105 @@ def test_a_cancel_or_deny_while_the_reset_runs_discards_its_password(
     assert sentence is not None and "called off while its reset ran" in sentence
     refused = [e for e in bot.audit(request_id) if e.action == "refused"]
     assert refused and '"reason":"withdrawn"' in refused[-1].detail
+
+
+@contextmanager
+def tap_held_after_creation(bot: RunningBot) -> Iterator[threading.Event]:
+    """Graph issues the TAP, and the bot's reset then waits (before its verdict) until the test lets it go: the
+    moment at which a Cancel, Deny or "No" can come while the TAP exists in Entra and the request is still
+    ``resetting``. Yields the event set once the TAP exists; leaving the block lets the reset go on."""
+    made, go = threading.Event(), threading.Event()
+    graph = bot.services.reset.graph
+    inner = graph.create_temporary_access_pass
+
+    def held(**kw: Any) -> Any:
+        tap = inner(**kw)
+        made.set()
+        go.wait(timeout=60)
+        return tap
+
+    graph.create_temporary_access_pass = held  # type: ignore[method-assign]
+    try:
+        yield made
+    finally:
+        go.set()
+        graph.create_temporary_access_pass = inner  # type: ignore[method-assign]
+
+
+def taps_of(entra: EntraControl, key: str) -> list[Any]:
+    """The TAP methods Entra holds for the person (the lab's control API)."""
+    seen: dict[str, Any] = entra.call("GET", f"/sessions?upn={person(key).upn}")
+    return list(seen["taps"])
+
+
+def _withheld_tap(lab: Lab, driver: SlackDriver, bot: RunningBot, entra: EntraControl, how: str, *,
+                  reason: str) -> tuple[str, str]:
+    """Hedy (an Authentication Administrator) asks for a TAP for Bob; Mona approves; once Entra has issued it, and
+    before the verdict, the request is called off (``how``: cancel, or the target's "no"). (thread ts, request
+    id), once the verdict is said."""
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    entra.assign("hedy", "Authentication Administrator")
+    link_agent(lab, driver, "hedy")
+    request = request_for(lab, driver, "bob", reason, by="hedy", flags="--tap")
+    ts = str(request["ts"])
+    ask = driver.wait_for_message(driver.dm_channel("bob"), lambda m: "target_confirm_no" in str(m["blocks"])
+                                  and reason in str(m["blocks"])) if how == "no" else None
+    with tap_held_after_creation(bot) as made:
+        driver.click("mona", helpdesk, ts, "request_approve")
+        assert made.wait(timeout=30), "Entra issued the TAP"
+        assert len(taps_of(entra, "bob")) == 1
+        if how == "cancel":
+            driver.click("hedy", helpdesk, ts, "request_cancel", stale_ok=True)
+            driver.wait_for_ephemeral("hedy", lambda e: "cannot be stopped" in e["text"])
+        else:
+            assert ask is not None
+            driver.click("bob", driver.dm_channel("bob"), ask["ts"], "target_confirm_no")
+            driver.wait_for_message(helpdesk, lambda m: "says they did not ask for this reset" in m["text"],
+                                    thread_ts=ts)
+    done = driver.wait_for_message(helpdesk, lambda m: "Temporary Access Pass for Bob Baker" in m["text"]
+                                   and "Done:" in m["text"], thread_ts=ts, timeout=30)
+    assert "discarded unrevealed" in done["text"] and "press Reveal" not in done["text"]
+    return ts, request_row(bot, ts).id
+
+
+@pytest.mark.parametrize("how", ["cancel", "no"])
+def test_a_tap_called_off_while_it_was_issued_is_deleted_in_entra(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl, how: str) -> None:
+    """A TAP nobody may be shown must not stay usable in Entra for its hour: it is deleted at once, with the token
+    of the agent who made it, audited, and the thread says so."""
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    ts, request_id = _withheld_tap(lab, driver, bot, entra, how, reason=f"tap, then {how}")
+    said = driver.wait_for_message(helpdesk, lambda m: m["text"].startswith(":lock:")
+                                   and "Temporary Access Pass" in m["text"], thread_ts=ts, timeout=30)
+    assert "could NOT" not in said["text"]
+    assert taps_of(entra, "bob") == [], "the withheld TAP no longer exists in Entra"
+    deleted = [r for r in entra.requests("graph") if r["method"] == "DELETE"]
+    assert [(r["user"], r["status"]) for r in deleted] == [(person("hedy").upn, 204)], "once, as the agent"
+    trail = [e.action for e in bot.audit(request_id)]
+    assert "unrevealed_discarded" in trail and trail.count("tap_deleted") == 1
+    assert "containment_failed" not in trail
+    assert not any("reset_reveal" in str(m.get("blocks")) for m in thread(driver, helpdesk, ts))
+
+
+def test_a_withheld_tap_entra_will_not_delete_is_told_to_security(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, entra: EntraControl) -> None:
+    """Graph refuses the deletion (unavailable past the client's retries): the audit row says why, the thread says
+    the TAP is still valid and what a person must do, and the security channel is told, with the request."""
+    with_rules(bot, target_confirmation=TargetConfirmation.ASK)
+    helpdesk = lab.descriptor["slack"]["channels"]["helpdesk"]
+    security = lab.descriptor["slack"]["channels"]["security"]
+    entra.faults(fail_next_5xx=10, fault_path="temporaryAccessPassMethods/")
+    ts, request_id = _withheld_tap(lab, driver, bot, entra, "cancel", reason="tap, then cancel, Entra away")
+    said = driver.wait_for_message(helpdesk, lambda m: "could NOT be deleted" in m["text"], thread_ts=ts,
+                                   timeout=30)
+    assert "Authentication Administrator" in said["text"]
+    assert len(taps_of(entra, "bob")) == 1, "Entra still holds it: nobody pretends otherwise"
+    alert = driver.wait_for_message(security, lambda m: request_id in m["text"] and "could NOT be deleted"
+                                    in m["text"], timeout=30)
+    assert "Bob Baker" in alert["text"]
+    failed = [e for e in bot.audit(request_id) if e.action == "containment_failed"]
+    assert len(failed) == 1 and '"step":"delete_tap"' in failed[0].detail
+    assert "tap_deleted" not in [e.action for e in bot.audit(request_id)]
+    entra.faults(fail_next_5xx=0, fault_path="")
+    entra.reset(history=True)

@@ -26,6 +26,7 @@ from bot.settings import Delivery
 from lab.ad.seed import group_dn
 from lab.slack.driver import Message, SlackDriver
 from lab.stack import Lab
+from tests.clients.graphlab import EntraControl
 from tests.scenarios.conftest import with_rules
 from tests.scenarios.harness import (
     RunningBot,
@@ -227,6 +228,86 @@ def test_a_duo_push_reported_as_fraud_cancels_and_alerts_security(lab: Lab, bot:
     assert "cancelled" in [e.action for e in bot.audit(rid)]
 
 
+def duo_press(lab: Lab, username: str, result: str) -> None:
+    """The person answers their push that is still waiting, now (``duo_hold`` kept it waiting)."""
+    duo = lab.descriptor["duo"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=duo["ca_file"]), trust_env=False) as http:
+        http.post(f"{duo['control']}/press", json={"username": username, "result": result}).raise_for_status()
+
+
+def duo_hold(lab: Lab, username: str) -> None:
+    """That person's next push waits until ``duo_press`` (the phone left unanswered well past the test)."""
+    duo_answer(lab, username, "timeout", delay_ms=600_000)
+
+
+def test_a_duo_fraud_after_the_approval_cancels_before_any_reset(lab: Lab, bot: RunningBot,
+                                                                 driver: SlackDriver) -> None:
+    """Mona approved first; the request waits for its caller, whose Duo push the person reports as fraud: cancelled,
+    nothing reset, and security told which request (its thread's link) and where it stood."""
+    request = request_for(lab, driver, "bob", "approved, then fraud")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    in_thread(lab, driver, request, "waiting for the caller to be verified")
+    duo_answer(lab, "bob", "fraud")
+    verify(lab, driver, request, "duo-push")
+    said = in_thread(lab, driver, request, "reported the Duo push as fraud")
+    assert "cancelled" in said["text"]
+    alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "fraud" in m["text"])
+    assert "waiting for its caller to be verified" in alert["text"], alert["text"]
+    assert f"/archives/{helpdesk(lab)}/p{str(request['ts']).replace('.', '')}" in alert["text"], "the thread's link"
+    assert "nothing was changed" in alert["text"]
+    wait_until(lambda: req_of(bot, request).state == RequestState.CANCELLED, what="the request cancelled")
+    trail = [e.action for e in bot.audit(rid)]
+    assert "cancelled" in trail and "reset_started" not in trail
+    assert '"outcome":"fraud"' in next(e.detail for e in bot.audit(rid) if e.action == "verify_failed")
+
+
+@pytest.mark.parametrize("when", ["running", "made"])
+def test_a_duo_fraud_once_the_reset_ran_withholds_it_and_security_contains_it(
+        lab: Lab, bot: RunningBot, driver: SlackDriver, when: str) -> None:
+    """Verification not required here: the agent sent a push anyway, Mona approved, and the reset ran (or was made)
+    before the person reported the push as fraud. Their report counts as their "No": nobody may read the password,
+    their sessions are revoked, security hears that the password WAS changed (with the thread's link) and gets
+    Scramble password."""
+    entra = EntraControl(lab)
+    with_rules(bot, verify_required=False)
+    try:
+        duo_hold(lab, "bob")
+        request = request_for(lab, driver, "bob", f"fraud once {when}")
+        rid = request_id(driver, lab, request)
+        verify(lab, driver, request, "duo-push")
+        in_thread(lab, driver, request, "Duo push")
+        if when == "running":
+            entra.faults(hold_operations=True)
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+        if when == "running":
+            wait_until(lambda: any(op["held"] for op in entra.operations()), what="the reset held in Entra")
+        else:
+            in_thread(lab, driver, request, "Done:")
+        duo_press(lab, "bob", "fraud")
+        said = in_thread(lab, driver, request, "reported the Duo push as fraud")
+        assert "cancelled" not in said["text"]
+        alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "fraud" in m["text"])
+        assert f"/archives/{helpdesk(lab)}/p{str(request['ts']).replace('.', '')}" in alert["text"]
+        assert ("being reset" if when == "running" else "WAS reset") in alert["text"], alert["text"]
+        entra.faults(hold_operations=False)
+        done = in_thread(lab, driver, request, "Done:")
+        if when == "running":
+            assert "discarded unrevealed" in done["text"]
+        contained = driver.wait_for_message(security(lab), lambda m: f"Containing {rid}" in m["text"], timeout=30)
+        assert "reset_scramble" in str(contained["blocks"]), "security may scramble the password the caller knows"
+        in_thread(lab, driver, request, "sign-in sessions are revoked")
+        reveal, sentence = bot.services.reset.reveal(request_id=rid, actor=req_of(bot, request).requester,
+                                                     correlation_id="c-test")
+        assert reveal is None and sentence is not None
+        trail = [e.action for e in bot.audit(rid)]
+        assert "target_disowned" in trail and "sessions_revoked" in trail
+        assert "cancelled" not in trail
+    finally:
+        entra.faults(hold_operations=False)
+        with_rules(bot, verify_required=True)
+
+
 def test_only_the_requesting_agent_verifies(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
     request = request_for(lab, driver, "nora", "not the agent")
     verify(lab, driver, request, "duo-push", by="hedy")
@@ -253,6 +334,76 @@ def test_the_targets_yes_verifies_and_a_callback_lists_only_numbers_on_file(lab:
     driver.submit("hank", modal["id"], {"verify_callback_input": ["attested"]})
     verified = in_thread(lab, driver, other, "Caller verified by call-back")
     assert "weakest" in verified["text"]
+
+
+def call_back(lab: Lab, driver: SlackDriver, request: dict[str, Any]) -> None:
+    """Hank attests that he called the person back on a number on file (the form's one tick)."""
+    before = len(driver.views("hank"))
+    verify(lab, driver, request, "callback")
+    modal = driver.wait_for(lambda: next((v for v in driver.views("hank")[before:]
+                                          if v.get("callback_id") == "verify_callback"), None))
+    driver.submit("hank", modal["id"], {"verify_callback_input": ["attested"]})
+
+
+def test_approvals_given_before_a_call_back_must_be_given_again(lab: Lab, bot: RunningBot,
+                                                                driver: SlackDriver) -> None:
+    """Mona approves while the caller is "not verified yet", trusting a real verification to follow; Hank then
+    attests a call-back, which is only his word. Her approval does not start the reset: the thread says why, the
+    request message offers Approve again, the approvers are asked again, and her next Approve (she has now seen
+    the call-back) starts it. A request needing two approvals needs both again."""
+    mona = slack_id(lab, "mona")
+    request = request_for(lab, driver, "alice", "approved before the call-back")
+    rid = request_id(driver, lab, request)
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+    waiting = in_thread(lab, driver, request, "waiting for the caller to be verified")
+    assert "If the agent verifies by call-back (their word only), the approval must be given again" in waiting["text"]
+    call_back(lab, driver, request)
+    in_thread(lab, driver, request, "Caller verified by call-back")
+    again = in_thread(lab, driver, request, "approve again")
+    assert "call-back only" in again["text"] and "the agent's word" in again["text"]
+    assert f"<@{mona}>" in again["text"], "the approver whose approval no longer counts is told"
+    assert req_of(bot, request).state == RequestState.PENDING_APPROVAL, "a call-back must not start the reset"
+    driver.wait_for_ephemeral("hank", lambda e: "no longer counts: the approvers are asked to approve again"
+                              in e["text"])
+    redrawn = driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"]
+                                      and "Caller verified by call-back" in str(m["blocks"]))
+    assert "(0 of 1)" in str(redrawn["blocks"]) and "request_approve" in str(redrawn["blocks"])
+    asked = driver.wait_for_message(driver.dm_channel("mona"), lambda m: rid in m["text"] and "again" in m["text"])
+    assert "call-back" in asked["text"] and f"<#{helpdesk(lab)}>" in asked["text"], "as when the request was made"
+    not_counted = next(e for e in bot.audit(rid) if e.action == "approval_not_counted")
+    assert f'"approver":"{mona}"' in not_counted.detail and '"reason":"verified_by_callback_after"' \
+        in not_counted.detail
+
+    driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)  # the same approver
+    in_thread(lab, driver, request, "Approved by")
+    wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the reset's verdict")
+    assert req_of(bot, request).state == RequestState.SUCCEEDED
+    assert [e.action for e in bot.audit(rid)][:7] == [
+        "requested", "approval_added", "verify_started", "caller_verified", "approval_not_counted",
+        "approval_added", "approved"], "the early approval stays on record, with why it did not count"
+
+    # Alice was just reset: within the repeat window her next request needs two different approvers.
+    rules = bot.services.requests.rules
+    with_rules(bot, limits=dataclasses.replace(rules.limits, repeat_hours=24))
+    try:
+        request = request_for(lab, driver, "alice", "two approvers, one before the call-back")
+        assert "(0 of 2)" in str(request["blocks"])
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve")
+        in_thread(lab, driver, request, "(1 of 2)")
+        call_back(lab, driver, request)
+        in_thread(lab, driver, request, "approve again")
+        driver.wait_for_message(helpdesk(lab), lambda m: m["ts"] == request["ts"] and "(0 of 2)" in str(m["blocks"])
+                                and "Caller verified by call-back" in str(m["blocks"]))
+        driver.click("mona", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+        driver.wait_for(lambda: len([m for m in driver.messages(helpdesk(lab), thread_ts=request["ts"])
+                                     if "(1 of 2)" in m["text"]]) == 2)  # her approval counted again
+        assert req_of(bot, request).state == RequestState.PENDING_APPROVAL
+        driver.click("gina", helpdesk(lab), request["ts"], "request_approve", stale_ok=True)
+        in_thread(lab, driver, request, "Approved by")
+        wait_until(lambda: req_of(bot, request).verdict, timeout=30, what="the second reset's verdict")
+        assert req_of(bot, request).state == RequestState.SUCCEEDED
+    finally:
+        bot.services.requests.rules = rules
 
 
 def test_verify_on_the_command_line_starts_at_once(lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot import store
+from bot.models import BrowserSignIn
 from bot.store.links import SignInClaim
 from tests.store.helpers import T0, run_concurrently
 
@@ -71,7 +72,7 @@ def test_an_unknown_state_is_unknown_and_old_ones_are_purged(factory: sessionmak
 
 
 def test_a_newer_sign_in_retires_the_waiting_ones_of_the_same_person_only(factory: sessionmaker[Session]) -> None:
-    mine, used = _started(factory, "m" * 64), _started(factory, "u" * 64)
+    mine = _started(factory, "m" * 64)
     with factory.begin() as session:
         store.links.save_browser_sign_in(session, state_hash="s" * 64, slack_user="U1", service=True,
                                          correlation_id="c-3", encrypted_flow="opaque", created_at=T0,
@@ -79,11 +80,14 @@ def test_a_newer_sign_in_retires_the_waiting_ones_of_the_same_person_only(factor
         store.links.save_browser_sign_in(session, state_hash="t" * 64, slack_user="U2", service=False,
                                          correlation_id="c-4", encrypted_flow="opaque", created_at=T0,
                                          expires_at=T0 + TEN_MINUTES)
-        assert store.links.claim_browser_sign_in(session, state_hash=used, at=T0)[0] == SignInClaim.CLAIMED
+    assert _waiting(factory, "U1", False) == [mine], "the service identity's and another person's leave it be"
+    newer = _started(factory, "n" * 64)
+    assert _waiting(factory, "U1", False) == [newer]
     with factory.begin() as session:
         assert store.links.retire_browser_sign_ins(session, slack_user="U1", service=False, at=T0) == 1
     with factory.begin() as session:
         assert store.links.claim_browser_sign_in(session, state_hash=mine, at=T0)[0] == SignInClaim.USED
+        assert store.links.claim_browser_sign_in(session, state_hash=newer, at=T0)[0] == SignInClaim.USED
         assert store.links.claim_browser_sign_in(session, state_hash="s" * 64, at=T0)[0] == SignInClaim.CLAIMED
         assert store.links.claim_browser_sign_in(session, state_hash="t" * 64, at=T0)[0] == SignInClaim.CLAIMED
 
@@ -114,3 +118,47 @@ def test_made_up_states_are_counted_once_a_minute_and_purged(factory: sessionmak
         marker = f"unknown:{T0:%Y-%m-%dT%H:%M}"
         assert store.links.claim_browser_sign_in(session, state_hash=marker, at=T0)[0] == SignInClaim.USED
         assert store.links.purge_browser_sign_ins(session, before=T0 + timedelta(minutes=2)) == 2
+
+
+def _waiting(factory: sessionmaker[Session], slack_user: str, service: bool) -> list[str]:
+    with factory() as session:
+        return [r.state_hash for r in session.exec(select(BrowserSignIn).where(
+            col(BrowserSignIn.slack_user) == slack_user, col(BrowserSignIn.service).is_(service),
+            col(BrowserSignIn.used_at).is_(None)))]
+
+
+def test_twenty_simultaneous_sign_ins_of_one_person_leave_one_link_that_works(
+        factory: sessionmaker[Session]) -> None:
+    """``/resetbot login --browser`` sent twice at once (two clicks, two replicas): each transaction retired what
+    it saw waiting, neither saw the other's, and both links stayed good (PostgreSQL). At most one may."""
+
+    def start(i: int) -> None:
+        with factory.begin() as session:  # as bot.services.links starts one
+            store.links.retire_browser_sign_ins(session, slack_user="U1", service=False, at=T0)
+            store.links.save_browser_sign_in(session, state_hash=f"{i:064d}", slack_user="U1", service=False,
+                                             correlation_id=f"c-{i}", encrypted_flow="opaque", created_at=T0,
+                                             expires_at=T0 + TEN_MINUTES)
+
+    run_concurrently(20, start)
+    assert len(_waiting(factory, "U1", False)) == 1
+
+
+def test_a_newer_service_identity_sign_in_retires_the_one_another_approver_left_waiting(
+        factory: sessionmaker[Session]) -> None:
+    """The service identity is one account, and any approver may start its sign-in: the model and migration 0017
+    say one waiting "for the service identity", but the index and the retire are per person, so a link DMed to
+    one approver stays good after another approver's newer link (two links that can link the account that makes
+    every reset). The one sent last must be the only one that works, as for a person's own link."""
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash="a" * 64, slack_user="U1", service=True,
+                                         correlation_id="c-1", encrypted_flow="opaque", created_at=T0,
+                                         expires_at=T0 + TEN_MINUTES)
+    with factory.begin() as session:
+        store.links.save_browser_sign_in(session, state_hash="b" * 64, slack_user="U2", service=True,
+                                         correlation_id="c-2", encrypted_flow="opaque",
+                                         created_at=T0 + timedelta(seconds=1), expires_at=T0 + TEN_MINUTES)
+    with factory.begin() as session:
+        assert store.links.claim_browser_sign_in(session, state_hash="a" * 64, at=T0 + timedelta(seconds=2))[0] \
+            == SignInClaim.USED, "the earlier service-identity link still works"
+        assert store.links.claim_browser_sign_in(session, state_hash="b" * 64, at=T0 + timedelta(seconds=2))[0] \
+            == SignInClaim.CLAIMED

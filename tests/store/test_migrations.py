@@ -250,3 +250,25 @@ def test_a_database_at_an_older_revision_is_not_taken_for_up_to_date(engine: Eng
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": older})
     assert schema.pending(engine) == schema.revisions()[-1:]
+
+
+def test_sign_ins_a_race_left_waiting_are_used_up_but_the_newest_before_the_index(engine: Engine) -> None:
+    """Revision 0017's indexes allow one waiting browser sign-in per person and one for the service identity: what
+    an older release left waiting (two links of one agent both good, or service-identity links of two approvers)
+    is used up first, all but the one sent last."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX uq_browser_sign_in_waiting"))
+        conn.execute(sa.text("DROP INDEX uq_browser_sign_in_service_waiting"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0016'"))
+        for state, user, service, minute in (("a", "U1", False, 1), ("b", "U1", False, 2), ("c", "U2", False, 1),
+                                             ("d", "U1", True, 3), ("e", "U2", True, 4)):
+            conn.execute(sa.text(
+                "INSERT INTO browser_sign_in (state_hash, slack_user, service, correlation_id, encrypted_flow,"
+                " created_at, expires_at) VALUES (:s, :u, :f, 'c', 'x', :at, :until)"),
+                {"s": state * 64, "u": user, "f": service, "at": f"2025-03-04 09:0{minute}:00+00:00",
+                 "until": "2025-03-04 09:30:00+00:00"})
+    assert "0017" in schema.upgrade(engine)
+    with engine.connect() as conn:
+        waiting = conn.execute(sa.text(
+            "SELECT state_hash FROM browser_sign_in WHERE used_at IS NULL ORDER BY state_hash")).scalars().all()
+    assert waiting == ["b" * 64, "c" * 64, "e" * 64]

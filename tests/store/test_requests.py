@@ -364,6 +364,10 @@ def test_a_late_no_is_recorded_once_whatever_the_state(factory: sessionmaker[Ses
     with factory.begin() as session:
         assert store.requests.disown(session, request_id=yes_first.id, audit=draft(AuditAction.TARGET_DISOWNED))
         assert store.requests.disown(session, request_id=off.id, audit=draft(AuditAction.TARGET_DISOWNED)) is None
+    with factory.begin() as session:  # never asked, but reported the caller's Duo push as fraud: that counts
+        unasked = store.requests.disown(session, request_id=off.id, audit=draft(AuditAction.TARGET_DISOWNED),
+                                        unasked_too=True)
+        assert unasked is not None and unasked.confirmation == "no"
     assert [a for a, _, _ in _timeline(factory, created.id)].count("target_disowned") == 1
     assert _chain_ok(factory)
 

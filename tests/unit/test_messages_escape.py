@@ -82,6 +82,8 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         note=HOSTILE),
     "approver_mention": lambda: messages.requests.approver_mention(REQ, "S0APPROVERS"),
     "approver_dm": lambda: messages.requests.approver_dm(REQ, "C0HELPDESK"),
+    "approve_again": lambda: messages.requests.approve_again(REQ, ["U000MONA", "U000GINA"], "S0APPROVERS"),
+    "approve_again_dm": lambda: messages.requests.approve_again_dm(REQ, "C0HELPDESK"),
     "denied": lambda: messages.requests.denied("U000MONA", HOSTILE),
     "escalation": lambda: messages.requests.escalation(REQ, None),
     "security_protected_request": lambda: messages.requests.security_protected_request(REQ),
@@ -96,7 +98,9 @@ SENTENCES: dict[str, Callable[[], Any]] = {
                                                          correlation_id="c-1") for kind in VerdictKind],
     "reset_recovered_unrevealable": lambda: messages.reset.reset_recovered_unrevealable(HOSTILE),
     "tap": lambda: (messages.reset.tap_started(HOSTILE), messages.reset.tap_issued(HOSTILE, "U0000HANK", 60),
-                    messages.reset.tap_issued(HOSTILE, "U0000HANK", 60, withheld="target_said_no")),
+                    messages.reset.tap_issued(HOSTILE, "U0000HANK", 60, withheld="target_said_no"),
+                    messages.reset.tap_recovered_gone(HOSTILE, "U0000HANK"),
+                    messages.reset.tap_recovered_deleted(HOSTILE, "U0000HANK")),
     "reveal_modal": lambda: messages.reset.reveal_modal(name=HOSTILE, password=SecretStr("Xy9-Qrst-Uvw"),
                                                         spelled="X-ray y 9", must_change=True)["blocks"][0],
     "security_reset_disowned": lambda: messages.reset.security_reset_disowned(REQ),
@@ -106,6 +110,11 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         for req in (REQ, hostile_request(tap=True))
         for revoked in (StepResult(done=True), StepResult(done=False, reason=HOSTILE))
         for tap in (None, StepResult(done=True, already=True), StepResult(done=False, reason=HOSTILE))],
+    "withheld_tap": lambda: [
+        (messages.containment.withheld_tap_deletion(hostile_request(tap=True), step),
+         messages.containment.security_withheld_tap_not_deleted(hostile_request(tap=True), step, None))
+        for step in (StepResult(done=True), StepResult(done=True, already=True),
+                     StepResult(done=False, reason=HOSTILE))],
     "scramble": lambda: [messages.containment.scrambled(REQ, "U000IVAN"),
                          messages.containment.scramble_failed(REQ, "U000IVAN", HOSTILE, "c-1"),
                          messages.containment.scramble_pending(REQ, "U000IVAN", "c-1"),
@@ -161,7 +170,11 @@ SENTENCES: dict[str, Callable[[], Any]] = {
         messages.verification.code_dm_text(REQ, SecretStr("ACD347")),
         messages.verification.security_code_failed(REQ, {"slack-code": 2, "duo-push": 1}),
         messages.verification.security_duo_exhausted(REQ, {"duo-push": 3}),
-        messages.verification.security_duo_fraud(REQ),
+        *[messages.verification.security_duo_fraud(REQ, state, approved=True)
+          for state in RequestState],
+        messages.verification.security_duo_fraud(REQ, RequestState.SUCCEEDED, contained=False),
+        *[messages.verification.duo_fraud_thread(HOSTILE, state, tap=tap) for state in RequestState
+          for tap in (False, True)],
         messages.verification.duo_sent_thread("U0000HANK", HOSTILE),
         messages.verification.duo_not_enrolled(HOSTILE),
         messages.verification.duo_unavailable(HOSTILE),

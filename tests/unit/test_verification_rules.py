@@ -8,11 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.verification import (
+    CALLER_COMPLETED,
     CODE_ALPHABET,
     CODE_LENGTH,
+    ApprovalVoid,
     VerifyRefusal,
     VerifyState,
     code_matches,
+    earlier_approvals_void,
     method_refusal,
     new_code,
     start_refusal,
@@ -71,3 +74,19 @@ def test_a_new_attempt_may_follow_a_failed_one_but_not_a_blocked_or_verified_one
     assert start_refusal(VerifyState.PENDING) is None
     assert start_refusal(VerifyState.BLOCKED) == VerifyRefusal.BLOCKED
     assert start_refusal(VerifyState.VERIFIED) == VerifyRefusal.ALREADY_VERIFIED
+
+
+@pytest.mark.parametrize("method", [VerifyMethod.SLACK_CODE, VerifyMethod.DUO_PUSH, VerifyMethod.SLACK_CONFIRM])
+def test_an_approval_given_before_a_method_the_caller_completes_counts(method: VerifyMethod) -> None:
+    assert earlier_approvals_void(method) is None
+
+
+def test_an_approval_given_before_a_call_back_does_not_count() -> None:
+    """The call-back is the agent's word: the approver who approved "not verified yet" must see it and decide."""
+    assert earlier_approvals_void(VerifyMethod.CALLBACK) == ApprovalVoid.VERIFIED_BY_CALLBACK_AFTER
+
+
+def test_every_method_is_judged_and_only_the_call_back_is_the_agents_word() -> None:
+    """A method added to the settings is weak here until someone puts it in ``CALLER_COMPLETED``."""
+    assert set(CALLER_COMPLETED) == set(VerifyMethod) - {VerifyMethod.CALLBACK}
+    assert [m for m in VerifyMethod if earlier_approvals_void(m) is not None] == [VerifyMethod.CALLBACK]

@@ -26,6 +26,7 @@ from bot.clients.graph.interface import (
     ResetAccepted,
     ResetOperation,
     RoleGroups,
+    TapMethod,
     TapResult,
     parse_graph_time,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ResetAccepted",
     "ResetOperation",
     "RoleGroups",
+    "TapMethod",
     "TapResult",
     "odata_string",
     "parse_graph_time",

@@ -28,6 +28,7 @@ from bot.clients.graph.interface import (
     ResetAccepted,
     ResetOperation,
     RoleGroups,
+    TapMethod,
     TapResult,
     parse_graph_time,
 )
@@ -521,6 +522,40 @@ class GraphClient:
             client_request_id=crid,
             request_id=response.headers.get("request-id"),
         )
+
+    def list_temporary_access_passes(self, *, user_id: str, access_token: str,
+                                     client_request_id: str | None = None) -> list[TapMethod]:
+        """The user's Temporary Access Passes, as the agent whose delegated token this is. Wire facts (Microsoft's
+        "List temporaryAccessPassMethods"): ``GET /users/{id}/authentication/temporaryAccessPassMethods`` needs
+        ``UserAuthenticationMethod.Read.All`` (or ReadWrite.All, which the agent's sign-in holds) and, on another
+        user, a role that may read their methods (Global Reader, Authentication or Privileged Authentication
+        Administrator, over the targets that role covers): the role that made a pass may read it. The answer is
+        ``{"value": [...]}`` holding at most one pass (a user has one; a new POST deletes the old one), each with
+        ``id``, ``createdDateTime``, ``startDateTime``, ``lifetimeInMinutes``, ``isUsableOnce``, ``isUsable`` and
+        ``temporaryAccessPass`` null: the value is shown only in the POST's answer. A user Graph does not know is
+        a 404, said as GraphError."""
+        crid = client_request_id or new_correlation_id()
+        response = self._call("GET", f"/users/{_segment(user_id)}/authentication/temporaryAccessPassMethods",
+                              access_token=access_token, what=f"list the Temporary Access Passes of {user_id}",
+                              client_request_id=crid)
+        assert response is not None
+        body = self._json(response, "list the Temporary Access Passes", crid)
+        raw = body.get("value")
+        if not isinstance(raw, list):
+            raise GraphError("Microsoft Graph listed a user's Temporary Access Passes without a value list.",
+                             request_id=response.headers.get("request-id"), client_request_id=crid)
+        passes: list[TapMethod] = []
+        for item in raw:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            lifetime = item.get("lifetimeInMinutes")
+            usable = item.get("isUsable")
+            passes.append(TapMethod(
+                id=str(item["id"]), created=parse_graph_time(item.get("createdDateTime")),
+                start=parse_graph_time(item.get("startDateTime")),
+                lifetime_minutes=lifetime if isinstance(lifetime, int) and not isinstance(lifetime, bool) else None,
+                is_usable=usable if isinstance(usable, bool) else None))
+        return passes
 
     def delete_temporary_access_pass(self, *, user_id: str, method_id: str, access_token: str,
                                      client_request_id: str | None = None) -> bool:

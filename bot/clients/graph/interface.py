@@ -138,6 +138,19 @@ class TapResult:
     request_id: str | None = None
 
 
+@dataclass(frozen=True)
+class TapMethod:
+    """A Temporary Access Pass a user holds, as Graph lists it (``GET .../temporaryAccessPassMethods``): never its
+    value (Graph shows that only in the answer to the POST that made it). ``created`` is Graph's
+    ``createdDateTime`` (Graph's clock, UTC); None when Graph left it out."""
+
+    id: str
+    created: datetime | None
+    start: datetime | None
+    lifetime_minutes: int | None
+    is_usable: bool | None
+
+
 class Graph(Protocol):
     """What the services need from Microsoft Graph."""
 
@@ -168,6 +181,8 @@ class Graph(Protocol):
                             client_request_id: str | None = None) -> ResetOperation: ...
     def create_temporary_access_pass(self, *, user_id: str, access_token: str, lifetime_minutes: int = 60,
                                      usable_once: bool = True, client_request_id: str | None = None) -> TapResult: ...
+    def list_temporary_access_passes(self, *, user_id: str, access_token: str,
+                                     client_request_id: str | None = None) -> list[TapMethod]: ...
     def delete_temporary_access_pass(self, *, user_id: str, method_id: str, access_token: str,
                                      client_request_id: str | None = None) -> bool: ...
     def revoke_sign_in_sessions(self, *, user_id: str, access_token: str,

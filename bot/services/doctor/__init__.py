@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from bot.services.doctor.entra import token_roles
 from bot.services.doctor.plan import S_SETTINGS, CheckResult, DoctorPlan, Outcome
-from bot.services.doctor.proxy import Blocked, proxied_targets, proxy_problem
 from bot.services.doctor.run import run_checks
+from bot.services.start_checks import Blocked, proxied_targets, proxy_problem
 
 __all__ = [
     "S_SETTINGS",
