@@ -1,6 +1,6 @@
 """``resetbot-lab``: bring the lab up for people (the demo, manual testing, outside scripts).
 
-    resetbot-lab up [--state-dir DIR] [--once] [--bot]
+    resetbot-lab up [--state-dir DIR] [--once] [--bot] [--device-code-interval SECONDS]
     resetbot-lab demo [--state-dir DIR]
 
 Starts every stand-in on loopback, prints where everything is and who the seeded people are, writes the
@@ -11,6 +11,9 @@ last line printed before it waits is ``descriptor: <path>``, which scripts read.
 ``RESETBOT_*`` variable in the environment overriding them, so benchmarks, evaluators and people trying the bot by
 hand drive it through the control APIs without a launcher of their own. It is connected before the descriptor line
 is printed, and stopped with the lab.
+
+``--device-code-interval`` sets the polling interval the lab's Entra announces to device-code sign-ins (and enforces
+with slow_down): Microsoft's 5 s by default; a script that links many agents may want 1.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from lab.demo import BotExitedError, BotProcess, demo
+from lab.entra.config import DEVICE_CODE_INTERVAL_RANGE_S, DEVICE_CODE_INTERVAL_S
 from lab.errors import LabError
 from lab.slack.driver import WaitTimeout
 from lab.stack import Lab
@@ -35,6 +39,18 @@ from lab.stack import Lab
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _interval(text: str) -> int:
+    """``--device-code-interval``: whole seconds within the bounds the Entra stand-in takes."""
+    low, high = DEVICE_CODE_INTERVAL_RANGE_S
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"whole seconds from {low} to {high}, not {text!r}")
+    return value
 
 
 def summary(descriptor: dict[str, Any]) -> str:
@@ -61,7 +77,8 @@ def summary(descriptor: dict[str, Any]) -> str:
     return f"{_table(endpoints)}\n\nSeeded people (passwords are in the descriptor):\n{_table(people)}"
 
 
-def up(state_dir: Path, *, once: bool, bot: bool = False) -> int:
+def up(state_dir: Path, *, once: bool, bot: bool = False,
+       device_code_interval_s: int = DEVICE_CODE_INTERVAL_S) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -69,7 +86,7 @@ def up(state_dir: Path, *, once: bool, bot: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    lab = Lab(state_dir)
+    lab = Lab(state_dir, device_code_interval_s=device_code_interval_s)
     print(f"Starting the lab in {lab.state_dir} ...", flush=True)
     try:
         descriptor = lab.start()
@@ -108,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--once", action="store_true", help="stop again right after printing")
     p_up.add_argument("--bot", action="store_true",
                       help="also run the bot on the lab (demo settings; RESETBOT_* variables override them)")
+    p_up.add_argument("--device-code-interval", type=_interval, default=DEVICE_CODE_INTERVAL_S, metavar="SECONDS",
+                      help="the polling interval announced to device-code sign-ins "
+                           f"(default {DEVICE_CODE_INTERVAL_S}, Microsoft's)")
     p_demo = sub.add_parser("demo", help="bring the lab up, run the bot on it, play a helpdesk morning, stop")
     p_demo.add_argument("--state-dir", type=Path, default=Path(".lab"), help="where state and lab.json go")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.state_dir, once=args.once, bot=args.bot)
+        return up(args.state_dir, once=args.once, bot=args.bot, device_code_interval_s=args.device_code_interval)
     if args.command == "demo":
         return demo(args.state_dir)
     parser.error(f"unknown command {args.command}")

@@ -15,6 +15,7 @@ from typing import Any
 from lab.ad.dc import LabAD
 from lab.duo import DuoStandIn
 from lab.entra import EntraStandIn
+from lab.entra.config import DEVICE_CODE_INTERVAL_S
 from lab.people import PEOPLE, Person
 from lab.pki import LabCA
 from lab.slack.server import SlackStandIn
@@ -48,9 +49,16 @@ def person_entry(p: Person, *, slack_id: str | None) -> dict[str, Any]:
 
 class Lab:
     """AD (Samba) + Entra ID/Graph stand-in (writing back into that AD) + Slack stand-in + Duo Auth API stand-in,
-    sharing one CA and one state folder."""
+    sharing one CA and one state folder.
 
-    def __init__(self, state_dir: Path, *, cache_dir: Path | None = None) -> None:
+    ``device_code_interval_s``: the polling interval the Entra stand-in announces to device-code sign-ins (and
+    enforces with slow_down). Microsoft's 5 s by default, as the demo shows it; a test run, which links an agent
+    for every module, passes 1 so that each sign-in waits one second instead of five.
+    """
+
+    def __init__(self, state_dir: Path, *, cache_dir: Path | None = None,
+                 device_code_interval_s: int = DEVICE_CODE_INTERVAL_S) -> None:
+        self.device_code_interval_s = device_code_interval_s
         self.state_dir = state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.ca = LabCA(self.state_dir / "pki")
@@ -68,7 +76,8 @@ class Lab:
         try:
             self.ad.start()
             # Entra first syncs from AD (objectSid, objectGUID, pwdLastSet), so it comes up after it.
-            self.entra = EntraStandIn(self.ad.descriptor(), self.ca)
+            self.entra = EntraStandIn(self.ad.descriptor(), self.ca,
+                                      device_code_interval_s=self.device_code_interval_s)
             self.entra.start()
             self.slack.start()
             self.duo.start()

@@ -54,7 +54,7 @@ def test_approval_latency_benchmark_prints_every_load_and_the_overhead() -> None
 
 def test_web_api_calls_benchmark_prints_each_phase_and_the_burst_against_the_tiers() -> None:
     done = subprocess.run([sys.executable, "-m", "bench.web_api_calls", "--requests", "2", "--burst", "4",
-                           "--quiet", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+                           "--quiet", "0.3"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("Web API calls per request (2 /reset")

@@ -7,11 +7,17 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
+
+from lab.__main__ import main
 from lab.ad.ldap import connect
 from lab.people import PEOPLE
 from lab.slack.driver import SlackDriver
@@ -68,6 +74,7 @@ def test_lab_up_prints_where_everything_is_and_stops_on_sigterm(lab: Lab, tmp_pa
         host = ad["ldaps_url"].removeprefix("ldaps://").split(":")[0]
         samba_pid = int((tmp_path / "samba" / "run" / "samba.pid").read_text())
         assert _alive(samba_pid)
+        assert _device_code_interval(descriptor) == 5, "people get Microsoft's device-code interval by default"
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -77,6 +84,14 @@ def test_lab_up_prints_where_everything_is_and_stops_on_sigterm(lab: Lab, tmp_pa
             proc.wait()
     assert not _alive(samba_pid), "the lab left its samba process behind"
     assert not _port_open(host, 636)
+
+
+def _device_code_interval(descriptor: dict[str, Any]) -> int:
+    """The polling interval the lab's Entra announces to new device-code sign-ins, read from its control API."""
+    entra = descriptor["entra"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=entra["ca_file"]), trust_env=False) as client:
+        interval: int = client.get(entra["control"] + "/device/interval").json()["interval"]
+    return interval
 
 
 def _children(pid: int) -> set[int]:
@@ -110,7 +125,7 @@ def _lab_up(tmp_path: Path, *args: str, env: dict[str, str] | None = None
 def test_lab_up_with_the_bot_answers_a_person_and_stops_the_bot_with_the_lab(lab: Lab, tmp_path: Path) -> None:
     """`resetbot-lab up --bot`: the bot is connected before the descriptor line, answers through the lab's Slack
     like any person would see it, and leaves no process behind on SIGTERM."""
-    proc, lines = _lab_up(tmp_path, "--bot")
+    proc, lines = _lab_up(tmp_path, "--bot", "--device-code-interval", "1")
     seen: list[str] = []
     try:
         while not (seen and seen[-1].startswith("descriptor: ")):
@@ -119,6 +134,7 @@ def test_lab_up_with_the_bot_answers_a_person_and_stops_the_bot_with_the_lab(lab
         assert any(line.startswith("bot: resetbot run is connected") for line in seen), "".join(seen)
         assert str(tmp_path.resolve() / "bot.log") in "".join(seen)
         descriptor = json.loads(Path(seen[-1].removeprefix("descriptor: ").strip()).read_text())
+        assert _device_code_interval(descriptor) == 1
         [bot_pid] = [c for c in _children(proc.pid)
                      if b"bot\x00run" in Path(f"/proc/{c}/cmdline").read_bytes()]
         with SlackDriver(descriptor["slack"]["control"]) as driver:
@@ -157,3 +173,12 @@ def test_lab_up_with_a_bot_that_cannot_start_says_so_and_stops_the_lab(lab: Lab,
     samba_pid = int((tmp_path / "samba" / "run" / "samba.pid").read_text()) \
         if (tmp_path / "samba" / "run" / "samba.pid").exists() else None
     assert samba_pid is None or not _alive(samba_pid)
+
+
+@pytest.mark.parametrize("bad", ["0", "61", "1.5", "five"])
+def test_lab_up_refuses_a_device_code_interval_entra_could_not_announce(bad: str,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["up", "--device-code-interval", bad])
+    assert refused.value.code == 2
+    assert f"whole seconds from 1 to 60, not {bad!r}" in capsys.readouterr().err

@@ -85,8 +85,14 @@ CLOUD_MAX_LENGTH: Final = 256
 #: Token lifetimes: msal treats a token with under 5 minutes left as expired, so stay well above that.
 ACCESS_TOKEN_LIFETIME_S: Final = 3600
 DEVICE_CODE_LIFETIME_S: Final = 900
-#: Microsoft's device-code polling interval; a poll sooner than this after the previous one gets slow_down.
+#: Microsoft's device-code polling interval; a poll sooner than this after the previous one gets slow_down. It is
+#: what the lab announces unless it was started with another (``Lab(device_code_interval_s=...)``, ``resetbot-lab up
+#: --device-code-interval``) or ``POST /control/device/interval`` changed it: a shorter one makes every agent sign-in
+#: of a test run seconds shorter (msal sleeps exactly the interval it was given between polls).
 DEVICE_CODE_INTERVAL_S: Final = 5
+#: The bounds of an interval the lab may announce: whole seconds (msal counts them with ``range``), and never longer
+#: than a code lives.
+DEVICE_CODE_INTERVAL_RANGE_S: Final = (1, 60)
 
 #: How long an "offline" writeback agent keeps an operation running before it fails (Entra waits for the
 #: relay; the default is short so tests stay fast, and POST /faults {"offline_delay_ms"} changes it).

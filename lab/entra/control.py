@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lab.entra import rbac
+from lab.entra import config, rbac
 from lab.entra.directory import EntraUser
 from lab.entra.graphbase import Handler
 from lab.entra.state import DeviceFlow, DeviceStatus, FaultError, State
@@ -37,6 +37,8 @@ class Control:
             web.get(f"{c}/faults", self.get_faults),
             web.post(f"{c}/faults", self.set_faults),
             web.get(f"{c}/device", self.device_flows),
+            web.get(f"{c}/device/interval", self.get_device_interval),
+            web.post(f"{c}/device/interval", self.set_device_interval),
             web.post(f"{c}/device/approve", self.approve),
             web.post(f"{c}/device/decline", self.decline),
             web.post(f"{c}/device/expire", self.expire),
@@ -83,6 +85,21 @@ class Control:
     # -- device sign-ins --------------------------------------------------------------------------------
     async def device_flows(self, request: web.Request) -> web.Response:
         return web.json_response([f.as_control() for f in self.s.device_flows.values()])
+
+    async def get_device_interval(self, request: web.Request) -> web.Response:
+        return web.json_response({"interval": self.s.device_code_interval_s})
+
+    async def set_device_interval(self, request: web.Request) -> web.Response:
+        """``{"interval": seconds}``: the polling interval announced to device flows started from now on, and held to
+        with slow_down (flows already started keep theirs). Whole seconds, as Entra sends it and as msal counts it;
+        ``POST /reset`` puts back the one the lab was started with (Microsoft's 5 s unless told otherwise)."""
+        body = await self._body(request)
+        value = (body or {}).get("interval")
+        low, high = config.DEVICE_CODE_INTERVAL_RANGE_S
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return _error(400, f"POST /device/interval needs {{\"interval\": whole seconds from {low} to {high}}}")
+        self.s.device_code_interval_s = value
+        return web.json_response({"interval": value})
 
     def _flow_for(self, body: dict[str, Any]) -> DeviceFlow | None:
         code = str(body.get("user_code", "")).strip().upper()

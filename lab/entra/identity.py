@@ -161,6 +161,7 @@ class Identity:
             device_code=f"DAQABIQEAAAD{secrets.token_urlsafe(96)}", user_code=user_code, client_id=client_id,
             requested=requested, granted=granted, created=now,
             expires_at=now + dt.timedelta(seconds=config.DEVICE_CODE_LIFETIME_S),
+            interval=self.s.device_code_interval_s,
         )
         self.s.device_flows[flow.device_code] = flow
         uri = f"{self.s.base}/devicelogin"
@@ -304,8 +305,7 @@ class Identity:
             raise _bad("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with "
                        "a new valid code or use an existing refresh token.")
         if flow.status == "pending":
-            # One second of slack: msal sleeps exactly ``interval`` seconds between polls.
-            too_soon = flow.last_poll is not None and now - flow.last_poll < flow.interval - 1
+            too_soon = flow.polled_too_soon(now)
             flow.last_poll = now
             if too_soon:
                 flow.interval += 5

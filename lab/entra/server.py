@@ -89,15 +89,22 @@ class EntraStandIn:
 
     ``ad`` is the LAB.md "ad" descriptor section (LabAD.descriptor()); ``ca`` issues the HTTPS certificate.
     The tenant id and app ids are stable (lab.entra.config); secrets, the app certificate and the token
-    signing key are new at every start.
+    signing key are new at every start. ``device_code_interval_s`` is the polling interval device flows are given
+    (Microsoft's 5 s by default; a test run uses less, see ``lab.stack.Lab``).
     """
 
     def __init__(self, ad: dict[str, Any], ca: LabCA, people: Sequence[Person] = PEOPLE, *,
-                 app_roles: tuple[str, ...] = config.APP_ROLES) -> None:
+                 app_roles: tuple[str, ...] = config.APP_ROLES,
+                 device_code_interval_s: int = config.DEVICE_CODE_INTERVAL_S) -> None:
+        low, high = config.DEVICE_CODE_INTERVAL_RANGE_S
+        if not low <= device_code_interval_s <= high:
+            raise LabError(f"A device-code interval is whole seconds from {low} to {high}, "
+                           f"not {device_code_interval_s}.")
         self._ad = ad
         self._ca = ca
         self._people = tuple(people)
         self._app_roles = app_roles
+        self._device_code_interval_s = device_code_interval_s
         self._state: State | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,6 +154,7 @@ class EntraStandIn:
             agent=WritebackAgent(self._ad, history),
             initial_passwords={p.key: p.password for p in self._people},
             app_roles=self._app_roles,
+            device_code_interval_s=self._device_code_interval_s,
         )
 
     def _app(self, state: State) -> web.Application:

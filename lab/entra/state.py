@@ -136,7 +136,16 @@ class DeviceFlow:
 
     def as_control(self) -> dict[str, Any]:
         return {"user_code": self.user_code, "client_id": self.client_id, "scopes": list(self.requested),
-                "status": self.status, "expires_at": self.expires_at.isoformat()}
+                "status": self.status, "expires_at": self.expires_at.isoformat(), "interval": self.interval}
+
+    def polled_too_soon(self, now: float) -> bool:
+        """Whether a poll at ``now`` (monotonic) comes sooner than the interval this flow was given allows. msal
+        sleeps exactly ``interval`` seconds between polls, so a poll from it arrives a little later than that; the
+        slack (one second, half the interval when that is shorter) only forgives a clock's jitter, so a client that
+        polls faster than it was told still gets slow_down at a 1 s interval too."""
+        if self.last_poll is None:
+            return False
+        return now - self.last_poll < self.interval - min(1.0, self.interval / 2)
 
 
 @dataclass(frozen=True)
@@ -202,9 +211,15 @@ class State:
     initial_app_roles: tuple[str, ...] = ()
     #: Role-assignable groups made through ``POST /control/groups`` (none at start), by name.
     role_groups: dict[str, RoleGroup] = field(default_factory=dict)
+    #: The polling interval (whole seconds) announced to new device flows and enforced with slow_down: Microsoft's 5
+    #: unless the stand-in was started with another; ``POST /control/device/interval`` changes it for flows started
+    #: from then on, and ``reset()`` puts the start value back.
+    device_code_interval_s: int = config.DEVICE_CODE_INTERVAL_S
+    initial_device_code_interval_s: int = 0
 
     def __post_init__(self) -> None:
         self.initial_app_roles = self.app_roles
+        self.initial_device_code_interval_s = self.device_code_interval_s
 
     # -- URLs -------------------------------------------------------------------------------------------
     @property
@@ -305,8 +320,9 @@ class State:
 
     def reset(self, *, history: bool) -> None:
         """POST /control/reset: faults off, logs and operations and device flows cleared, the app's consented
-        permissions, everyone's role assignments, sign-in sessions (never revoked) and Temporary Access Passes (none)
-        back to the start; held operations are dropped (they never reach AD), held answers released."""
+        permissions, the device-code interval, everyone's role assignments, sign-in sessions (never revoked) and
+        Temporary Access Passes (none) back to the start; held operations are dropped (they never reach AD), held
+        answers released."""
         self.faults = Faults()
         self.set_writeback("ok")
         self.generation += 1
@@ -319,6 +335,7 @@ class State:
         self.auth_codes.clear()
         self.redirect_uris.clear()
         self.app_roles = self.initial_app_roles
+        self.device_code_interval_s = self.initial_device_code_interval_s
         for user in self.users.values():
             user.assignments = fixture_assignments(user.person)
             user.mail = None

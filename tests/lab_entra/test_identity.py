@@ -163,8 +163,11 @@ def _start(entra: EntraLab, client: httpx.Client) -> dict[str, Any]:
 
 
 def test_device_code_polling_answers_pending_slow_down_declined_and_expired(entra: EntraLab) -> None:
+    # Microsoft's interval, said here rather than assumed: a second poll at once is four seconds too soon.
+    assert entra.control("POST", "/device/interval", {"interval": 5}).status_code == 200
     with entra.http() as client:
         flow = _start(entra, client)
+        assert flow["interval"] == 5
         first = _poll(entra, client, flow["device_code"])
         assert first.status_code == 400
         assert_aad_error(first.json(), "authorization_pending", 70016)
@@ -192,6 +195,48 @@ def test_device_code_polling_answers_pending_slow_down_declined_and_expired(entr
         assert {"access_token", "refresh_token", "id_token", "scope", "expires_in"} <= set(body)
         again = _poll(entra, client, flow["device_code"])
         assert again.json()["error"] == "invalid_grant"
+
+
+def test_a_shorter_interval_is_announced_kept_by_msal_and_still_enforced(entra: EntraLab) -> None:
+    """The knob a test run uses (1 s): msal, which sleeps exactly the interval it is given, is never told to slow
+    down, while a client that polls sooner than that still is."""
+    assert entra.control("GET", "/device/interval").json() == {"interval": 5}  # the stand-in's start value
+    with entra.http() as client:
+        before = _start(entra, client)
+        assert entra.control("POST", "/device/interval", {"interval": 1}).json() == {"interval": 1}
+        hasty = _start(entra, client)
+        assert hasty["interval"] == 1
+        assert _poll(entra, client, hasty["device_code"]).json()["error"] == "authorization_pending"
+        too_soon = _poll(entra, client, hasty["device_code"])
+        assert_aad_error(too_soon.json(), "slow_down", 70032)
+    flows = {f["user_code"]: f["interval"] for f in entra.control("GET", "/device").json()}
+    assert flows[before["user_code"]] == 5, "a flow started before the change keeps the interval it was given"
+    assert flows[hasty["user_code"]] == 6, "slow_down lengthens the flow's interval by 5 s"
+
+    app = entra.public()
+    flow = app.initiate_device_flow(scopes=AGENT_SCOPES)
+    assert flow["interval"] == 1
+    waits: list[int] = []
+
+    def approve_after_the_first_poll(f: dict[str, Any]) -> bool:
+        """msal asks this once per second of each wait: the first time, the person has just been asked."""
+        waits.append(1)
+        if len(waits) == 1:
+            approved = entra.control("POST", "/device/approve", {"user_code": f["user_code"],
+                                                                 "upn": person("hank").upn})
+            assert approved.status_code == 200, approved.text
+        return len(waits) > 3  # give up (and fail below) rather than poll on if the lab kept refusing msal's pace
+
+    result = app.acquire_token_by_device_flow(flow, exit_condition=approve_after_the_first_poll)
+    assert "access_token" in result, result
+    assert len(waits) == 1, "msal polled twice: pending, then the token after one interval"
+
+    for bad in (0, 61, "5", 1.5, True, None):
+        refused = entra.control("POST", "/device/interval", {"interval": bad})
+        assert refused.status_code == 400, bad
+        assert "whole seconds from 1 to 60" in refused.json()["error"]
+    assert entra.control("POST", "/reset").status_code == 200
+    assert entra.control("GET", "/device/interval").json() == {"interval": 5}, "reset puts the start value back"
 
 
 def test_client_info_is_returned_when_asked_for(entra: EntraLab) -> None:
