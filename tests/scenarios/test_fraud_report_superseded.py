@@ -6,10 +6,13 @@ because the request's verification columns no longer name that push."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from bot.domain.lifecycle import RequestState
+from bot.models import utcnow
 from lab.slack.driver import SlackDriver
 from lab.stack import Lab
 from tests.scenarios.harness import RunningBot, verifying_bot, wait_until
@@ -51,10 +54,10 @@ def test_a_fraud_report_on_a_push_a_call_back_replaced_still_cancels_and_alerts_
 
 def test_a_fraud_report_on_a_push_a_second_push_replaced_still_alerts_security(
         lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
-    """Hank's first push seems lost, so he sends a second; Bob presses Report on the first (the oldest waiting)."""
-    duo_hold(lab, "bob")
-    duo_hold(lab, "bob")
-    request = request_for(lab, driver, "bob", "push twice")
+    """Hank's first push seems lost, so he sends a second; Alice presses Report on the first (the oldest waiting)."""
+    duo_hold(lab, "alice")
+    duo_hold(lab, "alice")
+    request = request_for(lab, driver, "alice", "push twice")
     rid = request_id(driver, lab, request)
     verify(lab, driver, request, "duo-push")
     in_thread(lab, driver, request, "Duo push")
@@ -62,6 +65,37 @@ def test_a_fraud_report_on_a_push_a_second_push_replaced_still_alerts_security(
     first = req_of(bot, request).verify_txid
     verify(lab, driver, request, "duo-push")
     wait_until(lambda: req_of(bot, request).verify_txid not in (None, first), what="the second push recorded")
-    duo_press(lab, "bob", "fraud")
+    duo_press(lab, "alice", "fraud")
     alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "fraud" in m["text"], timeout=20)
     assert "impersonating" in alert["text"]
+
+
+class _StoppedReplica:
+    """The Duo pool of a replica stopped right after it sent the push: the push is never followed there."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def test_a_fraud_report_made_while_the_bot_restarted_is_not_recorded_as_a_timeout(
+        lab: Lab, bot: RunningBot, driver: SlackDriver) -> None:
+    """Hank sends Nora a push and the bot is restarted before Nora answers (the follower dies with its process; no
+    replica follows the push again, the sweep ends it past its deadline). Nora presses Report meanwhile, and Duo
+    holds that answer for the push's txid. The sweep must not call it unanswered: the report cancels the request
+    and reaches security."""
+    requests = bot.services.requests
+    pool = requests.duo_pool
+    duo_hold(lab, "nora")
+    requests.duo_pool = _StoppedReplica()  # type: ignore[assignment]
+    try:
+        request = request_for(lab, driver, "nora", "push, then a restart")
+        rid = request_id(driver, lab, request)
+        verify(lab, driver, request, "duo-push")
+        in_thread(lab, driver, request, "Duo push")
+        duo_press(lab, "nora", "fraud")
+        requests.sweep(now=utcnow() + timedelta(minutes=3))  # the push's 90 s and the sweep's margin are past
+    finally:
+        requests.duo_pool = pool
+    alert = driver.wait_for_message(security(lab), lambda m: rid in m["text"] and "fraud" in m["text"], timeout=20)
+    assert "impersonating" in alert["text"]
+    wait_until(lambda: req_of(bot, request).state == RequestState.CANCELLED, what="the request cancelled")
