@@ -68,6 +68,8 @@ log = logging.getLogger("bot.services.verification")
 
 #: A new attempt may replace one under way, or follow a failed one.
 _MAY_START = frozenset({VerifyState.NONE, VerifyState.FAILED, VerifyState.PENDING})
+#: Where a Duo "Report" on a push the agent has since replaced still blocks the verification (``_duo_fraud``).
+_NOT_BLOCKED = frozenset(set(VerifyState) - {VerifyState.BLOCKED})
 #: Duo's auth_status errors tolerated in a row before the push counts as unknown.
 _DUO_ERRORS_TOLERATED = 3
 #: How long past its deadline an attempt must be before the sweep ends it (the live follower ends it first).
@@ -332,12 +334,23 @@ class RequestVerification(RequestDecisions):
         whatever state the request is in, their report counts as their "No" (module doc, "Report fraud"): a reset
         not started yet is cancelled, one under way or made is disowned (withheld, then contained), and security is
         told which request (its thread's link) and where it stood."""
+        blocked = {"verification": VerifyState.BLOCKED, "verify_txid": None, "verify_expires_at": None}
         with self.begin() as session:
             failed = store.requests.set_verification(
                 session, request_id=req.id, expected={VerifyState.PENDING}, match=match, any_state=True,
-                changes={"verification": VerifyState.BLOCKED, "verify_txid": None, "verify_expires_at": None},
+                changes=blocked,
                 audit=AuditDraft(actor=SYSTEM, action=AuditAction.VERIFY_FAILED, correlation_id=correlation_id,
                                  detail={"method": VerifyMethod.DUO_PUSH, "outcome": "fraud"}))
+            if failed is None:
+                # The agent moved on since this push was sent (a call-back attested, a second push: "the push never
+                # came, call me back" is the impostor's line), so the row no longer names it. The report still
+                # comes from the person's phone, on a push this bot sent for this request: it counts all the same,
+                # whatever check replaced it (only a request already blocked, by this report, is left alone).
+                failed = store.requests.set_verification(
+                    session, request_id=req.id, expected=_NOT_BLOCKED, any_state=True, changes=blocked,
+                    audit=AuditDraft(actor=SYSTEM, action=AuditAction.VERIFY_FAILED, correlation_id=correlation_id,
+                                     detail={"method": VerifyMethod.DUO_PUSH, "outcome": "fraud",
+                                             "superseded": True}))
             if failed is None:
                 return
             # Read on the row the UPDATE above locked: the state the report found, and what it waited for.
@@ -431,6 +444,8 @@ class RequestVerification(RequestDecisions):
             stale = store.requests.stale_verifications(session, before=now - _STALE_MARGIN)
         for req in stale:
             method = VerifyMethod(req.verify_method or VerifyMethod.SLACK_CODE)
+            if method == VerifyMethod.DUO_PUSH and req.verify_txid and self._reported_while_unfollowed(req):
+                continue
             outcome = "expired" if method == VerifyMethod.SLACK_CODE else "timeout"
             exhausted = req.verify_tries >= MAX_CODE_TRIES  # a Duo push that was the request's last try
             failed = self._fail(req, method, outcome, new_correlation_id(), actor="scheduler",
@@ -440,6 +455,23 @@ class RequestVerification(RequestDecisions):
                 if exhausted and method == VerifyMethod.DUO_PUSH:
                     self._tell_security(messages.verification.security_duo_exhausted(
                         failed, self._tries_by_method(req.id)))
+
+    def _reported_while_unfollowed(self, req: ResetRequest) -> bool:
+        """A push nobody followed to its end (its replica stopped): Duo is asked once how it ended before it is
+        called a timeout, so that a "Report" pressed meanwhile is acted on as a live one is (True: it was). Any
+        other answer, or Duo out of reach, leaves it to lapse as before: only the report must not be lost."""
+        assert req.verify_txid is not None
+        if self.duo is None:
+            return False
+        try:
+            outcome = self.duo.outcome(req.verify_txid)
+        except ResetbotError as e:
+            log.warning("request %s: Duo could not say how an unfollowed push ended (%s)", req.id, type(e).__name__)
+            return False
+        if outcome != "fraud":
+            return False
+        self._duo_fraud(req, new_correlation_id(), match={"verify_txid": req.verify_txid})
+        return True
 
     # --- the outcome -------------------------------------------------------------------------------------------
 
