@@ -25,7 +25,14 @@ from bot.errors import GraphPermissionError, ResetbotError
 from bot.ids import new_correlation_id
 from bot.models import OutboxMessage, ResetRequest
 from bot.services.outbox import channel_message
-from bot.services.reset_perform import _FINAL_ACTION, RECOVERY_GIVE_UP, REVEAL_TTL, ResetPerforming, _in_thread
+from bot.services.reset_perform import (
+    _FINAL_ACTION,
+    RECOVERY_GIVE_UP,
+    REVEAL_TTL,
+    TAP_LIFETIME_MINUTES,
+    ResetPerforming,
+    _in_thread,
+)
 
 #: Logged under the service's name, as before the service was split in modules: operators' log filters and the tests
 #: name it.
@@ -84,7 +91,32 @@ class ResetRecovery(ResetPerforming):
         for req in approved:
             log.info("resuming the approved reset %s, left unstarted by a stopped bot", req.id)
             self.perform(req, correlation_id=new_correlation_id())
-        return done + len(approved)
+        return done + len(approved) + self._delete_owed_taps(now)
+
+    def _delete_owed_taps(self, now: datetime) -> int:
+        """A withheld TAP (called off while Entra issued it) is deleted right after its verdict's commit, by the
+        process that recorded it; one that stopped in between left a usable pass that nobody holds and nobody
+        would delete (the request is ``succeeded``, which the rest of recovery never looks at). Found here once
+        that process would have done it (``stale_after``) and while the pass can still be live (its lifetime),
+        taken by one replica (the lease columns), and deleted the same way, audited and said (after a target's
+        "No", contained as a whole, as the verdict's process would have)."""
+        with self.reading() as session:
+            owed = store.requests.withheld_taps_owed(
+                session, made_after=now - timedelta(minutes=TAP_LIFETIME_MINUTES) - RECOVERY_MARGIN,
+                made_before=now - self.stale_after)
+        taken = 0
+        for req, why in owed:
+            with self.begin() as session:
+                mine = store.requests.claim_succeeded(session, request_id=req.id, owner=secrets.token_hex(8),
+                                                      now=now, until=now + self.lease)
+            if not mine:
+                continue
+            log.warning("request %s: its withheld TAP was never deleted (its process stopped); deleting it now",
+                        req.id)
+            # What the verdict's process owed after its commit: the deletion (and, after a "No", the containment).
+            self._after_success(req, new_correlation_id(), withheld=why)
+            taken += 1
+        return taken
 
     def _recover(self, stuck: ResetRequest, now: datetime) -> int:
         cid = new_correlation_id()

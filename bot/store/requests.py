@@ -6,6 +6,7 @@ approvals' tally.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import NamedTuple
@@ -15,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import metrics
-from bot.domain.audit import AuditDraft
+from bot.domain.audit import AuditAction, AuditDraft
 from bot.domain.lifecycle import RequestState, can_transition, is_terminal
 from bot.errors import RequestNotFoundError
 from bot.models import (
     Approval,
+    AuditEvent,
     ResetRequest,
     new_request_id,
     utcnow,
@@ -310,6 +312,41 @@ def stuck_requests(session: Session, *, state: RequestState, since_before: datet
         .where(col(ResetRequest.state) == state, _abandoned(now, since_before))
         .order_by(col(ResetRequest.updated_at)).limit(limit)
     ))
+
+
+def withheld_taps_owed(session: Session, *, made_after: datetime, made_before: datetime,
+                       limit: int = 50) -> list[tuple[ResetRequest, str]]:
+    """``succeeded`` TAP resets whose pass was withheld (``unrevealed_discarded``) and whose deletion has no
+    outcome on record (neither ``tap_deleted`` nor ``containment_failed``), made in the window: a process that
+    stopped between the verdict's commit and the deletion left the pass usable. With the withholding's reason."""
+    audited = select(AuditEvent.request_id).where(
+        col(AuditEvent.action).in_([AuditAction.TAP_DELETED, AuditAction.CONTAINMENT_FAILED]))
+    rows = session.exec(
+        select(ResetRequest, AuditEvent.detail).join(AuditEvent, col(AuditEvent.request_id) == ResetRequest.id)
+        .where(col(ResetRequest.state) == RequestState.SUCCEEDED, col(ResetRequest.tap).is_(True),
+               col(ResetRequest.updated_at) > made_after, col(ResetRequest.updated_at) < made_before,
+               col(AuditEvent.action) == AuditAction.UNREVEALED_DISCARDED,
+               col(ResetRequest.id).not_in(audited))
+        .order_by(col(ResetRequest.updated_at)).limit(limit)
+    ).all()
+    owed = []
+    for req, detail in rows:
+        reason = str((json.loads(detail or "{}") or {}).get("reason") or "withdrawn")
+        owed.append((req, reason))
+    return owed
+
+
+def claim_succeeded(session: Session, *, request_id: str, owner: str, now: datetime, until: datetime) -> bool:
+    """Take a ``succeeded`` request for one piece of follow-through (a withheld TAP's deletion) with the lease
+    columns, unless another replica holds it: a compare-and-set, so one replica does it."""
+    result = session.execute(
+        sa.update(ResetRequest)
+        .where(col(ResetRequest.id) == request_id, col(ResetRequest.state) == RequestState.SUCCEEDED,
+               sa.or_(col(ResetRequest.lease_until).is_(None), col(ResetRequest.lease_until) < now))
+        .values(lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
 
 
 def claim_lease(session: Session, *, request_id: str, owner: str, now: datetime, until: datetime,

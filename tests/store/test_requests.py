@@ -378,3 +378,30 @@ def test_find_requests_by_target_object_id(factory: sessionmaker[Session]) -> No
     new_request(factory, target_entra_id="e-bob", target_upn="bob@corp.example.test")
     with factory.begin() as session:
         assert [r.id for r in store.requests.find_requests(session, target_entra_id="e-alice")] == [mine.id]
+
+
+def test_a_withheld_tap_without_a_deletion_on_record_is_owed_once_and_taken_by_one(
+        factory: sessionmaker[Session]) -> None:
+    """Recovery's query for a withheld TAP whose process stopped before deleting it (bot.services.reset_recovery):
+    a ``succeeded`` TAP reset with ``unrevealed_discarded`` and no deletion outcome is owed, with its reason, until
+    one is recorded; a second replica's claim loses to the first."""
+    req = new_request(factory, tap=True)
+    with factory.begin() as session:
+        session.execute(sa.update(ResetRequest).where(col(ResetRequest.id) == req.id)
+                        .values(state=RequestState.SUCCEEDED, updated_at=T0 + timedelta(minutes=1)))
+        store.audit.append_audit(session, draft=draft(AuditAction.UNREVEALED_DISCARDED, actor="system",
+                                                      request_id=req.id, detail={"reason": "withdrawn"}))
+    before = T0 + timedelta(minutes=5)
+    with factory() as session:
+        owed = store.requests.withheld_taps_owed(session, made_after=T0, made_before=before)
+        assert [(r.id, why) for r, why in owed] == [(req.id, "withdrawn")]
+        assert store.requests.withheld_taps_owed(session, made_after=T0 + timedelta(minutes=2),
+                                                 made_before=T0 + timedelta(minutes=5)) == []
+    with factory.begin() as session:
+        assert store.requests.claim_succeeded(session, request_id=req.id, owner="a", now=T0, until=T0 + timedelta(1))
+    with factory.begin() as session:
+        assert not store.requests.claim_succeeded(session, request_id=req.id, owner="b", now=T0,
+                                                  until=T0 + timedelta(1))
+        store.audit.append_audit(session, draft=draft(AuditAction.TAP_DELETED, actor="system", request_id=req.id))
+    with factory() as session:
+        assert store.requests.withheld_taps_owed(session, made_after=T0, made_before=before) == []
