@@ -25,11 +25,8 @@ class Control:
 
     async def answer(self, request: web.Request) -> web.Response:
         """``{"username", "result": allow|deny|fraud|timeout|bypass, "delay_ms"?}``: that person's next push ends so."""
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await _json_object(request)
+        if body is None:
             return web.json_response({"error": "a JSON object is expected"}, status=400)
         username, result = body.get("username"), body.get("result")
         if username not in self.state.enrolled:
@@ -46,11 +43,8 @@ class Control:
         """``{"username", "result": allow|deny|fraud|timeout|bypass}``: the person answers their push that is still
         waiting, now (queue a long ``delay_ms`` with ``answer`` to keep it waiting until the test's moment); 409
         when none of theirs waits."""
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await _json_object(request)
+        if body is None:
             return web.json_response({"error": "a JSON object is expected"}, status=400)
         username, result = body.get("username"), body.get("result")
         if result not in ANSWERS:
@@ -86,3 +80,12 @@ class Control:
         username = request.query.get("username")
         return web.json_response([p.wire() for p in self.state.pushes.values()
                                   if username is None or p.username == username])
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    """The request's JSON body when it is an object; None otherwise (the caller answers 400)."""
+    try:
+        body: Any = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
